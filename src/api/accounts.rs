@@ -1,0 +1,155 @@
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::api_keys::ApiKeyResponse;
+use super::{utc, Amount, ApiJson};
+use crate::app::AppState;
+use crate::auth::{create_account_with_key, Admin, Caller};
+use crate::db::accounts;
+use crate::domain::account::{parse_currency, Account, AccountStatus, Role};
+use crate::domain::{parse_text, FieldError};
+use crate::error::ApiError;
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountResponse {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// May be negative only after a chargeback.
+    pub balance: Amount,
+    #[schema(example = "USD")]
+    pub currency: String,
+    pub status: AccountStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Account> for AccountResponse {
+    fn from(account: Account) -> AccountResponse {
+        AccountResponse {
+            id: account.id,
+            name: account.name,
+            role: account.role,
+            balance: Amount::micros(account.balance_micros),
+            currency: account.currency,
+            status: account.status,
+            created_at: utc(account.created_at),
+        }
+    }
+}
+
+/// The caller's own account.
+#[utoipa::path(
+    tag = "account",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The account", body = AccountResponse))
+)]
+#[get("/v1/account")]
+pub async fn find_account(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let account = state
+        .db(move |conn| accounts::find(conn, caller.account_id)?.ok_or_else(|| ApiError::not_found("account")))
+        .await?;
+    Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccountRequest {
+    pub name: String,
+    pub role: Role,
+    /// Three-letter currency code; `USD` when omitted.
+    pub currency: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedAccountResponse {
+    pub account: AccountResponse,
+    /// The new account's API key. It is shown this once and stored only as a hash.
+    pub api_key: String,
+    pub key: ApiKeyResponse,
+}
+
+/// Create an account with its first API key.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateAccountRequest,
+    responses((status = 201, description = "The account and its key", body = CreatedAccountResponse))
+)]
+#[post("/v1/admin/accounts")]
+pub async fn create_account(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    body: ApiJson<CreateAccountRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.value;
+    let mut errors = Vec::new();
+    let name = parse_text(&request.name, 200)
+        .map_err(|m| errors.push(FieldError::new("name", m)))
+        .ok();
+    let currency = parse_currency(request.currency.as_deref().unwrap_or("USD"))
+        .map_err(|m| errors.push(FieldError::new("currency", m)))
+        .ok();
+    let (Some(name), Some(currency), true) = (name, currency, errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    let role = request.role;
+    let (account, key, plaintext) = state
+        .db(move |conn| Ok(create_account_with_key(conn, &name, role, &currency)?))
+        .await?;
+    Ok(HttpResponse::Created().json(CreatedAccountResponse {
+        account: account.into(),
+        api_key: plaintext,
+        key: key.into(),
+    }))
+}
+
+async fn set_status(
+    state: web::Data<AppState>,
+    id: i64,
+    status: AccountStatus,
+) -> Result<HttpResponse, ApiError> {
+    let account = state
+        .db(move |conn| accounts::set_status(conn, id, status)?.ok_or_else(|| ApiError::not_found("account")))
+        .await?;
+    Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
+}
+
+/// Suspend an account: it can still read, but cannot order.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The suspended account", body = AccountResponse),
+        (status = 404, description = "No such account", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/accounts/{id}/suspend")]
+pub async fn suspend_account(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    set_status(state, id.into_inner(), AccountStatus::Suspended).await
+}
+
+/// Reactivate a suspended account.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The active account", body = AccountResponse),
+        (status = 404, description = "No such account", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/accounts/{id}/reactivate")]
+pub async fn reactivate_account(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    set_status(state, id.into_inner(), AccountStatus::Active).await
+}

@@ -1,0 +1,73 @@
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{page_limit, page_response, utc, Amount, ApiQuery, Page};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::db::ledger;
+use crate::domain::account::Scope;
+use crate::domain::ledger::{LedgerEntry, LedgerKind};
+use crate::error::ApiError;
+
+#[derive(Serialize, ToSchema)]
+pub struct LedgerEntryResponse {
+    pub id: i64,
+    pub kind: LedgerKind,
+    /// Signed: credits positive, debits negative.
+    pub amount: Amount,
+    pub balance_after: Amount,
+    pub order_id: Option<i64>,
+    pub refund_id: Option<i64>,
+    pub top_up_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<LedgerEntry> for LedgerEntryResponse {
+    fn from(entry: LedgerEntry) -> LedgerEntryResponse {
+        LedgerEntryResponse {
+            id: entry.id,
+            kind: entry.kind,
+            amount: Amount::micros(entry.amount_micros),
+            balance_after: Amount::micros(entry.balance_after_micros),
+            order_id: entry.order_id,
+            refund_id: entry.refund_id,
+            top_up_id: entry.top_up_id,
+            created_at: utc(entry.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListLedgerQuery {
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+    /// Return entries older than this entry id.
+    pub starting_after: Option<i64>,
+}
+
+/// The account's balance history, newest first.
+#[utoipa::path(
+    tag = "account",
+    security(("bearer" = [])),
+    params(ListLedgerQuery),
+    responses((status = 200, description = "A page of ledger entries", body = Page<LedgerEntryResponse>))
+)]
+#[get("/v1/ledger")]
+pub async fn list_ledger(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<ListLedgerQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::OrdersRead)?;
+    let query = query.0;
+    let limit = page_limit(query.limit)?;
+    let rows = state
+        .db(move |conn| Ok(ledger::page(conn, caller.account_id, query.starting_after, limit + 1)?))
+        .await?;
+    Ok(page_response(&req, rows, limit, |e| e.id, LedgerEntryResponse::from))
+}
+

@@ -1,0 +1,202 @@
+use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{page_limit, page_response, parse_money, utc, Amount, ApiJson, ApiQuery, Page};
+use crate::app::AppState;
+use crate::auth::{Admin, Caller};
+use crate::db::{self, services};
+use crate::db::services::ServiceFields;
+use crate::domain::account::Scope;
+use crate::domain::service::{check_quantity_window, Service, ServiceStatus, ServiceType};
+use crate::domain::{parse_text, FieldError};
+use crate::error::ApiError;
+
+#[derive(Serialize, ToSchema)]
+pub struct ServiceResponse {
+    pub id: i64,
+    pub name: String,
+    pub category: String,
+    pub r#type: ServiceType,
+    /// Price per 1000 units.
+    pub rate: Amount,
+    pub min: i64,
+    pub max: i64,
+    pub refill: bool,
+    pub cancel: bool,
+    pub dripfeed: bool,
+    pub status: ServiceStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Service> for ServiceResponse {
+    fn from(service: Service) -> ServiceResponse {
+        ServiceResponse {
+            id: service.id,
+            dripfeed: service.dripfeed(),
+            name: service.name,
+            category: service.category,
+            r#type: service.kind,
+            rate: Amount::of(service.rate),
+            min: service.min_quantity,
+            max: service.max_quantity,
+            refill: service.refill,
+            cancel: service.cancel,
+            status: service.status,
+            created_at: utc(service.created_at),
+            updated_at: utc(service.updated_at),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListServicesQuery {
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+    /// Return services after this service id.
+    pub starting_after: Option<i64>,
+}
+
+/// The catalog, in id order.
+#[utoipa::path(
+    tag = "services",
+    security(("bearer" = [])),
+    params(ListServicesQuery),
+    responses((status = 200, description = "A page of services", body = Page<ServiceResponse>))
+)]
+#[get("/v1/services")]
+pub async fn list_services(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<ListServicesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::OrdersRead)?;
+    let query = query.0;
+    let limit = page_limit(query.limit)?;
+    let rows = state
+        .db(move |conn| Ok(services::page(conn, query.starting_after, limit + 1)?))
+        .await?;
+    Ok(page_response(&req, rows, limit, |s| s.id, ServiceResponse::from))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceRequest {
+    pub name: String,
+    pub category: String,
+    pub r#type: ServiceType,
+    /// Price per 1000 units, a decimal string.
+    #[schema(value_type = String, example = "0.9")]
+    pub rate: String,
+    pub min: i64,
+    pub max: i64,
+    #[serde(default)]
+    pub refill: bool,
+    #[serde(default)]
+    pub cancel: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServiceRequest {
+    pub name: Option<String>,
+    pub category: Option<String>,
+    pub r#type: Option<ServiceType>,
+    #[schema(value_type = Option<String>, example = "0.9")]
+    pub rate: Option<String>,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    pub refill: Option<bool>,
+    pub cancel: Option<bool>,
+}
+
+/// Validates every field of a service at once.
+fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiError> {
+    let mut errors = Vec::new();
+    let name = parse_text(&request.name, 200)
+        .map_err(|m| errors.push(FieldError::new("name", m)))
+        .ok();
+    let category = parse_text(&request.category, 200)
+        .map_err(|m| errors.push(FieldError::new("category", m)))
+        .ok();
+    let rate = parse_money("rate", &request.rate, &mut errors);
+    if let Err((field, message)) = check_quantity_window(request.min, request.max) {
+        errors.push(FieldError::new(field, message));
+    }
+    match (name, category, rate) {
+        (Some(name), Some(category), Some(rate)) if errors.is_empty() => Ok(ServiceFields {
+            name,
+            category,
+            kind: request.r#type,
+            rate,
+            min_quantity: request.min,
+            max_quantity: request.max,
+            refill: request.refill,
+            cancel: request.cancel,
+        }),
+        _ => Err(errors.into()),
+    }
+}
+
+/// Add a service to the catalog.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateServiceRequest,
+    responses((status = 201, description = "The new service", body = ServiceResponse))
+)]
+#[post("/v1/admin/services")]
+pub async fn create_service(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    body: ApiJson<CreateServiceRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let fields = service_fields(body.value)?;
+    let service = state.db(move |conn| Ok(services::insert(conn, &fields)?)).await?;
+    Ok(HttpResponse::Created().json(ServiceResponse::from(service)))
+}
+
+/// Change a service; fields left out keep their value. Existing orders keep their price.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Service id")),
+    request_body = UpdateServiceRequest,
+    responses(
+        (status = 200, description = "The updated service", body = ServiceResponse),
+        (status = 404, description = "No such service", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/v1/admin/services/{id}")]
+pub async fn update_service(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<i64>,
+    body: ApiJson<UpdateServiceRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let patch = body.value;
+    let service = state
+        .db(move |conn| {
+            db::write_tx(conn, |conn| {
+                let current = services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;
+                let fields = service_fields(CreateServiceRequest {
+                    name: patch.name.unwrap_or(current.name),
+                    category: patch.category.unwrap_or(current.category),
+                    r#type: patch.r#type.unwrap_or(current.kind),
+                    rate: patch.rate.unwrap_or_else(|| current.rate.to_string()),
+                    min: patch.min.unwrap_or(current.min_quantity),
+                    max: patch.max.unwrap_or(current.max_quantity),
+                    refill: patch.refill.unwrap_or(current.refill),
+                    cancel: patch.cancel.unwrap_or(current.cancel),
+                })?;
+                services::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("service"))
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ServiceResponse::from(service)))
+}

@@ -1,0 +1,65 @@
+use actix_web::{post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ApiJson;
+use crate::app::AppState;
+use crate::auth::hash_api_key;
+use crate::db::{accounts, api_keys};
+use crate::domain::account::scopes_to_string;
+use crate::error::ApiError;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// An API key as issued by an operator.
+    pub api_key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    /// Lifetime in seconds.
+    #[schema(example = 900)]
+    pub expires_in: i64,
+    /// Space-separated scopes the token carries.
+    #[schema(example = "orders:read orders:write")]
+    pub scope: String,
+}
+
+/// Exchange an API key for a short-lived access token.
+#[utoipa::path(
+    tag = "auth",
+    request_body = CreateTokenRequest,
+    responses(
+        (status = 200, description = "A new access token", body = TokenResponse),
+        (status = 401, description = "Unknown or revoked key", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/auth/token")]
+pub async fn create_token(
+    state: web::Data<AppState>,
+    body: ApiJson<CreateTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let hash = hash_api_key(body.value.api_key.trim());
+    let (key, account) = state
+        .db(move |conn| {
+            let key = api_keys::find_live_by_hash(conn, &hash)?
+                .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
+            let account = accounts::find(conn, key.account_id)?
+                .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
+            Ok((key, account))
+        })
+        .await?;
+    let token = state.tokens.issue(account.id, account.role, &key.scopes)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(TokenResponse {
+            access_token: token,
+            token_type: "Bearer".into(),
+            expires_in: state.tokens.ttl_secs(),
+            scope: scopes_to_string(&key.scopes),
+        }))
+}

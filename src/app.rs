@@ -1,0 +1,286 @@
+//! `build_app` and `api_doc`: the one source for the server, the tests and the spec.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::TokenKeys;
+use crate::config::Config;
+use crate::db::{DbConnection, DbPool};
+use crate::error::{ApiError, REQUEST_ID};
+
+/// What every handler can reach: the pool, the configuration, the token keys.
+pub struct AppState {
+    pub pool: DbPool,
+    pub config: Config,
+    pub tokens: TokenKeys,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Runs blocking database work on the blocking pool, never on an actix worker thread.
+    pub async fn db<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| ApiError::Unavailable(format!("database busy: {e}")))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+}
+
+/// Request counters for `/metrics`, by status code.
+#[derive(Default)]
+pub struct Metrics {
+    by_status: Mutex<BTreeMap<u16, u64>>,
+    duration_micros: Mutex<u128>,
+}
+
+impl Metrics {
+    fn record(&self, status: u16, micros: u128) {
+        if let Ok(mut counts) = self.by_status.lock() {
+            *counts.entry(status).or_default() += 1;
+        }
+        if let Ok(mut total) = self.duration_micros.lock() {
+            *total += micros;
+        }
+    }
+
+    /// The Prometheus text exposition of the counters.
+    pub fn render(&self) -> String {
+        let counts = self.by_status.lock().map(|c| c.clone()).unwrap_or_default();
+        let total: u64 = counts.values().sum();
+        let micros = self.duration_micros.lock().map(|d| *d).unwrap_or(0);
+        let mut out = String::from(
+            "# HELP http_requests_total HTTP requests served, by status.\n# TYPE http_requests_total counter\n",
+        );
+        for (status, count) in counts {
+            out.push_str(&format!("http_requests_total{{status=\"{status}\"}} {count}\n"));
+        }
+        out.push_str(&format!(
+            "# HELP http_request_duration_seconds Time spent serving requests.\n# TYPE http_request_duration_seconds summary\nhttp_request_duration_seconds_sum {}\nhttp_request_duration_seconds_count {total}\n",
+            micros as f64 / 1e6
+        ));
+        out
+    }
+}
+
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+fn request_id_from(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let mut bytes = [0u8; 12];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+            hex::encode(bytes)
+        })
+}
+
+/// Gives every request an id (echoing the client's), logs it, counts it.
+async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = request_id_from(&req);
+    let method = req.method().to_string();
+    let path = req.path().to_string();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let started = Instant::now();
+    let mut res = REQUEST_ID.scope(id.clone(), next.call(req)).await?;
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    if let Some(state) = state {
+        state.metrics.record(status, elapsed.as_micros());
+    }
+    tracing::info!(
+        request_id = %id,
+        %method,
+        %path,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(res)
+}
+
+/// The whole application: routes, extractor error mapping, request context, docs.
+pub fn build_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let max_body = state.config.max_body_bytes;
+    App::new()
+        .app_data(state)
+        .app_data(web::PayloadConfig::new(max_body))
+        .app_data(web::PathConfig::default().error_handler(|_, _| {
+            ApiError::NotFound("no resource at this path".into()).into()
+        }))
+        .configure(crate::api::routes)
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api_doc()))
+        .service(web::redirect("/docs", "/docs/"))
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such route".into()))
+        }))
+        .wrap(from_fn(request_context))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "reseller-api",
+        description = "Public reseller API for SMM panels: orders, exact refunds, refund reports. \
+            Money is always a decimal string with at most 6 fractional digits. \
+            Errors are RFC 9457 problem documents.",
+        license(name = "MIT", identifier = "MIT")
+    ),
+    servers((url = "/")),
+    paths(
+        crate::api::ops::healthz,
+        crate::api::ops::readyz,
+        crate::api::ops::metrics,
+        crate::api::tokens::create_token,
+        crate::api::accounts::find_account,
+        crate::api::accounts::create_account,
+        crate::api::accounts::suspend_account,
+        crate::api::accounts::reactivate_account,
+        crate::api::api_keys::create_api_key,
+        crate::api::api_keys::revoke_api_key,
+        crate::api::ledger::list_ledger,
+        crate::api::top_ups::create_top_up,
+        crate::api::services::list_services,
+        crate::api::services::create_service,
+        crate::api::services::update_service,
+        crate::api::orders::create_order,
+        crate::api::orders::batch_order_status,
+        crate::api::orders::find_order,
+        crate::api::orders::list_orders,
+    ),
+    modifiers(&CommonResponses),
+    tags(
+        (name = "auth", description = "Exchange an API key for an access token"),
+        (name = "account", description = "The caller's account and ledger"),
+        (name = "services", description = "The catalog"),
+        (name = "orders", description = "Place and follow orders"),
+        (name = "admin", description = "Operator calls (role admin)"),
+        (name = "ops", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document served at `/openapi.json` and committed as `openapi/openapi.json`.
+pub fn api_doc() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Adds the bearer scheme and the problem responses every protected call can give, so
+/// each handler documents only the errors particular to it.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from `POST /v1/auth/token`."))
+                    .build(),
+            ),
+        );
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add_common_responses(op);
+            }
+        }
+    }
+}
+
+fn problem_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+}
+
+fn add_common_responses(op: &mut Operation) {
+    let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let has_body = op.request_body.is_some();
+    let mut common = vec![("500", "Unexpected server error; the body says nothing internal.")];
+    if protected {
+        common.push(("401", "Missing, malformed, expired or otherwise invalid access token."));
+        common.push(("403", "The token lacks the scope or role this call needs."));
+    }
+    if has_body {
+        common.push(("400", "Malformed JSON."));
+        common.push(("413", "Body larger than the configured limit."));
+        common.push(("415", "Body is not `application/json`."));
+    }
+    if protected || has_body {
+        common.push(("422", "Validation failed; `errors` lists every failing field."));
+    }
+    for (status, description) in common {
+        op.responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| problem_response(description).into());
+    }
+}
+
+/// Shared state for a server process.
+pub fn state(pool: DbPool, config: Config, tokens: TokenKeys) -> web::Data<AppState> {
+    web::Data::from(Arc::new(AppState {
+        pool,
+        config,
+        tokens,
+        metrics: Metrics::default(),
+    }))
+}

@@ -1,0 +1,335 @@
+//! API keys, access tokens and the `Caller`/`Admin` extractors that protect handlers.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::db::{self, jwt_keys, DbConnection, DbPool};
+use crate::domain::account::{scopes_from_str, scopes_to_string, Role, Scope};
+use crate::error::ApiError;
+
+/// The one signing algorithm accepted; anything else in a token header is refused.
+const ALGORITHM: Algorithm = Algorithm::HS256;
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+const LEEWAY_SECS: u64 = 30;
+/// How often a process re-reads the key set, so rotations by another process reach it.
+const REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// An unknown `kid` triggers a re-read at most this often, so forged kids cannot flood the database.
+const UNKNOWN_KID_RELOAD_GAP: Duration = Duration::from_secs(1);
+const KEY_PREFIX: &str = "rk_";
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// A new API key: the plaintext (shown once), its hash (stored) and a display prefix.
+pub struct NewApiKey {
+    pub plaintext: String,
+    pub hash: String,
+    pub prefix: String,
+}
+
+pub fn generate_api_key() -> NewApiKey {
+    let plaintext = format!("{KEY_PREFIX}{}", random_hex(32));
+    NewApiKey {
+        hash: hash_api_key(&plaintext),
+        prefix: plaintext[..KEY_PREFIX.len() + 8].to_string(),
+        plaintext,
+    }
+}
+
+/// Keys carry 256 random bits, so one SHA-256 is enough to store them safely and lets
+/// the token exchange find a key with an indexed lookup instead of a slow password hash.
+pub fn hash_api_key(plaintext: &str) -> String {
+    hex::encode(Sha256::digest(plaintext.as_bytes()))
+}
+
+/// The claims of an access token; every one is required on the way in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub role: Role,
+    pub scope: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+struct KeySet {
+    signing: Option<(String, EncodingKey)>,
+    verifying: HashMap<String, DecodingKey>,
+    loaded_at: Instant,
+}
+
+/// Signs and validates access tokens with the keys stored in the database.
+pub struct TokenKeys {
+    keys: RwLock<KeySet>,
+    issuer: String,
+    audience: String,
+    ttl_secs: i64,
+}
+
+impl TokenKeys {
+    /// Loads the key set, creating the first signing key when the database has none.
+    pub fn load(conn: &mut DbConnection, config: &Config) -> Result<TokenKeys, diesel::result::Error> {
+        let mut live = jwt_keys::live(conn)?;
+        if live.is_empty() {
+            jwt_keys::insert(conn, &random_hex(8), &random_hex(32))?;
+            live = jwt_keys::live(conn)?;
+        }
+        Ok(TokenKeys {
+            keys: RwLock::new(key_set(live)),
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+            ttl_secs: config.token_ttl_secs,
+        })
+    }
+
+    /// Starts signing with a fresh key; older keys validate until their tokens expire.
+    pub fn rotate(conn: &mut DbConnection, config: &Config) -> Result<String, diesel::result::Error> {
+        let kid = random_hex(8);
+        db::write_tx(conn, |conn| {
+            jwt_keys::insert(conn, &kid, &random_hex(32))?;
+            let grace = chrono::Duration::seconds(config.token_ttl_secs + LEEWAY_SECS as i64 + 60);
+            jwt_keys::retire_all_but(conn, &kid, grace)
+        })?;
+        Ok(kid)
+    }
+
+    fn is_stale(&self, after: Duration) -> bool {
+        self.keys
+            .read()
+            .map(|k| k.loaded_at.elapsed() >= after)
+            .unwrap_or(true)
+    }
+
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
+    /// Issues an access token for an account.
+    pub fn issue(&self, account_id: i64, role: Role, scopes: &[Scope]) -> Result<String, ApiError> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let (kid, key) = keys
+            .signing
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("no signing key"))?;
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: account_id.to_string(),
+            role,
+            scope: scopes_to_string(scopes),
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl_secs,
+            jti: random_hex(16),
+        };
+        let mut header = Header::new(ALGORITHM);
+        header.kid = Some(kid.clone());
+        jsonwebtoken::encode(&header, &claims, key).map_err(ApiError::internal)
+    }
+
+    fn decode(&self, token: &str) -> Result<Option<Claims>, ApiError> {
+        let unauthorized = |why: &str| ApiError::Unauthorized(format!("invalid access token: {why}"));
+        let header = jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed"))?;
+        if header.alg != ALGORITHM {
+            return Err(unauthorized("algorithm not allowed"));
+        }
+        let kid = header.kid.ok_or_else(|| unauthorized("no key id"))?;
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let Some(key) = keys.verifying.get(&kid) else {
+            return Ok(None);
+        };
+        let mut validation = Validation::new(ALGORITHM);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map(|data| Some(data.claims))
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => unauthorized("expired"),
+                    ErrorKind::ImmatureSignature => unauthorized("not yet valid"),
+                    ErrorKind::InvalidAudience => unauthorized("wrong audience"),
+                    ErrorKind::InvalidIssuer => unauthorized("wrong issuer"),
+                    ErrorKind::InvalidSignature => unauthorized("bad signature"),
+                    _ => unauthorized("malformed"),
+                }
+            })
+    }
+
+    /// Validates a token, re-reading the key set when it names a key this process has
+    /// not seen yet (another process rotated) or the set is old.
+    pub async fn validate(&self, pool: &DbPool, token: &str) -> Result<Claims, ApiError> {
+        if self.is_stale(REFRESH_EVERY) {
+            self.reload_blocking(pool).await?;
+        }
+        if let Some(claims) = self.decode(token)? {
+            return Ok(claims);
+        }
+        if self.is_stale(UNKNOWN_KID_RELOAD_GAP) {
+            self.reload_blocking(pool).await?;
+            if let Some(claims) = self.decode(token)? {
+                return Ok(claims);
+            }
+        }
+        Err(ApiError::Unauthorized("invalid access token: unknown key".into()))
+    }
+
+    async fn reload_blocking(&self, pool: &DbPool) -> Result<(), ApiError> {
+        let pool = pool.clone();
+        let fresh = web::block(move || -> Result<KeySet, ApiError> {
+            let mut conn = pool.get().map_err(ApiError::internal)?;
+            Ok(key_set(jwt_keys::live(&mut conn)?))
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+}
+
+fn key_set(live: Vec<jwt_keys::JwtKey>) -> KeySet {
+    let signing = live
+        .iter()
+        .find(|k| k.retire_at.is_none())
+        .or(live.first())
+        .map(|k| (k.kid.clone(), EncodingKey::from_secret(k.secret.as_bytes())));
+    let verifying = live
+        .into_iter()
+        .map(|k| {
+            let key = DecodingKey::from_secret(k.secret.as_bytes());
+            (k.kid, key)
+        })
+        .collect();
+    KeySet {
+        signing,
+        verifying,
+        loaded_at: Instant::now(),
+    }
+}
+
+/// The authenticated caller of a `/v1` call. Taking it as a handler parameter is what
+/// makes the handler protected.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account_id: i64,
+    pub role: Role,
+    pub scopes: Vec<Scope>,
+}
+
+impl Caller {
+    /// Refuses with 403 unless the token carries `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.contains(&scope) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                code: "insufficient_scope",
+                detail: format!("this call needs the `{scope}` scope"),
+            })
+        }
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| t.trim().to_string());
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("app state missing"))?;
+            let token = token.ok_or_else(|| {
+                ApiError::Unauthorized("send `Authorization: Bearer <access token>`".into())
+            })?;
+            let claims = state.tokens.validate(&state.pool, &token).await?;
+            let account_id = claims
+                .sub
+                .parse()
+                .map_err(|_| ApiError::Unauthorized("invalid access token: bad subject".into()))?;
+            Ok(Caller {
+                account_id,
+                role: claims.role,
+                scopes: scopes_from_str(&claims.scope),
+            })
+        })
+    }
+}
+
+/// An authenticated operator: role `admin` with the `admin` scope.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Admin, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload);
+        Box::pin(async move {
+            let caller = caller.await?;
+            if caller.role != Role::Admin || !caller.scopes.contains(&Scope::Admin) {
+                return Err(ApiError::Forbidden {
+                    code: "admin_only",
+                    detail: "this call is for operators (role admin, scope admin)".into(),
+                });
+            }
+            Ok(Admin(caller))
+        })
+    }
+}
+
+/// Issues a new API key for an account, returning the record and the plaintext (shown once).
+pub fn issue_api_key(
+    conn: &mut DbConnection,
+    account_id: i64,
+    scopes: &[Scope],
+) -> Result<(db::api_keys::ApiKey, String), diesel::result::Error> {
+    let key = generate_api_key();
+    let record = db::api_keys::insert(conn, account_id, &key.hash, &key.prefix, scopes)?;
+    Ok((record, key.plaintext))
+}
+
+/// Creates an account and its first API key (with the role's default scopes) in one transaction.
+pub fn create_account_with_key(
+    conn: &mut DbConnection,
+    name: &str,
+    role: Role,
+    currency: &str,
+) -> Result<(crate::domain::account::Account, db::api_keys::ApiKey, String), diesel::result::Error> {
+    db::write_tx(conn, |conn| {
+        let account = db::accounts::insert(conn, name, role, currency)?;
+        let (key, plaintext) = issue_api_key(conn, account.id, &role.default_scopes())?;
+        Ok((account, key, plaintext))
+    })
+}

@@ -1,0 +1,124 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::accounts;
+use super::{now, DbConnection};
+use crate::domain::account::{Account, AccountStatus, Role};
+
+#[derive(Queryable)]
+struct AccountRow {
+    id: i64,
+    name: String,
+    role: String,
+    status: String,
+    currency: String,
+    balance_micros: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl From<AccountRow> for Account {
+    fn from(row: AccountRow) -> Account {
+        Account {
+            id: row.id,
+            name: row.name,
+            // The table's CHECK constraints admit only known names.
+            role: Role::parse(&row.role).unwrap_or(Role::Reseller),
+            status: AccountStatus::parse(&row.status).unwrap_or(AccountStatus::Suspended),
+            currency: row.currency,
+            balance_micros: row.balance_micros,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+pub fn insert(
+    conn: &mut DbConnection,
+    name: &str,
+    role: Role,
+    currency: &str,
+) -> QueryResult<Account> {
+    let at = now();
+    diesel::insert_into(accounts::table)
+        .values((
+            accounts::name.eq(name),
+            accounts::role.eq(role.as_str()),
+            accounts::status.eq(AccountStatus::Active.as_str()),
+            accounts::currency.eq(currency),
+            accounts::balance_micros.eq(0),
+            accounts::created_at.eq(at),
+            accounts::updated_at.eq(at),
+        ))
+        .returning(accounts::all_columns)
+        .get_result::<AccountRow>(conn)
+        .map(Account::from)
+}
+
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
+    accounts::table
+        .find(id)
+        .first::<AccountRow>(conn)
+        .optional()
+        .map(|row| row.map(Account::from))
+}
+
+pub fn set_status(
+    conn: &mut DbConnection,
+    id: i64,
+    status: AccountStatus,
+) -> QueryResult<Option<Account>> {
+    diesel::update(accounts::table.find(id))
+        .set((
+            accounts::status.eq(status.as_str()),
+            accounts::updated_at.eq(now()),
+        ))
+        .returning(accounts::all_columns)
+        .get_result::<AccountRow>(conn)
+        .optional()
+        .map(|row| row.map(Account::from))
+}
+
+/// Adds `micros` (signed) to the balance unconditionally; returns the new balance.
+pub fn add_to_balance(conn: &mut DbConnection, id: i64, micros: i64) -> QueryResult<i64> {
+    diesel::update(accounts::table.find(id))
+        .set((
+            accounts::balance_micros.eq(accounts::balance_micros + micros),
+            accounts::updated_at.eq(now()),
+        ))
+        .returning(accounts::balance_micros)
+        .get_result(conn)
+}
+
+/// Takes `micros` from the balance only if the balance covers it, in one statement, so
+/// concurrent debits can never overdraw. `None` when the balance is short.
+pub fn debit_if_covered(conn: &mut DbConnection, id: i64, micros: i64) -> QueryResult<Option<i64>> {
+    diesel::update(
+        accounts::table
+            .find(id)
+            .filter(accounts::balance_micros.ge(micros)),
+    )
+    .set((
+        accounts::balance_micros.eq(accounts::balance_micros - micros),
+        accounts::updated_at.eq(now()),
+    ))
+    .returning(accounts::balance_micros)
+    .get_result(conn)
+    .optional()
+}
+
+/// Every account's id and stored balance, for `verify`.
+pub fn all_balances(conn: &mut DbConnection) -> QueryResult<Vec<(i64, i64)>> {
+    accounts::table
+        .select((accounts::id, accounts::balance_micros))
+        .order(accounts::id)
+        .load(conn)
+}
+
+/// True when at least one admin account exists.
+pub fn any_admin(conn: &mut DbConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        accounts::table.filter(accounts::role.eq(Role::Admin.as_str())),
+    ))
+    .get_result(conn)
+}

@@ -1,0 +1,119 @@
+//! The append-only ledger: every balance change is one entry, written in the same
+//! transaction as the change.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::ledger_entries;
+use super::{accounts, now, DbConnection};
+use crate::domain::ledger::{LedgerEntry, LedgerKind};
+
+#[derive(Queryable)]
+struct EntryRow {
+    id: i64,
+    account_id: i64,
+    kind: String,
+    amount_micros: i64,
+    balance_after_micros: i64,
+    order_id: Option<i64>,
+    refund_id: Option<i64>,
+    top_up_id: Option<i64>,
+    created_at: NaiveDateTime,
+}
+
+impl From<EntryRow> for LedgerEntry {
+    fn from(row: EntryRow) -> LedgerEntry {
+        LedgerEntry {
+            id: row.id,
+            account_id: row.account_id,
+            kind: LedgerKind::parse(&row.kind).unwrap_or(LedgerKind::Adjustment),
+            amount_micros: row.amount_micros,
+            balance_after_micros: row.balance_after_micros,
+            order_id: row.order_id,
+            refund_id: row.refund_id,
+            top_up_id: row.top_up_id,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// What an entry is about.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refs {
+    pub order_id: Option<i64>,
+    pub refund_id: Option<i64>,
+    pub top_up_id: Option<i64>,
+}
+
+/// How a negative amount may move the balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overdraft {
+    /// Only if the balance covers it (orders, top-up refunds).
+    Refuse,
+    /// Even below zero (chargebacks).
+    Allow,
+}
+
+/// Changes the balance by `amount_micros` and records the entry. Returns `None`, having
+/// changed nothing, when a debit is not covered and `overdraft` is `Refuse`.
+pub fn post(
+    conn: &mut DbConnection,
+    account_id: i64,
+    kind: LedgerKind,
+    amount_micros: i64,
+    refs: Refs,
+    overdraft: Overdraft,
+) -> QueryResult<Option<LedgerEntry>> {
+    let balance_after = if amount_micros < 0 && overdraft == Overdraft::Refuse {
+        match accounts::debit_if_covered(conn, account_id, -amount_micros)? {
+            Some(balance) => balance,
+            None => return Ok(None),
+        }
+    } else {
+        accounts::add_to_balance(conn, account_id, amount_micros)?
+    };
+    diesel::insert_into(ledger_entries::table)
+        .values((
+            ledger_entries::account_id.eq(account_id),
+            ledger_entries::kind.eq(kind.as_str()),
+            ledger_entries::amount_micros.eq(amount_micros),
+            ledger_entries::balance_after_micros.eq(balance_after),
+            ledger_entries::order_id.eq(refs.order_id),
+            ledger_entries::refund_id.eq(refs.refund_id),
+            ledger_entries::top_up_id.eq(refs.top_up_id),
+            ledger_entries::created_at.eq(now()),
+        ))
+        .returning(ledger_entries::all_columns)
+        .get_result::<EntryRow>(conn)
+        .map(|row| Some(row.into()))
+}
+
+/// One page of an account's entries, newest first, strictly older than `starting_after`.
+pub fn page(
+    conn: &mut DbConnection,
+    account_id: i64,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<LedgerEntry>> {
+    let mut query = ledger_entries::table
+        .filter(ledger_entries::account_id.eq(account_id))
+        .order(ledger_entries::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(cursor) = starting_after {
+        query = query.filter(ledger_entries::id.lt(cursor));
+    }
+    query
+        .load::<EntryRow>(conn)
+        .map(|rows| rows.into_iter().map(LedgerEntry::from).collect())
+}
+
+/// Entries in id order after `after_id`, for audits that walk the whole ledger.
+pub fn scan(conn: &mut DbConnection, after_id: i64, limit: i64) -> QueryResult<Vec<LedgerEntry>> {
+    ledger_entries::table
+        .filter(ledger_entries::id.gt(after_id))
+        .order(ledger_entries::id.asc())
+        .limit(limit)
+        .load::<EntryRow>(conn)
+        .map(|rows| rows.into_iter().map(LedgerEntry::from).collect())
+}

@@ -1,0 +1,155 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::orders;
+use super::{now, DbConnection};
+use crate::domain::money::Money;
+use crate::domain::order::{NewOrder, Order, OrderStatus};
+
+#[derive(Queryable)]
+struct OrderRow {
+    id: i64,
+    account_id: i64,
+    service_id: i64,
+    link: String,
+    quantity: i64,
+    runs: Option<i64>,
+    run_interval: Option<i64>,
+    comments: Option<String>,
+    charge_micros: i64,
+    refunded_micros: i64,
+    status: String,
+    start_count: Option<i64>,
+    remains: Option<i64>,
+    external_ref: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl From<OrderRow> for Order {
+    fn from(row: OrderRow) -> Order {
+        Order {
+            id: row.id,
+            account_id: row.account_id,
+            service_id: row.service_id,
+            link: row.link,
+            quantity: row.quantity,
+            runs: row.runs,
+            interval: row.run_interval,
+            comments: row.comments,
+            charge: Money::from_micros(row.charge_micros),
+            refunded: Money::from_micros(row.refunded_micros),
+            status: OrderStatus::parse(&row.status).unwrap_or(OrderStatus::Pending),
+            start_count: row.start_count,
+            remains: row.remains,
+            external_ref: row.external_ref,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+fn to_orders(rows: Vec<OrderRow>) -> Vec<Order> {
+    rows.into_iter().map(Order::from).collect()
+}
+
+pub fn insert(conn: &mut DbConnection, order: &NewOrder) -> QueryResult<Order> {
+    let at = now();
+    diesel::insert_into(orders::table)
+        .values((
+            orders::account_id.eq(order.account_id),
+            orders::service_id.eq(order.service_id),
+            orders::link.eq(&order.link),
+            orders::quantity.eq(order.quantity),
+            orders::runs.eq(order.runs),
+            orders::run_interval.eq(order.interval),
+            orders::comments.eq(&order.comments),
+            orders::charge_micros.eq(order.charge.micros()),
+            orders::refunded_micros.eq(0),
+            orders::status.eq(OrderStatus::Pending.as_str()),
+            orders::external_ref.eq(&order.external_ref),
+            orders::created_at.eq(at),
+            orders::updated_at.eq(at),
+        ))
+        .returning(orders::all_columns)
+        .get_result::<OrderRow>(conn)
+        .map(Order::from)
+}
+
+/// The order with this id, if it belongs to `account_id`.
+pub fn find_owned(conn: &mut DbConnection, account_id: i64, id: i64) -> QueryResult<Option<Order>> {
+    orders::table
+        .find(id)
+        .filter(orders::account_id.eq(account_id))
+        .first::<OrderRow>(conn)
+        .optional()
+        .map(|row| row.map(Order::from))
+}
+
+/// Those of `ids` that belong to `account_id`, in no particular order.
+pub fn find_owned_many(conn: &mut DbConnection, account_id: i64, ids: &[i64]) -> QueryResult<Vec<Order>> {
+    orders::table
+        .filter(orders::account_id.eq(account_id))
+        .filter(orders::id.eq_any(ids))
+        .load::<OrderRow>(conn)
+        .map(to_orders)
+}
+
+/// Filters of the order list; every one optional.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub service_id: Option<i64>,
+    pub created_from: Option<NaiveDateTime>,
+    pub created_to: Option<NaiveDateTime>,
+}
+
+/// One page of an account's orders, newest first, strictly older than `starting_after`.
+pub fn page(
+    conn: &mut DbConnection,
+    account_id: i64,
+    filter: &OrderFilter,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Order>> {
+    let mut query = orders::table
+        .filter(orders::account_id.eq(account_id))
+        .order(orders::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(cursor) = starting_after {
+        query = query.filter(orders::id.lt(cursor));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(orders::status.eq(status.as_str()));
+    }
+    if let Some(service_id) = filter.service_id {
+        query = query.filter(orders::service_id.eq(service_id));
+    }
+    if let Some(from) = filter.created_from {
+        query = query.filter(orders::created_at.ge(from));
+    }
+    if let Some(to) = filter.created_to {
+        query = query.filter(orders::created_at.lt(to));
+    }
+    query.load::<OrderRow>(conn).map(to_orders)
+}
+
+/// Every order's (id, account, charge, refunded) in id order after `after_id`, for `verify`.
+pub fn scan_amounts(
+    conn: &mut DbConnection,
+    after_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<(i64, i64, i64, i64)>> {
+    orders::table
+        .filter(orders::id.gt(after_id))
+        .select((
+            orders::id,
+            orders::account_id,
+            orders::charge_micros,
+            orders::refunded_micros,
+        ))
+        .order(orders::id.asc())
+        .limit(limit)
+        .load(conn)
+}

@@ -1,0 +1,132 @@
+// Kept by hand to match both `migrations/sqlite` and `migrations/postgres`: the two
+// backends share one set of column types (see STACK.md on MultiConnection).
+
+diesel::table! {
+    accounts (id) {
+        id -> BigInt,
+        name -> Text,
+        role -> Text,
+        status -> Text,
+        currency -> Text,
+        balance_micros -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        key_hash -> Text,
+        prefix -> Text,
+        scopes -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    jwt_keys (kid) {
+        kid -> Text,
+        secret -> Text,
+        created_at -> Timestamp,
+        retire_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    services (id) {
+        id -> BigInt,
+        name -> Text,
+        category -> Text,
+        kind -> Text,
+        rate_micros -> BigInt,
+        min_quantity -> BigInt,
+        max_quantity -> BigInt,
+        refill -> Bool,
+        cancel -> Bool,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        service_id -> BigInt,
+        link -> Text,
+        quantity -> BigInt,
+        runs -> Nullable<BigInt>,
+        run_interval -> Nullable<BigInt>,
+        comments -> Nullable<Text>,
+        charge_micros -> BigInt,
+        refunded_micros -> BigInt,
+        status -> Text,
+        start_count -> Nullable<BigInt>,
+        remains -> Nullable<BigInt>,
+        external_ref -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    top_ups (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        amount_micros -> BigInt,
+        refunded_micros -> BigInt,
+        gateway -> Text,
+        gateway_ref -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ledger_entries (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        kind -> Text,
+        amount_micros -> BigInt,
+        balance_after_micros -> BigInt,
+        order_id -> Nullable<BigInt>,
+        refund_id -> Nullable<BigInt>,
+        top_up_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        scope -> Text,
+        idem_key -> Text,
+        request_hash -> Text,
+        status -> Text,
+        response_status -> Nullable<Integer>,
+        response_body -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(api_keys -> accounts (account_id));
+diesel::joinable!(orders -> accounts (account_id));
+diesel::joinable!(orders -> services (service_id));
+diesel::joinable!(ledger_entries -> accounts (account_id));
+diesel::joinable!(top_ups -> accounts (account_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    api_keys,
+    jwt_keys,
+    services,
+    orders,
+    top_ups,
+    ledger_entries,
+    idempotency_keys,
+);

@@ -1,0 +1,113 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::services;
+use super::{now, DbConnection};
+use crate::domain::money::Money;
+use crate::domain::service::{Service, ServiceStatus, ServiceType};
+
+#[derive(Queryable)]
+struct ServiceRow {
+    id: i64,
+    name: String,
+    category: String,
+    kind: String,
+    rate_micros: i64,
+    min_quantity: i64,
+    max_quantity: i64,
+    refill: bool,
+    cancel: bool,
+    status: String,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl From<ServiceRow> for Service {
+    fn from(row: ServiceRow) -> Service {
+        Service {
+            id: row.id,
+            name: row.name,
+            category: row.category,
+            kind: ServiceType::parse(&row.kind).unwrap_or(ServiceType::Default),
+            rate: Money::from_micros(row.rate_micros),
+            min_quantity: row.min_quantity,
+            max_quantity: row.max_quantity,
+            refill: row.refill,
+            cancel: row.cancel,
+            status: ServiceStatus::parse(&row.status).unwrap_or(ServiceStatus::Disabled),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// Every editable field of a service, validated.
+#[derive(Debug, Clone)]
+pub struct ServiceFields {
+    pub name: String,
+    pub category: String,
+    pub kind: ServiceType,
+    pub rate: Money,
+    pub min_quantity: i64,
+    pub max_quantity: i64,
+    pub refill: bool,
+    pub cancel: bool,
+}
+
+pub fn insert(conn: &mut DbConnection, fields: &ServiceFields) -> QueryResult<Service> {
+    let at = now();
+    diesel::insert_into(services::table)
+        .values((
+            services::name.eq(&fields.name),
+            services::category.eq(&fields.category),
+            services::kind.eq(fields.kind.as_str()),
+            services::rate_micros.eq(fields.rate.micros()),
+            services::min_quantity.eq(fields.min_quantity),
+            services::max_quantity.eq(fields.max_quantity),
+            services::refill.eq(fields.refill),
+            services::cancel.eq(fields.cancel),
+            services::status.eq(ServiceStatus::Active.as_str()),
+            services::created_at.eq(at),
+            services::updated_at.eq(at),
+        ))
+        .returning(services::all_columns)
+        .get_result::<ServiceRow>(conn)
+        .map(Service::from)
+}
+
+pub fn update(conn: &mut DbConnection, id: i64, fields: &ServiceFields) -> QueryResult<Option<Service>> {
+    diesel::update(services::table.find(id))
+        .set((
+            services::name.eq(&fields.name),
+            services::category.eq(&fields.category),
+            services::kind.eq(fields.kind.as_str()),
+            services::rate_micros.eq(fields.rate.micros()),
+            services::min_quantity.eq(fields.min_quantity),
+            services::max_quantity.eq(fields.max_quantity),
+            services::refill.eq(fields.refill),
+            services::cancel.eq(fields.cancel),
+            services::updated_at.eq(now()),
+        ))
+        .returning(services::all_columns)
+        .get_result::<ServiceRow>(conn)
+        .optional()
+        .map(|row| row.map(Service::from))
+}
+
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
+    services::table
+        .find(id)
+        .first::<ServiceRow>(conn)
+        .optional()
+        .map(|row| row.map(Service::from))
+}
+
+/// One page of the catalog in id order, strictly after `starting_after`.
+pub fn page(conn: &mut DbConnection, starting_after: Option<i64>, limit: i64) -> QueryResult<Vec<Service>> {
+    services::table
+        .filter(services::id.gt(starting_after.unwrap_or(0)))
+        .order(services::id.asc())
+        .limit(limit)
+        .load::<ServiceRow>(conn)
+        .map(|rows| rows.into_iter().map(Service::from).collect())
+}

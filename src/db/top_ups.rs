@@ -1,0 +1,76 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::top_ups;
+use super::{now, DbConnection};
+use crate::domain::ledger::TopUp;
+
+#[derive(Queryable)]
+struct TopUpRow {
+    id: i64,
+    account_id: i64,
+    amount_micros: i64,
+    refunded_micros: i64,
+    gateway: String,
+    gateway_ref: String,
+    status: String,
+    created_at: NaiveDateTime,
+}
+
+impl From<TopUpRow> for TopUp {
+    fn from(row: TopUpRow) -> TopUp {
+        TopUp {
+            id: row.id,
+            account_id: row.account_id,
+            amount_micros: row.amount_micros,
+            refunded_micros: row.refunded_micros,
+            gateway: row.gateway,
+            gateway_ref: row.gateway_ref,
+            status: row.status,
+            created_at: row.created_at,
+        }
+    }
+}
+
+pub fn insert(
+    conn: &mut DbConnection,
+    account_id: i64,
+    amount_micros: i64,
+    gateway: &str,
+    gateway_ref: &str,
+) -> QueryResult<TopUp> {
+    diesel::insert_into(top_ups::table)
+        .values((
+            top_ups::account_id.eq(account_id),
+            top_ups::amount_micros.eq(amount_micros),
+            top_ups::refunded_micros.eq(0),
+            top_ups::gateway.eq(gateway),
+            top_ups::gateway_ref.eq(gateway_ref),
+            top_ups::status.eq("succeeded"),
+            top_ups::created_at.eq(now()),
+        ))
+        .returning(top_ups::all_columns)
+        .get_result::<TopUpRow>(conn)
+        .map(TopUp::from)
+}
+
+pub fn find_by_gateway_ref(conn: &mut DbConnection, gateway_ref: &str) -> QueryResult<Option<TopUp>> {
+    top_ups::table
+        .filter(top_ups::gateway_ref.eq(gateway_ref))
+        .first::<TopUpRow>(conn)
+        .optional()
+        .map(|row| row.map(TopUp::from))
+}
+
+/// Every top-up's id, account and amount, for `verify`.
+pub fn all_amounts(conn: &mut DbConnection) -> QueryResult<Vec<(i64, i64, i64, i64)>> {
+    top_ups::table
+        .select((
+            top_ups::id,
+            top_ups::account_id,
+            top_ups::amount_micros,
+            top_ups::refunded_micros,
+        ))
+        .order(top_ups::id)
+        .load(conn)
+}

@@ -1,0 +1,165 @@
+//! `reseller-api verify`: recompute the books from the ledger and compare.
+
+use std::collections::HashMap;
+
+use diesel::QueryResult;
+
+use super::{accounts, ledger, orders, top_ups, DbConnection};
+use crate::domain::ledger::LedgerKind;
+
+const PAGE: i64 = 10_000;
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub accounts: usize,
+    pub entries: usize,
+    pub orders: usize,
+    pub top_ups: usize,
+    /// Every inconsistency found, one sentence each. Empty means the books balance.
+    pub problems: Vec<String>,
+}
+
+#[derive(Default)]
+struct AccountBook {
+    sum: i64,
+    last_after: i64,
+    chargebacks: usize,
+}
+
+#[derive(Default)]
+struct OrderBook {
+    charged: i64,
+    charge_entries: usize,
+    refunded: i64,
+}
+
+/// Walks the whole ledger once, in pages, and checks every invariant the design names.
+pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
+    let mut report = Report::default();
+    let mut books: HashMap<i64, AccountBook> = HashMap::new();
+    let mut order_books: HashMap<i64, OrderBook> = HashMap::new();
+    let mut top_up_credits: HashMap<i64, i64> = HashMap::new();
+
+    let mut after = 0;
+    loop {
+        let entries = ledger::scan(conn, after, PAGE)?;
+        let Some(last) = entries.last() else { break };
+        after = last.id;
+        for entry in entries {
+            report.entries += 1;
+            let book = books.entry(entry.account_id).or_default();
+            book.sum += entry.amount_micros;
+            if book.sum != entry.balance_after_micros {
+                report.problems.push(format!(
+                    "ledger entry {} of account {}: balance_after {} but the entries up to it sum to {}",
+                    entry.id, entry.account_id, entry.balance_after_micros, book.sum
+                ));
+                // Carry on from what the entry says, so one bad entry is reported once.
+                book.sum = entry.balance_after_micros;
+            }
+            book.last_after = entry.balance_after_micros;
+            match entry.kind {
+                LedgerKind::OrderCharge => {
+                    if let Some(order_id) = entry.order_id {
+                        let order = order_books.entry(order_id).or_default();
+                        order.charged -= entry.amount_micros;
+                        order.charge_entries += 1;
+                    } else {
+                        report
+                            .problems
+                            .push(format!("ledger entry {}: order charge without an order", entry.id));
+                    }
+                }
+                LedgerKind::Refund => {
+                    if let Some(order_id) = entry.order_id {
+                        order_books.entry(order_id).or_default().refunded += entry.amount_micros;
+                    }
+                }
+                LedgerKind::TopUp => match entry.top_up_id {
+                    Some(top_up_id) => *top_up_credits.entry(top_up_id).or_default() += entry.amount_micros,
+                    None => report
+                        .problems
+                        .push(format!("ledger entry {}: top-up credit without a top-up", entry.id)),
+                },
+                LedgerKind::Chargeback => book.chargebacks += 1,
+                LedgerKind::TopUpRefund | LedgerKind::Adjustment => {}
+            }
+        }
+    }
+
+    for (account_id, balance) in accounts::all_balances(conn)? {
+        report.accounts += 1;
+        let book = books.remove(&account_id).unwrap_or_default();
+        if book.sum != balance {
+            report.problems.push(format!(
+                "account {account_id}: balance {balance} but its ledger sums to {}",
+                book.sum
+            ));
+        }
+        if balance < 0 && book.chargebacks == 0 {
+            report.problems.push(format!(
+                "account {account_id}: balance {balance} is negative without a chargeback"
+            ));
+        }
+    }
+    for account_id in books.keys() {
+        report
+            .problems
+            .push(format!("ledger entries name account {account_id}, which does not exist"));
+    }
+
+    let mut after = 0;
+    loop {
+        let page = orders::scan_amounts(conn, after, PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        for (order_id, _account_id, charge, refunded) in page {
+            report.orders += 1;
+            let book = order_books.remove(&order_id).unwrap_or_default();
+            if book.charge_entries != 1 || book.charged != charge {
+                report.problems.push(format!(
+                    "order {order_id}: charge {charge} but {} charge entries total {}",
+                    book.charge_entries, book.charged
+                ));
+            }
+            if refunded > charge {
+                report.problems.push(format!(
+                    "order {order_id}: refunded {refunded} exceeds its charge {charge}"
+                ));
+            }
+            if book.refunded != refunded {
+                report.problems.push(format!(
+                    "order {order_id}: records {refunded} refunded but its refund entries total {}",
+                    book.refunded
+                ));
+            }
+        }
+    }
+    for order_id in order_books.keys() {
+        report
+            .problems
+            .push(format!("ledger entries name order {order_id}, which does not exist"));
+    }
+
+    for (top_up_id, _account_id, amount, refunded) in top_ups::all_amounts(conn)? {
+        report.top_ups += 1;
+        let credited = top_up_credits.remove(&top_up_id).unwrap_or_default();
+        if credited != amount {
+            report.problems.push(format!(
+                "top-up {top_up_id}: amount {amount} but credited {credited}"
+            ));
+        }
+        if refunded > amount {
+            report.problems.push(format!(
+                "top-up {top_up_id}: refunded {refunded} exceeds its amount {amount}"
+            ));
+        }
+    }
+    for top_up_id in top_up_credits.keys() {
+        report
+            .problems
+            .push(format!("ledger entries name top-up {top_up_id}, which does not exist"));
+    }
+    report.problems.sort();
+    Ok(report)
+}

@@ -1,0 +1,41 @@
+use chrono::NaiveDateTime;
+
+use super::string_enum;
+
+string_enum! {
+    /// Why a balance changed. Every change is exactly one ledger entry.
+    LedgerKind {
+        TopUp => "top_up",
+        OrderCharge => "order_charge",
+        Refund => "refund",
+        TopUpRefund => "top_up_refund",
+        Chargeback => "chargeback",
+        Adjustment => "adjustment",
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub account_id: i64,
+    pub kind: LedgerKind,
+    pub amount_micros: i64,
+    pub balance_after_micros: i64,
+    pub order_id: Option<i64>,
+    pub refund_id: Option<i64>,
+    pub top_up_id: Option<i64>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopUp {
+    pub id: i64,
+    pub account_id: i64,
+    pub amount_micros: i64,
+    pub refunded_micros: i64,
+    pub gateway: String,
+    pub gateway_ref: String,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+}
+

@@ -1,0 +1,304 @@
+use chrono::NaiveDateTime;
+
+use super::money::{charge_for, Money};
+use super::service::{Service, ServiceStatus, ServiceType};
+use super::{parse_text, string_enum, FieldError};
+
+string_enum! {
+    /// Where an order stands. Terminal: completed, partial, canceled.
+    OrderStatus {
+        Pending => "pending",
+        Processing => "processing",
+        InProgress => "in_progress",
+        Completed => "completed",
+        Partial => "partial",
+        Canceled => "canceled",
+    }
+}
+
+impl OrderStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Completed | OrderStatus::Partial | OrderStatus::Canceled
+        )
+    }
+
+    /// The spelling of the panel API v2 dialect.
+    pub fn panel_name(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "Pending",
+            OrderStatus::Processing => "Processing",
+            OrderStatus::InProgress => "In progress",
+            OrderStatus::Completed => "Completed",
+            OrderStatus::Partial => "Partial",
+            OrderStatus::Canceled => "Canceled",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: i64,
+    pub account_id: i64,
+    pub service_id: i64,
+    pub link: String,
+    pub quantity: i64,
+    pub runs: Option<i64>,
+    pub interval: Option<i64>,
+    pub comments: Option<String>,
+    pub charge: Money,
+    pub refunded: Money,
+    pub status: OrderStatus,
+    pub start_count: Option<i64>,
+    pub remains: Option<i64>,
+    pub external_ref: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Order {
+    /// What could still be refunded: the charge not yet returned.
+    pub fn refundable(&self) -> Money {
+        Money::from_micros(self.charge.micros() - self.refunded.micros())
+    }
+}
+
+/// What a reseller asked for, as typed on the wire, before any rule is applied.
+#[derive(Debug, Clone, Default)]
+pub struct OrderInput {
+    pub link: String,
+    pub quantity: Option<i64>,
+    pub runs: Option<i64>,
+    pub interval: Option<i64>,
+    pub comments: Option<String>,
+    pub external_ref: Option<String>,
+}
+
+/// An order that passed every rule of its service and is priced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub account_id: i64,
+    pub service_id: i64,
+    pub link: String,
+    pub quantity: i64,
+    pub runs: Option<i64>,
+    pub interval: Option<i64>,
+    pub comments: Option<String>,
+    pub charge: Money,
+    pub external_ref: Option<String>,
+}
+
+pub const MAX_LINK_CHARS: usize = 2048;
+pub const MAX_RUNS: i64 = 10_000;
+/// Drip-feed interval in minutes: at most 30 days.
+pub const MAX_INTERVAL_MINUTES: i64 = 43_200;
+
+/// Applies the service's rules to an order request and prices it, reporting every
+/// failing field at once.
+pub fn plan_order(
+    account_id: i64,
+    service: &Service,
+    input: OrderInput,
+) -> Result<NewOrder, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    if service.status != ServiceStatus::Active {
+        errors.push(FieldError::new(
+            "service_id",
+            "service is disabled and takes no new orders",
+        ));
+    }
+
+    let link = match parse_text(&input.link, MAX_LINK_CHARS) {
+        Ok(link) if link.chars().any(char::is_whitespace) => {
+            errors.push(FieldError::new("link", "must not contain spaces"));
+            None
+        }
+        Ok(link) => Some(link),
+        Err(message) => {
+            errors.push(FieldError::new("link", message));
+            None
+        }
+    };
+
+    let comments = input.comments.as_deref().map(|text| {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+    });
+    let quantity = match (service.kind, &comments) {
+        (ServiceType::CustomComments, None) => {
+            errors.push(FieldError::new(
+                "comments",
+                "this service takes custom comments, one per line",
+            ));
+            None
+        }
+        (ServiceType::CustomComments, Some(lines)) => {
+            let count = lines.len() as i64;
+            match input.quantity {
+                Some(q) if q != count => {
+                    errors.push(FieldError::new(
+                        "quantity",
+                        format!("must equal the number of comments ({count}) or be omitted"),
+                    ));
+                    None
+                }
+                _ => Some(count),
+            }
+        }
+        (_, Some(_)) => {
+            errors.push(FieldError::new(
+                "comments",
+                "this service does not take custom comments",
+            ));
+            input.quantity
+        }
+        (_, None) => {
+            if input.quantity.is_none() {
+                errors.push(FieldError::new("quantity", "is required"));
+            }
+            input.quantity
+        }
+    };
+    if let Some(q) = quantity {
+        if q < service.min_quantity || q > service.max_quantity {
+            errors.push(FieldError::new(
+                "quantity",
+                format!(
+                    "must be between {} and {} for this service",
+                    service.min_quantity, service.max_quantity
+                ),
+            ));
+        }
+    }
+
+    match (input.runs, input.interval) {
+        (None, None) => {}
+        (Some(_), _) | (_, Some(_)) if service.kind != ServiceType::DripFeed => {
+            errors.push(FieldError::new("runs", "this service does not offer drip-feed"));
+        }
+        (Some(runs), Some(interval)) => {
+            if !(2..=MAX_RUNS).contains(&runs) {
+                errors.push(FieldError::new(
+                    "runs",
+                    format!("must be between 2 and {MAX_RUNS}"),
+                ));
+            }
+            if !(1..=MAX_INTERVAL_MINUTES).contains(&interval) {
+                errors.push(FieldError::new(
+                    "interval",
+                    format!("must be between 1 and {MAX_INTERVAL_MINUTES} minutes"),
+                ));
+            }
+        }
+        (Some(_), None) => errors.push(FieldError::new("interval", "is required with runs")),
+        (None, Some(_)) => errors.push(FieldError::new("runs", "is required with interval")),
+    }
+
+    let external_ref = match input.external_ref.as_deref().map(|r| parse_text(r, 200)) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(message)) => {
+            errors.push(FieldError::new("external_ref", message));
+            None
+        }
+    };
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let (Some(link), Some(quantity)) = (link, quantity) else {
+        unreachable!("a missing link or quantity always records an error");
+    };
+    let units = quantity * input.runs.unwrap_or(1);
+    let charge = charge_for(service.rate.micros(), units).ok_or_else(|| {
+        vec![FieldError::new(
+            "quantity",
+            "the order total is larger than any balance can hold",
+        )]
+    })?;
+    Ok(NewOrder {
+        account_id,
+        service_id: service.id,
+        link,
+        quantity,
+        runs: input.runs,
+        interval: input.interval,
+        comments: comments.map(|lines| lines.join("\n")),
+        charge,
+        external_ref,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(kind: ServiceType) -> Service {
+        let now = chrono::Utc::now().naive_utc();
+        Service {
+            id: 7,
+            name: "Likes".into(),
+            category: "Instagram".into(),
+            kind,
+            rate: Money::parse("0.9").unwrap(),
+            min_quantity: 10,
+            max_quantity: 10_000,
+            refill: false,
+            cancel: true,
+            status: ServiceStatus::Active,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn input(quantity: i64) -> OrderInput {
+        OrderInput {
+            link: "https://example.com/p/1".into(),
+            quantity: Some(quantity),
+            ..OrderInput::default()
+        }
+    }
+
+    #[test]
+    fn prices_rate_per_thousand() {
+        let order = plan_order(1, &service(ServiceType::Default), input(1234)).unwrap();
+        assert_eq!(order.charge.micros(), 1_110_600);
+    }
+
+    #[test]
+    fn drip_feed_charges_quantity_times_runs() {
+        let mut req = input(100);
+        req.runs = Some(5);
+        req.interval = Some(30);
+        let order = plan_order(1, &service(ServiceType::DripFeed), req).unwrap();
+        assert_eq!(order.charge.micros(), 450_000);
+    }
+
+    #[test]
+    fn custom_comments_count_lines() {
+        let mut req = input(0);
+        req.quantity = None;
+        req.comments = Some("nice\n\n  great  \nwow\n".into());
+        let mut svc = service(ServiceType::CustomComments);
+        svc.min_quantity = 1;
+        let order = plan_order(1, &svc, req).unwrap();
+        assert_eq!(order.quantity, 3);
+        assert_eq!(order.comments.as_deref(), Some("nice\ngreat\nwow"));
+    }
+
+    #[test]
+    fn reports_every_failing_field() {
+        let req = OrderInput {
+            link: " ".into(),
+            quantity: Some(5),
+            runs: Some(3),
+            ..OrderInput::default()
+        };
+        let errors = plan_order(1, &service(ServiceType::Default), req).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(fields, vec!["link", "quantity", "runs"]);
+    }
+}

@@ -1,0 +1,59 @@
+use chrono::NaiveDateTime;
+
+use super::money::Money;
+use super::string_enum;
+
+string_enum! {
+    /// How a service takes orders, in the panel vocabulary.
+    ServiceType {
+        Default => "default",
+        DripFeed => "drip_feed",
+        CustomComments => "custom_comments",
+        Package => "package",
+    }
+}
+
+string_enum! {
+    /// Disabled services take no new orders.
+    ServiceStatus { Active => "active", Disabled => "disabled" }
+}
+
+/// The largest quantity a service may allow; keeps every charge far inside `i64` micros.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub id: i64,
+    pub name: String,
+    pub category: String,
+    pub kind: ServiceType,
+    /// Price per 1000 units.
+    pub rate: Money,
+    pub min_quantity: i64,
+    pub max_quantity: i64,
+    pub refill: bool,
+    pub cancel: bool,
+    pub status: ServiceStatus,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Service {
+    pub fn dripfeed(&self) -> bool {
+        self.kind == ServiceType::DripFeed
+    }
+}
+
+/// Checks an order-size window: `1 <= min <= max <= MAX_QUANTITY`.
+pub fn check_quantity_window(min: i64, max: i64) -> Result<(), (&'static str, String)> {
+    if !(1..=MAX_QUANTITY).contains(&min) {
+        return Err(("min", format!("must be between 1 and {MAX_QUANTITY}")));
+    }
+    if !(1..=MAX_QUANTITY).contains(&max) {
+        return Err(("max", format!("must be between 1 and {MAX_QUANTITY}")));
+    }
+    if max < min {
+        return Err(("max", "must not be less than min".into()));
+    }
+    Ok(())
+}

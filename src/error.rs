@@ -1,0 +1,201 @@
+//! One error type for the whole service, rendered as RFC 9457 `application/problem+json`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::FieldError;
+
+tokio::task_local! {
+    /// The id of the request being served, so every problem body can name it.
+    pub static REQUEST_ID: String;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{detail}")]
+    PaymentRequired { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{detail}")]
+    Unprocessable {
+        code: &'static str,
+        detail: String,
+        param: Option<String>,
+    },
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything unexpected: logged in full, shown to the client as a bare 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem; stable per `code`.
+    #[schema(example = "urn:reseller-api:problem:insufficient_funds")]
+    pub r#type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code.
+    #[schema(example = "insufficient_funds")]
+    pub code: String,
+    /// The request field at fault, where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// Every failing field of a validation error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProblemField>,
+    pub request_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemField {
+    pub param: String,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    pub fn invalid(param: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::Unprocessable {
+            code: "validation_failed",
+            detail: detail.into(),
+            param: Some(param.to_string()),
+        }
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(cause.to_string())
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::PaymentRequired { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unprocessable { code, .. } => code,
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let status = self.status_code();
+        let code = self.code();
+        let detail = match self {
+            ApiError::Internal(_) => "The server could not complete the request.".to_string(),
+            ApiError::Validation(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        };
+        let (param, errors) = match self {
+            ApiError::Unprocessable { param, .. } => (param.clone(), Vec::new()),
+            ApiError::Validation(errors) => (
+                (errors.len() == 1).then(|| errors[0].field.to_string()),
+                errors
+                    .iter()
+                    .map(|e| ProblemField {
+                        param: e.field.to_string(),
+                        detail: e.message.clone(),
+                    })
+                    .collect(),
+            ),
+            _ => (None, Vec::new()),
+        };
+        Problem {
+            r#type: format!("urn:reseller-api:problem:{code}"),
+            title: status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .to_string(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_string(),
+            param,
+            errors,
+            request_id: current_request_id(),
+        }
+    }
+}
+
+/// The id of the request being served, or an empty string outside of one.
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable { .. } | ApiError::Validation(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(request_id = %current_request_id(), %cause, "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("application/problem+json");
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(self.problem())
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> ApiError {
+        match error {
+            diesel::result::Error::NotFound => ApiError::NotFound("not found".into()),
+            other => ApiError::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<Vec<FieldError>> for ApiError {
+    fn from(errors: Vec<FieldError>) -> ApiError {
+        ApiError::Validation(errors)
+    }
+}

@@ -1,0 +1,115 @@
+use std::process::ExitCode;
+
+use actix_web::HttpServer;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use reseller_api::app::{build_app, state};
+use reseller_api::auth::{create_account_with_key, TokenKeys};
+use reseller_api::config::{AccountsCommand, Cli, Command, Config, KeysCommand, ServeArgs};
+use reseller_api::db;
+use reseller_api::domain::account::{parse_currency, Role};
+use reseller_api::domain::parse_text;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .json()
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(cli.config, args),
+        Command::Migrate => db::migrate(&cli.config.database_url).map_err(|e| e.to_string()),
+        Command::Accounts(AccountsCommand::Create { name, role, currency }) => {
+            create_account(&cli.config, &name, &role, &currency)
+        }
+        Command::Keys(KeysCommand::Rotate) => rotate_keys(&cli.config),
+        Command::Verify => verify(&cli.config),
+        Command::Openapi => {
+            println!("{}", reseller_api::app::api_doc().to_pretty_json().unwrap_or_default());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open(config: &Config) -> Result<db::DbPool, String> {
+    db::migrate(&config.database_url).map_err(|e| e.to_string())?;
+    db::connect(&config.database_url, config.db_pool_size).map_err(|e| e.to_string())
+}
+
+fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
+    let pool = open(&config)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let tokens = TokenKeys::load(&mut conn, &config).map_err(|e| e.to_string())?;
+    if !db::accounts::any_admin(&mut conn).map_err(|e| e.to_string())? {
+        tracing::warn!(
+            "no admin account yet: create one with `reseller-api accounts create --name ops --role admin`"
+        );
+    }
+    drop(conn);
+    let data = state(pool, config, tokens);
+    let workers = if args.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        args.workers
+    };
+    tracing::info!(bind = %args.bind, workers, "serving");
+    actix_web::rt::System::new()
+        .block_on(async move {
+            HttpServer::new(move || build_app(data.clone()))
+                .workers(workers)
+                .bind(&args.bind)?
+                .run()
+                .await
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn create_account(config: &Config, name: &str, role: &str, currency: &str) -> Result<(), String> {
+    let role = Role::parse(role).ok_or("role must be admin or reseller")?;
+    let name = parse_text(name, 200).map_err(|m| format!("name {m}"))?;
+    let currency = parse_currency(currency).map_err(|m| format!("currency {m}"))?;
+    let pool = open(config)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let (account, _key, plaintext) =
+        create_account_with_key(&mut conn, &name, role, &currency).map_err(|e| e.to_string())?;
+    println!("created {} account {} ({})", account.role, account.id, account.name);
+    println!("API key (shown once, store it now):");
+    println!("{plaintext}");
+    Ok(())
+}
+
+fn rotate_keys(config: &Config) -> Result<(), String> {
+    let pool = open(config)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let kid = TokenKeys::rotate(&mut conn, config).map_err(|e| e.to_string())?;
+    println!("now signing with key {kid}; older keys validate until their tokens expire");
+    Ok(())
+}
+
+fn verify(config: &Config) -> Result<(), String> {
+    let pool = open(config)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let report = db::verify::run(&mut conn).map_err(|e| e.to_string())?;
+    println!(
+        "checked {} accounts, {} ledger entries, {} orders, {} top-ups",
+        report.accounts, report.entries, report.orders, report.top_ups
+    );
+    if report.problems.is_empty() {
+        println!("the books balance");
+        Ok(())
+    } else {
+        for problem in &report.problems {
+            println!("INCONSISTENT: {problem}");
+        }
+        Err(format!("{} inconsistencies found", report.problems.len()))
+    }
+}
