@@ -73,7 +73,9 @@ impl Metrics {
             "# HELP http_requests_total HTTP requests served, by status.\n# TYPE http_requests_total counter\n",
         );
         for (status, count) in counts {
-            out.push_str(&format!("http_requests_total{{status=\"{status}\"}} {count}\n"));
+            out.push_str(&format!(
+                "http_requests_total{{status=\"{status}\"}} {count}\n"
+            ));
         }
         out.push_str(&format!(
             "# HELP http_request_duration_seconds Time spent serving requests.\n# TYPE http_request_duration_seconds summary\nhttp_request_duration_seconds_sum {}\nhttp_request_duration_seconds_count {total}\n",
@@ -145,9 +147,10 @@ pub fn build_app(
     App::new()
         .app_data(state)
         .app_data(web::PayloadConfig::new(max_body))
-        .app_data(web::PathConfig::default().error_handler(|_, _| {
-            ApiError::NotFound("no resource at this path".into()).into()
-        }))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|_, _| ApiError::NotFound("no resource at this path".into()).into()),
+        )
         .configure(crate::api::routes)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api_doc()))
         .service(web::redirect("/docs", "/docs/"))
@@ -254,9 +257,15 @@ fn problem_response(description: &str) -> utoipa::openapi::Response {
 fn add_common_responses(op: &mut Operation) {
     let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let has_body = op.request_body.is_some();
-    let mut common = vec![("500", "Unexpected server error; the body says nothing internal.")];
+    let mut common = vec![(
+        "500",
+        "Unexpected server error; the body says nothing internal.",
+    )];
     if protected {
-        common.push(("401", "Missing, malformed, expired or otherwise invalid access token."));
+        common.push((
+            "401",
+            "Missing, malformed, expired or otherwise invalid access token.",
+        ));
         common.push(("403", "The token lacks the scope or role this call needs."));
     }
     if has_body {
@@ -265,7 +274,10 @@ fn add_common_responses(op: &mut Operation) {
         common.push(("415", "Body is not `application/json`."));
     }
     if protected || has_body {
-        common.push(("422", "Validation failed; `errors` lists every failing field."));
+        common.push((
+            "422",
+            "Validation failed; `errors` lists every failing field.",
+        ));
     }
     for (status, description) in common {
         op.responses

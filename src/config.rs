@@ -3,7 +3,11 @@
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "reseller-api", version, about = "Public reseller API for SMM panels")]
+#[command(
+    name = "reseller-api",
+    version,
+    about = "Public reseller API for SMM panels"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub config: Config,
@@ -69,19 +73,44 @@ pub struct Config {
     )]
     pub database_url: String,
     /// Database connections in the pool.
-    #[arg(long, env = "RESELLER_API_DB_POOL", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "RESELLER_API_DB_POOL",
+        default_value_t = 10,
+        global = true
+    )]
     pub db_pool_size: u32,
     /// `iss` of issued tokens, and the only issuer accepted.
-    #[arg(long, env = "RESELLER_API_JWT_ISSUER", default_value = "reseller-api", global = true)]
+    #[arg(
+        long,
+        env = "RESELLER_API_JWT_ISSUER",
+        default_value = "reseller-api",
+        global = true
+    )]
     pub jwt_issuer: String,
     /// `aud` of issued tokens, and the only audience accepted.
-    #[arg(long, env = "RESELLER_API_JWT_AUDIENCE", default_value = "reseller-api", global = true)]
+    #[arg(
+        long,
+        env = "RESELLER_API_JWT_AUDIENCE",
+        default_value = "reseller-api",
+        global = true
+    )]
     pub jwt_audience: String,
     /// Access token lifetime in seconds.
-    #[arg(long, env = "RESELLER_API_TOKEN_TTL", default_value_t = 900, global = true)]
+    #[arg(
+        long,
+        env = "RESELLER_API_TOKEN_TTL",
+        default_value_t = 900,
+        global = true
+    )]
     pub token_ttl_secs: i64,
     /// Largest request body accepted, in bytes.
-    #[arg(long, env = "RESELLER_API_MAX_BODY", default_value_t = 65_536, global = true)]
+    #[arg(
+        long,
+        env = "RESELLER_API_MAX_BODY",
+        default_value_t = 65_536,
+        global = true
+    )]
     pub max_body_bytes: usize,
 }
 

@@ -134,10 +134,7 @@ impl ApiError {
         };
         Problem {
             r#type: format!("urn:reseller-api:problem:{code}"),
-            title: status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .to_string(),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             detail,
             code: code.to_string(),

@@ -13,7 +13,9 @@ use reseller_api::domain::parse_text;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .json()
         .init();
@@ -21,13 +23,20 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(cli.config, args),
         Command::Migrate => db::migrate(&cli.config.database_url).map_err(|e| e.to_string()),
-        Command::Accounts(AccountsCommand::Create { name, role, currency }) => {
-            create_account(&cli.config, &name, &role, &currency)
-        }
+        Command::Accounts(AccountsCommand::Create {
+            name,
+            role,
+            currency,
+        }) => create_account(&cli.config, &name, &role, &currency),
         Command::Keys(KeysCommand::Rotate) => rotate_keys(&cli.config),
         Command::Verify => verify(&cli.config),
         Command::Openapi => {
-            println!("{}", reseller_api::app::api_doc().to_pretty_json().unwrap_or_default());
+            println!(
+                "{}",
+                reseller_api::app::api_doc()
+                    .to_pretty_json()
+                    .unwrap_or_default()
+            );
             Ok(())
         }
     };
@@ -81,7 +90,10 @@ fn create_account(config: &Config, name: &str, role: &str, currency: &str) -> Re
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let (account, _key, plaintext) =
         create_account_with_key(&mut conn, &name, role, &currency).map_err(|e| e.to_string())?;
-    println!("created {} account {} ({})", account.role, account.id, account.name);
+    println!(
+        "created {} account {} ({})",
+        account.role, account.id, account.name
+    );
     println!("API key (shown once, store it now):");
     println!("{plaintext}");
     Ok(())

@@ -46,9 +46,14 @@ impl From<Account> for AccountResponse {
     responses((status = 200, description = "The account", body = AccountResponse))
 )]
 #[get("/v1/account")]
-pub async fn find_account(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn find_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     let account = state
-        .db(move |conn| accounts::find(conn, caller.account_id)?.ok_or_else(|| ApiError::not_found("account")))
+        .db(move |conn| {
+            accounts::find(conn, caller.account_id)?.ok_or_else(|| ApiError::not_found("account"))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }
@@ -111,7 +116,9 @@ async fn set_status(
     status: AccountStatus,
 ) -> Result<HttpResponse, ApiError> {
     let account = state
-        .db(move |conn| accounts::set_status(conn, id, status)?.ok_or_else(|| ApiError::not_found("account")))
+        .db(move |conn| {
+            accounts::set_status(conn, id, status)?.ok_or_else(|| ApiError::not_found("account"))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }

@@ -72,7 +72,8 @@ pub async fn create_api_key(
     let requested = body.value.scopes;
     let (key, plaintext) = state
         .db(move |conn| {
-            let account = accounts::find(conn, account_id)?.ok_or_else(|| ApiError::not_found("account"))?;
+            let account =
+                accounts::find(conn, account_id)?.ok_or_else(|| ApiError::not_found("account"))?;
             let allowed = account.role.default_scopes();
             let scopes = match requested {
                 None => allowed,
@@ -126,4 +127,3 @@ pub async fn revoke_api_key(
         .await?;
     Ok(HttpResponse::Ok().json(ApiKeyResponse::from(key)))
 }
-

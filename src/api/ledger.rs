@@ -40,6 +40,7 @@ impl From<LedgerEntry> for LedgerEntryResponse {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListLedgerQuery {
     /// Page size, 1 to 100 (default 20).
@@ -66,8 +67,20 @@ pub async fn list_ledger(
     let query = query.0;
     let limit = page_limit(query.limit)?;
     let rows = state
-        .db(move |conn| Ok(ledger::page(conn, caller.account_id, query.starting_after, limit + 1)?))
+        .db(move |conn| {
+            Ok(ledger::page(
+                conn,
+                caller.account_id,
+                query.starting_after,
+                limit + 1,
+            )?)
+        })
         .await?;
-    Ok(page_response(&req, rows, limit, |e| e.id, LedgerEntryResponse::from))
+    Ok(page_response(
+        &req,
+        rows,
+        limit,
+        |e| e.id,
+        LedgerEntryResponse::from,
+    ))
 }
-

@@ -74,7 +74,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             let bytes = bytes.await.map_err(|e| {
-                if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+                if e.as_response_error().status_code()
+                    == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+                {
                     ApiError::PayloadTooLarge("the request body is larger than allowed".into())
                 } else {
                     ApiError::BadRequest {
@@ -192,7 +194,10 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid("limit", format!("must be between 1 and {MAX_LIMIT}"))),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        )),
     }
 }
 
@@ -215,7 +220,11 @@ pub fn page_response<R, T: Serialize + ToSchema>(
 ) -> HttpResponse {
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if has_more { rows.last().map(&id_of) } else { None };
+    let next_cursor = if has_more {
+        rows.last().map(&id_of)
+    } else {
+        None
+    };
     let page = Page {
         data: rows.into_iter().map(render).collect(),
         has_more,
@@ -223,15 +232,18 @@ pub fn page_response<R, T: Serialize + ToSchema>(
     };
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = next_cursor {
-        let mut query: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
-            .into_owned()
-            .filter(|(k, _)| k != "starting_after")
-            .collect();
+        let mut query: Vec<(String, String)> =
+            form_urlencoded::parse(req.query_string().as_bytes())
+                .into_owned()
+                .filter(|(k, _)| k != "starting_after")
+                .collect();
         query.push(("starting_after".into(), cursor.to_string()));
         let encoded = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(query)
             .finish();
-        if let Ok(value) = HeaderValue::from_str(&format!("<{}?{}>; rel=\"next\"", req.path(), encoded)) {
+        if let Ok(value) =
+            HeaderValue::from_str(&format!("<{}?{}>; rel=\"next\"", req.path(), encoded))
+        {
             response.insert_header((header::LINK, value));
         }
     }

@@ -16,7 +16,9 @@ pub struct HealthResponse {
 #[utoipa::path(tag = "ops", responses((status = 200, description = "Up", body = HealthResponse)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(HealthResponse { status: "ok".into() })
+    HttpResponse::Ok().json(HealthResponse {
+        status: "ok".into(),
+    })
 }
 
 /// The database answers.
@@ -35,7 +37,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
                 .map_err(|e| ApiError::Unavailable(format!("database unreachable: {e}")))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(HealthResponse { status: "ready".into() }))
+    Ok(HttpResponse::Ok().json(HealthResponse {
+        status: "ready".into(),
+    }))
 }
 
 /// Request counters in the Prometheus text format.

@@ -95,7 +95,12 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
         .map(|k| Some(k.to_string()))
-        .ok_or_else(|| ApiError::invalid(IDEMPOTENCY_HEADER, "must be 1 to 255 printable ASCII characters"))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                IDEMPOTENCY_HEADER,
+                "must be 1 to 255 printable ASCII characters",
+            )
+        })
 }
 
 /// A fingerprint of a JSON body that ignores key order and whitespace.
@@ -147,16 +152,17 @@ pub fn with_idempotency(
             idempotency::Claim::Mismatch => {
                 return Err(ApiError::Unprocessable {
                     code: "idempotency_key_reused",
-                    detail: "this Idempotency-Key was already used with a different request body".into(),
+                    detail: "this Idempotency-Key was already used with a different request body"
+                        .into(),
                     param: Some(IDEMPOTENCY_HEADER.into()),
                 })
             }
-            idempotency::Claim::InFlight => {
-                return Err(ApiError::Conflict {
-                    code: "idempotency_key_in_flight",
-                    detail: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
-                })
-            }
+            idempotency::Claim::InFlight => return Err(ApiError::Conflict {
+                code: "idempotency_key_in_flight",
+                detail:
+                    "a request with this Idempotency-Key is still being processed; retry shortly"
+                        .into(),
+            }),
         },
     };
     let result = work(conn, claim);
@@ -197,7 +203,8 @@ pub async fn create_order(
             with_idempotency(conn, account_id, "create_order", key, |conn, claim| {
                 db::write_tx(conn, |conn| {
                     let order = place_order(conn, account_id, request)?;
-                    let body = serde_json::to_string(&OrderResponse::from(order)).map_err(ApiError::internal)?;
+                    let body = serde_json::to_string(&OrderResponse::from(order))
+                        .map_err(ApiError::internal)?;
                     if let Some(claim) = claim {
                         idempotency::finish(conn, claim, 201, &body)?;
                     }
@@ -223,16 +230,22 @@ pub async fn create_order(
 
 /// The order transaction's body: checks, prices, debits with one conditional statement,
 /// records the order and its ledger entry. Call inside a write transaction.
-pub fn place_order(conn: &mut DbConnection, account_id: i64, request: CreateOrderRequest) -> Result<Order, ApiError> {
-    let account = accounts::find(conn, account_id)?.ok_or_else(|| ApiError::not_found("account"))?;
+pub fn place_order(
+    conn: &mut DbConnection,
+    account_id: i64,
+    request: CreateOrderRequest,
+) -> Result<Order, ApiError> {
+    let account =
+        accounts::find(conn, account_id)?.ok_or_else(|| ApiError::not_found("account"))?;
     if account.status != AccountStatus::Active {
         return Err(ApiError::Forbidden {
             code: "account_suspended",
             detail: "this account is suspended and cannot place orders".into(),
         });
     }
-    let service = services::find(conn, request.service_id)?
-        .ok_or_else(|| ApiError::Validation(vec![FieldError::new("service_id", "no such service")]))?;
+    let service = services::find(conn, request.service_id)?.ok_or_else(|| {
+        ApiError::Validation(vec![FieldError::new("service_id", "no such service")])
+    })?;
     let planned = plan_order(
         account_id,
         &service,
@@ -288,12 +301,16 @@ pub async fn find_order(
     caller.require(Scope::OrdersRead)?;
     let id = id.into_inner();
     let order = state
-        .db(move |conn| orders::find_owned(conn, caller.account_id, id)?.ok_or_else(|| ApiError::not_found("order")))
+        .db(move |conn| {
+            orders::find_owned(conn, caller.account_id, id)?
+                .ok_or_else(|| ApiError::not_found("order"))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListOrdersQuery {
     pub status: Option<OrderStatus>,
@@ -332,12 +349,27 @@ pub async fn list_orders(
         created_to: query.created_to.map(|t| t.naive_utc()),
     };
     let rows = state
-        .db(move |conn| Ok(orders::page(conn, caller.account_id, &filter, query.starting_after, limit + 1)?))
+        .db(move |conn| {
+            Ok(orders::page(
+                conn,
+                caller.account_id,
+                &filter,
+                query.starting_after,
+                limit + 1,
+            )?)
+        })
         .await?;
-    Ok(page_response(&req, rows, limit, |o| o.id, OrderResponse::from))
+    Ok(page_response(
+        &req,
+        rows,
+        limit,
+        |o| o.id,
+        OrderResponse::from,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BatchStatusQuery {
     /// Comma-separated order ids, at most 100.
@@ -384,7 +416,10 @@ pub fn parse_id_list(raw: &str, param: &str) -> Result<Vec<i64>, ApiError> {
         return Err(ApiError::invalid(param, "name at least one order id"));
     }
     if ids.len() > MAX_BATCH {
-        return Err(ApiError::invalid(param, format!("at most {MAX_BATCH} ids at once")));
+        return Err(ApiError::invalid(
+            param,
+            format!("at most {MAX_BATCH} ids at once"),
+        ));
     }
     Ok(ids)
 }

@@ -6,8 +6,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::{page_limit, page_response, parse_money, utc, Amount, ApiJson, ApiQuery, Page};
 use crate::app::AppState;
 use crate::auth::{Admin, Caller};
-use crate::db::{self, services};
 use crate::db::services::ServiceFields;
+use crate::db::{self, services};
 use crate::domain::account::Scope;
 use crate::domain::service::{check_quantity_window, Service, ServiceStatus, ServiceType};
 use crate::domain::{parse_text, FieldError};
@@ -52,6 +52,7 @@ impl From<Service> for ServiceResponse {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListServicesQuery {
     /// Page size, 1 to 100 (default 20).
@@ -80,7 +81,13 @@ pub async fn list_services(
     let rows = state
         .db(move |conn| Ok(services::page(conn, query.starting_after, limit + 1)?))
         .await?;
-    Ok(page_response(&req, rows, limit, |s| s.id, ServiceResponse::from))
+    Ok(page_response(
+        &req,
+        rows,
+        limit,
+        |s| s.id,
+        ServiceResponse::from,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -156,7 +163,9 @@ pub async fn create_service(
     body: ApiJson<CreateServiceRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let fields = service_fields(body.value)?;
-    let service = state.db(move |conn| Ok(services::insert(conn, &fields)?)).await?;
+    let service = state
+        .db(move |conn| Ok(services::insert(conn, &fields)?))
+        .await?;
     Ok(HttpResponse::Created().json(ServiceResponse::from(service)))
 }
 
@@ -183,7 +192,8 @@ pub async fn update_service(
     let service = state
         .db(move |conn| {
             db::write_tx(conn, |conn| {
-                let current = services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;
+                let current =
+                    services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;
                 let fields = service_fields(CreateServiceRequest {
                     name: patch.name.unwrap_or(current.name),
                     category: patch.category.unwrap_or(current.category),

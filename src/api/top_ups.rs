@@ -101,17 +101,30 @@ pub async fn create_top_up(
                     return Err(duplicate());
                 }
                 // Two concurrent recordings of one payment: the unique index decides.
-                let top_up = top_ups::insert(conn, account_id, amount.micros(), &gateway, &gateway_ref)
-                    .map_err(|e| if is_unique_violation(&e) { duplicate() } else { e.into() })?;
+                let top_up =
+                    top_ups::insert(conn, account_id, amount.micros(), &gateway, &gateway_ref)
+                        .map_err(|e| {
+                            if is_unique_violation(&e) {
+                                duplicate()
+                            } else {
+                                e.into()
+                            }
+                        })?;
                 let refs = ledger::Refs {
                     top_up_id: Some(top_up.id),
                     ..Default::default()
                 };
-                ledger::post(conn, account_id, LedgerKind::TopUp, amount.micros(), refs, ledger::Overdraft::Refuse)?;
+                ledger::post(
+                    conn,
+                    account_id,
+                    LedgerKind::TopUp,
+                    amount.micros(),
+                    refs,
+                    ledger::Overdraft::Refuse,
+                )?;
                 Ok(top_up)
             })
         })
         .await?;
     Ok(HttpResponse::Created().json(TopUpResponse::from(top_up)))
 }
-

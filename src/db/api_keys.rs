@@ -72,9 +72,13 @@ pub fn find_live_by_hash(conn: &mut DbConnection, key_hash: &str) -> QueryResult
 
 /// Revokes a key; revoking twice keeps the first revocation time.
 pub fn revoke(conn: &mut DbConnection, id: i64) -> QueryResult<Option<ApiKey>> {
-    diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
-        .set(api_keys::revoked_at.eq(now()))
-        .execute(conn)?;
+    diesel::update(
+        api_keys::table
+            .find(id)
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(now()))
+    .execute(conn)?;
     api_keys::table
         .find(id)
         .first::<ApiKeyRow>(conn)

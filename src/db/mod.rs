@@ -147,14 +147,19 @@ where
     };
     diesel::connection::AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
     match f(conn) {
-        Ok(value) => match <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn) {
-            Ok(()) => Ok(value),
-            Err(error) => {
-                // A failed COMMIT leaves the transaction open; close it before reporting.
-                let _ = <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn);
-                Err(error.into())
+        Ok(value) => {
+            match <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn) {
+                Ok(()) => Ok(value),
+                Err(error) => {
+                    // A failed COMMIT leaves the transaction open; close it before reporting.
+                    let _ =
+                        <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(
+                            conn,
+                        );
+                    Err(error.into())
+                }
             }
-        },
+        }
         Err(error) => {
             <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn)?;
             Err(error)

@@ -87,7 +87,11 @@ pub fn find_owned(conn: &mut DbConnection, account_id: i64, id: i64) -> QueryRes
 }
 
 /// Those of `ids` that belong to `account_id`, in no particular order.
-pub fn find_owned_many(conn: &mut DbConnection, account_id: i64, ids: &[i64]) -> QueryResult<Vec<Order>> {
+pub fn find_owned_many(
+    conn: &mut DbConnection,
+    account_id: i64,
+    ids: &[i64],
+) -> QueryResult<Vec<Order>> {
     orders::table
         .filter(orders::account_id.eq(account_id))
         .filter(orders::id.eq_any(ids))

@@ -75,7 +75,11 @@ pub fn insert(conn: &mut DbConnection, fields: &ServiceFields) -> QueryResult<Se
         .map(Service::from)
 }
 
-pub fn update(conn: &mut DbConnection, id: i64, fields: &ServiceFields) -> QueryResult<Option<Service>> {
+pub fn update(
+    conn: &mut DbConnection,
+    id: i64,
+    fields: &ServiceFields,
+) -> QueryResult<Option<Service>> {
     diesel::update(services::table.find(id))
         .set((
             services::name.eq(&fields.name),
@@ -103,7 +107,11 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
 }
 
 /// One page of the catalog in id order, strictly after `starting_after`.
-pub fn page(conn: &mut DbConnection, starting_after: Option<i64>, limit: i64) -> QueryResult<Vec<Service>> {
+pub fn page(
+    conn: &mut DbConnection,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Service>> {
     services::table
         .filter(services::id.gt(starting_after.unwrap_or(0)))
         .order(services::id.asc())

@@ -54,7 +54,10 @@ pub fn insert(
         .map(TopUp::from)
 }
 
-pub fn find_by_gateway_ref(conn: &mut DbConnection, gateway_ref: &str) -> QueryResult<Option<TopUp>> {
+pub fn find_by_gateway_ref(
+    conn: &mut DbConnection,
+    gateway_ref: &str,
+) -> QueryResult<Option<TopUp>> {
     top_ups::table
         .filter(top_ups::gateway_ref.eq(gateway_ref))
         .first::<TopUpRow>(conn)

@@ -65,9 +65,10 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
                         order.charged -= entry.amount_micros;
                         order.charge_entries += 1;
                     } else {
-                        report
-                            .problems
-                            .push(format!("ledger entry {}: order charge without an order", entry.id));
+                        report.problems.push(format!(
+                            "ledger entry {}: order charge without an order",
+                            entry.id
+                        ));
                     }
                 }
                 LedgerKind::Refund => {
@@ -76,10 +77,13 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
                     }
                 }
                 LedgerKind::TopUp => match entry.top_up_id {
-                    Some(top_up_id) => *top_up_credits.entry(top_up_id).or_default() += entry.amount_micros,
-                    None => report
-                        .problems
-                        .push(format!("ledger entry {}: top-up credit without a top-up", entry.id)),
+                    Some(top_up_id) => {
+                        *top_up_credits.entry(top_up_id).or_default() += entry.amount_micros
+                    }
+                    None => report.problems.push(format!(
+                        "ledger entry {}: top-up credit without a top-up",
+                        entry.id
+                    )),
                 },
                 LedgerKind::Chargeback => book.chargebacks += 1,
                 LedgerKind::TopUpRefund | LedgerKind::Adjustment => {}
@@ -103,9 +107,9 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
         }
     }
     for account_id in books.keys() {
-        report
-            .problems
-            .push(format!("ledger entries name account {account_id}, which does not exist"));
+        report.problems.push(format!(
+            "ledger entries name account {account_id}, which does not exist"
+        ));
     }
 
     let mut after = 0;
@@ -136,9 +140,9 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
         }
     }
     for order_id in order_books.keys() {
-        report
-            .problems
-            .push(format!("ledger entries name order {order_id}, which does not exist"));
+        report.problems.push(format!(
+            "ledger entries name order {order_id}, which does not exist"
+        ));
     }
 
     for (top_up_id, _account_id, amount, refunded) in top_ups::all_amounts(conn)? {
@@ -156,9 +160,9 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
         }
     }
     for top_up_id in top_up_credits.keys() {
-        report
-            .problems
-            .push(format!("ledger entries name top-up {top_up_id}, which does not exist"));
+        report.problems.push(format!(
+            "ledger entries name top-up {top_up_id}, which does not exist"
+        ));
     }
     report.problems.sort();
     Ok(report)

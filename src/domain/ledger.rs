@@ -38,4 +38,3 @@ pub struct TopUp {
     pub status: String,
     pub created_at: NaiveDateTime,
 }
-

@@ -123,7 +123,10 @@ mod tests {
         assert_eq!(Money::parse(""), Err(MoneyError::Malformed));
         assert_eq!(Money::parse("1."), Err(MoneyError::Malformed));
         assert_eq!(Money::parse("NaN"), Err(MoneyError::Malformed));
-        assert_eq!(Money::parse("99999999999999999999"), Err(MoneyError::TooLarge));
+        assert_eq!(
+            Money::parse("99999999999999999999"),
+            Err(MoneyError::TooLarge)
+        );
     }
 
     #[test]

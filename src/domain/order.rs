@@ -177,7 +177,10 @@ pub fn plan_order(
     match (input.runs, input.interval) {
         (None, None) => {}
         (Some(_), _) | (_, Some(_)) if service.kind != ServiceType::DripFeed => {
-            errors.push(FieldError::new("runs", "this service does not offer drip-feed"));
+            errors.push(FieldError::new(
+                "runs",
+                "this service does not offer drip-feed",
+            ));
         }
         (Some(runs), Some(interval)) => {
             if !(2..=MAX_RUNS).contains(&runs) {

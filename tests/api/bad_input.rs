@@ -1,0 +1,191 @@
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[actix_rt::test]
+async fn every_bad_order_request_is_a_problem_and_changes_nothing() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let service = app.service("1").await;
+    let t = &reseller.token;
+
+    let reply = app
+        .post_raw(
+            "/v1/orders",
+            t,
+            "application/json",
+            b"{\"service_id\": 1,".to_vec(),
+        )
+        .await;
+    reply.assert_problem(400, "malformed_json");
+
+    let reply = app
+        .post_raw("/v1/orders", t, "text/plain", b"service_id=1".to_vec())
+        .await;
+    reply.assert_problem(415, "unsupported_media_type");
+
+    let huge = format!(
+        r#"{{"service_id": {service}, "link": "{}", "quantity": 1000}}"#,
+        "x".repeat(20_000)
+    );
+    let reply = app
+        .post_raw("/v1/orders", t, "application/json", huge.into_bytes())
+        .await;
+    reply.assert_problem(413, "payload_too_large");
+
+    let reply = app
+        .post(
+            "/v1/orders",
+            t,
+            json!({"service_id": service, "link": "https://x", "quantity": 1000, "coupon": "FREE"}),
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.body["param"], "coupon");
+
+    let reply = app
+        .post(
+            "/v1/orders",
+            t,
+            json!({"service_id": service, "quantity": 1000}),
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.body["param"], "link");
+
+    let reply = app
+        .post(
+            "/v1/orders",
+            t,
+            json!({"service_id": service, "link": "https://x", "quantity": "lots"}),
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.body["param"], "quantity");
+
+    let reply = app
+        .post(
+            "/v1/orders",
+            t,
+            json!({"service_id": service, "link": "https://x", "quantity": 1.5}),
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+
+    let reply = app.post("/v1/orders", t, json!([1, 2, 3])).await;
+    reply.assert_problem(422, "validation_failed");
+
+    // Every failing field at once.
+    let reply = app
+        .post("/v1/orders", t, json!({"service_id": service, "link": "has space", "quantity": 5, "interval": 10, "external_ref": ""}))
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    let params: Vec<_> = reply.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["param"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(params, vec!["link", "quantity", "runs", "external_ref"]);
+
+    let reply = app
+        .post_with(
+            "/v1/orders",
+            t,
+            json!({"service_id": service, "link": "https://x", "quantity": 1000}),
+            &[("Idempotency-Key", "")],
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.body["param"], "Idempotency-Key");
+
+    assert_eq!(app.order_count(), 0);
+    assert_eq!(app.balance_micros(t).await, 10_000_000);
+    assert_eq!(app.ledger(t).await.len(), 1);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn money_must_be_a_decimal_string_that_fits_micro_units() {
+    let app = spawn_app().await;
+    let reseller = app.create_reseller("Acme").await;
+    let path = format!("/v1/admin/accounts/{}/top-ups", reseller.id);
+    let cases = [
+        (json!(12.5), "validation_failed"),
+        (json!("12.0000001"), "validation_failed"),
+        (json!("-5"), "validation_failed"),
+        (json!("0"), "validation_failed"),
+        (json!("1e3"), "validation_failed"),
+        (json!("abc"), "validation_failed"),
+        (json!("99999999999999999999999"), "validation_failed"),
+    ];
+    for (amount, code) in cases {
+        let reply = app
+            .post(
+                &path,
+                &app.admin_token,
+                json!({"amount": amount, "gateway": "g", "gateway_ref": "r"}),
+            )
+            .await;
+        reply.assert_problem(422, code);
+        assert_eq!(reply.body["param"], "amount", "{amount}");
+    }
+    assert_eq!(app.balance_micros(&reseller.token).await, 0);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn unknown_routes_bad_ids_and_bad_queries_are_problems() {
+    let app = spawn_app().await;
+    let reseller = app.create_reseller("Acme").await;
+    let t = &reseller.token;
+    app.get("/v1/nothing-here", t)
+        .await
+        .assert_problem(404, "not_found");
+    app.get("/v1/orders/abc", t)
+        .await
+        .assert_problem(404, "not_found");
+    app.get("/v1/orders/99999999999999999999999", t)
+        .await
+        .assert_problem(404, "not_found");
+    let reply = app.get("/v1/orders?limit=500", t).await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.body["param"], "limit");
+    let reply = app.get("/v1/orders?status=shipped", t).await;
+    reply.assert_problem(422, "invalid_query");
+    assert_eq!(reply.body["param"], "status");
+    let reply = app.get("/v1/orders?created_from=yesterday", t).await;
+    reply.assert_problem(422, "invalid_query");
+    assert_eq!(reply.body["param"], "created_from");
+    let reply = app.get("/v1/orders?color=red", t).await;
+    reply.assert_problem(422, "invalid_query");
+    assert_eq!(reply.body["param"], "color");
+}
+
+#[actix_rt::test]
+async fn every_response_carries_a_request_id_and_echoes_the_clients() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .insert_header(("X-Request-Id", "trace-abc-123"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get("x-request-id").unwrap(),
+        "trace-abc-123"
+    );
+
+    let reply = app.get("/v1/account", "bad").await;
+    let id = reply.header("x-request-id").unwrap();
+    assert_eq!(reply.body["request_id"], id.as_str());
+    assert_eq!(app.get("/readyz", "").await.status, 200);
+    let metrics = app.get("/metrics", "").await;
+    assert!(
+        metrics.text.contains("http_requests_total{status=\"401\"}"),
+        "{}",
+        metrics.text
+    );
+}

@@ -1,0 +1,385 @@
+//! The test harness: a real server on a loopback port over a fresh database per test
+//! (a temporary SQLite file, or a new PostgreSQL database when `TEST_DATABASE_URL` names one).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
+use actix_web::HttpServer;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+use reseller_api::app::{build_app, state};
+use reseller_api::auth::{create_account_with_key, TokenKeys};
+use reseller_api::config::Config;
+use reseller_api::db::{self, DbPool};
+use reseller_api::domain::account::Role;
+
+/// A database that exists for one test and is removed after it.
+pub enum TestDb {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            if let Ok(mut conn) = PgConnection::establish(admin_url) {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 6];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    hex::encode(bytes)
+}
+
+/// A fresh database: PostgreSQL when `TEST_DATABASE_URL` is a postgres URL, else SQLite.
+pub fn fresh_database() -> (String, TestDb) {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if base.starts_with("postgres") => {
+            let name = format!("reseller_test_{}", random_suffix());
+            let mut conn = PgConnection::establish(&base).expect("connect to TEST_DATABASE_URL");
+            conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                .expect("create test database");
+            let (prefix, _) = base.rsplit_once('/').expect("database URL ends in /dbname");
+            (
+                format!("{prefix}/{name}"),
+                TestDb::Postgres {
+                    admin_url: base,
+                    name,
+                },
+            )
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            (url, TestDb::Sqlite(dir))
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: awc::Client,
+    pub config: Config,
+    pub pool: DbPool,
+    pub admin_token: String,
+    pub admin_id: i64,
+    handle: ServerHandle,
+    // Dropped last: the database goes after the server stops.
+    _db: Option<TestDb>,
+}
+
+pub struct Reseller {
+    pub id: i64,
+    pub key: String,
+    pub token: String,
+}
+
+/// A response, with the body parsed as JSON when it is JSON.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Asserts an RFC 9457 problem with this status and code.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "body: {}",
+            self.text
+        );
+        assert_eq!(self.body["status"], status);
+        assert_eq!(self.body["code"], code, "body: {}", self.text);
+        assert!(self.body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:reseller-api:problem:"));
+        assert!(self.body["title"].is_string());
+        assert!(self.body["detail"].is_string());
+        assert!(!self.body["request_id"].as_str().unwrap().is_empty());
+    }
+}
+
+/// Decimal string to micro-units, exactly.
+pub fn micros(amount: &Value) -> i64 {
+    let text = amount
+        .as_str()
+        .unwrap_or_else(|| panic!("money must be a string, got {amount}"));
+    let value = Decimal::from_str(text).unwrap() * Decimal::from(1_000_000);
+    assert!(value.fract().is_zero(), "{text} has more than 6 decimals");
+    i64::try_from(value).unwrap()
+}
+
+pub async fn spawn_app() -> TestApp {
+    let (url, db) = fresh_database();
+    let mut app = spawn_app_on(&url).await;
+    app._db = Some(db);
+    app
+}
+
+/// A server on an existing database, as a second process sharing it would be.
+pub async fn spawn_app_on(url: &str) -> TestApp {
+    let config = Config {
+        database_url: url.to_string(),
+        db_pool_size: 8,
+        max_body_bytes: 16 * 1024,
+        ..Config::default()
+    };
+    db::migrate(url).expect("migrate");
+    let pool = db::connect(url, config.db_pool_size).expect("pool");
+    let mut conn = pool.get().unwrap();
+    let tokens = TokenKeys::load(&mut conn, &config).expect("token keys");
+    let (admin, _, admin_key) =
+        create_account_with_key(&mut conn, "ops", Role::Admin, "USD").expect("admin");
+    drop(conn);
+    let data = state(pool.clone(), config.clone(), tokens);
+    let server = HttpServer::new(move || build_app(data.clone()))
+        .workers(2)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .expect("bind");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .finish();
+    let mut app = TestApp {
+        base: format!("http://{addr}"),
+        client,
+        config,
+        pool,
+        admin_token: String::new(),
+        admin_id: admin.id,
+        handle,
+        _db: None,
+    };
+    app.admin_token = app.token_for(&admin_key).await;
+    app
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting; the workers end with the test's runtime.
+        let handle = self.handle.clone();
+        actix_rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn reply(
+        mut response: awc::ClientResponse<
+            impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+                + Unpin,
+        >,
+    ) -> Reply {
+        let bytes = response.body().limit(8 * 1024 * 1024).await.expect("body");
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        Reply {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        Self::reply(response).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.post_with(path, token, body, &[]).await
+    }
+
+    pub async fn post_with(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.client.post(self.url(path));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.insert_header((*name, *value));
+        }
+        let response = request.send_json(&body).await.expect("request");
+        Self::reply(response).await
+    }
+
+    /// Sends a raw body with the given content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .insert_header(("content-type", content_type))
+            .send_body(body)
+            .await
+            .expect("request");
+        Self::reply(response).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        let response = self
+            .client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .send_json(&body)
+            .await
+            .expect("request");
+        Self::reply(response).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        let response = self
+            .client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        Self::reply(response).await
+    }
+
+    pub async fn token_for(&self, api_key: &str) -> String {
+        let reply = self
+            .post("/v1/auth/token", "", json!({ "api_key": api_key }))
+            .await;
+        assert_eq!(reply.status, 200, "token: {}", reply.text);
+        reply.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn create_reseller(&self, name: &str) -> Reseller {
+        let reply = self
+            .post(
+                "/v1/admin/accounts",
+                &self.admin_token,
+                json!({ "name": name, "role": "reseller" }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let key = reply.body["api_key"].as_str().unwrap().to_string();
+        Reseller {
+            id: reply.body["account"]["id"].as_i64().unwrap(),
+            token: self.token_for(&key).await,
+            key,
+        }
+    }
+
+    pub async fn top_up(&self, account_id: i64, amount: &str) -> Reply {
+        let reply = self
+            .post(
+                &format!("/v1/admin/accounts/{account_id}/top-ups"),
+                &self.admin_token,
+                json!({ "amount": amount, "gateway": "test", "gateway_ref": format!("ref-{}", random_suffix()) }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply
+    }
+
+    /// A reseller with `amount` on its balance.
+    pub async fn funded_reseller(&self, name: &str, amount: &str) -> Reseller {
+        let reseller = self.create_reseller(name).await;
+        self.top_up(reseller.id, amount).await;
+        reseller
+    }
+
+    pub async fn create_service(&self, body: Value) -> i64 {
+        let reply = self
+            .post("/v1/admin/services", &self.admin_token, body)
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.body["id"].as_i64().unwrap()
+    }
+
+    /// A default-type service at `rate` per 1000, quantities 10 to 100000.
+    pub async fn service(&self, rate: &str) -> i64 {
+        self.create_service(json!({
+            "name": "Instagram Likes", "category": "Instagram", "type": "default",
+            "rate": rate, "min": 10, "max": 100000, "refill": false, "cancel": true
+        }))
+        .await
+    }
+
+    pub async fn order(&self, token: &str, service_id: i64, quantity: i64) -> Reply {
+        self.post(
+            "/v1/orders",
+            token,
+            json!({ "service_id": service_id, "link": "https://instagram.com/p/abc", "quantity": quantity }),
+        )
+        .await
+    }
+
+    pub async fn balance_micros(&self, token: &str) -> i64 {
+        let reply = self.get("/v1/account", token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        micros(&reply.body["balance"])
+    }
+
+    /// The account's ledger, newest first (first page of 100).
+    pub async fn ledger(&self, token: &str) -> Vec<Value> {
+        let reply = self.get("/v1/ledger?limit=100", token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body["data"].as_array().unwrap().clone()
+    }
+
+    pub fn order_count(&self) -> i64 {
+        use diesel::prelude::*;
+        use reseller_api::db::schema::orders;
+        let mut conn = self.pool.get().unwrap();
+        orders::table.count().get_result(&mut *conn).unwrap()
+    }
+
+    /// `reseller-api verify` over the test's database: the books must balance.
+    pub fn assert_books_balance(&self) {
+        let mut conn = self.pool.get().unwrap();
+        let report = db::verify::run(&mut conn).expect("verify");
+        assert!(
+            report.problems.is_empty(),
+            "verify found: {:#?}",
+            report.problems
+        );
+    }
+}

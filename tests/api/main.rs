@@ -1,0 +1,10 @@
+//! Integration tests: real HTTP against the real app and a fresh database per test.
+//! Run on SQLite by default; set `TEST_DATABASE_URL=postgres://…` to run on PostgreSQL.
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod orders;
+mod spec;
+mod top_ups;
