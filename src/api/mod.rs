@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod ledger;
 pub mod ops;
 pub mod orders;
+pub mod refunds;
 pub mod services;
 pub mod tokens;
 pub mod top_ups;
@@ -38,14 +39,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(api_keys::revoke_api_key)
         .service(ledger::list_ledger)
         .service(top_ups::create_top_up)
+        .service(top_ups::refund_top_up)
+        .service(top_ups::chargeback_top_up)
+        .service(top_ups::succeed_refund)
+        .service(top_ups::fail_refund)
         .service(services::list_services)
         .service(services::create_service)
         .service(services::update_service)
+        .service(services::disable_service)
         // `/v1/orders/status` before `/v1/orders/{id}`.
         .service(orders::batch_order_status)
         .service(orders::find_order)
         .service(orders::list_orders)
-        .service(orders::create_order);
+        .service(orders::create_order)
+        .service(orders::cancel_order)
+        .service(orders::record_outcome)
+        .service(refunds::create_dispute)
+        .service(refunds::list_refunds)
+        .service(refunds::find_refund)
+        .service(refunds::list_admin_refunds)
+        .service(refunds::approve_refund)
+        .service(refunds::reject_refund);
 }
 
 /// A JSON body: `application/json`, within the size limit, no unknown fields. Failures

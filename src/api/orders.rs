@@ -9,12 +9,15 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{page_limit, page_response, utc, Amount, ApiJson, ApiQuery, Page};
 use crate::app::AppState;
+use crate::auth::Admin;
 use crate::auth::Caller;
 use crate::db::orders::OrderFilter;
+use crate::db::refunds::{self, Trigger};
 use crate::db::{self, accounts, idempotency, ledger, orders, services, DbConnection};
 use crate::domain::account::{AccountStatus, Scope};
 use crate::domain::ledger::LedgerKind;
-use crate::domain::order::{plan_order, Order, OrderInput, OrderStatus};
+use crate::domain::order::{plan_order, NewOrder, Order, OrderInput, OrderStatus};
+use crate::domain::refund::{Change, RefundReason, RefundSource};
 use crate::domain::FieldError;
 use crate::error::ApiError;
 
@@ -258,27 +261,36 @@ pub fn place_order(
             external_ref: request.external_ref,
         },
     )?;
+    place_order_planned(conn, planned)
+}
+
+/// Records a priced order and debits its charge with one conditional statement, so the
+/// balance can never be overdrawn. Call inside a write transaction.
+pub fn place_order_planned(conn: &mut DbConnection, planned: NewOrder) -> Result<Order, ApiError> {
     let order = orders::insert(conn, &planned)?;
     let refs = ledger::Refs {
         order_id: Some(order.id),
         ..Default::default()
     };
-    ledger::post(
+    let debited = ledger::post(
         conn,
-        account_id,
+        planned.account_id,
         LedgerKind::OrderCharge,
         -planned.charge.micros(),
         refs,
         ledger::Overdraft::Refuse,
-    )?
-    .ok_or_else(|| ApiError::PaymentRequired {
-        code: "insufficient_funds",
-        detail: format!(
-            "the order costs {} but the balance is {}",
-            planned.charge,
-            crate::domain::money::format_micros(account.balance_micros)
-        ),
-    })?;
+    )?;
+    if debited.is_none() {
+        let balance = accounts::find(conn, planned.account_id)?.map_or(0, |a| a.balance_micros);
+        return Err(ApiError::PaymentRequired {
+            code: "insufficient_funds",
+            detail: format!(
+                "the order costs {} but the balance is {}",
+                planned.charge,
+                crate::domain::money::format_micros(balance)
+            ),
+        });
+    }
     Ok(order)
 }
 
@@ -463,4 +475,148 @@ pub async fn batch_order_status(
         })
         .collect();
     Ok(HttpResponse::Ok().json(BatchStatusResponse { data }))
+}
+
+/// Cancel one of your pending orders of a cancellable service; the whole charge comes back.
+#[utoipa::path(
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The canceled order and its refund", body = crate::api::refunds::SettlementResponse),
+        (status = 404, description = "No such order among yours", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is no longer pending, or its service does not allow cancel", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/orders/{id}/cancel")]
+pub async fn cancel_order(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::OrdersWrite)?;
+    let order_id = id.into_inner();
+    let account_id = caller.account_id;
+    let settled = state
+        .db(move |conn| {
+            db::write_tx(conn, |conn| {
+                let order = orders::lock(conn, order_id, Some(account_id))?
+                    .ok_or_else(|| ApiError::not_found("order"))?;
+                let service = services::find(conn, order.service_id)?
+                    .ok_or_else(|| ApiError::not_found("service"))?;
+                if !service.cancel {
+                    return Err(ApiError::Conflict {
+                        code: "not_cancelable",
+                        detail: "this order's service does not allow cancel".into(),
+                    });
+                }
+                if order.status != OrderStatus::Pending {
+                    return Err(ApiError::Conflict {
+                        code: "not_cancelable",
+                        detail: format!(
+                            "only pending orders can be canceled; this one is {}",
+                            order.status
+                        ),
+                    });
+                }
+                let mut trigger = Trigger::new(
+                    Change {
+                        status: Some(OrderStatus::Canceled),
+                        ..Change::default()
+                    },
+                    RefundReason::CanceledByReseller,
+                    RefundSource::Reseller,
+                );
+                trigger.owner = Some(account_id);
+                trigger.decided_by = Some(account_id);
+                Ok(refunds::settle(conn, order_id, trigger)?)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(crate::api::refunds::SettlementResponse::from(settled)))
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeRequest {
+    /// What the provider reported.
+    pub status: OrderStatus,
+    pub start_count: Option<i64>,
+    /// Units not delivered (over all runs of a drip-feed order). Negative means
+    /// over-delivery and counts as zero. Required for `partial`.
+    pub remains: Option<i64>,
+    /// Drip-feed only: runs delivered in full; sets `remains` to the undelivered runs' units.
+    pub runs_delivered: Option<i64>,
+    /// Recorded on the refund.
+    pub note: Option<String>,
+}
+
+/// Record a delivery outcome by hand; refunds follow the same rule as the provider sync.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Order id")),
+    request_body = OutcomeRequest,
+    responses(
+        (status = 200, description = "The order and the refund it produced, if any", body = crate::api::refunds::SettlementResponse),
+        (status = 404, description = "No such order", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The outcome cannot apply to this order", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/orders/{id}/outcome")]
+pub async fn record_outcome(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<i64>,
+    body: ApiJson<OutcomeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let order_id = id.into_inner();
+    let request = body.value;
+    let mut errors = Vec::new();
+    if request.start_count.is_some_and(|c| c < 0) {
+        errors.push(FieldError::new("start_count", "must not be negative"));
+    }
+    if request.runs_delivered.is_some_and(|r| r < 0) {
+        errors.push(FieldError::new("runs_delivered", "must not be negative"));
+    }
+    if request.remains.is_some() && request.runs_delivered.is_some() {
+        errors.push(FieldError::new(
+            "runs_delivered",
+            "give either remains or runs_delivered",
+        ));
+    }
+    let note = crate::api::refunds::optional_text("note", request.note.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let admin_id = admin.0.account_id;
+    let settled = state
+        .db(move |conn| {
+            db::write_tx(conn, |conn| {
+                let mut remains = request.remains;
+                if let Some(delivered) = request.runs_delivered {
+                    let order = orders::lock(conn, order_id, None)?
+                        .ok_or_else(|| ApiError::not_found("order"))?;
+                    let runs = order.runs.ok_or_else(|| {
+                        ApiError::invalid("runs_delivered", "this is not a drip-feed order")
+                    })?;
+                    remains = Some((runs - delivered).max(0) * order.quantity);
+                }
+                let mut trigger = Trigger::new(
+                    Change {
+                        status: Some(request.status),
+                        remains,
+                        approve: 0,
+                    },
+                    crate::domain::refund::reason_for(request.status),
+                    RefundSource::Admin,
+                );
+                trigger.start_count = request.start_count;
+                trigger.decided_by = Some(admin_id);
+                trigger.note = note;
+                Ok(refunds::settle(conn, order_id, trigger)?)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(crate::api::refunds::SettlementResponse::from(settled)))
 }

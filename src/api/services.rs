@@ -6,9 +6,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::{page_limit, page_response, parse_money, utc, Amount, ApiJson, ApiQuery, Page};
 use crate::app::AppState;
 use crate::auth::{Admin, Caller};
+use crate::db::refunds::{self, Trigger};
 use crate::db::services::ServiceFields;
-use crate::db::{self, services};
+use crate::db::{self, orders, services, DbConnection};
 use crate::domain::account::Scope;
+use crate::domain::order::OrderStatus;
+use crate::domain::refund::{Change, RefundReason, RefundSource};
 use crate::domain::service::{check_quantity_window, Service, ServiceStatus, ServiceType};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
@@ -209,4 +212,126 @@ pub async fn update_service(
         })
         .await?;
     Ok(HttpResponse::Ok().json(ServiceResponse::from(service)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DisableServiceResponse {
+    pub service: ServiceResponse,
+    /// Orders refunded by this call (0 when called again).
+    pub orders_refunded: i64,
+    /// Money credited back by this call.
+    pub amount_refunded: Amount,
+}
+
+/// Orders refunded per transaction when a service is disabled: each batch is atomic and
+/// short, so disabling a service with tens of thousands of open orders never holds one
+/// lock for long.
+const DISABLE_BATCH: i64 = 500;
+
+/// Disable a service: it takes no new orders, and every order still in flight is
+/// refunded by the refund rule (no delivery known: in full; progress known: the
+/// undelivered share). Safe to call again; a second call refunds nothing more.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Service id")),
+    responses(
+        (status = 200, description = "The disabled service and what was refunded", body = DisableServiceResponse),
+        (status = 404, description = "No such service", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/services/{id}/disable")]
+pub async fn disable_service(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let admin_id = admin.0.account_id;
+    let service = state
+        .db(move |conn| {
+            services::set_status(conn, id, ServiceStatus::Disabled)?
+                .ok_or_else(|| ApiError::not_found("service"))
+        })
+        .await?;
+    let mut orders_refunded = 0;
+    let mut amount_refunded = 0;
+    let mut after = 0;
+    loop {
+        let (last, count, amount) = state
+            .db(move |conn| {
+                let ids = orders::open_for_service(conn, id, after, DISABLE_BATCH)?;
+                let Some(&last) = ids.last() else {
+                    return Ok((None, 0, 0));
+                };
+                db::write_tx(conn, |conn| {
+                    // Lock the whole batch first, in id order, then credit accounts in
+                    // account order: every writer takes order rows before account rows,
+                    // so concurrent outcomes and other batches cannot deadlock with this one.
+                    let mut planned = Vec::with_capacity(ids.len());
+                    for order_id in ids {
+                        if let Some((account_id, change)) = disabled_outcome(conn, order_id)? {
+                            planned.push((account_id, order_id, change));
+                        }
+                    }
+                    planned
+                        .sort_unstable_by_key(|&(account_id, order_id, _)| (account_id, order_id));
+                    let (mut count, mut amount) = (0i64, 0i64);
+                    for (_, order_id, change) in planned {
+                        let mut trigger = Trigger::new(
+                            change,
+                            RefundReason::ServiceDisabled,
+                            RefundSource::Admin,
+                        );
+                        trigger.only_if_open = true;
+                        trigger.decided_by = Some(admin_id);
+                        let settled = refunds::settle(conn, order_id, trigger)?;
+                        if let Some(refund) = settled.refund {
+                            count += 1;
+                            amount += refund.amount_micros;
+                        }
+                    }
+                    Ok((Some(last), count, amount))
+                })
+            })
+            .await?;
+        orders_refunded += count;
+        amount_refunded += amount;
+        match last {
+            Some(last) => after = last,
+            None => break,
+        }
+    }
+    Ok(HttpResponse::Ok().json(DisableServiceResponse {
+        service: service.into(),
+        orders_refunded,
+        amount_refunded: Amount::micros(amount_refunded),
+    }))
+}
+
+/// Locks an order and says how it ends because its service is disabled: partial when
+/// progress is known, canceled (refunded in full) otherwise; `None` once it has ended.
+fn disabled_outcome(
+    conn: &mut DbConnection,
+    order_id: i64,
+) -> Result<Option<(i64, Change)>, ApiError> {
+    let Some(order) = orders::lock(conn, order_id, None)? else {
+        return Ok(None);
+    };
+    if order.status.is_terminal() {
+        return Ok(None);
+    }
+    let units = order.book().units;
+    let change = match order.remains {
+        Some(remains) if order.status == OrderStatus::InProgress && remains < units => Change {
+            status: Some(OrderStatus::Partial),
+            remains: Some(remains),
+            approve: 0,
+        },
+        _ => Change {
+            status: Some(OrderStatus::Canceled),
+            ..Change::default()
+        },
+    };
+    Ok(Some((order.account_id, change)))
 }

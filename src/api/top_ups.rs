@@ -3,11 +3,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::refunds::{optional_text, RefundResponse};
 use super::{parse_money, utc, Amount, ApiJson};
 use crate::app::AppState;
 use crate::auth::Admin;
+use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, is_unique_violation, ledger, top_ups};
+use crate::domain::account::AccountStatus;
 use crate::domain::ledger::{LedgerKind, TopUp};
+use crate::domain::money::format_micros;
+use crate::domain::refund::{RefundReason, RefundSource, RefundStatus};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 
@@ -127,4 +132,325 @@ pub async fn create_top_up(
         })
         .await?;
     Ok(HttpResponse::Created().json(TopUpResponse::from(top_up)))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TopUpRefundReason {
+    DuplicateTopUp,
+    Manual,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundTopUpRequest {
+    /// How much to return to the payment method.
+    #[schema(value_type = String, example = "10")]
+    pub amount: String,
+    pub reason: TopUpRefundReason,
+    pub note: Option<String>,
+}
+
+/// Refund a top-up to its payment method. The balance is debited now; the refund stays
+/// `pending` until the gateway answers (`succeed` or `fail`, which re-credits).
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Top-up id")),
+    request_body = RefundTopUpRequest,
+    responses(
+        (status = 201, description = "The pending refund", body = RefundResponse),
+        (status = 402, description = "The balance no longer holds the amount", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such top-up", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/top-ups/{id}/refund")]
+pub async fn refund_top_up(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<i64>,
+    body: ApiJson<RefundTopUpRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let top_up_id = id.into_inner();
+    let request = body.value;
+    let mut errors = Vec::new();
+    let amount = parse_money("amount", &request.amount, &mut errors);
+    if amount.is_some_and(|a| a.is_zero()) {
+        errors.push(FieldError::new("amount", "must be more than zero"));
+    }
+    let note = optional_text("note", request.note.as_deref(), &mut errors);
+    let (Some(amount), true) = (amount, errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    let reason = match request.reason {
+        TopUpRefundReason::DuplicateTopUp => RefundReason::DuplicateTopUp,
+        TopUpRefundReason::Manual => RefundReason::Manual,
+    };
+    let admin_id = admin.0.account_id;
+    let refund = state
+        .db(move |conn| {
+            db::write_tx(conn, |conn| {
+                let top_up =
+                    top_ups::lock(conn, top_up_id)?.ok_or_else(|| ApiError::not_found("top-up"))?;
+                check_refundable(&top_up, amount.micros())?;
+                top_ups::add_refunded(conn, top_up.id, amount.micros(), None)?;
+                let refund = refunds::insert(
+                    conn,
+                    &NewRefund {
+                        account_id: top_up.account_id,
+                        order_id: None,
+                        top_up_id: Some(top_up.id),
+                        amount_micros: amount.micros(),
+                        reason,
+                        status: RefundStatus::Pending,
+                        source: RefundSource::Admin,
+                        note,
+                        decided_by: Some(admin_id),
+                    },
+                )?;
+                let refs = ledger::Refs {
+                    top_up_id: Some(top_up.id),
+                    refund_id: Some(refund.id),
+                    order_id: None,
+                };
+                ledger::post(
+                    conn,
+                    top_up.account_id,
+                    LedgerKind::TopUpRefund,
+                    -amount.micros(),
+                    refs,
+                    ledger::Overdraft::Refuse,
+                )?
+                .ok_or_else(|| ApiError::PaymentRequired {
+                    code: "insufficient_funds",
+                    detail: "the account's balance no longer holds this amount".into(),
+                })?;
+                Ok(refund)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(RefundResponse::from(refund)))
+}
+
+fn check_refundable(top_up: &TopUp, amount: i64) -> Result<(), ApiError> {
+    let left = top_up.amount_micros - top_up.refunded_micros;
+    if amount > left {
+        return Err(ApiError::Unprocessable {
+            code: "amount_exceeds_refundable",
+            detail: format!(
+                "at most {} of this top-up can still be returned",
+                format_micros(left)
+            ),
+            param: Some("amount".into()),
+        });
+    }
+    Ok(())
+}
+
+/// The gateway's answer for a pending payment-method refund.
+async fn finish_payment_refund(
+    state: web::Data<AppState>,
+    admin_id: i64,
+    id: i64,
+    succeeded: bool,
+) -> Result<HttpResponse, ApiError> {
+    let refund = state
+        .db(move |conn| {
+            db::write_tx(conn, |conn| {
+                let refund = refunds::lock_with_parent(conn, id)?
+                    .ok_or_else(|| ApiError::not_found("refund"))?;
+                let top_up_id = match (refund.status, refund.top_up_id) {
+                    (RefundStatus::Pending, Some(top_up_id)) => top_up_id,
+                    _ => {
+                        return Err(ApiError::Conflict {
+                            code: "refund_not_pending",
+                            detail: format!(
+                                "only a pending payment refund can be settled; this one is {}",
+                                refund.status
+                            ),
+                        })
+                    }
+                };
+                if succeeded {
+                    return Ok(refunds::decide(
+                        conn,
+                        id,
+                        RefundStatus::Succeeded,
+                        refund.amount_micros,
+                        Some(admin_id),
+                        None,
+                    )?);
+                }
+                top_ups::add_refunded(conn, top_up_id, -refund.amount_micros, None)?;
+                let refs = ledger::Refs {
+                    top_up_id: Some(top_up_id),
+                    refund_id: Some(refund.id),
+                    order_id: None,
+                };
+                ledger::post(
+                    conn,
+                    refund.account_id,
+                    LedgerKind::TopUpRefund,
+                    refund.amount_micros,
+                    refs,
+                    ledger::Overdraft::Refuse,
+                )?;
+                Ok(refunds::decide(
+                    conn,
+                    id,
+                    RefundStatus::Failed,
+                    refund.amount_micros,
+                    Some(admin_id),
+                    Some("the payment gateway refused the refund; the balance was re-credited"),
+                )?)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(RefundResponse::from(refund)))
+}
+
+/// The gateway confirmed a payment-method refund.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Refund id")),
+    responses(
+        (status = 200, description = "The succeeded refund", body = RefundResponse),
+        (status = 404, description = "No such refund", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The refund is not a pending payment refund", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/refunds/{id}/succeed")]
+pub async fn succeed_refund(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    finish_payment_refund(state, admin.0.account_id, id.into_inner(), true).await
+}
+
+/// The gateway refused a payment-method refund: the balance is re-credited.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Refund id")),
+    responses(
+        (status = 200, description = "The failed refund", body = RefundResponse),
+        (status = 404, description = "No such refund", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The refund is not a pending payment refund", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/refunds/{id}/fail")]
+pub async fn fail_refund(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    finish_payment_refund(state, admin.0.account_id, id.into_inner(), false).await
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ChargebackRequest {
+    /// The amount charged back; what is left of the top-up when omitted.
+    #[schema(value_type = Option<String>, example = "10")]
+    pub amount: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChargebackResponse {
+    pub refund: RefundResponse,
+    pub top_up: TopUpResponse,
+    /// The account, suspended until an operator reactivates it.
+    pub account: crate::api::accounts::AccountResponse,
+}
+
+/// Record a chargeback: debits the balance (it may go negative) and suspends the account.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Top-up id")),
+    request_body = ChargebackRequest,
+    responses(
+        (status = 201, description = "The chargeback", body = ChargebackResponse),
+        (status = 404, description = "No such top-up", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/top-ups/{id}/chargeback")]
+pub async fn chargeback_top_up(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<i64>,
+    body: ApiJson<ChargebackRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let top_up_id = id.into_inner();
+    let request = body.value;
+    let mut errors = Vec::new();
+    let amount = request
+        .amount
+        .as_deref()
+        .and_then(|raw| parse_money("amount", raw, &mut errors));
+    if amount.is_some_and(|a| a.is_zero()) {
+        errors.push(FieldError::new("amount", "must be more than zero"));
+    }
+    let note = optional_text("note", request.note.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let admin_id = admin.0.account_id;
+    let (refund, top_up, account) = state
+        .db(move |conn| {
+            db::write_tx(conn, |conn| {
+                let top_up =
+                    top_ups::lock(conn, top_up_id)?.ok_or_else(|| ApiError::not_found("top-up"))?;
+                let left = top_up.amount_micros - top_up.refunded_micros;
+                let amount = amount.map_or(left, |a| a.micros());
+                if amount == 0 {
+                    return Err(ApiError::Conflict {
+                        code: "nothing_to_charge_back",
+                        detail: "this top-up was already returned in full".into(),
+                    });
+                }
+                check_refundable(&top_up, amount)?;
+                let top_up = top_ups::add_refunded(conn, top_up.id, amount, Some("charged_back"))?;
+                let refund = refunds::insert(
+                    conn,
+                    &NewRefund {
+                        account_id: top_up.account_id,
+                        order_id: None,
+                        top_up_id: Some(top_up.id),
+                        amount_micros: amount,
+                        reason: RefundReason::Chargeback,
+                        status: RefundStatus::Succeeded,
+                        source: RefundSource::Admin,
+                        note,
+                        decided_by: Some(admin_id),
+                    },
+                )?;
+                let refs = ledger::Refs {
+                    top_up_id: Some(top_up.id),
+                    refund_id: Some(refund.id),
+                    order_id: None,
+                };
+                ledger::post(
+                    conn,
+                    top_up.account_id,
+                    LedgerKind::Chargeback,
+                    -amount,
+                    refs,
+                    ledger::Overdraft::Allow,
+                )?;
+                let account =
+                    accounts::set_status(conn, top_up.account_id, AccountStatus::Suspended)?
+                        .ok_or_else(|| ApiError::not_found("account"))?;
+                Ok((refund, top_up, account))
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(ChargebackResponse {
+        refund: refund.into(),
+        top_up: top_up.into(),
+        account: account.into(),
+    }))
 }

@@ -5,6 +5,7 @@ use super::schema::orders;
 use super::{now, DbConnection};
 use crate::domain::money::Money;
 use crate::domain::order::{NewOrder, Order, OrderStatus};
+use crate::domain::refund::OrderBook;
 
 #[derive(Queryable)]
 struct OrderRow {
@@ -24,6 +25,7 @@ struct OrderRow {
     external_ref: Option<String>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    approved_dispute_micros: i64,
 }
 
 impl From<OrderRow> for Order {
@@ -45,6 +47,7 @@ impl From<OrderRow> for Order {
             external_ref: row.external_ref,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            approved_dispute_micros: row.approved_dispute_micros,
         }
     }
 }
@@ -153,6 +156,61 @@ pub fn scan_amounts(
             orders::charge_micros,
             orders::refunded_micros,
         ))
+        .order(orders::id.asc())
+        .limit(limit)
+        .load(conn)
+}
+
+/// Reads an order and locks its row until the transaction ends (`FOR UPDATE` on
+/// PostgreSQL; SQLite's immediate transaction already holds the database's write lock).
+pub fn lock(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Order>> {
+    let row = match conn {
+        DbConnection::Pg(pg) => orders::table.find(id).for_update().first::<OrderRow>(pg),
+        DbConnection::Sqlite(sqlite) => orders::table.find(id).first::<OrderRow>(sqlite),
+    }
+    .optional()?;
+    Ok(row
+        .map(Order::from)
+        .filter(|order| owner.is_none_or(|owner| order.account_id == owner)))
+}
+
+/// Writes the rule's new state of an order.
+pub fn store_book(
+    conn: &mut DbConnection,
+    id: i64,
+    book: &OrderBook,
+    start_count: Option<i64>,
+) -> QueryResult<Order> {
+    diesel::update(orders::table.find(id))
+        .set((
+            orders::status.eq(book.status.as_str()),
+            orders::remains.eq(book.remains),
+            orders::start_count.eq(start_count),
+            orders::approved_dispute_micros.eq(book.approved_disputes),
+            orders::refunded_micros.eq(book.refunded),
+            orders::updated_at.eq(now()),
+        ))
+        .returning(orders::all_columns)
+        .get_result::<OrderRow>(conn)
+        .map(Order::from)
+}
+
+/// Ids of a service's orders still in flight (pending, processing, in progress), after `after_id`.
+pub fn open_for_service(
+    conn: &mut DbConnection,
+    service_id: i64,
+    after_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<i64>> {
+    orders::table
+        .filter(orders::service_id.eq(service_id))
+        .filter(orders::status.eq_any([
+            OrderStatus::Pending.as_str(),
+            OrderStatus::Processing.as_str(),
+            OrderStatus::InProgress.as_str(),
+        ]))
+        .filter(orders::id.gt(after_id))
+        .select(orders::id)
         .order(orders::id.asc())
         .limit(limit)
         .load(conn)

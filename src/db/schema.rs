@@ -70,6 +70,26 @@ diesel::table! {
         external_ref -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        approved_dispute_micros -> BigInt,
+    }
+}
+
+diesel::table! {
+    refunds (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        order_id -> Nullable<BigInt>,
+        top_up_id -> Nullable<BigInt>,
+        amount_micros -> BigInt,
+        reason -> Text,
+        status -> Text,
+        source -> Text,
+        note -> Nullable<Text>,
+        decision_reason -> Nullable<Text>,
+        decided_by -> Nullable<BigInt>,
+        decided_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -119,6 +139,7 @@ diesel::joinable!(orders -> accounts (account_id));
 diesel::joinable!(orders -> services (service_id));
 diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(top_ups -> accounts (account_id));
+diesel::joinable!(refunds -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -129,4 +150,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     top_ups,
     ledger_entries,
     idempotency_keys,
+    refunds,
 );

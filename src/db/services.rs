@@ -119,3 +119,19 @@ pub fn page(
         .load::<ServiceRow>(conn)
         .map(|rows| rows.into_iter().map(Service::from).collect())
 }
+
+pub fn set_status(
+    conn: &mut DbConnection,
+    id: i64,
+    status: ServiceStatus,
+) -> QueryResult<Option<Service>> {
+    diesel::update(services::table.find(id))
+        .set((
+            services::status.eq(status.as_str()),
+            services::updated_at.eq(now()),
+        ))
+        .returning(services::all_columns)
+        .get_result::<ServiceRow>(conn)
+        .optional()
+        .map(|row| row.map(Service::from))
+}

@@ -77,3 +77,45 @@ pub fn all_amounts(conn: &mut DbConnection) -> QueryResult<Vec<(i64, i64, i64, i
         .order(top_ups::id)
         .load(conn)
 }
+
+/// Reads a top-up and locks its row until the transaction ends.
+pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TopUp>> {
+    match conn {
+        DbConnection::Pg(pg) => top_ups::table.find(id).for_update().first::<TopUpRow>(pg),
+        DbConnection::Sqlite(sqlite) => top_ups::table.find(id).first::<TopUpRow>(sqlite),
+    }
+    .optional()
+    .map(|row| row.map(TopUp::from))
+}
+
+/// Moves `delta` (signed) into or out of what was returned of a top-up; the table's CHECK
+/// keeps it between zero and the top-up's amount.
+pub fn add_refunded(
+    conn: &mut DbConnection,
+    id: i64,
+    delta: i64,
+    status: Option<&str>,
+) -> QueryResult<TopUp> {
+    let row = match status {
+        Some(status) => diesel::update(top_ups::table.find(id))
+            .set((
+                top_ups::refunded_micros.eq(top_ups::refunded_micros + delta),
+                top_ups::status.eq(status),
+            ))
+            .returning(top_ups::all_columns)
+            .get_result::<TopUpRow>(conn)?,
+        None => diesel::update(top_ups::table.find(id))
+            .set(top_ups::refunded_micros.eq(top_ups::refunded_micros + delta))
+            .returning(top_ups::all_columns)
+            .get_result::<TopUpRow>(conn)?,
+    };
+    Ok(row.into())
+}
+
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TopUp>> {
+    top_ups::table
+        .find(id)
+        .first::<TopUpRow>(conn)
+        .optional()
+        .map(|row| row.map(TopUp::from))
+}

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use diesel::QueryResult;
 
-use super::{accounts, ledger, orders, top_ups, DbConnection};
+use super::{accounts, ledger, orders, refunds, top_ups, DbConnection};
 use crate::domain::ledger::LedgerKind;
+use crate::domain::refund::{RefundReason, RefundStatus};
 
 const PAGE: i64 = 10_000;
 
@@ -15,6 +16,7 @@ pub struct Report {
     pub entries: usize,
     pub orders: usize,
     pub top_ups: usize,
+    pub refunds: usize,
     /// Every inconsistency found, one sentence each. Empty means the books balance.
     pub problems: Vec<String>,
 }
@@ -39,6 +41,8 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
     let mut books: HashMap<i64, AccountBook> = HashMap::new();
     let mut order_books: HashMap<i64, OrderBook> = HashMap::new();
     let mut top_up_credits: HashMap<i64, i64> = HashMap::new();
+    // refund id -> (sum of its entries, number of entries)
+    let mut refund_entries: HashMap<i64, (i64, usize)> = HashMap::new();
 
     let mut after = 0;
     loop {
@@ -58,6 +62,11 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
                 book.sum = entry.balance_after_micros;
             }
             book.last_after = entry.balance_after_micros;
+            if let Some(refund_id) = entry.refund_id {
+                let seen = refund_entries.entry(refund_id).or_default();
+                seen.0 += entry.amount_micros;
+                seen.1 += 1;
+            }
             match entry.kind {
                 LedgerKind::OrderCharge => {
                     if let Some(order_id) = entry.order_id {
@@ -71,11 +80,15 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
                         ));
                     }
                 }
-                LedgerKind::Refund => {
-                    if let Some(order_id) = entry.order_id {
+                LedgerKind::Refund => match (entry.order_id, entry.refund_id) {
+                    (Some(order_id), Some(_)) => {
                         order_books.entry(order_id).or_default().refunded += entry.amount_micros;
                     }
-                }
+                    _ => report.problems.push(format!(
+                        "ledger entry {}: a refund credit without its order and refund",
+                        entry.id
+                    )),
+                },
                 LedgerKind::TopUp => match entry.top_up_id {
                     Some(top_up_id) => {
                         *top_up_credits.entry(top_up_id).or_default() += entry.amount_micros
@@ -145,7 +158,57 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
         ));
     }
 
+    // What each top-up has returned: pending or succeeded payment refunds and chargebacks.
+    let mut top_up_returned: HashMap<i64, i64> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let page = refunds::scan(conn, after, PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for refund in page {
+            report.refunds += 1;
+            let (sum, count) = refund_entries.remove(&refund.id).unwrap_or_default();
+            let expected: &[(i64, usize)] = match (refund.order_id, refund.status) {
+                (Some(_), RefundStatus::Succeeded) => &[(refund.amount_micros, 1)],
+                (Some(_), _) => &[(0, 0)],
+                (None, RefundStatus::Pending | RefundStatus::Succeeded) => {
+                    &[(-refund.amount_micros, 1)]
+                }
+                (None, RefundStatus::Failed) => &[(0, 2)],
+                (None, _) => &[(0, 0)],
+            };
+            if !expected.contains(&(sum, count)) {
+                report.problems.push(format!(
+                    "refund {} ({}, {}): {count} ledger entries totalling {sum}, expected {:?}",
+                    refund.id, refund.reason, refund.status, expected[0]
+                ));
+            }
+            if let (Some(top_up_id), RefundStatus::Pending | RefundStatus::Succeeded) =
+                (refund.top_up_id, refund.status)
+            {
+                *top_up_returned.entry(top_up_id).or_default() += refund.amount_micros;
+            }
+            if refund.reason == RefundReason::Chargeback && refund.top_up_id.is_none() {
+                report.problems.push(format!(
+                    "refund {}: a chargeback without a top-up",
+                    refund.id
+                ));
+            }
+        }
+    }
+    for refund_id in refund_entries.keys() {
+        report.problems.push(format!(
+            "ledger entries name refund {refund_id}, which does not exist"
+        ));
+    }
+
     for (top_up_id, _account_id, amount, refunded) in top_ups::all_amounts(conn)? {
+        let returned = top_up_returned.remove(&top_up_id).unwrap_or_default();
+        if returned != refunded {
+            report.problems.push(format!(
+                "top-up {top_up_id}: records {refunded} returned but its refunds total {returned}"
+            ));
+        }
         report.top_ups += 1;
         let credited = top_up_credits.remove(&top_up_id).unwrap_or_default();
         if credited != amount {

@@ -1,6 +1,7 @@
 use chrono::NaiveDateTime;
 
 use super::money::{charge_for, Money};
+use super::refund::OrderBook;
 use super::service::{Service, ServiceStatus, ServiceType};
 use super::{parse_text, string_enum, FieldError};
 
@@ -55,12 +56,26 @@ pub struct Order {
     pub external_ref: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Dispute amounts an operator approved; part of what the order is owed.
+    pub approved_dispute_micros: i64,
 }
 
 impl Order {
     /// What could still be refunded: the charge not yet returned.
     pub fn refundable(&self) -> Money {
         Money::from_micros(self.charge.micros() - self.refunded.micros())
+    }
+
+    /// The order as the refund rule sees it.
+    pub fn book(&self) -> OrderBook {
+        OrderBook {
+            charge: self.charge.micros(),
+            units: self.quantity.saturating_mul(self.runs.unwrap_or(1)),
+            status: self.status,
+            remains: self.remains,
+            approved_disputes: self.approved_dispute_micros,
+            refunded: self.refunded.micros(),
+        }
     }
 }
 

@@ -383,3 +383,38 @@ impl TestApp {
         );
     }
 }
+
+impl TestApp {
+    /// Records a delivery outcome as an operator.
+    pub async fn outcome(&self, order_id: i64, body: Value) -> Reply {
+        self.post(
+            &format!("/v1/admin/orders/{order_id}/outcome"),
+            &self.admin_token,
+            body,
+        )
+        .await
+    }
+
+    /// Places an order and returns its id, asserting it was created.
+    pub async fn order_id(&self, token: &str, service_id: i64, quantity: i64) -> i64 {
+        let reply = self.order(token, service_id, quantity).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.body["id"].as_i64().unwrap()
+    }
+
+    pub async fn order_json(&self, token: &str, order_id: i64) -> Value {
+        let reply = self.get(&format!("/v1/orders/{order_id}"), token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body
+    }
+
+    /// Sum of the ledger's refund credits for one order, from the reseller's ledger.
+    pub async fn refunded_in_ledger(&self, token: &str, order_id: i64) -> i64 {
+        self.ledger(token)
+            .await
+            .iter()
+            .filter(|e| e["kind"] == "refund" && e["order_id"] == order_id)
+            .map(|e| micros(&e["amount"]))
+            .sum()
+    }
+}

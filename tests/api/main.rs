@@ -6,5 +6,6 @@ mod helpers;
 mod auth;
 mod bad_input;
 mod orders;
+mod refunds;
 mod spec;
 mod top_ups;

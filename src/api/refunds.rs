@@ -1,0 +1,465 @@
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::orders::{idempotency_key, request_hash, with_idempotency, OrderResponse, Stored};
+use super::{page_limit, page_response, parse_money, utc, Amount, ApiJson, ApiQuery, Page};
+use crate::app::AppState;
+use crate::auth::{Admin, Caller};
+use crate::db::refunds::{self, NewRefund, RefundFilter, Trigger};
+use crate::db::{self, idempotency, orders};
+use crate::domain::account::Scope;
+use crate::domain::order::OrderStatus;
+use crate::domain::refund::{
+    Change, DisputeReason, Refund, RefundReason, RefundSource, RefundStatus,
+};
+use crate::domain::{parse_text, FieldError};
+use crate::error::ApiError;
+
+#[derive(Serialize, ToSchema)]
+pub struct RefundResponse {
+    pub id: i64,
+    pub account_id: i64,
+    /// The order refunded; null for top-up refunds and chargebacks.
+    pub order_id: Option<i64>,
+    /// The top-up refunded; null for order refunds.
+    pub top_up_id: Option<i64>,
+    /// Credited (or, for a top-up refund, returned to the payment method). For a dispute
+    /// awaiting review: the amount asked.
+    pub amount: Amount,
+    pub reason: RefundReason,
+    pub status: RefundStatus,
+    pub source: RefundSource,
+    pub note: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Refund> for RefundResponse {
+    fn from(refund: Refund) -> RefundResponse {
+        RefundResponse {
+            id: refund.id,
+            account_id: refund.account_id,
+            order_id: refund.order_id,
+            top_up_id: refund.top_up_id,
+            amount: Amount::micros(refund.amount_micros),
+            reason: refund.reason,
+            status: refund.status,
+            source: refund.source,
+            note: refund.note,
+            decision_reason: refund.decision_reason,
+            decided_at: refund.decided_at.map(utc),
+            created_at: utc(refund.created_at),
+        }
+    }
+}
+
+/// An order after a refund trigger, with the refund it produced (null when nothing was owed).
+#[derive(Serialize, ToSchema)]
+pub struct SettlementResponse {
+    pub order: OrderResponse,
+    pub refund: Option<RefundResponse>,
+}
+
+impl From<refunds::Settled> for SettlementResponse {
+    fn from(settled: refunds::Settled) -> SettlementResponse {
+        SettlementResponse {
+            order: settled.order.into(),
+            refund: settled.refund.map(Into::into),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListRefundsQuery {
+    pub order_id: Option<i64>,
+    pub status: Option<RefundStatus>,
+    pub reason: Option<RefundReason>,
+    /// Refunds created at or after this time (RFC 3339).
+    pub created_from: Option<DateTime<Utc>>,
+    /// Refunds created before this time (RFC 3339).
+    pub created_to: Option<DateTime<Utc>>,
+    /// Operators only: one account's refunds.
+    pub account_id: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+    /// Return refunds older than this refund id.
+    pub starting_after: Option<i64>,
+}
+
+async fn refund_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: ListRefundsQuery,
+    account_id: Option<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let filter = RefundFilter {
+        account_id,
+        order_id: query.order_id,
+        status: query.status,
+        reason: query.reason,
+        created_from: query.created_from.map(|t| t.naive_utc()),
+        created_to: query.created_to.map(|t| t.naive_utc()),
+    };
+    let rows = state
+        .db(move |conn| {
+            Ok(refunds::page(
+                conn,
+                &filter,
+                query.starting_after,
+                limit + 1,
+            )?)
+        })
+        .await?;
+    Ok(page_response(
+        &req,
+        rows,
+        limit,
+        |r| r.id,
+        RefundResponse::from,
+    ))
+}
+
+/// Your refunds, newest first.
+#[utoipa::path(
+    tag = "refunds",
+    security(("bearer" = [])),
+    params(ListRefundsQuery),
+    responses((status = 200, description = "A page of refunds", body = Page<RefundResponse>))
+)]
+#[get("/v1/refunds")]
+pub async fn list_refunds(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<ListRefundsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::RefundsRead)?;
+    if query.0.account_id.is_some_and(|id| id != caller.account_id) {
+        return Err(ApiError::invalid(
+            "account_id",
+            "resellers see only their own refunds",
+        ));
+    }
+    refund_page(req, state, query.0, Some(caller.account_id)).await
+}
+
+/// The review queue and every refund, for operators.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(ListRefundsQuery),
+    responses((status = 200, description = "A page of refunds", body = Page<RefundResponse>))
+)]
+#[get("/v1/admin/refunds")]
+pub async fn list_admin_refunds(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _admin: Admin,
+    query: ApiQuery<ListRefundsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let account_id = query.0.account_id;
+    refund_page(req, state, query.0, account_id).await
+}
+
+/// One of your refunds.
+#[utoipa::path(
+    tag = "refunds",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Refund id")),
+    responses(
+        (status = 200, description = "The refund", body = RefundResponse),
+        (status = 404, description = "No such refund among yours", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/refunds/{id}")]
+pub async fn find_refund(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::RefundsRead)?;
+    let id = id.into_inner();
+    let refund = state
+        .db(move |conn| {
+            refunds::find(conn, id, Some(caller.account_id))?
+                .ok_or_else(|| ApiError::not_found("refund"))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(RefundResponse::from(refund)))
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDisputeRequest {
+    pub reason: DisputeReason,
+    /// What went wrong, for the reviewer.
+    pub note: Option<String>,
+    /// How much to refund; the order's whole refundable remainder when omitted.
+    #[schema(value_type = Option<String>, example = "0.5")]
+    pub amount: Option<String>,
+}
+
+/// Ask for a refund on one of your orders. It waits for an operator's review.
+#[utoipa::path(
+    tag = "refunds",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "Order id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
+    ),
+    request_body = CreateDisputeRequest,
+    responses(
+        (status = 202, description = "The refund request, awaiting review", body = RefundResponse),
+        (status = 404, description = "No such order among yours", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is canceled, fully refunded, or already has a request under review", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/orders/{id}/refunds")]
+pub async fn create_dispute(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    body: ApiJson<CreateDisputeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::RefundsWrite)?;
+    let order_id = id.into_inner();
+    let key = idempotency_key(&req)?.map(|k| (k, request_hash(&body.raw)));
+    let request = body.value;
+    let mut errors = Vec::new();
+    let amount = request
+        .amount
+        .as_deref()
+        .and_then(|raw| parse_money("amount", raw, &mut errors));
+    if amount.is_some_and(|a| a.is_zero()) {
+        errors.push(FieldError::new("amount", "must be more than zero"));
+    }
+    let note = optional_text("note", request.note.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let account_id = caller.account_id;
+    let scope = format!("create_dispute:{order_id}");
+    let stored = state
+        .db(move |conn| {
+            with_idempotency(conn, account_id, &scope, key, |conn, claim| {
+                db::write_tx(conn, |conn| {
+                    let order = orders::lock(conn, order_id, Some(account_id))?
+                        .ok_or_else(|| ApiError::not_found("order"))?;
+                    if order.status == OrderStatus::Canceled {
+                        return Err(ApiError::Conflict {
+                            code: "order_canceled",
+                            detail: "a canceled order is already refunded in full".into(),
+                        });
+                    }
+                    let refundable = order.refundable().micros();
+                    if refundable == 0 {
+                        return Err(ApiError::Conflict {
+                            code: "nothing_to_refund",
+                            detail: "this order has already been refunded in full".into(),
+                        });
+                    }
+                    if refunds::pending_dispute(conn, order_id)?.is_some() {
+                        return Err(ApiError::Conflict {
+                            code: "dispute_pending",
+                            detail: "this order already has a refund request under review".into(),
+                        });
+                    }
+                    let amount = amount.map_or(refundable, |a| a.micros());
+                    if amount > refundable {
+                        return Err(ApiError::Unprocessable {
+                            code: "amount_exceeds_refundable",
+                            detail: format!(
+                                "at most {} of this order can still be refunded",
+                                order.refundable()
+                            ),
+                            param: Some("amount".into()),
+                        });
+                    }
+                    let refund = refunds::insert(
+                        conn,
+                        &NewRefund {
+                            account_id,
+                            order_id: Some(order_id),
+                            top_up_id: None,
+                            amount_micros: amount,
+                            reason: request.reason.refund_reason(),
+                            status: RefundStatus::PendingReview,
+                            source: RefundSource::Reseller,
+                            note,
+                            decided_by: None,
+                        },
+                    )?;
+                    let body = serde_json::to_string(&RefundResponse::from(refund))
+                        .map_err(ApiError::internal)?;
+                    if let Some(claim) = claim {
+                        idempotency::finish(conn, claim, 202, &body)?;
+                    }
+                    Ok(Stored {
+                        status: 202,
+                        body,
+                        replayed: false,
+                    })
+                })
+            })
+        })
+        .await?;
+    Ok(stored.into_response())
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRefundRequest {
+    /// How much to credit; the amount asked (capped at what is still refundable) when omitted.
+    #[schema(value_type = Option<String>, example = "0.5")]
+    pub amount: Option<String>,
+    /// Why, recorded on the refund.
+    pub reason: Option<String>,
+}
+
+fn refund_already_decided(refund: &Refund) -> ApiError {
+    ApiError::Conflict {
+        code: "refund_already_decided",
+        detail: format!("this refund is already {}", refund.status),
+    }
+}
+
+/// Approve a refund request: credits the balance in the same call.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Refund id")),
+    request_body = ApproveRefundRequest,
+    responses(
+        (status = 200, description = "The order and the credited refund", body = SettlementResponse),
+        (status = 404, description = "No such refund", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The refund was already decided", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/refunds/{id}/approve")]
+pub async fn approve_refund(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<i64>,
+    body: ApiJson<ApproveRefundRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let request = body.value;
+    let mut errors = Vec::new();
+    let amount = request
+        .amount
+        .as_deref()
+        .and_then(|raw| parse_money("amount", raw, &mut errors));
+    if amount.is_some_and(|a| a.is_zero()) {
+        errors.push(FieldError::new("amount", "must be more than zero"));
+    }
+    let reason = optional_text("reason", request.reason.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let admin_id = admin.0.account_id;
+    let settled = state
+        .db(move |conn| {
+            db::write_tx(conn, |conn| {
+                let refund = refunds::lock_with_parent(conn, id)?
+                    .ok_or_else(|| ApiError::not_found("refund"))?;
+                if refund.status != RefundStatus::PendingReview {
+                    return Err(refund_already_decided(&refund));
+                }
+                let order_id = refund
+                    .order_id
+                    .ok_or_else(|| refund_already_decided(&refund))?;
+                let order = orders::lock(conn, order_id, None)?
+                    .ok_or_else(|| ApiError::not_found("order"))?;
+                let refundable = order.refundable().micros();
+                let amount = amount.map_or(refund.amount_micros.min(refundable), |a| a.micros());
+                let mut trigger = Trigger::new(
+                    Change {
+                        approve: amount,
+                        ..Change::default()
+                    },
+                    refund.reason,
+                    RefundSource::Reseller,
+                );
+                trigger.dispute_id = Some(refund.id);
+                trigger.decided_by = Some(admin_id);
+                trigger.note = reason;
+                Ok(refunds::settle(conn, order_id, trigger)?)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(SettlementResponse::from(settled)))
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectRefundRequest {
+    /// Why the request was rejected; shown to the reseller.
+    pub reason: String,
+}
+
+/// Reject a refund request. No money moves.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Refund id")),
+    request_body = RejectRefundRequest,
+    responses(
+        (status = 200, description = "The rejected refund", body = RefundResponse),
+        (status = 404, description = "No such refund", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The refund was already decided", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/refunds/{id}/reject")]
+pub async fn reject_refund(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<i64>,
+    body: ApiJson<RejectRefundRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let reason =
+        parse_text(&body.value.reason, 2000).map_err(|m| ApiError::invalid("reason", m))?;
+    let admin_id = admin.0.account_id;
+    let refund = state
+        .db(move |conn| {
+            db::write_tx(conn, |conn| {
+                let refund = refunds::lock_with_parent(conn, id)?
+                    .ok_or_else(|| ApiError::not_found("refund"))?;
+                if refund.status != RefundStatus::PendingReview {
+                    return Err(refund_already_decided(&refund));
+                }
+                Ok(refunds::decide(
+                    conn,
+                    id,
+                    RefundStatus::Rejected,
+                    refund.amount_micros,
+                    Some(admin_id),
+                    Some(&reason),
+                )?)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(RefundResponse::from(refund)))
+}
+
+/// Parses an optional free-text field, recording an error when it is present but bad.
+pub fn optional_text(
+    field: &'static str,
+    raw: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match raw.map(|text| parse_text(text, 2000)) {
+        Some(Err(message)) => {
+            errors.push(FieldError::new(field, message));
+            None
+        }
+        other => other.and_then(Result::ok),
+    }
+}

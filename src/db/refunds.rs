@@ -1,0 +1,345 @@
+//! Refund records, and `settle`: the one place any trigger applies the refund rule to an order.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::refunds;
+use super::{ledger, now, orders, DbConnection};
+use crate::domain::ledger::LedgerKind;
+use crate::domain::order::Order;
+use crate::domain::refund::{
+    self, Change, Refund, RefundReason, RefundSource, RefundStatus, Refusal,
+};
+
+#[derive(Queryable)]
+struct RefundRow {
+    id: i64,
+    account_id: i64,
+    order_id: Option<i64>,
+    top_up_id: Option<i64>,
+    amount_micros: i64,
+    reason: String,
+    status: String,
+    source: String,
+    note: Option<String>,
+    decision_reason: Option<String>,
+    decided_by: Option<i64>,
+    decided_at: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    _updated_at: NaiveDateTime,
+}
+
+impl From<RefundRow> for Refund {
+    fn from(row: RefundRow) -> Refund {
+        Refund {
+            id: row.id,
+            account_id: row.account_id,
+            order_id: row.order_id,
+            top_up_id: row.top_up_id,
+            amount_micros: row.amount_micros,
+            reason: RefundReason::parse(&row.reason).unwrap_or(RefundReason::Manual),
+            status: RefundStatus::parse(&row.status).unwrap_or(RefundStatus::Failed),
+            source: RefundSource::parse(&row.source).unwrap_or(RefundSource::Admin),
+            note: row.note,
+            decision_reason: row.decision_reason,
+            decided_by: row.decided_by,
+            decided_at: row.decided_at,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// A refund about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewRefund {
+    pub account_id: i64,
+    pub order_id: Option<i64>,
+    pub top_up_id: Option<i64>,
+    pub amount_micros: i64,
+    pub reason: RefundReason,
+    pub status: RefundStatus,
+    pub source: RefundSource,
+    pub note: Option<String>,
+    /// Who decided, for refunds decided as they are made.
+    pub decided_by: Option<i64>,
+}
+
+pub fn insert(conn: &mut DbConnection, new: &NewRefund) -> QueryResult<Refund> {
+    let at = now();
+    let decided_at = (new.status != RefundStatus::PendingReview).then_some(at);
+    diesel::insert_into(refunds::table)
+        .values((
+            refunds::account_id.eq(new.account_id),
+            refunds::order_id.eq(new.order_id),
+            refunds::top_up_id.eq(new.top_up_id),
+            refunds::amount_micros.eq(new.amount_micros),
+            refunds::reason.eq(new.reason.as_str()),
+            refunds::status.eq(new.status.as_str()),
+            refunds::source.eq(new.source.as_str()),
+            refunds::note.eq(&new.note),
+            refunds::decided_by.eq(new.decided_by),
+            refunds::decided_at.eq(decided_at),
+            refunds::created_at.eq(at),
+            refunds::updated_at.eq(at),
+        ))
+        .returning(refunds::all_columns)
+        .get_result::<RefundRow>(conn)
+        .map(Refund::from)
+}
+
+/// Locks a refund for a decision. Its order (or top-up) is locked first: every writer
+/// takes the parent row before the refund row, so decisions, outcomes and gateway
+/// answers racing on one order can never deadlock.
+pub fn lock_with_parent(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
+    let Some(refund) = find(conn, id, None)? else {
+        return Ok(None);
+    };
+    if let Some(order_id) = refund.order_id {
+        orders::lock(conn, order_id, None)?;
+    }
+    if let Some(top_up_id) = refund.top_up_id {
+        super::top_ups::lock(conn, top_up_id)?;
+    }
+    lock(conn, id)
+}
+
+/// Reads a refund and locks its row until the transaction ends.
+fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
+    match conn {
+        DbConnection::Pg(pg) => refunds::table.find(id).for_update().first::<RefundRow>(pg),
+        DbConnection::Sqlite(sqlite) => refunds::table.find(id).first::<RefundRow>(sqlite),
+    }
+    .optional()
+    .map(|row| row.map(Refund::from))
+}
+
+pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Refund>> {
+    let mut query = refunds::table.filter(refunds::id.eq(id)).into_boxed();
+    if let Some(owner) = owner {
+        query = query.filter(refunds::account_id.eq(owner));
+    }
+    query
+        .first::<RefundRow>(conn)
+        .optional()
+        .map(|row| row.map(Refund::from))
+}
+
+/// A decision on a refund: its new status, amount and who decided why.
+pub fn decide(
+    conn: &mut DbConnection,
+    id: i64,
+    status: RefundStatus,
+    amount_micros: i64,
+    decided_by: Option<i64>,
+    decision_reason: Option<&str>,
+) -> QueryResult<Refund> {
+    let at = now();
+    diesel::update(refunds::table.find(id))
+        .set((
+            refunds::status.eq(status.as_str()),
+            refunds::amount_micros.eq(amount_micros),
+            refunds::decided_by.eq(decided_by),
+            refunds::decision_reason.eq(decision_reason),
+            refunds::decided_at.eq(at),
+            refunds::updated_at.eq(at),
+        ))
+        .returning(refunds::all_columns)
+        .get_result::<RefundRow>(conn)
+        .map(Refund::from)
+}
+
+/// The order's dispute awaiting review, if any.
+pub fn pending_dispute(conn: &mut DbConnection, order_id: i64) -> QueryResult<Option<Refund>> {
+    refunds::table
+        .filter(refunds::order_id.eq(order_id))
+        .filter(refunds::status.eq(RefundStatus::PendingReview.as_str()))
+        .first::<RefundRow>(conn)
+        .optional()
+        .map(|row| row.map(Refund::from))
+}
+
+/// Filters of refund lists; every one optional.
+#[derive(Debug, Clone, Default)]
+pub struct RefundFilter {
+    pub account_id: Option<i64>,
+    pub order_id: Option<i64>,
+    pub status: Option<RefundStatus>,
+    pub reason: Option<RefundReason>,
+    pub created_from: Option<NaiveDateTime>,
+    pub created_to: Option<NaiveDateTime>,
+}
+
+/// One page of refunds, newest first, strictly older than `starting_after`.
+pub fn page(
+    conn: &mut DbConnection,
+    filter: &RefundFilter,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Refund>> {
+    let mut query = refunds::table
+        .order(refunds::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(cursor) = starting_after {
+        query = query.filter(refunds::id.lt(cursor));
+    }
+    if let Some(account_id) = filter.account_id {
+        query = query.filter(refunds::account_id.eq(account_id));
+    }
+    if let Some(order_id) = filter.order_id {
+        query = query.filter(refunds::order_id.eq(order_id));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(refunds::status.eq(status.as_str()));
+    }
+    if let Some(reason) = filter.reason {
+        query = query.filter(refunds::reason.eq(reason.as_str()));
+    }
+    if let Some(from) = filter.created_from {
+        query = query.filter(refunds::created_at.ge(from));
+    }
+    if let Some(to) = filter.created_to {
+        query = query.filter(refunds::created_at.lt(to));
+    }
+    query
+        .load::<RefundRow>(conn)
+        .map(|rows| rows.into_iter().map(Refund::from).collect())
+}
+
+/// Every refund in id order after `after_id`, for `verify`.
+pub fn scan(conn: &mut DbConnection, after_id: i64, limit: i64) -> QueryResult<Vec<Refund>> {
+    refunds::table
+        .filter(refunds::id.gt(after_id))
+        .order(refunds::id.asc())
+        .limit(limit)
+        .load::<RefundRow>(conn)
+        .map(|rows| rows.into_iter().map(Refund::from).collect())
+}
+
+/// What started a settlement and how its refund is to be recorded.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub change: Change,
+    pub start_count: Option<i64>,
+    pub reason: RefundReason,
+    pub source: RefundSource,
+    pub decided_by: Option<i64>,
+    pub note: Option<String>,
+    /// The pending dispute this trigger approves; it becomes the refund record.
+    pub dispute_id: Option<i64>,
+    /// Skip orders that are no longer in flight instead of changing them.
+    pub only_if_open: bool,
+    /// Only this account's order (a reseller acting on its own).
+    pub owner: Option<i64>,
+}
+
+impl Trigger {
+    pub fn new(change: Change, reason: RefundReason, source: RefundSource) -> Trigger {
+        Trigger {
+            change,
+            start_count: None,
+            reason,
+            source,
+            decided_by: None,
+            note: None,
+            dispute_id: None,
+            only_if_open: false,
+            owner: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Settled {
+    pub order: Order,
+    /// The refund credited by this settlement, if any money moved.
+    pub refund: Option<Refund>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    #[error("order not found")]
+    NotFound,
+    #[error("refused: {0:?}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// Applies a trigger to an order under the one refund rule: locks the order, plans the
+/// change, stores the order's new state and credits exactly `owed − refunded`, with one
+/// refund record and one ledger entry. Call inside a write transaction; repeated,
+/// concurrent and out-of-order triggers can never refund more than is owed.
+pub fn settle(
+    conn: &mut DbConnection,
+    order_id: i64,
+    trigger: Trigger,
+) -> Result<Settled, SettleError> {
+    let order = orders::lock(conn, order_id, trigger.owner)?.ok_or(SettleError::NotFound)?;
+    if trigger.only_if_open && order.status.is_terminal() {
+        return Ok(Settled {
+            order,
+            refund: None,
+        });
+    }
+    let plan = refund::plan(&order.book(), trigger.change).map_err(SettleError::Refused)?;
+    let start_count = trigger.start_count.or(order.start_count);
+    let order = orders::store_book(conn, order.id, &plan.book, start_count)?;
+
+    let refund = if let Some(dispute_id) = trigger.dispute_id {
+        Some(decide(
+            conn,
+            dispute_id,
+            RefundStatus::Succeeded,
+            plan.refund_now,
+            trigger.decided_by,
+            trigger.note.as_deref(),
+        )?)
+    } else if plan.refund_now > 0 {
+        Some(insert(
+            conn,
+            &NewRefund {
+                account_id: order.account_id,
+                order_id: Some(order.id),
+                top_up_id: None,
+                amount_micros: plan.refund_now,
+                reason: trigger.reason,
+                status: RefundStatus::Succeeded,
+                source: trigger.source,
+                note: trigger.note.clone(),
+                decided_by: trigger.decided_by,
+            },
+        )?)
+    } else {
+        None
+    };
+    if let Some(refund) = &refund {
+        let refs = ledger::Refs {
+            order_id: Some(order.id),
+            refund_id: Some(refund.id),
+            top_up_id: None,
+        };
+        ledger::post(
+            conn,
+            order.account_id,
+            LedgerKind::Refund,
+            plan.refund_now,
+            refs,
+            ledger::Overdraft::Refuse,
+        )?;
+    }
+    if plan.book.refunded == plan.book.charge {
+        // Nothing is left to dispute: close any review still open on this order.
+        if let Some(dispute) = pending_dispute(conn, order.id)? {
+            decide(
+                conn,
+                dispute.id,
+                RefundStatus::Canceled,
+                dispute.amount_micros,
+                None,
+                Some("the order was refunded in full"),
+            )?;
+        }
+    }
+    Ok(Settled { order, refund })
+}

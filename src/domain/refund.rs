@@ -1,0 +1,328 @@
+//! The one refund rule. What an order is owed is a function of its state, not of who
+//! asks; every trigger (provider outcome, operator outcome, disabled service, reseller
+//! cancel, approved dispute) plans its change here and credits only the difference
+//! between what is owed and what was already refunded.
+
+use chrono::NaiveDateTime;
+
+use super::order::OrderStatus;
+use super::string_enum;
+
+string_enum! {
+    /// Why money went back. Disputes keep the reason the reseller gave.
+    RefundReason {
+        ProviderCanceled => "provider_canceled",
+        PartialDelivery => "partial_delivery",
+        ServiceDisabled => "service_disabled",
+        CanceledByReseller => "canceled_by_reseller",
+        DuplicateTopUp => "duplicate_top_up",
+        Chargeback => "chargeback",
+        Manual => "manual",
+        NotDelivered => "not_delivered",
+        PartiallyDelivered => "partially_delivered",
+        Dropped => "dropped",
+        DuplicateOrder => "duplicate_order",
+        Other => "other",
+    }
+}
+
+string_enum! {
+    /// The reasons a reseller may give when disputing an order.
+    DisputeReason {
+        NotDelivered => "not_delivered",
+        PartiallyDelivered => "partially_delivered",
+        Dropped => "dropped",
+        DuplicateOrder => "duplicate_order",
+        Other => "other",
+    }
+}
+
+impl DisputeReason {
+    pub fn refund_reason(self) -> RefundReason {
+        match self {
+            DisputeReason::NotDelivered => RefundReason::NotDelivered,
+            DisputeReason::PartiallyDelivered => RefundReason::PartiallyDelivered,
+            DisputeReason::Dropped => RefundReason::Dropped,
+            DisputeReason::DuplicateOrder => RefundReason::DuplicateOrder,
+            DisputeReason::Other => RefundReason::Other,
+        }
+    }
+}
+
+string_enum! {
+    /// Where a refund stands. Payment-method refunds of top-ups go pending → succeeded | failed.
+    RefundStatus {
+        PendingReview => "pending_review",
+        Pending => "pending",
+        Succeeded => "succeeded",
+        Rejected => "rejected",
+        Failed => "failed",
+        Canceled => "canceled",
+    }
+}
+
+string_enum! {
+    /// Who started a refund.
+    RefundSource { Automatic => "automatic", Reseller => "reseller", Admin => "admin" }
+}
+
+#[derive(Debug, Clone)]
+pub struct Refund {
+    pub id: i64,
+    pub account_id: i64,
+    pub order_id: Option<i64>,
+    pub top_up_id: Option<i64>,
+    pub amount_micros: i64,
+    pub reason: RefundReason,
+    pub status: RefundStatus,
+    pub source: RefundSource,
+    pub note: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_by: Option<i64>,
+    pub decided_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+/// What the rule needs to know of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderBook {
+    pub charge: i64,
+    /// Units the charge paid for: quantity × runs.
+    pub units: i64,
+    pub status: OrderStatus,
+    pub remains: Option<i64>,
+    pub approved_disputes: i64,
+    pub refunded: i64,
+}
+
+/// The share of the charge owed for undelivered units.
+pub fn delivery_owed(book: &OrderBook) -> i64 {
+    match book.status {
+        OrderStatus::Canceled => book.charge,
+        OrderStatus::Partial => {
+            let units = book.units.max(1);
+            let undelivered = book.remains.unwrap_or(0).clamp(0, units);
+            // floor(charge × undelivered / units), exact in i128.
+            (i128::from(book.charge) * i128::from(undelivered) / i128::from(units)) as i64
+        }
+        _ => 0,
+    }
+}
+
+/// Everything the order is owed: delivery plus approved disputes, never beyond the charge.
+pub fn owed(book: &OrderBook) -> i64 {
+    book.charge
+        .min(delivery_owed(book).saturating_add(book.approved_disputes))
+}
+
+/// A change a trigger wants to make to an order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Change {
+    pub status: Option<OrderStatus>,
+    pub remains: Option<i64>,
+    /// Dispute amount approved by this change.
+    pub approve: i64,
+}
+
+/// Why a change was refused; nothing is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A canceled order is final.
+    Final { status: OrderStatus },
+    /// Terminal orders do not go back to pending or in progress.
+    Backwards { from: OrderStatus, to: OrderStatus },
+    /// Partial needs `remains`.
+    RemainsRequired,
+    /// The change would owe less than was already refunded; refunds are never taken back.
+    WouldTakeBack { owed: i64, refunded: i64 },
+    /// The approval is larger than what is left to refund.
+    TooMuch { refundable: i64 },
+}
+
+/// The order after a change, and what to credit now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub book: OrderBook,
+    pub refund_now: i64,
+}
+
+/// Applies a change to an order under the one rule.
+pub fn plan(current: &OrderBook, change: Change) -> Result<Plan, Refusal> {
+    let to = change.status.unwrap_or(current.status);
+    if current.status == OrderStatus::Canceled && to != OrderStatus::Canceled {
+        return Err(Refusal::Final {
+            status: current.status,
+        });
+    }
+    if current.status.is_terminal() && !to.is_terminal() {
+        return Err(Refusal::Backwards {
+            from: current.status,
+            to,
+        });
+    }
+    let remains = change.remains.or(current.remains);
+    if to == OrderStatus::Partial && remains.is_none() {
+        return Err(Refusal::RemainsRequired);
+    }
+    let refundable = current.charge - current.refunded;
+    if change.approve < 0 || change.approve > refundable {
+        return Err(Refusal::TooMuch { refundable });
+    }
+    let book = OrderBook {
+        status: to,
+        remains,
+        approved_disputes: current.approved_disputes + change.approve,
+        ..*current
+    };
+    let owed = owed(&book);
+    if owed < current.refunded {
+        return Err(Refusal::WouldTakeBack {
+            owed,
+            refunded: current.refunded,
+        });
+    }
+    let refund_now = owed - current.refunded;
+    Ok(Plan {
+        book: OrderBook {
+            refunded: current.refunded + refund_now,
+            ..book
+        },
+        refund_now,
+    })
+}
+
+/// The reason an automatic refund carries for the status that caused it.
+pub fn reason_for(status: OrderStatus) -> RefundReason {
+    match status {
+        OrderStatus::Partial => RefundReason::PartialDelivery,
+        _ => RefundReason::ProviderCanceled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(status: OrderStatus, remains: Option<i64>) -> OrderBook {
+        OrderBook {
+            charge: 1_000_000,
+            units: 3,
+            status,
+            remains,
+            approved_disputes: 0,
+            refunded: 0,
+        }
+    }
+
+    fn to(status: OrderStatus, remains: Option<i64>) -> Change {
+        Change {
+            status: Some(status),
+            remains,
+            approve: 0,
+        }
+    }
+
+    #[test]
+    fn partial_refunds_the_undelivered_share_floored() {
+        let plan = plan(
+            &book(OrderStatus::InProgress, None),
+            to(OrderStatus::Partial, Some(1)),
+        )
+        .unwrap();
+        // 1_000_000 × 1 / 3 = 333_333.33 → 333_333
+        assert_eq!(plan.refund_now, 333_333);
+        assert_eq!(plan.book.refunded, 333_333);
+    }
+
+    #[test]
+    fn remains_are_clamped_to_the_order() {
+        let over = plan(
+            &book(OrderStatus::InProgress, None),
+            to(OrderStatus::Partial, Some(-5)),
+        )
+        .unwrap();
+        assert_eq!(over.refund_now, 0);
+        let beyond = plan(
+            &book(OrderStatus::InProgress, None),
+            to(OrderStatus::Partial, Some(99)),
+        )
+        .unwrap();
+        assert_eq!(beyond.refund_now, 1_000_000);
+    }
+
+    #[test]
+    fn partial_then_canceled_refunds_exactly_the_rest() {
+        let first = plan(
+            &book(OrderStatus::InProgress, None),
+            to(OrderStatus::Partial, Some(1)),
+        )
+        .unwrap();
+        let second = plan(&first.book, to(OrderStatus::Canceled, None)).unwrap();
+        assert_eq!(first.refund_now + second.refund_now, 1_000_000);
+        assert_eq!(
+            plan(&second.book, to(OrderStatus::Canceled, None))
+                .unwrap()
+                .refund_now,
+            0
+        );
+    }
+
+    #[test]
+    fn a_repeated_outcome_refunds_nothing_more() {
+        let first = plan(
+            &book(OrderStatus::InProgress, None),
+            to(OrderStatus::Partial, Some(2)),
+        )
+        .unwrap();
+        let again = plan(&first.book, to(OrderStatus::Partial, Some(2))).unwrap();
+        assert_eq!(again.refund_now, 0);
+    }
+
+    #[test]
+    fn refunds_are_never_taken_back() {
+        let first = plan(
+            &book(OrderStatus::InProgress, None),
+            to(OrderStatus::Partial, Some(2)),
+        )
+        .unwrap();
+        assert!(matches!(
+            plan(&first.book, to(OrderStatus::Completed, None)),
+            Err(Refusal::WouldTakeBack { .. })
+        ));
+        assert!(matches!(
+            plan(&first.book, to(OrderStatus::InProgress, None)),
+            Err(Refusal::Backwards { .. })
+        ));
+        let canceled = plan(&first.book, to(OrderStatus::Canceled, None)).unwrap();
+        assert!(matches!(
+            plan(&canceled.book, to(OrderStatus::Partial, Some(1))),
+            Err(Refusal::Final { .. })
+        ));
+    }
+
+    #[test]
+    fn approved_disputes_add_to_delivery_but_never_beyond_the_charge() {
+        let approved = plan(
+            &book(OrderStatus::Completed, None),
+            Change {
+                approve: 400_000,
+                ..Change::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(approved.refund_now, 400_000);
+        let canceled = plan(&approved.book, to(OrderStatus::Canceled, None)).unwrap();
+        assert_eq!(canceled.refund_now, 600_000);
+        assert_eq!(canceled.book.refunded, 1_000_000);
+        assert!(matches!(
+            plan(
+                &canceled.book,
+                Change {
+                    approve: 1,
+                    ..Change::default()
+                }
+            ),
+            Err(Refusal::TooMuch { refundable: 0 })
+        ));
+    }
+}
