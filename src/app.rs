@@ -8,7 +8,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App};
+use actix_web::{web, App, HttpMessage};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -18,7 +18,9 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::TokenKeys;
 use crate::config::Config;
 use crate::db::{DbConnection, DbPool};
+use crate::domain::policy::Policy;
 use crate::error::{ApiError, REQUEST_ID};
+use crate::limits::{header_values, AppliedLimits, Limits};
 
 /// What every handler can reach: the pool, the configuration, the token keys.
 pub struct AppState {
@@ -26,6 +28,8 @@ pub struct AppState {
     pub config: Config,
     pub tokens: TokenKeys,
     pub metrics: Metrics,
+    pub limits: Limits,
+    pub policy: Policy,
 }
 
 impl AppState {
@@ -113,6 +117,16 @@ async fn request_context(
     let mut res = REQUEST_ID.scope(id.clone(), next.call(req)).await?;
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
+    let applied = res.request().extensions().get::<AppliedLimits>().cloned();
+    if let Some(applied) = applied {
+        let (policy, state) = header_values(&applied);
+        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                res.headers_mut()
+                    .insert(HeaderName::from_static(name), value);
+            }
+        }
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
@@ -203,6 +217,9 @@ pub fn build_app(
         crate::api::refunds::list_admin_refunds,
         crate::api::refunds::approve_refund,
         crate::api::refunds::reject_refund,
+        crate::api::refund_standing::find_refund_standing,
+        crate::api::refund_standing::create_refund_allowlist,
+        crate::api::refund_standing::delete_refund_allowlist,
     ),
     modifiers(&CommonResponses),
     tags(
@@ -268,6 +285,35 @@ fn problem_response(description: &str) -> utoipa::openapi::Response {
         .build()
 }
 
+fn header(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::header::Header> {
+    utoipa::openapi::RefOr::T(
+        utoipa::openapi::header::HeaderBuilder::new()
+            .schema(Some(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String),
+            ))
+            .description(Some(description))
+            .build(),
+    )
+}
+
+/// The rate-limit headers on a limited call's responses.
+fn rate_limit_headers() -> Vec<(
+    &'static str,
+    utoipa::openapi::RefOr<utoipa::openapi::header::Header>,
+)> {
+    vec![
+        (
+            "RateLimit-Policy",
+            header("The quotas that apply, e.g. `\"account\";q=600;w=60`."),
+        ),
+        (
+            "RateLimit",
+            header("What is left of each quota, e.g. `\"account\";r=599;t=1`."),
+        ),
+    ]
+}
+
 fn add_common_responses(op: &mut Operation) {
     let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let has_body = op.request_body.is_some();
@@ -299,14 +345,50 @@ fn add_common_responses(op: &mut Operation) {
             .entry(status.to_string())
             .or_insert_with(|| problem_response(description).into());
     }
+    let limited = protected || op.operation_id.as_deref() == Some("create_token");
+    if !limited {
+        return;
+    }
+    op.responses
+        .responses
+        .entry("429".to_string())
+        .or_insert_with(|| {
+            problem_response(
+                "A request quota or the refund-abuse policy refused the call; `policy` names it.",
+            )
+            .into()
+        });
+    for (status, response) in op.responses.responses.iter_mut() {
+        let utoipa::openapi::RefOr::T(response) = response else {
+            continue;
+        };
+        if status.starts_with('2') || status == "429" {
+            for (name, value) in rate_limit_headers() {
+                response.headers.entry(name.to_string()).or_insert(value);
+            }
+        }
+        if status == "429" {
+            response
+                .headers
+                .entry("Retry-After".to_string())
+                .or_insert_with(|| header("Seconds until a retry can pass."));
+        }
+    }
 }
 
-/// Shared state for a server process.
-pub fn state(pool: DbPool, config: Config, tokens: TokenKeys) -> web::Data<AppState> {
-    web::Data::from(Arc::new(AppState {
+/// Shared state for a server process; fails on an inconsistent configuration.
+pub fn state(
+    pool: DbPool,
+    config: Config,
+    tokens: TokenKeys,
+) -> Result<web::Data<AppState>, String> {
+    let policy = config.policy.policy()?;
+    Ok(web::Data::from(Arc::new(AppState {
         pool,
+        limits: Limits::new(&config.limits),
         config,
         tokens,
         metrics: Metrics::default(),
-    }))
+        policy,
+    })))
 }

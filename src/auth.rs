@@ -266,6 +266,7 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let req = req.clone();
         let token = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -285,6 +286,7 @@ impl FromRequest for Caller {
                 .sub
                 .parse()
                 .map_err(|_| ApiError::Unauthorized("invalid access token: bad subject".into()))?;
+            state.limits.account.check(&account_id, &req)?;
             Ok(Caller {
                 account_id,
                 role: claims.role,

@@ -112,6 +112,10 @@ pub struct Config {
         global = true
     )]
     pub max_body_bytes: usize,
+    #[command(flatten)]
+    pub limits: LimitConfig,
+    #[command(flatten)]
+    pub policy: PolicyConfig,
 }
 
 impl Default for Config {
@@ -123,6 +127,182 @@ impl Default for Config {
             jwt_audience: "reseller-api".into(),
             token_ttl_secs: 900,
             max_body_bytes: 65_536,
+            limits: LimitConfig::default(),
+            policy: PolicyConfig::default(),
         }
+    }
+}
+
+/// Request quotas: `N` requests per `W` seconds each, enforced per process with governor.
+#[derive(Debug, Clone, Args)]
+pub struct LimitConfig {
+    /// Requests per window for each authenticated account, over the whole API.
+    #[arg(
+        long,
+        env = "RESELLER_API_RATE_ACCOUNT",
+        default_value_t = 600,
+        global = true
+    )]
+    pub rate_account: u32,
+    /// Window of `--rate-account`, in seconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_RATE_ACCOUNT_WINDOW",
+        default_value_t = 60,
+        global = true
+    )]
+    pub rate_account_window: u64,
+    /// Token requests per window for each client IP (deters key guessing).
+    #[arg(
+        long,
+        env = "RESELLER_API_RATE_TOKEN",
+        default_value_t = 20,
+        global = true
+    )]
+    pub rate_token: u32,
+    /// Window of `--rate-token`, in seconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_RATE_TOKEN_WINDOW",
+        default_value_t = 60,
+        global = true
+    )]
+    pub rate_token_window: u64,
+    /// Refund requests (disputes) per window for each account.
+    #[arg(
+        long,
+        env = "RESELLER_API_RATE_DISPUTE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub rate_dispute: u32,
+    /// Window of `--rate-dispute`, in seconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_RATE_DISPUTE_WINDOW",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub rate_dispute_window: u64,
+    /// Header naming the client IP, set by a trusted reverse proxy (e.g. `X-Forwarded-For`,
+    /// whose last entry is used). Unset: the peer address, and forwarded headers are ignored.
+    #[arg(long, env = "RESELLER_API_TRUSTED_IP_HEADER", global = true)]
+    pub trusted_ip_header: Option<String>,
+}
+
+impl Default for LimitConfig {
+    fn default() -> LimitConfig {
+        LimitConfig {
+            rate_account: 600,
+            rate_account_window: 60,
+            rate_token: 20,
+            rate_token_window: 60,
+            rate_dispute: 10,
+            rate_dispute_window: 3600,
+            trusted_ip_header: None,
+        }
+    }
+}
+
+/// The refund-abuse policy's thresholds (see `domain::policy`).
+#[derive(Debug, Clone, Args)]
+pub struct PolicyConfig {
+    /// Refund requests an account may make per hour.
+    #[arg(
+        long,
+        env = "RESELLER_API_DISPUTES_PER_HOUR",
+        default_value_t = 5,
+        global = true
+    )]
+    pub disputes_per_hour: i64,
+    /// Refund requests an account may make per day.
+    #[arg(
+        long,
+        env = "RESELLER_API_DISPUTES_PER_DAY",
+        default_value_t = 20,
+        global = true
+    )]
+    pub disputes_per_day: i64,
+    /// Orders in 30 days before the refund-rate rules apply.
+    #[arg(
+        long,
+        env = "RESELLER_API_REFUND_RATE_MIN_ORDERS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub refund_rate_min_orders: i64,
+    /// 30-day refund rate (by amount or by count) from which requests are escalated to review.
+    #[arg(
+        long,
+        env = "RESELLER_API_REFUND_RATE_ESCALATE",
+        default_value = "0.2",
+        global = true
+    )]
+    pub refund_rate_escalate: rust_decimal::Decimal,
+    /// 30-day refund rate from which requests are refused.
+    #[arg(
+        long,
+        env = "RESELLER_API_REFUND_RATE_REFUSE",
+        default_value = "0.5",
+        global = true
+    )]
+    pub refund_rate_refuse: rust_decimal::Decimal,
+    /// Rejected requests within 7 days that start a cool-down.
+    #[arg(
+        long,
+        env = "RESELLER_API_COOLDOWN_REJECTIONS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub cooldown_rejections: i64,
+    /// Cool-down after the last rejection, in hours.
+    #[arg(
+        long,
+        env = "RESELLER_API_COOLDOWN_HOURS",
+        default_value_t = 24,
+        global = true
+    )]
+    pub cooldown_hours: i64,
+    /// Requests up to this amount are approved without review when no rule objects;
+    /// 0 means every request is reviewed by a person.
+    #[arg(
+        long,
+        env = "RESELLER_API_AUTO_APPROVE_MAX",
+        default_value = "0",
+        global = true
+    )]
+    pub auto_approve_max: rust_decimal::Decimal,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> PolicyConfig {
+        PolicyConfig {
+            disputes_per_hour: 5,
+            disputes_per_day: 20,
+            refund_rate_min_orders: 20,
+            refund_rate_escalate: rust_decimal::Decimal::new(2, 1),
+            refund_rate_refuse: rust_decimal::Decimal::new(5, 1),
+            cooldown_rejections: 2,
+            cooldown_hours: 24,
+            auto_approve_max: rust_decimal::Decimal::ZERO,
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// The policy these thresholds describe.
+    pub fn policy(&self) -> Result<crate::domain::policy::Policy, String> {
+        let auto = crate::domain::money::Money::parse(&self.auto_approve_max.to_string())
+            .map_err(|e| format!("--auto-approve-max {e}"))?;
+        Ok(crate::domain::policy::Policy {
+            max_per_hour: self.disputes_per_hour,
+            max_per_day: self.disputes_per_day,
+            rate_min_orders: self.refund_rate_min_orders,
+            rate_escalate: self.refund_rate_escalate,
+            rate_refuse: self.refund_rate_refuse,
+            cooldown_rejections: self.cooldown_rejections,
+            cooldown: chrono::Duration::hours(self.cooldown_hours),
+            auto_approve_max_micros: auto.micros(),
+        })
     }
 }

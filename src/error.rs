@@ -40,6 +40,21 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     Unavailable(String),
+    /// A request quota or the refund-abuse policy said no; try again after `retry_after_secs`.
+    #[error("{detail}")]
+    RateLimited {
+        policy: String,
+        retry_after_secs: u64,
+        detail: String,
+    },
+    /// The refund-abuse policy refused a refund request.
+    #[error("{detail}")]
+    PolicyRefused {
+        rule: String,
+        detail: String,
+        numbers: serde_json::Value,
+        retry_after_secs: u64,
+    },
     /// Anything unexpected: logged in full, shown to the client as a bare 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -63,6 +78,16 @@ pub struct Problem {
     /// Every failing field of a validation error.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
+    /// On 429: the quota or policy rule that refused the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// On 429: seconds until a retry can pass (also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// On a refund-policy refusal: the numbers the rule looked at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub policy_detail: Option<serde_json::Value>,
     pub request_id: String,
 }
 
@@ -89,6 +114,18 @@ impl ApiError {
         ApiError::Internal(cause.to_string())
     }
 
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            }
+            | ApiError::PolicyRefused {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
     fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. }
@@ -102,6 +139,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::PolicyRefused { .. } => "refund_policy_refused",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -140,6 +179,16 @@ impl ApiError {
             code: code.to_string(),
             param,
             errors,
+            policy: match self {
+                ApiError::RateLimited { policy, .. } => Some(policy.clone()),
+                ApiError::PolicyRefused { rule, .. } => Some(rule.clone()),
+                _ => None,
+            },
+            retry_after: self.retry_after(),
+            policy_detail: match self {
+                ApiError::PolicyRefused { numbers, .. } => Some(numbers.clone()),
+                _ => None,
+            },
             request_id: current_request_id(),
         }
     }
@@ -165,6 +214,9 @@ impl ResponseError for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } | ApiError::PolicyRefused { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -177,6 +229,9 @@ impl ResponseError for ApiError {
         response.content_type("application/problem+json");
         if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let Some(secs) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, secs.max(1).to_string()));
         }
         response.json(self.problem())
     }

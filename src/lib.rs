@@ -12,3 +12,4 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod limits;

@@ -64,7 +64,7 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
         );
     }
     drop(conn);
-    let data = state(pool, config, tokens);
+    let data = state(pool, config, tokens)?;
     let workers = if args.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {

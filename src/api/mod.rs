@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod ledger;
 pub mod ops;
 pub mod orders;
+pub mod refund_standing;
 pub mod refunds;
 pub mod services;
 pub mod tokens;
@@ -35,6 +36,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(accounts::create_account)
         .service(accounts::suspend_account)
         .service(accounts::reactivate_account)
+        .service(refund_standing::find_refund_standing)
+        .service(refund_standing::create_refund_allowlist)
+        .service(refund_standing::delete_refund_allowlist)
         .service(api_keys::create_api_key)
         .service(api_keys::revoke_api_key)
         .service(ledger::list_ledger)

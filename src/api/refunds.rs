@@ -9,10 +9,12 @@ use crate::app::AppState;
 use crate::auth::{Admin, Caller};
 use crate::db::refunds::{self, NewRefund, RefundFilter, Trigger};
 use crate::db::{self, idempotency, orders};
+use crate::db::{accounts, policy};
 use crate::domain::account::Scope;
 use crate::domain::order::OrderStatus;
+use crate::domain::policy::{decide, PolicyOutcome};
 use crate::domain::refund::{
-    Change, DisputeReason, Refund, RefundReason, RefundSource, RefundStatus,
+    Change, DisputeReason, PolicyNote, Refund, RefundReason, RefundSource, RefundStatus,
 };
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
@@ -35,6 +37,8 @@ pub struct RefundResponse {
     pub decision_reason: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// For refund requests: the refund-abuse policy's decision and the numbers behind it.
+    pub policy: Option<PolicyNote>,
 }
 
 impl From<Refund> for RefundResponse {
@@ -52,6 +56,7 @@ impl From<Refund> for RefundResponse {
             decision_reason: refund.decision_reason,
             decided_at: refund.decided_at.map(utc),
             created_at: utc(refund.created_at),
+            policy: refund.policy,
         }
     }
 }
@@ -215,7 +220,10 @@ pub struct CreateDisputeRequest {
     ),
     request_body = CreateDisputeRequest,
     responses(
+        (status = 201, description = "Approved at once by the refund policy and credited", body = RefundResponse),
         (status = 202, description = "The refund request, awaiting review", body = RefundResponse),
+        (status = 429, description = "Refused by a request quota or the refund-abuse policy; the body names the rule and its numbers", body = crate::error::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until a request could pass"))),
         (status = 404, description = "No such order among yours", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The order is canceled, fully refunded, or already has a request under review", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -229,6 +237,7 @@ pub async fn create_dispute(
     body: ApiJson<CreateDisputeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::RefundsWrite)?;
+    state.limits.dispute.check(&caller.account_id, &req)?;
     let order_id = id.into_inner();
     let key = idempotency_key(&req)?.map(|k| (k, request_hash(&body.raw)));
     let request = body.value;
@@ -246,6 +255,7 @@ pub async fn create_dispute(
     }
     let account_id = caller.account_id;
     let scope = format!("create_dispute:{order_id}");
+    let rules = state.policy.clone();
     let stored = state
         .db(move |conn| {
             with_idempotency(conn, account_id, &scope, key, |conn, claim| {
@@ -282,6 +292,16 @@ pub async fn create_dispute(
                             param: Some("amount".into()),
                         });
                     }
+                    // One account's requests are decided one at a time, in every process.
+                    let account = accounts::lock(conn, account_id)?
+                        .ok_or_else(|| ApiError::not_found("account"))?;
+                    let now = db::now();
+                    let standing = policy::standing(conn, &account, now)?;
+                    let decision = decide(&rules, &standing, amount, now);
+                    if decision.outcome == PolicyOutcome::Refuse {
+                        policy::record_refusal(conn, account_id, order_id, &decision, now)?;
+                        return Ok(Err(decision));
+                    }
                     let refund = refunds::insert(
                         conn,
                         &NewRefund {
@@ -296,16 +316,51 @@ pub async fn create_dispute(
                             decided_by: None,
                         },
                     )?;
+                    refunds::record_policy(conn, refund.id, &decision)?;
+                    let (status, refund) = if decision.outcome == PolicyOutcome::AutoApprove {
+                        let mut trigger = Trigger::new(
+                            Change {
+                                approve: amount,
+                                ..Change::default()
+                            },
+                            refund.reason,
+                            RefundSource::Reseller,
+                        );
+                        trigger.dispute_id = Some(refund.id);
+                        trigger.note = Some(format!("approved automatically ({})", decision.rule));
+                        refunds::settle(conn, order_id, trigger)?;
+                        (
+                            201,
+                            refunds::find(conn, refund.id, None)?
+                                .ok_or_else(|| ApiError::not_found("refund"))?,
+                        )
+                    } else {
+                        (
+                            202,
+                            refunds::find(conn, refund.id, None)?
+                                .ok_or_else(|| ApiError::not_found("refund"))?,
+                        )
+                    };
                     let body = serde_json::to_string(&RefundResponse::from(refund))
                         .map_err(ApiError::internal)?;
                     if let Some(claim) = claim {
-                        idempotency::finish(conn, claim, 202, &body)?;
+                        idempotency::finish(conn, claim, status, &body)?;
                     }
-                    Ok(Stored {
-                        status: 202,
+                    Ok(Ok(Stored {
+                        status,
                         body,
                         replayed: false,
-                    })
+                    }))
+                })?
+                // A refusal is kept on record (committed above) and answered as 429.
+                .map_err(|decision| ApiError::PolicyRefused {
+                    detail: format!(
+                        "the refund policy refused this request (rule `{}`); try again later",
+                        decision.rule
+                    ),
+                    rule: decision.rule.to_string(),
+                    numbers: decision.detail,
+                    retry_after_secs: decision.retry_after_secs.unwrap_or(3600).max(1) as u64,
                 })
             })
         })

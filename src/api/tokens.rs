@@ -1,4 +1,4 @@
-use actix_web::{post, web, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -36,13 +36,20 @@ pub struct TokenResponse {
     responses(
         (status = 200, description = "A new access token", body = TokenResponse),
         (status = 401, description = "Unknown or revoked key", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many token requests from this client IP", body = crate::error::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 #[post("/v1/auth/token")]
 pub async fn create_token(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: ApiJson<CreateTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state
+        .limits
+        .token
+        .check(&state.limits.client_ip(&req), &req)?;
     let hash = hash_api_key(body.value.api_key.trim());
     let (key, account) = state
         .db(move |conn| {

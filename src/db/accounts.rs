@@ -15,6 +15,7 @@ struct AccountRow {
     balance_micros: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    refund_allowlisted_until: Option<NaiveDateTime>,
 }
 
 impl From<AccountRow> for Account {
@@ -29,6 +30,7 @@ impl From<AccountRow> for Account {
             balance_micros: row.balance_micros,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            refund_allowlisted_until: row.refund_allowlisted_until,
         }
     }
 }
@@ -121,4 +123,35 @@ pub fn any_admin(conn: &mut DbConnection) -> QueryResult<bool> {
         accounts::table.filter(accounts::role.eq(Role::Admin.as_str())),
     ))
     .get_result(conn)
+}
+
+/// Reads an account and locks its row until the transaction ends; serializes one
+/// account's refund requests across every process sharing the database.
+pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
+    match conn {
+        DbConnection::Pg(pg) => accounts::table
+            .find(id)
+            .for_update()
+            .first::<AccountRow>(pg),
+        DbConnection::Sqlite(sqlite) => accounts::table.find(id).first::<AccountRow>(sqlite),
+    }
+    .optional()
+    .map(|row| row.map(Account::from))
+}
+
+/// Exempts an account from the refund-abuse policy until `until` (or ends the exemption).
+pub fn set_refund_allowlist(
+    conn: &mut DbConnection,
+    id: i64,
+    until: Option<NaiveDateTime>,
+) -> QueryResult<Option<Account>> {
+    diesel::update(accounts::table.find(id))
+        .set((
+            accounts::refund_allowlisted_until.eq(until),
+            accounts::updated_at.eq(now()),
+        ))
+        .returning(accounts::all_columns)
+        .get_result::<AccountRow>(conn)
+        .optional()
+        .map(|row| row.map(Account::from))
 }

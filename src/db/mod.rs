@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod jwt_keys;
 pub mod ledger;
 pub mod orders;
+pub mod policy;
 pub mod refunds;
 pub mod schema;
 pub mod services;

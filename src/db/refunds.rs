@@ -7,8 +7,9 @@ use super::schema::refunds;
 use super::{ledger, now, orders, DbConnection};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::order::Order;
+use crate::domain::policy::Decision;
 use crate::domain::refund::{
-    self, Change, Refund, RefundReason, RefundSource, RefundStatus, Refusal,
+    self, Change, PolicyNote, Refund, RefundReason, RefundSource, RefundStatus, Refusal,
 };
 
 #[derive(Queryable)]
@@ -27,6 +28,9 @@ struct RefundRow {
     decided_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
     _updated_at: NaiveDateTime,
+    policy_outcome: Option<String>,
+    policy_rule: Option<String>,
+    policy_detail: Option<String>,
 }
 
 impl From<RefundRow> for Refund {
@@ -45,8 +49,31 @@ impl From<RefundRow> for Refund {
             decided_by: row.decided_by,
             decided_at: row.decided_at,
             created_at: row.created_at,
+            policy: match (row.policy_outcome, row.policy_rule) {
+                (Some(outcome), Some(rule)) => Some(PolicyNote {
+                    outcome,
+                    rule,
+                    detail: row
+                        .policy_detail
+                        .and_then(|d| serde_json::from_str(&d).ok())
+                        .unwrap_or_default(),
+                }),
+                _ => None,
+            },
         }
     }
+}
+
+/// Records the refund-abuse policy's decision on a refund request.
+pub fn record_policy(conn: &mut DbConnection, id: i64, decision: &Decision) -> QueryResult<()> {
+    diesel::update(refunds::table.find(id))
+        .set((
+            refunds::policy_outcome.eq(decision.outcome.as_str()),
+            refunds::policy_rule.eq(decision.rule),
+            refunds::policy_detail.eq(decision.detail.to_string()),
+        ))
+        .execute(conn)
+        .map(drop)
 }
 
 /// A refund about to be recorded.

@@ -11,6 +11,7 @@ diesel::table! {
         balance_micros -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        refund_allowlisted_until -> Nullable<Timestamp>,
     }
 }
 
@@ -90,6 +91,20 @@ diesel::table! {
         decided_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        policy_outcome -> Nullable<Text>,
+        policy_rule -> Nullable<Text>,
+        policy_detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    dispute_refusals (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        order_id -> BigInt,
+        rule -> Text,
+        detail -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -151,4 +166,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     ledger_entries,
     idempotency_keys,
     refunds,
+    dispute_refusals,
 );

@@ -62,6 +62,8 @@ pub struct Account {
     pub balance_micros: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Exempt from the refund-abuse policy until then.
+    pub refund_allowlisted_until: Option<NaiveDateTime>,
 }
 
 /// A validated ISO 4217-style currency code: three uppercase ASCII letters.

@@ -4,6 +4,7 @@ pub mod account;
 pub mod ledger;
 pub mod money;
 pub mod order;
+pub mod policy;
 pub mod refund;
 pub mod service;
 

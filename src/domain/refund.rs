@@ -81,6 +81,19 @@ pub struct Refund {
     pub decided_by: Option<i64>,
     pub decided_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// The refund-abuse policy's decision, for refund requests.
+    pub policy: Option<PolicyNote>,
+}
+
+/// Which policy rule decided a refund request, and the numbers it saw.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct PolicyNote {
+    #[schema(example = "escalate")]
+    pub outcome: String,
+    #[schema(example = "refund_rate_escalate")]
+    pub rule: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
 }
 
 /// What the rule needs to know of an order.

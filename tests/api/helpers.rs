@@ -131,20 +131,30 @@ pub fn micros(amount: &Value) -> i64 {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A server on a fresh database, with configuration changed by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let (url, db) = fresh_database();
-    let mut app = spawn_app_on(&url).await;
+    let mut app = spawn_app_on_with(&url, configure).await;
     app._db = Some(db);
     app
 }
 
 /// A server on an existing database, as a second process sharing it would be.
 pub async fn spawn_app_on(url: &str) -> TestApp {
-    let config = Config {
+    spawn_app_on_with(url, |_| {}).await
+}
+
+pub async fn spawn_app_on_with(url: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config {
         database_url: url.to_string(),
         db_pool_size: 8,
         max_body_bytes: 16 * 1024,
         ..Config::default()
     };
+    configure(&mut config);
     db::migrate(url).expect("migrate");
     let pool = db::connect(url, config.db_pool_size).expect("pool");
     let mut conn = pool.get().unwrap();
@@ -152,7 +162,7 @@ pub async fn spawn_app_on(url: &str) -> TestApp {
     let (admin, _, admin_key) =
         create_account_with_key(&mut conn, "ops", Role::Admin, "USD").expect("admin");
     drop(conn);
-    let data = state(pool.clone(), config.clone(), tokens);
+    let data = state(pool.clone(), config.clone(), tokens).expect("config");
     let server = HttpServer::new(move || build_app(data.clone()))
         .workers(2)
         .disable_signals()
