@@ -27,6 +27,8 @@ pub enum Command {
     /// Manage the token-signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Run only the provider worker (forwarding and status sync).
+    Worker,
     /// Check the books: ledger sums, balances, refund caps. Exits non-zero on any inconsistency.
     Verify,
     /// Print the OpenAPI document.
@@ -116,6 +118,8 @@ pub struct Config {
     pub limits: LimitConfig,
     #[command(flatten)]
     pub policy: PolicyConfig,
+    #[command(flatten)]
+    pub worker: WorkerConfig,
 }
 
 impl Default for Config {
@@ -129,6 +133,7 @@ impl Default for Config {
             max_body_bytes: 65_536,
             limits: LimitConfig::default(),
             policy: PolicyConfig::default(),
+            worker: WorkerConfig::default(),
         }
     }
 }
@@ -304,5 +309,75 @@ impl PolicyConfig {
             cooldown: chrono::Duration::hours(self.cooldown_hours),
             auto_approve_max_micros: auto.micros(),
         })
+    }
+}
+
+/// The provider worker: forwarding orders upstream and syncing their statuses.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerConfig {
+    /// Do not run the provider worker inside `serve` (run `reseller-api worker` instead).
+    #[arg(long, env = "RESELLER_API_NO_WORKER", global = true)]
+    pub no_worker: bool,
+    /// How often the worker looks for due work, in milliseconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_WORKER_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub worker_interval_ms: u64,
+    /// How often an open order's status is polled, in seconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_SYNC_INTERVAL",
+        default_value_t = 60,
+        global = true
+    )]
+    pub sync_interval_secs: i64,
+    /// Failed sends after which an order is canceled and refunded.
+    #[arg(
+        long,
+        env = "RESELLER_API_FORWARD_MAX_FAILURES",
+        default_value_t = 5,
+        global = true
+    )]
+    pub forward_max_failures: i64,
+    /// Hours after which an order without a final status stops being polled.
+    #[arg(
+        long,
+        env = "RESELLER_API_GIVE_UP_HOURS",
+        default_value_t = 168,
+        global = true
+    )]
+    pub give_up_hours: i64,
+    /// Seconds a worker holds an order it is sending or polling.
+    #[arg(
+        long,
+        env = "RESELLER_API_LEASE_SECS",
+        default_value_t = 120,
+        global = true
+    )]
+    pub lease_secs: i64,
+    /// Longest wait between retries after provider errors, in seconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_MAX_BACKOFF",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub max_backoff_secs: i64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> WorkerConfig {
+        WorkerConfig {
+            no_worker: false,
+            worker_interval_ms: 1000,
+            sync_interval_secs: 60,
+            forward_max_failures: 5,
+            give_up_hours: 168,
+            lease_secs: 120,
+            max_backoff_secs: 3600,
+        }
     }
 }

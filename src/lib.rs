@@ -13,3 +13,4 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod limits;
+pub mod worker;

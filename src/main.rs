@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         }) => create_account(&cli.config, &name, &role, &currency),
         Command::Keys(KeysCommand::Rotate) => rotate_keys(&cli.config),
         Command::Verify => verify(&cli.config),
+        Command::Worker => run_worker(&cli.config),
         Command::Openapi => {
             println!(
                 "{}",
@@ -64,7 +65,11 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
         );
     }
     drop(conn);
-    let data = state(pool, config, tokens)?;
+    let data = state(pool.clone(), config.clone(), tokens)?;
+    if !config.worker.no_worker {
+        // Runs until the process exits; its leases expire if it dies mid-pass.
+        reseller_api::worker::spawn(pool, config.worker.clone(), data.wake.clone());
+    }
     let workers = if args.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -124,4 +129,11 @@ fn verify(config: &Config) -> Result<(), String> {
         }
         Err(format!("{} inconsistencies found", report.problems.len()))
     }
+}
+
+fn run_worker(config: &Config) -> Result<(), String> {
+    let pool = open(config)?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    reseller_api::worker::Worker::new(pool, config.worker.clone(), Default::default()).run(&stop);
+    Ok(())
 }

@@ -3,9 +3,11 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod api_v2;
 pub mod ledger;
 pub mod ops;
 pub mod orders;
+pub mod providers;
 pub mod refund_standing;
 pub mod refunds;
 pub mod services;
@@ -63,7 +65,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(refunds::find_refund)
         .service(refunds::list_admin_refunds)
         .service(refunds::approve_refund)
-        .service(refunds::reject_refund);
+        .service(refunds::reject_refund)
+        .service(providers::create_provider)
+        .service(providers::list_providers)
+        .service(providers::update_provider)
+        .service(api_v2::api_v2);
 }
 
 /// A JSON body: `application/json`, within the size limit, no unknown fields. Failures

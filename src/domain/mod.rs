@@ -5,6 +5,7 @@ pub mod ledger;
 pub mod money;
 pub mod order;
 pub mod policy;
+pub mod provider;
 pub mod refund;
 pub mod service;
 

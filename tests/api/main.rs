@@ -3,10 +3,12 @@
 
 mod helpers;
 
+mod api_v2;
 mod auth;
 mod bad_input;
 mod limits;
 mod orders;
+mod providers;
 mod refunds;
 mod spec;
 mod top_ups;
