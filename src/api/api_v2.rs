@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use actix_web::http::header;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::orders::{
@@ -91,14 +91,82 @@ fn panel_type(kind: ServiceType) -> &'static str {
     }
 }
 
-fn status_json(order: &Order, currency: &str) -> Value {
-    json!({
-        "charge": order.charge.to_string(),
-        "start_count": order.start_count.unwrap_or(0).to_string(),
-        "status": order.status.panel_name(),
-        "remains": order.remains.unwrap_or(order.quantity).to_string(),
-        "currency": currency,
-    })
+// Replies are structs, not maps, so fields keep the dialect's order byte for byte.
+
+#[derive(Serialize)]
+struct StatusReply {
+    charge: String,
+    start_count: String,
+    status: &'static str,
+    remains: String,
+    currency: String,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum StatusItem {
+    Found(StatusReply),
+    Missing { error: &'static str },
+}
+
+#[derive(Serialize)]
+struct ServiceItem {
+    service: i64,
+    name: String,
+    r#type: &'static str,
+    category: String,
+    rate: String,
+    min: String,
+    max: String,
+    dripfeed: bool,
+    refill: bool,
+    cancel: bool,
+}
+
+#[derive(Serialize)]
+struct Balance {
+    balance: String,
+    currency: String,
+}
+
+#[derive(Serialize)]
+struct CancelItem {
+    order: Value,
+    cancel: Value,
+}
+
+#[derive(Serialize)]
+struct RefillItem {
+    order: Value,
+    refill: Value,
+}
+
+/// A JSON object whose keys keep the order they were asked in.
+struct Ordered<T>(Vec<(String, T)>);
+
+impl<T: Serialize> Serialize for Ordered<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+fn reply_of(value: impl Serialize) -> HttpResponse {
+    HttpResponse::Ok().json(value)
+}
+
+fn status_json(order: &Order, currency: &str) -> StatusReply {
+    StatusReply {
+        charge: order.charge.to_string(),
+        start_count: order.start_count.unwrap_or(0).to_string(),
+        status: order.status.panel_name(),
+        remains: order.remains.unwrap_or(order.quantity).to_string(),
+        currency: currency.to_string(),
+    }
 }
 
 /// The dialect's words for our refusals.
@@ -202,10 +270,10 @@ pub async fn api_v2(
         "cancel" => cancel(&state, &account, &map).await,
         "refill" => refill(&state, &account, &map).await,
         "refill_status" => refill_status(&state, &account, &map).await,
-        "balance" => Ok(reply(json!({
-            "balance": format_micros(account.balance_micros),
-            "currency": account.currency,
-        }))),
+        "balance" => Ok(reply_of(Balance {
+            balance: format_micros(account.balance_micros),
+            currency: account.currency.clone(),
+        })),
         _ => Ok(error("Incorrect request")),
     };
     result.unwrap_or_else(|e| error(&dialect_error(&e)))
@@ -225,25 +293,23 @@ async fn list(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             Ok(all)
         })
         .await?;
-    let items: Vec<Value> = all
+    let items: Vec<ServiceItem> = all
         .into_iter()
         .filter(|s| s.status == ServiceStatus::Active)
-        .map(|s| {
-            json!({
-                "service": s.id,
-                "name": s.name,
-                "type": panel_type(s.kind),
-                "category": s.category,
-                "rate": s.rate.to_string(),
-                "min": s.min_quantity.to_string(),
-                "max": s.max_quantity.to_string(),
-                "dripfeed": s.dripfeed(),
-                "refill": s.refill,
-                "cancel": s.cancel,
-            })
+        .map(|s| ServiceItem {
+            service: s.id,
+            dripfeed: s.dripfeed(),
+            r#type: panel_type(s.kind),
+            rate: s.rate.to_string(),
+            min: s.min_quantity.to_string(),
+            max: s.max_quantity.to_string(),
+            refill: s.refill,
+            cancel: s.cancel,
+            name: s.name,
+            category: s.category,
         })
         .collect();
-    Ok(reply(Value::Array(items)))
+    Ok(reply_of(items))
 }
 
 async fn add(
@@ -359,24 +425,28 @@ async fn status(
             Err(e) => return Ok(error(&e)),
         };
         let found = owned_orders(state, account.id, &ids).await?;
-        let mut out = Map::new();
+        let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let item = id
                 .parse::<i64>()
                 .ok()
                 .and_then(|n| found.get(&n))
-                .map(|o| status_json(o, &account.currency))
-                .unwrap_or_else(|| json!({ "error": "Incorrect order ID" }));
-            out.insert(id, item);
+                .map(|o| StatusItem::Found(status_json(o, &account.currency)))
+                .unwrap_or(StatusItem::Missing {
+                    error: "Incorrect order ID",
+                });
+            if !out.iter().any(|(seen, _)| *seen == id) {
+                out.push((id, item));
+            }
         }
-        return Ok(reply(Value::Object(out)));
+        return Ok(reply_of(Ordered(out)));
     }
     let Some(id) = map.get("order").map(|s| s.trim().to_string()) else {
         return Ok(error("Incorrect order ID"));
     };
     let found = owned_orders(state, account.id, std::slice::from_ref(&id)).await?;
     Ok(match id.parse::<i64>().ok().and_then(|n| found.get(&n)) {
-        Some(order) => reply(status_json(order, &account.currency)),
+        Some(order) => reply_of(status_json(order, &account.currency)),
         None => error("Incorrect order ID"),
     })
 }
@@ -414,12 +484,15 @@ async fn cancel(
                     .parse::<i64>()
                     .map(Value::from)
                     .unwrap_or(Value::String(id));
-                results.push(json!({ "order": order, "cancel": outcome }));
+                results.push(CancelItem {
+                    order,
+                    cancel: outcome,
+                });
             }
             Ok(results)
         })
         .await?;
-    Ok(reply(Value::Array(results)))
+    Ok(reply_of(results))
 }
 
 fn refill_one(conn: &mut DbConnection, account_id: i64, order_id: i64) -> Result<i64, String> {
@@ -472,15 +545,18 @@ async fn refill(
                             .parse::<i64>()
                             .map(Value::from)
                             .unwrap_or(Value::String(id));
-                        match outcome {
-                            Ok(refill) => json!({ "order": order, "refill": refill }),
-                            Err(e) => json!({ "order": order, "refill": { "error": e } }),
+                        RefillItem {
+                            order,
+                            refill: match outcome {
+                                Ok(refill) => json!(refill),
+                                Err(e) => json!({ "error": e }),
+                            },
                         }
                     })
                     .collect::<Vec<_>>())
             })
             .await?;
-        return Ok(reply(Value::Array(results)));
+        return Ok(reply_of(results));
     }
     let Some(order_id) = map.get("order").and_then(|o| o.trim().parse::<i64>().ok()) else {
         return Ok(error("Incorrect order ID"));

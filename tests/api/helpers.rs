@@ -570,3 +570,16 @@ impl TestApp {
             .unwrap();
     }
 }
+
+impl TestApp {
+    /// A form-encoded API v2 call, as panel tooling sends it.
+    pub async fn api_v2(&self, fields: &[(&str, &str)]) -> Reply {
+        let response = self
+            .client
+            .post(self.url("/api/v2"))
+            .send_form(&fields)
+            .await
+            .expect("request");
+        Self::reply(response).await
+    }
+}
