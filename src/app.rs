@@ -203,6 +203,8 @@ pub fn build_app(
         crate::api::refunds::list_admin_refunds,
         crate::api::refunds::approve_refund,
         crate::api::refunds::reject_refund,
+        crate::api::reports::find_refund_report,
+        crate::api::reports::find_admin_refund_report,
     ),
     modifiers(&CommonResponses),
     tags(
@@ -211,6 +213,7 @@ pub fn build_app(
         (name = "services", description = "The catalog"),
         (name = "orders", description = "Place and follow orders"),
         (name = "refunds", description = "Refunds and refund requests"),
+        (name = "reports", description = "Refund reports by order date, as JSON or CSV"),
         (name = "admin", description = "Operator calls (role admin)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )

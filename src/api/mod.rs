@@ -7,6 +7,7 @@ pub mod ledger;
 pub mod ops;
 pub mod orders;
 pub mod refunds;
+pub mod reports;
 pub mod services;
 pub mod tokens;
 pub mod top_ups;
@@ -59,7 +60,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(refunds::find_refund)
         .service(refunds::list_admin_refunds)
         .service(refunds::approve_refund)
-        .service(refunds::reject_refund);
+        .service(refunds::reject_refund)
+        .service(reports::find_refund_report)
+        .service(reports::find_admin_refund_report);
 }
 
 /// A JSON body: `application/json`, within the size limit, no unknown fields. Failures

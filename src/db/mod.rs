@@ -10,6 +10,7 @@ pub mod jwt_keys;
 pub mod ledger;
 pub mod orders;
 pub mod refunds;
+pub mod reports;
 pub mod schema;
 pub mod services;
 pub mod top_ups;

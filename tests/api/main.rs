@@ -7,5 +7,6 @@ mod auth;
 mod bad_input;
 mod orders;
 mod refunds;
+mod reports;
 mod spec;
 mod top_ups;
