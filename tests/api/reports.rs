@@ -865,3 +865,54 @@ fn expected_rows_helper_is_not_vacuous() {
     assert_eq!(rows["2026-03-01"].refunded, 40);
     assert_eq!(rows["2026-03-02"].refunded, 0);
 }
+
+#[actix_rt::test]
+async fn seeded_data_keeps_the_books_and_reports_add_up_to_it() {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::{orders, refunds};
+    let app = spawn_app().await;
+    let options = reseller_api::seed::SeedOptions {
+        orders: 3_000,
+        refunds: 400,
+        accounts: 5,
+        pending: 7,
+        days: 300,
+        seed: 42,
+    };
+    let (charged, refunded, refund_rows): (i64, i64, i64) = {
+        let mut conn = app.pool.get().unwrap();
+        let seeded = reseller_api::seed::run(&mut conn, &options).unwrap();
+        assert_eq!(
+            (seeded.orders, seeded.refunds, seeded.pending),
+            (3_000, 400, 7)
+        );
+        let rows: Vec<(i64, i64)> = orders::table
+            .select((orders::charge_micros, orders::refunded_micros))
+            .load(&mut *conn)
+            .unwrap();
+        let charged = rows.iter().map(|r| r.0).sum::<i64>();
+        let refunded = rows.iter().map(|r| r.1).sum::<i64>();
+        let refund_rows = refunds::table
+            .filter(refunds::status.eq("succeeded"))
+            .count()
+            .get_result(&mut *conn)
+            .unwrap();
+        (charged, refunded, refund_rows)
+    };
+    app.assert_books_balance();
+    let now = Utc::now();
+    let from = (now - Duration::days(301)).format("%Y-%m-%d");
+    let to = (now + Duration::days(1)).format("%Y-%m-%d");
+    let body = report(
+        &app,
+        &format!("/v1/admin/reports/refunds?from={from}&to={to}&group_by=month"),
+        &app.admin_token,
+    )
+    .await;
+    assert_eq!(body["totals"]["orders_count"], 3_000);
+    assert_eq!(micros(&body["totals"]["charged_amount"]), charged);
+    assert_eq!(micros(&body["totals"]["refunded_amount"]), refunded);
+    assert_eq!(body["totals"]["refunds_count"], refund_rows);
+    assert_eq!(body["pending_review_count"], 7);
+    assert!(body["rows"].as_array().unwrap().len() >= 10);
+}
