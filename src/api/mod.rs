@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod dashboard;
 pub mod ledger;
 pub mod ops;
 pub mod orders;
@@ -62,7 +63,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(refunds::approve_refund)
         .service(refunds::reject_refund)
         .service(reports::find_refund_report)
-        .service(reports::find_admin_refund_report);
+        .service(reports::find_admin_refund_report)
+        .service(dashboard::show_dashboard);
 }
 
 /// A JSON body: `application/json`, within the size limit, no unknown fields. Failures
