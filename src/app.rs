@@ -227,6 +227,8 @@ pub fn build_app(
         crate::api::providers::list_providers,
         crate::api::providers::update_provider,
         crate::api::api_v2::api_v2,
+        crate::api::reports::find_refund_report,
+        crate::api::reports::find_admin_refund_report,
     ),
     modifiers(&CommonResponses),
     tags(
@@ -235,6 +237,7 @@ pub fn build_app(
         (name = "services", description = "The catalog"),
         (name = "orders", description = "Place and follow orders"),
         (name = "refunds", description = "Refunds and refund requests"),
+        (name = "reports", description = "Refund reports by order date, as JSON or CSV"),
         (name = "admin", description = "Operator calls (role admin)"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "api-v2", description = "The panel API v2 dialect, for existing reseller tools"),

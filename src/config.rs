@@ -33,6 +33,43 @@ pub enum Command {
     Verify,
     /// Print the OpenAPI document.
     Openapi,
+    /// Fill the database with generated resellers, services, orders and refunds (books kept exact).
+    Seed(SeedArgs),
+    /// Measure refund report latency on the data in the database (see `seed`).
+    BenchReports(BenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub orders: usize,
+    #[arg(long, default_value_t = 10_000)]
+    pub refunds: usize,
+    /// Reseller accounts the orders are spread over.
+    #[arg(long, default_value_t = 40)]
+    pub accounts: usize,
+    /// Refund requests left awaiting review.
+    #[arg(long, default_value_t = 25)]
+    pub pending: usize,
+    /// Orders are spread over this many days up to now.
+    #[arg(long, default_value_t = 365)]
+    pub days: i64,
+    /// Random seed: the same arguments give the same data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Window length of the measured reports.
+    #[arg(long, default_value_t = 30)]
+    pub days: i64,
+    /// Runs per report shape.
+    #[arg(long, default_value_t = 20)]
+    pub iterations: usize,
+    /// Print the query plans first.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,12 +4,14 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod api_v2;
+pub mod dashboard;
 pub mod ledger;
 pub mod ops;
 pub mod orders;
 pub mod providers;
 pub mod refund_standing;
 pub mod refunds;
+pub mod reports;
 pub mod services;
 pub mod tokens;
 pub mod top_ups;
@@ -69,7 +71,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(providers::create_provider)
         .service(providers::list_providers)
         .service(providers::update_provider)
-        .service(api_v2::api_v2);
+        .service(api_v2::api_v2)
+        .service(reports::find_refund_report)
+        .service(reports::find_admin_refund_report)
+        .service(dashboard::show_dashboard);
 }
 
 /// A JSON body: `application/json`, within the size limit, no unknown fields. Failures

@@ -13,6 +13,7 @@ pub mod policy;
 pub mod provider_orders;
 pub mod providers;
 pub mod refunds;
+pub mod reports;
 pub mod schema;
 pub mod services;
 pub mod top_ups;

@@ -7,6 +7,7 @@ pub mod order;
 pub mod policy;
 pub mod provider;
 pub mod refund;
+pub mod report;
 pub mod service;
 
 /// Declares a closed set of lowercase snake_case names with `as_str` and `parse`.

@@ -10,5 +10,6 @@ mod limits;
 mod orders;
 mod providers;
 mod refunds;
+mod reports;
 mod spec;
 mod top_ups;
