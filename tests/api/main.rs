@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod limits;
 mod orders;
+mod processes;
 mod providers;
 mod refunds;
 mod reports;
