@@ -71,6 +71,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(providers::create_provider)
         .service(providers::list_providers)
         .service(providers::update_provider)
+        .service(providers::find_forwarding)
+        .service(providers::reconcile_forwarding)
         .service(api_v2::api_v2)
         .service(reports::find_refund_report)
         .service(reports::find_admin_refund_report)
