@@ -118,13 +118,9 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let mut out = String::new();
     for i in 0..args.accounts {
-        let (account, _key, plaintext) = create_account_with_key(
-            &mut conn,
-            &format!("bench-{i}"),
-            Role::Reseller,
-            "USD",
-        )
-        .map_err(|e| e.to_string())?;
+        let (account, _key, plaintext) =
+            create_account_with_key(&mut conn, &format!("bench-{i}"), Role::Reseller, "USD")
+                .map_err(|e| e.to_string())?;
         let ids = db::write_tx(&mut conn, |conn| -> Result<Vec<i64>, ApiError> {
             let top_up = top_ups::insert(
                 conn,
@@ -153,11 +149,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         let token = tokens
             .issue(account.id, Role::Reseller, &Role::Reseller.default_scopes())
             .map_err(|e| e.to_string())?;
-        let ids = ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let ids = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         out.push_str(&format!(
             "{} {token} {plaintext} {} {ids}\n",
             account.id, service.id
@@ -184,7 +176,9 @@ fn read_accounts(path: &std::path::Path) -> Result<Vec<(i64, i64)>, String> {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let account = fields.first().and_then(|f| f.parse().ok());
             let service = fields.get(3).and_then(|f| f.parse().ok());
-            account.zip(service).ok_or_else(|| format!("bad line: {line}"))
+            account
+                .zip(service)
+                .ok_or_else(|| format!("bad line: {line}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
     if parsed.is_empty() {
