@@ -33,6 +33,9 @@ pub struct AppState {
     pub policy: Policy,
     /// Wakes the provider worker when there is an order to send.
     pub wake: Arc<Wake>,
+    /// One permit per pooled connection: requests beyond the pool wait here, as futures,
+    /// instead of as blocking threads parked on the pool (a context switch each).
+    db_slots: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
+        let _slot = self.db_slots.acquire().await.map_err(ApiError::internal)?;
         let pool = self.pool.clone();
         web::block(move || {
             let mut conn = pool
@@ -460,6 +464,7 @@ pub fn state(
 ) -> Result<web::Data<AppState>, String> {
     let policy = config.policy.policy()?;
     Ok(web::Data::from(Arc::new(AppState {
+        db_slots: tokio::sync::Semaphore::new(pool.max_size() as usize),
         pool,
         limits: Limits::new(&config.limits),
         config,

@@ -37,6 +37,9 @@ pub enum Command {
     Seed(SeedArgs),
     /// Measure refund report latency on the data in the database (see `seed`).
     BenchReports(BenchArgs),
+    /// Pieces of the load benchmark (`bench/run.sh`): setup and the two ceilings.
+    #[command(subcommand, hide = true)]
+    BenchLoad(crate::bench_load::BenchLoadCommand),
 }
 
 #[derive(Debug, Clone, Args)]

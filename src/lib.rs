@@ -9,6 +9,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod bench_load;
 pub mod config;
 pub mod db;
 pub mod domain;

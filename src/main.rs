@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Command::Worker => run_worker(&cli.config),
         Command::Seed(args) => seed(&cli.config, &args),
         Command::BenchReports(args) => bench_reports(&cli.config, &args),
+        Command::BenchLoad(command) => reseller_api::bench_load::run(&cli.config, command),
         Command::Openapi => {
             println!(
                 "{}",

@@ -18,7 +18,7 @@ use super::orders::{
 use crate::app::AppState;
 use crate::auth::hash_api_key;
 use crate::db::schema::refills;
-use crate::db::{self, accounts, api_keys, orders, services, DbConnection};
+use crate::db::{self, accounts, orders, services, DbConnection};
 use crate::domain::account::{Account, Scope};
 use crate::domain::money::format_micros;
 use crate::domain::order::{Order, OrderStatus};
@@ -232,12 +232,7 @@ pub async fn api_v2(
     };
     let hash = hash_api_key(&key);
     let found = state
-        .db(move |conn| {
-            let Some(key) = api_keys::find_live_by_hash(conn, &hash)? else {
-                return Ok(None);
-            };
-            Ok(accounts::find(conn, key.account_id)?.map(|a| (a, key.scopes)))
-        })
+        .db(move |conn| Ok(accounts::find_by_live_key(conn, &hash)?))
         .await;
     let (account, scopes) = match found {
         Ok(Some(found)) => found,

@@ -155,3 +155,26 @@ pub fn set_refund_allowlist(
         .optional()
         .map(|row| row.map(Account::from))
 }
+
+/// The account behind a live (unrevoked) API key, with the key's scopes, in one query.
+pub fn find_by_live_key(
+    conn: &mut DbConnection,
+    key_hash: &str,
+) -> QueryResult<Option<(Account, Vec<crate::domain::account::Scope>)>> {
+    use super::schema::api_keys;
+    accounts::table
+        .inner_join(api_keys::table)
+        .filter(api_keys::key_hash.eq(key_hash))
+        .filter(api_keys::revoked_at.is_null())
+        .select((accounts::all_columns, api_keys::scopes))
+        .first::<(AccountRow, String)>(conn)
+        .optional()
+        .map(|row| {
+            row.map(|(account, scopes)| {
+                (
+                    Account::from(account),
+                    crate::domain::account::scopes_from_str(&scopes),
+                )
+            })
+        })
+}

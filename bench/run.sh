@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Load benchmark of the release server, on SQLite and on PostgreSQL, against two ceilings
+# measured in the same run:
+#   ceiling 1  the order transaction straight through the data layer, no HTTP
+#              (`reseller-api bench-load orders`), for order placement;
+#   ceiling 2  a bare actix-web handler with no database (`reseller-api bench-load bare`),
+#              for status reads.
+# Usage: bash bench/run.sh
+# Knobs (environment): BENCH_SECONDS (per point, default 10), BENCH_LEVELS (connections,
+# default "1 8 64"), BENCH_BACKENDS (default "sqlite postgres"), BENCH_PG_URL (server,
+# default postgres://postgres@127.0.0.1:5432), BENCH_PORT (default 18080),
+# CARGO_TARGET_DIR. Not part of `cargo test` or `.ci/run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${BENCH_SECONDS:-10}
+LEVELS=${BENCH_LEVELS:-"1 8 64"}
+BACKENDS=${BENCH_BACKENDS:-"sqlite postgres"}
+PG_BASE=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
+PORT=${BENCH_PORT:-18080}
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/reseller-api
+MAX_LEVEL=$(printf '%s\n' $LEVELS | sort -n | tail -n1)
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+if ! command -v wrk >/dev/null; then
+  say "installing wrk"
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+fi
+say "building the release binary"
+cargo build --release --quiet
+
+WORK=$(mktemp -d)
+SERVER_PID=""
+PG_DB=""
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  [ -n "$PG_DB" ] && psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Quotas high enough that the benchmark measures the API, not 429s; tokens that outlive
+# the run; no provider worker (there are no providers).
+export RESELLER_API_RATE_ACCOUNT=1000000000 RESELLER_API_RATE_TOKEN=1000000 \
+  RESELLER_API_RATE_DISPUTE=1000000 RESELLER_API_TOKEN_TTL=7200 RESELLER_API_NO_WORKER=true
+export BENCH_ACCOUNTS=$WORK/accounts.txt
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+
+# record BACKEND WHAT CONNS "RESULT ..." : one row of the results table.
+record() {
+  local line=$4
+  [ -n "$line" ] || { say "no result for $1 $2 c=$3"; exit 1; }
+  # shellcheck disable=SC2086
+  local $(echo "${line#RESULT }")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rps" "$p50_us" "$p99_us" "$errors" >>"$RESULTS"
+  say "$1 $2 c=$3: $rps req/s, p50 ${p50_us} us, p99 ${p99_us} us, errors $errors"
+}
+
+start() { # start COMMAND...: runs a server in the background, waits until it answers
+  "$@" 2>>"$WORK/server.log" >/dev/null &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/${HEALTH_PATH}" && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || { tail -n 20 "$WORK/server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  say "server did not come up"; exit 1
+}
+
+stop() {
+  kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+peak_rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status"; }
+
+wrk_point() { # wrk_point MODE CONNS: one wrk run, prints its RESULT line
+  local threads=2
+  [ "$2" -lt 2 ] && threads=1
+  BENCH_MODE=$1 wrk -t"$threads" -c"$2" -d"${DURATION}s" --timeout 10s -s bench/load.lua \
+    "http://127.0.0.1:$PORT" | grep '^RESULT' || true
+}
+
+say "ceiling 2: bare actix-web handler"
+HEALTH_PATH=bare start "$BIN" bench-load bare --bind "127.0.0.1:$PORT"
+for c in $LEVELS; do record "-" "ceiling 2: bare handler" "$c" "$(wrk_point bare "$c")"; done
+stop
+
+RSS=()
+for backend in $BACKENDS; do
+  case $backend in
+    sqlite) export DATABASE_URL="sqlite://$WORK/bench.db" ;;
+    postgres)
+      PG_DB="reseller_bench_$$"
+      psql -q "$PG_BASE/postgres" -c "CREATE DATABASE $PG_DB" >/dev/null
+      export DATABASE_URL="$PG_BASE/$PG_DB" ;;
+    *) say "unknown backend $backend"; exit 1 ;;
+  esac
+  say "$backend: setup"
+  "$BIN" bench-load setup --accounts 16 --orders 100 --out "$BENCH_ACCOUNTS" 2>>"$WORK/server.log" >&2
+
+  say "$backend: ceiling 1, the order transaction with no HTTP"
+  for c in $LEVELS; do
+    record "$backend" "ceiling 1: order tx, no HTTP" "$c" \
+      "$("$BIN" bench-load orders --accounts-file "$BENCH_ACCOUNTS" --threads "$c" --seconds "$DURATION" 2>>"$WORK/server.log" | grep '^RESULT')"
+  done
+
+  HEALTH_PATH=healthz start "$BIN" serve --bind "127.0.0.1:$PORT"
+  for c in $LEVELS; do record "$backend" "POST /v1/orders" "$c" "$(wrk_point orders "$c")"; done
+  for c in $LEVELS; do record "$backend" "POST /api/v2 add" "$c" "$(wrk_point v2add "$c")"; done
+  for c in $LEVELS; do record "$backend" "GET /v1/orders/{id}" "$c" "$(wrk_point get "$c")"; done
+  for c in $LEVELS; do record "$backend" "GET /v1/orders/status (100 ids)" "$c" "$(wrk_point batch "$c")"; done
+  RSS+=("$backend $(peak_rss_mb)")
+  stop
+
+  say "$backend: checking the books after the run"
+  "$BIN" verify 2>>"$WORK/server.log" | tail -n 2 >&2
+  if [ "$backend" = postgres ]; then
+    psql -q "$PG_BASE/postgres" -c "DROP DATABASE $PG_DB WITH (FORCE)" >/dev/null
+    PG_DB=""
+  fi
+  unset DATABASE_URL
+done
+
+# The table: each API figure as a ratio to its ceiling's best throughput (order placement
+# to ceiling 1 of the same backend, reads to ceiling 2).
+printf '\n| backend | measurement | conns | req/s | p50 ms | p99 ms | errors | vs ceiling |\n'
+printf '|---|---|---:|---:|---:|---:|---:|---:|\n'
+awk -F'\t' '
+  { rows[NR] = $0; if ($2 ~ /^ceiling 1/ && $4 > c1[$1]) c1[$1] = $4; if ($2 ~ /^ceiling 2/ && $4 > c2) c2 = $4 }
+  END {
+    for (i = 1; i <= NR; i++) {
+      split(rows[i], f, "\t")
+      ratio = "-"
+      if (f[2] ~ /orders$|add$/ && c1[f[1]] > 0) ratio = sprintf("%.0f%% of c1", 100 * f[4] / c1[f[1]])
+      if (f[2] ~ /^GET/ && c2 > 0) ratio = sprintf("%.0f%% of c2", 100 * f[4] / c2)
+      printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %s |\n", f[1], f[2], f[3], f[4], f[5] / 1000, f[6] / 1000, f[7], ratio
+    }
+  }' "$RESULTS"
+printf '\nPeak RSS of the API server (VmHWM, after all points up to %s connections):' "$MAX_LEVEL"
+for r in "${RSS[@]}"; do printf ' %s MB;' "$r"; done
+printf '\nMachine: %s cores, %s, %s GiB RAM; %s s per point.\n' "$(nproc)" \
+  "$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)" \
+  "$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)" "$DURATION"
