@@ -19,6 +19,7 @@ use reseller_api::domain::account::Role;
 struct Server {
     child: Child,
     base: String,
+    log: std::path::PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -32,6 +33,7 @@ fn free_port() -> u16 {
 impl Server {
     async fn start(database_url: &str, extra: &[&str]) -> Server {
         let port = free_port();
+        let log = std::env::temp_dir().join(format!("reseller-api-test-{port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_reseller-api"))
             .args([
                 "serve",
@@ -52,7 +54,7 @@ impl Server {
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("start the server binary");
         let base = format!("http://127.0.0.1:{port}");
@@ -67,7 +69,14 @@ impl Server {
             assert!(Instant::now() < deadline, "server did not start");
             actix_rt::time::sleep(Duration::from_millis(50)).await;
         }
-        Server { child, base }
+        Server { child, base, log }
+    }
+
+    /// The last lines the server logged (warnings and errors).
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
     /// SIGKILL: no shutdown, no flush, whatever is in flight is cut.
@@ -295,6 +304,8 @@ async fn two_processes_with_workers_on_one_database_keep_every_invariant() {
         "4",
         "--refund-rate-min-orders",
         "1000",
+        "--max-backoff-secs",
+        "1",
     ];
     let first = Server::start(&url, &worker_flags).await;
     let second = Server::start(&url, &worker_flags).await;
@@ -347,7 +358,8 @@ async fn two_processes_with_workers_on_one_database_keep_every_invariant() {
     );
 
     // Both processes' workers send and sync; wait until every order is settled.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Generous: CI machines can be slow, and nothing here depends on timing but the wait.
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let ids = placed
             .iter()
@@ -373,7 +385,9 @@ async fn two_processes_with_workers_on_one_database_keep_every_invariant() {
         }
         assert!(
             Instant::now() < deadline,
-            "workers did not settle every order"
+            "workers did not settle every order: {batch}\nfirst: {}\nsecond: {}",
+            first.log_tail(),
+            second.log_tail()
         );
         actix_rt::time::sleep(Duration::from_millis(200)).await;
     }
