@@ -220,6 +220,8 @@ pub fn build_app(
         crate::api::refund_standing::find_refund_standing,
         crate::api::refund_standing::create_refund_allowlist,
         crate::api::refund_standing::delete_refund_allowlist,
+        crate::api::reports::find_refund_report,
+        crate::api::reports::find_admin_refund_report,
     ),
     modifiers(&CommonResponses),
     tags(
@@ -228,6 +230,7 @@ pub fn build_app(
         (name = "services", description = "The catalog"),
         (name = "orders", description = "Place and follow orders"),
         (name = "refunds", description = "Refunds and refund requests"),
+        (name = "reports", description = "Refund reports by order date, as JSON or CSV"),
         (name = "admin", description = "Operator calls (role admin)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )

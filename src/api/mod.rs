@@ -8,6 +8,7 @@ pub mod ops;
 pub mod orders;
 pub mod refund_standing;
 pub mod refunds;
+pub mod reports;
 pub mod services;
 pub mod tokens;
 pub mod top_ups;
@@ -63,7 +64,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(refunds::find_refund)
         .service(refunds::list_admin_refunds)
         .service(refunds::approve_refund)
-        .service(refunds::reject_refund);
+        .service(refunds::reject_refund)
+        .service(reports::find_refund_report)
+        .service(reports::find_admin_refund_report);
 }
 
 /// A JSON body: `application/json`, within the size limit, no unknown fields. Failures

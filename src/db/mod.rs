@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod orders;
 pub mod policy;
 pub mod refunds;
+pub mod reports;
 pub mod schema;
 pub mod services;
 pub mod top_ups;

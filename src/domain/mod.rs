@@ -6,6 +6,7 @@ pub mod money;
 pub mod order;
 pub mod policy;
 pub mod refund;
+pub mod report;
 pub mod service;
 
 /// Declares a closed set of lowercase snake_case names with `as_str` and `parse`.

@@ -8,5 +8,6 @@ mod bad_input;
 mod limits;
 mod orders;
 mod refunds;
+mod reports;
 mod spec;
 mod top_ups;
