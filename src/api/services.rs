@@ -100,7 +100,7 @@ pub struct CreateServiceRequest {
     pub category: String,
     pub r#type: ServiceType,
     /// Price per 1000 units, a decimal string.
-    #[schema(value_type = String, example = "0.9")]
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.9")]
     pub rate: String,
     pub min: i64,
     pub max: i64,
@@ -116,7 +116,7 @@ pub struct UpdateServiceRequest {
     pub name: Option<String>,
     pub category: Option<String>,
     pub r#type: Option<ServiceType>,
-    #[schema(value_type = Option<String>, example = "0.9")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.9")]
     pub rate: Option<String>,
     pub min: Option<i64>,
     pub max: Option<i64>,

@@ -10,4 +10,5 @@ mod orders;
 mod refunds;
 mod reports;
 mod spec;
+mod spec_for_generators;
 mod top_ups;
