@@ -171,6 +171,7 @@ pub fn build_app(
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such route".into()))
         }))
+        .wrap(from_fn(crate::cors::cors))
         .wrap(from_fn(request_context))
 }
 

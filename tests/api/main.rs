@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod cors;
 mod limits;
 mod orders;
 mod refunds;
