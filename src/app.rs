@@ -21,6 +21,7 @@ use crate::db::{DbConnection, DbPool};
 use crate::domain::policy::Policy;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::limits::{header_values, AppliedLimits, Limits};
+use crate::worker::Wake;
 
 /// What every handler can reach: the pool, the configuration, the token keys.
 pub struct AppState {
@@ -30,6 +31,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub limits: Limits,
     pub policy: Policy,
+    /// Wakes the provider worker when there is an order to send.
+    pub wake: Arc<Wake>,
 }
 
 impl AppState {
@@ -221,6 +224,10 @@ pub fn build_app(
         crate::api::refund_standing::find_refund_standing,
         crate::api::refund_standing::create_refund_allowlist,
         crate::api::refund_standing::delete_refund_allowlist,
+        crate::api::providers::create_provider,
+        crate::api::providers::list_providers,
+        crate::api::providers::update_provider,
+        crate::api::api_v2::api_v2,
         crate::api::reports::find_refund_report,
         crate::api::reports::find_admin_refund_report,
     ),
@@ -234,6 +241,7 @@ pub fn build_app(
         (name = "reports", description = "Refund reports by order date, as JSON or CSV"),
         (name = "admin", description = "Operator calls (role admin)"),
         (name = "ops", description = "Health, readiness, metrics"),
+        (name = "api-v2", description = "The panel API v2 dialect, for existing reseller tools"),
     )
 )]
 pub struct ApiDoc;
@@ -438,5 +446,6 @@ pub fn state(
         tokens,
         metrics: Metrics::default(),
         policy,
+        wake: Arc::new(Wake::default()),
     })))
 }

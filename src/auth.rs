@@ -26,6 +26,11 @@ const LEEWAY_SECS: u64 = 30;
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
 const KEY_PREFIX: &str = "rk_";
 
+/// A random hex string of `bytes` random bytes.
+pub fn random_token(bytes: usize) -> String {
+    random_hex(bytes)
+}
+
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);

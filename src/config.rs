@@ -27,10 +27,49 @@ pub enum Command {
     /// Manage the token-signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Run only the provider worker (forwarding and status sync).
+    Worker,
     /// Check the books: ledger sums, balances, refund caps. Exits non-zero on any inconsistency.
     Verify,
     /// Print the OpenAPI document.
     Openapi,
+    /// Fill the database with generated resellers, services, orders and refunds (books kept exact).
+    Seed(SeedArgs),
+    /// Measure refund report latency on the data in the database (see `seed`).
+    BenchReports(BenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub orders: usize,
+    #[arg(long, default_value_t = 10_000)]
+    pub refunds: usize,
+    /// Reseller accounts the orders are spread over.
+    #[arg(long, default_value_t = 40)]
+    pub accounts: usize,
+    /// Refund requests left awaiting review.
+    #[arg(long, default_value_t = 25)]
+    pub pending: usize,
+    /// Orders are spread over this many days up to now.
+    #[arg(long, default_value_t = 365)]
+    pub days: i64,
+    /// Random seed: the same arguments give the same data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Window length of the measured reports.
+    #[arg(long, default_value_t = 30)]
+    pub days: i64,
+    /// Runs per report shape.
+    #[arg(long, default_value_t = 20)]
+    pub iterations: usize,
+    /// Print the query plans first.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +165,8 @@ pub struct Config {
     pub limits: LimitConfig,
     #[command(flatten)]
     pub policy: PolicyConfig,
+    #[command(flatten)]
+    pub worker: WorkerConfig,
 }
 
 impl Default for Config {
@@ -140,6 +181,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             limits: LimitConfig::default(),
             policy: PolicyConfig::default(),
+            worker: WorkerConfig::default(),
         }
     }
 }
@@ -335,5 +377,75 @@ impl PolicyConfig {
             cooldown: chrono::Duration::hours(self.cooldown_hours),
             auto_approve_max_micros: auto.micros(),
         })
+    }
+}
+
+/// The provider worker: forwarding orders upstream and syncing their statuses.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerConfig {
+    /// Do not run the provider worker inside `serve` (run `reseller-api worker` instead).
+    #[arg(long, env = "RESELLER_API_NO_WORKER", global = true)]
+    pub no_worker: bool,
+    /// How often the worker looks for due work, in milliseconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_WORKER_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub worker_interval_ms: u64,
+    /// How often an open order's status is polled, in seconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_SYNC_INTERVAL",
+        default_value_t = 60,
+        global = true
+    )]
+    pub sync_interval_secs: i64,
+    /// Failed sends after which an order is canceled and refunded.
+    #[arg(
+        long,
+        env = "RESELLER_API_FORWARD_MAX_FAILURES",
+        default_value_t = 5,
+        global = true
+    )]
+    pub forward_max_failures: i64,
+    /// Hours after which an order without a final status stops being polled.
+    #[arg(
+        long,
+        env = "RESELLER_API_GIVE_UP_HOURS",
+        default_value_t = 168,
+        global = true
+    )]
+    pub give_up_hours: i64,
+    /// Seconds a worker holds an order it is sending or polling.
+    #[arg(
+        long,
+        env = "RESELLER_API_LEASE_SECS",
+        default_value_t = 120,
+        global = true
+    )]
+    pub lease_secs: i64,
+    /// Longest wait between retries after provider errors, in seconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_MAX_BACKOFF",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub max_backoff_secs: i64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> WorkerConfig {
+        WorkerConfig {
+            no_worker: false,
+            worker_interval_ms: 1000,
+            sync_interval_secs: 60,
+            forward_max_failures: 5,
+            give_up_hours: 168,
+            lease_secs: 120,
+            max_backoff_secs: 3600,
+        }
     }
 }

@@ -8,9 +8,12 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod cors;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod limits;
+pub mod seed;
+pub mod worker;

@@ -6,7 +6,9 @@ use tracing_subscriber::EnvFilter;
 
 use reseller_api::app::{build_app, state};
 use reseller_api::auth::{create_account_with_key, TokenKeys};
-use reseller_api::config::{AccountsCommand, Cli, Command, Config, KeysCommand, ServeArgs};
+use reseller_api::config::{
+    AccountsCommand, BenchArgs, Cli, Command, Config, KeysCommand, SeedArgs, ServeArgs,
+};
 use reseller_api::db;
 use reseller_api::domain::account::{parse_currency, Role};
 use reseller_api::domain::parse_text;
@@ -30,6 +32,9 @@ fn main() -> ExitCode {
         }) => create_account(&cli.config, &name, &role, &currency),
         Command::Keys(KeysCommand::Rotate) => rotate_keys(&cli.config),
         Command::Verify => verify(&cli.config),
+        Command::Worker => run_worker(&cli.config),
+        Command::Seed(args) => seed(&cli.config, &args),
+        Command::BenchReports(args) => bench_reports(&cli.config, &args),
         Command::Openapi => {
             println!(
                 "{}",
@@ -64,7 +69,11 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
         );
     }
     drop(conn);
-    let data = state(pool, config, tokens)?;
+    let data = state(pool.clone(), config.clone(), tokens)?;
+    if !config.worker.no_worker {
+        // Runs until the process exits; its leases expire if it dies mid-pass.
+        reseller_api::worker::spawn(pool, config.worker.clone(), data.wake.clone());
+    }
     let workers = if args.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -124,4 +133,58 @@ fn verify(config: &Config) -> Result<(), String> {
         }
         Err(format!("{} inconsistencies found", report.problems.len()))
     }
+}
+
+fn run_worker(config: &Config) -> Result<(), String> {
+    let pool = open(config)?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    reseller_api::worker::Worker::new(pool, config.worker.clone(), Default::default()).run(&stop);
+    Ok(())
+}
+
+fn seed(config: &Config, args: &SeedArgs) -> Result<(), String> {
+    let pool = open(config)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let options = reseller_api::seed::SeedOptions {
+        orders: args.orders,
+        refunds: args.refunds,
+        accounts: args.accounts,
+        pending: args.pending,
+        days: args.days,
+        seed: args.seed,
+    };
+    let seeded = reseller_api::seed::run(&mut conn, &options)?;
+    println!(
+        "seeded {} accounts, {} services, {} orders, {} refunds, {} pending requests, {} ledger entries in {:.1} s",
+        seeded.accounts,
+        seeded.services,
+        seeded.orders,
+        seeded.refunds,
+        seeded.pending,
+        seeded.ledger_entries,
+        seeded.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn bench_reports(config: &Config, args: &BenchArgs) -> Result<(), String> {
+    let pool = open(config)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let results = reseller_api::bench::run(&mut conn, args.days, args.iterations, args.explain)?;
+    println!(
+        "{:<34} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        "report", "rows", "orders", "p50 ms", "p95 ms", "max ms"
+    );
+    for m in results {
+        println!(
+            "{:<34} {:>6} {:>9} {:>9.1} {:>9.1} {:>9.1}",
+            m.name,
+            m.rows,
+            m.orders,
+            m.p50.as_secs_f64() * 1e3,
+            m.p95.as_secs_f64() * 1e3,
+            m.max.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
 }

@@ -3,9 +3,12 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod api_v2;
+pub mod dashboard;
 pub mod ledger;
 pub mod ops;
 pub mod orders;
+pub mod providers;
 pub mod refund_standing;
 pub mod refunds;
 pub mod reports;
@@ -65,8 +68,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(refunds::list_admin_refunds)
         .service(refunds::approve_refund)
         .service(refunds::reject_refund)
+        .service(providers::create_provider)
+        .service(providers::list_providers)
+        .service(providers::update_provider)
+        .service(api_v2::api_v2)
         .service(reports::find_refund_report)
-        .service(reports::find_admin_refund_report);
+        .service(reports::find_admin_refund_report)
+        .service(dashboard::show_dashboard);
 }
 
 /// A JSON body: `application/json`, within the size limit, no unknown fields. Failures

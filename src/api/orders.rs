@@ -13,7 +13,9 @@ use crate::auth::Admin;
 use crate::auth::Caller;
 use crate::db::orders::OrderFilter;
 use crate::db::refunds::{self, Trigger};
-use crate::db::{self, accounts, idempotency, ledger, orders, services, DbConnection};
+use crate::db::{
+    self, accounts, idempotency, ledger, orders, provider_orders, services, DbConnection,
+};
 use crate::domain::account::{AccountStatus, Scope};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::order::{plan_order, NewOrder, Order, OrderInput, OrderStatus};
@@ -223,6 +225,9 @@ pub async fn create_order(
             })
         })
         .await?;
+    if !stored.replayed {
+        state.wake.notify();
+    }
     let location = serde_json::from_str::<serde_json::Value>(&stored.body)
         .ok()
         .and_then(|v| v.get("id").and_then(|id| id.as_i64()))
@@ -264,7 +269,13 @@ pub fn place_order(
             external_ref: request.external_ref,
         },
     )?;
-    place_order_planned(conn, planned)
+    let order = place_order_planned(conn, planned)?;
+    if let Some((provider_id, remote_service)) = &service.provider {
+        // Sent by the worker once this transaction has committed, never inside it.
+        let key = format!("order-{}-{}", order.id, crate::auth::random_token(8));
+        provider_orders::enqueue(conn, order.id, *provider_id, remote_service, &key)?;
+    }
+    Ok(order)
 }
 
 /// Records a priced order and debits its charge with one conditional statement, so the
@@ -501,42 +512,56 @@ pub async fn cancel_order(
     let order_id = id.into_inner();
     let account_id = caller.account_id;
     let settled = state
-        .db(move |conn| {
-            db::write_tx(conn, |conn| {
-                let order = orders::lock(conn, order_id, Some(account_id))?
-                    .ok_or_else(|| ApiError::not_found("order"))?;
-                let service = services::find(conn, order.service_id)?
-                    .ok_or_else(|| ApiError::not_found("service"))?;
-                if !service.cancel {
-                    return Err(ApiError::Conflict {
-                        code: "not_cancelable",
-                        detail: "this order's service does not allow cancel".into(),
-                    });
-                }
-                if order.status != OrderStatus::Pending {
-                    return Err(ApiError::Conflict {
-                        code: "not_cancelable",
-                        detail: format!(
-                            "only pending orders can be canceled; this one is {}",
-                            order.status
-                        ),
-                    });
-                }
-                let mut trigger = Trigger::new(
-                    Change {
-                        status: Some(OrderStatus::Canceled),
-                        ..Change::default()
-                    },
-                    RefundReason::CanceledByReseller,
-                    RefundSource::Reseller,
-                );
-                trigger.owner = Some(account_id);
-                trigger.decided_by = Some(account_id);
-                Ok(refunds::settle(conn, order_id, trigger)?)
-            })
-        })
+        .db(move |conn| db::write_tx(conn, |conn| cancel_owned_order(conn, account_id, order_id)))
         .await?;
     Ok(HttpResponse::Ok().json(crate::api::refunds::SettlementResponse::from(settled)))
+}
+
+/// A reseller's cancel of its own pending order, refunded in full. Call inside a write
+/// transaction.
+pub fn cancel_owned_order(
+    conn: &mut DbConnection,
+    account_id: i64,
+    order_id: i64,
+) -> Result<refunds::Settled, ApiError> {
+    let order = orders::lock(conn, order_id, Some(account_id))?
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    let service =
+        services::find(conn, order.service_id)?.ok_or_else(|| ApiError::not_found("service"))?;
+    if !service.cancel {
+        return Err(ApiError::Conflict {
+            code: "not_cancelable",
+            detail: "this order's service does not allow cancel".into(),
+        });
+    }
+    if order.status != OrderStatus::Pending {
+        return Err(ApiError::Conflict {
+            code: "not_cancelable",
+            detail: format!(
+                "only pending orders can be canceled; this one is {}",
+                order.status
+            ),
+        });
+    }
+    if provider_orders::find(conn, order_id)?.is_some()
+        && !provider_orders::withdraw(conn, order_id)?
+    {
+        return Err(ApiError::Conflict {
+            code: "not_cancelable",
+            detail: "this order was already sent to the provider".into(),
+        });
+    }
+    let mut trigger = Trigger::new(
+        Change {
+            status: Some(OrderStatus::Canceled),
+            ..Change::default()
+        },
+        RefundReason::CanceledByReseller,
+        RefundSource::Reseller,
+    );
+    trigger.owner = Some(account_id);
+    trigger.decided_by = Some(account_id);
+    Ok(refunds::settle(conn, order_id, trigger)?)
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -324,6 +324,7 @@ async fn refund_report(
             let labels: HashMap<String, String> = match group {
                 ReportGroup::Service => reports::service_names(conn, &ids)?,
                 ReportGroup::Account => reports::account_names(conn, &ids)?,
+                ReportGroup::Provider => reports::provider_names(conn, &ids)?,
                 _ => Vec::new(),
             }
             .into_iter()
@@ -375,7 +376,10 @@ fn render(
                 }
                 ReportGroup::Reason => reason_label(&row.key),
                 ReportGroup::Provider if row.key == NO_PROVIDER => "No provider".into(),
-                ReportGroup::Provider => format!("Provider {}", row.key),
+                ReportGroup::Provider => labels
+                    .get(&row.key)
+                    .cloned()
+                    .unwrap_or_else(|| format!("Provider {}", row.key)),
                 ReportGroup::Service => labels
                     .get(&row.key)
                     .cloned()

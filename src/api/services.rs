@@ -30,6 +30,10 @@ pub struct ServiceResponse {
     pub cancel: bool,
     pub dripfeed: bool,
     pub status: ServiceStatus,
+    /// The upstream provider delivering this service; null for services fulfilled by hand.
+    pub provider_id: Option<i64>,
+    /// The provider's own id for the service.
+    pub provider_service_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -48,6 +52,8 @@ impl From<Service> for ServiceResponse {
             refill: service.refill,
             cancel: service.cancel,
             status: service.status,
+            provider_id: service.provider.as_ref().map(|p| p.0),
+            provider_service_id: service.provider.map(|p| p.1),
             created_at: utc(service.created_at),
             updated_at: utc(service.updated_at),
         }
@@ -108,6 +114,9 @@ pub struct CreateServiceRequest {
     pub refill: bool,
     #[serde(default)]
     pub cancel: bool,
+    /// Forward orders to this provider (with `provider_service_id`).
+    pub provider_id: Option<i64>,
+    pub provider_service_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -122,6 +131,22 @@ pub struct UpdateServiceRequest {
     pub max: Option<i64>,
     pub refill: Option<bool>,
     pub cancel: Option<bool>,
+    /// Set both to route the service to a provider; null both to stop forwarding.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub provider_id: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub provider_service_id: Option<Option<String>>,
+}
+
+/// Tells a field left out (`None`) from one set to null (`Some(None)`).
+fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// Validates every field of a service at once.
@@ -137,6 +162,30 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
     if let Err((field, message)) = check_quantity_window(request.min, request.max) {
         errors.push(FieldError::new(field, message));
     }
+    let provider = match (request.provider_id, request.provider_service_id.as_deref()) {
+        (None, None) => None,
+        (Some(id), Some(remote)) => match parse_text(remote, 100) {
+            Ok(remote) => Some((id, remote)),
+            Err(message) => {
+                errors.push(FieldError::new("provider_service_id", message));
+                None
+            }
+        },
+        (Some(_), None) => {
+            errors.push(FieldError::new(
+                "provider_service_id",
+                "is required with provider_id",
+            ));
+            None
+        }
+        (None, Some(_)) => {
+            errors.push(FieldError::new(
+                "provider_id",
+                "is required with provider_service_id",
+            ));
+            None
+        }
+    };
     match (name, category, rate) {
         (Some(name), Some(category), Some(rate)) if errors.is_empty() => Ok(ServiceFields {
             name,
@@ -147,6 +196,7 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
             max_quantity: request.max,
             refill: request.refill,
             cancel: request.cancel,
+            provider,
         }),
         _ => Err(errors.into()),
     }
@@ -167,7 +217,10 @@ pub async fn create_service(
 ) -> Result<HttpResponse, ApiError> {
     let fields = service_fields(body.value)?;
     let service = state
-        .db(move |conn| Ok(services::insert(conn, &fields)?))
+        .db(move |conn| {
+            check_provider(conn, &fields)?;
+            Ok(services::insert(conn, &fields)?)
+        })
         .await?;
     Ok(HttpResponse::Created().json(ServiceResponse::from(service)))
 }
@@ -206,7 +259,14 @@ pub async fn update_service(
                     max: patch.max.unwrap_or(current.max_quantity),
                     refill: patch.refill.unwrap_or(current.refill),
                     cancel: patch.cancel.unwrap_or(current.cancel),
+                    provider_id: patch
+                        .provider_id
+                        .unwrap_or(current.provider.as_ref().map(|p| p.0)),
+                    provider_service_id: patch
+                        .provider_service_id
+                        .unwrap_or(current.provider.map(|p| p.1)),
                 })?;
+                check_provider(conn, &fields)?;
                 services::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("service"))
             })
         })
@@ -334,4 +394,14 @@ fn disabled_outcome(
         },
     };
     Ok(Some((order.account_id, change)))
+}
+
+/// A service may only point at a provider that exists.
+fn check_provider(conn: &mut DbConnection, fields: &ServiceFields) -> Result<(), ApiError> {
+    if let Some((provider_id, _)) = &fields.provider {
+        if crate::db::providers::find(conn, *provider_id)?.is_none() {
+            return Err(ApiError::invalid("provider_id", "no such provider"));
+        }
+    }
+    Ok(())
 }

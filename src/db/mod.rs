@@ -10,6 +10,8 @@ pub mod jwt_keys;
 pub mod ledger;
 pub mod orders;
 pub mod policy;
+pub mod provider_orders;
+pub mod providers;
 pub mod refunds;
 pub mod reports;
 pub mod schema;

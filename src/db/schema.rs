@@ -50,6 +50,67 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        provider_id -> Nullable<BigInt>,
+        provider_service_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    providers (id) {
+        id -> BigInt,
+        name -> Text,
+        url -> Text,
+        api_key -> Text,
+        enabled -> Bool,
+        timeout_ms -> BigInt,
+        batch_size -> BigInt,
+        idempotent_add -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    provider_orders (order_id) {
+        order_id -> BigInt,
+        provider_id -> BigInt,
+        provider_service_id -> Text,
+        state -> Text,
+        provider_order_id -> Nullable<Text>,
+        idempotency_key -> Text,
+        attempts -> BigInt,
+        failures -> BigInt,
+        next_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        quarantined_status -> Nullable<Text>,
+        last_synced_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    provider_attempts (id) {
+        id -> BigInt,
+        provider_id -> BigInt,
+        order_id -> Nullable<BigInt>,
+        action -> Text,
+        outcome -> Text,
+        http_status -> Nullable<Integer>,
+        body -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refills (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        account_id -> BigInt,
+        status -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -155,6 +216,8 @@ diesel::joinable!(orders -> services (service_id));
 diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(top_ups -> accounts (account_id));
 diesel::joinable!(refunds -> orders (order_id));
+diesel::joinable!(provider_orders -> orders (order_id));
+diesel::joinable!(services -> providers (provider_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -167,4 +230,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     refunds,
     dispute_refusals,
+    providers,
+    provider_orders,
+    provider_attempts,
+    refills,
 );

@@ -20,6 +20,8 @@ struct ServiceRow {
     status: String,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    provider_id: Option<i64>,
+    provider_service_id: Option<String>,
 }
 
 impl From<ServiceRow> for Service {
@@ -37,6 +39,7 @@ impl From<ServiceRow> for Service {
             status: ServiceStatus::parse(&row.status).unwrap_or(ServiceStatus::Disabled),
             created_at: row.created_at,
             updated_at: row.updated_at,
+            provider: row.provider_id.zip(row.provider_service_id),
         }
     }
 }
@@ -52,6 +55,8 @@ pub struct ServiceFields {
     pub max_quantity: i64,
     pub refill: bool,
     pub cancel: bool,
+    /// The upstream provider and its service id, for provider-backed services.
+    pub provider: Option<(i64, String)>,
 }
 
 pub fn insert(conn: &mut DbConnection, fields: &ServiceFields) -> QueryResult<Service> {
@@ -66,6 +71,8 @@ pub fn insert(conn: &mut DbConnection, fields: &ServiceFields) -> QueryResult<Se
             services::max_quantity.eq(fields.max_quantity),
             services::refill.eq(fields.refill),
             services::cancel.eq(fields.cancel),
+            services::provider_id.eq(fields.provider.as_ref().map(|p| p.0)),
+            services::provider_service_id.eq(fields.provider.as_ref().map(|p| p.1.clone())),
             services::status.eq(ServiceStatus::Active.as_str()),
             services::created_at.eq(at),
             services::updated_at.eq(at),
@@ -90,6 +97,8 @@ pub fn update(
             services::max_quantity.eq(fields.max_quantity),
             services::refill.eq(fields.refill),
             services::cancel.eq(fields.cancel),
+            services::provider_id.eq(fields.provider.as_ref().map(|p| p.0)),
+            services::provider_service_id.eq(fields.provider.as_ref().map(|p| p.1.clone())),
             services::updated_at.eq(now()),
         ))
         .returning(services::all_columns)

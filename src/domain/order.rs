@@ -269,6 +269,7 @@ mod tests {
             status: ServiceStatus::Active,
             created_at: now,
             updated_at: now,
+            provider: None,
         }
     }
 

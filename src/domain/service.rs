@@ -36,6 +36,8 @@ pub struct Service {
     pub status: ServiceStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The upstream provider and the provider's own service id, for provider-backed services.
+    pub provider: Option<(i64, String)>,
 }
 
 impl Service {

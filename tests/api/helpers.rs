@@ -428,3 +428,158 @@ impl TestApp {
             .sum()
     }
 }
+
+/// A scripted upstream API v2 provider on a loopback port: every request is recorded,
+/// and `respond` decides the reply (status, body, delay before answering).
+pub struct StandIn {
+    pub url: String,
+    pub calls: std::sync::Arc<std::sync::Mutex<Vec<std::collections::HashMap<String, String>>>>,
+    handle: ServerHandle,
+}
+
+pub type Responder =
+    dyn Fn(&std::collections::HashMap<String, String>) -> (u16, String, Duration) + Send + Sync;
+
+impl StandIn {
+    pub async fn start(
+        respond: impl Fn(&std::collections::HashMap<String, String>) -> (u16, String, Duration)
+            + Send
+            + Sync
+            + 'static,
+    ) -> StandIn {
+        use actix_web::{web, App, HttpResponse};
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let respond: std::sync::Arc<Responder> = std::sync::Arc::new(respond);
+        let recorded = calls.clone();
+        let server = HttpServer::new(move || {
+            let recorded = recorded.clone();
+            let respond = respond.clone();
+            App::new().default_service(web::to(move |body: web::Bytes| {
+                let recorded = recorded.clone();
+                let respond = respond.clone();
+                async move {
+                    let fields: std::collections::HashMap<String, String> =
+                        form_urlencoded::parse(&body).into_owned().collect();
+                    recorded.lock().unwrap().push(fields.clone());
+                    let (status, body, delay) = respond(&fields);
+                    if !delay.is_zero() {
+                        actix_rt::time::sleep(delay).await;
+                    }
+                    HttpResponse::build(StatusCode::from_u16(status).unwrap())
+                        .content_type("text/html")
+                        .body(body)
+                }
+            }))
+        })
+        .workers(2)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        StandIn {
+            url: format!("http://{addr}/api/v2"),
+            calls,
+            handle,
+        }
+    }
+
+    /// The recorded requests with this action.
+    pub fn calls_of(&self, action: &str) -> Vec<std::collections::HashMap<String, String>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.get("action").map(String::as_str) == Some(action))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        actix_rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
+impl TestApp {
+    /// Registers a provider and a service routed to it (rate 1 per 1000, remote id "77").
+    pub async fn provider_service(
+        &self,
+        url: &str,
+        idempotent: bool,
+        timeout_ms: i64,
+    ) -> (i64, i64) {
+        let provider = self
+            .post(
+                "/v1/admin/providers",
+                &self.admin_token,
+                json!({"name": "Upstream", "url": url, "key": "upstream-key", "timeout_ms": timeout_ms, "idempotent_add": idempotent}),
+            )
+            .await;
+        assert_eq!(provider.status, 201, "{}", provider.text);
+        assert!(
+            provider.body.get("key").is_none(),
+            "the key is never returned"
+        );
+        let provider_id = provider.body["id"].as_i64().unwrap();
+        let service = self
+            .create_service(json!({
+                "name": "Upstream Likes", "category": "Instagram", "type": "default", "rate": "1",
+                "min": 10, "max": 100000, "cancel": true,
+                "provider_id": provider_id, "provider_service_id": "77"
+            }))
+            .await;
+        (provider_id, service)
+    }
+
+    /// One pass of a provider worker over this app's database, off the async runtime.
+    pub async fn worker_pass(&self) -> reseller_api::worker::Pass {
+        let worker = reseller_api::worker::Worker::new(
+            self.pool.clone(),
+            self.config.worker.clone(),
+            Default::default(),
+        );
+        actix_web::web::block(move || worker.run_once())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    pub fn provider_order(
+        &self,
+        order_id: i64,
+    ) -> reseller_api::db::provider_orders::ProviderOrder {
+        let mut conn = self.pool.get().unwrap();
+        reseller_api::db::provider_orders::find(&mut conn, order_id)
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Makes every provider job due now (skips backoff waits in tests).
+    pub fn make_due(&self) {
+        use diesel::prelude::*;
+        use reseller_api::db::schema::provider_orders;
+        let mut conn = self.pool.get().unwrap();
+        diesel::update(provider_orders::table)
+            .set(provider_orders::next_at.eq(reseller_api::db::now()))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+}
+
+impl TestApp {
+    /// A form-encoded API v2 call, as panel tooling sends it.
+    pub async fn api_v2(&self, fields: &[(&str, &str)]) -> Reply {
+        let response = self
+            .client
+            .post(self.url("/api/v2"))
+            .send_form(&fields)
+            .await
+            .expect("request");
+        Self::reply(response).await
+    }
+}

@@ -3,11 +3,13 @@
 
 mod helpers;
 
+mod api_v2;
 mod auth;
 mod bad_input;
 mod cors;
 mod limits;
 mod orders;
+mod providers;
 mod refunds;
 mod reports;
 mod spec;

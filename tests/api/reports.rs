@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use crate::helpers::{micros, spawn_app, Reply, TestApp};
+use crate::helpers::{micros, spawn_app, spawn_app_with, Reply, TestApp};
 
 /// What a report should say for one group, computed by the test from the orders and
 /// refunds the API lists.
@@ -327,7 +327,15 @@ async fn report_sums_equal_the_underlying_orders_and_refunds_to_the_micro_unit()
         .unwrap_or_else(|| rand::rng().random());
     println!("REPORT_TEST_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let app = spawn_app().await;
+    // Random books dispute often; the abuse policy is not what this test is about.
+    let app = spawn_app_with(|c| {
+        c.limits.rate_dispute = 10_000;
+        c.policy.disputes_per_hour = 10_000;
+        c.policy.disputes_per_day = 10_000;
+        c.policy.cooldown_rejections = 10_000;
+        c.policy.refund_rate_min_orders = 10_000;
+    })
+    .await;
     let (resellers, _) = random_books(&app, &mut rng).await;
     let (orders, refunds) = facts(&app, &resellers).await;
     assert!(!refunds.is_empty(), "the random books hold refunds");
@@ -864,4 +872,87 @@ fn expected_rows_helper_is_not_vacuous() {
     let (rows, _) = expected_rows("day", FixedOffset::east_opt(0).unwrap(), &orders, &refunds);
     assert_eq!(rows["2026-03-01"].refunded, 40);
     assert_eq!(rows["2026-03-02"].refunded, 0);
+}
+
+#[actix_rt::test]
+async fn seeded_data_keeps_the_books_and_reports_add_up_to_it() {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::{orders, refunds};
+    let app = spawn_app().await;
+    let options = reseller_api::seed::SeedOptions {
+        orders: 3_000,
+        refunds: 400,
+        accounts: 5,
+        pending: 7,
+        days: 300,
+        seed: 42,
+    };
+    let (charged, refunded, refund_rows): (i64, i64, i64) = {
+        let mut conn = app.pool.get().unwrap();
+        let seeded = reseller_api::seed::run(&mut conn, &options).unwrap();
+        assert_eq!(
+            (seeded.orders, seeded.refunds, seeded.pending),
+            (3_000, 400, 7)
+        );
+        let rows: Vec<(i64, i64)> = orders::table
+            .select((orders::charge_micros, orders::refunded_micros))
+            .load(&mut *conn)
+            .unwrap();
+        let charged = rows.iter().map(|r| r.0).sum::<i64>();
+        let refunded = rows.iter().map(|r| r.1).sum::<i64>();
+        let refund_rows = refunds::table
+            .filter(refunds::status.eq("succeeded"))
+            .count()
+            .get_result(&mut *conn)
+            .unwrap();
+        (charged, refunded, refund_rows)
+    };
+    app.assert_books_balance();
+    let now = Utc::now();
+    let from = (now - Duration::days(301)).format("%Y-%m-%d");
+    let to = (now + Duration::days(1)).format("%Y-%m-%d");
+    let body = report(
+        &app,
+        &format!("/v1/admin/reports/refunds?from={from}&to={to}&group_by=month"),
+        &app.admin_token,
+    )
+    .await;
+    assert_eq!(body["totals"]["orders_count"], 3_000);
+    assert_eq!(micros(&body["totals"]["charged_amount"]), charged);
+    assert_eq!(micros(&body["totals"]["refunded_amount"]), refunded);
+    assert_eq!(body["totals"]["refunds_count"], refund_rows);
+    assert_eq!(body["pending_review_count"], 7);
+    assert!(body["rows"].as_array().unwrap().len() >= 10);
+}
+
+#[actix_rt::test]
+async fn the_dashboard_is_one_self_contained_page_outside_the_api_spec() {
+    let app = spawn_app().await;
+    let page = app.get("/dashboard", "").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("connect-src 'self'"));
+    for external in [
+        "src=\"http",
+        "href=\"http",
+        "url(",
+        "cdn",
+        "@import",
+        "<link",
+    ] {
+        assert!(
+            !page.text.contains(external),
+            "the dashboard must load nothing from elsewhere ({external})"
+        );
+    }
+    assert!(page.text.contains("/v1/admin/reports/refunds"));
+    assert!(page.text.contains("/v1/reports/refunds"));
+    let spec = reseller_api::app::api_doc();
+    assert!(!spec.paths.paths.contains_key("/dashboard"));
 }

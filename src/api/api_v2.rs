@@ -1,0 +1,597 @@
+//! The panel API v2, served to resellers: `POST /api/v2`, form-encoded or JSON, `key` +
+//! `action`. Replies follow the de facto dialect: numbers as strings, panel status
+//! spellings, `{"error": "..."}` with HTTP 200, per-item errors inside batch replies.
+//! The same rules as the REST API apply: the order transaction, idempotency (an
+//! `idempotency_key` field or `Idempotency-Key` header), quotas and refunds.
+
+use std::collections::HashMap;
+
+use actix_web::http::header;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::orders::{
+    cancel_owned_order, place_order, with_idempotency, CreateOrderRequest, Stored, MAX_BATCH,
+};
+use crate::app::AppState;
+use crate::auth::hash_api_key;
+use crate::db::schema::refills;
+use crate::db::{self, accounts, api_keys, orders, services, DbConnection};
+use crate::domain::account::{Account, Scope};
+use crate::domain::money::format_micros;
+use crate::domain::order::{Order, OrderStatus};
+use crate::domain::service::{ServiceStatus, ServiceType};
+use crate::error::ApiError;
+
+/// The fields API v2 clients send; all are strings on the wire.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ApiV2Request {
+    /// The reseller's API key.
+    pub key: Option<String>,
+    /// `services`, `add`, `status`, `cancel`, `refill`, `refill_status` or `balance`.
+    pub action: Option<String>,
+    pub service: Option<String>,
+    pub link: Option<String>,
+    pub quantity: Option<String>,
+    pub runs: Option<String>,
+    pub interval: Option<String>,
+    pub comments: Option<String>,
+    pub order: Option<String>,
+    pub orders: Option<String>,
+    pub refill: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+fn reply(value: Value) -> HttpResponse {
+    HttpResponse::Ok().json(value)
+}
+
+fn error(text: &str) -> HttpResponse {
+    reply(json!({ "error": text }))
+}
+
+/// Reads the body as form fields or a JSON object; JSON numbers become their text.
+fn fields(req: &HttpRequest, body: &[u8]) -> Option<HashMap<String, String>> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mut map: HashMap<String, String> = form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    if content_type.contains("json") {
+        let Value::Object(object) = serde_json::from_slice::<Value>(body).ok()? else {
+            return None;
+        };
+        for (k, v) in object {
+            let text = match v {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => continue,
+            };
+            map.insert(k, text);
+        }
+    } else {
+        map.extend(form_urlencoded::parse(body).into_owned());
+    }
+    Some(map)
+}
+
+/// The panel's name for a service type.
+fn panel_type(kind: ServiceType) -> &'static str {
+    match kind {
+        ServiceType::Default | ServiceType::DripFeed => "Default",
+        ServiceType::CustomComments => "Custom Comments",
+        ServiceType::Package => "Package",
+    }
+}
+
+// Replies are structs, not maps, so fields keep the dialect's order byte for byte.
+
+#[derive(Serialize)]
+struct StatusReply {
+    charge: String,
+    start_count: String,
+    status: &'static str,
+    remains: String,
+    currency: String,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum StatusItem {
+    Found(StatusReply),
+    Missing { error: &'static str },
+}
+
+#[derive(Serialize)]
+struct ServiceItem {
+    service: i64,
+    name: String,
+    r#type: &'static str,
+    category: String,
+    rate: String,
+    min: String,
+    max: String,
+    dripfeed: bool,
+    refill: bool,
+    cancel: bool,
+}
+
+#[derive(Serialize)]
+struct Balance {
+    balance: String,
+    currency: String,
+}
+
+#[derive(Serialize)]
+struct CancelItem {
+    order: Value,
+    cancel: Value,
+}
+
+#[derive(Serialize)]
+struct RefillItem {
+    order: Value,
+    refill: Value,
+}
+
+/// A JSON object whose keys keep the order they were asked in.
+struct Ordered<T>(Vec<(String, T)>);
+
+impl<T: Serialize> Serialize for Ordered<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+fn reply_of(value: impl Serialize) -> HttpResponse {
+    HttpResponse::Ok().json(value)
+}
+
+fn status_json(order: &Order, currency: &str) -> StatusReply {
+    StatusReply {
+        charge: order.charge.to_string(),
+        start_count: order.start_count.unwrap_or(0).to_string(),
+        status: order.status.panel_name(),
+        remains: order.remains.unwrap_or(order.quantity).to_string(),
+        currency: currency.to_string(),
+    }
+}
+
+/// The dialect's words for our refusals.
+fn dialect_error(error: &ApiError) -> String {
+    match error {
+        ApiError::PaymentRequired { .. } => "Not enough funds on balance".into(),
+        ApiError::Forbidden {
+            code: "account_suspended",
+            ..
+        } => "Your account is suspended".into(),
+        ApiError::Validation(fields) => match fields.first() {
+            Some(f) if f.field == "service_id" && f.message.contains("no such") => {
+                "Service ID does not exists".into()
+            }
+            Some(f) if f.field == "link" => "Bad Link".into(),
+            Some(f) if f.field == "quantity" => format!("Quantity {}", f.message),
+            Some(f) => format!("{}: {}", f.field, f.message),
+            None => "Incorrect request".into(),
+        },
+        ApiError::Internal(_) => "Internal error, try again later".into(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_int(map: &HashMap<String, String>, name: &str) -> Result<Option<i64>, String> {
+    match map.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| format!("Incorrect {name}")),
+    }
+}
+
+/// Panel API v2 for reseller tooling.
+#[utoipa::path(
+    tag = "api-v2",
+    request_body(content(
+        (ApiV2Request = "application/x-www-form-urlencoded"),
+        (ApiV2Request = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "The action's reply in the API v2 dialect, or `{\"error\": \"...\"}`. \
+            add: `{\"order\":23501}`; status: `{\"charge\":\"0.27819\",\"start_count\":\"3572\",\"status\":\"Partial\",\"remains\":\"157\",\"currency\":\"USD\"}`; \
+            multi status: `{\"1\":{...},\"10\":{\"error\":\"Incorrect order ID\"}}`; balance: `{\"balance\":\"100.84292\",\"currency\":\"USD\"}`; \
+            cancel: `[{\"order\":9,\"cancel\":{\"error\":\"Incorrect order ID\"}},{\"order\":2,\"cancel\":1}]`",
+            body = Object),
+        (status = 429, description = "Over the account's request quota: `{\"error\": \"...\"}` with `Retry-After`", body = Object),
+    )
+)]
+#[post("/api/v2")]
+pub async fn api_v2(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let Some(map) = fields(&req, &body) else {
+        return error("Incorrect request");
+    };
+    let Some(key) = map
+        .get("key")
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+    else {
+        return error("Invalid API key");
+    };
+    let hash = hash_api_key(&key);
+    let found = state
+        .db(move |conn| {
+            let Some(key) = api_keys::find_live_by_hash(conn, &hash)? else {
+                return Ok(None);
+            };
+            Ok(accounts::find(conn, key.account_id)?.map(|a| (a, key.scopes)))
+        })
+        .await;
+    let (account, scopes) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return error("Invalid API key"),
+        Err(e) => return error(&dialect_error(&e)),
+    };
+    if let Err(ApiError::RateLimited {
+        retry_after_secs, ..
+    }) = state.limits.account.check(&account.id, &req)
+    {
+        return HttpResponse::TooManyRequests()
+            .insert_header((header::RETRY_AFTER, retry_after_secs.max(1).to_string()))
+            .json(json!({ "error": format!("Too many requests, retry in {retry_after_secs} seconds") }));
+    }
+    let action = map
+        .get("action")
+        .map(|a| a.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let needs = match action.as_str() {
+        "add" | "cancel" | "refill" => Scope::OrdersWrite,
+        _ => Scope::OrdersRead,
+    };
+    if !scopes.contains(&needs) {
+        return error("This action is not allowed for this key");
+    }
+    let result = match action.as_str() {
+        "services" => list(&state).await,
+        "add" => add(&req, &state, &account, &map).await,
+        "status" => status(&state, &account, &map).await,
+        "cancel" => cancel(&state, &account, &map).await,
+        "refill" => refill(&state, &account, &map).await,
+        "refill_status" => refill_status(&state, &account, &map).await,
+        "balance" => Ok(reply_of(Balance {
+            balance: format_micros(account.balance_micros),
+            currency: account.currency.clone(),
+        })),
+        _ => Ok(error("Incorrect request")),
+    };
+    result.unwrap_or_else(|e| error(&dialect_error(&e)))
+}
+
+async fn list(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let all = state
+        .db(|conn| {
+            let mut all = Vec::new();
+            let mut after = None;
+            loop {
+                let page = services::page(conn, after, 500)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id);
+                all.extend(page);
+            }
+            Ok(all)
+        })
+        .await?;
+    let items: Vec<ServiceItem> = all
+        .into_iter()
+        .filter(|s| s.status == ServiceStatus::Active)
+        .map(|s| ServiceItem {
+            service: s.id,
+            dripfeed: s.dripfeed(),
+            r#type: panel_type(s.kind),
+            rate: s.rate.to_string(),
+            min: s.min_quantity.to_string(),
+            max: s.max_quantity.to_string(),
+            refill: s.refill,
+            cancel: s.cancel,
+            name: s.name,
+            category: s.category,
+        })
+        .collect();
+    Ok(reply_of(items))
+}
+
+async fn add(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    account: &Account,
+    map: &HashMap<String, String>,
+) -> Result<HttpResponse, ApiError> {
+    let service_id = match parse_int(map, "service") {
+        Ok(Some(id)) => id,
+        Ok(None) => return Ok(error("Service ID does not exists")),
+        Err(_) => return Ok(error("Service ID does not exists")),
+    };
+    let (quantity, runs, interval) = match (
+        parse_int(map, "quantity"),
+        parse_int(map, "runs"),
+        parse_int(map, "interval"),
+    ) {
+        (Ok(q), Ok(r), Ok(i)) => (q, r, i),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(error(&e)),
+    };
+    let request = CreateOrderRequest {
+        service_id,
+        link: map.get("link").cloned().unwrap_or_default(),
+        quantity,
+        runs,
+        interval,
+        comments: map
+            .get("comments")
+            .cloned()
+            .filter(|c| !c.trim().is_empty()),
+        external_ref: None,
+    };
+    let key = map
+        .get("idempotency_key")
+        .cloned()
+        .or_else(|| {
+            req.headers()
+                .get("Idempotency-Key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .map(|k| k.trim().chars().take(255).collect::<String>())
+        .filter(|k| !k.is_empty());
+    let hash = format!(
+        "{service_id}|{}|{quantity:?}|{runs:?}|{interval:?}|{:?}",
+        request.link, request.comments
+    );
+    let key = key.map(|k| (k, super::orders::request_hash(&Value::String(hash))));
+    let account_id = account.id;
+    let stored = state
+        .db(move |conn| {
+            with_idempotency(conn, account_id, "api_v2_add", key, |conn, claim| {
+                db::write_tx(conn, |conn| {
+                    let order = place_order(conn, account_id, request)?;
+                    let body = json!({ "order": order.id }).to_string();
+                    if let Some(claim) = claim {
+                        db::idempotency::finish(conn, claim, 200, &body)?;
+                    }
+                    Ok(Stored {
+                        status: 200,
+                        body,
+                        replayed: false,
+                    })
+                })
+            })
+        })
+        .await?;
+    if !stored.replayed {
+        state.wake.notify();
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(stored.body))
+}
+
+/// Parses `orders=1,2,3` (at most 100), keeping the order asked.
+fn id_list(raw: &str) -> Result<Vec<String>, String> {
+    let ids: Vec<String> = raw
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if ids.is_empty() {
+        return Err("Incorrect order ID".into());
+    }
+    if ids.len() > MAX_BATCH {
+        return Err(format!("Too many orders, at most {MAX_BATCH}"));
+    }
+    Ok(ids)
+}
+
+async fn owned_orders(
+    state: &web::Data<AppState>,
+    account_id: i64,
+    ids: &[String],
+) -> Result<HashMap<i64, Order>, ApiError> {
+    let numeric: Vec<i64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+    let found = state
+        .db(move |conn| Ok(orders::find_owned_many(conn, account_id, &numeric)?))
+        .await?;
+    Ok(found.into_iter().map(|o| (o.id, o)).collect())
+}
+
+async fn status(
+    state: &web::Data<AppState>,
+    account: &Account,
+    map: &HashMap<String, String>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(list) = map.get("orders") {
+        let ids = match id_list(list) {
+            Ok(ids) => ids,
+            Err(e) => return Ok(error(&e)),
+        };
+        let found = owned_orders(state, account.id, &ids).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let item = id
+                .parse::<i64>()
+                .ok()
+                .and_then(|n| found.get(&n))
+                .map(|o| StatusItem::Found(status_json(o, &account.currency)))
+                .unwrap_or(StatusItem::Missing {
+                    error: "Incorrect order ID",
+                });
+            if !out.iter().any(|(seen, _)| *seen == id) {
+                out.push((id, item));
+            }
+        }
+        return Ok(reply_of(Ordered(out)));
+    }
+    let Some(id) = map.get("order").map(|s| s.trim().to_string()) else {
+        return Ok(error("Incorrect order ID"));
+    };
+    let found = owned_orders(state, account.id, std::slice::from_ref(&id)).await?;
+    Ok(match id.parse::<i64>().ok().and_then(|n| found.get(&n)) {
+        Some(order) => reply_of(status_json(order, &account.currency)),
+        None => error("Incorrect order ID"),
+    })
+}
+
+async fn cancel(
+    state: &web::Data<AppState>,
+    account: &Account,
+    map: &HashMap<String, String>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = map
+        .get("orders")
+        .or_else(|| map.get("order"))
+        .cloned()
+        .unwrap_or_default();
+    let ids = match id_list(&raw) {
+        Ok(ids) => ids,
+        Err(e) => return Ok(error(&e)),
+    };
+    let account_id = account.id;
+    let results = state
+        .db(move |conn| {
+            let mut results = Vec::new();
+            for id in ids {
+                let outcome = match id.parse::<i64>() {
+                    Err(_) => json!({ "error": "Incorrect order ID" }),
+                    Ok(order_id) => match db::write_tx(conn, |conn| {
+                        cancel_owned_order(conn, account_id, order_id)
+                    }) {
+                        Ok(_) => json!(1),
+                        Err(ApiError::NotFound(_)) => json!({ "error": "Incorrect order ID" }),
+                        Err(e) => json!({ "error": dialect_error(&e) }),
+                    },
+                };
+                let order = id
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or(Value::String(id));
+                results.push(CancelItem {
+                    order,
+                    cancel: outcome,
+                });
+            }
+            Ok(results)
+        })
+        .await?;
+    Ok(reply_of(results))
+}
+
+fn refill_one(conn: &mut DbConnection, account_id: i64, order_id: i64) -> Result<i64, String> {
+    use diesel::prelude::*;
+    let order = orders::find_owned(conn, account_id, order_id)
+        .map_err(|e| e.to_string())?
+        .ok_or("Incorrect order ID")?;
+    let service = services::find(conn, order.service_id)
+        .map_err(|e| e.to_string())?
+        .ok_or("Incorrect order ID")?;
+    if !service.refill || !matches!(order.status, OrderStatus::Completed | OrderStatus::Partial) {
+        return Err("Order not eligible for refill.".into());
+    }
+    diesel::insert_into(refills::table)
+        .values((
+            refills::order_id.eq(order_id),
+            refills::account_id.eq(account_id),
+            refills::status.eq("Pending"),
+            refills::created_at.eq(db::now()),
+        ))
+        .returning(refills::id)
+        .get_result(conn)
+        .map_err(|e| e.to_string())
+}
+
+async fn refill(
+    state: &web::Data<AppState>,
+    account: &Account,
+    map: &HashMap<String, String>,
+) -> Result<HttpResponse, ApiError> {
+    let account_id = account.id;
+    if let Some(list) = map.get("orders").cloned() {
+        let ids = match id_list(&list) {
+            Ok(ids) => ids,
+            Err(e) => return Ok(error(&e)),
+        };
+        let results = state
+            .db(move |conn| {
+                Ok(ids
+                    .into_iter()
+                    .map(|id| {
+                        let outcome = match id
+                            .parse::<i64>()
+                            .map_err(|_| "Incorrect order ID".to_string())
+                        {
+                            Ok(order_id) => refill_one(conn, account_id, order_id),
+                            Err(e) => Err(e),
+                        };
+                        let order = id
+                            .parse::<i64>()
+                            .map(Value::from)
+                            .unwrap_or(Value::String(id));
+                        RefillItem {
+                            order,
+                            refill: match outcome {
+                                Ok(refill) => json!(refill),
+                                Err(e) => json!({ "error": e }),
+                            },
+                        }
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        return Ok(reply_of(results));
+    }
+    let Some(order_id) = map.get("order").and_then(|o| o.trim().parse::<i64>().ok()) else {
+        return Ok(error("Incorrect order ID"));
+    };
+    let outcome = state
+        .db(move |conn| Ok(refill_one(conn, account_id, order_id)))
+        .await?;
+    Ok(match outcome {
+        Ok(id) => reply(json!({ "refill": id.to_string() })),
+        Err(e) => error(&e),
+    })
+}
+
+async fn refill_status(
+    state: &web::Data<AppState>,
+    account: &Account,
+    map: &HashMap<String, String>,
+) -> Result<HttpResponse, ApiError> {
+    use diesel::prelude::*;
+    let Some(refill_id) = map.get("refill").and_then(|r| r.trim().parse::<i64>().ok()) else {
+        return Ok(error("Refill not found"));
+    };
+    let account_id = account.id;
+    let status: Option<String> = state
+        .db(move |conn| {
+            Ok(refills::table
+                .filter(refills::id.eq(refill_id))
+                .filter(refills::account_id.eq(account_id))
+                .select(refills::status)
+                .first(conn)
+                .optional()?)
+        })
+        .await?;
+    Ok(match status {
+        Some(status) => reply(json!({ "status": status })),
+        None => error("Refill not found"),
+    })
+}

@@ -1,0 +1,202 @@
+use actix_web::{get, patch, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{utc, ApiJson};
+use crate::app::AppState;
+use crate::auth::Admin;
+use crate::db::providers::{self, ProviderFields};
+use crate::db::{self};
+use crate::domain::provider::Provider;
+use crate::domain::{parse_text, FieldError};
+use crate::error::ApiError;
+
+/// A provider as operators see it; its key is never returned.
+#[derive(Serialize, ToSchema)]
+pub struct ProviderResponse {
+    pub id: i64,
+    pub name: String,
+    /// The provider's API v2 endpoint.
+    #[schema(example = "https://provider.example/api/v2")]
+    pub url: String,
+    pub enabled: bool,
+    pub timeout_ms: i64,
+    /// Orders per `status` request, at most 100.
+    pub batch_size: i64,
+    /// The provider honours `idempotency_key` on `add`, so an unanswered send may be retried.
+    pub idempotent_add: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Provider> for ProviderResponse {
+    fn from(p: Provider) -> ProviderResponse {
+        ProviderResponse {
+            id: p.id,
+            name: p.name,
+            url: p.url,
+            enabled: p.enabled,
+            timeout_ms: p.timeout_ms,
+            batch_size: p.batch_size,
+            idempotent_add: p.idempotent_add,
+            created_at: utc(p.created_at),
+            updated_at: utc(p.updated_at),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProviderRequest {
+    pub name: String,
+    pub url: String,
+    /// The key this panel uses at the provider; stored, never returned.
+    pub key: String,
+    pub enabled: Option<bool>,
+    /// Per-request timeout, 100 to 120000 ms (default 10000).
+    pub timeout_ms: Option<i64>,
+    /// Orders per status request, 1 to 100 (default 100).
+    pub batch_size: Option<i64>,
+    /// Default false: only set for providers known to honour `idempotency_key` on `add`.
+    pub idempotent_add: Option<bool>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProviderRequest {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub key: Option<String>,
+    pub enabled: Option<bool>,
+    pub timeout_ms: Option<i64>,
+    pub batch_size: Option<i64>,
+    pub idempotent_add: Option<bool>,
+}
+
+fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, ApiError> {
+    let mut errors = Vec::new();
+    let name = parse_text(&request.name, 200)
+        .map_err(|m| errors.push(FieldError::new("name", m)))
+        .ok();
+    let url = match parse_text(&request.url, 2000) {
+        Ok(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url),
+        Ok(_) => {
+            errors.push(FieldError::new("url", "must be an http:// or https:// URL"));
+            None
+        }
+        Err(m) => {
+            errors.push(FieldError::new("url", m));
+            None
+        }
+    };
+    let key = parse_text(&request.key, 500)
+        .map_err(|m| errors.push(FieldError::new("key", m)))
+        .ok();
+    let timeout_ms = request.timeout_ms.unwrap_or(10_000);
+    if !(100..=120_000).contains(&timeout_ms) {
+        errors.push(FieldError::new(
+            "timeout_ms",
+            "must be between 100 and 120000",
+        ));
+    }
+    let batch_size = request.batch_size.unwrap_or(100);
+    if !(1..=100).contains(&batch_size) {
+        errors.push(FieldError::new("batch_size", "must be between 1 and 100"));
+    }
+    match (name, url, key) {
+        (Some(name), Some(url), Some(api_key)) if errors.is_empty() => Ok(ProviderFields {
+            name,
+            url,
+            api_key,
+            enabled: request.enabled.unwrap_or(true),
+            timeout_ms,
+            batch_size,
+            idempotent_add: request.idempotent_add.unwrap_or(false),
+        }),
+        _ => Err(errors.into()),
+    }
+}
+
+/// Register an upstream API v2 provider.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateProviderRequest,
+    responses((status = 201, description = "The provider (without its key)", body = ProviderResponse))
+)]
+#[post("/v1/admin/providers")]
+pub async fn create_provider(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    body: ApiJson<CreateProviderRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let fields = provider_fields(body.value)?;
+    let provider = state
+        .db(move |conn| Ok(providers::insert(conn, &fields)?))
+        .await?;
+    Ok(HttpResponse::Created().json(ProviderResponse::from(provider)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProviderList {
+    pub data: Vec<ProviderResponse>,
+}
+
+/// Every provider.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, description = "All providers", body = ProviderList))
+)]
+#[get("/v1/admin/providers")]
+pub async fn list_providers(
+    state: web::Data<AppState>,
+    _admin: Admin,
+) -> Result<HttpResponse, ApiError> {
+    let all = state.db(|conn| Ok(providers::all(conn)?)).await?;
+    Ok(HttpResponse::Ok().json(ProviderList {
+        data: all.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Change a provider; fields left out keep their value.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Provider id")),
+    request_body = UpdateProviderRequest,
+    responses(
+        (status = 200, description = "The updated provider", body = ProviderResponse),
+        (status = 404, description = "No such provider", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/v1/admin/providers/{id}")]
+pub async fn update_provider(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<i64>,
+    body: ApiJson<UpdateProviderRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let patch = body.value;
+    let provider = state
+        .db(move |conn| {
+            db::write_tx(conn, |conn| {
+                let current =
+                    providers::find(conn, id)?.ok_or_else(|| ApiError::not_found("provider"))?;
+                let fields = provider_fields(CreateProviderRequest {
+                    name: patch.name.unwrap_or(current.name),
+                    url: patch.url.unwrap_or(current.url),
+                    key: patch.key.unwrap_or(current.api_key),
+                    enabled: Some(patch.enabled.unwrap_or(current.enabled)),
+                    timeout_ms: Some(patch.timeout_ms.unwrap_or(current.timeout_ms)),
+                    batch_size: Some(patch.batch_size.unwrap_or(current.batch_size)),
+                    idempotent_add: Some(patch.idempotent_add.unwrap_or(current.idempotent_add)),
+                })?;
+                providers::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("provider"))
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ProviderResponse::from(provider)))
+}

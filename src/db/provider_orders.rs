@@ -1,0 +1,237 @@
+//! Where each provider-backed order stands upstream, with leases so several worker
+//! processes never send or poll the same order at once.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::schema::{provider_attempts, provider_orders};
+use super::{now, DbConnection};
+
+#[derive(Debug, Clone, Queryable)]
+pub struct ProviderOrder {
+    pub order_id: i64,
+    pub provider_id: i64,
+    pub provider_service_id: String,
+    pub state: String,
+    pub provider_order_id: Option<String>,
+    pub idempotency_key: String,
+    pub attempts: i64,
+    pub failures: i64,
+    pub next_at: NaiveDateTime,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub quarantined_status: Option<String>,
+    pub last_synced_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Queues an order for sending; call in the transaction that creates the order.
+pub fn enqueue(
+    conn: &mut DbConnection,
+    order_id: i64,
+    provider_id: i64,
+    provider_service_id: &str,
+    idempotency_key: &str,
+) -> QueryResult<()> {
+    let at = now();
+    diesel::insert_into(provider_orders::table)
+        .values((
+            provider_orders::order_id.eq(order_id),
+            provider_orders::provider_id.eq(provider_id),
+            provider_orders::provider_service_id.eq(provider_service_id),
+            provider_orders::state.eq("queued"),
+            provider_orders::idempotency_key.eq(idempotency_key),
+            provider_orders::next_at.eq(at),
+            provider_orders::created_at.eq(at),
+            provider_orders::updated_at.eq(at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn find(conn: &mut DbConnection, order_id: i64) -> QueryResult<Option<ProviderOrder>> {
+    provider_orders::table.find(order_id).first(conn).optional()
+}
+
+/// Takes a lease on up to `limit` due rows in `states` (optionally of one provider) and
+/// returns them. The lease condition is re-checked by the UPDATE itself, so two workers
+/// racing for the same rows never both get one.
+pub fn claim(
+    conn: &mut DbConnection,
+    owner: &str,
+    states: &[&str],
+    provider_id: Option<i64>,
+    limit: i64,
+    lease: Duration,
+) -> QueryResult<Vec<ProviderOrder>> {
+    let at = now();
+    let free = provider_orders::lease_until
+        .is_null()
+        .or(provider_orders::lease_until.lt(at));
+    let mut due = provider_orders::table
+        .filter(provider_orders::state.eq_any(states))
+        .filter(provider_orders::next_at.le(at))
+        .filter(free)
+        .select(provider_orders::order_id)
+        .order(provider_orders::next_at)
+        .limit(limit)
+        .into_boxed();
+    if let Some(provider_id) = provider_id {
+        due = due.filter(provider_orders::provider_id.eq(provider_id));
+    }
+    let ids: Vec<i64> = due.load(conn)?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let until = at + lease;
+    diesel::update(
+        provider_orders::table
+            .filter(provider_orders::order_id.eq_any(&ids))
+            .filter(
+                provider_orders::lease_until
+                    .is_null()
+                    .or(provider_orders::lease_until.lt(at)),
+            ),
+    )
+    .set((
+        provider_orders::lease_owner.eq(owner),
+        provider_orders::lease_until.eq(until),
+    ))
+    .execute(conn)?;
+    provider_orders::table
+        .filter(provider_orders::order_id.eq_any(&ids))
+        .filter(provider_orders::lease_owner.eq(owner))
+        .filter(provider_orders::lease_until.eq(until))
+        .order(provider_orders::next_at)
+        .load(conn)
+}
+
+/// Records that a send is about to happen, before it happens: a crash mid-send leaves
+/// the row `sending`, which the next attempt treats as "the provider may have it".
+/// False when the row is no longer ours or no longer queued (e.g. the order was canceled).
+pub fn begin_send(conn: &mut DbConnection, order_id: i64, owner: &str) -> QueryResult<bool> {
+    let changed = diesel::update(
+        provider_orders::table
+            .find(order_id)
+            .filter(provider_orders::lease_owner.eq(owner))
+            .filter(provider_orders::state.eq_any(["queued", "sending"])),
+    )
+    .set((
+        provider_orders::state.eq("sending"),
+        provider_orders::attempts.eq(provider_orders::attempts + 1),
+        provider_orders::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Takes a still-queued order out of the send queue (a reseller's cancel). False once a
+/// send has begun.
+pub fn withdraw(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
+    let changed = diesel::update(
+        provider_orders::table
+            .find(order_id)
+            .filter(provider_orders::state.eq("queued")),
+    )
+    .set((
+        provider_orders::state.eq("done"),
+        provider_orders::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// What an attempt leaves behind.
+#[derive(Debug, Clone, Default)]
+pub struct Settle {
+    pub state: &'static str,
+    pub provider_order_id: Option<String>,
+    pub next_at: Option<NaiveDateTime>,
+    pub failed: bool,
+    pub error: Option<String>,
+    pub quarantined_status: Option<String>,
+    pub synced: bool,
+}
+
+/// Ends a leased attempt: new state, errors, when to look again; releases the lease.
+pub fn finish(
+    conn: &mut DbConnection,
+    order_id: i64,
+    owner: &str,
+    outcome: Settle,
+) -> QueryResult<()> {
+    let at = now();
+    let target = provider_orders::table
+        .find(order_id)
+        .filter(provider_orders::lease_owner.eq(owner));
+    diesel::update(target)
+        .set((
+            provider_orders::state.eq(outcome.state),
+            provider_orders::next_at.eq(outcome.next_at.unwrap_or(at)),
+            provider_orders::last_error.eq(&outcome.error),
+            provider_orders::quarantined_status.eq(&outcome.quarantined_status),
+            provider_orders::lease_owner.eq(None::<String>),
+            provider_orders::lease_until.eq(None::<NaiveDateTime>),
+            provider_orders::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    if let Some(id) = &outcome.provider_order_id {
+        diesel::update(provider_orders::table.find(order_id))
+            .set(provider_orders::provider_order_id.eq(id))
+            .execute(conn)?;
+    }
+    if outcome.failed {
+        diesel::update(provider_orders::table.find(order_id))
+            .set(provider_orders::failures.eq(provider_orders::failures + 1))
+            .execute(conn)?;
+    } else {
+        diesel::update(provider_orders::table.find(order_id))
+            .set(provider_orders::failures.eq(0))
+            .execute(conn)?;
+    }
+    if outcome.synced {
+        diesel::update(provider_orders::table.find(order_id))
+            .set(provider_orders::last_synced_at.eq(at))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Keeps one exchange with a provider on record; the reply is truncated to 2 KiB.
+pub fn record_attempt(
+    conn: &mut DbConnection,
+    provider_id: i64,
+    order_id: Option<i64>,
+    action: &str,
+    outcome: &str,
+    http_status: Option<u16>,
+    body: &str,
+) -> QueryResult<()> {
+    let mut end = body.len().min(2048);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    diesel::insert_into(provider_attempts::table)
+        .values((
+            provider_attempts::provider_id.eq(provider_id),
+            provider_attempts::order_id.eq(order_id),
+            provider_attempts::action.eq(action),
+            provider_attempts::outcome.eq(outcome),
+            provider_attempts::http_status.eq(http_status.map(i32::from)),
+            provider_attempts::body.eq(&body[..end]),
+            provider_attempts::created_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// How many `add` requests went to a provider for an order (for tests and audits).
+pub fn add_attempts(conn: &mut DbConnection, order_id: i64) -> QueryResult<i64> {
+    provider_attempts::table
+        .filter(provider_attempts::order_id.eq(order_id))
+        .filter(provider_attempts::action.eq("add"))
+        .count()
+        .get_result(conn)
+}

@@ -1,0 +1,105 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::providers;
+use super::{now, DbConnection};
+use crate::domain::provider::Provider;
+
+#[derive(Queryable)]
+struct ProviderRow {
+    id: i64,
+    name: String,
+    url: String,
+    api_key: String,
+    enabled: bool,
+    timeout_ms: i64,
+    batch_size: i64,
+    idempotent_add: bool,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl From<ProviderRow> for Provider {
+    fn from(row: ProviderRow) -> Provider {
+        Provider {
+            id: row.id,
+            name: row.name,
+            url: row.url,
+            api_key: row.api_key,
+            enabled: row.enabled,
+            timeout_ms: row.timeout_ms,
+            batch_size: row.batch_size,
+            idempotent_add: row.idempotent_add,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// Every editable field of a provider, validated.
+#[derive(Debug, Clone)]
+pub struct ProviderFields {
+    pub name: String,
+    pub url: String,
+    pub api_key: String,
+    pub enabled: bool,
+    pub timeout_ms: i64,
+    pub batch_size: i64,
+    pub idempotent_add: bool,
+}
+
+pub fn insert(conn: &mut DbConnection, fields: &ProviderFields) -> QueryResult<Provider> {
+    let at = now();
+    diesel::insert_into(providers::table)
+        .values((
+            providers::name.eq(&fields.name),
+            providers::url.eq(&fields.url),
+            providers::api_key.eq(&fields.api_key),
+            providers::enabled.eq(fields.enabled),
+            providers::timeout_ms.eq(fields.timeout_ms),
+            providers::batch_size.eq(fields.batch_size),
+            providers::idempotent_add.eq(fields.idempotent_add),
+            providers::created_at.eq(at),
+            providers::updated_at.eq(at),
+        ))
+        .returning(providers::all_columns)
+        .get_result::<ProviderRow>(conn)
+        .map(Provider::from)
+}
+
+pub fn update(
+    conn: &mut DbConnection,
+    id: i64,
+    fields: &ProviderFields,
+) -> QueryResult<Option<Provider>> {
+    diesel::update(providers::table.find(id))
+        .set((
+            providers::name.eq(&fields.name),
+            providers::url.eq(&fields.url),
+            providers::api_key.eq(&fields.api_key),
+            providers::enabled.eq(fields.enabled),
+            providers::timeout_ms.eq(fields.timeout_ms),
+            providers::batch_size.eq(fields.batch_size),
+            providers::idempotent_add.eq(fields.idempotent_add),
+            providers::updated_at.eq(now()),
+        ))
+        .returning(providers::all_columns)
+        .get_result::<ProviderRow>(conn)
+        .optional()
+        .map(|row| row.map(Provider::from))
+}
+
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Provider>> {
+    providers::table
+        .find(id)
+        .first::<ProviderRow>(conn)
+        .optional()
+        .map(|row| row.map(Provider::from))
+}
+
+pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<Provider>> {
+    providers::table
+        .order(providers::id)
+        .load::<ProviderRow>(conn)
+        .map(|rows| rows.into_iter().map(Provider::from).collect())
+}

@@ -1,0 +1,590 @@
+//! The provider worker: sends provider-backed orders upstream (`action=add`) after their
+//! debit has committed, and polls open orders (`action=status`, `orders=` batches) to feed
+//! outcomes into the one refund rule. It runs on its own thread, inside `serve` or as
+//! `reseller-api worker`; leases in the database keep several workers off each other's
+//! orders.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+
+use crate::config::WorkerConfig;
+use crate::db::provider_orders::{self, ProviderOrder, Settle};
+use crate::db::refunds::{self, SettleError, Trigger};
+use crate::db::{self, orders, providers, DbPool};
+use crate::domain::order::{Order, OrderStatus};
+use crate::domain::provider::{parse_add, parse_multi_status, AddReply, Provider, StatusItem};
+use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
+
+/// Wakes the worker early, e.g. right after an order to forward was placed.
+#[derive(Default)]
+pub struct Wake {
+    pending: Mutex<bool>,
+    signal: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        if let Ok(mut pending) = self.pending.lock() {
+            *pending = true;
+            self.signal.notify_all();
+        }
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let Ok(pending) = self.pending.lock() else {
+            return;
+        };
+        if let Ok((mut pending, _)) = self.signal.wait_timeout_while(pending, timeout, |p| !*p) {
+            *pending = false;
+        }
+    }
+}
+
+/// How one exchange with a provider went.
+enum Reply {
+    /// An HTTP answer with its body (any status).
+    Answered { status: u16, body: String },
+    /// The request never reached the provider (refused connection, bad address).
+    NotSent(String),
+    /// It may have reached the provider (timeout, broken connection).
+    Lost(String),
+}
+
+/// Sends one API v2 call, form-encoded, with the provider's timeout.
+fn call(provider: &Provider, fields: &[(&str, &str)]) -> Reply {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_millis(provider.timeout_ms.max(1) as u64))
+        .build();
+    let mut form = vec![("key", provider.api_key.as_str())];
+    form.extend_from_slice(fields);
+    let response = match agent.post(&provider.url).send_form(&form) {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(ureq::Error::Transport(transport)) => {
+            return match transport.kind() {
+                ureq::ErrorKind::Dns
+                | ureq::ErrorKind::ConnectionFailed
+                | ureq::ErrorKind::InvalidUrl => Reply::NotSent(transport.to_string()),
+                _ => Reply::Lost(transport.to_string()),
+            }
+        }
+    };
+    let status = response.status();
+    match response.into_string() {
+        Ok(body) => Reply::Answered { status, body },
+        Err(e) => Reply::Lost(format!("reading the reply: {e}")),
+    }
+}
+
+/// What one pass of the worker did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pass {
+    pub sent: usize,
+    pub send_failures: usize,
+    pub polled: usize,
+    pub refunds: usize,
+}
+
+pub struct Worker {
+    pool: DbPool,
+    config: WorkerConfig,
+    owner: String,
+    pub wake: Arc<Wake>,
+}
+
+impl Worker {
+    pub fn new(pool: DbPool, config: WorkerConfig, wake: Arc<Wake>) -> Worker {
+        let mut bytes = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        Worker {
+            pool,
+            config,
+            owner: format!("worker-{}-{}", std::process::id(), hex::encode(bytes)),
+            wake,
+        }
+    }
+
+    /// Runs passes until `stop` is set; sleeps between them unless woken.
+    pub fn run(&self, stop: &AtomicBool) {
+        tracing::info!(owner = %self.owner, "provider worker started");
+        while !stop.load(Ordering::Relaxed) {
+            match self.run_once() {
+                Ok(pass) if pass != Pass::default() => {
+                    tracing::info!(?pass, "provider worker pass")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "provider worker pass failed"),
+            }
+            self.wake.wait(Duration::from_millis(
+                self.config.worker_interval_ms.max(10),
+            ));
+        }
+    }
+
+    /// One pass: send what is due, then poll what is due.
+    pub fn run_once(&self) -> Result<Pass, String> {
+        let mut pass = Pass::default();
+        self.forward_due(&mut pass).map_err(|e| e.to_string())?;
+        self.sync_due(&mut pass).map_err(|e| e.to_string())?;
+        Ok(pass)
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.config.lease_secs.max(5))
+    }
+
+    fn backoff(&self, failures: i64) -> NaiveDateTime {
+        let secs = 5i64
+            .saturating_mul(1i64 << failures.clamp(0, 20))
+            .min(self.config.max_backoff_secs.max(0));
+        db::now() + chrono::Duration::seconds(secs)
+    }
+
+    fn forward_due(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        let jobs = provider_orders::claim(
+            &mut conn,
+            &self.owner,
+            &["queued", "sending"],
+            None,
+            50,
+            self.lease(),
+        )?;
+        let mut cache: HashMap<i64, Option<Provider>> = HashMap::new();
+        for job in jobs {
+            let provider = match cache.entry(job.provider_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+                std::collections::hash_map::Entry::Vacant(e) => e
+                    .insert(providers::find(&mut conn, job.provider_id)?)
+                    .clone(),
+            };
+            let order = orders::lock(&mut conn, job.order_id, None)?;
+            let (Some(provider), Some(order)) = (provider, order) else {
+                continue;
+            };
+            self.forward(&mut conn, &provider, &order, &job, pass)?;
+        }
+        Ok(())
+    }
+
+    fn forward(
+        &self,
+        conn: &mut db::DbConnection,
+        provider: &Provider,
+        order: &Order,
+        job: &ProviderOrder,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
+        let owner = self.owner.as_str();
+        if order.status.is_terminal() {
+            // Refunded before it was sent (a cancel, a disabled service): never send it.
+            return provider_orders::finish(
+                conn,
+                order.id,
+                owner,
+                Settle {
+                    state: "done",
+                    ..Settle::default()
+                },
+            );
+        }
+        if !provider.enabled {
+            let later =
+                Some(db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0)));
+            return provider_orders::finish(
+                conn,
+                order.id,
+                owner,
+                Settle {
+                    state: "queued",
+                    next_at: later,
+                    ..Settle::default()
+                },
+            );
+        }
+        if job.state == "sending" && !provider.idempotent_add {
+            // An earlier attempt died mid-send: the provider may have the order, and it
+            // cannot tell us. Resending could buy it twice; an operator decides.
+            return provider_orders::finish(
+                conn,
+                order.id,
+                owner,
+                Settle {
+                    state: "ambiguous",
+                    error: Some(
+                        "an earlier send was interrupted; check the provider before resending"
+                            .into(),
+                    ),
+                    failed: true,
+                    ..Settle::default()
+                },
+            );
+        }
+        if !provider_orders::begin_send(conn, order.id, owner)? {
+            return Ok(());
+        }
+        let quantity = order.quantity.to_string();
+        let runs = order.runs.map(|r| r.to_string());
+        let interval = order.interval.map(|i| i.to_string());
+        let mut fields = vec![
+            ("action", "add"),
+            ("service", job.provider_service_id.as_str()),
+            ("link", order.link.as_str()),
+            ("quantity", quantity.as_str()),
+            ("idempotency_key", job.idempotency_key.as_str()),
+        ];
+        if let (Some(runs), Some(interval)) = (&runs, &interval) {
+            fields.push(("runs", runs));
+            fields.push(("interval", interval));
+        }
+        if let Some(comments) = &order.comments {
+            fields.push(("comments", comments));
+        }
+        let reply = call(provider, &fields);
+        let (outcome, http_status, body) = match &reply {
+            Reply::Answered { status, body } => (parse_add(body), Some(*status), body.clone()),
+            Reply::NotSent(e) => (
+                AddReply::Rejected(format!("not sent: {e}")),
+                None,
+                e.clone(),
+            ),
+            Reply::Lost(e) => (AddReply::Unreadable, None, e.clone()),
+        };
+        let sent_for_sure = matches!(reply, Reply::NotSent(_));
+        let label = match &outcome {
+            AddReply::Accepted(_) => "accepted",
+            AddReply::Rejected(_) => "rejected",
+            AddReply::Unreadable => "unreadable",
+        };
+        provider_orders::record_attempt(
+            conn,
+            provider.id,
+            Some(order.id),
+            "add",
+            label,
+            http_status,
+            &body,
+        )?;
+        match outcome {
+            AddReply::Accepted(remote_id) => {
+                pass.sent += 1;
+                let next =
+                    db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0));
+                provider_orders::finish(
+                    conn,
+                    order.id,
+                    owner,
+                    Settle {
+                        state: "sent",
+                        provider_order_id: Some(remote_id),
+                        next_at: Some(next),
+                        ..Settle::default()
+                    },
+                )
+            }
+            AddReply::Rejected(error) => {
+                pass.send_failures += 1;
+                // The provider said no (or never heard us): nothing upstream, so a retry is safe.
+                if job.failures + 1 >= self.config.forward_max_failures {
+                    let note = if sent_for_sure {
+                        error.clone()
+                    } else {
+                        format!("the provider refused the order: {error}")
+                    };
+                    self.cancel_unsendable(conn, order.id, &note)?;
+                    return provider_orders::finish(
+                        conn,
+                        order.id,
+                        owner,
+                        Settle {
+                            state: "failed",
+                            error: Some(error),
+                            failed: true,
+                            ..Settle::default()
+                        },
+                    );
+                }
+                provider_orders::finish(
+                    conn,
+                    order.id,
+                    owner,
+                    Settle {
+                        state: "queued",
+                        error: Some(error),
+                        failed: true,
+                        next_at: Some(self.backoff(job.failures)),
+                        ..Settle::default()
+                    },
+                )
+            }
+            AddReply::Unreadable => {
+                pass.send_failures += 1;
+                let error = format!(
+                    "no certain answer to add (HTTP {http_status:?}): {}",
+                    truncate(&body, 200)
+                );
+                // It may have been taken. Only a provider that honours our idempotency key
+                // can be asked again without risking a second order upstream.
+                let state = if provider.idempotent_add
+                    && job.failures + 1 < self.config.forward_max_failures
+                {
+                    "queued"
+                } else {
+                    "ambiguous"
+                };
+                provider_orders::finish(
+                    conn,
+                    order.id,
+                    owner,
+                    Settle {
+                        state,
+                        error: Some(error),
+                        failed: true,
+                        next_at: Some(self.backoff(job.failures)),
+                        ..Settle::default()
+                    },
+                )
+            }
+        }
+    }
+
+    fn cancel_unsendable(
+        &self,
+        conn: &mut db::DbConnection,
+        order_id: i64,
+        note: &str,
+    ) -> Result<(), diesel::result::Error> {
+        let mut trigger = Trigger::new(
+            Change {
+                status: Some(OrderStatus::Canceled),
+                ..Change::default()
+            },
+            RefundReason::ProviderCanceled,
+            RefundSource::Automatic,
+        );
+        trigger.note = Some(format!(
+            "could not place the order upstream: {}",
+            truncate(note, 300)
+        ));
+        match db::write_tx(conn, |conn| refunds::settle(conn, order_id, trigger)) {
+            Ok(_) | Err(SettleError::Refused(_)) | Err(SettleError::NotFound) => Ok(()),
+            Err(SettleError::Db(e)) => Err(e),
+        }
+    }
+
+    fn sync_due(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        for provider in providers::all(&mut conn)?.into_iter().filter(|p| p.enabled) {
+            let batch = provider.batch_size.clamp(1, 100);
+            let jobs = provider_orders::claim(
+                &mut conn,
+                &self.owner,
+                &["sent"],
+                Some(provider.id),
+                batch,
+                self.lease(),
+            )?;
+            if jobs.is_empty() {
+                continue;
+            }
+            self.sync_batch(&mut conn, &provider, jobs, pass)?;
+        }
+        Ok(())
+    }
+
+    fn sync_batch(
+        &self,
+        conn: &mut db::DbConnection,
+        provider: &Provider,
+        jobs: Vec<ProviderOrder>,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
+        let owner = self.owner.as_str();
+        let ids: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| j.provider_order_id.as_deref())
+            .collect();
+        let list = ids.join(",");
+        let reply = call(provider, &[("action", "status"), ("orders", &list)]);
+        let (items, http_status, body) = match &reply {
+            Reply::Answered { status, body } => {
+                (parse_multi_status(body), Some(*status), body.as_str())
+            }
+            Reply::NotSent(e) | Reply::Lost(e) => (None, None, e.as_str()),
+        };
+        provider_orders::record_attempt(
+            conn,
+            provider.id,
+            None,
+            "status",
+            if items.is_some() {
+                "read"
+            } else {
+                "unreadable"
+            },
+            http_status,
+            body,
+        )?;
+        let Some(items) = items else {
+            // The whole reply is unusable: every order keeps its state and is asked again later.
+            let error = format!(
+                "status reply unreadable (HTTP {http_status:?}): {}",
+                truncate(body, 200)
+            );
+            tracing::warn!(provider = provider.id, %error, "provider status poll failed");
+            for job in &jobs {
+                provider_orders::finish(
+                    conn,
+                    job.order_id,
+                    owner,
+                    Settle {
+                        state: "sent",
+                        error: Some(error.clone()),
+                        failed: true,
+                        next_at: Some(self.backoff(job.failures)),
+                        ..Settle::default()
+                    },
+                )?;
+            }
+            return Ok(());
+        };
+        let give_up_before = db::now() - chrono::Duration::hours(self.config.give_up_hours.max(1));
+        let next = db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0));
+        for job in jobs {
+            pass.polled += 1;
+            let item = job
+                .provider_order_id
+                .as_deref()
+                .and_then(|id| items.get(id));
+            let settle = match item {
+                None => Settle {
+                    state: "sent",
+                    error: Some("missing from the status reply".into()),
+                    failed: true,
+                    next_at: Some(self.backoff(job.failures)),
+                    ..Settle::default()
+                },
+                Some(StatusItem::Error(error)) => Settle {
+                    state: "sent",
+                    error: Some(error.clone()),
+                    failed: true,
+                    next_at: Some(self.backoff(job.failures)),
+                    ..Settle::default()
+                },
+                Some(StatusItem::UnknownStatus(word)) => {
+                    tracing::warn!(order = job.order_id, provider = provider.id, status = %word, "unknown provider status quarantined");
+                    Settle {
+                        state: "sent",
+                        quarantined_status: Some(word.clone()),
+                        next_at: Some(next),
+                        synced: true,
+                        ..Settle::default()
+                    }
+                }
+                Some(StatusItem::Known {
+                    status,
+                    remains,
+                    start_count,
+                }) => {
+                    let mut trigger = Trigger::new(
+                        Change {
+                            status: Some(*status),
+                            remains: *remains,
+                            approve: 0,
+                        },
+                        reason_for(*status),
+                        RefundSource::Automatic,
+                    );
+                    trigger.start_count = start_count.filter(|c| *c >= 0);
+                    let result =
+                        db::write_tx(conn, |conn| refunds::settle(conn, job.order_id, trigger));
+                    match result {
+                        Ok(settled) => {
+                            if settled.refund.is_some() {
+                                pass.refunds += 1;
+                            }
+                            let state = if settled.order.status.is_terminal() {
+                                "done"
+                            } else {
+                                "sent"
+                            };
+                            Settle {
+                                state,
+                                next_at: Some(next),
+                                synced: true,
+                                ..Settle::default()
+                            }
+                        }
+                        Err(SettleError::Db(e)) => return Err(e),
+                        Err(SettleError::NotFound) => Settle {
+                            state: "done",
+                            error: Some("order not found".into()),
+                            ..Settle::default()
+                        },
+                        Err(SettleError::Refused(refusal)) => {
+                            let error = format!(
+                                "provider reported {status}, which cannot apply: {refusal:?}"
+                            );
+                            tracing::warn!(order = job.order_id, %error, "provider status refused by the refund rule");
+                            let done = orders::lock(conn, job.order_id, None)?
+                                .is_none_or(|o| o.status.is_terminal());
+                            let state = if done { "done" } else { "sent" };
+                            Settle {
+                                state,
+                                error: Some(error),
+                                next_at: Some(next),
+                                synced: true,
+                                ..Settle::default()
+                            }
+                        }
+                    }
+                }
+            };
+            let stuck = settle.state == "sent" && job.created_at < give_up_before;
+            let settle = if stuck {
+                tracing::warn!(
+                    order = job.order_id,
+                    "no final status within the give-up horizon; polling stops"
+                );
+                Settle {
+                    state: "given_up",
+                    error: Some("no final status within the give-up horizon".into()),
+                    ..settle
+                }
+            } else {
+                settle
+            };
+            provider_orders::finish(conn, job.order_id, owner, settle)?;
+        }
+        Ok(())
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Starts the worker on its own thread; setting the returned flag stops it after its pass.
+pub fn spawn(pool: DbPool, config: WorkerConfig, wake: Arc<Wake>) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name("provider-worker".into())
+        .spawn(move || Worker::new(pool, config, wake).run(&flag))
+        .expect("spawn the provider worker thread");
+    stop
+}

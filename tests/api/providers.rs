@@ -1,0 +1,470 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app_with, StandIn, TestApp};
+
+fn ok(body: &str) -> (u16, String, Duration) {
+    (200, body.to_string(), Duration::ZERO)
+}
+
+async fn app() -> TestApp {
+    spawn_app_with(|c| {
+        c.worker.sync_interval_secs = 0;
+        c.worker.max_backoff_secs = 0;
+        c.worker.forward_max_failures = 3;
+    })
+    .await
+}
+
+/// A provider that takes every order under ids from 9001, and answers status from `statuses`.
+async fn provider(statuses: Arc<std::sync::Mutex<HashMap<String, serde_json::Value>>>) -> StandIn {
+    let next = Arc::new(AtomicI64::new(9001));
+    StandIn::start(
+        move |fields| match fields.get("action").map(String::as_str) {
+            Some("add") => ok(&format!(
+                "{{\"order\":{}}}",
+                next.fetch_add(1, Ordering::SeqCst)
+            )),
+            Some("status") => {
+                let statuses = statuses.lock().unwrap();
+                let mut reply = serde_json::Map::new();
+                for id in fields["orders"].split(',') {
+                    reply.insert(
+                        id.to_string(),
+                        statuses
+                            .get(id)
+                            .cloned()
+                            .unwrap_or(json!({"error": "Incorrect order ID"})),
+                    );
+                }
+                ok(&serde_json::to_string_pretty(&reply).unwrap())
+            }
+            _ => ok(r#"{"error":"This action is Invalid"}"#),
+        },
+    )
+    .await
+}
+
+#[actix_rt::test]
+async fn an_order_is_sent_after_its_debit_and_a_partial_delivery_is_refunded_by_the_sync() {
+    let app = app().await;
+    let statuses = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let upstream = provider(statuses.clone()).await;
+    let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, service, 2000).await;
+    assert!(
+        upstream.calls_of("add").is_empty(),
+        "nothing is sent inside the order request"
+    );
+    assert_eq!(app.provider_order(order).state, "queued");
+
+    let pass = app.worker_pass().await;
+    assert_eq!(pass.sent, 1);
+    let adds = upstream.calls_of("add");
+    assert_eq!(adds.len(), 1);
+    assert_eq!(adds[0]["key"], "upstream-key");
+    assert_eq!(adds[0]["service"], "77");
+    assert_eq!(adds[0]["quantity"], "2000");
+    assert_eq!(adds[0]["link"], "https://instagram.com/p/abc");
+    let forwarded = app.provider_order(order);
+    assert_eq!(forwarded.state, "sent");
+    assert_eq!(forwarded.provider_order_id.as_deref(), Some("9001"));
+
+    // The same pass polled it once; the provider did not know it yet.
+    assert_eq!(forwarded.failures, 1);
+    assert_eq!(forwarded.last_error.as_deref(), Some("Incorrect order ID"));
+    statuses.lock().unwrap().insert("9001".into(), json!({"charge":"2.0000","start_count":"120","status":"In progress","remains":"1500","currency":"USD"}));
+    app.worker_pass().await;
+    let json = app.order_json(&reseller.token, order).await;
+    assert_eq!(json["status"], "in_progress");
+    assert_eq!(json["start_count"], 120);
+
+    statuses.lock().unwrap().insert("9001".into(), json!({"charge":"2","start_count":"120","status":"Partial","remains":"500","currency":"USD"}));
+    let pass = app.worker_pass().await;
+    assert_eq!(pass.refunds, 1);
+    let json = app.order_json(&reseller.token, order).await;
+    assert_eq!(json["status"], "partial");
+    assert_eq!(json["refunded"], "0.5");
+    assert_eq!(app.provider_order(order).state, "done");
+    let refunds = app
+        .get(&format!("/v1/refunds?order_id={order}"), &reseller.token)
+        .await;
+    assert_eq!(refunds.body["data"][0]["source"], "automatic");
+    assert_eq!(refunds.body["data"][0]["reason"], "partial_delivery");
+    // Polling again changes nothing: the order is done upstream.
+    app.worker_pass().await;
+    assert_eq!(app.balance_micros(&reseller.token).await, 8_500_000);
+    assert_eq!(upstream.calls_of("status").len(), 3);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn a_batch_reply_is_handled_item_by_item() {
+    let app = app().await;
+    let statuses = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let upstream = provider(statuses.clone()).await;
+    let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
+    let reseller = app.funded_reseller("Acme", "100").await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(app.order_id(&reseller.token, service, 1000).await);
+    }
+    {
+        let mut s = statuses.lock().unwrap();
+        // 9001: over-delivered; 9002: unknown status word; 9003: canceled; 9004: missing → per-item error.
+        s.insert(
+            "9001".into(),
+            json!({"status":"Partial","remains":"+40","start_count":null}),
+        );
+        s.insert("9002".into(), json!({"status":"Refunded","remains":"0"}));
+        s.insert(
+            "9003".into(),
+            json!({"status":"Cancelled","remains":"1000"}),
+        );
+    }
+    // One pass sends the four orders, then polls them in one batch.
+    let pass = app.worker_pass().await;
+    assert_eq!(pass.sent, 4);
+    assert_eq!(pass.polled, 4);
+    assert_eq!(
+        upstream.calls_of("status").len(),
+        1,
+        "one request for the whole batch"
+    );
+    assert_eq!(
+        upstream.calls_of("status")[0]["orders"],
+        "9001,9002,9003,9004"
+    );
+
+    let over = app.order_json(&reseller.token, ids[0]).await;
+    assert_eq!(over["status"], "partial");
+    assert_eq!(over["refunded"], "0", "over-delivery owes nothing");
+    let unknown = app.order_json(&reseller.token, ids[1]).await;
+    assert_eq!(
+        unknown["status"], "pending",
+        "an unknown status is never mapped to a default"
+    );
+    assert_eq!(
+        app.provider_order(ids[1]).quarantined_status.as_deref(),
+        Some("Refunded")
+    );
+    let canceled = app.order_json(&reseller.token, ids[2]).await;
+    assert_eq!(canceled["status"], "canceled");
+    assert_eq!(canceled["refunded"], "1");
+    let missing = app.provider_order(ids[3]);
+    assert_eq!(missing.state, "sent");
+    assert_eq!(missing.failures, 1);
+    assert_eq!(missing.last_error.as_deref(), Some("Incorrect order ID"));
+    assert_eq!(
+        app.balance_micros(&reseller.token).await,
+        100_000_000 - 4_000_000 + 1_000_000
+    );
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn unreadable_status_replies_change_nothing_and_back_off() {
+    let replies = Arc::new(std::sync::Mutex::new(vec![
+        (
+            500,
+            "<html><body>Internal Server Error</body></html>".to_string(),
+        ),
+        (200, String::new()),
+        (200, "{\"1\": {\"status\": ".to_string()),
+    ]));
+    let script = replies.clone();
+    let upstream = StandIn::start(
+        move |fields| match fields.get("action").map(String::as_str) {
+            Some("add") => ok(r#"{"order":"1","status":"success"}"#),
+            _ => {
+                let (status, body) = script.lock().unwrap().remove(0);
+                (status, body, Duration::ZERO)
+            }
+        },
+    )
+    .await;
+    let app = app().await;
+    let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, service, 1000).await;
+    app.worker_pass().await;
+    assert_eq!(
+        app.provider_order(order).provider_order_id.as_deref(),
+        Some("1")
+    );
+    for round in 1..=3 {
+        if round > 1 {
+            app.worker_pass().await;
+        }
+        let job = app.provider_order(order);
+        assert_eq!(job.state, "sent");
+        assert_eq!(job.failures, round);
+        assert_eq!(
+            app.order_json(&reseller.token, order).await["status"],
+            "pending"
+        );
+    }
+    assert!(replies.lock().unwrap().is_empty());
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn a_timed_out_send_is_never_repeated_to_a_provider_that_cannot_deduplicate() {
+    let upstream = StandIn::start(|_| {
+        (
+            200,
+            r#"{"order":5}"#.to_string(),
+            Duration::from_millis(1500),
+        )
+    })
+    .await;
+    let app = app().await;
+    let (_, service) = app.provider_service(&upstream.url, false, 300).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, service, 1000).await;
+    let pass = app.worker_pass().await;
+    assert_eq!(pass.send_failures, 1);
+    let job = app.provider_order(order);
+    assert_eq!(job.state, "ambiguous");
+    assert!(job.last_error.unwrap().contains("no certain answer"));
+    app.make_due();
+    app.worker_pass().await;
+    app.worker_pass().await;
+    assert_eq!(
+        upstream.calls_of("add").len(),
+        1,
+        "no second order upstream"
+    );
+    assert_eq!(
+        app.order_json(&reseller.token, order).await["refunded"],
+        "0"
+    );
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn a_timed_out_send_is_retried_with_the_same_key_where_the_provider_deduplicates() {
+    let slow_first = Arc::new(AtomicI64::new(0));
+    let counter = slow_first.clone();
+    let upstream = StandIn::start(move |_| {
+        let delay = if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            Duration::from_millis(1500)
+        } else {
+            Duration::ZERO
+        };
+        (200, r#"{"order":5}"#.to_string(), delay)
+    })
+    .await;
+    let app = app().await;
+    let (_, service) = app.provider_service(&upstream.url, true, 300).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, service, 1000).await;
+    app.worker_pass().await;
+    assert_eq!(app.provider_order(order).state, "queued");
+    app.worker_pass().await;
+    let job = app.provider_order(order);
+    assert_eq!(job.state, "sent");
+    assert_eq!(job.attempts, 2);
+    let adds = upstream.calls_of("add");
+    assert_eq!(adds.len(), 2);
+    assert_eq!(
+        adds[0]["idempotency_key"], adds[1]["idempotency_key"],
+        "the retry carries the same key"
+    );
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn an_order_the_provider_keeps_refusing_is_canceled_and_refunded() {
+    let upstream = StandIn::start(|_| ok(r#"{"error":"Not enough funds on balance"}"#)).await;
+    let app = app().await;
+    let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, service, 3000).await;
+    for _ in 0..3 {
+        app.worker_pass().await;
+    }
+    let job = app.provider_order(order);
+    assert_eq!(job.state, "failed");
+    assert_eq!(job.failures, 3);
+    let json = app.order_json(&reseller.token, order).await;
+    assert_eq!(json["status"], "canceled");
+    assert_eq!(json["refunded"], "3");
+    let refunds = app
+        .get(&format!("/v1/refunds?order_id={order}"), &reseller.token)
+        .await;
+    let refund = &refunds.body["data"][0];
+    assert_eq!(refund["reason"], "provider_canceled");
+    assert!(refund["note"]
+        .as_str()
+        .unwrap()
+        .contains("Not enough funds on balance"));
+    assert_eq!(app.balance_micros(&reseller.token).await, 10_000_000);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn a_queued_order_can_still_be_canceled_and_is_then_never_sent() {
+    let upstream = StandIn::start(|_| ok(r#"{"order":1}"#)).await;
+    let app = app().await;
+    let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let queued = app.order_id(&reseller.token, service, 1000).await;
+    let reply = app
+        .post(
+            &format!("/v1/orders/{queued}/cancel"),
+            &reseller.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let sent = app.order_id(&reseller.token, service, 1000).await;
+    app.worker_pass().await;
+    assert_eq!(upstream.calls_of("add").len(), 1);
+    app.post(
+        &format!("/v1/orders/{sent}/cancel"),
+        &reseller.token,
+        json!({}),
+    )
+    .await
+    .assert_problem(409, "not_cancelable");
+    assert_eq!(app.balance_micros(&reseller.token).await, 9_000_000);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn two_workers_never_send_the_same_order_twice() {
+    let upstream = StandIn::start({
+        let next = Arc::new(AtomicI64::new(1));
+        move |_| {
+            (
+                200,
+                format!("{{\"order\":{}}}", next.fetch_add(1, Ordering::SeqCst)),
+                Duration::from_millis(5),
+            )
+        }
+    })
+    .await;
+    let app = app().await;
+    let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
+    let reseller = app.funded_reseller("Acme", "100").await;
+    for _ in 0..40 {
+        app.order_id(&reseller.token, service, 1000).await;
+    }
+    let (a, b) = futures_util::join!(app.worker_pass(), app.worker_pass());
+    let (c, d) = futures_util::join!(app.worker_pass(), app.worker_pass());
+    assert_eq!(a.sent + b.sent + c.sent + d.sent, 40);
+    let adds = upstream.calls_of("add");
+    assert_eq!(adds.len(), 40, "each order sent exactly once");
+    let keys: std::collections::HashSet<_> =
+        adds.iter().map(|a| a["idempotency_key"].clone()).collect();
+    assert_eq!(keys.len(), 40);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn providers_are_managed_by_operators_and_their_keys_never_shown() {
+    let app = app().await;
+    let reply = app
+        .post(
+            "/v1/admin/providers",
+            &app.admin_token,
+            json!({"name": "P", "url": "ftp://x", "key": "", "batch_size": 500}),
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    let params: Vec<_> = reply.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["param"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(params, vec!["url", "key", "batch_size"]);
+    let (provider, _) = app
+        .provider_service("http://127.0.0.1:9/api/v2", false, 1000)
+        .await;
+    let patched = app
+        .patch(
+            &format!("/v1/admin/providers/{provider}"),
+            &app.admin_token,
+            json!({"enabled": false, "key": "rotated"}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_eq!(patched.body["enabled"], false);
+    assert!(patched.body.get("key").is_none());
+    let list = app.get("/v1/admin/providers", &app.admin_token).await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
+    assert!(!list.text.contains("rotated") && !list.text.contains("upstream-key"));
+    let reply = app
+        .post("/v1/admin/services", &app.admin_token, json!({"name": "x", "category": "y", "type": "default", "rate": "1", "min": 1, "max": 2, "provider_id": 999, "provider_service_id": "1"}))
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.body["param"], "provider_id");
+}
+
+#[actix_rt::test]
+async fn one_instance_is_the_provider_of_another_end_to_end() {
+    // B is the upstream panel; A forwards its orders to B's API v2 as one of B's resellers.
+    let b = app().await;
+    let b_service = b.service("0.5").await;
+    let a_on_b = b.funded_reseller("Panel A", "100").await;
+    let a = app().await;
+    let provider = a
+        .post(
+            "/v1/admin/providers",
+            &a.admin_token,
+            json!({"name": "Panel B", "url": b.url("/api/v2"), "key": a_on_b.key, "idempotent_add": true}),
+        )
+        .await;
+    let provider_id = provider.body["id"].as_i64().unwrap();
+    let a_service = a
+        .create_service(json!({
+            "name": "Likes via B", "category": "Instagram", "type": "default", "rate": "1",
+            "min": 10, "max": 100000, "provider_id": provider_id, "provider_service_id": b_service.to_string()
+        }))
+        .await;
+    let reseller = a.funded_reseller("End customer", "10").await;
+    let order = a.order_id(&reseller.token, a_service, 4000).await;
+
+    a.worker_pass().await;
+    let remote: i64 = a
+        .provider_order(order)
+        .provider_order_id
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The order reached B, charged to A's account there at B's price.
+    let on_b = b.order_json(&a_on_b.token, remote).await;
+    assert_eq!(on_b["quantity"], 4000);
+    assert_eq!(on_b["charge"], "2");
+    assert_eq!(b.balance_micros(&a_on_b.token).await, 98_000_000);
+
+    // B's operator records a partial delivery: 1000 of 4000 undelivered.
+    let outcome = b
+        .outcome(
+            remote,
+            json!({"status": "partial", "remains": 1000, "start_count": 77}),
+        )
+        .await;
+    assert_eq!(outcome.body["refund"]["amount"], "0.5");
+    // A's sync picks it up and refunds A's reseller the exact undelivered share.
+    let pass = a.worker_pass().await;
+    assert_eq!(pass.refunds, 1);
+    let json = a.order_json(&reseller.token, order).await;
+    assert_eq!(json["status"], "partial");
+    assert_eq!(json["remains"], 1000);
+    assert_eq!(json["start_count"], 77);
+    assert_eq!(json["refunded"], "1");
+    assert_eq!(
+        a.balance_micros(&reseller.token).await,
+        10_000_000 - 4_000_000 + 1_000_000
+    );
+    a.assert_books_balance();
+    b.assert_books_balance();
+}
