@@ -372,7 +372,10 @@ fn add_common_responses(op: &mut Operation) {
             }
         }
     }
-    let has_body = op.request_body.is_some();
+    // The panel API v2 dialect answers errors as `{"error": "…"}`, never as problem
+    // documents, and its calls count against the account quota like `/v1` calls.
+    let panel_dialect = op.operation_id.as_deref() == Some("api_v2");
+    let has_body = op.request_body.is_some() && !panel_dialect;
     let mut common = vec![(
         "500",
         "Unexpected server error; the body says nothing internal.",
@@ -395,13 +398,16 @@ fn add_common_responses(op: &mut Operation) {
             "Validation failed; `errors` lists every failing field.",
         ));
     }
+    if panel_dialect {
+        common.clear();
+    }
     for (status, description) in common {
         op.responses
             .responses
             .entry(status.to_string())
             .or_insert_with(|| problem_response(description).into());
     }
-    let limited = protected || op.operation_id.as_deref() == Some("create_token");
+    let limited = protected || panel_dialect || op.operation_id.as_deref() == Some("create_token");
     if !limited {
         return;
     }
