@@ -171,11 +171,74 @@ pub fn build_app(
         .configure(crate::api::routes)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api_doc()))
         .service(web::redirect("/docs", "/docs/"))
-        .default_service(web::to(|| async {
-            Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such route".into()))
-        }))
+        .default_service(web::to(no_route))
         .wrap(from_fn(crate::cors::cors))
         .wrap(from_fn(request_context))
+}
+
+/// Routes of the documented API and the methods each takes, for telling a wrong method
+/// (405 with `Allow`) from a path that does not exist (404).
+static ROUTES: std::sync::LazyLock<Vec<(Vec<String>, Vec<&'static str>)>> =
+    std::sync::LazyLock::new(|| {
+        let mut routes: Vec<(Vec<String>, Vec<&'static str>)> = api_doc()
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, present)| present.then_some(m))
+                .collect();
+                (path.split('/').map(str::to_string).collect(), methods)
+            })
+            .collect();
+        for path in ["/openapi.json", "/dashboard"] {
+            routes.push((path.split('/').map(str::to_string).collect(), vec!["GET"]));
+        }
+        routes
+    });
+
+fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut allowed = Vec::new();
+    for (template, methods) in ROUTES.iter() {
+        let matches = template.len() == segments.len()
+            && template
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()));
+        if matches {
+            allowed.extend(methods.iter().copied());
+        }
+    }
+    allowed.sort_unstable();
+    allowed.dedup();
+    allowed
+}
+
+async fn no_route(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    let allowed = allowed_methods(req.path());
+    if allowed.is_empty() {
+        return Err(ApiError::NotFound("no such route".into()));
+    }
+    let mut response =
+        actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(format!(
+            "{} is not allowed here; use {}",
+            req.method(),
+            allowed.join(", ")
+        )));
+    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    Ok(response)
 }
 
 #[derive(OpenApi)]

@@ -55,7 +55,7 @@ pub struct CreatedApiKeyResponse {
     tag = "admin",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Account id")),
-    request_body = CreateApiKeyRequest,
+    request_body = Option<CreateApiKeyRequest>,
     responses(
         (status = 201, description = "The new key", body = CreatedApiKeyResponse),
         (status = 404, description = "No such account", body = crate::error::Problem, content_type = "application/problem+json"),

@@ -44,6 +44,7 @@ impl From<LedgerEntry> for LedgerEntryResponse {
 #[serde(deny_unknown_fields)]
 pub struct ListLedgerQuery {
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Return entries older than this entry id.
     pub starting_after: Option<i64>,

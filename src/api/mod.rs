@@ -127,6 +127,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     detail: format!("the body is not valid JSON: {e}"),
                 })?
             };
+            // Every request body is an object; serde would also take a struct from an array.
+            if !raw.is_object() {
+                return Err(ApiError::Unprocessable {
+                    code: "validation_failed",
+                    detail: "the body must be a JSON object".into(),
+                    param: None,
+                });
+            }
             let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner().to_string();

@@ -346,6 +346,7 @@ pub struct ListOrdersQuery {
     /// Orders created before this time (RFC 3339).
     pub created_to: Option<DateTime<Utc>>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Return orders older than this order id.
     pub starting_after: Option<i64>,

@@ -91,6 +91,7 @@ pub struct ListRefundsQuery {
     /// Operators only: one account's refunds.
     pub account_id: Option<i64>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Return refunds older than this refund id.
     pub starting_after: Option<i64>,
@@ -392,7 +393,7 @@ fn refund_already_decided(refund: &Refund) -> ApiError {
     tag = "admin",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Refund id")),
-    request_body = ApproveRefundRequest,
+    request_body = Option<ApproveRefundRequest>,
     responses(
         (status = 200, description = "The order and the credited refund", body = SettlementResponse),
         (status = 404, description = "No such refund", body = crate::error::Problem, content_type = "application/problem+json"),

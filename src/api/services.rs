@@ -65,6 +65,7 @@ impl From<Service> for ServiceResponse {
 #[serde(deny_unknown_fields)]
 pub struct ListServicesQuery {
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Return services after this service id.
     pub starting_after: Option<i64>,

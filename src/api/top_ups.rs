@@ -371,9 +371,10 @@ pub struct ChargebackResponse {
     tag = "admin",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Top-up id")),
-    request_body = ChargebackRequest,
+    request_body = Option<ChargebackRequest>,
     responses(
         (status = 201, description = "The chargeback", body = ChargebackResponse),
+        (status = 409, description = "The top-up was already returned in full", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such top-up", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]

@@ -112,11 +112,13 @@ pub fn migrate(url: &str) -> Result<(), SetupError> {
 #[derive(Debug)]
 struct SqlitePragmas;
 
+// `synchronous = FULL`: a commit is on disk before it is acknowledged, so nothing
+// acknowledged is lost even to a power failure (NORMAL would survive only a process crash).
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(conn) = conn {
             conn.batch_execute(
-                "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }

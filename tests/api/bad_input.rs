@@ -189,3 +189,23 @@ async fn every_response_carries_a_request_id_and_echoes_the_clients() {
         metrics.text
     );
 }
+
+#[actix_rt::test]
+async fn a_wrong_method_on_a_known_path_is_405_with_allow() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .delete(app.url("/v1/orders/status"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers().get("allow").unwrap(), "GET");
+    let response = app.client.put(app.url("/v1/orders")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers().get("allow").unwrap(), "GET, POST");
+    app.get("/v1/nothing", "x")
+        .await
+        .assert_problem(404, "not_found");
+}

@@ -9,6 +9,7 @@ mod bad_input;
 mod cors;
 mod limits;
 mod orders;
+mod processes;
 mod providers;
 mod refunds;
 mod reports;

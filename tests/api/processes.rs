@@ -1,0 +1,423 @@
+//! Whole server processes: killed with SIGKILL mid-load and restarted, and two of them
+//! sharing one database. They run the real binary, over real HTTP.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+
+use crate::helpers::{fresh_database, micros, StandIn};
+use reseller_api::auth::create_account_with_key;
+use reseller_api::db;
+use reseller_api::domain::account::Role;
+
+/// A `reseller-api serve` child process.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    async fn start(database_url: &str, extra: &[&str]) -> Server {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_reseller-api"))
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--workers",
+                "2",
+            ])
+            .args([
+                "--rate-account",
+                "1000000",
+                "--rate-token",
+                "1000000",
+                "--rate-dispute",
+                "1000000",
+            ])
+            .args(extra)
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server binary");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = awc::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
+                if response.status() == 200 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not start");
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        Server { child, base }
+    }
+
+    /// SIGKILL: no shutdown, no flush, whatever is in flight is cut.
+    fn kill(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .finish()
+}
+
+async fn call(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Option<(u16, Value)> {
+    let client = client();
+    let url = format!("{base}{path}");
+    let request = match method {
+        "GET" => client.get(url),
+        _ => client.post(url),
+    }
+    .bearer_auth(token);
+    let mut response = match body {
+        Some(body) => request.send_json(&body).await.ok()?,
+        None => request.send().await.ok()?,
+    };
+    let bytes = response.body().await.ok()?;
+    Some((
+        response.status().as_u16(),
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+struct Books {
+    pool: db::DbPool,
+    admin_key: String,
+    reseller_key: String,
+    reseller_id: i64,
+}
+
+/// An admin and a reseller, made through the library on a fresh database.
+fn books(url: &str) -> Books {
+    db::migrate(url).unwrap();
+    let pool = db::connect(url, 4).unwrap();
+    let mut conn = pool.get().unwrap();
+    let (_, _, admin_key) = create_account_with_key(&mut conn, "ops", Role::Admin, "USD").unwrap();
+    let (reseller, _, reseller_key) =
+        create_account_with_key(&mut conn, "Acme", Role::Reseller, "USD").unwrap();
+    drop(conn);
+    Books {
+        pool,
+        admin_key,
+        reseller_key,
+        reseller_id: reseller.id,
+    }
+}
+
+async fn token(base: &str, key: &str) -> String {
+    let (status, body) = call(
+        base,
+        "POST",
+        "/v1/auth/token",
+        "",
+        Some(json!({ "api_key": key })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+fn assert_books_balance(pool: &db::DbPool) {
+    let mut conn = pool.get().unwrap();
+    let report = db::verify::run(&mut conn).unwrap();
+    assert!(report.problems.is_empty(), "verify: {:#?}", report.problems);
+}
+
+#[actix_rt::test]
+async fn a_server_killed_mid_load_loses_nothing_it_acknowledged_and_doubles_no_refund() {
+    let (url, _db) = fresh_database();
+    let books = books(&url);
+    let mut server = Server::start(&url, &["--no-worker"]).await;
+    let admin = token(&server.base, &books.admin_key).await;
+    let reseller = token(&server.base, &books.reseller_key).await;
+    let base = server.base.clone();
+    call(
+        &base,
+        "POST",
+        &format!("/v1/admin/accounts/{}/top-ups", books.reseller_id),
+        &admin,
+        Some(json!({"amount": "100000", "gateway": "test", "gateway_ref": "crash-1"})),
+    )
+    .await
+    .unwrap();
+    let (_, service) = call(&base, "POST", "/v1/admin/services", &admin,
+        Some(json!({"name": "Likes", "category": "IG", "type": "default", "rate": "0.7", "min": 10, "max": 100000}))).await.unwrap();
+    let service = service["id"].as_i64().unwrap();
+
+    // Acknowledged orders: id -> charge; acknowledged outcomes: id -> (remains, refund).
+    let orders: Arc<Mutex<HashMap<i64, i64>>> = Arc::default();
+    let outcomes: Arc<Mutex<HashMap<i64, (i64, i64)>>> = Arc::default();
+    let counter = Arc::new(AtomicI64::new(0));
+    let workers = (0..8).map(|_| {
+        let (base, admin, reseller) = (base.clone(), admin.clone(), reseller.clone());
+        let (orders, outcomes, counter) = (orders.clone(), outcomes.clone(), counter.clone());
+        async move {
+            loop {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let quantity = 100 + (n % 7) * 37;
+                let Some((status, order)) = call(&base, "POST", "/v1/orders", &reseller,
+                    Some(json!({"service_id": service, "link": format!("https://x/{n}"), "quantity": quantity}))).await else { return };
+                if status != 201 { continue; }
+                let id = order["id"].as_i64().unwrap();
+                orders.lock().unwrap().insert(id, micros(&order["charge"]));
+                let remains = n % quantity;
+                let Some((status, settled)) = call(&base, "POST", &format!("/v1/admin/orders/{id}/outcome"), &admin,
+                    Some(json!({"status": "partial", "remains": remains}))).await else { return };
+                if status == 200 {
+                    let refund = if settled["refund"].is_null() { 0 } else { micros(&settled["refund"]["amount"]) };
+                    outcomes.lock().unwrap().insert(id, (remains, refund));
+                }
+            }
+        }
+    });
+    let load = join_all(workers);
+    let killer = async {
+        actix_rt::time::sleep(Duration::from_millis(1500)).await;
+        server.kill();
+    };
+    futures_util::join!(load, killer);
+    let acknowledged_orders = orders.lock().unwrap().clone();
+    let acknowledged_outcomes = outcomes.lock().unwrap().clone();
+    assert!(
+        acknowledged_orders.len() > 20,
+        "the load ran: {} orders",
+        acknowledged_orders.len()
+    );
+
+    let server = Server::start(&url, &["--no-worker"]).await;
+    let base = server.base.clone();
+    for (id, charge) in &acknowledged_orders {
+        let (status, order) = call(&base, "GET", &format!("/v1/orders/{id}"), &reseller, None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "acknowledged order {id} survives the crash");
+        assert_eq!(micros(&order["charge"]), *charge);
+        if let Some((remains, refund)) = acknowledged_outcomes.get(id) {
+            assert_eq!(order["status"], "partial");
+            assert_eq!(order["remains"], *remains);
+            // Exactly the acknowledged refund: not lost, not doubled.
+            assert_eq!(micros(&order["refunded"]), *refund, "order {id}");
+            let quantity = order["quantity"].as_i64().unwrap();
+            assert_eq!(*refund, charge * remains.clamp(&0, &quantity) / quantity);
+        }
+    }
+    // Re-sending the acknowledged outcomes after the restart refunds nothing more.
+    for (id, (remains, _)) in acknowledged_outcomes.iter().take(10) {
+        let (status, settled) = call(
+            &base,
+            "POST",
+            &format!("/v1/admin/orders/{id}/outcome"),
+            &admin,
+            Some(json!({"status": "partial", "remains": remains})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        assert!(settled["refund"].is_null());
+    }
+    assert_books_balance(&books.pool);
+}
+
+#[actix_rt::test]
+async fn two_processes_with_workers_on_one_database_keep_every_invariant() {
+    let (url, _db) = fresh_database();
+    let books = books(&url);
+    let next = Arc::new(AtomicI64::new(1));
+    let upstream = StandIn::start(
+        move |fields| match fields.get("action").map(String::as_str) {
+            Some("add") => (
+                200,
+                format!("{{\"order\":{}}}", next.fetch_add(1, Ordering::SeqCst)),
+                Duration::ZERO,
+            ),
+            Some("status") => {
+                // Every order comes back partial with a quarter undelivered.
+                let items: serde_json::Map<String, Value> = fields["orders"]
+                    .split(',')
+                    .map(|id| {
+                        (
+                            id.to_string(),
+                            json!({"status": "Partial", "remains": "25", "start_count": "1"}),
+                        )
+                    })
+                    .collect();
+                (200, Value::Object(items).to_string(), Duration::ZERO)
+            }
+            _ => (
+                200,
+                r#"{"error":"This action is Invalid"}"#.into(),
+                Duration::ZERO,
+            ),
+        },
+    )
+    .await;
+    let worker_flags = [
+        "--worker-interval-ms",
+        "50",
+        "--sync-interval-secs",
+        "0",
+        "--disputes-per-hour",
+        "4",
+        "--refund-rate-min-orders",
+        "1000",
+    ];
+    let first = Server::start(&url, &worker_flags).await;
+    let second = Server::start(&url, &worker_flags).await;
+    let bases = [first.base.clone(), second.base.clone()];
+    let admin = token(&bases[0], &books.admin_key).await;
+    let reseller = token(&bases[1], &books.reseller_key).await;
+    let (status, provider) = call(
+        &bases[0],
+        "POST",
+        "/v1/admin/providers",
+        &admin,
+        Some(json!({"name": "Upstream", "url": upstream.url, "key": "k", "batch_size": 7})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201);
+    let (_, service) = call(&bases[1], "POST", "/v1/admin/services", &admin, Some(json!({
+        "name": "Likes", "category": "IG", "type": "default", "rate": "1", "min": 100, "max": 1000,
+        "provider_id": provider["id"], "provider_service_id": "5"
+    }))).await.unwrap();
+    let service = service["id"].as_i64().unwrap();
+    // 30.00 covers exactly 30 orders of 1.00; 40 are tried, alternating between the processes.
+    call(
+        &bases[0],
+        "POST",
+        &format!("/v1/admin/accounts/{}/top-ups", books.reseller_id),
+        &admin,
+        Some(json!({"amount": "30", "gateway": "test", "gateway_ref": "scale-1"})),
+    )
+    .await
+    .unwrap();
+    let attempts = (0..40).map(|i| {
+        let base = bases[i % 2].clone();
+        let reseller = reseller.clone();
+        async move {
+            call(&base, "POST", "/v1/orders", &reseller,
+                Some(json!({"service_id": service, "link": format!("https://x/{i}"), "quantity": 1000}))).await.unwrap()
+        }
+    });
+    let placed: Vec<i64> = join_all(attempts)
+        .await
+        .into_iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, order)| order["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        placed.len(),
+        30,
+        "exactly the affordable orders, across both processes"
+    );
+
+    // Both processes' workers send and sync; wait until every order is settled.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ids = placed
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let (_, batch) = call(
+            &bases[0],
+            "GET",
+            &format!("/v1/orders/status?ids={ids}"),
+            &reseller,
+            None,
+        )
+        .await
+        .unwrap();
+        let done = batch["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|item| item["order"]["status"] == "partial");
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workers did not settle every order"
+        );
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let adds = upstream.calls_of("add");
+    assert_eq!(
+        adds.len(),
+        30,
+        "each order sent upstream exactly once by one of the two workers"
+    );
+    let keys: std::collections::HashSet<_> =
+        adds.iter().map(|a| a["idempotency_key"].clone()).collect();
+    assert_eq!(keys.len(), 30);
+    // Disputes across both processes share one velocity limit (4 per hour).
+    let disputes = placed.iter().take(8).enumerate().map(|(i, id)| {
+        let base = bases[i % 2].clone();
+        let reseller = reseller.clone();
+        async move {
+            call(
+                &base,
+                "POST",
+                &format!("/v1/orders/{id}/refunds"),
+                &reseller,
+                Some(json!({"reason": "dropped"})),
+            )
+            .await
+            .unwrap()
+            .0
+        }
+    });
+    let statuses = join_all(disputes).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        4,
+        "{statuses:?}"
+    );
+    // 30 orders × 1.00, each refunded 25 of 1000 undelivered units = 0.025.
+    let (_, account) = call(&bases[1], "GET", "/v1/account", &reseller, None)
+        .await
+        .unwrap();
+    assert_eq!(micros(&account["balance"]), 30 * 25_000);
+    assert_books_balance(&books.pool);
+}
