@@ -231,7 +231,7 @@ pub async fn create_service(
     tag = "admin",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Service id")),
-    request_body = UpdateServiceRequest,
+    request_body = Option<UpdateServiceRequest>,
     responses(
         (status = 200, description = "The updated service", body = ServiceResponse),
         (status = 404, description = "No such service", body = crate::error::Problem, content_type = "application/problem+json"),
