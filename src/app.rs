@@ -290,6 +290,8 @@ async fn no_route(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse
         crate::api::providers::create_provider,
         crate::api::providers::list_providers,
         crate::api::providers::update_provider,
+        crate::api::providers::find_forwarding,
+        crate::api::providers::reconcile_forwarding,
         crate::api::api_v2::api_v2,
         crate::api::reports::find_refund_report,
         crate::api::reports::find_admin_refund_report,

@@ -21,8 +21,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .json()
         .init();
-    let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+    let mut cli = Cli::parse();
+    if cli.command.is_none() {
+        // `serve` is the default command: parse again with it, so its flags and their
+        // environment fallbacks (RESELLER_API_BIND, …) apply as if it had been typed.
+        cli = Cli::parse_from(std::env::args_os().chain(std::iter::once("serve".into())));
+    }
+    let result = match cli.command.unwrap_or(Command::Migrate) {
         Command::Serve(args) => serve(cli.config, args),
         Command::Migrate => db::migrate(&cli.config.database_url).map_err(|e| e.to_string()),
         Command::Accounts(AccountsCommand::Create {

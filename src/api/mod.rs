@@ -71,6 +71,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(providers::create_provider)
         .service(providers::list_providers)
         .service(providers::update_provider)
+        .service(providers::find_forwarding)
+        .service(providers::reconcile_forwarding)
         .service(api_v2::api_v2)
         .service(reports::find_refund_report)
         .service(reports::find_admin_refund_report)
@@ -216,6 +218,32 @@ pub fn parse_money(
             None
         }
     }
+}
+
+/// Parses a money field that must be more than zero.
+pub fn parse_positive_money(
+    field: &'static str,
+    raw: &str,
+    errors: &mut Vec<crate::domain::FieldError>,
+) -> Option<Money> {
+    let money = parse_money(field, raw, errors)?;
+    if money.is_zero() {
+        errors.push(crate::domain::FieldError::new(
+            field,
+            "must be more than zero",
+        ));
+        return None;
+    }
+    Some(money)
+}
+
+/// Parses an optional money field that, when present, must be more than zero.
+pub fn parse_optional_positive_money(
+    field: &'static str,
+    raw: Option<&str>,
+    errors: &mut Vec<crate::domain::FieldError>,
+) -> Option<Money> {
+    raw.and_then(|raw| parse_positive_money(field, raw, errors))
 }
 
 /// Stored times are UTC; on the wire they are RFC 3339.

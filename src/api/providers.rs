@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use super::{utc, ApiJson};
 use crate::app::AppState;
 use crate::auth::Admin;
+use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
 use crate::db::{self};
 use crate::domain::provider::Provider;
@@ -199,4 +200,129 @@ pub async fn update_provider(
         })
         .await?;
     Ok(HttpResponse::Ok().json(ProviderResponse::from(provider)))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileRequest {
+    /// The provider's order id, when the provider has the order; leave out to send it again.
+    pub provider_order_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ForwardingResponse {
+    pub order_id: i64,
+    /// `queued`, `sending`, `sent`, `ambiguous`, `failed`, `done` or `given_up`.
+    pub state: String,
+    pub provider_id: i64,
+    pub provider_order_id: Option<String>,
+    pub attempts: i64,
+    pub failures: i64,
+    pub last_error: Option<String>,
+    /// A provider status word we did not recognise, kept for the operator.
+    pub quarantined_status: Option<String>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+}
+
+impl From<provider_orders::ProviderOrder> for ForwardingResponse {
+    fn from(p: provider_orders::ProviderOrder) -> ForwardingResponse {
+        ForwardingResponse {
+            order_id: p.order_id,
+            state: p.state,
+            provider_id: p.provider_id,
+            provider_order_id: p.provider_order_id,
+            attempts: p.attempts,
+            failures: p.failures,
+            last_error: p.last_error,
+            quarantined_status: p.quarantined_status,
+            last_synced_at: p.last_synced_at.map(utc),
+        }
+    }
+}
+
+/// Where a provider-backed order stands upstream.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order's forwarding state", body = ForwardingResponse),
+        (status = 404, description = "No such provider-backed order", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/admin/orders/{id}/forwarding")]
+pub async fn find_forwarding(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let found = state
+        .db(move |conn| {
+            provider_orders::find(conn, id)?
+                .ok_or_else(|| ApiError::not_found("provider-backed order"))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ForwardingResponse::from(found)))
+}
+
+/// Reconcile an order whose send got no certain answer (state `ambiguous`) or was given
+/// up (`failed`, before any refund): attach the provider's order id if the provider has
+/// it, or leave it out to send the order again.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Order id")),
+    request_body = Option<ReconcileRequest>,
+    responses(
+        (status = 200, description = "The order's new forwarding state", body = ForwardingResponse),
+        (status = 404, description = "No such provider-backed order", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not waiting for reconciliation", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/orders/{id}/forwarding")]
+pub async fn reconcile_forwarding(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<i64>,
+    body: ApiJson<ReconcileRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let remote = match body
+        .value
+        .provider_order_id
+        .as_deref()
+        .map(|r| parse_text(r, 100))
+    {
+        Some(Err(m)) => return Err(ApiError::invalid("provider_order_id", m)),
+        Some(Ok(r)) => Some(r),
+        None => None,
+    };
+    let found = state
+        .db(move |conn| {
+            db::write_tx(conn, |conn| {
+                let order = crate::db::orders::lock(conn, id, None)?
+                    .ok_or_else(|| ApiError::not_found("order"))?;
+                provider_orders::find(conn, id)?
+                    .ok_or_else(|| ApiError::not_found("provider-backed order"))?;
+                if order.status.is_terminal() {
+                    return Err(ApiError::Conflict {
+                        code: "order_final",
+                        detail: format!("the order is {}; nothing is left to send", order.status),
+                    });
+                }
+                if !provider_orders::reconcile(conn, id, remote.as_deref())? {
+                    return Err(ApiError::Conflict {
+                        code: "not_ambiguous",
+                        detail: "only an order whose send is ambiguous or failed can be reconciled"
+                            .into(),
+                    });
+                }
+                provider_orders::find(conn, id)?
+                    .ok_or_else(|| ApiError::not_found("provider-backed order"))
+            })
+        })
+        .await?;
+    state.wake.notify();
+    Ok(HttpResponse::Ok().json(ForwardingResponse::from(found)))
 }

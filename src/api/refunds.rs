@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::orders::{idempotency_key, request_hash, with_idempotency, OrderResponse, Stored};
-use super::{page_limit, page_response, parse_money, utc, Amount, ApiJson, ApiQuery, Page};
+use super::{
+    page_limit, page_response, parse_optional_positive_money, utc, Amount, ApiJson, ApiQuery, Page,
+};
 use crate::app::AppState;
 use crate::auth::{Admin, Caller};
 use crate::db::refunds::{self, NewRefund, RefundFilter, Trigger};
@@ -245,13 +247,7 @@ pub async fn create_dispute(
     let key = idempotency_key(&req)?.map(|k| (k, request_hash(&body.raw)));
     let request = body.value;
     let mut errors = Vec::new();
-    let amount = request
-        .amount
-        .as_deref()
-        .and_then(|raw| parse_money("amount", raw, &mut errors));
-    if amount.is_some_and(|a| a.is_zero()) {
-        errors.push(FieldError::new("amount", "must be more than zero"));
-    }
+    let amount = parse_optional_positive_money("amount", request.amount.as_deref(), &mut errors);
     let note = optional_text("note", request.note.as_deref(), &mut errors);
     if !errors.is_empty() {
         return Err(errors.into());
@@ -410,13 +406,7 @@ pub async fn approve_refund(
     let id = id.into_inner();
     let request = body.value;
     let mut errors = Vec::new();
-    let amount = request
-        .amount
-        .as_deref()
-        .and_then(|raw| parse_money("amount", raw, &mut errors));
-    if amount.is_some_and(|a| a.is_zero()) {
-        errors.push(FieldError::new("amount", "must be more than zero"));
-    }
+    let amount = parse_optional_positive_money("amount", request.amount.as_deref(), &mut errors);
     let reason = optional_text("reason", request.reason.as_deref(), &mut errors);
     if !errors.is_empty() {
         return Err(errors.into());

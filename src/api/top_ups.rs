@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::refunds::{optional_text, RefundResponse};
-use super::{parse_money, utc, Amount, ApiJson};
+use super::{parse_optional_positive_money, parse_positive_money, utc, Amount, ApiJson};
 use crate::app::AppState;
 use crate::auth::Admin;
 use crate::db::refunds::{self, NewRefund};
@@ -79,10 +79,7 @@ pub async fn create_top_up(
     let account_id = id.into_inner();
     let request = body.value;
     let mut errors = Vec::new();
-    let amount = parse_money("amount", &request.amount, &mut errors);
-    if amount.is_some_and(|a| a.is_zero()) {
-        errors.push(FieldError::new("amount", "must be more than zero"));
-    }
+    let amount = parse_positive_money("amount", &request.amount, &mut errors);
     let gateway = parse_text(&request.gateway, 100)
         .map_err(|m| errors.push(FieldError::new("gateway", m)))
         .ok();
@@ -174,10 +171,7 @@ pub async fn refund_top_up(
     let top_up_id = id.into_inner();
     let request = body.value;
     let mut errors = Vec::new();
-    let amount = parse_money("amount", &request.amount, &mut errors);
-    if amount.is_some_and(|a| a.is_zero()) {
-        errors.push(FieldError::new("amount", "must be more than zero"));
-    }
+    let amount = parse_positive_money("amount", &request.amount, &mut errors);
     let note = optional_text("note", request.note.as_deref(), &mut errors);
     let (Some(amount), true) = (amount, errors.is_empty()) else {
         return Err(errors.into());
@@ -388,13 +382,7 @@ pub async fn chargeback_top_up(
     let top_up_id = id.into_inner();
     let request = body.value;
     let mut errors = Vec::new();
-    let amount = request
-        .amount
-        .as_deref()
-        .and_then(|raw| parse_money("amount", raw, &mut errors));
-    if amount.is_some_and(|a| a.is_zero()) {
-        errors.push(FieldError::new("amount", "must be more than zero"));
-    }
+    let amount = parse_optional_positive_money("amount", request.amount.as_deref(), &mut errors);
     let note = optional_text("note", request.note.as_deref(), &mut errors);
     if !errors.is_empty() {
         return Err(errors.into());

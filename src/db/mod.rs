@@ -101,7 +101,7 @@ pub fn migrate(url: &str) -> Result<(), SetupError> {
             let mut conn = SqliteConnection::establish(&path)?;
             // WAL is a property of the database file: set it once here, not per pooled
             // connection, where concurrent switches race into "database is locked".
-            conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")?;
+            conn.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;")?;
             conn.run_pending_migrations(SQLITE_MIGRATIONS)
                 .map(drop)
                 .map_err(|e| SetupError::Migrate(e.to_string()))
@@ -118,7 +118,7 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(conn) = conn {
             conn.batch_execute(
-                "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+                "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }

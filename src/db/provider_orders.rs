@@ -235,3 +235,36 @@ pub fn add_attempts(conn: &mut DbConnection, order_id: i64) -> QueryResult<i64> 
         .count()
         .get_result(conn)
 }
+
+/// An operator's reconciliation of an order whose send was ambiguous: either the
+/// provider has it (attach its id and start polling) or it does not (queue a resend).
+pub fn reconcile(
+    conn: &mut DbConnection,
+    order_id: i64,
+    provider_order_id: Option<&str>,
+) -> QueryResult<bool> {
+    let at = now();
+    let target = provider_orders::table
+        .find(order_id)
+        .filter(provider_orders::state.eq_any(["ambiguous", "failed"]));
+    let changed = match provider_order_id {
+        Some(remote) => diesel::update(target)
+            .set((
+                provider_orders::state.eq("sent"),
+                provider_orders::provider_order_id.eq(remote),
+                provider_orders::next_at.eq(at),
+                provider_orders::failures.eq(0),
+                provider_orders::updated_at.eq(at),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                provider_orders::state.eq("queued"),
+                provider_orders::next_at.eq(at),
+                provider_orders::failures.eq(0),
+                provider_orders::updated_at.eq(at),
+            ))
+            .execute(conn)?,
+    };
+    Ok(changed == 1)
+}

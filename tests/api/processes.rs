@@ -421,3 +421,35 @@ async fn two_processes_with_workers_on_one_database_keep_every_invariant() {
     assert_eq!(micros(&account["balance"]), 30 * 25_000);
     assert_books_balance(&books.pool);
 }
+
+#[actix_rt::test]
+async fn with_no_command_the_binary_serves_on_the_configured_address() {
+    let (url, _db) = fresh_database();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reseller-api"))
+        .env("DATABASE_URL", &url)
+        .env("RESELLER_API_BIND", format!("127.0.0.1:{port}"))
+        .env("RESELLER_API_NO_WORKER", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Ok(response) = client()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
+            break response.status().as_u16();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the default command did not serve"
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    child.kill().ok();
+    child.wait().ok();
+    assert_eq!(status, 200);
+}
