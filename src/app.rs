@@ -176,6 +176,7 @@ pub fn build_app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api_doc()))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(no_route))
+        .wrap(from_fn(crate::cors::cors))
         .wrap(from_fn(request_context))
 }
 
@@ -336,6 +337,7 @@ impl Modify for CommonResponses {
                     .build(),
             ),
         );
+        reference_page_items(components);
         for item in openapi.paths.paths.values_mut() {
             for op in [
                 &mut item.get,
@@ -394,9 +396,55 @@ fn rate_limit_headers() -> Vec<(
     ]
 }
 
+/// utoipa inlines a generic's type argument, so `Page<OrderResponse>` would repeat the
+/// order schema and generators would make a second order type; point `data` at the named
+/// schema instead.
+fn reference_page_items(components: &mut utoipa::openapi::Components) {
+    use utoipa::openapi::schema::{ArrayItems, Schema};
+    use utoipa::openapi::RefOr;
+    let names: Vec<String> = components.schemas.keys().cloned().collect();
+    for name in names {
+        let Some(item) = name.strip_prefix("Page_") else {
+            continue;
+        };
+        if !components.schemas.contains_key(item) {
+            continue;
+        }
+        if let Some(RefOr::T(Schema::Object(page))) = components.schemas.get_mut(&name) {
+            if let Some(RefOr::T(Schema::Array(data))) = page.properties.get_mut("data") {
+                data.items = ArrayItems::RefOrSchema(Box::new(Ref::from_schema_name(item).into()));
+            }
+        }
+    }
+}
+
+/// Whether a response's JSON body is a page of a list (which comes with a `Link` header).
+fn is_page(response: &utoipa::openapi::Response) -> bool {
+    use utoipa::openapi::RefOr;
+    matches!(
+        response.content.get("application/json"),
+        Some(RefOr::T(content)) if matches!(&content.schema, Some(RefOr::Ref(r))
+            if r.ref_location.starts_with("#/components/schemas/Page_"))
+    )
+}
+
 fn add_common_responses(op: &mut Operation) {
+    // Say "no credentials" explicitly, so generators and linters need not guess.
+    op.security.get_or_insert_with(Vec::new);
     let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
-    let has_body = op.request_body.is_some();
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let (true, utoipa::openapi::RefOr::T(response)) = (status.starts_with('2'), response) {
+            if is_page(response) {
+                response.headers.entry("Link".to_string()).or_insert_with(|| {
+                    header("`<…?starting_after=ID>; rel=\"next\"` when more follow (RFC 8288); absent on the last page.")
+                });
+            }
+        }
+    }
+    // The panel API v2 dialect answers errors as `{"error": "…"}`, never as problem
+    // documents, and its calls count against the account quota like `/v1` calls.
+    let panel_dialect = op.operation_id.as_deref() == Some("api_v2");
+    let has_body = op.request_body.is_some() && !panel_dialect;
     let mut common = vec![(
         "500",
         "Unexpected server error; the body says nothing internal.",
@@ -419,13 +467,16 @@ fn add_common_responses(op: &mut Operation) {
             "Validation failed; `errors` lists every failing field.",
         ));
     }
+    if panel_dialect {
+        common.clear();
+    }
     for (status, description) in common {
         op.responses
             .responses
             .entry(status.to_string())
             .or_insert_with(|| problem_response(description).into());
     }
-    let limited = protected || op.operation_id.as_deref() == Some("create_token");
+    let limited = protected || panel_dialect || op.operation_id.as_deref() == Some("create_token");
     if !limited {
         return;
     }

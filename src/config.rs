@@ -154,6 +154,16 @@ pub struct Config {
         global = true
     )]
     pub max_body_bytes: usize,
+    /// Browser origins (dashboards) allowed to call the API, comma-separated, e.g.
+    /// `https://panel.example.com,http://localhost:3000`. None by default: no CORS headers.
+    #[arg(
+        long,
+        env = "RESELLER_API_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_parser = parse_origin,
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
     #[command(flatten)]
     pub limits: LimitConfig,
     #[command(flatten)]
@@ -171,11 +181,32 @@ impl Default for Config {
             jwt_audience: "reseller-api".into(),
             token_ttl_secs: 900,
             max_body_bytes: 65_536,
+            cors_origins: Vec::new(),
             limits: LimitConfig::default(),
             policy: PolicyConfig::default(),
             worker: WorkerConfig::default(),
         }
     }
+}
+
+/// An origin as a browser sends it: `scheme://host[:port]`, nothing after. Browsers compare
+/// origins exactly, so `https://panel.example.com/` would never match and is refused here.
+fn parse_origin(raw: &str) -> Result<String, String> {
+    // Browsers send origins in lower case, and the match is exact.
+    let origin = raw.trim().to_ascii_lowercase();
+    let (scheme, rest) = origin
+        .split_once("://")
+        .ok_or_else(|| format!("`{origin}` is not an origin like https://panel.example.com"))?;
+    let host_ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if !["http", "https"].contains(&scheme) || !host_ok {
+        return Err(format!(
+            "`{origin}` is not an origin: use scheme://host[:port] with no path or trailing slash"
+        ));
+    }
+    Ok(origin)
 }
 
 /// Request quotas: `N` requests per `W` seconds each, enforced per process with governor.

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod bench;
 pub mod bench_load;
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod domain;
 pub mod error;

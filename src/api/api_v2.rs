@@ -210,7 +210,7 @@ fn parse_int(map: &HashMap<String, String>, name: &str) -> Result<Option<i64>, S
             add: `{\"order\":23501}`; status: `{\"charge\":\"0.27819\",\"start_count\":\"3572\",\"status\":\"Partial\",\"remains\":\"157\",\"currency\":\"USD\"}`; \
             multi status: `{\"1\":{...},\"10\":{\"error\":\"Incorrect order ID\"}}`; balance: `{\"balance\":\"100.84292\",\"currency\":\"USD\"}`; \
             cancel: `[{\"order\":9,\"cancel\":{\"error\":\"Incorrect order ID\"}},{\"order\":2,\"cancel\":1}]`",
-            body = Object),
+            body = serde_json::Value),
         (status = 429, description = "Over the account's request quota: `{\"error\": \"...\"}` with `Retry-After`", body = Object),
     )
 )]

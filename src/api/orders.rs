@@ -186,7 +186,10 @@ pub fn with_idempotency(
     request_body = CreateOrderRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
     responses(
-        (status = 201, description = "The order, charged", body = OrderResponse, headers(("Location" = String, description = "The order's URL"))),
+        (status = 201, description = "The order, charged", body = OrderResponse, headers(
+            ("Location" = String, description = "The order's URL"),
+            ("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"),
+        )),
         (status = 402, description = "The balance does not cover the charge", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Account suspended, or scope missing", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request with this Idempotency-Key is in flight", body = crate::error::Problem, content_type = "application/problem+json"),

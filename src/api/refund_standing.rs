@@ -26,8 +26,7 @@ pub struct PolicyThresholds {
 
 #[derive(Serialize, ToSchema)]
 pub struct NextDecision {
-    /// `auto_approve`, `review`, `escalate` or `refuse`.
-    #[schema(example = "review")]
+    #[schema(value_type = crate::domain::policy::PolicyOutcome)]
     pub outcome: String,
     pub rule: String,
     #[schema(value_type = Object)]

@@ -209,7 +209,7 @@ pub struct CreateDisputeRequest {
     /// What went wrong, for the reviewer.
     pub note: Option<String>,
     /// How much to refund; the order's whole refundable remainder when omitted.
-    #[schema(value_type = Option<String>, example = "0.5")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.5")]
     pub amount: Option<String>,
 }
 
@@ -223,8 +223,10 @@ pub struct CreateDisputeRequest {
     ),
     request_body = CreateDisputeRequest,
     responses(
-        (status = 201, description = "Approved at once by the refund policy and credited", body = RefundResponse),
-        (status = 202, description = "The refund request, awaiting review", body = RefundResponse),
+        (status = 201, description = "Approved at once by the refund policy and credited", body = RefundResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"))),
+        (status = 202, description = "The refund request, awaiting review", body = RefundResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"))),
         (status = 429, description = "Refused by a request quota or the refund-abuse policy; the body names the rule and its numbers", body = crate::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until a request could pass"))),
         (status = 404, description = "No such order among yours", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -369,7 +371,7 @@ pub async fn create_dispute(
 #[serde(deny_unknown_fields)]
 pub struct ApproveRefundRequest {
     /// How much to credit; the amount asked (capped at what is still refundable) when omitted.
-    #[schema(value_type = Option<String>, example = "0.5")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.5")]
     pub amount: Option<String>,
     /// Why, recorded on the refund.
     pub reason: Option<String>,

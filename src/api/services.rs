@@ -107,7 +107,7 @@ pub struct CreateServiceRequest {
     pub category: String,
     pub r#type: ServiceType,
     /// Price per 1000 units, a decimal string.
-    #[schema(value_type = String, example = "0.9")]
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.9")]
     pub rate: String,
     pub min: i64,
     pub max: i64,
@@ -126,7 +126,7 @@ pub struct UpdateServiceRequest {
     pub name: Option<String>,
     pub category: Option<String>,
     pub r#type: Option<ServiceType>,
-    #[schema(value_type = Option<String>, example = "0.9")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.9")]
     pub rate: Option<String>,
     pub min: Option<i64>,
     pub max: Option<i64>,
@@ -231,7 +231,7 @@ pub async fn create_service(
     tag = "admin",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Service id")),
-    request_body = UpdateServiceRequest,
+    request_body = Option<UpdateServiceRequest>,
     responses(
         (status = 200, description = "The updated service", body = ServiceResponse),
         (status = 404, description = "No such service", body = crate::error::Problem, content_type = "application/problem+json"),

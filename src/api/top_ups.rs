@@ -10,7 +10,7 @@ use crate::auth::Admin;
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, is_unique_violation, ledger, top_ups};
 use crate::domain::account::AccountStatus;
-use crate::domain::ledger::{LedgerKind, TopUp};
+use crate::domain::ledger::{LedgerKind, TopUp, TopUpStatus};
 use crate::domain::money::format_micros;
 use crate::domain::refund::{RefundReason, RefundSource, RefundStatus};
 use crate::domain::{parse_text, FieldError};
@@ -27,7 +27,7 @@ pub struct TopUpResponse {
     pub gateway: String,
     /// The payment's reference at the gateway; unique.
     pub gateway_ref: String,
-    #[schema(example = "succeeded")]
+    #[schema(value_type = TopUpStatus)]
     pub status: String,
     pub created_at: DateTime<Utc>,
 }
@@ -51,7 +51,7 @@ impl From<TopUp> for TopUpResponse {
 #[serde(deny_unknown_fields)]
 pub struct CreateTopUpRequest {
     /// Decimal string, more than zero.
-    #[schema(value_type = String, example = "100")]
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "100")]
     pub amount: String,
     pub gateway: String,
     pub gateway_ref: String,
@@ -142,7 +142,7 @@ pub enum TopUpRefundReason {
 #[serde(deny_unknown_fields)]
 pub struct RefundTopUpRequest {
     /// How much to return to the payment method.
-    #[schema(value_type = String, example = "10")]
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "10")]
     pub amount: String,
     pub reason: TopUpRefundReason,
     pub note: Option<String>,
@@ -347,7 +347,7 @@ pub async fn fail_refund(
 #[serde(deny_unknown_fields)]
 pub struct ChargebackRequest {
     /// The amount charged back; what is left of the top-up when omitted.
-    #[schema(value_type = Option<String>, example = "10")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "10")]
     pub amount: Option<String>,
     pub note: Option<String>,
 }
@@ -402,7 +402,12 @@ pub async fn chargeback_top_up(
                     });
                 }
                 check_refundable(&top_up, amount)?;
-                let top_up = top_ups::add_refunded(conn, top_up.id, amount, Some("charged_back"))?;
+                let top_up = top_ups::add_refunded(
+                    conn,
+                    top_up.id,
+                    amount,
+                    Some(TopUpStatus::ChargedBack.as_str()),
+                )?;
                 let refund = refunds::insert(
                     conn,
                     &NewRefund {

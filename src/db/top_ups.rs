@@ -3,7 +3,7 @@ use diesel::prelude::*;
 
 use super::schema::top_ups;
 use super::{now, DbConnection};
-use crate::domain::ledger::TopUp;
+use crate::domain::ledger::{TopUp, TopUpStatus};
 
 #[derive(Queryable)]
 struct TopUpRow {
@@ -46,7 +46,7 @@ pub fn insert(
             top_ups::refunded_micros.eq(0),
             top_ups::gateway.eq(gateway),
             top_ups::gateway_ref.eq(gateway_ref),
-            top_ups::status.eq("succeeded"),
+            top_ups::status.eq(TopUpStatus::Succeeded.as_str()),
             top_ups::created_at.eq(now()),
         ))
         .returning(top_ups::all_columns)

@@ -27,6 +27,11 @@ pub struct LedgerEntry {
     pub created_at: NaiveDateTime,
 }
 
+string_enum! {
+    /// Where a top-up stands: `charged_back` once a chargeback was recorded against it.
+    TopUpStatus { Succeeded => "succeeded", ChargedBack => "charged_back" }
+}
+
 #[derive(Debug, Clone)]
 pub struct TopUp {
     pub id: i64,

@@ -88,7 +88,7 @@ pub struct Refund {
 /// Which policy rule decided a refund request, and the numbers it saw.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct PolicyNote {
-    #[schema(example = "escalate")]
+    #[schema(value_type = crate::domain::policy::PolicyOutcome)]
     pub outcome: String,
     #[schema(example = "refund_rate_escalate")]
     pub rule: String,
