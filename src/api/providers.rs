@@ -166,7 +166,7 @@ pub async fn list_providers(
     tag = "admin",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Provider id")),
-    request_body = UpdateProviderRequest,
+    request_body = Option<UpdateProviderRequest>,
     responses(
         (status = 200, description = "The updated provider", body = ProviderResponse),
         (status = 404, description = "No such provider", body = crate::error::Problem, content_type = "application/problem+json"),
