@@ -128,8 +128,19 @@ impl Worker {
     /// One pass: send what is due, then poll what is due.
     pub fn run_once(&self) -> Result<Pass, String> {
         let mut pass = Pass::default();
-        self.forward_due(&mut pass).map_err(|e| e.to_string())?;
-        self.sync_due(&mut pass).map_err(|e| e.to_string())?;
+        let result = self
+            .forward_due(&mut pass)
+            .and_then(|()| self.sync_due(&mut pass));
+        if let Err(error) = result {
+            // A pass that failed midway (e.g. the database was busy) may hold leases on
+            // orders it never finished: give them back so they are not stuck until expiry.
+            if let Ok(mut conn) = self.pool.get() {
+                if let Err(e) = provider_orders::release_all(&mut conn, &self.owner) {
+                    tracing::error!(error = %e, "could not release the worker's leases");
+                }
+            }
+            return Err(error.to_string());
+        }
         Ok(pass)
     }
 

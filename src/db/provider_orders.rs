@@ -268,3 +268,14 @@ pub fn reconcile(
     };
     Ok(changed == 1)
 }
+
+/// Gives back every lease a worker holds, after a pass that failed midway, so its orders
+/// are picked up again at once instead of when the leases run out.
+pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
+    diesel::update(provider_orders::table.filter(provider_orders::lease_owner.eq(owner)))
+        .set((
+            provider_orders::lease_owner.eq(None::<String>),
+            provider_orders::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+}

@@ -306,6 +306,8 @@ async fn two_processes_with_workers_on_one_database_keep_every_invariant() {
         "1000",
         "--max-backoff-secs",
         "1",
+        "--lease-secs",
+        "10",
     ];
     let first = Server::start(&url, &worker_flags).await;
     let second = Server::start(&url, &worker_flags).await;
