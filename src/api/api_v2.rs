@@ -362,7 +362,7 @@ async fn add(
                     let order = place_order(conn, account_id, request)?;
                     let body = json!({ "order": order.id }).to_string();
                     if let Some(claim) = claim {
-                        db::idempotency::finish(conn, claim, 200, &body)?;
+                        super::orders::store_response(conn, claim, 200, &body)?;
                     }
                     Ok(Stored {
                         status: 200,
@@ -492,11 +492,15 @@ async fn cancel(
 
 fn refill_one(conn: &mut DbConnection, account_id: i64, order_id: i64) -> Result<i64, String> {
     use diesel::prelude::*;
+    let internal = |e: diesel::result::Error| {
+        tracing::error!(error = %e, "refill failed");
+        "Internal error, try again later".to_string()
+    };
     let order = orders::find_owned(conn, account_id, order_id)
-        .map_err(|e| e.to_string())?
+        .map_err(internal)?
         .ok_or("Incorrect order ID")?;
     let service = services::find(conn, order.service_id)
-        .map_err(|e| e.to_string())?
+        .map_err(internal)?
         .ok_or("Incorrect order ID")?;
     if !service.refill || !matches!(order.status, OrderStatus::Completed | OrderStatus::Partial) {
         return Err("Order not eligible for refill.".into());
@@ -510,7 +514,7 @@ fn refill_one(conn: &mut DbConnection, account_id: i64, order_id: i64) -> Result
         ))
         .returning(refills::id)
         .get_result(conn)
-        .map_err(|e| e.to_string())
+        .map_err(internal)
 }
 
 async fn refill(

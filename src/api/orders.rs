@@ -133,6 +133,26 @@ impl Stored {
     }
 }
 
+/// Stores the response under the request's idempotency claim, inside the work's own
+/// transaction; if the claim was taken over meanwhile, the work is rolled back with 409.
+pub fn store_response(
+    conn: &mut DbConnection,
+    claim: idempotency::Held,
+    status: u16,
+    body: &str,
+) -> Result<(), ApiError> {
+    if idempotency::finish(conn, claim, status, body)? {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict {
+            code: "idempotency_key_in_flight",
+            detail:
+                "another request with this Idempotency-Key took over; retry to get its response"
+                    .into(),
+        })
+    }
+}
+
 /// Runs `work` at most once per idempotency key: claims the key, runs `work` (which must
 /// call [`idempotency::finish`] inside its own transaction), and gives the claim back if
 /// `work` fails, so a corrected retry with the same key can run.
@@ -141,12 +161,12 @@ pub fn with_idempotency(
     account_id: i64,
     scope: &str,
     key: Option<(String, String)>,
-    work: impl FnOnce(&mut DbConnection, Option<i64>) -> Result<Stored, ApiError>,
+    work: impl FnOnce(&mut DbConnection, Option<idempotency::Held>) -> Result<Stored, ApiError>,
 ) -> Result<Stored, ApiError> {
     let claim = match &key {
         None => None,
         Some((key, hash)) => match idempotency::claim(conn, account_id, scope, key, hash)? {
-            idempotency::Claim::Started(id) => Some(id),
+            idempotency::Claim::Started(held) => Some(held),
             idempotency::Claim::Replay { status, body } => {
                 return Ok(Stored {
                     status,
@@ -214,7 +234,7 @@ pub async fn create_order(
                     let body = serde_json::to_string(&OrderResponse::from(order))
                         .map_err(ApiError::internal)?;
                     if let Some(claim) = claim {
-                        idempotency::finish(conn, claim, 201, &body)?;
+                        store_response(conn, claim, 201, &body)?;
                     }
                     Ok(Stored {
                         status: 201,
@@ -254,7 +274,7 @@ pub fn place_order(
             detail: "this account is suspended and cannot place orders".into(),
         });
     }
-    let service = services::find(conn, request.service_id)?.ok_or_else(|| {
+    let service = services::find_shared(conn, request.service_id)?.ok_or_else(|| {
         ApiError::Validation(vec![FieldError::new("service_id", "no such service")])
     })?;
     let planned = plan_order(

@@ -10,7 +10,7 @@ use super::{
 use crate::app::AppState;
 use crate::auth::{Admin, Caller};
 use crate::db::refunds::{self, NewRefund, RefundFilter, Trigger};
-use crate::db::{self, idempotency, orders};
+use crate::db::{self, orders};
 use crate::db::{accounts, policy};
 use crate::domain::account::Scope;
 use crate::domain::order::OrderStatus;
@@ -343,7 +343,7 @@ pub async fn create_dispute(
                     let body = serde_json::to_string(&RefundResponse::from(refund))
                         .map_err(ApiError::internal)?;
                     if let Some(claim) = claim {
-                        idempotency::finish(conn, claim, status, &body)?;
+                        super::orders::store_response(conn, claim, status, &body)?;
                     }
                     Ok(Ok(Stored {
                         status,

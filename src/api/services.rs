@@ -339,6 +339,8 @@ pub async fn disable_service(
                         .sort_unstable_by_key(|&(account_id, order_id, _)| (account_id, order_id));
                     let (mut count, mut amount) = (0i64, 0i64);
                     for (_, order_id, change) in planned {
+                        // An order still waiting to be sent upstream never will be now.
+                        crate::db::provider_orders::withdraw(conn, order_id)?;
                         let mut trigger = Trigger::new(
                             change,
                             RefundReason::ServiceDisabled,

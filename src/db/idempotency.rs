@@ -10,10 +10,18 @@ use super::{is_unique_violation, now, write_tx, DbConnection};
 /// A claim left `in_flight` this long belongs to a request that died; it may be taken over.
 const ABANDONED_AFTER_SECS: i64 = 60;
 
+/// A claim this request holds: the row and the time it was (re)claimed, which tells this
+/// holder from a later one that took an abandoned claim over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub id: i64,
+    pub since: NaiveDateTime,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This request owns the key: run it, then [`finish`] with the claim id.
-    Started(i64),
+    /// This request owns the key: run it, then [`finish`] with the claim.
+    Started(Held),
     /// The key already has a stored response with the same request.
     Replay { status: u16, body: String },
     /// The key was used with another request body.
@@ -66,17 +74,29 @@ pub fn claim(
                 .optional()?;
             let at = now();
             match existing {
+                Some(row) if row.request_hash != request_hash => Ok(Claim::Mismatch),
                 Some(row)
                     if row.status == "in_flight"
                         && row.created_at < at - Duration::seconds(ABANDONED_AFTER_SECS) =>
                 {
-                    diesel::update(idempotency_keys::table.find(row.id))
-                        .set((
-                            idempotency_keys::request_hash.eq(request_hash),
-                            idempotency_keys::created_at.eq(at),
-                        ))
-                        .execute(conn)?;
-                    Ok(Claim::Started(row.id))
+                    // Take over only the claim we read: a concurrent taker changes
+                    // `created_at` first, and then this update matches nothing.
+                    let taken = diesel::update(
+                        idempotency_keys::table
+                            .find(row.id)
+                            .filter(idempotency_keys::status.eq("in_flight"))
+                            .filter(idempotency_keys::created_at.eq(row.created_at)),
+                    )
+                    .set(idempotency_keys::created_at.eq(at))
+                    .execute(conn)?;
+                    Ok(if taken == 1 {
+                        Claim::Started(Held {
+                            id: row.id,
+                            since: at,
+                        })
+                    } else {
+                        Claim::InFlight
+                    })
                 }
                 Some(row) => Ok(classify(row, request_hash)),
                 None => diesel::insert_into(idempotency_keys::table)
@@ -90,7 +110,7 @@ pub fn claim(
                     ))
                     .returning(idempotency_keys::id)
                     .get_result(conn)
-                    .map(Claim::Started),
+                    .map(|id| Claim::Started(Held { id, since: at })),
             }
         })
     };
@@ -102,24 +122,32 @@ pub fn claim(
 }
 
 /// Stores the response of a claimed key; call inside the transaction that did the work.
-pub fn finish(conn: &mut DbConnection, claim_id: i64, status: u16, body: &str) -> QueryResult<()> {
-    diesel::update(idempotency_keys::table.find(claim_id))
-        .set((
-            idempotency_keys::status.eq("done"),
-            idempotency_keys::response_status.eq(i32::from(status)),
-            idempotency_keys::response_body.eq(body),
-        ))
-        .execute(conn)
-        .map(drop)
+/// False when the claim is no longer this request's (it was taken over as abandoned): the
+/// caller must then roll its work back.
+pub fn finish(conn: &mut DbConnection, held: Held, status: u16, body: &str) -> QueryResult<bool> {
+    let changed = diesel::update(
+        idempotency_keys::table
+            .find(held.id)
+            .filter(idempotency_keys::status.eq("in_flight"))
+            .filter(idempotency_keys::created_at.eq(held.since)),
+    )
+    .set((
+        idempotency_keys::status.eq("done"),
+        idempotency_keys::response_status.eq(i32::from(status)),
+        idempotency_keys::response_body.eq(body),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
 }
 
 /// Gives a claim back when the request failed before doing anything, so the client may
-/// retry with the same key once it has fixed the cause.
-pub fn release(conn: &mut DbConnection, claim_id: i64) -> QueryResult<()> {
+/// retry with the same key once it has fixed the cause. Only this request's own claim.
+pub fn release(conn: &mut DbConnection, held: Held) -> QueryResult<()> {
     diesel::delete(
         idempotency_keys::table
-            .find(claim_id)
-            .filter(idempotency_keys::status.eq("in_flight")),
+            .find(held.id)
+            .filter(idempotency_keys::status.eq("in_flight"))
+            .filter(idempotency_keys::created_at.eq(held.since)),
     )
     .execute(conn)
     .map(drop)

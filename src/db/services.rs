@@ -144,3 +144,14 @@ pub fn set_status(
         .optional()
         .map(|row| row.map(Service::from))
 }
+
+/// Reads a service and holds a shared lock on its row until the transaction ends
+/// (PostgreSQL `FOR SHARE`), so it cannot be disabled while an order for it commits.
+pub fn find_shared(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
+    match conn {
+        DbConnection::Pg(pg) => services::table.find(id).for_share().first::<ServiceRow>(pg),
+        DbConnection::Sqlite(sqlite) => services::table.find(id).first::<ServiceRow>(sqlite),
+    }
+    .optional()
+    .map(|row| row.map(Service::from))
+}

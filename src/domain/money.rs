@@ -8,9 +8,9 @@ use std::str::FromStr;
 pub const MICROS_PER_UNIT: i64 = 1_000_000;
 /// Fractional digits a money amount may carry.
 pub const SCALE: u32 = 6;
-/// The largest amount accepted anywhere (one trillion units), so every sum of amounts
-/// stays far inside `i64` micro-units.
-const MAX_MICROS: i64 = 1_000_000_000_000 * MICROS_PER_UNIT;
+/// The largest amount accepted anywhere (one billion units): balances are sums of such
+/// amounts in `i64` micro-units, and this keeps thousands of them far from overflow.
+const MAX_MICROS: i64 = 1_000_000_000 * MICROS_PER_UNIT;
 
 /// A non-negative amount with at most six fractional digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -436,3 +436,54 @@ async fn services_are_created_edited_and_listed() {
     assert_eq!(service["rate"], "1.25");
     assert_eq!(service["type"], "default");
 }
+
+#[actix_rt::test]
+async fn an_abandoned_idempotency_claim_is_taken_over_once() {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::idempotency_keys;
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let service = app.service("1").await;
+    let body = json!({"service_id": service, "link": "https://x/1", "quantity": 1000});
+    // A request that claimed the key two minutes ago and died before finishing.
+    {
+        let mut conn = app.pool.get().unwrap();
+        diesel::insert_into(idempotency_keys::table)
+            .values((
+                idempotency_keys::account_id.eq(reseller.id),
+                idempotency_keys::scope.eq("create_order"),
+                idempotency_keys::idem_key.eq("dead-claim"),
+                idempotency_keys::request_hash.eq(reseller_api::api::orders::request_hash(&body)),
+                idempotency_keys::status.eq("in_flight"),
+                idempotency_keys::created_at
+                    .eq(reseller_api::db::now() - chrono::Duration::minutes(2)),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    let key = [("Idempotency-Key", "dead-claim")];
+    let other = json!({"service_id": service, "link": "https://x/2", "quantity": 1000});
+    app.post_with("/v1/orders", &reseller.token, other, &key)
+        .await
+        .assert_problem(422, "idempotency_key_reused");
+    let replies =
+        join_all((0..6).map(|_| app.post_with("/v1/orders", &reseller.token, body.clone(), &key)))
+            .await;
+    let ids: std::collections::HashSet<i64> = replies
+        .iter()
+        .filter(|r| r.status == 201)
+        .map(|r| r.body["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "{:?}",
+        replies.iter().map(|r| r.text.clone()).collect::<Vec<_>>()
+    );
+    for reply in replies.iter().filter(|r| r.status != 201) {
+        reply.assert_problem(409, "idempotency_key_in_flight");
+    }
+    assert_eq!(app.order_count(), 1);
+    assert_eq!(app.balance_micros(&reseller.token).await, 9_000_000);
+    app.assert_books_balance();
+}
