@@ -116,8 +116,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     }
                 }
             })?;
-            // An empty body stands for `{}`, so calls whose fields are all optional need none.
-            let raw: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            // No body at all stands for `{}`, so calls whose fields are all optional need none;
+            // anything else, whitespace included, must be JSON.
+            let raw: serde_json::Value = if bytes.is_empty() {
                 serde_json::Value::Object(Default::default())
             } else if !is_json {
                 return Err(ApiError::UnsupportedMediaType(
