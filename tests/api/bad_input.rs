@@ -24,6 +24,12 @@ async fn every_bad_order_request_is_a_problem_and_changes_nothing() {
         .await;
     reply.assert_problem(415, "unsupported_media_type");
 
+    // Whitespace is not JSON; only a body that is entirely absent stands for `{}`.
+    let reply = app
+        .post_raw("/v1/orders", t, "application/json", b"\r\n".to_vec())
+        .await;
+    reply.assert_problem(400, "malformed_json");
+
     let huge = format!(
         r#"{{"service_id": {service}, "link": "{}", "quantity": 1000}}"#,
         "x".repeat(20_000)
