@@ -1,20 +1,31 @@
 //! reseller-api: a public reseller API for SMM panels.
 //!
-//! How a request flows: `app::build_app` mounts `api::routes`; a handler takes its
-//! `Caller` (or `Admin`) and typed body, parses it into `domain` values, and runs its
-//! database work through `AppState::db` on the blocking pool, where `db` queries compose
-//! inside one `db::write_tx`. Errors are `error::ApiError`, rendered as problem+json.
+//! The folders are the architecture (`docs/ARCHITECTURE.md` has the whole picture):
+//!
+//! - `api/`: HTTP handlers, one file per resource, and `api::router`, the one list of
+//!   endpoints that mounts the routes and builds the OpenAPI document.
+//! - `http/`: plumbing shared by the handlers: process state, middleware, extractors,
+//!   authentication, quotas, problem documents, spec assembly. It imports no handler.
+//! - `application/`: one file per capability (placing orders, idempotency, disputes,
+//!   settling refunds, …); it owns every transaction that guards an invariant.
+//! - `domain/`: money, orders, refunds, policy: pure Rust, no actix, no diesel.
+//! - `db/`: diesel queries over one connection type for SQLite and PostgreSQL.
+//! - `providers/`: the upstream API v2 client, its reply dialects and the worker.
+//! - `tooling/`: seed data and benchmarks, apart from the product.
+//!
+//! How a request flows: `api::build_app` wraps the routes in `http::middleware`; a handler
+//! takes its `Caller` (or `Admin`) and typed body from `http::extract`, parses it into
+//! `domain` values, and makes one `application` call through `AppState::db`, which runs it
+//! on the blocking pool; there `db` queries compose inside one `db::write_tx`. Errors are
+//! `error::ApiError`, rendered by `http::problem` as problem+json.
 
 pub mod api;
-pub mod app;
-pub mod auth;
-pub mod bench;
-pub mod bench_load;
+pub mod application;
+pub mod cli;
 pub mod config;
-pub mod cors;
 pub mod db;
 pub mod domain;
 pub mod error;
-pub mod limits;
-pub mod seed;
-pub mod worker;
+pub mod http;
+pub mod providers;
+pub mod tooling;

@@ -4,14 +4,17 @@ use actix_web::HttpServer;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use reseller_api::app::{build_app, state};
-use reseller_api::auth::{create_account_with_key, TokenKeys};
-use reseller_api::config::{
-    AccountsCommand, BenchArgs, Cli, Command, Config, KeysCommand, SeedArgs, ServeArgs,
+use reseller_api::api::build_app;
+use reseller_api::application::accounts::create_account_with_key;
+use reseller_api::cli::{
+    AccountsCommand, BenchArgs, Cli, Command, KeysCommand, SeedArgs, ServeArgs,
 };
+use reseller_api::config::Config;
 use reseller_api::db;
 use reseller_api::domain::account::{parse_currency, Role};
 use reseller_api::domain::parse_text;
+use reseller_api::http::auth::TokenKeys;
+use reseller_api::http::state::state;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -40,11 +43,11 @@ fn main() -> ExitCode {
         Command::Worker => run_worker(&cli.config),
         Command::Seed(args) => seed(&cli.config, &args),
         Command::BenchReports(args) => bench_reports(&cli.config, &args),
-        Command::BenchLoad(command) => reseller_api::bench_load::run(&cli.config, command),
+        Command::BenchLoad(command) => reseller_api::tooling::bench_load::run(&cli.config, command),
         Command::Openapi => {
             println!(
                 "{}",
-                reseller_api::app::api_doc()
+                reseller_api::api::api_doc()
                     .to_pretty_json()
                     .unwrap_or_default()
             );
@@ -78,7 +81,7 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
     let data = state(pool.clone(), config.clone(), tokens)?;
     if !config.worker.no_worker {
         // Runs until the process exits; its leases expire if it dies mid-pass.
-        reseller_api::worker::spawn(pool, config.worker.clone(), data.wake.clone());
+        reseller_api::providers::worker::spawn(pool, config.worker.clone(), data.wake.clone());
     }
     let workers = if args.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -144,14 +147,15 @@ fn verify(config: &Config) -> Result<(), String> {
 fn run_worker(config: &Config) -> Result<(), String> {
     let pool = open(config)?;
     let stop = std::sync::atomic::AtomicBool::new(false);
-    reseller_api::worker::Worker::new(pool, config.worker.clone(), Default::default()).run(&stop);
+    reseller_api::providers::worker::Worker::new(pool, config.worker.clone(), Default::default())
+        .run(&stop);
     Ok(())
 }
 
 fn seed(config: &Config, args: &SeedArgs) -> Result<(), String> {
     let pool = open(config)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let options = reseller_api::seed::SeedOptions {
+    let options = reseller_api::tooling::seed::SeedOptions {
         orders: args.orders,
         refunds: args.refunds,
         accounts: args.accounts,
@@ -159,7 +163,7 @@ fn seed(config: &Config, args: &SeedArgs) -> Result<(), String> {
         days: args.days,
         seed: args.seed,
     };
-    let seeded = reseller_api::seed::run(&mut conn, &options)?;
+    let seeded = reseller_api::tooling::seed::run(&mut conn, &options)?;
     println!(
         "seeded {} accounts, {} services, {} orders, {} refunds, {} pending requests, {} ledger entries in {:.1} s",
         seeded.accounts,
@@ -176,7 +180,12 @@ fn seed(config: &Config, args: &SeedArgs) -> Result<(), String> {
 fn bench_reports(config: &Config, args: &BenchArgs) -> Result<(), String> {
     let pool = open(config)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let results = reseller_api::bench::run(&mut conn, args.days, args.iterations, args.explain)?;
+    let results = reseller_api::tooling::bench_reports::run(
+        &mut conn,
+        args.days,
+        args.iterations,
+        args.explain,
+    )?;
     println!(
         "{:<34} {:>6} {:>9} {:>9} {:>9} {:>9}",
         "report", "rows", "orders", "p50 ms", "p95 ms", "max ms"

@@ -4,13 +4,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::api_keys::ApiKeyResponse;
-use super::{utc, Amount, ApiJson};
-use crate::app::AppState;
-use crate::auth::{create_account_with_key, Admin, Caller};
+use crate::application::accounts::create_account_with_key;
 use crate::db::accounts;
 use crate::domain::account::{parse_currency, Account, AccountStatus, Role};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
+use crate::http::auth::{Admin, Caller};
+use crate::http::extract::ApiJson;
+use crate::http::state::AppState;
+use crate::http::wire::{utc, Amount};
 
 #[derive(Serialize, ToSchema)]
 pub struct AccountResponse {
@@ -130,7 +132,7 @@ async fn set_status(
     params(("id" = i64, Path, description = "Account id")),
     responses(
         (status = 200, description = "The suspended account", body = AccountResponse),
-        (status = 404, description = "No such account", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/accounts/{id}/suspend")]
@@ -149,7 +151,7 @@ pub async fn suspend_account(
     params(("id" = i64, Path, description = "Account id")),
     responses(
         (status = 200, description = "The active account", body = AccountResponse),
-        (status = 404, description = "No such account", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/accounts/{id}/reactivate")]

@@ -3,12 +3,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{utc, ApiJson};
-use crate::app::AppState;
-use crate::auth::{issue_api_key, Admin};
+use crate::application::accounts::issue_api_key;
 use crate::db::{accounts, api_keys};
 use crate::domain::account::Scope;
 use crate::error::ApiError;
+use crate::http::auth::Admin;
+use crate::http::extract::ApiJson;
+use crate::http::state::AppState;
+use crate::http::wire::utc;
 
 #[derive(Serialize, ToSchema)]
 pub struct ApiKeyResponse {
@@ -58,7 +60,7 @@ pub struct CreatedApiKeyResponse {
     request_body = Option<CreateApiKeyRequest>,
     responses(
         (status = 201, description = "The new key", body = CreatedApiKeyResponse),
-        (status = 404, description = "No such account", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/accounts/{id}/api-keys")]
@@ -112,7 +114,7 @@ pub async fn create_api_key(
     params(("id" = i64, Path, description = "API key id")),
     responses(
         (status = 200, description = "The revoked key", body = ApiKeyResponse),
-        (status = 404, description = "No such key", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/v1/admin/api-keys/{id}")]

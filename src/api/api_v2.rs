@@ -15,15 +15,15 @@ use utoipa::ToSchema;
 use super::orders::{
     cancel_owned_order, place_order, with_idempotency, CreateOrderRequest, Stored, MAX_BATCH,
 };
-use crate::app::AppState;
-use crate::auth::hash_api_key;
 use crate::db::schema::refills;
 use crate::db::{self, accounts, orders, services, DbConnection};
 use crate::domain::account::{Account, Scope};
+use crate::domain::api_key::hash_api_key;
 use crate::domain::money::format_micros;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::service::{ServiceStatus, ServiceType};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::state::AppState;
 
 /// The fields API v2 clients send; all are strings on the wire.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -174,7 +174,7 @@ fn dialect_error(error: &ApiError) -> String {
     match error {
         ApiError::PaymentRequired { .. } => "Not enough funds on balance".into(),
         ApiError::Forbidden {
-            code: "account_suspended",
+            code: ErrorCode::AccountSuspended,
             ..
         } => "Your account is suspended".into(),
         ApiError::Validation(fields) => match fields.first() {

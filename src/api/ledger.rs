@@ -3,13 +3,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{page_limit, page_response, utc, Amount, ApiQuery, Page};
-use crate::app::AppState;
-use crate::auth::Caller;
 use crate::db::ledger;
 use crate::domain::account::Scope;
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 use crate::error::ApiError;
+use crate::http::auth::Caller;
+use crate::http::extract::ApiQuery;
+use crate::http::state::AppState;
+use crate::http::wire::{page_limit, page_response, utc, Amount, Page};
 
 #[derive(Serialize, ToSchema)]
 pub struct LedgerEntryResponse {

@@ -3,8 +3,8 @@ use diesel::connection::SimpleConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::{api_doc, AppState};
 use crate::error::ApiError;
+use crate::http::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct HealthResponse {
@@ -26,7 +26,7 @@ pub async fn healthz() -> HttpResponse {
     tag = "ops",
     responses(
         (status = 200, description = "Ready", body = HealthResponse),
-        (status = 503, description = "The database does not answer", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database does not answer", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/readyz")]
@@ -52,9 +52,4 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())
-}
-
-#[get("/openapi.json")]
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(api_doc())
 }

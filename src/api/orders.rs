@@ -7,10 +7,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{page_limit, page_response, utc, Amount, ApiJson, ApiQuery, Page};
-use crate::app::AppState;
-use crate::auth::Admin;
-use crate::auth::Caller;
 use crate::db::orders::OrderFilter;
 use crate::db::refunds::{self, Trigger};
 use crate::db::{
@@ -21,7 +17,12 @@ use crate::domain::ledger::LedgerKind;
 use crate::domain::order::{plan_order, NewOrder, Order, OrderInput, OrderStatus};
 use crate::domain::refund::{Change, RefundReason, RefundSource};
 use crate::domain::FieldError;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::auth::Admin;
+use crate::http::auth::Caller;
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::state::AppState;
+use crate::http::wire::{page_limit, page_response, utc, Amount, Page};
 
 #[derive(Serialize, ToSchema)]
 pub struct OrderResponse {
@@ -145,7 +146,7 @@ pub fn store_response(
         Ok(())
     } else {
         Err(ApiError::Conflict {
-            code: "idempotency_key_in_flight",
+            code: ErrorCode::IdempotencyKeyInFlight,
             detail:
                 "another request with this Idempotency-Key took over; retry to get its response"
                     .into(),
@@ -176,14 +177,14 @@ pub fn with_idempotency(
             }
             idempotency::Claim::Mismatch => {
                 return Err(ApiError::Unprocessable {
-                    code: "idempotency_key_reused",
+                    code: ErrorCode::IdempotencyKeyReused,
                     detail: "this Idempotency-Key was already used with a different request body"
                         .into(),
                     param: Some(IDEMPOTENCY_HEADER.into()),
                 })
             }
             idempotency::Claim::InFlight => return Err(ApiError::Conflict {
-                code: "idempotency_key_in_flight",
+                code: ErrorCode::IdempotencyKeyInFlight,
                 detail:
                     "a request with this Idempotency-Key is still being processed; retry shortly"
                         .into(),
@@ -210,9 +211,9 @@ pub fn with_idempotency(
             ("Location" = String, description = "The order's URL"),
             ("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"),
         )),
-        (status = 402, description = "The balance does not cover the charge", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Account suspended, or scope missing", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with this Idempotency-Key is in flight", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 402, description = "The balance does not cover the charge", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Account suspended, or scope missing", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is in flight", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/orders")]
@@ -270,7 +271,7 @@ pub fn place_order(
         accounts::find(conn, account_id)?.ok_or_else(|| ApiError::not_found("account"))?;
     if account.status != AccountStatus::Active {
         return Err(ApiError::Forbidden {
-            code: "account_suspended",
+            code: ErrorCode::AccountSuspended,
             detail: "this account is suspended and cannot place orders".into(),
         });
     }
@@ -292,7 +293,11 @@ pub fn place_order(
     let order = place_order_planned(conn, planned)?;
     if let Some((provider_id, remote_service)) = &service.provider {
         // Sent by the worker once this transaction has committed, never inside it.
-        let key = format!("order-{}-{}", order.id, crate::auth::random_token(8));
+        let key = format!(
+            "order-{}-{}",
+            order.id,
+            crate::domain::api_key::random_token(8)
+        );
         provider_orders::enqueue(conn, order.id, *provider_id, remote_service, &key)?;
     }
     Ok(order)
@@ -317,7 +322,7 @@ pub fn place_order_planned(conn: &mut DbConnection, planned: NewOrder) -> Result
     if debited.is_none() {
         let balance = accounts::find(conn, planned.account_id)?.map_or(0, |a| a.balance_micros);
         return Err(ApiError::PaymentRequired {
-            code: "insufficient_funds",
+            code: ErrorCode::InsufficientFunds,
             detail: format!(
                 "the order costs {} but the balance is {}",
                 planned.charge,
@@ -335,7 +340,7 @@ pub fn place_order_planned(conn: &mut DbConnection, planned: NewOrder) -> Result
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = OrderResponse),
-        (status = 404, description = "No such order among yours", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order among yours", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/orders/{id}")]
@@ -426,8 +431,7 @@ pub struct BatchStatusQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct ItemError {
-    #[schema(example = "not_found")]
-    pub code: String,
+    pub code: ErrorCode,
     pub detail: String,
 }
 
@@ -503,7 +507,7 @@ pub async fn batch_order_status(
                 id,
                 order: None,
                 error: Some(ItemError {
-                    code: "not_found".into(),
+                    code: ErrorCode::NotFound,
                     detail: "order not found".into(),
                 }),
             },
@@ -519,8 +523,8 @@ pub async fn batch_order_status(
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, description = "The canceled order and its refund", body = crate::api::refunds::SettlementResponse),
-        (status = 404, description = "No such order among yours", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order is no longer pending, or its service does not allow cancel", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order among yours", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is no longer pending, or its service does not allow cancel", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/orders/{id}/cancel")]
@@ -551,13 +555,13 @@ pub fn cancel_owned_order(
         services::find(conn, order.service_id)?.ok_or_else(|| ApiError::not_found("service"))?;
     if !service.cancel {
         return Err(ApiError::Conflict {
-            code: "not_cancelable",
+            code: ErrorCode::NotCancelable,
             detail: "this order's service does not allow cancel".into(),
         });
     }
     if order.status != OrderStatus::Pending {
         return Err(ApiError::Conflict {
-            code: "not_cancelable",
+            code: ErrorCode::NotCancelable,
             detail: format!(
                 "only pending orders can be canceled; this one is {}",
                 order.status
@@ -568,7 +572,7 @@ pub fn cancel_owned_order(
         && !provider_orders::withdraw(conn, order_id)?
     {
         return Err(ApiError::Conflict {
-            code: "not_cancelable",
+            code: ErrorCode::NotCancelable,
             detail: "this order was already sent to the provider".into(),
         });
     }
@@ -608,8 +612,8 @@ pub struct OutcomeRequest {
     request_body = OutcomeRequest,
     responses(
         (status = 200, description = "The order and the refund it produced, if any", body = crate::api::refunds::SettlementResponse),
-        (status = 404, description = "No such order", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The outcome cannot apply to this order", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The outcome cannot apply to this order", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/orders/{id}/outcome")]

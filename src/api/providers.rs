@@ -3,15 +3,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{utc, ApiJson};
-use crate::app::AppState;
-use crate::auth::Admin;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
 use crate::db::{self};
 use crate::domain::provider::Provider;
 use crate::domain::{parse_text, FieldError};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::auth::Admin;
+use crate::http::extract::ApiJson;
+use crate::http::state::AppState;
+use crate::http::wire::utc;
 
 /// A provider as operators see it; its key is never returned.
 #[derive(Serialize, ToSchema)]
@@ -169,7 +170,7 @@ pub async fn list_providers(
     request_body = Option<UpdateProviderRequest>,
     responses(
         (status = 200, description = "The updated provider", body = ProviderResponse),
-        (status = 404, description = "No such provider", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such provider", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/v1/admin/providers/{id}")]
@@ -247,7 +248,7 @@ impl From<provider_orders::ProviderOrder> for ForwardingResponse {
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order's forwarding state", body = ForwardingResponse),
-        (status = 404, description = "No such provider-backed order", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such provider-backed order", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/admin/orders/{id}/forwarding")]
@@ -276,8 +277,8 @@ pub async fn find_forwarding(
     request_body = Option<ReconcileRequest>,
     responses(
         (status = 200, description = "The order's new forwarding state", body = ForwardingResponse),
-        (status = 404, description = "No such provider-backed order", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order is not waiting for reconciliation", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such provider-backed order", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not waiting for reconciliation", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/orders/{id}/forwarding")]
@@ -307,13 +308,13 @@ pub async fn reconcile_forwarding(
                     .ok_or_else(|| ApiError::not_found("provider-backed order"))?;
                 if order.status.is_terminal() {
                     return Err(ApiError::Conflict {
-                        code: "order_final",
+                        code: ErrorCode::OrderFinal,
                         detail: format!("the order is {}; nothing is left to send", order.status),
                     });
                 }
                 if !provider_orders::reconcile(conn, id, remote.as_deref())? {
                     return Err(ApiError::Conflict {
-                        code: "not_ambiguous",
+                        code: ErrorCode::NotAmbiguous,
                         detail: "only an order whose send is ambiguous or failed can be reconciled"
                             .into(),
                     });

@@ -3,12 +3,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{utc, Amount, ApiJson};
-use crate::app::AppState;
-use crate::auth::Admin;
 use crate::db::{self, accounts, policy};
 use crate::domain::policy::{decide, Standing};
 use crate::error::ApiError;
+use crate::http::auth::Admin;
+use crate::http::extract::ApiJson;
+use crate::http::state::AppState;
+use crate::http::wire::{utc, Amount};
 
 #[derive(Serialize, ToSchema)]
 pub struct PolicyThresholds {
@@ -109,7 +110,7 @@ async fn standing_response(
     params(("id" = i64, Path, description = "Account id")),
     responses(
         (status = 200, description = "The account's standing", body = RefundStandingResponse),
-        (status = 404, description = "No such account", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/admin/accounts/{id}/refund-standing")]
@@ -137,7 +138,7 @@ pub struct AllowlistRequest {
     request_body = AllowlistRequest,
     responses(
         (status = 200, description = "The account's new standing", body = RefundStandingResponse),
-        (status = 404, description = "No such account", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/accounts/{id}/refund-allowlist")]
@@ -162,7 +163,7 @@ pub async fn create_refund_allowlist(
     params(("id" = i64, Path, description = "Account id")),
     responses(
         (status = 200, description = "The account's new standing", body = RefundStandingResponse),
-        (status = 404, description = "No such account", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/v1/admin/accounts/{id}/refund-allowlist")]

@@ -4,11 +4,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::orders::{idempotency_key, request_hash, with_idempotency, OrderResponse, Stored};
-use super::{
-    page_limit, page_response, parse_optional_positive_money, utc, Amount, ApiJson, ApiQuery, Page,
-};
-use crate::app::AppState;
-use crate::auth::{Admin, Caller};
 use crate::db::refunds::{self, NewRefund, RefundFilter, Trigger};
 use crate::db::{self, orders};
 use crate::db::{accounts, policy};
@@ -19,7 +14,13 @@ use crate::domain::refund::{
     Change, DisputeReason, PolicyNote, Refund, RefundReason, RefundSource, RefundStatus,
 };
 use crate::domain::{parse_text, FieldError};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::auth::{Admin, Caller};
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::state::AppState;
+use crate::http::wire::{
+    page_limit, page_response, parse_optional_positive_money, utc, Amount, Page,
+};
 
 #[derive(Serialize, ToSchema)]
 pub struct RefundResponse {
@@ -182,7 +183,7 @@ pub async fn list_admin_refunds(
     params(("id" = i64, Path, description = "Refund id")),
     responses(
         (status = 200, description = "The refund", body = RefundResponse),
-        (status = 404, description = "No such refund among yours", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such refund among yours", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/refunds/{id}")]
@@ -227,10 +228,10 @@ pub struct CreateDisputeRequest {
             headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"))),
         (status = 202, description = "The refund request, awaiting review", body = RefundResponse,
             headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"))),
-        (status = 429, description = "Refused by a request quota or the refund-abuse policy; the body names the rule and its numbers", body = crate::error::Problem, content_type = "application/problem+json",
+        (status = 429, description = "Refused by a request quota or the refund-abuse policy; the body names the rule and its numbers", body = crate::http::problem::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until a request could pass"))),
-        (status = 404, description = "No such order among yours", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order is canceled, fully refunded, or already has a request under review", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order among yours", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is canceled, fully refunded, or already has a request under review", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/orders/{id}/refunds")]
@@ -263,27 +264,27 @@ pub async fn create_dispute(
                         .ok_or_else(|| ApiError::not_found("order"))?;
                     if order.status == OrderStatus::Canceled {
                         return Err(ApiError::Conflict {
-                            code: "order_canceled",
+                            code: ErrorCode::OrderCanceled,
                             detail: "a canceled order is already refunded in full".into(),
                         });
                     }
                     let refundable = order.refundable().micros();
                     if refundable == 0 {
                         return Err(ApiError::Conflict {
-                            code: "nothing_to_refund",
+                            code: ErrorCode::NothingToRefund,
                             detail: "this order has already been refunded in full".into(),
                         });
                     }
                     if refunds::pending_dispute(conn, order_id)?.is_some() {
                         return Err(ApiError::Conflict {
-                            code: "dispute_pending",
+                            code: ErrorCode::DisputePending,
                             detail: "this order already has a refund request under review".into(),
                         });
                     }
                     let amount = amount.map_or(refundable, |a| a.micros());
                     if amount > refundable {
                         return Err(ApiError::Unprocessable {
-                            code: "amount_exceeds_refundable",
+                            code: ErrorCode::AmountExceedsRefundable,
                             detail: format!(
                                 "at most {} of this order can still be refunded",
                                 order.refundable()
@@ -379,7 +380,7 @@ pub struct ApproveRefundRequest {
 
 fn refund_already_decided(refund: &Refund) -> ApiError {
     ApiError::Conflict {
-        code: "refund_already_decided",
+        code: ErrorCode::RefundAlreadyDecided,
         detail: format!("this refund is already {}", refund.status),
     }
 }
@@ -392,8 +393,8 @@ fn refund_already_decided(refund: &Refund) -> ApiError {
     request_body = Option<ApproveRefundRequest>,
     responses(
         (status = 200, description = "The order and the credited refund", body = SettlementResponse),
-        (status = 404, description = "No such refund", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The refund was already decided", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such refund", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The refund was already decided", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/refunds/{id}/approve")]
@@ -460,8 +461,8 @@ pub struct RejectRefundRequest {
     request_body = RejectRefundRequest,
     responses(
         (status = 200, description = "The rejected refund", body = RefundResponse),
-        (status = 404, description = "No such refund", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The refund was already decided", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such refund", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The refund was already decided", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/refunds/{id}/reject")]

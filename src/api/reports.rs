@@ -8,9 +8,6 @@ use chrono::{DateTime, Duration, NaiveDateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{utc, Amount, ApiQuery};
-use crate::app::AppState;
-use crate::auth::{Admin, Caller};
 use crate::db::reports::{self, Scope as ReportScope};
 use crate::domain::account::Scope;
 use crate::domain::report::{
@@ -18,6 +15,10 @@ use crate::domain::report::{
     ReportGroup, Summary, Window, NO_PROVIDER,
 };
 use crate::error::ApiError;
+use crate::http::auth::{Admin, Caller};
+use crate::http::extract::ApiQuery;
+use crate::http::state::AppState;
+use crate::http::wire::{utc, Amount};
 
 /// How a report is rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]

@@ -3,9 +3,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{page_limit, page_response, parse_money, utc, Amount, ApiJson, ApiQuery, Page};
-use crate::app::AppState;
-use crate::auth::{Admin, Caller};
 use crate::db::refunds::{self, Trigger};
 use crate::db::services::ServiceFields;
 use crate::db::{self, orders, services, DbConnection};
@@ -15,6 +12,10 @@ use crate::domain::refund::{Change, RefundReason, RefundSource};
 use crate::domain::service::{check_quantity_window, Service, ServiceStatus, ServiceType};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
+use crate::http::auth::{Admin, Caller};
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::state::AppState;
+use crate::http::wire::{page_limit, page_response, parse_money, utc, Amount, Page};
 
 #[derive(Serialize, ToSchema)]
 pub struct ServiceResponse {
@@ -234,7 +235,7 @@ pub async fn create_service(
     request_body = Option<UpdateServiceRequest>,
     responses(
         (status = 200, description = "The updated service", body = ServiceResponse),
-        (status = 404, description = "No such service", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such service", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/v1/admin/services/{id}")]
@@ -298,7 +299,7 @@ const DISABLE_BATCH: i64 = 500;
     params(("id" = i64, Path, description = "Service id")),
     responses(
         (status = 200, description = "The disabled service and what was refunded", body = DisableServiceResponse),
-        (status = 404, description = "No such service", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such service", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/services/{id}/disable")]

@@ -2,12 +2,12 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiJson;
-use crate::app::AppState;
-use crate::auth::hash_api_key;
 use crate::db::{accounts, api_keys};
 use crate::domain::account::scopes_to_string;
+use crate::domain::api_key::hash_api_key;
 use crate::error::ApiError;
+use crate::http::extract::ApiJson;
+use crate::http::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,8 +35,8 @@ pub struct TokenResponse {
     request_body = CreateTokenRequest,
     responses(
         (status = 200, description = "A new access token", body = TokenResponse),
-        (status = 401, description = "Unknown or revoked key", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many token requests from this client IP", body = crate::error::Problem, content_type = "application/problem+json",
+        (status = 401, description = "Unknown or revoked key", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many token requests from this client IP", body = crate::http::problem::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]

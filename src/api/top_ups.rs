@@ -4,9 +4,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::refunds::{optional_text, RefundResponse};
-use super::{parse_optional_positive_money, parse_positive_money, utc, Amount, ApiJson};
-use crate::app::AppState;
-use crate::auth::Admin;
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, is_unique_violation, ledger, top_ups};
 use crate::domain::account::AccountStatus;
@@ -14,7 +11,11 @@ use crate::domain::ledger::{LedgerKind, TopUp, TopUpStatus};
 use crate::domain::money::format_micros;
 use crate::domain::refund::{RefundReason, RefundSource, RefundStatus};
 use crate::domain::{parse_text, FieldError};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::auth::Admin;
+use crate::http::extract::ApiJson;
+use crate::http::state::AppState;
+use crate::http::wire::{parse_optional_positive_money, parse_positive_money, utc, Amount};
 
 #[derive(Serialize, ToSchema)]
 pub struct TopUpResponse {
@@ -65,8 +66,8 @@ pub struct CreateTopUpRequest {
     request_body = CreateTopUpRequest,
     responses(
         (status = 201, description = "The recorded top-up", body = TopUpResponse),
-        (status = 404, description = "No such account", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "This `gateway_ref` was already recorded", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "This `gateway_ref` was already recorded", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/accounts/{id}/top-ups")]
@@ -94,7 +95,7 @@ pub async fn create_top_up(
     let top_up = state
         .db(move |conn| {
             let duplicate = || ApiError::Conflict {
-                code: "duplicate_gateway_ref",
+                code: ErrorCode::DuplicateGatewayRef,
                 detail: format!("a top-up with gateway_ref `{gateway_ref}` is already recorded"),
             };
             db::write_tx(conn, |conn| {
@@ -157,8 +158,8 @@ pub struct RefundTopUpRequest {
     request_body = RefundTopUpRequest,
     responses(
         (status = 201, description = "The pending refund", body = RefundResponse),
-        (status = 402, description = "The balance no longer holds the amount", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such top-up", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 402, description = "The balance no longer holds the amount", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such top-up", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/top-ups/{id}/refund")]
@@ -216,7 +217,7 @@ pub async fn refund_top_up(
                     ledger::Overdraft::Refuse,
                 )?
                 .ok_or_else(|| ApiError::PaymentRequired {
-                    code: "insufficient_funds",
+                    code: ErrorCode::InsufficientFunds,
                     detail: "the account's balance no longer holds this amount".into(),
                 })?;
                 Ok(refund)
@@ -230,7 +231,7 @@ fn check_refundable(top_up: &TopUp, amount: i64) -> Result<(), ApiError> {
     let left = top_up.amount_micros - top_up.refunded_micros;
     if amount > left {
         return Err(ApiError::Unprocessable {
-            code: "amount_exceeds_refundable",
+            code: ErrorCode::AmountExceedsRefundable,
             detail: format!(
                 "at most {} of this top-up can still be returned",
                 format_micros(left)
@@ -257,7 +258,7 @@ async fn finish_payment_refund(
                     (RefundStatus::Pending, Some(top_up_id)) => top_up_id,
                     _ => {
                         return Err(ApiError::Conflict {
-                            code: "refund_not_pending",
+                            code: ErrorCode::RefundNotPending,
                             detail: format!(
                                 "only a pending payment refund can be settled; this one is {}",
                                 refund.status
@@ -310,8 +311,8 @@ async fn finish_payment_refund(
     params(("id" = i64, Path, description = "Refund id")),
     responses(
         (status = 200, description = "The succeeded refund", body = RefundResponse),
-        (status = 404, description = "No such refund", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The refund is not a pending payment refund", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such refund", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The refund is not a pending payment refund", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/refunds/{id}/succeed")]
@@ -330,8 +331,8 @@ pub async fn succeed_refund(
     params(("id" = i64, Path, description = "Refund id")),
     responses(
         (status = 200, description = "The failed refund", body = RefundResponse),
-        (status = 404, description = "No such refund", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The refund is not a pending payment refund", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such refund", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The refund is not a pending payment refund", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/refunds/{id}/fail")]
@@ -368,8 +369,8 @@ pub struct ChargebackResponse {
     request_body = Option<ChargebackRequest>,
     responses(
         (status = 201, description = "The chargeback", body = ChargebackResponse),
-        (status = 409, description = "The top-up was already returned in full", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such top-up", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The top-up was already returned in full", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such top-up", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/top-ups/{id}/chargeback")]
@@ -397,7 +398,7 @@ pub async fn chargeback_top_up(
                 let amount = amount.map_or(left, |a| a.micros());
                 if amount == 0 {
                     return Err(ApiError::Conflict {
-                        code: "nothing_to_charge_back",
+                        code: ErrorCode::NothingToChargeBack,
                         detail: "this top-up was already returned in full".into(),
                     });
                 }

@@ -1,6 +1,7 @@
 //! The business rules, free of HTTP and SQL.
 
 pub mod account;
+pub mod api_key;
 pub mod ledger;
 pub mod money;
 pub mod order;

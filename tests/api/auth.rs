@@ -2,8 +2,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_app_on};
-use reseller_api::auth::TokenKeys;
 use reseller_api::db::jwt_keys;
+use reseller_api::http::auth::TokenKeys;
 
 fn signing_secret(app: &crate::helpers::TestApp) -> (String, String) {
     let mut conn = app.pool.get().unwrap();

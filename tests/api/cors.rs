@@ -3,7 +3,7 @@ use clap::Parser;
 use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
-use reseller_api::config::Cli;
+use reseller_api::cli::Cli;
 
 const DASHBOARD: &str = "https://panel.example.com";
 

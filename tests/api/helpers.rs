@@ -12,11 +12,13 @@ use diesel::{Connection, PgConnection};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use reseller_api::app::{build_app, state};
-use reseller_api::auth::{create_account_with_key, TokenKeys};
+use reseller_api::api::build_app;
+use reseller_api::application::accounts::create_account_with_key;
 use reseller_api::config::Config;
 use reseller_api::db::{self, DbPool};
 use reseller_api::domain::account::Role;
+use reseller_api::http::auth::TokenKeys;
+use reseller_api::http::state::state;
 
 /// A database that exists for one test and is removed after it.
 pub enum TestDb {
@@ -537,8 +539,8 @@ impl TestApp {
     }
 
     /// One pass of a provider worker over this app's database, off the async runtime.
-    pub async fn worker_pass(&self) -> reseller_api::worker::Pass {
-        let worker = reseller_api::worker::Worker::new(
+    pub async fn worker_pass(&self) -> reseller_api::providers::worker::Pass {
+        let worker = reseller_api::providers::worker::Worker::new(
             self.pool.clone(),
             self.config.worker.clone(),
             Default::default(),

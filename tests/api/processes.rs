@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 
 use crate::helpers::{fresh_database, micros, StandIn};
-use reseller_api::auth::create_account_with_key;
+use reseller_api::application::accounts::create_account_with_key;
 use reseller_api::db;
 use reseller_api::domain::account::Role;
 

@@ -879,7 +879,7 @@ async fn seeded_data_keeps_the_books_and_reports_add_up_to_it() {
     use diesel::prelude::*;
     use reseller_api::db::schema::{orders, refunds};
     let app = spawn_app().await;
-    let options = reseller_api::seed::SeedOptions {
+    let options = reseller_api::tooling::seed::SeedOptions {
         orders: 3_000,
         refunds: 400,
         accounts: 5,
@@ -889,7 +889,7 @@ async fn seeded_data_keeps_the_books_and_reports_add_up_to_it() {
     };
     let (charged, refunded, refund_rows): (i64, i64, i64) = {
         let mut conn = app.pool.get().unwrap();
-        let seeded = reseller_api::seed::run(&mut conn, &options).unwrap();
+        let seeded = reseller_api::tooling::seed::run(&mut conn, &options).unwrap();
         assert_eq!(
             (seeded.orders, seeded.refunds, seeded.pending),
             (3_000, 400, 7)
@@ -953,6 +953,6 @@ async fn the_dashboard_is_one_self_contained_page_outside_the_api_spec() {
     }
     assert!(page.text.contains("/v1/admin/reports/refunds"));
     assert!(page.text.contains("/v1/reports/refunds"));
-    let spec = reseller_api::app::api_doc();
+    let spec = reseller_api::api::api_doc();
     assert!(!spec.paths.paths.contains_key("/dashboard"));
 }

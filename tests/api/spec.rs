@@ -4,7 +4,7 @@ const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.js
 
 #[test]
 fn committed_openapi_spec_matches_the_code() {
-    let generated = reseller_api::app::api_doc().to_pretty_json().unwrap() + "\n";
+    let generated = reseller_api::api::api_doc().to_pretty_json().unwrap() + "\n";
     let committed = std::fs::read_to_string(SPEC_PATH).unwrap_or_default();
     assert!(
         committed == generated,

@@ -19,7 +19,7 @@ use reseller_api::domain::service::{ServiceStatus, ServiceType};
 const PANEL_DIALECT: &str = "api_v2";
 
 fn spec() -> Value {
-    serde_json::to_value(reseller_api::app::api_doc()).unwrap()
+    serde_json::to_value(reseller_api::api::api_doc()).unwrap()
 }
 
 /// Every operation: (method, path, operation object).

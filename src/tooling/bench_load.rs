@@ -14,7 +14,7 @@ use actix_web::{get, App, HttpResponse, HttpServer};
 use clap::{Args, Subcommand};
 
 use crate::api::orders::{place_order, CreateOrderRequest, OrderResponse};
-use crate::auth::{create_account_with_key, TokenKeys};
+use crate::application::accounts::create_account_with_key;
 use crate::config::Config;
 use crate::db::{self, ledger, services, top_ups, DbConnection};
 use crate::domain::account::Role;
@@ -22,6 +22,7 @@ use crate::domain::ledger::LedgerKind;
 use crate::domain::money::Money;
 use crate::domain::service::ServiceType;
 use crate::error::ApiError;
+use crate::http::auth::TokenKeys;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchLoadCommand {

@@ -6,79 +6,21 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
+use super::client::{call, Reply};
+use super::dialect::{parse_add, parse_multi_status, AddReply, StatusItem};
+use super::Wake;
 use crate::config::WorkerConfig;
 use crate::db::provider_orders::{self, ProviderOrder, Settle};
 use crate::db::refunds::{self, SettleError, Trigger};
 use crate::db::{self, orders, providers, DbPool};
 use crate::domain::order::{Order, OrderStatus};
-use crate::domain::provider::{parse_add, parse_multi_status, AddReply, Provider, StatusItem};
+use crate::domain::provider::Provider;
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
-
-/// Wakes the worker early, e.g. right after an order to forward was placed.
-#[derive(Default)]
-pub struct Wake {
-    pending: Mutex<bool>,
-    signal: Condvar,
-}
-
-impl Wake {
-    pub fn notify(&self) {
-        if let Ok(mut pending) = self.pending.lock() {
-            *pending = true;
-            self.signal.notify_all();
-        }
-    }
-
-    fn wait(&self, timeout: Duration) {
-        let Ok(pending) = self.pending.lock() else {
-            return;
-        };
-        if let Ok((mut pending, _)) = self.signal.wait_timeout_while(pending, timeout, |p| !*p) {
-            *pending = false;
-        }
-    }
-}
-
-/// How one exchange with a provider went.
-enum Reply {
-    /// An HTTP answer with its body (any status).
-    Answered { status: u16, body: String },
-    /// The request never reached the provider (refused connection, bad address).
-    NotSent(String),
-    /// It may have reached the provider (timeout, broken connection).
-    Lost(String),
-}
-
-/// Sends one API v2 call, form-encoded, with the provider's timeout.
-fn call(provider: &Provider, fields: &[(&str, &str)]) -> Reply {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_millis(provider.timeout_ms.max(1) as u64))
-        .build();
-    let mut form = vec![("key", provider.api_key.as_str())];
-    form.extend_from_slice(fields);
-    let response = match agent.post(&provider.url).send_form(&form) {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(ureq::Error::Transport(transport)) => {
-            return match transport.kind() {
-                ureq::ErrorKind::Dns
-                | ureq::ErrorKind::ConnectionFailed
-                | ureq::ErrorKind::InvalidUrl => Reply::NotSent(transport.to_string()),
-                _ => Reply::Lost(transport.to_string()),
-            }
-        }
-    };
-    let status = response.status();
-    match response.into_string() {
-        Ok(body) => Reply::Answered { status, body },
-        Err(e) => Reply::Lost(format!("reading the reply: {e}")),
-    }
-}
 
 /// What one pass of the worker did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -8,15 +8,14 @@ use std::time::{Duration, Instant};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::db::{self, jwt_keys, DbConnection, DbPool};
 use crate::domain::account::{scopes_from_str, scopes_to_string, Role, Scope};
-use crate::error::ApiError;
+use crate::domain::api_key::random_token;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::state::AppState;
 
 /// The one signing algorithm accepted; anything else in a token header is refused.
 const ALGORITHM: Algorithm = Algorithm::HS256;
@@ -24,40 +23,6 @@ const ALGORITHM: Algorithm = Algorithm::HS256;
 const LEEWAY_SECS: u64 = 30;
 /// How often a process re-reads the key set, so rotations by another process reach it.
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
-const KEY_PREFIX: &str = "rk_";
-
-/// A random hex string of `bytes` random bytes.
-pub fn random_token(bytes: usize) -> String {
-    random_hex(bytes)
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buf);
-    hex::encode(buf)
-}
-
-/// A new API key: the plaintext (shown once), its hash (stored) and a display prefix.
-pub struct NewApiKey {
-    pub plaintext: String,
-    pub hash: String,
-    pub prefix: String,
-}
-
-pub fn generate_api_key() -> NewApiKey {
-    let plaintext = format!("{KEY_PREFIX}{}", random_hex(32));
-    NewApiKey {
-        hash: hash_api_key(&plaintext),
-        prefix: plaintext[..KEY_PREFIX.len() + 8].to_string(),
-        plaintext,
-    }
-}
-
-/// Keys carry 256 random bits, so one SHA-256 is enough to store them safely and lets
-/// the token exchange find a key with an indexed lookup instead of a slow password hash.
-pub fn hash_api_key(plaintext: &str) -> String {
-    hex::encode(Sha256::digest(plaintext.as_bytes()))
-}
 
 /// The claims of an access token; every one is required on the way in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,7 +60,7 @@ impl TokenKeys {
     ) -> Result<TokenKeys, diesel::result::Error> {
         let mut live = jwt_keys::live(conn)?;
         if live.is_empty() {
-            jwt_keys::insert(conn, &random_hex(8), &random_hex(32))?;
+            jwt_keys::insert(conn, &random_token(8), &random_token(32))?;
             live = jwt_keys::live(conn)?;
         }
         Ok(TokenKeys {
@@ -111,9 +76,9 @@ impl TokenKeys {
         conn: &mut DbConnection,
         config: &Config,
     ) -> Result<String, diesel::result::Error> {
-        let kid = random_hex(8);
+        let kid = random_token(8);
         db::write_tx(conn, |conn| {
-            jwt_keys::insert(conn, &kid, &random_hex(32))?;
+            jwt_keys::insert(conn, &kid, &random_token(32))?;
             let grace = chrono::Duration::seconds(config.token_ttl_secs + LEEWAY_SECS as i64 + 60);
             jwt_keys::retire_all_but(conn, &kid, grace)
         })?;
@@ -148,7 +113,7 @@ impl TokenKeys {
             iat: now,
             nbf: now,
             exp: now + self.ttl_secs,
-            jti: random_hex(16),
+            jti: random_token(16),
         };
         let mut header = Header::new(ALGORITHM);
         header.kid = Some(kid.clone());
@@ -258,7 +223,7 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::Forbidden {
-                code: "insufficient_scope",
+                code: ErrorCode::InsufficientScope,
                 detail: format!("this call needs the `{scope}` scope"),
             })
         }
@@ -315,43 +280,11 @@ impl FromRequest for Admin {
             let caller = caller.await?;
             if caller.role != Role::Admin || !caller.scopes.contains(&Scope::Admin) {
                 return Err(ApiError::Forbidden {
-                    code: "admin_only",
+                    code: ErrorCode::AdminOnly,
                     detail: "this call is for operators (role admin, scope admin)".into(),
                 });
             }
             Ok(Admin(caller))
         })
     }
-}
-
-/// Issues a new API key for an account, returning the record and the plaintext (shown once).
-pub fn issue_api_key(
-    conn: &mut DbConnection,
-    account_id: i64,
-    scopes: &[Scope],
-) -> Result<(db::api_keys::ApiKey, String), diesel::result::Error> {
-    let key = generate_api_key();
-    let record = db::api_keys::insert(conn, account_id, &key.hash, &key.prefix, scopes)?;
-    Ok((record, key.plaintext))
-}
-
-/// Creates an account and its first API key (with the role's default scopes) in one transaction.
-pub fn create_account_with_key(
-    conn: &mut DbConnection,
-    name: &str,
-    role: Role,
-    currency: &str,
-) -> Result<
-    (
-        crate::domain::account::Account,
-        db::api_keys::ApiKey,
-        String,
-    ),
-    diesel::result::Error,
-> {
-    db::write_tx(conn, |conn| {
-        let account = db::accounts::insert(conn, name, role, currency)?;
-        let (key, plaintext) = issue_api_key(conn, account.id, &role.default_scopes())?;
-        Ok((account, key, plaintext))
-    })
 }

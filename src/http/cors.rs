@@ -11,8 +11,8 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse, ResponseError};
 
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::state::AppState;
 
 /// Methods a dashboard may use.
 pub const ALLOW_METHODS: &str = "GET, POST, PATCH, DELETE";
@@ -58,7 +58,7 @@ pub async fn cors(
                 .insert_header((header::ACCESS_CONTROL_MAX_AGE, MAX_AGE_SECS))
                 .finish(),
             None => ApiError::Forbidden {
-                code: "origin_not_allowed",
+                code: ErrorCode::OriginNotAllowed,
                 detail: "this origin is not allowed to call the API from a browser".into(),
             }
             .error_response(),

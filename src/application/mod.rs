@@ -1,0 +1,6 @@
+//! The application layer: one file per capability, each owning the transactions that guard
+//! its invariants. Handlers, the worker, the CLI, the benchmarks and the tests call these,
+//! never each other.
+
+pub mod accounts;
+pub mod refunds;

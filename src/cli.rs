@@ -1,0 +1,107 @@
+//! The command line: which command to run, with the shared [`Config`].
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reseller-api",
+    version,
+    about = "Public reseller API for SMM panels"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations, then serve the API (the default command).
+    Serve(ServeArgs),
+    /// Apply migrations and exit.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Manage the token-signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Run only the provider worker (forwarding and status sync).
+    Worker,
+    /// Check the books: ledger sums, balances, refund caps. Exits non-zero on any inconsistency.
+    Verify,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Fill the database with generated resellers, services, orders and refunds (books kept exact).
+    Seed(SeedArgs),
+    /// Measure refund report latency on the data in the database (see `seed`).
+    BenchReports(BenchArgs),
+    /// Pieces of the load benchmark (`bench/run.sh`): setup and the two ceilings.
+    #[command(subcommand, hide = true)]
+    BenchLoad(crate::tooling::bench_load::BenchLoadCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub orders: usize,
+    #[arg(long, default_value_t = 10_000)]
+    pub refunds: usize,
+    /// Reseller accounts the orders are spread over.
+    #[arg(long, default_value_t = 40)]
+    pub accounts: usize,
+    /// Refund requests left awaiting review.
+    #[arg(long, default_value_t = 25)]
+    pub pending: usize,
+    /// Orders are spread over this many days up to now.
+    #[arg(long, default_value_t = 365)]
+    pub days: i64,
+    /// Random seed: the same arguments give the same data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Window length of the measured reports.
+    #[arg(long, default_value_t = 30)]
+    pub days: i64,
+    /// Runs per report shape.
+    #[arg(long, default_value_t = 20)]
+    pub iterations: usize,
+    /// Print the query plans first.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Create an account; its new API key is printed alone on the last line.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["admin", "reseller"])]
+        role: String,
+        #[arg(long, default_value = "USD")]
+        currency: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Start signing with a new key; the old ones keep validating until their tokens expire.
+    Rotate,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "RESELLER_API_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// HTTP worker threads (0 = one per core).
+    #[arg(long, env = "RESELLER_API_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+}

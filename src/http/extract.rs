@@ -1,0 +1,123 @@
+//! Request extractors whose failures are problem documents naming the field at fault.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// A JSON body: `application/json`, within the size limit, no unknown fields. Failures
+/// become problem documents naming the field at fault.
+pub struct ApiJson<T> {
+    pub value: T,
+    /// The body as parsed, for idempotency fingerprints.
+    pub raw: serde_json::Value,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<ApiJson<T>, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            })
+            .unwrap_or(false);
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(|e| {
+                if e.as_response_error().status_code()
+                    == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+                {
+                    ApiError::PayloadTooLarge("the request body is larger than allowed".into())
+                } else {
+                    ApiError::BadRequest {
+                        code: ErrorCode::UnreadableBody,
+                        detail: "the request body could not be read".into(),
+                    }
+                }
+            })?;
+            // No body at all stands for `{}`, so calls whose fields are all optional need none;
+            // anything else, whitespace included, must be JSON.
+            let raw: serde_json::Value = if bytes.is_empty() {
+                serde_json::Value::Object(Default::default())
+            } else if !is_json {
+                return Err(ApiError::UnsupportedMediaType(
+                    "send the body as `Content-Type: application/json`".into(),
+                ));
+            } else {
+                serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
+                    code: ErrorCode::MalformedJson,
+                    detail: format!("the body is not valid JSON: {e}"),
+                })?
+            };
+            // Every request body is an object; serde would also take a struct from an array.
+            if !raw.is_object() {
+                return Err(ApiError::Unprocessable {
+                    code: ErrorCode::ValidationFailed,
+                    detail: "the body must be a JSON object".into(),
+                    param: None,
+                });
+            }
+            let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                let param = if path == "." {
+                    // serde names missing and unknown fields in its message.
+                    inner.split('`').nth(1).map(str::to_string)
+                } else {
+                    Some(path)
+                };
+                ApiError::Unprocessable {
+                    code: ErrorCode::ValidationFailed,
+                    detail: inner,
+                    param,
+                }
+            })?;
+            Ok(ApiJson { value, raw })
+        })
+    }
+}
+
+/// Query parameters, with unknown ones refused and bad values named.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<ApiQuery<T>, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let pairs = form_urlencoded::parse(req.query_string().as_bytes());
+        let deserializer = serde_urlencoded::Deserializer::new(pairs);
+        let result = serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                let param = if path == "." {
+                    inner.split('`').nth(1).map(str::to_string)
+                } else {
+                    Some(path)
+                };
+                ApiError::Unprocessable {
+                    code: ErrorCode::InvalidQuery,
+                    detail: match &param {
+                        Some(p) => format!("query parameter `{p}`: {inner}"),
+                        None => inner,
+                    },
+                    param,
+                }
+            });
+        std::future::ready(result)
+    }
+}

@@ -1,0 +1,70 @@
+//! The request context around every call: a request id (echoing the client's), the
+//! rate-limit headers, the request log line and the metrics.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+
+use crate::http::limits::{header_values, AppliedLimits};
+use crate::http::problem::REQUEST_ID;
+use crate::http::state::AppState;
+
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+fn request_id_from(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let mut bytes = [0u8; 12];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+            hex::encode(bytes)
+        })
+}
+
+/// Gives every request an id (echoing the client's), logs it, counts it.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = request_id_from(&req);
+    let method = req.method().to_string();
+    let path = req.path().to_string();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let started = Instant::now();
+    let mut res = REQUEST_ID.scope(id.clone(), next.call(req)).await?;
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    let applied = res.request().extensions().get::<AppliedLimits>().cloned();
+    if let Some(applied) = applied {
+        let (policy, state) = header_values(&applied);
+        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                res.headers_mut()
+                    .insert(HeaderName::from_static(name), value);
+            }
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    if let Some(state) = state {
+        state.metrics.record(status, elapsed.as_micros());
+    }
+    tracing::info!(
+        request_id = %id,
+        %method,
+        %path,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(res)
+}

@@ -1,0 +1,194 @@
+//! Spec assembly shared by every operation: the bearer scheme, the problem responses and
+//! rate-limit headers each kind of call can give, paging headers.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::Modify;
+
+/// Adds the bearer scheme and the problem responses every protected call can give, so
+/// each handler documents only the errors particular to it.
+pub struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from `POST /v1/auth/token`."))
+                    .build(),
+            ),
+        );
+        reference_page_items(components);
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add_common_responses(op);
+            }
+        }
+    }
+}
+
+fn problem_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+}
+
+fn header(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::header::Header> {
+    utoipa::openapi::RefOr::T(
+        utoipa::openapi::header::HeaderBuilder::new()
+            .schema(Some(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String),
+            ))
+            .description(Some(description))
+            .build(),
+    )
+}
+
+/// The rate-limit headers on a limited call's responses.
+fn rate_limit_headers() -> Vec<(
+    &'static str,
+    utoipa::openapi::RefOr<utoipa::openapi::header::Header>,
+)> {
+    vec![
+        (
+            "RateLimit-Policy",
+            header("The quotas that apply, e.g. `\"account\";q=600;w=60`."),
+        ),
+        (
+            "RateLimit",
+            header("What is left of each quota, e.g. `\"account\";r=599;t=1`."),
+        ),
+    ]
+}
+
+/// utoipa inlines a generic's type argument, so `Page<OrderResponse>` would repeat the
+/// order schema and generators would make a second order type; point `data` at the named
+/// schema instead.
+fn reference_page_items(components: &mut utoipa::openapi::Components) {
+    use utoipa::openapi::schema::{ArrayItems, Schema};
+    use utoipa::openapi::RefOr;
+    let names: Vec<String> = components.schemas.keys().cloned().collect();
+    for name in names {
+        let Some(item) = name.strip_prefix("Page_") else {
+            continue;
+        };
+        if !components.schemas.contains_key(item) {
+            continue;
+        }
+        if let Some(RefOr::T(Schema::Object(page))) = components.schemas.get_mut(&name) {
+            if let Some(RefOr::T(Schema::Array(data))) = page.properties.get_mut("data") {
+                data.items = ArrayItems::RefOrSchema(Box::new(Ref::from_schema_name(item).into()));
+            }
+        }
+    }
+}
+
+/// Whether a response's JSON body is a page of a list (which comes with a `Link` header).
+fn is_page(response: &utoipa::openapi::Response) -> bool {
+    use utoipa::openapi::RefOr;
+    matches!(
+        response.content.get("application/json"),
+        Some(RefOr::T(content)) if matches!(&content.schema, Some(RefOr::Ref(r))
+            if r.ref_location.starts_with("#/components/schemas/Page_"))
+    )
+}
+
+fn add_common_responses(op: &mut Operation) {
+    // Say "no credentials" explicitly, so generators and linters need not guess.
+    op.security.get_or_insert_with(Vec::new);
+    let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let (true, utoipa::openapi::RefOr::T(response)) = (status.starts_with('2'), response) {
+            if is_page(response) {
+                response.headers.entry("Link".to_string()).or_insert_with(|| {
+                    header("`<…?starting_after=ID>; rel=\"next\"` when more follow (RFC 8288); absent on the last page.")
+                });
+            }
+        }
+    }
+    // The panel API v2 dialect answers errors as `{"error": "…"}`, never as problem
+    // documents, and its calls count against the account quota like `/v1` calls.
+    let panel_dialect = op.operation_id.as_deref() == Some("api_v2");
+    let has_body = op.request_body.is_some() && !panel_dialect;
+    let mut common = vec![(
+        "500",
+        "Unexpected server error; the body says nothing internal.",
+    )];
+    if protected {
+        common.push((
+            "401",
+            "Missing, malformed, expired or otherwise invalid access token.",
+        ));
+        common.push(("403", "The token lacks the scope or role this call needs."));
+    }
+    if has_body {
+        common.push(("400", "Malformed JSON."));
+        common.push(("413", "Body larger than the configured limit."));
+        common.push(("415", "Body is not `application/json`."));
+    }
+    if protected || has_body {
+        common.push((
+            "422",
+            "Validation failed; `errors` lists every failing field.",
+        ));
+    }
+    if panel_dialect {
+        common.clear();
+    }
+    for (status, description) in common {
+        op.responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| problem_response(description).into());
+    }
+    let limited = protected || panel_dialect || op.operation_id.as_deref() == Some("create_token");
+    if !limited {
+        return;
+    }
+    op.responses
+        .responses
+        .entry("429".to_string())
+        .or_insert_with(|| {
+            problem_response(
+                "A request quota or the refund-abuse policy refused the call; `policy` names it.",
+            )
+            .into()
+        });
+    for (status, response) in op.responses.responses.iter_mut() {
+        let utoipa::openapi::RefOr::T(response) = response else {
+            continue;
+        };
+        if status.starts_with('2') || status == "429" {
+            for (name, value) in rate_limit_headers() {
+                response.headers.entry(name.to_string()).or_insert(value);
+            }
+        }
+        if status == "429" {
+            response
+                .headers
+                .entry("Retry-After".to_string())
+                .or_insert_with(|| header("Seconds until a retry can pass."));
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The panel API v2 as upstream providers speak it: reading their replies, with every
+//! variant `docs/API-V2-DIALECTS.md` lists. A reply that cannot be read with certainty is
+//! `Unreadable`, and changes nothing.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::domain::order::OrderStatus;
+
+/// A provider's status word, mapped to ours; anything else is kept verbatim and never
+/// guessed at.
+pub fn parse_status(raw: &str) -> Result<OrderStatus, String> {
+    let folded: String = raw
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .collect();
+    match folded.as_str() {
+        "pending" => Ok(OrderStatus::Pending),
+        "processing" => Ok(OrderStatus::Processing),
+        "inprogress" => Ok(OrderStatus::InProgress),
+        "completed" | "complete" => Ok(OrderStatus::Completed),
+        "partial" => Ok(OrderStatus::Partial),
+        "canceled" | "cancelled" => Ok(OrderStatus::Canceled),
+        _ => Err(raw.trim().to_string()),
+    }
+}
+
+/// A count as providers send it: `"157"`, `157`, `"-12"`, `"+12"` (over-delivery),
+/// `"1.0000"`; `null`, `""` and `"Unknown"` are unknown.
+pub fn parse_count(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => {
+            let s = s.trim();
+            let (negative, digits) = match s.strip_prefix('+') {
+                // "+N" means N delivered beyond the order: remains below zero.
+                Some(rest) => (true, rest),
+                None => (false, s),
+            };
+            let digits = digits
+                .strip_suffix(".0000")
+                .or_else(|| digits.strip_suffix(".00"))
+                .or_else(|| digits.strip_suffix(".0"))
+                .unwrap_or(digits);
+            let n: i64 = digits.parse().ok()?;
+            Some(if negative { -n } else { n })
+        }
+        _ => None,
+    }
+}
+
+fn as_id(value: &Value) -> Option<String> {
+    match value {
+        Value::Number(n) => n.as_i64().map(|n| n.to_string()),
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        _ => None,
+    }
+}
+
+/// Parses a body that may be pretty-printed, sent as text/html, or empty.
+fn json(body: &str) -> Option<Value> {
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        return None;
+    }
+    serde_json::from_str(trimmed).ok()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddReply {
+    /// The provider took the order under this id.
+    Accepted(String),
+    /// The provider said no, in words; it did not take the order.
+    Rejected(String),
+    /// Nothing certain could be read.
+    Unreadable,
+}
+
+pub fn parse_add(body: &str) -> AddReply {
+    let Some(value) = json(body) else {
+        return AddReply::Unreadable;
+    };
+    if let Some(error) = value.get("error").and_then(Value::as_str) {
+        return AddReply::Rejected(error.to_string());
+    }
+    match value.get("order").and_then(as_id) {
+        Some(id) => AddReply::Accepted(id),
+        None => AddReply::Unreadable,
+    }
+}
+
+/// What a provider says of one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusItem {
+    Known {
+        status: OrderStatus,
+        remains: Option<i64>,
+        start_count: Option<i64>,
+    },
+    /// A status word we do not know: quarantined, never mapped to a default.
+    UnknownStatus(String),
+    /// A per-item error, such as `Incorrect order ID`.
+    Error(String),
+}
+
+fn status_item(value: &Value) -> Option<StatusItem> {
+    match value {
+        Value::String(error) => Some(StatusItem::Error(error.clone())),
+        Value::Object(fields) => {
+            if let Some(error) = fields.get("error").and_then(Value::as_str) {
+                return Some(StatusItem::Error(error.to_string()));
+            }
+            let raw = fields.get("status").and_then(Value::as_str)?;
+            Some(match parse_status(raw) {
+                Ok(status) => StatusItem::Known {
+                    status,
+                    remains: fields.get("remains").and_then(parse_count),
+                    start_count: fields.get("start_count").and_then(parse_count),
+                },
+                Err(word) => StatusItem::UnknownStatus(word),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Reads a multi-status reply (`orders=1,2,3`) into one item per provider order id;
+/// `None` when the reply as a whole cannot be read.
+pub fn parse_multi_status(body: &str) -> Option<HashMap<String, StatusItem>> {
+    let value = json(body)?;
+    let object = value.as_object()?;
+    if object.len() == 1 {
+        if let Some(Value::String(_)) = object.get("error") {
+            return None;
+        }
+    }
+    let mut items = HashMap::new();
+    for (id, item) in object {
+        if let Some(item) = status_item(item) {
+            items.insert(id.trim().to_string(), item);
+        }
+    }
+    Some(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_in_every_spelling() {
+        for (raw, status) in [
+            ("In progress", OrderStatus::InProgress),
+            ("in progress", OrderStatus::InProgress),
+            ("In Progress", OrderStatus::InProgress),
+            ("processing", OrderStatus::Processing),
+            ("Cancelled", OrderStatus::Canceled),
+            ("canceled", OrderStatus::Canceled),
+            ("Partial", OrderStatus::Partial),
+        ] {
+            assert_eq!(parse_status(raw), Ok(status), "{raw}");
+        }
+        for raw in ["Refunded", "Active", "Awaiting", "Error", "Fail"] {
+            assert_eq!(parse_status(raw), Err(raw.to_string()));
+        }
+    }
+
+    #[test]
+    fn counts_in_every_shape() {
+        assert_eq!(parse_count(&Value::from("157")), Some(157));
+        assert_eq!(parse_count(&Value::from(157)), Some(157));
+        assert_eq!(parse_count(&Value::from("-12")), Some(-12));
+        assert_eq!(parse_count(&Value::from("+12")), Some(-12));
+        assert_eq!(parse_count(&Value::from("10.0000")), Some(10));
+        assert_eq!(parse_count(&Value::from("Unknown")), None);
+        assert_eq!(parse_count(&Value::Null), None);
+    }
+
+    #[test]
+    fn add_replies() {
+        assert_eq!(
+            parse_add(r#"{"order":23501}"#),
+            AddReply::Accepted("23501".into())
+        );
+        assert_eq!(
+            parse_add("{\n  \"order\": \"77\",\n  \"status\": \"success\"\n}"),
+            AddReply::Accepted("77".into())
+        );
+        assert_eq!(
+            parse_add(r#"{"error":"Not enough funds on balance"}"#),
+            AddReply::Rejected("Not enough funds on balance".into())
+        );
+        assert_eq!(parse_add(""), AddReply::Unreadable);
+        assert_eq!(parse_add("<html>500</html>"), AddReply::Unreadable);
+        assert_eq!(parse_add(r#"{"status":"success"}"#), AddReply::Unreadable);
+    }
+
+    #[test]
+    fn multi_status_with_per_item_errors_and_bare_strings() {
+        let body = r#"{"1":{"charge":"0.27819","start_count":"3572","status":"Partial","remains":"157","currency":"USD"},
+            "10":{"error":"Incorrect order ID"},"11":"Incorrect order ID",
+            "100":{"charge":1.44,"start_count":null,"status":"In progress","remains":10},
+            "7":{"status":"Refunded","remains":"0"}}"#;
+        let items = parse_multi_status(body).unwrap();
+        assert_eq!(
+            items["1"],
+            StatusItem::Known {
+                status: OrderStatus::Partial,
+                remains: Some(157),
+                start_count: Some(3572)
+            }
+        );
+        assert_eq!(items["10"], StatusItem::Error("Incorrect order ID".into()));
+        assert_eq!(items["11"], StatusItem::Error("Incorrect order ID".into()));
+        assert_eq!(
+            items["100"],
+            StatusItem::Known {
+                status: OrderStatus::InProgress,
+                remains: Some(10),
+                start_count: None
+            }
+        );
+        assert_eq!(items["7"], StatusItem::UnknownStatus("Refunded".into()));
+        assert_eq!(parse_multi_status(r#"{"error":"Invalid API key"}"#), None);
+        assert_eq!(parse_multi_status(""), None);
+    }
+}

@@ -1,0 +1,9 @@
+//! Upstream providers: the API v2 client, the reading of their replies (`dialect`), and the
+//! worker that forwards orders and syncs their status under leases in the database.
+
+pub mod client;
+pub mod dialect;
+pub mod wake;
+pub mod worker;
+
+pub use wake::Wake;
