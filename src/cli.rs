@@ -96,7 +96,7 @@ pub enum KeysCommand {
     Rotate,
 }
 
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "RESELLER_API_BIND", default_value = "127.0.0.1:8080")]

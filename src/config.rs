@@ -1,6 +1,17 @@
 //! Configuration, read once from flags with environment fallbacks.
 
-use clap::Args;
+use clap::{Args, FromArgMatches};
+
+/// The defaults exactly as the flags declare them, with no environment read: the one place
+/// defaults are written is the `#[arg(default_value…)]` of each flag, so tests, tools and
+/// the server cannot drift apart.
+fn declared_defaults<T: Args + FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
+    let matches = command
+        .try_get_matches_from(["defaults"])
+        .expect("every flag has a default or is optional");
+    T::from_arg_matches(&matches).expect("the declared defaults parse")
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -72,18 +83,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Config {
-        Config {
-            database_url: "sqlite://data/reseller-api.db".into(),
-            db_pool_size: 10,
-            jwt_issuer: "reseller-api".into(),
-            jwt_audience: "reseller-api".into(),
-            token_ttl_secs: 900,
-            max_body_bytes: 65_536,
-            cors_origins: Vec::new(),
-            limits: LimitConfig::default(),
-            policy: PolicyConfig::default(),
-            worker: WorkerConfig::default(),
-        }
+        declared_defaults()
     }
 }
 
@@ -166,15 +166,7 @@ pub struct LimitConfig {
 
 impl Default for LimitConfig {
     fn default() -> LimitConfig {
-        LimitConfig {
-            rate_account: 600,
-            rate_account_window: 60,
-            rate_token: 20,
-            rate_token_window: 60,
-            rate_dispute: 10,
-            rate_dispute_window: 3600,
-            trusted_ip_header: None,
-        }
+        declared_defaults()
     }
 }
 
@@ -250,16 +242,7 @@ pub struct PolicyConfig {
 
 impl Default for PolicyConfig {
     fn default() -> PolicyConfig {
-        PolicyConfig {
-            disputes_per_hour: 5,
-            disputes_per_day: 20,
-            refund_rate_min_orders: 20,
-            refund_rate_escalate: rust_decimal::Decimal::new(2, 1),
-            refund_rate_refuse: rust_decimal::Decimal::new(5, 1),
-            cooldown_rejections: 2,
-            cooldown_hours: 24,
-            auto_approve_max: rust_decimal::Decimal::ZERO,
-        }
+        declared_defaults()
     }
 }
 
@@ -339,14 +322,27 @@ pub struct WorkerConfig {
 
 impl Default for WorkerConfig {
     fn default() -> WorkerConfig {
-        WorkerConfig {
-            no_worker: false,
-            worker_interval_ms: 1000,
-            sync_interval_secs: 60,
-            forward_max_failures: 5,
-            give_up_hours: 168,
-            lease_secs: 120,
-            max_backoff_secs: 3600,
-        }
+        declared_defaults()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_declared_ones_and_ignore_the_environment() {
+        std::env::set_var("RESELLER_API_DB_POOL", "77");
+        let config = Config::default();
+        std::env::remove_var("RESELLER_API_DB_POOL");
+        assert_eq!(config.db_pool_size, 10);
+        assert_eq!(config.database_url, "sqlite://data/reseller-api.db");
+        assert_eq!(config.limits.rate_account, 600);
+        assert_eq!(
+            config.policy.refund_rate_escalate,
+            rust_decimal::Decimal::new(2, 1)
+        );
+        assert_eq!(config.worker.lease_secs, 120);
+        assert!(config.cors_origins.is_empty());
     }
 }

@@ -1,9 +1,20 @@
 use chrono::NaiveDateTime;
 
 use super::money::{charge_for, Money};
-use super::refund::OrderBook;
 use super::service::{Service, ServiceStatus, ServiceType};
 use super::{parse_text, string_enum, FieldError};
+
+/// What the refund rule (`domain::refund`) needs to know of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderBook {
+    pub charge: i64,
+    /// Units the charge paid for: quantity × runs.
+    pub units: i64,
+    pub status: OrderStatus,
+    pub remains: Option<i64>,
+    pub approved_disputes: i64,
+    pub refunded: i64,
+}
 
 string_enum! {
     /// Where an order stands. Terminal: completed, partial, canceled.

@@ -5,6 +5,7 @@
 
 use chrono::NaiveDateTime;
 
+pub use super::order::OrderBook;
 use super::order::OrderStatus;
 use super::string_enum;
 
@@ -94,18 +95,6 @@ pub struct PolicyNote {
     pub rule: String,
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
-}
-
-/// What the rule needs to know of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OrderBook {
-    pub charge: i64,
-    /// Units the charge paid for: quantity × runs.
-    pub units: i64,
-    pub status: OrderStatus,
-    pub remains: Option<i64>,
-    pub approved_disputes: i64,
-    pub refunded: i64,
 }
 
 /// The share of the charge owed for undelivered units.

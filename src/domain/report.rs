@@ -28,15 +28,6 @@ string_enum! {
     }
 }
 
-impl ReportGroup {
-    pub fn is_time(self) -> bool {
-        matches!(
-            self,
-            ReportGroup::Day | ReportGroup::Week | ReportGroup::Month
-        )
-    }
-}
-
 /// The longest window a report may cover.
 pub const MAX_WINDOW_DAYS: i64 = 366;
 /// Fractional digits of a refund rate.
