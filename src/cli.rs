@@ -33,6 +33,12 @@ pub enum Command {
     Worker,
     /// Check the books: ledger sums, balances, refund caps. Exits non-zero on any inconsistency.
     Verify,
+    /// Copy the SQLite database to PATH while the server runs, fsync it, and check the copy
+    /// (integrity check and `verify`). Restore by copying the file back with the server stopped.
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        path: std::path::PathBuf,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// Fill the database with generated resellers, services, orders and refunds (books kept exact).

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         }) => create_account(&cli.config, &name, &role, &currency),
         Command::Keys(KeysCommand::Rotate) => rotate_keys(&cli.config),
         Command::Verify => verify(&cli.config),
+        Command::Backup { path } => backup(&cli.config, &path),
         Command::Worker => run_worker(&cli.config),
         Command::Seed(args) => seed(&cli.config, &args),
         Command::BenchReports(args) => bench_reports(&cli.config, &args),
@@ -141,6 +142,35 @@ fn verify(config: &Config) -> Result<(), String> {
             println!("INCONSISTENT: {problem}");
         }
         Err(format!("{} inconsistencies found", report.problems.len()))
+    }
+}
+
+fn backup(config: &Config, path: &std::path::Path) -> Result<(), String> {
+    let backup =
+        db::backup::sqlite_backup(&config.database_url, path).map_err(|e| e.to_string())?;
+    let books = &backup.books;
+    println!(
+        "backed up to {} ({} bytes): integrity ok; checked {} accounts, {} ledger entries, {} orders, {} top-ups, {} refunds",
+        backup.path.display(),
+        backup.bytes,
+        books.accounts,
+        books.entries,
+        books.orders,
+        books.top_ups,
+        books.refunds
+    );
+    if books.problems.is_empty() {
+        println!("the books of the copy balance");
+        Ok(())
+    } else {
+        for problem in &books.problems {
+            println!("INCONSISTENT: {problem}");
+        }
+        Err(format!(
+            "the copy has {} inconsistencies; it is kept at {} for inspection",
+            books.problems.len(),
+            backup.path.display()
+        ))
     }
 }
 

@@ -469,3 +469,120 @@ async fn with_no_command_the_binary_serves_on_the_configured_address() {
     child.wait().ok();
     assert_eq!(status, 200);
 }
+
+#[actix_rt::test]
+async fn a_backup_taken_under_load_restores_every_order_acknowledged_before_it_began() {
+    let (url, _db) = fresh_database();
+    if url.starts_with("postgres") {
+        // `backup` copies the embedded SQLite database; PostgreSQL is backed up with pg_dump.
+        return;
+    }
+    let books = books(&url);
+    let server = Server::start(&url, &["--no-worker"]).await;
+    let admin = token(&server.base, &books.admin_key).await;
+    let reseller = token(&server.base, &books.reseller_key).await;
+    let base = server.base.clone();
+    call(
+        &base,
+        "POST",
+        &format!("/v1/admin/accounts/{}/top-ups", books.reseller_id),
+        &admin,
+        Some(json!({"amount": "100000", "gateway": "test", "gateway_ref": "backup-1"})),
+    )
+    .await
+    .unwrap();
+    let (_, service) = call(&base, "POST", "/v1/admin/services", &admin,
+        Some(json!({"name": "Likes", "category": "IG", "type": "default", "rate": "0.7", "min": 10, "max": 100000}))).await.unwrap();
+    let service = service["id"].as_i64().unwrap();
+
+    let acknowledged: Arc<Mutex<HashMap<i64, i64>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|i| {
+            let (base, reseller) = (base.clone(), reseller.clone());
+            let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
+            actix_rt::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let body = json!({"service_id": service, "link": format!("https://x.test/{i}/{n}"), "quantity": 100 + n});
+                    if let Some((201, order)) = call(&base, "POST", "/v1/orders", &reseller, Some(body)).await {
+                        acknowledged.lock().unwrap().insert(
+                            order["id"].as_i64().unwrap(),
+                            micros(&order["charge"]),
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    let before_backup = acknowledged.lock().unwrap().clone();
+    let folder = tempfile::tempdir().unwrap();
+    let copy = folder.path().join("backup.db");
+    let (database_url, target) = (url.clone(), copy.clone());
+    let backup = actix_rt::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_reseller-api"))
+            .arg("backup")
+            .arg(&target)
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run backup")
+    })
+    .await
+    .unwrap();
+    actix_rt::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::SeqCst);
+    for task in load {
+        task.await.unwrap();
+    }
+    let stdout = String::from_utf8_lossy(&backup.stdout);
+    assert!(
+        backup.status.success(),
+        "backup failed: {stdout}{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    assert!(stdout.contains("the books of the copy balance"), "{stdout}");
+    let after_backup = acknowledged.lock().unwrap().len();
+    assert!(
+        !before_backup.is_empty() && after_backup > before_backup.len(),
+        "the load ran before and during the backup ({} then {after_backup} orders)",
+        before_backup.len()
+    );
+
+    // Restoring is copying the file back; here, to a fresh place a new server starts on.
+    let restored = folder.path().join("restored.db");
+    std::fs::copy(&copy, &restored).unwrap();
+    let restored_url = format!("sqlite://{}", restored.display());
+    let verify = Command::new(env!("CARGO_BIN_EXE_reseller-api"))
+        .arg("verify")
+        .env("DATABASE_URL", &restored_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "verify on the restored database: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let server = Server::start(&restored_url, &["--no-worker"]).await;
+    let reseller = token(&server.base, &books.reseller_key).await;
+    for (id, charge) in &before_backup {
+        let (status, order) = call(
+            &server.base,
+            "GET",
+            &format!("/v1/orders/{id}"),
+            &reseller,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            status, 200,
+            "order {id} acknowledged before the backup is missing"
+        );
+        assert_eq!(micros(&order["charge"]), *charge, "order {id}");
+    }
+}
