@@ -4,6 +4,7 @@
 mod helpers;
 
 mod api_v2;
+mod architecture;
 mod auth;
 mod bad_input;
 mod cors;

@@ -1,0 +1,124 @@
+//! The folders of `src/` are the layers: each may use only the folders below it, so the
+//! import graph between folders has no cycle. `docs/ARCHITECTURE.md` has the same table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// What each top-level module of the crate may use of the others.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("domain", &[]),
+    ("db", &["domain"]),
+    ("error", &["domain"]),
+    ("config", &["domain"]),
+    ("application", &["db", "domain", "error"]),
+    (
+        "providers",
+        &["application", "config", "db", "domain", "error"],
+    ),
+    ("http", &["config", "db", "domain", "error", "providers"]),
+    (
+        "api",
+        &[
+            "application",
+            "config",
+            "db",
+            "domain",
+            "error",
+            "http",
+            "providers",
+        ],
+    ),
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Top-level module → the other top-level modules its files name as `crate::…`.
+fn uses() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let module = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let entry = uses.entry(module.clone()).or_default();
+        for (at, _) in text.match_indices("crate::") {
+            let used: String = text[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !used.is_empty() && used != module {
+                entry.insert(used);
+            }
+        }
+    }
+    uses
+}
+
+#[test]
+fn each_layer_uses_only_the_layers_below_it() {
+    let uses = uses();
+    let mut wrong = Vec::new();
+    for (module, allowed) in ALLOWED {
+        for used in uses.get(*module).into_iter().flatten() {
+            if !allowed.contains(&used.as_str()) {
+                wrong.push(format!("{module} uses {used}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "imports across layers that the architecture does not allow: {wrong:?}"
+    );
+}
+
+#[test]
+fn the_import_graph_between_folders_has_no_cycle() {
+    let uses = uses();
+    fn visit(
+        module: &str,
+        uses: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|m| m == module) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(module.to_string());
+            return Some(cycle);
+        }
+        if !done.insert(module.to_string()) {
+            return None;
+        }
+        path.push(module.to_string());
+        for next in uses.get(module).into_iter().flatten() {
+            if let Some(cycle) = visit(next, uses, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    for module in uses.keys() {
+        if let Some(cycle) = visit(module, &uses, &mut Vec::new(), &mut done) {
+            panic!("import cycle between folders: {}", cycle.join(" -> "));
+        }
+    }
+}
