@@ -110,4 +110,7 @@ pub struct ServeArgs {
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "RESELLER_API_WORKERS", default_value_t = 0)]
     pub workers: usize,
+    /// On SIGTERM: stop accepting, and give requests in flight this many seconds to finish.
+    #[arg(long, env = "RESELLER_API_SHUTDOWN_SECS", default_value_t = 30)]
+    pub shutdown_secs: u64,
 }

@@ -80,25 +80,33 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
     }
     drop(conn);
     let data = state(pool.clone(), config.clone(), tokens)?;
-    if !config.worker.no_worker {
-        // Runs until the process exits; its leases expire if it dies mid-pass.
-        reseller_api::providers::worker::spawn(pool, config.worker.clone(), data.wake.clone());
-    }
+    // Killed outright, its leases expire; shut down, it gives them back (below).
+    let worker = (!config.worker.no_worker).then(|| {
+        reseller_api::providers::worker::spawn(pool, config.worker.clone(), data.wake.clone())
+    });
     let workers = if args.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
         args.workers
     };
     tracing::info!(bind = %args.bind, workers, "serving");
-    actix_web::rt::System::new()
+    // SIGTERM (and SIGINT) stop the listener at once and let requests in flight finish
+    // within `--shutdown-secs`; then the worker finishes its exchange and gives back its leases.
+    let served = actix_web::rt::System::new()
         .block_on(async move {
             HttpServer::new(move || build_app(data.clone()))
                 .workers(workers)
+                .shutdown_timeout(args.shutdown_secs)
                 .bind(&args.bind)?
                 .run()
                 .await
         })
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    tracing::info!("the HTTP server has stopped");
+    if let Some(worker) = worker {
+        worker.shutdown();
+    }
+    served
 }
 
 fn create_account(config: &Config, name: &str, role: &str, currency: &str) -> Result<(), String> {
@@ -176,10 +184,24 @@ fn backup(config: &Config, path: &std::path::Path) -> Result<(), String> {
 
 fn run_worker(config: &Config) -> Result<(), String> {
     let pool = open(config)?;
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    reseller_api::providers::worker::Worker::new(pool, config.worker.clone(), Default::default())
-        .run(&stop);
-    Ok(())
+    let worker =
+        reseller_api::providers::worker::spawn(pool, config.worker.clone(), Default::default());
+    let signalled = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(async {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = terminate.recv() => {}
+                result = tokio::signal::ctrl_c() => result?,
+            }
+            Ok::<(), std::io::Error>(())
+        });
+    tracing::info!("stopping the provider worker");
+    worker.shutdown();
+    signalled.map_err(|e| e.to_string())
 }
 
 fn seed(config: &Config, args: &SeedArgs) -> Result<(), String> {

@@ -36,6 +36,8 @@ pub struct Worker {
     config: WorkerConfig,
     owner: String,
     pub wake: Arc<Wake>,
+    /// Set on shutdown: the pass finishes the exchange in flight and takes no new one.
+    stop: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -47,13 +49,20 @@ impl Worker {
             config,
             owner: format!("worker-{}-{}", std::process::id(), hex::encode(bytes)),
             wake,
+            stop: Arc::default(),
         }
     }
 
-    /// Runs passes until `stop` is set; sleeps between them unless woken.
-    pub fn run(&self, stop: &AtomicBool) {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Runs passes until [`WorkerHandle::shutdown`]; sleeps between them unless woken. On
+    /// the way out it gives back every lease it holds, so another process takes its orders
+    /// over at once instead of after the lease expires.
+    pub fn run(&self) {
         tracing::info!(owner = %self.owner, "provider worker started");
-        while !stop.load(Ordering::Relaxed) {
+        while !self.stopping() {
             match self.run_once() {
                 Ok(pass) if pass != Pass::default() => {
                     tracing::info!(?pass, "provider worker pass")
@@ -61,9 +70,24 @@ impl Worker {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "provider worker pass failed"),
             }
-            self.wake.wait(Duration::from_millis(
-                self.config.worker_interval_ms.max(10),
-            ));
+            if !self.stopping() {
+                self.wake.wait(Duration::from_millis(
+                    self.config.worker_interval_ms.max(10),
+                ));
+            }
+        }
+        self.release_leases();
+        tracing::info!(owner = %self.owner, "provider worker stopped; its leases are given back");
+    }
+
+    fn release_leases(&self) {
+        match self.pool.get() {
+            Ok(mut conn) => {
+                if let Err(e) = provider_orders::release_all(&mut conn, &self.owner) {
+                    tracing::error!(error = %e, "could not release the worker's leases");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not release the worker's leases"),
         }
     }
 
@@ -76,11 +100,7 @@ impl Worker {
         if let Err(error) = result {
             // A pass that failed midway (e.g. the database was busy) may hold leases on
             // orders it never finished: give them back so they are not stuck until expiry.
-            if let Ok(mut conn) = self.pool.get() {
-                if let Err(e) = provider_orders::release_all(&mut conn, &self.owner) {
-                    tracing::error!(error = %e, "could not release the worker's leases");
-                }
-            }
+            self.release_leases();
             return Err(error.to_string());
         }
         Ok(pass)
@@ -112,6 +132,9 @@ impl Worker {
         )?;
         let mut cache: HashMap<i64, Option<Provider>> = HashMap::new();
         for job in jobs {
+            if self.stopping() {
+                break;
+            }
             let provider = match cache.entry(job.provider_id) {
                 std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
                 std::collections::hash_map::Entry::Vacant(e) => e
@@ -338,6 +361,9 @@ impl Worker {
             .get()
             .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
         for provider in providers::all(&mut conn)?.into_iter().filter(|p| p.enabled) {
+            if self.stopping() {
+                break;
+            }
             let batch = provider.batch_size.clamp(1, 100);
             let jobs = provider_orders::claim(
                 &mut conn,
@@ -531,13 +557,31 @@ fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// Starts the worker on its own thread; setting the returned flag stops it after its pass.
-pub fn spawn(pool: DbPool, config: WorkerConfig, wake: Arc<Wake>) -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    std::thread::Builder::new()
+/// The worker running on its own thread.
+pub struct WorkerHandle {
+    stop: Arc<AtomicBool>,
+    wake: Arc<Wake>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Lets the exchange in flight finish, gives back every lease, and waits for the thread.
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake.notify();
+        if self.thread.join().is_err() {
+            tracing::error!("the provider worker thread panicked");
+        }
+    }
+}
+
+/// Starts the worker on its own thread.
+pub fn spawn(pool: DbPool, config: WorkerConfig, wake: Arc<Wake>) -> WorkerHandle {
+    let worker = Worker::new(pool, config, wake.clone());
+    let stop = worker.stop.clone();
+    let thread = std::thread::Builder::new()
         .name("provider-worker".into())
-        .spawn(move || Worker::new(pool, config, wake).run(&flag))
+        .spawn(move || worker.run())
         .expect("spawn the provider worker thread");
-    stop
+    WorkerHandle { stop, wake, thread }
 }

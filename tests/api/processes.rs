@@ -586,3 +586,313 @@ async fn a_backup_taken_under_load_restores_every_order_acknowledged_before_it_b
         assert_eq!(micros(&order["charge"]), *charge, "order {id}");
     }
 }
+
+/// Sends SIGTERM, the signal a service manager stops a process with.
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// How an order placed during a shutdown ended, seen from the client.
+enum Placement {
+    Acknowledged(i64, i64),
+    /// The connection was refused: nothing happened.
+    Refused,
+    /// The connection was reset before any reply: a connection still waiting in the
+    /// listen backlog when the listener closed. Nothing may have happened (checked below).
+    Reset,
+    /// Anything else: an error status, or a request cut after it was sent.
+    Failed(String),
+}
+
+async fn place(base: &str, token: &str, body: Value) -> Placement {
+    // A new connection for every request, so a refusal can only be of a new connection.
+    let client = client();
+    let sent = client
+        .post(format!("{base}/v1/orders"))
+        .bearer_auth(token)
+        .send_json(&body)
+        .await;
+    let mut response = match sent {
+        Ok(response) => response,
+        Err(awc::error::SendRequestError::Connect(_)) => return Placement::Refused,
+        Err(awc::error::SendRequestError::Send(e))
+            if e.kind() == std::io::ErrorKind::ConnectionReset =>
+        {
+            return Placement::Reset
+        }
+        Err(other) => return Placement::Failed(format!("{other}")),
+    };
+    let status = response.status().as_u16();
+    let order: Value = match response.json().await {
+        Ok(order) => order,
+        Err(e) => return Placement::Failed(format!("{status}: body cut: {e}")),
+    };
+    if status == 201 {
+        Placement::Acknowledged(order["id"].as_i64().unwrap(), micros(&order["charge"]))
+    } else {
+        Placement::Failed(format!("{status}: {order}"))
+    }
+}
+
+#[actix_rt::test]
+async fn sigterm_under_load_finishes_what_is_in_flight_and_refuses_only_new_connections() {
+    let (url, _db) = fresh_database();
+    let books = books(&url);
+    let mut server = Server::start(&url, &["--no-worker", "--shutdown-secs", "10"]).await;
+    let admin = token(&server.base, &books.admin_key).await;
+    let reseller = token(&server.base, &books.reseller_key).await;
+    let base = server.base.clone();
+    call(
+        &base,
+        "POST",
+        &format!("/v1/admin/accounts/{}/top-ups", books.reseller_id),
+        &admin,
+        Some(json!({"amount": "100000", "gateway": "test", "gateway_ref": "term-1"})),
+    )
+    .await
+    .unwrap();
+    let (_, service) = call(&base, "POST", "/v1/admin/services", &admin,
+        Some(json!({"name": "Likes", "category": "IG", "type": "default", "rate": "0.7", "min": 10, "max": 100000}))).await.unwrap();
+    let service = service["id"].as_i64().unwrap();
+
+    let acknowledged: Arc<Mutex<HashMap<i64, i64>>> = Arc::default();
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let reset: Arc<Mutex<Vec<String>>> = Arc::default();
+    let refused = Arc::new(AtomicI64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..8)
+        .map(|i| {
+            let (base, reseller, stop) = (base.clone(), reseller.clone(), stop.clone());
+            let (acknowledged, failed, refused, reset) = (
+                acknowledged.clone(),
+                failed.clone(),
+                refused.clone(),
+                reset.clone(),
+            );
+            actix_rt::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let link = format!("https://x.test/{i}/{n}");
+                    let body = json!({"service_id": service, "link": link, "quantity": 100});
+                    match place(&base, &reseller, body).await {
+                        Placement::Reset => reset.lock().unwrap().push(link),
+                        Placement::Acknowledged(id, charge) => {
+                            acknowledged.lock().unwrap().insert(id, charge);
+                        }
+                        Placement::Refused => {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                            actix_rt::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        Placement::Failed(why) => failed.lock().unwrap().push(why),
+                    }
+                }
+            })
+        })
+        .collect();
+
+    actix_rt::time::sleep(Duration::from_millis(700)).await;
+    let before = acknowledged.lock().unwrap().len();
+    terminate(&server.child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop within its bound"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    };
+    actix_rt::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::SeqCst);
+    for task in load {
+        task.await.unwrap();
+    }
+    assert!(
+        exit.success(),
+        "SIGTERM is a clean exit: {exit:?}\n{}",
+        server.log_tail()
+    );
+    assert!(before > 0, "the load ran before the signal");
+    assert!(
+        refused.load(Ordering::SeqCst) > 0,
+        "new connections were refused after it"
+    );
+    let failed = failed.lock().unwrap().clone();
+    assert!(
+        failed.is_empty(),
+        "requests failed other than by refusal: {failed:?}"
+    );
+
+    // Every acknowledged order is there with its charge, and the books balance.
+    let server = Server::start(&url, &["--no-worker"]).await;
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    for (id, charge) in &acknowledged {
+        let (status, order) = call(
+            &server.base,
+            "GET",
+            &format!("/v1/orders/{id}"),
+            &reseller,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "acknowledged order {id}");
+        assert_eq!(micros(&order["charge"]), *charge);
+    }
+    // A reset connection was never served: no order carries its link.
+    use diesel::prelude::*;
+    use reseller_api::db::schema::orders;
+    let mut conn = books.pool.get().unwrap();
+    for link in reset.lock().unwrap().iter() {
+        let found: i64 = orders::table
+            .filter(orders::link.eq(link))
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(found, 0, "a reset request was served: {link}");
+    }
+    drop(conn);
+    assert_books_balance(&books.pool);
+}
+
+#[actix_rt::test]
+async fn a_worker_stopped_by_sigterm_gives_back_its_leases_and_another_takes_over_at_once() {
+    let (url, _db) = fresh_database();
+    let books = books(&url);
+    let next = Arc::new(AtomicI64::new(1));
+    // A slow provider: each `add` takes 300 ms, so a pass over 12 orders takes seconds.
+    let upstream = StandIn::start(
+        move |fields| match fields.get("action").map(String::as_str) {
+            Some("add") => (
+                200,
+                format!("{{\"order\":{}}}", next.fetch_add(1, Ordering::SeqCst)),
+                Duration::from_millis(300),
+            ),
+            Some("status") => (200, "{}".into(), Duration::ZERO),
+            _ => (
+                200,
+                r#"{"error":"This action is Invalid"}"#.into(),
+                Duration::ZERO,
+            ),
+        },
+    )
+    .await;
+    // The default lease is two minutes: far longer than this test may wait.
+    let first = Server::start(
+        &url,
+        &["--worker-interval-ms", "50", "--sync-interval-secs", "3600"],
+    )
+    .await;
+    let admin = token(&first.base, &books.admin_key).await;
+    let reseller = token(&first.base, &books.reseller_key).await;
+    let (_, provider) = call(
+        &first.base,
+        "POST",
+        "/v1/admin/providers",
+        &admin,
+        Some(json!({"name": "Upstream", "url": upstream.url, "key": "k"})),
+    )
+    .await
+    .unwrap();
+    let (_, service) = call(&first.base, "POST", "/v1/admin/services", &admin, Some(json!({
+        "name": "Likes", "category": "IG", "type": "default", "rate": "1", "min": 100, "max": 1000,
+        "provider_id": provider["id"], "provider_service_id": "5"
+    }))).await.unwrap();
+    call(
+        &first.base,
+        "POST",
+        &format!("/v1/admin/accounts/{}/top-ups", books.reseller_id),
+        &admin,
+        Some(json!({"amount": "100", "gateway": "test", "gateway_ref": "lease-1"})),
+    )
+    .await
+    .unwrap();
+    let mut placed = Vec::new();
+    for i in 0..12 {
+        let (status, order) = call(&first.base, "POST", "/v1/orders", &reseller,
+            Some(json!({"service_id": service["id"], "link": format!("https://x/{i}"), "quantity": 100}))).await.unwrap();
+        assert_eq!(status, 201);
+        placed.push(order["id"].as_i64().unwrap());
+    }
+    // The first process's worker has claimed the orders and is sending them one by one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while upstream.calls_of("add").is_empty() {
+        assert!(Instant::now() < deadline, "the first worker never sent");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut first = first;
+    terminate(&first.child);
+    let stopped = Instant::now();
+    while first.child.try_wait().unwrap().is_none() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(15),
+            "the first process did not stop"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent_by_first = upstream.calls_of("add").len();
+    assert!(
+        sent_by_first < placed.len(),
+        "the first worker stopped mid-pass ({sent_by_first} of {} sent)",
+        placed.len()
+    );
+
+    let mut second = Command::new(env!("CARGO_BIN_EXE_reseller-api"))
+        .args([
+            "worker",
+            "--worker-interval-ms",
+            "50",
+            "--sync-interval-secs",
+            "3600",
+        ])
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Well within the two-minute lease: the second worker needs no expiry to take over.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while upstream.calls_of("add").len() < placed.len() {
+        assert!(
+            Instant::now() < deadline,
+            "the second worker did not take over: {} of {} sent",
+            upstream.calls_of("add").len(),
+            placed.len()
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    terminate(&second);
+    let exit = second.wait().unwrap();
+    assert!(
+        exit.success(),
+        "the worker exits cleanly on SIGTERM: {exit:?}"
+    );
+    let adds = upstream.calls_of("add");
+    let links: std::collections::HashSet<&str> = adds.iter().map(|c| c["link"].as_str()).collect();
+    assert_eq!(adds.len(), placed.len(), "each order sent once");
+    assert_eq!(links.len(), placed.len(), "each order sent once");
+
+    let server = Server::start(&url, &["--no-worker"]).await;
+    for id in &placed {
+        let (status, forwarding) = call(
+            &server.base,
+            "GET",
+            &format!("/v1/admin/orders/{id}/forwarding"),
+            &admin,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(forwarding["state"], "sent", "order {id}: {forwarding}");
+    }
+    assert_books_balance(&books.pool);
+}
