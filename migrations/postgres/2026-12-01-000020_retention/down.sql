@@ -1,0 +1,2 @@
+DROP INDEX provider_attempts_created;
+DROP INDEX idempotency_keys_created;
