@@ -14,9 +14,9 @@ use chrono::NaiveDateTime;
 use super::client::{call, Reply};
 use super::dialect::{parse_add, parse_multi_status, AddReply, StatusItem};
 use super::Wake;
+use crate::application::refunds::{self, SettleError, Trigger};
 use crate::config::WorkerConfig;
 use crate::db::provider_orders::{self, ProviderOrder, Settle};
-use crate::db::refunds::{self, SettleError, Trigger};
 use crate::db::{self, orders, providers, DbPool};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::provider::Provider;
@@ -326,7 +326,7 @@ impl Worker {
             "could not place the order upstream: {}",
             truncate(note, 300)
         ));
-        match db::write_tx(conn, |conn| refunds::settle(conn, order_id, trigger)) {
+        match refunds::settle(conn, order_id, trigger) {
             Ok(_) | Err(SettleError::Refused(_)) | Err(SettleError::NotFound) => Ok(()),
             Err(SettleError::Db(e)) => Err(e),
         }
@@ -459,8 +459,7 @@ impl Worker {
                         RefundSource::Automatic,
                     );
                     trigger.start_count = start_count.filter(|c| *c >= 0);
-                    let result =
-                        db::write_tx(conn, |conn| refunds::settle(conn, job.order_id, trigger));
+                    let result = refunds::settle(conn, job.order_id, trigger);
                     match result {
                         Ok(settled) => {
                             if settled.refund.is_some() {
