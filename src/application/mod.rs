@@ -10,4 +10,5 @@ pub mod providers;
 pub mod refills;
 pub mod refunds;
 pub mod services;
+pub mod signing_keys;
 pub mod top_ups;
