@@ -1,6 +1,6 @@
 //! reseller-api: a public reseller API for SMM panels.
 //!
-//! The folders are the architecture (`docs/ARCHITECTURE.md` has the whole picture):
+//! The folders are the architecture:
 //!
 //! - `api/`: HTTP handlers, one file per resource, and `api::router`, the one list of
 //!   endpoints that mounts the routes and builds the OpenAPI document.
@@ -16,8 +16,11 @@
 //! How a request flows: `api::build_app` wraps the routes in `http::middleware`; a handler
 //! takes its `Caller` (or `Admin`) and typed body from `http::extract`, parses it into
 //! `domain` values, and makes one `application` call through `AppState::db`, which runs it
-//! on the blocking pool; there `db` queries compose inside one `db::write_tx`. Errors are
-//! `error::ApiError`, rendered by `http::problem` as problem+json.
+//! on the blocking pool; there the application function opens the `db::write_tx` that
+//! guards its invariant and composes `db` queries inside it. Errors are `error::ApiError`
+//! (or an application error that converts into it), rendered by `http::problem` as
+//! problem+json. The provider worker, the CLI, the benchmarks and the tests call the same
+//! application functions.
 
 pub mod api;
 pub mod application;

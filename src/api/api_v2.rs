@@ -12,15 +12,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::orders::{
-    cancel_owned_order, place_order, with_idempotency, CreateOrderRequest, Stored, MAX_BATCH,
-};
-use crate::db::schema::refills;
-use crate::db::{self, accounts, orders, services, DbConnection};
+use super::orders::MAX_BATCH;
+use crate::application;
+use crate::application::idempotency::request_hash;
+use crate::application::orders::{OrderError, OrderRequest};
+use crate::application::refills::RefillError;
+use crate::db::{accounts, orders, refills, services};
 use crate::domain::account::{Account, Scope};
 use crate::domain::api_key::hash_api_key;
 use crate::domain::money::format_micros;
-use crate::domain::order::{Order, OrderStatus};
+use crate::domain::order::{Order, OrderInput};
 use crate::domain::service::{ServiceStatus, ServiceType};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
@@ -178,9 +179,6 @@ fn dialect_error(error: &ApiError) -> String {
             ..
         } => "Your account is suspended".into(),
         ApiError::Validation(fields) => match fields.first() {
-            Some(f) if f.field == "service_id" && f.message.contains("no such") => {
-                "Service ID does not exists".into()
-            }
             Some(f) if f.field == "link" => "Bad Link".into(),
             Some(f) if f.field == "quantity" => format!("Quantity {}", f.message),
             Some(f) => format!("{}: {}", f.field, f.message),
@@ -313,31 +311,68 @@ async fn add(
     account: &Account,
     map: &HashMap<String, String>,
 ) -> Result<HttpResponse, ApiError> {
+    let request = match order_request(map) {
+        Ok(request) => request,
+        Err(e) => return Ok(error(&e)),
+    };
+    let key = add_key(req, map, &request);
+    let account_id = account.id;
+    let render = |order: Order| Ok(json!({ "order": order.id }).to_string());
+    let placed = state
+        .db(move |conn| {
+            Ok(application::orders::create_order(
+                conn,
+                account_id,
+                request,
+                "api_v2_add",
+                key,
+                200,
+                render,
+            ))
+        })
+        .await?;
+    let stored = match placed {
+        Ok(stored) => stored,
+        Err(OrderError::UnknownService) => return Ok(error("Service ID does not exists")),
+        Err(OrderError::Other(e)) => return Err(e),
+    };
+    if !stored.replayed {
+        state.wake.notify();
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(stored.body))
+}
+
+/// The order an `add` asks for; `Err` is the dialect's reply to a field it cannot read.
+fn order_request(map: &HashMap<String, String>) -> Result<OrderRequest, String> {
     let service_id = match parse_int(map, "service") {
         Ok(Some(id)) => id,
-        Ok(None) => return Ok(error("Service ID does not exists")),
-        Err(_) => return Ok(error("Service ID does not exists")),
+        Ok(None) | Err(_) => return Err("Service ID does not exists".into()),
     };
-    let (quantity, runs, interval) = match (
-        parse_int(map, "quantity"),
-        parse_int(map, "runs"),
-        parse_int(map, "interval"),
-    ) {
-        (Ok(q), Ok(r), Ok(i)) => (q, r, i),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(error(&e)),
-    };
-    let request = CreateOrderRequest {
+    Ok(OrderRequest {
         service_id,
-        link: map.get("link").cloned().unwrap_or_default(),
-        quantity,
-        runs,
-        interval,
-        comments: map
-            .get("comments")
-            .cloned()
-            .filter(|c| !c.trim().is_empty()),
-        external_ref: None,
-    };
+        input: OrderInput {
+            link: map.get("link").cloned().unwrap_or_default(),
+            quantity: parse_int(map, "quantity")?,
+            runs: parse_int(map, "runs")?,
+            interval: parse_int(map, "interval")?,
+            comments: map
+                .get("comments")
+                .cloned()
+                .filter(|c| !c.trim().is_empty()),
+            external_ref: None,
+        },
+    })
+}
+
+/// The `add`'s idempotency key (the `idempotency_key` field or the header) with a
+/// fingerprint of the order it asks for.
+fn add_key(
+    req: &HttpRequest,
+    map: &HashMap<String, String>,
+    request: &OrderRequest,
+) -> Option<(String, String)> {
     let key = map
         .get("idempotency_key")
         .cloned()
@@ -348,37 +383,13 @@ async fn add(
                 .map(str::to_string)
         })
         .map(|k| k.trim().chars().take(255).collect::<String>())
-        .filter(|k| !k.is_empty());
+        .filter(|k| !k.is_empty())?;
+    let input = &request.input;
     let hash = format!(
-        "{service_id}|{}|{quantity:?}|{runs:?}|{interval:?}|{:?}",
-        request.link, request.comments
+        "{}|{}|{:?}|{:?}|{:?}|{:?}",
+        request.service_id, input.link, input.quantity, input.runs, input.interval, input.comments
     );
-    let key = key.map(|k| (k, super::orders::request_hash(&Value::String(hash))));
-    let account_id = account.id;
-    let stored = state
-        .db(move |conn| {
-            with_idempotency(conn, account_id, "api_v2_add", key, |conn, claim| {
-                db::write_tx(conn, |conn| {
-                    let order = place_order(conn, account_id, request)?;
-                    let body = json!({ "order": order.id }).to_string();
-                    if let Some(claim) = claim {
-                        super::orders::store_response(conn, claim, 200, &body)?;
-                    }
-                    Ok(Stored {
-                        status: 200,
-                        body,
-                        replayed: false,
-                    })
-                })
-            })
-        })
-        .await?;
-    if !stored.replayed {
-        state.wake.notify();
-    }
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(stored.body))
+    Some((key, request_hash(&Value::String(hash))))
 }
 
 /// Parses `orders=1,2,3` (at most 100), keeping the order asked.
@@ -467,13 +478,13 @@ async fn cancel(
             for id in ids {
                 let outcome = match id.parse::<i64>() {
                     Err(_) => json!({ "error": "Incorrect order ID" }),
-                    Ok(order_id) => match db::write_tx(conn, |conn| {
-                        cancel_owned_order(conn, account_id, order_id)
-                    }) {
-                        Ok(_) => json!(1),
-                        Err(ApiError::NotFound(_)) => json!({ "error": "Incorrect order ID" }),
-                        Err(e) => json!({ "error": dialect_error(&e) }),
-                    },
+                    Ok(order_id) => {
+                        match application::orders::cancel_order(conn, account_id, order_id) {
+                            Ok(_) => json!(1),
+                            Err(ApiError::NotFound(_)) => json!({ "error": "Incorrect order ID" }),
+                            Err(e) => json!({ "error": dialect_error(&e) }),
+                        }
+                    }
                 };
                 let order = id
                     .parse::<i64>()
@@ -490,31 +501,16 @@ async fn cancel(
     Ok(reply_of(results))
 }
 
-fn refill_one(conn: &mut DbConnection, account_id: i64, order_id: i64) -> Result<i64, String> {
-    use diesel::prelude::*;
-    let internal = |e: diesel::result::Error| {
-        tracing::error!(error = %e, "refill failed");
-        "Internal error, try again later".to_string()
-    };
-    let order = orders::find_owned(conn, account_id, order_id)
-        .map_err(internal)?
-        .ok_or("Incorrect order ID")?;
-    let service = services::find(conn, order.service_id)
-        .map_err(internal)?
-        .ok_or("Incorrect order ID")?;
-    if !service.refill || !matches!(order.status, OrderStatus::Completed | OrderStatus::Partial) {
-        return Err("Order not eligible for refill.".into());
+/// The dialect's words for a refill that was not requested.
+fn refill_error(error: RefillError) -> String {
+    match error {
+        RefillError::OrderNotFound => "Incorrect order ID".into(),
+        RefillError::NotEligible => "Order not eligible for refill.".into(),
+        RefillError::Db(e) => {
+            tracing::error!(error = %e, "refill failed");
+            "Internal error, try again later".into()
+        }
     }
-    diesel::insert_into(refills::table)
-        .values((
-            refills::order_id.eq(order_id),
-            refills::account_id.eq(account_id),
-            refills::status.eq("Pending"),
-            refills::created_at.eq(db::now()),
-        ))
-        .returning(refills::id)
-        .get_result(conn)
-        .map_err(internal)
 }
 
 async fn refill(
@@ -533,12 +529,12 @@ async fn refill(
                 Ok(ids
                     .into_iter()
                     .map(|id| {
-                        let outcome = match id
-                            .parse::<i64>()
-                            .map_err(|_| "Incorrect order ID".to_string())
-                        {
-                            Ok(order_id) => refill_one(conn, account_id, order_id),
-                            Err(e) => Err(e),
+                        let outcome = match id.parse::<i64>() {
+                            Ok(order_id) => {
+                                application::refills::request_refill(conn, account_id, order_id)
+                                    .map_err(refill_error)
+                            }
+                            Err(_) => Err("Incorrect order ID".to_string()),
                         };
                         let order = id
                             .parse::<i64>()
@@ -561,11 +557,15 @@ async fn refill(
         return Ok(error("Incorrect order ID"));
     };
     let outcome = state
-        .db(move |conn| Ok(refill_one(conn, account_id, order_id)))
+        .db(move |conn| {
+            Ok(application::refills::request_refill(
+                conn, account_id, order_id,
+            ))
+        })
         .await?;
     Ok(match outcome {
         Ok(id) => reply(json!({ "refill": id.to_string() })),
-        Err(e) => error(&e),
+        Err(e) => error(&refill_error(e)),
     })
 }
 
@@ -574,20 +574,12 @@ async fn refill_status(
     account: &Account,
     map: &HashMap<String, String>,
 ) -> Result<HttpResponse, ApiError> {
-    use diesel::prelude::*;
     let Some(refill_id) = map.get("refill").and_then(|r| r.trim().parse::<i64>().ok()) else {
         return Ok(error("Refill not found"));
     };
     let account_id = account.id;
     let status: Option<String> = state
-        .db(move |conn| {
-            Ok(refills::table
-                .filter(refills::id.eq(refill_id))
-                .filter(refills::account_id.eq(account_id))
-                .select(refills::status)
-                .first(conn)
-                .optional()?)
-        })
+        .db(move |conn| Ok(refills::status(conn, refill_id, account_id)?))
         .await?;
     Ok(match status {
         Some(status) => reply(json!({ "status": status })),

@@ -4,23 +4,20 @@ use actix_web::http::header;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::db::orders::OrderFilter;
-use crate::db::refunds::{self, Trigger};
-use crate::db::{
-    self, accounts, idempotency, ledger, orders, provider_orders, services, DbConnection,
-};
-use crate::domain::account::{AccountStatus, Scope};
-use crate::domain::ledger::LedgerKind;
-use crate::domain::order::{plan_order, NewOrder, Order, OrderInput, OrderStatus};
-use crate::domain::refund::{Change, RefundReason, RefundSource};
+use crate::application;
+use crate::application::idempotency::request_hash;
+use crate::application::orders::{OrderRequest, Outcome};
+use crate::db::orders::{self, OrderFilter};
+use crate::domain::account::Scope;
+use crate::domain::order::{Order, OrderInput, OrderStatus};
 use crate::domain::FieldError;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::auth::Admin;
 use crate::http::auth::Caller;
 use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::idempotency::{idempotency_key, stored_response};
 use crate::http::state::AppState;
 use crate::http::wire::{page_limit, page_response, utc, Amount, Page};
 
@@ -88,116 +85,20 @@ pub struct CreateOrderRequest {
     pub external_ref: Option<String>,
 }
 
-const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
-
-/// Reads the optional `Idempotency-Key`: 1 to 255 printable ASCII characters.
-pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get(IDEMPOTENCY_HEADER) else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
-        .map(|k| Some(k.to_string()))
-        .ok_or_else(|| {
-            ApiError::invalid(
-                IDEMPOTENCY_HEADER,
-                "must be 1 to 255 printable ASCII characters",
-            )
-        })
-}
-
-/// A fingerprint of a JSON body that ignores key order and whitespace.
-pub fn request_hash(body: &serde_json::Value) -> String {
-    hex::encode(Sha256::digest(body.to_string().as_bytes()))
-}
-
-/// A response stored with an idempotency key, or about to be.
-pub struct Stored {
-    pub status: u16,
-    pub body: String,
-    pub replayed: bool,
-}
-
-impl Stored {
-    pub fn into_response(self) -> HttpResponse {
-        let status = actix_web::http::StatusCode::from_u16(self.status)
-            .unwrap_or(actix_web::http::StatusCode::OK);
-        let mut response = HttpResponse::build(status);
-        response.content_type("application/json");
-        if self.replayed {
-            response.insert_header(("Idempotent-Replayed", "true"));
-        }
-        response.body(self.body)
-    }
-}
-
-/// Stores the response under the request's idempotency claim, inside the work's own
-/// transaction; if the claim was taken over meanwhile, the work is rolled back with 409.
-pub fn store_response(
-    conn: &mut DbConnection,
-    claim: idempotency::Held,
-    status: u16,
-    body: &str,
-) -> Result<(), ApiError> {
-    if idempotency::finish(conn, claim, status, body)? {
-        Ok(())
-    } else {
-        Err(ApiError::Conflict {
-            code: ErrorCode::IdempotencyKeyInFlight,
-            detail:
-                "another request with this Idempotency-Key took over; retry to get its response"
-                    .into(),
-        })
-    }
-}
-
-/// Runs `work` at most once per idempotency key: claims the key, runs `work` (which must
-/// call [`idempotency::finish`] inside its own transaction), and gives the claim back if
-/// `work` fails, so a corrected retry with the same key can run.
-pub fn with_idempotency(
-    conn: &mut DbConnection,
-    account_id: i64,
-    scope: &str,
-    key: Option<(String, String)>,
-    work: impl FnOnce(&mut DbConnection, Option<idempotency::Held>) -> Result<Stored, ApiError>,
-) -> Result<Stored, ApiError> {
-    let claim = match &key {
-        None => None,
-        Some((key, hash)) => match idempotency::claim(conn, account_id, scope, key, hash)? {
-            idempotency::Claim::Started(held) => Some(held),
-            idempotency::Claim::Replay { status, body } => {
-                return Ok(Stored {
-                    status,
-                    body,
-                    replayed: true,
-                })
-            }
-            idempotency::Claim::Mismatch => {
-                return Err(ApiError::Unprocessable {
-                    code: ErrorCode::IdempotencyKeyReused,
-                    detail: "this Idempotency-Key was already used with a different request body"
-                        .into(),
-                    param: Some(IDEMPOTENCY_HEADER.into()),
-                })
-            }
-            idempotency::Claim::InFlight => return Err(ApiError::Conflict {
-                code: ErrorCode::IdempotencyKeyInFlight,
-                detail:
-                    "a request with this Idempotency-Key is still being processed; retry shortly"
-                        .into(),
-            }),
-        },
-    };
-    let result = work(conn, claim);
-    if let (Err(_), Some(id)) = (&result, claim) {
-        if let Err(e) = idempotency::release(conn, id) {
-            tracing::warn!(error = %e, "could not release an idempotency claim; it expires on its own");
+impl From<CreateOrderRequest> for OrderRequest {
+    fn from(request: CreateOrderRequest) -> OrderRequest {
+        OrderRequest {
+            service_id: request.service_id,
+            input: OrderInput {
+                link: request.link,
+                quantity: request.quantity,
+                runs: request.runs,
+                interval: request.interval,
+                comments: request.comments,
+                external_ref: request.external_ref,
+            },
         }
     }
-    result
 }
 
 /// Place an order: prices it, debits the balance and records the charge in one transaction.
@@ -225,25 +126,22 @@ pub async fn create_order(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersWrite)?;
     let key = idempotency_key(&req)?.map(|k| (k, request_hash(&body.raw)));
-    let request = body.value;
+    let request = OrderRequest::from(body.value);
     let account_id = caller.account_id;
     let stored = state
         .db(move |conn| {
-            with_idempotency(conn, account_id, "create_order", key, |conn, claim| {
-                db::write_tx(conn, |conn| {
-                    let order = place_order(conn, account_id, request)?;
-                    let body = serde_json::to_string(&OrderResponse::from(order))
-                        .map_err(ApiError::internal)?;
-                    if let Some(claim) = claim {
-                        store_response(conn, claim, 201, &body)?;
-                    }
-                    Ok(Stored {
-                        status: 201,
-                        body,
-                        replayed: false,
-                    })
-                })
-            })
+            let render = |order: Order| {
+                serde_json::to_string(&OrderResponse::from(order)).map_err(ApiError::internal)
+            };
+            Ok(application::orders::create_order(
+                conn,
+                account_id,
+                request,
+                "create_order",
+                key,
+                201,
+                render,
+            )?)
         })
         .await?;
     if !stored.replayed {
@@ -253,84 +151,11 @@ pub async fn create_order(
         .ok()
         .and_then(|v| v.get("id").and_then(|id| id.as_i64()))
         .map(|id| format!("/v1/orders/{id}"));
-    let mut response = stored.into_response();
+    let mut response = stored_response(stored);
     if let Some(location) = location.and_then(|l| header::HeaderValue::from_str(&l).ok()) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
-}
-
-/// The order transaction's body: checks, prices, debits with one conditional statement,
-/// records the order and its ledger entry. Call inside a write transaction.
-pub fn place_order(
-    conn: &mut DbConnection,
-    account_id: i64,
-    request: CreateOrderRequest,
-) -> Result<Order, ApiError> {
-    let account =
-        accounts::find(conn, account_id)?.ok_or_else(|| ApiError::not_found("account"))?;
-    if account.status != AccountStatus::Active {
-        return Err(ApiError::Forbidden {
-            code: ErrorCode::AccountSuspended,
-            detail: "this account is suspended and cannot place orders".into(),
-        });
-    }
-    let service = services::find_shared(conn, request.service_id)?.ok_or_else(|| {
-        ApiError::Validation(vec![FieldError::new("service_id", "no such service")])
-    })?;
-    let planned = plan_order(
-        account_id,
-        &service,
-        OrderInput {
-            link: request.link,
-            quantity: request.quantity,
-            runs: request.runs,
-            interval: request.interval,
-            comments: request.comments,
-            external_ref: request.external_ref,
-        },
-    )?;
-    let order = place_order_planned(conn, planned)?;
-    if let Some((provider_id, remote_service)) = &service.provider {
-        // Sent by the worker once this transaction has committed, never inside it.
-        let key = format!(
-            "order-{}-{}",
-            order.id,
-            crate::domain::api_key::random_token(8)
-        );
-        provider_orders::enqueue(conn, order.id, *provider_id, remote_service, &key)?;
-    }
-    Ok(order)
-}
-
-/// Records a priced order and debits its charge with one conditional statement, so the
-/// balance can never be overdrawn. Call inside a write transaction.
-pub fn place_order_planned(conn: &mut DbConnection, planned: NewOrder) -> Result<Order, ApiError> {
-    let order = orders::insert(conn, &planned)?;
-    let refs = ledger::Refs {
-        order_id: Some(order.id),
-        ..Default::default()
-    };
-    let debited = ledger::post(
-        conn,
-        planned.account_id,
-        LedgerKind::OrderCharge,
-        -planned.charge.micros(),
-        refs,
-        ledger::Overdraft::Refuse,
-    )?;
-    if debited.is_none() {
-        let balance = accounts::find(conn, planned.account_id)?.map_or(0, |a| a.balance_micros);
-        return Err(ApiError::PaymentRequired {
-            code: ErrorCode::InsufficientFunds,
-            detail: format!(
-                "the order costs {} but the balance is {}",
-                planned.charge,
-                crate::domain::money::format_micros(balance)
-            ),
-        });
-    }
-    Ok(order)
 }
 
 /// One of your orders.
@@ -537,56 +362,9 @@ pub async fn cancel_order(
     let order_id = id.into_inner();
     let account_id = caller.account_id;
     let settled = state
-        .db(move |conn| db::write_tx(conn, |conn| cancel_owned_order(conn, account_id, order_id)))
+        .db(move |conn| application::orders::cancel_order(conn, account_id, order_id))
         .await?;
     Ok(HttpResponse::Ok().json(crate::api::refunds::SettlementResponse::from(settled)))
-}
-
-/// A reseller's cancel of its own pending order, refunded in full. Call inside a write
-/// transaction.
-pub fn cancel_owned_order(
-    conn: &mut DbConnection,
-    account_id: i64,
-    order_id: i64,
-) -> Result<refunds::Settled, ApiError> {
-    let order = orders::lock(conn, order_id, Some(account_id))?
-        .ok_or_else(|| ApiError::not_found("order"))?;
-    let service =
-        services::find(conn, order.service_id)?.ok_or_else(|| ApiError::not_found("service"))?;
-    if !service.cancel {
-        return Err(ApiError::Conflict {
-            code: ErrorCode::NotCancelable,
-            detail: "this order's service does not allow cancel".into(),
-        });
-    }
-    if order.status != OrderStatus::Pending {
-        return Err(ApiError::Conflict {
-            code: ErrorCode::NotCancelable,
-            detail: format!(
-                "only pending orders can be canceled; this one is {}",
-                order.status
-            ),
-        });
-    }
-    if provider_orders::find(conn, order_id)?.is_some()
-        && !provider_orders::withdraw(conn, order_id)?
-    {
-        return Err(ApiError::Conflict {
-            code: ErrorCode::NotCancelable,
-            detail: "this order was already sent to the provider".into(),
-        });
-    }
-    let mut trigger = Trigger::new(
-        Change {
-            status: Some(OrderStatus::Canceled),
-            ..Change::default()
-        },
-        RefundReason::CanceledByReseller,
-        RefundSource::Reseller,
-    );
-    trigger.owner = Some(account_id);
-    trigger.decided_by = Some(account_id);
-    Ok(refunds::settle(conn, order_id, trigger)?)
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -642,34 +420,16 @@ pub async fn record_outcome(
     if !errors.is_empty() {
         return Err(errors.into());
     }
+    let outcome = Outcome {
+        status: request.status,
+        start_count: request.start_count,
+        remains: request.remains,
+        runs_delivered: request.runs_delivered,
+        note,
+    };
     let admin_id = admin.0.account_id;
     let settled = state
-        .db(move |conn| {
-            db::write_tx(conn, |conn| {
-                let mut remains = request.remains;
-                if let Some(delivered) = request.runs_delivered {
-                    let order = orders::lock(conn, order_id, None)?
-                        .ok_or_else(|| ApiError::not_found("order"))?;
-                    let runs = order.runs.ok_or_else(|| {
-                        ApiError::invalid("runs_delivered", "this is not a drip-feed order")
-                    })?;
-                    remains = Some((runs - delivered).max(0) * order.quantity);
-                }
-                let mut trigger = Trigger::new(
-                    Change {
-                        status: Some(request.status),
-                        remains,
-                        approve: 0,
-                    },
-                    crate::domain::refund::reason_for(request.status),
-                    RefundSource::Admin,
-                );
-                trigger.start_count = request.start_count;
-                trigger.decided_by = Some(admin_id);
-                trigger.note = note;
-                Ok(refunds::settle(conn, order_id, trigger)?)
-            })
-        })
+        .db(move |conn| application::orders::record_outcome(conn, admin_id, order_id, outcome))
         .await?;
     Ok(HttpResponse::Ok().json(crate::api::refunds::SettlementResponse::from(settled)))
 }

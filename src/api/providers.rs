@@ -3,12 +3,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::application;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
-use crate::db::{self};
 use crate::domain::provider::Provider;
 use crate::domain::{parse_text, FieldError};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiJson;
 use crate::http::state::AppState;
@@ -182,23 +182,19 @@ pub async fn update_provider(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let patch = body.value;
-    let provider = state
-        .db(move |conn| {
-            db::write_tx(conn, |conn| {
-                let current =
-                    providers::find(conn, id)?.ok_or_else(|| ApiError::not_found("provider"))?;
-                let fields = provider_fields(CreateProviderRequest {
-                    name: patch.name.unwrap_or(current.name),
-                    url: patch.url.unwrap_or(current.url),
-                    key: patch.key.unwrap_or(current.api_key),
-                    enabled: Some(patch.enabled.unwrap_or(current.enabled)),
-                    timeout_ms: Some(patch.timeout_ms.unwrap_or(current.timeout_ms)),
-                    batch_size: Some(patch.batch_size.unwrap_or(current.batch_size)),
-                    idempotent_add: Some(patch.idempotent_add.unwrap_or(current.idempotent_add)),
-                })?;
-                providers::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("provider"))
-            })
+    let merge = move |current: Provider| {
+        provider_fields(CreateProviderRequest {
+            name: patch.name.unwrap_or(current.name),
+            url: patch.url.unwrap_or(current.url),
+            key: patch.key.unwrap_or(current.api_key),
+            enabled: Some(patch.enabled.unwrap_or(current.enabled)),
+            timeout_ms: Some(patch.timeout_ms.unwrap_or(current.timeout_ms)),
+            batch_size: Some(patch.batch_size.unwrap_or(current.batch_size)),
+            idempotent_add: Some(patch.idempotent_add.unwrap_or(current.idempotent_add)),
         })
+    };
+    let provider = state
+        .db(move |conn| application::providers::update_provider(conn, id, merge))
         .await?;
     Ok(HttpResponse::Ok().json(ProviderResponse::from(provider)))
 }
@@ -300,29 +296,7 @@ pub async fn reconcile_forwarding(
         None => None,
     };
     let found = state
-        .db(move |conn| {
-            db::write_tx(conn, |conn| {
-                let order = crate::db::orders::lock(conn, id, None)?
-                    .ok_or_else(|| ApiError::not_found("order"))?;
-                provider_orders::find(conn, id)?
-                    .ok_or_else(|| ApiError::not_found("provider-backed order"))?;
-                if order.status.is_terminal() {
-                    return Err(ApiError::Conflict {
-                        code: ErrorCode::OrderFinal,
-                        detail: format!("the order is {}; nothing is left to send", order.status),
-                    });
-                }
-                if !provider_orders::reconcile(conn, id, remote.as_deref())? {
-                    return Err(ApiError::Conflict {
-                        code: ErrorCode::NotAmbiguous,
-                        detail: "only an order whose send is ambiguous or failed can be reconciled"
-                            .into(),
-                    });
-                }
-                provider_orders::find(conn, id)?
-                    .ok_or_else(|| ApiError::not_found("provider-backed order"))
-            })
-        })
+        .db(move |conn| application::providers::reconcile_forwarding(conn, id, remote.as_deref()))
         .await?;
     state.wake.notify();
     Ok(HttpResponse::Ok().json(ForwardingResponse::from(found)))

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::{self, accounts, policy};
-use crate::domain::policy::{decide, Standing};
+use crate::domain::policy::{assess, Standing};
 use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiJson;
@@ -72,7 +72,7 @@ async fn standing_response(
             Ok((account, standing, refusals))
         })
         .await?;
-    let next = decide(&rules, &standing, 1, db::now());
+    let next = assess(&rules, &standing, 1, db::now());
     Ok(RefundStandingResponse {
         account_id: account.id,
         allowlisted_until: account.refund_allowlisted_until.map(utc),

@@ -3,20 +3,21 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::orders::{idempotency_key, request_hash, with_idempotency, OrderResponse, Stored};
-use crate::db::refunds::{self, NewRefund, RefundFilter, Trigger};
-use crate::db::{self, orders};
-use crate::db::{accounts, policy};
+use super::orders::OrderResponse;
+use crate::application;
+use crate::application::disputes::Dispute;
+use crate::application::idempotency::request_hash;
+use crate::application::refunds::Settled;
+use crate::db::refunds::{self, RefundFilter};
 use crate::domain::account::Scope;
-use crate::domain::order::OrderStatus;
-use crate::domain::policy::{decide, PolicyOutcome};
 use crate::domain::refund::{
-    Change, DisputeReason, PolicyNote, Refund, RefundReason, RefundSource, RefundStatus,
+    DisputeReason, PolicyNote, Refund, RefundReason, RefundSource, RefundStatus,
 };
 use crate::domain::{parse_text, FieldError};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::http::auth::{Admin, Caller};
 use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::idempotency::{idempotency_key, stored_response};
 use crate::http::state::AppState;
 use crate::http::wire::{
     page_limit, page_response, parse_optional_positive_money, utc, Amount, Page,
@@ -71,8 +72,8 @@ pub struct SettlementResponse {
     pub refund: Option<RefundResponse>,
 }
 
-impl From<refunds::Settled> for SettlementResponse {
-    fn from(settled: refunds::Settled) -> SettlementResponse {
+impl From<Settled> for SettlementResponse {
+    fn from(settled: Settled) -> SettlementResponse {
         SettlementResponse {
             order: settled.order.into(),
             refund: settled.refund.map(Into::into),
@@ -253,119 +254,24 @@ pub async fn create_dispute(
     if !errors.is_empty() {
         return Err(errors.into());
     }
+    let dispute = Dispute {
+        reason: request.reason,
+        amount,
+        note,
+    };
     let account_id = caller.account_id;
-    let scope = format!("create_dispute:{order_id}");
     let rules = state.policy.clone();
     let stored = state
         .db(move |conn| {
-            with_idempotency(conn, account_id, &scope, key, |conn, claim| {
-                db::write_tx(conn, |conn| {
-                    let order = orders::lock(conn, order_id, Some(account_id))?
-                        .ok_or_else(|| ApiError::not_found("order"))?;
-                    if order.status == OrderStatus::Canceled {
-                        return Err(ApiError::Conflict {
-                            code: ErrorCode::OrderCanceled,
-                            detail: "a canceled order is already refunded in full".into(),
-                        });
-                    }
-                    let refundable = order.refundable().micros();
-                    if refundable == 0 {
-                        return Err(ApiError::Conflict {
-                            code: ErrorCode::NothingToRefund,
-                            detail: "this order has already been refunded in full".into(),
-                        });
-                    }
-                    if refunds::pending_dispute(conn, order_id)?.is_some() {
-                        return Err(ApiError::Conflict {
-                            code: ErrorCode::DisputePending,
-                            detail: "this order already has a refund request under review".into(),
-                        });
-                    }
-                    let amount = amount.map_or(refundable, |a| a.micros());
-                    if amount > refundable {
-                        return Err(ApiError::Unprocessable {
-                            code: ErrorCode::AmountExceedsRefundable,
-                            detail: format!(
-                                "at most {} of this order can still be refunded",
-                                order.refundable()
-                            ),
-                            param: Some("amount".into()),
-                        });
-                    }
-                    // One account's requests are decided one at a time, in every process.
-                    let account = accounts::lock(conn, account_id)?
-                        .ok_or_else(|| ApiError::not_found("account"))?;
-                    let now = db::now();
-                    let standing = policy::standing(conn, &account, now)?;
-                    let decision = decide(&rules, &standing, amount, now);
-                    if decision.outcome == PolicyOutcome::Refuse {
-                        policy::record_refusal(conn, account_id, order_id, &decision, now)?;
-                        return Ok(Err(decision));
-                    }
-                    let refund = refunds::insert(
-                        conn,
-                        &NewRefund {
-                            account_id,
-                            order_id: Some(order_id),
-                            top_up_id: None,
-                            amount_micros: amount,
-                            reason: request.reason.refund_reason(),
-                            status: RefundStatus::PendingReview,
-                            source: RefundSource::Reseller,
-                            note,
-                            decided_by: None,
-                        },
-                    )?;
-                    refunds::record_policy(conn, refund.id, &decision)?;
-                    let (status, refund) = if decision.outcome == PolicyOutcome::AutoApprove {
-                        let mut trigger = Trigger::new(
-                            Change {
-                                approve: amount,
-                                ..Change::default()
-                            },
-                            refund.reason,
-                            RefundSource::Reseller,
-                        );
-                        trigger.dispute_id = Some(refund.id);
-                        trigger.note = Some(format!("approved automatically ({})", decision.rule));
-                        refunds::settle(conn, order_id, trigger)?;
-                        (
-                            201,
-                            refunds::find(conn, refund.id, None)?
-                                .ok_or_else(|| ApiError::not_found("refund"))?,
-                        )
-                    } else {
-                        (
-                            202,
-                            refunds::find(conn, refund.id, None)?
-                                .ok_or_else(|| ApiError::not_found("refund"))?,
-                        )
-                    };
-                    let body = serde_json::to_string(&RefundResponse::from(refund))
-                        .map_err(ApiError::internal)?;
-                    if let Some(claim) = claim {
-                        super::orders::store_response(conn, claim, status, &body)?;
-                    }
-                    Ok(Ok(Stored {
-                        status,
-                        body,
-                        replayed: false,
-                    }))
-                })?
-                // A refusal is kept on record (committed above) and answered as 429.
-                .map_err(|decision| ApiError::PolicyRefused {
-                    detail: format!(
-                        "the refund policy refused this request (rule `{}`); try again later",
-                        decision.rule
-                    ),
-                    rule: decision.rule.to_string(),
-                    numbers: decision.detail,
-                    retry_after_secs: decision.retry_after_secs.unwrap_or(3600).max(1) as u64,
-                })
-            })
+            let render = |refund: Refund| {
+                serde_json::to_string(&RefundResponse::from(refund)).map_err(ApiError::internal)
+            };
+            application::disputes::create_dispute(
+                conn, &rules, account_id, order_id, dispute, key, render,
+            )
         })
         .await?;
-    Ok(stored.into_response())
+    Ok(stored_response(stored))
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema, Default)]
@@ -376,13 +282,6 @@ pub struct ApproveRefundRequest {
     pub amount: Option<String>,
     /// Why, recorded on the refund.
     pub reason: Option<String>,
-}
-
-fn refund_already_decided(refund: &Refund) -> ApiError {
-    ApiError::Conflict {
-        code: ErrorCode::RefundAlreadyDecided,
-        detail: format!("this refund is already {}", refund.status),
-    }
 }
 
 /// Approve a refund request: credits the balance in the same call.
@@ -414,34 +313,7 @@ pub async fn approve_refund(
     }
     let admin_id = admin.0.account_id;
     let settled = state
-        .db(move |conn| {
-            db::write_tx(conn, |conn| {
-                let refund = refunds::lock_with_parent(conn, id)?
-                    .ok_or_else(|| ApiError::not_found("refund"))?;
-                if refund.status != RefundStatus::PendingReview {
-                    return Err(refund_already_decided(&refund));
-                }
-                let order_id = refund
-                    .order_id
-                    .ok_or_else(|| refund_already_decided(&refund))?;
-                let order = orders::lock(conn, order_id, None)?
-                    .ok_or_else(|| ApiError::not_found("order"))?;
-                let refundable = order.refundable().micros();
-                let amount = amount.map_or(refund.amount_micros.min(refundable), |a| a.micros());
-                let mut trigger = Trigger::new(
-                    Change {
-                        approve: amount,
-                        ..Change::default()
-                    },
-                    refund.reason,
-                    RefundSource::Reseller,
-                );
-                trigger.dispute_id = Some(refund.id);
-                trigger.decided_by = Some(admin_id);
-                trigger.note = reason;
-                Ok(refunds::settle(conn, order_id, trigger)?)
-            })
-        })
+        .db(move |conn| application::disputes::approve_dispute(conn, admin_id, id, amount, reason))
         .await?;
     Ok(HttpResponse::Ok().json(SettlementResponse::from(settled)))
 }
@@ -477,23 +349,7 @@ pub async fn reject_refund(
         parse_text(&body.value.reason, 2000).map_err(|m| ApiError::invalid("reason", m))?;
     let admin_id = admin.0.account_id;
     let refund = state
-        .db(move |conn| {
-            db::write_tx(conn, |conn| {
-                let refund = refunds::lock_with_parent(conn, id)?
-                    .ok_or_else(|| ApiError::not_found("refund"))?;
-                if refund.status != RefundStatus::PendingReview {
-                    return Err(refund_already_decided(&refund));
-                }
-                Ok(refunds::decide(
-                    conn,
-                    id,
-                    RefundStatus::Rejected,
-                    refund.amount_micros,
-                    Some(admin_id),
-                    Some(&reason),
-                )?)
-            })
-        })
+        .db(move |conn| application::disputes::reject_dispute(conn, admin_id, id, &reason))
         .await?;
     Ok(HttpResponse::Ok().json(RefundResponse::from(refund)))
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, NaiveDateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::db::reports::{self, Scope as ReportScope};
+use crate::db::reports::{self, ReportScope};
 use crate::domain::account::Scope;
 use crate::domain::report::{
     parse_bound, parse_timezone, reason_label, spreadsheet_safe, summarize, time_label, Metrics,

@@ -3,12 +3,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::db::refunds::{self, Trigger};
-use crate::db::services::ServiceFields;
-use crate::db::{self, orders, services, DbConnection};
+use crate::application;
+use crate::db::services::{self, ServiceFields};
 use crate::domain::account::Scope;
-use crate::domain::order::OrderStatus;
-use crate::domain::refund::{Change, RefundReason, RefundSource};
 use crate::domain::service::{check_quantity_window, Service, ServiceStatus, ServiceType};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
@@ -219,10 +216,7 @@ pub async fn create_service(
 ) -> Result<HttpResponse, ApiError> {
     let fields = service_fields(body.value)?;
     let service = state
-        .db(move |conn| {
-            check_provider(conn, &fields)?;
-            Ok(services::insert(conn, &fields)?)
-        })
+        .db(move |conn| application::services::create_service(conn, fields))
         .await?;
     Ok(HttpResponse::Created().json(ServiceResponse::from(service)))
 }
@@ -247,31 +241,26 @@ pub async fn update_service(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let patch = body.value;
-    let service = state
-        .db(move |conn| {
-            db::write_tx(conn, |conn| {
-                let current =
-                    services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;
-                let fields = service_fields(CreateServiceRequest {
-                    name: patch.name.unwrap_or(current.name),
-                    category: patch.category.unwrap_or(current.category),
-                    r#type: patch.r#type.unwrap_or(current.kind),
-                    rate: patch.rate.unwrap_or_else(|| current.rate.to_string()),
-                    min: patch.min.unwrap_or(current.min_quantity),
-                    max: patch.max.unwrap_or(current.max_quantity),
-                    refill: patch.refill.unwrap_or(current.refill),
-                    cancel: patch.cancel.unwrap_or(current.cancel),
-                    provider_id: patch
-                        .provider_id
-                        .unwrap_or(current.provider.as_ref().map(|p| p.0)),
-                    provider_service_id: patch
-                        .provider_service_id
-                        .unwrap_or(current.provider.map(|p| p.1)),
-                })?;
-                check_provider(conn, &fields)?;
-                services::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("service"))
-            })
+    let merge = move |current: Service| {
+        service_fields(CreateServiceRequest {
+            name: patch.name.unwrap_or(current.name),
+            category: patch.category.unwrap_or(current.category),
+            r#type: patch.r#type.unwrap_or(current.kind),
+            rate: patch.rate.unwrap_or_else(|| current.rate.to_string()),
+            min: patch.min.unwrap_or(current.min_quantity),
+            max: patch.max.unwrap_or(current.max_quantity),
+            refill: patch.refill.unwrap_or(current.refill),
+            cancel: patch.cancel.unwrap_or(current.cancel),
+            provider_id: patch
+                .provider_id
+                .unwrap_or(current.provider.as_ref().map(|p| p.0)),
+            provider_service_id: patch
+                .provider_service_id
+                .unwrap_or(current.provider.map(|p| p.1)),
         })
+    };
+    let service = state
+        .db(move |conn| application::services::update_service(conn, id, merge))
         .await?;
     Ok(HttpResponse::Ok().json(ServiceResponse::from(service)))
 }
@@ -284,11 +273,6 @@ pub struct DisableServiceResponse {
     /// Money credited back by this call.
     pub amount_refunded: Amount,
 }
-
-/// Orders refunded per transaction when a service is disabled: each batch is atomic and
-/// short, so disabling a service with tens of thousands of open orders never holds one
-/// lock for long.
-const DISABLE_BATCH: i64 = 500;
 
 /// Disable a service: it takes no new orders, and every order still in flight is
 /// refunded by the refund rule (no delivery known: in full; progress known: the
@@ -310,102 +294,12 @@ pub async fn disable_service(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let admin_id = admin.0.account_id;
-    let service = state
-        .db(move |conn| {
-            services::set_status(conn, id, ServiceStatus::Disabled)?
-                .ok_or_else(|| ApiError::not_found("service"))
-        })
+    let disabled = state
+        .db(move |conn| application::services::disable_service(conn, admin_id, id))
         .await?;
-    let mut orders_refunded = 0;
-    let mut amount_refunded = 0;
-    let mut after = 0;
-    loop {
-        let (last, count, amount) = state
-            .db(move |conn| {
-                let ids = orders::open_for_service(conn, id, after, DISABLE_BATCH)?;
-                let Some(&last) = ids.last() else {
-                    return Ok((None, 0, 0));
-                };
-                db::write_tx(conn, |conn| {
-                    // Lock the whole batch first, in id order, then credit accounts in
-                    // account order: every writer takes order rows before account rows,
-                    // so concurrent outcomes and other batches cannot deadlock with this one.
-                    let mut planned = Vec::with_capacity(ids.len());
-                    for order_id in ids {
-                        if let Some((account_id, change)) = disabled_outcome(conn, order_id)? {
-                            planned.push((account_id, order_id, change));
-                        }
-                    }
-                    planned
-                        .sort_unstable_by_key(|&(account_id, order_id, _)| (account_id, order_id));
-                    let (mut count, mut amount) = (0i64, 0i64);
-                    for (_, order_id, change) in planned {
-                        // An order still waiting to be sent upstream never will be now.
-                        crate::db::provider_orders::withdraw(conn, order_id)?;
-                        let mut trigger = Trigger::new(
-                            change,
-                            RefundReason::ServiceDisabled,
-                            RefundSource::Admin,
-                        );
-                        trigger.only_if_open = true;
-                        trigger.decided_by = Some(admin_id);
-                        let settled = refunds::settle(conn, order_id, trigger)?;
-                        if let Some(refund) = settled.refund {
-                            count += 1;
-                            amount += refund.amount_micros;
-                        }
-                    }
-                    Ok((Some(last), count, amount))
-                })
-            })
-            .await?;
-        orders_refunded += count;
-        amount_refunded += amount;
-        match last {
-            Some(last) => after = last,
-            None => break,
-        }
-    }
     Ok(HttpResponse::Ok().json(DisableServiceResponse {
-        service: service.into(),
-        orders_refunded,
-        amount_refunded: Amount::micros(amount_refunded),
+        service: disabled.service.into(),
+        orders_refunded: disabled.orders_refunded,
+        amount_refunded: Amount::micros(disabled.amount_refunded_micros),
     }))
-}
-
-/// Locks an order and says how it ends because its service is disabled: partial when
-/// progress is known, canceled (refunded in full) otherwise; `None` once it has ended.
-fn disabled_outcome(
-    conn: &mut DbConnection,
-    order_id: i64,
-) -> Result<Option<(i64, Change)>, ApiError> {
-    let Some(order) = orders::lock(conn, order_id, None)? else {
-        return Ok(None);
-    };
-    if order.status.is_terminal() {
-        return Ok(None);
-    }
-    let units = order.book().units;
-    let change = match order.remains {
-        Some(remains) if order.status == OrderStatus::InProgress && remains < units => Change {
-            status: Some(OrderStatus::Partial),
-            remains: Some(remains),
-            approve: 0,
-        },
-        _ => Change {
-            status: Some(OrderStatus::Canceled),
-            ..Change::default()
-        },
-    };
-    Ok(Some((order.account_id, change)))
-}
-
-/// A service may only point at a provider that exists.
-fn check_provider(conn: &mut DbConnection, fields: &ServiceFields) -> Result<(), ApiError> {
-    if let Some((provider_id, _)) = &fields.provider {
-        if crate::db::providers::find(conn, *provider_id)?.is_none() {
-            return Err(ApiError::invalid("provider_id", "no such provider"));
-        }
-    }
-    Ok(())
 }

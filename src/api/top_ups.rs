@@ -4,14 +4,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::refunds::{optional_text, RefundResponse};
-use crate::db::refunds::{self, NewRefund};
-use crate::db::{self, accounts, is_unique_violation, ledger, top_ups};
-use crate::domain::account::AccountStatus;
-use crate::domain::ledger::{LedgerKind, TopUp, TopUpStatus};
-use crate::domain::money::format_micros;
-use crate::domain::refund::{RefundReason, RefundSource, RefundStatus};
+use crate::application;
+use crate::application::top_ups::{GatewayAnswer, TopUpRefund};
+use crate::domain::ledger::{TopUp, TopUpStatus};
+use crate::domain::refund::RefundReason;
 use crate::domain::{parse_text, FieldError};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiJson;
 use crate::http::state::AppState;
@@ -94,39 +92,7 @@ pub async fn create_top_up(
     };
     let top_up = state
         .db(move |conn| {
-            let duplicate = || ApiError::Conflict {
-                code: ErrorCode::DuplicateGatewayRef,
-                detail: format!("a top-up with gateway_ref `{gateway_ref}` is already recorded"),
-            };
-            db::write_tx(conn, |conn| {
-                accounts::find(conn, account_id)?.ok_or_else(|| ApiError::not_found("account"))?;
-                if top_ups::find_by_gateway_ref(conn, &gateway_ref)?.is_some() {
-                    return Err(duplicate());
-                }
-                // Two concurrent recordings of one payment: the unique index decides.
-                let top_up =
-                    top_ups::insert(conn, account_id, amount.micros(), &gateway, &gateway_ref)
-                        .map_err(|e| {
-                            if is_unique_violation(&e) {
-                                duplicate()
-                            } else {
-                                e.into()
-                            }
-                        })?;
-                let refs = ledger::Refs {
-                    top_up_id: Some(top_up.id),
-                    ..Default::default()
-                };
-                ledger::post(
-                    conn,
-                    account_id,
-                    LedgerKind::TopUp,
-                    amount.micros(),
-                    refs,
-                    ledger::Overdraft::Refuse,
-                )?;
-                Ok(top_up)
-            })
+            application::top_ups::record_top_up(conn, account_id, amount, &gateway, &gateway_ref)
         })
         .await?;
     Ok(HttpResponse::Created().json(TopUpResponse::from(top_up)))
@@ -181,65 +147,16 @@ pub async fn refund_top_up(
         TopUpRefundReason::DuplicateTopUp => RefundReason::DuplicateTopUp,
         TopUpRefundReason::Manual => RefundReason::Manual,
     };
+    let request = TopUpRefund {
+        amount,
+        reason,
+        note,
+    };
     let admin_id = admin.0.account_id;
     let refund = state
-        .db(move |conn| {
-            db::write_tx(conn, |conn| {
-                let top_up =
-                    top_ups::lock(conn, top_up_id)?.ok_or_else(|| ApiError::not_found("top-up"))?;
-                check_refundable(&top_up, amount.micros())?;
-                top_ups::add_refunded(conn, top_up.id, amount.micros(), None)?;
-                let refund = refunds::insert(
-                    conn,
-                    &NewRefund {
-                        account_id: top_up.account_id,
-                        order_id: None,
-                        top_up_id: Some(top_up.id),
-                        amount_micros: amount.micros(),
-                        reason,
-                        status: RefundStatus::Pending,
-                        source: RefundSource::Admin,
-                        note,
-                        decided_by: Some(admin_id),
-                    },
-                )?;
-                let refs = ledger::Refs {
-                    top_up_id: Some(top_up.id),
-                    refund_id: Some(refund.id),
-                    order_id: None,
-                };
-                ledger::post(
-                    conn,
-                    top_up.account_id,
-                    LedgerKind::TopUpRefund,
-                    -amount.micros(),
-                    refs,
-                    ledger::Overdraft::Refuse,
-                )?
-                .ok_or_else(|| ApiError::PaymentRequired {
-                    code: ErrorCode::InsufficientFunds,
-                    detail: "the account's balance no longer holds this amount".into(),
-                })?;
-                Ok(refund)
-            })
-        })
+        .db(move |conn| application::top_ups::refund_top_up(conn, admin_id, top_up_id, request))
         .await?;
     Ok(HttpResponse::Created().json(RefundResponse::from(refund)))
-}
-
-fn check_refundable(top_up: &TopUp, amount: i64) -> Result<(), ApiError> {
-    let left = top_up.amount_micros - top_up.refunded_micros;
-    if amount > left {
-        return Err(ApiError::Unprocessable {
-            code: ErrorCode::AmountExceedsRefundable,
-            detail: format!(
-                "at most {} of this top-up can still be returned",
-                format_micros(left)
-            ),
-            param: Some("amount".into()),
-        });
-    }
-    Ok(())
 }
 
 /// The gateway's answer for a pending payment-method refund.
@@ -247,59 +164,10 @@ async fn finish_payment_refund(
     state: web::Data<AppState>,
     admin_id: i64,
     id: i64,
-    succeeded: bool,
+    answer: GatewayAnswer,
 ) -> Result<HttpResponse, ApiError> {
     let refund = state
-        .db(move |conn| {
-            db::write_tx(conn, |conn| {
-                let refund = refunds::lock_with_parent(conn, id)?
-                    .ok_or_else(|| ApiError::not_found("refund"))?;
-                let top_up_id = match (refund.status, refund.top_up_id) {
-                    (RefundStatus::Pending, Some(top_up_id)) => top_up_id,
-                    _ => {
-                        return Err(ApiError::Conflict {
-                            code: ErrorCode::RefundNotPending,
-                            detail: format!(
-                                "only a pending payment refund can be settled; this one is {}",
-                                refund.status
-                            ),
-                        })
-                    }
-                };
-                if succeeded {
-                    return Ok(refunds::decide(
-                        conn,
-                        id,
-                        RefundStatus::Succeeded,
-                        refund.amount_micros,
-                        Some(admin_id),
-                        None,
-                    )?);
-                }
-                top_ups::add_refunded(conn, top_up_id, -refund.amount_micros, None)?;
-                let refs = ledger::Refs {
-                    top_up_id: Some(top_up_id),
-                    refund_id: Some(refund.id),
-                    order_id: None,
-                };
-                ledger::post(
-                    conn,
-                    refund.account_id,
-                    LedgerKind::TopUpRefund,
-                    refund.amount_micros,
-                    refs,
-                    ledger::Overdraft::Refuse,
-                )?;
-                Ok(refunds::decide(
-                    conn,
-                    id,
-                    RefundStatus::Failed,
-                    refund.amount_micros,
-                    Some(admin_id),
-                    Some("the payment gateway refused the refund; the balance was re-credited"),
-                )?)
-            })
-        })
+        .db(move |conn| application::top_ups::finish_payment_refund(conn, admin_id, id, answer))
         .await?;
     Ok(HttpResponse::Ok().json(RefundResponse::from(refund)))
 }
@@ -321,7 +189,13 @@ pub async fn succeed_refund(
     admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    finish_payment_refund(state, admin.0.account_id, id.into_inner(), true).await
+    finish_payment_refund(
+        state,
+        admin.0.account_id,
+        id.into_inner(),
+        GatewayAnswer::Succeeded,
+    )
+    .await
 }
 
 /// The gateway refused a payment-method refund: the balance is re-credited.
@@ -341,7 +215,13 @@ pub async fn fail_refund(
     admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    finish_payment_refund(state, admin.0.account_id, id.into_inner(), false).await
+    finish_payment_refund(
+        state,
+        admin.0.account_id,
+        id.into_inner(),
+        GatewayAnswer::Failed,
+    )
+    .await
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -389,63 +269,12 @@ pub async fn chargeback_top_up(
         return Err(errors.into());
     }
     let admin_id = admin.0.account_id;
-    let (refund, top_up, account) = state
-        .db(move |conn| {
-            db::write_tx(conn, |conn| {
-                let top_up =
-                    top_ups::lock(conn, top_up_id)?.ok_or_else(|| ApiError::not_found("top-up"))?;
-                let left = top_up.amount_micros - top_up.refunded_micros;
-                let amount = amount.map_or(left, |a| a.micros());
-                if amount == 0 {
-                    return Err(ApiError::Conflict {
-                        code: ErrorCode::NothingToChargeBack,
-                        detail: "this top-up was already returned in full".into(),
-                    });
-                }
-                check_refundable(&top_up, amount)?;
-                let top_up = top_ups::add_refunded(
-                    conn,
-                    top_up.id,
-                    amount,
-                    Some(TopUpStatus::ChargedBack.as_str()),
-                )?;
-                let refund = refunds::insert(
-                    conn,
-                    &NewRefund {
-                        account_id: top_up.account_id,
-                        order_id: None,
-                        top_up_id: Some(top_up.id),
-                        amount_micros: amount,
-                        reason: RefundReason::Chargeback,
-                        status: RefundStatus::Succeeded,
-                        source: RefundSource::Admin,
-                        note,
-                        decided_by: Some(admin_id),
-                    },
-                )?;
-                let refs = ledger::Refs {
-                    top_up_id: Some(top_up.id),
-                    refund_id: Some(refund.id),
-                    order_id: None,
-                };
-                ledger::post(
-                    conn,
-                    top_up.account_id,
-                    LedgerKind::Chargeback,
-                    -amount,
-                    refs,
-                    ledger::Overdraft::Allow,
-                )?;
-                let account =
-                    accounts::set_status(conn, top_up.account_id, AccountStatus::Suspended)?
-                        .ok_or_else(|| ApiError::not_found("account"))?;
-                Ok((refund, top_up, account))
-            })
-        })
+    let charged = state
+        .db(move |conn| application::top_ups::charge_back(conn, admin_id, top_up_id, amount, note))
         .await?;
     Ok(HttpResponse::Created().json(ChargebackResponse {
-        refund: refund.into(),
-        top_up: top_up.into(),
-        account: account.into(),
+        refund: charged.refund.into(),
+        top_up: charged.top_up.into(),
+        account: charged.account.into(),
     }))
 }

@@ -3,4 +3,12 @@
 //! never each other.
 
 pub mod accounts;
+pub mod disputes;
+pub mod idempotency;
+pub mod orders;
+pub mod providers;
+pub mod refills;
 pub mod refunds;
+pub mod services;
+pub mod signing_keys;
+pub mod top_ups;

@@ -1,12 +1,156 @@
-//! Settling refunds: what the one refund rule refused, as the errors callers see.
+//! Settling refunds: the one place any trigger applies the refund rule to an order, and
+//! what the rule refused, as the errors callers see.
 
+use crate::db::refunds::{self, NewRefund};
+use crate::db::{self, ledger, orders, DbConnection};
+use crate::domain::ledger::LedgerKind;
+use crate::domain::order::Order;
+use crate::domain::refund::{
+    self, Change, Refund, RefundReason, RefundSource, RefundStatus, Refusal,
+};
 use crate::error::{ApiError, ErrorCode};
 
-impl From<crate::db::refunds::SettleError> for ApiError {
-    fn from(error: crate::db::refunds::SettleError) -> ApiError {
-        use crate::db::refunds::SettleError;
+/// What started a settlement and how its refund is to be recorded.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub change: Change,
+    pub start_count: Option<i64>,
+    pub reason: RefundReason,
+    pub source: RefundSource,
+    pub decided_by: Option<i64>,
+    pub note: Option<String>,
+    /// The pending dispute this trigger approves; it becomes the refund record.
+    pub dispute_id: Option<i64>,
+    /// Skip orders that are no longer in flight instead of changing them.
+    pub only_if_open: bool,
+    /// Only this account's order (a reseller acting on its own).
+    pub owner: Option<i64>,
+}
+
+impl Trigger {
+    pub fn new(change: Change, reason: RefundReason, source: RefundSource) -> Trigger {
+        Trigger {
+            change,
+            start_count: None,
+            reason,
+            source,
+            decided_by: None,
+            note: None,
+            dispute_id: None,
+            only_if_open: false,
+            owner: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Settled {
+    pub order: Order,
+    /// The refund credited by this settlement, if any money moved.
+    pub refund: Option<Refund>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    #[error("order not found")]
+    NotFound,
+    #[error("refused: {0:?}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// Applies a trigger to an order under the one refund rule, in its own write transaction:
+/// repeated, concurrent and out-of-order triggers can never refund more than is owed.
+pub fn settle(
+    conn: &mut DbConnection,
+    order_id: i64,
+    trigger: Trigger,
+) -> Result<Settled, SettleError> {
+    db::write_tx(conn, |conn| settle_within(conn, order_id, trigger))
+}
+
+/// The body of [`settle`], for callers whose own transaction settles as one step among
+/// others: locks the order, plans the change, stores the order's new state and credits
+/// exactly `owed − refunded`, with one refund record and one ledger entry. Call inside a
+/// write transaction.
+pub(crate) fn settle_within(
+    conn: &mut DbConnection,
+    order_id: i64,
+    trigger: Trigger,
+) -> Result<Settled, SettleError> {
+    let order = orders::lock(conn, order_id, trigger.owner)?.ok_or(SettleError::NotFound)?;
+    if trigger.only_if_open && order.status.is_terminal() {
+        return Ok(Settled {
+            order,
+            refund: None,
+        });
+    }
+    let plan = refund::plan(&order.book(), trigger.change).map_err(SettleError::Refused)?;
+    let start_count = trigger.start_count.or(order.start_count);
+    let order = orders::store_book(conn, order.id, &plan.book, start_count)?;
+
+    let refund = if let Some(dispute_id) = trigger.dispute_id {
+        Some(refunds::record_decision(
+            conn,
+            dispute_id,
+            RefundStatus::Succeeded,
+            plan.refund_now,
+            trigger.decided_by,
+            trigger.note.as_deref(),
+        )?)
+    } else if plan.refund_now > 0 {
+        Some(refunds::insert(
+            conn,
+            &NewRefund {
+                account_id: order.account_id,
+                order_id: Some(order.id),
+                top_up_id: None,
+                amount_micros: plan.refund_now,
+                reason: trigger.reason,
+                status: RefundStatus::Succeeded,
+                source: trigger.source,
+                note: trigger.note.clone(),
+                decided_by: trigger.decided_by,
+            },
+        )?)
+    } else {
+        None
+    };
+    if let Some(refund) = &refund {
+        let refs = ledger::Refs {
+            order_id: Some(order.id),
+            refund_id: Some(refund.id),
+            top_up_id: None,
+        };
+        ledger::post(
+            conn,
+            order.account_id,
+            LedgerKind::Refund,
+            plan.refund_now,
+            refs,
+            ledger::Overdraft::Refuse,
+        )?;
+    }
+    if plan.book.refunded == plan.book.charge {
+        // Nothing is left to dispute: close any review still open on this order.
+        if let Some(dispute) = refunds::pending_dispute(conn, order.id)? {
+            refunds::record_decision(
+                conn,
+                dispute.id,
+                RefundStatus::Canceled,
+                dispute.amount_micros,
+                None,
+                Some("the order was refunded in full"),
+            )?;
+        }
+    }
+    Ok(Settled { order, refund })
+}
+
+impl From<SettleError> for ApiError {
+    fn from(error: SettleError) -> ApiError {
         use crate::domain::money::format_micros;
-        use crate::domain::refund::Refusal;
         match error {
             SettleError::NotFound => ApiError::not_found("order"),
             SettleError::Db(e) => e.into(),

@@ -13,6 +13,7 @@ pub mod orders;
 pub mod policy;
 pub mod provider_orders;
 pub mod providers;
+pub mod refills;
 pub mod refunds;
 pub mod reports;
 pub mod schema;

@@ -145,7 +145,7 @@ pub fn withdraw(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
 
 /// What an attempt leaves behind.
 #[derive(Debug, Clone, Default)]
-pub struct Settle {
+pub struct AttemptOutcome {
     pub state: &'static str,
     pub provider_order_id: Option<String>,
     pub next_at: Option<NaiveDateTime>,
@@ -160,7 +160,7 @@ pub fn finish(
     conn: &mut DbConnection,
     order_id: i64,
     owner: &str,
-    outcome: Settle,
+    outcome: AttemptOutcome,
 ) -> QueryResult<()> {
     let at = now();
     let target = provider_orders::table

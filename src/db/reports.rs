@@ -50,7 +50,7 @@ use crate::domain::report::{OrderSums, RefundSums, ReportGroup, Window};
 
 /// Whose orders a report covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub enum ReportScope {
     All,
     Account(i64),
 }
@@ -132,14 +132,14 @@ fn render(
     template: &str,
     group: ReportGroup,
     window: &Window,
-    scope: Scope,
+    scope: ReportScope,
 ) -> String {
     let (p1, p2, p3) = match dialect {
         Dialect::Sqlite => ("?", "?", "?"),
         Dialect::Postgres => ("$1", "$2", "$3"),
     };
     let mut filter = format!("o.created_at >= {p1} AND o.created_at < {p2}");
-    if let Scope::Account(_) = scope {
+    if let ReportScope::Account(_) = scope {
         filter.push_str(&format!(" AND o.account_id = {p3}"));
     }
     let join_services = if group == ReportGroup::Provider {
@@ -195,7 +195,7 @@ pub fn report_sql(
     conn: &DbConnection,
     group: ReportGroup,
     window: &Window,
-    scope: Scope,
+    scope: ReportScope,
 ) -> [String; 2] {
     let dialect = dialect(conn);
     [
@@ -208,7 +208,7 @@ fn load<R>(
     conn: &mut DbConnection,
     sql: String,
     window: &Window,
-    scope: Scope,
+    scope: ReportScope,
 ) -> QueryResult<Vec<R>>
 where
     R: QueryableByName<<DbConnection as Connection>::Backend> + 'static,
@@ -217,8 +217,8 @@ where
         .bind::<Timestamp, _>(window.from)
         .bind::<Timestamp, _>(window.to);
     match scope {
-        Scope::All => query.load(conn),
-        Scope::Account(id) => query.bind::<BigInt, _>(id).load(conn),
+        ReportScope::All => query.load(conn),
+        ReportScope::Account(id) => query.bind::<BigInt, _>(id).load(conn),
     }
 }
 
@@ -227,7 +227,7 @@ pub fn sums(
     conn: &mut DbConnection,
     group: ReportGroup,
     window: &Window,
-    scope: Scope,
+    scope: ReportScope,
 ) -> QueryResult<(Vec<OrderSums>, Vec<RefundSums>)> {
     let [orders_sql, refunds_sql] = report_sql(conn, group, window, scope);
     let orders = load::<OrderSumsRow>(conn, orders_sql, window, scope)?
@@ -253,11 +253,11 @@ pub fn sums(
 }
 
 /// Refund requests awaiting review now (whatever the window), of one account or all.
-pub fn pending_review_count(conn: &mut DbConnection, scope: Scope) -> QueryResult<i64> {
+pub fn pending_review_count(conn: &mut DbConnection, scope: ReportScope) -> QueryResult<i64> {
     let mut query = refunds::table
         .filter(refunds::status.eq(RefundStatus::PendingReview.as_str()))
         .into_boxed();
-    if let Scope::Account(id) = scope {
+    if let ReportScope::Account(id) = scope {
         query = query.filter(refunds::account_id.eq(id));
     }
     query.count().get_result(conn)
@@ -307,7 +307,7 @@ pub fn explain(
     conn: &mut DbConnection,
     group: ReportGroup,
     window: &Window,
-    scope: Scope,
+    scope: ReportScope,
 ) -> QueryResult<Vec<String>> {
     let mut out = Vec::new();
     for sql in report_sql(conn, group, window, scope) {

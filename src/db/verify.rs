@@ -28,8 +28,9 @@ struct AccountBook {
     chargebacks: usize,
 }
 
+/// What the ledger says about one order: its charge entries and the refunds credited.
 #[derive(Default)]
-struct OrderBook {
+struct OrderLedger {
     charged: i64,
     charge_entries: usize,
     refunded: i64,
@@ -39,7 +40,7 @@ struct OrderBook {
 pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
     let mut report = Report::default();
     let mut books: HashMap<i64, AccountBook> = HashMap::new();
-    let mut order_books: HashMap<i64, OrderBook> = HashMap::new();
+    let mut order_books: HashMap<i64, OrderLedger> = HashMap::new();
     let mut top_up_credits: HashMap<i64, i64> = HashMap::new();
     // refund id -> (sum of its entries, number of entries)
     let mut refund_entries: HashMap<i64, (i64, usize)> = HashMap::new();

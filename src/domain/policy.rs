@@ -109,8 +109,8 @@ fn seconds_until(at: NaiveDateTime, now: NaiveDateTime) -> i64 {
     (at - now).num_seconds().max(1)
 }
 
-/// Decides a refund request of `amount_micros` for an account with this standing.
-pub fn decide(
+/// Assesses a refund request of `amount_micros` for an account with this standing.
+pub fn assess(
     policy: &Policy,
     standing: &Standing,
     amount_micros: i64,
@@ -221,7 +221,7 @@ mod tests {
             oldest_request_last_hour: Some(now() - Duration::minutes(20)),
             ..Standing::default()
         };
-        let decision = decide(&Policy::default(), &standing, 1, now());
+        let decision = assess(&Policy::default(), &standing, 1, now());
         assert_eq!(decision.outcome, PolicyOutcome::Refuse);
         assert_eq!(decision.rule, "velocity_hour");
         assert_eq!(decision.retry_after_secs, Some(40 * 60));
@@ -241,18 +241,18 @@ mod tests {
             ..Policy::default()
         };
         assert_eq!(
-            decide(&policy, &standing, 1, now()).outcome,
+            assess(&policy, &standing, 1, now()).outcome,
             PolicyOutcome::AutoApprove
         );
         standing.orders_30d = 20;
         standing.refunded_orders_30d = 4;
         standing.refunded_micros_30d = 10;
-        let escalated = decide(&policy, &standing, 1, now());
+        let escalated = assess(&policy, &standing, 1, now());
         assert_eq!(escalated.outcome, PolicyOutcome::Escalate);
         assert_eq!(escalated.detail["refund_rate_count"], "0.2");
         standing.refunded_micros_30d = 50;
         assert_eq!(
-            decide(&policy, &standing, 1, now()).rule,
+            assess(&policy, &standing, 1, now()).rule,
             "refund_rate_refuse"
         );
     }
@@ -266,13 +266,13 @@ mod tests {
             ..Standing::default()
         };
         standing.requests_last_hour = 0;
-        let decision = decide(&Policy::default(), &standing, 1, now());
+        let decision = assess(&Policy::default(), &standing, 1, now());
         assert_eq!(decision.rule, "cooldown_after_rejections");
         assert_eq!(decision.retry_after_secs, Some(23 * 3600));
         standing.requests_last_hour = 99;
         standing.allowlisted_until = Some(now() + Duration::hours(1));
         assert_eq!(
-            decide(&Policy::default(), &standing, 1, now()).outcome,
+            assess(&Policy::default(), &standing, 1, now()).outcome,
             PolicyOutcome::Review
         );
     }

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::db::{self, jwt_keys, DbConnection, DbPool};
+use crate::db::{jwt_keys, DbConnection, DbPool};
 use crate::domain::account::{scopes_from_str, scopes_to_string, Role, Scope};
 use crate::domain::api_key::random_token;
 use crate::error::{ApiError, ErrorCode};
@@ -76,13 +76,8 @@ impl TokenKeys {
         conn: &mut DbConnection,
         config: &Config,
     ) -> Result<String, diesel::result::Error> {
-        let kid = random_token(8);
-        db::write_tx(conn, |conn| {
-            jwt_keys::insert(conn, &kid, &random_token(32))?;
-            let grace = chrono::Duration::seconds(config.token_ttl_secs + LEEWAY_SECS as i64 + 60);
-            jwt_keys::retire_all_but(conn, &kid, grace)
-        })?;
-        Ok(kid)
+        let grace = chrono::Duration::seconds(config.token_ttl_secs + LEEWAY_SECS as i64 + 60);
+        crate::application::signing_keys::rotate(conn, grace)
     }
 
     fn is_stale(&self, after: Duration) -> bool {

@@ -14,9 +14,9 @@ use chrono::NaiveDateTime;
 use super::client::{call, Reply};
 use super::dialect::{parse_add, parse_multi_status, AddReply, StatusItem};
 use super::Wake;
+use crate::application::refunds::{self, SettleError, Trigger};
 use crate::config::WorkerConfig;
-use crate::db::provider_orders::{self, ProviderOrder, Settle};
-use crate::db::refunds::{self, SettleError, Trigger};
+use crate::db::provider_orders::{self, AttemptOutcome, ProviderOrder};
 use crate::db::{self, orders, providers, DbPool};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::provider::Provider;
@@ -165,9 +165,9 @@ impl Worker {
                 conn,
                 order.id,
                 owner,
-                Settle {
+                AttemptOutcome {
                     state: "done",
-                    ..Settle::default()
+                    ..AttemptOutcome::default()
                 },
             );
         }
@@ -178,10 +178,10 @@ impl Worker {
                 conn,
                 order.id,
                 owner,
-                Settle {
+                AttemptOutcome {
                     state: "queued",
                     next_at: later,
-                    ..Settle::default()
+                    ..AttemptOutcome::default()
                 },
             );
         }
@@ -192,14 +192,14 @@ impl Worker {
                 conn,
                 order.id,
                 owner,
-                Settle {
+                AttemptOutcome {
                     state: "ambiguous",
                     error: Some(
                         "an earlier send was interrupted; check the provider before resending"
                             .into(),
                     ),
                     failed: true,
-                    ..Settle::default()
+                    ..AttemptOutcome::default()
                 },
             );
         }
@@ -257,11 +257,11 @@ impl Worker {
                     conn,
                     order.id,
                     owner,
-                    Settle {
+                    AttemptOutcome {
                         state: "sent",
                         provider_order_id: Some(remote_id),
                         next_at: Some(next),
-                        ..Settle::default()
+                        ..AttemptOutcome::default()
                     },
                 )
             }
@@ -279,11 +279,11 @@ impl Worker {
                         conn,
                         order.id,
                         owner,
-                        Settle {
+                        AttemptOutcome {
                             state: "failed",
                             error: Some(error),
                             failed: true,
-                            ..Settle::default()
+                            ..AttemptOutcome::default()
                         },
                     );
                 }
@@ -291,12 +291,12 @@ impl Worker {
                     conn,
                     order.id,
                     owner,
-                    Settle {
+                    AttemptOutcome {
                         state: "queued",
                         error: Some(error),
                         failed: true,
                         next_at: Some(self.backoff(job.failures)),
-                        ..Settle::default()
+                        ..AttemptOutcome::default()
                     },
                 )
             }
@@ -319,12 +319,12 @@ impl Worker {
                     conn,
                     order.id,
                     owner,
-                    Settle {
+                    AttemptOutcome {
                         state,
                         error: Some(error),
                         failed: true,
                         next_at: Some(self.backoff(job.failures)),
-                        ..Settle::default()
+                        ..AttemptOutcome::default()
                     },
                 )
             }
@@ -349,7 +349,7 @@ impl Worker {
             "could not place the order upstream: {}",
             truncate(note, 300)
         ));
-        match db::write_tx(conn, |conn| refunds::settle(conn, order_id, trigger)) {
+        match refunds::settle(conn, order_id, trigger) {
             Ok(_) | Err(SettleError::Refused(_)) | Err(SettleError::NotFound) => Ok(()),
             Err(SettleError::Db(e)) => Err(e),
         }
@@ -426,12 +426,12 @@ impl Worker {
                     conn,
                     job.order_id,
                     owner,
-                    Settle {
+                    AttemptOutcome {
                         state: "sent",
                         error: Some(error.clone()),
                         failed: true,
                         next_at: Some(self.backoff(job.failures)),
-                        ..Settle::default()
+                        ..AttemptOutcome::default()
                     },
                 )?;
             }
@@ -446,28 +446,28 @@ impl Worker {
                 .as_deref()
                 .and_then(|id| items.get(id));
             let settle = match item {
-                None => Settle {
+                None => AttemptOutcome {
                     state: "sent",
                     error: Some("missing from the status reply".into()),
                     failed: true,
                     next_at: Some(self.backoff(job.failures)),
-                    ..Settle::default()
+                    ..AttemptOutcome::default()
                 },
-                Some(StatusItem::Error(error)) => Settle {
+                Some(StatusItem::Error(error)) => AttemptOutcome {
                     state: "sent",
                     error: Some(error.clone()),
                     failed: true,
                     next_at: Some(self.backoff(job.failures)),
-                    ..Settle::default()
+                    ..AttemptOutcome::default()
                 },
                 Some(StatusItem::UnknownStatus(word)) => {
                     tracing::warn!(order = job.order_id, provider = provider.id, status = %word, "unknown provider status quarantined");
-                    Settle {
+                    AttemptOutcome {
                         state: "sent",
                         quarantined_status: Some(word.clone()),
                         next_at: Some(next),
                         synced: true,
-                        ..Settle::default()
+                        ..AttemptOutcome::default()
                     }
                 }
                 Some(StatusItem::Known {
@@ -485,8 +485,7 @@ impl Worker {
                         RefundSource::Automatic,
                     );
                     trigger.start_count = start_count.filter(|c| *c >= 0);
-                    let result =
-                        db::write_tx(conn, |conn| refunds::settle(conn, job.order_id, trigger));
+                    let result = refunds::settle(conn, job.order_id, trigger);
                     match result {
                         Ok(settled) => {
                             if settled.refund.is_some() {
@@ -497,18 +496,18 @@ impl Worker {
                             } else {
                                 "sent"
                             };
-                            Settle {
+                            AttemptOutcome {
                                 state,
                                 next_at: Some(next),
                                 synced: true,
-                                ..Settle::default()
+                                ..AttemptOutcome::default()
                             }
                         }
                         Err(SettleError::Db(e)) => return Err(e),
-                        Err(SettleError::NotFound) => Settle {
+                        Err(SettleError::NotFound) => AttemptOutcome {
                             state: "done",
                             error: Some("order not found".into()),
-                            ..Settle::default()
+                            ..AttemptOutcome::default()
                         },
                         Err(SettleError::Refused(refusal)) => {
                             let error = format!(
@@ -518,12 +517,12 @@ impl Worker {
                             let done = orders::lock(conn, job.order_id, None)?
                                 .is_none_or(|o| o.status.is_terminal());
                             let state = if done { "done" } else { "sent" };
-                            Settle {
+                            AttemptOutcome {
                                 state,
                                 error: Some(error),
                                 next_at: Some(next),
                                 synced: true,
-                                ..Settle::default()
+                                ..AttemptOutcome::default()
                             }
                         }
                     }
@@ -535,7 +534,7 @@ impl Worker {
                     order = job.order_id,
                     "no final status within the give-up horizon; polling stops"
                 );
-                Settle {
+                AttemptOutcome {
                     state: "given_up",
                     error: Some("no final status within the give-up horizon".into()),
                     ..settle

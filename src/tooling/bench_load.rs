@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 use actix_web::{get, App, HttpResponse, HttpServer};
 use clap::{Args, Subcommand};
 
-use crate::api::orders::{place_order, CreateOrderRequest, OrderResponse};
+use crate::api::orders::OrderResponse;
 use crate::application::accounts::create_account_with_key;
+use crate::application::orders::{create_order, place_order, OrderRequest};
 use crate::config::Config;
 use crate::db::{self, ledger, services, top_ups, DbConnection};
 use crate::domain::account::Role;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::Money;
+use crate::domain::order::OrderInput;
 use crate::domain::service::ServiceType;
 use crate::error::ApiError;
 use crate::http::auth::TokenKeys;
@@ -86,15 +88,14 @@ fn open(config: &Config, size: u32) -> Result<db::DbPool, String> {
     db::connect(&config.database_url, size).map_err(|e| e.to_string())
 }
 
-fn order_request(service_id: i64) -> CreateOrderRequest {
-    CreateOrderRequest {
+fn order_request(service_id: i64) -> OrderRequest {
+    OrderRequest {
         service_id,
-        link: LINK.into(),
-        quantity: Some(QUANTITY),
-        runs: None,
-        interval: None,
-        comments: None,
-        external_ref: None,
+        input: OrderInput {
+            link: LINK.into(),
+            quantity: Some(QUANTITY),
+            ..OrderInput::default()
+        },
     }
 }
 
@@ -143,7 +144,10 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
                 ledger::Overdraft::Refuse,
             )?;
             (0..args.orders)
-                .map(|_| place_order(conn, account.id, order_request(service.id)).map(|o| o.id))
+                .map(|_| -> Result<i64, ApiError> {
+                    let order = place_order(conn, account.id, order_request(service.id))?;
+                    Ok(order.id)
+                })
                 .collect()
         })
         .map_err(|e| e.to_string())?;
@@ -203,10 +207,10 @@ fn place_until(
         let (account_id, service_id) = accounts[next % accounts.len()];
         next += 1;
         let started = Instant::now();
-        let placed = db::write_tx(conn, |conn| -> Result<String, ApiError> {
-            let order = place_order(conn, account_id, order_request(service_id))?;
-            serde_json::to_string(&OrderResponse::from(order)).map_err(ApiError::internal)
-        });
+        let render =
+            |order| serde_json::to_string(&OrderResponse::from(order)).map_err(ApiError::internal);
+        let request = order_request(service_id);
+        let placed = create_order(conn, account_id, request, "create_order", None, 201, render);
         match placed {
             Ok(_) => latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32),
             Err(_) => errors += 1,

@@ -5,7 +5,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::Duration;
 
-use crate::db::reports::{self, Scope};
+use crate::db::reports::{self, ReportScope};
 use crate::db::DbConnection;
 use crate::domain::report::{summarize, ReportGroup, Window};
 
@@ -25,7 +25,7 @@ fn measure(
     name: String,
     group: ReportGroup,
     window: &Window,
-    scope: Scope,
+    scope: ReportScope,
     iterations: usize,
 ) -> Result<Measurement, String> {
     let mut times = Vec::with_capacity(iterations);
@@ -75,11 +75,11 @@ pub fn run(
     let busiest = reports::busiest_account(conn, &newest).map_err(|e| e.to_string())?;
     if explain {
         for (label, group, scope) in [
-            ("admin, by service", ReportGroup::Service, Scope::All),
+            ("admin, by service", ReportGroup::Service, ReportScope::All),
             (
                 "reseller, by day",
                 ReportGroup::Day,
-                Scope::Account(busiest),
+                ReportScope::Account(busiest),
             ),
         ] {
             println!("== plan: {label}, newest {days} days");
@@ -102,7 +102,7 @@ pub fn run(
                 format!("admin    {group:<8} {window_name} {days}d"),
                 group,
                 window,
-                Scope::All,
+                ReportScope::All,
                 iterations,
             )?);
         }
@@ -111,7 +111,7 @@ pub fn run(
             format!("reseller service  {window_name} {days}d"),
             ReportGroup::Service,
             window,
-            Scope::Account(busiest),
+            ReportScope::Account(busiest),
             iterations,
         )?);
     }

@@ -453,7 +453,8 @@ async fn an_abandoned_idempotency_claim_is_taken_over_once() {
                 idempotency_keys::account_id.eq(reseller.id),
                 idempotency_keys::scope.eq("create_order"),
                 idempotency_keys::idem_key.eq("dead-claim"),
-                idempotency_keys::request_hash.eq(reseller_api::api::orders::request_hash(&body)),
+                idempotency_keys::request_hash
+                    .eq(reseller_api::application::idempotency::request_hash(&body)),
                 idempotency_keys::status.eq("in_flight"),
                 idempotency_keys::created_at
                     .eq(reseller_api::db::now() - chrono::Duration::minutes(2)),

@@ -630,7 +630,7 @@ async fn disabling_a_service_with_thousands_of_orders_works_in_batches() {
                         },
                     )
                     .unwrap();
-                    reseller_api::api::orders::place_order_planned(conn, planned)?;
+                    reseller_api::application::orders::place_order_planned(conn, planned)?;
                 }
                 Ok(())
             },

@@ -1,0 +1,51 @@
+//! Upstream providers: changing their settings, and reconciling an order whose send got
+//! no certain answer.
+
+use crate::db::provider_orders::{self, ProviderOrder};
+use crate::db::providers::{self, ProviderFields};
+use crate::db::{self, orders, DbConnection};
+use crate::domain::provider::Provider;
+use crate::error::{ApiError, ErrorCode};
+
+/// Changes a provider in one transaction: `merge` turns the current provider into the
+/// checked new fields, so a concurrent change is never half overwritten.
+pub fn update_provider(
+    conn: &mut DbConnection,
+    id: i64,
+    merge: impl FnOnce(Provider) -> Result<ProviderFields, ApiError>,
+) -> Result<Provider, ApiError> {
+    db::write_tx(conn, |conn| {
+        let current = providers::find(conn, id)?.ok_or_else(|| ApiError::not_found("provider"))?;
+        let fields = merge(current)?;
+        providers::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("provider"))
+    })
+}
+
+/// Reconciles an ambiguous or failed send under the order's lock, so it cannot race the
+/// order's own outcome: attaches the provider's order id, or (`None`) queues a new send.
+pub fn reconcile_forwarding(
+    conn: &mut DbConnection,
+    order_id: i64,
+    provider_order_id: Option<&str>,
+) -> Result<ProviderOrder, ApiError> {
+    db::write_tx(conn, |conn| {
+        let order =
+            orders::lock(conn, order_id, None)?.ok_or_else(|| ApiError::not_found("order"))?;
+        provider_orders::find(conn, order_id)?
+            .ok_or_else(|| ApiError::not_found("provider-backed order"))?;
+        if order.status.is_terminal() {
+            return Err(ApiError::Conflict {
+                code: ErrorCode::OrderFinal,
+                detail: format!("the order is {}; nothing is left to send", order.status),
+            });
+        }
+        if !provider_orders::reconcile(conn, order_id, provider_order_id)? {
+            return Err(ApiError::Conflict {
+                code: ErrorCode::NotAmbiguous,
+                detail: "only an order whose send is ambiguous or failed can be reconciled".into(),
+            });
+        }
+        provider_orders::find(conn, order_id)?
+            .ok_or_else(|| ApiError::not_found("provider-backed order"))
+    })
+}

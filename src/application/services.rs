@@ -1,0 +1,141 @@
+//! The catalog: adding and changing services, and disabling one, which refunds every
+//! order still in flight.
+
+use crate::application::refunds::{settle_within, Trigger};
+use crate::db::services::ServiceFields;
+use crate::db::{self, orders, provider_orders, providers, services, DbConnection};
+use crate::domain::order::OrderStatus;
+use crate::domain::refund::{Change, RefundReason, RefundSource};
+use crate::domain::service::{Service, ServiceStatus};
+use crate::error::ApiError;
+
+/// Adds a service; it may only point at a provider that exists.
+pub fn create_service(conn: &mut DbConnection, fields: ServiceFields) -> Result<Service, ApiError> {
+    check_provider(conn, &fields)?;
+    Ok(services::insert(conn, &fields)?)
+}
+
+/// Changes a service in one transaction: `merge` turns the current service into the
+/// checked new fields, so a concurrent change is never half overwritten.
+pub fn update_service(
+    conn: &mut DbConnection,
+    id: i64,
+    merge: impl FnOnce(Service) -> Result<ServiceFields, ApiError>,
+) -> Result<Service, ApiError> {
+    db::write_tx(conn, |conn| {
+        let current = services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;
+        let fields = merge(current)?;
+        check_provider(conn, &fields)?;
+        services::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("service"))
+    })
+}
+
+/// A service may only point at a provider that exists.
+fn check_provider(conn: &mut DbConnection, fields: &ServiceFields) -> Result<(), ApiError> {
+    if let Some((provider_id, _)) = &fields.provider {
+        if providers::find(conn, *provider_id)?.is_none() {
+            return Err(ApiError::invalid("provider_id", "no such provider"));
+        }
+    }
+    Ok(())
+}
+
+/// A disabled service and what disabling it refunded.
+#[derive(Debug)]
+pub struct Disabled {
+    pub service: Service,
+    /// Orders refunded by this call (0 when called again).
+    pub orders_refunded: i64,
+    pub amount_refunded_micros: i64,
+}
+
+/// Orders refunded per transaction when a service is disabled: each batch is atomic and
+/// short, so disabling a service with tens of thousands of open orders never holds one
+/// lock for long.
+const DISABLE_BATCH: i64 = 500;
+
+/// Disables a service and refunds every order still in flight under the refund rule,
+/// one short transaction per batch; safe to call again, a second call refunds nothing.
+pub fn disable_service(
+    conn: &mut DbConnection,
+    admin_id: i64,
+    id: i64,
+) -> Result<Disabled, ApiError> {
+    let service = services::set_status(conn, id, ServiceStatus::Disabled)?
+        .ok_or_else(|| ApiError::not_found("service"))?;
+    let mut disabled = Disabled {
+        service,
+        orders_refunded: 0,
+        amount_refunded_micros: 0,
+    };
+    let mut after = 0;
+    loop {
+        let ids = orders::open_for_service(conn, id, after, DISABLE_BATCH)?;
+        let Some(&last) = ids.last() else {
+            return Ok(disabled);
+        };
+        let (count, amount) = db::write_tx(conn, |conn| refund_batch(conn, admin_id, ids))?;
+        disabled.orders_refunded += count;
+        disabled.amount_refunded_micros += amount;
+        after = last;
+    }
+}
+
+/// One batch of [`disable_service`]: its order count and amount refunded.
+fn refund_batch(
+    conn: &mut DbConnection,
+    admin_id: i64,
+    ids: Vec<i64>,
+) -> Result<(i64, i64), ApiError> {
+    // Lock the whole batch first, in id order, then credit accounts in account order:
+    // every writer takes order rows before account rows, so concurrent outcomes and
+    // other batches cannot deadlock with this one.
+    let mut planned = Vec::with_capacity(ids.len());
+    for order_id in ids {
+        if let Some((account_id, change)) = disabled_outcome(conn, order_id)? {
+            planned.push((account_id, order_id, change));
+        }
+    }
+    planned.sort_unstable_by_key(|&(account_id, order_id, _)| (account_id, order_id));
+    let (mut count, mut amount) = (0i64, 0i64);
+    for (_, order_id, change) in planned {
+        // An order still waiting to be sent upstream never will be now.
+        provider_orders::withdraw(conn, order_id)?;
+        let mut trigger = Trigger::new(change, RefundReason::ServiceDisabled, RefundSource::Admin);
+        trigger.only_if_open = true;
+        trigger.decided_by = Some(admin_id);
+        let settled = settle_within(conn, order_id, trigger)?;
+        if let Some(refund) = settled.refund {
+            count += 1;
+            amount += refund.amount_micros;
+        }
+    }
+    Ok((count, amount))
+}
+
+/// Locks an order and says how it ends because its service is disabled: partial when
+/// progress is known, canceled (refunded in full) otherwise; `None` once it has ended.
+fn disabled_outcome(
+    conn: &mut DbConnection,
+    order_id: i64,
+) -> Result<Option<(i64, Change)>, ApiError> {
+    let Some(order) = orders::lock(conn, order_id, None)? else {
+        return Ok(None);
+    };
+    if order.status.is_terminal() {
+        return Ok(None);
+    }
+    let units = order.book().units;
+    let change = match order.remains {
+        Some(remains) if order.status == OrderStatus::InProgress && remains < units => Change {
+            status: Some(OrderStatus::Partial),
+            remains: Some(remains),
+            approve: 0,
+        },
+        _ => Change {
+            status: Some(OrderStatus::Canceled),
+            ..Change::default()
+        },
+    };
+    Ok(Some((order.account_id, change)))
+}

@@ -1,0 +1,264 @@
+//! Top-ups and the money that leaves through them: refunds to the payment method, the
+//! gateway's answer on those, and chargebacks.
+
+use crate::db::refunds::{self, NewRefund};
+use crate::db::{self, accounts, is_unique_violation, ledger, top_ups, DbConnection};
+use crate::domain::account::{Account, AccountStatus};
+use crate::domain::ledger::{LedgerKind, TopUp, TopUpStatus};
+use crate::domain::money::{format_micros, Money};
+use crate::domain::refund::{Refund, RefundReason, RefundSource, RefundStatus};
+use crate::error::{ApiError, ErrorCode};
+
+/// Records a payment and credits it through the ledger in one transaction; a
+/// `gateway_ref` is recorded at most once, even by concurrent calls.
+pub fn record_top_up(
+    conn: &mut DbConnection,
+    account_id: i64,
+    amount: Money,
+    gateway: &str,
+    gateway_ref: &str,
+) -> Result<TopUp, ApiError> {
+    let duplicate = || ApiError::Conflict {
+        code: ErrorCode::DuplicateGatewayRef,
+        detail: format!("a top-up with gateway_ref `{gateway_ref}` is already recorded"),
+    };
+    db::write_tx(conn, |conn| {
+        accounts::find(conn, account_id)?.ok_or_else(|| ApiError::not_found("account"))?;
+        if top_ups::find_by_gateway_ref(conn, gateway_ref)?.is_some() {
+            return Err(duplicate());
+        }
+        // Two concurrent recordings of one payment: the unique index decides.
+        let top_up = top_ups::insert(conn, account_id, amount.micros(), gateway, gateway_ref)
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    duplicate()
+                } else {
+                    e.into()
+                }
+            })?;
+        let refs = ledger::Refs {
+            top_up_id: Some(top_up.id),
+            ..Default::default()
+        };
+        ledger::post(
+            conn,
+            account_id,
+            LedgerKind::TopUp,
+            amount.micros(),
+            refs,
+            ledger::Overdraft::Refuse,
+        )?;
+        Ok(top_up)
+    })
+}
+
+/// A return of (part of) a top-up to its payment method, as an operator asks for it.
+#[derive(Debug, Clone)]
+pub struct TopUpRefund {
+    pub amount: Money,
+    pub reason: RefundReason,
+    pub note: Option<String>,
+}
+
+/// Debits a top-up refund now, in one transaction under the top-up's lock, so a top-up
+/// is never returned beyond its amount and the balance never below zero; the refund
+/// stays pending until the gateway answers.
+pub fn refund_top_up(
+    conn: &mut DbConnection,
+    admin_id: i64,
+    top_up_id: i64,
+    request: TopUpRefund,
+) -> Result<Refund, ApiError> {
+    let amount = request.amount.micros();
+    db::write_tx(conn, |conn| {
+        let top_up =
+            top_ups::lock(conn, top_up_id)?.ok_or_else(|| ApiError::not_found("top-up"))?;
+        check_refundable(&top_up, amount)?;
+        top_ups::add_refunded(conn, top_up.id, amount, None)?;
+        let refund = refunds::insert(
+            conn,
+            &NewRefund {
+                account_id: top_up.account_id,
+                order_id: None,
+                top_up_id: Some(top_up.id),
+                amount_micros: amount,
+                reason: request.reason,
+                status: RefundStatus::Pending,
+                source: RefundSource::Admin,
+                note: request.note,
+                decided_by: Some(admin_id),
+            },
+        )?;
+        let refs = ledger::Refs {
+            top_up_id: Some(top_up.id),
+            refund_id: Some(refund.id),
+            order_id: None,
+        };
+        ledger::post(
+            conn,
+            top_up.account_id,
+            LedgerKind::TopUpRefund,
+            -amount,
+            refs,
+            ledger::Overdraft::Refuse,
+        )?
+        .ok_or_else(|| ApiError::PaymentRequired {
+            code: ErrorCode::InsufficientFunds,
+            detail: "the account's balance no longer holds this amount".into(),
+        })?;
+        Ok(refund)
+    })
+}
+
+fn check_refundable(top_up: &TopUp, amount: i64) -> Result<(), ApiError> {
+    let left = top_up.amount_micros - top_up.refunded_micros;
+    if amount > left {
+        return Err(ApiError::Unprocessable {
+            code: ErrorCode::AmountExceedsRefundable,
+            detail: format!(
+                "at most {} of this top-up can still be returned",
+                format_micros(left)
+            ),
+            param: Some("amount".into()),
+        });
+    }
+    Ok(())
+}
+
+/// What the payment gateway said about a refund to the payment method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayAnswer {
+    Succeeded,
+    Failed,
+}
+
+/// Settles a pending payment-method refund with the gateway's answer, once, under the
+/// top-up's and the refund's locks; a failure re-credits the balance in the same step.
+pub fn finish_payment_refund(
+    conn: &mut DbConnection,
+    admin_id: i64,
+    refund_id: i64,
+    answer: GatewayAnswer,
+) -> Result<Refund, ApiError> {
+    db::write_tx(conn, |conn| {
+        let refund = refunds::lock_with_parent(conn, refund_id)?
+            .ok_or_else(|| ApiError::not_found("refund"))?;
+        let top_up_id = match (refund.status, refund.top_up_id) {
+            (RefundStatus::Pending, Some(top_up_id)) => top_up_id,
+            _ => {
+                return Err(ApiError::Conflict {
+                    code: ErrorCode::RefundNotPending,
+                    detail: format!(
+                        "only a pending payment refund can be settled; this one is {}",
+                        refund.status
+                    ),
+                })
+            }
+        };
+        if answer == GatewayAnswer::Succeeded {
+            return Ok(refunds::record_decision(
+                conn,
+                refund_id,
+                RefundStatus::Succeeded,
+                refund.amount_micros,
+                Some(admin_id),
+                None,
+            )?);
+        }
+        top_ups::add_refunded(conn, top_up_id, -refund.amount_micros, None)?;
+        let refs = ledger::Refs {
+            top_up_id: Some(top_up_id),
+            refund_id: Some(refund.id),
+            order_id: None,
+        };
+        ledger::post(
+            conn,
+            refund.account_id,
+            LedgerKind::TopUpRefund,
+            refund.amount_micros,
+            refs,
+            ledger::Overdraft::Refuse,
+        )?;
+        Ok(refunds::record_decision(
+            conn,
+            refund_id,
+            RefundStatus::Failed,
+            refund.amount_micros,
+            Some(admin_id),
+            Some("the payment gateway refused the refund; the balance was re-credited"),
+        )?)
+    })
+}
+
+/// A chargeback and what it did.
+#[derive(Debug)]
+pub struct Chargeback {
+    pub refund: Refund,
+    pub top_up: TopUp,
+    /// Suspended until an operator reactivates it.
+    pub account: Account,
+}
+
+/// Records a chargeback in one transaction: the only debit allowed to take a balance below
+/// zero, never beyond what is left of the top-up, and it suspends the account.
+pub fn charge_back(
+    conn: &mut DbConnection,
+    admin_id: i64,
+    top_up_id: i64,
+    amount: Option<Money>,
+    note: Option<String>,
+) -> Result<Chargeback, ApiError> {
+    db::write_tx(conn, |conn| {
+        let top_up =
+            top_ups::lock(conn, top_up_id)?.ok_or_else(|| ApiError::not_found("top-up"))?;
+        let left = top_up.amount_micros - top_up.refunded_micros;
+        let amount = amount.map_or(left, |a| a.micros());
+        if amount == 0 {
+            return Err(ApiError::Conflict {
+                code: ErrorCode::NothingToChargeBack,
+                detail: "this top-up was already returned in full".into(),
+            });
+        }
+        check_refundable(&top_up, amount)?;
+        let top_up = top_ups::add_refunded(
+            conn,
+            top_up.id,
+            amount,
+            Some(TopUpStatus::ChargedBack.as_str()),
+        )?;
+        let refund = refunds::insert(
+            conn,
+            &NewRefund {
+                account_id: top_up.account_id,
+                order_id: None,
+                top_up_id: Some(top_up.id),
+                amount_micros: amount,
+                reason: RefundReason::Chargeback,
+                status: RefundStatus::Succeeded,
+                source: RefundSource::Admin,
+                note,
+                decided_by: Some(admin_id),
+            },
+        )?;
+        let refs = ledger::Refs {
+            top_up_id: Some(top_up.id),
+            refund_id: Some(refund.id),
+            order_id: None,
+        };
+        ledger::post(
+            conn,
+            top_up.account_id,
+            LedgerKind::Chargeback,
+            -amount,
+            refs,
+            ledger::Overdraft::Allow,
+        )?;
+        let account = accounts::set_status(conn, top_up.account_id, AccountStatus::Suspended)?
+            .ok_or_else(|| ApiError::not_found("account"))?;
+        Ok(Chargeback {
+            refund,
+            top_up,
+            account,
+        })
+    })
+}
