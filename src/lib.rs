@@ -1,6 +1,7 @@
 //! reseller-api: a public reseller API for SMM panels.
 //!
-//! The folders are the architecture:
+//! The folders are the architecture (`docs/ARCHITECTURE.md` has the whole picture and
+//! where each kind of change goes):
 //!
 //! - `api/`: HTTP handlers, one file per resource, and `api::router`, the one list of
 //!   endpoints that mounts the routes and builds the OpenAPI document.

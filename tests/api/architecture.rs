@@ -15,7 +15,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "providers",
         &["application", "config", "db", "domain", "error"],
     ),
-    ("http", &["config", "db", "domain", "error", "providers"]),
+    (
+        "http",
+        &[
+            "application",
+            "config",
+            "db",
+            "domain",
+            "error",
+            "providers",
+        ],
+    ),
     (
         "api",
         &[
