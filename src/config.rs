@@ -79,6 +79,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[command(flatten)]
     pub worker: WorkerConfig,
+    #[command(flatten)]
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -326,6 +328,57 @@ impl Default for WorkerConfig {
     }
 }
 
+/// How long records nobody needs after a while are kept. Money records (orders, ledger,
+/// refunds, top-ups) are never deleted.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionConfig {
+    /// Hours an `Idempotency-Key` is remembered; a request with an older key is a new request.
+    #[arg(
+        long,
+        env = "RESELLER_API_IDEMPOTENCY_TTL_HOURS",
+        default_value_t = 24,
+        global = true
+    )]
+    pub idempotency_ttl_hours: i64,
+    /// Days the raw bodies of provider replies are kept on their attempt records.
+    #[arg(
+        long,
+        env = "RESELLER_API_ATTEMPT_BODY_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub attempt_body_days: i64,
+    /// Seconds between the worker's retention passes.
+    #[arg(
+        long,
+        env = "RESELLER_API_RETENTION_INTERVAL_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub retention_interval_secs: u64,
+    /// Rows removed per statement, so a pass never holds the write lock for long.
+    #[arg(
+        long,
+        env = "RESELLER_API_RETENTION_BATCH",
+        default_value_t = 500,
+        global = true
+    )]
+    pub retention_batch: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> RetentionConfig {
+        declared_defaults()
+    }
+}
+
+impl RetentionConfig {
+    /// How long a stored idempotent response can be replayed.
+    pub fn idempotency_ttl(&self) -> chrono::Duration {
+        chrono::Duration::hours(self.idempotency_ttl_hours.max(1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +396,7 @@ mod tests {
             rust_decimal::Decimal::new(2, 1)
         );
         assert_eq!(config.worker.lease_secs, 120);
+        assert_eq!(config.retention.idempotency_ttl_hours, 24);
         assert!(config.cors_origins.is_empty());
     }
 }

@@ -82,7 +82,12 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
     let data = state(pool.clone(), config.clone(), tokens)?;
     // Killed outright, its leases expire; shut down, it gives them back (below).
     let worker = (!config.worker.no_worker).then(|| {
-        reseller_api::providers::worker::spawn(pool, config.worker.clone(), data.wake.clone())
+        reseller_api::providers::worker::spawn(
+            pool,
+            config.worker.clone(),
+            config.retention.clone(),
+            data.wake.clone(),
+        )
     });
     let workers = if args.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -184,8 +189,12 @@ fn backup(config: &Config, path: &std::path::Path) -> Result<(), String> {
 
 fn run_worker(config: &Config) -> Result<(), String> {
     let pool = open(config)?;
-    let worker =
-        reseller_api::providers::worker::spawn(pool, config.worker.clone(), Default::default());
+    let worker = reseller_api::providers::worker::spawn(
+        pool,
+        config.worker.clone(),
+        config.retention.clone(),
+        Default::default(),
+    );
     let signalled = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::orders::MAX_BATCH;
 use crate::application;
-use crate::application::idempotency::request_hash;
+use crate::application::idempotency::{request_hash, IdempotencyKey};
 use crate::application::orders::{OrderError, OrderRequest};
 use crate::application::refills::RefillError;
 use crate::db::{accounts, orders, refills, services};
@@ -315,7 +315,7 @@ async fn add(
         Ok(request) => request,
         Err(e) => return Ok(error(&e)),
     };
-    let key = add_key(req, map, &request);
+    let key = add_key(req, map, &request, state.config.retention.idempotency_ttl());
     let account_id = account.id;
     let render = |order: Order| Ok(json!({ "order": order.id }).to_string());
     let placed = state
@@ -372,7 +372,8 @@ fn add_key(
     req: &HttpRequest,
     map: &HashMap<String, String>,
     request: &OrderRequest,
-) -> Option<(String, String)> {
+    ttl: chrono::Duration,
+) -> Option<IdempotencyKey> {
     let key = map
         .get("idempotency_key")
         .cloned()
@@ -389,7 +390,11 @@ fn add_key(
         "{}|{}|{:?}|{:?}|{:?}|{:?}",
         request.service_id, input.link, input.quantity, input.runs, input.interval, input.comments
     );
-    Some((key, request_hash(&Value::String(hash))))
+    Some(IdempotencyKey {
+        key,
+        request_hash: request_hash(&Value::String(hash)),
+        ttl,
+    })
 }
 
 /// Parses `orders=1,2,3` (at most 100), keeping the order asked.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::application;
-use crate::application::idempotency::request_hash;
+use crate::application::idempotency::{request_hash, IdempotencyKey};
 use crate::application::orders::{OrderRequest, Outcome};
 use crate::db::orders::{self, OrderFilter};
 use crate::domain::account::Scope;
@@ -125,7 +125,11 @@ pub async fn create_order(
     body: ApiJson<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersWrite)?;
-    let key = idempotency_key(&req)?.map(|k| (k, request_hash(&body.raw)));
+    let key = idempotency_key(&req)?.map(|key| IdempotencyKey {
+        key,
+        request_hash: request_hash(&body.raw),
+        ttl: state.config.retention.idempotency_ttl(),
+    });
     let request = OrderRequest::from(body.value);
     let account_id = caller.account_id;
     let stored = state

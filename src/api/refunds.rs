@@ -6,7 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::orders::OrderResponse;
 use crate::application;
 use crate::application::disputes::Dispute;
-use crate::application::idempotency::request_hash;
+use crate::application::idempotency::{request_hash, IdempotencyKey};
 use crate::application::refunds::Settled;
 use crate::db::refunds::{self, RefundFilter};
 use crate::domain::account::Scope;
@@ -246,7 +246,11 @@ pub async fn create_dispute(
     caller.require(Scope::RefundsWrite)?;
     state.limits.dispute.check(&caller.account_id, &req)?;
     let order_id = id.into_inner();
-    let key = idempotency_key(&req)?.map(|k| (k, request_hash(&body.raw)));
+    let key = idempotency_key(&req)?.map(|key| IdempotencyKey {
+        key,
+        request_hash: request_hash(&body.raw),
+        ttl: state.config.retention.idempotency_ttl(),
+    });
     let request = body.value;
     let mut errors = Vec::new();
     let amount = parse_optional_positive_money("amount", request.amount.as_deref(), &mut errors);

@@ -38,7 +38,7 @@ pub fn create_dispute(
     account_id: i64,
     order_id: i64,
     dispute: Dispute,
-    key: Option<(String, String)>,
+    key: Option<super::idempotency::IdempotencyKey>,
     render: impl FnOnce(Refund) -> Result<String, ApiError>,
 ) -> Result<Stored, ApiError> {
     let scope = format!("create_dispute:{order_id}");

@@ -14,6 +14,15 @@ pub fn request_hash(body: &serde_json::Value) -> String {
     hex::encode(Sha256::digest(body.to_string().as_bytes()))
 }
 
+/// The key a request came with, the fingerprint of its body, and how long a response
+/// stored under it may be replayed (after that the key starts a new request).
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: String,
+    pub ttl: chrono::Duration,
+}
+
 /// A response stored with an idempotency key, or about to be.
 #[derive(Debug)]
 pub struct Stored {
@@ -49,13 +58,20 @@ pub fn with_idempotency<E: From<ApiError>>(
     conn: &mut DbConnection,
     account_id: i64,
     scope: &str,
-    key: Option<(String, String)>,
+    key: Option<IdempotencyKey>,
     work: impl FnOnce(&mut DbConnection, Option<idempotency::Held>) -> Result<Stored, E>,
 ) -> Result<Stored, E> {
     let claim = match &key {
         None => None,
-        Some((key, hash)) => match idempotency::claim(conn, account_id, scope, key, hash)
-            .map_err(ApiError::from)?
+        Some(key) => match idempotency::claim(
+            conn,
+            account_id,
+            scope,
+            &key.key,
+            &key.request_hash,
+            key.ttl,
+        )
+        .map_err(ApiError::from)?
         {
             idempotency::Claim::Started(held) => Some(held),
             idempotency::Claim::Replay { status, body } => {
@@ -98,7 +114,7 @@ pub fn respond_once<E: From<ApiError> + From<diesel::result::Error>>(
     conn: &mut DbConnection,
     account_id: i64,
     scope: &str,
-    key: Option<(String, String)>,
+    key: Option<IdempotencyKey>,
     status: u16,
     work: impl FnOnce(&mut DbConnection) -> Result<String, E>,
 ) -> Result<Stored, E> {

@@ -9,6 +9,7 @@ pub mod orders;
 pub mod providers;
 pub mod refills;
 pub mod refunds;
+pub mod retention;
 pub mod services;
 pub mod signing_keys;
 pub mod top_ups;

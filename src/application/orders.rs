@@ -51,7 +51,7 @@ pub fn create_order(
     account_id: i64,
     request: OrderRequest,
     scope: &str,
-    key: Option<(String, String)>,
+    key: Option<super::idempotency::IdempotencyKey>,
     status: u16,
     render: impl FnOnce(Order) -> Result<String, ApiError>,
 ) -> Result<Stored, OrderError> {

@@ -63,6 +63,7 @@ pub fn claim(
     scope: &str,
     key: &str,
     request_hash: &str,
+    ttl: Duration,
 ) -> QueryResult<Claim> {
     let attempt = |conn: &mut DbConnection| {
         write_tx(conn, |conn| {
@@ -74,6 +75,31 @@ pub fn claim(
                 .optional()?;
             let at = now();
             match existing {
+                // Past its lifetime a key is forgotten, whatever it was used for: this is a
+                // new request. Retention deletes such rows; until it has, start afresh here.
+                Some(row) if row.created_at < at - ttl => {
+                    let renewed = diesel::update(
+                        idempotency_keys::table
+                            .find(row.id)
+                            .filter(idempotency_keys::created_at.eq(row.created_at)),
+                    )
+                    .set((
+                        idempotency_keys::request_hash.eq(request_hash),
+                        idempotency_keys::status.eq("in_flight"),
+                        idempotency_keys::response_status.eq(None::<i32>),
+                        idempotency_keys::response_body.eq(None::<String>),
+                        idempotency_keys::created_at.eq(at),
+                    ))
+                    .execute(conn)?;
+                    Ok(if renewed == 1 {
+                        Claim::Started(Held {
+                            id: row.id,
+                            since: at,
+                        })
+                    } else {
+                        Claim::InFlight
+                    })
+                }
                 Some(row) if row.request_hash != request_hash => Ok(Claim::Mismatch),
                 Some(row)
                     if row.status == "in_flight"
@@ -151,4 +177,28 @@ pub fn release(conn: &mut DbConnection, held: Held) -> QueryResult<()> {
     )
     .execute(conn)
     .map(drop)
+}
+
+/// Deletes up to `limit` keys claimed before `cutoff`, oldest first, in one short
+/// statement; returns how many went. Their responses can no longer be replayed.
+pub fn delete_expired(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<usize> {
+    let ids: Vec<i64> = idempotency_keys::table
+        .filter(idempotency_keys::created_at.lt(cutoff))
+        .order(idempotency_keys::created_at.asc())
+        .select(idempotency_keys::id)
+        .limit(limit)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(
+        idempotency_keys::table
+            .filter(idempotency_keys::id.eq_any(&ids))
+            .filter(idempotency_keys::created_at.lt(cutoff)),
+    )
+    .execute(conn)
 }

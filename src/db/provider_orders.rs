@@ -279,3 +279,25 @@ pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
         ))
         .execute(conn)
 }
+
+/// Clears the raw reply bodies of up to `limit` attempts made before `cutoff`, oldest
+/// first; the attempt itself (action, outcome, status, time) stays as the audit trail.
+pub fn clear_attempt_bodies(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<usize> {
+    let ids: Vec<i64> = provider_attempts::table
+        .filter(provider_attempts::created_at.lt(cutoff))
+        .filter(provider_attempts::body.is_not_null())
+        .order(provider_attempts::created_at.asc())
+        .select(provider_attempts::id)
+        .limit(limit)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(provider_attempts::table.filter(provider_attempts::id.eq_any(&ids)))
+        .set(provider_attempts::body.eq(None::<String>))
+        .execute(conn)
+}

@@ -15,7 +15,8 @@ use super::client::{call, Reply};
 use super::dialect::{parse_add, parse_multi_status, AddReply, StatusItem};
 use super::Wake;
 use crate::application::refunds::{self, SettleError, Trigger};
-use crate::config::WorkerConfig;
+use crate::application::retention::{sweep, Swept};
+use crate::config::{RetentionConfig, WorkerConfig};
 use crate::db::provider_orders::{self, AttemptOutcome, ProviderOrder};
 use crate::db::{self, orders, providers, DbPool};
 use crate::domain::order::{Order, OrderStatus};
@@ -38,6 +39,8 @@ pub struct Worker {
     pub wake: Arc<Wake>,
     /// Set on shutdown: the pass finishes the exchange in flight and takes no new one.
     stop: Arc<AtomicBool>,
+    /// Retention passes between forwarding passes, when this worker runs them.
+    retention: Option<RetentionConfig>,
 }
 
 impl Worker {
@@ -50,6 +53,34 @@ impl Worker {
             owner: format!("worker-{}-{}", std::process::id(), hex::encode(bytes)),
             wake,
             stop: Arc::default(),
+            retention: None,
+        }
+    }
+
+    /// Also runs retention (`application::retention`) every `retention_interval_secs`.
+    pub fn with_retention(mut self, retention: RetentionConfig) -> Worker {
+        self.retention = Some(retention);
+        self
+    }
+
+    fn sweep_if_due(&self, last: &mut Option<std::time::Instant>) {
+        let Some(retention) = &self.retention else {
+            return;
+        };
+        let every = Duration::from_secs(retention.retention_interval_secs.max(1));
+        if last.is_some_and(|at| at.elapsed() < every) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let swept = self
+            .pool
+            .get()
+            .map_err(|e| e.to_string())
+            .and_then(|mut conn| sweep(&mut conn, retention).map_err(|e| e.to_string()));
+        match swept {
+            Ok(swept) if swept != Swept::default() => tracing::info!(?swept, "retention pass"),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "retention pass failed"),
         }
     }
 
@@ -62,7 +93,9 @@ impl Worker {
     /// over at once instead of after the lease expires.
     pub fn run(&self) {
         tracing::info!(owner = %self.owner, "provider worker started");
+        let mut last_sweep = None;
         while !self.stopping() {
+            self.sweep_if_due(&mut last_sweep);
             match self.run_once() {
                 Ok(pass) if pass != Pass::default() => {
                     tracing::info!(?pass, "provider worker pass")
@@ -574,9 +607,14 @@ impl WorkerHandle {
     }
 }
 
-/// Starts the worker on its own thread.
-pub fn spawn(pool: DbPool, config: WorkerConfig, wake: Arc<Wake>) -> WorkerHandle {
-    let worker = Worker::new(pool, config, wake.clone());
+/// Starts the worker, with retention passes, on its own thread.
+pub fn spawn(
+    pool: DbPool,
+    config: WorkerConfig,
+    retention: RetentionConfig,
+    wake: Arc<Wake>,
+) -> WorkerHandle {
+    let worker = Worker::new(pool, config, wake.clone()).with_retention(retention);
     let stop = worker.stop.clone();
     let thread = std::thread::Builder::new()
         .name("provider-worker".into())

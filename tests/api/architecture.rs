@@ -10,7 +10,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("db", &["domain"]),
     ("error", &["domain"]),
     ("config", &["domain"]),
-    ("application", &["db", "domain", "error"]),
+    ("application", &["config", "db", "domain", "error"]),
     (
         "providers",
         &["application", "config", "db", "domain", "error"],

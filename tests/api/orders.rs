@@ -488,3 +488,55 @@ async fn an_abandoned_idempotency_claim_is_taken_over_once() {
     assert_eq!(app.balance_micros(&reseller.token).await, 9_000_000);
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn an_idempotency_key_past_its_lifetime_starts_a_new_request() {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::idempotency_keys;
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let service = app.service("1").await;
+    let body = json!({"service_id": service, "link": "https://x/1", "quantity": 1000});
+    let key = [("Idempotency-Key", "order-1")];
+    let first = app
+        .post_with("/v1/orders", &reseller.token, body.clone(), &key)
+        .await;
+    assert_eq!(first.status, 201);
+    // A day and a minute later (the default lifetime is 24 hours), before retention ran.
+    {
+        let mut conn = app.pool.get().unwrap();
+        diesel::update(idempotency_keys::table)
+            .set(
+                idempotency_keys::created_at
+                    .eq(reseller_api::db::now() - chrono::Duration::minutes(24 * 60 + 1)),
+            )
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    let again = app
+        .post_with("/v1/orders", &reseller.token, body.clone(), &key)
+        .await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.header("idempotent-replayed"), None);
+    assert_ne!(
+        again.body["id"], first.body["id"],
+        "a new order, not a replay"
+    );
+    // And from now on the key replays the new request's response.
+    let third = app
+        .post_with("/v1/orders", &reseller.token, body, &key)
+        .await;
+    assert_eq!(third.body, again.body);
+    assert_eq!(third.header("idempotent-replayed").as_deref(), Some("true"));
+
+    assert_eq!(app.order_count(), 2);
+    assert_eq!(app.balance_micros(&reseller.token).await, 8_000_000);
+    let charges = app
+        .ledger(&reseller.token)
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "order_charge")
+        .count();
+    assert_eq!(charges, 2);
+    app.assert_books_balance();
+}

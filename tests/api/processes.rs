@@ -896,3 +896,159 @@ async fn a_worker_stopped_by_sigterm_gives_back_its_leases_and_another_takes_ove
     }
     assert_books_balance(&books.pool);
 }
+
+#[actix_rt::test]
+async fn retention_removes_expired_keys_and_old_reply_bodies_and_never_a_money_row() {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::{
+        idempotency_keys, ledger_entries, orders, provider_attempts, refunds, top_ups,
+    };
+    let (url, _db) = fresh_database();
+    let books = books(&url);
+    let next = Arc::new(AtomicI64::new(1));
+    let upstream = StandIn::start(
+        move |fields| match fields.get("action").map(String::as_str) {
+            Some("add") => (
+                200,
+                format!("{{\"order\":{}}}", next.fetch_add(1, Ordering::SeqCst)),
+                Duration::ZERO,
+            ),
+            _ => (
+                200,
+                r#"{"error":"This action is Invalid"}"#.into(),
+                Duration::ZERO,
+            ),
+        },
+    )
+    .await;
+    // The worker sweeps every second here (every five minutes by default).
+    let server = Server::start(
+        &url,
+        &[
+            "--worker-interval-ms",
+            "50",
+            "--retention-interval-secs",
+            "1",
+        ],
+    )
+    .await;
+    let admin = token(&server.base, &books.admin_key).await;
+    let reseller = token(&server.base, &books.reseller_key).await;
+    let (_, provider) = call(
+        &server.base,
+        "POST",
+        "/v1/admin/providers",
+        &admin,
+        Some(json!({"name": "Upstream", "url": upstream.url, "key": "k"})),
+    )
+    .await
+    .unwrap();
+    let (_, service) = call(&server.base, "POST", "/v1/admin/services", &admin, Some(json!({
+        "name": "Likes", "category": "IG", "type": "default", "rate": "1", "min": 100, "max": 1000,
+        "provider_id": provider["id"], "provider_service_id": "5", "cancel": true
+    }))).await.unwrap();
+    call(
+        &server.base,
+        "POST",
+        &format!("/v1/admin/accounts/{}/top-ups", books.reseller_id),
+        &admin,
+        Some(json!({"amount": "100", "gateway": "test", "gateway_ref": "ret-1"})),
+    )
+    .await
+    .unwrap();
+    let client = client();
+    for i in 0..5 {
+        let response = client
+            .post(format!("{}/v1/orders", server.base))
+            .bearer_auth(&reseller)
+            .insert_header(("Idempotency-Key", format!("key-{i}")))
+            .send_json(&json!({"service_id": service["id"], "link": format!("https://x/{i}"), "quantity": 100}))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while upstream.calls_of("add").len() < 5 {
+        assert!(Instant::now() < deadline, "orders were not sent");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut conn = books.pool.get().unwrap();
+    let money = |conn: &mut db::DbConnection| -> [i64; 4] {
+        [
+            orders::table.count().get_result(conn).unwrap(),
+            ledger_entries::table.count().get_result(conn).unwrap(),
+            refunds::table.count().get_result(conn).unwrap(),
+            top_ups::table.count().get_result(conn).unwrap(),
+        ]
+    };
+    let money_before = money(&mut conn);
+    let attempts_before: i64 = provider_attempts::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert!(attempts_before >= 5);
+    // Move three keys past their day and every attempt past its 30 days; two keys stay fresh.
+    let old = db::now() - chrono::Duration::days(31);
+    diesel::update(
+        idempotency_keys::table
+            .filter(idempotency_keys::idem_key.eq_any(["key-0", "key-1", "key-2"])),
+    )
+    .set(idempotency_keys::created_at.eq(old))
+    .execute(&mut conn)
+    .unwrap();
+    diesel::update(provider_attempts::table)
+        .set(provider_attempts::created_at.eq(old))
+        .execute(&mut conn)
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let keys: i64 = idempotency_keys::table
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        let bodies: i64 = provider_attempts::table
+            .filter(provider_attempts::body.is_not_null())
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        if keys == 2 && bodies == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retention did not run: {keys} keys, {bodies} bodies left"
+        );
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fresh: Vec<String> = idempotency_keys::table
+        .select(idempotency_keys::idem_key)
+        .order(idempotency_keys::idem_key)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(fresh, ["key-3", "key-4"]);
+    let attempts_after: i64 = provider_attempts::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(
+        attempts_after, attempts_before,
+        "attempts stay; only their bodies go"
+    );
+    assert_eq!(money(&mut conn), money_before, "no money row was touched");
+    drop(conn);
+    assert_books_balance(&books.pool);
+
+    // An expired key is forgotten: the same request with it is a new order.
+    let response = client
+        .post(format!("{}/v1/orders", server.base))
+        .bearer_auth(&reseller)
+        .insert_header(("Idempotency-Key", "key-0"))
+        .send_json(&json!({"service_id": service["id"], "link": "https://x/0", "quantity": 100}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    let mut conn = books.pool.get().unwrap();
+    assert_eq!(money(&mut conn)[0], money_before[0] + 1);
+}
