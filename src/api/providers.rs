@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
 use crate::db::{self};
-use crate::domain::provider::Provider;
+use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::{parse_text, FieldError};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::auth::Admin;
@@ -213,8 +213,7 @@ pub struct ReconcileRequest {
 #[derive(Serialize, ToSchema)]
 pub struct ForwardingResponse {
     pub order_id: i64,
-    /// `queued`, `sending`, `sent`, `ambiguous`, `failed`, `done` or `given_up`.
-    pub state: String,
+    pub state: ForwardingState,
     pub provider_id: i64,
     pub provider_order_id: Option<String>,
     pub attempts: i64,

@@ -19,7 +19,7 @@ use crate::db::provider_orders::{self, ProviderOrder, Settle};
 use crate::db::refunds::{self, SettleError, Trigger};
 use crate::db::{self, orders, providers, DbPool};
 use crate::domain::order::{Order, OrderStatus};
-use crate::domain::provider::Provider;
+use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
 
 /// What one pass of the worker did.
@@ -105,7 +105,7 @@ impl Worker {
         let jobs = provider_orders::claim(
             &mut conn,
             &self.owner,
-            &["queued", "sending"],
+            &[ForwardingState::Queued, ForwardingState::Sending],
             None,
             50,
             self.lease(),
@@ -142,10 +142,7 @@ impl Worker {
                 conn,
                 order.id,
                 owner,
-                Settle {
-                    state: "done",
-                    ..Settle::default()
-                },
+                Settle::to(ForwardingState::Done),
             );
         }
         if !provider.enabled {
@@ -156,13 +153,12 @@ impl Worker {
                 order.id,
                 owner,
                 Settle {
-                    state: "queued",
                     next_at: later,
-                    ..Settle::default()
+                    ..Settle::to(ForwardingState::Queued)
                 },
             );
         }
-        if job.state == "sending" && !provider.idempotent_add {
+        if job.state == ForwardingState::Sending && !provider.idempotent_add {
             // An earlier attempt died mid-send: the provider may have the order, and it
             // cannot tell us. Resending could buy it twice; an operator decides.
             return provider_orders::finish(
@@ -170,13 +166,12 @@ impl Worker {
                 order.id,
                 owner,
                 Settle {
-                    state: "ambiguous",
                     error: Some(
                         "an earlier send was interrupted; check the provider before resending"
                             .into(),
                     ),
                     failed: true,
-                    ..Settle::default()
+                    ..Settle::to(ForwardingState::Ambiguous)
                 },
             );
         }
@@ -235,10 +230,9 @@ impl Worker {
                     order.id,
                     owner,
                     Settle {
-                        state: "sent",
                         provider_order_id: Some(remote_id),
                         next_at: Some(next),
-                        ..Settle::default()
+                        ..Settle::to(ForwardingState::Sent)
                     },
                 )
             }
@@ -257,10 +251,9 @@ impl Worker {
                         order.id,
                         owner,
                         Settle {
-                            state: "failed",
                             error: Some(error),
                             failed: true,
-                            ..Settle::default()
+                            ..Settle::to(ForwardingState::Failed)
                         },
                     );
                 }
@@ -269,11 +262,10 @@ impl Worker {
                     order.id,
                     owner,
                     Settle {
-                        state: "queued",
                         error: Some(error),
                         failed: true,
                         next_at: Some(self.backoff(job.failures)),
-                        ..Settle::default()
+                        ..Settle::to(ForwardingState::Queued)
                     },
                 )
             }
@@ -288,20 +280,19 @@ impl Worker {
                 let state = if provider.idempotent_add
                     && job.failures + 1 < self.config.forward_max_failures
                 {
-                    "queued"
+                    ForwardingState::Queued
                 } else {
-                    "ambiguous"
+                    ForwardingState::Ambiguous
                 };
                 provider_orders::finish(
                     conn,
                     order.id,
                     owner,
                     Settle {
-                        state,
                         error: Some(error),
                         failed: true,
                         next_at: Some(self.backoff(job.failures)),
-                        ..Settle::default()
+                        ..Settle::to(state)
                     },
                 )
             }
@@ -342,7 +333,7 @@ impl Worker {
             let jobs = provider_orders::claim(
                 &mut conn,
                 &self.owner,
-                &["sent"],
+                &[ForwardingState::Sent],
                 Some(provider.id),
                 batch,
                 self.lease(),
@@ -401,11 +392,10 @@ impl Worker {
                     job.order_id,
                     owner,
                     Settle {
-                        state: "sent",
                         error: Some(error.clone()),
                         failed: true,
                         next_at: Some(self.backoff(job.failures)),
-                        ..Settle::default()
+                        ..Settle::to(ForwardingState::Sent)
                     },
                 )?;
             }
@@ -421,27 +411,24 @@ impl Worker {
                 .and_then(|id| items.get(id));
             let settle = match item {
                 None => Settle {
-                    state: "sent",
                     error: Some("missing from the status reply".into()),
                     failed: true,
                     next_at: Some(self.backoff(job.failures)),
-                    ..Settle::default()
+                    ..Settle::to(ForwardingState::Sent)
                 },
                 Some(StatusItem::Error(error)) => Settle {
-                    state: "sent",
                     error: Some(error.clone()),
                     failed: true,
                     next_at: Some(self.backoff(job.failures)),
-                    ..Settle::default()
+                    ..Settle::to(ForwardingState::Sent)
                 },
                 Some(StatusItem::UnknownStatus(word)) => {
                     tracing::warn!(order = job.order_id, provider = provider.id, status = %word, "unknown provider status quarantined");
                     Settle {
-                        state: "sent",
                         quarantined_status: Some(word.clone()),
                         next_at: Some(next),
                         synced: true,
-                        ..Settle::default()
+                        ..Settle::to(ForwardingState::Sent)
                     }
                 }
                 Some(StatusItem::Known {
@@ -467,22 +454,20 @@ impl Worker {
                                 pass.refunds += 1;
                             }
                             let state = if settled.order.status.is_terminal() {
-                                "done"
+                                ForwardingState::Done
                             } else {
-                                "sent"
+                                ForwardingState::Sent
                             };
                             Settle {
-                                state,
                                 next_at: Some(next),
                                 synced: true,
-                                ..Settle::default()
+                                ..Settle::to(state)
                             }
                         }
                         Err(SettleError::Db(e)) => return Err(e),
                         Err(SettleError::NotFound) => Settle {
-                            state: "done",
                             error: Some("order not found".into()),
-                            ..Settle::default()
+                            ..Settle::to(ForwardingState::Done)
                         },
                         Err(SettleError::Refused(refusal)) => {
                             let error = format!(
@@ -491,26 +476,29 @@ impl Worker {
                             tracing::warn!(order = job.order_id, %error, "provider status refused by the refund rule");
                             let done = orders::lock(conn, job.order_id, None)?
                                 .is_none_or(|o| o.status.is_terminal());
-                            let state = if done { "done" } else { "sent" };
+                            let state = if done {
+                                ForwardingState::Done
+                            } else {
+                                ForwardingState::Sent
+                            };
                             Settle {
-                                state,
                                 error: Some(error),
                                 next_at: Some(next),
                                 synced: true,
-                                ..Settle::default()
+                                ..Settle::to(state)
                             }
                         }
                     }
                 }
             };
-            let stuck = settle.state == "sent" && job.created_at < give_up_before;
+            let stuck = settle.state == ForwardingState::Sent && job.created_at < give_up_before;
             let settle = if stuck {
                 tracing::warn!(
                     order = job.order_id,
                     "no final status within the give-up horizon; polling stops"
                 );
                 Settle {
-                    state: "given_up",
+                    state: ForwardingState::GivenUp,
                     error: Some("no final status within the give-up horizon".into()),
                     ..settle
                 }
