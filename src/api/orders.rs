@@ -75,16 +75,21 @@ impl From<Order> for OrderResponse {
 #[serde(deny_unknown_fields)]
 pub struct CreateOrderRequest {
     pub service_id: i64,
+    #[schema(value_type = crate::http::input::Link)]
     pub link: String,
     /// Units to deliver; for custom-comment services it may be left out (one per comment).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub quantity: Option<i64>,
     /// Drip-feed: how many runs of `quantity` each.
+    #[schema(minimum = 2, maximum = 10_000)]
     pub runs: Option<i64>,
     /// Drip-feed: minutes between runs.
+    #[schema(minimum = 1, maximum = 43_200)]
     pub interval: Option<i64>,
     /// Custom comments, one per line.
     pub comments: Option<String>,
     /// Your own reference, echoed back.
+    #[schema(value_type = Option<crate::http::input::Text200>)]
     pub external_ref: Option<String>,
 }
 
@@ -205,7 +210,7 @@ pub fn with_idempotency(
     tag = "orders",
     security(("bearer" = [])),
     request_body = CreateOrderRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response. 1 to 255 printable ASCII characters, no spaces", pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255)),
     responses(
         (status = 201, description = "The order, charged", body = OrderResponse, headers(
             ("Location" = String, description = "The order's URL"),
@@ -426,6 +431,7 @@ pub async fn list_orders(
 pub struct BatchStatusQuery {
     /// Comma-separated order ids, at most 100.
     #[param(example = "1,2,3")]
+    #[param(value_type = crate::http::input::OrderIdList)]
     pub ids: String,
 }
 
@@ -594,13 +600,16 @@ pub fn cancel_owned_order(
 pub struct OutcomeRequest {
     /// What the provider reported.
     pub status: OrderStatus,
+    #[schema(minimum = 0)]
     pub start_count: Option<i64>,
     /// Units not delivered (over all runs of a drip-feed order). Negative means
     /// over-delivery and counts as zero. Required for `partial`.
     pub remains: Option<i64>,
     /// Drip-feed only: runs delivered in full; sets `remains` to the undelivered runs' units.
+    #[schema(minimum = 0)]
     pub runs_delivered: Option<i64>,
     /// Recorded on the refund.
+    #[schema(value_type = Option<crate::http::input::Text2000>)]
     pub note: Option<String>,
 }
 

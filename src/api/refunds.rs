@@ -208,9 +208,10 @@ pub async fn find_refund(
 pub struct CreateDisputeRequest {
     pub reason: DisputeReason,
     /// What went wrong, for the reviewer.
+    #[schema(value_type = Option<crate::http::input::Text2000>)]
     pub note: Option<String>,
     /// How much to refund; the order's whole refundable remainder when omitted.
-    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.5")]
+    #[schema(value_type = Option<crate::http::input::PositiveAmount>)]
     pub amount: Option<String>,
 }
 
@@ -220,7 +221,7 @@ pub struct CreateDisputeRequest {
     security(("bearer" = [])),
     params(
         ("id" = i64, Path, description = "Order id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe. 1 to 255 printable ASCII characters, no spaces", pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255),
     ),
     request_body = CreateDisputeRequest,
     responses(
@@ -372,9 +373,10 @@ pub async fn create_dispute(
 #[serde(deny_unknown_fields)]
 pub struct ApproveRefundRequest {
     /// How much to credit; the amount asked (capped at what is still refundable) when omitted.
-    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.5")]
+    #[schema(value_type = Option<crate::http::input::PositiveAmount>)]
     pub amount: Option<String>,
     /// Why, recorded on the refund.
+    #[schema(value_type = Option<crate::http::input::Text2000>)]
     pub reason: Option<String>,
 }
 
@@ -450,6 +452,7 @@ pub async fn approve_refund(
 #[serde(deny_unknown_fields)]
 pub struct RejectRefundRequest {
     /// Why the request was rejected; shown to the reseller.
+    #[schema(value_type = crate::http::input::Text2000)]
     pub reason: String,
 }
 

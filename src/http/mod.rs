@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod cors;
 pub mod extract;
+pub mod input;
 pub mod limits;
 pub mod middleware;
 pub mod openapi;
