@@ -215,6 +215,11 @@ pub fn with_idempotency(
         (status = 201, description = "The order, charged", body = OrderResponse, headers(
             ("Location" = String, description = "The order's URL"),
             ("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"),
+        ), links(
+            ("FindOrder" = (operation_id = "find_order", parameters(("id" = "$response.body#/id")), description = "The order just placed")),
+            ("CancelOrder" = (operation_id = "cancel_order", parameters(("id" = "$response.body#/id")), description = "Cancel it while it is pending")),
+            ("CreateDispute" = (operation_id = "create_dispute", parameters(("id" = "$response.body#/id")), description = "Ask for a refund on it")),
+            ("RecordOutcome" = (operation_id = "record_outcome", parameters(("id" = "$response.body#/id")), description = "Record its delivery outcome (operators)")),
         )),
         (status = 402, description = "The balance does not cover the charge", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Account suspended, or scope missing", body = crate::http::problem::Problem, content_type = "application/problem+json"),
@@ -431,7 +436,7 @@ pub async fn list_orders(
 pub struct BatchStatusQuery {
     /// Comma-separated order ids, at most 100.
     #[param(example = "1,2,3")]
-    #[param(value_type = crate::http::input::OrderIdList)]
+    #[param(value_type = crate::http::input::OrderIdList, inline)]
     pub ids: String,
 }
 

@@ -228,7 +228,10 @@ pub struct CreateDisputeRequest {
         (status = 201, description = "Approved at once by the refund policy and credited", body = RefundResponse,
             headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"))),
         (status = 202, description = "The refund request, awaiting review", body = RefundResponse,
-            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"))),
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key")), links(
+            ("ApproveRefund" = (operation_id = "approve_refund", parameters(("id" = "$response.body#/id")), description = "Approve the request (operators)")),
+            ("RejectRefund" = (operation_id = "reject_refund", parameters(("id" = "$response.body#/id")), description = "Reject the request (operators)")),
+            )),
         (status = 429, description = "Refused by a request quota or the refund-abuse policy; the body names the rule and its numbers", body = crate::http::problem::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until a request could pass"))),
         (status = 404, description = "No such order among yours", body = crate::http::problem::Problem, content_type = "application/problem+json"),

@@ -218,7 +218,10 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
     tag = "admin",
     security(("bearer" = [])),
     request_body = CreateServiceRequest,
-    responses((status = 201, description = "The new service", body = ServiceResponse))
+    responses((status = 201, description = "The new service", body = ServiceResponse, links(
+            ("UpdateService" = (operation_id = "update_service", parameters(("id" = "$response.body#/id")), description = "Change the service")),
+            ("DisableService" = (operation_id = "disable_service", parameters(("id" = "$response.body#/id")), description = "Disable the service")),
+    )))
 )]
 #[post("/v1/admin/services")]
 pub async fn create_service(
