@@ -63,9 +63,11 @@ pub async fn find_account(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccountRequest {
+    #[schema(value_type = crate::http::input::Text200)]
     pub name: String,
     pub role: Role,
     /// Three-letter currency code; `USD` when omitted.
+    #[schema(value_type = Option<crate::http::input::CurrencyCode>)]
     pub currency: Option<String>,
 }
 

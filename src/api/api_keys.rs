@@ -42,6 +42,7 @@ impl From<api_keys::ApiKey> for ApiKeyResponse {
 pub struct CreateApiKeyRequest {
     /// Scopes for the key; the role's full set when omitted. A reseller's key can never
     /// carry `admin`.
+    #[schema(min_items = 1)]
     pub scopes: Option<Vec<Scope>>,
 }
 

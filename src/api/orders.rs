@@ -72,16 +72,21 @@ impl From<Order> for OrderResponse {
 #[serde(deny_unknown_fields)]
 pub struct CreateOrderRequest {
     pub service_id: i64,
+    #[schema(value_type = crate::http::input::Link)]
     pub link: String,
     /// Units to deliver; for custom-comment services it may be left out (one per comment).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub quantity: Option<i64>,
     /// Drip-feed: how many runs of `quantity` each.
+    #[schema(minimum = 2, maximum = 10_000)]
     pub runs: Option<i64>,
     /// Drip-feed: minutes between runs.
+    #[schema(minimum = 1, maximum = 43_200)]
     pub interval: Option<i64>,
     /// Custom comments, one per line.
     pub comments: Option<String>,
     /// Your own reference, echoed back.
+    #[schema(value_type = Option<crate::http::input::Text200>)]
     pub external_ref: Option<String>,
 }
 
@@ -106,11 +111,16 @@ impl From<CreateOrderRequest> for OrderRequest {
     tag = "orders",
     security(("bearer" = [])),
     request_body = CreateOrderRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response. 1 to 255 printable ASCII characters, no spaces", pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255)),
     responses(
         (status = 201, description = "The order, charged", body = OrderResponse, headers(
             ("Location" = String, description = "The order's URL"),
             ("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"),
+        ), links(
+            ("FindOrder" = (operation_id = "find_order", parameters(("id" = "$response.body#/id")), description = "The order just placed")),
+            ("CancelOrder" = (operation_id = "cancel_order", parameters(("id" = "$response.body#/id")), description = "Cancel it while it is pending")),
+            ("CreateDispute" = (operation_id = "create_dispute", parameters(("id" = "$response.body#/id")), description = "Ask for a refund on it")),
+            ("RecordOutcome" = (operation_id = "record_outcome", parameters(("id" = "$response.body#/id")), description = "Record its delivery outcome (operators)")),
         )),
         (status = 402, description = "The balance does not cover the charge", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Account suspended, or scope missing", body = crate::http::problem::Problem, content_type = "application/problem+json"),
@@ -255,6 +265,7 @@ pub async fn list_orders(
 pub struct BatchStatusQuery {
     /// Comma-separated order ids, at most 100.
     #[param(example = "1,2,3")]
+    #[param(value_type = crate::http::input::OrderIdList, inline)]
     pub ids: String,
 }
 
@@ -376,13 +387,16 @@ pub async fn cancel_order(
 pub struct OutcomeRequest {
     /// What the provider reported.
     pub status: OrderStatus,
+    #[schema(minimum = 0)]
     pub start_count: Option<i64>,
     /// Units not delivered (over all runs of a drip-feed order). Negative means
     /// over-delivery and counts as zero. Required for `partial`.
     pub remains: Option<i64>,
     /// Drip-feed only: runs delivered in full; sets `remains` to the undelivered runs' units.
+    #[schema(minimum = 0)]
     pub runs_delivered: Option<i64>,
     /// Recorded on the refund.
+    #[schema(value_type = Option<crate::http::input::Text2000>)]
     pub note: Option<String>,
 }
 

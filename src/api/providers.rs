@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use crate::application;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
-use crate::domain::provider::Provider;
+use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::Admin;
@@ -51,14 +51,19 @@ impl From<Provider> for ProviderResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProviderRequest {
+    #[schema(value_type = crate::http::input::Text200)]
     pub name: String,
+    #[schema(value_type = crate::http::input::HttpUrl)]
     pub url: String,
     /// The key this panel uses at the provider; stored, never returned.
+    #[schema(value_type = crate::http::input::Text500)]
     pub key: String,
     pub enabled: Option<bool>,
     /// Per-request timeout, 100 to 120000 ms (default 10000).
+    #[schema(minimum = 100, maximum = 120_000)]
     pub timeout_ms: Option<i64>,
     /// Orders per status request, 1 to 100 (default 100).
+    #[schema(minimum = 1, maximum = 100)]
     pub batch_size: Option<i64>,
     /// Default false: only set for providers known to honour `idempotency_key` on `add`.
     pub idempotent_add: Option<bool>,
@@ -67,11 +72,16 @@ pub struct CreateProviderRequest {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProviderRequest {
+    #[schema(value_type = Option<crate::http::input::Text200>)]
     pub name: Option<String>,
+    #[schema(value_type = Option<crate::http::input::HttpUrl>)]
     pub url: Option<String>,
+    #[schema(value_type = Option<crate::http::input::Text500>)]
     pub key: Option<String>,
     pub enabled: Option<bool>,
+    #[schema(minimum = 100, maximum = 120_000)]
     pub timeout_ms: Option<i64>,
+    #[schema(minimum = 1, maximum = 100)]
     pub batch_size: Option<i64>,
     pub idempotent_add: Option<bool>,
 }
@@ -203,14 +213,14 @@ pub async fn update_provider(
 #[serde(deny_unknown_fields)]
 pub struct ReconcileRequest {
     /// The provider's order id, when the provider has the order; leave out to send it again.
+    #[schema(value_type = Option<crate::http::input::Text100>)]
     pub provider_order_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ForwardingResponse {
     pub order_id: i64,
-    /// `queued`, `sending`, `sent`, `ambiguous`, `failed`, `done` or `given_up`.
-    pub state: String,
+    pub state: ForwardingState,
     pub provider_id: i64,
     pub provider_order_id: Option<String>,
     pub attempts: i64,

@@ -209,9 +209,10 @@ pub async fn find_refund(
 pub struct CreateDisputeRequest {
     pub reason: DisputeReason,
     /// What went wrong, for the reviewer.
+    #[schema(value_type = Option<crate::http::input::Text2000>)]
     pub note: Option<String>,
     /// How much to refund; the order's whole refundable remainder when omitted.
-    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.5")]
+    #[schema(value_type = Option<crate::http::input::PositiveAmount>)]
     pub amount: Option<String>,
 }
 
@@ -221,14 +222,17 @@ pub struct CreateDisputeRequest {
     security(("bearer" = [])),
     params(
         ("id" = i64, Path, description = "Order id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe. 1 to 255 printable ASCII characters, no spaces", pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255),
     ),
     request_body = CreateDisputeRequest,
     responses(
         (status = 201, description = "Approved at once by the refund policy and credited", body = RefundResponse,
             headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"))),
         (status = 202, description = "The refund request, awaiting review", body = RefundResponse,
-            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key"))),
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored reply to an earlier request with the same Idempotency-Key")), links(
+            ("ApproveRefund" = (operation_id = "approve_refund", parameters(("id" = "$response.body#/id")), description = "Approve the request (operators)")),
+            ("RejectRefund" = (operation_id = "reject_refund", parameters(("id" = "$response.body#/id")), description = "Reject the request (operators)")),
+            )),
         (status = 429, description = "Refused by a request quota or the refund-abuse policy; the body names the rule and its numbers", body = crate::http::problem::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until a request could pass"))),
         (status = 404, description = "No such order among yours", body = crate::http::problem::Problem, content_type = "application/problem+json"),
@@ -282,9 +286,10 @@ pub async fn create_dispute(
 #[serde(deny_unknown_fields)]
 pub struct ApproveRefundRequest {
     /// How much to credit; the amount asked (capped at what is still refundable) when omitted.
-    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.5")]
+    #[schema(value_type = Option<crate::http::input::PositiveAmount>)]
     pub amount: Option<String>,
     /// Why, recorded on the refund.
+    #[schema(value_type = Option<crate::http::input::Text2000>)]
     pub reason: Option<String>,
 }
 
@@ -326,6 +331,7 @@ pub async fn approve_refund(
 #[serde(deny_unknown_fields)]
 pub struct RejectRefundRequest {
     /// Why the request was rejected; shown to the reseller.
+    #[schema(value_type = crate::http::input::Text2000)]
     pub reason: String,
 }
 

@@ -45,6 +45,7 @@ pub struct RefundReportQuery {
     pub group_by: Option<ReportGroup>,
     /// Where days, weeks and months start, and how date bounds are read: `UTC` (the
     /// default) or a fixed offset such as `+03:00`.
+    #[param(value_type = Option<crate::http::input::TimeZone>, inline)]
     pub timezone: Option<String>,
     /// `json` (the default) or `csv`; without it, `Accept: text/csv` asks for CSV.
     #[param(inline)]
@@ -65,6 +66,7 @@ pub struct AdminRefundReportQuery {
     pub group_by: Option<ReportGroup>,
     /// Where days, weeks and months start, and how date bounds are read: `UTC` (the
     /// default) or a fixed offset such as `+03:00`.
+    #[param(value_type = Option<crate::http::input::TimeZone>, inline)]
     pub timezone: Option<String>,
     /// `json` (the default) or `csv`; without it, `Accept: text/csv` asks for CSV.
     #[param(inline)]

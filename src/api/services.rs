@@ -101,13 +101,17 @@ pub async fn list_services(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateServiceRequest {
+    #[schema(value_type = crate::http::input::Text200)]
     pub name: String,
+    #[schema(value_type = crate::http::input::Text200)]
     pub category: String,
     pub r#type: ServiceType,
     /// Price per 1000 units, a decimal string.
-    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.9")]
+    #[schema(value_type = crate::http::input::NonNegativeAmount)]
     pub rate: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub min: i64,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub max: i64,
     #[serde(default)]
     pub refill: bool,
@@ -115,18 +119,23 @@ pub struct CreateServiceRequest {
     pub cancel: bool,
     /// Forward orders to this provider (with `provider_service_id`).
     pub provider_id: Option<i64>,
+    #[schema(value_type = Option<crate::http::input::Text100>)]
     pub provider_service_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateServiceRequest {
+    #[schema(value_type = Option<crate::http::input::Text200>)]
     pub name: Option<String>,
+    #[schema(value_type = Option<crate::http::input::Text200>)]
     pub category: Option<String>,
     pub r#type: Option<ServiceType>,
-    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.9")]
+    #[schema(value_type = Option<crate::http::input::NonNegativeAmount>)]
     pub rate: Option<String>,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub min: Option<i64>,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub max: Option<i64>,
     pub refill: Option<bool>,
     pub cancel: Option<bool>,
@@ -135,7 +144,7 @@ pub struct UpdateServiceRequest {
     #[schema(value_type = Option<i64>)]
     pub provider_id: Option<Option<i64>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::http::input::Text100>)]
     pub provider_service_id: Option<Option<String>>,
 }
 
@@ -206,7 +215,10 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
     tag = "admin",
     security(("bearer" = [])),
     request_body = CreateServiceRequest,
-    responses((status = 201, description = "The new service", body = ServiceResponse))
+    responses((status = 201, description = "The new service", body = ServiceResponse, links(
+            ("UpdateService" = (operation_id = "update_service", parameters(("id" = "$response.body#/id")), description = "Change the service")),
+            ("DisableService" = (operation_id = "disable_service", parameters(("id" = "$response.body#/id")), description = "Disable the service")),
+    )))
 )]
 #[post("/v1/admin/services")]
 pub async fn create_service(

@@ -50,9 +50,11 @@ impl From<TopUp> for TopUpResponse {
 #[serde(deny_unknown_fields)]
 pub struct CreateTopUpRequest {
     /// Decimal string, more than zero.
-    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "100")]
+    #[schema(value_type = crate::http::input::PositiveAmount)]
     pub amount: String,
+    #[schema(value_type = crate::http::input::Text100)]
     pub gateway: String,
+    #[schema(value_type = crate::http::input::Text200)]
     pub gateway_ref: String,
 }
 
@@ -109,9 +111,10 @@ pub enum TopUpRefundReason {
 #[serde(deny_unknown_fields)]
 pub struct RefundTopUpRequest {
     /// How much to return to the payment method.
-    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "10")]
+    #[schema(value_type = crate::http::input::PositiveAmount)]
     pub amount: String,
     pub reason: TopUpRefundReason,
+    #[schema(value_type = Option<crate::http::input::Text2000>)]
     pub note: Option<String>,
 }
 
@@ -228,8 +231,9 @@ pub async fn fail_refund(
 #[serde(deny_unknown_fields)]
 pub struct ChargebackRequest {
     /// The amount charged back; what is left of the top-up when omitted.
-    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "10")]
+    #[schema(value_type = Option<crate::http::input::PositiveAmount>)]
     pub amount: Option<String>,
+    #[schema(value_type = Option<crate::http::input::Text2000>)]
     pub note: Option<String>,
 }
 

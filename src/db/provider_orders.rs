@@ -6,13 +6,16 @@ use diesel::prelude::*;
 
 use super::schema::{provider_attempts, provider_orders};
 use super::{now, DbConnection};
+use crate::domain::provider::ForwardingState;
 
 #[derive(Debug, Clone, Queryable)]
 pub struct ProviderOrder {
     pub order_id: i64,
     pub provider_id: i64,
     pub provider_service_id: String,
-    pub state: String,
+    /// Decoded from its stored word; an unknown word fails the query, never defaults.
+    #[diesel(deserialize_as = String)]
+    pub state: ForwardingState,
     pub provider_order_id: Option<String>,
     pub idempotency_key: String,
     pub attempts: i64,
@@ -41,7 +44,7 @@ pub fn enqueue(
             provider_orders::order_id.eq(order_id),
             provider_orders::provider_id.eq(provider_id),
             provider_orders::provider_service_id.eq(provider_service_id),
-            provider_orders::state.eq("queued"),
+            provider_orders::state.eq(ForwardingState::Queued.as_str()),
             provider_orders::idempotency_key.eq(idempotency_key),
             provider_orders::next_at.eq(at),
             provider_orders::created_at.eq(at),
@@ -61,7 +64,7 @@ pub fn find(conn: &mut DbConnection, order_id: i64) -> QueryResult<Option<Provid
 pub fn claim(
     conn: &mut DbConnection,
     owner: &str,
-    states: &[&str],
+    states: &[ForwardingState],
     provider_id: Option<i64>,
     limit: i64,
     lease: Duration,
@@ -70,6 +73,7 @@ pub fn claim(
     let free = provider_orders::lease_until
         .is_null()
         .or(provider_orders::lease_until.lt(at));
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
     let mut due = provider_orders::table
         .filter(provider_orders::state.eq_any(states))
         .filter(provider_orders::next_at.le(at))
@@ -116,10 +120,13 @@ pub fn begin_send(conn: &mut DbConnection, order_id: i64, owner: &str) -> QueryR
         provider_orders::table
             .find(order_id)
             .filter(provider_orders::lease_owner.eq(owner))
-            .filter(provider_orders::state.eq_any(["queued", "sending"])),
+            .filter(provider_orders::state.eq_any([
+                ForwardingState::Queued.as_str(),
+                ForwardingState::Sending.as_str(),
+            ])),
     )
     .set((
-        provider_orders::state.eq("sending"),
+        provider_orders::state.eq(ForwardingState::Sending.as_str()),
         provider_orders::attempts.eq(provider_orders::attempts + 1),
         provider_orders::updated_at.eq(now()),
     ))
@@ -133,10 +140,10 @@ pub fn withdraw(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
     let changed = diesel::update(
         provider_orders::table
             .find(order_id)
-            .filter(provider_orders::state.eq("queued")),
+            .filter(provider_orders::state.eq(ForwardingState::Queued.as_str())),
     )
     .set((
-        provider_orders::state.eq("done"),
+        provider_orders::state.eq(ForwardingState::Done.as_str()),
         provider_orders::updated_at.eq(now()),
     ))
     .execute(conn)?;
@@ -144,15 +151,30 @@ pub fn withdraw(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
 }
 
 /// What an attempt leaves behind.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AttemptOutcome {
-    pub state: &'static str,
+    pub state: ForwardingState,
     pub provider_order_id: Option<String>,
     pub next_at: Option<NaiveDateTime>,
     pub failed: bool,
     pub error: Option<String>,
     pub quarantined_status: Option<String>,
     pub synced: bool,
+}
+
+impl AttemptOutcome {
+    /// An attempt that leaves the order in `state`, with nothing else to record.
+    pub fn to(state: ForwardingState) -> AttemptOutcome {
+        AttemptOutcome {
+            state,
+            provider_order_id: None,
+            next_at: None,
+            failed: false,
+            error: None,
+            quarantined_status: None,
+            synced: false,
+        }
+    }
 }
 
 /// Ends a leased attempt: new state, errors, when to look again; releases the lease.
@@ -168,7 +190,7 @@ pub fn finish(
         .filter(provider_orders::lease_owner.eq(owner));
     diesel::update(target)
         .set((
-            provider_orders::state.eq(outcome.state),
+            provider_orders::state.eq(outcome.state.as_str()),
             provider_orders::next_at.eq(outcome.next_at.unwrap_or(at)),
             provider_orders::last_error.eq(&outcome.error),
             provider_orders::quarantined_status.eq(&outcome.quarantined_status),
@@ -246,11 +268,14 @@ pub fn reconcile(
     let at = now();
     let target = provider_orders::table
         .find(order_id)
-        .filter(provider_orders::state.eq_any(["ambiguous", "failed"]));
+        .filter(provider_orders::state.eq_any([
+            ForwardingState::Ambiguous.as_str(),
+            ForwardingState::Failed.as_str(),
+        ]));
     let changed = match provider_order_id {
         Some(remote) => diesel::update(target)
             .set((
-                provider_orders::state.eq("sent"),
+                provider_orders::state.eq(ForwardingState::Sent.as_str()),
                 provider_orders::provider_order_id.eq(remote),
                 provider_orders::next_at.eq(at),
                 provider_orders::failures.eq(0),
@@ -259,7 +284,7 @@ pub fn reconcile(
             .execute(conn)?,
         None => diesel::update(target)
             .set((
-                provider_orders::state.eq("queued"),
+                provider_orders::state.eq(ForwardingState::Queued.as_str()),
                 provider_orders::next_at.eq(at),
                 provider_orders::failures.eq(0),
                 provider_orders::updated_at.eq(at),

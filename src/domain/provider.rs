@@ -2,6 +2,37 @@
 
 use chrono::NaiveDateTime;
 
+use super::string_enum;
+
+string_enum! {
+    /// Where a provider-backed order stands upstream: `queued` to send, `sending` (a send
+    /// began), `sent` (the provider has it; polled), `ambiguous` (no certain answer; an
+    /// operator decides), `failed` (refused too often; the order was canceled), `done` (final)
+    /// or `given_up` (no final status within the give-up horizon).
+    ForwardingState {
+        Queued => "queued",
+        Sending => "sending",
+        Sent => "sent",
+        Ambiguous => "ambiguous",
+        Failed => "failed",
+        Done => "done",
+        GivenUp => "given_up",
+    }
+}
+
+/// A stored forwarding state that is none of the known words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown forwarding state {0:?}")]
+pub struct UnknownForwardingState(pub String);
+
+impl TryFrom<String> for ForwardingState {
+    type Error = UnknownForwardingState;
+
+    fn try_from(text: String) -> Result<ForwardingState, UnknownForwardingState> {
+        ForwardingState::parse(&text).ok_or(UnknownForwardingState(text))
+    }
+}
+
 /// An upstream API v2 provider.
 #[derive(Debug, Clone)]
 pub struct Provider {
@@ -18,4 +49,23 @@ pub struct Provider {
     pub idempotent_add: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarding_states_keep_their_stored_words() {
+        for state in ForwardingState::ALL {
+            let text = state.as_str().to_string();
+            assert_eq!(ForwardingState::try_from(text.clone()), Ok(*state));
+            assert_eq!(serde_json::to_value(state).unwrap(), text);
+        }
+        assert_eq!(ForwardingState::GivenUp.as_str(), "given_up");
+        assert_eq!(
+            ForwardingState::try_from("lost".to_string()),
+            Err(UnknownForwardingState("lost".into()))
+        );
+    }
 }

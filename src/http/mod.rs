@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cors;
 pub mod extract;
 pub mod idempotency;
+pub mod input;
 pub mod limits;
 pub mod middleware;
 pub mod openapi;

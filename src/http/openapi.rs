@@ -36,7 +36,40 @@ impl Modify for CommonResponses {
             .flatten()
             {
                 add_common_responses(op);
+                optional_bodies_are_objects(op);
             }
+        }
+    }
+}
+
+/// utoipa documents an optional body (`request_body = Option<T>`) as `T` or `null`, but
+/// the server takes no body at all or an object, never a JSON `null`: keep only `T`, the
+/// body staying optional (`required` is not set).
+fn optional_bodies_are_objects(op: &mut Operation) {
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    use utoipa::openapi::{RefOr, Required};
+    let Some(RefOr::T(body)) = op.request_body.as_mut() else {
+        return;
+    };
+    if matches!(body.required, Some(Required::True)) {
+        return;
+    }
+    for content in body.content.values_mut() {
+        let RefOr::T(content) = content else {
+            continue;
+        };
+        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+            continue;
+        };
+        let is_null = |item: &RefOr<Schema>| matches!(item, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+        let rest: Vec<_> = one_of
+            .items
+            .iter()
+            .filter(|i| !is_null(i))
+            .cloned()
+            .collect();
+        if let [only] = rest.as_slice() {
+            content.schema = Some(only.clone());
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::config::{RetentionConfig, WorkerConfig};
 use crate::db::provider_orders::{self, AttemptOutcome, ProviderOrder};
 use crate::db::{self, orders, providers, DbPool};
 use crate::domain::order::{Order, OrderStatus};
-use crate::domain::provider::Provider;
+use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
 
 /// What one pass of the worker did.
@@ -158,7 +158,7 @@ impl Worker {
         let jobs = provider_orders::claim(
             &mut conn,
             &self.owner,
-            &["queued", "sending"],
+            &[ForwardingState::Queued, ForwardingState::Sending],
             None,
             50,
             self.lease(),
@@ -198,10 +198,7 @@ impl Worker {
                 conn,
                 order.id,
                 owner,
-                AttemptOutcome {
-                    state: "done",
-                    ..AttemptOutcome::default()
-                },
+                AttemptOutcome::to(ForwardingState::Done),
             );
         }
         if !provider.enabled {
@@ -212,13 +209,12 @@ impl Worker {
                 order.id,
                 owner,
                 AttemptOutcome {
-                    state: "queued",
                     next_at: later,
-                    ..AttemptOutcome::default()
+                    ..AttemptOutcome::to(ForwardingState::Queued)
                 },
             );
         }
-        if job.state == "sending" && !provider.idempotent_add {
+        if job.state == ForwardingState::Sending && !provider.idempotent_add {
             // An earlier attempt died mid-send: the provider may have the order, and it
             // cannot tell us. Resending could buy it twice; an operator decides.
             return provider_orders::finish(
@@ -226,13 +222,12 @@ impl Worker {
                 order.id,
                 owner,
                 AttemptOutcome {
-                    state: "ambiguous",
                     error: Some(
                         "an earlier send was interrupted; check the provider before resending"
                             .into(),
                     ),
                     failed: true,
-                    ..AttemptOutcome::default()
+                    ..AttemptOutcome::to(ForwardingState::Ambiguous)
                 },
             );
         }
@@ -291,10 +286,9 @@ impl Worker {
                     order.id,
                     owner,
                     AttemptOutcome {
-                        state: "sent",
                         provider_order_id: Some(remote_id),
                         next_at: Some(next),
-                        ..AttemptOutcome::default()
+                        ..AttemptOutcome::to(ForwardingState::Sent)
                     },
                 )
             }
@@ -313,10 +307,9 @@ impl Worker {
                         order.id,
                         owner,
                         AttemptOutcome {
-                            state: "failed",
                             error: Some(error),
                             failed: true,
-                            ..AttemptOutcome::default()
+                            ..AttemptOutcome::to(ForwardingState::Failed)
                         },
                     );
                 }
@@ -325,11 +318,10 @@ impl Worker {
                     order.id,
                     owner,
                     AttemptOutcome {
-                        state: "queued",
                         error: Some(error),
                         failed: true,
                         next_at: Some(self.backoff(job.failures)),
-                        ..AttemptOutcome::default()
+                        ..AttemptOutcome::to(ForwardingState::Queued)
                     },
                 )
             }
@@ -344,20 +336,19 @@ impl Worker {
                 let state = if provider.idempotent_add
                     && job.failures + 1 < self.config.forward_max_failures
                 {
-                    "queued"
+                    ForwardingState::Queued
                 } else {
-                    "ambiguous"
+                    ForwardingState::Ambiguous
                 };
                 provider_orders::finish(
                     conn,
                     order.id,
                     owner,
                     AttemptOutcome {
-                        state,
                         error: Some(error),
                         failed: true,
                         next_at: Some(self.backoff(job.failures)),
-                        ..AttemptOutcome::default()
+                        ..AttemptOutcome::to(state)
                     },
                 )
             }
@@ -401,7 +392,7 @@ impl Worker {
             let jobs = provider_orders::claim(
                 &mut conn,
                 &self.owner,
-                &["sent"],
+                &[ForwardingState::Sent],
                 Some(provider.id),
                 batch,
                 self.lease(),
@@ -460,11 +451,10 @@ impl Worker {
                     job.order_id,
                     owner,
                     AttemptOutcome {
-                        state: "sent",
                         error: Some(error.clone()),
                         failed: true,
                         next_at: Some(self.backoff(job.failures)),
-                        ..AttemptOutcome::default()
+                        ..AttemptOutcome::to(ForwardingState::Sent)
                     },
                 )?;
             }
@@ -480,27 +470,24 @@ impl Worker {
                 .and_then(|id| items.get(id));
             let settle = match item {
                 None => AttemptOutcome {
-                    state: "sent",
                     error: Some("missing from the status reply".into()),
                     failed: true,
                     next_at: Some(self.backoff(job.failures)),
-                    ..AttemptOutcome::default()
+                    ..AttemptOutcome::to(ForwardingState::Sent)
                 },
                 Some(StatusItem::Error(error)) => AttemptOutcome {
-                    state: "sent",
                     error: Some(error.clone()),
                     failed: true,
                     next_at: Some(self.backoff(job.failures)),
-                    ..AttemptOutcome::default()
+                    ..AttemptOutcome::to(ForwardingState::Sent)
                 },
                 Some(StatusItem::UnknownStatus(word)) => {
                     tracing::warn!(order = job.order_id, provider = provider.id, status = %word, "unknown provider status quarantined");
                     AttemptOutcome {
-                        state: "sent",
                         quarantined_status: Some(word.clone()),
                         next_at: Some(next),
                         synced: true,
-                        ..AttemptOutcome::default()
+                        ..AttemptOutcome::to(ForwardingState::Sent)
                     }
                 }
                 Some(StatusItem::Known {
@@ -525,22 +512,20 @@ impl Worker {
                                 pass.refunds += 1;
                             }
                             let state = if settled.order.status.is_terminal() {
-                                "done"
+                                ForwardingState::Done
                             } else {
-                                "sent"
+                                ForwardingState::Sent
                             };
                             AttemptOutcome {
-                                state,
                                 next_at: Some(next),
                                 synced: true,
-                                ..AttemptOutcome::default()
+                                ..AttemptOutcome::to(state)
                             }
                         }
                         Err(SettleError::Db(e)) => return Err(e),
                         Err(SettleError::NotFound) => AttemptOutcome {
-                            state: "done",
                             error: Some("order not found".into()),
-                            ..AttemptOutcome::default()
+                            ..AttemptOutcome::to(ForwardingState::Done)
                         },
                         Err(SettleError::Refused(refusal)) => {
                             let error = format!(
@@ -549,26 +534,29 @@ impl Worker {
                             tracing::warn!(order = job.order_id, %error, "provider status refused by the refund rule");
                             let done = orders::lock(conn, job.order_id, None)?
                                 .is_none_or(|o| o.status.is_terminal());
-                            let state = if done { "done" } else { "sent" };
+                            let state = if done {
+                                ForwardingState::Done
+                            } else {
+                                ForwardingState::Sent
+                            };
                             AttemptOutcome {
-                                state,
                                 error: Some(error),
                                 next_at: Some(next),
                                 synced: true,
-                                ..AttemptOutcome::default()
+                                ..AttemptOutcome::to(state)
                             }
                         }
                     }
                 }
             };
-            let stuck = settle.state == "sent" && job.created_at < give_up_before;
+            let stuck = settle.state == ForwardingState::Sent && job.created_at < give_up_before;
             let settle = if stuck {
                 tracing::warn!(
                     order = job.order_id,
                     "no final status within the give-up horizon; polling stops"
                 );
                 AttemptOutcome {
-                    state: "given_up",
+                    state: ForwardingState::GivenUp,
                     error: Some("no final status within the give-up horizon".into()),
                     ..settle
                 }

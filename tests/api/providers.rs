@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use reseller_api::domain::provider::ForwardingState;
 use serde_json::json;
 
 use crate::helpers::{spawn_app_with, StandIn, TestApp};
@@ -61,7 +62,7 @@ async fn an_order_is_sent_after_its_debit_and_a_partial_delivery_is_refunded_by_
         upstream.calls_of("add").is_empty(),
         "nothing is sent inside the order request"
     );
-    assert_eq!(app.provider_order(order).state, "queued");
+    assert_eq!(app.provider_order(order).state, ForwardingState::Queued);
 
     let pass = app.worker_pass().await;
     assert_eq!(pass.sent, 1);
@@ -72,7 +73,7 @@ async fn an_order_is_sent_after_its_debit_and_a_partial_delivery_is_refunded_by_
     assert_eq!(adds[0]["quantity"], "2000");
     assert_eq!(adds[0]["link"], "https://instagram.com/p/abc");
     let forwarded = app.provider_order(order);
-    assert_eq!(forwarded.state, "sent");
+    assert_eq!(forwarded.state, ForwardingState::Sent);
     assert_eq!(forwarded.provider_order_id.as_deref(), Some("9001"));
 
     // The same pass polled it once; the provider did not know it yet.
@@ -90,7 +91,7 @@ async fn an_order_is_sent_after_its_debit_and_a_partial_delivery_is_refunded_by_
     let json = app.order_json(&reseller.token, order).await;
     assert_eq!(json["status"], "partial");
     assert_eq!(json["refunded"], "0.5");
-    assert_eq!(app.provider_order(order).state, "done");
+    assert_eq!(app.provider_order(order).state, ForwardingState::Done);
     let refunds = app
         .get(&format!("/v1/refunds?order_id={order}"), &reseller.token)
         .await;
@@ -157,7 +158,7 @@ async fn a_batch_reply_is_handled_item_by_item() {
     assert_eq!(canceled["status"], "canceled");
     assert_eq!(canceled["refunded"], "1");
     let missing = app.provider_order(ids[3]);
-    assert_eq!(missing.state, "sent");
+    assert_eq!(missing.state, ForwardingState::Sent);
     assert_eq!(missing.failures, 1);
     assert_eq!(missing.last_error.as_deref(), Some("Incorrect order ID"));
     assert_eq!(
@@ -202,7 +203,7 @@ async fn unreadable_status_replies_change_nothing_and_back_off() {
             app.worker_pass().await;
         }
         let job = app.provider_order(order);
-        assert_eq!(job.state, "sent");
+        assert_eq!(job.state, ForwardingState::Sent);
         assert_eq!(job.failures, round);
         assert_eq!(
             app.order_json(&reseller.token, order).await["status"],
@@ -230,7 +231,7 @@ async fn a_timed_out_send_is_never_repeated_to_a_provider_that_cannot_deduplicat
     let pass = app.worker_pass().await;
     assert_eq!(pass.send_failures, 1);
     let job = app.provider_order(order);
-    assert_eq!(job.state, "ambiguous");
+    assert_eq!(job.state, ForwardingState::Ambiguous);
     assert!(job.last_error.unwrap().contains("no certain answer"));
     app.make_due();
     app.worker_pass().await;
@@ -265,10 +266,10 @@ async fn a_timed_out_send_is_retried_with_the_same_key_where_the_provider_dedupl
     let reseller = app.funded_reseller("Acme", "10").await;
     let order = app.order_id(&reseller.token, service, 1000).await;
     app.worker_pass().await;
-    assert_eq!(app.provider_order(order).state, "queued");
+    assert_eq!(app.provider_order(order).state, ForwardingState::Queued);
     app.worker_pass().await;
     let job = app.provider_order(order);
-    assert_eq!(job.state, "sent");
+    assert_eq!(job.state, ForwardingState::Sent);
     assert_eq!(job.attempts, 2);
     let adds = upstream.calls_of("add");
     assert_eq!(adds.len(), 2);
@@ -290,7 +291,7 @@ async fn an_order_the_provider_keeps_refusing_is_canceled_and_refunded() {
         app.worker_pass().await;
     }
     let job = app.provider_order(order);
-    assert_eq!(job.state, "failed");
+    assert_eq!(job.state, ForwardingState::Failed);
     assert_eq!(job.failures, 3);
     let json = app.order_json(&reseller.token, order).await;
     assert_eq!(json["status"], "canceled");
@@ -467,4 +468,41 @@ async fn one_instance_is_the_provider_of_another_end_to_end() {
     );
     a.assert_books_balance();
     b.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn an_unknown_stored_forwarding_state_is_an_error_not_a_default() {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::provider_orders;
+    let statuses = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let upstream = provider(statuses).await;
+    let app = app().await;
+    let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, service, 1000).await;
+    let forwarding = app
+        .get(
+            &format!("/v1/admin/orders/{order}/forwarding"),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(forwarding.body["state"], "queued");
+    let mut conn = app.pool.get().unwrap();
+    // The schema's CHECK refuses unknown words; lift it (each statement fails harmlessly
+    // on the other backend) to see what decoding does with one.
+    let _ = diesel::sql_query("PRAGMA ignore_check_constraints = ON").execute(&mut *conn);
+    let _ = diesel::sql_query(
+        "ALTER TABLE provider_orders DROP CONSTRAINT provider_orders_state_check",
+    )
+    .execute(&mut *conn);
+    diesel::update(provider_orders::table.find(order))
+        .set(provider_orders::state.eq("lost"))
+        .execute(&mut *conn)
+        .unwrap();
+    let found = reseller_api::db::provider_orders::find(&mut conn, order);
+    let error = found.expect_err("an unknown state does not decode");
+    assert!(
+        error.to_string().contains("unknown forwarding state"),
+        "{error}"
+    );
 }

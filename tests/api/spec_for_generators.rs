@@ -274,6 +274,19 @@ fn money_is_a_decimal_string_with_a_pattern_in_requests_and_responses() {
             if property["$ref"] == "#/components/schemas/Amount" {
                 continue;
             }
+            // A request amount refers to the input rule it follows (`PositiveAmount`, …),
+            // nullable as `oneOf` with null when optional.
+            let referred = property["$ref"].as_str().or_else(|| {
+                property["oneOf"]
+                    .as_array()
+                    .and_then(|branches| branches.iter().find_map(|branch| branch["$ref"].as_str()))
+            });
+            let property = match referred {
+                Some(reference) => {
+                    self::schema(&spec, reference.trim_start_matches("#/components/schemas/"))
+                }
+                None => property,
+            };
             let types = match &property["type"] {
                 Value::String(t) => vec![t.as_str()],
                 Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzing from the spec: schemathesis generates requests from openapi/openapi.json and
 # runs them against a live server, as an operator and as a reseller, bounded in time.
+# Every phase runs, stateful included (it follows the spec's `links` from the calls that
+# create orders, refund requests and services to the calls that take their ids), and
+# each run ends with its operation coverage (tests/fuzz/coverage.py).
 # Fails on any 5xx, on any response that does not conform to the spec, on accepted
 # schema-violating input, and on a wrong answer to an undeclared method.
 #
@@ -15,9 +18,26 @@ PORT="${FUZZ_PORT:-18199}"
 WORK="$(mktemp -d)"
 export DATABASE_URL="sqlite://$WORK/fuzz.db"
 
-if ! command -v st >/dev/null 2>&1; then
-  python3 -m pip install -q "schemathesis==4.32.5"
+# schemathesis lives in its own virtualenv, kept between runs. A newer Python is preferred:
+# CPython 3.11 (3.11.7 here) can crash inside `ast.parse` ("AST constructor recursion
+# depth mismatch") when hypothesis describes a filter during the coverage phase.
+pick_python() {
+  local v p
+  for v in 3.13 3.12; do
+    if command -v "python$v" >/dev/null 2>&1 && "python$v" -c '' 2>/dev/null; then echo "python$v"; return; fi
+    if command -v pyenv >/dev/null 2>&1; then
+      p="$(pyenv root)/versions/$(pyenv versions --bare 2>/dev/null | grep -E "^$v(\.|$)" | tail -n 1)/bin/python3"
+      if [ -x "$p" ]; then echo "$p"; return; fi
+    fi
+  done
+  echo python3
+}
+ST_VENV="${FUZZ_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/reseller-api/schemathesis-4.32.5}"
+if [ ! -x "$ST_VENV/bin/st" ]; then
+  "$(pick_python)" -m venv "$ST_VENV"
+  "$ST_VENV/bin/python" -m pip install -q "schemathesis==4.32.5"
 fi
+st() { "$ST_VENV/bin/st" "$@"; }
 
 "$BIN" migrate
 ADMIN_KEY="$("$BIN" accounts create --name fuzz-ops --role admin | tail -n 1)"
@@ -37,6 +57,10 @@ RESELLER_KEY="$(api -X POST "http://127.0.0.1:$PORT/v1/admin/accounts" -H "autho
 RESELLER_ID="$(api "http://127.0.0.1:$PORT/v1/account" -H "authorization: Bearer $(token "$RESELLER_KEY")" | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])')"
 api -X POST "http://127.0.0.1:$PORT/v1/admin/accounts/$RESELLER_ID/top-ups" -H "authorization: Bearer $ADMIN" \
   -d '{"amount":"1000000","gateway":"fuzz","gateway_ref":"fuzz-1"}' >/dev/null
+# The operator's own account can order too (stateful runs follow its orders' links).
+ADMIN_ID="$(api "http://127.0.0.1:$PORT/v1/account" -H "authorization: Bearer $ADMIN" | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])')"
+api -X POST "http://127.0.0.1:$PORT/v1/admin/accounts/$ADMIN_ID/top-ups" -H "authorization: Bearer $ADMIN" \
+  -d '{"amount":"1000000","gateway":"fuzz","gateway_ref":"fuzz-2"}' >/dev/null
 api -X POST "http://127.0.0.1:$PORT/v1/admin/services" -H "authorization: Bearer $ADMIN" \
   -d '{"name":"Fuzz likes","category":"Fuzz","type":"default","rate":"1","min":1,"max":1000000,"cancel":true}' >/dev/null
 RESELLER="$(token "$RESELLER_KEY")"
@@ -45,14 +69,17 @@ api -X POST "http://127.0.0.1:$PORT/v1/orders" -H "authorization: Bearer $RESELL
 
 # Runs schemathesis; a crash inside schemathesis itself (a Python traceback, not a
 # finding about the API) is retried, up to three runs, so it cannot fail CI on its own.
+# Each run writes a JSON report, summarized as operation coverage.
 run_st() {
-  local log rc
+  local log rc report
   log="$(mktemp)"
+  report="$WORK/report-$RANDOM.json"
   for attempt in 1 2 3; do
     set +e
-    st run "$@" 2>&1 | tee "$log"
+    st run "$@" --report json --report-json-path "$report" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
+    if [ -f "$report" ]; then python3 tests/fuzz/coverage.py "$report"; fi
     if [ "$rc" -eq 0 ]; then rm -f "$log"; return 0; fi
     if [ "$attempt" -lt 3 ] && grep -qE "Traceback|SystemError|Internal Error|KeyError" "$log"; then
       echo "schemathesis itself crashed; running it again"
@@ -71,14 +98,16 @@ for who in admin reseller; do
   echo "== schemathesis as $who (${SECONDS_EACH}s)"
   run_st openapi/openapi.json --url "http://127.0.0.1:$PORT" -H "Authorization: Bearer $TOKEN" \
     --checks "$CHECKS" --exclude-path /api/v2 --max-time "$SECONDS_EACH" --workers 2 \
+    --phases examples,coverage,fuzzing,stateful \
     --seed 20261126 || status=1
 done
 # API v2 answers every error as `{"error": ...}` with HTTP 200, as the dialect requires,
 # so it cannot reject schema-violating input with a 4xx: only the conformance checks apply.
+# It links to nothing, so there is no stateful phase for it.
 echo "== schemathesis on /api/v2"
 run_st openapi/openapi.json --url "http://127.0.0.1:$PORT" --include-path /api/v2 \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --max-time 20 --workers 2 --seed 20261126 || status=1
+  --phases coverage,fuzzing --max-time 20 --workers 2 --seed 20261126 || status=1
 # Our own error log lines mean a 500 was answered (malformed requests the HTTP layer
 # itself refuses with 400 are logged by actix_http and are fine).
 if grep '"level":"ERROR"' "$WORK/server.log" | grep -q '"target":"reseller_api'; then

@@ -56,6 +56,19 @@ say "generate the TypeScript client types and type-check the journey against the
 (cd "$TS" && node_modules/.bin/openapi-typescript "$ROOT/openapi/openapi.json" -o schema.d.ts \
   && node_modules/.bin/tsc -p .)
 
+say "closed sets are enums in both clients: problem codes, forwarding states"
+# Python: an Enum class per set, and the fields typed with it.
+PY_MODELS="$OUT/python/reseller_api_client/models"
+grep -qE '^class ErrorCode\(((Str)?Enum|str, Enum)\)' "$PY_MODELS/error_code.py"
+grep -qE '^class ForwardingState\(((Str)?Enum|str, Enum)\)' "$PY_MODELS/forwarding_state.py"
+grep -qE '^    code: ErrorCode$' "$PY_MODELS/problem.py"
+grep -qE '^    state: ForwardingState$' "$PY_MODELS/forwarding_response.py"
+# TypeScript: a union of string literals per set, and the fields pointing at it.
+grep -qE '^ *ErrorCode: "[a-z_]+" \|' "$TS/schema.d.ts"
+grep -qE '^ *ForwardingState: "queued" \| "sending" \| "sent" \| "ambiguous" \| "failed" \| "done" \| "given_up";' "$TS/schema.d.ts"
+grep -qE 'code: components\["schemas"\]\["ErrorCode"\]' "$TS/schema.d.ts"
+grep -qE 'state: components\["schemas"\]\["ForwardingState"\]' "$TS/schema.d.ts"
+
 say "start the server"
 if [ -z "${RESELLER_API_BIN:-}" ]; then
   cargo build --quiet --bin reseller-api
