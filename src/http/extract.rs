@@ -69,6 +69,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     param: None,
                 });
             }
+            let raw = integral_numbers_as_integers(raw);
             let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner().to_string();
@@ -119,5 +120,34 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
                 }
             });
         std::future::ready(result)
+    }
+}
+
+/// JSON has one number type, and JSON Schema counts `100.0` (or `1e2`) as the integer 100:
+/// a generated client may send either for an `integer` field. Such numbers become integers
+/// before typed parsing, so `quantity: 100.0` means 100 while `100.5` is still refused.
+/// Money is never a JSON number, so no amount is affected.
+fn integral_numbers_as_integers(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    /// Integers up to 2^53 are exact in a double; beyond that `1e300` is no integer we take.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(integral_numbers_as_integers)
+                .collect(),
+        ),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k, integral_numbers_as_integers(v)))
+                .collect(),
+        ),
+        other => other,
     }
 }

@@ -215,3 +215,29 @@ async fn a_wrong_method_on_a_known_path_is_405_with_allow() {
         .await
         .assert_problem(404, "not_found");
 }
+
+#[actix_rt::test]
+async fn a_whole_number_written_with_a_fraction_is_that_integer_and_a_fraction_is_refused() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let service = app.service("1").await;
+    let t = &reseller.token;
+    // JSON Schema counts 1000.0 and 1e3 as the integer 1000; generated clients send them.
+    let body = format!(r#"{{"service_id": {service}.0, "link": "https://x/1", "quantity": 1e3}}"#);
+    let reply = app
+        .post_raw("/v1/orders", t, "application/json", body.into_bytes())
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.body["quantity"], 1000);
+    assert_eq!(reply.body["charge"], "1");
+
+    let body = format!(r#"{{"service_id": {service}, "link": "https://x/2", "quantity": 1000.5}}"#);
+    let reply = app
+        .post_raw("/v1/orders", t, "application/json", body.into_bytes())
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.body["param"], "quantity");
+    assert_eq!(app.order_count(), 1);
+    assert_eq!(app.balance_micros(t).await, 9_000_000);
+    app.assert_books_balance();
+}
