@@ -1,6 +1,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::lock_row;
 use super::schema::accounts;
 use super::{now, DbConnection};
 use crate::domain::account::{Account, AccountStatus, Role};
@@ -128,15 +129,8 @@ pub fn any_admin(conn: &mut DbConnection) -> QueryResult<bool> {
 /// Reads an account and locks its row until the transaction ends; serializes one
 /// account's refund requests across every process sharing the database.
 pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
-    match conn {
-        DbConnection::Pg(pg) => accounts::table
-            .find(id)
-            .for_update()
-            .first::<AccountRow>(pg),
-        DbConnection::Sqlite(sqlite) => accounts::table.find(id).first::<AccountRow>(sqlite),
-    }
-    .optional()
-    .map(|row| row.map(Account::from))
+    lock_row(conn, accounts::table.find(id), QueryDsl::for_update)
+        .map(|row: Option<AccountRow>| row.map(Account::from))
 }
 
 /// Exempts an account from the refund-abuse policy until `until` (or ends the exemption).

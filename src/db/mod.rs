@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod backend;
 pub mod idempotency;
 pub mod jwt_keys;
 pub mod ledger;

@@ -1,6 +1,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::lock_row;
 use super::schema::orders;
 use super::{now, DbConnection};
 use crate::domain::money::Money;
@@ -164,11 +165,7 @@ pub fn scan_amounts(
 /// Reads an order and locks its row until the transaction ends (`FOR UPDATE` on
 /// PostgreSQL; SQLite's immediate transaction already holds the database's write lock).
 pub fn lock(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Order>> {
-    let row = match conn {
-        DbConnection::Pg(pg) => orders::table.find(id).for_update().first::<OrderRow>(pg),
-        DbConnection::Sqlite(sqlite) => orders::table.find(id).first::<OrderRow>(sqlite),
-    }
-    .optional()?;
+    let row: Option<OrderRow> = lock_row(conn, orders::table.find(id), QueryDsl::for_update)?;
     Ok(row
         .map(Order::from)
         .filter(|order| owner.is_none_or(|owner| order.account_id == owner)))

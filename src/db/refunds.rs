@@ -3,6 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::lock_row;
 use super::schema::refunds;
 use super::{ledger, now, orders, DbConnection};
 use crate::domain::ledger::LedgerKind;
@@ -132,12 +133,8 @@ pub fn lock_with_parent(conn: &mut DbConnection, id: i64) -> QueryResult<Option<
 
 /// Reads a refund and locks its row until the transaction ends.
 fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
-    match conn {
-        DbConnection::Pg(pg) => refunds::table.find(id).for_update().first::<RefundRow>(pg),
-        DbConnection::Sqlite(sqlite) => refunds::table.find(id).first::<RefundRow>(sqlite),
-    }
-    .optional()
-    .map(|row| row.map(Refund::from))
+    lock_row(conn, refunds::table.find(id), QueryDsl::for_update)
+        .map(|row: Option<RefundRow>| row.map(Refund::from))
 }
 
 pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Refund>> {

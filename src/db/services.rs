@@ -1,6 +1,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::lock_row;
 use super::schema::services;
 use super::{now, DbConnection};
 use crate::domain::money::Money;
@@ -148,10 +149,6 @@ pub fn set_status(
 /// Reads a service and holds a shared lock on its row until the transaction ends
 /// (PostgreSQL `FOR SHARE`), so it cannot be disabled while an order for it commits.
 pub fn find_shared(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
-    match conn {
-        DbConnection::Pg(pg) => services::table.find(id).for_share().first::<ServiceRow>(pg),
-        DbConnection::Sqlite(sqlite) => services::table.find(id).first::<ServiceRow>(sqlite),
-    }
-    .optional()
-    .map(|row| row.map(Service::from))
+    lock_row(conn, services::table.find(id), QueryDsl::for_share)
+        .map(|row: Option<ServiceRow>| row.map(Service::from))
 }
