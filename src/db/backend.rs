@@ -1,5 +1,5 @@
-//! The few places where SQLite and PostgreSQL need different SQL, behind one seam.
-//! Everything else goes through `DbConnection`.
+//! The few places where SQLite and PostgreSQL need different SQL, behind one seam: row
+//! locks and the placeholders of raw SQL. Everything else goes through `DbConnection`.
 
 use diesel::dsl::Limit;
 use diesel::prelude::*;
@@ -29,4 +29,61 @@ where
         DbConnection::Sqlite(sqlite) => query.first(sqlite),
     }
     .optional()
+}
+
+/// The SQL dialect behind a connection, for queries written as raw SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn of(conn: &DbConnection) -> Dialect {
+        match conn {
+            DbConnection::Pg(_) => Dialect::Postgres,
+            DbConnection::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Raw SQL written with `?` placeholders, as this dialect takes them: unchanged for
+    /// SQLite, numbered `$1, $2, …` for PostgreSQL. A `?` inside a quoted literal or
+    /// identifier is text, not a placeholder, and stays.
+    pub fn placeholders(self, sql: &str) -> String {
+        if self == Dialect::Sqlite {
+            return sql.to_string();
+        }
+        let mut out = String::with_capacity(sql.len() + 8);
+        let mut quote = None;
+        let mut n = 0;
+        for c in sql.chars() {
+            match (quote, c) {
+                (None, '\'' | '"') => quote = Some(c),
+                (Some(open), _) if c == open => quote = None,
+                (None, '?') => {
+                    n += 1;
+                    out.push_str(&format!("${n}"));
+                    continue;
+                }
+                _ => {}
+            }
+            out.push(c);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dialect;
+
+    #[test]
+    fn postgres_placeholders_are_numbered_outside_quotes() {
+        let sql = "SELECT '?' AS q, \"a?\" FROM t WHERE a = ? AND b = ? AND c = 'it''s?'";
+        assert_eq!(
+            Dialect::Postgres.placeholders(sql),
+            "SELECT '?' AS q, \"a?\" FROM t WHERE a = $1 AND b = $2 AND c = 'it''s?'"
+        );
+        assert_eq!(Dialect::Sqlite.placeholders(sql), sql);
+    }
 }
