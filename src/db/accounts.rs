@@ -10,8 +10,10 @@ use crate::domain::account::{Account, AccountStatus, Role};
 struct AccountRow {
     id: i64,
     name: String,
-    role: String,
-    status: String,
+    #[diesel(deserialize_as = String)]
+    role: Role,
+    #[diesel(deserialize_as = String)]
+    status: AccountStatus,
     currency: String,
     balance_micros: i64,
     created_at: NaiveDateTime,
@@ -24,9 +26,8 @@ impl From<AccountRow> for Account {
         Account {
             id: row.id,
             name: row.name,
-            // The table's CHECK constraints admit only known names.
-            role: Role::parse(&row.role).unwrap_or(Role::Reseller),
-            status: AccountStatus::parse(&row.status).unwrap_or(AccountStatus::Suspended),
+            role: row.role,
+            status: row.status,
             currency: row.currency,
             balance_micros: row.balance_micros,
             created_at: row.created_at,

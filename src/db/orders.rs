@@ -20,7 +20,8 @@ struct OrderRow {
     comments: Option<String>,
     charge_micros: i64,
     refunded_micros: i64,
-    status: String,
+    #[diesel(deserialize_as = String)]
+    status: OrderStatus,
     start_count: Option<i64>,
     remains: Option<i64>,
     external_ref: Option<String>,
@@ -42,7 +43,7 @@ impl From<OrderRow> for Order {
             comments: row.comments,
             charge: Money::from_micros(row.charge_micros),
             refunded: Money::from_micros(row.refunded_micros),
-            status: OrderStatus::parse(&row.status).unwrap_or(OrderStatus::Pending),
+            status: row.status,
             start_count: row.start_count,
             remains: row.remains,
             external_ref: row.external_ref,

@@ -20,9 +20,12 @@ struct RefundRow {
     order_id: Option<i64>,
     top_up_id: Option<i64>,
     amount_micros: i64,
-    reason: String,
-    status: String,
-    source: String,
+    #[diesel(deserialize_as = String)]
+    reason: RefundReason,
+    #[diesel(deserialize_as = String)]
+    status: RefundStatus,
+    #[diesel(deserialize_as = String)]
+    source: RefundSource,
     note: Option<String>,
     decision_reason: Option<String>,
     decided_by: Option<i64>,
@@ -42,9 +45,9 @@ impl From<RefundRow> for Refund {
             order_id: row.order_id,
             top_up_id: row.top_up_id,
             amount_micros: row.amount_micros,
-            reason: RefundReason::parse(&row.reason).unwrap_or(RefundReason::Manual),
-            status: RefundStatus::parse(&row.status).unwrap_or(RefundStatus::Failed),
-            source: RefundSource::parse(&row.source).unwrap_or(RefundSource::Admin),
+            reason: row.reason,
+            status: row.status,
+            source: row.source,
             note: row.note,
             decision_reason: row.decision_reason,
             decided_by: row.decided_by,

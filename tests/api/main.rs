@@ -7,6 +7,7 @@ mod api_v2;
 mod auth;
 mod bad_input;
 mod cors;
+mod decoding;
 mod limits;
 mod orders;
 mod processes;
