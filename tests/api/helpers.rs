@@ -34,7 +34,7 @@ impl Drop for TestDb {
     }
 }
 
-fn random_suffix() -> String {
+pub fn random_suffix() -> String {
     let mut bytes = [0u8; 6];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
     hex::encode(bytes)

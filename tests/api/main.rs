@@ -14,6 +14,7 @@ mod processes;
 mod providers;
 mod refunds;
 mod reports;
+mod schema;
 mod spec;
 mod spec_for_generators;
 mod top_ups;
