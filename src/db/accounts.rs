@@ -1,6 +1,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::lock_row;
 use super::schema::accounts;
 use super::{now, DbConnection};
 use crate::domain::account::{Account, AccountStatus, Role};
@@ -9,8 +10,10 @@ use crate::domain::account::{Account, AccountStatus, Role};
 struct AccountRow {
     id: i64,
     name: String,
-    role: String,
-    status: String,
+    #[diesel(deserialize_as = String)]
+    role: Role,
+    #[diesel(deserialize_as = String)]
+    status: AccountStatus,
     currency: String,
     balance_micros: i64,
     created_at: NaiveDateTime,
@@ -23,9 +26,8 @@ impl From<AccountRow> for Account {
         Account {
             id: row.id,
             name: row.name,
-            // The table's CHECK constraints admit only known names.
-            role: Role::parse(&row.role).unwrap_or(Role::Reseller),
-            status: AccountStatus::parse(&row.status).unwrap_or(AccountStatus::Suspended),
+            role: row.role,
+            status: row.status,
             currency: row.currency,
             balance_micros: row.balance_micros,
             created_at: row.created_at,
@@ -128,15 +130,8 @@ pub fn any_admin(conn: &mut DbConnection) -> QueryResult<bool> {
 /// Reads an account and locks its row until the transaction ends; serializes one
 /// account's refund requests across every process sharing the database.
 pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
-    match conn {
-        DbConnection::Pg(pg) => accounts::table
-            .find(id)
-            .for_update()
-            .first::<AccountRow>(pg),
-        DbConnection::Sqlite(sqlite) => accounts::table.find(id).first::<AccountRow>(sqlite),
-    }
-    .optional()
-    .map(|row| row.map(Account::from))
+    lock_row(conn, accounts::table.find(id), QueryDsl::for_update)
+        .map(|row: Option<AccountRow>| row.map(Account::from))
 }
 
 /// Exempts an account from the refund-abuse policy until `until` (or ends the exemption).

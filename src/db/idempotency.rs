@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::idempotency_keys;
 use super::{is_unique_violation, now, write_tx, DbConnection};
+use crate::domain::UnknownName;
 
 /// A claim left `in_flight` this long belongs to a request that died; it may be taken over.
 const ABANDONED_AFTER_SECS: i64 = 60;
@@ -30,6 +31,37 @@ pub enum Claim {
     InFlight,
 }
 
+/// Where a key stands: its request is still running, or its response is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyStatus {
+    InFlight,
+    Done,
+}
+
+impl KeyStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::InFlight => "in_flight",
+            KeyStatus::Done => "done",
+        }
+    }
+}
+
+impl TryFrom<String> for KeyStatus {
+    type Error = UnknownName;
+
+    fn try_from(text: String) -> Result<KeyStatus, UnknownName> {
+        match text.as_str() {
+            "in_flight" => Ok(KeyStatus::InFlight),
+            "done" => Ok(KeyStatus::Done),
+            _ => Err(UnknownName {
+                kind: "KeyStatus",
+                text,
+            }),
+        }
+    }
+}
+
 #[derive(Queryable)]
 struct KeyRow {
     id: i64,
@@ -37,23 +69,38 @@ struct KeyRow {
     _scope: String,
     _idem_key: String,
     request_hash: String,
-    status: String,
+    #[diesel(deserialize_as = String)]
+    status: KeyStatus,
     response_status: Option<i32>,
     response_body: Option<String>,
     created_at: NaiveDateTime,
 }
 
-fn classify(row: KeyRow, request_hash: &str) -> Claim {
+/// A stored row that contradicts how [`finish`] writes them: fails the request rather
+/// than replaying a response that was never stored.
+fn corrupt(row: &KeyRow, what: &str) -> diesel::result::Error {
+    diesel::result::Error::DeserializationError(
+        format!("idempotency key {}: {what}", row.id).into(),
+    )
+}
+
+fn classify(row: KeyRow, request_hash: &str) -> QueryResult<Claim> {
     if row.request_hash != request_hash {
-        return Claim::Mismatch;
+        return Ok(Claim::Mismatch);
     }
-    match (row.status.as_str(), row.response_status, row.response_body) {
-        ("done", Some(status), Some(body)) => Claim::Replay {
-            status: u16::try_from(status).unwrap_or(500),
-            body,
-        },
-        _ => Claim::InFlight,
+    if row.status == KeyStatus::InFlight {
+        return Ok(Claim::InFlight);
     }
+    let Some(status) = row.response_status else {
+        return Err(corrupt(&row, "done without a response status"));
+    };
+    let Ok(status) = u16::try_from(status) else {
+        return Err(corrupt(&row, "response status out of range"));
+    };
+    let Some(body) = row.response_body else {
+        return Err(corrupt(&row, "done without a response body"));
+    };
+    Ok(Claim::Replay { status, body })
 }
 
 /// Claims `key` for this request in its own short transaction.
@@ -102,7 +149,7 @@ pub fn claim(
                 }
                 Some(row) if row.request_hash != request_hash => Ok(Claim::Mismatch),
                 Some(row)
-                    if row.status == "in_flight"
+                    if row.status == KeyStatus::InFlight
                         && row.created_at < at - Duration::seconds(ABANDONED_AFTER_SECS) =>
                 {
                     // Take over only the claim we read: a concurrent taker changes
@@ -110,7 +157,7 @@ pub fn claim(
                     let taken = diesel::update(
                         idempotency_keys::table
                             .find(row.id)
-                            .filter(idempotency_keys::status.eq("in_flight"))
+                            .filter(idempotency_keys::status.eq(KeyStatus::InFlight.as_str()))
                             .filter(idempotency_keys::created_at.eq(row.created_at)),
                     )
                     .set(idempotency_keys::created_at.eq(at))
@@ -124,14 +171,14 @@ pub fn claim(
                         Claim::InFlight
                     })
                 }
-                Some(row) => Ok(classify(row, request_hash)),
+                Some(row) => classify(row, request_hash),
                 None => diesel::insert_into(idempotency_keys::table)
                     .values((
                         idempotency_keys::account_id.eq(account_id),
                         idempotency_keys::scope.eq(scope),
                         idempotency_keys::idem_key.eq(key),
                         idempotency_keys::request_hash.eq(request_hash),
-                        idempotency_keys::status.eq("in_flight"),
+                        idempotency_keys::status.eq(KeyStatus::InFlight.as_str()),
                         idempotency_keys::created_at.eq(at),
                     ))
                     .returning(idempotency_keys::id)
@@ -154,11 +201,11 @@ pub fn finish(conn: &mut DbConnection, held: Held, status: u16, body: &str) -> Q
     let changed = diesel::update(
         idempotency_keys::table
             .find(held.id)
-            .filter(idempotency_keys::status.eq("in_flight"))
+            .filter(idempotency_keys::status.eq(KeyStatus::InFlight.as_str()))
             .filter(idempotency_keys::created_at.eq(held.since)),
     )
     .set((
-        idempotency_keys::status.eq("done"),
+        idempotency_keys::status.eq(KeyStatus::Done.as_str()),
         idempotency_keys::response_status.eq(i32::from(status)),
         idempotency_keys::response_body.eq(body),
     ))
@@ -172,7 +219,7 @@ pub fn release(conn: &mut DbConnection, held: Held) -> QueryResult<()> {
     diesel::delete(
         idempotency_keys::table
             .find(held.id)
-            .filter(idempotency_keys::status.eq("in_flight"))
+            .filter(idempotency_keys::status.eq(KeyStatus::InFlight.as_str()))
             .filter(idempotency_keys::created_at.eq(held.since)),
     )
     .execute(conn)

@@ -12,7 +12,8 @@ use crate::domain::ledger::{LedgerEntry, LedgerKind};
 struct EntryRow {
     id: i64,
     account_id: i64,
-    kind: String,
+    #[diesel(deserialize_as = String)]
+    kind: LedgerKind,
     amount_micros: i64,
     balance_after_micros: i64,
     order_id: Option<i64>,
@@ -26,7 +27,7 @@ impl From<EntryRow> for LedgerEntry {
         LedgerEntry {
             id: row.id,
             account_id: row.account_id,
-            kind: LedgerKind::parse(&row.kind).unwrap_or(LedgerKind::Adjustment),
+            kind: row.kind,
             amount_micros: row.amount_micros,
             balance_after_micros: row.balance_after_micros,
             order_id: row.order_id,

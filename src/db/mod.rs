@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod backend;
 pub mod backup;
 pub mod idempotency;
 pub mod jwt_keys;
@@ -27,7 +28,7 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::connection::{SimpleConnection, TransactionManager};
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
@@ -44,7 +45,6 @@ pub enum DbConnection {
 }
 
 pub type DbPool = Pool<ConnectionManager<DbConnection>>;
-pub type PooledConn = PooledConnection<ConnectionManager<DbConnection>>;
 
 /// Where the data lives, parsed from `DATABASE_URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,25 +111,46 @@ pub fn migrate(url: &str) -> Result<(), SetupError> {
     }
 }
 
-#[derive(Debug)]
-struct SqlitePragmas;
+/// Whether an acknowledged commit must survive a power failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// It must: SQLite `synchronous = FULL` (NORMAL would survive only a process crash),
+    /// PostgreSQL's own default. The only setting the server runs with.
+    Full,
+    /// It need not, because the database is thrown away after use (tests): SQLite
+    /// `synchronous = OFF`, PostgreSQL `synchronous_commit = off`. Neither risks
+    /// corruption; a crash may lose the latest commits.
+    Relaxed,
+}
 
-// `synchronous = FULL`: a commit is on disk before it is acknowledged, so nothing
-// acknowledged is lost even to a power failure (NORMAL would survive only a process crash).
-impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+#[derive(Debug)]
+struct SessionSettings(Durability);
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        if let DbConnection::Sqlite(conn) = conn {
-            conn.batch_execute(
+        let settings = match (conn, self.0) {
+            (DbConnection::Sqlite(conn), Durability::Full) => conn.batch_execute(
                 "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
-            )
-            .map_err(diesel::r2d2::Error::QueryError)?;
-        }
-        Ok(())
+            ),
+            (DbConnection::Sqlite(conn), Durability::Relaxed) => conn.batch_execute(
+                "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = OFF;",
+            ),
+            (DbConnection::Pg(_), Durability::Full) => Ok(()),
+            (DbConnection::Pg(conn), Durability::Relaxed) => {
+                conn.batch_execute("SET synchronous_commit = off")
+            }
+        };
+        settings.map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
 /// Builds the pool. Run [`migrate`] first: it also creates the SQLite file.
 pub fn connect(url: &str, size: u32) -> Result<DbPool, SetupError> {
+    connect_with(url, size, Durability::Full)
+}
+
+/// [`connect`], with a choice of durability for databases that are thrown away.
+pub fn connect_with(url: &str, size: u32, durability: Durability) -> Result<DbPool, SetupError> {
     let target = match Backend::from_url(url) {
         Backend::Postgres(url) => url,
         Backend::Sqlite(path) => path,
@@ -137,7 +158,7 @@ pub fn connect(url: &str, size: u32) -> Result<DbPool, SetupError> {
     let pool = Pool::builder()
         .max_size(size.max(1))
         .connection_timeout(Duration::from_secs(10))
-        .connection_customizer(Box::new(SqlitePragmas))
+        .connection_customizer(Box::new(SessionSettings(durability)))
         .build(ConnectionManager::<DbConnection>::new(target))?;
     Ok(pool)
 }
@@ -186,13 +207,5 @@ pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
     matches!(
         error,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
-    )
-}
-
-/// True when `error` is a CHECK-constraint violation (the database's own guard on caps).
-pub fn is_check_violation(error: &diesel::result::Error) -> bool {
-    matches!(
-        error,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::CheckViolation, _)
     )
 }

@@ -1,6 +1,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::lock_row;
 use super::schema::orders;
 use super::{now, DbConnection};
 use crate::domain::money::Money;
@@ -19,7 +20,8 @@ struct OrderRow {
     comments: Option<String>,
     charge_micros: i64,
     refunded_micros: i64,
-    status: String,
+    #[diesel(deserialize_as = String)]
+    status: OrderStatus,
     start_count: Option<i64>,
     remains: Option<i64>,
     external_ref: Option<String>,
@@ -41,7 +43,7 @@ impl From<OrderRow> for Order {
             comments: row.comments,
             charge: Money::from_micros(row.charge_micros),
             refunded: Money::from_micros(row.refunded_micros),
-            status: OrderStatus::parse(&row.status).unwrap_or(OrderStatus::Pending),
+            status: row.status,
             start_count: row.start_count,
             remains: row.remains,
             external_ref: row.external_ref,
@@ -164,11 +166,7 @@ pub fn scan_amounts(
 /// Reads an order and locks its row until the transaction ends (`FOR UPDATE` on
 /// PostgreSQL; SQLite's immediate transaction already holds the database's write lock).
 pub fn lock(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Order>> {
-    let row = match conn {
-        DbConnection::Pg(pg) => orders::table.find(id).for_update().first::<OrderRow>(pg),
-        DbConnection::Sqlite(sqlite) => orders::table.find(id).first::<OrderRow>(sqlite),
-    }
-    .optional()?;
+    let row: Option<OrderRow> = lock_row(conn, orders::table.find(id), QueryDsl::for_update)?;
     Ok(row
         .map(Order::from)
         .filter(|order| owner.is_none_or(|owner| order.account_id == owner)))

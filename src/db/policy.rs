@@ -6,6 +6,7 @@ use diesel::dsl::{count_star, max, min};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamp};
 
+use super::backend::Dialect;
 use super::schema::{dispute_refusals, refunds};
 use super::DbConnection;
 use crate::domain::account::Account;
@@ -53,26 +54,6 @@ const RATE_SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT) AS orders, \
     CAST(COALESCE(SUM(refunded_micros), 0) AS BIGINT) AS refunded \
     FROM orders WHERE account_id = ? AND created_at >= ?";
 
-/// Rewrites `?` placeholders as `$1, $2, …` for PostgreSQL.
-pub fn placeholders(conn: &DbConnection, sql: &str) -> String {
-    match conn {
-        DbConnection::Sqlite(_) => sql.to_string(),
-        DbConnection::Pg(_) => {
-            let mut out = String::with_capacity(sql.len() + 8);
-            let mut n = 0;
-            for c in sql.chars() {
-                if c == '?' {
-                    n += 1;
-                    out.push_str(&format!("${n}"));
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        }
-    }
-}
-
 /// The account's standing as of `now`.
 pub fn standing(
     conn: &mut DbConnection,
@@ -83,7 +64,7 @@ pub fn standing(
         requests_since(conn, account.id, now - Duration::hours(1))?;
     let (requests_last_day, oldest_request_last_day) =
         requests_since(conn, account.id, now - Duration::days(1))?;
-    let sql = placeholders(conn, RATE_SQL);
+    let sql = Dialect::of(conn).placeholders(RATE_SQL);
     let rate = diesel::sql_query(sql)
         .bind::<BigInt, _>(account.id)
         .bind::<Timestamp, _>(now - Duration::days(30))

@@ -249,15 +249,6 @@ pub fn record_attempt(
         .map(drop)
 }
 
-/// How many `add` requests went to a provider for an order (for tests and audits).
-pub fn add_attempts(conn: &mut DbConnection, order_id: i64) -> QueryResult<i64> {
-    provider_attempts::table
-        .filter(provider_attempts::order_id.eq(order_id))
-        .filter(provider_attempts::action.eq("add"))
-        .count()
-        .get_result(conn)
-}
-
 /// An operator's reconciliation of an order whose send was ambiguous: either the
 /// provider has it (attach its id and start polling) or it does not (queue a resend).
 pub fn reconcile(

@@ -4,6 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::lock_row;
 use super::schema::refunds;
 use super::{now, orders, DbConnection};
 use crate::domain::policy::Decision;
@@ -16,9 +17,12 @@ struct RefundRow {
     order_id: Option<i64>,
     top_up_id: Option<i64>,
     amount_micros: i64,
-    reason: String,
-    status: String,
-    source: String,
+    #[diesel(deserialize_as = String)]
+    reason: RefundReason,
+    #[diesel(deserialize_as = String)]
+    status: RefundStatus,
+    #[diesel(deserialize_as = String)]
+    source: RefundSource,
     note: Option<String>,
     decision_reason: Option<String>,
     decided_by: Option<i64>,
@@ -38,9 +42,9 @@ impl From<RefundRow> for Refund {
             order_id: row.order_id,
             top_up_id: row.top_up_id,
             amount_micros: row.amount_micros,
-            reason: RefundReason::parse(&row.reason).unwrap_or(RefundReason::Manual),
-            status: RefundStatus::parse(&row.status).unwrap_or(RefundStatus::Failed),
-            source: RefundSource::parse(&row.source).unwrap_or(RefundSource::Admin),
+            reason: row.reason,
+            status: row.status,
+            source: row.source,
             note: row.note,
             decision_reason: row.decision_reason,
             decided_by: row.decided_by,
@@ -129,12 +133,8 @@ pub fn lock_with_parent(conn: &mut DbConnection, id: i64) -> QueryResult<Option<
 
 /// Reads a refund and locks its row until the transaction ends.
 fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
-    match conn {
-        DbConnection::Pg(pg) => refunds::table.find(id).for_update().first::<RefundRow>(pg),
-        DbConnection::Sqlite(sqlite) => refunds::table.find(id).first::<RefundRow>(sqlite),
-    }
-    .optional()
-    .map(|row| row.map(Refund::from))
+    lock_row(conn, refunds::table.find(id), QueryDsl::for_update)
+        .map(|row: Option<RefundRow>| row.map(Refund::from))
 }
 
 pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Refund>> {

@@ -34,15 +34,16 @@
 //! `refunds(order_id)`, 76 ms here) is what it switches to as the refunds table grows, so
 //! the cost stays bounded by the window.
 //!
-//! Queries are written per backend: placeholders (`?` / `$n`) and date functions
-//! (`strftime` / `date_trunc`) differ; `SUM(bigint)` is NUMERIC on PostgreSQL, hence the
-//! casts. Literal constants (`'succeeded'`, the offset in minutes) are inlined on purpose:
+//! Date functions (`strftime` / `date_trunc`) are written per backend; placeholders are
+//! written `?` and numbered for PostgreSQL by [`Dialect::placeholders`]; `SUM(bigint)` is
+//! NUMERIC on PostgreSQL, hence the casts. Literal constants (`'succeeded'`, the offset in minutes) are inlined on purpose:
 //! a partial index is only used when the query's own text implies its condition.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 
+use super::backend::Dialect;
 use super::schema::{accounts, refunds, services};
 use super::DbConnection;
 use crate::domain::refund::RefundStatus;
@@ -79,19 +80,6 @@ struct RefundSumsRow {
     refunded_micros: i64,
     #[diesel(sql_type = BigInt)]
     refunded_orders: i64,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-fn dialect(conn: &DbConnection) -> Dialect {
-    match conn {
-        DbConnection::Pg(_) => Dialect::Postgres,
-        DbConnection::Sqlite(_) => Dialect::Sqlite,
-    }
 }
 
 /// The SQL expression a row's key is, as text (NULL for "no provider").
@@ -134,13 +122,10 @@ fn render(
     window: &Window,
     scope: ReportScope,
 ) -> String {
-    let (p1, p2, p3) = match dialect {
-        Dialect::Sqlite => ("?", "?", "?"),
-        Dialect::Postgres => ("$1", "$2", "$3"),
-    };
-    let mut filter = format!("o.created_at >= {p1} AND o.created_at < {p2}");
+    // Placeholders in bind order: the window's bounds, then the account.
+    let mut filter = "o.created_at >= ? AND o.created_at < ?".to_string();
     if let ReportScope::Account(_) = scope {
-        filter.push_str(&format!(" AND o.account_id = {p3}"));
+        filter.push_str(" AND o.account_id = ?");
     }
     let join_services = if group == ReportGroup::Provider {
         "JOIN services s ON s.id = o.service_id"
@@ -148,12 +133,13 @@ fn render(
         ""
     };
     let offset = format!("{:+}", window.offset_minutes());
-    template
+    let sql = template
         .replace("{key}", key_sql(dialect, group))
         .replace("{offset}", &offset)
         .replace("{join_services}", join_services)
         .replace("{filter}", &filter)
-        .replace("{succeeded}", RefundStatus::Succeeded.as_str())
+        .replace("{succeeded}", RefundStatus::Succeeded.as_str());
+    dialect.placeholders(&sql)
 }
 
 const ORDERS_SQL: &str = "SELECT {key} AS grp, \
@@ -197,7 +183,7 @@ pub fn report_sql(
     window: &Window,
     scope: ReportScope,
 ) -> [String; 2] {
-    let dialect = dialect(conn);
+    let dialect = Dialect::of(conn);
     [
         render(dialect, ORDERS_SQL, group, window, scope),
         render(dialect, refunds_template(group), group, window, scope),
@@ -312,7 +298,7 @@ pub fn explain(
     let mut out = Vec::new();
     for sql in report_sql(conn, group, window, scope) {
         out.push(format!("-- {sql}"));
-        match dialect(conn) {
+        match Dialect::of(conn) {
             Dialect::Sqlite => {
                 let rows: Vec<SqlitePlanRow> =
                     load(conn, format!("EXPLAIN QUERY PLAN {sql}"), window, scope)?;

@@ -1,5 +1,6 @@
-// Kept by hand to match both `migrations/sqlite` and `migrations/postgres`: the two
-// backends share one set of column types (see STACK.md on MultiConnection).
+// Kept by hand to match both `migrations/sqlite` and `migrations/postgres`, in the column
+// types both backends share through `DbConnection` (`diesel print-schema` reads one
+// backend at a time); `tests/api/schema.rs` checks it against both migrated databases.
 
 diesel::table! {
     accounts (id) {

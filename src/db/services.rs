@@ -1,6 +1,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::lock_row;
 use super::schema::services;
 use super::{now, DbConnection};
 use crate::domain::money::Money;
@@ -11,13 +12,15 @@ struct ServiceRow {
     id: i64,
     name: String,
     category: String,
-    kind: String,
+    #[diesel(deserialize_as = String)]
+    kind: ServiceType,
     rate_micros: i64,
     min_quantity: i64,
     max_quantity: i64,
     refill: bool,
     cancel: bool,
-    status: String,
+    #[diesel(deserialize_as = String)]
+    status: ServiceStatus,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     provider_id: Option<i64>,
@@ -30,13 +33,13 @@ impl From<ServiceRow> for Service {
             id: row.id,
             name: row.name,
             category: row.category,
-            kind: ServiceType::parse(&row.kind).unwrap_or(ServiceType::Default),
+            kind: row.kind,
             rate: Money::from_micros(row.rate_micros),
             min_quantity: row.min_quantity,
             max_quantity: row.max_quantity,
             refill: row.refill,
             cancel: row.cancel,
-            status: ServiceStatus::parse(&row.status).unwrap_or(ServiceStatus::Disabled),
+            status: row.status,
             created_at: row.created_at,
             updated_at: row.updated_at,
             provider: row.provider_id.zip(row.provider_service_id),
@@ -148,10 +151,6 @@ pub fn set_status(
 /// Reads a service and holds a shared lock on its row until the transaction ends
 /// (PostgreSQL `FOR SHARE`), so it cannot be disabled while an order for it commits.
 pub fn find_shared(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
-    match conn {
-        DbConnection::Pg(pg) => services::table.find(id).for_share().first::<ServiceRow>(pg),
-        DbConnection::Sqlite(sqlite) => services::table.find(id).first::<ServiceRow>(sqlite),
-    }
-    .optional()
-    .map(|row| row.map(Service::from))
+    lock_row(conn, services::table.find(id), QueryDsl::for_share)
+        .map(|row: Option<ServiceRow>| row.map(Service::from))
 }

@@ -1,6 +1,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::lock_row;
 use super::schema::top_ups;
 use super::{now, DbConnection};
 use crate::domain::ledger::{TopUp, TopUpStatus};
@@ -80,12 +81,8 @@ pub fn all_amounts(conn: &mut DbConnection) -> QueryResult<Vec<(i64, i64, i64, i
 
 /// Reads a top-up and locks its row until the transaction ends.
 pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TopUp>> {
-    match conn {
-        DbConnection::Pg(pg) => top_ups::table.find(id).for_update().first::<TopUpRow>(pg),
-        DbConnection::Sqlite(sqlite) => top_ups::table.find(id).first::<TopUpRow>(sqlite),
-    }
-    .optional()
-    .map(|row| row.map(TopUp::from))
+    lock_row(conn, top_ups::table.find(id), QueryDsl::for_update)
+        .map(|row: Option<TopUpRow>| row.map(TopUp::from))
 }
 
 /// Moves `delta` (signed) into or out of what was returned of a top-up; the table's CHECK

@@ -30,6 +30,19 @@ macro_rules! string_enum {
             }
         }
 
+        // How stored rows decode: a name that is not one of ours is an error, never a
+        // value guessed in its place.
+        impl TryFrom<String> for $name {
+            type Error = $crate::domain::UnknownName;
+
+            fn try_from(text: String) -> Result<$name, Self::Error> {
+                $name::parse(&text).ok_or($crate::domain::UnknownName {
+                    kind: stringify!($name),
+                    text,
+                })
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -54,6 +67,14 @@ macro_rules! string_enum {
     };
 }
 pub(crate) use string_enum;
+
+/// A name outside the closed set of its kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {text:?}")]
+pub struct UnknownName {
+    pub kind: &'static str,
+    pub text: String,
+}
 
 /// One field that failed validation, with a message a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

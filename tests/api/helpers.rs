@@ -1,14 +1,18 @@
 //! The test harness: a real server on a loopback port over a fresh database per test
 //! (a temporary SQLite file, or a new PostgreSQL database when `TEST_DATABASE_URL` names one).
+//! Each fresh database is a copy of one migrated template, so tests do not pay for the
+//! migrations one by one.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
 use actix_web::HttpServer;
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
+use diesel::{Connection, PgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
@@ -36,7 +40,7 @@ impl Drop for TestDb {
     }
 }
 
-fn random_suffix() -> String {
+pub fn random_suffix() -> String {
     let mut bytes = [0u8; 6];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
     hex::encode(bytes)
@@ -46,13 +50,13 @@ fn random_suffix() -> String {
 pub fn fresh_database() -> (String, TestDb) {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(base) if base.starts_with("postgres") => {
+            let template = postgres_template(&base);
             let name = format!("reseller_test_{}", random_suffix());
             let mut conn = PgConnection::establish(&base).expect("connect to TEST_DATABASE_URL");
-            conn.batch_execute(&format!("CREATE DATABASE {name}"))
+            conn.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
                 .expect("create test database");
-            let (prefix, _) = base.rsplit_once('/').expect("database URL ends in /dbname");
             (
-                format!("{prefix}/{name}"),
+                database_url(&base, &name),
                 TestDb::Postgres {
                     admin_url: base,
                     name,
@@ -61,10 +65,126 @@ pub fn fresh_database() -> (String, TestDb) {
         }
         _ => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}", dir.path().join("test.db").display());
-            (url, TestDb::Sqlite(dir))
+            let path = dir.path().join("test.db");
+            std::fs::copy(sqlite_template(), &path).expect("copy the template database");
+            (format!("sqlite://{}", path.display()), TestDb::Sqlite(dir))
         }
     }
+}
+
+fn database_url(server_url: &str, name: &str) -> String {
+    let (prefix, _) = server_url
+        .rsplit_once('/')
+        .expect("database URL ends in /dbname");
+    format!("{prefix}/{name}")
+}
+
+/// A short hash of one backend's migration tree: templates are named by it, so a changed
+/// migration gets a new template instead of a stale one.
+fn migrations_hash(backend: &str) -> String {
+    use sha2::{Digest, Sha256};
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read migrations") {
+            let path = entry.expect("read migrations").path();
+            if path.is_dir() {
+                walk(&path, files);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    files.sort();
+    let mut hash = Sha256::new();
+    for file in files {
+        hash.update(
+            file.strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        hash.update(std::fs::read(&file).expect("read migration"));
+    }
+    hex::encode(&hash.finalize()[..8])
+}
+
+/// Held while a test process builds the PostgreSQL template, so concurrent test runs
+/// against one server build it once and never copy a half-migrated one.
+const TEMPLATE_LOCK: i64 = 0x7265_7365_7470;
+
+/// The migrated PostgreSQL template, built once per migration tree and server.
+fn postgres_template(server_url: &str) -> &'static str {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let name = format!("reseller_template_{}", migrations_hash("postgres"));
+        let mut conn = PgConnection::establish(server_url).expect("connect to TEST_DATABASE_URL");
+        conn.batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))
+            .expect("template lock");
+        let present = diesel::sql_query(format!(
+            "SELECT 1 AS one FROM pg_database WHERE datname = '{name}'"
+        ))
+        .execute(&mut conn)
+        .expect("look for the template")
+            == 1;
+        if !present {
+            // Built under another name and renamed when complete: a run killed halfway
+            // leaves only the partial build, which the next run drops.
+            let partial = format!("{name}_partial");
+            conn.batch_execute(&format!("DROP DATABASE IF EXISTS {partial} WITH (FORCE)"))
+                .expect("drop a partial template");
+            conn.batch_execute(&format!("CREATE DATABASE {partial}"))
+                .expect("create the template");
+            db::migrate(&database_url(server_url, &partial)).expect("migrate the template");
+            rename_database(&mut conn, &partial, &name);
+        }
+        conn.batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"))
+            .expect("template unlock");
+        name
+    })
+}
+
+/// Renames a database its builder just disconnected from: the server ends that session
+/// a moment after the client leaves, and until then the rename is refused.
+fn rename_database(conn: &mut PgConnection, from: &str, to: &str) {
+    let mut tries = 0;
+    loop {
+        match conn.batch_execute(&format!("ALTER DATABASE {from} RENAME TO {to}")) {
+            Ok(()) => return,
+            Err(_) if tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("rename the template: {error}"),
+        }
+    }
+}
+
+/// The migrated SQLite template file, built once per migration tree.
+fn sqlite_template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!(
+            "reseller-api-template-{}.db",
+            migrations_hash("sqlite")
+        ));
+        if !path.exists() {
+            // Built aside and renamed into place: concurrent test runs never copy a
+            // half-built file (the last rename of identical files wins).
+            let partial = path.with_extension(format!("{}.partial", random_suffix()));
+            db::migrate(&format!("sqlite://{}", partial.display())).expect("migrate");
+            let wal = PathBuf::from(format!("{}-wal", partial.display()));
+            assert!(
+                !wal.exists(),
+                "closing the last connection checkpoints the WAL into the file"
+            );
+            std::fs::rename(&partial, &path).expect("place the template");
+        }
+        path
+    })
 }
 
 pub struct TestApp {
@@ -158,7 +278,9 @@ pub async fn spawn_app_on_with(url: &str, configure: impl FnOnce(&mut Config)) -
     };
     configure(&mut config);
     db::migrate(url).expect("migrate");
-    let pool = db::connect(url, config.db_pool_size).expect("pool");
+    // In-process servers on throwaway databases need not wait for the disk; the
+    // crash-safety tests run the real binary, which always does.
+    let pool = db::connect_with(url, config.db_pool_size, db::Durability::Relaxed).expect("pool");
     let mut conn = pool.get().unwrap();
     let tokens = TokenKeys::load(&mut conn, &config).expect("token keys");
     let (admin, _, admin_key) =

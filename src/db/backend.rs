@@ -1,0 +1,89 @@
+//! The few places where SQLite and PostgreSQL need different SQL, behind one seam: row
+//! locks and the placeholders of raw SQL. Everything else goes through `DbConnection`.
+
+use diesel::dsl::Limit;
+use diesel::prelude::*;
+use diesel::query_dsl::methods::LimitDsl;
+use diesel::query_dsl::LoadQuery;
+use diesel::{PgConnection, SqliteConnection};
+
+use super::DbConnection;
+
+/// Reads the one row `query` selects and locks it until the transaction ends. `lock` adds
+/// the PostgreSQL locking clause (`QueryDsl::for_update` or `QueryDsl::for_share`); it is
+/// a parameter because `DbConnection` cannot build one itself. SQLite has no row locks and
+/// needs none: [`super::write_tx`] already holds the database's write lock.
+pub fn lock_row<Q, L, R>(
+    conn: &mut DbConnection,
+    query: Q,
+    lock: impl FnOnce(Q) -> L,
+) -> QueryResult<Option<R>>
+where
+    Q: LimitDsl + RunQueryDsl<SqliteConnection>,
+    Limit<Q>: LoadQuery<'static, SqliteConnection, R>,
+    L: LimitDsl + RunQueryDsl<PgConnection>,
+    Limit<L>: LoadQuery<'static, PgConnection, R>,
+{
+    match conn {
+        DbConnection::Pg(pg) => lock(query).first(pg),
+        DbConnection::Sqlite(sqlite) => query.first(sqlite),
+    }
+    .optional()
+}
+
+/// The SQL dialect behind a connection, for queries written as raw SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn of(conn: &DbConnection) -> Dialect {
+        match conn {
+            DbConnection::Pg(_) => Dialect::Postgres,
+            DbConnection::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Raw SQL written with `?` placeholders, as this dialect takes them: unchanged for
+    /// SQLite, numbered `$1, $2, …` for PostgreSQL. A `?` inside a quoted literal or
+    /// identifier is text, not a placeholder, and stays.
+    pub fn placeholders(self, sql: &str) -> String {
+        if self == Dialect::Sqlite {
+            return sql.to_string();
+        }
+        let mut out = String::with_capacity(sql.len() + 8);
+        let mut quote = None;
+        let mut n = 0;
+        for c in sql.chars() {
+            match (quote, c) {
+                (None, '\'' | '"') => quote = Some(c),
+                (Some(open), _) if c == open => quote = None,
+                (None, '?') => {
+                    n += 1;
+                    out.push_str(&format!("${n}"));
+                    continue;
+                }
+                _ => {}
+            }
+            out.push(c);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dialect;
+
+    #[test]
+    fn postgres_placeholders_are_numbered_outside_quotes() {
+        let sql = "SELECT '?' AS q, \"a?\" FROM t WHERE a = ? AND b = ? AND c = 'it''s?'";
+        assert_eq!(
+            Dialect::Postgres.placeholders(sql),
+            "SELECT '?' AS q, \"a?\" FROM t WHERE a = $1 AND b = $2 AND c = 'it''s?'"
+        );
+        assert_eq!(Dialect::Sqlite.placeholders(sql), sql);
+    }
+}
