@@ -17,26 +17,31 @@ pub struct Swept {
 /// batch per statement (each its own transaction) until nothing is left.
 pub fn sweep(conn: &mut DbConnection, config: &RetentionConfig) -> diesel::QueryResult<Swept> {
     let batch = config.retention_batch.max(1);
-    let mut swept = Swept::default();
     let keys_before = db::now() - config.idempotency_ttl();
-    loop {
-        let n = db::write_tx(conn, |conn| {
-            idempotency::delete_expired(conn, keys_before, batch)
-        })?;
-        swept.idempotency_keys += n;
-        if n < batch as usize {
-            break;
-        }
-    }
     let bodies_before = db::now() - Duration::days(config.attempt_body_days.max(1));
-    loop {
-        let n = db::write_tx(conn, |conn| {
+    Ok(Swept {
+        idempotency_keys: in_batches(conn, batch, |conn| {
+            idempotency::delete_expired(conn, keys_before, batch)
+        })?,
+        attempt_bodies: in_batches(conn, batch, |conn| {
             provider_orders::clear_attempt_bodies(conn, bodies_before, batch)
-        })?;
-        swept.attempt_bodies += n;
+        })?,
+    })
+}
+
+/// Runs `step` (which handles up to `batch` rows) in its own transaction until a step
+/// handles fewer; returns the rows handled in all.
+fn in_batches(
+    conn: &mut DbConnection,
+    batch: i64,
+    mut step: impl FnMut(&mut DbConnection) -> diesel::QueryResult<usize>,
+) -> diesel::QueryResult<usize> {
+    let mut total = 0;
+    loop {
+        let n = db::write_tx(conn, &mut step)?;
+        total += n;
         if n < batch as usize {
-            break;
+            return Ok(total);
         }
     }
-    Ok(swept)
 }

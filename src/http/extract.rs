@@ -71,14 +71,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             }
             let raw = integral_numbers_as_integers(raw);
             let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner().to_string();
-                let param = if path == "." {
-                    // serde names missing and unknown fields in its message.
-                    inner.split('`').nth(1).map(str::to_string)
-                } else {
-                    Some(path)
-                };
+                let (param, inner) = field_at_fault(e);
                 ApiError::Unprocessable {
                     code: ErrorCode::ValidationFailed,
                     detail: inner,
@@ -103,13 +96,7 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
         let result = serde_path_to_error::deserialize(deserializer)
             .map(ApiQuery)
             .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner().to_string();
-                let param = if path == "." {
-                    inner.split('`').nth(1).map(str::to_string)
-                } else {
-                    Some(path)
-                };
+                let (param, inner) = field_at_fault(e);
                 ApiError::Unprocessable {
                     code: ErrorCode::InvalidQuery,
                     detail: match &param {
@@ -150,4 +137,19 @@ fn integral_numbers_as_integers(value: serde_json::Value) -> serde_json::Value {
         ),
         other => other,
     }
+}
+
+/// The field a deserialization error is about, and serde's message.
+fn field_at_fault<E: std::fmt::Display>(
+    error: serde_path_to_error::Error<E>,
+) -> (Option<String>, String) {
+    let path = error.path().to_string();
+    let inner = error.into_inner().to_string();
+    let param = if path == "." {
+        // serde names missing and unknown fields in its message.
+        inner.split('`').nth(1).map(str::to_string)
+    } else {
+        Some(path)
+    };
+    (param, inner)
 }

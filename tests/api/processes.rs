@@ -161,6 +161,26 @@ async fn token(base: &str, key: &str) -> String {
     body["access_token"].as_str().unwrap().to_string()
 }
 
+/// Tokens for the admin and the reseller, 100 000 on the reseller's balance, and a
+/// service at 0.7 per 1000: the setup of the load tests.
+async fn funded_service(base: &str, books: &Books) -> (String, String, i64) {
+    let admin = token(base, &books.admin_key).await;
+    let reseller = token(base, &books.reseller_key).await;
+    let (status, _) = call(
+        base,
+        "POST",
+        &format!("/v1/admin/accounts/{}/top-ups", books.reseller_id),
+        &admin,
+        Some(json!({"amount": "100000", "gateway": "test", "gateway_ref": "load-1"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201);
+    let (_, service) = call(base, "POST", "/v1/admin/services", &admin,
+        Some(json!({"name": "Likes", "category": "IG", "type": "default", "rate": "0.7", "min": 10, "max": 100000}))).await.unwrap();
+    (admin, reseller, service["id"].as_i64().unwrap())
+}
+
 fn assert_books_balance(pool: &db::DbPool) {
     let mut conn = pool.get().unwrap();
     let report = db::verify::run(&mut conn).unwrap();
@@ -172,21 +192,8 @@ async fn a_server_killed_mid_load_loses_nothing_it_acknowledged_and_doubles_no_r
     let (url, _db) = fresh_database();
     let books = books(&url);
     let mut server = Server::start(&url, &["--no-worker"]).await;
-    let admin = token(&server.base, &books.admin_key).await;
-    let reseller = token(&server.base, &books.reseller_key).await;
+    let (admin, reseller, service) = funded_service(&server.base, &books).await;
     let base = server.base.clone();
-    call(
-        &base,
-        "POST",
-        &format!("/v1/admin/accounts/{}/top-ups", books.reseller_id),
-        &admin,
-        Some(json!({"amount": "100000", "gateway": "test", "gateway_ref": "crash-1"})),
-    )
-    .await
-    .unwrap();
-    let (_, service) = call(&base, "POST", "/v1/admin/services", &admin,
-        Some(json!({"name": "Likes", "category": "IG", "type": "default", "rate": "0.7", "min": 10, "max": 100000}))).await.unwrap();
-    let service = service["id"].as_i64().unwrap();
 
     // Acknowledged orders: id -> charge; acknowledged outcomes: id -> (remains, refund).
     let orders: Arc<Mutex<HashMap<i64, i64>>> = Arc::default();
@@ -479,21 +486,8 @@ async fn a_backup_taken_under_load_restores_every_order_acknowledged_before_it_b
     }
     let books = books(&url);
     let server = Server::start(&url, &["--no-worker"]).await;
-    let admin = token(&server.base, &books.admin_key).await;
-    let reseller = token(&server.base, &books.reseller_key).await;
+    let (_, reseller, service) = funded_service(&server.base, &books).await;
     let base = server.base.clone();
-    call(
-        &base,
-        "POST",
-        &format!("/v1/admin/accounts/{}/top-ups", books.reseller_id),
-        &admin,
-        Some(json!({"amount": "100000", "gateway": "test", "gateway_ref": "backup-1"})),
-    )
-    .await
-    .unwrap();
-    let (_, service) = call(&base, "POST", "/v1/admin/services", &admin,
-        Some(json!({"name": "Likes", "category": "IG", "type": "default", "rate": "0.7", "min": 10, "max": 100000}))).await.unwrap();
-    let service = service["id"].as_i64().unwrap();
 
     let acknowledged: Arc<Mutex<HashMap<i64, i64>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -643,21 +637,8 @@ async fn sigterm_under_load_finishes_what_is_in_flight_and_refuses_only_new_conn
     let (url, _db) = fresh_database();
     let books = books(&url);
     let mut server = Server::start(&url, &["--no-worker", "--shutdown-secs", "10"]).await;
-    let admin = token(&server.base, &books.admin_key).await;
-    let reseller = token(&server.base, &books.reseller_key).await;
+    let (_, reseller, service) = funded_service(&server.base, &books).await;
     let base = server.base.clone();
-    call(
-        &base,
-        "POST",
-        &format!("/v1/admin/accounts/{}/top-ups", books.reseller_id),
-        &admin,
-        Some(json!({"amount": "100000", "gateway": "test", "gateway_ref": "term-1"})),
-    )
-    .await
-    .unwrap();
-    let (_, service) = call(&base, "POST", "/v1/admin/services", &admin,
-        Some(json!({"name": "Likes", "category": "IG", "type": "default", "rate": "0.7", "min": 10, "max": 100000}))).await.unwrap();
-    let service = service["id"].as_i64().unwrap();
 
     let acknowledged: Arc<Mutex<HashMap<i64, i64>>> = Arc::default();
     let failed: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -981,12 +962,19 @@ async fn retention_removes_expired_keys_and_old_reply_bodies_and_never_a_money_r
             top_ups::table.count().get_result(conn).unwrap(),
         ]
     };
+    // The worker records each attempt just after the provider answers it.
+    let attempts_before = loop {
+        let n: i64 = provider_attempts::table
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        if n >= 5 {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "attempts were not recorded");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    };
     let money_before = money(&mut conn);
-    let attempts_before: i64 = provider_attempts::table
-        .count()
-        .get_result(&mut conn)
-        .unwrap();
-    assert!(attempts_before >= 5);
     // Move three keys past their day and every attempt past its 30 days; two keys stay fresh.
     let old = db::now() - chrono::Duration::days(31);
     diesel::update(

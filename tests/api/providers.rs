@@ -502,7 +502,9 @@ async fn an_unknown_stored_forwarding_state_is_an_error_not_a_default() {
     let found = reseller_api::db::provider_orders::find(&mut conn, order);
     let error = found.expect_err("an unknown state does not decode");
     assert!(
-        error.to_string().contains("unknown ForwardingState \"lost\""),
+        error
+            .to_string()
+            .contains("unknown ForwardingState \"lost\""),
         "{error}"
     );
 }
