@@ -13,6 +13,8 @@
 //! - `db/`: diesel queries over one connection type for SQLite and PostgreSQL.
 //! - `providers/`: the upstream API v2 client, its reply dialects and the worker.
 //! - `tooling/`: seed data and benchmarks, apart from the product.
+//! - `metrics`: the process-wide counters and histograms behind `/metrics`, and the
+//!   Prometheus text format; any layer may count, and it uses none of them.
 //!
 //! How a request flows: `api::build_app` wraps the routes in `http::middleware`; a handler
 //! takes its `Caller` (or `Admin`) and typed body from `http::extract`, parses it into
@@ -31,5 +33,6 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod providers;
 pub mod tooling;

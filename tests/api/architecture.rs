@@ -7,13 +7,14 @@ use std::path::Path;
 /// What each top-level module of the crate may use of the others.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &[]),
-    ("db", &["domain"]),
+    ("metrics", &[]),
+    ("db", &["domain", "metrics"]),
     ("error", &["domain"]),
     ("config", &["domain"]),
-    ("application", &["db", "domain", "error"]),
+    ("application", &["db", "domain", "error", "metrics"]),
     (
         "providers",
-        &["application", "config", "db", "domain", "error"],
+        &["application", "config", "db", "domain", "error", "metrics"],
     ),
     (
         "http",
@@ -23,6 +24,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "db",
             "domain",
             "error",
+            "metrics",
             "providers",
         ],
     ),
@@ -35,6 +37,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "domain",
             "error",
             "http",
+            "metrics",
             "providers",
         ],
     ),
