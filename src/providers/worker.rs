@@ -21,6 +21,7 @@ use crate::db::{self, orders, providers, DbPool};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::provider::Provider;
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
+use crate::metrics;
 
 /// What one pass of the worker did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -239,6 +240,7 @@ impl Worker {
             AddReply::Rejected(_) => "rejected",
             AddReply::Unreadable => "unreadable",
         };
+        metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "add", label]);
         provider_orders::record_attempt(
             conn,
             provider.id,
@@ -401,16 +403,18 @@ impl Worker {
             }
             Reply::NotSent(e) | Reply::Lost(e) => (None, None, e.as_str()),
         };
+        let outcome = if items.is_some() {
+            "read"
+        } else {
+            "unreadable"
+        };
+        metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "status", outcome]);
         provider_orders::record_attempt(
             conn,
             provider.id,
             None,
             "status",
-            if items.is_some() {
-                "read"
-            } else {
-                "unreadable"
-            },
+            outcome,
             http_status,
             body,
         )?;
