@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod cors;
 mod limits;
+mod metrics;
 mod orders;
 mod processes;
 mod providers;
