@@ -157,17 +157,4 @@ fn render_database(out: &mut Exposition, gauges: &Gauges, now: NaiveDateTime) {
         &[],
         &process::decimal_micros(lag.unsigned_abs() * 1000),
     );
-    out.family(
-        "provider_info",
-        "gauge",
-        "1 per provider: its name for the provider ids the other metrics carry.",
-    );
-    for (id, name) in &gauges.providers {
-        out.sample(
-            "provider_info",
-            "",
-            &[("provider", &id.to_string()), ("name", name)],
-            "1",
-        );
-    }
 }

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use super::reports::{self, ReportScope};
-use super::schema::{provider_orders, providers};
+use super::schema::provider_orders;
 use super::DbConnection;
 
 /// What the database says at one scrape.
@@ -20,8 +20,6 @@ pub struct Gauges {
     /// The oldest last sync of an order sent upstream and not final yet (its creation
     /// when it was never synced); `None` when nothing is open upstream.
     pub oldest_sync: Option<NaiveDateTime>,
-    /// (provider id, name), to put names to the ids the other metrics carry.
-    pub providers: Vec<(i64, String)>,
 }
 
 // The states are literals in the SQL, not bound values, so both planners can match them
@@ -53,14 +51,9 @@ pub fn read(conn: &mut DbConnection) -> QueryResult<Gauges> {
         .filter(provider_orders::last_synced_at.is_null())
         .select(min(provider_orders::created_at))
         .first(conn)?;
-    let providers = providers::table
-        .select((providers::id, providers::name))
-        .order(providers::id)
-        .load(conn)?;
     Ok(Gauges {
         pending_review,
         forwarding,
         oldest_sync: [synced, never_synced].into_iter().flatten().min(),
-        providers,
     })
 }
