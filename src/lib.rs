@@ -13,6 +13,9 @@
 //! - `db/`: diesel queries over one connection type for SQLite and PostgreSQL.
 //! - `providers/`: the upstream API v2 client, its reply dialects and the worker.
 //! - `tooling/`: seed data and benchmarks, apart from the product.
+//! - `metrics`: the process-wide counters and histograms behind `/metrics`, and the
+//!   Prometheus text format; `db` and every layer above it count into it, and it uses
+//!   none of them.
 //!
 //! How a request flows: `api::build_app` wraps the routes in `http::middleware`; a handler
 //! takes its `Caller` (or `Admin`) and typed body from `http::extract`, parses it into
@@ -31,5 +34,6 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod providers;
 pub mod tooling;

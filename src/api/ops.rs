@@ -1,10 +1,14 @@
 use actix_web::{get, web, HttpResponse};
+use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::db::gauges::{self, Gauges};
+use crate::db::{self, DbPool};
 use crate::error::ApiError;
 use crate::http::state::AppState;
+use crate::metrics::{self as process, Exposition};
 
 #[derive(Serialize, ToSchema)]
 pub struct HealthResponse {
@@ -42,14 +46,115 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }))
 }
 
-/// Request counters in the Prometheus text format.
+/// Metrics in the Prometheus text format.
+///
+/// This process's counters and histograms (requests, orders, refunds, provider calls,
+/// pool waits) and gauges read from the database at the scrape; the README's "Metrics"
+/// section lists every one. When the database does not answer, the gauges read from it
+/// are left out and `db_up` is 0.
 #[utoipa::path(
     tag = "ops",
-    responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain"))
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"))
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let gauges = state.db(|conn| Ok(gauges::read(conn)?)).await;
+    let mut out = Exposition::default();
+    process::render(&mut out);
+    render_pool(&mut out, &state.pool);
+    let up = match gauges {
+        Ok(gauges) => {
+            render_database(&mut out, &gauges, db::now());
+            "1"
+        }
+        Err(error) => {
+            tracing::warn!(%error, "metrics: the database gauges could not be read");
+            "0"
+        }
+    };
+    out.family(
+        "db_up",
+        "gauge",
+        "1 when the database answered this scrape's queries.",
+    );
+    out.sample("db_up", "", &[], up);
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .content_type(process::CONTENT_TYPE)
+        .body(out.into_string())
+}
+
+fn render_pool(out: &mut Exposition, pool: &DbPool) {
+    let pool_state = pool.state();
+    let idle = pool_state.idle_connections;
+    let in_use = pool_state.connections.saturating_sub(idle);
+    out.family(
+        "db_pool_connections",
+        "gauge",
+        "Pooled database connections of this process, in use or idle.",
+    );
+    out.sample(
+        "db_pool_connections",
+        "",
+        &[("state", "in_use")],
+        &in_use.to_string(),
+    );
+    out.sample(
+        "db_pool_connections",
+        "",
+        &[("state", "idle")],
+        &idle.to_string(),
+    );
+    out.family(
+        "db_pool_max_connections",
+        "gauge",
+        "The most connections this process's pool opens.",
+    );
+    out.sample(
+        "db_pool_max_connections",
+        "",
+        &[],
+        &pool.max_size().to_string(),
+    );
+}
+
+fn render_database(out: &mut Exposition, gauges: &Gauges, now: NaiveDateTime) {
+    out.family(
+        "refunds_pending_review",
+        "gauge",
+        "Refund requests awaiting an operator's review.",
+    );
+    out.sample(
+        "refunds_pending_review",
+        "",
+        &[],
+        &gauges.pending_review.to_string(),
+    );
+    out.family(
+        "provider_orders",
+        "gauge",
+        "Provider-backed orders by provider id and forwarding state, as stored (`done` left out).",
+    );
+    for (provider, state, count) in &gauges.forwarding {
+        let provider = provider.to_string();
+        out.sample(
+            "provider_orders",
+            "",
+            &[("provider", &provider), ("state", state)],
+            &count.to_string(),
+        );
+    }
+    out.family(
+        "provider_sync_lag_seconds",
+        "gauge",
+        "Age of the oldest last sync among orders open upstream (sent, not final); 0 when none.",
+    );
+    let lag = gauges
+        .oldest_sync
+        .map_or(0, |at| (now - at).num_milliseconds().max(0));
+    out.sample(
+        "provider_sync_lag_seconds",
+        "",
+        &[],
+        &process::decimal_micros(lag.unsigned_abs() * 1000),
+    );
 }

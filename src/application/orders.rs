@@ -9,6 +9,7 @@ use crate::domain::order::{plan_order, NewOrder, Order, OrderInput, OrderStatus}
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
 use crate::domain::FieldError;
 use crate::error::{ApiError, ErrorCode};
+use crate::metrics;
 
 /// An order as a caller asks for it, before its service's rules price it.
 #[derive(Debug, Clone)]
@@ -46,6 +47,8 @@ impl From<OrderError> for ApiError {
 
 /// Places an order at most once per idempotency key: the debit, the order, its queued
 /// send and the stored response (`render`ed from the order) commit in one transaction.
+/// Every API that places orders comes through here, so this is where they are counted:
+/// placed once committed, refused by problem code, a replay not at all.
 pub fn create_order(
     conn: &mut DbConnection,
     account_id: i64,
@@ -55,10 +58,23 @@ pub fn create_order(
     status: u16,
     render: impl FnOnce(Order) -> Result<String, ApiError>,
 ) -> Result<Stored, OrderError> {
-    respond_once(conn, account_id, scope, key, status, |conn| {
+    let placed = respond_once(conn, account_id, scope, key, status, |conn| {
         let order = place_order(conn, account_id, request)?;
         Ok(render(order)?)
-    })
+    });
+    match &placed {
+        Ok(stored) if !stored.replayed => metrics::ORDERS_PLACED.inc(&[]),
+        Ok(_) => {}
+        Err(error) => metrics::ORDERS_REFUSED.inc(&[refusal_code(error).as_str()]),
+    }
+    placed
+}
+
+fn refusal_code(error: &OrderError) -> ErrorCode {
+    match error {
+        OrderError::UnknownService => ErrorCode::ValidationFailed,
+        OrderError::Other(error) => error.code(),
+    }
 }
 
 /// The order transaction's body: checks, prices, debits with one conditional statement,

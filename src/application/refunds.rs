@@ -2,13 +2,14 @@
 //! what the rule refused, as the errors callers see.
 
 use crate::db::refunds::{self, NewRefund};
-use crate::db::{self, ledger, orders, DbConnection};
+use crate::db::{self, accounts, ledger, orders, DbConnection};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::order::Order;
 use crate::domain::refund::{
     self, Change, Refund, RefundReason, RefundSource, RefundStatus, Refusal,
 };
 use crate::error::{ApiError, ErrorCode};
+use crate::metrics;
 
 /// What started a settlement and how its refund is to be recorded.
 #[derive(Debug, Clone)]
@@ -131,6 +132,7 @@ pub(crate) fn settle_within(
             refs,
             ledger::Overdraft::Refuse,
         )?;
+        count_refund(conn, order.account_id, refund.reason, plan.refund_now)?;
     }
     if plan.book.refunded == plan.book.charge {
         // Nothing is left to dispute: close any review still open on this order.
@@ -146,6 +148,19 @@ pub(crate) fn settle_within(
         }
     }
     Ok(Settled { order, refund })
+}
+
+/// Counts a refund for `/metrics` once the transaction crediting it commits, whatever the
+/// trigger; the amount is labelled with the account's currency.
+fn count_refund(
+    conn: &mut DbConnection,
+    account_id: i64,
+    reason: RefundReason,
+    amount_micros: i64,
+) -> Result<(), diesel::result::Error> {
+    let currency = accounts::find(conn, account_id)?.map_or_else(String::new, |a| a.currency);
+    metrics::refund_credited(reason.as_str(), &currency, amount_micros);
+    Ok(())
 }
 
 impl From<SettleError> for ApiError {

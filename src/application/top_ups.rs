@@ -8,6 +8,7 @@ use crate::domain::ledger::{LedgerKind, TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::refund::{Refund, RefundReason, RefundSource, RefundStatus};
 use crate::error::{ApiError, ErrorCode};
+use crate::metrics;
 
 /// Records a payment and credits it through the ledger in one transaction; a
 /// `gateway_ref` is recorded at most once, even by concurrent calls.
@@ -156,14 +157,16 @@ pub fn finish_payment_refund(
             }
         };
         if answer == GatewayAnswer::Succeeded {
-            return Ok(refunds::record_decision(
+            let refund = refunds::record_decision(
                 conn,
                 refund_id,
                 RefundStatus::Succeeded,
                 refund.amount_micros,
                 Some(admin_id),
                 None,
-            )?);
+            )?;
+            count_top_up_refund(conn, &refund)?;
+            return Ok(refund);
         }
         top_ups::add_refunded(conn, top_up_id, -refund.amount_micros, None)?;
         let refs = ledger::Refs {
@@ -188,6 +191,14 @@ pub fn finish_payment_refund(
             Some("the payment gateway refused the refund; the balance was re-credited"),
         )?)
     })
+}
+
+/// Counts a payment-method refund the gateway confirmed, once its transaction commits.
+fn count_top_up_refund(conn: &mut DbConnection, refund: &Refund) -> Result<(), ApiError> {
+    let currency =
+        accounts::find(conn, refund.account_id)?.map_or_else(String::new, |a| a.currency);
+    metrics::top_up_refunded(refund.reason.as_str(), &currency, refund.amount_micros);
+    Ok(())
 }
 
 /// A chargeback and what it did.
@@ -255,6 +266,7 @@ pub fn charge_back(
         )?;
         let account = accounts::set_status(conn, top_up.account_id, AccountStatus::Suspended)?
             .ok_or_else(|| ApiError::not_found("account"))?;
+        metrics::top_up_refunded(refund.reason.as_str(), &account.currency, amount);
         Ok(Chargeback {
             refund,
             top_up,

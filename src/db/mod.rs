@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod backend;
 pub mod backup;
+pub mod gauges;
 pub mod idempotency;
 pub mod jwt_keys;
 pub mod ledger;
@@ -166,8 +167,17 @@ pub fn connect_with(url: &str, size: u32, durability: Durability) -> Result<DbPo
 /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is
 /// taken up front and a read-then-write never fails on lock upgrade; an ordinary
 /// transaction on PostgreSQL, where writers rely on conditional updates and row locks.
-/// Nested [`Connection::transaction`] calls inside `f` become savepoints.
+/// Nested [`Connection::transaction`] calls inside `f` become savepoints. What `f`
+/// records with `metrics::on_commit` is counted only once it has committed.
 pub fn write_tx<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    crate::metrics::in_transaction(|| write_tx_uncounted(conn, f))
+}
+
+fn write_tx_uncounted<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,

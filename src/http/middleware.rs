@@ -7,11 +7,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::HttpMessage;
 
 use crate::http::limits::{header_values, AppliedLimits};
 use crate::http::problem::REQUEST_ID;
-use crate::http::state::AppState;
+use crate::metrics;
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -28,6 +28,21 @@ fn request_id_from(req: &ServiceRequest) -> String {
         })
 }
 
+/// The method as a metric label: any other word a client sends is `other`, so a client
+/// cannot create series at will.
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Gives every request an id (echoing the client's), logs it, counts it.
 pub async fn request_context(
     req: ServiceRequest,
@@ -36,7 +51,6 @@ pub async fn request_context(
     let id = request_id_from(&req);
     let method = req.method().to_string();
     let path = req.path().to_string();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
     let started = Instant::now();
     let mut res = REQUEST_ID.scope(id.clone(), next.call(req)).await?;
     let status = res.status().as_u16();
@@ -55,9 +69,15 @@ pub async fn request_context(
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    if let Some(state) = state {
-        state.metrics.record(status, elapsed.as_micros());
-    }
+    let route = res.request().match_pattern();
+    metrics::HTTP_REQUESTS.inc(&[&status.to_string()]);
+    metrics::HTTP_REQUEST_DURATION.observe(
+        &[
+            method_label(&method),
+            route.as_deref().unwrap_or("unmatched"),
+        ],
+        elapsed,
+    );
     tracing::info!(
         request_id = %id,
         %method,

@@ -1,9 +1,10 @@
 //! One API v2 call to a provider: form-encoded over HTTP, with the provider's timeout,
 //! telling "never sent" from "may have arrived".
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::domain::provider::Provider;
+use crate::metrics;
 
 /// How one exchange with a provider went.
 pub enum Reply {
@@ -15,8 +16,21 @@ pub enum Reply {
     Lost(String),
 }
 
-/// Sends one API v2 call, form-encoded, with the provider's timeout.
+/// Sends one API v2 call, form-encoded, with the provider's timeout, and times it for
+/// `/metrics` by provider and `action` (the worker counts the outcome it reads).
 pub fn call(provider: &Provider, fields: &[(&str, &str)]) -> Reply {
+    let started = Instant::now();
+    let reply = exchange(provider, fields);
+    let action = fields
+        .iter()
+        .find(|(name, _)| *name == "action")
+        .map_or("none", |(_, value)| *value);
+    metrics::PROVIDER_REQUEST_DURATION
+        .observe(&[&provider.id.to_string(), action], started.elapsed());
+    reply
+}
+
+fn exchange(provider: &Provider, fields: &[(&str, &str)]) -> Reply {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_millis(provider.timeout_ms.max(1) as u64))
         .build();

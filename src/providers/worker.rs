@@ -22,6 +22,7 @@ use crate::db::{self, orders, providers, DbPool};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
+use crate::metrics;
 
 /// What one pass of the worker did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -267,6 +268,7 @@ impl Worker {
             AddReply::Rejected(_) => "rejected",
             AddReply::Unreadable => "unreadable",
         };
+        metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "add", label]);
         provider_orders::record_attempt(
             conn,
             provider.id,
@@ -425,16 +427,18 @@ impl Worker {
             }
             Reply::NotSent(e) | Reply::Lost(e) => (None, None, e.as_str()),
         };
+        let outcome = if items.is_some() {
+            "read"
+        } else {
+            "unreadable"
+        };
+        metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "status", outcome]);
         provider_orders::record_attempt(
             conn,
             provider.id,
             None,
             "status",
-            if items.is_some() {
-                "read"
-            } else {
-                "unreadable"
-            },
+            outcome,
             http_status,
             body,
         )?;

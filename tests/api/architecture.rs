@@ -7,13 +7,17 @@ use std::path::Path;
 /// What each top-level module of the crate may use of the others.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &[]),
-    ("db", &["domain"]),
+    ("metrics", &[]),
+    ("db", &["domain", "metrics"]),
     ("error", &["domain"]),
     ("config", &["domain"]),
-    ("application", &["config", "db", "domain", "error"]),
+    (
+        "application",
+        &["config", "db", "domain", "error", "metrics"],
+    ),
     (
         "providers",
-        &["application", "config", "db", "domain", "error"],
+        &["application", "config", "db", "domain", "error", "metrics"],
     ),
     (
         "http",
@@ -23,6 +27,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "db",
             "domain",
             "error",
+            "metrics",
             "providers",
         ],
     ),
@@ -35,6 +40,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "domain",
             "error",
             "http",
+            "metrics",
             "providers",
         ],
     ),

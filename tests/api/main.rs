@@ -10,6 +10,7 @@ mod bad_input;
 mod cors;
 mod decoding;
 mod limits;
+mod metrics;
 mod orders;
 mod processes;
 mod providers;
