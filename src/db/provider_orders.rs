@@ -28,6 +28,8 @@ pub struct ProviderOrder {
     pub last_synced_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// A fencing token, taken anew by every claim.
+    pub lease_token: i64,
 }
 
 /// Queues an order for sending; call in the transaction that creates the order.
