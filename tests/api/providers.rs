@@ -506,3 +506,130 @@ async fn an_unknown_stored_forwarding_state_is_an_error_not_a_default() {
         "{error}"
     );
 }
+
+/// Counts the provider rows of the app's database in `state`.
+fn rows_in(app: &TestApp, state: ForwardingState) -> Vec<i64> {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::provider_orders;
+    let mut conn = app.pool.get().unwrap();
+    provider_orders::table
+        .filter(provider_orders::state.eq(state.as_str()))
+        .select(provider_orders::order_id)
+        .load(&mut *conn)
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn two_workers_with_a_slow_provider_track_every_accepted_order_and_send_each_once() {
+    // Each `add` takes 200 ms: a pass over 50 orders outlasts a 5 s lease many times over.
+    let next = Arc::new(AtomicI64::new(1));
+    let upstream = StandIn::start(
+        move |fields| match fields.get("action").map(String::as_str) {
+            Some("add") => (
+                200,
+                format!("{{\"order\":{}}}", next.fetch_add(1, Ordering::SeqCst)),
+                Duration::from_millis(200),
+            ),
+            Some("status") => {
+                let items: serde_json::Map<String, serde_json::Value> = fields["orders"]
+                    .split(',')
+                    .map(|id| {
+                        let item =
+                            json!({"status": "Completed", "remains": "0", "start_count": "3"});
+                        (id.to_string(), item)
+                    })
+                    .collect();
+                ok(&serde_json::Value::Object(items).to_string())
+            }
+            _ => ok(r#"{"error":"This action is Invalid"}"#),
+        },
+    )
+    .await;
+    let app = spawn_app_with(|c| {
+        c.worker.lease_secs = 5;
+        c.worker.worker_interval_ms = 50;
+        c.worker.sync_interval_secs = 0;
+        c.worker.max_backoff_secs = 0;
+    })
+    .await;
+    let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
+    let reseller = app.funded_reseller("Acme", "100").await;
+    let mut placed = Vec::new();
+    for _ in 0..80 {
+        placed.push(app.order_id(&reseller.token, service, 1000).await);
+    }
+    // Two workers on one database, each on its own thread, as two processes would run them.
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            reseller_api::providers::worker::spawn(
+                app.pool.clone(),
+                app.config.worker.clone(),
+                app.config.retention.clone(),
+                Default::default(),
+            )
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let ambiguous = rows_in(&app, ForwardingState::Ambiguous);
+        assert!(
+            ambiguous.is_empty(),
+            "orders marked ambiguous while their own send was in flight: {:?}",
+            ambiguous
+                .iter()
+                .map(|id| app.provider_order(*id))
+                .collect::<Vec<_>>()
+        );
+        if rows_in(&app, ForwardingState::Done).len() == placed.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every order was sent and synced: {} of {} done",
+            rows_in(&app, ForwardingState::Done).len(),
+            placed.len()
+        );
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    for worker in workers {
+        actix_web::web::block(move || worker.shutdown())
+            .await
+            .unwrap();
+    }
+
+    let adds = upstream.calls_of("add");
+    assert_eq!(
+        adds.len(),
+        placed.len(),
+        "each order sent upstream exactly once"
+    );
+    let keys: std::collections::HashSet<_> =
+        adds.iter().map(|a| a["idempotency_key"].clone()).collect();
+    assert_eq!(
+        keys.len(),
+        placed.len(),
+        "each order sent upstream exactly once"
+    );
+    let mut remote_ids = std::collections::HashSet::new();
+    for id in &placed {
+        let job = app.provider_order(*id);
+        assert_eq!(job.state, ForwardingState::Done, "order {id}: {job:?}");
+        let remote = job
+            .provider_order_id
+            .clone()
+            .expect("tracked under the provider's id");
+        assert!(remote_ids.insert(remote), "one provider order per order");
+        assert_eq!(job.failures, 0, "order {id}: {job:?}");
+        assert!(job.lease_owner.is_none(), "order {id}: {job:?}");
+        let mut conn = app.pool.get().unwrap();
+        assert_eq!(
+            reseller_api::db::provider_orders::add_attempts(&mut conn, *id).unwrap(),
+            1
+        );
+        let json = app.order_json(&reseller.token, *id).await;
+        assert_eq!(json["status"], "completed", "order {id}: {json}");
+        assert_eq!(json["start_count"], 3);
+    }
+    assert_eq!(app.balance_micros(&reseller.token).await, 20_000_000);
+    app.assert_books_balance();
+}
