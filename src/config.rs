@@ -304,7 +304,8 @@ pub struct WorkerConfig {
         global = true
     )]
     pub give_up_hours: i64,
-    /// Seconds a worker holds an order it is sending or polling.
+    /// Seconds a worker holds an order it is sending or polling; never less than the
+    /// provider's timeout plus 30 s, so a lease outlasts the exchange it covers.
     #[arg(
         long,
         env = "RESELLER_API_LEASE_SECS",

@@ -1,5 +1,9 @@
 //! Where each provider-backed order stands upstream, with leases so several worker
 //! processes never send or poll the same order at once.
+//!
+//! Every claim takes the row's next `lease_token`; every write of that attempt is one
+//! statement conditional on it ([`Fence`]), so a worker whose lease ran out and was taken
+//! over changes nothing: not the state, not the provider's id, not the failure count.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -28,6 +32,46 @@ pub struct ProviderOrder {
     pub last_synced_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Taken anew by every claim; see [`Fence`].
+    pub lease_token: i64,
+}
+
+impl ProviderOrder {
+    /// The fence of the claim that returned this row, for `owner`.
+    pub fn fence<'a>(&self, owner: &'a str) -> Fence<'a> {
+        Fence {
+            order_id: self.order_id,
+            owner,
+            token: self.lease_token,
+        }
+    }
+}
+
+/// One claim of one row: a write made with it applies only while the row is still leased
+/// to `owner` under `token`, i.e. nobody claimed, withdrew or reconciled it since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence<'a> {
+    pub order_id: i64,
+    pub owner: &'a str,
+    pub token: i64,
+}
+
+diesel::define_sql_function! {
+    /// `COALESCE` over text: keeps the stored value when no new one is given.
+    #[sql_name = "COALESCE"]
+    fn coalesce_text(
+        new: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+        old: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+diesel::define_sql_function! {
+    /// `COALESCE` over timestamps: keeps the stored value when no new one is given.
+    #[sql_name = "COALESCE"]
+    fn coalesce_timestamp(
+        new: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+        old: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
 }
 
 /// Queues an order for sending; call in the transaction that creates the order.
@@ -58,84 +102,106 @@ pub fn find(conn: &mut DbConnection, order_id: i64) -> QueryResult<Option<Provid
     provider_orders::table.find(order_id).first(conn).optional()
 }
 
-/// Takes a lease on up to `limit` due rows in `states` (optionally of one provider) and
-/// returns them. The lease condition is re-checked by the UPDATE itself, so two workers
-/// racing for the same rows never both get one.
+/// Takes a lease on up to `limit` rows in `states` (optionally of one provider) due by
+/// `due_by` and returns them, each with the fencing token this claim gave it. The UPDATE
+/// re-checks that each row is still free, due and in `states`, so two workers racing for
+/// the same rows never both get one; the loser looks again (a few times) rather than
+/// report no work while due rows remain.
 pub fn claim(
     conn: &mut DbConnection,
     owner: &str,
     states: &[ForwardingState],
     provider_id: Option<i64>,
     limit: i64,
+    due_by: NaiveDateTime,
     lease: Duration,
 ) -> QueryResult<Vec<ProviderOrder>> {
-    let at = now();
-    let free = provider_orders::lease_until
-        .is_null()
-        .or(provider_orders::lease_until.lt(at));
     let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-    let mut due = provider_orders::table
-        .filter(provider_orders::state.eq_any(states))
-        .filter(provider_orders::next_at.le(at))
-        .filter(free)
-        .select(provider_orders::order_id)
-        .order(provider_orders::next_at)
-        .limit(limit)
-        .into_boxed();
-    if let Some(provider_id) = provider_id {
-        due = due.filter(provider_orders::provider_id.eq(provider_id));
-    }
-    let ids: Vec<i64> = due.load(conn)?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let until = at + lease;
-    diesel::update(
-        provider_orders::table
+    for _ in 0..4 {
+        let at = now();
+        let free = provider_orders::lease_until
+            .is_null()
+            .or(provider_orders::lease_until.lt(at));
+        let mut due = provider_orders::table
+            .filter(provider_orders::state.eq_any(&states))
+            .filter(provider_orders::next_at.le(due_by))
+            .filter(free)
+            .select(provider_orders::order_id)
+            .order(provider_orders::next_at)
+            .limit(limit)
+            .into_boxed();
+        if let Some(provider_id) = provider_id {
+            due = due.filter(provider_orders::provider_id.eq(provider_id));
+        }
+        let ids: Vec<i64> = due.load(conn)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let until = at + lease;
+        let taken = diesel::update(
+            provider_orders::table
+                .filter(provider_orders::order_id.eq_any(&ids))
+                .filter(provider_orders::state.eq_any(&states))
+                .filter(provider_orders::next_at.le(due_by))
+                .filter(
+                    provider_orders::lease_until
+                        .is_null()
+                        .or(provider_orders::lease_until.lt(at)),
+                ),
+        )
+        .set((
+            provider_orders::lease_owner.eq(owner),
+            provider_orders::lease_until.eq(until),
+            provider_orders::lease_token.eq(provider_orders::lease_token + 1),
+        ))
+        .execute(conn)?;
+        if taken == 0 {
+            continue;
+        }
+        return provider_orders::table
             .filter(provider_orders::order_id.eq_any(&ids))
-            .filter(
-                provider_orders::lease_until
-                    .is_null()
-                    .or(provider_orders::lease_until.lt(at)),
-            ),
-    )
-    .set((
-        provider_orders::lease_owner.eq(owner),
-        provider_orders::lease_until.eq(until),
-    ))
-    .execute(conn)?;
-    provider_orders::table
-        .filter(provider_orders::order_id.eq_any(&ids))
-        .filter(provider_orders::lease_owner.eq(owner))
-        .filter(provider_orders::lease_until.eq(until))
-        .order(provider_orders::next_at)
-        .load(conn)
+            .filter(provider_orders::lease_owner.eq(owner))
+            .filter(provider_orders::lease_until.eq(until))
+            .order(provider_orders::next_at)
+            .load(conn);
+    }
+    Ok(Vec::new())
+}
+
+/// The rows `fence` may write: still leased to its owner under its token.
+macro_rules! fenced {
+    ($fence:expr) => {
+        provider_orders::table
+            .find($fence.order_id)
+            .filter(provider_orders::lease_owner.eq($fence.owner))
+            .filter(provider_orders::lease_token.eq($fence.token))
+    };
 }
 
 /// Records that a send is about to happen, before it happens: a crash mid-send leaves
-/// the row `sending`, which the next attempt treats as "the provider may have it".
-/// False when the row is no longer ours or no longer queued (e.g. the order was canceled).
-pub fn begin_send(conn: &mut DbConnection, order_id: i64, owner: &str) -> QueryResult<bool> {
-    let changed = diesel::update(
-        provider_orders::table
-            .find(order_id)
-            .filter(provider_orders::lease_owner.eq(owner))
-            .filter(provider_orders::state.eq_any([
-                ForwardingState::Queued.as_str(),
-                ForwardingState::Sending.as_str(),
-            ])),
-    )
+/// the row `sending`, which the next attempt treats as "the provider may have it". It
+/// also renews the lease for `lease` from now, which the caller makes longer than the
+/// exchange can take, so nobody takes the row over while its send is in flight.
+/// False when the claim was lost or the row is no longer queued (e.g. the order was
+/// canceled).
+pub fn begin_send(conn: &mut DbConnection, fence: Fence, lease: Duration) -> QueryResult<bool> {
+    let at = now();
+    let changed = diesel::update(fenced!(fence).filter(provider_orders::state.eq_any([
+        ForwardingState::Queued.as_str(),
+        ForwardingState::Sending.as_str(),
+    ])))
     .set((
         provider_orders::state.eq(ForwardingState::Sending.as_str()),
         provider_orders::attempts.eq(provider_orders::attempts + 1),
-        provider_orders::updated_at.eq(now()),
+        provider_orders::lease_until.eq(at + lease),
+        provider_orders::updated_at.eq(at),
     ))
     .execute(conn)?;
     Ok(changed == 1)
 }
 
 /// Takes a still-queued order out of the send queue (a reseller's cancel). False once a
-/// send has begun.
+/// send has begun. A worker holding the row loses its claim: none of its writes apply.
 pub fn withdraw(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
     let changed = diesel::update(
         provider_orders::table
@@ -144,6 +210,7 @@ pub fn withdraw(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
     )
     .set((
         provider_orders::state.eq(ForwardingState::Done.as_str()),
+        provider_orders::lease_token.eq(provider_orders::lease_token + 1),
         provider_orders::updated_at.eq(now()),
     ))
     .execute(conn)?;
@@ -177,48 +244,90 @@ impl AttemptOutcome {
     }
 }
 
-/// Ends a leased attempt: new state, errors, when to look again; releases the lease.
-pub fn finish(
-    conn: &mut DbConnection,
-    order_id: i64,
-    owner: &str,
-    outcome: AttemptOutcome,
-) -> QueryResult<()> {
+/// Ends a leased attempt in one statement conditional on its fence: new state, the
+/// provider's id (if the attempt learned it), errors, the failure count, when to look
+/// again; releases the lease. False, with nothing changed, when the claim was lost.
+pub fn finish(conn: &mut DbConnection, fence: Fence, outcome: AttemptOutcome) -> QueryResult<bool> {
     let at = now();
-    let target = provider_orders::table
-        .find(order_id)
-        .filter(provider_orders::lease_owner.eq(owner));
-    diesel::update(target)
+    // failures + 1 after a failure, 0 after a success, in the same statement.
+    let (keep, add) = if outcome.failed { (1i64, 1i64) } else { (0, 0) };
+    let changed = diesel::update(fenced!(fence))
         .set((
             provider_orders::state.eq(outcome.state.as_str()),
+            provider_orders::provider_order_id.eq(coalesce_text(
+                outcome.provider_order_id,
+                provider_orders::provider_order_id,
+            )),
             provider_orders::next_at.eq(outcome.next_at.unwrap_or(at)),
             provider_orders::last_error.eq(&outcome.error),
             provider_orders::quarantined_status.eq(&outcome.quarantined_status),
+            provider_orders::failures.eq(provider_orders::failures * keep + add),
+            provider_orders::last_synced_at.eq(coalesce_timestamp(
+                outcome.synced.then_some(at),
+                provider_orders::last_synced_at,
+            )),
             provider_orders::lease_owner.eq(None::<String>),
             provider_orders::lease_until.eq(None::<NaiveDateTime>),
             provider_orders::updated_at.eq(at),
         ))
         .execute(conn)?;
-    if let Some(id) = &outcome.provider_order_id {
-        diesel::update(provider_orders::table.find(order_id))
-            .set(provider_orders::provider_order_id.eq(id))
-            .execute(conn)?;
-    }
-    if outcome.failed {
-        diesel::update(provider_orders::table.find(order_id))
-            .set(provider_orders::failures.eq(provider_orders::failures + 1))
-            .execute(conn)?;
-    } else {
-        diesel::update(provider_orders::table.find(order_id))
-            .set(provider_orders::failures.eq(0))
-            .execute(conn)?;
-    }
-    if outcome.synced {
-        diesel::update(provider_orders::table.find(order_id))
-            .set(provider_orders::last_synced_at.eq(at))
-            .execute(conn)?;
-    }
-    Ok(())
+    Ok(changed == 1)
+}
+
+/// A clear acceptance whose attempt lost its claim (it outlived its lease and another
+/// worker took the row, perhaps marking it `ambiguous`): the provider has the order under
+/// `remote`, so a row that knows no provider id yet and is not finished becomes `sent` with
+/// it and is polled. Any attempt still holding the row loses its claim. False when the row
+/// already has an id or has ended (`failed`, `done`, `given_up`).
+pub fn adopt_acceptance(conn: &mut DbConnection, order_id: i64, remote: &str) -> QueryResult<bool> {
+    let at = now();
+    let changed = diesel::update(
+        provider_orders::table
+            .find(order_id)
+            .filter(provider_orders::provider_order_id.is_null())
+            .filter(provider_orders::state.eq_any([
+                ForwardingState::Queued.as_str(),
+                ForwardingState::Sending.as_str(),
+                ForwardingState::Ambiguous.as_str(),
+            ])),
+    )
+    .set((
+        provider_orders::state.eq(ForwardingState::Sent.as_str()),
+        provider_orders::provider_order_id.eq(remote),
+        provider_orders::next_at.eq(at),
+        provider_orders::failures.eq(0),
+        provider_orders::last_error.eq(None::<String>),
+        provider_orders::lease_owner.eq(None::<String>),
+        provider_orders::lease_until.eq(None::<NaiveDateTime>),
+        provider_orders::lease_token.eq(provider_orders::lease_token + 1),
+        provider_orders::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// An acceptance that came too late to adopt (the row ended meanwhile, e.g. `failed` and
+/// refunded): noted on the row for the operator, who can attach the id with reconcile.
+/// Only where the row knows no provider id; its state is left alone.
+pub fn note_late_acceptance(
+    conn: &mut DbConnection,
+    order_id: i64,
+    remote: &str,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        provider_orders::table
+            .find(order_id)
+            .filter(provider_orders::provider_order_id.is_null()),
+    )
+    .set((
+        provider_orders::last_error.eq(format!(
+            "the provider accepted this order as {remote} after the attempt lost its lease; \
+             reconcile with that id if it still stands"
+        )),
+        provider_orders::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
 }
 
 /// Keeps one exchange with a provider on record; the reply is truncated to 2 KiB.
@@ -270,6 +379,7 @@ pub fn reconcile(
                 provider_orders::provider_order_id.eq(remote),
                 provider_orders::next_at.eq(at),
                 provider_orders::failures.eq(0),
+                provider_orders::lease_token.eq(provider_orders::lease_token + 1),
                 provider_orders::updated_at.eq(at),
             ))
             .execute(conn)?,
@@ -278,6 +388,7 @@ pub fn reconcile(
                 provider_orders::state.eq(ForwardingState::Queued.as_str()),
                 provider_orders::next_at.eq(at),
                 provider_orders::failures.eq(0),
+                provider_orders::lease_token.eq(provider_orders::lease_token + 1),
                 provider_orders::updated_at.eq(at),
             ))
             .execute(conn)?,

@@ -89,6 +89,7 @@ diesel::table! {
         last_synced_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        lease_token -> BigInt,
     }
 }
 

@@ -3,6 +3,13 @@
 //! outcomes into the one refund rule. It runs on its own thread, inside `serve` or as
 //! `reseller-api worker`; leases in the database keep several workers off each other's
 //! orders.
+//!
+//! A lease covers only work about to happen: one order, claimed right before its `add`
+//! and renewed by `begin_send` for longer than the exchange can take, or one status batch
+//! claimed for longer than its request. Every write of an attempt is fenced by the token
+//! its claim took (`provider_orders::Fence`), so a worker that lost its claim changes
+//! nothing, except that a clear acceptance is never thrown away: the provider's id is
+//! adopted by the row if nobody else knows one (`provider_orders::adopt_acceptance`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,12 +24,116 @@ use super::Wake;
 use crate::application::refunds::{self, SettleError, Trigger};
 use crate::application::retention::{sweep, Swept};
 use crate::config::{RetentionConfig, WorkerConfig};
-use crate::db::provider_orders::{self, AttemptOutcome, ProviderOrder};
+use crate::db::provider_orders::{self, AttemptOutcome, Fence, ProviderOrder};
 use crate::db::{self, orders, providers, DbPool};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
 use crate::metrics;
+
+/// Orders one pass sends at most before it polls, each under its own claim.
+const SENDS_PER_PASS: usize = 50;
+
+/// How much longer than a provider's timeout a lease lasts: the database writes around the
+/// exchange, and clocks that differ a little between hosts.
+const LEASE_MARGIN_SECS: i64 = 30;
+
+/// Why a fenced transaction was rolled back.
+enum Fenced {
+    /// The claim was lost: someone else has the row now.
+    Lost,
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Fenced {
+    fn from(error: diesel::result::Error) -> Fenced {
+        Fenced::Db(error)
+    }
+}
+
+/// Runs `work` and the fenced finish of the outcome it returns as one write transaction:
+/// when the claim was lost, nothing `work` did (a refund, a cancel) is kept. True when
+/// it was kept.
+fn finish_with(
+    conn: &mut db::DbConnection,
+    fence: Fence,
+    work: impl FnOnce(&mut db::DbConnection) -> Result<AttemptOutcome, diesel::result::Error>,
+) -> Result<bool, diesel::result::Error> {
+    let result = db::write_tx(conn, |conn| {
+        let outcome = work(conn)?;
+        if provider_orders::finish(conn, fence, outcome)? {
+            Ok(())
+        } else {
+            Err(Fenced::Lost)
+        }
+    });
+    match result {
+        Ok(()) => Ok(true),
+        Err(Fenced::Lost) => {
+            lost(fence);
+            Ok(false)
+        }
+        Err(Fenced::Db(error)) => Err(error),
+    }
+}
+
+/// Ends an attempt with its fenced finish; false (and logged) when the claim was lost.
+fn finish(
+    conn: &mut db::DbConnection,
+    fence: Fence,
+    outcome: AttemptOutcome,
+) -> Result<bool, diesel::result::Error> {
+    let kept = provider_orders::finish(conn, fence, outcome)?;
+    if !kept {
+        lost(fence);
+    }
+    Ok(kept)
+}
+
+/// Another worker, a cancel or an operator took the row since this attempt claimed it.
+fn lost(fence: Fence) {
+    tracing::info!(
+        order = fence.order_id,
+        token = fence.token,
+        "the claim was lost before the attempt ended; its outcome is not written"
+    );
+}
+
+/// A clear acceptance whose fenced finish lost: the provider has the order, so its id is
+/// kept where it makes the order tracked, never dropped.
+fn keep_acceptance(
+    conn: &mut db::DbConnection,
+    order_id: i64,
+    remote: &str,
+) -> Result<(), diesel::result::Error> {
+    if provider_orders::adopt_acceptance(conn, order_id, remote)? {
+        tracing::warn!(
+            order = order_id,
+            provider_order_id = remote,
+            "a late acceptance was adopted: the order is tracked as sent"
+        );
+        return Ok(());
+    }
+    let known = provider_orders::find(conn, order_id)?.and_then(|row| row.provider_order_id);
+    match known {
+        Some(known) if known == remote => {}
+        Some(known) => tracing::error!(
+            order = order_id,
+            provider_order_id = remote,
+            known = %known,
+            "the provider accepted this order twice; the second id is in the attempt log"
+        ),
+        None => {
+            provider_orders::note_late_acceptance(conn, order_id, remote)?;
+            tracing::error!(
+                order = order_id,
+                provider_order_id = remote,
+                "the provider accepted an order that had already ended here; an operator decides"
+            );
+        }
+    }
+    Ok(())
+}
 
 /// What one pass of the worker did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -144,6 +255,15 @@ impl Worker {
         chrono::Duration::seconds(self.config.lease_secs.max(5))
     }
 
+    /// The lease for one exchange with `provider`: `--lease-secs`, but never shorter than
+    /// the provider's timeout plus a margin, so it cannot run out while a request is in
+    /// flight and another worker take the order over (and find it "interrupted").
+    fn exchange_lease(&self, provider: &Provider) -> chrono::Duration {
+        let timeout_secs = (provider.timeout_ms.max(1) + 999) / 1000;
+        self.lease()
+            .max(chrono::Duration::seconds(timeout_secs + LEASE_MARGIN_SECS))
+    }
+
     fn backoff(&self, failures: i64) -> NaiveDateTime {
         let secs = 5i64
             .saturating_mul(1i64 << failures.clamp(0, 20))
@@ -156,19 +276,27 @@ impl Worker {
             .pool
             .get()
             .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
-        let jobs = provider_orders::claim(
-            &mut conn,
-            &self.owner,
-            &[ForwardingState::Queued, ForwardingState::Sending],
-            None,
-            50,
-            self.lease(),
-        )?;
         let mut cache: HashMap<i64, Option<Provider>> = HashMap::new();
-        for job in jobs {
+        // Due when the pass began: an order retried at once is left for the next pass.
+        let due_by = db::now();
+        // One order per claim, taken right before its exchange: no lease ever covers orders
+        // that wait their turn behind a slow send.
+        for _ in 0..SENDS_PER_PASS {
             if self.stopping() {
                 break;
             }
+            let Some(job) = provider_orders::claim(
+                &mut conn,
+                &self.owner,
+                &[ForwardingState::Queued, ForwardingState::Sending],
+                None,
+                1,
+                due_by,
+                self.lease(),
+            )?
+            .pop() else {
+                break;
+            };
             let provider = match cache.entry(job.provider_id) {
                 std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
                 std::collections::hash_map::Entry::Vacant(e) => e
@@ -192,47 +320,35 @@ impl Worker {
         job: &ProviderOrder,
         pass: &mut Pass,
     ) -> Result<(), diesel::result::Error> {
-        let owner = self.owner.as_str();
+        let fence = job.fence(&self.owner);
         if order.status.is_terminal() {
             // Refunded before it was sent (a cancel, a disabled service): never send it.
-            return provider_orders::finish(
-                conn,
-                order.id,
-                owner,
-                AttemptOutcome::to(ForwardingState::Done),
-            );
+            return finish(conn, fence, AttemptOutcome::to(ForwardingState::Done)).map(drop);
         }
         if !provider.enabled {
             let later =
                 Some(db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0)));
-            return provider_orders::finish(
-                conn,
-                order.id,
-                owner,
-                AttemptOutcome {
-                    next_at: later,
-                    ..AttemptOutcome::to(ForwardingState::Queued)
-                },
-            );
+            let outcome = AttemptOutcome {
+                next_at: later,
+                ..AttemptOutcome::to(ForwardingState::Queued)
+            };
+            return finish(conn, fence, outcome).map(drop);
         }
         if job.state == ForwardingState::Sending && !provider.idempotent_add {
-            // An earlier attempt died mid-send: the provider may have the order, and it
-            // cannot tell us. Resending could buy it twice; an operator decides.
-            return provider_orders::finish(
-                conn,
-                order.id,
-                owner,
-                AttemptOutcome {
-                    error: Some(
-                        "an earlier send was interrupted; check the provider before resending"
-                            .into(),
-                    ),
-                    failed: true,
-                    ..AttemptOutcome::to(ForwardingState::Ambiguous)
-                },
-            );
+            // An earlier attempt began a send and its lease, which outlasts any exchange,
+            // ran out: that worker died mid-send. The provider may have the order, and it
+            // cannot tell us. Resending could buy it twice; an operator decides (unless the
+            // earlier worker still gets its clear answer, which it then records).
+            let outcome = AttemptOutcome {
+                error: Some(
+                    "an earlier send was interrupted; check the provider before resending".into(),
+                ),
+                failed: true,
+                ..AttemptOutcome::to(ForwardingState::Ambiguous)
+            };
+            return finish(conn, fence, outcome).map(drop);
         }
-        if !provider_orders::begin_send(conn, order.id, owner)? {
+        if !provider_orders::begin_send(conn, fence, self.exchange_lease(provider))? {
             return Ok(());
         }
         let quantity = order.quantity.to_string();
@@ -283,16 +399,15 @@ impl Worker {
                 pass.sent += 1;
                 let next =
                     db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0));
-                provider_orders::finish(
-                    conn,
-                    order.id,
-                    owner,
-                    AttemptOutcome {
-                        provider_order_id: Some(remote_id),
-                        next_at: Some(next),
-                        ..AttemptOutcome::to(ForwardingState::Sent)
-                    },
-                )
+                let outcome = AttemptOutcome {
+                    provider_order_id: Some(remote_id.clone()),
+                    next_at: Some(next),
+                    ..AttemptOutcome::to(ForwardingState::Sent)
+                };
+                if !finish(conn, fence, outcome)? {
+                    keep_acceptance(conn, order.id, &remote_id)?;
+                }
+                Ok(())
             }
             AddReply::Rejected(error) => {
                 pass.send_failures += 1;
@@ -303,29 +418,24 @@ impl Worker {
                     } else {
                         format!("the provider refused the order: {error}")
                     };
-                    self.cancel_unsendable(conn, order.id, &note)?;
-                    return provider_orders::finish(
-                        conn,
-                        order.id,
-                        owner,
-                        AttemptOutcome {
+                    // The cancel and its refund stand only with the attempt's own finish.
+                    return finish_with(conn, fence, |conn| {
+                        cancel_unsendable(conn, order.id, &note)?;
+                        Ok(AttemptOutcome {
                             error: Some(error),
                             failed: true,
                             ..AttemptOutcome::to(ForwardingState::Failed)
-                        },
-                    );
+                        })
+                    })
+                    .map(drop);
                 }
-                provider_orders::finish(
-                    conn,
-                    order.id,
-                    owner,
-                    AttemptOutcome {
-                        error: Some(error),
-                        failed: true,
-                        next_at: Some(self.backoff(job.failures)),
-                        ..AttemptOutcome::to(ForwardingState::Queued)
-                    },
-                )
+                let outcome = AttemptOutcome {
+                    error: Some(error),
+                    failed: true,
+                    next_at: Some(self.backoff(job.failures)),
+                    ..AttemptOutcome::to(ForwardingState::Queued)
+                };
+                finish(conn, fence, outcome).map(drop)
             }
             AddReply::Unreadable => {
                 pass.send_failures += 1;
@@ -342,42 +452,14 @@ impl Worker {
                 } else {
                     ForwardingState::Ambiguous
                 };
-                provider_orders::finish(
-                    conn,
-                    order.id,
-                    owner,
-                    AttemptOutcome {
-                        error: Some(error),
-                        failed: true,
-                        next_at: Some(self.backoff(job.failures)),
-                        ..AttemptOutcome::to(state)
-                    },
-                )
+                let outcome = AttemptOutcome {
+                    error: Some(error),
+                    failed: true,
+                    next_at: Some(self.backoff(job.failures)),
+                    ..AttemptOutcome::to(state)
+                };
+                finish(conn, fence, outcome).map(drop)
             }
-        }
-    }
-
-    fn cancel_unsendable(
-        &self,
-        conn: &mut db::DbConnection,
-        order_id: i64,
-        note: &str,
-    ) -> Result<(), diesel::result::Error> {
-        let mut trigger = Trigger::new(
-            Change {
-                status: Some(OrderStatus::Canceled),
-                ..Change::default()
-            },
-            RefundReason::ProviderCanceled,
-            RefundSource::Automatic,
-        );
-        trigger.note = Some(format!(
-            "could not place the order upstream: {}",
-            truncate(note, 300)
-        ));
-        match refunds::settle(conn, order_id, trigger) {
-            Ok(_) | Err(SettleError::Refused(_)) | Err(SettleError::NotFound) => Ok(()),
-            Err(SettleError::Db(e)) => Err(e),
         }
     }
 
@@ -397,7 +479,8 @@ impl Worker {
                 &[ForwardingState::Sent],
                 Some(provider.id),
                 batch,
-                self.lease(),
+                db::now(),
+                self.exchange_lease(&provider),
             )?;
             if jobs.is_empty() {
                 continue;
@@ -450,126 +533,165 @@ impl Worker {
             );
             tracing::warn!(provider = provider.id, %error, "provider status poll failed");
             for job in &jobs {
-                provider_orders::finish(
-                    conn,
-                    job.order_id,
-                    owner,
-                    AttemptOutcome {
-                        error: Some(error.clone()),
-                        failed: true,
-                        next_at: Some(self.backoff(job.failures)),
-                        ..AttemptOutcome::to(ForwardingState::Sent)
-                    },
-                )?;
+                let outcome = AttemptOutcome {
+                    error: Some(error.clone()),
+                    failed: true,
+                    next_at: Some(self.backoff(job.failures)),
+                    ..AttemptOutcome::to(ForwardingState::Sent)
+                };
+                finish(conn, job.fence(owner), outcome)?;
             }
             return Ok(());
         };
         let give_up_before = db::now() - chrono::Duration::hours(self.config.give_up_hours.max(1));
-        let next = db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0));
         for job in jobs {
             pass.polled += 1;
             let item = job
                 .provider_order_id
                 .as_deref()
                 .and_then(|id| items.get(id));
-            let settle = match item {
-                None => AttemptOutcome {
-                    error: Some("missing from the status reply".into()),
-                    failed: true,
-                    next_at: Some(self.backoff(job.failures)),
-                    ..AttemptOutcome::to(ForwardingState::Sent)
-                },
-                Some(StatusItem::Error(error)) => AttemptOutcome {
-                    error: Some(error.clone()),
-                    failed: true,
-                    next_at: Some(self.backoff(job.failures)),
-                    ..AttemptOutcome::to(ForwardingState::Sent)
-                },
-                Some(StatusItem::UnknownStatus(word)) => {
-                    tracing::warn!(order = job.order_id, provider = provider.id, status = %word, "unknown provider status quarantined");
-                    AttemptOutcome {
-                        quarantined_status: Some(word.clone()),
-                        next_at: Some(next),
-                        synced: true,
-                        ..AttemptOutcome::to(ForwardingState::Sent)
-                    }
-                }
-                Some(StatusItem::Known {
-                    status,
-                    remains,
-                    start_count,
-                }) => {
-                    let mut trigger = Trigger::new(
-                        Change {
-                            status: Some(*status),
-                            remains: *remains,
-                            approve: 0,
-                        },
-                        reason_for(*status),
-                        RefundSource::Automatic,
+            let mut refunded = false;
+            // A refund this reply causes is kept only with the fenced finish of this claim:
+            // a reply that comes back after another worker took the order changes nothing.
+            let kept = finish_with(conn, job.fence(owner), |conn| {
+                let settle = self.status_outcome(conn, provider, &job, item, &mut refunded)?;
+                let stuck =
+                    settle.state == ForwardingState::Sent && job.created_at < give_up_before;
+                Ok(if stuck {
+                    tracing::warn!(
+                        order = job.order_id,
+                        "no final status within the give-up horizon; polling stops"
                     );
-                    trigger.start_count = start_count.filter(|c| *c >= 0);
-                    let result = refunds::settle(conn, job.order_id, trigger);
-                    match result {
-                        Ok(settled) => {
-                            if settled.refund.is_some() {
-                                pass.refunds += 1;
-                            }
-                            let state = if settled.order.status.is_terminal() {
-                                ForwardingState::Done
-                            } else {
-                                ForwardingState::Sent
-                            };
-                            AttemptOutcome {
-                                next_at: Some(next),
-                                synced: true,
-                                ..AttemptOutcome::to(state)
-                            }
-                        }
-                        Err(SettleError::Db(e)) => return Err(e),
-                        Err(SettleError::NotFound) => AttemptOutcome {
-                            error: Some("order not found".into()),
-                            ..AttemptOutcome::to(ForwardingState::Done)
-                        },
-                        Err(SettleError::Refused(refusal)) => {
-                            let error = format!(
-                                "provider reported {status}, which cannot apply: {refusal:?}"
-                            );
-                            tracing::warn!(order = job.order_id, %error, "provider status refused by the refund rule");
-                            let done = orders::lock(conn, job.order_id, None)?
-                                .is_none_or(|o| o.status.is_terminal());
-                            let state = if done {
-                                ForwardingState::Done
-                            } else {
-                                ForwardingState::Sent
-                            };
-                            AttemptOutcome {
-                                error: Some(error),
-                                next_at: Some(next),
-                                synced: true,
-                                ..AttemptOutcome::to(state)
-                            }
-                        }
+                    AttemptOutcome {
+                        state: ForwardingState::GivenUp,
+                        error: Some("no final status within the give-up horizon".into()),
+                        ..settle
                     }
-                }
-            };
-            let stuck = settle.state == ForwardingState::Sent && job.created_at < give_up_before;
-            let settle = if stuck {
-                tracing::warn!(
-                    order = job.order_id,
-                    "no final status within the give-up horizon; polling stops"
-                );
-                AttemptOutcome {
-                    state: ForwardingState::GivenUp,
-                    error: Some("no final status within the give-up horizon".into()),
-                    ..settle
-                }
-            } else {
-                settle
-            };
-            provider_orders::finish(conn, job.order_id, owner, settle)?;
+                } else {
+                    settle
+                })
+            })?;
+            if kept && refunded {
+                pass.refunds += 1;
+            }
         }
         Ok(())
+    }
+
+    /// What one item of a status reply does to its order (settled here, inside the
+    /// caller's transaction) and leaves on its row.
+    fn status_outcome(
+        &self,
+        conn: &mut db::DbConnection,
+        provider: &Provider,
+        job: &ProviderOrder,
+        item: Option<&StatusItem>,
+        refunded: &mut bool,
+    ) -> Result<AttemptOutcome, diesel::result::Error> {
+        let next = db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0));
+        let outcome = match item {
+            None => AttemptOutcome {
+                error: Some("missing from the status reply".into()),
+                failed: true,
+                next_at: Some(self.backoff(job.failures)),
+                ..AttemptOutcome::to(ForwardingState::Sent)
+            },
+            Some(StatusItem::Error(error)) => AttemptOutcome {
+                error: Some(error.clone()),
+                failed: true,
+                next_at: Some(self.backoff(job.failures)),
+                ..AttemptOutcome::to(ForwardingState::Sent)
+            },
+            Some(StatusItem::UnknownStatus(word)) => {
+                tracing::warn!(order = job.order_id, provider = provider.id, status = %word, "unknown provider status quarantined");
+                AttemptOutcome {
+                    quarantined_status: Some(word.clone()),
+                    next_at: Some(next),
+                    synced: true,
+                    ..AttemptOutcome::to(ForwardingState::Sent)
+                }
+            }
+            Some(StatusItem::Known {
+                status,
+                remains,
+                start_count,
+            }) => {
+                let mut trigger = Trigger::new(
+                    Change {
+                        status: Some(*status),
+                        remains: *remains,
+                        approve: 0,
+                    },
+                    reason_for(*status),
+                    RefundSource::Automatic,
+                );
+                trigger.start_count = start_count.filter(|c| *c >= 0);
+                match refunds::settle_within(conn, job.order_id, trigger) {
+                    Ok(settled) => {
+                        *refunded = settled.refund.is_some();
+                        let state = if settled.order.status.is_terminal() {
+                            ForwardingState::Done
+                        } else {
+                            ForwardingState::Sent
+                        };
+                        AttemptOutcome {
+                            next_at: Some(next),
+                            synced: true,
+                            ..AttemptOutcome::to(state)
+                        }
+                    }
+                    Err(SettleError::Db(e)) => return Err(e),
+                    Err(SettleError::NotFound) => AttemptOutcome {
+                        error: Some("order not found".into()),
+                        ..AttemptOutcome::to(ForwardingState::Done)
+                    },
+                    Err(SettleError::Refused(refusal)) => {
+                        let error =
+                            format!("provider reported {status}, which cannot apply: {refusal:?}");
+                        tracing::warn!(order = job.order_id, %error, "provider status refused by the refund rule");
+                        let done = orders::lock(conn, job.order_id, None)?
+                            .is_none_or(|o| o.status.is_terminal());
+                        let state = if done {
+                            ForwardingState::Done
+                        } else {
+                            ForwardingState::Sent
+                        };
+                        AttemptOutcome {
+                            error: Some(error),
+                            next_at: Some(next),
+                            synced: true,
+                            ..AttemptOutcome::to(state)
+                        }
+                    }
+                }
+            }
+        };
+        Ok(outcome)
+    }
+}
+
+/// Cancels and refunds an order that could not be placed upstream; call inside the
+/// transaction that finishes its attempt.
+fn cancel_unsendable(
+    conn: &mut db::DbConnection,
+    order_id: i64,
+    note: &str,
+) -> Result<(), diesel::result::Error> {
+    let mut trigger = Trigger::new(
+        Change {
+            status: Some(OrderStatus::Canceled),
+            ..Change::default()
+        },
+        RefundReason::ProviderCanceled,
+        RefundSource::Automatic,
+    );
+    trigger.note = Some(format!(
+        "could not place the order upstream: {}",
+        truncate(note, 300)
+    ));
+    match refunds::settle_within(conn, order_id, trigger) {
+        Ok(_) | Err(SettleError::Refused(_)) | Err(SettleError::NotFound) => Ok(()),
+        Err(SettleError::Db(e)) => Err(e),
     }
 }
 

@@ -508,3 +508,391 @@ async fn an_unknown_stored_forwarding_state_is_an_error_not_a_default() {
         "{error}"
     );
 }
+
+/// Counts the provider rows of the app's database in `state`.
+fn rows_in(app: &TestApp, state: ForwardingState) -> Vec<i64> {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::provider_orders;
+    let mut conn = app.pool.get().unwrap();
+    provider_orders::table
+        .filter(provider_orders::state.eq(state.as_str()))
+        .select(provider_orders::order_id)
+        .load(&mut *conn)
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn two_workers_with_a_slow_provider_track_every_accepted_order_and_send_each_once() {
+    // Each `add` takes 200 ms: a pass over 50 orders outlasts a 5 s lease many times over.
+    let next = Arc::new(AtomicI64::new(1));
+    let upstream = StandIn::start(
+        move |fields| match fields.get("action").map(String::as_str) {
+            Some("add") => (
+                200,
+                format!("{{\"order\":{}}}", next.fetch_add(1, Ordering::SeqCst)),
+                Duration::from_millis(200),
+            ),
+            Some("status") => {
+                let items: serde_json::Map<String, serde_json::Value> = fields["orders"]
+                    .split(',')
+                    .map(|id| {
+                        let item =
+                            json!({"status": "Completed", "remains": "0", "start_count": "3"});
+                        (id.to_string(), item)
+                    })
+                    .collect();
+                ok(&serde_json::Value::Object(items).to_string())
+            }
+            _ => ok(r#"{"error":"This action is Invalid"}"#),
+        },
+    )
+    .await;
+    let app = spawn_app_with(|c| {
+        c.worker.lease_secs = 5;
+        c.worker.worker_interval_ms = 50;
+        c.worker.sync_interval_secs = 0;
+        c.worker.max_backoff_secs = 0;
+    })
+    .await;
+    let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
+    let reseller = app.funded_reseller("Acme", "100").await;
+    let mut placed = Vec::new();
+    for _ in 0..80 {
+        placed.push(app.order_id(&reseller.token, service, 1000).await);
+    }
+    // Two workers on one database, each on its own thread, as two processes would run them.
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            reseller_api::providers::worker::spawn(
+                app.pool.clone(),
+                app.config.worker.clone(),
+                app.config.retention.clone(),
+                Default::default(),
+            )
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let ambiguous = rows_in(&app, ForwardingState::Ambiguous);
+        assert!(
+            ambiguous.is_empty(),
+            "orders marked ambiguous while their own send was in flight: {:?}",
+            ambiguous
+                .iter()
+                .map(|id| app.provider_order(*id))
+                .collect::<Vec<_>>()
+        );
+        if rows_in(&app, ForwardingState::Done).len() == placed.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every order was sent and synced: {} of {} done",
+            rows_in(&app, ForwardingState::Done).len(),
+            placed.len()
+        );
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    for worker in workers {
+        actix_web::web::block(move || worker.shutdown())
+            .await
+            .unwrap();
+    }
+
+    let adds = upstream.calls_of("add");
+    assert_eq!(
+        adds.len(),
+        placed.len(),
+        "each order sent upstream exactly once"
+    );
+    let keys: std::collections::HashSet<_> =
+        adds.iter().map(|a| a["idempotency_key"].clone()).collect();
+    assert_eq!(
+        keys.len(),
+        placed.len(),
+        "each order sent upstream exactly once"
+    );
+    let mut remote_ids = std::collections::HashSet::new();
+    for id in &placed {
+        let job = app.provider_order(*id);
+        assert_eq!(job.state, ForwardingState::Done, "order {id}: {job:?}");
+        let remote = job
+            .provider_order_id
+            .clone()
+            .expect("tracked under the provider's id");
+        assert!(remote_ids.insert(remote), "one provider order per order");
+        assert_eq!(job.failures, 0, "order {id}: {job:?}");
+        assert!(job.lease_owner.is_none(), "order {id}: {job:?}");
+        let mut conn = app.pool.get().unwrap();
+        assert_eq!(
+            reseller_api::db::provider_orders::add_attempts(&mut conn, *id).unwrap(),
+            1
+        );
+        let json = app.order_json(&reseller.token, *id).await;
+        assert_eq!(json["status"], "completed", "order {id}: {json}");
+        assert_eq!(json["start_count"], 3);
+    }
+    assert_eq!(app.balance_micros(&reseller.token).await, 20_000_000);
+    app.assert_books_balance();
+}
+
+/// Makes `order_id`'s lease run out now, as if its holder had stalled past it.
+fn expire_lease(app: &TestApp, order_id: i64) {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::provider_orders;
+    let mut conn = app.pool.get().unwrap();
+    diesel::update(provider_orders::table.find(order_id))
+        .set(
+            provider_orders::lease_until.eq(reseller_api::db::now() - chrono::Duration::seconds(1)),
+        )
+        .execute(&mut *conn)
+        .unwrap();
+}
+
+/// Another worker's claim of `order_id`, after its lease ran out.
+fn claim_as(
+    app: &TestApp,
+    owner: &str,
+    states: &[ForwardingState],
+) -> reseller_api::db::provider_orders::ProviderOrder {
+    let mut conn = app.pool.get().unwrap();
+    let mut claimed = reseller_api::db::provider_orders::claim(
+        &mut conn,
+        owner,
+        states,
+        None,
+        1,
+        reseller_api::db::now(),
+        chrono::Duration::seconds(60),
+    )
+    .unwrap();
+    assert_eq!(claimed.len(), 1, "{owner} claims the order");
+    claimed.pop().unwrap()
+}
+
+#[actix_rt::test]
+async fn a_write_with_a_stale_lease_token_changes_nothing() {
+    use reseller_api::db::provider_orders::{adopt_acceptance, begin_send, finish, AttemptOutcome};
+    let app = app().await;
+    let (_, service) = app
+        .provider_service("http://127.0.0.1:9/api/v2", false, 1000)
+        .await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, service, 1000).await;
+    let lease = chrono::Duration::seconds(60);
+
+    let first = claim_as(&app, "worker-a", &[ForwardingState::Queued]);
+    let mut conn = app.pool.get().unwrap();
+    assert!(begin_send(&mut conn, first.fence("worker-a"), lease).unwrap());
+    // The lease runs out; the same worker claims again, then another one does.
+    expire_lease(&app, order);
+    let again = claim_as(&app, "worker-a", &[ForwardingState::Sending]);
+    assert!(again.lease_token > first.lease_token);
+    expire_lease(&app, order);
+    let second = claim_as(&app, "worker-b", &[ForwardingState::Sending]);
+    assert!(second.lease_token > again.lease_token);
+    let before = app.provider_order(order);
+
+    // Every write of the earlier claims, the same owner's included, changes nothing.
+    for stale in [first.fence("worker-a"), again.fence("worker-a")] {
+        assert!(!begin_send(&mut conn, stale, lease).unwrap());
+        let accepted = AttemptOutcome {
+            provider_order_id: Some("77".into()),
+            synced: true,
+            ..AttemptOutcome::to(ForwardingState::Sent)
+        };
+        assert!(!finish(&mut conn, stale, accepted).unwrap());
+        let refused = AttemptOutcome {
+            failed: true,
+            error: Some("refused".into()),
+            ..AttemptOutcome::to(ForwardingState::Queued)
+        };
+        assert!(!finish(&mut conn, stale, refused).unwrap());
+    }
+    let after = app.provider_order(order);
+    assert_eq!(
+        format!("{after:?}"),
+        format!("{before:?}"),
+        "not one column changed"
+    );
+    assert_eq!(after.lease_owner.as_deref(), Some("worker-b"));
+
+    // The holder's write applies, all of it in one statement.
+    let interrupted = AttemptOutcome {
+        failed: true,
+        error: Some("an earlier send was interrupted".into()),
+        ..AttemptOutcome::to(ForwardingState::Ambiguous)
+    };
+    assert!(finish(&mut conn, second.fence("worker-b"), interrupted).unwrap());
+    let job = app.provider_order(order);
+    assert_eq!(job.state, ForwardingState::Ambiguous);
+    assert_eq!(job.failures, 1);
+    assert!(job.lease_owner.is_none() && job.lease_until.is_none());
+
+    // A clear acceptance that lost its claim is adopted, once, never dropped.
+    assert!(adopt_acceptance(&mut conn, order, "77").unwrap());
+    let job = app.provider_order(order);
+    assert_eq!(job.state, ForwardingState::Sent);
+    assert_eq!(job.provider_order_id.as_deref(), Some("77"));
+    assert_eq!(job.failures, 0);
+    assert_eq!(job.last_error, None);
+    assert!(job.lease_token > second.lease_token);
+    assert!(!adopt_acceptance(&mut conn, order, "78").unwrap());
+    assert_eq!(
+        app.provider_order(order).provider_order_id.as_deref(),
+        Some("77")
+    );
+}
+
+#[actix_rt::test]
+async fn an_acceptance_that_arrives_after_the_order_was_taken_over_is_kept_and_polled() {
+    let statuses = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let slow = StandIn::start({
+        let statuses = statuses.clone();
+        move |fields| match fields.get("action").map(String::as_str) {
+            Some("add") => (
+                200,
+                r#"{"order":4242}"#.to_string(),
+                Duration::from_millis(1500),
+            ),
+            _ => {
+                let statuses: &HashMap<String, serde_json::Value> = &statuses.lock().unwrap();
+                ok(&json!({"4242": statuses.get("4242").cloned().unwrap_or(json!({"error": "Incorrect order ID"}))}).to_string())
+            }
+        }
+    })
+    .await;
+    statuses.lock().unwrap().insert(
+        "4242".into(),
+        json!({"status": "In progress", "remains": "1000"}),
+    );
+    let app = app().await;
+    let (_, service) = app.provider_service(&slow.url, false, 5000).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, service, 1000).await;
+    let worker = reseller_api::providers::worker::Worker::new(
+        app.pool.clone(),
+        app.config.worker.clone(),
+        Default::default(),
+    );
+    let pass = actix_web::web::block(move || worker.run_once());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while slow.calls_of("add").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never sent");
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Mid-send, the lease runs out (the process stalled): another worker takes the order
+    // over, finds it `sending` and marks it ambiguous, as it must for a dead sender.
+    expire_lease(&app, order);
+    let other = claim_as(&app, "worker-b", &[ForwardingState::Sending]);
+    let mut conn = app.pool.get().unwrap();
+    let interrupted = reseller_api::db::provider_orders::AttemptOutcome {
+        failed: true,
+        error: Some("an earlier send was interrupted".into()),
+        ..reseller_api::db::provider_orders::AttemptOutcome::to(ForwardingState::Ambiguous)
+    };
+    assert!(reseller_api::db::provider_orders::finish(
+        &mut conn,
+        other.fence("worker-b"),
+        interrupted
+    )
+    .unwrap());
+    drop(conn);
+    // The first worker's clear answer then arrives: it is not thrown away.
+    let pass = pass.await.unwrap().unwrap();
+    assert_eq!(pass.sent, 1);
+    let job = app.provider_order(order);
+    assert_eq!(job.state, ForwardingState::Sent, "{job:?}");
+    assert_eq!(job.provider_order_id.as_deref(), Some("4242"));
+    assert_eq!(job.failures, 0);
+    assert_eq!(job.last_error, None);
+    // Tracked: the same pass polled it, and the next one polls it to its final status.
+    let json = app.order_json(&reseller.token, order).await;
+    assert_eq!(json["status"], "in_progress", "{json}");
+    statuses.lock().unwrap().insert(
+        "4242".into(),
+        json!({"status": "Completed", "remains": "0", "start_count": "9"}),
+    );
+    app.make_due();
+    app.worker_pass().await;
+    let json = app.order_json(&reseller.token, order).await;
+    assert_eq!(json["status"], "completed", "{json}");
+    assert_eq!(app.provider_order(order).state, ForwardingState::Done);
+    assert_eq!(slow.calls_of("add").len(), 1);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn a_late_status_reply_changes_nothing_once_another_worker_holds_the_order() {
+    let cancel_slowly = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let upstream = StandIn::start({
+        let cancel_slowly = cancel_slowly.clone();
+        move |fields| match fields.get("action").map(String::as_str) {
+            Some("add") => ok(r#"{"order":31}"#),
+            _ if cancel_slowly.load(Ordering::SeqCst) => (
+                200,
+                json!({"31": {"status": "Canceled", "remains": "1000"}}).to_string(),
+                Duration::from_millis(1500),
+            ),
+            _ => ok(&json!({"31": {"status": "In progress", "remains": "1000"}}).to_string()),
+        }
+    })
+    .await;
+    let app = app().await;
+    let (_, service) = app.provider_service(&upstream.url, false, 5000).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, service, 1000).await;
+    app.worker_pass().await;
+    assert_eq!(
+        app.order_json(&reseller.token, order).await["status"],
+        "in_progress"
+    );
+    cancel_slowly.store(true, Ordering::SeqCst);
+    app.make_due();
+    let worker = reseller_api::providers::worker::Worker::new(
+        app.pool.clone(),
+        app.config.worker.clone(),
+        Default::default(),
+    );
+    let pass = actix_web::web::block(move || worker.run_once());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while upstream.calls_of("status").len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "never polled");
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    // While the poll is in flight its lease runs out and another worker takes the order.
+    expire_lease(&app, order);
+    let other = claim_as(&app, "worker-b", &[ForwardingState::Sent]);
+    let pass = pass.await.unwrap().unwrap();
+    assert_eq!(pass.refunds, 0, "the late reply refunds nothing");
+    let json = app.order_json(&reseller.token, order).await;
+    assert_eq!(json["status"], "in_progress", "{json}");
+    assert_eq!(json["refunded"], "0");
+    let job = app.provider_order(order);
+    assert_eq!(job.state, ForwardingState::Sent);
+    assert_eq!(job.lease_owner.as_deref(), Some("worker-b"));
+    assert_eq!(job.lease_token, other.lease_token);
+    assert_eq!(app.balance_micros(&reseller.token).await, 9_000_000);
+    app.assert_books_balance();
+}
+
+#[test]
+fn the_lease_token_migration_is_the_same_in_both_trees_and_in_schema_rs() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |tree: &str, file: &str| {
+        std::fs::read_to_string(format!(
+            "{root}/migrations/{tree}/2026-12-01-000040_lease_fencing/{file}"
+        ))
+        .unwrap()
+    };
+    for file in ["up.sql", "down.sql"] {
+        assert_eq!(read("sqlite", file), read("postgres", file), "{file}");
+    }
+    assert!(read("sqlite", "up.sql").contains("ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0;"));
+    let schema = std::fs::read_to_string(format!("{root}/src/db/schema.rs")).unwrap();
+    let table = &schema[schema.find("provider_orders (order_id)").unwrap()..];
+    let table = &table[..table.find('}').unwrap()];
+    assert!(table.contains("lease_token -> BigInt,"), "{table}");
+    // Every test that reads a provider row (all columns of schema.rs) checks the migrated
+    // database of its backend against schema.rs.
+}

@@ -1,0 +1,1 @@
+ALTER TABLE provider_orders DROP COLUMN lease_token;
