@@ -624,10 +624,17 @@ async fn two_workers_with_a_slow_provider_track_every_accepted_order_and_send_ea
         assert_eq!(job.failures, 0, "order {id}: {job:?}");
         assert!(job.lease_owner.is_none(), "order {id}: {job:?}");
         let mut conn = app.pool.get().unwrap();
-        assert_eq!(
-            reseller_api::db::provider_orders::add_attempts(&mut conn, *id).unwrap(),
-            1
-        );
+        let adds: i64 = {
+            use diesel::prelude::*;
+            use reseller_api::db::schema::provider_attempts;
+            provider_attempts::table
+                .filter(provider_attempts::order_id.eq(*id))
+                .filter(provider_attempts::action.eq("add"))
+                .count()
+                .get_result(&mut *conn)
+                .unwrap()
+        };
+        assert_eq!(adds, 1, "order {id}: one add on record");
         let json = app.order_json(&reseller.token, *id).await;
         assert_eq!(json["status"], "completed", "order {id}: {json}");
         assert_eq!(json["start_count"], 3);
