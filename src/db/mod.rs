@@ -155,7 +155,36 @@ where
         return conn.transaction(f);
     };
     diesel::connection::AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
-    match f(conn) {
+    let result = f(conn);
+    finish_tx(conn, result)
+}
+
+/// Runs `f` in a read-only transaction that sees one consistent snapshot of the whole
+/// database, however many queries it makes: `REPEATABLE READ READ ONLY` on PostgreSQL; on
+/// SQLite a deferred `BEGIN` (never `IMMEDIATE`, so writers carry on), whose first read
+/// fixes the snapshot in WAL mode. Writes committed meanwhile are not seen.
+pub fn snapshot_tx<T, F>(conn: &mut DbConnection, f: F) -> QueryResult<T>
+where
+    F: FnOnce(&mut DbConnection) -> QueryResult<T>,
+{
+    type Manager = diesel::connection::AnsiTransactionManager;
+    match conn {
+        DbConnection::Pg(inner) => Manager::begin_transaction_sql(
+            inner,
+            "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
+        DbConnection::Sqlite(inner) => Manager::begin_transaction_sql(inner, "BEGIN DEFERRED")?,
+    }
+    let result = f(conn);
+    finish_tx(conn, result)
+}
+
+/// Commits the transaction `conn` is in when `result` is `Ok`, else rolls it back.
+fn finish_tx<T, E>(conn: &mut DbConnection, result: Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match result {
         Ok(value) => {
             match <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn) {
                 Ok(()) => Ok(value),
