@@ -141,6 +141,11 @@ pub enum ApiError {
     /// Anything unexpected: logged in full, shown to the client as a bare 500.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The database failed: shown like [`ApiError::Internal`]. Kept whole so that a write
+    /// transaction refused for a conflict with a concurrent one can be told apart and run
+    /// again (`db::write_tx`) before it ever reaches the client.
+    #[error("database: {0}")]
+    Database(diesel::result::Error),
 }
 
 impl ApiError {
@@ -189,7 +194,7 @@ impl ApiError {
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::PolicyRefused { .. } => ErrorCode::RefundPolicyRefused,
-            ApiError::Internal(_) => ErrorCode::InternalError,
+            ApiError::Internal(_) | ApiError::Database(_) => ErrorCode::InternalError,
         }
     }
 }
@@ -198,7 +203,7 @@ impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> ApiError {
         match error {
             diesel::result::Error::NotFound => ApiError::NotFound("not found".into()),
-            other => ApiError::Internal(format!("database: {other}")),
+            other => ApiError::Database(other),
         }
     }
 }

@@ -184,7 +184,7 @@ fn dialect_error(error: &ApiError) -> String {
             Some(f) => format!("{}: {}", f.field, f.message),
             None => "Incorrect request".into(),
         },
-        ApiError::Internal(_) => "Internal error, try again later".into(),
+        ApiError::Internal(_) | ApiError::Database(_) => "Internal error, try again later".into(),
         other => other.to_string(),
     }
 }

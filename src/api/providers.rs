@@ -69,7 +69,7 @@ pub struct CreateProviderRequest {
     pub idempotent_add: Option<bool>,
 }
 
-#[derive(Deserialize, ToSchema, Default)]
+#[derive(Deserialize, ToSchema, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProviderRequest {
     #[schema(value_type = Option<crate::http::input::Text200>)]
@@ -192,7 +192,9 @@ pub async fn update_provider(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let patch = body.value;
+    // Called once per attempt of the transaction, which may run again on a conflict.
     let merge = move |current: Provider| {
+        let patch = patch.clone();
         provider_fields(CreateProviderRequest {
             name: patch.name.unwrap_or(current.name),
             url: patch.url.unwrap_or(current.url),

@@ -123,7 +123,7 @@ pub struct CreateServiceRequest {
     pub provider_service_id: Option<String>,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateServiceRequest {
     #[schema(value_type = Option<crate::http::input::Text200>)]
@@ -253,7 +253,9 @@ pub async fn update_service(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let patch = body.value;
+    // Called once per attempt of the transaction, which may run again on a conflict.
     let merge = move |current: Service| {
+        let patch = patch.clone();
         service_fields(CreateServiceRequest {
             name: patch.name.unwrap_or(current.name),
             category: patch.category.unwrap_or(current.category),

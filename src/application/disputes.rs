@@ -39,12 +39,12 @@ pub fn create_dispute(
     order_id: i64,
     dispute: Dispute,
     key: Option<super::idempotency::IdempotencyKey>,
-    render: impl FnOnce(Refund) -> Result<String, ApiError>,
+    render: impl Fn(Refund) -> Result<String, ApiError>,
 ) -> Result<Stored, ApiError> {
     let scope = format!("create_dispute:{order_id}");
     with_idempotency(conn, account_id, &scope, key, |conn, claim| {
         let answer = db::write_tx(conn, |conn| {
-            let (status, refund) = match file(conn, rules, account_id, order_id, dispute)? {
+            let (status, refund) = match file(conn, rules, account_id, order_id, dispute.clone())? {
                 Filed::Refused(decision) => return Ok(Answer::Refused(decision)),
                 Filed::Approved(refund) => (201, refund),
                 Filed::Pending(refund) => (202, refund),
@@ -212,7 +212,7 @@ pub fn approve_dispute(
         );
         trigger.dispute_id = Some(refund.id);
         trigger.decided_by = Some(admin_id);
-        trigger.note = reason;
+        trigger.note = reason.clone();
         Ok(settle_within(conn, order_id, trigger)?)
     })
 }

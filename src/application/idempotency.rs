@@ -110,13 +110,17 @@ pub fn with_idempotency<E: From<ApiError>>(
 
 /// Runs `work` at most once per key in one write transaction that also stores the
 /// response `work` renders, so the effect and its replay commit or roll back together.
-pub fn respond_once<E: From<ApiError> + From<diesel::result::Error>>(
+///
+/// A transaction the database rolls back for a conflict runs again under the same claim
+/// (`db::write_tx`), `work` and the stored response with it: the claim is given back only
+/// when the last attempt failed, and only one attempt can ever commit.
+pub fn respond_once<E: From<ApiError> + db::TxError>(
     conn: &mut DbConnection,
     account_id: i64,
     scope: &str,
     key: Option<IdempotencyKey>,
     status: u16,
-    work: impl FnOnce(&mut DbConnection) -> Result<String, E>,
+    work: impl Fn(&mut DbConnection) -> Result<String, E>,
 ) -> Result<Stored, E> {
     with_idempotency(conn, account_id, scope, key, |conn, claim| {
         db::write_tx(conn, |conn| {

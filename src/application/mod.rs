@@ -13,3 +13,14 @@ pub mod retention;
 pub mod services;
 pub mod signing_keys;
 pub mod top_ups;
+
+use crate::db::{self, TxError};
+use crate::error::ApiError;
+
+/// A write transaction that failed with a database error refused for a conflict with a
+/// concurrent transaction runs again (`db::write_tx`); every other error is final.
+impl TxError for ApiError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, ApiError::Database(error) if db::is_conflict(error))
+    }
+}

@@ -34,6 +34,12 @@ impl From<diesel::result::Error> for OrderError {
     }
 }
 
+impl db::TxError for OrderError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, OrderError::Other(error) if error.is_conflict())
+    }
+}
+
 impl From<OrderError> for ApiError {
     fn from(error: OrderError) -> ApiError {
         match error {
@@ -56,10 +62,10 @@ pub fn create_order(
     scope: &str,
     key: Option<super::idempotency::IdempotencyKey>,
     status: u16,
-    render: impl FnOnce(Order) -> Result<String, ApiError>,
+    render: impl Fn(Order) -> Result<String, ApiError>,
 ) -> Result<Stored, OrderError> {
     let placed = respond_once(conn, account_id, scope, key, status, |conn| {
-        let order = place_order(conn, account_id, request)?;
+        let order = place_order(conn, account_id, request.clone())?;
         Ok(render(order)?)
     });
     match &placed {
@@ -236,7 +242,7 @@ pub fn record_outcome(
         );
         trigger.start_count = outcome.start_count;
         trigger.decided_by = Some(admin_id);
-        trigger.note = outcome.note;
+        trigger.note = outcome.note.clone();
         Ok(refunds::settle_within(conn, order_id, trigger)?)
     })
 }

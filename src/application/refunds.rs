@@ -61,6 +61,12 @@ pub enum SettleError {
     Db(#[from] diesel::result::Error),
 }
 
+impl db::TxError for SettleError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, SettleError::Db(error) if db::is_conflict(error))
+    }
+}
+
 /// Applies a trigger to an order under the one refund rule, in its own write transaction:
 /// repeated, concurrent and out-of-order triggers can never refund more than is owed.
 pub fn settle(
@@ -68,7 +74,7 @@ pub fn settle(
     order_id: i64,
     trigger: Trigger,
 ) -> Result<Settled, SettleError> {
-    db::write_tx(conn, |conn| settle_within(conn, order_id, trigger))
+    db::write_tx(conn, |conn| settle_within(conn, order_id, trigger.clone()))
 }
 
 /// The body of [`settle`], for callers whose own transaction settles as one step among

@@ -34,11 +34,11 @@ pub fn sweep(conn: &mut DbConnection, config: &RetentionConfig) -> diesel::Query
 fn in_batches(
     conn: &mut DbConnection,
     batch: i64,
-    mut step: impl FnMut(&mut DbConnection) -> diesel::QueryResult<usize>,
+    step: impl Fn(&mut DbConnection) -> diesel::QueryResult<usize>,
 ) -> diesel::QueryResult<usize> {
     let mut total = 0;
     loop {
-        let n = db::write_tx(conn, &mut step)?;
+        let n = db::write_tx(conn, &step)?;
         total += n;
         if n < batch as usize {
             return Ok(total);

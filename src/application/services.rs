@@ -20,7 +20,7 @@ pub fn create_service(conn: &mut DbConnection, fields: ServiceFields) -> Result<
 pub fn update_service(
     conn: &mut DbConnection,
     id: i64,
-    merge: impl FnOnce(Service) -> Result<ServiceFields, ApiError>,
+    merge: impl Fn(Service) -> Result<ServiceFields, ApiError>,
 ) -> Result<Service, ApiError> {
     db::write_tx(conn, |conn| {
         let current = services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;
@@ -74,7 +74,7 @@ pub fn disable_service(
         let Some(&last) = ids.last() else {
             return Ok(disabled);
         };
-        let (count, amount) = db::write_tx(conn, |conn| refund_batch(conn, admin_id, ids))?;
+        let (count, amount) = db::write_tx(conn, |conn| refund_batch(conn, admin_id, &ids))?;
         disabled.orders_refunded += count;
         disabled.amount_refunded_micros += amount;
         after = last;
@@ -85,13 +85,13 @@ pub fn disable_service(
 fn refund_batch(
     conn: &mut DbConnection,
     admin_id: i64,
-    ids: Vec<i64>,
+    ids: &[i64],
 ) -> Result<(i64, i64), ApiError> {
     // Lock the whole batch first, in id order, then credit accounts in account order:
     // every writer takes order rows before account rows, so concurrent outcomes and
     // other batches cannot deadlock with this one.
     let mut planned = Vec::with_capacity(ids.len());
-    for order_id in ids {
+    for &order_id in ids {
         if let Some((account_id, change)) = disabled_outcome(conn, order_id)? {
             planned.push((account_id, order_id, change));
         }

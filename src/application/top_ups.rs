@@ -86,7 +86,7 @@ pub fn refund_top_up(
                 reason: request.reason,
                 status: RefundStatus::Pending,
                 source: RefundSource::Admin,
-                note: request.note,
+                note: request.note.clone(),
                 decided_by: Some(admin_id),
             },
         )?;
@@ -247,7 +247,7 @@ pub fn charge_back(
                 reason: RefundReason::Chargeback,
                 status: RefundStatus::Succeeded,
                 source: RefundSource::Admin,
-                note,
+                note: note.clone(),
                 decided_by: Some(admin_id),
             },
         )?;

@@ -164,14 +164,104 @@ pub fn connect_with(url: &str, size: u32, durability: Durability) -> Result<DbPo
     Ok(pool)
 }
 
+/// How many times [`write_tx`] runs a transaction that keeps conflicting before it gives up.
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// An error a write transaction can end with: a database error, or an error that may
+/// carry one, which tells whether it is a conflict with a concurrent transaction.
+pub trait TxError: From<diesel::result::Error> {
+    /// True when the database refused the transaction because of a concurrent one
+    /// ([`is_conflict`]): nothing of it committed, and running it again may succeed.
+    fn is_conflict(&self) -> bool;
+}
+
+impl TxError for diesel::result::Error {
+    fn is_conflict(&self) -> bool {
+        is_conflict(self)
+    }
+}
+
+/// True when PostgreSQL refused a statement or a commit because of a concurrent
+/// transaction: a serialization failure (SQLSTATE 40001) or a deadlock (40P01), whose
+/// victim is rolled back whole. Diesel 2.3 names 40001 but gives 40P01 no kind of its own
+/// and keeps the SQLSTATE to itself, so a deadlock is known by PostgreSQL's message (in
+/// English unless the server's `lc_messages` says otherwise).
+///
+/// SQLite's "database is locked" is not one: a writer takes the lock up front
+/// (`BEGIN IMMEDIATE`) and waits up to `busy_timeout` (30 s) for it, so there is no lock
+/// upgrade to fail, and a lock still held after 30 s is not something to retry at once.
+pub fn is_conflict(error: &diesel::result::Error) -> bool {
+    use diesel::result::DatabaseErrorKind;
+    match error {
+        diesel::result::Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        diesel::result::Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            info.message() == "deadlock detected"
+        }
+        _ => false,
+    }
+}
+
 /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is
 /// taken up front and a read-then-write never fails on lock upgrade; an ordinary
 /// transaction on PostgreSQL, where writers rely on conditional updates and row locks.
 /// Nested [`Connection::transaction`] calls inside `f` become savepoints. What `f`
 /// records with `metrics::on_commit` is counted only once it has committed.
+///
+/// When the database rolls the transaction back for a conflict with a concurrent one
+/// (a deadlock or a serialization failure, [`is_conflict`]), the whole transaction runs
+/// again, after a short random pause that grows (5–10 ms, up to 5–50 ms), at most
+/// [`CONFLICT_ATTEMPTS`] times in all: callers never see a conflict that a second try
+/// resolves. That is why `f` is `Fn`: it must be able to run again from the start, and
+/// whatever it does outside the database is done once per attempt. Only a transaction
+/// that ended (nothing of it committed) is run again; called inside a transaction of the
+/// caller's, `f` runs once, as a savepoint, and a conflict is the caller's to handle.
 pub fn write_tx<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
-    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    F: Fn(&mut DbConnection) -> Result<T, E>,
+    E: TxError,
+{
+    if !outside_transaction(conn) {
+        return write_tx_once(conn, &f);
+    }
+    let mut attempt = 1;
+    loop {
+        match write_tx_once(conn, &f) {
+            Err(error)
+                if attempt < CONFLICT_ATTEMPTS
+                    && error.is_conflict()
+                    && outside_transaction(conn) =>
+            {
+                tracing::info!(
+                    attempt,
+                    "a write transaction conflicted with a concurrent one; it was rolled back and runs again"
+                );
+                std::thread::sleep(conflict_pause(attempt));
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The pause before attempt `attempt + 1`: random, so the two sides of a deadlock do not
+/// meet again in step, and growing, so a hot row gets room.
+fn conflict_pause(attempt: u32) -> Duration {
+    let ceiling = (10u64 << (attempt - 1).min(3)).min(50);
+    Duration::from_millis(rand::random_range(5..=ceiling))
+}
+
+/// True when `conn` is in no transaction (and its transaction state is sound).
+fn outside_transaction(conn: &mut DbConnection) -> bool {
+    matches!(
+        <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+            .transaction_depth(),
+        Ok(None)
+    )
+}
+
+fn write_tx_once<T, E, F>(conn: &mut DbConnection, f: &F) -> Result<T, E>
+where
+    F: Fn(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
     crate::metrics::in_transaction(|| write_tx_uncounted(conn, f))
@@ -186,7 +276,36 @@ where
         return conn.transaction(f);
     };
     diesel::connection::AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
-    match f(conn) {
+    let result = f(conn);
+    finish_tx(conn, result)
+}
+
+/// Runs `f` in a read-only transaction that sees one consistent snapshot of the whole
+/// database, however many queries it makes: `REPEATABLE READ READ ONLY` on PostgreSQL; on
+/// SQLite a deferred `BEGIN` (never `IMMEDIATE`, so writers carry on), whose first read
+/// fixes the snapshot in WAL mode. Writes committed meanwhile are not seen.
+pub fn snapshot_tx<T, F>(conn: &mut DbConnection, f: F) -> QueryResult<T>
+where
+    F: FnOnce(&mut DbConnection) -> QueryResult<T>,
+{
+    type Manager = diesel::connection::AnsiTransactionManager;
+    match conn {
+        DbConnection::Pg(inner) => Manager::begin_transaction_sql(
+            inner,
+            "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
+        DbConnection::Sqlite(inner) => Manager::begin_transaction_sql(inner, "BEGIN DEFERRED")?,
+    }
+    let result = f(conn);
+    finish_tx(conn, result)
+}
+
+/// Commits the transaction `conn` is in when `result` is `Ok`, else rolls it back.
+fn finish_tx<T, E>(conn: &mut DbConnection, result: Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match result {
         Ok(value) => {
             match <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn) {
                 Ok(()) => Ok(value),

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use diesel::QueryResult;
 
-use super::{accounts, ledger, orders, refunds, top_ups, DbConnection};
+use super::{accounts, ledger, orders, refunds, snapshot_tx, top_ups, DbConnection};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::refund::{RefundReason, RefundStatus};
 
@@ -38,6 +38,28 @@ struct OrderLedger {
 
 /// Walks the whole ledger once, in pages, and checks every invariant the design names.
 pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
+    run_paged(conn, PAGE, &mut |_| {})
+}
+
+/// [`run`] reading `page` rows at a time and calling `between_pages` with the table's name
+/// after each page read, so a test can commit writes in the middle of a run.
+///
+/// Every page is read in one snapshot ([`snapshot_tx`]), so a live database is checked as
+/// it was at one instant: an order committed after its ledger page was read is not seen
+/// at all, rather than seen without its charge.
+pub fn run_paged(
+    conn: &mut DbConnection,
+    page: i64,
+    between_pages: &mut dyn FnMut(&str),
+) -> QueryResult<Report> {
+    snapshot_tx(conn, |conn| check(conn, page, between_pages))
+}
+
+fn check(
+    conn: &mut DbConnection,
+    page: i64,
+    between_pages: &mut dyn FnMut(&str),
+) -> QueryResult<Report> {
     let mut report = Report::default();
     let mut books: HashMap<i64, AccountBook> = HashMap::new();
     let mut order_books: HashMap<i64, OrderLedger> = HashMap::new();
@@ -47,7 +69,8 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
 
     let mut after = 0;
     loop {
-        let entries = ledger::scan(conn, after, PAGE)?;
+        let entries = ledger::scan(conn, after, page)?;
+        between_pages("ledger_entries");
         let Some(last) = entries.last() else { break };
         after = last.id;
         for entry in entries {
@@ -128,10 +151,11 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
 
     let mut after = 0;
     loop {
-        let page = orders::scan_amounts(conn, after, PAGE)?;
-        let Some(last) = page.last() else { break };
+        let rows = orders::scan_amounts(conn, after, page)?;
+        between_pages("orders");
+        let Some(last) = rows.last() else { break };
         after = last.0;
-        for (order_id, _account_id, charge, refunded) in page {
+        for (order_id, _account_id, charge, refunded) in rows {
             report.orders += 1;
             let book = order_books.remove(&order_id).unwrap_or_default();
             if book.charge_entries != 1 || book.charged != charge {
@@ -163,10 +187,11 @@ pub fn run(conn: &mut DbConnection) -> QueryResult<Report> {
     let mut top_up_returned: HashMap<i64, i64> = HashMap::new();
     let mut after = 0;
     loop {
-        let page = refunds::scan(conn, after, PAGE)?;
-        let Some(last) = page.last() else { break };
+        let rows = refunds::scan(conn, after, page)?;
+        between_pages("refunds");
+        let Some(last) = rows.last() else { break };
         after = last.id;
-        for refund in page {
+        for refund in rows {
             report.refunds += 1;
             let (sum, count) = refund_entries.remove(&refund.id).unwrap_or_default();
             let expected: &[(i64, usize)] = match (refund.order_id, refund.status) {

@@ -54,7 +54,9 @@ impl ApiError {
         let status = self.status_code();
         let code = self.code();
         let detail = match self {
-            ApiError::Internal(_) => "The server could not complete the request.".to_string(),
+            ApiError::Internal(_) | ApiError::Database(_) => {
+                "The server could not complete the request.".to_string()
+            }
             ApiError::Validation(errors) => errors
                 .iter()
                 .map(|e| format!("{}: {}", e.field, e.message))
@@ -123,13 +125,20 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { .. } | ApiError::PolicyRefused { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(cause) = self {
-            tracing::error!(request_id = %current_request_id(), %cause, "request failed");
+        match self {
+            ApiError::Internal(cause) => {
+                tracing::error!(request_id = %current_request_id(), %cause, "request failed");
+            }
+            ApiError::Database(error) => {
+                let cause = format!("database: {error}");
+                tracing::error!(request_id = %current_request_id(), %cause, "request failed");
+            }
+            _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
         response.content_type("application/problem+json");

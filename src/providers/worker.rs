@@ -51,13 +51,19 @@ impl From<diesel::result::Error> for Fenced {
     }
 }
 
+impl db::TxError for Fenced {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Fenced::Db(error) if db::is_conflict(error))
+    }
+}
+
 /// Runs `work` and the fenced finish of the outcome it returns as one write transaction:
 /// when the claim was lost, nothing `work` did (a refund, a cancel) is kept. True when
 /// it was kept.
 fn finish_with(
     conn: &mut db::DbConnection,
     fence: Fence,
-    work: impl FnOnce(&mut db::DbConnection) -> Result<AttemptOutcome, diesel::result::Error>,
+    work: impl Fn(&mut db::DbConnection) -> Result<AttemptOutcome, diesel::result::Error>,
 ) -> Result<bool, diesel::result::Error> {
     let result = db::write_tx(conn, |conn| {
         let outcome = work(conn)?;
@@ -422,7 +428,7 @@ impl Worker {
                     return finish_with(conn, fence, |conn| {
                         cancel_unsendable(conn, order.id, &note)?;
                         Ok(AttemptOutcome {
-                            error: Some(error),
+                            error: Some(error.clone()),
                             failed: true,
                             ..AttemptOutcome::to(ForwardingState::Failed)
                         })
@@ -550,11 +556,14 @@ impl Worker {
                 .provider_order_id
                 .as_deref()
                 .and_then(|id| items.get(id));
-            let mut refunded = false;
+            // Set by the attempt of the transaction that ran last (a conflict runs it again).
+            let refunded = std::cell::Cell::new(false);
             // A refund this reply causes is kept only with the fenced finish of this claim:
             // a reply that comes back after another worker took the order changes nothing.
             let kept = finish_with(conn, job.fence(owner), |conn| {
-                let settle = self.status_outcome(conn, provider, &job, item, &mut refunded)?;
+                let mut refunds = false;
+                let settle = self.status_outcome(conn, provider, &job, item, &mut refunds)?;
+                refunded.set(refunds);
                 let stuck =
                     settle.state == ForwardingState::Sent && job.created_at < give_up_before;
                 Ok(if stuck {
@@ -571,7 +580,7 @@ impl Worker {
                     settle
                 })
             })?;
-            if kept && refunded {
+            if kept && refunded.get() {
                 pass.refunds += 1;
             }
         }

@@ -7,6 +7,8 @@ mod api_v2;
 mod architecture;
 mod auth;
 mod bad_input;
+mod conflicts;
+mod consistency;
 mod cors;
 mod decoding;
 mod limits;
