@@ -161,6 +161,27 @@ async fn token(base: &str, key: &str) -> String {
     body["access_token"].as_str().unwrap().to_string()
 }
 
+/// A provider that accepts every `add` after `delay`, numbering its orders 1, 2, …, and
+/// answers every other action with an error (so status polls change nothing).
+async fn accepting_provider(delay: Duration) -> StandIn {
+    let next = Arc::new(AtomicI64::new(1));
+    StandIn::start(
+        move |fields| match fields.get("action").map(String::as_str) {
+            Some("add") => (
+                200,
+                format!("{{\"order\":{}}}", next.fetch_add(1, Ordering::SeqCst)),
+                delay,
+            ),
+            _ => (
+                200,
+                r#"{"error":"This action is Invalid"}"#.into(),
+                Duration::ZERO,
+            ),
+        },
+    )
+    .await
+}
+
 /// Tokens for the admin and the reseller, 100 000 on the reseller's balance, and a
 /// service at 0.7 per 1000: the setup of the load tests.
 async fn funded_service(base: &str, books: &Books) -> (String, String, i64) {
@@ -745,24 +766,8 @@ async fn sigterm_under_load_finishes_what_is_in_flight_and_refuses_only_new_conn
 async fn a_worker_stopped_by_sigterm_gives_back_its_leases_and_another_takes_over_at_once() {
     let (url, _db) = fresh_database();
     let books = books(&url);
-    let next = Arc::new(AtomicI64::new(1));
     // A slow provider: each `add` takes 300 ms, so a pass over 12 orders takes seconds.
-    let upstream = StandIn::start(
-        move |fields| match fields.get("action").map(String::as_str) {
-            Some("add") => (
-                200,
-                format!("{{\"order\":{}}}", next.fetch_add(1, Ordering::SeqCst)),
-                Duration::from_millis(300),
-            ),
-            Some("status") => (200, "{}".into(), Duration::ZERO),
-            _ => (
-                200,
-                r#"{"error":"This action is Invalid"}"#.into(),
-                Duration::ZERO,
-            ),
-        },
-    )
-    .await;
+    let upstream = accepting_provider(Duration::from_millis(300)).await;
     // The default lease is two minutes: far longer than this test may wait.
     let first = Server::start(
         &url,
@@ -884,22 +889,7 @@ async fn retention_removes_expired_keys_and_old_reply_bodies_and_never_a_money_r
     };
     let (url, _db) = fresh_database();
     let books = books(&url);
-    let next = Arc::new(AtomicI64::new(1));
-    let upstream = StandIn::start(
-        move |fields| match fields.get("action").map(String::as_str) {
-            Some("add") => (
-                200,
-                format!("{{\"order\":{}}}", next.fetch_add(1, Ordering::SeqCst)),
-                Duration::ZERO,
-            ),
-            _ => (
-                200,
-                r#"{"error":"This action is Invalid"}"#.into(),
-                Duration::ZERO,
-            ),
-        },
-    )
-    .await;
+    let upstream = accepting_provider(Duration::ZERO).await;
     // The worker sweeps every second here (every five minutes by default).
     let server = Server::start(
         &url,
