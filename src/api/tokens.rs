@@ -60,7 +60,9 @@ pub async fn create_token(
             Ok((key, account))
         })
         .await?;
-    let token = state.tokens.issue(account.id, account.role, &key.scopes)?;
+    let token = state
+        .tokens
+        .issue(account.id, key.id, account.role, &key.scopes)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(TokenResponse {

@@ -35,3 +35,20 @@ pub fn create_account_with_key(
         Ok((account, key, plaintext))
     })
 }
+
+/// Revokes an API key and, in the same transaction, moves the revocation generation on,
+/// so every process drops the access tokens it had validated and re-checks each one
+/// against the key: tokens already issued with the key are refused within seconds.
+/// Revoking twice keeps the first revocation time.
+pub fn revoke_api_key(
+    conn: &mut DbConnection,
+    id: i64,
+) -> Result<Option<db::api_keys::ApiKey>, diesel::result::Error> {
+    db::write_tx(conn, |conn| {
+        let key = db::api_keys::revoke(conn, id)?;
+        if key.is_some() {
+            db::revocations::bump(conn)?;
+        }
+        Ok(key)
+    })
+}

@@ -85,3 +85,14 @@ pub fn revoke(conn: &mut DbConnection, id: i64) -> QueryResult<Option<ApiKey>> {
         .optional()
         .map(|row| row.map(ApiKey::from))
 }
+
+/// Whether key `id` belongs to `account_id` and is not revoked (one primary-key read).
+pub fn is_live_for(conn: &mut DbConnection, id: i64, account_id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        api_keys::table
+            .find(id)
+            .filter(api_keys::account_id.eq(account_id))
+            .filter(api_keys::revoked_at.is_null()),
+    ))
+    .get_result(conn)
+}

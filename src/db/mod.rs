@@ -18,6 +18,7 @@ pub mod providers;
 pub mod refills;
 pub mod refunds;
 pub mod reports;
+pub mod revocations;
 pub mod schema;
 pub mod services;
 pub mod top_ups;

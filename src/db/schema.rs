@@ -38,6 +38,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    revocation_generation (id) {
+        id -> BigInt,
+        generation -> BigInt,
+    }
+}
+
+diesel::table! {
     services (id) {
         id -> BigInt,
         name -> Text,
@@ -225,6 +232,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     api_keys,
     jwt_keys,
+    revocation_generation,
     services,
     orders,
     top_ups,

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
@@ -11,11 +11,12 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::db::{jwt_keys, DbConnection, DbPool};
+use crate::db::{api_keys, jwt_keys, revocations, DbConnection, DbPool};
 use crate::domain::account::{scopes_from_str, scopes_to_string, Role, Scope};
 use crate::domain::api_key::random_token;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
+use crate::http::token_cache::{self, TokenCache};
 
 /// The one signing algorithm accepted; anything else in a token header is refused.
 const ALGORITHM: Algorithm = Algorithm::HS256;
@@ -23,6 +24,9 @@ const ALGORITHM: Algorithm = Algorithm::HS256;
 const LEEWAY_SECS: u64 = 30;
 /// How often a process re-reads the key set, so rotations by another process reach it.
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// How often a process re-reads the revocation generation, so a key revoked through any
+/// process stops its tokens here within this (plus one request's time) — well inside 5 s.
+pub const REVOCATION_POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// The claims of an access token; every one is required on the way in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +40,8 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// The id of the API key the token was issued from: revoking that key refuses it.
+    pub akid: i64,
 }
 
 struct KeySet {
@@ -50,6 +56,11 @@ pub struct TokenKeys {
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    /// Tokens validated already, by digest, with the revocation generation they were
+    /// checked under.
+    cache: Mutex<TokenCache>,
+    /// When the revocation generation was last read.
+    polled_at: Mutex<Option<Instant>>,
 }
 
 impl TokenKeys {
@@ -68,6 +79,8 @@ impl TokenKeys {
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
             ttl_secs: config.token_ttl_secs,
+            cache: Mutex::new(TokenCache::new(token_cache::DEFAULT_CAPACITY)),
+            polled_at: Mutex::new(None),
         })
     }
 
@@ -91,8 +104,14 @@ impl TokenKeys {
         self.ttl_secs
     }
 
-    /// Issues an access token for an account.
-    pub fn issue(&self, account_id: i64, role: Role, scopes: &[Scope]) -> Result<String, ApiError> {
+    /// Issues an access token for an account from its API key `api_key_id`.
+    pub fn issue(
+        &self,
+        account_id: i64,
+        api_key_id: i64,
+        role: Role,
+        scopes: &[Scope],
+    ) -> Result<String, ApiError> {
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let (kid, key) = keys
             .signing
@@ -109,6 +128,7 @@ impl TokenKeys {
             nbf: now,
             exp: now + self.ttl_secs,
             jti: random_token(16),
+            akid: api_key_id,
         };
         let mut header = Header::new(ALGORITHM);
         header.kid = Some(kid.clone());
@@ -148,9 +168,76 @@ impl TokenKeys {
             })
     }
 
-    /// Validates a token, re-reading the key set when it names a key this process has
-    /// not seen yet (another process rotated) or the set is old.
+    /// Validates a token. A token this process validated before (the cache is keyed by
+    /// the token's digest) costs no HMAC and no parse; a new one is verified, then checked
+    /// against the database (its API key still live, one primary-key read) and remembered
+    /// for the rest of its lifetime. About once a second one request re-reads the
+    /// revocation generation; when a revocation moved it, every remembered token is
+    /// forgotten and checked again on its next use.
     pub async fn validate(&self, pool: &DbPool, token: &str) -> Result<Claims, ApiError> {
+        self.poll_revocations(pool).await?;
+        let digest = token_cache::digest(token);
+        let now = chrono::Utc::now().timestamp();
+        if let Some(claims) = self.cache().get(&digest, now) {
+            return Ok(claims);
+        }
+        let claims = self.verify(pool, token).await?;
+        let account_id = subject(&claims)?;
+        let (key_id, pool) = (claims.akid, pool.clone());
+        let (generation, live) = web::block(move || -> Result<(i64, bool), ApiError> {
+            let mut conn = pool.get().map_err(ApiError::internal)?;
+            // The generation first: a revocation that commits after the key read moves it
+            // past this value, and the next poll forgets the entry.
+            let generation = revocations::generation(&mut conn)?;
+            let live = api_keys::is_live_for(&mut conn, key_id, account_id)?;
+            Ok((generation, live))
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        if !live {
+            return Err(ApiError::Unauthorized(
+                "invalid access token: its API key was revoked".into(),
+            ));
+        }
+        self.cache().insert(
+            digest,
+            claims.clone(),
+            claims.exp + LEEWAY_SECS as i64,
+            generation,
+        );
+        Ok(claims)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, TokenCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Re-reads the revocation generation when the last read is older than
+    /// [`REVOCATION_POLL_EVERY`]; one request does it, the others go on.
+    async fn poll_revocations(&self, pool: &DbPool) -> Result<(), ApiError> {
+        {
+            let Ok(mut polled_at) = self.polled_at.try_lock() else {
+                return Ok(());
+            };
+            if polled_at.is_some_and(|at| at.elapsed() < REVOCATION_POLL_EVERY) {
+                return Ok(());
+            }
+            *polled_at = Some(Instant::now());
+        }
+        let pool = pool.clone();
+        let generation = web::block(move || -> Result<i64, ApiError> {
+            let mut conn = pool.get().map_err(ApiError::internal)?;
+            Ok(revocations::generation(&mut conn)?)
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        self.cache().observe(generation);
+        Ok(())
+    }
+
+    /// Verifies signature and claims, re-reading the key set when the token names a key
+    /// this process has not seen yet (another process rotated) or the set is old.
+    async fn verify(&self, pool: &DbPool, token: &str) -> Result<Claims, ApiError> {
         if self.is_stale(REFRESH_EVERY) {
             self.reload_blocking(pool).await?;
         }
@@ -180,6 +267,13 @@ impl TokenKeys {
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         Ok(())
     }
+}
+
+fn subject(claims: &Claims) -> Result<i64, ApiError> {
+    claims
+        .sub
+        .parse()
+        .map_err(|_| ApiError::Unauthorized("invalid access token: bad subject".into()))
 }
 
 fn key_set(live: Vec<jwt_keys::JwtKey>) -> KeySet {
@@ -247,10 +341,7 @@ impl FromRequest for Caller {
                 ApiError::Unauthorized("send `Authorization: Bearer <access token>`".into())
             })?;
             let claims = state.tokens.validate(&state.pool, &token).await?;
-            let account_id = claims
-                .sub
-                .parse()
-                .map_err(|_| ApiError::Unauthorized("invalid access token: bad subject".into()))?;
+            let account_id = subject(&claims)?;
             state.limits.account.check(&account_id, &req)?;
             Ok(Caller {
                 account_id,

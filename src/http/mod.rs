@@ -12,4 +12,5 @@ pub mod middleware;
 pub mod openapi;
 pub mod problem;
 pub mod state;
+pub mod token_cache;
 pub mod wire;

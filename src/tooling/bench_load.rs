@@ -120,7 +120,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let mut out = String::new();
     for i in 0..args.accounts {
-        let (account, _key, plaintext) =
+        let (account, key, plaintext) =
             create_account_with_key(&mut conn, &format!("bench-{i}"), Role::Reseller, "USD")
                 .map_err(|e| e.to_string())?;
         let ids = db::write_tx(&mut conn, |conn| -> Result<Vec<i64>, ApiError> {
@@ -152,7 +152,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
         let token = tokens
-            .issue(account.id, Role::Reseller, &Role::Reseller.default_scopes())
+            .issue(account.id, key.id, Role::Reseller, &key.scopes)
             .map_err(|e| e.to_string())?;
         let ids = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         out.push_str(&format!(

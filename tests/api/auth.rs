@@ -3,7 +3,9 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_app_on};
 use reseller_api::db::jwt_keys;
-use reseller_api::http::auth::TokenKeys;
+use reseller_api::domain::account::Role;
+use reseller_api::http::auth::{Claims, TokenKeys, REVOCATION_POLL_EVERY};
+use reseller_api::http::token_cache::{digest, TokenCache};
 
 fn signing_secret(app: &crate::helpers::TestApp) -> (String, String) {
     let mut conn = app.pool.get().unwrap();
@@ -25,6 +27,19 @@ fn claims(overrides: serde_json::Value) -> serde_json::Value {
         }
     }
     claims
+}
+
+/// The id of a live API key of the app's admin account, for tokens signed by hand.
+fn admin_key_id(app: &crate::helpers::TestApp) -> i64 {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::api_keys;
+    let mut conn = app.pool.get().unwrap();
+    api_keys::table
+        .filter(api_keys::account_id.eq(app.admin_id))
+        .filter(api_keys::revoked_at.is_null())
+        .select(api_keys::id)
+        .first(&mut conn)
+        .unwrap()
 }
 
 fn sign(kid: Option<&str>, secret: &str, claims: &serde_json::Value) -> String {
@@ -119,6 +134,14 @@ async fn forged_unsigned_expired_and_foreign_tokens_are_refused() {
     let app = spawn_app().await;
     let (kid, secret) = signing_secret(&app);
     let admin = app.admin_id.to_string();
+    let akid = admin_key_id(&app);
+    let claims = |overrides: serde_json::Value| {
+        let mut claims = claims(overrides.clone());
+        if !overrides.as_object().unwrap().contains_key("akid") {
+            claims["akid"] = json!(akid);
+        }
+        claims
+    };
     let good = sign(Some(&kid), &secret, &claims(json!({ "sub": admin })));
     assert_eq!(app.get("/v1/account", &good).await.status, 200);
 
@@ -190,6 +213,22 @@ async fn forged_unsigned_expired_and_foreign_tokens_are_refused() {
                 Some(&kid),
                 &secret,
                 &claims(json!({ "sub": admin, "jti": null })),
+            ),
+        ),
+        (
+            "missing akid",
+            sign(
+                Some(&kid),
+                &secret,
+                &claims(json!({ "sub": admin, "akid": null })),
+            ),
+        ),
+        (
+            "another account's key",
+            sign(
+                Some(&kid),
+                &secret,
+                &claims(json!({ "sub": admin, "akid": akid + 1_000_000 })),
             ),
         ),
     ];
@@ -270,4 +309,146 @@ async fn two_processes_on_one_database_accept_each_others_tokens_and_rotations()
     assert_eq!(second.get("/v1/account", &fresh).await.status, 200);
     assert_eq!(third.get("/v1/account", &old_token).await.status, 200);
     first.assert_books_balance();
+}
+
+/// Polls `path` with `token` until it is refused, for at most 5 seconds; the elapsed time.
+async fn refused_within_5s(
+    app: &crate::helpers::TestApp,
+    token: &str,
+) -> (std::time::Duration, crate::helpers::Reply) {
+    let started = std::time::Instant::now();
+    loop {
+        let reply = app.get("/v1/account", token).await;
+        if reply.status != 200 || started.elapsed() > std::time::Duration::from_secs(5) {
+            return (started.elapsed(), reply);
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A second key for the reseller: its id, an access token issued from it.
+async fn second_key(app: &crate::helpers::TestApp, account_id: i64) -> (i64, String) {
+    let second = app
+        .post(
+            &format!("/v1/admin/accounts/{account_id}/api-keys"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(second.status, 201, "{}", second.text);
+    let key_id = second.body["key"]["id"].as_i64().unwrap();
+    let token = app
+        .token_for(second.body["api_key"].as_str().unwrap())
+        .await;
+    (key_id, token)
+}
+
+#[actix_rt::test]
+async fn revoking_a_key_refuses_the_tokens_already_issued_with_it_within_5s() {
+    let app = spawn_app().await;
+    let reseller = app.create_reseller("Acme").await;
+    let (key_id, token) = second_key(&app, reseller.id).await;
+    // Validated and cached: the next uses skip the signature and the parse.
+    for _ in 0..3 {
+        assert_eq!(app.get("/v1/account", &token).await.status, 200);
+    }
+    let revoked = app
+        .delete(&format!("/v1/admin/api-keys/{key_id}"), &app.admin_token)
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let (elapsed, reply) = refused_within_5s(&app, &token).await;
+    reply.assert_problem(401, "unauthorized");
+    assert!(elapsed <= std::time::Duration::from_secs(5), "{elapsed:?}");
+    assert_eq!(reply.header("www-authenticate").as_deref(), Some("Bearer"));
+    // Stays refused; the account's other key and its token are untouched.
+    app.get("/v1/account", &token)
+        .await
+        .assert_problem(401, "unauthorized");
+    assert_eq!(app.get("/v1/account", &reseller.token).await.status, 200);
+    assert_eq!(app.get("/v1/account", &app.admin_token).await.status, 200);
+}
+
+#[actix_rt::test]
+async fn a_revocation_through_one_process_reaches_another_within_5s() {
+    let first = spawn_app().await;
+    let second = spawn_app_on(&first.config.database_url).await;
+    let reseller = first.create_reseller("Acme").await;
+    let (key_id, token) = second_key(&first, reseller.id).await;
+    // Both processes have validated and cached the token.
+    assert_eq!(first.get("/v1/account", &token).await.status, 200);
+    assert_eq!(second.get("/v1/account", &token).await.status, 200);
+    let revoked = first
+        .delete(&format!("/v1/admin/api-keys/{key_id}"), &first.admin_token)
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let (elapsed, reply) = refused_within_5s(&second, &token).await;
+    reply.assert_problem(401, "unauthorized");
+    assert!(elapsed <= std::time::Duration::from_secs(5), "{elapsed:?}");
+    first
+        .get("/v1/account", &token)
+        .await
+        .assert_problem(401, "unauthorized");
+    // Other tokens are checked again after the cache was dropped, and still pass.
+    assert_eq!(second.get("/v1/account", &reseller.token).await.status, 200);
+    assert!(REVOCATION_POLL_EVERY <= std::time::Duration::from_secs(2));
+}
+
+fn cached_claims(jti: &str) -> Claims {
+    Claims {
+        iss: "reseller-api".into(),
+        aud: "reseller-api".into(),
+        sub: "7".into(),
+        role: Role::Reseller,
+        scope: "orders:read".into(),
+        iat: 0,
+        nbf: 0,
+        exp: 2_000_000_000,
+        jti: jti.into(),
+        akid: 3,
+    }
+}
+
+#[test]
+fn the_token_cache_is_bounded_and_keyed_by_digest() {
+    let mut cache = TokenCache::new(3);
+    let tokens: Vec<String> = (0..5)
+        .map(|i| format!("eyJhbGciOi.token-{i}.sig"))
+        .collect();
+    for (i, token) in tokens.iter().enumerate() {
+        cache.insert(
+            digest(token),
+            cached_claims(&format!("j{i}")),
+            2_000_000_000,
+            0,
+        );
+        assert!(cache.len() <= 3);
+    }
+    assert_eq!(cache.len(), 3);
+    // The oldest went first.
+    assert!(cache.get(&digest(&tokens[0]), 0).is_none());
+    assert!(cache.get(&digest(&tokens[1]), 0).is_none());
+    assert_eq!(cache.get(&digest(&tokens[4]), 0).unwrap().jti, "j4");
+    // Keyed by the SHA-256 of the token; no token (nor any part of one) is held.
+    for digest in cache.digests() {
+        let bytes = digest.as_slice();
+        for token in &tokens {
+            assert!(!bytes
+                .windows(5)
+                .any(|w| token.as_bytes().windows(5).any(|t| t == w)));
+        }
+    }
+    use sha2::Digest as _;
+    let sha: [u8; 32] = sha2::Sha256::digest(tokens[4].as_bytes()).into();
+    assert!(cache.contains(&sha));
+
+    // Past its lifetime an entry is not used.
+    assert!(cache.get(&digest(&tokens[3]), 2_000_000_001).is_none());
+    // A newer revocation generation forgets everything; a check under an older one is
+    // not remembered.
+    cache.observe(1);
+    assert!(cache.is_empty());
+    cache.insert(digest(&tokens[0]), cached_claims("j0"), 2_000_000_000, 0);
+    assert!(cache.is_empty());
+    cache.insert(digest(&tokens[0]), cached_claims("j0"), 2_000_000_000, 1);
+    assert_eq!(cache.len(), 1);
 }

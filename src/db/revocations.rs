@@ -1,0 +1,25 @@
+//! The revocation generation: one counter row that every revocation of an API key bumps,
+//! so processes that cache validated access tokens know when to forget them.
+
+use diesel::prelude::*;
+
+use super::schema::revocation_generation;
+use super::DbConnection;
+
+const ROW: i64 = 1;
+
+/// The current generation (one primary-key read).
+pub fn generation(conn: &mut DbConnection) -> QueryResult<i64> {
+    revocation_generation::table
+        .find(ROW)
+        .select(revocation_generation::generation)
+        .first(conn)
+}
+
+/// Moves the generation on; call it in the transaction that revokes.
+pub fn bump(conn: &mut DbConnection) -> QueryResult<i64> {
+    diesel::update(revocation_generation::table.find(ROW))
+        .set(revocation_generation::generation.eq(revocation_generation::generation + 1))
+        .returning(revocation_generation::generation)
+        .get_result(conn)
+}
