@@ -1,5 +1,6 @@
-//! The panel API v2, served to resellers: `POST /api/v2`, form-encoded or JSON, `key` +
-//! `action`. Replies follow the de facto dialect: numbers as strings, panel status
+//! The panel API v2, served to resellers: `GET` or `POST /api/v2` (and `/api/v2/`), fields
+//! in the query string or the body (form, JSON, multipart: see [`super::api_v2_input`]),
+//! `key` + `action`. Replies follow the de facto dialect: numbers as strings, panel status
 //! spellings, `{"error": "..."}` with HTTP 200, per-item errors inside batch replies.
 //! The same rules as the REST API apply: the order transaction, idempotency (an
 //! `idempotency_key` field or `Idempotency-Key` header), quotas and refunds.
@@ -7,11 +8,12 @@
 use std::collections::HashMap;
 
 use actix_web::http::header;
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
+use super::api_v2_input::{self as input, Fields};
 use super::orders::MAX_BATCH;
 use crate::application;
 use crate::application::idempotency::{request_hash, IdempotencyKey};
@@ -27,7 +29,8 @@ use crate::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
 
 /// The fields API v2 clients send; all are strings on the wire.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ApiV2Request {
     /// The reseller's API key.
     pub key: Option<String>,
@@ -42,6 +45,8 @@ pub struct ApiV2Request {
     pub order: Option<String>,
     pub orders: Option<String>,
     pub refill: Option<String>,
+    /// Comma-joined refill ids, for batch refill status.
+    pub refills: Option<String>,
     pub idempotency_key: Option<String>,
 }
 
@@ -51,36 +56,6 @@ fn reply(value: Value) -> HttpResponse {
 
 fn error(text: &str) -> HttpResponse {
     reply(json!({ "error": text }))
-}
-
-/// Reads the body as form fields or a JSON object; JSON numbers become their text.
-fn fields(req: &HttpRequest, body: &[u8]) -> Option<HashMap<String, String>> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let mut map: HashMap<String, String> = form_urlencoded::parse(req.query_string().as_bytes())
-        .into_owned()
-        .collect();
-    if content_type.contains("json") {
-        let Value::Object(object) = serde_json::from_slice::<Value>(body).ok()? else {
-            return None;
-        };
-        for (k, v) in object {
-            let text = match v {
-                Value::String(s) => s,
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => continue,
-            };
-            map.insert(k, text);
-        }
-    } else {
-        map.extend(form_urlencoded::parse(body).into_owned());
-    }
-    Some(map)
 }
 
 /// The panel's name for a service type.
@@ -189,25 +164,31 @@ fn dialect_error(error: &ApiError) -> String {
     }
 }
 
-fn parse_int(map: &HashMap<String, String>, name: &str) -> Result<Option<i64>, String> {
+fn parse_int(map: &Fields, name: &str) -> Result<Option<i64>, String> {
     match map.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => v.parse().map(Some).map_err(|_| format!("Incorrect {name}")),
     }
 }
 
-/// Panel API v2 for reseller tooling.
+/// Panel API v2 for reseller tooling, `POST`: fields in the body (form, JSON or
+/// multipart) and/or the query string.
 #[utoipa::path(
     tag = "api-v2",
+    operation_id = "api_v2",
     request_body(content(
         (ApiV2Request = "application/x-www-form-urlencoded"),
         (ApiV2Request = "application/json"),
+        (ApiV2Request = "multipart/form-data"),
     )),
     responses(
         (status = 200, description = "The action's reply in the API v2 dialect, or `{\"error\": \"...\"}`. \
             add: `{\"order\":23501}`; status: `{\"charge\":\"0.27819\",\"start_count\":\"3572\",\"status\":\"Partial\",\"remains\":\"157\",\"currency\":\"USD\"}`; \
             multi status: `{\"1\":{...},\"10\":{\"error\":\"Incorrect order ID\"}}`; balance: `{\"balance\":\"100.84292\",\"currency\":\"USD\"}`; \
-            cancel: `[{\"order\":9,\"cancel\":{\"error\":\"Incorrect order ID\"}},{\"order\":2,\"cancel\":1}]`",
+            cancel: `[{\"order\":9,\"cancel\":{\"error\":\"Incorrect order ID\"}},{\"order\":2,\"cancel\":1}]`; \
+            refill status of `refills=1,2`: `[{\"refill\":1,\"status\":\"Completed\"},{\"refill\":2,\"status\":{\"error\":\"Refill not found\"}}]`. \
+            Without `action`, the fields say the call: `order`/`orders` refill, `refill`/`refills` refill status. \
+            Also served at `/api/v2/`.",
             body = serde_json::Value),
         (status = 429, description = "Over the account's request quota: `{\"error\": \"...\"}` with `Retry-After`", body = Object),
     )
@@ -216,39 +197,71 @@ fn parse_int(map: &HashMap<String, String>, name: &str) -> Result<Option<i64>, S
 pub async fn api_v2(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let Some(map) = fields(&req, &body) else {
-        return error("Incorrect request");
-    };
-    let Some(key) = map
-        .get("key")
-        .map(|k| k.trim().to_string())
-        .filter(|k| !k.is_empty())
-    else {
-        return error("Invalid API key");
-    };
-    let hash = hash_api_key(&key);
-    let found = state
-        .db(move |conn| Ok(accounts::find_by_live_key(conn, &hash)?))
-        .await;
-    let (account, scopes) = match found {
-        Ok(Some(found)) => found,
-        Ok(None) => return error("Invalid API key"),
-        Err(e) => return error(&dialect_error(&e)),
-    };
-    if let Err(ApiError::RateLimited {
-        retry_after_secs, ..
-    }) = state.limits.account.check(&account.id, &req)
-    {
-        return HttpResponse::TooManyRequests()
-            .insert_header((header::RETRY_AFTER, retry_after_secs.max(1).to_string()))
-            .json(json!({ "error": format!("Too many requests, retry in {retry_after_secs} seconds") }));
+    serve(req, state, payload).await
+}
+
+/// Panel API v2 for reseller tooling, `GET`: every field in the query string, as clients
+/// that only send GET do.
+#[utoipa::path(
+    tag = "api-v2",
+    operation_id = "api_v2_get",
+    params(ApiV2Request),
+    responses(
+        (status = 200, description = "The same replies as `POST /api/v2`, or `{\"error\": \"...\"}`. Also served at `/api/v2/`.",
+            body = serde_json::Value),
+        (status = 429, description = "Over the account's request quota: `{\"error\": \"...\"}` with `Retry-After`", body = Object),
+    )
+)]
+#[get("/api/v2")]
+pub async fn api_v2_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    serve(req, state, payload).await
+}
+
+/// Whether a path belongs to API v2, where every refusal is `{"error": ...}` with HTTP 200.
+pub fn owns_path(path: &str) -> bool {
+    path == "/api/v2" || path.starts_with("/api/v2/")
+}
+
+/// What no route matched under API v2: `/api/v2/` serves the calls, anything else (another
+/// method, another sub-path) is refused in the dialect, never with a problem document.
+pub async fn fallback(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let method = req.method().clone();
+    let served = matches!(method.as_str(), "GET" | "POST");
+    if !served {
+        return error(&format!(
+            "Method {} is not supported, use GET or POST",
+            method.as_str().chars().take(16).collect::<String>()
+        ));
     }
-    let action = map
-        .get("action")
-        .map(|a| a.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    if req.path() != "/api/v2/" {
+        return error("Incorrect request");
+    }
+    match req.app_data::<web::Data<AppState>>().cloned() {
+        Some(state) => serve(req, state, payload).await,
+        None => error("Internal error, try again later"),
+    }
+}
+
+async fn serve(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let map = match input::read_fields(&req, payload, state.config.max_body_bytes).await {
+        Ok(map) => map,
+        Err(text) => return error(text),
+    };
+    let (account, scopes) = match authenticate(&req, &state, &map).await {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    let action = input::action(&map);
     let needs = match action.as_str() {
         "add" | "cancel" | "refill" => Scope::OrdersWrite,
         _ => Scope::OrdersRead,
@@ -270,6 +283,35 @@ pub async fn api_v2(
         _ => Ok(error("Incorrect request")),
     };
     result.unwrap_or_else(|e| error(&dialect_error(&e)))
+}
+
+/// The account behind the call's `key`, within its request quota; `Err` is the reply.
+async fn authenticate(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    map: &Fields,
+) -> Result<(Account, Vec<Scope>), HttpResponse> {
+    let Some(key) = map.get("key") else {
+        return Err(error("Invalid API key"));
+    };
+    let hash = hash_api_key(key);
+    let found = state
+        .db(move |conn| Ok(accounts::find_by_live_key(conn, &hash)?))
+        .await;
+    let (account, scopes) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(error("Invalid API key")),
+        Err(e) => return Err(error(&dialect_error(&e))),
+    };
+    if let Err(ApiError::RateLimited {
+        retry_after_secs, ..
+    }) = state.limits.account.check(&account.id, req)
+    {
+        return Err(HttpResponse::TooManyRequests()
+            .insert_header((header::RETRY_AFTER, retry_after_secs.max(1).to_string()))
+            .json(json!({ "error": format!("Too many requests, retry in {retry_after_secs} seconds") })));
+    }
+    Ok((account, scopes))
 }
 
 async fn list(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -309,7 +351,7 @@ async fn add(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     account: &Account,
-    map: &HashMap<String, String>,
+    map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
     let request = match order_request(map) {
         Ok(request) => request,
@@ -345,7 +387,7 @@ async fn add(
 }
 
 /// The order an `add` asks for; `Err` is the dialect's reply to a field it cannot read.
-fn order_request(map: &HashMap<String, String>) -> Result<OrderRequest, String> {
+fn order_request(map: &Fields) -> Result<OrderRequest, String> {
     let service_id = match parse_int(map, "service") {
         Ok(Some(id)) => id,
         Ok(None) | Err(_) => return Err("Service ID does not exists".into()),
@@ -370,7 +412,7 @@ fn order_request(map: &HashMap<String, String>) -> Result<OrderRequest, String> 
 /// fingerprint of the order it asks for.
 fn add_key(
     req: &HttpRequest,
-    map: &HashMap<String, String>,
+    map: &Fields,
     request: &OrderRequest,
     ttl: chrono::Duration,
 ) -> Option<IdempotencyKey> {
@@ -428,10 +470,13 @@ async fn owned_orders(
 async fn status(
     state: &web::Data<AppState>,
     account: &Account,
-    map: &HashMap<String, String>,
+    map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(list) = map.get("orders") {
-        let ids = match id_list(list) {
+    let Some((raw, batch)) = input::ids(map, "order", "orders") else {
+        return Ok(error("Incorrect order ID"));
+    };
+    if batch {
+        let ids = match id_list(raw) {
             Ok(ids) => ids,
             Err(e) => return Ok(error(&e)),
         };
@@ -452,9 +497,7 @@ async fn status(
         }
         return Ok(reply_of(Ordered(out)));
     }
-    let Some(id) = map.get("order").map(|s| s.trim().to_string()) else {
-        return Ok(error("Incorrect order ID"));
-    };
+    let id = raw.to_string();
     let found = owned_orders(state, account.id, std::slice::from_ref(&id)).await?;
     Ok(match id.parse::<i64>().ok().and_then(|n| found.get(&n)) {
         Some(order) => reply_of(status_json(order, &account.currency)),
@@ -465,14 +508,10 @@ async fn status(
 async fn cancel(
     state: &web::Data<AppState>,
     account: &Account,
-    map: &HashMap<String, String>,
+    map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
-    let raw = map
-        .get("orders")
-        .or_else(|| map.get("order"))
-        .cloned()
-        .unwrap_or_default();
-    let ids = match id_list(&raw) {
+    let raw = input::ids(map, "order", "orders").map_or("", |(raw, _)| raw);
+    let ids = match id_list(raw) {
         Ok(ids) => ids,
         Err(e) => return Ok(error(&e)),
     };
@@ -521,11 +560,14 @@ fn refill_error(error: RefillError) -> String {
 async fn refill(
     state: &web::Data<AppState>,
     account: &Account,
-    map: &HashMap<String, String>,
+    map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
     let account_id = account.id;
-    if let Some(list) = map.get("orders").cloned() {
-        let ids = match id_list(&list) {
+    let Some((raw, batch)) = input::ids(map, "order", "orders") else {
+        return Ok(error("Incorrect order ID"));
+    };
+    if batch {
+        let ids = match id_list(raw) {
             Ok(ids) => ids,
             Err(e) => return Ok(error(&e)),
         };
@@ -558,7 +600,7 @@ async fn refill(
             .await?;
         return Ok(reply_of(results));
     }
-    let Some(order_id) = map.get("order").and_then(|o| o.trim().parse::<i64>().ok()) else {
+    let Ok(order_id) = raw.parse::<i64>() else {
         return Ok(error("Incorrect order ID"));
     };
     let outcome = state
@@ -577,9 +619,15 @@ async fn refill(
 async fn refill_status(
     state: &web::Data<AppState>,
     account: &Account,
-    map: &HashMap<String, String>,
+    map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(refill_id) = map.get("refill").and_then(|r| r.trim().parse::<i64>().ok()) else {
+    let Some((raw, batch)) = input::ids(map, "refill", "refills") else {
+        return Ok(error("Refill not found"));
+    };
+    if batch {
+        return batch_refill_status(state, account, raw).await;
+    }
+    let Ok(refill_id) = raw.parse::<i64>() else {
         return Ok(error("Refill not found"));
     };
     let account_id = account.id;
@@ -590,4 +638,44 @@ async fn refill_status(
         Some(status) => reply(json!({ "status": status })),
         None => error("Refill not found"),
     })
+}
+
+#[derive(Serialize)]
+struct RefillStatusItem {
+    refill: Value,
+    status: Value,
+}
+
+/// `refills=1,2`: one item per id asked, in order, a missing one with its own error.
+async fn batch_refill_status(
+    state: &web::Data<AppState>,
+    account: &Account,
+    raw: &str,
+) -> Result<HttpResponse, ApiError> {
+    let ids = match id_list(raw) {
+        Ok(ids) => ids,
+        Err(_) => return Ok(error("Refill not found")),
+    };
+    let account_id = account.id;
+    let items = state
+        .db(move |conn| {
+            let mut items = Vec::with_capacity(ids.len());
+            for id in ids {
+                let found = match id.parse::<i64>() {
+                    Ok(refill_id) => refills::status(conn, refill_id, account_id)?,
+                    Err(_) => None,
+                };
+                items.push(RefillStatusItem {
+                    refill: id
+                        .parse::<i64>()
+                        .map(Value::from)
+                        .unwrap_or(Value::String(id)),
+                    status: found
+                        .map_or_else(|| json!({ "error": "Refill not found" }), Value::from),
+                });
+            }
+            Ok(items)
+        })
+        .await?;
+    Ok(reply_of(items))
 }

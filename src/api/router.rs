@@ -96,6 +96,7 @@ api_routes![
     providers::find_forwarding,
     providers::reconcile_forwarding,
     api_v2::api_v2,
+    api_v2::api_v2_get,
     reports::find_refund_report,
     reports::find_admin_refund_report,
 ];
@@ -180,7 +181,14 @@ fn allowed_methods(path: &str) -> Vec<&'static str> {
     allowed
 }
 
-async fn no_route(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+async fn no_route(
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    // API v2 clients read any reply as the dialect's: never a problem document there.
+    if api_v2::owns_path(req.path()) {
+        return Ok(api_v2::fallback(req, payload).await);
+    }
     let allowed = allowed_methods(req.path());
     if allowed.is_empty() {
         return Err(ApiError::NotFound("no such route".into()));

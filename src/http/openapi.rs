@@ -162,7 +162,7 @@ fn add_common_responses(op: &mut Operation) {
     }
     // The panel API v2 dialect answers errors as `{"error": "…"}`, never as problem
     // documents, and its calls count against the account quota like `/v1` calls.
-    let panel_dialect = op.operation_id.as_deref() == Some("api_v2");
+    let panel_dialect = matches!(op.operation_id.as_deref(), Some("api_v2" | "api_v2_get"));
     let has_body = op.request_body.is_some() && !panel_dialect;
     let mut common = vec![(
         "500",

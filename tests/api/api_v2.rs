@@ -255,3 +255,271 @@ async fn api_v2_takes_json_bodies_and_replays_an_idempotent_add() {
     );
     app.assert_books_balance();
 }
+
+/// A `multipart/form-data` body of text fields, as `requests`' `files=` or PHP's curl
+/// with an array sends it.
+fn multipart(fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "----client7MA4YWxkTrZu0gW";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into_bytes(),
+    )
+}
+
+fn query(fields: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(fields).unwrap()
+}
+
+#[actix_rt::test]
+async fn api_v2_accepts_every_shape_clients_send() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let key = reseller.key.as_str();
+    let service = app
+        .create_service(json!({"name": "Followers", "category": "C", "type": "default", "rate": "1", "min": 10, "max": 10000, "refill": true, "cancel": true}))
+        .await
+        .to_string();
+
+    // GET with everything in the query string; placeholders in the optional fields.
+    let add = query(&[
+        ("key", key),
+        ("action", "add"),
+        ("service", &service),
+        ("link", "https://x/1"),
+        ("quantity", "100"),
+        ("runs", ""),
+        ("interval", "None"),
+        ("comments", "undefined"),
+    ]);
+    let added = app
+        .api_v2_raw("GET", &format!("/api/v2?{add}"), "", vec![])
+        .await;
+    assert_eq!(added.status, 200, "{}", added.text);
+    let order = added.body["order"].as_i64().expect(&added.text);
+
+    // The action word in any case, on the trailing-slash path.
+    let balance = query(&[("key", key), ("action", "Balance")]);
+    let balance = app
+        .api_v2_raw("GET", &format!("/api/v2/?{balance}"), "", vec![])
+        .await;
+    assert_eq!(balance.text, r#"{"balance":"9.9","currency":"USD"}"#);
+
+    let pending =
+        r#"{"charge":"0.1","start_count":"0","status":"Pending","remains":"100","currency":"USD"}"#;
+    let form = query(&[
+        ("key", key),
+        ("action", "status"),
+        ("order", &order.to_string()),
+    ]);
+    let by_slash = app
+        .api_v2_raw(
+            "POST",
+            "/api/v2/",
+            "application/x-www-form-urlencoded",
+            form.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(by_slash.text, pending);
+    // No content type at all, and text/plain: read as a form.
+    for content_type in ["", "text/plain"] {
+        let reply = app
+            .api_v2_raw("POST", "/api/v2", content_type, form.clone().into_bytes())
+            .await;
+        assert_eq!(reply.text, pending, "{content_type:?}");
+    }
+    // The key in the query string of a POST, the rest in the body.
+    let split = app
+        .api_v2_raw(
+            "POST",
+            &format!("/api/v2?{}", query(&[("key", key)])),
+            "application/x-www-form-urlencoded",
+            query(&[("action", "status"), ("order", &order.to_string())]).into_bytes(),
+        )
+        .await;
+    assert_eq!(split.text, pending);
+    let json_body = json!({"key": key, "action": "status", "order": order}).to_string();
+    let by_json = app
+        .api_v2_raw(
+            "POST",
+            "/api/v2",
+            "application/json",
+            json_body.into_bytes(),
+        )
+        .await;
+    assert_eq!(by_json.text, pending);
+    let (content_type, body) = multipart(&[
+        ("key", key),
+        ("action", "status"),
+        ("order", &order.to_string()),
+    ]);
+    let by_multipart = app.api_v2_raw("POST", "/api/v2", &content_type, body).await;
+    assert_eq!(by_multipart.text, pending);
+    // `order=` with a comma list is a batch status.
+    let listed = app
+        .api_v2(&[
+            ("key", key),
+            ("action", "status"),
+            ("order", &format!("{order},77")),
+        ])
+        .await;
+    assert_eq!(listed.body["77"], json!({"error": "Incorrect order ID"}));
+    assert_eq!(listed.body[order.to_string()]["status"], "Pending");
+
+    app.outcome(
+        order,
+        json!({"status": "partial", "remains": 40, "start_count": 5}),
+    )
+    .await;
+    // No action: `order` is a refill, `refill` a refill status, `refills` a batch one.
+    let refill = app
+        .api_v2(&[("key", key), ("order", &order.to_string())])
+        .await;
+    let refill_id = refill.body["refill"]
+        .as_str()
+        .expect(&refill.text)
+        .to_string();
+    let one = app.api_v2(&[("key", key), ("refill", &refill_id)]).await;
+    assert_eq!(one.text, r#"{"status":"Pending"}"#);
+    let expected = format!(
+        r#"[{{"refill":{refill_id},"status":"Pending"}},{{"refill":999999,"status":{{"error":"Refill not found"}}}}]"#
+    );
+    let list = format!("{refill_id},999999");
+    let batch = app
+        .api_v2(&[
+            ("key", key),
+            ("action", "refill_status"),
+            ("refills", &list),
+        ])
+        .await;
+    assert_eq!(batch.text, expected);
+    let inferred = app.api_v2(&[("key", key), ("refills", &list)]).await;
+    assert_eq!(inferred.text, expected);
+    // No action, `orders`: a batch refill, one item per order.
+    let batch_refill = app.api_v2(&[("key", key), ("orders", "424242")]).await;
+    assert_eq!(
+        batch_refill.body,
+        json!([{"order": 424242, "refill": {"error": "Incorrect order ID"}}])
+    );
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn api_v2_refuses_in_the_dialect_whatever_the_shape() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "1").await;
+    let key = reseller.key.as_str();
+    let form = query(&[("key", key), ("action", "balance")]);
+    let (multipart_type, _) = multipart(&[]);
+    let too_large = format!("{form}&comments={}", "a".repeat(20 * 1024));
+    let cases: Vec<(&str, String, &str, Vec<u8>, &str)> = vec![
+        (
+            "PUT",
+            format!("/api/v2?{form}"),
+            "",
+            vec![],
+            "Method PUT is not supported, use GET or POST",
+        ),
+        (
+            "DELETE",
+            "/api/v2/".into(),
+            "",
+            vec![],
+            "Method DELETE is not supported, use GET or POST",
+        ),
+        (
+            "PATCH",
+            "/api/v2".into(),
+            "application/x-www-form-urlencoded",
+            form.clone().into_bytes(),
+            "Method PATCH is not supported, use GET or POST",
+        ),
+        (
+            "GET",
+            format!("/api/v2/nope?{form}"),
+            "",
+            vec![],
+            "Incorrect request",
+        ),
+        (
+            "POST",
+            "/api/v2/a/b".into(),
+            "application/x-www-form-urlencoded",
+            form.clone().into_bytes(),
+            "Incorrect request",
+        ),
+        (
+            "POST",
+            "/api/v2".into(),
+            "application/json",
+            b"{\"key\":".to_vec(),
+            "Incorrect request",
+        ),
+        (
+            "POST",
+            "/api/v2".into(),
+            "multipart/form-data",
+            form.clone().into_bytes(),
+            "Incorrect request",
+        ),
+        (
+            "POST",
+            "/api/v2".into(),
+            &multipart_type,
+            b"--nothing here".to_vec(),
+            "Incorrect request",
+        ),
+        (
+            "POST",
+            "/api/v2".into(),
+            "application/x-www-form-urlencoded",
+            too_large.into_bytes(),
+            "Request body too large",
+        ),
+        ("GET", "/api/v2".into(), "", vec![], "Invalid API key"),
+        (
+            "GET",
+            format!(
+                "/api/v2?{}",
+                query(&[("key", "None"), ("action", "balance")])
+            ),
+            "",
+            vec![],
+            "Invalid API key",
+        ),
+        (
+            "GET",
+            format!("/api/v2?{}", query(&[("key", key)])),
+            "",
+            vec![],
+            "Incorrect request",
+        ),
+        (
+            "GET",
+            format!("/api/v2?{}", query(&[("key", key), ("refills", ",")])),
+            "",
+            vec![],
+            "Refill not found",
+        ),
+    ];
+    for (method, path, content_type, body, error) in cases {
+        let reply = app.api_v2_raw(method, &path, content_type, body).await;
+        assert_eq!(reply.status, 200, "{method} {path}: {}", reply.text);
+        assert_eq!(reply.body, json!({ "error": error }), "{method} {path}");
+        assert_eq!(
+            reply.header("content-type").as_deref(),
+            Some("application/json")
+        );
+        assert!(
+            !reply.text.contains(key),
+            "the key leaked into {}",
+            reply.text
+        );
+    }
+}

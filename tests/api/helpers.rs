@@ -707,3 +707,23 @@ impl TestApp {
         Self::reply(response).await
     }
 }
+
+impl TestApp {
+    /// Any request to API v2 as a client sends it: method, path with query, content type
+    /// (none when empty) and raw body.
+    pub async fn api_v2_raw(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut request = self.client.request(method, self.url(path_and_query));
+        if !content_type.is_empty() {
+            request = request.insert_header(("Content-Type", content_type));
+        }
+        let response = request.send_body(body).await.expect("request");
+        Self::reply(response).await
+    }
+}
