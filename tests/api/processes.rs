@@ -182,6 +182,21 @@ async fn accepting_provider(delay: Duration) -> StandIn {
     .await
 }
 
+/// Registers a provider from `provider` and a service routed to it (rate 1 per 1000,
+/// 100 to 1000 units, remote id "5"); returns the service's id.
+async fn provider_service(base: &str, admin: &str, provider: Value, cancel: bool) -> i64 {
+    let (status, provider) = call(base, "POST", "/v1/admin/providers", admin, Some(provider))
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
+    let (status, service) = call(base, "POST", "/v1/admin/services", admin, Some(json!({
+        "name": "Likes", "category": "IG", "type": "default", "rate": "1", "min": 100, "max": 1000,
+        "provider_id": provider["id"], "provider_service_id": "5", "cancel": cancel
+    }))).await.unwrap();
+    assert_eq!(status, 201);
+    service["id"].as_i64().unwrap()
+}
+
 /// Tokens for the admin and the reseller, 100 000 on the reseller's balance, and a
 /// service at 0.7 per 1000: the setup of the load tests.
 async fn funded_service(base: &str, books: &Books) -> (String, String, i64) {
@@ -342,21 +357,13 @@ async fn two_processes_with_workers_on_one_database_keep_every_invariant() {
     let bases = [first.base.clone(), second.base.clone()];
     let admin = token(&bases[0], &books.admin_key).await;
     let reseller = token(&bases[1], &books.reseller_key).await;
-    let (status, provider) = call(
+    let service = provider_service(
         &bases[0],
-        "POST",
-        "/v1/admin/providers",
         &admin,
-        Some(json!({"name": "Upstream", "url": upstream.url, "key": "k", "batch_size": 7})),
+        json!({"name": "Upstream", "url": upstream.url, "key": "k", "batch_size": 7}),
+        false,
     )
-    .await
-    .unwrap();
-    assert_eq!(status, 201);
-    let (_, service) = call(&bases[1], "POST", "/v1/admin/services", &admin, Some(json!({
-        "name": "Likes", "category": "IG", "type": "default", "rate": "1", "min": 100, "max": 1000,
-        "provider_id": provider["id"], "provider_service_id": "5"
-    }))).await.unwrap();
-    let service = service["id"].as_i64().unwrap();
+    .await;
     // 30.00 covers exactly 30 orders of 1.00; 40 are tried, alternating between the processes.
     call(
         &bases[0],
@@ -776,19 +783,13 @@ async fn a_worker_stopped_by_sigterm_gives_back_its_leases_and_another_takes_ove
     .await;
     let admin = token(&first.base, &books.admin_key).await;
     let reseller = token(&first.base, &books.reseller_key).await;
-    let (_, provider) = call(
+    let service = provider_service(
         &first.base,
-        "POST",
-        "/v1/admin/providers",
         &admin,
-        Some(json!({"name": "Upstream", "url": upstream.url, "key": "k"})),
+        json!({"name": "Upstream", "url": upstream.url, "key": "k"}),
+        false,
     )
-    .await
-    .unwrap();
-    let (_, service) = call(&first.base, "POST", "/v1/admin/services", &admin, Some(json!({
-        "name": "Likes", "category": "IG", "type": "default", "rate": "1", "min": 100, "max": 1000,
-        "provider_id": provider["id"], "provider_service_id": "5"
-    }))).await.unwrap();
+    .await;
     call(
         &first.base,
         "POST",
@@ -800,8 +801,15 @@ async fn a_worker_stopped_by_sigterm_gives_back_its_leases_and_another_takes_ove
     .unwrap();
     let mut placed = Vec::new();
     for i in 0..12 {
-        let (status, order) = call(&first.base, "POST", "/v1/orders", &reseller,
-            Some(json!({"service_id": service["id"], "link": format!("https://x/{i}"), "quantity": 100}))).await.unwrap();
+        let (status, order) = call(
+            &first.base,
+            "POST",
+            "/v1/orders",
+            &reseller,
+            Some(json!({"service_id": service, "link": format!("https://x/{i}"), "quantity": 100})),
+        )
+        .await
+        .unwrap();
         assert_eq!(status, 201);
         placed.push(order["id"].as_i64().unwrap());
     }
@@ -903,19 +911,13 @@ async fn retention_removes_expired_keys_and_old_reply_bodies_and_never_a_money_r
     .await;
     let admin = token(&server.base, &books.admin_key).await;
     let reseller = token(&server.base, &books.reseller_key).await;
-    let (_, provider) = call(
+    let service = provider_service(
         &server.base,
-        "POST",
-        "/v1/admin/providers",
         &admin,
-        Some(json!({"name": "Upstream", "url": upstream.url, "key": "k"})),
+        json!({"name": "Upstream", "url": upstream.url, "key": "k"}),
+        true,
     )
-    .await
-    .unwrap();
-    let (_, service) = call(&server.base, "POST", "/v1/admin/services", &admin, Some(json!({
-        "name": "Likes", "category": "IG", "type": "default", "rate": "1", "min": 100, "max": 1000,
-        "provider_id": provider["id"], "provider_service_id": "5", "cancel": true
-    }))).await.unwrap();
+    .await;
     call(
         &server.base,
         "POST",
@@ -931,7 +933,9 @@ async fn retention_removes_expired_keys_and_old_reply_bodies_and_never_a_money_r
             .post(format!("{}/v1/orders", server.base))
             .bearer_auth(&reseller)
             .insert_header(("Idempotency-Key", format!("key-{i}")))
-            .send_json(&json!({"service_id": service["id"], "link": format!("https://x/{i}"), "quantity": 100}))
+            .send_json(
+                &json!({"service_id": service, "link": format!("https://x/{i}"), "quantity": 100}),
+            )
             .await
             .unwrap();
         assert_eq!(response.status(), 201);
@@ -1020,7 +1024,7 @@ async fn retention_removes_expired_keys_and_old_reply_bodies_and_never_a_money_r
         .post(format!("{}/v1/orders", server.base))
         .bearer_auth(&reseller)
         .insert_header(("Idempotency-Key", "key-0"))
-        .send_json(&json!({"service_id": service["id"], "link": "https://x/0", "quantity": 100}))
+        .send_json(&json!({"service_id": service, "link": "https://x/0", "quantity": 100}))
         .await
         .unwrap();
     assert_eq!(response.status(), 201);

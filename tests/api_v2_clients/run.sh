@@ -22,23 +22,9 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "${PINS[*]}
   echo "${PINS[*]}" >"$STAMP"
 fi
 
-WORK="$(mktemp -d)"
-SERVER=""
-cleanup() {
-  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-export DATABASE_URL="sqlite://$WORK/clients.db"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-BASE="http://127.0.0.1:$PORT"
-
-"$BIN" migrate
-ADMIN_KEY="$("$BIN" accounts create --name clients-ops --role admin | tail -n 1)"
-"$BIN" serve --bind "127.0.0.1:$PORT" --workers 2 >"$WORK/server.log" 2>&1 &
-SERVER=$!
-for _ in $(seq 1 100); do curl -fs "$BASE/healthz" >/dev/null && break; sleep 0.1; done
-curl -fs "$BASE/healthz" >/dev/null || { cat "$WORK/server.log"; exit 1; }
+# shellcheck source=../lib/serve.sh
+. tests/lib/serve.sh
+serve_fresh clients
 
 "$VENV/bin/python" tests/api_v2_clients/clients.py "$BASE" "$ADMIN_KEY" "$WORK/server.log" \
   || { tail -n 20 "$WORK/server.log"; exit 1; }
