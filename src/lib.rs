@@ -12,6 +12,8 @@
 //! - `domain/`: money, orders, refunds, policy: pure Rust, no actix, no diesel.
 //! - `db/`: diesel queries over one connection type for SQLite and PostgreSQL.
 //! - `providers/`: the upstream API v2 client, its reply dialects and the worker.
+//! - `resources`: the resources as the API returns them (order, refund, account, top-up),
+//!   rendered by the handlers and stored in the event log.
 //! - `tooling/`: seed data and benchmarks, apart from the product.
 //! - `metrics`: the process-wide counters and histograms behind `/metrics`, and the
 //!   Prometheus text format; `db` and every layer above it count into it, and it uses
@@ -36,4 +38,5 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod providers;
+pub mod resources;
 pub mod tooling;

@@ -1,45 +1,17 @@
 use actix_web::{get, post, web, HttpResponse};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::api_keys::ApiKeyResponse;
 use crate::application::accounts::create_account_with_key;
 use crate::db::accounts;
-use crate::domain::account::{parse_currency, Account, AccountStatus, Role};
+use crate::domain::account::{parse_currency, AccountStatus, Role};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::{Admin, Caller};
 use crate::http::extract::ApiJson;
 use crate::http::state::AppState;
-use crate::http::wire::{utc, Amount};
-
-#[derive(Serialize, ToSchema)]
-pub struct AccountResponse {
-    pub id: i64,
-    pub name: String,
-    pub role: Role,
-    /// May be negative only after a chargeback.
-    pub balance: Amount,
-    #[schema(example = "USD")]
-    pub currency: String,
-    pub status: AccountStatus,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<Account> for AccountResponse {
-    fn from(account: Account) -> AccountResponse {
-        AccountResponse {
-            id: account.id,
-            name: account.name,
-            role: account.role,
-            balance: Amount::micros(account.balance_micros),
-            currency: account.currency,
-            status: account.status,
-            created_at: utc(account.created_at),
-        }
-    }
-}
+pub use crate::resources::AccountResponse;
 
 /// The caller's own account.
 #[utoipa::path(

@@ -19,54 +19,8 @@ use crate::http::auth::Caller;
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::idempotency::{idempotency_key, stored_response};
 use crate::http::state::AppState;
-use crate::http::wire::{page_limit, page_response, utc, Amount, Page};
-
-#[derive(Serialize, ToSchema)]
-pub struct OrderResponse {
-    pub id: i64,
-    pub service_id: i64,
-    pub link: String,
-    pub quantity: i64,
-    /// Drip-feed runs; null for ordinary orders.
-    pub runs: Option<i64>,
-    /// Minutes between drip-feed runs; null for ordinary orders.
-    pub interval: Option<i64>,
-    pub charge: Amount,
-    pub status: OrderStatus,
-    /// The counter at the link when delivery started; null until known.
-    pub start_count: Option<i64>,
-    /// Units not delivered; null until known.
-    pub remains: Option<i64>,
-    /// Total refunded to the balance so far.
-    pub refunded: Amount,
-    /// The most that could still be refunded.
-    pub refundable: Amount,
-    pub external_ref: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<Order> for OrderResponse {
-    fn from(order: Order) -> OrderResponse {
-        OrderResponse {
-            id: order.id,
-            service_id: order.service_id,
-            refundable: Amount::of(order.refundable()),
-            link: order.link,
-            quantity: order.quantity,
-            runs: order.runs,
-            interval: order.interval,
-            charge: Amount::of(order.charge),
-            status: order.status,
-            start_count: order.start_count,
-            remains: order.remains,
-            refunded: Amount::of(order.refunded),
-            external_ref: order.external_ref,
-            created_at: utc(order.created_at),
-            updated_at: utc(order.updated_at),
-        }
-    }
-}
+use crate::http::wire::{page_limit, page_response, Page};
+pub use crate::resources::OrderResponse;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

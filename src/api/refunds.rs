@@ -10,60 +10,15 @@ use crate::application::idempotency::{request_hash, IdempotencyKey};
 use crate::application::refunds::Settled;
 use crate::db::refunds::{self, RefundFilter};
 use crate::domain::account::Scope;
-use crate::domain::refund::{
-    DisputeReason, PolicyNote, Refund, RefundReason, RefundSource, RefundStatus,
-};
+use crate::domain::refund::{DisputeReason, Refund, RefundReason, RefundStatus};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::{Admin, Caller};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::idempotency::{idempotency_key, stored_response};
 use crate::http::state::AppState;
-use crate::http::wire::{
-    page_limit, page_response, parse_optional_positive_money, utc, Amount, Page,
-};
-
-#[derive(Serialize, ToSchema)]
-pub struct RefundResponse {
-    pub id: i64,
-    pub account_id: i64,
-    /// The order refunded; null for top-up refunds and chargebacks.
-    pub order_id: Option<i64>,
-    /// The top-up refunded; null for order refunds.
-    pub top_up_id: Option<i64>,
-    /// Credited (or, for a top-up refund, returned to the payment method). For a dispute
-    /// awaiting review: the amount asked.
-    pub amount: Amount,
-    pub reason: RefundReason,
-    pub status: RefundStatus,
-    pub source: RefundSource,
-    pub note: Option<String>,
-    pub decision_reason: Option<String>,
-    pub decided_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    /// For refund requests: the refund-abuse policy's decision and the numbers behind it.
-    pub policy: Option<PolicyNote>,
-}
-
-impl From<Refund> for RefundResponse {
-    fn from(refund: Refund) -> RefundResponse {
-        RefundResponse {
-            id: refund.id,
-            account_id: refund.account_id,
-            order_id: refund.order_id,
-            top_up_id: refund.top_up_id,
-            amount: Amount::micros(refund.amount_micros),
-            reason: refund.reason,
-            status: refund.status,
-            source: refund.source,
-            note: refund.note,
-            decision_reason: refund.decision_reason,
-            decided_at: refund.decided_at.map(utc),
-            created_at: utc(refund.created_at),
-            policy: refund.policy,
-        }
-    }
-}
+use crate::http::wire::{page_limit, page_response, parse_optional_positive_money, Page};
+pub use crate::resources::RefundResponse;
 
 /// An order after a refund trigger, with the refund it produced (null when nothing was owed).
 #[derive(Serialize, ToSchema)]

@@ -1,50 +1,18 @@
 use actix_web::{post, web, HttpResponse};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::refunds::{optional_text, RefundResponse};
 use crate::application;
 use crate::application::top_ups::{GatewayAnswer, TopUpRefund};
-use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::refund::RefundReason;
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiJson;
 use crate::http::state::AppState;
-use crate::http::wire::{parse_optional_positive_money, parse_positive_money, utc, Amount};
-
-#[derive(Serialize, ToSchema)]
-pub struct TopUpResponse {
-    pub id: i64,
-    pub account_id: i64,
-    pub amount: Amount,
-    /// How much of the top-up went back to the payment method.
-    pub refunded: Amount,
-    #[schema(example = "stripe")]
-    pub gateway: String,
-    /// The payment's reference at the gateway; unique.
-    pub gateway_ref: String,
-    #[schema(value_type = TopUpStatus)]
-    pub status: String,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<TopUp> for TopUpResponse {
-    fn from(top_up: TopUp) -> TopUpResponse {
-        TopUpResponse {
-            id: top_up.id,
-            account_id: top_up.account_id,
-            amount: Amount::micros(top_up.amount_micros),
-            refunded: Amount::micros(top_up.refunded_micros),
-            gateway: top_up.gateway,
-            gateway_ref: top_up.gateway_ref,
-            status: top_up.status,
-            created_at: utc(top_up.created_at),
-        }
-    }
-}
+use crate::http::wire::{parse_optional_positive_money, parse_positive_money};
+pub use crate::resources::{ChargebackResponse, TopUpResponse};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -235,14 +203,6 @@ pub struct ChargebackRequest {
     pub amount: Option<String>,
     #[schema(value_type = Option<crate::http::input::Text2000>)]
     pub note: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ChargebackResponse {
-    pub refund: RefundResponse,
-    pub top_up: TopUpResponse,
-    /// The account, suspended until an operator reactivates it.
-    pub account: crate::api::accounts::AccountResponse,
 }
 
 /// Record a chargeback: debits the balance (it may go negative) and suspends the account.

@@ -2,27 +2,12 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
-use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::money::{format_micros, Money};
+use crate::domain::money::Money;
 use crate::error::ApiError;
-
-/// A money amount on the wire: a decimal string, at most 6 fractional digits.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(value_type = String, pattern = r"^-?[0-9]+(\.[0-9]{1,6})?$", example = "12.5")]
-pub struct Amount(pub String);
-
-impl Amount {
-    pub fn of(money: Money) -> Amount {
-        Amount(money.to_string())
-    }
-
-    pub fn micros(micros: i64) -> Amount {
-        Amount(format_micros(micros))
-    }
-}
+pub use crate::resources::{utc, Amount};
 
 /// Parses a money field, recording a field error instead of failing on the first.
 pub fn parse_money(
@@ -63,11 +48,6 @@ pub fn parse_optional_positive_money(
     errors: &mut Vec<crate::domain::FieldError>,
 ) -> Option<Money> {
     raw.and_then(|raw| parse_positive_money(field, raw, errors))
-}
-
-/// Stored times are UTC; on the wire they are RFC 3339.
-pub fn utc(at: NaiveDateTime) -> DateTime<Utc> {
-    at.and_utc()
 }
 
 pub const DEFAULT_LIMIT: i64 = 20;

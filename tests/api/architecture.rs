@@ -11,13 +11,26 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("db", &["domain", "metrics"]),
     ("error", &["domain"]),
     ("config", &["domain"]),
+    ("resources", &["domain"]),
     (
         "application",
-        &["config", "db", "domain", "error", "metrics"],
+        &["config", "db", "domain", "error", "metrics", "resources"],
     ),
     (
         "providers",
         &["application", "config", "db", "domain", "error", "metrics"],
+    ),
+    (
+        "webhooks",
+        &[
+            "application",
+            "config",
+            "db",
+            "domain",
+            "error",
+            "metrics",
+            "resources",
+        ],
     ),
     (
         "http",
@@ -29,6 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "error",
             "metrics",
             "providers",
+            "resources",
         ],
     ),
     (
@@ -42,6 +56,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "http",
             "metrics",
             "providers",
+            "resources",
         ],
     ),
 ];

@@ -1,0 +1,189 @@
+//! The resources as the API returns them: an order, a refund, an account, a top-up.
+//!
+//! Handlers render them, and the event log stores them: an event carries the resource as
+//! it was when its change committed (`application::events`), so the two can never differ.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::account::{Account, AccountStatus, Role};
+use crate::domain::ledger::{TopUp, TopUpStatus};
+use crate::domain::money::{format_micros, Money};
+use crate::domain::order::{Order, OrderStatus};
+use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
+
+/// A money amount on the wire: a decimal string, at most 6 fractional digits.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(value_type = String, pattern = r"^-?[0-9]+(\.[0-9]{1,6})?$", example = "12.5")]
+pub struct Amount(pub String);
+
+impl Amount {
+    pub fn of(money: Money) -> Amount {
+        Amount(money.to_string())
+    }
+
+    pub fn micros(micros: i64) -> Amount {
+        Amount(format_micros(micros))
+    }
+}
+
+/// Stored times are UTC; on the wire they are RFC 3339.
+pub fn utc(at: NaiveDateTime) -> DateTime<Utc> {
+    at.and_utc()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderResponse {
+    pub id: i64,
+    pub service_id: i64,
+    pub link: String,
+    pub quantity: i64,
+    /// Drip-feed runs; null for ordinary orders.
+    pub runs: Option<i64>,
+    /// Minutes between drip-feed runs; null for ordinary orders.
+    pub interval: Option<i64>,
+    pub charge: Amount,
+    pub status: OrderStatus,
+    /// The counter at the link when delivery started; null until known.
+    pub start_count: Option<i64>,
+    /// Units not delivered; null until known.
+    pub remains: Option<i64>,
+    /// Total refunded to the balance so far.
+    pub refunded: Amount,
+    /// The most that could still be refunded.
+    pub refundable: Amount,
+    pub external_ref: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Order> for OrderResponse {
+    fn from(order: Order) -> OrderResponse {
+        OrderResponse {
+            id: order.id,
+            service_id: order.service_id,
+            refundable: Amount::of(order.refundable()),
+            link: order.link,
+            quantity: order.quantity,
+            runs: order.runs,
+            interval: order.interval,
+            charge: Amount::of(order.charge),
+            status: order.status,
+            start_count: order.start_count,
+            remains: order.remains,
+            refunded: Amount::of(order.refunded),
+            external_ref: order.external_ref,
+            created_at: utc(order.created_at),
+            updated_at: utc(order.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RefundResponse {
+    pub id: i64,
+    pub account_id: i64,
+    /// The order refunded; null for top-up refunds and chargebacks.
+    pub order_id: Option<i64>,
+    /// The top-up refunded; null for order refunds.
+    pub top_up_id: Option<i64>,
+    /// Credited (or, for a top-up refund, returned to the payment method). For a dispute
+    /// awaiting review: the amount asked.
+    pub amount: Amount,
+    pub reason: RefundReason,
+    pub status: RefundStatus,
+    pub source: RefundSource,
+    pub note: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// For refund requests: the refund-abuse policy's decision and the numbers behind it.
+    pub policy: Option<PolicyNote>,
+}
+
+impl From<Refund> for RefundResponse {
+    fn from(refund: Refund) -> RefundResponse {
+        RefundResponse {
+            id: refund.id,
+            account_id: refund.account_id,
+            order_id: refund.order_id,
+            top_up_id: refund.top_up_id,
+            amount: Amount::micros(refund.amount_micros),
+            reason: refund.reason,
+            status: refund.status,
+            source: refund.source,
+            note: refund.note,
+            decision_reason: refund.decision_reason,
+            decided_at: refund.decided_at.map(utc),
+            created_at: utc(refund.created_at),
+            policy: refund.policy,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountResponse {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// May be negative only after a chargeback.
+    pub balance: Amount,
+    #[schema(example = "USD")]
+    pub currency: String,
+    pub status: AccountStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Account> for AccountResponse {
+    fn from(account: Account) -> AccountResponse {
+        AccountResponse {
+            id: account.id,
+            name: account.name,
+            role: account.role,
+            balance: Amount::micros(account.balance_micros),
+            currency: account.currency,
+            status: account.status,
+            created_at: utc(account.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TopUpResponse {
+    pub id: i64,
+    pub account_id: i64,
+    pub amount: Amount,
+    /// How much of the top-up went back to the payment method.
+    pub refunded: Amount,
+    #[schema(example = "stripe")]
+    pub gateway: String,
+    /// The payment's reference at the gateway; unique.
+    pub gateway_ref: String,
+    #[schema(value_type = TopUpStatus)]
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<TopUp> for TopUpResponse {
+    fn from(top_up: TopUp) -> TopUpResponse {
+        TopUpResponse {
+            id: top_up.id,
+            account_id: top_up.account_id,
+            amount: Amount::micros(top_up.amount_micros),
+            refunded: Amount::micros(top_up.refunded_micros),
+            gateway: top_up.gateway,
+            gateway_ref: top_up.gateway_ref,
+            status: top_up.status,
+            created_at: utc(top_up.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChargebackResponse {
+    pub refund: RefundResponse,
+    pub top_up: TopUpResponse,
+    /// The account, suspended until an operator reactivates it.
+    pub account: AccountResponse,
+}
