@@ -81,6 +81,10 @@ pub struct Config {
     pub worker: WorkerConfig,
     #[command(flatten)]
     pub retention: RetentionConfig,
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
+    #[command(flatten)]
+    pub alerts: AlertConfig,
 }
 
 impl Default for Config {
@@ -399,5 +403,157 @@ mod tests {
         assert_eq!(config.worker.lease_secs, 120);
         assert_eq!(config.retention.idempotency_ttl_hours, 24);
         assert!(config.cors_origins.is_empty());
+    }
+}
+
+/// Webhook delivery (Standard Webhooks 1.0).
+#[derive(Debug, Clone, Args)]
+pub struct WebhookConfig {
+    /// Allow webhook URLs on loopback, private, link-local and metadata addresses, and
+    /// plain `http` (for development and tests); off, only public `https` targets.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_ALLOW_PRIVATE",
+        default_value_t = false,
+        global = true
+    )]
+    pub webhook_allow_private: bool,
+    /// The wait before each attempt, in seconds: the first is the immediate one. The
+    /// default is the Standard Webhooks schedule (0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+    /// 14 h, 20 h, 24 h); each wait after the first is jittered by up to ±10 %.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "0,5,300,1800,7200,18000,36000,50400,72000,86400",
+        value_parser = crate::domain::event::parse_schedule,
+        global = true
+    )]
+    pub webhook_retry_schedule: std::vec::Vec<u64>,
+    /// Seconds a receiver has to answer an attempt with a 2xx.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_TIMEOUT_SECS",
+        default_value_t = 15,
+        global = true
+    )]
+    pub webhook_timeout_secs: u64,
+    /// Hours the previous secret keeps signing (beside the new one) after a rotation.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_ROTATION_GRACE_HOURS",
+        default_value_t = 24,
+        global = true
+    )]
+    pub webhook_rotation_grace_hours: i64,
+    /// Days an endpoint may fail every attempt before it is disabled.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_DISABLE_AFTER_DAYS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub webhook_disable_after_days: i64,
+    /// How often the webhook worker looks for events to deliver, in milliseconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_INTERVAL_MS",
+        default_value_t = 500,
+        global = true
+    )]
+    pub webhook_interval_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> WebhookConfig {
+        declared_defaults()
+    }
+}
+
+/// Refund-rate alerts per service and per provider over rolling 1 h, 24 h and 7 d windows.
+#[derive(Debug, Clone, Args)]
+pub struct AlertConfig {
+    /// Refund rate (by amount or by count, as a fraction) that raises a warning.
+    #[arg(
+        long,
+        env = "RESELLER_API_ALERT_WARNING_RATE",
+        default_value = "0.1",
+        global = true
+    )]
+    pub alert_warning_rate: rust_decimal::Decimal,
+    /// Refund rate that makes an alert critical.
+    #[arg(
+        long,
+        env = "RESELLER_API_ALERT_CRITICAL_RATE",
+        default_value = "0.25",
+        global = true
+    )]
+    pub alert_critical_rate: rust_decimal::Decimal,
+    /// Orders a window must hold before its rate counts.
+    #[arg(
+        long,
+        env = "RESELLER_API_ALERT_MIN_ORDERS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub alert_min_orders: i64,
+    /// An active alert clears only when the rate falls below this share of the warning
+    /// rate (the hysteresis that keeps a rate hovering at the threshold from flapping).
+    #[arg(
+        long,
+        env = "RESELLER_API_ALERT_CLEAR_RATIO",
+        default_value = "0.8",
+        global = true
+    )]
+    pub alert_clear_ratio: rust_decimal::Decimal,
+    /// Seconds between evaluations (one process evaluates at a time).
+    #[arg(
+        long,
+        env = "RESELLER_API_ALERT_INTERVAL_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub alert_interval_secs: u64,
+    /// Refuse new orders to a service, or a provider's services, while a critical alert
+    /// on it is active (off by default).
+    #[arg(
+        long,
+        env = "RESELLER_API_ALERT_PAUSE_ORDERS",
+        default_value_t = false,
+        global = true
+    )]
+    pub alert_pause_orders: bool,
+}
+
+impl Default for AlertConfig {
+    fn default() -> AlertConfig {
+        declared_defaults()
+    }
+}
+
+/// A rate flag in millionths, checked to lie in 0..=1.
+pub fn rate_ppm(rate: rust_decimal::Decimal) -> Result<i64, String> {
+    use rust_decimal::prelude::ToPrimitive;
+    if rate < rust_decimal::Decimal::ZERO || rate > rust_decimal::Decimal::ONE {
+        return Err(format!("a rate is a fraction from 0 to 1, not {rate}"));
+    }
+    (rate * rust_decimal::Decimal::from(1_000_000))
+        .trunc()
+        .to_i64()
+        .ok_or_else(|| format!("{rate} is out of range"))
+}
+
+impl AlertConfig {
+    /// The global thresholds, in millionths.
+    pub fn thresholds(&self) -> Result<crate::domain::alert::Thresholds, String> {
+        let t = crate::domain::alert::Thresholds {
+            warning_ppm: rate_ppm(self.alert_warning_rate)?,
+            critical_ppm: rate_ppm(self.alert_critical_rate)?,
+            min_orders: self.alert_min_orders.max(1),
+            clear_ratio_ppm: rate_ppm(self.alert_clear_ratio)?,
+        };
+        if t.critical_ppm < t.warning_ppm {
+            return Err("--alert-critical-rate must be at least --alert-warning-rate".into());
+        }
+        Ok(t)
     }
 }

@@ -16,6 +16,7 @@ pub enum ErrorCode {
     AmountExceedsRefundable,
     DisputePending,
     DuplicateGatewayRef,
+    EndpointDisabled,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InsufficientFunds,
@@ -39,11 +40,13 @@ pub enum ErrorCode {
     RefundNotPending,
     RefundPolicyRefused,
     RefundWouldBeTakenBack,
+    ServicePaused,
     Unauthorized,
     Unavailable,
     UnreadableBody,
     UnsupportedMediaType,
     ValidationFailed,
+    WebhookUrlRefused,
 }
 
 impl ErrorCode {
@@ -55,6 +58,7 @@ impl ErrorCode {
             ErrorCode::AmountExceedsRefundable => "amount_exceeds_refundable",
             ErrorCode::DisputePending => "dispute_pending",
             ErrorCode::DuplicateGatewayRef => "duplicate_gateway_ref",
+            ErrorCode::EndpointDisabled => "endpoint_disabled",
             ErrorCode::IdempotencyKeyInFlight => "idempotency_key_in_flight",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::InsufficientFunds => "insufficient_funds",
@@ -78,11 +82,13 @@ impl ErrorCode {
             ErrorCode::RefundNotPending => "refund_not_pending",
             ErrorCode::RefundPolicyRefused => "refund_policy_refused",
             ErrorCode::RefundWouldBeTakenBack => "refund_would_be_taken_back",
+            ErrorCode::ServicePaused => "service_paused",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::UnreadableBody => "unreadable_body",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::WebhookUrlRefused => "webhook_url_refused",
         }
     }
 }

@@ -40,3 +40,4 @@ pub mod metrics;
 pub mod providers;
 pub mod resources;
 pub mod tooling;
+pub mod webhooks;

@@ -89,6 +89,13 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
             data.wake.clone(),
         )
     });
+    let webhooks = (!config.worker.no_worker).then(|| {
+        reseller_api::webhooks::worker::spawn(
+            data.pool.clone(),
+            config.webhooks.clone(),
+            config.alerts.clone(),
+        )
+    });
     let workers = if args.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -110,6 +117,9 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
     tracing::info!("the HTTP server has stopped");
     if let Some(worker) = worker {
         worker.shutdown();
+    }
+    if let Some(webhooks) = webhooks {
+        webhooks.shutdown();
     }
     served
 }
@@ -189,6 +199,11 @@ fn backup(config: &Config, path: &std::path::Path) -> Result<(), String> {
 
 fn run_worker(config: &Config) -> Result<(), String> {
     let pool = open(config)?;
+    let webhooks = reseller_api::webhooks::worker::spawn(
+        pool.clone(),
+        config.webhooks.clone(),
+        config.alerts.clone(),
+    );
     let worker = reseller_api::providers::worker::spawn(
         pool,
         config.worker.clone(),
@@ -208,8 +223,9 @@ fn run_worker(config: &Config) -> Result<(), String> {
             }
             Ok::<(), std::io::Error>(())
         });
-    tracing::info!("stopping the provider worker");
+    tracing::info!("stopping the provider and webhook workers");
     worker.shutdown();
+    webhooks.shutdown();
     signalled.map_err(|e| e.to_string())
 }
 

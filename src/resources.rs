@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::account::{Account, AccountStatus, Role};
+use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{Order, OrderStatus};
@@ -186,4 +187,64 @@ pub struct ChargebackResponse {
     pub top_up: TopUpResponse,
     /// The account, suspended until an operator reactivates it.
     pub account: AccountResponse,
+}
+
+/// A refund-rate alert: one episode of one service's or provider's rate in one window
+/// above its threshold, from `raised_at` until `cleared_at`.
+#[derive(Serialize, ToSchema)]
+pub struct AlertResponse {
+    pub id: i64,
+    pub scope: AlertScope,
+    /// The service's or provider's id.
+    pub subject_id: i64,
+    pub window: AlertWindow,
+    pub measure: AlertMeasure,
+    /// The highest level reached; it never drops while the alert is active.
+    pub level: AlertLevel,
+    /// False once cleared.
+    pub active: bool,
+    /// The rate at the last change of the alert, a decimal fraction (`"0.25"` is 25 %).
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.25")]
+    pub rate: String,
+    /// The threshold that rate crossed (or, when cleared, fell below).
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.2")]
+    pub threshold: String,
+    /// Orders placed in the window, and how many of them were refunded.
+    pub orders: i64,
+    pub refunded_orders: i64,
+    pub charged: Amount,
+    pub refunded: Amount,
+    pub raised_at: DateTime<Utc>,
+    pub escalated_at: Option<DateTime<Utc>>,
+    pub cleared_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A rate kept in millionths, as a decimal fraction string.
+pub fn ppm_rate(ppm: i64) -> String {
+    rust_decimal::Decimal::new(ppm, 6).normalize().to_string()
+}
+
+impl From<Alert> for AlertResponse {
+    fn from(alert: Alert) -> AlertResponse {
+        AlertResponse {
+            id: alert.id,
+            scope: alert.scope,
+            subject_id: alert.subject_id,
+            window: alert.window,
+            measure: alert.measure,
+            level: alert.level,
+            active: alert.active,
+            rate: ppm_rate(alert.rate_ppm),
+            threshold: ppm_rate(alert.threshold_ppm),
+            orders: alert.orders,
+            refunded_orders: alert.refunded_orders,
+            charged: Amount::micros(alert.charged_micros),
+            refunded: Amount::micros(alert.refunded_micros),
+            raised_at: utc(alert.raised_at),
+            escalated_at: alert.escalated_at.map(utc),
+            cleared_at: alert.cleared_at.map(utc),
+            updated_at: utc(alert.updated_at),
+        }
+    }
 }

@@ -92,9 +92,7 @@ async fn set_status(
     status: AccountStatus,
 ) -> Result<HttpResponse, ApiError> {
     let account = state
-        .db(move |conn| {
-            accounts::set_status(conn, id, status)?.ok_or_else(|| ApiError::not_found("account"))
-        })
+        .db(move |conn| crate::application::accounts::set_status(conn, id, status))
         .await?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }

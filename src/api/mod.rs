@@ -2,10 +2,12 @@
 //! make one application call, render. `router` lists every endpoint once.
 
 pub mod accounts;
+pub mod alerts;
 pub mod api_keys;
 pub mod api_v2;
 pub mod api_v2_input;
 pub mod dashboard;
+pub mod events;
 pub mod ledger;
 pub mod ops;
 pub mod orders;
@@ -17,5 +19,6 @@ pub mod router;
 pub mod services;
 pub mod tokens;
 pub mod top_ups;
+pub mod webhooks;
 
 pub use router::{api_doc, build_app, routes};

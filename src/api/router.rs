@@ -44,6 +44,8 @@ macro_rules! api_routes {
         (name = "orders", description = "Place and follow orders"),
         (name = "refunds", description = "Refunds and refund requests"),
         (name = "reports", description = "Refund reports by order date, as JSON or CSV"),
+        (name = "events", description = "The event log: what happened, to catch up on webhooks"),
+        (name = "webhooks", description = "Signed webhooks (Standard Webhooks 1.0): endpoints, deliveries, tests"),
         (name = "admin", description = "Operator calls (role admin)"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "api-v2", description = "The panel API v2 dialect, for existing reseller tools"),
@@ -99,6 +101,19 @@ api_routes![
     api_v2::api_v2_get,
     reports::find_refund_report,
     reports::find_admin_refund_report,
+    events::list_events,
+    events::find_event,
+    events::redeliver_event,
+    webhooks::create_endpoint,
+    webhooks::list_endpoints,
+    webhooks::find_endpoint,
+    webhooks::update_endpoint,
+    webhooks::delete_endpoint,
+    webhooks::rotate_endpoint_secret,
+    webhooks::test_endpoint,
+    webhooks::list_deliveries,
+    alerts::list_alerts,
+    alerts::set_alert_rule,
 ];
 
 /// The OpenAPI document served at `/openapi.json` and committed as `openapi/openapi.json`.

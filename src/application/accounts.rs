@@ -1,8 +1,10 @@
 //! Accounts and their API keys.
 
 use crate::db::{self, DbConnection};
-use crate::domain::account::{Role, Scope};
+use crate::domain::account::{Account, AccountStatus, Role, Scope};
 use crate::domain::api_key::generate_api_key;
+use crate::domain::event::EventType;
+use crate::error::ApiError;
 
 /// Issues a new API key for an account, returning the record and the plaintext (shown once).
 pub fn issue_api_key(
@@ -50,5 +52,29 @@ pub fn revoke_api_key(
             db::revocations::bump(conn)?;
         }
         Ok(key)
+    })
+}
+
+/// Suspends or reactivates an account, with its `account.suspended` / `.reactivated` event
+/// when the status changes (setting the status it already has changes nothing).
+pub fn set_status(
+    conn: &mut DbConnection,
+    account_id: i64,
+    status: AccountStatus,
+) -> Result<Account, ApiError> {
+    db::write_tx(conn, |conn| {
+        let before =
+            db::accounts::lock(conn, account_id)?.ok_or_else(|| ApiError::not_found("account"))?;
+        if before.status == status {
+            return Ok(before);
+        }
+        let account = db::accounts::set_status(conn, account_id, status)?
+            .ok_or_else(|| ApiError::not_found("account"))?;
+        let event_type = match status {
+            AccountStatus::Suspended => EventType::AccountSuspended,
+            AccountStatus::Active => EventType::AccountReactivated,
+        };
+        super::events::account(conn, event_type, &account)?;
+        Ok(account)
     })
 }

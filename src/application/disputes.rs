@@ -1,10 +1,12 @@
 //! Disputes: a reseller's refund request, the refund-abuse policy's verdict on it, and an
 //! operator's approval or rejection.
 
+use super::events;
 use super::idempotency::{store_response, with_idempotency, Stored};
 use super::refunds::{settle_within, Settled, Trigger};
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, orders, policy, DbConnection};
+use crate::domain::event::EventType;
 use crate::domain::money::Money;
 use crate::domain::order::OrderStatus;
 use crate::domain::policy::{assess, Decision, Policy, PolicyOutcome};
@@ -151,6 +153,17 @@ fn file(
     )?;
     refunds::record_policy(conn, refund.id, &decision)?;
     let approved = decision.outcome == PolicyOutcome::AutoApprove;
+    if !approved {
+        let refund =
+            refunds::find(conn, refund.id, None)?.ok_or_else(|| ApiError::not_found("refund"))?;
+        events::refund(
+            conn,
+            EventType::RefundPendingReview,
+            &refund,
+            Some(&order),
+            None,
+        )?;
+    }
     if approved {
         let mut trigger = Trigger::new(
             Change {
@@ -231,13 +244,25 @@ pub fn reject_dispute(
         if refund.status != RefundStatus::PendingReview {
             return Err(already_decided(&refund));
         }
-        Ok(refunds::record_decision(
+        let rejected = refunds::record_decision(
             conn,
             refund_id,
             RefundStatus::Rejected,
             refund.amount_micros,
             Some(admin_id),
             Some(reason),
-        )?)
+        )?;
+        let order = match rejected.order_id {
+            Some(order_id) => orders::lock(conn, order_id, None)?,
+            None => None,
+        };
+        events::refund(
+            conn,
+            EventType::RefundRejected,
+            &rejected,
+            order.as_ref(),
+            None,
+        )?;
+        Ok(rejected)
     })
 }

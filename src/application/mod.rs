@@ -3,7 +3,9 @@
 //! never each other.
 
 pub mod accounts;
+pub mod alerts;
 pub mod disputes;
+pub mod events;
 pub mod idempotency;
 pub mod orders;
 pub mod providers;
@@ -13,6 +15,7 @@ pub mod retention;
 pub mod services;
 pub mod signing_keys;
 pub mod top_ups;
+pub mod webhooks;
 
 use crate::db::{self, TxError};
 use crate::error::ApiError;

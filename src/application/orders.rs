@@ -101,6 +101,14 @@ pub fn place_order(
     }
     let service =
         services::find_shared(conn, request.service_id)?.ok_or(OrderError::UnknownService)?;
+    let provider_id = service.provider.as_ref().map(|(id, _)| *id);
+    if crate::db::alerts::orders_paused(conn, service.id, provider_id)? {
+        return Err(ApiError::Conflict {
+            code: ErrorCode::ServicePaused,
+            detail: "new orders to this service are paused by a critical refund-rate alert".into(),
+        }
+        .into());
+    }
     let planned = plan_order(account_id, &service, request.input).map_err(ApiError::from)?;
     let order = place_order_planned(conn, planned)?;
     if let Some((provider_id, remote_service)) = &service.provider {
@@ -131,6 +139,9 @@ pub fn place_order_planned(conn: &mut DbConnection, planned: NewOrder) -> Result
         refs,
         ledger::Overdraft::Refuse,
     )?;
+    if debited.is_some() {
+        super::events::order_created(conn, &order)?;
+    }
     if debited.is_none() {
         let balance = accounts::find(conn, planned.account_id)?.map_or(0, |a| a.balance_micros);
         return Err(ApiError::PaymentRequired {

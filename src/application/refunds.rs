@@ -1,8 +1,10 @@
 //! Settling refunds: the one place any trigger applies the refund rule to an order, and
 //! what the rule refused, as the errors callers see.
 
+use super::events;
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, ledger, orders, DbConnection};
+use crate::domain::event::EventType;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::order::Order;
 use crate::domain::refund::{
@@ -95,7 +97,9 @@ pub(crate) fn settle_within(
     }
     let plan = refund::plan(&order.book(), trigger.change).map_err(SettleError::Refused)?;
     let start_count = trigger.start_count.or(order.start_count);
+    let from = order.status;
     let order = orders::store_book(conn, order.id, &plan.book, start_count)?;
+    events::order_status_changed(conn, from, &order)?;
 
     let refund = if let Some(dispute_id) = trigger.dispute_id {
         Some(refunds::record_decision(
@@ -130,7 +134,7 @@ pub(crate) fn settle_within(
             refund_id: Some(refund.id),
             top_up_id: None,
         };
-        ledger::post(
+        let entry = ledger::post(
             conn,
             order.account_id,
             LedgerKind::Refund,
@@ -139,6 +143,25 @@ pub(crate) fn settle_within(
             ledger::Overdraft::Refuse,
         )?;
         count_refund(conn, order.account_id, refund.reason, plan.refund_now)?;
+        let balance_after = entry.map(|e| e.balance_after_micros);
+        if trigger.dispute_id.is_some() {
+            events::refund(
+                conn,
+                EventType::RefundApproved,
+                refund,
+                Some(&order),
+                balance_after,
+            )?;
+        }
+        if plan.refund_now > 0 {
+            events::refund(
+                conn,
+                EventType::RefundSucceeded,
+                refund,
+                Some(&order),
+                balance_after,
+            )?;
+        }
     }
     if plan.book.refunded == plan.book.charge {
         // Nothing is left to dispute: close any review still open on this order.

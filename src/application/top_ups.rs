@@ -1,9 +1,11 @@
 //! Top-ups and the money that leaves through them: refunds to the payment method, the
 //! gateway's answer on those, and chargebacks.
 
+use super::events;
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, is_unique_violation, ledger, top_ups, DbConnection};
 use crate::domain::account::{Account, AccountStatus};
+use crate::domain::event::EventType;
 use crate::domain::ledger::{LedgerKind, TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::refund::{Refund, RefundReason, RefundSource, RefundStatus};
@@ -41,7 +43,7 @@ pub fn record_top_up(
             top_up_id: Some(top_up.id),
             ..Default::default()
         };
-        ledger::post(
+        let entry = ledger::post(
             conn,
             account_id,
             LedgerKind::TopUp,
@@ -49,6 +51,8 @@ pub fn record_top_up(
             refs,
             ledger::Overdraft::Refuse,
         )?;
+        let balance_after = entry.map_or(0, |e| e.balance_after_micros);
+        events::top_up_succeeded(conn, &top_up, balance_after)?;
         Ok(top_up)
     })
 }
@@ -166,6 +170,15 @@ pub fn finish_payment_refund(
                 None,
             )?;
             count_top_up_refund(conn, &refund)?;
+            let top_up = top_ups::find(conn, top_up_id)?;
+            let balance = accounts::find(conn, refund.account_id)?.map(|a| a.balance_micros);
+            events::top_up_refund(
+                conn,
+                EventType::TopUpRefundSucceeded,
+                &refund,
+                top_up.as_ref(),
+                balance,
+            )?;
             return Ok(refund);
         }
         top_ups::add_refunded(conn, top_up_id, -refund.amount_micros, None)?;
@@ -174,7 +187,7 @@ pub fn finish_payment_refund(
             refund_id: Some(refund.id),
             order_id: None,
         };
-        ledger::post(
+        let entry = ledger::post(
             conn,
             refund.account_id,
             LedgerKind::TopUpRefund,
@@ -182,14 +195,23 @@ pub fn finish_payment_refund(
             refs,
             ledger::Overdraft::Refuse,
         )?;
-        Ok(refunds::record_decision(
+        let refund = refunds::record_decision(
             conn,
             refund_id,
             RefundStatus::Failed,
             refund.amount_micros,
             Some(admin_id),
             Some("the payment gateway refused the refund; the balance was re-credited"),
-        )?)
+        )?;
+        let top_up = top_ups::find(conn, top_up_id)?;
+        events::top_up_refund(
+            conn,
+            EventType::TopUpRefundFailed,
+            &refund,
+            top_up.as_ref(),
+            entry.map(|e| e.balance_after_micros),
+        )?;
+        Ok(refund)
     })
 }
 
@@ -264,9 +286,14 @@ pub fn charge_back(
             refs,
             ledger::Overdraft::Allow,
         )?;
+        let before = accounts::find(conn, top_up.account_id)?.map(|a| a.status);
         let account = accounts::set_status(conn, top_up.account_id, AccountStatus::Suspended)?
             .ok_or_else(|| ApiError::not_found("account"))?;
         metrics::top_up_refunded(refund.reason.as_str(), &account.currency, amount);
+        events::chargeback(conn, &refund, &top_up, &account)?;
+        if before != Some(AccountStatus::Suspended) {
+            events::account(conn, EventType::AccountSuspended, &account)?;
+        }
         Ok(Chargeback {
             refund,
             top_up,

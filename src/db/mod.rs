@@ -4,9 +4,11 @@
 //! that owns an invariant opens the transaction with [`write_tx`].
 
 pub mod accounts;
+pub mod alerts;
 pub mod api_keys;
 pub mod backend;
 pub mod backup;
+pub mod events;
 pub mod gauges;
 pub mod idempotency;
 pub mod jwt_keys;
@@ -23,6 +25,7 @@ pub mod schema;
 pub mod services;
 pub mod top_ups;
 pub mod verify;
+pub mod webhooks;
 
 use std::path::Path;
 use std::time::Duration;

@@ -219,6 +219,109 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        event_type -> Text,
+        account_id -> Nullable<BigInt>,
+        data -> Text,
+        dispatched -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        url -> Text,
+        event_types -> Text,
+        description -> Nullable<Text>,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        status -> Text,
+        disabled_reason -> Nullable<Text>,
+        failing_since -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        event_id -> BigInt,
+        endpoint_id -> BigInt,
+        state -> Text,
+        attempts -> BigInt,
+        next_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        lease_token -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        event_id -> BigInt,
+        endpoint_id -> BigInt,
+        attempt -> BigInt,
+        status_code -> Nullable<Integer>,
+        duration_ms -> BigInt,
+        response_body -> Nullable<Text>,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    alerts (id) {
+        id -> BigInt,
+        scope -> Text,
+        subject_id -> BigInt,
+        window_name -> Text,
+        measure -> Text,
+        level -> Text,
+        active -> Bool,
+        rate_ppm -> BigInt,
+        threshold_ppm -> BigInt,
+        orders -> BigInt,
+        refunded_orders -> BigInt,
+        charged_micros -> BigInt,
+        refunded_micros -> BigInt,
+        pauses_orders -> Bool,
+        raised_at -> Timestamp,
+        escalated_at -> Nullable<Timestamp>,
+        cleared_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    alert_rules (scope, subject_id) {
+        scope -> Text,
+        subject_id -> BigInt,
+        warning_rate_ppm -> Nullable<BigInt>,
+        critical_rate_ppm -> Nullable<BigInt>,
+        min_orders -> Nullable<BigInt>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    job_leases (name) {
+        name -> Text,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        last_run_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(api_keys -> accounts (account_id));
 diesel::joinable!(orders -> accounts (account_id));
 diesel::joinable!(orders -> services (service_id));
@@ -227,6 +330,8 @@ diesel::joinable!(top_ups -> accounts (account_id));
 diesel::joinable!(refunds -> orders (order_id));
 diesel::joinable!(provider_orders -> orders (order_id));
 diesel::joinable!(services -> providers (provider_id));
+diesel::joinable!(webhook_deliveries -> events (event_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -244,4 +349,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     provider_orders,
     provider_attempts,
     refills,
+    events,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts,
+    alerts,
+    alert_rules,
+    job_leases,
 );

@@ -20,6 +20,7 @@ string_enum! {
         RefundsRead => "refunds:read",
         RefundsWrite => "refunds:write",
         ReportsRead => "reports:read",
+        Webhooks => "webhooks",
         Admin => "admin",
     }
 }

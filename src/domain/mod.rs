@@ -1,7 +1,9 @@
 //! The business rules, free of HTTP and SQL.
 
 pub mod account;
+pub mod alert;
 pub mod api_key;
+pub mod event;
 pub mod ledger;
 pub mod money;
 pub mod order;

@@ -1,0 +1,232 @@
+//! Refund-rate alerts: the early warning on a service or provider whose refunds jump.
+//!
+//! Every evaluation reads, for each rolling window (1 h, 24 h, 7 d), the same sums the
+//! refund report grouped by service and by provider shows (`db::reports::sums`: orders
+//! placed in the window and their succeeded refunds, through the report indexes, so the
+//! cost grows with the window, never with the whole history). Each (subject, window,
+//! measure) then moves by `domain::alert::transition`: raised at the warning rate,
+//! escalated at the critical rate, cleared only below the lower clearing threshold. Every
+//! move is written with its `alert.*` event in one transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::FixedOffset;
+
+use crate::db::alerts::{self as store, Reading, Rule};
+use crate::db::reports::{self, ReportScope};
+use crate::db::{self, DbConnection};
+use crate::domain::alert::{
+    transition, Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow, Thresholds, Transition,
+    PPM,
+};
+use crate::domain::event::EventType;
+use crate::domain::report::{summarize, ReportGroup, Window};
+
+/// True when this process takes this interval's evaluation.
+pub fn take_turn(
+    conn: &mut DbConnection,
+    owner: &str,
+    every: chrono::Duration,
+) -> Result<bool, diesel::result::Error> {
+    db::write_tx(conn, |conn| store::take_turn(conn, "alerts", owner, every))
+}
+
+fn ppm(part: i64, whole: i64) -> i64 {
+    if whole <= 0 {
+        return 0;
+    }
+    ((part as i128 * PPM as i128) / whole as i128) as i64
+}
+
+fn effective(global: &Thresholds, rule: Option<&Rule>) -> Thresholds {
+    let Some(rule) = rule else { return *global };
+    Thresholds {
+        warning_ppm: rule.warning_ppm.unwrap_or(global.warning_ppm),
+        critical_ppm: rule.critical_ppm.unwrap_or(global.critical_ppm),
+        min_orders: rule.min_orders.unwrap_or(global.min_orders),
+        clear_ratio_ppm: global.clear_ratio_ppm,
+    }
+}
+
+/// The sums of one window by service and by provider: subject → (orders, refunded
+/// orders, charged, refunded).
+fn window_sums(
+    conn: &mut DbConnection,
+    window: AlertWindow,
+) -> Result<Vec<(AlertScope, i64, [i64; 4])>, diesel::result::Error> {
+    let to = db::now();
+    let range = Window {
+        from: to - window.length(),
+        to,
+        offset: FixedOffset::east_opt(0).expect("UTC"),
+    };
+    let mut out = Vec::new();
+    for (scope, group) in [
+        (AlertScope::Service, ReportGroup::Service),
+        (AlertScope::Provider, ReportGroup::Provider),
+    ] {
+        let (orders, refunds) = reports::sums(conn, group, &range, ReportScope::All)?;
+        for row in summarize(group, orders, refunds).rows {
+            let Ok(subject) = row.key.parse::<i64>() else {
+                continue; // orders of services with no provider
+            };
+            let m = row.metrics;
+            out.push((
+                scope,
+                subject,
+                [
+                    m.orders,
+                    m.refunded_orders,
+                    m.charged_micros,
+                    m.refunded_micros,
+                ],
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// One evaluation of every alert; returns how many alerts moved.
+pub fn evaluate(
+    conn: &mut DbConnection,
+    global: &Thresholds,
+    pause_orders: bool,
+) -> Result<usize, diesel::result::Error> {
+    let rules: HashMap<(String, i64), Rule> = store::rules(conn)?
+        .into_iter()
+        .map(|(scope, id, rule)| ((scope, id), rule))
+        .collect();
+    let mut readings = Vec::new();
+    for window in AlertWindow::ALL.iter().copied() {
+        let mut seen = HashSet::new();
+        for (scope, subject_id, [orders, refunded_orders, charged, refunded]) in
+            window_sums(conn, window)?
+        {
+            seen.insert((scope, subject_id));
+            let t = effective(global, rules.get(&(scope.as_str().to_string(), subject_id)));
+            for (measure, rate_ppm) in [
+                (AlertMeasure::Amount, ppm(refunded, charged)),
+                (AlertMeasure::Count, ppm(refunded_orders, orders)),
+            ] {
+                readings.push((
+                    Reading {
+                        scope,
+                        subject_id,
+                        window,
+                        measure,
+                        rate_ppm,
+                        threshold_ppm: t.warning_ppm,
+                        orders,
+                        refunded_orders,
+                        charged_micros: charged,
+                        refunded_micros: refunded,
+                    },
+                    t,
+                ));
+            }
+        }
+        // A subject with an active alert and no orders left in the window reads as empty.
+        for alert in store::active(conn)?
+            .into_iter()
+            .filter(|a| a.window == window)
+        {
+            if !seen.contains(&(alert.scope, alert.subject_id)) {
+                let t = effective(
+                    global,
+                    rules.get(&(alert.scope.as_str().to_string(), alert.subject_id)),
+                );
+                readings.push((
+                    Reading {
+                        scope: alert.scope,
+                        subject_id: alert.subject_id,
+                        window,
+                        measure: alert.measure,
+                        rate_ppm: 0,
+                        threshold_ppm: t.warning_ppm,
+                        orders: 0,
+                        refunded_orders: 0,
+                        charged_micros: 0,
+                        refunded_micros: 0,
+                    },
+                    t,
+                ));
+            }
+        }
+    }
+    db::write_tx(conn, |conn| {
+        let active: HashMap<(AlertScope, i64, AlertWindow, AlertMeasure), Alert> =
+            store::active(conn)?
+                .into_iter()
+                .map(|a| ((a.scope, a.subject_id, a.window, a.measure), a))
+                .collect();
+        let mut moved = 0;
+        for (reading, t) in &readings {
+            let key = (
+                reading.scope,
+                reading.subject_id,
+                reading.window,
+                reading.measure,
+            );
+            let current = active.get(&key);
+            let mut r = *reading;
+            let (event_type, alert) =
+                match transition(current.map(|a| a.level), r.rate_ppm, r.orders, t) {
+                    Transition::Stay => continue,
+                    Transition::Raise(level) => {
+                        if level == AlertLevel::Critical {
+                            r.threshold_ppm = t.critical_ppm;
+                        }
+                        (
+                            EventType::AlertRaised,
+                            store::raise(conn, &r, level, pause_orders)?,
+                        )
+                    }
+                    Transition::Escalate => {
+                        r.threshold_ppm = t.critical_ppm;
+                        let id = current.map_or(0, |a| a.id);
+                        (
+                            EventType::AlertEscalated,
+                            store::escalate(conn, id, &r, pause_orders)?,
+                        )
+                    }
+                    Transition::Clear => {
+                        r.threshold_ppm = t.clear_below_ppm();
+                        let id = current.map_or(0, |a| a.id);
+                        (EventType::AlertCleared, store::clear(conn, id, &r)?)
+                    }
+                };
+            super::events::alert(conn, event_type, &alert)?;
+            moved += 1;
+        }
+        Ok::<_, diesel::result::Error>(moved)
+    })
+}
+
+/// Sets one service's or provider's thresholds (`None` falls back to the global flag;
+/// all `None` removes the rule).
+pub fn set_rule(
+    conn: &mut DbConnection,
+    scope: AlertScope,
+    subject_id: i64,
+    rule: Rule,
+) -> Result<(), crate::error::ApiError> {
+    if let (Some(w), Some(c)) = (rule.warning_ppm, rule.critical_ppm) {
+        if c < w {
+            return Err(crate::error::ApiError::invalid(
+                "critical_rate",
+                "must be at least the warning rate",
+            ));
+        }
+    }
+    db::write_tx(conn, |conn| {
+        let exists = match scope {
+            AlertScope::Service => db::services::find(conn, subject_id)?.is_some(),
+            AlertScope::Provider => db::providers::find(conn, subject_id)?.is_some(),
+        };
+        if !exists {
+            return Err(crate::error::ApiError::not_found(scope.as_str()));
+        }
+        store::set_rule(conn, scope, subject_id, rule)?;
+        Ok(())
+    })
+}

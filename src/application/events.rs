@@ -1,0 +1,155 @@
+//! The event log as a transactional outbox: each function here appends one event and is
+//! called inside the write transaction of the change it describes, so an event exists if
+//! and only if its change committed (a rolled-back transaction, a conflict retried, a
+//! kill -9 before commit: no event). Each event's `data` carries the resources as the
+//! API returns them (`resources`), as they were when the change committed.
+//!
+//! The webhook worker (`webhooks::worker`) later queues one delivery per matching
+//! endpoint and sends them; nothing here talks to the network.
+
+use serde_json::{json, Value};
+
+use crate::db::{self, DbConnection};
+use crate::domain::account::Account;
+use crate::domain::alert::Alert;
+use crate::domain::event::{Event, EventType};
+use crate::domain::ledger::TopUp;
+use crate::domain::order::{Order, OrderStatus};
+use crate::domain::refund::Refund;
+use crate::resources::{
+    AccountResponse, AlertResponse, Amount, OrderResponse, RefundResponse, TopUpResponse,
+};
+
+type Result<T> = std::result::Result<T, diesel::result::Error>;
+
+fn record(
+    conn: &mut DbConnection,
+    event_type: EventType,
+    account_id: Option<i64>,
+    data: Value,
+) -> Result<Event> {
+    db::events::insert(conn, event_type, account_id, &data)
+}
+
+fn order_json(order: &Order) -> Value {
+    json!(OrderResponse::from(order.clone()))
+}
+
+/// `order.created`: `{"order"}`.
+pub fn order_created(conn: &mut DbConnection, order: &Order) -> Result<()> {
+    let data = json!({ "order": order_json(order) });
+    record(conn, EventType::OrderCreated, Some(order.account_id), data).map(drop)
+}
+
+/// `order.status_changed`: `{"order", "from", "to", "remains"}`, when the status moved.
+pub fn order_status_changed(
+    conn: &mut DbConnection,
+    from: OrderStatus,
+    order: &Order,
+) -> Result<()> {
+    if from == order.status {
+        return Ok(());
+    }
+    let data = json!({
+        "order": order_json(order),
+        "from": from,
+        "to": order.status,
+        "remains": order.remains,
+    });
+    record(
+        conn,
+        EventType::OrderStatusChanged,
+        Some(order.account_id),
+        data,
+    )
+    .map(drop)
+}
+
+/// `refund.*` and `top_up_refund.*`: `{"refund", "order", "balance_after"}` (the order
+/// and balance null where the event has none).
+pub fn refund(
+    conn: &mut DbConnection,
+    event_type: EventType,
+    refund: &Refund,
+    order: Option<&Order>,
+    balance_after_micros: Option<i64>,
+) -> Result<()> {
+    let data = json!({
+        "refund": RefundResponse::from(refund.clone()),
+        "order": order.map(order_json),
+        "balance_after": balance_after_micros.map(Amount::micros),
+    });
+    record(conn, event_type, Some(refund.account_id), data).map(drop)
+}
+
+/// `top_up.succeeded`: `{"top_up", "balance_after"}`.
+pub fn top_up_succeeded(
+    conn: &mut DbConnection,
+    top_up: &TopUp,
+    balance_after_micros: i64,
+) -> Result<()> {
+    let data = json!({
+        "top_up": TopUpResponse::from(top_up.clone()),
+        "balance_after": Amount::micros(balance_after_micros),
+    });
+    record(
+        conn,
+        EventType::TopUpSucceeded,
+        Some(top_up.account_id),
+        data,
+    )
+    .map(drop)
+}
+
+/// `top_up_refund.succeeded` / `.failed`: `{"refund", "top_up", "balance_after"}`.
+pub fn top_up_refund(
+    conn: &mut DbConnection,
+    event_type: EventType,
+    refund: &Refund,
+    top_up: Option<&TopUp>,
+    balance_after_micros: Option<i64>,
+) -> Result<()> {
+    let data = json!({
+        "refund": RefundResponse::from(refund.clone()),
+        "top_up": top_up.map(|t| TopUpResponse::from(t.clone())),
+        "balance_after": balance_after_micros.map(Amount::micros),
+    });
+    record(conn, event_type, Some(refund.account_id), data).map(drop)
+}
+
+/// `chargeback.created`: `{"refund", "top_up", "account"}`, as the chargeback reply.
+pub fn chargeback(
+    conn: &mut DbConnection,
+    refund: &Refund,
+    top_up: &TopUp,
+    account: &Account,
+) -> Result<()> {
+    let data = json!({
+        "refund": RefundResponse::from(refund.clone()),
+        "top_up": TopUpResponse::from(top_up.clone()),
+        "account": AccountResponse::from(account.clone()),
+    });
+    record(conn, EventType::ChargebackCreated, Some(account.id), data).map(drop)
+}
+
+/// `account.suspended` / `account.reactivated`: `{"account"}`.
+pub fn account(conn: &mut DbConnection, event_type: EventType, account: &Account) -> Result<()> {
+    let data = json!({ "account": AccountResponse::from(account.clone()) });
+    record(conn, event_type, Some(account.id), data).map(drop)
+}
+
+/// `alert.*`: `{"alert"}`, an operator event (no account).
+pub fn alert(conn: &mut DbConnection, event_type: EventType, alert: &Alert) -> Result<()> {
+    let data = json!({ "alert": AlertResponse::from(alert.clone()) });
+    record(conn, event_type, None, data).map(drop)
+}
+
+/// `ping`: `{"endpoint_id"}`, the test event of one endpoint.
+pub fn ping(conn: &mut DbConnection, account_id: i64, endpoint_id: i64) -> Result<Event> {
+    record(
+        conn,
+        EventType::Ping,
+        Some(account_id),
+        json!({ "endpoint_id": endpoint_id }),
+    )
+}

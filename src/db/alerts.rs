@@ -1,0 +1,289 @@
+//! Refund-rate alerts, their per-subject thresholds, and the job lease that lets one
+//! process evaluate them per interval.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::schema::{alert_rules, alerts, job_leases};
+use super::{now, DbConnection};
+use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
+
+#[derive(Queryable)]
+struct AlertRow {
+    id: i64,
+    scope: String,
+    subject_id: i64,
+    window_name: String,
+    measure: String,
+    level: String,
+    active: bool,
+    rate_ppm: i64,
+    threshold_ppm: i64,
+    orders: i64,
+    refunded_orders: i64,
+    charged_micros: i64,
+    refunded_micros: i64,
+    _pauses_orders: bool,
+    raised_at: NaiveDateTime,
+    escalated_at: Option<NaiveDateTime>,
+    cleared_at: Option<NaiveDateTime>,
+    updated_at: NaiveDateTime,
+}
+
+fn undecodable(e: crate::domain::UnknownName) -> diesel::result::Error {
+    diesel::result::Error::DeserializationError(Box::new(e))
+}
+
+fn decode(row: AlertRow) -> QueryResult<Alert> {
+    Ok(Alert {
+        id: row.id,
+        scope: AlertScope::try_from(row.scope).map_err(undecodable)?,
+        subject_id: row.subject_id,
+        window: AlertWindow::try_from(row.window_name).map_err(undecodable)?,
+        measure: AlertMeasure::try_from(row.measure).map_err(undecodable)?,
+        level: AlertLevel::try_from(row.level).map_err(undecodable)?,
+        active: row.active,
+        rate_ppm: row.rate_ppm,
+        threshold_ppm: row.threshold_ppm,
+        orders: row.orders,
+        refunded_orders: row.refunded_orders,
+        charged_micros: row.charged_micros,
+        refunded_micros: row.refunded_micros,
+        raised_at: row.raised_at,
+        escalated_at: row.escalated_at,
+        cleared_at: row.cleared_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn decode_all(rows: Vec<AlertRow>) -> QueryResult<Vec<Alert>> {
+    rows.into_iter().map(decode).collect()
+}
+
+/// Every active alert.
+pub fn active(conn: &mut DbConnection) -> QueryResult<Vec<Alert>> {
+    decode_all(
+        alerts::table
+            .filter(alerts::active.eq(true))
+            .order(alerts::id.asc())
+            .load(conn)?,
+    )
+}
+
+/// The numbers an evaluation saw for one (subject, window, measure).
+#[derive(Debug, Clone, Copy)]
+pub struct Reading {
+    pub scope: AlertScope,
+    pub subject_id: i64,
+    pub window: AlertWindow,
+    pub measure: AlertMeasure,
+    pub rate_ppm: i64,
+    pub threshold_ppm: i64,
+    pub orders: i64,
+    pub refunded_orders: i64,
+    pub charged_micros: i64,
+    pub refunded_micros: i64,
+}
+
+pub fn raise(
+    conn: &mut DbConnection,
+    r: &Reading,
+    level: AlertLevel,
+    pauses: bool,
+) -> QueryResult<Alert> {
+    let at = now();
+    let row = diesel::insert_into(alerts::table)
+        .values((
+            alerts::scope.eq(r.scope.as_str()),
+            alerts::subject_id.eq(r.subject_id),
+            alerts::window_name.eq(r.window.as_str()),
+            alerts::measure.eq(r.measure.as_str()),
+            alerts::level.eq(level.as_str()),
+            alerts::active.eq(true),
+            alerts::rate_ppm.eq(r.rate_ppm),
+            alerts::threshold_ppm.eq(r.threshold_ppm),
+            alerts::orders.eq(r.orders),
+            alerts::refunded_orders.eq(r.refunded_orders),
+            alerts::charged_micros.eq(r.charged_micros),
+            alerts::refunded_micros.eq(r.refunded_micros),
+            alerts::pauses_orders.eq(pauses && level == AlertLevel::Critical),
+            alerts::raised_at.eq(at),
+            alerts::escalated_at.eq((level == AlertLevel::Critical).then_some(at)),
+            alerts::updated_at.eq(at),
+        ))
+        .get_result::<AlertRow>(conn)?;
+    decode(row)
+}
+
+pub fn escalate(conn: &mut DbConnection, id: i64, r: &Reading, pauses: bool) -> QueryResult<Alert> {
+    let at = now();
+    let row = diesel::update(alerts::table.find(id))
+        .set((
+            alerts::level.eq(AlertLevel::Critical.as_str()),
+            alerts::rate_ppm.eq(r.rate_ppm),
+            alerts::threshold_ppm.eq(r.threshold_ppm),
+            alerts::orders.eq(r.orders),
+            alerts::refunded_orders.eq(r.refunded_orders),
+            alerts::charged_micros.eq(r.charged_micros),
+            alerts::refunded_micros.eq(r.refunded_micros),
+            alerts::pauses_orders.eq(pauses),
+            alerts::escalated_at.eq(Some(at)),
+            alerts::updated_at.eq(at),
+        ))
+        .get_result::<AlertRow>(conn)?;
+    decode(row)
+}
+
+pub fn clear(conn: &mut DbConnection, id: i64, r: &Reading) -> QueryResult<Alert> {
+    let at = now();
+    let row = diesel::update(alerts::table.find(id))
+        .set((
+            alerts::active.eq(false),
+            alerts::rate_ppm.eq(r.rate_ppm),
+            alerts::threshold_ppm.eq(r.threshold_ppm),
+            alerts::orders.eq(r.orders),
+            alerts::refunded_orders.eq(r.refunded_orders),
+            alerts::charged_micros.eq(r.charged_micros),
+            alerts::refunded_micros.eq(r.refunded_micros),
+            alerts::pauses_orders.eq(false),
+            alerts::cleared_at.eq(Some(at)),
+            alerts::updated_at.eq(at),
+        ))
+        .get_result::<AlertRow>(conn)?;
+    decode(row)
+}
+
+/// Alerts newest first, optionally only active ones, older than `starting_after`.
+pub fn list(
+    conn: &mut DbConnection,
+    only_active: bool,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Alert>> {
+    let mut query = alerts::table.into_boxed();
+    if only_active {
+        query = query.filter(alerts::active.eq(true));
+    }
+    if let Some(after) = starting_after {
+        query = query.filter(alerts::id.lt(after));
+    }
+    decode_all(query.order(alerts::id.desc()).limit(limit).load(conn)?)
+}
+
+/// Whether new orders to this service (or this provider's services) are paused by a
+/// critical alert.
+pub fn orders_paused(
+    conn: &mut DbConnection,
+    service_id: i64,
+    provider_id: Option<i64>,
+) -> QueryResult<bool> {
+    let by_service = alerts::scope
+        .eq(AlertScope::Service.as_str())
+        .and(alerts::subject_id.eq(service_id));
+    let query = alerts::table
+        .filter(alerts::active.eq(true))
+        .filter(alerts::pauses_orders.eq(true));
+    let count: i64 = match provider_id {
+        Some(provider_id) => query
+            .filter(
+                by_service.or(alerts::scope
+                    .eq(AlertScope::Provider.as_str())
+                    .and(alerts::subject_id.eq(provider_id))),
+            )
+            .count()
+            .get_result(conn)?,
+        None => query.filter(by_service).count().get_result(conn)?,
+    };
+    Ok(count > 0)
+}
+
+/// A subject's own thresholds (each `None` falls back to the global flag).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable)]
+pub struct Rule {
+    pub warning_ppm: Option<i64>,
+    pub critical_ppm: Option<i64>,
+    pub min_orders: Option<i64>,
+}
+
+type RuleRow = (String, i64, Option<i64>, Option<i64>, Option<i64>);
+
+pub fn rules(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64, Rule)>> {
+    let rows: Vec<RuleRow> = alert_rules::table
+        .select((
+            alert_rules::scope,
+            alert_rules::subject_id,
+            alert_rules::warning_rate_ppm,
+            alert_rules::critical_rate_ppm,
+            alert_rules::min_orders,
+        ))
+        .order((alert_rules::scope, alert_rules::subject_id))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(scope, id, w, c, m)| {
+            (
+                scope,
+                id,
+                Rule {
+                    warning_ppm: w,
+                    critical_ppm: c,
+                    min_orders: m,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Sets (or, with every field `None`, removes) a subject's thresholds.
+pub fn set_rule(
+    conn: &mut DbConnection,
+    scope: AlertScope,
+    subject_id: i64,
+    rule: Rule,
+) -> QueryResult<()> {
+    diesel::delete(
+        alert_rules::table
+            .filter(alert_rules::scope.eq(scope.as_str()))
+            .filter(alert_rules::subject_id.eq(subject_id)),
+    )
+    .execute(conn)?;
+    if rule == Rule::default() {
+        return Ok(());
+    }
+    diesel::insert_into(alert_rules::table)
+        .values((
+            alert_rules::scope.eq(scope.as_str()),
+            alert_rules::subject_id.eq(subject_id),
+            alert_rules::warning_rate_ppm.eq(rule.warning_ppm),
+            alert_rules::critical_rate_ppm.eq(rule.critical_ppm),
+            alert_rules::min_orders.eq(rule.min_orders),
+            alert_rules::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Takes this interval's turn at job `name`: true for the one process whose conditional
+/// update finds the last run at least `every` ago.
+pub fn take_turn(
+    conn: &mut DbConnection,
+    name: &str,
+    owner: &str,
+    every: Duration,
+) -> QueryResult<bool> {
+    let at = now();
+    let taken = diesel::update(
+        job_leases::table.find(name).filter(
+            job_leases::last_run_at
+                .is_null()
+                .or(job_leases::last_run_at.le(at - every)),
+        ),
+    )
+    .set((
+        job_leases::lease_owner.eq(owner),
+        job_leases::lease_until.eq(Some(at + every)),
+        job_leases::last_run_at.eq(Some(at)),
+    ))
+    .execute(conn)?;
+    Ok(taken == 1)
+}

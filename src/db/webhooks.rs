@@ -1,0 +1,514 @@
+//! Webhook endpoints, the deliveries of events to them (leased, fenced, retried by the
+//! webhook worker) and the log of every attempt.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints};
+use super::{now, DbConnection};
+use crate::domain::event::{join_event_types, DeliveryState, Endpoint, EndpointStatus, EventType};
+
+type EndpointRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<NaiveDateTime>,
+    String,
+    Option<String>,
+    Option<NaiveDateTime>,
+    NaiveDateTime,
+    NaiveDateTime,
+);
+
+fn undecodable(e: impl std::error::Error + Send + Sync + 'static) -> diesel::result::Error {
+    diesel::result::Error::DeserializationError(Box::new(e))
+}
+
+fn decode(row: EndpointRow) -> QueryResult<Endpoint> {
+    let (
+        id,
+        account_id,
+        url,
+        event_types,
+        description,
+        secret,
+        previous_secret,
+        previous_secret_until,
+        status,
+        disabled_reason,
+        failing_since,
+        created_at,
+        updated_at,
+    ) = row;
+    let event_types = event_types
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| EventType::try_from(t.to_string()).map_err(undecodable))
+        .collect::<QueryResult<Vec<_>>>()?;
+    Ok(Endpoint {
+        id,
+        account_id,
+        url,
+        event_types,
+        description,
+        secret,
+        previous_secret,
+        previous_secret_until,
+        status: EndpointStatus::try_from(status).map_err(undecodable)?,
+        disabled_reason,
+        failing_since,
+        created_at,
+        updated_at,
+    })
+}
+
+macro_rules! endpoint_columns {
+    () => {
+        (
+            webhook_endpoints::id,
+            webhook_endpoints::account_id,
+            webhook_endpoints::url,
+            webhook_endpoints::event_types,
+            webhook_endpoints::description,
+            webhook_endpoints::secret,
+            webhook_endpoints::previous_secret,
+            webhook_endpoints::previous_secret_until,
+            webhook_endpoints::status,
+            webhook_endpoints::disabled_reason,
+            webhook_endpoints::failing_since,
+            webhook_endpoints::created_at,
+            webhook_endpoints::updated_at,
+        )
+    };
+}
+
+pub struct NewEndpoint<'a> {
+    pub account_id: i64,
+    pub url: &'a str,
+    pub event_types: &'a [EventType],
+    pub description: Option<&'a str>,
+    pub secret: &'a str,
+}
+
+pub fn insert(conn: &mut DbConnection, new: &NewEndpoint) -> QueryResult<Endpoint> {
+    let at = now();
+    let row = diesel::insert_into(webhook_endpoints::table)
+        .values((
+            webhook_endpoints::account_id.eq(new.account_id),
+            webhook_endpoints::url.eq(new.url),
+            webhook_endpoints::event_types.eq(join_event_types(new.event_types)),
+            webhook_endpoints::description.eq(new.description),
+            webhook_endpoints::secret.eq(new.secret),
+            webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()),
+            webhook_endpoints::created_at.eq(at),
+            webhook_endpoints::updated_at.eq(at),
+        ))
+        .returning(endpoint_columns!())
+        .get_result(conn)?;
+    decode(row)
+}
+
+/// One endpoint, if `owner` (when given) owns it.
+pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Endpoint>> {
+    let mut query = webhook_endpoints::table
+        .find(id)
+        .select(endpoint_columns!())
+        .into_boxed();
+    if let Some(owner) = owner {
+        query = query.filter(webhook_endpoints::account_id.eq(owner));
+    }
+    query.first(conn).optional()?.map(decode).transpose()
+}
+
+/// An account's endpoints, newest first, older than `starting_after`.
+pub fn list(
+    conn: &mut DbConnection,
+    owner: i64,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Endpoint>> {
+    let mut query = webhook_endpoints::table
+        .filter(webhook_endpoints::account_id.eq(owner))
+        .select(endpoint_columns!())
+        .into_boxed();
+    if let Some(after) = starting_after {
+        query = query.filter(webhook_endpoints::id.lt(after));
+    }
+    let rows: Vec<EndpointRow> = query
+        .order(webhook_endpoints::id.desc())
+        .limit(limit)
+        .load(conn)?;
+    rows.into_iter().map(decode).collect()
+}
+
+/// Every enabled endpoint (the dispatcher matches events against them).
+pub fn enabled(conn: &mut DbConnection) -> QueryResult<Vec<Endpoint>> {
+    let rows: Vec<EndpointRow> = webhook_endpoints::table
+        .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()))
+        .select(endpoint_columns!())
+        .order(webhook_endpoints::id.asc())
+        .load(conn)?;
+    rows.into_iter().map(decode).collect()
+}
+
+/// What an update changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointChanges {
+    pub url: Option<String>,
+    pub event_types: Option<Vec<EventType>>,
+    pub description: Option<Option<String>>,
+    /// Enabling also forgets the reason it was disabled and its failing streak.
+    pub status: Option<EndpointStatus>,
+}
+
+pub fn update(
+    conn: &mut DbConnection,
+    id: i64,
+    changes: &EndpointChanges,
+) -> QueryResult<Endpoint> {
+    let at = now();
+    let target = webhook_endpoints::table.find(id);
+    if let Some(url) = &changes.url {
+        diesel::update(target)
+            .set(webhook_endpoints::url.eq(url))
+            .execute(conn)?;
+    }
+    if let Some(types) = &changes.event_types {
+        diesel::update(target)
+            .set(webhook_endpoints::event_types.eq(join_event_types(types)))
+            .execute(conn)?;
+    }
+    if let Some(description) = &changes.description {
+        diesel::update(target)
+            .set(webhook_endpoints::description.eq(description))
+            .execute(conn)?;
+    }
+    if let Some(status) = changes.status {
+        diesel::update(target)
+            .set((
+                webhook_endpoints::status.eq(status.as_str()),
+                webhook_endpoints::disabled_reason.eq(None::<String>),
+                webhook_endpoints::failing_since.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+    }
+    let row = diesel::update(target)
+        .set(webhook_endpoints::updated_at.eq(at))
+        .returning(endpoint_columns!())
+        .get_result(conn)?;
+    decode(row)
+}
+
+/// A new secret; the old one keeps signing until `grace` from now.
+pub fn rotate(
+    conn: &mut DbConnection,
+    id: i64,
+    secret: &str,
+    grace: Duration,
+) -> QueryResult<Endpoint> {
+    let at = now();
+    let row = diesel::update(webhook_endpoints::table.find(id))
+        .set((
+            webhook_endpoints::previous_secret.eq(webhook_endpoints::secret.nullable()),
+            webhook_endpoints::previous_secret_until.eq(Some(at + grace)),
+            webhook_endpoints::secret.eq(secret),
+            webhook_endpoints::updated_at.eq(at),
+        ))
+        .returning(endpoint_columns!())
+        .get_result(conn)?;
+    decode(row)
+}
+
+/// Disables an endpoint and says why; its pending deliveries fail.
+pub fn disable(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<()> {
+    let at = now();
+    diesel::update(webhook_endpoints::table.find(id))
+        .set((
+            webhook_endpoints::status.eq(EndpointStatus::Disabled.as_str()),
+            webhook_endpoints::disabled_reason.eq(reason),
+            webhook_endpoints::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    diesel::update(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::endpoint_id.eq(id))
+            .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str())),
+    )
+    .set((
+        webhook_deliveries::state.eq(DeliveryState::Failed.as_str()),
+        webhook_deliveries::lease_owner.eq(None::<String>),
+        webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+        webhook_deliveries::lease_token.eq(webhook_deliveries::lease_token + 1),
+        webhook_deliveries::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Records a delivery's success or failure on its endpoint: a success ends a failing
+/// streak, a failure starts one if none is running. Returns when the streak began.
+pub fn note_result(
+    conn: &mut DbConnection,
+    id: i64,
+    success: bool,
+) -> QueryResult<Option<NaiveDateTime>> {
+    let target = webhook_endpoints::table.find(id);
+    if success {
+        diesel::update(target.filter(webhook_endpoints::failing_since.is_not_null()))
+            .set(webhook_endpoints::failing_since.eq(None::<NaiveDateTime>))
+            .execute(conn)?;
+        return Ok(None);
+    }
+    diesel::update(target.filter(webhook_endpoints::failing_since.is_null()))
+        .set(webhook_endpoints::failing_since.eq(Some(now())))
+        .execute(conn)?;
+    webhook_endpoints::table
+        .find(id)
+        .select(webhook_endpoints::failing_since)
+        .first(conn)
+}
+
+/// Deletes an endpoint with its deliveries and their log.
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    diesel::delete(webhook_attempts::table.filter(webhook_attempts::endpoint_id.eq(id)))
+        .execute(conn)?;
+    diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::endpoint_id.eq(id)))
+        .execute(conn)?;
+    diesel::delete(webhook_endpoints::table.find(id)).execute(conn)
+}
+
+/// One event's delivery to one endpoint.
+#[derive(Debug, Clone, Queryable)]
+pub struct Delivery {
+    pub id: i64,
+    pub event_id: i64,
+    pub endpoint_id: i64,
+    pub state: String,
+    pub attempts: i64,
+    pub next_at: NaiveDateTime,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub lease_token: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// The claim a worker holds on a delivery: every write of its attempt is fenced by it.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryFence<'a> {
+    pub delivery_id: i64,
+    pub owner: &'a str,
+    pub token: i64,
+}
+
+/// Queues a delivery of an event to an endpoint (due now), or, when one exists, makes it
+/// due again from its first attempt (a redelivery). Returns the delivery's id.
+pub fn queue(
+    conn: &mut DbConnection,
+    event_id: i64,
+    endpoint_id: i64,
+    again: bool,
+) -> QueryResult<i64> {
+    let at = now();
+    let existing: Option<i64> = webhook_deliveries::table
+        .filter(webhook_deliveries::event_id.eq(event_id))
+        .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
+        .select(webhook_deliveries::id)
+        .first(conn)
+        .optional()?;
+    match existing {
+        Some(id) if again => {
+            diesel::update(webhook_deliveries::table.find(id))
+                .set((
+                    webhook_deliveries::state.eq(DeliveryState::Pending.as_str()),
+                    webhook_deliveries::attempts.eq(0),
+                    webhook_deliveries::next_at.eq(at),
+                    webhook_deliveries::lease_owner.eq(None::<String>),
+                    webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+                    webhook_deliveries::lease_token.eq(webhook_deliveries::lease_token + 1),
+                    webhook_deliveries::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+            Ok(id)
+        }
+        Some(id) => Ok(id),
+        None => diesel::insert_into(webhook_deliveries::table)
+            .values((
+                webhook_deliveries::event_id.eq(event_id),
+                webhook_deliveries::endpoint_id.eq(endpoint_id),
+                webhook_deliveries::state.eq(DeliveryState::Pending.as_str()),
+                webhook_deliveries::attempts.eq(0),
+                webhook_deliveries::next_at.eq(at),
+                webhook_deliveries::created_at.eq(at),
+                webhook_deliveries::updated_at.eq(at),
+            ))
+            .returning(webhook_deliveries::id)
+            .get_result(conn),
+    }
+}
+
+/// Claims up to `limit` due deliveries for `owner` until `lease` from now, each taking the
+/// next fencing token.
+pub fn claim(
+    conn: &mut DbConnection,
+    owner: &str,
+    limit: i64,
+    lease: Duration,
+) -> QueryResult<Vec<Delivery>> {
+    for _ in 0..4 {
+        let at = now();
+        let free = webhook_deliveries::lease_until
+            .is_null()
+            .or(webhook_deliveries::lease_until.lt(at));
+        let ids: Vec<i64> = webhook_deliveries::table
+            .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str()))
+            .filter(webhook_deliveries::next_at.le(at))
+            .filter(free)
+            .select(webhook_deliveries::id)
+            .order(webhook_deliveries::next_at)
+            .limit(limit)
+            .load(conn)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let until = at + lease;
+        let taken = diesel::update(
+            webhook_deliveries::table
+                .filter(webhook_deliveries::id.eq_any(&ids))
+                .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str()))
+                .filter(
+                    webhook_deliveries::lease_until
+                        .is_null()
+                        .or(webhook_deliveries::lease_until.lt(at)),
+                ),
+        )
+        .set((
+            webhook_deliveries::lease_owner.eq(owner),
+            webhook_deliveries::lease_until.eq(until),
+            webhook_deliveries::lease_token.eq(webhook_deliveries::lease_token + 1),
+        ))
+        .execute(conn)?;
+        if taken == 0 {
+            continue;
+        }
+        return webhook_deliveries::table
+            .filter(webhook_deliveries::id.eq_any(&ids))
+            .filter(webhook_deliveries::lease_owner.eq(owner))
+            .filter(webhook_deliveries::lease_until.eq(until))
+            .order(webhook_deliveries::next_at)
+            .load(conn);
+    }
+    Ok(Vec::new())
+}
+
+/// Ends an attempt under its fence: the delivery's new state, attempt count and next due
+/// time, with the lease given back. False when the claim was lost (nothing written).
+pub fn finish(
+    conn: &mut DbConnection,
+    fence: DeliveryFence,
+    state: DeliveryState,
+    attempts: i64,
+    next_at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        webhook_deliveries::table
+            .find(fence.delivery_id)
+            .filter(webhook_deliveries::lease_owner.eq(fence.owner))
+            .filter(webhook_deliveries::lease_token.eq(fence.token))
+            .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str())),
+    )
+    .set((
+        webhook_deliveries::state.eq(state.as_str()),
+        webhook_deliveries::attempts.eq(attempts),
+        webhook_deliveries::next_at.eq(next_at),
+        webhook_deliveries::lease_owner.eq(None::<String>),
+        webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+        webhook_deliveries::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Gives back every lease `owner` holds (on shutdown, or after a failed pass).
+pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
+    diesel::update(webhook_deliveries::table.filter(webhook_deliveries::lease_owner.eq(owner)))
+        .set((
+            webhook_deliveries::lease_owner.eq(None::<String>),
+            webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+}
+
+/// The deliveries of one event (for redelivery and tests).
+pub fn of_event(conn: &mut DbConnection, event_id: i64) -> QueryResult<Vec<Delivery>> {
+    webhook_deliveries::table
+        .filter(webhook_deliveries::event_id.eq(event_id))
+        .order(webhook_deliveries::id.asc())
+        .load(conn)
+}
+
+/// One attempt, as the delivery log shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct Attempt {
+    pub id: i64,
+    pub delivery_id: i64,
+    pub event_id: i64,
+    pub endpoint_id: i64,
+    pub attempt: i64,
+    pub status_code: Option<i32>,
+    pub duration_ms: i64,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+pub struct NewAttempt<'a> {
+    pub delivery_id: i64,
+    pub event_id: i64,
+    pub endpoint_id: i64,
+    pub attempt: i64,
+    pub status_code: Option<u16>,
+    pub duration_ms: i64,
+    pub response_body: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+pub fn record_attempt(conn: &mut DbConnection, new: &NewAttempt) -> QueryResult<()> {
+    diesel::insert_into(webhook_attempts::table)
+        .values((
+            webhook_attempts::delivery_id.eq(new.delivery_id),
+            webhook_attempts::event_id.eq(new.event_id),
+            webhook_attempts::endpoint_id.eq(new.endpoint_id),
+            webhook_attempts::attempt.eq(new.attempt),
+            webhook_attempts::status_code.eq(new.status_code.map(i32::from)),
+            webhook_attempts::duration_ms.eq(new.duration_ms),
+            webhook_attempts::response_body.eq(new.response_body),
+            webhook_attempts::error.eq(new.error),
+            webhook_attempts::created_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// An endpoint's attempts, newest first.
+pub fn attempts(
+    conn: &mut DbConnection,
+    endpoint_id: i64,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Attempt>> {
+    let mut query = webhook_attempts::table
+        .filter(webhook_attempts::endpoint_id.eq(endpoint_id))
+        .into_boxed();
+    if let Some(after) = starting_after {
+        query = query.filter(webhook_attempts::id.lt(after));
+    }
+    query
+        .order(webhook_attempts::id.desc())
+        .limit(limit)
+        .load(conn)
+}

@@ -1,0 +1,224 @@
+//! Events, webhook endpoints and their deliveries, as the rest of the code sees them.
+
+use std::net::IpAddr;
+
+use chrono::NaiveDateTime;
+
+use super::string_enum;
+
+string_enum! {
+    /// What happened. Reseller events belong to one account; `alert.*` events are the
+    /// operators'. `ping` is sent by `POST /v1/webhook-endpoints/{id}/test` only.
+    EventType {
+        OrderCreated => "order.created",
+        OrderStatusChanged => "order.status_changed",
+        RefundSucceeded => "refund.succeeded",
+        RefundPendingReview => "refund.pending_review",
+        RefundApproved => "refund.approved",
+        RefundRejected => "refund.rejected",
+        TopUpSucceeded => "top_up.succeeded",
+        TopUpRefundSucceeded => "top_up_refund.succeeded",
+        TopUpRefundFailed => "top_up_refund.failed",
+        ChargebackCreated => "chargeback.created",
+        AccountSuspended => "account.suspended",
+        AccountReactivated => "account.reactivated",
+        AlertRaised => "alert.raised",
+        AlertEscalated => "alert.escalated",
+        AlertCleared => "alert.cleared",
+        Ping => "ping",
+    }
+}
+
+impl EventType {
+    /// Events about the panel as a whole, for operators only.
+    pub fn is_operator_only(self) -> bool {
+        matches!(
+            self,
+            EventType::AlertRaised | EventType::AlertEscalated | EventType::AlertCleared
+        )
+    }
+}
+
+/// One event of the log.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: i64,
+    pub event_type: EventType,
+    /// Null for operator events.
+    pub account_id: Option<i64>,
+    pub data: serde_json::Value,
+    pub created_at: NaiveDateTime,
+}
+
+string_enum! {
+    /// `enabled` endpoints receive deliveries; `disabled` ones (by their owner, by a 410
+    /// Gone, or after failing for days) receive none until enabled again.
+    EndpointStatus {
+        Enabled => "enabled",
+        Disabled => "disabled",
+    }
+}
+
+/// A webhook endpoint with its signing secrets.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: i64,
+    pub account_id: i64,
+    pub url: String,
+    /// Empty: every event the owner may see.
+    pub event_types: Vec<EventType>,
+    pub description: Option<String>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<NaiveDateTime>,
+    pub status: EndpointStatus,
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Endpoint {
+    /// Whether this endpoint subscribes to events of `event_type`.
+    pub fn wants(&self, event_type: EventType) -> bool {
+        event_type != EventType::Ping
+            && (self.event_types.is_empty() || self.event_types.contains(&event_type))
+    }
+
+    /// The secrets that sign a delivery made at `now`: the current one, and the previous
+    /// one during its grace period after a rotation.
+    pub fn signing_secrets(&self, now: NaiveDateTime) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        if let (Some(previous), Some(until)) = (&self.previous_secret, self.previous_secret_until) {
+            if now < until {
+                secrets.push(previous);
+            }
+        }
+        secrets
+    }
+}
+
+/// Stored comma-separated; empty is "all".
+pub fn join_event_types(types: &[EventType]) -> String {
+    types
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+string_enum! {
+    /// `pending` until a 2xx answer; `failed` after the last attempt of the schedule, a
+    /// 410 Gone, or when its endpoint was disabled.
+    DeliveryState {
+        Pending => "pending",
+        Succeeded => "succeeded",
+        Failed => "failed",
+    }
+}
+
+/// Addresses a webhook may never reach unless the operator allows private targets:
+/// loopback, private (RFC 1918, unique-local), link-local (cloud metadata lives at
+/// 169.254.169.254), carrier-grade NAT, unspecified, multicast, broadcast and documentation
+/// ranges, and IPv4 addresses mapped or embedded in IPv6.
+pub fn is_forbidden_target(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_forbidden_target(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8)
+                || (first == 0x0064 && v6.segments()[1] == 0xff9b)
+                || first == 0x2002
+        }
+    }
+}
+
+/// The Standard Webhooks retry schedule: the wait before each attempt, the first
+/// immediate (0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h).
+pub const STANDARD_SCHEDULE: &[u64] = &[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
+
+/// Parses `--webhook-retry-schedule`: comma-separated seconds, at least one, at most 50.
+pub fn parse_schedule(raw: &str) -> Result<Vec<u64>, String> {
+    let waits = raw
+        .split(',')
+        .map(|part| {
+            part.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("`{part}` is not a whole number of seconds"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if waits.is_empty() || waits.len() > 50 {
+        return Err("give 1 to 50 waits in seconds, e.g. 0,5,300".into());
+    }
+    if waits.iter().any(|&w| w > 7 * 86_400) {
+        return Err("a wait may be at most 7 days".into());
+    }
+    Ok(waits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_metadata_targets_are_forbidden() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(is_forbidden_target(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(!is_forbidden_target(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn schedules_parse_strictly() {
+        assert_eq!(parse_schedule("0,1,2").unwrap(), vec![0, 1, 2]);
+        assert!(parse_schedule("").is_err());
+        assert!(parse_schedule("1,x").is_err());
+        assert!(parse_schedule("-1").is_err());
+        assert_eq!(STANDARD_SCHEDULE.len(), 10);
+    }
+
+    #[test]
+    fn event_types_keep_their_wire_names() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::try_from(t.as_str().to_string()), Ok(*t));
+        }
+        assert!(EventType::try_from("order.deleted".to_string()).is_err());
+    }
+}

@@ -1,0 +1,418 @@
+//! The webhook worker. Each pass:
+//!
+//! 1. **Dispatch**: in one write transaction, takes the oldest events no delivery was
+//!    queued for (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so two processes never take the
+//!    same), queues one delivery per enabled endpoint that subscribes to the type and may
+//!    see the event, and marks them dispatched. An event is therefore queued exactly once
+//!    per endpoint, whatever crashes in between (the transaction is all or nothing).
+//! 2. **Deliver**: claims due deliveries one lease each (a fencing token per claim), sends
+//!    them outside any transaction, then records the attempt, the delivery's next state
+//!    and the endpoint's health under the fence. A worker that lost its claim writes
+//!    nothing. A crash between the send and the record leaves the delivery leased until
+//!    the lease expires; it is then sent again: one duplicate at most, with the same
+//!    `webhook-id`, which receivers dedupe on.
+//! 3. **Alerts**: every `--alert-interval-secs`, the process that takes the `alerts` job
+//!    lease evaluates the refund-rate alerts (`application::alerts`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use rand::Rng;
+
+use super::send::{self, Answer};
+use super::sign::signature_header;
+use crate::application::alerts;
+use crate::application::webhooks::may_receive;
+use crate::config::{AlertConfig, WebhookConfig};
+use crate::db::webhooks::{self as store, Delivery, DeliveryFence, NewAttempt};
+use crate::db::{self, DbConnection, DbPool};
+use crate::domain::account::Role;
+use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, Event};
+
+type Pooled = diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<DbConnection>>;
+
+/// Events one dispatch transaction takes at most.
+const DISPATCH_BATCH: i64 = 200;
+/// Deliveries sent at once, each on its own thread.
+const PARALLEL_SENDS: i64 = 8;
+/// Longest `Retry-After` honoured; a longer one waits this long.
+const MAX_RETRY_AFTER_SECS: u64 = 86_400;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WebhookPass {
+    pub dispatched: usize,
+    pub queued: usize,
+    pub delivered: usize,
+    pub failed_attempts: usize,
+    pub alert_transitions: usize,
+}
+
+pub struct WebhookWorker {
+    pool: DbPool,
+    config: WebhookConfig,
+    alerts: AlertConfig,
+    owner: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl WebhookWorker {
+    pub fn new(pool: DbPool, config: WebhookConfig, alerts: AlertConfig) -> WebhookWorker {
+        WebhookWorker {
+            pool,
+            config,
+            alerts,
+            owner: format!(
+                "webhooks-{}-{}",
+                std::process::id(),
+                crate::domain::api_key::random_token(8)
+            ),
+            stop: Arc::default(),
+        }
+    }
+
+    fn conn(&self) -> Result<Pooled, String> {
+        self.pool.get().map_err(|e| e.to_string())
+    }
+
+    /// One pass: dispatch, deliver what is due, evaluate alerts when due.
+    pub fn run_once(&self) -> Result<WebhookPass, String> {
+        let mut pass = WebhookPass::default();
+        let mut conn = self.conn()?;
+        self.dispatch(&mut conn, &mut pass)
+            .map_err(|e| e.to_string())?;
+        self.evaluate_alerts(&mut conn, &mut pass)?;
+        // Alerts just raised are events too: queue them in the same pass.
+        self.dispatch(&mut conn, &mut pass)
+            .map_err(|e| e.to_string())?;
+        drop(conn);
+        if let Err(e) = self.deliver_due(&mut pass) {
+            if let Ok(mut conn) = self.conn() {
+                let _ = store::release_all(&mut conn, &self.owner);
+            }
+            return Err(e);
+        }
+        Ok(pass)
+    }
+
+    fn evaluate_alerts(
+        &self,
+        conn: &mut DbConnection,
+        pass: &mut WebhookPass,
+    ) -> Result<(), String> {
+        let thresholds = self.alerts.thresholds()?;
+        let every = chrono::Duration::seconds(self.alerts.alert_interval_secs.max(1) as i64);
+        if !alerts::take_turn(conn, &self.owner, every).map_err(|e| e.to_string())? {
+            return Ok(());
+        }
+        pass.alert_transitions +=
+            alerts::evaluate(conn, &thresholds, self.alerts.alert_pause_orders)
+                .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn dispatch(
+        &self,
+        conn: &mut DbConnection,
+        pass: &mut WebhookPass,
+    ) -> Result<(), diesel::result::Error> {
+        loop {
+            let (events, queued) = db::write_tx(conn, |conn| {
+                let events = db::events::undispatched(conn, DISPATCH_BATCH)?;
+                if events.is_empty() {
+                    return Ok((0, 0));
+                }
+                let enabled = store::enabled(conn)?;
+                let endpoints = owners(conn, enabled)?;
+                let mut queued = 0;
+                for event in &events {
+                    for (role, endpoint) in &endpoints {
+                        if matches(*role, endpoint, event) {
+                            store::queue(conn, event.id, endpoint.id, false)?;
+                            queued += 1;
+                        }
+                    }
+                }
+                let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+                db::events::mark_dispatched(conn, &ids)?;
+                Ok::<_, diesel::result::Error>((events.len(), queued))
+            })?;
+            pass.dispatched += events;
+            pass.queued += queued;
+            if events < DISPATCH_BATCH as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.config.webhook_timeout_secs as i64 + 30)
+    }
+
+    fn deliver_due(&self, pass: &mut WebhookPass) -> Result<(), String> {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let mut conn = self.conn()?;
+            let claimed = db::write_tx(&mut conn, |conn| {
+                store::claim(conn, &self.owner, PARALLEL_SENDS, self.lease())
+            })
+            .map_err(|e| e.to_string())?;
+            drop(conn);
+            if claimed.is_empty() {
+                return Ok(());
+            }
+            let results: Vec<Result<bool, String>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = claimed
+                    .iter()
+                    .map(|delivery| scope.spawn(move || self.deliver(delivery)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err("a delivery thread panicked".into()))
+                    })
+                    .collect()
+            });
+            for result in results {
+                match result {
+                    Ok(true) => pass.delivered += 1,
+                    Ok(false) => pass.failed_attempts += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    /// Sends one claimed delivery and records the attempt. True on a 2xx.
+    fn deliver(&self, delivery: &Delivery) -> Result<bool, String> {
+        let fence = DeliveryFence {
+            delivery_id: delivery.id,
+            owner: &self.owner,
+            token: delivery.lease_token,
+        };
+        let mut conn = self.conn()?;
+        let event =
+            db::events::find(&mut conn, delivery.event_id, None).map_err(|e| e.to_string())?;
+        let endpoint =
+            store::find(&mut conn, delivery.endpoint_id, None).map_err(|e| e.to_string())?;
+        let (Some(event), Some(endpoint)) = (event, endpoint) else {
+            return Ok(false);
+        };
+        drop(conn);
+        if endpoint.status != EndpointStatus::Enabled {
+            let mut conn = self.conn()?;
+            store::finish(
+                &mut conn,
+                fence,
+                DeliveryState::Failed,
+                delivery.attempts,
+                db::now(),
+            )
+            .map_err(|e| e.to_string())?;
+            return Ok(false);
+        }
+        let answer = self.send(&event, &endpoint);
+        let mut conn = self.conn()?;
+        self.record(&mut conn, fence, delivery, &endpoint, &answer)
+            .map_err(|e| e.to_string())?;
+        Ok(answer.status.is_some_and(|s| (200..300).contains(&s)))
+    }
+
+    fn send(&self, event: &Event, endpoint: &Endpoint) -> Answer {
+        let body = serde_json::json!({
+            "type": event.event_type,
+            "timestamp": event.created_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "data": event.data,
+        })
+        .to_string();
+        let id = event.id.to_string();
+        let now = chrono::Utc::now();
+        let timestamp = now.timestamp();
+        let signature = signature_header(
+            &endpoint.signing_secrets(now.naive_utc()),
+            &id,
+            timestamp,
+            &body,
+        );
+        let timestamp = timestamp.to_string();
+        let headers = [
+            ("webhook-id", id.as_str()),
+            ("webhook-timestamp", timestamp.as_str()),
+            ("webhook-signature", signature.as_str()),
+        ];
+        send::post(
+            &endpoint.url,
+            &headers,
+            &body,
+            Duration::from_secs(self.config.webhook_timeout_secs.max(1)),
+            self.config.webhook_allow_private,
+        )
+    }
+
+    /// The attempt's record, the delivery's next state and the endpoint's health, in one
+    /// fenced transaction.
+    fn record(
+        &self,
+        conn: &mut DbConnection,
+        fence: DeliveryFence,
+        delivery: &Delivery,
+        endpoint: &Endpoint,
+        answer: &Answer,
+    ) -> Result<(), diesel::result::Error> {
+        let attempts = delivery.attempts + 1;
+        let success = answer.status.is_some_and(|s| (200..300).contains(&s));
+        let gone = answer.status == Some(410);
+        let schedule = &self.config.webhook_retry_schedule;
+        let (state, next_at) = if success {
+            (DeliveryState::Succeeded, db::now())
+        } else if gone || attempts as usize >= schedule.len() {
+            (DeliveryState::Failed, db::now())
+        } else {
+            (
+                DeliveryState::Pending,
+                self.next_attempt(schedule[attempts as usize], answer),
+            )
+        };
+        let error = answer.error.clone().or_else(|| {
+            answer
+                .status
+                .filter(|_| !success)
+                .map(|s| format!("the endpoint answered {s}"))
+        });
+        let disable_after = chrono::Duration::days(self.config.webhook_disable_after_days.max(1));
+        let kept = db::write_tx(conn, |conn| {
+            if !store::finish(conn, fence, state, attempts, next_at)? {
+                return Ok(false);
+            }
+            store::record_attempt(
+                conn,
+                &NewAttempt {
+                    delivery_id: delivery.id,
+                    event_id: delivery.event_id,
+                    endpoint_id: delivery.endpoint_id,
+                    attempt: attempts,
+                    status_code: answer.status,
+                    duration_ms: answer.duration.as_millis() as i64,
+                    response_body: answer.body.as_deref(),
+                    error: error.as_deref(),
+                },
+            )?;
+            let failing_since = store::note_result(conn, endpoint.id, success)?;
+            if gone {
+                store::disable(conn, endpoint.id, "the endpoint answered 410 Gone")?;
+            } else if failing_since.is_some_and(|since| db::now() - since >= disable_after) {
+                store::disable(
+                    conn,
+                    endpoint.id,
+                    &format!(
+                        "every delivery failed for {} days",
+                        self.config.webhook_disable_after_days.max(1)
+                    ),
+                )?;
+            }
+            Ok::<_, diesel::result::Error>(true)
+        })?;
+        if !kept {
+            tracing::info!(
+                delivery = delivery.id,
+                "the delivery's claim was lost before its attempt was recorded"
+            );
+        }
+        Ok(())
+    }
+
+    /// When the next attempt is due: the receiver's `Retry-After` on 429 and 503, else the
+    /// schedule's wait with ±10 % jitter.
+    fn next_attempt(&self, wait_secs: u64, answer: &Answer) -> NaiveDateTime {
+        let honoured = matches!(answer.status, Some(429 | 503))
+            .then_some(answer.retry_after_secs)
+            .flatten();
+        let millis = match honoured {
+            Some(secs) => secs.min(MAX_RETRY_AFTER_SECS) * 1000,
+            None if wait_secs == 0 => 0,
+            None => {
+                let base = wait_secs * 1000;
+                let spread = base / 10;
+                rand::rng().random_range(base - spread..=base + spread)
+            }
+        };
+        db::now() + chrono::Duration::milliseconds(millis as i64)
+    }
+
+    /// Runs passes until [`WebhookHandle::shutdown`], then gives back its leases.
+    pub fn run(&self) {
+        tracing::info!(owner = %self.owner, "webhook worker started");
+        let every = Duration::from_millis(self.config.webhook_interval_ms.max(10));
+        while !self.stop.load(Ordering::Relaxed) {
+            match self.run_once() {
+                Ok(pass) if pass != WebhookPass::default() => tracing::info!(?pass, "webhook pass"),
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "webhook pass failed"),
+            }
+            let mut slept = Duration::ZERO;
+            while slept < every && !self.stop.load(Ordering::Relaxed) {
+                let step = Duration::from_millis(50).min(every - slept);
+                std::thread::sleep(step);
+                slept += step;
+            }
+        }
+        if let Ok(mut conn) = self.conn() {
+            let _ = store::release_all(&mut conn, &self.owner);
+        }
+        tracing::info!(owner = %self.owner, "webhook worker stopped");
+    }
+}
+
+/// Each enabled endpoint with its owner's role (an operator's endpoint sees every event).
+fn owners(
+    conn: &mut DbConnection,
+    endpoints: Vec<Endpoint>,
+) -> Result<Vec<(Role, Endpoint)>, diesel::result::Error> {
+    let mut out = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        if let Some(account) = db::accounts::find(conn, endpoint.account_id)? {
+            out.push((account.role, endpoint));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the dispatcher queues `event` for `endpoint`: subscribed, allowed to see it,
+/// and registered before the event happened.
+fn matches(role: Role, endpoint: &Endpoint, event: &Event) -> bool {
+    endpoint.wants(event.event_type)
+        && may_receive(role, endpoint, event)
+        && endpoint.created_at <= event.created_at
+        && (role == Role::Admin || !event.event_type.is_operator_only())
+}
+
+/// The webhook worker on its own thread.
+pub struct WebhookHandle {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl WebhookHandle {
+    /// Finishes the attempts in flight, gives back its leases, and waits for the thread.
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if self.thread.join().is_err() {
+            tracing::error!("the webhook worker thread panicked");
+        }
+    }
+}
+
+pub fn spawn(pool: DbPool, config: WebhookConfig, alerts: AlertConfig) -> WebhookHandle {
+    let worker = WebhookWorker::new(pool, config, alerts);
+    let stop = worker.stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("webhook-worker".into())
+        .spawn(move || worker.run())
+        .expect("spawn the webhook worker thread");
+    WebhookHandle { stop, thread }
+}
