@@ -505,7 +505,8 @@ pub struct AlertConfig {
         global = true
     )]
     pub alert_clear_ratio: rust_decimal::Decimal,
-    /// Seconds between evaluations (one process evaluates at a time).
+    /// Seconds between evaluations (one process evaluates per interval, whichever takes
+    /// the turn); 0 evaluates on every webhook worker pass.
     #[arg(
         long,
         env = "RESELLER_API_ALERT_INTERVAL_SECS",

@@ -103,7 +103,7 @@ impl WebhookWorker {
         pass: &mut WebhookPass,
     ) -> Result<(), String> {
         let thresholds = self.alerts.thresholds()?;
-        let every = chrono::Duration::seconds(self.alerts.alert_interval_secs.max(1) as i64);
+        let every = chrono::Duration::seconds(self.alerts.alert_interval_secs as i64);
         if !alerts::take_turn(conn, &self.owner, every).map_err(|e| e.to_string())? {
             return Ok(());
         }

@@ -22,3 +22,4 @@ mod schema;
 mod spec;
 mod spec_for_generators;
 mod top_ups;
+mod webhooks;
