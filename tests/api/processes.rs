@@ -288,6 +288,10 @@ async fn a_server_killed_mid_load_loses_nothing_it_acknowledged_and_doubles_no_r
             assert_eq!(*refund, charge * remains.clamp(&0, &quantity) / quantity);
         }
     }
+    // The event log holds an event exactly for each committed change: one `order.created`
+    // per order in the database (each acknowledged order among them), and one
+    // `refund.succeeded` per refund, for exactly its amount.
+    assert_events_match_changes(&books.pool, acknowledged_orders.keys().copied());
     // Re-sending the acknowledged outcomes after the restart refunds nothing more.
     for (id, (remains, _)) in acknowledged_outcomes.iter().take(10) {
         let (status, settled) = call(
@@ -303,6 +307,100 @@ async fn a_server_killed_mid_load_loses_nothing_it_acknowledged_and_doubles_no_r
         assert!(settled["refund"].is_null());
     }
     assert_books_balance(&books.pool);
+}
+
+/// Every order has exactly one `order.created` event and every succeeded order refund one
+/// `refund.succeeded` event of its amount; no event exists without its row.
+fn assert_events_match_changes(pool: &db::DbPool, acknowledged: impl Iterator<Item = i64>) {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::{events, orders, refunds};
+    let mut conn = pool.get().unwrap();
+    let created: Vec<String> = events::table
+        .filter(events::event_type.eq("order.created"))
+        .select(events::data)
+        .load(&mut *conn)
+        .unwrap();
+    let mut created_ids: Vec<i64> = created
+        .iter()
+        .map(|d| serde_json::from_str::<Value>(d).unwrap()["order"]["id"].as_i64().unwrap())
+        .collect();
+    created_ids.sort_unstable();
+    let mut order_ids: Vec<i64> = orders::table.select(orders::id).order(orders::id).load(&mut *conn).unwrap();
+    order_ids.sort_unstable();
+    assert_eq!(created_ids, order_ids, "one order.created per committed order, no more");
+    for id in acknowledged {
+        assert!(order_ids.binary_search(&id).is_ok(), "acknowledged order {id}");
+    }
+    let refunded: Vec<String> = events::table
+        .filter(events::event_type.eq("refund.succeeded"))
+        .select(events::data)
+        .load(&mut *conn)
+        .unwrap();
+    let mut by_event: Vec<(i64, i64)> = refunded
+        .iter()
+        .map(|d| {
+            let d: Value = serde_json::from_str(d).unwrap();
+            (d["refund"]["id"].as_i64().unwrap(), micros(&d["refund"]["amount"]))
+        })
+        .collect();
+    by_event.sort_unstable();
+    let mut by_row: Vec<(i64, i64)> = refunds::table
+        .filter(refunds::status.eq("succeeded"))
+        .filter(refunds::order_id.is_not_null())
+        .select((refunds::id, refunds::amount_micros))
+        .order(refunds::id)
+        .load(&mut *conn)
+        .unwrap();
+    by_row.sort_unstable();
+    assert_eq!(by_event, by_row, "one refund.succeeded per committed refund");
+}
+
+#[actix_rt::test]
+async fn two_processes_deliver_each_event_to_each_endpoint_once() {
+    let (url, _db) = fresh_database();
+    let books = books(&url);
+    let receiver = crate::webhooks::Receiver::start(|_| (200, vec![], Duration::ZERO)).await;
+    let flags = ["--webhook-allow-private", "--webhook-interval-ms", "20", "--no-worker"];
+    let first = Server::start(&url, &flags).await;
+    // `--no-worker` leaves the webhook worker out too; the second process runs both.
+    let second = Server::start(&url, &["--webhook-allow-private", "--webhook-interval-ms", "20"]).await;
+    let third = Server::start(&url, &["--webhook-allow-private", "--webhook-interval-ms", "20"]).await;
+    let bases = [first.base.clone(), second.base.clone(), third.base.clone()];
+    let reseller = token(&bases[0], &books.reseller_key).await;
+    let (status, endpoint) = call(&bases[0], "POST", "/v1/webhook-endpoints", &reseller,
+        Some(json!({"url": receiver.url}))).await.unwrap();
+    assert_eq!(status, 201, "{endpoint}");
+    let (admin, _, service) = funded_service(&bases[1], &books).await;
+    let _ = admin;
+    let placed = (0..60).map(|i| {
+        let base = bases[i % 3].clone();
+        let reseller = reseller.clone();
+        async move {
+            call(&base, "POST", "/v1/orders", &reseller,
+                Some(json!({"service_id": service, "link": format!("https://x/{i}"), "quantity": 100}))).await.unwrap().0
+        }
+    });
+    let statuses = join_all(placed).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    // 60 orders and the top-up: 61 events of this account, each to be delivered once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while receiver.received().len() < 61 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 61 delivered\n{}\n{}",
+            receiver.received().len(),
+            second.log_tail(),
+            third.log_tail()
+        );
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Give a duplicate the time to show up, then count.
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    let ids: Vec<String> = receiver.received().iter().map(|r| r.headers["webhook-id"].clone()).collect();
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), 61, "each event once: {ids:?}");
+    assert_eq!(distinct.len(), 61);
+    assert_events_match_changes(&books.pool, std::iter::empty());
 }
 
 #[actix_rt::test]
