@@ -157,70 +157,77 @@ impl WebhookWorker {
                 return Ok(());
             }
             let mut conn = self.conn()?;
+            // Claim a batch and read what each delivery sends, in one transaction.
             let claimed = db::write_tx(&mut conn, |conn| {
-                store::claim(conn, &self.owner, PARALLEL_SENDS, self.lease())
+                let mut jobs = Vec::new();
+                for delivery in store::claim(conn, &self.owner, PARALLEL_SENDS, self.lease())? {
+                    let event = db::events::find(conn, delivery.event_id, None)?;
+                    let endpoint = store::find(conn, delivery.endpoint_id, None)?;
+                    jobs.push((delivery, event, endpoint));
+                }
+                Ok::<_, diesel::result::Error>(jobs)
             })
             .map_err(|e| e.to_string())?;
             drop(conn);
             if claimed.is_empty() {
                 return Ok(());
             }
-            let results: Vec<Result<bool, String>> = std::thread::scope(|scope| {
+            // Send in parallel, outside any transaction.
+            let answers: Vec<Option<Answer>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = claimed
                     .iter()
-                    .map(|delivery| scope.spawn(move || self.deliver(delivery)))
+                    .map(|(_, event, endpoint)| {
+                        scope.spawn(move || match (event, endpoint) {
+                            (Some(event), Some(endpoint))
+                                if endpoint.status == EndpointStatus::Enabled =>
+                            {
+                                Some(self.send(event, endpoint))
+                            }
+                            _ => None,
+                        })
+                    })
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err("a delivery thread panicked".into()))
-                    })
+                    .map(|h| h.join().unwrap_or(None))
                     .collect()
             });
-            for result in results {
-                match result {
-                    Ok(true) => pass.delivered += 1,
-                    Ok(false) => pass.failed_attempts += 1,
-                    Err(e) => return Err(e),
+            // Record every attempt of the batch in one fenced transaction.
+            let mut conn = self.conn()?;
+            db::write_tx(&mut conn, |conn| {
+                for ((delivery, _, endpoint), answer) in claimed.iter().zip(&answers) {
+                    let fence = DeliveryFence {
+                        delivery_id: delivery.id,
+                        owner: &self.owner,
+                        token: delivery.lease_token,
+                    };
+                    match (endpoint, answer) {
+                        (Some(endpoint), Some(answer)) => {
+                            self.record(conn, fence, delivery, endpoint, answer)?
+                        }
+                        // The event or endpoint is gone, or the endpoint was disabled.
+                        _ => {
+                            store::finish(
+                                conn,
+                                fence,
+                                DeliveryState::Failed,
+                                delivery.attempts,
+                                db::now(),
+                            )?;
+                        }
+                    }
+                }
+                Ok::<_, diesel::result::Error>(())
+            })
+            .map_err(|e| e.to_string())?;
+            for answer in answers.iter().flatten() {
+                if answer.status.is_some_and(|s| (200..300).contains(&s)) {
+                    pass.delivered += 1;
+                } else {
+                    pass.failed_attempts += 1;
                 }
             }
         }
-    }
-
-    /// Sends one claimed delivery and records the attempt. True on a 2xx.
-    fn deliver(&self, delivery: &Delivery) -> Result<bool, String> {
-        let fence = DeliveryFence {
-            delivery_id: delivery.id,
-            owner: &self.owner,
-            token: delivery.lease_token,
-        };
-        let mut conn = self.conn()?;
-        let event =
-            db::events::find(&mut conn, delivery.event_id, None).map_err(|e| e.to_string())?;
-        let endpoint =
-            store::find(&mut conn, delivery.endpoint_id, None).map_err(|e| e.to_string())?;
-        let (Some(event), Some(endpoint)) = (event, endpoint) else {
-            return Ok(false);
-        };
-        drop(conn);
-        if endpoint.status != EndpointStatus::Enabled {
-            let mut conn = self.conn()?;
-            store::finish(
-                &mut conn,
-                fence,
-                DeliveryState::Failed,
-                delivery.attempts,
-                db::now(),
-            )
-            .map_err(|e| e.to_string())?;
-            return Ok(false);
-        }
-        let answer = self.send(&event, &endpoint);
-        let mut conn = self.conn()?;
-        self.record(&mut conn, fence, delivery, &endpoint, &answer)
-            .map_err(|e| e.to_string())?;
-        Ok(answer.status.is_some_and(|s| (200..300).contains(&s)))
     }
 
     fn send(&self, event: &Event, endpoint: &Endpoint) -> Answer {
@@ -254,8 +261,8 @@ impl WebhookWorker {
         )
     }
 
-    /// The attempt's record, the delivery's next state and the endpoint's health, in one
-    /// fenced transaction.
+    /// The attempt's record, the delivery's next state and the endpoint's health, fenced by
+    /// the claim; call inside the batch's write transaction.
     fn record(
         &self,
         conn: &mut DbConnection,
@@ -285,43 +292,38 @@ impl WebhookWorker {
                 .map(|s| format!("the endpoint answered {s}"))
         });
         let disable_after = chrono::Duration::days(self.config.webhook_disable_after_days.max(1));
-        let kept = db::write_tx(conn, |conn| {
-            if !store::finish(conn, fence, state, attempts, next_at)? {
-                return Ok(false);
-            }
-            store::record_attempt(
-                conn,
-                &NewAttempt {
-                    delivery_id: delivery.id,
-                    event_id: delivery.event_id,
-                    endpoint_id: delivery.endpoint_id,
-                    attempt: attempts,
-                    status_code: answer.status,
-                    duration_ms: answer.duration.as_millis() as i64,
-                    response_body: answer.body.as_deref(),
-                    error: error.as_deref(),
-                },
-            )?;
-            let failing_since = store::note_result(conn, endpoint.id, success)?;
-            if gone {
-                store::disable(conn, endpoint.id, "the endpoint answered 410 Gone")?;
-            } else if failing_since.is_some_and(|since| db::now() - since >= disable_after) {
-                store::disable(
-                    conn,
-                    endpoint.id,
-                    &format!(
-                        "every delivery failed for {} days",
-                        self.config.webhook_disable_after_days.max(1)
-                    ),
-                )?;
-            }
-            Ok::<_, diesel::result::Error>(true)
-        })?;
-        if !kept {
+        if !store::finish(conn, fence, state, attempts, next_at)? {
             tracing::info!(
                 delivery = delivery.id,
                 "the delivery's claim was lost before its attempt was recorded"
             );
+            return Ok(());
+        }
+        store::record_attempt(
+            conn,
+            &NewAttempt {
+                delivery_id: delivery.id,
+                event_id: delivery.event_id,
+                endpoint_id: delivery.endpoint_id,
+                attempt: attempts,
+                status_code: answer.status,
+                duration_ms: answer.duration.as_millis() as i64,
+                response_body: answer.body.as_deref(),
+                error: error.as_deref(),
+            },
+        )?;
+        let failing_since = store::note_result(conn, endpoint.id, success)?;
+        if gone {
+            store::disable(conn, endpoint.id, "the endpoint answered 410 Gone")?;
+        } else if failing_since.is_some_and(|since| db::now() - since >= disable_after) {
+            store::disable(
+                conn,
+                endpoint.id,
+                &format!(
+                    "every delivery failed for {} days",
+                    self.config.webhook_disable_after_days.max(1)
+                ),
+            )?;
         }
         Ok(())
     }

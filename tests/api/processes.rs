@@ -322,14 +322,28 @@ fn assert_events_match_changes(pool: &db::DbPool, acknowledged: impl Iterator<It
         .unwrap();
     let mut created_ids: Vec<i64> = created
         .iter()
-        .map(|d| serde_json::from_str::<Value>(d).unwrap()["order"]["id"].as_i64().unwrap())
+        .map(|d| {
+            serde_json::from_str::<Value>(d).unwrap()["order"]["id"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
     created_ids.sort_unstable();
-    let mut order_ids: Vec<i64> = orders::table.select(orders::id).order(orders::id).load(&mut *conn).unwrap();
+    let mut order_ids: Vec<i64> = orders::table
+        .select(orders::id)
+        .order(orders::id)
+        .load(&mut *conn)
+        .unwrap();
     order_ids.sort_unstable();
-    assert_eq!(created_ids, order_ids, "one order.created per committed order, no more");
+    assert_eq!(
+        created_ids, order_ids,
+        "one order.created per committed order, no more"
+    );
     for id in acknowledged {
-        assert!(order_ids.binary_search(&id).is_ok(), "acknowledged order {id}");
+        assert!(
+            order_ids.binary_search(&id).is_ok(),
+            "acknowledged order {id}"
+        );
     }
     let refunded: Vec<String> = events::table
         .filter(events::event_type.eq("refund.succeeded"))
@@ -340,7 +354,10 @@ fn assert_events_match_changes(pool: &db::DbPool, acknowledged: impl Iterator<It
         .iter()
         .map(|d| {
             let d: Value = serde_json::from_str(d).unwrap();
-            (d["refund"]["id"].as_i64().unwrap(), micros(&d["refund"]["amount"]))
+            (
+                d["refund"]["id"].as_i64().unwrap(),
+                micros(&d["refund"]["amount"]),
+            )
         })
         .collect();
     by_event.sort_unstable();
@@ -352,7 +369,10 @@ fn assert_events_match_changes(pool: &db::DbPool, acknowledged: impl Iterator<It
         .load(&mut *conn)
         .unwrap();
     by_row.sort_unstable();
-    assert_eq!(by_event, by_row, "one refund.succeeded per committed refund");
+    assert_eq!(
+        by_event, by_row,
+        "one refund.succeeded per committed refund"
+    );
 }
 
 #[actix_rt::test]
@@ -360,15 +380,35 @@ async fn two_processes_deliver_each_event_to_each_endpoint_once() {
     let (url, _db) = fresh_database();
     let books = books(&url);
     let receiver = crate::webhooks::Receiver::start(|_| (200, vec![], Duration::ZERO)).await;
-    let flags = ["--webhook-allow-private", "--webhook-interval-ms", "20", "--no-worker"];
+    let flags = [
+        "--webhook-allow-private",
+        "--webhook-interval-ms",
+        "20",
+        "--no-worker",
+    ];
     let first = Server::start(&url, &flags).await;
     // `--no-worker` leaves the webhook worker out too; the second process runs both.
-    let second = Server::start(&url, &["--webhook-allow-private", "--webhook-interval-ms", "20"]).await;
-    let third = Server::start(&url, &["--webhook-allow-private", "--webhook-interval-ms", "20"]).await;
+    let second = Server::start(
+        &url,
+        &["--webhook-allow-private", "--webhook-interval-ms", "20"],
+    )
+    .await;
+    let third = Server::start(
+        &url,
+        &["--webhook-allow-private", "--webhook-interval-ms", "20"],
+    )
+    .await;
     let bases = [first.base.clone(), second.base.clone(), third.base.clone()];
     let reseller = token(&bases[0], &books.reseller_key).await;
-    let (status, endpoint) = call(&bases[0], "POST", "/v1/webhook-endpoints", &reseller,
-        Some(json!({"url": receiver.url}))).await.unwrap();
+    let (status, endpoint) = call(
+        &bases[0],
+        "POST",
+        "/v1/webhook-endpoints",
+        &reseller,
+        Some(json!({"url": receiver.url})),
+    )
+    .await
+    .unwrap();
     assert_eq!(status, 201, "{endpoint}");
     let (admin, _, service) = funded_service(&bases[1], &books).await;
     let _ = admin;
@@ -396,7 +436,11 @@ async fn two_processes_deliver_each_event_to_each_endpoint_once() {
     }
     // Give a duplicate the time to show up, then count.
     actix_rt::time::sleep(Duration::from_secs(1)).await;
-    let ids: Vec<String> = receiver.received().iter().map(|r| r.headers["webhook-id"].clone()).collect();
+    let ids: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
     let distinct: std::collections::HashSet<&String> = ids.iter().collect();
     assert_eq!(ids.len(), 61, "each event once: {ids:?}");
     assert_eq!(distinct.len(), 61);
