@@ -63,8 +63,9 @@ pub async fn list_alerts(
     ))
 }
 
-/// One service's or provider's own thresholds; null fields use the global flags.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+/// One service's or provider's own thresholds; null or missing fields use the global
+/// flags (an empty body removes the rule).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRuleBody {
     /// A fraction from 0 to 1, e.g. `"0.1"`.
@@ -76,12 +77,16 @@ pub struct AlertRuleBody {
     pub min_orders: Option<i64>,
 }
 
+/// The thresholds now set for one service or provider; null fields use the global flags.
 #[derive(Serialize, ToSchema)]
 pub struct AlertRuleResponse {
     pub scope: AlertScope,
     pub subject_id: i64,
-    #[serde(flatten)]
-    pub rule: AlertRuleBody,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.1")]
+    pub warning_rate: Option<String>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]{1,6})?$", example = "0.25")]
+    pub critical_rate: Option<String>,
+    pub min_orders: Option<i64>,
 }
 
 fn parse_rate(field: &'static str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<i64> {
@@ -112,7 +117,7 @@ fn parse_rate(field: &'static str, raw: Option<&str>, errors: &mut Vec<FieldErro
         ("scope" = AlertScope, Path, description = "`service` or `provider`"),
         ("id" = i64, Path, description = "The service's or provider's id"),
     ),
-    request_body = AlertRuleBody,
+    request_body = Option<AlertRuleBody>,
     responses(
         (status = 200, description = "The rule", body = AlertRuleResponse),
         (status = 404, description = "No such service or provider", body = crate::http::problem::Problem, content_type = "application/problem+json"),
@@ -152,10 +157,8 @@ pub async fn set_alert_rule(
     Ok(HttpResponse::Ok().json(AlertRuleResponse {
         scope,
         subject_id,
-        rule: AlertRuleBody {
-            warning_rate: rule.warning_ppm.map(ppm_rate),
-            critical_rate: rule.critical_ppm.map(ppm_rate),
-            min_orders: rule.min_orders,
-        },
+        warning_rate: rule.warning_ppm.map(ppm_rate),
+        critical_rate: rule.critical_ppm.map(ppm_rate),
+        min_orders: rule.min_orders,
     }))
 }

@@ -222,7 +222,7 @@ pub struct UpdateEndpointRequest {
     tag = "webhooks",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Endpoint id")),
-    request_body = UpdateEndpointRequest,
+    request_body = Option<UpdateEndpointRequest>,
     responses(
         (status = 200, description = "The endpoint", body = EndpointResponse),
         (status = 404, description = "No such endpoint among yours", body = crate::http::problem::Problem, content_type = "application/problem+json"),
