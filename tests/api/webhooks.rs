@@ -876,3 +876,72 @@ async fn a_burst_of_partial_refunds_raises_escalates_and_clears_a_provider_alert
     assert!(theirs.is_empty());
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn an_endpoint_failing_for_days_is_disabled_and_replay_reaches_every_subscriber() {
+    let app = app_with_hooks("0,0,0").await;
+    let failing = Receiver::start(always(500)).await;
+    let healthy = Receiver::start(always(200)).await;
+    let reseller = app.create_reseller("Acme").await;
+    let (bad, _) = app.endpoint(&reseller.token, &failing.url, json!([])).await;
+    let (good, _) = app
+        .endpoint(&reseller.token, &healthy.url, json!(["top_up.succeeded"]))
+        .await;
+    app.top_up(reseller.id, "1").await;
+    app.webhook_pass().await;
+    let found = app
+        .get(&format!("/v1/webhook-endpoints/{bad}"), &reseller.token)
+        .await;
+    assert_eq!(found.body["status"], "enabled");
+    assert!(found.body["failing_since"].is_string());
+    // Its failing streak began six days ago (the default limit is five).
+    {
+        use diesel::prelude::*;
+        use reseller_api::db::schema::webhook_endpoints;
+        let mut conn = app.pool.get().unwrap();
+        diesel::update(webhook_endpoints::table.find(bad))
+            .set(
+                webhook_endpoints::failing_since
+                    .eq(Some(reseller_api::db::now() - chrono::Duration::days(6))),
+            )
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    // The next failed attempt disables it.
+    app.top_up(reseller.id, "1").await;
+    app.webhook_pass().await;
+    let found = app
+        .get(&format!("/v1/webhook-endpoints/{bad}"), &reseller.token)
+        .await;
+    assert_eq!(found.body["status"], "disabled", "{}", found.text);
+    assert_eq!(
+        found.body["disabled_reason"],
+        "every delivery failed for 5 days"
+    );
+    let tried = failing.received().len();
+    app.webhook_pass().await;
+    assert_eq!(
+        failing.received().len(),
+        tried,
+        "a disabled endpoint gets nothing more"
+    );
+    // Replay to all: only the enabled subscriber gets it again.
+    let event = app
+        .events_of(&reseller.token, "&type=top_up.succeeded")
+        .await[0]["id"]
+        .clone();
+    let replay = app
+        .post(
+            &format!("/v1/events/{event}/redeliver"),
+            &reseller.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(replay.status, 202, "{}", replay.text);
+    assert_eq!(replay.body["endpoint_ids"], json!([good]));
+    app.webhook_pass().await;
+    // The newest top-up's event, delivered second, arrives again with the same id.
+    let got = healthy.received();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[1].headers["webhook-id"], got[2].headers["webhook-id"]);
+}
