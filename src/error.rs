@@ -44,6 +44,7 @@ pub enum ErrorCode {
     UnreadableBody,
     UnsupportedMediaType,
     ValidationFailed,
+    WriteQueueFull,
 }
 
 impl ErrorCode {
@@ -83,6 +84,7 @@ impl ErrorCode {
             ErrorCode::UnreadableBody => "unreadable_body",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::WriteQueueFull => "write_queue_full",
         }
     }
 }
@@ -123,6 +125,10 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     Unavailable(String),
+    /// Too many write transactions are already waiting for the database's writer
+    /// (`--write-queue`): nothing was done; retry after `retry_after_secs`.
+    #[error("too many writes are waiting; retry shortly")]
+    Overloaded { retry_after_secs: u64 },
     /// A request quota or the refund-abuse policy said no; try again after `retry_after_secs`.
     #[error("{detail}")]
     RateLimited {
@@ -172,7 +178,8 @@ impl ApiError {
             }
             | ApiError::PolicyRefused {
                 retry_after_secs, ..
-            } => Some(*retry_after_secs),
+            }
+            | ApiError::Overloaded { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -192,6 +199,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::Validation(_) => ErrorCode::ValidationFailed,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Overloaded { .. } => ErrorCode::WriteQueueFull,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::PolicyRefused { .. } => ErrorCode::RefundPolicyRefused,
             ApiError::Internal(_) | ApiError::Database(_) => ErrorCode::InternalError,
@@ -203,6 +211,9 @@ impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> ApiError {
         match error {
             diesel::result::Error::NotFound => ApiError::NotFound("not found".into()),
+            other if crate::db::writer::WriteQueueFull::is(&other) => ApiError::Overloaded {
+                retry_after_secs: crate::db::writer::QUEUE_FULL_RETRY_SECS,
+            },
             other => ApiError::Database(other),
         }
     }

@@ -63,7 +63,7 @@ impl db::TxError for Fenced {
 fn finish_with(
     conn: &mut db::DbConnection,
     fence: Fence,
-    work: impl Fn(&mut db::DbConnection) -> Result<AttemptOutcome, diesel::result::Error>,
+    work: impl Fn(&mut db::DbConnection) -> Result<AttemptOutcome, diesel::result::Error> + Sync,
 ) -> Result<bool, diesel::result::Error> {
     let result = db::write_tx(conn, |conn| {
         let outcome = work(conn)?;
@@ -556,14 +556,15 @@ impl Worker {
                 .provider_order_id
                 .as_deref()
                 .and_then(|id| items.get(id));
-            // Set by the attempt of the transaction that ran last (a conflict runs it again).
-            let refunded = std::cell::Cell::new(false);
+            // Set by the attempt of the transaction that ran last (a conflict runs it again;
+            // on SQLite it runs on the writer thread, hence atomic).
+            let refunded = std::sync::atomic::AtomicBool::new(false);
             // A refund this reply causes is kept only with the fenced finish of this claim:
             // a reply that comes back after another worker took the order changes nothing.
             let kept = finish_with(conn, job.fence(owner), |conn| {
                 let mut refunds = false;
                 let settle = self.status_outcome(conn, provider, &job, item, &mut refunds)?;
-                refunded.set(refunds);
+                refunded.store(refunds, std::sync::atomic::Ordering::Relaxed);
                 let stuck =
                     settle.state == ForwardingState::Sent && job.created_at < give_up_before;
                 Ok(if stuck {
@@ -580,7 +581,7 @@ impl Worker {
                     settle
                 })
             })?;
-            if kept && refunded.get() {
+            if kept && refunded.load(std::sync::atomic::Ordering::Relaxed) {
                 pass.refunds += 1;
             }
         }
