@@ -247,6 +247,7 @@ fn run_batch(conn: &mut DbConnection, batch: &mut Vec<Job>) -> bool {
         );
         return outside_transaction(conn);
     }
+    let mut kept: u64 = 0;
     let committed = crate::metrics::in_transaction(|| {
         for job in batch.iter_mut() {
             let outcome = crate::metrics::in_transaction(|| {
@@ -265,7 +266,7 @@ fn run_batch(conn: &mut DbConnection, batch: &mut Vec<Job>) -> bool {
             });
             match outcome {
                 // Kept: answered once the batch has committed.
-                Ok(()) => {}
+                Ok(()) => kept += 1,
                 // Rolled back to its savepoint: its outcome stands now.
                 Err(reason) if reason.is_empty() => answer(job, Ok(())),
                 // The batch's transaction can no longer be trusted: nothing of it commits.
@@ -284,6 +285,10 @@ fn run_batch(conn: &mut DbConnection, batch: &mut Vec<Job>) -> bool {
         tracing::error!(%reason, "a group commit failed; its transactions are answered with an error");
         answer_all(batch, Err(reason));
     } else {
+        if kept > 0 {
+            crate::metrics::DB_WRITE_BATCHES.inc(&[]);
+            crate::metrics::DB_WRITE_BATCHED.add(&[], kept);
+        }
         answer_all(batch, Ok(()));
     }
     sound

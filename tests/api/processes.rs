@@ -1033,6 +1033,27 @@ async fn retention_removes_expired_keys_and_old_reply_bodies_and_never_a_money_r
     assert_eq!(money(&mut conn)[0], money_before[0] + 1);
 }
 
+/// The server's `/metrics` text.
+async fn metrics_text(base: &str) -> String {
+    let mut response = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    String::from_utf8(response.body().await.unwrap().to_vec()).unwrap()
+}
+
+/// The value of the unlabelled counter `name` in a `/metrics` text.
+fn counter_value(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// `POST /v1/orders` with an `Idempotency-Key`: the status, the body and whether it was a
 /// replay; `None` when no answer came (the server died first).
 async fn place_keyed(
@@ -1102,9 +1123,11 @@ async fn a_server_killed_after_a_burst_of_batched_orders_keeps_every_one_and_no_
         while acknowledged.lock().unwrap().len() < burst && Instant::now() < deadline {
             actix_rt::time::sleep(Duration::from_millis(2)).await;
         }
+        let metrics = metrics_text(&base).await;
         server.kill();
+        metrics
     };
-    futures_util::join!(load, killer);
+    let (_, metrics) = futures_util::join!(load, killer);
     let acknowledged = acknowledged.lock().unwrap().clone();
     let unanswered = unanswered.lock().unwrap().clone();
     assert!(
@@ -1116,6 +1139,15 @@ async fn a_server_killed_after_a_burst_of_batched_orders_keeps_every_one_and_no_
         !unanswered.is_empty(),
         "some orders were in flight at the kill"
     );
+
+    if url.starts_with("sqlite") {
+        let batches = counter_value(&metrics, "db_write_batches_total");
+        let batched = counter_value(&metrics, "db_write_batched_transactions_total");
+        assert!(
+            batched > batches && batches > 0,
+            "commits carried several orders each: {batched} in {batches} batches"
+        );
+    }
 
     let server = Server::start(&url, &["--no-worker"]).await;
     let base = server.base.clone();
