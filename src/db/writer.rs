@@ -178,7 +178,7 @@ impl Writer {
                 done: Some(done),
             }) {
                 Ok(()) => {}
-                // The job came back unrun; dropping it here frees nothing it borrows.
+                // The job came back unrun and is dropped here, while all it borrows is alive.
                 Err(TrySendError::Full(_)) => {
                     return Err(
                         diesel::result::Error::QueryBuilderError(Box::new(WriteQueueFull)).into(),
