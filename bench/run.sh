@@ -90,9 +90,10 @@ wrk_point() { # wrk_point MODE CONNS: one wrk run, prints its RESULT line
 PG_TEST_FSYNC=${BENCH_PG_TEST_FSYNC:-/usr/lib/postgresql/15/bin/pg_test_fsync}
 say "fsync: pg_test_fsync on the database's filesystem ($WORK)"
 # The fdatasync line of the "one 8kB write" block: "fdatasync  5807.456 ops/sec  172 usecs/op".
-FSYNC_LINE=$("$PG_TEST_FSYNC" -f "$WORK/fsync.test" -s 2 2>>"$WORK/server.log" |
-  awk '/one 8kB write/ { block = 1; next } block && $1 == "fdatasync" { print $2, $4; exit }')
+# (Its whole output first: awk stopping early would end it with SIGPIPE under pipefail.)
+"$PG_TEST_FSYNC" -f "$WORK/fsync.test" -s 2 >"$WORK/fsync.txt" 2>>"$WORK/server.log"
 rm -f "$WORK/fsync.test"
+FSYNC_LINE=$(awk '/one 8kB write/ { block = 1; next } block && $1 == "fdatasync" { print $2, $4; exit }' "$WORK/fsync.txt")
 read -r FSYNC_OPS FSYNC_US <<<"${FSYNC_LINE:-0 0}"
 [ "${FSYNC_OPS%.*}" -gt 0 ] || { say "pg_test_fsync gave no fdatasync figure"; exit 1; }
 # One op at a time: its per-op time is the same figure as p50 and p99.
