@@ -4,7 +4,11 @@
 #   ceiling 1  the order transaction straight through the data layer, no HTTP
 #              (`reseller-api bench-load orders`), for order placement;
 #   ceiling 2  a bare actix-web handler with no database (`reseller-api bench-load bare`),
-#              for status reads.
+#              for status reads;
+#   fsync      the disk's sync rate on the SQLite database's filesystem (PostgreSQL's
+#              `pg_test_fsync`, one 8 kB write + fdatasync): one commit per order caps
+#              placement there, so SQLite placement is also shown as a multiple of it
+#              (above 1.0x only by committing several orders at once).
 # Usage: bash bench/run.sh
 # Knobs (environment): BENCH_SECONDS (per point, default 10), BENCH_LEVELS (connections,
 # default "1 8 64"), BENCH_BACKENDS (default "sqlite postgres"), BENCH_PG_URL (server,
@@ -83,6 +87,20 @@ wrk_point() { # wrk_point MODE CONNS: one wrk run, prints its RESULT line
     "http://127.0.0.1:$PORT" | grep '^RESULT' || true
 }
 
+PG_TEST_FSYNC=${BENCH_PG_TEST_FSYNC:-/usr/lib/postgresql/15/bin/pg_test_fsync}
+say "fsync: pg_test_fsync on the database's filesystem ($WORK)"
+# The fdatasync line of the "one 8kB write" block: "fdatasync  5807.456 ops/sec  172 usecs/op".
+# (Its whole output first: awk stopping early would end it with SIGPIPE under pipefail.)
+"$PG_TEST_FSYNC" -f "$WORK/fsync.test" -s 2 >"$WORK/fsync.txt" 2>>"$WORK/server.log"
+rm -f "$WORK/fsync.test"
+FSYNC_LINE=$(awk '/one 8kB write/ { block = 1; next } block && $1 == "fdatasync" { print $2, $4; exit }' "$WORK/fsync.txt")
+read -r FSYNC_OPS FSYNC_US <<<"${FSYNC_LINE:-0 0}"
+[ "${FSYNC_OPS%.*}" -gt 0 ] || { say "pg_test_fsync gave no fdatasync figure"; exit 1; }
+# One op at a time: its per-op time is the same figure as p50 and p99.
+printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "sqlite" "fsync: 8kB write + fdatasync" 1 "$FSYNC_OPS" \
+  "$FSYNC_US" "$FSYNC_US" 0 >>"$RESULTS"
+say "fsync: $FSYNC_OPS syncs/s, ${FSYNC_US} us each"
+
 say "ceiling 2: bare actix-web handler"
 HEALTH_PATH=bare start "$BIN" bench-load bare --bind "127.0.0.1:$PORT"
 for c in $LEVELS; do record "-" "ceiling 2: bare handler" "$c" "$(wrk_point bare "$c")"; done
@@ -125,16 +143,19 @@ for backend in $BACKENDS; do
 done
 
 # The table: each API figure as a ratio to its ceiling's best throughput (order placement
-# to ceiling 1 of the same backend, reads to ceiling 2).
+# to ceiling 1 of the same backend, reads to ceiling 2), and SQLite placement as a multiple
+# of the disk's fsync rate.
 printf '\n| backend | measurement | conns | req/s | p50 ms | p99 ms | errors | vs ceiling |\n'
 printf '|---|---|---:|---:|---:|---:|---:|---:|\n'
 awk -F'\t' '
-  { rows[NR] = $0; if ($2 ~ /^ceiling 1/ && $4 > c1[$1]) c1[$1] = $4; if ($2 ~ /^ceiling 2/ && $4 > c2) c2 = $4 }
+  { rows[NR] = $0; if ($2 ~ /^ceiling 1/ && $4 > c1[$1]) c1[$1] = $4; if ($2 ~ /^ceiling 2/ && $4 > c2) c2 = $4
+    if ($2 ~ /^fsync/) fsync[$1] = $4 }
   END {
     for (i = 1; i <= NR; i++) {
       split(rows[i], f, "\t")
       ratio = "-"
       if (f[2] ~ /orders$|add$/ && c1[f[1]] > 0) ratio = sprintf("%.0f%% of c1", 100 * f[4] / c1[f[1]])
+      if (f[2] ~ /orders$|add$/ && fsync[f[1]] > 0) ratio = sprintf("%s, %.2fx fsync", ratio, f[4] / fsync[f[1]])
       if (f[2] ~ /^GET/ && c2 > 0) ratio = sprintf("%.0f%% of c2", 100 * f[4] / c2)
       printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %s |\n", f[1], f[2], f[3], f[4], f[5] / 1000, f[6] / 1000, f[7], ratio
     }

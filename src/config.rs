@@ -31,6 +31,15 @@ pub struct Config {
         global = true
     )]
     pub db_pool_size: u32,
+    /// SQLite: write transactions that may wait for the database's writer besides the
+    /// batch it is committing; one more is refused with 503 and `Retry-After`.
+    #[arg(
+        long,
+        env = "RESELLER_API_WRITE_QUEUE",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub write_queue: usize,
     /// `iss` of issued tokens, and the only issuer accepted.
     #[arg(
         long,

@@ -47,6 +47,7 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     ValidationFailed,
     WebhookUrlRefused,
+    WriteQueueFull,
 }
 
 impl ErrorCode {
@@ -89,6 +90,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::ValidationFailed => "validation_failed",
             ErrorCode::WebhookUrlRefused => "webhook_url_refused",
+            ErrorCode::WriteQueueFull => "write_queue_full",
         }
     }
 }
@@ -129,6 +131,10 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     Unavailable(String),
+    /// Too many write transactions are already waiting for the database's writer
+    /// (`--write-queue`): nothing was done; retry after `retry_after_secs`.
+    #[error("too many writes are waiting; retry shortly")]
+    Overloaded { retry_after_secs: u64 },
     /// A request quota or the refund-abuse policy said no; try again after `retry_after_secs`.
     #[error("{detail}")]
     RateLimited {
@@ -178,7 +184,8 @@ impl ApiError {
             }
             | ApiError::PolicyRefused {
                 retry_after_secs, ..
-            } => Some(*retry_after_secs),
+            }
+            | ApiError::Overloaded { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -198,6 +205,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::Validation(_) => ErrorCode::ValidationFailed,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Overloaded { .. } => ErrorCode::WriteQueueFull,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::PolicyRefused { .. } => ErrorCode::RefundPolicyRefused,
             ApiError::Internal(_) | ApiError::Database(_) => ErrorCode::InternalError,
@@ -209,6 +217,9 @@ impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> ApiError {
         match error {
             diesel::result::Error::NotFound => ApiError::NotFound("not found".into()),
+            other if crate::db::writer::WriteQueueFull::is(&other) => ApiError::Overloaded {
+                retry_after_secs: crate::db::writer::QUEUE_FULL_RETRY_SECS,
+            },
             other => ApiError::Database(other),
         }
     }

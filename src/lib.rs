@@ -23,7 +23,8 @@
 //! takes its `Caller` (or `Admin`) and typed body from `http::extract`, parses it into
 //! `domain` values, and makes one `application` call through `AppState::db`, which runs it
 //! on the blocking pool; there the application function opens the `db::write_tx` that
-//! guards its invariant and composes `db` queries inside it. Errors are `error::ApiError`
+//! guards its invariant and composes `db` queries inside it (on SQLite, run by the
+//! database's writer thread as one savepoint of a group commit, `db::writer`). Errors are `error::ApiError`
 //! (or an application error that converts into it), rendered by `http::problem` as
 //! problem+json. The provider worker, the CLI, the benchmarks and the tests call the same
 //! application functions.

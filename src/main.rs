@@ -66,7 +66,15 @@ fn main() -> ExitCode {
 
 fn open(config: &Config) -> Result<db::DbPool, String> {
     db::migrate(&config.database_url).map_err(|e| e.to_string())?;
-    db::connect(&config.database_url, config.db_pool_size).map_err(|e| e.to_string())
+    db::connect_options(
+        &config.database_url,
+        db::PoolOptions {
+            size: config.db_pool_size,
+            durability: db::Durability::Full,
+            write_queue: config.write_queue,
+        },
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn serve(config: Config, args: ServeArgs) -> Result<(), String> {

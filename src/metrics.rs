@@ -102,6 +102,17 @@ pub static DB_POOL_TIMEOUTS: Counter = Counter::new(
     &[],
 );
 
+pub static DB_WRITE_BATCHES: Counter = Counter::new(
+    "db_write_batches_total",
+    "SQLite group commits: batches of write transactions the writer committed at once.",
+    &[],
+);
+pub static DB_WRITE_BATCHED: Counter = Counter::new(
+    "db_write_batched_transactions_total",
+    "Write transactions committed in those batches (their ratio is the mean batch size).",
+    &[],
+);
+
 /// Writes every process-wide counter and histogram.
 pub fn render(out: &mut Exposition) {
     for counter in [
@@ -114,6 +125,8 @@ pub fn render(out: &mut Exposition) {
         &TOP_UP_REFUNDS_AMOUNT,
         &PROVIDER_REQUESTS,
         &DB_POOL_TIMEOUTS,
+        &DB_WRITE_BATCHES,
+        &DB_WRITE_BATCHED,
     ] {
         counter.render(out);
     }

@@ -41,7 +41,7 @@ pub fn create_dispute(
     order_id: i64,
     dispute: Dispute,
     key: Option<super::idempotency::IdempotencyKey>,
-    render: impl Fn(Refund) -> Result<String, ApiError>,
+    render: impl Fn(Refund) -> Result<String, ApiError> + Sync,
 ) -> Result<Stored, ApiError> {
     let scope = format!("create_dispute:{order_id}");
     with_idempotency(conn, account_id, &scope, key, |conn, claim| {

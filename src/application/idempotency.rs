@@ -51,6 +51,45 @@ pub fn store_response(
     }
 }
 
+/// Claims `key` for this request: `Ok(Ok(claim))` to go on (no claim without a key),
+/// `Ok(Err(stored))` to replay a stored response, `Err` for a key reused with another
+/// body or still held by a request in flight.
+fn claim_key(
+    conn: &mut DbConnection,
+    account_id: i64,
+    scope: &str,
+    key: Option<&IdempotencyKey>,
+) -> Result<Result<Option<idempotency::Held>, Stored>, ApiError> {
+    let Some(key) = key else {
+        return Ok(Ok(None));
+    };
+    match idempotency::claim(
+        conn,
+        account_id,
+        scope,
+        &key.key,
+        &key.request_hash,
+        key.ttl,
+    )? {
+        idempotency::Claim::Started(held) => Ok(Ok(Some(held))),
+        idempotency::Claim::Replay { status, body } => Ok(Err(Stored {
+            status,
+            body,
+            replayed: true,
+        })),
+        idempotency::Claim::Mismatch => Err(ApiError::Unprocessable {
+            code: ErrorCode::IdempotencyKeyReused,
+            detail: "this Idempotency-Key was already used with a different request body".into(),
+            param: Some(KEY_NAME.into()),
+        }),
+        idempotency::Claim::InFlight => Err(ApiError::Conflict {
+            code: ErrorCode::IdempotencyKeyInFlight,
+            detail: "a request with this Idempotency-Key is still being processed; retry shortly"
+                .into(),
+        }),
+    }
+}
+
 /// Runs `work` at most once per idempotency key: claims the key, runs `work` (which must
 /// call [`store_response`] inside its own transaction), and gives the claim back if
 /// `work` fails, so a corrected retry with the same key can run.
@@ -61,43 +100,9 @@ pub fn with_idempotency<E: From<ApiError>>(
     key: Option<IdempotencyKey>,
     work: impl FnOnce(&mut DbConnection, Option<idempotency::Held>) -> Result<Stored, E>,
 ) -> Result<Stored, E> {
-    let claim = match &key {
-        None => None,
-        Some(key) => match idempotency::claim(
-            conn,
-            account_id,
-            scope,
-            &key.key,
-            &key.request_hash,
-            key.ttl,
-        )
-        .map_err(ApiError::from)?
-        {
-            idempotency::Claim::Started(held) => Some(held),
-            idempotency::Claim::Replay { status, body } => {
-                return Ok(Stored {
-                    status,
-                    body,
-                    replayed: true,
-                })
-            }
-            idempotency::Claim::Mismatch => {
-                return Err(ApiError::Unprocessable {
-                    code: ErrorCode::IdempotencyKeyReused,
-                    detail: "this Idempotency-Key was already used with a different request body"
-                        .into(),
-                    param: Some(KEY_NAME.into()),
-                }
-                .into())
-            }
-            idempotency::Claim::InFlight => return Err(ApiError::Conflict {
-                code: ErrorCode::IdempotencyKeyInFlight,
-                detail:
-                    "a request with this Idempotency-Key is still being processed; retry shortly"
-                        .into(),
-            }
-            .into()),
-        },
+    let claim = match claim_key(conn, account_id, scope, key.as_ref())? {
+        Ok(claim) => claim,
+        Err(replay) => return Ok(replay),
     };
     let result = work(conn, claim);
     if let (Err(_), Some(id)) = (&result, claim) {
@@ -108,31 +113,35 @@ pub fn with_idempotency<E: From<ApiError>>(
     result
 }
 
-/// Runs `work` at most once per key in one write transaction that also stores the
-/// response `work` renders, so the effect and its replay commit or roll back together.
+/// Runs `work` at most once per key in one write transaction that also claims the key
+/// and stores the response `work` renders, so the claim, the effect and its replay commit
+/// or roll back together: a request that fails, or dies with its process, leaves no claim
+/// behind, and a retry with the key simply runs (or replays what committed).
 ///
-/// A transaction the database rolls back for a conflict runs again under the same claim
-/// (`db::write_tx`), `work` and the stored response with it: the claim is given back only
-/// when the last attempt failed, and only one attempt can ever commit.
-pub fn respond_once<E: From<ApiError> + db::TxError>(
+/// A concurrent request with the same key waits for this one's transaction (SQLite: its
+/// turn at the writer; PostgreSQL: the key's unique index) and then replays it. A
+/// transaction the database rolls back for a conflict runs again whole (`db::write_tx`).
+pub fn respond_once<E: From<ApiError> + db::TxError + Send>(
     conn: &mut DbConnection,
     account_id: i64,
     scope: &str,
     key: Option<IdempotencyKey>,
     status: u16,
-    work: impl Fn(&mut DbConnection) -> Result<String, E>,
+    work: impl Fn(&mut DbConnection) -> Result<String, E> + Sync,
 ) -> Result<Stored, E> {
-    with_idempotency(conn, account_id, scope, key, |conn, claim| {
-        db::write_tx(conn, |conn| {
-            let body = work(conn)?;
-            if let Some(claim) = claim {
-                store_response(conn, claim, status, &body)?;
-            }
-            Ok(Stored {
-                status,
-                body,
-                replayed: false,
-            })
+    db::write_tx(conn, |conn| {
+        let claim = match claim_key(conn, account_id, scope, key.as_ref())? {
+            Ok(claim) => claim,
+            Err(replay) => return Ok(replay),
+        };
+        let body = work(conn)?;
+        if let Some(claim) = claim {
+            store_response(conn, claim, status, &body)?;
+        }
+        Ok(Stored {
+            status,
+            body,
+            replayed: false,
         })
     })
 }

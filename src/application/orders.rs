@@ -51,8 +51,9 @@ impl From<OrderError> for ApiError {
     }
 }
 
-/// Places an order at most once per idempotency key: the debit, the order, its queued
-/// send and the stored response (`render`ed from the order) commit in one transaction.
+/// Places an order at most once per idempotency key: the key's claim, the debit, the order,
+/// its queued send and the stored response (`render`ed from the order) commit in one
+/// transaction.
 /// Every API that places orders comes through here, so this is where they are counted:
 /// placed once committed, refused by problem code, a replay not at all.
 pub fn create_order(
@@ -62,7 +63,7 @@ pub fn create_order(
     scope: &str,
     key: Option<super::idempotency::IdempotencyKey>,
     status: u16,
-    render: impl Fn(Order) -> Result<String, ApiError>,
+    render: impl Fn(Order) -> Result<String, ApiError> + Sync,
 ) -> Result<Stored, OrderError> {
     let placed = respond_once(conn, account_id, scope, key, status, |conn| {
         let order = place_order(conn, account_id, request.clone())?;

@@ -12,7 +12,7 @@ use crate::error::{ApiError, ErrorCode};
 pub fn update_provider(
     conn: &mut DbConnection,
     id: i64,
-    merge: impl Fn(Provider) -> Result<ProviderFields, ApiError>,
+    merge: impl Fn(Provider) -> Result<ProviderFields, ApiError> + Sync,
 ) -> Result<Provider, ApiError> {
     db::write_tx(conn, |conn| {
         let current = providers::find(conn, id)?.ok_or_else(|| ApiError::not_found("provider"))?;

@@ -34,7 +34,7 @@ pub fn sweep(conn: &mut DbConnection, config: &RetentionConfig) -> diesel::Query
 fn in_batches(
     conn: &mut DbConnection,
     batch: i64,
-    step: impl Fn(&mut DbConnection) -> diesel::QueryResult<usize>,
+    step: impl Fn(&mut DbConnection) -> diesel::QueryResult<usize> + Sync,
 ) -> diesel::QueryResult<usize> {
     let mut total = 0;
     loop {

@@ -20,7 +20,7 @@ pub fn create_service(conn: &mut DbConnection, fields: ServiceFields) -> Result<
 pub fn update_service(
     conn: &mut DbConnection,
     id: i64,
-    merge: impl Fn(Service) -> Result<ServiceFields, ApiError>,
+    merge: impl Fn(Service) -> Result<ServiceFields, ApiError> + Sync,
 ) -> Result<Service, ApiError> {
     db::write_tx(conn, |conn| {
         let current = services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;

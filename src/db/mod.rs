@@ -26,6 +26,7 @@ pub mod services;
 pub mod top_ups;
 pub mod verify;
 pub mod webhooks;
+pub mod writer;
 
 use std::path::Path;
 use std::time::Duration;
@@ -129,17 +130,18 @@ pub enum Durability {
 }
 
 #[derive(Debug)]
-struct SessionSettings(Durability);
+struct SessionSettings {
+    durability: Durability,
+    /// The SQLite file's writer, kept alive as long as the pool (see [`writer`]).
+    _writer: Option<std::sync::Arc<writer::Writer>>,
+}
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        let settings = match (conn, self.0) {
-            (DbConnection::Sqlite(conn), Durability::Full) => conn.batch_execute(
-                "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
-            ),
-            (DbConnection::Sqlite(conn), Durability::Relaxed) => conn.batch_execute(
-                "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = OFF;",
-            ),
+        let settings = match (conn, self.durability) {
+            (DbConnection::Sqlite(conn), durability) => {
+                conn.batch_execute(writer::sqlite_settings(durability))
+            }
             (DbConnection::Pg(_), Durability::Full) => Ok(()),
             (DbConnection::Pg(conn), Durability::Relaxed) => {
                 conn.batch_execute("SET synchronous_commit = off")
@@ -149,6 +151,21 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SessionSettings 
     }
 }
 
+/// How a pool is built.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// Pooled connections.
+    pub size: u32,
+    pub durability: Durability,
+    /// SQLite: write transactions that may wait for the writer beyond the batch it is
+    /// running; one more is refused with 503 (`--write-queue`).
+    pub write_queue: usize,
+}
+
+/// The write queue of pools built by [`connect`] and [`connect_with`], which the server
+/// does not use (it passes `--write-queue` to [`connect_options`]): commands and tools.
+pub const TOOL_WRITE_QUEUE: usize = 1024;
+
 /// Builds the pool. Run [`migrate`] first: it also creates the SQLite file.
 pub fn connect(url: &str, size: u32) -> Result<DbPool, SetupError> {
     connect_with(url, size, Durability::Full)
@@ -156,14 +173,33 @@ pub fn connect(url: &str, size: u32) -> Result<DbPool, SetupError> {
 
 /// [`connect`], with a choice of durability for databases that are thrown away.
 pub fn connect_with(url: &str, size: u32, durability: Durability) -> Result<DbPool, SetupError> {
-    let target = match Backend::from_url(url) {
-        Backend::Postgres(url) => url,
-        Backend::Sqlite(path) => path,
+    connect_options(
+        url,
+        PoolOptions {
+            size,
+            durability,
+            write_queue: TOOL_WRITE_QUEUE,
+        },
+    )
+}
+
+/// Builds the pool and, on SQLite, starts (or joins) the file's writer: every
+/// [`write_tx`] on a connection of this file then runs on it.
+pub fn connect_options(url: &str, options: PoolOptions) -> Result<DbPool, SetupError> {
+    let (target, writer) = match Backend::from_url(url) {
+        Backend::Postgres(url) => (url, None),
+        Backend::Sqlite(path) => {
+            let writer = writer::start(&path, options.durability, options.write_queue)?;
+            (path, Some(writer))
+        }
     };
     let pool = Pool::builder()
-        .max_size(size.max(1))
+        .max_size(options.size.max(1))
         .connection_timeout(Duration::from_secs(10))
-        .connection_customizer(Box::new(SessionSettings(durability)))
+        .connection_customizer(Box::new(SessionSettings {
+            durability: options.durability,
+            _writer: writer,
+        }))
         .build(ConnectionManager::<DbConnection>::new(target))?;
     Ok(pool)
 }
@@ -205,9 +241,13 @@ pub fn is_conflict(error: &diesel::result::Error) -> bool {
     }
 }
 
-/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is
-/// taken up front and a read-then-write never fails on lock upgrade; an ordinary
-/// transaction on PostgreSQL, where writers rely on conditional updates and row locks.
+/// Runs `f` in a write transaction. On SQLite it is handed to the file's writer
+/// ([`writer`]), which runs it in a savepoint of a batch under one `BEGIN IMMEDIATE` and
+/// one commit, and this returns once that commit is on disk (or `f` failed and its
+/// savepoint was rolled back, taking nothing else with it); a full write queue is refused
+/// at once ([`writer::WriteQueueFull`]). Without a writer (a connection not from a pool of
+/// ours) it runs here under its own `BEGIN IMMEDIATE`. On PostgreSQL it is an ordinary
+/// transaction on `conn`, where writers rely on conditional updates and row locks.
 /// Nested [`Connection::transaction`] calls inside `f` become savepoints. What `f`
 /// records with `metrics::on_commit` is counted only once it has committed.
 ///
@@ -219,17 +259,26 @@ pub fn is_conflict(error: &diesel::result::Error) -> bool {
 /// whatever it does outside the database is done once per attempt. Only a transaction
 /// that ended (nothing of it committed) is run again; called inside a transaction of the
 /// caller's, `f` runs once, as a savepoint, and a conflict is the caller's to handle.
+///
+/// `f` may run on the writer's thread, hence `Sync` (and `Send` results); it borrows
+/// freely, since this does not return before the writer is done with it.
 pub fn write_tx<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
-    F: Fn(&mut DbConnection) -> Result<T, E>,
-    E: TxError,
+    F: Fn(&mut DbConnection) -> Result<T, E> + Sync,
+    T: Send,
+    E: TxError + Send,
 {
     if !outside_transaction(conn) {
         return write_tx_once(conn, &f);
     }
+    let writer = writer::of(conn)?;
     let mut attempt = 1;
     loop {
-        match write_tx_once(conn, &f) {
+        let result = match &writer {
+            Some(writer) => writer.run(&f),
+            None => write_tx_once(conn, &f),
+        };
+        match result {
             Err(error)
                 if attempt < CONFLICT_ATTEMPTS
                     && error.is_conflict()
@@ -276,6 +325,10 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    if !outside_transaction(conn) {
+        // Nested: a savepoint of the transaction `conn` is in.
+        return conn.transaction(f);
+    }
     let DbConnection::Sqlite(inner) = conn else {
         return conn.transaction(f);
     };

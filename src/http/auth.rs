@@ -71,7 +71,8 @@ impl TokenKeys {
     ) -> Result<TokenKeys, diesel::result::Error> {
         let mut live = jwt_keys::live(conn)?;
         if live.is_empty() {
-            jwt_keys::insert(conn, &random_token(8), &random_token(32))?;
+            let (kid, secret) = (random_token(8), random_token(32));
+            crate::db::write_tx(conn, |conn| jwt_keys::insert(conn, &kid, &secret))?;
             live = jwt_keys::live(conn)?;
         }
         Ok(TokenKeys {

@@ -25,8 +25,11 @@ impl Modify for CommonResponses {
         );
         reference_page_items(components);
         for item in openapi.paths.paths.values_mut() {
+            if let Some(op) = item.get.as_mut() {
+                add_common_responses(op);
+                optional_bodies_are_objects(op);
+            }
             for op in [
-                &mut item.get,
                 &mut item.post,
                 &mut item.put,
                 &mut item.patch,
@@ -36,6 +39,7 @@ impl Modify for CommonResponses {
             .flatten()
             {
                 add_common_responses(op);
+                add_write_queue_full(op);
                 optional_bodies_are_objects(op);
             }
         }
@@ -145,6 +149,26 @@ fn is_page(response: &utoipa::openapi::Response) -> bool {
         Some(RefOr::T(content)) if matches!(&content.schema, Some(RefOr::Ref(r))
             if r.ref_location.starts_with("#/components/schemas/Page_"))
     )
+}
+
+/// Every operation that may write can find the database's write queue full (SQLite,
+/// `--write-queue`): 503 with `Retry-After`, nothing done. API v2 answers it as
+/// `{"error": …}` like every other refusal.
+fn add_write_queue_full(op: &mut Operation) {
+    if matches!(op.operation_id.as_deref(), Some("api_v2" | "api_v2_get")) {
+        return;
+    }
+    let mut response = problem_response(
+        "Too many writes are waiting for the database (`write_queue_full`); nothing was done. Retry after `Retry-After` seconds.",
+    );
+    response.headers.insert(
+        "Retry-After".to_string(),
+        header("Seconds until a retry can pass."),
+    );
+    op.responses
+        .responses
+        .entry("503".to_string())
+        .or_insert_with(|| response.into());
 }
 
 fn add_common_responses(op: &mut Operation) {

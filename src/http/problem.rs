@@ -33,7 +33,7 @@ pub struct Problem {
     /// On 429: the quota or policy rule that refused the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
-    /// On 429: seconds until a retry can pass (also in `Retry-After`).
+    /// On 429 and 503: seconds until a retry can pass (also in `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
     /// On a refund-policy refusal: the numbers the rule looked at.
@@ -121,7 +121,9 @@ impl ResponseError for ApiError {
             ApiError::Unprocessable { .. } | ApiError::Validation(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::RateLimited { .. } | ApiError::PolicyRefused { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }

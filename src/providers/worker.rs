@@ -63,7 +63,7 @@ impl db::TxError for Fenced {
 fn finish_with(
     conn: &mut db::DbConnection,
     fence: Fence,
-    work: impl Fn(&mut db::DbConnection) -> Result<AttemptOutcome, diesel::result::Error>,
+    work: impl Fn(&mut db::DbConnection) -> Result<AttemptOutcome, diesel::result::Error> + Sync,
 ) -> Result<bool, diesel::result::Error> {
     let result = db::write_tx(conn, |conn| {
         let outcome = work(conn)?;
@@ -112,7 +112,9 @@ fn keep_acceptance(
     order_id: i64,
     remote: &str,
 ) -> Result<(), diesel::result::Error> {
-    if provider_orders::adopt_acceptance(conn, order_id, remote)? {
+    if db::write_tx(conn, |conn| {
+        provider_orders::adopt_acceptance(conn, order_id, remote)
+    })? {
         tracing::warn!(
             order = order_id,
             provider_order_id = remote,
@@ -130,7 +132,9 @@ fn keep_acceptance(
             "the provider accepted this order twice; the second id is in the attempt log"
         ),
         None => {
-            provider_orders::note_late_acceptance(conn, order_id, remote)?;
+            db::write_tx(conn, |conn| {
+                provider_orders::note_late_acceptance(conn, order_id, remote)
+            })?;
             tracing::error!(
                 order = order_id,
                 provider_order_id = remote,
@@ -234,7 +238,9 @@ impl Worker {
     fn release_leases(&self) {
         match self.pool.get() {
             Ok(mut conn) => {
-                if let Err(e) = provider_orders::release_all(&mut conn, &self.owner) {
+                if let Err(e) = db::write_tx(&mut conn, |conn| {
+                    provider_orders::release_all(conn, &self.owner)
+                }) {
                     tracing::error!(error = %e, "could not release the worker's leases");
                 }
             }
@@ -291,15 +297,17 @@ impl Worker {
             if self.stopping() {
                 break;
             }
-            let Some(job) = provider_orders::claim(
-                &mut conn,
-                &self.owner,
-                &[ForwardingState::Queued, ForwardingState::Sending],
-                None,
-                1,
-                due_by,
-                self.lease(),
-            )?
+            let Some(job) = db::write_tx(&mut conn, |conn| {
+                provider_orders::claim(
+                    conn,
+                    &self.owner,
+                    &[ForwardingState::Queued, ForwardingState::Sending],
+                    None,
+                    1,
+                    due_by,
+                    self.lease(),
+                )
+            })?
             .pop() else {
                 break;
             };
@@ -354,7 +362,9 @@ impl Worker {
             };
             return finish(conn, fence, outcome).map(drop);
         }
-        if !provider_orders::begin_send(conn, fence, self.exchange_lease(provider))? {
+        if !db::write_tx(conn, |conn| {
+            provider_orders::begin_send(conn, fence, self.exchange_lease(provider))
+        })? {
             return Ok(());
         }
         let quantity = order.quantity.to_string();
@@ -391,15 +401,17 @@ impl Worker {
             AddReply::Unreadable => "unreadable",
         };
         metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "add", label]);
-        provider_orders::record_attempt(
-            conn,
-            provider.id,
-            Some(order.id),
-            "add",
-            label,
-            http_status,
-            &body,
-        )?;
+        db::write_tx(conn, |conn| {
+            provider_orders::record_attempt(
+                conn,
+                provider.id,
+                Some(order.id),
+                "add",
+                label,
+                http_status,
+                &body,
+            )
+        })?;
         match outcome {
             AddReply::Accepted(remote_id) => {
                 pass.sent += 1;
@@ -479,15 +491,17 @@ impl Worker {
                 break;
             }
             let batch = provider.batch_size.clamp(1, 100);
-            let jobs = provider_orders::claim(
-                &mut conn,
-                &self.owner,
-                &[ForwardingState::Sent],
-                Some(provider.id),
-                batch,
-                db::now(),
-                self.exchange_lease(&provider),
-            )?;
+            let jobs = db::write_tx(&mut conn, |conn| {
+                provider_orders::claim(
+                    conn,
+                    &self.owner,
+                    &[ForwardingState::Sent],
+                    Some(provider.id),
+                    batch,
+                    db::now(),
+                    self.exchange_lease(&provider),
+                )
+            })?;
             if jobs.is_empty() {
                 continue;
             }
@@ -522,15 +536,17 @@ impl Worker {
             "unreadable"
         };
         metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "status", outcome]);
-        provider_orders::record_attempt(
-            conn,
-            provider.id,
-            None,
-            "status",
-            outcome,
-            http_status,
-            body,
-        )?;
+        db::write_tx(conn, |conn| {
+            provider_orders::record_attempt(
+                conn,
+                provider.id,
+                None,
+                "status",
+                outcome,
+                http_status,
+                body,
+            )
+        })?;
         let Some(items) = items else {
             // The whole reply is unusable: every order keeps its state and is asked again later.
             let error = format!(
@@ -556,14 +572,15 @@ impl Worker {
                 .provider_order_id
                 .as_deref()
                 .and_then(|id| items.get(id));
-            // Set by the attempt of the transaction that ran last (a conflict runs it again).
-            let refunded = std::cell::Cell::new(false);
+            // Set by the attempt of the transaction that ran last (a conflict runs it again;
+            // on SQLite it runs on the writer thread, hence atomic).
+            let refunded = std::sync::atomic::AtomicBool::new(false);
             // A refund this reply causes is kept only with the fenced finish of this claim:
             // a reply that comes back after another worker took the order changes nothing.
             let kept = finish_with(conn, job.fence(owner), |conn| {
                 let mut refunds = false;
                 let settle = self.status_outcome(conn, provider, &job, item, &mut refunds)?;
-                refunded.set(refunds);
+                refunded.store(refunds, std::sync::atomic::Ordering::Relaxed);
                 let stuck =
                     settle.state == ForwardingState::Sent && job.created_at < give_up_before;
                 Ok(if stuck {
@@ -580,7 +597,7 @@ impl Worker {
                     settle
                 })
             })?;
-            if kept && refunded.get() {
+            if kept && refunded.load(std::sync::atomic::Ordering::Relaxed) {
                 pass.refunds += 1;
             }
         }

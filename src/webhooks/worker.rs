@@ -90,7 +90,7 @@ impl WebhookWorker {
         drop(conn);
         if let Err(e) = self.deliver_due(&mut pass) {
             if let Ok(mut conn) = self.conn() {
-                let _ = store::release_all(&mut conn, &self.owner);
+                let _ = db::write_tx(&mut conn, |conn| store::release_all(conn, &self.owner));
             }
             return Err(e);
         }
@@ -364,7 +364,7 @@ impl WebhookWorker {
             }
         }
         if let Ok(mut conn) = self.conn() {
-            let _ = store::release_all(&mut conn, &self.owner);
+            let _ = db::write_tx(&mut conn, |conn| store::release_all(conn, &self.owner));
         }
         tracing::info!(owner = %self.owner, "webhook worker stopped");
     }

@@ -9,7 +9,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("metrics", &[]),
     ("db", &["domain", "metrics"]),
-    ("error", &["domain"]),
+    ("error", &["db", "domain"]),
     ("config", &["domain"]),
     ("resources", &["domain"]),
     (

@@ -206,20 +206,24 @@ async fn an_order_refused_for_a_serialization_failure_runs_again_and_is_charged_
 async fn write_tx_runs_a_conflicting_transaction_at_most_five_times_and_nothing_else_twice() {
     use diesel::result::{DatabaseErrorKind, Error};
     use reseller_api::db::{self, TxError};
-    use std::cell::Cell;
+    use std::sync::atomic::{AtomicI32, Ordering};
 
     let app = spawn_app().await;
     let mut conn = app.pool.get().unwrap();
     let mut fail_with = |kind: DatabaseErrorKind, message: &str| {
-        let runs = Cell::new(0);
+        let runs = AtomicI32::new(0);
         let started = Instant::now();
         let result = db::write_tx(&mut conn, |conn| -> Result<(), Error> {
-            runs.set(runs.get() + 1);
+            runs.fetch_add(1, Ordering::Relaxed);
             // Something written in each attempt, rolled back with it.
             conn.batch_execute("UPDATE accounts SET balance_micros = balance_micros + 1")?;
             Err(Error::DatabaseError(kind, Box::new(message.to_string())))
         });
-        (runs.get(), result.unwrap_err(), started.elapsed())
+        (
+            runs.load(Ordering::Relaxed),
+            result.unwrap_err(),
+            started.elapsed(),
+        )
     };
     let (runs, error, took) = fail_with(
         DatabaseErrorKind::SerializationFailure,

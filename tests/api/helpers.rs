@@ -280,7 +280,15 @@ pub async fn spawn_app_on_with(url: &str, configure: impl FnOnce(&mut Config)) -
     db::migrate(url).expect("migrate");
     // In-process servers on throwaway databases need not wait for the disk; the
     // crash-safety tests run the real binary, which always does.
-    let pool = db::connect_with(url, config.db_pool_size, db::Durability::Relaxed).expect("pool");
+    let pool = db::connect_options(
+        url,
+        db::PoolOptions {
+            size: config.db_pool_size,
+            durability: db::Durability::Relaxed,
+            write_queue: config.write_queue,
+        },
+    )
+    .expect("pool");
     let mut conn = pool.get().unwrap();
     let tokens = TokenKeys::load(&mut conn, &config).expect("token keys");
     let (admin, _, admin_key) =

@@ -11,6 +11,7 @@ mod conflicts;
 mod consistency;
 mod cors;
 mod decoding;
+mod group_commit;
 mod limits;
 mod metrics;
 mod orders;

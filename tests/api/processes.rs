@@ -1174,3 +1174,171 @@ async fn retention_removes_expired_keys_and_old_reply_bodies_and_never_a_money_r
     let mut conn = books.pool.get().unwrap();
     assert_eq!(money(&mut conn)[0], money_before[0] + 1);
 }
+
+/// The server's `/metrics` text.
+async fn metrics_text(base: &str) -> String {
+    let mut response = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    String::from_utf8(response.body().await.unwrap().to_vec()).unwrap()
+}
+
+/// The value of the unlabelled counter `name` in a `/metrics` text.
+fn counter_value(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `POST /v1/orders` with an `Idempotency-Key`: the status, the body and whether it was a
+/// replay; `None` when no answer came (the server died first).
+async fn place_keyed(
+    base: &str,
+    token: &str,
+    key: &str,
+    body: &Value,
+) -> Option<(u16, Value, bool)> {
+    let mut response = client()
+        .post(format!("{base}/v1/orders"))
+        .bearer_auth(token)
+        .insert_header(("Idempotency-Key", key))
+        .send_json(body)
+        .await
+        .ok()?;
+    let bytes = response.body().await.ok()?;
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    Some((
+        response.status().as_u16(),
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        replayed,
+    ))
+}
+
+/// Under the batching writer (`synchronous = FULL`, the real binary), every order the
+/// server acknowledged survives a SIGKILL right after a burst, and nothing it had not
+/// committed left a claim behind: a retry of a request that was in flight runs (or
+/// replays what committed), never 409.
+#[actix_rt::test]
+async fn a_server_killed_after_a_burst_of_batched_orders_keeps_every_one_and_no_stuck_claim() {
+    let (url, _db) = fresh_database();
+    let books = books(&url);
+    let mut server = Server::start(&url, &["--no-worker"]).await;
+    let (_, reseller, service) = funded_service(&server.base, &books).await;
+    let base = server.base.clone();
+
+    let acknowledged: Arc<Mutex<HashMap<String, (i64, i64)>>> = Arc::default();
+    let unanswered: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let counter = Arc::new(AtomicI64::new(0));
+    let burst = 300;
+    let clients = (0..32).map(|_| {
+        let (base, reseller) = (base.clone(), reseller.clone());
+        let (acknowledged, unanswered, counter) =
+            (acknowledged.clone(), unanswered.clone(), counter.clone());
+        async move {
+            loop {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let key = format!("burst-{n}");
+                let body = json!({"service_id": service, "link": format!("https://x/{n}"), "quantity": 100 + n % 50});
+                match place_keyed(&base, &reseller, &key, &body).await {
+                    Some((201, order, _)) => {
+                        let entry = (order["id"].as_i64().unwrap(), micros(&order["charge"]));
+                        acknowledged.lock().unwrap().insert(key, entry);
+                    }
+                    Some((status, body, _)) => panic!("order {n}: {status} {body}"),
+                    None => {
+                        unanswered.lock().unwrap().push((key, body));
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let load = join_all(clients);
+    let killer = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acknowledged.lock().unwrap().len() < burst && Instant::now() < deadline {
+            actix_rt::time::sleep(Duration::from_millis(2)).await;
+        }
+        let metrics = metrics_text(&base).await;
+        server.kill();
+        metrics
+    };
+    let (_, metrics) = futures_util::join!(load, killer);
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let unanswered = unanswered.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= burst,
+        "the burst ran: {}",
+        acknowledged.len()
+    );
+    assert!(
+        !unanswered.is_empty(),
+        "some orders were in flight at the kill"
+    );
+
+    if url.starts_with("sqlite") {
+        let batches = counter_value(&metrics, "db_write_batches_total");
+        let batched = counter_value(&metrics, "db_write_batched_transactions_total");
+        assert!(
+            batched > batches && batches > 0,
+            "commits carried several orders each: {batched} in {batches} batches"
+        );
+    }
+
+    let server = Server::start(&url, &["--no-worker"]).await;
+    let base = server.base.clone();
+    let stuck: i64 = {
+        use diesel::prelude::*;
+        use reseller_api::db::schema::idempotency_keys;
+        let mut conn = books.pool.get().unwrap();
+        idempotency_keys::table
+            .filter(idempotency_keys::status.eq("in_flight"))
+            .count()
+            .get_result(&mut conn)
+            .unwrap()
+    };
+    assert_eq!(stuck, 0, "no claim outlives its request");
+    for (key, (id, charge)) in &acknowledged {
+        let (status, order) = call(&base, "GET", &format!("/v1/orders/{id}"), &reseller, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            status, 200,
+            "acknowledged order {id} ({key}) survives the kill"
+        );
+        assert_eq!(micros(&order["charge"]), *charge);
+    }
+    let mut charged: i64 = acknowledged.values().map(|(_, charge)| charge).sum();
+    let mut orders = acknowledged.len() as i64;
+    for (key, body) in &unanswered {
+        // A replay committed before the kill; otherwise it runs now. Charged once either way.
+        let (status, order, _) = place_keyed(&base, &reseller, key, body)
+            .await
+            .unwrap_or_else(|| panic!("the restarted server answers {key}"));
+        assert_eq!(
+            status, 201,
+            "a retry of {key}, in flight at the kill: {order}"
+        );
+        charged += micros(&order["charge"]);
+        orders += 1;
+    }
+    let (status, account) = call(&base, "GET", "/v1/account", &reseller, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(micros(&account["balance"]), 100_000_000_000 - charged);
+    {
+        use diesel::prelude::*;
+        use reseller_api::db::schema::orders as table;
+        let mut conn = books.pool.get().unwrap();
+        let count: i64 = table::table.count().get_result(&mut conn).unwrap();
+        assert_eq!(count, orders, "one order per key, none lost, none doubled");
+    }
+    assert_books_balance(&books.pool);
+}
