@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod ops;
 pub mod orders;
 pub mod providers;
+pub mod refills;
 pub mod refund_standing;
 pub mod refunds;
 pub mod reports;

@@ -60,6 +60,7 @@ diesel::table! {
         updated_at -> Timestamp,
         provider_id -> Nullable<BigInt>,
         provider_service_id -> Nullable<Text>,
+        refill_days -> BigInt,
     }
 }
 
@@ -120,6 +121,22 @@ diesel::table! {
         account_id -> BigInt,
         status -> Text,
         created_at -> Timestamp,
+        provider_id -> Nullable<BigInt>,
+        provider_order_id -> Nullable<Text>,
+        provider_refill_id -> Nullable<Text>,
+        state -> Nullable<Text>,
+        attempts -> BigInt,
+        failures -> BigInt,
+        next_at -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        lease_token -> BigInt,
+        last_error -> Nullable<Text>,
+        quarantined_status -> Nullable<Text>,
+        last_synced_at -> Nullable<Timestamp>,
+        note -> Nullable<Text>,
+        decided_by -> Nullable<BigInt>,
+        updated_at -> Nullable<Timestamp>,
     }
 }
 

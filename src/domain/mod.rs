@@ -7,6 +7,7 @@ pub mod money;
 pub mod order;
 pub mod policy;
 pub mod provider;
+pub mod refill;
 pub mod refund;
 pub mod report;
 pub mod service;

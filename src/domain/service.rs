@@ -32,6 +32,8 @@ pub struct Service {
     pub min_quantity: i64,
     pub max_quantity: i64,
     pub refill: bool,
+    /// Days after an order is placed during which a refill may be asked for.
+    pub refill_days: i64,
     pub cancel: bool,
     pub status: ServiceStatus,
     pub created_at: NaiveDateTime,

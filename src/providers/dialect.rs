@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::domain::order::OrderStatus;
+use crate::domain::refill::{parse_refill_status, RefillStatus};
 
 /// A provider's status word, mapped to ours; anything else is kept verbatim and never
 /// guessed at.
@@ -94,6 +95,96 @@ pub fn parse_add(body: &str) -> AddReply {
     }
 }
 
+/// Reads the reply to `action=refill`: `{"refill":"1"}` (or an integer id), an error in
+/// words (`{"error":...}`, or `{"refill":{"error":...}}`), or nothing certain.
+pub fn parse_refill(body: &str) -> AddReply {
+    let Some(value) = json(body) else {
+        return AddReply::Unreadable;
+    };
+    if let Some(error) = value.get("error").and_then(Value::as_str) {
+        return AddReply::Rejected(error.to_string());
+    }
+    let refill = value.get("refill");
+    if let Some(error) = refill.and_then(|r| r.get("error")).and_then(Value::as_str) {
+        return AddReply::Rejected(error.to_string());
+    }
+    match refill.and_then(as_id) {
+        Some(id) => AddReply::Accepted(id),
+        None => AddReply::Unreadable,
+    }
+}
+
+/// What a provider says of one refill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefillItem {
+    Known(RefillStatus),
+    /// A status word we do not know: quarantined, never mapped to a default.
+    UnknownStatus(String),
+    /// A per-item error, such as `Refill not found`.
+    Error(String),
+}
+
+fn refill_item(status: &Value) -> Option<RefillItem> {
+    match status {
+        Value::String(word) => Some(match parse_refill_status(word) {
+            Ok(status) => RefillItem::Known(status),
+            Err(word) => RefillItem::UnknownStatus(word),
+        }),
+        Value::Object(fields) => fields
+            .get("error")
+            .and_then(Value::as_str)
+            .map(|error| RefillItem::Error(error.to_string())),
+        _ => None,
+    }
+}
+
+/// Reads the reply to `action=refill_status&refill=ID`: `{"status":"Completed"}` or
+/// `{"error":...}`; `None` when nothing certain can be read.
+pub fn parse_refill_status_one(body: &str) -> Option<RefillItem> {
+    let value = json(body)?;
+    if let Some(error) = value.get("error").and_then(Value::as_str) {
+        return Some(RefillItem::Error(error.to_string()));
+    }
+    refill_item(value.get("status")?)
+}
+
+/// Reads the reply to `action=refill_status&refills=1,2`:
+/// `[{"refill":1,"status":"Completed"},{"refill":2,"status":{"error":"Refill not found"}}]`,
+/// or an object keyed by refill id. `None` when the provider did not answer as a batch
+/// (an error object, a single status): ask it one refill at a time.
+pub fn parse_refill_status_batch(body: &str) -> Option<HashMap<String, RefillItem>> {
+    let value = json(body)?;
+    let mut items = HashMap::new();
+    match &value {
+        Value::Array(list) => {
+            for entry in list {
+                let (Some(id), Some(item)) = (
+                    entry.get("refill").and_then(as_id),
+                    entry.get("status").and_then(refill_item),
+                ) else {
+                    continue;
+                };
+                items.insert(id, item);
+            }
+        }
+        Value::Object(fields)
+            if !fields.contains_key("error") && !fields.contains_key("status") =>
+        {
+            for (id, entry) in fields {
+                let item = entry
+                    .get("status")
+                    .and_then(refill_item)
+                    .or_else(|| refill_item(entry));
+                if let Some(item) = item {
+                    items.insert(id.trim().to_string(), item);
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(items)
+}
+
 /// What a provider says of one order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusItem {
@@ -179,6 +270,49 @@ mod tests {
         assert_eq!(parse_count(&Value::from("10.0000")), Some(10));
         assert_eq!(parse_count(&Value::from("Unknown")), None);
         assert_eq!(parse_count(&Value::Null), None);
+    }
+
+    #[test]
+    fn refill_replies() {
+        assert_eq!(
+            parse_refill(r#"{"refill":"1"}"#),
+            AddReply::Accepted("1".into())
+        );
+        assert_eq!(
+            parse_refill(r#"{"refill":12}"#),
+            AddReply::Accepted("12".into())
+        );
+        assert_eq!(
+            parse_refill(r#"{"error":"Order not eligible for refill."}"#),
+            AddReply::Rejected("Order not eligible for refill.".into())
+        );
+        assert_eq!(parse_refill("<html>500</html>"), AddReply::Unreadable);
+        assert_eq!(
+            parse_refill_status_one(r#"{"status":"In progress"}"#),
+            Some(RefillItem::Known(RefillStatus::InProgress))
+        );
+        assert_eq!(
+            parse_refill_status_one(r#"{"status":"Awaiting"}"#),
+            Some(RefillItem::UnknownStatus("Awaiting".into()))
+        );
+        assert_eq!(
+            parse_refill_status_one(r#"{"error":"Refill not found"}"#),
+            Some(RefillItem::Error("Refill not found".into()))
+        );
+        assert_eq!(parse_refill_status_one(""), None);
+        let batch = parse_refill_status_batch(
+            r#"[{"refill":1,"status":"Completed"},{"refill":"2","status":{"error":"Refill not found"}}]"#,
+        )
+        .unwrap();
+        assert_eq!(batch["1"], RefillItem::Known(RefillStatus::Completed));
+        assert_eq!(batch["2"], RefillItem::Error("Refill not found".into()));
+        let keyed = parse_refill_status_batch(r#"{"7":{"status":"rejected"}}"#).unwrap();
+        assert_eq!(keyed["7"], RefillItem::Known(RefillStatus::Rejected));
+        assert_eq!(parse_refill_status_batch(r#"{"status":"Completed"}"#), None);
+        assert_eq!(
+            parse_refill_status_batch(r#"{"error":"Incorrect request"}"#),
+            None
+        );
     }
 
     #[test]

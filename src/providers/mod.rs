@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod dialect;
+mod refill_sync;
 pub mod wake;
 pub mod worker;
 

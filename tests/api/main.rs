@@ -16,6 +16,7 @@ mod metrics;
 mod orders;
 mod processes;
 mod providers;
+mod refills;
 mod refunds;
 mod reports;
 mod schema;
