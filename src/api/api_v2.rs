@@ -524,7 +524,7 @@ async fn cancel(
                 let outcome = match id.parse::<i64>() {
                     Err(_) => json!({ "error": "Incorrect order ID" }),
                     Ok(order_id) => {
-                        match application::orders::cancel_order(conn, account_id, order_id) {
+                        match application::cancels::cancel_order(conn, account_id, order_id) {
                             Ok(_) => json!(1),
                             Err(ApiError::NotFound(_)) => json!({ "error": "Incorrect order ID" }),
                             Err(e) => json!({ "error": dialect_error(&e) }),
@@ -543,6 +543,8 @@ async fn cancel(
             Ok(results)
         })
         .await?;
+    // A cancel of an order the provider has is a request for the worker to send.
+    state.wake.notify();
     Ok(reply_of(results))
 }
 

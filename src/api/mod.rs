@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod api_v2;
 pub mod api_v2_input;
+pub mod cancels;
 pub mod dashboard;
 pub mod ledger;
 pub mod ops;

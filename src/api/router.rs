@@ -83,6 +83,7 @@ api_routes![
     orders::list_orders,
     orders::create_order,
     orders::cancel_order,
+    cancels::list_cancel_requests,
     orders::record_outcome,
     refills::create_refill,
     refills::list_refills,

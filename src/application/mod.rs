@@ -3,6 +3,7 @@
 //! never each other.
 
 pub mod accounts;
+pub mod cancels;
 pub mod disputes;
 pub mod idempotency;
 pub mod orders;

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod backend;
 pub mod backup;
+pub mod cancels;
 pub mod gauges;
 pub mod idempotency;
 pub mod jwt_keys;

@@ -141,6 +141,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    cancel_requests (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        account_id -> BigInt,
+        provider_id -> BigInt,
+        provider_order_id -> Text,
+        source -> Text,
+        status -> Text,
+        state -> Text,
+        attempts -> BigInt,
+        failures -> BigInt,
+        next_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        lease_token -> BigInt,
+        last_error -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     orders (id) {
         id -> BigInt,
         account_id -> BigInt,
@@ -261,4 +284,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     provider_orders,
     provider_attempts,
     refills,
+    cancel_requests,
 );

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod api_key;
+pub mod cancel;
 pub mod ledger;
 pub mod money;
 pub mod order;

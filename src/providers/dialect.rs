@@ -185,6 +185,63 @@ pub fn parse_refill_status_batch(body: &str) -> Option<HashMap<String, RefillIte
     Some(items)
 }
 
+/// A provider's answer to cancelling one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelItem {
+    /// `"cancel": 1` (or `true`, `"1"`): the provider will cancel it.
+    Accepted,
+    /// `"cancel": {"error": ...}` (or a bare error string): it will not.
+    Refused(String),
+}
+
+fn cancel_item(value: &Value) -> Option<CancelItem> {
+    match value {
+        Value::Number(n) if n.as_i64() == Some(1) => Some(CancelItem::Accepted),
+        Value::Bool(true) => Some(CancelItem::Accepted),
+        Value::String(s) if s.trim() == "1" => Some(CancelItem::Accepted),
+        Value::String(s) if !s.trim().is_empty() => Some(CancelItem::Refused(s.trim().to_string())),
+        Value::Object(fields) => fields
+            .get("error")
+            .and_then(Value::as_str)
+            .map(|e| CancelItem::Refused(e.to_string())),
+        _ => None,
+    }
+}
+
+/// Reads the reply to `action=cancel&orders=1,2`:
+/// `[{"order":9,"cancel":{"error":"Incorrect order ID"}},{"order":2,"cancel":1}]`, or an
+/// object keyed by order id; one item per provider order id it answers. `None` when the
+/// reply as a whole cannot be read (an error object such as `Invalid API key`, HTML).
+pub fn parse_cancel_batch(body: &str) -> Option<HashMap<String, CancelItem>> {
+    let value = json(body)?;
+    let mut items = HashMap::new();
+    match &value {
+        Value::Array(list) => {
+            for entry in list {
+                if let (Some(id), Some(item)) = (
+                    entry.get("order").and_then(as_id),
+                    entry.get("cancel").and_then(cancel_item),
+                ) {
+                    items.insert(id, item);
+                }
+            }
+        }
+        Value::Object(fields) if !fields.contains_key("error") => {
+            for (id, entry) in fields {
+                let item = entry
+                    .get("cancel")
+                    .and_then(cancel_item)
+                    .or_else(|| cancel_item(entry));
+                if let Some(item) = item {
+                    items.insert(id.trim().to_string(), item);
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(items)
+}
+
 /// What a provider says of one order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusItem {
@@ -313,6 +370,26 @@ mod tests {
             parse_refill_status_batch(r#"{"error":"Incorrect request"}"#),
             None
         );
+    }
+
+    #[test]
+    fn cancel_replies() {
+        let items = parse_cancel_batch(
+            r#"[{"order":9,"cancel":{"error":"Incorrect order ID"}},{"order":"2","cancel":1},{"order":3,"cancel":true}]"#,
+        )
+        .unwrap();
+        assert_eq!(items["9"], CancelItem::Refused("Incorrect order ID".into()));
+        assert_eq!(items["2"], CancelItem::Accepted);
+        assert_eq!(items["3"], CancelItem::Accepted);
+        let keyed =
+            parse_cancel_batch(r#"{"4":{"cancel":"1"},"5":"Order cannot be canceled"}"#).unwrap();
+        assert_eq!(keyed["4"], CancelItem::Accepted);
+        assert_eq!(
+            keyed["5"],
+            CancelItem::Refused("Order cannot be canceled".into())
+        );
+        assert_eq!(parse_cancel_batch(r#"{"error":"Invalid API key"}"#), None);
+        assert_eq!(parse_cancel_batch("<html>500</html>"), None);
     }
 
     #[test]

@@ -148,6 +148,8 @@ pub struct Pass {
     pub send_failures: usize,
     pub polled: usize,
     pub refunds: usize,
+    /// Cancel requests the provider answered (`action=cancel`), accepted or refused.
+    pub cancels_answered: usize,
     /// Refills the provider took (`action=refill`).
     pub refills_sent: usize,
     /// Refills whose status was asked (`action=refill_status`).
@@ -245,6 +247,9 @@ impl Worker {
                 if let Err(e) = provider_orders::release_all(&mut conn, &self.owner) {
                     tracing::error!(error = %e, "could not release the worker's leases");
                 }
+                if let Err(e) = db::cancels::release_all(&mut conn, &self.owner) {
+                    tracing::error!(error = %e, "could not release the worker's cancel leases");
+                }
                 if let Err(e) = db::refills::release_all(&mut conn, &self.owner) {
                     tracing::error!(error = %e, "could not release the worker's refill leases");
                 }
@@ -258,6 +263,7 @@ impl Worker {
         let mut pass = Pass::default();
         let result = self
             .forward_due(&mut pass)
+            .and_then(|()| self.forward_cancels(&mut pass))
             .and_then(|()| self.forward_refills(&mut pass))
             .and_then(|()| self.sync_due(&mut pass))
             .and_then(|()| self.sync_refills(&mut pass));

@@ -7,6 +7,7 @@ mod api_v2;
 mod architecture;
 mod auth;
 mod bad_input;
+mod cancels;
 mod conflicts;
 mod consistency;
 mod cors;
