@@ -6,13 +6,14 @@ use utoipa::ToSchema;
 use crate::application;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
+use crate::domain::money::format_micros;
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiJson;
 use crate::http::state::AppState;
-use crate::http::wire::utc;
+use crate::http::wire::{parse_money, utc, Amount};
 
 /// A provider as operators see it; its key is never returned.
 #[derive(Serialize, ToSchema)]
@@ -28,12 +29,24 @@ pub struct ProviderResponse {
     pub batch_size: i64,
     /// The provider honours `idempotency_key` on `add`, so an unanswered send may be retried.
     pub idempotent_add: bool,
+    /// Below this balance upstream, no new order is sent to the provider (they wait queued).
+    pub min_balance: Option<Amount>,
+    /// The provider's balance as the worker last read it (`action=balance`).
+    pub balance: Option<Amount>,
+    pub balance_currency: Option<String>,
+    /// When the worker last asked for the balance.
+    pub balance_checked_at: Option<DateTime<Utc>>,
+    /// Why the last balance read gave none, if it did not.
+    pub balance_error: Option<String>,
+    /// Why forwarding to this provider is paused; null while it forwards.
+    pub paused_because: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl From<Provider> for ProviderResponse {
     fn from(p: Provider) -> ProviderResponse {
+        let paused_because = p.paused_because();
         ProviderResponse {
             id: p.id,
             name: p.name,
@@ -42,6 +55,12 @@ impl From<Provider> for ProviderResponse {
             timeout_ms: p.timeout_ms,
             batch_size: p.batch_size,
             idempotent_add: p.idempotent_add,
+            paused_because,
+            min_balance: p.min_balance_micros.map(Amount::micros),
+            balance: p.balance_micros.map(Amount::micros),
+            balance_currency: p.balance_currency,
+            balance_checked_at: p.balance_checked_at.map(utc),
+            balance_error: p.balance_error,
             created_at: utc(p.created_at),
             updated_at: utc(p.updated_at),
         }
@@ -67,6 +86,9 @@ pub struct CreateProviderRequest {
     pub batch_size: Option<i64>,
     /// Default false: only set for providers known to honour `idempotency_key` on `add`.
     pub idempotent_add: Option<bool>,
+    /// Pause forwarding while the provider's balance is below this (a decimal string).
+    #[schema(value_type = Option<crate::http::input::NonNegativeAmount>)]
+    pub min_balance: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema, Default, Clone)]
@@ -84,6 +106,19 @@ pub struct UpdateProviderRequest {
     #[schema(minimum = 1, maximum = 100)]
     pub batch_size: Option<i64>,
     pub idempotent_add: Option<bool>,
+    /// A decimal string; null to forward whatever the provider's balance.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<crate::http::input::NonNegativeAmount>)]
+    pub min_balance: Option<Option<String>>,
+}
+
+/// Tells a field left out (`None`) from one set to null (`Some(None)`).
+fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, ApiError> {
@@ -116,6 +151,10 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
     if !(1..=100).contains(&batch_size) {
         errors.push(FieldError::new("batch_size", "must be between 1 and 100"));
     }
+    let min_balance = request
+        .min_balance
+        .as_deref()
+        .map(|raw| parse_money("min_balance", raw, &mut errors));
     match (name, url, key) {
         (Some(name), Some(url), Some(api_key)) if errors.is_empty() => Ok(ProviderFields {
             name,
@@ -125,6 +164,7 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
             timeout_ms,
             batch_size,
             idempotent_add: request.idempotent_add.unwrap_or(false),
+            min_balance_micros: min_balance.flatten().map(|m| m.micros()),
         }),
         _ => Err(errors.into()),
     }
@@ -203,6 +243,9 @@ pub async fn update_provider(
             timeout_ms: Some(patch.timeout_ms.unwrap_or(current.timeout_ms)),
             batch_size: Some(patch.batch_size.unwrap_or(current.batch_size)),
             idempotent_add: Some(patch.idempotent_add.unwrap_or(current.idempotent_add)),
+            min_balance: patch
+                .min_balance
+                .unwrap_or(current.min_balance_micros.map(format_micros)),
         })
     };
     let provider = state

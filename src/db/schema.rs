@@ -76,6 +76,11 @@ diesel::table! {
         idempotent_add -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        min_balance_micros -> Nullable<BigInt>,
+        balance_micros -> Nullable<BigInt>,
+        balance_currency -> Nullable<Text>,
+        balance_checked_at -> Nullable<Timestamp>,
+        balance_error -> Nullable<Text>,
     }
 }
 

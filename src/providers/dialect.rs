@@ -185,6 +185,27 @@ pub fn parse_refill_status_batch(body: &str) -> Option<HashMap<String, RefillIte
     Some(items)
 }
 
+/// Reads the reply to `action=balance`: `{"balance":"100.84292","currency":"USD"}` (the
+/// balance as a string or a number, beside an extra `"status":"success"` or not) into
+/// micro-units, digits past the sixth dropped; `None` when there is no balance in it.
+pub fn parse_balance(body: &str) -> Option<(i64, Option<String>)> {
+    let value = json(body)?;
+    let text = match value.get("balance")? {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let amount: rust_decimal::Decimal = text.parse().ok()?;
+    let micros = (amount * rust_decimal::Decimal::from(1_000_000)).trunc();
+    let micros = i64::try_from(micros).ok()?;
+    let currency = value
+        .get("currency")
+        .and_then(Value::as_str)
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    Some((micros, currency))
+}
+
 /// A provider's answer to cancelling one order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelItem {
@@ -370,6 +391,24 @@ mod tests {
             parse_refill_status_batch(r#"{"error":"Incorrect request"}"#),
             None
         );
+    }
+
+    #[test]
+    fn balance_replies() {
+        assert_eq!(
+            parse_balance(r#"{"balance":"100.84292","currency":"USD"}"#),
+            Some((100_842_920, Some("USD".into())))
+        );
+        assert_eq!(
+            parse_balance(r#"{"balance":12.5,"currency":"EUR","status":"success"}"#),
+            Some((12_500_000, Some("EUR".into())))
+        );
+        assert_eq!(
+            parse_balance(r#"{"balance":"1.12345678"}"#),
+            Some((1_123_456, None))
+        );
+        assert_eq!(parse_balance(r#"{"error":"Invalid API key"}"#), None);
+        assert_eq!(parse_balance("<html></html>"), None);
     }
 
     #[test]

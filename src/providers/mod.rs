@@ -1,6 +1,7 @@
 //! Upstream providers: the API v2 client, the reading of their replies (`dialect`), and the
 //! worker that forwards orders and syncs their status under leases in the database.
 
+mod balance_sync;
 mod cancel_sync;
 pub mod client;
 pub mod dialect;

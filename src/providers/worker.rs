@@ -262,7 +262,8 @@ impl Worker {
     pub fn run_once(&self) -> Result<Pass, String> {
         let mut pass = Pass::default();
         let result = self
-            .forward_due(&mut pass)
+            .check_balances()
+            .and_then(|()| self.forward_due(&mut pass))
             .and_then(|()| self.forward_cancels(&mut pass))
             .and_then(|()| self.forward_refills(&mut pass))
             .and_then(|()| self.sync_due(&mut pass))
@@ -350,7 +351,9 @@ impl Worker {
             // Refunded before it was sent (a cancel, a disabled service): never send it.
             return finish(conn, fence, AttemptOutcome::to(ForwardingState::Done)).map(drop);
         }
-        if !provider.enabled {
+        // Disabled, or paused because its balance is below the operator's minimum: the
+        // order waits queued, nothing lost.
+        if !provider.enabled || provider.paused_because().is_some() {
             let later =
                 Some(db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0)));
             let outcome = AttemptOutcome {

@@ -16,6 +16,7 @@ mod limits;
 mod metrics;
 mod orders;
 mod processes;
+mod provider_balance;
 mod providers;
 mod refills;
 mod refunds;
