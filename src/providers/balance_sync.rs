@@ -1,5 +1,5 @@
 //! The worker's balance job: the balance of each provider with a `min_balance` read
-//! (`action=balance`) every `--balance-interval` seconds; a provider without a threshold
+//! (`action=balance`) every `--balance-interval-secs` seconds; a provider without a threshold
 //! is not asked (nothing depends on its balance). The read is claimed in the database first (one
 //! conditional update of `balance_checked_at`), so of several workers one asks per
 //! interval. Forwarding reads the stored balance: below the provider's `min_balance` it
