@@ -98,6 +98,7 @@ api_routes![
     providers::create_provider,
     providers::list_providers,
     providers::update_provider,
+    providers::sync_provider_services,
     providers::find_forwarding,
     providers::reconcile_forwarding,
     api_v2::api_v2,

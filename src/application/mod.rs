@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod cancels;
+pub mod catalog;
 pub mod disputes;
 pub mod idempotency;
 pub mod orders;

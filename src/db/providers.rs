@@ -22,6 +22,7 @@ struct ProviderRow {
     balance_currency: Option<String>,
     balance_checked_at: Option<NaiveDateTime>,
     balance_error: Option<String>,
+    markup_percent_micros: i64,
 }
 
 impl From<ProviderRow> for Provider {
@@ -42,6 +43,7 @@ impl From<ProviderRow> for Provider {
             balance_currency: row.balance_currency,
             balance_checked_at: row.balance_checked_at,
             balance_error: row.balance_error,
+            markup_percent_micros: row.markup_percent_micros,
         }
     }
 }
@@ -58,6 +60,8 @@ pub struct ProviderFields {
     pub idempotent_add: bool,
     /// Below this balance upstream, forwarding to the provider pauses.
     pub min_balance_micros: Option<i64>,
+    /// The markup on synced rates, in millionths of a percent.
+    pub markup_percent_micros: i64,
 }
 
 pub fn insert(conn: &mut DbConnection, fields: &ProviderFields) -> QueryResult<Provider> {
@@ -72,6 +76,7 @@ pub fn insert(conn: &mut DbConnection, fields: &ProviderFields) -> QueryResult<P
             providers::batch_size.eq(fields.batch_size),
             providers::idempotent_add.eq(fields.idempotent_add),
             providers::min_balance_micros.eq(fields.min_balance_micros),
+            providers::markup_percent_micros.eq(fields.markup_percent_micros),
             providers::created_at.eq(at),
             providers::updated_at.eq(at),
         ))
@@ -95,6 +100,7 @@ pub fn update(
             providers::batch_size.eq(fields.batch_size),
             providers::idempotent_add.eq(fields.idempotent_add),
             providers::min_balance_micros.eq(fields.min_balance_micros),
+            providers::markup_percent_micros.eq(fields.markup_percent_micros),
             providers::updated_at.eq(now()),
         ))
         .returning(providers::all_columns)

@@ -81,6 +81,7 @@ diesel::table! {
         balance_currency -> Nullable<Text>,
         balance_checked_at -> Nullable<Timestamp>,
         balance_error -> Nullable<Text>,
+        markup_percent_micros -> BigInt,
     }
 }
 

@@ -160,3 +160,12 @@ pub fn find_shared(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Servi
     lock_row(conn, services::table.find(id), QueryDsl::for_share)
         .map(|row: Option<ServiceRow>| row.map(Service::from))
 }
+
+/// Every service routed to a provider, in id order.
+pub fn for_provider(conn: &mut DbConnection, provider_id: i64) -> QueryResult<Vec<Service>> {
+    services::table
+        .filter(services::provider_id.eq(provider_id))
+        .order(services::id.asc())
+        .load::<ServiceRow>(conn)
+        .map(|rows| rows.into_iter().map(Service::from).collect())
+}

@@ -44,6 +44,9 @@ pub struct Provider {
     pub balance_checked_at: Option<NaiveDateTime>,
     /// Why the last balance read failed, if it did.
     pub balance_error: Option<String>,
+    /// The markup on the provider's rates when its catalog is synced, in millionths of a
+    /// percent.
+    pub markup_percent_micros: i64,
 }
 
 impl Provider {

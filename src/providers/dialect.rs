@@ -6,8 +6,10 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::domain::money::Money;
 use crate::domain::order::OrderStatus;
 use crate::domain::refill::{parse_refill_status, RefillStatus};
+use crate::domain::service::{CatalogEntry, ServiceType};
 
 /// A provider's status word, mapped to ours; anything else is kept verbatim and never
 /// guessed at.
@@ -183,6 +185,83 @@ pub fn parse_refill_status_batch(body: &str) -> Option<HashMap<String, RefillIte
         _ => return None,
     }
     Some(items)
+}
+
+fn as_flag(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_i64() == Some(1),
+        Value::String(s) => matches!(s.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"),
+        _ => false,
+    }
+}
+
+/// A provider's type word mapped to ours; `None` for a type we do not offer.
+fn service_type(word: &str, dripfeed: bool) -> Option<ServiceType> {
+    let folded: String = word
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    match folded.as_str() {
+        "default" | "" if dripfeed => Some(ServiceType::DripFeed),
+        "default" => Some(ServiceType::Default),
+        "dripfeed" => Some(ServiceType::DripFeed),
+        "customcomments" => Some(ServiceType::CustomComments),
+        "package" => Some(ServiceType::Package),
+        _ => None,
+    }
+}
+
+/// Reads the reply to `action=services`: a list of services with their id, name, type,
+/// category, rate (per 1000; digits past the sixth rounded half-up), min, max and the
+/// refill, cancel and dripfeed flags (`true`/`1`/`"1"`). An entry without an id, a rate
+/// or its limits is left out; `None` when the reply is not a list.
+pub fn parse_services(body: &str) -> Option<Vec<CatalogEntry>> {
+    let value = json(body)?;
+    let list = value.as_array()?;
+    let mut entries = Vec::with_capacity(list.len());
+    for item in list {
+        let Some(id) = item.get("service").and_then(as_id) else {
+            continue;
+        };
+        let rate = match item.get("rate") {
+            Some(Value::String(s)) => s.trim().parse::<rust_decimal::Decimal>().ok(),
+            Some(Value::Number(n)) => n.to_string().parse::<rust_decimal::Decimal>().ok(),
+            _ => None,
+        }
+        .map(|d| d.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::MidpointAwayFromZero))
+        .and_then(|d| i64::try_from((d * rust_decimal::Decimal::from(1_000_000)).trunc()).ok())
+        .filter(|micros| *micros >= 0);
+        let (Some(rate), Some(min), Some(max)) = (
+            rate,
+            item.get("min").and_then(parse_count),
+            item.get("max").and_then(parse_count),
+        ) else {
+            continue;
+        };
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(Value::as_str)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let type_word = text("type");
+        let dripfeed = item.get("dripfeed").is_some_and(as_flag);
+        entries.push(CatalogEntry {
+            provider_service_id: id,
+            name: text("name"),
+            category: text("category"),
+            kind: service_type(&type_word, dripfeed),
+            type_word,
+            rate: Money::from_micros(rate),
+            min_quantity: min,
+            max_quantity: max,
+            refill: item.get("refill").is_some_and(as_flag),
+            cancel: item.get("cancel").is_some_and(as_flag),
+        });
+    }
+    Some(entries)
 }
 
 /// Reads the reply to `action=balance`: `{"balance":"100.84292","currency":"USD"}` (the
@@ -391,6 +470,25 @@ mod tests {
             parse_refill_status_batch(r#"{"error":"Incorrect request"}"#),
             None
         );
+    }
+
+    #[test]
+    fn services_replies() {
+        let body = r#"[{"service":1,"name":"Followers","type":"Default","category":"First Category","rate":"0.90","min":"50","max":"10000","refill":true,"cancel":true},
+            {"service":"2","name":"Drip","type":"Default","dripfeed":1,"category":"C","rate":1.2345675,"min":10,"max":100,"refill":"0","cancel":false},
+            {"service":3,"name":"Poll","type":"Poll","category":"C","rate":"1","min":"1","max":"2"},
+            {"name":"no id","rate":"1","min":"1","max":"2"}]"#;
+        let entries = parse_services(body).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].kind, Some(ServiceType::Default));
+        assert_eq!(entries[0].rate.micros(), 900_000);
+        assert!(entries[0].refill && entries[0].cancel);
+        assert_eq!(entries[1].kind, Some(ServiceType::DripFeed));
+        assert_eq!(entries[1].rate.micros(), 1_234_568);
+        assert!(!entries[1].refill);
+        assert_eq!(entries[2].kind, None);
+        assert_eq!(entries[2].type_word, "Poll");
+        assert_eq!(parse_services(r#"{"error":"Invalid API key"}"#), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod balance_sync;
 mod cancel_sync;
+pub mod catalog;
 pub mod client;
 pub mod dialect;
 mod refill_sync;

@@ -22,6 +22,7 @@ mod refills;
 mod refunds;
 mod reports;
 mod schema;
+mod service_sync;
 mod spec;
 mod spec_for_generators;
 mod top_ups;
