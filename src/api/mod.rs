@@ -9,6 +9,7 @@ pub mod cancels;
 pub mod dashboard;
 pub mod ledger;
 pub mod ops;
+pub mod order_batches;
 pub mod orders;
 pub mod providers;
 pub mod refills;

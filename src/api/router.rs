@@ -79,6 +79,7 @@ api_routes![
     services::disable_service,
     // Before `orders::find_order`: actix matches in this order.
     orders::batch_order_status,
+    order_batches::create_order_batch,
     orders::find_order,
     orders::list_orders,
     orders::create_order,

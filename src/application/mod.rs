@@ -7,6 +7,7 @@ pub mod cancels;
 pub mod catalog;
 pub mod disputes;
 pub mod idempotency;
+pub mod order_batches;
 pub mod orders;
 pub mod providers;
 pub mod refills;

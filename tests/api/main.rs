@@ -14,6 +14,7 @@ mod cors;
 mod decoding;
 mod limits;
 mod metrics;
+mod order_batches;
 mod orders;
 mod processes;
 mod provider_balance;
