@@ -334,6 +334,14 @@ pub struct WorkerConfig {
         global = true
     )]
     pub max_backoff_secs: i64,
+    /// How often each provider's balance is read (`action=balance`), in seconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_BALANCE_INTERVAL",
+        default_value_t = 300,
+        global = true
+    )]
+    pub balance_interval_secs: i64,
 }
 
 impl Default for WorkerConfig {

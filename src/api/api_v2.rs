@@ -24,6 +24,7 @@ use crate::domain::account::{Account, Scope};
 use crate::domain::api_key::hash_api_key;
 use crate::domain::money::format_micros;
 use crate::domain::order::{Order, OrderInput};
+use crate::domain::refill::RefillRefusal;
 use crate::domain::service::{ServiceStatus, ServiceType};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
@@ -523,7 +524,7 @@ async fn cancel(
                 let outcome = match id.parse::<i64>() {
                     Err(_) => json!({ "error": "Incorrect order ID" }),
                     Ok(order_id) => {
-                        match application::orders::cancel_order(conn, account_id, order_id) {
+                        match application::cancels::cancel_order(conn, account_id, order_id) {
                             Ok(_) => json!(1),
                             Err(ApiError::NotFound(_)) => json!({ "error": "Incorrect order ID" }),
                             Err(e) => json!({ "error": dialect_error(&e) }),
@@ -542,6 +543,8 @@ async fn cancel(
             Ok(results)
         })
         .await?;
+    // A cancel of an order the provider has is a request for the worker to send.
+    state.wake.notify();
     Ok(reply_of(results))
 }
 
@@ -549,7 +552,15 @@ async fn cancel(
 fn refill_error(error: RefillError) -> String {
     match error {
         RefillError::OrderNotFound => "Incorrect order ID".into(),
-        RefillError::NotEligible => "Order not eligible for refill.".into(),
+        RefillError::Refused(RefillRefusal::NotOffered | RefillRefusal::NotDelivered) => {
+            "Order not eligible for refill.".into()
+        }
+        RefillError::Refused(RefillRefusal::WindowClosed { .. }) => {
+            "Order not eligible for refill. The refill period has expired.".into()
+        }
+        RefillError::Refused(RefillRefusal::TooSoon { .. }) => {
+            "Refill already requested. Try again 24 hours after the last refill.".into()
+        }
         RefillError::Db(e) => {
             tracing::error!(error = %e, "refill failed");
             "Internal error, try again later".into()
@@ -579,6 +590,7 @@ async fn refill(
                         let outcome = match id.parse::<i64>() {
                             Ok(order_id) => {
                                 application::refills::request_refill(conn, account_id, order_id)
+                                    .map(|refill| refill.id)
                                     .map_err(refill_error)
                             }
                             Err(_) => Err("Incorrect order ID".to_string()),
@@ -611,7 +623,7 @@ async fn refill(
         })
         .await?;
     Ok(match outcome {
-        Ok(id) => reply(json!({ "refill": id.to_string() })),
+        Ok(refill) => reply(json!({ "refill": refill.id.to_string() })),
         Err(e) => error(&refill_error(e)),
     })
 }
@@ -631,11 +643,11 @@ async fn refill_status(
         return Ok(error("Refill not found"));
     };
     let account_id = account.id;
-    let status: Option<String> = state
-        .db(move |conn| Ok(refills::status(conn, refill_id, account_id)?))
+    let found = state
+        .db(move |conn| Ok(refills::find_owned(conn, refill_id, account_id)?))
         .await?;
-    Ok(match status {
-        Some(status) => reply(json!({ "status": status })),
+    Ok(match found {
+        Some(refill) => reply(json!({ "status": refill.status.panel_name() })),
         None => error("Refill not found"),
     })
 }
@@ -662,7 +674,8 @@ async fn batch_refill_status(
             let mut items = Vec::with_capacity(ids.len());
             for id in ids {
                 let found = match id.parse::<i64>() {
-                    Ok(refill_id) => refills::status(conn, refill_id, account_id)?,
+                    Ok(refill_id) => refills::find_owned(conn, refill_id, account_id)?
+                        .map(|refill| refill.status.panel_name()),
                     Err(_) => None,
                 };
                 items.push(RefillStatusItem {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::application;
+use crate::application::cancels::Canceled;
 use crate::application::idempotency::{request_hash, IdempotencyKey};
 use crate::application::orders::{OrderRequest, Outcome};
 use crate::db::orders::{self, OrderFilter};
@@ -310,15 +311,23 @@ pub async fn batch_order_status(
     Ok(HttpResponse::Ok().json(BatchStatusResponse { data }))
 }
 
-/// Cancel one of your pending orders of a cancellable service; the whole charge comes back.
+/// Cancel one of your orders of a cancellable service. Not yet sent to its provider: it is
+/// canceled and the whole charge comes back (200). Already with its provider: a cancel
+/// request is sent upstream (202); the refund comes with the provider's next status
+/// (canceled: in full; partial: the undelivered share), and a refusal leaves the order
+/// running, with the provider's words on the request (`GET /v1/orders/{id}/cancel-requests`).
+/// Asking again while the provider has not answered returns the same request.
 #[utoipa::path(
     tag = "orders",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, description = "The canceled order and its refund", body = crate::api::refunds::SettlementResponse),
+        (status = 202, description = "The order is with its provider: the cancel request sent upstream", body = crate::api::cancels::CancelRequestResponse, headers(
+            ("Location" = String, description = "The order's cancel requests"),
+        )),
         (status = 404, description = "No such order among yours", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order is no longer pending, or its service does not allow cancel", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order has ended or is being sent, or its service does not allow cancel", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/orders/{id}/cancel")]
@@ -330,10 +339,23 @@ pub async fn cancel_order(
     caller.require(Scope::OrdersWrite)?;
     let order_id = id.into_inner();
     let account_id = caller.account_id;
-    let settled = state
-        .db(move |conn| application::orders::cancel_order(conn, account_id, order_id))
+    let canceled = state
+        .db(move |conn| application::cancels::cancel_order(conn, account_id, order_id))
         .await?;
-    Ok(HttpResponse::Ok().json(crate::api::refunds::SettlementResponse::from(settled)))
+    Ok(match canceled {
+        Canceled::Refunded(settled) => {
+            HttpResponse::Ok().json(crate::api::refunds::SettlementResponse::from(*settled))
+        }
+        Canceled::Requested(request) => {
+            state.wake.notify();
+            HttpResponse::Accepted()
+                .insert_header((
+                    actix_web::http::header::LOCATION,
+                    format!("/v1/orders/{order_id}/cancel-requests"),
+                ))
+                .json(crate::api::cancels::CancelRequestResponse::from(request))
+        }
+    })
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

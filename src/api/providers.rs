@@ -6,13 +6,14 @@ use utoipa::ToSchema;
 use crate::application;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
+use crate::domain::money::format_micros;
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiJson;
 use crate::http::state::AppState;
-use crate::http::wire::utc;
+use crate::http::wire::{parse_money, utc, Amount};
 
 /// A provider as operators see it; its key is never returned.
 #[derive(Serialize, ToSchema)]
@@ -28,12 +29,26 @@ pub struct ProviderResponse {
     pub batch_size: i64,
     /// The provider honours `idempotency_key` on `add`, so an unanswered send may be retried.
     pub idempotent_add: bool,
+    /// Below this balance upstream, no new order is sent to the provider (they wait queued).
+    pub min_balance: Option<Amount>,
+    /// The provider's balance as the worker last read it (`action=balance`).
+    pub balance: Option<Amount>,
+    pub balance_currency: Option<String>,
+    /// When the worker last asked for the balance.
+    pub balance_checked_at: Option<DateTime<Utc>>,
+    /// Why the last balance read gave none, if it did not.
+    pub balance_error: Option<String>,
+    /// Why forwarding to this provider is paused; null while it forwards.
+    pub paused_because: Option<String>,
+    /// Percent added to the provider's rates when its catalog is synced.
+    pub markup_percent: Amount,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl From<Provider> for ProviderResponse {
     fn from(p: Provider) -> ProviderResponse {
+        let paused_because = p.paused_because();
         ProviderResponse {
             id: p.id,
             name: p.name,
@@ -42,6 +57,13 @@ impl From<Provider> for ProviderResponse {
             timeout_ms: p.timeout_ms,
             batch_size: p.batch_size,
             idempotent_add: p.idempotent_add,
+            paused_because,
+            markup_percent: Amount::micros(p.markup_percent_micros),
+            min_balance: p.min_balance_micros.map(Amount::micros),
+            balance: p.balance_micros.map(Amount::micros),
+            balance_currency: p.balance_currency,
+            balance_checked_at: p.balance_checked_at.map(utc),
+            balance_error: p.balance_error,
             created_at: utc(p.created_at),
             updated_at: utc(p.updated_at),
         }
@@ -67,6 +89,12 @@ pub struct CreateProviderRequest {
     pub batch_size: Option<i64>,
     /// Default false: only set for providers known to honour `idempotency_key` on `add`.
     pub idempotent_add: Option<bool>,
+    /// Pause forwarding while the provider's balance is below this (a decimal string).
+    #[schema(value_type = Option<crate::http::input::NonNegativeAmount>)]
+    pub min_balance: Option<String>,
+    /// Percent added to the provider's rates by a catalog sync (a decimal string, default 0).
+    #[schema(value_type = Option<crate::http::input::NonNegativeAmount>)]
+    pub markup_percent: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema, Default, Clone)]
@@ -84,6 +112,21 @@ pub struct UpdateProviderRequest {
     #[schema(minimum = 1, maximum = 100)]
     pub batch_size: Option<i64>,
     pub idempotent_add: Option<bool>,
+    /// A decimal string; null to forward whatever the provider's balance.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<crate::http::input::NonNegativeAmount>)]
+    pub min_balance: Option<Option<String>>,
+    #[schema(value_type = Option<crate::http::input::NonNegativeAmount>)]
+    pub markup_percent: Option<String>,
+}
+
+/// Tells a field left out (`None`) from one set to null (`Some(None)`).
+fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, ApiError> {
@@ -116,6 +159,15 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
     if !(1..=100).contains(&batch_size) {
         errors.push(FieldError::new("batch_size", "must be between 1 and 100"));
     }
+    let min_balance = request
+        .min_balance
+        .as_deref()
+        .map(|raw| parse_money("min_balance", raw, &mut errors));
+    let markup = parse_money(
+        "markup_percent",
+        request.markup_percent.as_deref().unwrap_or("0"),
+        &mut errors,
+    );
     match (name, url, key) {
         (Some(name), Some(url), Some(api_key)) if errors.is_empty() => Ok(ProviderFields {
             name,
@@ -125,6 +177,8 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
             timeout_ms,
             batch_size,
             idempotent_add: request.idempotent_add.unwrap_or(false),
+            min_balance_micros: min_balance.flatten().map(|m| m.micros()),
+            markup_percent_micros: markup.map_or(0, |m| m.micros()),
         }),
         _ => Err(errors.into()),
     }
@@ -203,6 +257,14 @@ pub async fn update_provider(
             timeout_ms: Some(patch.timeout_ms.unwrap_or(current.timeout_ms)),
             batch_size: Some(patch.batch_size.unwrap_or(current.batch_size)),
             idempotent_add: Some(patch.idempotent_add.unwrap_or(current.idempotent_add)),
+            min_balance: patch
+                .min_balance
+                .unwrap_or(current.min_balance_micros.map(format_micros)),
+            markup_percent: Some(
+                patch
+                    .markup_percent
+                    .unwrap_or_else(|| format_micros(current.markup_percent_micros)),
+            ),
         })
     };
     let provider = state
@@ -312,4 +374,105 @@ pub async fn reconcile_forwarding(
         .await?;
     state.wake.notify();
     Ok(HttpResponse::Ok().json(ForwardingResponse::from(found)))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SyncServicesRequest {
+    /// Only say what would change (default false).
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SyncedServiceResponse {
+    /// Ours; null for one a dry run would create.
+    pub service_id: Option<i64>,
+    pub provider_service_id: String,
+    pub name: String,
+    /// Our rate per 1000: the provider's plus the markup.
+    pub rate: Amount,
+    /// The fields that change.
+    pub changes: Vec<&'static str>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SkippedServiceResponse {
+    pub provider_service_id: String,
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SyncServicesResponse {
+    pub dry_run: bool,
+    pub created: Vec<SyncedServiceResponse>,
+    pub updated: Vec<SyncedServiceResponse>,
+    /// Ours whose provider service is gone: disabled, their orders in flight refunded and
+    /// canceled upstream.
+    pub disabled: Vec<SyncedServiceResponse>,
+    pub unchanged: i64,
+    /// Provider services left out (a type we do not offer, impossible limits).
+    pub skipped: Vec<SkippedServiceResponse>,
+}
+
+fn synced(s: application::catalog::SyncedService) -> SyncedServiceResponse {
+    SyncedServiceResponse {
+        service_id: s.service_id,
+        provider_service_id: s.provider_service_id,
+        name: s.name,
+        rate: Amount::of(s.rate),
+        changes: s.changes,
+    }
+}
+
+/// Sync our catalog with the provider's (`action=services`): create the services it has
+/// that we do not, update ours where name, category, type, rate (the provider's plus its
+/// `markup_percent`), min, max, refill or cancel differ, and disable ours that it no
+/// longer lists (refunding their orders in flight and canceling them upstream). Existing
+/// orders keep their charge. `dry_run` only reports.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Provider id")),
+    request_body = Option<SyncServicesRequest>,
+    responses(
+        (status = 200, description = "What changed (or would)", body = SyncServicesResponse),
+        (status = 404, description = "No such provider", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The provider's catalog could not be read (`unavailable`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/admin/providers/{id}/sync-services")]
+pub async fn sync_provider_services(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<i64>,
+    body: ApiJson<SyncServicesRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let dry_run = body.value.dry_run.unwrap_or(false);
+    let admin_id = admin.0.account_id;
+    let provider = state
+        .db(move |conn| providers::find(conn, id)?.ok_or_else(|| ApiError::not_found("provider")))
+        .await?;
+    let catalog = web::block(move || crate::providers::catalog::fetch_services(&provider))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::Unavailable)?;
+    let report = state
+        .db(move |conn| application::catalog::sync_services(conn, admin_id, id, &catalog, dry_run))
+        .await?;
+    Ok(HttpResponse::Ok().json(SyncServicesResponse {
+        dry_run: report.dry_run,
+        created: report.created.into_iter().map(synced).collect(),
+        updated: report.updated.into_iter().map(synced).collect(),
+        disabled: report.disabled.into_iter().map(synced).collect(),
+        unchanged: report.unchanged,
+        skipped: report
+            .skipped
+            .into_iter()
+            .map(|s| SkippedServiceResponse {
+                provider_service_id: s.provider_service_id,
+                reason: s.reason,
+            })
+            .collect(),
+    }))
 }

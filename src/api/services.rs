@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::application;
 use crate::db::services::{self, ServiceFields};
 use crate::domain::account::Scope;
+use crate::domain::refill::MAX_REFILL_DAYS;
 use crate::domain::service::{check_quantity_window, Service, ServiceStatus, ServiceType};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
@@ -13,6 +14,9 @@ use crate::http::auth::{Admin, Caller};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::state::AppState;
 use crate::http::wire::{page_limit, page_response, parse_money, utc, Amount, Page};
+
+/// A service's refill window when the operator names none.
+const DEFAULT_REFILL_DAYS: i64 = 30;
 
 #[derive(Serialize, ToSchema)]
 pub struct ServiceResponse {
@@ -25,6 +29,8 @@ pub struct ServiceResponse {
     pub min: i64,
     pub max: i64,
     pub refill: bool,
+    /// Days after an order is placed during which a refill may be asked for.
+    pub refill_days: i64,
     pub cancel: bool,
     pub dripfeed: bool,
     pub status: ServiceStatus,
@@ -48,6 +54,7 @@ impl From<Service> for ServiceResponse {
             min: service.min_quantity,
             max: service.max_quantity,
             refill: service.refill,
+            refill_days: service.refill_days,
             cancel: service.cancel,
             status: service.status,
             provider_id: service.provider.as_ref().map(|p| p.0),
@@ -115,6 +122,9 @@ pub struct CreateServiceRequest {
     pub max: i64,
     #[serde(default)]
     pub refill: bool,
+    /// Days after an order is placed during which a refill may be asked for (default 30).
+    #[schema(minimum = 0, maximum = 3650)]
+    pub refill_days: Option<i64>,
     #[serde(default)]
     pub cancel: bool,
     /// Forward orders to this provider (with `provider_service_id`).
@@ -138,6 +148,8 @@ pub struct UpdateServiceRequest {
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub max: Option<i64>,
     pub refill: Option<bool>,
+    #[schema(minimum = 0, maximum = 3650)]
+    pub refill_days: Option<i64>,
     pub cancel: Option<bool>,
     /// Set both to route the service to a provider; null both to stop forwarding.
     #[serde(default, deserialize_with = "double_option")]
@@ -169,6 +181,13 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
     let rate = parse_money("rate", &request.rate, &mut errors);
     if let Err((field, message)) = check_quantity_window(request.min, request.max) {
         errors.push(FieldError::new(field, message));
+    }
+    let refill_days = request.refill_days.unwrap_or(DEFAULT_REFILL_DAYS);
+    if !(0..=MAX_REFILL_DAYS).contains(&refill_days) {
+        errors.push(FieldError::new(
+            "refill_days",
+            format!("must be between 0 and {MAX_REFILL_DAYS}"),
+        ));
     }
     let provider = match (request.provider_id, request.provider_service_id.as_deref()) {
         (None, None) => None,
@@ -203,6 +222,7 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
             min_quantity: request.min,
             max_quantity: request.max,
             refill: request.refill,
+            refill_days,
             cancel: request.cancel,
             provider,
         }),
@@ -264,6 +284,7 @@ pub async fn update_service(
             min: patch.min.unwrap_or(current.min_quantity),
             max: patch.max.unwrap_or(current.max_quantity),
             refill: patch.refill.unwrap_or(current.refill),
+            refill_days: Some(patch.refill_days.unwrap_or(current.refill_days)),
             cancel: patch.cancel.unwrap_or(current.cancel),
             provider_id: patch
                 .provider_id

@@ -4,9 +4,12 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod cancels;
+pub mod catalog;
 pub mod disputes;
 pub mod events;
 pub mod idempotency;
+pub mod order_batches;
 pub mod orders;
 pub mod providers;
 pub mod refills;

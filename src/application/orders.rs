@@ -168,7 +168,7 @@ pub fn cancel_order(
 }
 
 /// The body of [`cancel_order`]. Call inside a write transaction.
-fn cancel_owned_order(
+pub(crate) fn cancel_owned_order(
     conn: &mut DbConnection,
     account_id: i64,
     order_id: i64,

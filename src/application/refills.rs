@@ -1,46 +1,106 @@
-//! Refills: a reseller asks for a delivered order to be topped up again.
+//! Refills: a reseller asks for a delivered order to be topped up again. A refill of an
+//! order its provider has is queued for the provider worker in the transaction that
+//! records it (sent after commit, then followed upstream); any other refill waits for an
+//! operator's decision.
 
-use crate::db::{orders, refills, services, DbConnection};
-use crate::domain::order::OrderStatus;
-use crate::error::ApiError;
+use crate::db::refills::{self, Refill, Upstream};
+use crate::db::{self, orders, provider_orders, services, DbConnection};
+use crate::domain::refill::{check_refill, RefillRefusal, RefillStatus};
+use crate::error::{ApiError, ErrorCode};
 
 /// Why a refill was not requested.
 #[derive(Debug, thiserror::Error)]
 pub enum RefillError {
     #[error("order not found")]
     OrderNotFound,
-    /// Its service offers no refills, or the order is not delivered yet.
     #[error("order not eligible for refill")]
-    NotEligible,
+    Refused(RefillRefusal),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
 }
 
+impl db::TxError for RefillError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, RefillError::Db(error) if db::is_conflict(error))
+    }
+}
+
 impl From<RefillError> for ApiError {
     fn from(error: RefillError) -> ApiError {
+        let conflict = |code, detail: String| ApiError::Conflict { code, detail };
         match error {
             RefillError::OrderNotFound => ApiError::not_found("order"),
-            RefillError::NotEligible => ApiError::invalid(
-                "order",
-                "only completed or partial orders of a refill service can be refilled",
+            RefillError::Refused(RefillRefusal::NotOffered) => conflict(
+                ErrorCode::NotRefillable,
+                "this order's service offers no refills".into(),
+            ),
+            RefillError::Refused(RefillRefusal::NotDelivered) => conflict(
+                ErrorCode::NotRefillable,
+                "only completed or partial orders can be refilled".into(),
+            ),
+            RefillError::Refused(RefillRefusal::WindowClosed { days }) => conflict(
+                ErrorCode::RefillWindowClosed,
+                format!("refills of this service are accepted for {days} days after the order"),
+            ),
+            RefillError::Refused(RefillRefusal::TooSoon { next_at }) => conflict(
+                ErrorCode::RefillTooSoon,
+                format!(
+                    "one refill per order per 24 hours; the next from {}",
+                    next_at.and_utc().to_rfc3339()
+                ),
             ),
             RefillError::Db(e) => e.into(),
         }
     }
 }
 
-/// Requests a refill of one of the account's orders, only for a completed or partial
-/// order of a service that offers refills; returns the refill's id.
+/// Requests a refill of one of the account's orders: a completed or partial order of a
+/// service that offers refills, within its `refill_days`, at most one per 24 hours. The
+/// order's row lock serialises concurrent requests, so two never both pass the 24-hour rule.
 pub fn request_refill(
     conn: &mut DbConnection,
     account_id: i64,
     order_id: i64,
-) -> Result<i64, RefillError> {
-    let order =
-        orders::find_owned(conn, account_id, order_id)?.ok_or(RefillError::OrderNotFound)?;
-    let service = services::find(conn, order.service_id)?.ok_or(RefillError::OrderNotFound)?;
-    if !service.refill || !matches!(order.status, OrderStatus::Completed | OrderStatus::Partial) {
-        return Err(RefillError::NotEligible);
-    }
-    Ok(refills::insert(conn, order_id, account_id)?)
+) -> Result<Refill, RefillError> {
+    db::write_tx(conn, |conn| {
+        let order =
+            orders::lock(conn, order_id, Some(account_id))?.ok_or(RefillError::OrderNotFound)?;
+        let service = services::find(conn, order.service_id)?.ok_or(RefillError::OrderNotFound)?;
+        let latest = refills::latest_for_order(conn, order_id)?;
+        check_refill(&service, &order, latest, db::now()).map_err(RefillError::Refused)?;
+        let upstream = provider_orders::find(conn, order_id)?
+            .and_then(|job| job.provider_order_id.map(|id| (job.provider_id, id)));
+        let upstream = upstream.as_ref().map(|(provider_id, remote)| Upstream {
+            provider_id: *provider_id,
+            provider_order_id: remote,
+        });
+        Ok(refills::insert(conn, order_id, account_id, upstream)?)
+    })
+}
+
+/// An operator completes or rejects a refill no provider works (`note` says why).
+pub fn decide_refill(
+    conn: &mut DbConnection,
+    admin_id: i64,
+    refill_id: i64,
+    status: RefillStatus,
+    note: Option<String>,
+) -> Result<Refill, ApiError> {
+    db::write_tx(conn, |conn| {
+        let refill =
+            refills::find(conn, refill_id)?.ok_or_else(|| ApiError::not_found("refill"))?;
+        if refill.state.is_some() {
+            return Err(ApiError::Conflict {
+                code: ErrorCode::RefillNotOpen,
+                detail: "this refill is worked by its provider".into(),
+            });
+        }
+        if !refills::decide(conn, refill_id, status, admin_id, note.as_deref())? {
+            return Err(ApiError::Conflict {
+                code: ErrorCode::RefillNotOpen,
+                detail: format!("this refill is already {}", refill.status),
+            });
+        }
+        refills::find(conn, refill_id)?.ok_or_else(|| ApiError::not_found("refill"))
+    })
 }

@@ -98,9 +98,12 @@ fn refund_batch(
     }
     planned.sort_unstable_by_key(|&(account_id, order_id, _)| (account_id, order_id));
     let (mut count, mut amount) = (0i64, 0i64);
-    for (_, order_id, change) in planned {
-        // An order still waiting to be sent upstream never will be now.
-        provider_orders::withdraw(conn, order_id)?;
+    for (account_id, order_id, change) in planned {
+        // An order still waiting to be sent upstream never will be now; one the provider
+        // has is asked to stop, so it does not deliver what is refunded here.
+        if !provider_orders::withdraw(conn, order_id)? {
+            super::cancels::request_on_disable(conn, account_id, order_id)?;
+        }
         let mut trigger = Trigger::new(change, RefundReason::ServiceDisabled, RefundSource::Admin);
         trigger.only_if_open = true;
         trigger.decided_by = Some(admin_id);

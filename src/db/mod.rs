@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod backend;
 pub mod backup;
+pub mod cancels;
 pub mod events;
 pub mod gauges;
 pub mod idempotency;

@@ -428,3 +428,16 @@ pub fn clear_attempt_bodies(
         .set(provider_attempts::body.eq(None::<String>))
         .execute(conn)
 }
+
+/// Makes a sent order due for its next status poll now (the provider accepted a cancel:
+/// its refund comes from that status). Leaves a row under lease alone.
+pub fn poll_soon(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
+    let changed = diesel::update(
+        provider_orders::table
+            .find(order_id)
+            .filter(provider_orders::state.eq(ForwardingState::Sent.as_str())),
+    )
+    .set(provider_orders::next_at.eq(now()))
+    .execute(conn)?;
+    Ok(changed == 1)
+}

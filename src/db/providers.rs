@@ -17,6 +17,12 @@ struct ProviderRow {
     idempotent_add: bool,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    min_balance_micros: Option<i64>,
+    balance_micros: Option<i64>,
+    balance_currency: Option<String>,
+    balance_checked_at: Option<NaiveDateTime>,
+    balance_error: Option<String>,
+    markup_percent_micros: i64,
 }
 
 impl From<ProviderRow> for Provider {
@@ -32,6 +38,12 @@ impl From<ProviderRow> for Provider {
             idempotent_add: row.idempotent_add,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            min_balance_micros: row.min_balance_micros,
+            balance_micros: row.balance_micros,
+            balance_currency: row.balance_currency,
+            balance_checked_at: row.balance_checked_at,
+            balance_error: row.balance_error,
+            markup_percent_micros: row.markup_percent_micros,
         }
     }
 }
@@ -46,6 +58,10 @@ pub struct ProviderFields {
     pub timeout_ms: i64,
     pub batch_size: i64,
     pub idempotent_add: bool,
+    /// Below this balance upstream, forwarding to the provider pauses.
+    pub min_balance_micros: Option<i64>,
+    /// The markup on synced rates, in millionths of a percent.
+    pub markup_percent_micros: i64,
 }
 
 pub fn insert(conn: &mut DbConnection, fields: &ProviderFields) -> QueryResult<Provider> {
@@ -59,6 +75,8 @@ pub fn insert(conn: &mut DbConnection, fields: &ProviderFields) -> QueryResult<P
             providers::timeout_ms.eq(fields.timeout_ms),
             providers::batch_size.eq(fields.batch_size),
             providers::idempotent_add.eq(fields.idempotent_add),
+            providers::min_balance_micros.eq(fields.min_balance_micros),
+            providers::markup_percent_micros.eq(fields.markup_percent_micros),
             providers::created_at.eq(at),
             providers::updated_at.eq(at),
         ))
@@ -81,6 +99,8 @@ pub fn update(
             providers::timeout_ms.eq(fields.timeout_ms),
             providers::batch_size.eq(fields.batch_size),
             providers::idempotent_add.eq(fields.idempotent_add),
+            providers::min_balance_micros.eq(fields.min_balance_micros),
+            providers::markup_percent_micros.eq(fields.markup_percent_micros),
             providers::updated_at.eq(now()),
         ))
         .returning(providers::all_columns)
@@ -102,4 +122,46 @@ pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<Provider>> {
         .order(providers::id)
         .load::<ProviderRow>(conn)
         .map(|rows| rows.into_iter().map(Provider::from).collect())
+}
+
+/// Claims the provider's next balance read: true for the one caller that finds the last
+/// claim at or before `due_before` (or none), which then asks the provider.
+pub fn claim_balance_check(
+    conn: &mut DbConnection,
+    id: i64,
+    due_before: NaiveDateTime,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        providers::table.find(id).filter(
+            providers::balance_checked_at
+                .is_null()
+                .or(providers::balance_checked_at.le(due_before)),
+        ),
+    )
+    .set(providers::balance_checked_at.eq(now()))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Stores a balance read: the balance and currency, or why there was none (the last
+/// balance is kept then).
+pub fn record_balance(
+    conn: &mut DbConnection,
+    id: i64,
+    read: Result<(i64, Option<String>), String>,
+) -> QueryResult<()> {
+    let target = providers::table.find(id);
+    match read {
+        Ok((micros, currency)) => diesel::update(target)
+            .set((
+                providers::balance_micros.eq(micros),
+                providers::balance_currency.eq(currency),
+                providers::balance_error.eq(None::<String>),
+            ))
+            .execute(conn),
+        Err(error) => diesel::update(target)
+            .set(providers::balance_error.eq(error))
+            .execute(conn),
+    }
+    .map(drop)
 }

@@ -1,29 +1,504 @@
-//! Refill requests on delivered orders, as API v2 clients make and follow them.
+//! Refill requests on delivered orders, and where each stands upstream.
+//!
+//! A refill of a provider-backed order carries a forwarding `state` and is worked by the
+//! provider worker under a lease per refill: every claim takes the row's next
+//! `lease_token`, and every write of that attempt is one statement conditional on it
+//! ([`RefillFence`]), the discipline of `provider_orders`. A refill with no `state` is
+//! decided by an operator.
 
+use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::refills;
 use super::{now, DbConnection};
+use crate::domain::provider::ForwardingState;
+use crate::domain::refill::RefillStatus;
 
-/// Records a pending refill of an order, returning its id.
-pub fn insert(conn: &mut DbConnection, order_id: i64, account_id: i64) -> QueryResult<i64> {
-    diesel::insert_into(refills::table)
+diesel::define_sql_function! {
+    /// `COALESCE` over text: keeps the stored value when no new one is given.
+    #[sql_name = "COALESCE"]
+    fn coalesce_text(
+        new: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+        old: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+diesel::define_sql_function! {
+    /// `COALESCE` over timestamps: keeps the stored value when no new one is given.
+    #[sql_name = "COALESCE"]
+    fn coalesce_timestamp(
+        new: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+        old: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
+}
+
+type RefillRow = (
+    (i64, i64, i64, String, NaiveDateTime),
+    (Option<i64>, Option<String>, Option<String>, Option<String>),
+    (i64, i64, Option<NaiveDateTime>),
+    (Option<String>, Option<NaiveDateTime>, i64),
+    (Option<String>, Option<String>, Option<NaiveDateTime>),
+    (Option<String>, Option<i64>, Option<NaiveDateTime>),
+);
+
+/// Every column, grouped as [`RefillRow`].
+#[expect(clippy::type_complexity)]
+const COLUMNS: (
+    (
+        refills::id,
+        refills::order_id,
+        refills::account_id,
+        refills::status,
+        refills::created_at,
+    ),
+    (
+        refills::provider_id,
+        refills::provider_order_id,
+        refills::provider_refill_id,
+        refills::state,
+    ),
+    (refills::attempts, refills::failures, refills::next_at),
+    (
+        refills::lease_owner,
+        refills::lease_until,
+        refills::lease_token,
+    ),
+    (
+        refills::last_error,
+        refills::quarantined_status,
+        refills::last_synced_at,
+    ),
+    (refills::note, refills::decided_by, refills::updated_at),
+) = (
+    (
+        refills::id,
+        refills::order_id,
+        refills::account_id,
+        refills::status,
+        refills::created_at,
+    ),
+    (
+        refills::provider_id,
+        refills::provider_order_id,
+        refills::provider_refill_id,
+        refills::state,
+    ),
+    (refills::attempts, refills::failures, refills::next_at),
+    (
+        refills::lease_owner,
+        refills::lease_until,
+        refills::lease_token,
+    ),
+    (
+        refills::last_error,
+        refills::quarantined_status,
+        refills::last_synced_at,
+    ),
+    (refills::note, refills::decided_by, refills::updated_at),
+);
+
+/// One refill with where it stands upstream.
+#[derive(Debug, Clone)]
+pub struct Refill {
+    pub id: i64,
+    pub order_id: i64,
+    pub account_id: i64,
+    pub status: RefillStatus,
+    pub created_at: NaiveDateTime,
+    /// The provider it goes to; `None` when an operator decides it.
+    pub provider_id: Option<i64>,
+    /// The provider's id of the order refilled.
+    pub provider_order_id: Option<String>,
+    /// The provider's id of the refill, once it took it.
+    pub provider_refill_id: Option<String>,
+    /// Where it stands upstream; `None` when an operator decides it.
+    pub state: Option<ForwardingState>,
+    pub attempts: i64,
+    pub failures: i64,
+    pub next_at: Option<NaiveDateTime>,
+    pub lease_token: i64,
+    pub last_error: Option<String>,
+    /// A status word the provider sent that we do not know, kept verbatim.
+    pub quarantined_status: Option<String>,
+    pub last_synced_at: Option<NaiveDateTime>,
+    /// Why it was rejected or ended in error (the provider's or the operator's words).
+    pub note: Option<String>,
+    pub decided_by: Option<i64>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+impl Refill {
+    /// The fence of the claim that returned this row, for `owner`.
+    pub fn fence<'a>(&self, owner: &'a str) -> RefillFence<'a> {
+        RefillFence {
+            refill_id: self.id,
+            owner,
+            token: self.lease_token,
+        }
+    }
+}
+
+/// A stored word that is not one of ours fails the query, never defaults.
+fn decode(row: RefillRow) -> QueryResult<Refill> {
+    let (
+        (id, order_id, account_id, status, created_at),
+        (provider_id, provider_order_id, provider_refill_id, state),
+        (attempts, failures, next_at),
+        (_, _, lease_token),
+        (last_error, quarantined_status, last_synced_at),
+        (note, decided_by, updated_at),
+    ) = row;
+    let bad = |e: crate::domain::UnknownName| diesel::result::Error::DeserializationError(e.into());
+    Ok(Refill {
+        id,
+        order_id,
+        account_id,
+        status: RefillStatus::try_from(status).map_err(bad)?,
+        created_at,
+        provider_id,
+        provider_order_id,
+        provider_refill_id,
+        state: state
+            .map(ForwardingState::try_from)
+            .transpose()
+            .map_err(bad)?,
+        attempts,
+        failures,
+        next_at,
+        lease_token,
+        last_error,
+        quarantined_status,
+        last_synced_at,
+        note,
+        decided_by,
+        updated_at,
+    })
+}
+
+fn decode_all(rows: Vec<RefillRow>) -> QueryResult<Vec<Refill>> {
+    rows.into_iter().map(decode).collect()
+}
+
+/// Where a new refill goes: to a provider under its id of the order, or to an operator.
+pub struct Upstream<'a> {
+    pub provider_id: i64,
+    pub provider_order_id: &'a str,
+}
+
+/// Records a pending refill of an order, queued for its provider when it has one; call
+/// inside the transaction that checked its eligibility.
+pub fn insert(
+    conn: &mut DbConnection,
+    order_id: i64,
+    account_id: i64,
+    upstream: Option<Upstream>,
+) -> QueryResult<Refill> {
+    let at = now();
+    let row = diesel::insert_into(refills::table)
         .values((
             refills::order_id.eq(order_id),
             refills::account_id.eq(account_id),
-            refills::status.eq("Pending"),
-            refills::created_at.eq(now()),
+            refills::status.eq(RefillStatus::Pending.as_str()),
+            refills::created_at.eq(at),
+            refills::updated_at.eq(at),
+            refills::provider_id.eq(upstream.as_ref().map(|u| u.provider_id)),
+            refills::provider_order_id.eq(upstream.as_ref().map(|u| u.provider_order_id)),
+            refills::state.eq(upstream.as_ref().map(|_| ForwardingState::Queued.as_str())),
+            refills::next_at.eq(upstream.as_ref().map(|_| at)),
         ))
-        .returning(refills::id)
-        .get_result(conn)
+        .returning(COLUMNS)
+        .get_result(conn)?;
+    decode(row)
 }
 
-/// The status of one of the account's refills.
-pub fn status(conn: &mut DbConnection, id: i64, account_id: i64) -> QueryResult<Option<String>> {
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refill>> {
     refills::table
-        .filter(refills::id.eq(id))
-        .filter(refills::account_id.eq(account_id))
-        .select(refills::status)
+        .find(id)
+        .select(COLUMNS)
         .first(conn)
-        .optional()
+        .optional()?
+        .map(decode)
+        .transpose()
+}
+
+/// One of the account's refills.
+pub fn find_owned(
+    conn: &mut DbConnection,
+    id: i64,
+    account_id: i64,
+) -> QueryResult<Option<Refill>> {
+    Ok(find(conn, id)?.filter(|r| r.account_id == account_id))
+}
+
+/// When the latest refill of an order was asked for.
+pub fn latest_for_order(
+    conn: &mut DbConnection,
+    order_id: i64,
+) -> QueryResult<Option<NaiveDateTime>> {
+    refills::table
+        .filter(refills::order_id.eq(order_id))
+        .select(diesel::dsl::max(refills::created_at))
+        .first(conn)
+}
+
+/// A page of an order's refills in id order, strictly after `starting_after`.
+pub fn page_for_order(
+    conn: &mut DbConnection,
+    order_id: i64,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Refill>> {
+    let rows = refills::table
+        .filter(refills::order_id.eq(order_id))
+        .filter(refills::id.gt(starting_after.unwrap_or(0)))
+        .order(refills::id.asc())
+        .limit(limit)
+        .select(COLUMNS)
+        .load(conn)?;
+    decode_all(rows)
+}
+
+/// An operator's decision on a refill no provider works: only while it is open.
+/// False when it is worked upstream, already final, or missing.
+pub fn decide(
+    conn: &mut DbConnection,
+    id: i64,
+    status: RefillStatus,
+    admin_id: i64,
+    note: Option<&str>,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        refills::table
+            .find(id)
+            .filter(refills::state.is_null())
+            .filter(refills::status.eq_any([
+                RefillStatus::Pending.as_str(),
+                RefillStatus::InProgress.as_str(),
+            ])),
+    )
+    .set((
+        refills::status.eq(status.as_str()),
+        refills::decided_by.eq(admin_id),
+        refills::note.eq(note),
+        refills::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// One claim of one refill: a write made with it applies only while the row is still
+/// leased to `owner` under `token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefillFence<'a> {
+    pub refill_id: i64,
+    pub owner: &'a str,
+    pub token: i64,
+}
+
+/// Takes a lease on up to `limit` refills in `states` (optionally of one provider) due by
+/// `due_by`, each with the fencing token this claim gave it; as `provider_orders::claim`.
+pub fn claim(
+    conn: &mut DbConnection,
+    owner: &str,
+    states: &[ForwardingState],
+    provider_id: Option<i64>,
+    limit: i64,
+    due_by: NaiveDateTime,
+    lease: Duration,
+) -> QueryResult<Vec<Refill>> {
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    for _ in 0..4 {
+        let at = now();
+        let mut due = refills::table
+            .filter(refills::state.eq_any(&states))
+            .filter(refills::next_at.le(due_by))
+            .filter(
+                refills::lease_until
+                    .is_null()
+                    .or(refills::lease_until.lt(at)),
+            )
+            .select(refills::id)
+            .order(refills::next_at)
+            .limit(limit)
+            .into_boxed();
+        if let Some(provider_id) = provider_id {
+            due = due.filter(refills::provider_id.eq(provider_id));
+        }
+        let ids: Vec<i64> = due.load(conn)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let until = at + lease;
+        let taken = diesel::update(
+            refills::table
+                .filter(refills::id.eq_any(&ids))
+                .filter(refills::state.eq_any(&states))
+                .filter(refills::next_at.le(due_by))
+                .filter(
+                    refills::lease_until
+                        .is_null()
+                        .or(refills::lease_until.lt(at)),
+                ),
+        )
+        .set((
+            refills::lease_owner.eq(owner),
+            refills::lease_until.eq(until),
+            refills::lease_token.eq(refills::lease_token + 1),
+        ))
+        .execute(conn)?;
+        if taken == 0 {
+            continue;
+        }
+        let rows = refills::table
+            .filter(refills::id.eq_any(&ids))
+            .filter(refills::lease_owner.eq(owner))
+            .filter(refills::lease_until.eq(until))
+            .order(refills::next_at)
+            .select(COLUMNS)
+            .load(conn)?;
+        return decode_all(rows);
+    }
+    Ok(Vec::new())
+}
+
+/// The rows `fence` may write: still leased to its owner under its token.
+macro_rules! fenced {
+    ($fence:expr) => {
+        refills::table
+            .find($fence.refill_id)
+            .filter(refills::lease_owner.eq($fence.owner))
+            .filter(refills::lease_token.eq($fence.token))
+    };
+}
+
+/// Records that a send is about to happen and renews the lease for longer than the
+/// exchange can take. False when the claim was lost.
+pub fn begin_send(
+    conn: &mut DbConnection,
+    fence: RefillFence,
+    lease: Duration,
+) -> QueryResult<bool> {
+    let at = now();
+    let changed = diesel::update(fenced!(fence).filter(refills::state.eq_any([
+        ForwardingState::Queued.as_str(),
+        ForwardingState::Sending.as_str(),
+    ])))
+    .set((
+        refills::state.eq(ForwardingState::Sending.as_str()),
+        refills::attempts.eq(refills::attempts + 1),
+        refills::lease_until.eq(at + lease),
+        refills::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// What an attempt on a refill leaves behind.
+#[derive(Debug, Clone)]
+pub struct RefillOutcome {
+    pub state: ForwardingState,
+    /// The status it leaves (the claimed one when the attempt learned nothing new).
+    pub status: RefillStatus,
+    pub provider_refill_id: Option<String>,
+    pub next_at: Option<NaiveDateTime>,
+    pub failed: bool,
+    pub error: Option<String>,
+    /// Why it ended rejected or in error, for the reseller.
+    pub note: Option<String>,
+    pub quarantined_status: Option<String>,
+    pub synced: bool,
+}
+
+impl RefillOutcome {
+    /// An attempt that leaves the refill in `state` and `status`, with nothing else.
+    pub fn to(state: ForwardingState, status: RefillStatus) -> RefillOutcome {
+        RefillOutcome {
+            state,
+            status,
+            provider_refill_id: None,
+            next_at: None,
+            failed: false,
+            error: None,
+            note: None,
+            quarantined_status: None,
+            synced: false,
+        }
+    }
+}
+
+/// Ends a leased attempt in one statement conditional on its fence, releasing the lease.
+/// False, with nothing changed, when the claim was lost.
+pub fn finish(
+    conn: &mut DbConnection,
+    fence: RefillFence,
+    outcome: RefillOutcome,
+) -> QueryResult<bool> {
+    let at = now();
+    let (keep, add) = if outcome.failed { (1i64, 1i64) } else { (0, 0) };
+    let changed = diesel::update(fenced!(fence))
+        .set((
+            refills::state.eq(outcome.state.as_str()),
+            refills::status.eq(outcome.status.as_str()),
+            refills::provider_refill_id.eq(coalesce_text(
+                outcome.provider_refill_id,
+                refills::provider_refill_id,
+            )),
+            refills::note.eq(coalesce_text(outcome.note, refills::note)),
+            refills::next_at.eq(outcome.next_at.unwrap_or(at)),
+            refills::last_error.eq(&outcome.error),
+            refills::quarantined_status.eq(&outcome.quarantined_status),
+            refills::failures.eq(refills::failures * keep + add),
+            refills::last_synced_at.eq(coalesce_timestamp(
+                outcome.synced.then_some(at),
+                refills::last_synced_at,
+            )),
+            refills::lease_owner.eq(None::<String>),
+            refills::lease_until.eq(None::<NaiveDateTime>),
+            refills::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Gives back every refill lease a worker holds.
+pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
+    diesel::update(refills::table.filter(refills::lease_owner.eq(owner)))
+        .set((
+            refills::lease_owner.eq(None::<String>),
+            refills::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+}
+
+/// A clear acceptance whose attempt lost its claim: the provider has the refill under
+/// `remote`, so a refill that knows no provider id yet and is still being sent becomes
+/// `sent` with it and is followed. Any attempt still holding it loses its claim.
+pub fn adopt_acceptance(
+    conn: &mut DbConnection,
+    refill_id: i64,
+    remote: &str,
+) -> QueryResult<bool> {
+    let at = now();
+    let changed = diesel::update(
+        refills::table
+            .find(refill_id)
+            .filter(refills::provider_refill_id.is_null())
+            .filter(refills::state.eq_any([
+                ForwardingState::Queued.as_str(),
+                ForwardingState::Sending.as_str(),
+            ])),
+    )
+    .set((
+        refills::state.eq(ForwardingState::Sent.as_str()),
+        refills::provider_refill_id.eq(remote),
+        refills::next_at.eq(at),
+        refills::failures.eq(0),
+        refills::last_error.eq(None::<String>),
+        refills::lease_owner.eq(None::<String>),
+        refills::lease_until.eq(None::<NaiveDateTime>),
+        refills::lease_token.eq(refills::lease_token + 1),
+        refills::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
 }

@@ -60,6 +60,7 @@ diesel::table! {
         updated_at -> Timestamp,
         provider_id -> Nullable<BigInt>,
         provider_service_id -> Nullable<Text>,
+        refill_days -> BigInt,
     }
 }
 
@@ -75,6 +76,12 @@ diesel::table! {
         idempotent_add -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        min_balance_micros -> Nullable<BigInt>,
+        balance_micros -> Nullable<BigInt>,
+        balance_currency -> Nullable<Text>,
+        balance_checked_at -> Nullable<Timestamp>,
+        balance_error -> Nullable<Text>,
+        markup_percent_micros -> BigInt,
     }
 }
 
@@ -120,6 +127,45 @@ diesel::table! {
         account_id -> BigInt,
         status -> Text,
         created_at -> Timestamp,
+        provider_id -> Nullable<BigInt>,
+        provider_order_id -> Nullable<Text>,
+        provider_refill_id -> Nullable<Text>,
+        state -> Nullable<Text>,
+        attempts -> BigInt,
+        failures -> BigInt,
+        next_at -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        lease_token -> BigInt,
+        last_error -> Nullable<Text>,
+        quarantined_status -> Nullable<Text>,
+        last_synced_at -> Nullable<Timestamp>,
+        note -> Nullable<Text>,
+        decided_by -> Nullable<BigInt>,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    cancel_requests (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        account_id -> BigInt,
+        provider_id -> BigInt,
+        provider_order_id -> Text,
+        source -> Text,
+        status -> Text,
+        state -> Text,
+        attempts -> BigInt,
+        failures -> BigInt,
+        next_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        lease_token -> BigInt,
+        last_error -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -356,4 +402,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     alerts,
     alert_rules,
     job_leases,
+    cancel_requests,
 );

@@ -25,6 +25,7 @@ struct ServiceRow {
     updated_at: NaiveDateTime,
     provider_id: Option<i64>,
     provider_service_id: Option<String>,
+    refill_days: i64,
 }
 
 impl From<ServiceRow> for Service {
@@ -38,6 +39,7 @@ impl From<ServiceRow> for Service {
             min_quantity: row.min_quantity,
             max_quantity: row.max_quantity,
             refill: row.refill,
+            refill_days: row.refill_days,
             cancel: row.cancel,
             status: row.status,
             created_at: row.created_at,
@@ -57,6 +59,8 @@ pub struct ServiceFields {
     pub min_quantity: i64,
     pub max_quantity: i64,
     pub refill: bool,
+    /// Days after an order is placed during which a refill may be asked for.
+    pub refill_days: i64,
     pub cancel: bool,
     /// The upstream provider and its service id, for provider-backed services.
     pub provider: Option<(i64, String)>,
@@ -73,6 +77,7 @@ pub fn insert(conn: &mut DbConnection, fields: &ServiceFields) -> QueryResult<Se
             services::min_quantity.eq(fields.min_quantity),
             services::max_quantity.eq(fields.max_quantity),
             services::refill.eq(fields.refill),
+            services::refill_days.eq(fields.refill_days),
             services::cancel.eq(fields.cancel),
             services::provider_id.eq(fields.provider.as_ref().map(|p| p.0)),
             services::provider_service_id.eq(fields.provider.as_ref().map(|p| p.1.clone())),
@@ -99,6 +104,7 @@ pub fn update(
             services::min_quantity.eq(fields.min_quantity),
             services::max_quantity.eq(fields.max_quantity),
             services::refill.eq(fields.refill),
+            services::refill_days.eq(fields.refill_days),
             services::cancel.eq(fields.cancel),
             services::provider_id.eq(fields.provider.as_ref().map(|p| p.0)),
             services::provider_service_id.eq(fields.provider.as_ref().map(|p| p.1.clone())),
@@ -153,4 +159,13 @@ pub fn set_status(
 pub fn find_shared(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
     lock_row(conn, services::table.find(id), QueryDsl::for_share)
         .map(|row: Option<ServiceRow>| row.map(Service::from))
+}
+
+/// Every service routed to a provider, in id order.
+pub fn for_provider(conn: &mut DbConnection, provider_id: i64) -> QueryResult<Vec<Service>> {
+    services::table
+        .filter(services::provider_id.eq(provider_id))
+        .order(services::id.asc())
+        .load::<ServiceRow>(conn)
+        .map(|rows| rows.into_iter().map(Service::from).collect())
 }

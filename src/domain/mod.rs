@@ -3,12 +3,14 @@
 pub mod account;
 pub mod alert;
 pub mod api_key;
+pub mod cancel;
 pub mod event;
 pub mod ledger;
 pub mod money;
 pub mod order;
 pub mod policy;
 pub mod provider;
+pub mod refill;
 pub mod refund;
 pub mod report;
 pub mod service;

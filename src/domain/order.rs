@@ -276,6 +276,7 @@ mod tests {
             min_quantity: 10,
             max_quantity: 10_000,
             refill: false,
+            refill_days: 30,
             cancel: true,
             status: ServiceStatus::Active,
             created_at: now,

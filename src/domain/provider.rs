@@ -36,6 +36,38 @@ pub struct Provider {
     pub idempotent_add: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Below this balance upstream, no new order is sent to the provider.
+    pub min_balance_micros: Option<i64>,
+    /// The balance the worker last read from the provider, with its currency.
+    pub balance_micros: Option<i64>,
+    pub balance_currency: Option<String>,
+    pub balance_checked_at: Option<NaiveDateTime>,
+    /// Why the last balance read failed, if it did.
+    pub balance_error: Option<String>,
+    /// The markup on the provider's rates when its catalog is synced, in millionths of a
+    /// percent.
+    pub markup_percent_micros: i64,
+}
+
+impl Provider {
+    /// Why forwarding to this provider is paused: its last known balance is below the
+    /// operator's minimum. Derived, never stored, so a new reading or a new minimum
+    /// applies at once.
+    pub fn paused_because(&self) -> Option<String> {
+        let (min, balance) = (self.min_balance_micros?, self.balance_micros?);
+        (balance < min).then(|| {
+            let currency = self
+                .balance_currency
+                .as_deref()
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default();
+            format!(
+                "the provider's balance {}{currency} is below the minimum {}",
+                super::money::format_micros(balance),
+                super::money::format_micros(min)
+            )
+        })
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ pub struct Service {
     pub min_quantity: i64,
     pub max_quantity: i64,
     pub refill: bool,
+    /// Days after an order is placed during which a refill may be asked for.
+    pub refill_days: i64,
     pub cancel: bool,
     pub status: ServiceStatus,
     pub created_at: NaiveDateTime,
@@ -58,4 +60,51 @@ pub fn check_quantity_window(min: i64, max: i64) -> Result<(), (&'static str, St
         return Err(("max", "must not be less than min".into()));
     }
     Ok(())
+}
+
+/// One service of a provider's catalog (`action=services`), read and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEntry {
+    /// The provider's own id for the service.
+    pub provider_service_id: String,
+    pub name: String,
+    pub category: String,
+    /// `None` for a type word we do not offer (the entry is skipped, never guessed).
+    pub kind: Option<ServiceType>,
+    /// The type word as the provider sent it.
+    pub type_word: String,
+    /// The provider's price per 1000 units.
+    pub rate: Money,
+    pub min_quantity: i64,
+    pub max_quantity: i64,
+    pub refill: bool,
+    pub cancel: bool,
+}
+
+/// A provider's rate with our markup (`markup_percent_micros` millionths of a percent),
+/// rounded half-up to micro-units.
+pub fn marked_up(rate: Money, markup_percent_micros: i64) -> Money {
+    let scale = 100i128 * 1_000_000;
+    let product = i128::from(rate.micros()) * (scale + i128::from(markup_percent_micros));
+    let micros = (product + scale / 2) / scale;
+    Money::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_rounds_half_up_to_micros() {
+        assert_eq!(
+            marked_up(Money::from_micros(1_000_000), 25_000_000).micros(),
+            1_250_000
+        );
+        assert_eq!(marked_up(Money::from_micros(1), 50_000_000).micros(), 2);
+        assert_eq!(marked_up(Money::from_micros(900_000), 0).micros(), 900_000);
+        assert_eq!(
+            marked_up(Money::from_micros(333_333), 10_000_000).micros(),
+            366_666
+        );
+    }
 }

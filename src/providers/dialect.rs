@@ -6,7 +6,10 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::domain::money::Money;
 use crate::domain::order::OrderStatus;
+use crate::domain::refill::{parse_refill_status, RefillStatus};
+use crate::domain::service::{CatalogEntry, ServiceType};
 
 /// A provider's status word, mapped to ours; anything else is kept verbatim and never
 /// guessed at.
@@ -94,6 +97,251 @@ pub fn parse_add(body: &str) -> AddReply {
     }
 }
 
+/// Reads the reply to `action=refill`: `{"refill":"1"}` (or an integer id), an error in
+/// words (`{"error":...}`, or `{"refill":{"error":...}}`), or nothing certain.
+pub fn parse_refill(body: &str) -> AddReply {
+    let Some(value) = json(body) else {
+        return AddReply::Unreadable;
+    };
+    if let Some(error) = value.get("error").and_then(Value::as_str) {
+        return AddReply::Rejected(error.to_string());
+    }
+    let refill = value.get("refill");
+    if let Some(error) = refill.and_then(|r| r.get("error")).and_then(Value::as_str) {
+        return AddReply::Rejected(error.to_string());
+    }
+    match refill.and_then(as_id) {
+        Some(id) => AddReply::Accepted(id),
+        None => AddReply::Unreadable,
+    }
+}
+
+/// What a provider says of one refill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefillItem {
+    Known(RefillStatus),
+    /// A status word we do not know: quarantined, never mapped to a default.
+    UnknownStatus(String),
+    /// A per-item error, such as `Refill not found`.
+    Error(String),
+}
+
+fn refill_item(status: &Value) -> Option<RefillItem> {
+    match status {
+        Value::String(word) => Some(match parse_refill_status(word) {
+            Ok(status) => RefillItem::Known(status),
+            Err(word) => RefillItem::UnknownStatus(word),
+        }),
+        Value::Object(fields) => fields
+            .get("error")
+            .and_then(Value::as_str)
+            .map(|error| RefillItem::Error(error.to_string())),
+        _ => None,
+    }
+}
+
+/// Reads the reply to `action=refill_status&refill=ID`: `{"status":"Completed"}` or
+/// `{"error":...}`; `None` when nothing certain can be read.
+pub fn parse_refill_status_one(body: &str) -> Option<RefillItem> {
+    let value = json(body)?;
+    if let Some(error) = value.get("error").and_then(Value::as_str) {
+        return Some(RefillItem::Error(error.to_string()));
+    }
+    refill_item(value.get("status")?)
+}
+
+/// Reads the reply to `action=refill_status&refills=1,2`:
+/// `[{"refill":1,"status":"Completed"},{"refill":2,"status":{"error":"Refill not found"}}]`,
+/// or an object keyed by refill id. `None` when the provider did not answer as a batch
+/// (an error object, a single status): ask it one refill at a time.
+pub fn parse_refill_status_batch(body: &str) -> Option<HashMap<String, RefillItem>> {
+    let value = json(body)?;
+    let mut items = HashMap::new();
+    match &value {
+        Value::Array(list) => {
+            for entry in list {
+                let (Some(id), Some(item)) = (
+                    entry.get("refill").and_then(as_id),
+                    entry.get("status").and_then(refill_item),
+                ) else {
+                    continue;
+                };
+                items.insert(id, item);
+            }
+        }
+        Value::Object(fields)
+            if !fields.contains_key("error") && !fields.contains_key("status") =>
+        {
+            for (id, entry) in fields {
+                let item = entry
+                    .get("status")
+                    .and_then(refill_item)
+                    .or_else(|| refill_item(entry));
+                if let Some(item) = item {
+                    items.insert(id.trim().to_string(), item);
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(items)
+}
+
+fn as_flag(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_i64() == Some(1),
+        Value::String(s) => matches!(s.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"),
+        _ => false,
+    }
+}
+
+/// A provider's type word mapped to ours; `None` for a type we do not offer.
+fn service_type(word: &str, dripfeed: bool) -> Option<ServiceType> {
+    let folded: String = word
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    match folded.as_str() {
+        "default" | "" if dripfeed => Some(ServiceType::DripFeed),
+        "default" => Some(ServiceType::Default),
+        "dripfeed" => Some(ServiceType::DripFeed),
+        "customcomments" => Some(ServiceType::CustomComments),
+        "package" => Some(ServiceType::Package),
+        _ => None,
+    }
+}
+
+/// Reads the reply to `action=services`: a list of services with their id, name, type,
+/// category, rate (per 1000; digits past the sixth rounded half-up), min, max and the
+/// refill, cancel and dripfeed flags (`true`/`1`/`"1"`). An entry without an id, a rate
+/// or its limits is left out; `None` when the reply is not a list.
+pub fn parse_services(body: &str) -> Option<Vec<CatalogEntry>> {
+    let value = json(body)?;
+    let list = value.as_array()?;
+    let mut entries = Vec::with_capacity(list.len());
+    for item in list {
+        let Some(id) = item.get("service").and_then(as_id) else {
+            continue;
+        };
+        let rate = match item.get("rate") {
+            Some(Value::String(s)) => s.trim().parse::<rust_decimal::Decimal>().ok(),
+            Some(Value::Number(n)) => n.to_string().parse::<rust_decimal::Decimal>().ok(),
+            _ => None,
+        }
+        .map(|d| d.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::MidpointAwayFromZero))
+        .and_then(|d| i64::try_from((d * rust_decimal::Decimal::from(1_000_000)).trunc()).ok())
+        .filter(|micros| *micros >= 0);
+        let (Some(rate), Some(min), Some(max)) = (
+            rate,
+            item.get("min").and_then(parse_count),
+            item.get("max").and_then(parse_count),
+        ) else {
+            continue;
+        };
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(Value::as_str)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let type_word = text("type");
+        let dripfeed = item.get("dripfeed").is_some_and(as_flag);
+        entries.push(CatalogEntry {
+            provider_service_id: id,
+            name: text("name"),
+            category: text("category"),
+            kind: service_type(&type_word, dripfeed),
+            type_word,
+            rate: Money::from_micros(rate),
+            min_quantity: min,
+            max_quantity: max,
+            refill: item.get("refill").is_some_and(as_flag),
+            cancel: item.get("cancel").is_some_and(as_flag),
+        });
+    }
+    Some(entries)
+}
+
+/// Reads the reply to `action=balance`: `{"balance":"100.84292","currency":"USD"}` (the
+/// balance as a string or a number, beside an extra `"status":"success"` or not) into
+/// micro-units, digits past the sixth dropped; `None` when there is no balance in it.
+pub fn parse_balance(body: &str) -> Option<(i64, Option<String>)> {
+    let value = json(body)?;
+    let text = match value.get("balance")? {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let amount: rust_decimal::Decimal = text.parse().ok()?;
+    let micros = (amount * rust_decimal::Decimal::from(1_000_000)).trunc();
+    let micros = i64::try_from(micros).ok()?;
+    let currency = value
+        .get("currency")
+        .and_then(Value::as_str)
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    Some((micros, currency))
+}
+
+/// A provider's answer to cancelling one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelItem {
+    /// `"cancel": 1` (or `true`, `"1"`): the provider will cancel it.
+    Accepted,
+    /// `"cancel": {"error": ...}` (or a bare error string): it will not.
+    Refused(String),
+}
+
+fn cancel_item(value: &Value) -> Option<CancelItem> {
+    match value {
+        Value::Number(n) if n.as_i64() == Some(1) => Some(CancelItem::Accepted),
+        Value::Bool(true) => Some(CancelItem::Accepted),
+        Value::String(s) if s.trim() == "1" => Some(CancelItem::Accepted),
+        Value::String(s) if !s.trim().is_empty() => Some(CancelItem::Refused(s.trim().to_string())),
+        Value::Object(fields) => fields
+            .get("error")
+            .and_then(Value::as_str)
+            .map(|e| CancelItem::Refused(e.to_string())),
+        _ => None,
+    }
+}
+
+/// Reads the reply to `action=cancel&orders=1,2`:
+/// `[{"order":9,"cancel":{"error":"Incorrect order ID"}},{"order":2,"cancel":1}]`, or an
+/// object keyed by order id; one item per provider order id it answers. `None` when the
+/// reply as a whole cannot be read (an error object such as `Invalid API key`, HTML).
+pub fn parse_cancel_batch(body: &str) -> Option<HashMap<String, CancelItem>> {
+    let value = json(body)?;
+    let mut items = HashMap::new();
+    match &value {
+        Value::Array(list) => {
+            for entry in list {
+                if let (Some(id), Some(item)) = (
+                    entry.get("order").and_then(as_id),
+                    entry.get("cancel").and_then(cancel_item),
+                ) {
+                    items.insert(id, item);
+                }
+            }
+        }
+        Value::Object(fields) if !fields.contains_key("error") => {
+            for (id, entry) in fields {
+                let item = entry
+                    .get("cancel")
+                    .and_then(cancel_item)
+                    .or_else(|| cancel_item(entry));
+                if let Some(item) = item {
+                    items.insert(id.trim().to_string(), item);
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(items)
+}
+
 /// What a provider says of one order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusItem {
@@ -179,6 +427,106 @@ mod tests {
         assert_eq!(parse_count(&Value::from("10.0000")), Some(10));
         assert_eq!(parse_count(&Value::from("Unknown")), None);
         assert_eq!(parse_count(&Value::Null), None);
+    }
+
+    #[test]
+    fn refill_replies() {
+        assert_eq!(
+            parse_refill(r#"{"refill":"1"}"#),
+            AddReply::Accepted("1".into())
+        );
+        assert_eq!(
+            parse_refill(r#"{"refill":12}"#),
+            AddReply::Accepted("12".into())
+        );
+        assert_eq!(
+            parse_refill(r#"{"error":"Order not eligible for refill."}"#),
+            AddReply::Rejected("Order not eligible for refill.".into())
+        );
+        assert_eq!(parse_refill("<html>500</html>"), AddReply::Unreadable);
+        assert_eq!(
+            parse_refill_status_one(r#"{"status":"In progress"}"#),
+            Some(RefillItem::Known(RefillStatus::InProgress))
+        );
+        assert_eq!(
+            parse_refill_status_one(r#"{"status":"Awaiting"}"#),
+            Some(RefillItem::UnknownStatus("Awaiting".into()))
+        );
+        assert_eq!(
+            parse_refill_status_one(r#"{"error":"Refill not found"}"#),
+            Some(RefillItem::Error("Refill not found".into()))
+        );
+        assert_eq!(parse_refill_status_one(""), None);
+        let batch = parse_refill_status_batch(
+            r#"[{"refill":1,"status":"Completed"},{"refill":"2","status":{"error":"Refill not found"}}]"#,
+        )
+        .unwrap();
+        assert_eq!(batch["1"], RefillItem::Known(RefillStatus::Completed));
+        assert_eq!(batch["2"], RefillItem::Error("Refill not found".into()));
+        let keyed = parse_refill_status_batch(r#"{"7":{"status":"rejected"}}"#).unwrap();
+        assert_eq!(keyed["7"], RefillItem::Known(RefillStatus::Rejected));
+        assert_eq!(parse_refill_status_batch(r#"{"status":"Completed"}"#), None);
+        assert_eq!(
+            parse_refill_status_batch(r#"{"error":"Incorrect request"}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn services_replies() {
+        let body = r#"[{"service":1,"name":"Followers","type":"Default","category":"First Category","rate":"0.90","min":"50","max":"10000","refill":true,"cancel":true},
+            {"service":"2","name":"Drip","type":"Default","dripfeed":1,"category":"C","rate":1.2345675,"min":10,"max":100,"refill":"0","cancel":false},
+            {"service":3,"name":"Poll","type":"Poll","category":"C","rate":"1","min":"1","max":"2"},
+            {"name":"no id","rate":"1","min":"1","max":"2"}]"#;
+        let entries = parse_services(body).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].kind, Some(ServiceType::Default));
+        assert_eq!(entries[0].rate.micros(), 900_000);
+        assert!(entries[0].refill && entries[0].cancel);
+        assert_eq!(entries[1].kind, Some(ServiceType::DripFeed));
+        assert_eq!(entries[1].rate.micros(), 1_234_568);
+        assert!(!entries[1].refill);
+        assert_eq!(entries[2].kind, None);
+        assert_eq!(entries[2].type_word, "Poll");
+        assert_eq!(parse_services(r#"{"error":"Invalid API key"}"#), None);
+    }
+
+    #[test]
+    fn balance_replies() {
+        assert_eq!(
+            parse_balance(r#"{"balance":"100.84292","currency":"USD"}"#),
+            Some((100_842_920, Some("USD".into())))
+        );
+        assert_eq!(
+            parse_balance(r#"{"balance":12.5,"currency":"EUR","status":"success"}"#),
+            Some((12_500_000, Some("EUR".into())))
+        );
+        assert_eq!(
+            parse_balance(r#"{"balance":"1.12345678"}"#),
+            Some((1_123_456, None))
+        );
+        assert_eq!(parse_balance(r#"{"error":"Invalid API key"}"#), None);
+        assert_eq!(parse_balance("<html></html>"), None);
+    }
+
+    #[test]
+    fn cancel_replies() {
+        let items = parse_cancel_batch(
+            r#"[{"order":9,"cancel":{"error":"Incorrect order ID"}},{"order":"2","cancel":1},{"order":3,"cancel":true}]"#,
+        )
+        .unwrap();
+        assert_eq!(items["9"], CancelItem::Refused("Incorrect order ID".into()));
+        assert_eq!(items["2"], CancelItem::Accepted);
+        assert_eq!(items["3"], CancelItem::Accepted);
+        let keyed =
+            parse_cancel_batch(r#"{"4":{"cancel":"1"},"5":"Order cannot be canceled"}"#).unwrap();
+        assert_eq!(keyed["4"], CancelItem::Accepted);
+        assert_eq!(
+            keyed["5"],
+            CancelItem::Refused("Order cannot be canceled".into())
+        );
+        assert_eq!(parse_cancel_batch(r#"{"error":"Invalid API key"}"#), None);
+        assert_eq!(parse_cancel_batch("<html>500</html>"), None);
     }
 
     #[test]

@@ -152,17 +152,26 @@ pub struct Pass {
     pub send_failures: usize,
     pub polled: usize,
     pub refunds: usize,
+    /// Cancel requests the provider answered (`action=cancel`), accepted or refused.
+    pub cancels_answered: usize,
+    /// Refills the provider took (`action=refill`).
+    pub refills_sent: usize,
+    /// Refills whose status was asked (`action=refill_status`).
+    pub refills_polled: usize,
 }
 
 pub struct Worker {
-    pool: DbPool,
-    config: WorkerConfig,
-    owner: String,
+    pub(super) pool: DbPool,
+    pub(super) config: WorkerConfig,
+    pub(super) owner: String,
     pub wake: Arc<Wake>,
     /// Set on shutdown: the pass finishes the exchange in flight and takes no new one.
     stop: Arc<AtomicBool>,
     /// Retention passes between forwarding passes, when this worker runs them.
     retention: Option<RetentionConfig>,
+    /// Providers that answered a batch `refill_status` (`refills=`) with something other
+    /// than a batch: asked one refill at a time from then on.
+    pub(super) no_batch_refill_status: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Worker {
@@ -176,6 +185,7 @@ impl Worker {
             wake,
             stop: Arc::default(),
             retention: None,
+            no_batch_refill_status: Default::default(),
         }
     }
 
@@ -206,7 +216,7 @@ impl Worker {
         }
     }
 
-    fn stopping(&self) -> bool {
+    pub(super) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 
@@ -243,6 +253,12 @@ impl Worker {
                 }) {
                     tracing::error!(error = %e, "could not release the worker's leases");
                 }
+                if let Err(e) = db::cancels::release_all(&mut conn, &self.owner) {
+                    tracing::error!(error = %e, "could not release the worker's cancel leases");
+                }
+                if let Err(e) = db::refills::release_all(&mut conn, &self.owner) {
+                    tracing::error!(error = %e, "could not release the worker's refill leases");
+                }
             }
             Err(e) => tracing::error!(error = %e, "could not release the worker's leases"),
         }
@@ -252,8 +268,12 @@ impl Worker {
     pub fn run_once(&self) -> Result<Pass, String> {
         let mut pass = Pass::default();
         let result = self
-            .forward_due(&mut pass)
-            .and_then(|()| self.sync_due(&mut pass));
+            .check_balances()
+            .and_then(|()| self.forward_due(&mut pass))
+            .and_then(|()| self.forward_cancels(&mut pass))
+            .and_then(|()| self.forward_refills(&mut pass))
+            .and_then(|()| self.sync_due(&mut pass))
+            .and_then(|()| self.sync_refills(&mut pass));
         if let Err(error) = result {
             // A pass that failed midway (e.g. the database was busy) may hold leases on
             // orders it never finished: give them back so they are not stuck until expiry.
@@ -263,20 +283,20 @@ impl Worker {
         Ok(pass)
     }
 
-    fn lease(&self) -> chrono::Duration {
+    pub(super) fn lease(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.config.lease_secs.max(5))
     }
 
     /// The lease for one exchange with `provider`: `--lease-secs`, but never shorter than
     /// the provider's timeout plus a margin, so it cannot run out while a request is in
     /// flight and another worker take the order over (and find it "interrupted").
-    fn exchange_lease(&self, provider: &Provider) -> chrono::Duration {
+    pub(super) fn exchange_lease(&self, provider: &Provider) -> chrono::Duration {
         let timeout_secs = (provider.timeout_ms.max(1) + 999) / 1000;
         self.lease()
             .max(chrono::Duration::seconds(timeout_secs + LEASE_MARGIN_SECS))
     }
 
-    fn backoff(&self, failures: i64) -> NaiveDateTime {
+    pub(super) fn backoff(&self, failures: i64) -> NaiveDateTime {
         let secs = 5i64
             .saturating_mul(1i64 << failures.clamp(0, 20))
             .min(self.config.max_backoff_secs.max(0));
@@ -339,7 +359,9 @@ impl Worker {
             // Refunded before it was sent (a cancel, a disabled service): never send it.
             return finish(conn, fence, AttemptOutcome::to(ForwardingState::Done)).map(drop);
         }
-        if !provider.enabled {
+        // Disabled, or paused because its balance is below the operator's minimum: the
+        // order waits queued, nothing lost.
+        if !provider.enabled || provider.paused_because().is_some() {
             let later =
                 Some(db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0)));
             let outcome = AttemptOutcome {
@@ -721,7 +743,7 @@ fn cancel_unsendable(
     }
 }
 
-fn truncate(text: &str, max: usize) -> &str {
+pub(super) fn truncate(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;

@@ -113,6 +113,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
             min_quantity: 10,
             max_quantity: 1_000_000,
             refill: false,
+            refill_days: 30,
             cancel: false,
             provider: None,
         },

@@ -735,3 +735,132 @@ impl TestApp {
         Self::reply(response).await
     }
 }
+
+/// What the scripted panel upstream knows and how it answers; tests change it between
+/// worker passes.
+pub struct PanelState {
+    next_order: i64,
+    next_refill: i64,
+    /// The status object `status` answers for each provider order id.
+    pub statuses: std::collections::HashMap<String, Value>,
+    /// The status `refill_status` answers for each provider refill id (a word, or an
+    /// object such as `{"error": ...}`).
+    pub refills: std::collections::HashMap<String, Value>,
+    /// When set, the body `refill` answers instead of taking the refill.
+    pub refill_reply: Option<String>,
+    /// Whether `refill_status` with `refills=` answers as a batch; otherwise it answers
+    /// `{"error":"Refill not found"}`, as panels that know only `refill=` do.
+    pub batch_refill_status: bool,
+    /// The answer `cancel` gives for a provider order id (`1`, or `{"error": ...}`); `1`
+    /// for any id not listed.
+    pub cancels: std::collections::HashMap<String, Value>,
+    pub balance: String,
+    /// What `services` answers.
+    pub services: Value,
+}
+
+pub type Panel = std::sync::Arc<std::sync::Mutex<PanelState>>;
+
+impl StandIn {
+    /// A stand-in that answers like a whole panel from a shared [`PanelState`]: `add`
+    /// takes orders under ids from 9001 (status `Pending`), `refill` under ids from 501.
+    pub async fn panel() -> (StandIn, Panel) {
+        let panel: Panel = std::sync::Arc::new(std::sync::Mutex::new(PanelState {
+            next_order: 9001,
+            next_refill: 501,
+            statuses: Default::default(),
+            refills: Default::default(),
+            refill_reply: None,
+            batch_refill_status: true,
+            cancels: Default::default(),
+            balance: "1000.00".into(),
+            services: json!([]),
+        }));
+        let state = panel.clone();
+        let stand_in = StandIn::start(move |fields| {
+            let ok = |value: Value| (200, value.to_string(), Duration::ZERO);
+            let mut panel = state.lock().unwrap();
+            let ids = |name: &str| -> Vec<String> {
+                fields
+                    .get(name)
+                    .map(|raw| raw.split(',').map(str::to_string).collect())
+                    .unwrap_or_default()
+            };
+            match fields.get("action").map(String::as_str) {
+                Some("add") => {
+                    let id = panel.next_order.to_string();
+                    panel.next_order += 1;
+                    panel.statuses.insert(
+                        id.clone(),
+                        json!({"charge": "1", "start_count": "0", "status": "Pending", "remains": "0", "currency": "USD"}),
+                    );
+                    ok(json!({ "order": id.parse::<i64>().unwrap() }))
+                }
+                Some("status") => {
+                    let mut reply = serde_json::Map::new();
+                    for id in ids("orders") {
+                        let item = panel.statuses.get(&id).cloned();
+                        reply.insert(id, item.unwrap_or(json!({"error": "Incorrect order ID"})));
+                    }
+                    ok(Value::Object(reply))
+                }
+                Some("refill") => {
+                    if let Some(body) = &panel.refill_reply {
+                        return (200, body.clone(), Duration::ZERO);
+                    }
+                    let id = panel.next_refill.to_string();
+                    panel.next_refill += 1;
+                    panel.refills.insert(id.clone(), json!("Pending"));
+                    ok(json!({ "refill": id }))
+                }
+                Some("refill_status") if fields.contains_key("refills") => {
+                    if !panel.batch_refill_status {
+                        return ok(json!({"error": "Refill not found"}));
+                    }
+                    let items: Vec<Value> = ids("refills")
+                        .into_iter()
+                        .map(|id| {
+                            let status = panel.refills.get(&id).cloned();
+                            json!({"refill": id.parse::<i64>().unwrap_or(0),
+                                   "status": status.unwrap_or(json!({"error": "Refill not found"}))})
+                        })
+                        .collect();
+                    ok(Value::Array(items))
+                }
+                Some("refill_status") => {
+                    let id = fields.get("refill").cloned().unwrap_or_default();
+                    match panel.refills.get(&id) {
+                        Some(Value::String(word)) => ok(json!({ "status": word })),
+                        Some(other) => ok(other.clone()),
+                        None => ok(json!({"error": "Refill not found"})),
+                    }
+                }
+                Some("cancel") => {
+                    let items: Vec<Value> = ids("orders")
+                        .into_iter()
+                        .map(|id| {
+                            let answer = panel.cancels.get(&id).cloned().unwrap_or(json!(1));
+                            json!({"order": id.parse::<i64>().unwrap_or(0), "cancel": answer})
+                        })
+                        .collect();
+                    ok(Value::Array(items))
+                }
+                Some("balance") => ok(json!({"balance": panel.balance, "currency": "USD"})),
+                Some("services") => ok(panel.services.clone()),
+                _ => ok(json!({"error": "This action is Invalid"})),
+            }
+        })
+        .await;
+        (stand_in, panel)
+    }
+}
+
+impl TestApp {
+    /// One refill's row as the worker sees it.
+    pub fn refill_row(&self, refill_id: i64) -> reseller_api::db::refills::Refill {
+        let mut conn = self.pool.get().unwrap();
+        reseller_api::db::refills::find(&mut conn, refill_id)
+            .unwrap()
+            .unwrap()
+    }
+}

@@ -1,0 +1,102 @@
+//! A reseller's cancel of an order, wherever it stands. Not yet sent upstream: withdrawn
+//! and refunded at once (`orders::cancel_owned_order`). Already with its provider: a
+//! cancel request, recorded here and sent by the worker after commit. The request itself
+//! never moves money: the refund comes from the provider's next status through the one
+//! refund rule (Canceled: in full; Partial: the undelivered share), and a refusal leaves
+//! the order running with the provider's words on the request.
+
+use super::orders::cancel_owned_order;
+use super::refunds::Settled;
+use crate::db::cancels::{self, CancelRequest, NewCancel};
+use crate::db::{self, orders, provider_orders, services, DbConnection};
+use crate::domain::cancel::CancelSource;
+use crate::domain::provider::ForwardingState;
+use crate::error::{ApiError, ErrorCode};
+
+/// What a cancel did.
+#[derive(Debug)]
+pub enum Canceled {
+    /// Never sent upstream: canceled and refunded now.
+    Refunded(Box<Settled>),
+    /// With its provider: asked to cancel; the refund follows the provider's status.
+    Requested(CancelRequest),
+}
+
+/// Cancels one of the account's orders of a cancellable service, or asks its provider to.
+pub fn cancel_order(
+    conn: &mut DbConnection,
+    account_id: i64,
+    order_id: i64,
+) -> Result<Canceled, ApiError> {
+    db::write_tx(conn, |conn| {
+        let upstream = provider_orders::find(conn, order_id)?
+            .filter(|job| job.state == ForwardingState::Sent)
+            .and_then(|job| job.provider_order_id.map(|id| (job.provider_id, id)));
+        let Some((provider_id, remote)) = upstream else {
+            return Ok(Canceled::Refunded(Box::new(cancel_owned_order(
+                conn, account_id, order_id,
+            )?)));
+        };
+        let order = orders::lock(conn, order_id, Some(account_id))?
+            .ok_or_else(|| ApiError::not_found("order"))?;
+        let service = services::find(conn, order.service_id)?
+            .ok_or_else(|| ApiError::not_found("service"))?;
+        if !service.cancel {
+            return Err(ApiError::Conflict {
+                code: ErrorCode::NotCancelable,
+                detail: "this order's service does not allow cancel".into(),
+            });
+        }
+        if order.status.is_terminal() {
+            return Err(ApiError::Conflict {
+                code: ErrorCode::NotCancelable,
+                detail: format!("this order is already {}", order.status),
+            });
+        }
+        // Asking again while the provider has not answered is the same request.
+        if let Some(pending) = cancels::pending_for_order(conn, order_id)? {
+            return Ok(Canceled::Requested(pending));
+        }
+        let request = cancels::insert(
+            conn,
+            &NewCancel {
+                order_id,
+                account_id,
+                provider_id,
+                provider_order_id: &remote,
+                source: CancelSource::Reseller,
+            },
+        )?;
+        Ok(Canceled::Requested(request))
+    })
+}
+
+/// Asks the provider to stop an order already sent to it, because its service was
+/// disabled (and the order refunded by the last known progress); call inside the
+/// transaction that refunds it. Nothing when the provider does not have the order.
+pub fn request_on_disable(
+    conn: &mut DbConnection,
+    account_id: i64,
+    order_id: i64,
+) -> Result<(), diesel::result::Error> {
+    let upstream = provider_orders::find(conn, order_id)?
+        .filter(|job| job.state == ForwardingState::Sent)
+        .and_then(|job| job.provider_order_id.map(|id| (job.provider_id, id)));
+    let Some((provider_id, remote)) = upstream else {
+        return Ok(());
+    };
+    if cancels::pending_for_order(conn, order_id)?.is_some() {
+        return Ok(());
+    }
+    cancels::insert(
+        conn,
+        &NewCancel {
+            order_id,
+            account_id,
+            provider_id,
+            provider_order_id: &remote,
+            source: CancelSource::ServiceDisabled,
+        },
+    )
+    .map(drop)
+}

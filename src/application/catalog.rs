@@ -1,0 +1,198 @@
+//! A provider's catalog synced into ours: each provider service becomes one of ours (found
+//! by `provider_id` + `provider_service_id`) at the provider's rate plus the provider's
+//! `markup_percent`; a provider service gone from the catalog disables ours, with the
+//! refunds and upstream cancels of `services::disable_service`. A rate change never
+//! re-prices an order: every order keeps the charge it was placed at, and refunds come
+//! from that stored charge.
+
+use super::services::disable_service;
+use crate::db::services::{self as service_rows, ServiceFields};
+use crate::db::{self, providers, DbConnection};
+use crate::domain::money::Money;
+use crate::domain::service::{check_quantity_window, marked_up, CatalogEntry, ServiceStatus};
+use crate::error::ApiError;
+
+/// The refill window a service created by a sync starts with.
+const SYNCED_REFILL_DAYS: i64 = 30;
+
+/// One of our services a sync creates, changes or disables.
+#[derive(Debug, Clone)]
+pub struct SyncedService {
+    /// Ours; `None` for one a dry run would create.
+    pub service_id: Option<i64>,
+    pub provider_service_id: String,
+    pub name: String,
+    /// Our rate: the provider's plus the markup.
+    pub rate: Money,
+    /// The fields that change (`name`, `category`, `type`, `rate`, `min`, `max`,
+    /// `refill`, `cancel`).
+    pub changes: Vec<&'static str>,
+}
+
+/// A provider service the sync leaves alone, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub provider_service_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    pub dry_run: bool,
+    pub created: Vec<SyncedService>,
+    pub updated: Vec<SyncedService>,
+    pub disabled: Vec<SyncedService>,
+    pub unchanged: i64,
+    pub skipped: Vec<Skipped>,
+}
+
+/// What `entry` makes of one of our services routed to `provider_id`.
+fn fields_for(
+    entry: &CatalogEntry,
+    provider_id: i64,
+    markup_percent_micros: i64,
+    refill_days: i64,
+) -> Result<ServiceFields, String> {
+    let kind = entry
+        .kind
+        .ok_or_else(|| format!("type {:?} is not offered here", entry.type_word))?;
+    check_quantity_window(entry.min_quantity, entry.max_quantity)
+        .map_err(|(field, message)| format!("{field} {message}"))?;
+    let clip = |text: &str, fallback: &str| {
+        let text = text.trim();
+        let text = if text.is_empty() { fallback } else { text };
+        text.chars().take(200).collect::<String>()
+    };
+    Ok(ServiceFields {
+        name: clip(
+            &entry.name,
+            &format!("Service {}", entry.provider_service_id),
+        ),
+        category: clip(&entry.category, "Uncategorized"),
+        kind,
+        rate: marked_up(entry.rate, markup_percent_micros),
+        min_quantity: entry.min_quantity,
+        max_quantity: entry.max_quantity,
+        refill: entry.refill,
+        refill_days,
+        cancel: entry.cancel,
+        provider: Some((provider_id, entry.provider_service_id.clone())),
+    })
+}
+
+/// Syncs `catalog` (the provider's `services`, just read) into ours; with `dry_run`,
+/// only says what would change. Creates and updates commit in one transaction; each
+/// disabled service then goes through `disable_service` (its refunds in batches).
+pub fn sync_services(
+    conn: &mut DbConnection,
+    admin_id: i64,
+    provider_id: i64,
+    catalog: &[CatalogEntry],
+    dry_run: bool,
+) -> Result<SyncReport, ApiError> {
+    let report = db::write_tx(conn, |conn| {
+        let provider =
+            providers::find(conn, provider_id)?.ok_or_else(|| ApiError::not_found("provider"))?;
+        let ours = service_rows::for_provider(conn, provider_id)?;
+        let mut report = SyncReport {
+            dry_run,
+            ..SyncReport::default()
+        };
+        for entry in catalog {
+            let existing = ours.iter().find(|s| {
+                s.provider
+                    .as_ref()
+                    .is_some_and(|p| p.1 == entry.provider_service_id)
+            });
+            let refill_days = existing.map_or(SYNCED_REFILL_DAYS, |s| s.refill_days);
+            let fields = match fields_for(
+                entry,
+                provider_id,
+                provider.markup_percent_micros,
+                refill_days,
+            ) {
+                Ok(fields) => fields,
+                Err(reason) => {
+                    report.skipped.push(Skipped {
+                        provider_service_id: entry.provider_service_id.clone(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let synced = |service_id, changes| SyncedService {
+                service_id,
+                provider_service_id: entry.provider_service_id.clone(),
+                name: fields.name.clone(),
+                rate: fields.rate,
+                changes,
+            };
+            match existing {
+                None => {
+                    let id = if dry_run {
+                        None
+                    } else {
+                        Some(service_rows::insert(conn, &fields)?.id)
+                    };
+                    report.created.push(synced(id, Vec::new()));
+                }
+                Some(current) => {
+                    let mut changes = Vec::new();
+                    let checks: [(&'static str, bool); 8] = [
+                        ("name", current.name != fields.name),
+                        ("category", current.category != fields.category),
+                        ("type", current.kind != fields.kind),
+                        ("rate", current.rate != fields.rate),
+                        ("min", current.min_quantity != fields.min_quantity),
+                        ("max", current.max_quantity != fields.max_quantity),
+                        ("refill", current.refill != fields.refill),
+                        ("cancel", current.cancel != fields.cancel),
+                    ];
+                    changes.extend(
+                        checks
+                            .iter()
+                            .filter(|(_, differs)| *differs)
+                            .map(|(f, _)| *f),
+                    );
+                    if changes.is_empty() {
+                        report.unchanged += 1;
+                        continue;
+                    }
+                    if !dry_run {
+                        service_rows::update(conn, current.id, &fields)?;
+                    }
+                    report.updated.push(synced(Some(current.id), changes));
+                }
+            }
+        }
+        for gone in ours.iter().filter(|s| {
+            s.status == ServiceStatus::Active
+                && !catalog.iter().any(|e| {
+                    s.provider
+                        .as_ref()
+                        .is_some_and(|p| p.1 == e.provider_service_id)
+                })
+        }) {
+            report.disabled.push(SyncedService {
+                service_id: Some(gone.id),
+                provider_service_id: gone
+                    .provider
+                    .as_ref()
+                    .map(|p| p.1.clone())
+                    .unwrap_or_default(),
+                name: gone.name.clone(),
+                rate: gone.rate,
+                changes: vec!["status"],
+            });
+        }
+        Ok::<_, ApiError>(report)
+    })?;
+    if !dry_run {
+        for gone in &report.disabled {
+            if let Some(id) = gone.service_id {
+                disable_service(conn, admin_id, id)?;
+            }
+        }
+    }
+    Ok(report)
+}

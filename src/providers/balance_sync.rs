@@ -1,0 +1,68 @@
+//! The worker's balance job: the balance of each provider with a `min_balance` read
+//! (`action=balance`) every `--balance-interval-secs` seconds; a provider without a threshold
+//! is not asked (nothing depends on its balance). The read is claimed in the database first (one
+//! conditional update of `balance_checked_at`), so of several workers one asks per
+//! interval. Forwarding reads the stored balance: below the provider's `min_balance` it
+//! pauses (orders wait queued) and resumes with the first reading above it.
+
+use super::client::{call, Reply};
+use super::dialect::parse_balance;
+use super::worker::{truncate, Worker};
+use crate::db::{self, provider_orders, providers};
+use crate::metrics;
+
+impl Worker {
+    pub(super) fn check_balances(&self) -> Result<(), diesel::result::Error> {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        let due_before =
+            db::now() - chrono::Duration::seconds(self.config.balance_interval_secs.max(0));
+        let watched = providers::all(&mut conn)?
+            .into_iter()
+            .filter(|p| p.enabled && p.min_balance_micros.is_some());
+        for provider in watched {
+            if self.stopping() {
+                break;
+            }
+            if !providers::claim_balance_check(&mut conn, provider.id, due_before)? {
+                continue;
+            }
+            let reply = call(&provider, &[("action", "balance")]);
+            let (read, http_status, body) = match &reply {
+                Reply::Answered { status, body } => (
+                    parse_balance(body).ok_or_else(|| {
+                        format!(
+                            "balance reply unreadable (HTTP {status}): {}",
+                            truncate(body, 200)
+                        )
+                    }),
+                    Some(*status),
+                    body.clone(),
+                ),
+                Reply::NotSent(e) | Reply::Lost(e) => (
+                    Err(format!("no balance reply: {}", truncate(e, 200))),
+                    None,
+                    e.clone(),
+                ),
+            };
+            let label = if read.is_ok() { "read" } else { "unreadable" };
+            metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "balance", label]);
+            provider_orders::record_attempt(
+                &mut conn,
+                provider.id,
+                None,
+                "balance",
+                label,
+                http_status,
+                &body,
+            )?;
+            if let Err(error) = &read {
+                tracing::warn!(provider = provider.id, %error, "provider balance read failed");
+            }
+            providers::record_balance(&mut conn, provider.id, read)?;
+        }
+        Ok(())
+    }
+}

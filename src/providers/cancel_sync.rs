@@ -1,0 +1,125 @@
+//! The worker's cancel job: queued cancel requests sent to their provider in batches
+//! (`action=cancel&orders=`), each request under its own lease with every write fenced by
+//! its claim's token. A cancel is safe to send again (the provider cancels once or says
+//! it cannot), so a send without a certain answer is retried with backoff, like an `add`
+//! to a provider that deduplicates. An accepted cancel makes the order due for its next
+//! status poll: the refund comes from that status, never from the cancel.
+
+use super::client::{call, Reply};
+use super::dialect::{parse_cancel_batch, CancelItem};
+use super::worker::{truncate, Pass, Worker};
+use crate::db::cancels::{self, CancelOutcome};
+use crate::db::{self, provider_orders, providers};
+use crate::domain::cancel::CancelStatus;
+use crate::domain::provider::ForwardingState;
+use crate::metrics;
+
+impl Worker {
+    /// Sends due cancel requests, one batch per provider per pass.
+    pub(super) fn forward_cancels(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        let due_by = db::now();
+        for provider in providers::all(&mut conn)?.into_iter().filter(|p| p.enabled) {
+            if self.stopping() {
+                break;
+            }
+            let lease = self.exchange_lease(&provider);
+            let claimed = cancels::claim(
+                &mut conn,
+                &self.owner,
+                provider.id,
+                provider.batch_size.clamp(1, 100),
+                due_by,
+                lease,
+            )?;
+            let mut jobs = Vec::with_capacity(claimed.len());
+            for job in claimed {
+                if cancels::begin_send(&mut conn, job.fence(&self.owner), lease)? {
+                    jobs.push(job);
+                }
+            }
+            if jobs.is_empty() {
+                continue;
+            }
+            let mut ids: Vec<&str> = jobs.iter().map(|j| j.provider_order_id.as_str()).collect();
+            ids.dedup();
+            let list = ids.join(",");
+            let reply = call(&provider, &[("action", "cancel"), ("orders", &list)]);
+            let (items, http_status, body) = match &reply {
+                Reply::Answered { status, body } => {
+                    (parse_cancel_batch(body), Some(*status), body.clone())
+                }
+                Reply::NotSent(e) | Reply::Lost(e) => (None, None, e.clone()),
+            };
+            let label = if items.is_some() {
+                "read"
+            } else {
+                "unreadable"
+            };
+            metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "cancel", label]);
+            provider_orders::record_attempt(
+                &mut conn,
+                provider.id,
+                None,
+                "cancel",
+                label,
+                http_status,
+                &body,
+            )?;
+            for job in jobs {
+                let fence = job.fence(&self.owner);
+                let item = items.as_ref().and_then(|i| i.get(&job.provider_order_id));
+                let outcome = match item {
+                    Some(CancelItem::Accepted) => {
+                        pass.cancels_answered += 1;
+                        CancelOutcome::to(ForwardingState::Done, CancelStatus::Accepted)
+                    }
+                    Some(CancelItem::Refused(words)) => {
+                        pass.cancels_answered += 1;
+                        CancelOutcome {
+                            reason: Some(truncate(words, 500).to_string()),
+                            ..CancelOutcome::to(ForwardingState::Done, CancelStatus::Refused)
+                        }
+                    }
+                    None => {
+                        let error = match &items {
+                            Some(_) => "missing from the cancel reply".to_string(),
+                            None => format!(
+                                "cancel reply unreadable (HTTP {http_status:?}): {}",
+                                truncate(&body, 200)
+                            ),
+                        };
+                        if job.failures + 1 >= self.config.forward_max_failures {
+                            CancelOutcome {
+                                error: Some(error),
+                                failed: true,
+                                reason: Some("the provider gave no certain answer".into()),
+                                ..CancelOutcome::to(ForwardingState::Failed, CancelStatus::Failed)
+                            }
+                        } else {
+                            CancelOutcome {
+                                error: Some(error),
+                                failed: true,
+                                next_at: Some(self.backoff(job.failures)),
+                                ..CancelOutcome::to(ForwardingState::Queued, CancelStatus::Pending)
+                            }
+                        }
+                    }
+                };
+                let accepted = outcome.status == CancelStatus::Accepted;
+                if !cancels::finish(&mut conn, fence, outcome)? {
+                    tracing::info!(
+                        request = job.id,
+                        "the cancel's claim was lost before the attempt ended; its outcome is not written"
+                    );
+                } else if accepted {
+                    provider_orders::poll_soon(&mut conn, job.order_id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
