@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod conflicts;
 mod consistency;
+mod console;
 mod cors;
 mod decoding;
 mod limits;
