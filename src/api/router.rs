@@ -135,6 +135,7 @@ pub fn build_app(
         )
         .configure(routes)
         .service(dashboard::show_dashboard)
+        .service(dashboard::show_dashboard_file)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api_doc()))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(no_route))
@@ -164,7 +165,7 @@ static ROUTES: std::sync::LazyLock<Vec<(Vec<String>, Vec<&'static str>)>> =
                 (path.split('/').map(str::to_string).collect(), methods)
             })
             .collect();
-        for path in ["/openapi.json", "/dashboard"] {
+        for path in ["/openapi.json", "/dashboard", "/dashboard/{file}"] {
             routes.push((path.split('/').map(str::to_string).collect(), vec!["GET"]));
         }
         routes
