@@ -12,7 +12,7 @@ use super::providers::ForwardingResponse;
 use super::refunds::RefundResponse;
 use crate::db::orders::{self, LookupFilter};
 use crate::db::{ledger, provider_orders, refunds};
-use crate::domain::order::Order;
+use crate::domain::order::{Order, MAX_LINK_CHARS};
 use crate::domain::parse_text;
 use crate::error::ApiError;
 use crate::http::auth::Admin;
@@ -77,8 +77,8 @@ impl From<provider_orders::Attempt> for AttemptResponse {
 pub struct LookupOrdersQuery {
     /// One reseller's orders.
     pub account_id: Option<i64>,
-    /// Orders placed for exactly this link.
-    #[param(min_length = 1, max_length = 2000)]
+    /// Orders placed for exactly this link (surrounding white space is trimmed).
+    #[param(value_type = Option<crate::http::input::Link>)]
     pub link: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
@@ -103,8 +103,12 @@ pub async fn list_admin_orders(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.0;
     let limit = page_limit(query.limit)?;
-    let link = match query.link.as_deref().map(|l| parse_text(l, 2000)) {
+    // The rule links are placed under: no order has any other link.
+    let link = match query.link.as_deref().map(|l| parse_text(l, MAX_LINK_CHARS)) {
         Some(Err(message)) => return Err(ApiError::invalid("link", message)),
+        Some(Ok(link)) if link.chars().any(char::is_whitespace) => {
+            return Err(ApiError::invalid("link", "must not contain spaces"))
+        }
         Some(Ok(link)) => Some(link),
         None => None,
     };

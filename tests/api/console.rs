@@ -286,3 +286,80 @@ async fn provider_health_counts_ambiguous_sends_and_lists_them_with_their_attemp
     assert_eq!(health.body["data"][0]["orders"]["ambiguous"], 0);
     assert_eq!(health.body["data"][0]["orders"]["sent"], 1);
 }
+
+#[actix_rt::test]
+async fn the_console_loads_only_its_own_files_under_a_strict_csp_outside_the_api_spec() {
+    let app = spawn_app().await;
+    let page = app.get("/dashboard", "").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self';",
+        "style-src 'self';",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} missing from {csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+
+    // Every script is a file of the console's own; none is inline.
+    let files: Vec<&str> = page
+        .text
+        .split("src=\"/dashboard/")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap())
+        .collect();
+    assert!(files.len() >= 7, "{files:?}");
+    assert_eq!(page.text.matches("<script").count(), files.len());
+    assert!(page.text.contains("href=\"/dashboard/console.css\""));
+    let mut all = page.text.clone();
+    for file in files.iter().copied().chain(["console.css"]) {
+        let reply = app.get(&format!("/dashboard/{file}"), "").await;
+        assert_eq!(reply.status, 200, "{file}");
+        let expected = if file.ends_with(".js") {
+            "text/javascript; charset=utf-8"
+        } else {
+            "text/css; charset=utf-8"
+        };
+        assert_eq!(reply.header("content-type").as_deref(), Some(expected));
+        assert_eq!(
+            reply.header("content-security-policy").as_deref(),
+            Some(csp.as_str())
+        );
+        assert_eq!(
+            reply.header("x-content-type-options").as_deref(),
+            Some("nosniff")
+        );
+        all.push_str(&reply.text);
+    }
+    for external in [
+        "src=\"http",
+        "href=\"http",
+        "url(",
+        "@import",
+        "//cdn",
+        "fonts.",
+    ] {
+        assert!(
+            !all.contains(external),
+            "the console must load nothing from elsewhere ({external})"
+        );
+    }
+    assert!(
+        !all.contains("location.search") && !all.contains("localStorage"),
+        "the token stays in sessionStorage, never in a URL or long-lived storage"
+    );
+    assert!(all.contains("/v1/admin/reports/refunds"));
+    assert!(all.contains("/v1/reports/refunds"));
+    app.get("/dashboard/secrets.js", "")
+        .await
+        .assert_problem(404, "not_found");
+    let spec = reseller_api::api::api_doc();
+    assert!(!spec.paths.paths.keys().any(|p| p.starts_with("/dashboard")));
+}
