@@ -32,7 +32,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
 /// injected one never runs) and the page talks only to this origin. The token lives in
 /// the tab's sessionStorage, never in a URL.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-    img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+    img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn respond(content_type: &str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()

@@ -142,6 +142,13 @@ check("approve: one ledger entry, the refund", [entries[0].kind, entries[0].refu
 await ops.waitForSelector(`[data-testid=case][data-refund="${disputed[1].refund}"]`);
 await shot(ops, "decision");
 
+// N opens the next request, and wraps round to the oldest.
+await ops.keyboard.press("n");
+await ops.waitForSelector(`[data-testid=case][data-refund="${disputed[2].refund}"]`);
+await ops.keyboard.press("n");
+await ops.waitForSelector(`[data-testid=case][data-refund="${disputed[1].refund}"]`);
+passed++;
+
 // 2. R asks for a reason; Enter rejects. No money moves.
 before = await balance(reseller.token);
 await ops.keyboard.press("r");
@@ -152,12 +159,13 @@ const rejected = (await call("GET", `/v1/admin/refunds/${disputed[1].refund}/cas
 check("reject: stored with the reason typed", [rejected.status, rejected.decision_reason], ["rejected", "delivered in full, start count 120 confirms"]);
 check("reject: no money moved", await balance(reseller.token), before);
 
-// 3. Two operators approve the same request at once: one refund; the other sees its outcome.
+// 3. Two operators approve the same request at once (one clicks, the other presses A):
+// one refund; the other sees its outcome.
 await ops.waitForSelector(`[data-testid=case][data-refund="${disputed[2].refund}"]`);
 const ops2 = await signedIn(ADMIN_KEY);
 check("the second operator has the same request open", await attr(ops2, "[data-testid=case]", "data-refund"), String(disputed[2].refund));
 before = await balance(reseller.token);
-await Promise.all([ops.click("#approve"), ops2.click("#approve")]);
+await Promise.all([ops.click("#approve"), ops2.keyboard.press("a")]);
 await Promise.all([ops, ops2].map((p) => p.waitForSelector("[data-testid=result]")));
 const outcomes = (await Promise.all([ops, ops2].map((p) => attr(p, "[data-testid=result]", "data-outcome")))).sort();
 check("race: one approved, the other shown the first's outcome", outcomes, ["already-decided", "approved"]);
