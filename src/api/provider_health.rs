@@ -39,7 +39,7 @@ pub struct ProviderHealthList {
     security(("bearer" = [])),
     responses((status = 200, description = "Every provider's forwarding counts", body = ProviderHealthList))
 )]
-#[get("/v1/admin/providers/health")]
+#[get("/v1/admin/provider-health")]
 pub async fn list_provider_health(
     state: web::Data<AppState>,
     _admin: Admin,

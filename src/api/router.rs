@@ -96,7 +96,6 @@ api_routes![
     refunds::reject_refund,
     providers::create_provider,
     providers::list_providers,
-    // Before `providers::update_provider`: a literal segment first.
     provider_health::list_provider_health,
     provider_health::list_forwarding,
     providers::update_provider,

@@ -91,7 +91,7 @@ async fn the_review_queue_is_oldest_first_and_a_case_carries_the_evidence() {
         format!("/v1/admin/refunds/{refund}/case"),
         format!("/v1/admin/orders/{order}"),
         "/v1/admin/orders".to_string(),
-        "/v1/admin/providers/health".to_string(),
+        "/v1/admin/provider-health".to_string(),
         "/v1/admin/forwarding?state=ambiguous".to_string(),
     ] {
         app.get(&path, &reseller.token)
@@ -248,9 +248,7 @@ async fn provider_health_counts_ambiguous_sends_and_lists_them_with_their_attemp
     let order = app.order_id(&reseller.token, service, 1000).await;
     app.worker_pass().await;
 
-    let health = app
-        .get("/v1/admin/providers/health", &app.admin_token)
-        .await;
+    let health = app.get("/v1/admin/provider-health", &app.admin_token).await;
     assert_eq!(health.status, 200, "{}", health.text);
     assert_eq!(health.body["data"][0]["provider_id"], provider);
     assert_eq!(health.body["data"][0]["orders"]["ambiguous"], 1);
@@ -280,9 +278,7 @@ async fn provider_health_counts_ambiguous_sends_and_lists_them_with_their_attemp
         )
         .await;
     assert_eq!(reconciled.body["state"], "sent", "{}", reconciled.text);
-    let health = app
-        .get("/v1/admin/providers/health", &app.admin_token)
-        .await;
+    let health = app.get("/v1/admin/provider-health", &app.admin_token).await;
     assert_eq!(health.body["data"][0]["orders"]["ambiguous"], 0);
     assert_eq!(health.body["data"][0]["orders"]["sent"], 1);
 }

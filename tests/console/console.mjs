@@ -253,7 +253,7 @@ const refusals = await mine.evaluate(async (paths) => {
   }
   return out;
 }, [["GET", "/v1/admin/review-queue"], ["GET", `/v1/admin/refunds/${filed}/case`], ["POST", `/v1/admin/refunds/${filed}/approve`],
-  ["POST", `/v1/admin/services/${likes}/disable?dry_run=true`], ["GET", "/v1/admin/providers/health"], ["GET", `/v1/admin/orders/${pageDisputeOrder}`]]);
+  ["POST", `/v1/admin/services/${likes}/disable?dry_run=true`], ["GET", "/v1/admin/provider-health"], ["GET", `/v1/admin/orders/${pageDisputeOrder}`]]);
 check("the API refuses every operator call with the reseller's token", refusals, Array(6).fill([403, "admin_only"]));
 check("the request is still pending", (await call("GET", "/v1/admin/review-queue", ADMIN)).body.data.length, 1);
 

@@ -107,6 +107,21 @@ window.Console = (() => {
       rows.map((cells) => (cells instanceof Node ? cells : el("tr", {}, cells.map((c) => el("td", {}, c instanceof Node ? c : show(c)))))));
   }
 
+  /** A status word as a coloured pill. */
+  function pill(word) { return el("span", { class: "pill " + word }, word); }
+
+  /** A provider exchange log: when, action, how the reply was read, the raw reply. */
+  function attemptsTable(attempts) {
+    return table(["when", "action", "outcome", "reply"], attempts.map((a) =>
+      [when(a.created_at).slice(5, 19), a.action, `${a.outcome}${a.http_status ? " · " + a.http_status : ""}`, el("pre", { class: "reply" }, show(a.body))]));
+  }
+
+  /** Report parameters for orders placed in the last 30 days (UTC), grouped by `groupBy`. */
+  function last30(groupBy) {
+    const day = (shift) => new Date(Date.now() + shift * 86400000).toISOString().slice(0, 10);
+    return new URLSearchParams({ from: day(-29), to: day(1), group_by: groupBy, timezone: "UTC" });
+  }
+
   function notice(kind, text, attrs) {
     return el("div", { class: "notice " + kind, role: "status", ...(attrs || {}) }, text);
   }
@@ -126,7 +141,6 @@ window.Console = (() => {
     const first = state.panes.find(allowed);
     const target = state.panes.find((p) => p.id === id) || first;
     for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("on", a.dataset.pane === target.id);
-    for (const hide of ["range", "csv"]) $(hide).classList.add("hidden");
     const main = $("panes");
     const root = el("section", { id: "pane-" + target.id, class: "pane", "data-pane": target.id, "data-state": "loading" });
     main.replaceChildren(root);
@@ -153,7 +167,7 @@ window.Console = (() => {
   function showLogin(message) {
     $("login").classList.remove("hidden");
     $("panes").classList.add("hidden");
-    for (const id of ["nav", "who", "range", "csv", "logout"]) $(id).classList.add("hidden");
+    for (const id of ["nav", "who", "logout"]) $(id).classList.add("hidden");
     $("login-error").textContent = message || "";
     document.body.dataset.state = "login";
   }
@@ -207,5 +221,5 @@ window.Console = (() => {
     if (saved) start(saved); else showLogin("");
   });
 
-  return { $, el, fill, api, get, all, problemError, pane, facts, table, notice, when, pct, show, isAdmin, state, AuthError, open };
+  return { $, el, fill, api, get, all, problemError, pane, facts, table, attemptsTable, last30, pill, notice, when, pct, show, isAdmin, state, AuthError, open };
 })();

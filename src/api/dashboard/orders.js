@@ -2,10 +2,8 @@
 // Pane: order lookup for operators, by order id, exact link or reseller (account id),
 // with the order's ledger entries, refunds and provider exchanges.
 (() => {
-  const { el, fill, get, pane, facts, table, notice, when, show } = Console;
+  const { el, fill, pill, get, pane, facts, table, notice, when, show } = Console;
   const view = { root: null, by: "id", q: "", found: null, detail: null, error: null };
-
-  function pill(word) { return el("span", { class: "pill " + word }, word); }
 
   async function search() {
     view.error = null;
@@ -58,8 +56,7 @@
       el("h3", {}, "Refunds and requests"),
       d.refunds.length ? table(["refund", "reason", "amount", "status", "source", "decision"], d.refunds.map((r) =>
         [`#${r.id}`, r.reason, r.amount, pill(r.status), r.source, show(r.decision_reason)])) : el("p", { class: "muted" }, "None."),
-      d.attempts.length ? [el("h3", {}, "Provider exchanges"), table(["when", "action", "outcome", "reply"], d.attempts.map((a) =>
-        [when(a.created_at).slice(5, 19), a.action, `${a.outcome}${a.http_status ? " · " + a.http_status : ""}`, el("pre", { class: "reply" }, show(a.body))]))] : null);
+      d.attempts.length ? [el("h3", {}, "Provider exchanges"), Console.attemptsTable(d.attempts)] : null);
   }
 
   function draw() {

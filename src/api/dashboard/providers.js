@@ -6,10 +6,6 @@
   const { el, fill, api, get, all, pane, table, notice, when, pct, show } = Console;
   const view = { root: null, result: null };
 
-  function last30() {
-    const day = (shift) => new Date(Date.now() + shift * 86400000).toISOString().slice(0, 10);
-    return new URLSearchParams({ from: day(-29), to: day(1), group_by: "provider", timezone: "UTC" });
-  }
 
   async function reconcile(orderId, providerOrderId) {
     const body = providerOrderId ? { provider_order_id: providerOrderId } : {};
@@ -40,14 +36,13 @@
         el("div", {},
           el("h3", {}, "Attempt log"),
           detail && detail.attempts.length
-            ? table(["when", "action", "outcome", "reply"], detail.attempts.map((a) =>
-              [when(a.created_at).slice(5, 19), a.action, `${a.outcome}${a.http_status ? " · " + a.http_status : ""}`, el("pre", { class: "reply" }, show(a.body))]))
+            ? Console.attemptsTable(detail.attempts)
             : el("p", { class: "muted" }, "No exchange recorded."))));
   }
 
   async function draw() {
     const [health, report, waiting] = await Promise.all([
-      get("/v1/admin/providers/health"), get("/v1/admin/reports/refunds?" + last30()), all("/v1/admin/forwarding?state=ambiguous", 100)]);
+      get("/v1/admin/provider-health"), get("/v1/admin/reports/refunds?" + Console.last30("provider")), all("/v1/admin/forwarding?state=ambiguous", 100)]);
     const details = await Promise.all(waiting.map((f) => get(`/v1/admin/orders/${f.order_id}`).catch(() => null)));
     const rates = new Map(report.rows.map((r) => [String(r.group), r]));
     const states = ["queued", "sending", "sent", "ambiguous", "failed", "given_up"];
@@ -61,7 +56,7 @@
           const r = rates.get(String(p.provider_id));
           return el("tr", { "data-provider": p.provider_id, "data-ambiguous": p.orders.ambiguous },
             [`#${p.provider_id}`, p.name, p.enabled ? "yes" : "no", ...states.map((s) => String(p.orders[s] ?? 0)), r ? pct(r.refund_rate_amount) : "—"]
-              .map((c) => el("td", { class: c === String(p.orders.ambiguous) && p.orders.ambiguous > 0 ? "" : "" }, c)));
+              .map((c) => el("td", {}, c)));
         }), { "data-testid": "providers" })),
       el("h2", { class: "section" }, `Waiting for an operator (${waiting.length} ambiguous)`),
       waiting.length ? waiting.map((f, i) => waitingCard(f, details[i])) : el("div", { class: "card empty", "data-testid": "no-ambiguous" }, "No send waits for reconciliation."));

@@ -3,10 +3,8 @@
 // case file (GET /v1/admin/refunds/{id}/case). Approve is one click (A), Reject asks a
 // reason (R), N opens the next. A request another operator decided first shows their outcome.
 (() => {
-  const { el, fill, api, get, all, pane, facts, table, notice, when, pct, show } = Console;
+  const { el, fill, pill, api, get, all, pane, facts, table, notice, when, pct, show } = Console;
   const view = { root: null, queue: [], openId: null, result: null, busy: false };
-
-  function pill(word) { return el("span", { class: "pill " + word }, word); }
 
   function renderList(box) {
     fill(box,
@@ -69,8 +67,7 @@
             ["provider order", c.forwarding.provider_order_id], ["attempts / failures", `${c.forwarding.attempts} / ${c.forwarding.failures}`],
             ["last error", c.forwarding.last_error], ["last synced", when(c.forwarding.last_synced_at)],
           ]) : el("p", { class: "muted" }, "Fulfilled by hand: no provider."),
-          c.attempts.length ? table(["when", "action", "outcome", "reply"], c.attempts.map((a) =>
-            [when(a.created_at).slice(5, 19), a.action, `${a.outcome}${a.http_status ? " · " + a.http_status : ""}`, el("pre", { class: "reply" }, show(a.body))])) : null)),
+          c.attempts.length ? Console.attemptsTable(c.attempts) : null)),
       el("h3", {}, "Recent requests by this reseller"),
       table(["request", "order", "amount", "status", "filed", "decision"], c.recent_requests.map((q) =>
         [`#${q.id}`, show(q.order_id), q.amount, pill(q.status), when(q.created_at).slice(0, 16), show(q.decision_reason)]), { "data-testid": "recent-requests" }),

@@ -122,8 +122,12 @@
   }
 
   function skeleton(root) {
+    const range = el("div", { class: "range", id: "range" },
+      [[7, "7 days"], [30, "30 days"], [90, "90 days"], [365, "12 months"]].map(([days, label]) =>
+        el("button", { "data-days": days, class: days === view.days ? "on" : "", onclick: () => { view.days = days; Console.open(); } }, label)));
     root.append(
-      el("p", { class: "sub", id: "window" }),
+      el("div", { class: "toolbar" }, el("p", { class: "sub", id: "window" }), range,
+        el("button", { class: "btn", id: "csv", onclick: downloadCsv }, "Download CSV")),
       el("div", { class: "kpis" },
         [["Orders", "kpi-orders", "", "kpi-orders-hint"], ["Charged", "kpi-charged", "", null, "placed in the window"],
          ["Refunded", "kpi-refunded", "bad", "kpi-refunds-hint"], ["Refund rate", "kpi-rate-amount", "bad", null, "of the amount charged"],
@@ -150,8 +154,6 @@
     if (params.get("tz")) view.tz = params.get("tz");
     document.body.dataset.state = "loading";
     skeleton(root);
-    for (const id of ["range", "csv"]) $(id).classList.remove("hidden");
-    for (const b of document.querySelectorAll("#range button")) b.classList.toggle("on", Number(b.dataset.days) === view.days);
     const admin = Console.isAdmin();
     const trendGroup = view.days > 92 ? "week" : "day";
     const wanted = [trendGroup, "service", "provider", "reason"].concat(admin ? ["account"] : []);
@@ -180,19 +182,13 @@
     document.body.dataset.state = "ready";
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
-    for (const b of document.querySelectorAll("#range button")) b.addEventListener("click", () => {
-      view.days = Number(b.dataset.days);
-      if (Console.state.current && Console.state.current.id === "reports") Console.open();
-    });
-    $("csv").addEventListener("click", async () => {
-      const r = await fetch(endpoint() + "?" + windowParams("service", "csv"), { headers: { authorization: "Bearer " + state.token } });
-      if (!r.ok) return;
-      const name = /filename="([^"]+)"/.exec(r.headers.get("content-disposition") || "");
-      const a = el("a", { href: URL.createObjectURL(await r.blob()), download: name ? name[1] : "refunds.csv" });
-      document.body.append(a); a.click(); a.remove();
-    });
-  });
+  async function downloadCsv() {
+    const r = await fetch(endpoint() + "?" + windowParams("service", "csv"), { headers: { authorization: "Bearer " + state.token } });
+    if (!r.ok) return;
+    const name = /filename="([^"]+)"/.exec(r.headers.get("content-disposition") || "");
+    const a = el("a", { href: URL.createObjectURL(await r.blob()), download: name ? name[1] : "refunds.csv" });
+    document.body.append(a); a.click(); a.remove();
+  }
 
   pane({ id: "reports", title: "Reports", roles: ["admin", "reseller"], render });
 })();

@@ -2,11 +2,9 @@
 // Pane: a reseller's own orders and refunds, and filing a dispute on an order
 // (POST /v1/orders/{id}/refunds, with an Idempotency-Key so a double click files one).
 (() => {
-  const { el, fill, api, get, all, pane, table, notice, when, show } = Console;
+  const { el, fill, pill, api, get, all, pane, table, notice, when, show } = Console;
   const view = { root: null, disputing: null, result: null };
   const REASONS = ["not_delivered", "partially_delivered", "dropped", "duplicate_order", "other"];
-
-  function pill(word) { return el("span", { class: "pill " + word }, word); }
 
   async function file(order, form) {
     const amount = form.querySelector("[name=amount]").value.trim();

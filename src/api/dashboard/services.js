@@ -6,10 +6,6 @@
   const { el, fill, api, all, get, pane, table, notice, pct } = Console;
   const view = { root: null, pending: null, result: null };
 
-  function last30() {
-    const day = (shift) => new Date(Date.now() + shift * 86400000).toISOString().slice(0, 10);
-    return new URLSearchParams({ from: day(-29), to: day(1), group_by: "service", timezone: "UTC" });
-  }
 
   async function preview(service) {
     const reply = await api("POST", `/v1/admin/services/${service.id}/disable?dry_run=true`);
@@ -43,7 +39,7 @@
   }
 
   async function draw() {
-    const [services, report] = await Promise.all([all("/v1/services", 1000), get("/v1/admin/reports/refunds?" + last30())]);
+    const [services, report] = await Promise.all([all("/v1/services", 1000), get("/v1/admin/reports/refunds?" + Console.last30("service"))]);
     const rates = new Map(report.rows.map((r) => [String(r.group), r]));
     const rows = services.map((s) => {
       const r = rates.get(String(s.id));
