@@ -166,7 +166,8 @@ const ops2 = await signedIn(ADMIN_KEY);
 check("the second operator has the same request open", await attr(ops2, "[data-testid=case]", "data-refund"), String(disputed[2].refund));
 before = await balance(reseller.token);
 await Promise.all([ops.click("#approve"), ops2.keyboard.press("a")]);
-await Promise.all([ops, ops2].map((p) => p.waitForSelector("[data-testid=result]")));
+// Each page's result for this request (the first page still shows the rejection's until then).
+await Promise.all([ops, ops2].map((p) => p.waitForSelector(`[data-testid=result][data-refund="${disputed[2].refund}"]`)));
 const outcomes = (await Promise.all([ops, ops2].map((p) => attr(p, "[data-testid=result]", "data-outcome")))).sort();
 check("race: one approved, the other shown the first's outcome", outcomes, ["already-decided", "approved"]);
 const loser = (await attr(ops, "[data-testid=result]", "data-outcome")) === "already-decided" ? ops : ops2;
