@@ -1,23 +1,59 @@
-//! The refund dashboard: one self-contained page (no build step, no CDN) that reads the
-//! public report endpoints with a token the user pastes. Not an API call, so it is not
-//! in the OpenAPI document.
+//! The operator console (and the resellers' view): one page and its scripts, embedded in
+//! the binary (no build step, no CDN, nothing fetched at run time). The page calls only
+//! the public API, with the token the user signs in with; it is not part of the OpenAPI
+//! document. Each pane is one script under `dashboard/`, listed in [`ASSETS`] and in the
+//! page's `<script>` tags.
 
-use actix_web::{get, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 
-const PAGE: &str = include_str!("dashboard.html");
+use crate::error::ApiError;
 
-/// Scripts and styles are inline and the page only talks to this origin; the token stays
-/// in the page (the URL fragment it may come in is never sent to the server).
-const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-    connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const PAGE: &str = include_str!("dashboard/index.html");
 
-#[get("/dashboard")]
-pub async fn show_dashboard() -> HttpResponse {
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The files the page loads from `/dashboard/{name}`.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_str!("dashboard/console.css"),
+    ),
+    ("core.js", JS, include_str!("dashboard/core.js")),
+    ("queue.js", JS, include_str!("dashboard/queue.js")),
+    ("services.js", JS, include_str!("dashboard/services.js")),
+    ("providers.js", JS, include_str!("dashboard/providers.js")),
+    ("orders.js", JS, include_str!("dashboard/orders.js")),
+    ("reseller.js", JS, include_str!("dashboard/reseller.js")),
+    ("reports.js", JS, include_str!("dashboard/reports.js")),
+];
+
+/// Scripts and styles come only from this server's own files (no inline script, so an
+/// injected one never runs) and the page talks only to this origin. The token lives in
+/// the tab's sessionStorage, never in a URL.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+    img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn respond(content_type: &str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
+        .content_type(content_type)
         .insert_header(("content-security-policy", CSP))
         .insert_header(("x-content-type-options", "nosniff"))
         .insert_header(("referrer-policy", "no-referrer"))
         .insert_header(("cache-control", "no-cache"))
-        .body(PAGE)
+        .body(body)
+}
+
+#[get("/dashboard")]
+pub async fn show_dashboard() -> HttpResponse {
+    respond("text/html; charset=utf-8", PAGE)
+}
+
+#[get("/dashboard/{file}")]
+pub async fn show_dashboard_file(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    ASSETS
+        .iter()
+        .find(|(name, _, _)| *name == file.as_str())
+        .map(|(_, content_type, body)| respond(content_type, body))
+        .ok_or_else(|| ApiError::NotFound("no such console file".into()))
 }

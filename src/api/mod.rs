@@ -2,6 +2,7 @@
 //! make one application call, render. `router` lists every endpoint once.
 
 pub mod accounts;
+pub mod admin_orders;
 pub mod alerts;
 pub mod api_keys;
 pub mod api_v2;
@@ -13,11 +14,13 @@ pub mod ledger;
 pub mod ops;
 pub mod order_batches;
 pub mod orders;
+pub mod provider_health;
 pub mod providers;
 pub mod refills;
 pub mod refund_standing;
 pub mod refunds;
 pub mod reports;
+pub mod review;
 pub mod router;
 pub mod services;
 pub mod tokens;

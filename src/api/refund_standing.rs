@@ -56,7 +56,7 @@ pub struct RefundStandingResponse {
     pub next_request: NextDecision,
 }
 
-async fn standing_response(
+pub(crate) async fn standing_response(
     state: &web::Data<AppState>,
     account_id: i64,
 ) -> Result<RefundStandingResponse, ApiError> {

@@ -92,14 +92,20 @@ api_routes![
     refills::list_refills,
     refills::complete_refill,
     refills::reject_refill,
+    admin_orders::list_admin_orders,
+    admin_orders::find_admin_order,
     refunds::create_dispute,
     refunds::list_refunds,
     refunds::find_refund,
     refunds::list_admin_refunds,
+    review::list_review_queue,
+    review::find_review_case,
     refunds::approve_refund,
     refunds::reject_refund,
     providers::create_provider,
     providers::list_providers,
+    provider_health::list_provider_health,
+    provider_health::list_forwarding,
     providers::update_provider,
     providers::sync_provider_services,
     providers::find_forwarding,
@@ -150,6 +156,7 @@ pub fn build_app(
         )
         .configure(routes)
         .service(dashboard::show_dashboard)
+        .service(dashboard::show_dashboard_file)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api_doc()))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(no_route))
@@ -179,7 +186,7 @@ static ROUTES: std::sync::LazyLock<Vec<(Vec<String>, Vec<&'static str>)>> =
                 (path.split('/').map(str::to_string).collect(), methods)
             })
             .collect();
-        for path in ["/openapi.json", "/dashboard"] {
+        for path in ["/openapi.json", "/dashboard", "/dashboard/{file}"] {
             routes.push((path.split('/').map(str::to_string).collect(), vec!["GET"]));
         }
         routes

@@ -302,22 +302,37 @@ pub async fn update_service(
 
 #[derive(Serialize, ToSchema)]
 pub struct DisableServiceResponse {
+    /// On a dry run, the service as it still is.
     pub service: ServiceResponse,
+    /// True when nothing was changed: the figures are what disabling would do now.
+    pub dry_run: bool,
+    /// Orders still in flight that disabling ends (0 when called again).
+    pub orders_in_flight: i64,
     /// Orders refunded by this call (0 when called again).
     pub orders_refunded: i64,
-    /// Money credited back by this call.
+    /// Money credited back by this call (on a dry run: what would be).
     pub amount_refunded: Amount,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DisableServiceQuery {
+    /// Change nothing and answer what disabling would do now: the same outcome per order
+    /// and the same refund rule as the real call.
+    pub dry_run: Option<bool>,
 }
 
 /// Disable a service: it takes no new orders, and every order still in flight is
 /// refunded by the refund rule (no delivery known: in full; progress known: the
 /// undelivered share). Safe to call again; a second call refunds nothing more.
+/// With `dry_run=true` nothing changes and the reply previews the refunds.
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Service id")),
+    params(("id" = i64, Path, description = "Service id"), DisableServiceQuery),
     responses(
-        (status = 200, description = "The disabled service and what was refunded", body = DisableServiceResponse),
+        (status = 200, description = "The disabled service and what was refunded (or, on a dry run, would be)", body = DisableServiceResponse),
         (status = 404, description = "No such service", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -326,15 +341,32 @@ pub async fn disable_service(
     state: web::Data<AppState>,
     admin: Admin,
     id: web::Path<i64>,
+    query: ApiQuery<DisableServiceQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let admin_id = admin.0.account_id;
-    let disabled = state
-        .db(move |conn| application::services::disable_service(conn, admin_id, id))
-        .await?;
-    Ok(HttpResponse::Ok().json(DisableServiceResponse {
-        service: disabled.service.into(),
-        orders_refunded: disabled.orders_refunded,
-        amount_refunded: Amount::micros(disabled.amount_refunded_micros),
-    }))
+    let response = if query.0.dry_run == Some(true) {
+        let preview = state
+            .db(move |conn| application::services::preview_disable(conn, id))
+            .await?;
+        DisableServiceResponse {
+            service: preview.service.into(),
+            dry_run: true,
+            orders_in_flight: preview.orders_in_flight,
+            orders_refunded: preview.orders_refunded,
+            amount_refunded: Amount::micros(preview.amount_refunded_micros),
+        }
+    } else {
+        let disabled = state
+            .db(move |conn| application::services::disable_service(conn, admin_id, id))
+            .await?;
+        DisableServiceResponse {
+            service: disabled.service.into(),
+            dry_run: false,
+            orders_in_flight: disabled.orders_in_flight,
+            orders_refunded: disabled.orders_refunded,
+            amount_refunded: Amount::micros(disabled.amount_refunded_micros),
+        }
+    };
+    Ok(HttpResponse::Ok().json(response))
 }

@@ -1,11 +1,11 @@
 //! The catalog: adding and changing services, and disabling one, which refunds every
 //! order still in flight.
 
-use crate::application::refunds::{settle_within, Trigger};
+use crate::application::refunds::{settle_within, SettleError, Trigger};
 use crate::db::services::ServiceFields;
 use crate::db::{self, orders, provider_orders, providers, services, DbConnection};
-use crate::domain::order::OrderStatus;
-use crate::domain::refund::{Change, RefundReason, RefundSource};
+use crate::domain::order::{Order, OrderStatus};
+use crate::domain::refund::{self, Change, RefundReason, RefundSource};
 use crate::domain::service::{Service, ServiceStatus};
 use crate::error::ApiError;
 
@@ -44,6 +44,8 @@ fn check_provider(conn: &mut DbConnection, fields: &ServiceFields) -> Result<(),
 #[derive(Debug)]
 pub struct Disabled {
     pub service: Service,
+    /// Orders still in flight that this call ended (0 when called again).
+    pub orders_in_flight: i64,
     /// Orders refunded by this call (0 when called again).
     pub orders_refunded: i64,
     pub amount_refunded_micros: i64,
@@ -65,6 +67,7 @@ pub fn disable_service(
         .ok_or_else(|| ApiError::not_found("service"))?;
     let mut disabled = Disabled {
         service,
+        orders_in_flight: 0,
         orders_refunded: 0,
         amount_refunded_micros: 0,
     };
@@ -74,19 +77,21 @@ pub fn disable_service(
         let Some(&last) = ids.last() else {
             return Ok(disabled);
         };
-        let (count, amount) = db::write_tx(conn, |conn| refund_batch(conn, admin_id, &ids))?;
+        let (ended, count, amount) = db::write_tx(conn, |conn| refund_batch(conn, admin_id, &ids))?;
+        disabled.orders_in_flight += ended;
         disabled.orders_refunded += count;
         disabled.amount_refunded_micros += amount;
         after = last;
     }
 }
 
-/// One batch of [`disable_service`]: its order count and amount refunded.
+/// One batch of [`disable_service`]: the orders it ended, and how many it refunded for
+/// what amount.
 fn refund_batch(
     conn: &mut DbConnection,
     admin_id: i64,
     ids: &[i64],
-) -> Result<(i64, i64), ApiError> {
+) -> Result<(i64, i64, i64), ApiError> {
     // Lock the whole batch first, in id order, then credit accounts in account order:
     // every writer takes order rows before account rows, so concurrent outcomes and
     // other batches cannot deadlock with this one.
@@ -97,6 +102,7 @@ fn refund_batch(
         }
     }
     planned.sort_unstable_by_key(|&(account_id, order_id, _)| (account_id, order_id));
+    let ended = planned.len() as i64;
     let (mut count, mut amount) = (0i64, 0i64);
     for (account_id, order_id, change) in planned {
         // An order still waiting to be sent upstream never will be now; one the provider
@@ -113,7 +119,7 @@ fn refund_batch(
             amount += refund.amount_micros;
         }
     }
-    Ok((count, amount))
+    Ok((ended, count, amount))
 }
 
 /// Locks an order and says how it ends because its service is disabled: partial when
@@ -125,11 +131,17 @@ fn disabled_outcome(
     let Some(order) = orders::lock(conn, order_id, None)? else {
         return Ok(None);
     };
+    Ok(disabled_change(&order).map(|change| (order.account_id, change)))
+}
+
+/// How an order ends because its service is disabled: partial when progress is known,
+/// canceled (refunded in full) otherwise; `None` once it has ended.
+fn disabled_change(order: &Order) -> Option<Change> {
     if order.status.is_terminal() {
-        return Ok(None);
+        return None;
     }
     let units = order.book().units;
-    let change = match order.remains {
+    Some(match order.remains {
         Some(remains) if order.status == OrderStatus::InProgress && remains < units => Change {
             status: Some(OrderStatus::Partial),
             remains: Some(remains),
@@ -139,6 +151,60 @@ fn disabled_outcome(
             status: Some(OrderStatus::Canceled),
             ..Change::default()
         },
-    };
-    Ok(Some((order.account_id, change)))
+    })
+}
+
+/// What disabling a service would do now, changing nothing.
+#[derive(Debug)]
+pub struct DisablePreview {
+    pub service: Service,
+    /// Orders still in flight, which disabling ends.
+    pub orders_in_flight: i64,
+    /// Of those, the orders a refund would be credited to.
+    pub orders_refunded: i64,
+    pub amount_refunded_micros: i64,
+}
+
+/// The dry run of [`disable_service`]: the same outcome for each order in flight and the
+/// same refund rule, read in one snapshot, with nothing locked or written. Orders that
+/// move between the preview and the real call are refunded by what they are then.
+pub fn preview_disable(conn: &mut DbConnection, id: i64) -> Result<DisablePreview, ApiError> {
+    let preview = db::snapshot_tx(conn, |conn| {
+        let Some(service) = services::find(conn, id)? else {
+            return Ok(Err(SettleError::NotFound));
+        };
+        let mut preview = DisablePreview {
+            service,
+            orders_in_flight: 0,
+            orders_refunded: 0,
+            amount_refunded_micros: 0,
+        };
+        let mut after = 0;
+        loop {
+            let ids = orders::open_for_service(conn, id, after, DISABLE_BATCH)?;
+            let Some(&last) = ids.last() else {
+                return Ok(Ok(preview));
+            };
+            for order in orders::find_many(conn, &ids)? {
+                let Some(change) = disabled_change(&order) else {
+                    continue;
+                };
+                preview.orders_in_flight += 1;
+                // A refusal here is the one the real call would meet: it fails the same way.
+                let plan = match refund::plan(&order.book(), change) {
+                    Ok(plan) => plan,
+                    Err(refusal) => return Ok(Err(SettleError::Refused(refusal))),
+                };
+                if plan.refund_now > 0 {
+                    preview.orders_refunded += 1;
+                    preview.amount_refunded_micros += plan.refund_now;
+                }
+            }
+            after = last;
+        }
+    })?;
+    preview.map_err(|error| match error {
+        SettleError::NotFound => ApiError::not_found("service"),
+        other => other.into(),
+    })
 }

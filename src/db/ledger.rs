@@ -118,3 +118,12 @@ pub fn scan(conn: &mut DbConnection, after_id: i64, limit: i64) -> QueryResult<V
         .load::<EntryRow>(conn)
         .map(|rows| rows.into_iter().map(LedgerEntry::from).collect())
 }
+
+/// Every entry of one order (its charge, its refunds), oldest first.
+pub fn for_order(conn: &mut DbConnection, order_id: i64) -> QueryResult<Vec<LedgerEntry>> {
+    ledger_entries::table
+        .filter(ledger_entries::order_id.eq(order_id))
+        .order(ledger_entries::id.asc())
+        .load::<EntryRow>(conn)
+        .map(|rows| rows.into_iter().map(LedgerEntry::from).collect())
+}

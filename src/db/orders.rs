@@ -213,3 +213,52 @@ pub fn open_for_service(
         .limit(limit)
         .load(conn)
 }
+
+/// The order with this id, whoever owns it (operators).
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Order>> {
+    orders::table
+        .find(id)
+        .first::<OrderRow>(conn)
+        .optional()
+        .map(|row| row.map(Order::from))
+}
+
+/// What an operator looks orders up by; every one optional.
+#[derive(Debug, Clone, Default)]
+pub struct LookupFilter {
+    pub account_id: Option<i64>,
+    /// The exact link the order was placed for.
+    pub link: Option<String>,
+}
+
+/// One page of every account's orders, newest first, strictly older than `starting_after`.
+pub fn lookup(
+    conn: &mut DbConnection,
+    filter: &LookupFilter,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Order>> {
+    let mut query = orders::table
+        .order(orders::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(cursor) = starting_after {
+        query = query.filter(orders::id.lt(cursor));
+    }
+    if let Some(account_id) = filter.account_id {
+        query = query.filter(orders::account_id.eq(account_id));
+    }
+    if let Some(link) = &filter.link {
+        query = query.filter(orders::link.eq(link.clone()));
+    }
+    query.load::<OrderRow>(conn).map(to_orders)
+}
+
+/// The orders with these ids, in id order.
+pub fn find_many(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<Order>> {
+    orders::table
+        .filter(orders::id.eq_any(ids))
+        .order(orders::id.asc())
+        .load::<OrderRow>(conn)
+        .map(to_orders)
+}

@@ -441,3 +441,50 @@ pub fn poll_soon(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
     .execute(conn)?;
     Ok(changed == 1)
 }
+
+/// One exchange with a provider, as kept in `provider_attempts`.
+#[derive(Debug, Clone, Queryable)]
+pub struct Attempt {
+    pub id: i64,
+    pub provider_id: i64,
+    pub order_id: Option<i64>,
+    pub action: String,
+    pub outcome: String,
+    pub http_status: Option<i32>,
+    /// The raw reply, truncated; cleared after the retention period.
+    pub body: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// An order's latest exchanges with its provider, newest first.
+pub fn attempts_for(
+    conn: &mut DbConnection,
+    order_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<Attempt>> {
+    provider_attempts::table
+        .filter(provider_attempts::order_id.eq(order_id))
+        .order(provider_attempts::id.desc())
+        .limit(limit)
+        .load(conn)
+}
+
+/// Provider-backed orders in one forwarding state, oldest first, after `after_order_id`.
+pub fn in_state(
+    conn: &mut DbConnection,
+    state: ForwardingState,
+    provider_id: Option<i64>,
+    after_order_id: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<ProviderOrder>> {
+    let mut query = provider_orders::table
+        .filter(provider_orders::state.eq(state.as_str()))
+        .filter(provider_orders::order_id.gt(after_order_id.unwrap_or(0)))
+        .order(provider_orders::order_id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(provider_id) = provider_id {
+        query = query.filter(provider_orders::provider_id.eq(provider_id));
+    }
+    query.load(conn)
+}

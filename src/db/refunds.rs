@@ -239,3 +239,43 @@ pub fn scan(conn: &mut DbConnection, after_id: i64, limit: i64) -> QueryResult<V
         .load::<RefundRow>(conn)
         .map(|rows| rows.into_iter().map(Refund::from).collect())
 }
+
+/// The review queue, oldest first: refund requests awaiting review with an id above
+/// `starting_after`.
+pub fn review_queue(
+    conn: &mut DbConnection,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Refund>> {
+    refunds::table
+        .filter(refunds::status.eq(RefundStatus::PendingReview.as_str()))
+        .filter(refunds::id.gt(starting_after.unwrap_or(0)))
+        .order(refunds::id.asc())
+        .limit(limit)
+        .load::<RefundRow>(conn)
+        .map(|rows| rows.into_iter().map(Refund::from).collect())
+}
+
+/// An account's latest refund requests (disputes it filed), newest first.
+pub fn recent_requests(
+    conn: &mut DbConnection,
+    account_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<Refund>> {
+    refunds::table
+        .filter(refunds::account_id.eq(account_id))
+        .filter(refunds::source.eq(RefundSource::Reseller.as_str()))
+        .order(refunds::id.desc())
+        .limit(limit)
+        .load::<RefundRow>(conn)
+        .map(|rows| rows.into_iter().map(Refund::from).collect())
+}
+
+/// Every refund of one order, oldest first.
+pub fn for_order(conn: &mut DbConnection, order_id: i64) -> QueryResult<Vec<Refund>> {
+    refunds::table
+        .filter(refunds::order_id.eq(order_id))
+        .order(refunds::id.asc())
+        .load::<RefundRow>(conn)
+        .map(|rows| rows.into_iter().map(Refund::from).collect())
+}

@@ -10,6 +10,7 @@ mod bad_input;
 mod cancels;
 mod conflicts;
 mod consistency;
+mod console;
 mod cors;
 mod decoding;
 mod group_commit;

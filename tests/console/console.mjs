@@ -1,0 +1,276 @@
+// The console in real headless Chromium (the Debian package, driven by playwright-core):
+// every step is a click or a key press on the page, and every money figure the page shows
+// is checked against the API to the micro-unit.
+//
+// usage: node console.mjs BASE_URL ADMIN_KEY SHOTS_DIR
+//   (tests/console/run.sh starts the server on a fresh database and runs this)
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const [BASE, ADMIN_KEY, SHOTS] = process.argv.slice(2);
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+fs.mkdirSync(SHOTS, { recursive: true });
+let failures = 0, passed = 0;
+
+const text = (v) => JSON.stringify(v, (_, x) => (typeof x === "bigint" ? x.toString() + "µ" : x));
+function check(what, got, want) {
+  if (text(got) === text(want)) { passed++; return; }
+  failures++;
+  console.error(`FAIL ${what}: got ${text(got)}, want ${text(want)}`);
+}
+
+// Money on the wire is a decimal string; compare in integer micro-units, never floats.
+function micros(s) {
+  const [whole, frac = ""] = String(s).replace(/^-/, "").split(".");
+  const value = BigInt(whole) * 1000000n + BigInt((frac + "000000").slice(0, 6));
+  return String(s).startsWith("-") ? -value : value;
+}
+
+async function call(method, p, token, body, headers) {
+  const r = await fetch(BASE + p, {
+    method, headers: { ...(token ? { authorization: "Bearer " + token } : {}), ...(body ? { "content-type": "application/json" } : {}), ...(headers || {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
+  if (!r.ok && !(headers && headers["x-expect-error"])) throw new Error(`${method} ${p} -> ${r.status} ${text}`);
+  return { status: r.status, body: json, headers: r.headers };
+}
+const tokenFor = async (key) => (await call("POST", "/v1/auth/token", null, { api_key: key })).body.access_token;
+const balance = async (token) => micros((await call("GET", "/v1/account", token)).body.balance);
+const ledger = async (token) => (await call("GET", "/v1/ledger?limit=100", token)).body.data;
+
+// A stand-in upstream provider on loopback: its `add` answers too late (the send becomes
+// `ambiguous`), its `status` reads the order as in progress.
+const upstream = http.createServer((req, res) => {
+  let raw = "";
+  req.on("data", (c) => (raw += c));
+  req.on("end", () => {
+    const fields = new URLSearchParams(raw);
+    if (fields.get("action") === "add") {
+      setTimeout(() => { res.end('{"order":5}'); }, 1500);
+    } else {
+      res.end(JSON.stringify({ 5: { charge: "1", start_count: "10", status: "In progress", remains: "1000", currency: "USD" } }));
+    }
+  });
+}).listen(0, "127.0.0.1");
+await new Promise((ok) => upstream.once("listening", ok));
+const UPSTREAM = `http://127.0.0.1:${upstream.address().port}/api/v2`;
+
+// ---- Data, through the API as any script would make it.
+const ADMIN = await tokenFor(ADMIN_KEY);
+const created = (await call("POST", "/v1/admin/accounts", ADMIN, { name: "Acme Media", role: "reseller" })).body;
+const reseller = { id: created.account.id, key: created.api_key };
+reseller.token = await tokenFor(reseller.key);
+await call("POST", `/v1/admin/accounts/${reseller.id}/top-ups`, ADMIN, { amount: "50", gateway: "stripe", gateway_ref: "pi_console_1" });
+const service = async (name, rate, extra) => (await call("POST", "/v1/admin/services", ADMIN,
+  { name, category: "Instagram", type: "default", rate, min: 10, max: 100000, cancel: true, ...(extra || {}) })).body.id;
+const likes = await service("Instagram Likes", "2");
+const views = await service("TikTok Views", "3");
+const order = async (serviceId, quantity, link) => (await call("POST", "/v1/orders", reseller.token,
+  { service_id: serviceId, link: link || "https://instagram.com/p/console", quantity }, { "idempotency-key": "o-" + Math.random() })).body.id;
+const outcome = (id, body) => call("POST", `/v1/admin/orders/${id}/outcome`, ADMIN, body);
+const disputed = [];
+for (const [note, amount] of [["lost 25% overnight", "0.5"], ["never arrived", null], ["dropped", "0.7"]]) {
+  const id = await order(likes, 1000);
+  await outcome(id, { status: "completed", start_count: 120 });
+  const r = await call("POST", `/v1/orders/${id}/refunds`, reseller.token, { reason: "dropped", note, ...(amount ? { amount } : {}) });
+  disputed.push({ order: id, refund: r.body.id });
+}
+const pageDisputeOrder = await order(likes, 1000, "https://instagram.com/p/filed-from-the-page");
+await outcome(pageDisputeOrder, { status: "completed", start_count: 50 });
+// In flight on the service to disable: two pending (3 each, back in full) and one half delivered (1.5 back).
+await order(views, 1000); await order(views, 1000);
+const halfway = await order(views, 1000);
+await outcome(halfway, { status: "in_progress", remains: 500, start_count: 7 });
+const provider = (await call("POST", "/v1/admin/providers", ADMIN, { name: "Upstream X", url: UPSTREAM, key: "upstream-secret", timeout_ms: 300 })).body.id;
+const routed = await service("YouTube Views", "1", { provider_id: provider, provider_service_id: "77" });
+const ambiguousOrder = await order(routed, 1000, "https://youtube.com/watch?v=console");
+for (let i = 0; i < 100; i++) {
+  const f = await call("GET", `/v1/admin/orders/${ambiguousOrder}/forwarding`, ADMIN);
+  if (f.body.state === "ambiguous") break;
+  await new Promise((ok) => setTimeout(ok, 100));
+}
+check("the stand-in's late reply leaves the send ambiguous", (await call("GET", `/v1/admin/orders/${ambiguousOrder}/forwarding`, ADMIN)).body.state, "ambiguous");
+
+// ---- The browser.
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const seen = []; // every page opened, to check for CSP violations and page errors at the end
+async function signedIn(key) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => { failures++; console.error("FAIL page error: " + e.message); });
+  await page.goto(BASE + "/dashboard");
+  await page.fill("#secret", key);
+  await page.click("#sign-in");
+  await page.waitForSelector("section.pane[data-state=ready], section.pane[data-state=refused]");
+  seen.push(page);
+  return page;
+}
+const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, name + ".png") });
+const attr = (page, selector, name) => page.getAttribute(selector, name);
+
+// The CSP is strict: own scripts and styles only, no inline script, only this origin.
+const csp = (await call("GET", "/dashboard")).headers.get("content-security-policy");
+check("CSP allows scripts only from the server", /script-src 'self';/.test(csp) && !csp.includes("unsafe"), true);
+check("CSP connects only to this origin", csp.includes("connect-src 'self'"), true);
+
+try {
+// 1. One click approves the oldest request; the balance and ledger move by exactly its amount.
+const ops = await signedIn(ADMIN_KEY);
+check("the queue opens the oldest request", await attr(ops, "[data-testid=case]", "data-refund"), String(disputed[0].refund));
+check("the case shows the order's charge", await ops.textContent("[data-testid=case-charge]"), "2");
+check("the case shows the policy rule", await ops.textContent("[data-testid=policy-rule]"), "manual_review");
+check("the token is not in the URL", ops.url().includes("eyJ") || ops.url().includes("rk_"), false);
+check("the token is in sessionStorage", (await ops.evaluate(() => sessionStorage.getItem("console-token") || "")).startsWith("eyJ"), true);
+await shot(ops, "queue");
+let before = await balance(reseller.token);
+await ops.click("#approve");
+await ops.waitForSelector("[data-testid=result][data-outcome=approved]");
+let after = await balance(reseller.token);
+check("approve: the page shows the amount credited", await attr(ops, "[data-testid=result]", "data-amount"), "0.5");
+check("approve: the balance moved by exactly 0.5", after - before, 500000n);
+check("approve: the page shows the new balance", micros(await attr(ops, "[data-testid=result]", "data-balance")), after);
+let entries = await ledger(reseller.token);
+check("approve: one ledger entry, the refund", [entries[0].kind, entries[0].refund_id, micros(entries[0].amount)], ["refund", disputed[0].refund, 500000n]);
+await ops.waitForSelector(`[data-testid=case][data-refund="${disputed[1].refund}"]`);
+await shot(ops, "decision");
+
+// N opens the next request, and wraps round to the oldest.
+await ops.keyboard.press("n");
+await ops.waitForSelector(`[data-testid=case][data-refund="${disputed[2].refund}"]`);
+await ops.keyboard.press("n");
+await ops.waitForSelector(`[data-testid=case][data-refund="${disputed[1].refund}"]`);
+passed++;
+
+// 2. R asks for a reason; Enter rejects. No money moves.
+before = await balance(reseller.token);
+await ops.keyboard.press("r");
+await ops.fill("#reject-reason", "delivered in full, start count 120 confirms");
+await ops.keyboard.press("Enter");
+await ops.waitForSelector("[data-testid=result][data-outcome=rejected]");
+const rejected = (await call("GET", `/v1/admin/refunds/${disputed[1].refund}/case`, ADMIN)).body.refund;
+check("reject: stored with the reason typed", [rejected.status, rejected.decision_reason], ["rejected", "delivered in full, start count 120 confirms"]);
+check("reject: no money moved", await balance(reseller.token), before);
+
+// 3. Two operators approve the same request at once (one clicks, the other presses A):
+// one refund; the other sees its outcome.
+await ops.waitForSelector(`[data-testid=case][data-refund="${disputed[2].refund}"]`);
+const ops2 = await signedIn(ADMIN_KEY);
+check("the second operator has the same request open", await attr(ops2, "[data-testid=case]", "data-refund"), String(disputed[2].refund));
+before = await balance(reseller.token);
+await Promise.all([ops.click("#approve"), ops2.keyboard.press("a")]);
+// Each page's result for this request (the first page still shows the rejection's until then).
+await Promise.all([ops, ops2].map((p) => p.waitForSelector(`[data-testid=result][data-refund="${disputed[2].refund}"]`)));
+const outcomes = (await Promise.all([ops, ops2].map((p) => attr(p, "[data-testid=result]", "data-outcome")))).sort();
+check("race: one approved, the other shown the first's outcome", outcomes, ["already-decided", "approved"]);
+const loser = (await attr(ops, "[data-testid=result]", "data-outcome")) === "already-decided" ? ops : ops2;
+check("race: the loser sees the winner's status and amount", [await attr(loser, "[data-testid=result]", "data-status"), await attr(loser, "[data-testid=result]", "data-amount")], ["succeeded", "0.7"]);
+check("race: the balance moved once, by 0.7", (await balance(reseller.token)) - before, 700000n);
+const raced = (await call("GET", `/v1/admin/orders/${disputed[2].order}`, ADMIN)).body;
+check("race: one refund entry in the order's ledger", raced.ledger.filter((e) => e.kind === "refund").map((e) => e.amount), ["0.7"]);
+await shot(loser, "race");
+
+// 4. Disable: the dry run's figures are what the real call then refunds.
+await ops.goto(BASE + "/dashboard#services");
+await ops.waitForSelector("#pane-services[data-state=ready]");
+await shot(ops, "services");
+before = await balance(reseller.token);
+await ops.click(`[data-disable="${views}"]`);
+await ops.waitForSelector("[data-testid=disable-preview]");
+const preview = { amount: await attr(ops, "[data-testid=disable-preview]", "data-amount"), inFlight: await attr(ops, "[data-testid=disable-preview]", "data-in-flight") };
+check("preview: 3 + 3 + 1.5 from three orders in flight", [preview.amount, preview.inFlight], ["7.5", "3"]);
+check("preview: nothing moved yet", await balance(reseller.token), before);
+await shot(ops, "disable-preview");
+await ops.click("#confirm-disable");
+await ops.waitForSelector("[data-testid=disable-result]");
+check("disable: the page shows the preview's amount refunded", await attr(ops, "[data-testid=disable-result]", "data-amount"), preview.amount);
+check("disable: the balance moved by the preview's amount", (await balance(reseller.token)) - before, micros(preview.amount));
+check("disable: the service is disabled", await attr(ops, `tr[data-service="${views}"]`, "data-status"), "disabled");
+
+// 5. Providers: the ambiguous send, reconciled by attaching the provider's id.
+await ops.goto(BASE + "/dashboard#providers");
+await ops.waitForSelector(`[data-testid=ambiguous][data-order="${ambiguousOrder}"]`);
+check("providers: the health row counts the ambiguous send", await attr(ops, `tr[data-provider="${provider}"]`, "data-ambiguous"), "1");
+check("providers: the attempt log is beside it", (await ops.textContent(`[data-testid=ambiguous][data-order="${ambiguousOrder}"]`)).includes("add"), true);
+await shot(ops, "providers");
+await ops.fill(`[data-attach-input="${ambiguousOrder}"]`, "5");
+await ops.click(`[data-attach="${ambiguousOrder}"]`);
+await ops.waitForSelector("[data-testid=reconcile-result]");
+check("reconcile: the page shows the new state", await attr(ops, "[data-testid=reconcile-result]", "data-state"), "sent");
+check("reconcile: the API has the provider's id", (await call("GET", `/v1/admin/orders/${ambiguousOrder}/forwarding`, ADMIN)).body.provider_order_id, "5");
+
+// 6. Order lookup by id, with the order's ledger entries.
+await ops.goto(BASE + "/dashboard#orders");
+await ops.waitForSelector("#pane-orders[data-state=ready]");
+await ops.selectOption("#lookup-by", "id");
+await ops.fill("#lookup-q", String(disputed[0].order));
+await ops.keyboard.press("Enter");
+await ops.waitForSelector(`[data-testid=order-detail][data-order="${disputed[0].order}"]`);
+const rows = await ops.$$eval("[data-testid=ledger-row]", (trs) => trs.map((tr) => [tr.dataset.kind, tr.dataset.amount]));
+check("lookup: the order's ledger entries", rows, [["order_charge", "-2"], ["refund", "0.5"]]);
+await shot(ops, "order-lookup");
+await ops.selectOption("#lookup-by", "link");
+await ops.fill("#lookup-q", "https://instagram.com/p/filed-from-the-page");
+await ops.keyboard.press("Enter");
+await ops.waitForSelector(`[data-testid=order-detail][data-order="${pageDisputeOrder}"]`);
+passed++;
+
+// 7. The reseller files a dispute from the page and sees it pending.
+const mine = await signedIn(reseller.key);
+check("the reseller lands on its own orders", await mine.getAttribute("section.pane", "data-pane"), "mine");
+await mine.click(`[data-dispute="${pageDisputeOrder}"]`);
+await mine.fill("#dispute-form [name=amount]", "0.3");
+await mine.fill("#dispute-form [name=note]", "30% dropped within a day");
+await mine.click("#file-dispute");
+await mine.waitForSelector("[data-testid=dispute-result]");
+check("dispute: pending review", await attr(mine, "[data-testid=dispute-result]", "data-status"), "pending_review");
+const filed = await attr(mine, "[data-testid=dispute-result]", "data-refund");
+check("dispute: listed as pending among the reseller's refunds", await attr(mine, `[data-testid=my-refunds] tr[data-refund="${filed}"]`, "data-status"), "pending_review");
+const queue = (await call("GET", "/v1/admin/review-queue", ADMIN)).body.data.map((r) => [String(r.id), r.amount]);
+check("dispute: in the operators' queue for 0.3", queue, [[filed, "0.3"]]);
+await shot(mine, "reseller");
+
+// 8. A reseller's token reaches no operator view: the page refuses, and so does the API.
+check("no operator pane in the reseller's nav", await mine.$$eval("#nav a", (as) => as.map((a) => a.dataset.pane)), ["mine", "reports"]);
+for (const paneId of ["queue", "services", "providers", "orders"]) {
+  await mine.goto(BASE + "/dashboard#" + paneId);
+  await mine.waitForSelector(`#pane-${paneId}[data-state=refused]`);
+  passed++;
+}
+await shot(mine, "reseller-refused");
+const refusals = await mine.evaluate(async (paths) => {
+  const token = sessionStorage.getItem("console-token");
+  const out = [];
+  for (const [method, p] of paths) {
+    const r = await fetch(p, { method, headers: { authorization: "Bearer " + token } });
+    out.push([r.status, (await r.json()).code]);
+  }
+  return out;
+}, [["GET", "/v1/admin/review-queue"], ["GET", `/v1/admin/refunds/${filed}/case`], ["POST", `/v1/admin/refunds/${filed}/approve`],
+  ["POST", `/v1/admin/services/${likes}/disable?dry_run=true`], ["GET", "/v1/admin/provider-health"], ["GET", `/v1/admin/orders/${pageDisputeOrder}`]]);
+check("the API refuses every operator call with the reseller's token", refusals, Array(6).fill([403, "admin_only"]));
+check("the request is still pending", (await call("GET", "/v1/admin/review-queue", ADMIN)).body.data.length, 1);
+
+} catch (e) {
+  // A step that timed out: keep what each page showed, for the log and a look.
+  console.error(e);
+  for (const [i, page] of seen.entries()) {
+    await page.screenshot({ path: path.join(SHOTS, `failed-${i}.png`) }).catch(() => {});
+    console.error(`page ${i} (${page.url()}):`, (await page.textContent("main").catch(() => "")).slice(0, 1500));
+  }
+  failures++;
+}
+for (const page of seen) {
+  check("no CSP violation on the page", await page.evaluate(() => document.body.dataset.cspViolations || "0"), "0");
+}
+await browser.close();
+upstream.close();
+console.log(`console: ${passed} passed, ${failures} failed`);
+process.exit(failures ? 1 : 0);
