@@ -7,11 +7,13 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::db::refills::Refill;
 use crate::domain::account::{Account, AccountStatus, Role};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{Order, OrderStatus};
+use crate::domain::refill::RefillStatus;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
 
 /// A money amount on the wire: a decimal string, at most 6 fractional digits.
@@ -245,6 +247,34 @@ impl From<Alert> for AlertResponse {
             escalated_at: alert.escalated_at.map(utc),
             cleared_at: alert.cleared_at.map(utc),
             updated_at: utc(alert.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RefillResponse {
+    pub id: i64,
+    pub order_id: i64,
+    /// `pending`, `in_progress`, `completed`, `rejected` or `error`.
+    pub status: RefillStatus,
+    /// Why it was rejected or ended in error: the provider's or the operator's words.
+    pub reason: Option<String>,
+    /// True when the order's provider works it; false when an operator decides it.
+    pub upstream: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Refill> for RefillResponse {
+    fn from(refill: Refill) -> RefillResponse {
+        RefillResponse {
+            id: refill.id,
+            order_id: refill.order_id,
+            status: refill.status,
+            reason: refill.note,
+            upstream: refill.state.is_some(),
+            created_at: utc(refill.created_at),
+            updated_at: utc(refill.updated_at.unwrap_or(refill.created_at)),
         }
     }
 }

@@ -2,12 +2,10 @@
 //! decides the ones no provider works.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::application;
-use crate::db::refills::Refill;
 use crate::db::{orders, refills};
 use crate::domain::account::Scope;
 use crate::domain::parse_text;
@@ -16,35 +14,8 @@ use crate::error::ApiError;
 use crate::http::auth::{Admin, Caller};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::state::AppState;
-use crate::http::wire::{page_limit, page_response, utc, Page};
-
-#[derive(Serialize, ToSchema)]
-pub struct RefillResponse {
-    pub id: i64,
-    pub order_id: i64,
-    /// `pending`, `in_progress`, `completed`, `rejected` or `error`.
-    pub status: RefillStatus,
-    /// Why it was rejected or ended in error: the provider's or the operator's words.
-    pub reason: Option<String>,
-    /// True when the order's provider works it; false when an operator decides it.
-    pub upstream: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<Refill> for RefillResponse {
-    fn from(refill: Refill) -> RefillResponse {
-        RefillResponse {
-            id: refill.id,
-            order_id: refill.order_id,
-            status: refill.status,
-            reason: refill.note,
-            upstream: refill.state.is_some(),
-            created_at: utc(refill.created_at),
-            updated_at: utc(refill.updated_at.unwrap_or(refill.created_at)),
-        }
-    }
-}
+use crate::http::wire::{page_limit, page_response, Page};
+pub use crate::resources::RefillResponse;
 
 /// Ask for a refill of one of your orders: completed or partial, of a service that offers
 /// refills, within its `refill_days` of the order, at most one per order per 24 hours.

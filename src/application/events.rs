@@ -9,15 +9,18 @@
 
 use serde_json::{json, Value};
 
+use crate::db::refills::Refill;
 use crate::db::{self, DbConnection};
 use crate::domain::account::Account;
 use crate::domain::alert::Alert;
 use crate::domain::event::{Event, EventType};
 use crate::domain::ledger::TopUp;
 use crate::domain::order::{Order, OrderStatus};
+use crate::domain::refill::RefillStatus;
 use crate::domain::refund::Refund;
 use crate::resources::{
-    AccountResponse, AlertResponse, Amount, OrderResponse, RefundResponse, TopUpResponse,
+    AccountResponse, AlertResponse, Amount, OrderResponse, RefillResponse, RefundResponse,
+    TopUpResponse,
 };
 
 type Result<T> = std::result::Result<T, diesel::result::Error>;
@@ -136,6 +139,41 @@ pub fn chargeback(
 pub fn account(conn: &mut DbConnection, event_type: EventType, account: &Account) -> Result<()> {
     let data = json!({ "account": AccountResponse::from(account.clone()) });
     record(conn, event_type, Some(account.id), data).map(drop)
+}
+
+/// `refill.created`: `{"refill", "order_id"}`.
+pub fn refill_created(conn: &mut DbConnection, refill: &Refill) -> Result<()> {
+    let data = json!({ "refill": RefillResponse::from(refill.clone()) });
+    record(
+        conn,
+        EventType::RefillCreated,
+        Some(refill.account_id),
+        data,
+    )
+    .map(drop)
+}
+
+/// `refill.status_changed`: `{"refill", "from", "to"}`, when the status moved.
+pub fn refill_status_changed(
+    conn: &mut DbConnection,
+    from: RefillStatus,
+    refill: &Refill,
+) -> Result<()> {
+    if from == refill.status {
+        return Ok(());
+    }
+    let data = json!({
+        "refill": RefillResponse::from(refill.clone()),
+        "from": from,
+        "to": refill.status,
+    });
+    record(
+        conn,
+        EventType::RefillStatusChanged,
+        Some(refill.account_id),
+        data,
+    )
+    .map(drop)
 }
 
 /// `alert.*`: `{"alert"}`, an operator event (no account).

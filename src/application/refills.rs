@@ -74,7 +74,9 @@ pub fn request_refill(
             provider_id: *provider_id,
             provider_order_id: remote,
         });
-        Ok(refills::insert(conn, order_id, account_id, upstream)?)
+        let refill = refills::insert(conn, order_id, account_id, upstream)?;
+        super::events::refill_created(conn, &refill)?;
+        Ok(refill)
     })
 }
 
@@ -101,6 +103,9 @@ pub fn decide_refill(
                 detail: format!("this refill is already {}", refill.status),
             });
         }
-        refills::find(conn, refill_id)?.ok_or_else(|| ApiError::not_found("refill"))
+        let decided =
+            refills::find(conn, refill_id)?.ok_or_else(|| ApiError::not_found("refill"))?;
+        super::events::refill_status_changed(conn, refill.status, &decided)?;
+        Ok(decided)
     })
 }

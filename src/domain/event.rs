@@ -22,6 +22,8 @@ string_enum! {
         ChargebackCreated => "chargeback.created",
         AccountSuspended => "account.suspended",
         AccountReactivated => "account.reactivated",
+        RefillCreated => "refill.created",
+        RefillStatusChanged => "refill.status_changed",
         AlertRaised => "alert.raised",
         AlertEscalated => "alert.escalated",
         AlertCleared => "alert.cleared",

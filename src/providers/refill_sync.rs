@@ -14,6 +14,7 @@ use super::dialect::{
     parse_refill, parse_refill_status_batch, parse_refill_status_one, AddReply, RefillItem,
 };
 use super::worker::{truncate, Pass, Worker};
+use crate::application::events;
 use crate::db::refills::{self, Refill, RefillOutcome};
 use crate::db::{self, provider_orders, providers, DbConnection};
 use crate::domain::provider::{ForwardingState, Provider};
@@ -38,7 +39,18 @@ fn finish(
     fence: refills::RefillFence,
     outcome: RefillOutcome,
 ) -> Result<bool, diesel::result::Error> {
-    let kept = refills::finish(conn, fence, outcome)?;
+    // The status the attempt leaves, with its `refill.status_changed` event, in one
+    // transaction.
+    let kept = db::write_tx(conn, |conn| {
+        let before = refills::find(conn, fence.refill_id)?;
+        if !refills::finish(conn, fence, outcome.clone())? {
+            return Ok(false);
+        }
+        if let (Some(before), Some(after)) = (before, refills::find(conn, fence.refill_id)?) {
+            events::refill_status_changed(conn, before.status, &after)?;
+        }
+        Ok::<_, diesel::result::Error>(true)
+    })?;
     if !kept {
         tracing::info!(
             refill = fence.refill_id,

@@ -11,7 +11,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("db", &["domain", "metrics"]),
     ("error", &["db", "domain"]),
     ("config", &["domain"]),
-    ("resources", &["domain"]),
+    ("resources", &["db", "domain"]),
     (
         "application",
         &["config", "db", "domain", "error", "metrics", "resources"],

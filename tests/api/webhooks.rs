@@ -945,3 +945,45 @@ async fn an_endpoint_failing_for_days_is_disabled_and_replay_reaches_every_subsc
     assert_eq!(got.len(), 3);
     assert_eq!(got[1].headers["webhook-id"], got[2].headers["webhook-id"]);
 }
+
+#[actix_rt::test]
+async fn refills_have_their_events() {
+    let app = app_with_hooks("0").await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let service = app
+        .create_service(json!({
+            "name": "Followers", "category": "IG", "type": "default", "rate": "1",
+            "min": 10, "max": 100000, "refill": true, "refill_days": 30
+        }))
+        .await;
+    let order = app.order_id(&reseller.token, service, 1000).await;
+    app.outcome(order, json!({"status": "completed"})).await;
+    let refill = app
+        .post(
+            &format!("/v1/orders/{order}/refills"),
+            &reseller.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(refill.status, 201, "{}", refill.text);
+    let id = refill.body["id"].as_i64().unwrap();
+    let done = app
+        .post(
+            &format!("/v1/admin/refills/{id}/complete"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    let created = app.events_of(&reseller.token, "&type=refill.created").await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["data"]["refill"]["id"], id);
+    assert_eq!(created[0]["data"]["refill"]["status"], "pending");
+    let changed = app
+        .events_of(&reseller.token, "&type=refill.status_changed")
+        .await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0]["data"]["from"], "pending");
+    assert_eq!(changed[0]["data"]["to"], "completed");
+    assert_eq!(changed[0]["data"]["refill"]["order_id"], order);
+}

@@ -112,6 +112,14 @@ for answer in ("succeed", "fail"):
 call("POST", f"/v1/admin/top-ups/{top_up}/chargeback", admin, {}, 201)
 call("POST", f"/v1/admin/accounts/{reseller_id}/reactivate", admin, {}, 200)
 call("POST", f"/v1/webhook-endpoints/{mine['id']}/test", reseller, {}, 202)
+# A refill, completed by an operator (the service has no provider).
+refillable = call("POST", "/v1/admin/services", admin, {"name": "Followers", "category": "IG",
+                  "type": "default", "rate": "1", "min": 10, "max": 100000, "refill": True,
+                  "refill_days": 30}, 201)["id"]
+refilled = order(svc=refillable)
+outcome(refilled, {"status": "completed"})
+refill = call("POST", f"/v1/orders/{refilled}/refills", reseller, {}, 201)
+call("POST", f"/v1/admin/refills/{refill['id']}/complete", admin, {}, 200)
 
 # Alerts on a service of their own: 10 clean orders, 2 half delivered (20 % by count:
 # warning), 2 more (40 %: critical), then 50 clean ones (4 of 64: under 8 %, cleared).
@@ -132,6 +140,7 @@ EXPECTED = {
     "order.created", "order.status_changed", "refund.succeeded", "refund.pending_review",
     "refund.approved", "refund.rejected", "top_up.succeeded", "top_up_refund.succeeded",
     "top_up_refund.failed", "chargeback.created", "account.suspended", "account.reactivated", "ping",
+    "refill.created", "refill.status_changed",
 }
 for t in sorted(EXPECTED):
     wait_for("/reseller", t)
