@@ -26,7 +26,9 @@ impl Worker {
             if self.stopping() {
                 break;
             }
-            if !providers::claim_balance_check(&mut conn, provider.id, due_before)? {
+            if !db::write_tx(&mut conn, |conn| {
+                providers::claim_balance_check(conn, provider.id, due_before)
+            })? {
                 continue;
             }
             let reply = call(&provider, &[("action", "balance")]);
@@ -49,19 +51,21 @@ impl Worker {
             };
             let label = if read.is_ok() { "read" } else { "unreadable" };
             metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "balance", label]);
-            provider_orders::record_attempt(
-                &mut conn,
-                provider.id,
-                None,
-                "balance",
-                label,
-                http_status,
-                &body,
-            )?;
             if let Err(error) = &read {
                 tracing::warn!(provider = provider.id, %error, "provider balance read failed");
             }
-            providers::record_balance(&mut conn, provider.id, read)?;
+            db::write_tx(&mut conn, |conn| {
+                provider_orders::record_attempt(
+                    conn,
+                    provider.id,
+                    None,
+                    "balance",
+                    label,
+                    http_status,
+                    &body,
+                )?;
+                providers::record_balance(conn, provider.id, read.clone())
+            })?;
         }
         Ok(())
     }

@@ -27,17 +27,21 @@ impl Worker {
                 break;
             }
             let lease = self.exchange_lease(&provider);
-            let claimed = cancels::claim(
-                &mut conn,
-                &self.owner,
-                provider.id,
-                provider.batch_size.clamp(1, 100),
-                due_by,
-                lease,
-            )?;
+            let claimed = db::write_tx(&mut conn, |conn| {
+                cancels::claim(
+                    conn,
+                    &self.owner,
+                    provider.id,
+                    provider.batch_size.clamp(1, 100),
+                    due_by,
+                    lease,
+                )
+            })?;
             let mut jobs = Vec::with_capacity(claimed.len());
             for job in claimed {
-                if cancels::begin_send(&mut conn, job.fence(&self.owner), lease)? {
+                if db::write_tx(&mut conn, |conn| {
+                    cancels::begin_send(conn, job.fence(&self.owner), lease)
+                })? {
                     jobs.push(job);
                 }
             }
@@ -60,15 +64,17 @@ impl Worker {
                 "unreadable"
             };
             metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "cancel", label]);
-            provider_orders::record_attempt(
-                &mut conn,
-                provider.id,
-                None,
-                "cancel",
-                label,
-                http_status,
-                &body,
-            )?;
+            db::write_tx(&mut conn, |conn| {
+                provider_orders::record_attempt(
+                    conn,
+                    provider.id,
+                    None,
+                    "cancel",
+                    label,
+                    http_status,
+                    &body,
+                )
+            })?;
             for job in jobs {
                 let fence = job.fence(&self.owner);
                 let item = items.as_ref().and_then(|i| i.get(&job.provider_order_id));
@@ -110,13 +116,20 @@ impl Worker {
                     }
                 };
                 let accepted = outcome.status == CancelStatus::Accepted;
-                if !cancels::finish(&mut conn, fence, outcome)? {
+                // An accepted cancel makes the order due for its next status poll, in the
+                // same transaction as the fenced finish.
+                let kept = db::write_tx(&mut conn, |conn| {
+                    let kept = cancels::finish(conn, fence, outcome.clone())?;
+                    if kept && accepted {
+                        provider_orders::poll_soon(conn, job.order_id)?;
+                    }
+                    Ok::<_, diesel::result::Error>(kept)
+                })?;
+                if !kept {
                     tracing::info!(
                         request = job.id,
                         "the cancel's claim was lost before the attempt ended; its outcome is not written"
                     );
-                } else if accepted {
-                    provider_orders::poll_soon(&mut conn, job.order_id)?;
                 }
             }
         }

@@ -75,15 +75,17 @@ impl Worker {
             if self.stopping() {
                 break;
             }
-            let Some(job) = refills::claim(
-                &mut conn,
-                &self.owner,
-                &[ForwardingState::Queued, ForwardingState::Sending],
-                None,
-                1,
-                due_by,
-                self.lease(),
-            )?
+            let Some(job) = db::write_tx(&mut conn, |conn| {
+                refills::claim(
+                    conn,
+                    &self.owner,
+                    &[ForwardingState::Queued, ForwardingState::Sending],
+                    None,
+                    1,
+                    due_by,
+                    self.lease(),
+                )
+            })?
             .pop() else {
                 break;
             };
@@ -124,7 +126,9 @@ impl Worker {
             };
             return finish(conn, fence, outcome).map(drop);
         }
-        if !refills::begin_send(conn, fence, self.exchange_lease(provider))? {
+        if !db::write_tx(conn, |conn| {
+            refills::begin_send(conn, fence, self.exchange_lease(provider))
+        })? {
             return Ok(());
         }
         let reply = call(provider, &[("action", "refill"), ("order", remote_order)]);
@@ -139,15 +143,17 @@ impl Worker {
             AddReply::Unreadable => "unreadable",
         };
         metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "refill", label]);
-        provider_orders::record_attempt(
-            conn,
-            provider.id,
-            Some(job.order_id),
-            "refill",
-            label,
-            http_status,
-            &body,
-        )?;
+        db::write_tx(conn, |conn| {
+            provider_orders::record_attempt(
+                conn,
+                provider.id,
+                Some(job.order_id),
+                "refill",
+                label,
+                http_status,
+                &body,
+            )
+        })?;
         match read {
             AddReply::Accepted(remote) => {
                 pass.refills_sent += 1;
@@ -157,7 +163,9 @@ impl Worker {
                     ..RefillOutcome::to(ForwardingState::Sent, job.status)
                 };
                 if !finish(conn, fence, outcome)?
-                    && refills::adopt_acceptance(conn, job.id, &remote)?
+                    && db::write_tx(conn, |conn| {
+                        refills::adopt_acceptance(conn, job.id, &remote)
+                    })?
                 {
                     tracing::warn!(refill = job.id, "a late refill acceptance was adopted");
                 }
@@ -304,15 +312,17 @@ impl Worker {
         limit: i64,
         due_by: chrono::NaiveDateTime,
     ) -> Result<Vec<Refill>, diesel::result::Error> {
-        refills::claim(
-            conn,
-            &self.owner,
-            &[ForwardingState::Sent],
-            Some(provider.id),
-            limit,
-            due_by,
-            self.exchange_lease(provider),
-        )
+        db::write_tx(conn, |conn| {
+            refills::claim(
+                conn,
+                &self.owner,
+                &[ForwardingState::Sent],
+                Some(provider.id),
+                limit,
+                due_by,
+                self.exchange_lease(provider),
+            )
+        })
     }
 
     /// Writes what a `refill_status` reply says of each claimed refill, each in its own
@@ -334,15 +344,17 @@ impl Worker {
             "unreadable"
         };
         metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "refill_status", label]);
-        provider_orders::record_attempt(
-            conn,
-            provider.id,
-            None,
-            "refill_status",
-            label,
-            http_status,
-            body,
-        )?;
+        db::write_tx(conn, |conn| {
+            provider_orders::record_attempt(
+                conn,
+                provider.id,
+                None,
+                "refill_status",
+                label,
+                http_status,
+                body,
+            )
+        })?;
         let give_up_before = db::now() - chrono::Duration::hours(self.config.give_up_hours.max(1));
         for job in jobs {
             pass.refills_polled += 1;

@@ -253,10 +253,14 @@ impl Worker {
                 }) {
                     tracing::error!(error = %e, "could not release the worker's leases");
                 }
-                if let Err(e) = db::cancels::release_all(&mut conn, &self.owner) {
+                if let Err(e) = db::write_tx(&mut conn, |conn| {
+                    db::cancels::release_all(conn, &self.owner)
+                }) {
                     tracing::error!(error = %e, "could not release the worker's cancel leases");
                 }
-                if let Err(e) = db::refills::release_all(&mut conn, &self.owner) {
+                if let Err(e) = db::write_tx(&mut conn, |conn| {
+                    db::refills::release_all(conn, &self.owner)
+                }) {
                     tracing::error!(error = %e, "could not release the worker's refill leases");
                 }
             }
