@@ -342,6 +342,15 @@ pub struct WorkerConfig {
         global = true
     )]
     pub balance_interval_secs: i64,
+    /// How often the catalogs of providers with `auto_sync` are synced, in seconds (one
+    /// process per interval; 0 syncs on every worker pass).
+    #[arg(
+        long,
+        env = "RESELLER_API_SERVICE_SYNC_INTERVAL_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub service_sync_interval_secs: u64,
 }
 
 impl Default for WorkerConfig {

@@ -42,6 +42,9 @@ pub struct ProviderResponse {
     pub paused_because: Option<String>,
     /// Percent added to the provider's rates when its catalog is synced.
     pub markup_percent: Amount,
+    /// The worker syncs this provider's catalog on its own every
+    /// `--service-sync-interval-secs`, as `POST …/sync-services` does.
+    pub auto_sync: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -59,6 +62,7 @@ impl From<Provider> for ProviderResponse {
             idempotent_add: p.idempotent_add,
             paused_because,
             markup_percent: Amount::micros(p.markup_percent_micros),
+            auto_sync: p.auto_sync,
             min_balance: p.min_balance_micros.map(Amount::micros),
             balance: p.balance_micros.map(Amount::micros),
             balance_currency: p.balance_currency,
@@ -95,6 +99,8 @@ pub struct CreateProviderRequest {
     /// Percent added to the provider's rates by a catalog sync (a decimal string, default 0).
     #[schema(value_type = Option<crate::http::input::NonNegativeAmount>)]
     pub markup_percent: Option<String>,
+    /// Default false: when true the worker syncs the catalog on a schedule.
+    pub auto_sync: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema, Default, Clone)]
@@ -118,6 +124,7 @@ pub struct UpdateProviderRequest {
     pub min_balance: Option<Option<String>>,
     #[schema(value_type = Option<crate::http::input::NonNegativeAmount>)]
     pub markup_percent: Option<String>,
+    pub auto_sync: Option<bool>,
 }
 
 /// Tells a field left out (`None`) from one set to null (`Some(None)`).
@@ -179,6 +186,7 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
             idempotent_add: request.idempotent_add.unwrap_or(false),
             min_balance_micros: min_balance.flatten().map(|m| m.micros()),
             markup_percent_micros: markup.map_or(0, |m| m.micros()),
+            auto_sync: request.auto_sync.unwrap_or(false),
         }),
         _ => Err(errors.into()),
     }
@@ -265,6 +273,7 @@ pub async fn update_provider(
                     .markup_percent
                     .unwrap_or_else(|| format_micros(current.markup_percent_micros)),
             ),
+            auto_sync: Some(patch.auto_sync.unwrap_or(current.auto_sync)),
         })
     };
     let provider = state
@@ -458,7 +467,9 @@ pub async fn sync_provider_services(
         .map_err(ApiError::internal)?
         .map_err(ApiError::Unavailable)?;
     let report = state
-        .db(move |conn| application::catalog::sync_services(conn, admin_id, id, &catalog, dry_run))
+        .db(move |conn| {
+            application::catalog::sync_services(conn, Some(admin_id), id, &catalog, dry_run)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(SyncServicesResponse {
         dry_run: report.dry_run,

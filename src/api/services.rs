@@ -358,7 +358,7 @@ pub async fn disable_service(
         }
     } else {
         let disabled = state
-            .db(move |conn| application::services::disable_service(conn, admin_id, id))
+            .db(move |conn| application::services::disable_service(conn, Some(admin_id), id))
             .await?;
         DisableServiceResponse {
             service: disabled.service.into(),

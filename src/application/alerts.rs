@@ -28,7 +28,9 @@ pub fn take_turn(
     owner: &str,
     every: chrono::Duration,
 ) -> Result<bool, diesel::result::Error> {
-    db::write_tx(conn, |conn| store::take_turn(conn, "alerts", owner, every))
+    db::write_tx(conn, |conn| {
+        db::jobs::take_turn(conn, "alerts", owner, every)
+    })
 }
 
 fn ppm(part: i64, whole: i64) -> i64 {

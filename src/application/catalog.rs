@@ -85,7 +85,7 @@ fn fields_for(
 /// disabled service then goes through `disable_service` (its refunds in batches).
 pub fn sync_services(
     conn: &mut DbConnection,
-    admin_id: i64,
+    decided_by: Option<i64>,
     provider_id: i64,
     catalog: &[CatalogEntry],
     dry_run: bool,
@@ -190,7 +190,7 @@ pub fn sync_services(
     if !dry_run {
         for gone in &report.disabled {
             if let Some(id) = gone.service_id {
-                disable_service(conn, admin_id, id)?;
+                disable_service(conn, decided_by, id)?;
             }
         }
     }

@@ -60,7 +60,7 @@ const DISABLE_BATCH: i64 = 500;
 /// one short transaction per batch; safe to call again, a second call refunds nothing.
 pub fn disable_service(
     conn: &mut DbConnection,
-    admin_id: i64,
+    decided_by: Option<i64>,
     id: i64,
 ) -> Result<Disabled, ApiError> {
     let service = services::set_status(conn, id, ServiceStatus::Disabled)?
@@ -77,7 +77,8 @@ pub fn disable_service(
         let Some(&last) = ids.last() else {
             return Ok(disabled);
         };
-        let (ended, count, amount) = db::write_tx(conn, |conn| refund_batch(conn, admin_id, &ids))?;
+        let (ended, count, amount) =
+            db::write_tx(conn, |conn| refund_batch(conn, decided_by, &ids))?;
         disabled.orders_in_flight += ended;
         disabled.orders_refunded += count;
         disabled.amount_refunded_micros += amount;
@@ -89,7 +90,7 @@ pub fn disable_service(
 /// what amount.
 fn refund_batch(
     conn: &mut DbConnection,
-    admin_id: i64,
+    decided_by: Option<i64>,
     ids: &[i64],
 ) -> Result<(i64, i64, i64), ApiError> {
     // Lock the whole batch first, in id order, then credit accounts in account order:
@@ -112,7 +113,7 @@ fn refund_batch(
         }
         let mut trigger = Trigger::new(change, RefundReason::ServiceDisabled, RefundSource::Admin);
         trigger.only_if_open = true;
-        trigger.decided_by = Some(admin_id);
+        trigger.decided_by = decided_by;
         let settled = settle_within(conn, order_id, trigger)?;
         if let Some(refund) = settled.refund {
             count += 1;

@@ -1,10 +1,10 @@
 //! Refund-rate alerts, their per-subject thresholds, and the job lease that lets one
 //! process evaluate them per interval.
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{alert_rules, alerts, job_leases};
+use super::schema::{alert_rules, alerts};
 use super::{now, DbConnection};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
 
@@ -261,29 +261,4 @@ pub fn set_rule(
         ))
         .execute(conn)?;
     Ok(())
-}
-
-/// Takes this interval's turn at job `name`: true for the one process whose conditional
-/// update finds the last run at least `every` ago.
-pub fn take_turn(
-    conn: &mut DbConnection,
-    name: &str,
-    owner: &str,
-    every: Duration,
-) -> QueryResult<bool> {
-    let at = now();
-    let taken = diesel::update(
-        job_leases::table.find(name).filter(
-            job_leases::last_run_at
-                .is_null()
-                .or(job_leases::last_run_at.le(at - every)),
-        ),
-    )
-    .set((
-        job_leases::lease_owner.eq(owner),
-        job_leases::lease_until.eq(Some(at + every)),
-        job_leases::last_run_at.eq(Some(at)),
-    ))
-    .execute(conn)?;
-    Ok(taken == 1)
 }

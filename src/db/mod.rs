@@ -12,6 +12,7 @@ pub mod cancels;
 pub mod events;
 pub mod gauges;
 pub mod idempotency;
+pub mod jobs;
 pub mod jwt_keys;
 pub mod ledger;
 pub mod orders;

@@ -23,6 +23,7 @@ struct ProviderRow {
     balance_checked_at: Option<NaiveDateTime>,
     balance_error: Option<String>,
     markup_percent_micros: i64,
+    auto_sync: bool,
 }
 
 impl From<ProviderRow> for Provider {
@@ -44,6 +45,7 @@ impl From<ProviderRow> for Provider {
             balance_checked_at: row.balance_checked_at,
             balance_error: row.balance_error,
             markup_percent_micros: row.markup_percent_micros,
+            auto_sync: row.auto_sync,
         }
     }
 }
@@ -62,6 +64,8 @@ pub struct ProviderFields {
     pub min_balance_micros: Option<i64>,
     /// The markup on synced rates, in millionths of a percent.
     pub markup_percent_micros: i64,
+    /// The worker syncs this provider's catalog on its own.
+    pub auto_sync: bool,
 }
 
 pub fn insert(conn: &mut DbConnection, fields: &ProviderFields) -> QueryResult<Provider> {
@@ -77,6 +81,7 @@ pub fn insert(conn: &mut DbConnection, fields: &ProviderFields) -> QueryResult<P
             providers::idempotent_add.eq(fields.idempotent_add),
             providers::min_balance_micros.eq(fields.min_balance_micros),
             providers::markup_percent_micros.eq(fields.markup_percent_micros),
+            providers::auto_sync.eq(fields.auto_sync),
             providers::created_at.eq(at),
             providers::updated_at.eq(at),
         ))
@@ -101,6 +106,7 @@ pub fn update(
             providers::idempotent_add.eq(fields.idempotent_add),
             providers::min_balance_micros.eq(fields.min_balance_micros),
             providers::markup_percent_micros.eq(fields.markup_percent_micros),
+            providers::auto_sync.eq(fields.auto_sync),
             providers::updated_at.eq(now()),
         ))
         .returning(providers::all_columns)

@@ -82,6 +82,7 @@ diesel::table! {
         balance_checked_at -> Nullable<Timestamp>,
         balance_error -> Nullable<Text>,
         markup_percent_micros -> BigInt,
+        auto_sync -> Bool,
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Provider {
     /// The markup on the provider's rates when its catalog is synced, in millionths of a
     /// percent.
     pub markup_percent_micros: i64,
+    /// The worker syncs this provider's catalog every `--service-sync-interval-secs`.
+    pub auto_sync: bool,
 }
 
 impl Provider {

@@ -273,6 +273,7 @@ impl Worker {
         let mut pass = Pass::default();
         let result = self
             .check_balances()
+            .and_then(|()| self.sync_catalogs())
             .and_then(|()| self.forward_due(&mut pass))
             .and_then(|()| self.forward_cancels(&mut pass))
             .and_then(|()| self.forward_refills(&mut pass))

@@ -140,3 +140,56 @@ async fn service_sync_with_markup_creates_updates_and_disables_and_never_reprice
     );
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn providers_with_auto_sync_are_synced_by_the_worker_and_others_are_not() {
+    let (upstream, panel) = StandIn::panel().await;
+    panel.lock().unwrap().services = catalog("1.00", true);
+    let app = spawn_app_with(|c| c.worker.service_sync_interval_secs = 0).await;
+    let manual = app
+        .post(
+            "/v1/admin/providers",
+            &app.admin_token,
+            json!({"name": "By hand", "url": upstream.url, "key": "k"}),
+        )
+        .await;
+    assert_eq!(manual.body["auto_sync"], false, "{}", manual.text);
+    let auto = app
+        .post("/v1/admin/providers", &app.admin_token,
+            json!({"name": "Synced", "url": upstream.url, "key": "k", "markup_percent": "10", "auto_sync": true}))
+        .await;
+    assert_eq!(auto.status, 201, "{}", auto.text);
+    assert_eq!(auto.body["auto_sync"], true);
+    app.worker_pass().await;
+    let listed = app.get("/v1/services", &app.admin_token).await;
+    let services = listed.body["data"].as_array().unwrap().clone();
+    // Followers and Likes of the synced provider only (polls are skipped).
+    assert_eq!(services.len(), 2, "{}", listed.text);
+    let followers = services.iter().find(|s| s["name"] == "Followers").unwrap();
+    assert_eq!(micros(&followers["rate"]), 1_100_000);
+    // Turned off by a PATCH: the worker leaves its catalog alone.
+    let off = app
+        .patch(
+            &format!("/v1/admin/providers/{}", auto.body["id"]),
+            &app.admin_token,
+            json!({"auto_sync": false}),
+        )
+        .await;
+    assert_eq!(off.body["auto_sync"], false, "{}", off.text);
+    panel.lock().unwrap().services = catalog("2.00", true);
+    app.worker_pass().await;
+    let listed = app.get("/v1/services", &app.admin_token).await;
+    let followers = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Followers")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        micros(&followers["rate"]),
+        1_100_000,
+        "unchanged without auto_sync"
+    );
+    app.assert_books_balance();
+}

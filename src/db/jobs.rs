@@ -1,0 +1,34 @@
+//! Periodic work one process does at a time for all of them (the alert evaluation, the
+//! scheduled catalog sync): each job is a `job_leases` row, and a conditional update of
+//! its last run decides which process takes an interval's turn.
+
+use chrono::Duration;
+use diesel::prelude::*;
+
+use super::schema::job_leases;
+use super::{now, DbConnection};
+
+/// Takes this interval's turn at job `name`: true for the one process whose conditional
+/// update finds the last run at least `every` ago.
+pub fn take_turn(
+    conn: &mut DbConnection,
+    name: &str,
+    owner: &str,
+    every: Duration,
+) -> QueryResult<bool> {
+    let at = now();
+    let taken = diesel::update(
+        job_leases::table.find(name).filter(
+            job_leases::last_run_at
+                .is_null()
+                .or(job_leases::last_run_at.le(at - every)),
+        ),
+    )
+    .set((
+        job_leases::lease_owner.eq(owner),
+        job_leases::lease_until.eq(Some(at + every)),
+        job_leases::last_run_at.eq(Some(at)),
+    ))
+    .execute(conn)?;
+    Ok(taken == 1)
+}
