@@ -70,6 +70,11 @@ pub async fn create_order_batch(
             format!("between 1 and {MAX_BATCH_ORDERS} orders"),
         ));
     }
+    // The account quota counts every line, as if each were its own `POST /v1/orders`.
+    state
+        .limits
+        .account
+        .check_more(&caller.account_id, lines.len() as u32 - 1)?;
     // Each line is read like the body of `POST /v1/orders`; one that is not is its own
     // error, the others still run.
     let mut parsed: Vec<Result<(OrderRequest, serde_json::Value), ApiError>> = Vec::new();

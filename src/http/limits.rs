@@ -119,6 +119,38 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 }
 
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    /// Counts `extra` more requests for `key` at once, all or none: a request that stands
+    /// for several (a batch of orders counts one per line; [`Limiter::check`] counted the
+    /// first). Refuses with 429 when the quota cannot take them now, or ever.
+    pub fn check_more(&self, key: &K, extra: u32) -> Result<(), ApiError> {
+        let Some(extra) = NonZeroU32::new(extra) else {
+            return Ok(());
+        };
+        let refused = |retry_after_secs: u64| {
+            ApiError::RateLimited {
+            policy: self.name.to_string(),
+            retry_after_secs,
+            detail: format!(
+                "rate limit `{}` exceeded: this request counts as {} of at most {} requests per {} s",
+                self.name,
+                extra.get() + 1,
+                self.quota,
+                self.window.as_secs()
+            ),
+        }
+        };
+        match self.limiter.check_key_n(key, extra) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Err(refused(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)))
+            }
+            Err(_) => Err(refused(self.window.as_secs().max(1))),
+        }
+    }
+}
+
 /// The process's quotas.
 pub struct Limits {
     pub account: Limiter<i64>,

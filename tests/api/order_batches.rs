@@ -90,3 +90,30 @@ async fn a_batch_of_100_with_failing_lines_charges_only_the_accepted_ones() {
     assert_eq!(app.balance_micros(&reseller.token).await, 500_000);
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn a_batch_counts_one_request_per_line_against_the_account_quota() {
+    let app = crate::helpers::spawn_app_with(|c| c.limits.rate_account = 30).await;
+    let reseller = app.funded_reseller("Acme", "100").await;
+    let service = app.service("1").await;
+    let line = serde_json::json!({"service_id": service, "link": "https://x/p", "quantity": 100});
+    let lines = |n: usize| serde_json::json!({"orders": vec![line.clone(); n]});
+    // 40 lines are more than the whole quota: refused, nothing placed.
+    let refused = app
+        .post("/v1/orders/batch", &reseller.token, lines(40))
+        .await;
+    refused.assert_problem(429, "rate_limited");
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(app.order_count(), 0);
+    let placed = app
+        .post("/v1/orders/batch", &reseller.token, lines(20))
+        .await;
+    assert_eq!(placed.status, 200, "{}", placed.text);
+    // The 20 lines spent 20 of the 30; a further batch of 15 does not fit.
+    let over = app
+        .post("/v1/orders/batch", &reseller.token, lines(15))
+        .await;
+    over.assert_problem(429, "rate_limited");
+    assert_eq!(app.order_count(), 20);
+    app.assert_books_balance();
+}
