@@ -7,14 +7,20 @@
 // from its log or from the event log.
 (() => {
   const { el, fill, api, get, all, pane, table, pill, notice, when, show, isAdmin } = Console;
-  const RESELLER_EVENTS = ["order.created", "order.status_changed", "refund.succeeded", "refund.pending_review", "refund.approved",
-    "refund.rejected", "top_up.succeeded", "top_up_refund.succeeded", "top_up_refund.failed", "chargeback.created",
-    "account.suspended", "account.reactivated"];
-  // `alert.*` are operator events: the API refuses them to a reseller's endpoint. `ping` is
-  // sent by the test button only and cannot be subscribed to.
-  const OPERATOR_EVENTS = ["alert.raised", "alert.escalated", "alert.cleared"];
   const blankForm = () => ({ url: "", description: "", events: new Set() });
-  const view = { root: null, selected: null, secret: null, result: null, deleting: null, form: blankForm(), waiting: 0 };
+  const view = { root: null, selected: null, secret: null, result: null, deleting: null, form: blankForm(), waiting: 0, types: null };
+
+  /** The event types one may subscribe to, from the server's own OpenAPI document (so the
+   * boxes follow the API): every type but `ping` (sent by the test button only), and the
+   * `alert.*` ones only for operators (the API refuses them to a reseller's endpoint). */
+  async function subscribable() {
+    if (!view.types) {
+      const r = await fetch("/openapi.json");
+      if (!r.ok) throw new Error("the API's event types could not be read (GET /openapi.json: " + r.status + ")");
+      view.types = (await r.json()).components.schemas.EventType.enum;
+    }
+    return view.types.filter((t) => t !== "ping" && (isAdmin() || !t.startsWith("alert.")));
+  }
 
   const refused = (reply) => {
     const b = reply.body || {};
@@ -156,9 +162,8 @@
     ].map((c, i) => el("td", { class: i === 5 ? "actions-cell" : null }, c)));
   }
 
-  function createForm() {
+  function createForm(types) {
     const f = view.form;
-    const types = isAdmin() ? [...RESELLER_EVENTS, ...OPERATOR_EVENTS] : RESELLER_EVENTS;
     const url = el("input", { class: "small", id: "endpoint-url", size: 56, value: f.url, placeholder: "https://hooks.example.com/smm", "aria-label": "Endpoint URL",
       oninput: (ev) => { f.url = ev.target.value; } });
     const description = el("input", { class: "small", id: "endpoint-description", size: 30, value: f.description, placeholder: "description (optional)",
@@ -204,14 +209,14 @@
   }
 
   async function draw() {
-    const endpoints = await all("/v1/webhook-endpoints", 100);
+    const [endpoints, types] = await Promise.all([all("/v1/webhook-endpoints", 100), subscribable()]);
     // The endpoint last acted on, else the newest: its deliveries show below.
     const selected = endpoints.find((e) => e.id === view.selected) || endpoints[0] || null;
     view.selected = selected && selected.id;
     const [attempts, events] = await Promise.all([
       selected ? get(`/v1/webhook-endpoints/${selected.id}/deliveries?limit=50`).then((p) => p.data) : [],
       get("/v1/events?limit=100").then((p) => p.data)]);
-    const types = new Map(events.map((ev) => [ev.id, ev.type]));
+    const typeOf = new Map(events.map((ev) => [ev.id, ev.type]));
     const x = view.result;
     fill(view.root,
       x ? notice(x.kind, x.text, { "data-testid": "webhook-result", ...(x.attrs || {}) }) : null,
@@ -221,8 +226,8 @@
         endpoints.length ? table(["endpoint", "url", "events", "status", "notes", ""], endpoints.map(endpointRow), { "data-testid": "endpoints" })
           : el("div", { class: "empty", "data-testid": "no-endpoints" }, "No endpoint yet."),
         el("h3", {}, "Add an endpoint"),
-        createForm()),
-      selected ? deliveriesCard(selected, attempts, types) : null,
+        createForm(types)),
+      selected ? deliveriesCard(selected, attempts, typeOf) : null,
       eventsCard(selected, events.slice(0, 20)));
     view.root.dataset.state = view.waiting ? "waiting" : "ready";
   }
