@@ -23,8 +23,10 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("queue.js", JS, include_str!("dashboard/queue.js")),
     ("services.js", JS, include_str!("dashboard/services.js")),
     ("providers.js", JS, include_str!("dashboard/providers.js")),
+    ("alerts.js", JS, include_str!("dashboard/alerts.js")),
     ("orders.js", JS, include_str!("dashboard/orders.js")),
     ("reseller.js", JS, include_str!("dashboard/reseller.js")),
+    ("webhooks.js", JS, include_str!("dashboard/webhooks.js")),
     ("reports.js", JS, include_str!("dashboard/reports.js")),
 ];
 

@@ -5,6 +5,7 @@
 // usage: node console.mjs BASE_URL ADMIN_KEY SHOTS_DIR
 //   (tests/console/run.sh starts the server on a fresh database and runs this)
 import http from "node:http";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
@@ -60,6 +61,46 @@ const upstream = http.createServer((req, res) => {
 await new Promise((ok) => upstream.once("listening", ok));
 const UPSTREAM = `http://127.0.0.1:${upstream.address().port}/api/v2`;
 
+// A second stand-in provider that takes every order at once (the alert burst goes to it).
+let quickIds = 100;
+const quick = http.createServer((req, res) => {
+  let raw = "";
+  req.on("data", (c) => (raw += c));
+  req.on("end", () => {
+    const fields = new URLSearchParams(raw);
+    if (fields.get("action") === "add") { res.end(JSON.stringify({ order: quickIds++ })); return; }
+    const ids = (fields.get("orders") || fields.get("order") || "").split(",").filter(Boolean);
+    res.end(JSON.stringify(Object.fromEntries(ids.map((id) => [id, { charge: "1", start_count: "0", status: "Pending", remains: "1000", currency: "USD" }]))));
+  });
+}).listen(0, "127.0.0.1");
+await new Promise((ok) => quick.once("listening", ok));
+
+// The reseller's webhook receiver on loopback: keeps every request, answers 200.
+const received = [];
+const receiver = http.createServer((req, res) => {
+  let raw = "";
+  req.on("data", (c) => (raw += c));
+  req.on("end", () => { received.push({ headers: req.headers, body: raw }); res.end("thanks, got it"); });
+}).listen(0, "127.0.0.1");
+await new Promise((ok) => receiver.once("listening", ok));
+const HOOK_URL = `http://127.0.0.1:${receiver.address().port}/hooks`;
+// Standard Webhooks, checked here with node's own HMAC, not the server's code.
+function signedBy(request, secret) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+  const h = request.headers;
+  const want = "v1," + crypto.createHmac("sha256", key).update(`${h["webhook-id"]}.${h["webhook-timestamp"]}.${request.body}`).digest("base64");
+  return (h["webhook-signature"] || "").split(" ").includes(want);
+}
+const deliveredAs = (eventId) => received.filter((r) => r.headers["webhook-id"] === String(eventId));
+async function until(what, probe, ms) {
+  for (let waited = 0; waited < (ms || 15000); waited += 100) {
+    const value = await probe();
+    if (value) return value;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  throw new Error("timed out waiting for " + what);
+}
+
 // ---- Data, through the API as any script would make it.
 const ADMIN = await tokenFor(ADMIN_KEY);
 const created = (await call("POST", "/v1/admin/accounts", ADMIN, { name: "Acme Media", role: "reseller" })).body;
@@ -95,6 +136,30 @@ for (let i = 0; i < 100; i++) {
   await new Promise((ok) => setTimeout(ok, 100));
 }
 check("the stand-in's late reply leaves the send ambiguous", (await call("GET", `/v1/admin/orders/${ambiguousOrder}/forwarding`, ADMIN)).body.state, "ambiguous");
+
+// A burst of partial refunds on one provider (its own reseller, so the disputes above are
+// untouched): 5 orders of 1 each, 2 of them half delivered → 40 % by count, 20 % by amount,
+// over the warning (10 %) and, by count, the critical (25 %) rate; alerts count from 5 orders.
+const burstCo = (await call("POST", "/v1/admin/accounts", ADMIN, { name: "Burst Co", role: "reseller" })).body;
+const burstToken = await tokenFor(burstCo.api_key);
+await call("POST", `/v1/admin/accounts/${burstCo.account.id}/top-ups`, ADMIN, { amount: "20", gateway: "stripe", gateway_ref: "pi_console_burst" });
+const alertProvider = (await call("POST", "/v1/admin/providers", ADMIN, { name: "Upstream Q", url: `http://127.0.0.1:${quick.address().port}/api/v2`, key: "quick-secret", timeout_ms: 2000 })).body.id;
+const burstService = await service("Instagram Followers", "1", { provider_id: alertProvider, provider_service_id: "9" });
+const burst = [];
+for (let i = 0; i < 5; i++) {
+  burst.push((await call("POST", "/v1/orders", burstToken, { service_id: burstService, link: "https://instagram.com/burst" + i, quantity: 1000 }, { "idempotency-key": "burst-" + i })).body.id);
+}
+for (const id of burst.slice(0, 2)) await outcome(id, { status: "partial", remains: 500 });
+const activeAlerts = async () => (await call("GET", "/v1/admin/alerts?active=true&limit=100", ADMIN)).body.data;
+const byCount = await until("the provider's count alert to be critical", async () =>
+  (await activeAlerts()).find((a) => a.scope === "provider" && a.subject_id === alertProvider && a.window === "1h" && a.measure === "count" && a.level === "critical"));
+check("alert: 2 of 5 orders refunded, 40 % by count against the critical 25 %", [byCount.rate, byCount.threshold, byCount.orders, byCount.refunded_orders], ["0.4", "0.25", 5, 2]);
+// One more pass settles every window and measure before the page reads them.
+await until("the alerts to settle", async () => {
+  const a = text(await activeAlerts());
+  await new Promise((ok) => setTimeout(ok, 300));
+  return a === text(await activeAlerts());
+});
 
 // ---- The browser.
 const browser = await chromium.launch({
@@ -222,6 +287,39 @@ await ops.keyboard.press("Enter");
 await ops.waitForSelector(`[data-testid=order-detail][data-order="${pageDisputeOrder}"]`);
 passed++;
 
+// 6b. Alerts: the burst's alerts with the API's numbers, each linked to its provider or
+// service, whose panes count them.
+await ops.goto(BASE + "/dashboard#alerts");
+await ops.waitForSelector("#pane-alerts[data-state=ready]");
+const shownAlerts = await ops.$$eval("[data-testid=active-alerts] tr[data-alert]", (trs) => trs.map((tr) => ({ ...tr.dataset })));
+const apiAlerts = await activeAlerts();
+check("alerts: every active alert is listed, newest first", shownAlerts.map((a) => Number(a.alert)), apiAlerts.map((a) => a.id));
+check("alerts: each row has the API's level, window, measure and numbers", shownAlerts.map((a) =>
+  [a.scope, a.subject, a.window, a.measure, a.level, a.rate, a.threshold, a.orders, a.refundedOrders, micros(a.charged), micros(a.refunded)]),
+apiAlerts.map((a) => [a.scope, String(a.subject_id), a.window, a.measure, a.level, a.rate, a.threshold, String(a.orders), String(a.refunded_orders), micros(a.charged), micros(a.refunded)]));
+check("alerts: the provider and its service both alert, over the three windows", [...new Set(apiAlerts.map((a) => `${a.scope}:${a.subject_id}`))].sort(),
+  [`provider:${alertProvider}`, `service:${burstService}`].sort());
+const countRow = `[data-testid=active-alerts] tr[data-alert="${byCount.id}"]`;
+check("alerts: the row reads rate vs threshold as percentages", (await ops.textContent(countRow)).includes("40.0 % vs 25.0 %"), true);
+check("alerts: the header counts the critical ones", Number(await attr(ops, "[data-testid=active-count]", "data-critical")), apiAlerts.filter((a) => a.level === "critical").length);
+await shot(ops, "alerts");
+await ops.click(`${countRow} [data-subject-link]`);
+await ops.waitForSelector(`#pane-providers[data-state=ready] tr.picked[data-provider="${alertProvider}"]`);
+check("alerts → providers: the provider's badge counts its active alerts", Number(await attr(ops, `tr[data-provider="${alertProvider}"] [data-alerts]`, "data-alerts")),
+  apiAlerts.filter((a) => a.scope === "provider" && a.subject_id === alertProvider).length);
+check("providers: no badge on the provider without alerts", await attr(ops, `tr[data-provider="${provider}"] [data-alerts]`, "data-alerts"), "0");
+await ops.goto(BASE + `/dashboard#services?id=${burstService}`);
+await ops.waitForSelector(`#pane-services[data-state=ready] tr.picked[data-service="${burstService}"]`);
+check("services: the service's badge counts its active alerts", Number(await attr(ops, `tr[data-service="${burstService}"] [data-alerts]`, "data-alerts")),
+  apiAlerts.filter((a) => a.scope === "service" && a.subject_id === burstService).length);
+// An operator may subscribe its own endpoints to the alert events.
+await ops.goto(BASE + "/dashboard#webhooks");
+await ops.waitForSelector("#pane-webhooks[data-state=ready]");
+const EVENT_TYPES = (await call("GET", "/openapi.json")).body.components.schemas.EventType.enum;
+check("operator webhooks: a box for every event type but ping, the alerts included", await ops.$$eval("[data-event-type]", (xs) => xs.map((x) => x.value)),
+  EVENT_TYPES.filter((t) => t !== "ping"));
+check("operator webhooks: the three alert events among them", await ops.$$eval("[data-event-type^='alert.']", (xs) => xs.length), 3);
+
 // 7. The reseller files a dispute from the page and sees it pending.
 const mine = await signedIn(reseller.key);
 check("the reseller lands on its own orders", await mine.getAttribute("section.pane", "data-pane"), "mine");
@@ -237,9 +335,80 @@ const queue = (await call("GET", "/v1/admin/review-queue", ADMIN)).body.data.map
 check("dispute: in the operators' queue for 0.3", queue, [[filed, "0.3"]]);
 await shot(mine, "reseller");
 
+// 7b. The reseller's webhook endpoint: created with its events, the secret shown once, a
+// test ping delivered and logged with its status code, the secret rotated (both sign for a
+// while), an event redelivered from the log and from the event log, disabled and enabled,
+// deleted.
+await mine.goto(BASE + "/dashboard#webhooks");
+await mine.waitForSelector("#pane-webhooks[data-state=ready]");
+check("reseller webhooks: every event type but ping and the alerts (the API refuses them)", await mine.$$eval("[data-event-type]", (xs) => xs.map((x) => x.value)),
+  EVENT_TYPES.filter((t) => t !== "ping" && !t.startsWith("alert.")));
+await mine.fill("#endpoint-url", HOOK_URL);
+await mine.check("[data-event-type='order.created']");
+await mine.check("[data-event-type='refund.succeeded']");
+await mine.click("#create-endpoint");
+await mine.waitForSelector("[data-testid=secret][data-kind=created]");
+const firstSecret = await mine.textContent("[data-testid=secret-value]");
+const endpoint = Number(await attr(mine, "[data-testid=secret]", "data-endpoint"));
+check("create: the secret is shown, whsec_ + base64", /^whsec_[A-Za-z0-9+/=]+$/.test(firstSecret), true);
+const listed = (await call("GET", "/v1/webhook-endpoints", reseller.token)).body.data;
+check("create: the API has the endpoint with the events ticked", listed.map((e) => [e.id, e.url, [...e.events].sort(), e.status]),
+  [[endpoint, HOOK_URL, ["order.created", "refund.succeeded"], "enabled"]]);
+check("create: the secret is kept in neither storage nor the URL", await mine.evaluate((secret) =>
+  JSON.stringify(sessionStorage).includes(secret) || JSON.stringify(localStorage).includes(secret) || location.href.includes(secret), firstSecret), false);
+await mine.click(`[data-test="${endpoint}"]`);
+await mine.waitForSelector("[data-testid=webhook-result][data-status-code]");
+const ping1 = Number(await attr(mine, "[data-testid=webhook-result]", "data-event"));
+check("ping: delivered, 200", await attr(mine, "[data-testid=webhook-result]", "data-status-code"), "200");
+check("ping: in the delivery log with its status code", await attr(mine, `[data-testid=attempt][data-event="${ping1}"]`, "data-status-code"), "200");
+check("ping: the log shows the receiver's answer", (await mine.textContent(`[data-testid=attempt][data-event="${ping1}"]`)).includes("thanks, got it"), true);
+check("ping: the receiver got it once, signed with the secret the page showed", deliveredAs(ping1).map((r) => [JSON.parse(r.body).type, signedBy(r, firstSecret)]), [["ping", true]]);
+await shot(mine, "webhooks");
+await mine.click("#hide-secret");
+await mine.waitForSelector("[data-testid=secret]", { state: "detached" });
+await mine.reload();
+await mine.waitForSelector("#pane-webhooks[data-state=ready]");
+check("the secret is not shown again", await mine.$$eval("[data-testid=secret]", (xs) => xs.length), 0);
+
+await mine.click(`[data-rotate="${endpoint}"]`);
+await mine.waitForSelector("[data-testid=secret][data-kind=rotated]");
+const secondSecret = await mine.textContent("[data-testid=secret-value]");
+check("rotate: a new secret, shown once", /^whsec_/.test(secondSecret) && secondSecret !== firstSecret, true);
+await mine.click(`[data-test="${endpoint}"]`);
+await mine.waitForSelector(`[data-testid=webhook-result][data-status-code]:not([data-event="${ping1}"])`);
+const ping2 = Number(await attr(mine, "[data-testid=webhook-result]", "data-event"));
+const [rotated] = deliveredAs(ping2);
+check("rotate: the next ping is signed by the new secret and the old one", [signedBy(rotated, secondSecret), signedBy(rotated, firstSecret), rotated.headers["webhook-signature"].split(" ").length], [true, true, 2]);
+
+const firstAttempt = Number(await attr(mine, `[data-testid=attempt][data-event="${ping1}"]`, "data-attempt"));
+await mine.click(`[data-testid=attempt][data-event="${ping1}"] [data-redeliver]`);
+await mine.waitForSelector(`[data-testid=webhook-result][data-event="${ping1}"][data-status-code]`);
+check("redeliver: delivered again, 200", await attr(mine, "[data-testid=webhook-result]", "data-status-code"), "200");
+check("redeliver: a new attempt in the log", Number(await attr(mine, "[data-testid=webhook-result]", "data-attempt")) > firstAttempt, true);
+check("redeliver: two attempts of that event in the log", await mine.$$eval(`[data-testid=attempt][data-event="${ping1}"]`, (xs) => xs.length), 2);
+check("redeliver: the receiver got it twice under the same webhook-id", deliveredAs(ping1).length, 2);
+const orderEvent = (await call("GET", "/v1/events?type=order.created&limit=1", reseller.token)).body.data[0];
+await mine.click(`[data-testid=events] tr[data-event="${orderEvent.id}"] [data-redeliver-event]`);
+await mine.waitForSelector(`[data-testid=webhook-result][data-event="${orderEvent.id}"][data-status-code]`);
+const replayed = deliveredAs(orderEvent.id);
+check("event log: an earlier order.created replayed, signed, with the order", replayed.map((r) => [JSON.parse(r.body).type, JSON.parse(r.body).data.order.id, signedBy(r, secondSecret)]),
+  [["order.created", orderEvent.data.order.id, true]]);
+
+await mine.click(`[data-toggle="${endpoint}"]`);
+await mine.waitForSelector(`[data-testid=webhook-result][data-status=disabled]`);
+check("disable: the API has it disabled", (await call("GET", `/v1/webhook-endpoints/${endpoint}`, reseller.token)).body.status, "disabled");
+check("disable: no test ping offered while disabled (the API refuses it)", await mine.isDisabled(`[data-test="${endpoint}"]`), true);
+await mine.click(`[data-toggle="${endpoint}"]`);
+await mine.waitForSelector(`[data-testid=webhook-result][data-status=enabled]`);
+check("enable: the API has it enabled", (await call("GET", `/v1/webhook-endpoints/${endpoint}`, reseller.token)).body.status, "enabled");
+await mine.click(`[data-delete="${endpoint}"]`);
+await mine.click(`[data-confirm-delete="${endpoint}"]`);
+await mine.waitForSelector(`[data-testid=webhook-result][data-deleted="${endpoint}"]`);
+check("delete: gone from the API", (await call("GET", "/v1/webhook-endpoints", reseller.token)).body.data.length, 0);
+
 // 8. A reseller's token reaches no operator view: the page refuses, and so does the API.
-check("no operator pane in the reseller's nav", await mine.$$eval("#nav a", (as) => as.map((a) => a.dataset.pane)), ["mine", "reports"]);
-for (const paneId of ["queue", "services", "providers", "orders"]) {
+check("no operator pane in the reseller's nav", await mine.$$eval("#nav a", (as) => as.map((a) => a.dataset.pane)), ["mine", "webhooks", "reports"]);
+for (const paneId of ["queue", "services", "providers", "alerts", "orders"]) {
   await mine.goto(BASE + "/dashboard#" + paneId);
   await mine.waitForSelector(`#pane-${paneId}[data-state=refused]`);
   passed++;
@@ -254,8 +423,9 @@ const refusals = await mine.evaluate(async (paths) => {
   }
   return out;
 }, [["GET", "/v1/admin/review-queue"], ["GET", `/v1/admin/refunds/${filed}/case`], ["POST", `/v1/admin/refunds/${filed}/approve`],
-  ["POST", `/v1/admin/services/${likes}/disable?dry_run=true`], ["GET", "/v1/admin/provider-health"], ["GET", `/v1/admin/orders/${pageDisputeOrder}`]]);
-check("the API refuses every operator call with the reseller's token", refusals, Array(6).fill([403, "admin_only"]));
+  ["POST", `/v1/admin/services/${likes}/disable?dry_run=true`], ["GET", "/v1/admin/provider-health"], ["GET", `/v1/admin/orders/${pageDisputeOrder}`],
+  ["GET", "/v1/admin/alerts?active=true"]]);
+check("the API refuses every operator call with the reseller's token", refusals, Array(7).fill([403, "admin_only"]));
 check("the request is still pending", (await call("GET", "/v1/admin/review-queue", ADMIN)).body.data.length, 1);
 
 } catch (e) {
@@ -272,5 +442,7 @@ for (const page of seen) {
 }
 await browser.close();
 upstream.close();
+quick.close();
+receiver.close();
 console.log(`console: ${passed} passed, ${failures} failed`);
 process.exit(failures ? 1 : 0);

@@ -2,8 +2,9 @@
 # The console in headless Chromium (Debian `chromium`, driven by playwright-core pinned in
 # package.json; no browser is ever downloaded):
 #   1. the reports pane on a seeded database draws the report API's numbers (check_dom.py);
-#   2. on a fresh database, every operator task and the reseller's view, by clicks and keys,
-#      money checked against the API to the micro-unit (console.mjs); then `verify`.
+#   2. on a fresh database, every operator task (alerts included) and the reseller's view and
+#      webhook endpoints, by clicks and keys, money and alert figures checked against the API,
+#      deliveries against a loopback receiver (console.mjs); then `verify`.
 # Screenshots land in $CARGO_TARGET_DIR/console/shots (or target/…); with UPDATE_DOCS=1
 # they are also copied to docs/console/ for the README.
 #
@@ -63,6 +64,10 @@ stop
 
 echo "== the console's tasks on a fresh database"
 export DATABASE_URL="sqlite://$WORK/console.db"
+# Alerts evaluated on every worker pass from 5 orders; webhooks delivered every 50 ms to
+# the test's loopback receiver (plain http on 127.0.0.1 is allowed for tests only).
+export RESELLER_API_ALERT_INTERVAL_SECS=0 RESELLER_API_ALERT_MIN_ORDERS=5
+export RESELLER_API_WEBHOOK_INTERVAL_MS=50 RESELLER_API_WEBHOOK_ALLOW_PRIVATE=true
 "$BIN" migrate 2>/dev/null
 ADMIN_KEY="$("$BIN" accounts create --name console-ops --role admin 2>/dev/null | tail -n1)"
 start

@@ -116,6 +116,24 @@ window.Console = (() => {
       [when(a.created_at).slice(5, 19), a.action, `${a.outcome}${a.http_status ? " · " + a.http_status : ""}`, el("pre", { class: "reply" }, show(a.body))]));
   }
 
+  /** The active refund-rate alerts of one service or provider as a badge linking to the
+   * alerts pane (count and highest level), or a dash. */
+  function alertBadge(alerts, scope, id) {
+    const mine = alerts.filter((a) => a.scope === scope && String(a.subject_id) === String(id));
+    if (!mine.length) return el("span", { class: "muted", "data-alerts": 0 }, "—");
+    const critical = mine.filter((a) => a.level === "critical").length;
+    const level = critical ? "critical" : "warning";
+    const words = [critical ? `${critical} critical` : null, mine.length > critical ? `${mine.length - critical} warning` : null];
+    return el("a", { href: "#alerts", class: "pill " + level, "data-alerts": mine.length, "data-level": level,
+      title: mine.map((a) => `${a.window} by ${a.measure}: ${pct(a.rate)} vs ${pct(a.threshold)}`).join("\n") }, words.filter(Boolean).join(", "));
+  }
+
+  /** Picks out the row `[data-<key>=id]` a link asked for (`#pane?id=…`), and scrolls to it. */
+  function pick(root, key, id) {
+    const row = id ? root.querySelector(`tr[data-${key}="${CSS.escape(id)}"]`) : null;
+    if (row) { row.classList.add("picked"); row.scrollIntoView({ block: "center" }); }
+  }
+
   /** Report parameters for orders placed in the last 30 days (UTC), grouped by `groupBy`. */
   function last30(groupBy) {
     const day = (shift) => new Date(Date.now() + shift * 86400000).toISOString().slice(0, 10);
@@ -221,5 +239,5 @@ window.Console = (() => {
     if (saved) start(saved); else showLogin("");
   });
 
-  return { $, el, fill, api, get, all, problemError, pane, facts, table, attemptsTable, last30, pill, notice, when, pct, show, isAdmin, state, AuthError, open };
+  return { $, el, fill, api, get, all, problemError, pane, facts, table, attemptsTable, alertBadge, pick, last30, pill, notice, when, pct, show, isAdmin, state, AuthError, open };
 })();

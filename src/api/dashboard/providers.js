@@ -1,10 +1,11 @@
 "use strict";
-// Pane: provider health (orders by forwarding state, 30-day refund rate) and the sends
+// Pane: provider health (balance if read, orders by forwarding state, 30-day refund rate,
+// active refund-rate alerts) and the sends
 // waiting in `ambiguous`, each with its attempt log and the two reconcile actions:
 // attach the provider's order id, or send it again.
 (() => {
   const { el, fill, api, get, all, pane, table, notice, when, pct, show } = Console;
-  const view = { root: null, result: null };
+  const view = { root: null, result: null, picked: null };
 
 
   async function reconcile(orderId, providerOrderId) {
@@ -41,8 +42,10 @@
   }
 
   async function draw() {
-    const [health, report, waiting] = await Promise.all([
-      get("/v1/admin/provider-health"), get("/v1/admin/reports/refunds?" + Console.last30("provider")), all("/v1/admin/forwarding?state=ambiguous", 100)]);
+    const [health, report, waiting, providers, alerts] = await Promise.all([
+      get("/v1/admin/provider-health"), get("/v1/admin/reports/refunds?" + Console.last30("provider")), all("/v1/admin/forwarding?state=ambiguous", 100),
+      get("/v1/admin/providers"), all("/v1/admin/alerts?active=true", 500)]);
+    const configs = new Map(providers.data.map((p) => [String(p.id), p]));
     const details = await Promise.all(waiting.map((f) => get(`/v1/admin/orders/${f.order_id}`).catch(() => null)));
     const rates = new Map(report.rows.map((r) => [String(r.group), r]));
     const states = ["queued", "sending", "sent", "ambiguous", "failed", "given_up"];
@@ -51,20 +54,27 @@
       x ? notice(x.kind, x.text, { "data-testid": "reconcile-result", "data-order": x.order, "data-state": x.state }) : null,
       el("div", { class: "card" },
         el("h2", {}, "Providers"),
-        el("div", { class: "note" }, "Orders by forwarding state now; refund rate of orders placed in the last 30 days. Provider balances are not known: API v2 gives this panel no call for them."),
-        table(["provider", "name", "enabled", ...states, "refund rate"], health.data.map((p) => {
+        el("div", { class: "note" }, "Orders by forwarding state now; refund rate of orders placed in the last 30 days; active refund-rate alerts. A balance is read only for a provider with a minimum balance."),
+        table(["provider", "name", "enabled", "balance", ...states, "refund rate", "alerts"], health.data.map((p) => {
           const r = rates.get(String(p.provider_id));
+          const c = configs.get(String(p.provider_id));
+          const balance = c && c.balance !== null && c.balance !== undefined
+            ? el("span", { title: c.paused_because || "" }, `${c.balance} ${c.balance_currency || ""}`, c.paused_because ? el("span", { class: "pill paused" }, "paused") : null)
+            : "—";
           return el("tr", { "data-provider": p.provider_id, "data-ambiguous": p.orders.ambiguous },
-            [`#${p.provider_id}`, p.name, p.enabled ? "yes" : "no", ...states.map((s) => String(p.orders[s] ?? 0)), r ? pct(r.refund_rate_amount) : "—"]
+            [`#${p.provider_id}`, p.name, p.enabled ? "yes" : "no", balance, ...states.map((s) => String(p.orders[s] ?? 0)), r ? pct(r.refund_rate_amount) : "—",
+              Console.alertBadge(alerts, "provider", p.provider_id)]
               .map((c) => el("td", {}, c)));
         }), { "data-testid": "providers" })),
       el("h2", { class: "section" }, `Waiting for an operator (${waiting.length} ambiguous)`),
       waiting.length ? waiting.map((f, i) => waitingCard(f, details[i])) : el("div", { class: "card empty", "data-testid": "no-ambiguous" }, "No send waits for reconciliation."));
+    Console.pick(view.root, "provider", view.picked);
     view.root.dataset.state = "ready";
   }
 
-  async function render(root) {
+  async function render(root, params) {
     view.root = root;
+    view.picked = params.get("id");
     view.result = null;
     await draw();
   }

@@ -1,10 +1,10 @@
 "use strict";
-// Pane: the catalog with each service's 30-day refund rate. Disable first asks the API
+// Pane: the catalog with each service's 30-day refund rate and active alerts. Disable first asks the API
 // for a dry run (POST …/disable?dry_run=true: orders in flight, the exact refund), then
 // confirms; the result shows what was refunded.
 (() => {
   const { el, fill, api, all, get, pane, table, notice, pct } = Console;
-  const view = { root: null, pending: null, result: null };
+  const view = { root: null, pending: null, result: null, picked: null };
 
 
   async function preview(service) {
@@ -39,7 +39,8 @@
   }
 
   async function draw() {
-    const [services, report] = await Promise.all([all("/v1/services", 1000), get("/v1/admin/reports/refunds?" + Console.last30("service"))]);
+    const [services, report, alerts] = await Promise.all([all("/v1/services", 1000), get("/v1/admin/reports/refunds?" + Console.last30("service")),
+      all("/v1/admin/alerts?active=true", 500)]);
     const rates = new Map(report.rows.map((r) => [String(r.group), r]));
     const rows = services.map((s) => {
       const r = rates.get(String(s.id));
@@ -48,7 +49,7 @@
         : el("span", { class: "muted" }, "—");
       return el("tr", { "data-service": s.id, "data-status": s.status },
         [`#${s.id}`, s.name, s.category, s.provider_id ? "#" + s.provider_id : "by hand", s.rate, el("span", { class: "pill " + s.status }, s.status),
-          r ? String(r.orders_count) : "0", r ? r.refunded_amount : "0", r ? pct(r.refund_rate_amount) : "—", disable]
+          r ? String(r.orders_count) : "0", r ? r.refunded_amount : "0", r ? pct(r.refund_rate_amount) : "—", Console.alertBadge(alerts, "service", s.id), disable]
           .map((c) => el("td", {}, c)));
     });
     const x = view.result;
@@ -59,12 +60,14 @@
       el("div", { class: "card" },
         el("h2", {}, "Services"),
         el("div", { class: "note" }, "Refund rates are of orders placed in the last 30 days (UTC), from the admin refund report."),
-        table(["service", "name", "category", "provider", "rate / 1000", "status", "orders 30d", "refunded 30d", "refund rate", ""], rows, { "data-testid": "services" })));
+        table(["service", "name", "category", "provider", "rate / 1000", "status", "orders 30d", "refunded 30d", "refund rate", "alerts", ""], rows, { "data-testid": "services" })));
+    Console.pick(view.root, "service", view.picked);
     view.root.dataset.state = "ready";
   }
 
-  async function render(root) {
+  async function render(root, params) {
     view.root = root;
+    view.picked = params.get("id");
     view.pending = null;
     view.result = null;
     await draw();
