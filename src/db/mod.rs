@@ -13,6 +13,7 @@ pub mod events;
 pub mod gauges;
 pub mod idempotency;
 pub mod jwt_keys;
+pub mod lease;
 pub mod ledger;
 pub mod orders;
 pub mod policy;
