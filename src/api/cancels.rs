@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::api::orders::rows_of_order;
 use crate::db::cancels::{self, CancelRequest};
-use crate::db::orders;
 use crate::domain::account::Scope;
 use crate::domain::cancel::{CancelSource, CancelStatus};
 use crate::error::ApiError;
@@ -74,22 +74,17 @@ pub async fn list_cancel_requests(
     query: ApiQuery<ListCancelRequestsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersRead)?;
-    let order_id = id.into_inner();
-    let account_id = caller.account_id;
     let query = query.0;
     let limit = page_limit(query.limit)?;
-    let rows = state
-        .db(move |conn| {
-            orders::find_owned(conn, account_id, order_id)?
-                .ok_or_else(|| ApiError::not_found("order"))?;
-            Ok(cancels::page_for_order(
-                conn,
-                order_id,
-                query.starting_after,
-                limit + 1,
-            )?)
-        })
-        .await?;
+    let rows = rows_of_order(
+        &state,
+        caller.account_id,
+        id.into_inner(),
+        query.starting_after,
+        limit,
+        cancels::page_for_order,
+    )
+    .await?;
     Ok(page_response(
         &req,
         rows,

@@ -427,3 +427,27 @@ pub async fn record_outcome(
         .await?;
     Ok(HttpResponse::Ok().json(crate::api::refunds::SettlementResponse::from(settled)))
 }
+
+/// A page query of what was asked for one order: (order id, after this id, at most).
+type PageOfOrder<R> =
+    fn(&mut crate::db::DbConnection, i64, Option<i64>, i64) -> diesel::QueryResult<Vec<R>>;
+
+/// Up to `limit + 1` rows of what was asked for one of `account_id`'s orders (its refills,
+/// its cancel requests), in id order after `starting_after`, for [`page_response`]; 404
+/// unless the order is the account's.
+pub(crate) async fn rows_of_order<R: Send + 'static>(
+    state: &AppState,
+    account_id: i64,
+    order_id: i64,
+    starting_after: Option<i64>,
+    limit: i64,
+    page: PageOfOrder<R>,
+) -> Result<Vec<R>, ApiError> {
+    state
+        .db(move |conn| {
+            orders::find_owned(conn, account_id, order_id)?
+                .ok_or_else(|| ApiError::not_found("order"))?;
+            Ok(page(conn, order_id, starting_after, limit + 1)?)
+        })
+        .await
+}

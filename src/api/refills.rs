@@ -5,8 +5,9 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::api::orders::rows_of_order;
 use crate::application;
-use crate::db::{orders, refills};
+use crate::db::refills;
 use crate::domain::account::Scope;
 use crate::domain::parse_text;
 use crate::domain::refill::RefillStatus;
@@ -80,22 +81,17 @@ pub async fn list_refills(
     query: ApiQuery<ListRefillsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersRead)?;
-    let order_id = id.into_inner();
-    let account_id = caller.account_id;
     let query = query.0;
     let limit = page_limit(query.limit)?;
-    let rows = state
-        .db(move |conn| {
-            orders::find_owned(conn, account_id, order_id)?
-                .ok_or_else(|| ApiError::not_found("order"))?;
-            Ok(refills::page_for_order(
-                conn,
-                order_id,
-                query.starting_after,
-                limit + 1,
-            )?)
-        })
-        .await?;
+    let rows = rows_of_order(
+        &state,
+        caller.account_id,
+        id.into_inner(),
+        query.starting_after,
+        limit,
+        refills::page_for_order,
+    )
+    .await?;
     Ok(page_response(
         &req,
         rows,

@@ -1,12 +1,12 @@
 //! Cancel requests sent upstream, with leases so several worker processes never send the
-//! same one at once: every claim takes the row's next `lease_token` and every write of
-//! that attempt is conditional on it ([`CancelFence`]), as for `provider_orders`.
+//! same one at once, the discipline of [`super::lease`]: every claim takes the row's next
+//! `lease_token` and every write of that attempt is conditional on it ([`CancelFence`]).
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::cancel_requests;
-use super::{now, DbConnection};
+use super::{lease, now, DbConnection};
 use crate::domain::cancel::{CancelSource, CancelStatus};
 use crate::domain::provider::ForwardingState;
 
@@ -37,22 +37,9 @@ pub struct CancelRequest {
     pub updated_at: NaiveDateTime,
 }
 
-impl CancelRequest {
-    pub fn fence<'a>(&self, owner: &'a str) -> CancelFence<'a> {
-        CancelFence {
-            request_id: self.id,
-            owner,
-            token: self.lease_token,
-        }
-    }
-}
-
-/// One claim of one cancel request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CancelFence<'a> {
-    pub request_id: i64,
-    pub owner: &'a str,
-    pub token: i64,
+lease::fence! {
+    /// One claim of one cancel request; see [`lease`].
+    CancelFence { request_id } for CancelRequest.id
 }
 
 /// What a new cancel request is for.
@@ -113,7 +100,7 @@ pub fn page_for_order(
 }
 
 /// Takes a lease on up to `limit` queued requests of one provider due by `due_by`, each
-/// with the fencing token this claim gave it; as `provider_orders::claim`.
+/// with the fencing token this claim gave it; see [`lease`].
 pub fn claim(
     conn: &mut DbConnection,
     owner: &str,
@@ -126,80 +113,25 @@ pub fn claim(
         ForwardingState::Queued.as_str(),
         ForwardingState::Sending.as_str(),
     ];
-    for _ in 0..4 {
-        let at = now();
-        let free = cancel_requests::lease_until
-            .is_null()
-            .or(cancel_requests::lease_until.lt(at));
-        let ids: Vec<i64> = cancel_requests::table
-            .filter(cancel_requests::state.eq_any(states))
-            .filter(cancel_requests::provider_id.eq(provider_id))
-            .filter(cancel_requests::next_at.le(due_by))
-            .filter(free)
-            .select(cancel_requests::id)
-            .order(cancel_requests::next_at)
-            .limit(limit)
-            .load(conn)?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let until = at + lease;
-        let taken = diesel::update(
-            cancel_requests::table
-                .filter(cancel_requests::id.eq_any(&ids))
-                .filter(cancel_requests::state.eq_any(states))
-                .filter(cancel_requests::next_at.le(due_by))
-                .filter(
-                    cancel_requests::lease_until
-                        .is_null()
-                        .or(cancel_requests::lease_until.lt(at)),
-                ),
-        )
-        .set((
-            cancel_requests::lease_owner.eq(owner),
-            cancel_requests::lease_until.eq(until),
-            cancel_requests::lease_token.eq(cancel_requests::lease_token + 1),
-        ))
-        .execute(conn)?;
-        if taken == 0 {
-            continue;
-        }
-        return cancel_requests::table
-            .filter(cancel_requests::id.eq_any(&ids))
-            .filter(cancel_requests::lease_owner.eq(owner))
-            .filter(cancel_requests::lease_until.eq(until))
-            .order(cancel_requests::next_at)
-            .load(conn);
-    }
-    Ok(Vec::new())
-}
-
-macro_rules! fenced {
-    ($fence:expr) => {
-        cancel_requests::table
-            .find($fence.request_id)
-            .filter(cancel_requests::lease_owner.eq($fence.owner))
-            .filter(cancel_requests::lease_token.eq($fence.token))
-    };
+    lease::claim!(
+        conn, cancel_requests, id,
+        owner: owner, limit: limit, lease: lease,
+        work: |_at| cancel_requests::state
+            .eq_any(states)
+            .and(cancel_requests::next_at.le(due_by)),
+        narrow: |due| due.filter(cancel_requests::provider_id.eq(provider_id)),
+        load: |leased| leased.load(conn),
+    )
 }
 
 /// Records that a send is about to happen and renews the lease for longer than the
-/// exchange can take. False when the claim was lost.
+/// exchange can take ([`lease::begin_send!`]). False when the claim was lost.
 pub fn begin_send(
     conn: &mut DbConnection,
     fence: CancelFence,
     lease: Duration,
 ) -> QueryResult<bool> {
-    let at = now();
-    let changed = diesel::update(fenced!(fence))
-        .set((
-            cancel_requests::state.eq(ForwardingState::Sending.as_str()),
-            cancel_requests::attempts.eq(cancel_requests::attempts + 1),
-            cancel_requests::lease_until.eq(at + lease),
-            cancel_requests::updated_at.eq(at),
-        ))
-        .execute(conn)?;
-    Ok(changed == 1)
+    lease::begin_send!(conn, cancel_requests, fence, lease)
 }
 
 /// What an attempt leaves on a request.
@@ -235,7 +167,7 @@ pub fn finish(
 ) -> QueryResult<bool> {
     let at = now();
     let (keep, add) = if outcome.failed { (1i64, 1i64) } else { (0, 0) };
-    let changed = diesel::update(fenced!(fence))
+    let changed = diesel::update(lease::fenced!(cancel_requests, fence))
         .set((
             cancel_requests::state.eq(outcome.state.as_str()),
             cancel_requests::status.eq(outcome.status.as_str()),
@@ -243,8 +175,7 @@ pub fn finish(
             cancel_requests::last_error.eq(&outcome.error),
             cancel_requests::reason.eq(&outcome.reason),
             cancel_requests::failures.eq(cancel_requests::failures * keep + add),
-            cancel_requests::lease_owner.eq(None::<String>),
-            cancel_requests::lease_until.eq(None::<NaiveDateTime>),
+            lease::released!(cancel_requests),
             cancel_requests::updated_at.eq(at),
         ))
         .execute(conn)?;
@@ -253,10 +184,5 @@ pub fn finish(
 
 /// Gives back every cancel lease a worker holds.
 pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
-    diesel::update(cancel_requests::table.filter(cancel_requests::lease_owner.eq(owner)))
-        .set((
-            cancel_requests::lease_owner.eq(None::<String>),
-            cancel_requests::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)
+    lease::release_all!(conn, cancel_requests, owner)
 }

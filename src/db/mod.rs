@@ -14,6 +14,7 @@ pub mod gauges;
 pub mod idempotency;
 pub mod jobs;
 pub mod jwt_keys;
+pub mod lease;
 pub mod ledger;
 pub mod orders;
 pub mod policy;

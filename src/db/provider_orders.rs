@@ -1,15 +1,15 @@
 //! Where each provider-backed order stands upstream, with leases so several worker
 //! processes never send or poll the same order at once.
 //!
-//! Every claim takes the row's next `lease_token`; every write of that attempt is one
-//! statement conditional on it ([`Fence`]), so a worker whose lease ran out and was taken
-//! over changes nothing: not the state, not the provider's id, not the failure count.
+//! The queue follows the discipline of [`super::lease`]: every claim takes the row's next
+//! `lease_token`, and every write of that attempt is one statement conditional on it
+//! ([`Fence`]).
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::{provider_attempts, provider_orders};
-use super::{now, DbConnection};
+use super::{lease, now, DbConnection};
 use crate::domain::provider::ForwardingState;
 
 #[derive(Debug, Clone, Queryable)]
@@ -36,24 +36,9 @@ pub struct ProviderOrder {
     pub lease_token: i64,
 }
 
-impl ProviderOrder {
-    /// The fence of the claim that returned this row, for `owner`.
-    pub fn fence<'a>(&self, owner: &'a str) -> Fence<'a> {
-        Fence {
-            order_id: self.order_id,
-            owner,
-            token: self.lease_token,
-        }
-    }
-}
-
-/// One claim of one row: a write made with it applies only while the row is still leased
-/// to `owner` under `token`, i.e. nobody claimed, withdrew or reconciled it since.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fence<'a> {
-    pub order_id: i64,
-    pub owner: &'a str,
-    pub token: i64,
+lease::fence! {
+    /// One claim of one provider order; see [`lease`].
+    Fence { order_id } for ProviderOrder.order_id
 }
 
 diesel::define_sql_function! {
@@ -103,10 +88,8 @@ pub fn find(conn: &mut DbConnection, order_id: i64) -> QueryResult<Option<Provid
 }
 
 /// Takes a lease on up to `limit` rows in `states` (optionally of one provider) due by
-/// `due_by` and returns them, each with the fencing token this claim gave it. The UPDATE
-/// re-checks that each row is still free, due and in `states`, so two workers racing for
-/// the same rows never both get one; the loser looks again (a few times) rather than
-/// report no work while due rows remain.
+/// `due_by` and returns them, each with the fencing token this claim gave it; see
+/// [`lease`].
 pub fn claim(
     conn: &mut DbConnection,
     owner: &str,
@@ -117,87 +100,25 @@ pub fn claim(
     lease: Duration,
 ) -> QueryResult<Vec<ProviderOrder>> {
     let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-    for _ in 0..4 {
-        let at = now();
-        let free = provider_orders::lease_until
-            .is_null()
-            .or(provider_orders::lease_until.lt(at));
-        let mut due = provider_orders::table
-            .filter(provider_orders::state.eq_any(&states))
-            .filter(provider_orders::next_at.le(due_by))
-            .filter(free)
-            .select(provider_orders::order_id)
-            .order(provider_orders::next_at)
-            .limit(limit)
-            .into_boxed();
-        if let Some(provider_id) = provider_id {
-            due = due.filter(provider_orders::provider_id.eq(provider_id));
-        }
-        let ids: Vec<i64> = due.load(conn)?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let until = at + lease;
-        let taken = diesel::update(
-            provider_orders::table
-                .filter(provider_orders::order_id.eq_any(&ids))
-                .filter(provider_orders::state.eq_any(&states))
-                .filter(provider_orders::next_at.le(due_by))
-                .filter(
-                    provider_orders::lease_until
-                        .is_null()
-                        .or(provider_orders::lease_until.lt(at)),
-                ),
-        )
-        .set((
-            provider_orders::lease_owner.eq(owner),
-            provider_orders::lease_until.eq(until),
-            provider_orders::lease_token.eq(provider_orders::lease_token + 1),
-        ))
-        .execute(conn)?;
-        if taken == 0 {
-            continue;
-        }
-        return provider_orders::table
-            .filter(provider_orders::order_id.eq_any(&ids))
-            .filter(provider_orders::lease_owner.eq(owner))
-            .filter(provider_orders::lease_until.eq(until))
-            .order(provider_orders::next_at)
-            .load(conn);
-    }
-    Ok(Vec::new())
+    lease::claim!(
+        conn, provider_orders, order_id,
+        owner: owner, limit: limit, lease: lease,
+        work: |_at| provider_orders::state
+            .eq_any(&states)
+            .and(provider_orders::next_at.le(due_by)),
+        narrow: |due| match provider_id {
+            Some(provider_id) => due.filter(provider_orders::provider_id.eq(provider_id)),
+            None => due,
+        },
+        load: |leased| leased.load(conn),
+    )
 }
 
-/// The rows `fence` may write: still leased to its owner under its token.
-macro_rules! fenced {
-    ($fence:expr) => {
-        provider_orders::table
-            .find($fence.order_id)
-            .filter(provider_orders::lease_owner.eq($fence.owner))
-            .filter(provider_orders::lease_token.eq($fence.token))
-    };
-}
-
-/// Records that a send is about to happen, before it happens: a crash mid-send leaves
-/// the row `sending`, which the next attempt treats as "the provider may have it". It
-/// also renews the lease for `lease` from now, which the caller makes longer than the
-/// exchange can take, so nobody takes the row over while its send is in flight.
-/// False when the claim was lost or the row is no longer queued (e.g. the order was
-/// canceled).
+/// Records that a send is about to happen, before it happens, and renews the lease for
+/// longer than the exchange can take ([`lease::begin_send!`]). False when the claim was
+/// lost or the row is no longer queued (e.g. the order was canceled).
 pub fn begin_send(conn: &mut DbConnection, fence: Fence, lease: Duration) -> QueryResult<bool> {
-    let at = now();
-    let changed = diesel::update(fenced!(fence).filter(provider_orders::state.eq_any([
-        ForwardingState::Queued.as_str(),
-        ForwardingState::Sending.as_str(),
-    ])))
-    .set((
-        provider_orders::state.eq(ForwardingState::Sending.as_str()),
-        provider_orders::attempts.eq(provider_orders::attempts + 1),
-        provider_orders::lease_until.eq(at + lease),
-        provider_orders::updated_at.eq(at),
-    ))
-    .execute(conn)?;
-    Ok(changed == 1)
+    lease::begin_send!(conn, provider_orders, fence, lease)
 }
 
 /// Takes a still-queued order out of the send queue (a reseller's cancel). False once a
@@ -251,7 +172,7 @@ pub fn finish(conn: &mut DbConnection, fence: Fence, outcome: AttemptOutcome) ->
     let at = now();
     // failures + 1 after a failure, 0 after a success, in the same statement.
     let (keep, add) = if outcome.failed { (1i64, 1i64) } else { (0, 0) };
-    let changed = diesel::update(fenced!(fence))
+    let changed = diesel::update(lease::fenced!(provider_orders, fence))
         .set((
             provider_orders::state.eq(outcome.state.as_str()),
             provider_orders::provider_order_id.eq(coalesce_text(
@@ -266,8 +187,7 @@ pub fn finish(conn: &mut DbConnection, fence: Fence, outcome: AttemptOutcome) ->
                 outcome.synced.then_some(at),
                 provider_orders::last_synced_at,
             )),
-            provider_orders::lease_owner.eq(None::<String>),
-            provider_orders::lease_until.eq(None::<NaiveDateTime>),
+            lease::released!(provider_orders),
             provider_orders::updated_at.eq(at),
         ))
         .execute(conn)?;
@@ -297,9 +217,7 @@ pub fn adopt_acceptance(conn: &mut DbConnection, order_id: i64, remote: &str) ->
         provider_orders::next_at.eq(at),
         provider_orders::failures.eq(0),
         provider_orders::last_error.eq(None::<String>),
-        provider_orders::lease_owner.eq(None::<String>),
-        provider_orders::lease_until.eq(None::<NaiveDateTime>),
-        provider_orders::lease_token.eq(provider_orders::lease_token + 1),
+        lease::revoked!(provider_orders),
         provider_orders::updated_at.eq(at),
     ))
     .execute(conn)?;
@@ -399,12 +317,7 @@ pub fn reconcile(
 /// Gives back every lease a worker holds, after a pass that failed midway, so its orders
 /// are picked up again at once instead of when the leases run out.
 pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
-    diesel::update(provider_orders::table.filter(provider_orders::lease_owner.eq(owner)))
-        .set((
-            provider_orders::lease_owner.eq(None::<String>),
-            provider_orders::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)
+    lease::release_all!(conn, provider_orders, owner)
 }
 
 /// Clears the raw reply bodies of up to `limit` attempts made before `cutoff`, oldest

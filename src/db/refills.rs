@@ -1,16 +1,16 @@
 //! Refill requests on delivered orders, and where each stands upstream.
 //!
 //! A refill of a provider-backed order carries a forwarding `state` and is worked by the
-//! provider worker under a lease per refill: every claim takes the row's next
-//! `lease_token`, and every write of that attempt is one statement conditional on it
-//! ([`RefillFence`]), the discipline of `provider_orders`. A refill with no `state` is
+//! provider worker under a lease per refill, the discipline of [`super::lease`]: every
+//! claim takes the row's next `lease_token`, and every write of that attempt is one
+//! statement conditional on it ([`RefillFence`]). A refill with no `state` is
 //! decided by an operator.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::refills;
-use super::{now, DbConnection};
+use super::{lease, now, DbConnection};
 use crate::domain::provider::ForwardingState;
 use crate::domain::refill::RefillStatus;
 
@@ -42,60 +42,37 @@ type RefillRow = (
 );
 
 /// Every column, grouped as [`RefillRow`].
-#[expect(clippy::type_complexity)]
-const COLUMNS: (
-    (
-        refills::id,
-        refills::order_id,
-        refills::account_id,
-        refills::status,
-        refills::created_at,
-    ),
-    (
-        refills::provider_id,
-        refills::provider_order_id,
-        refills::provider_refill_id,
-        refills::state,
-    ),
-    (refills::attempts, refills::failures, refills::next_at),
-    (
-        refills::lease_owner,
-        refills::lease_until,
-        refills::lease_token,
-    ),
-    (
-        refills::last_error,
-        refills::quarantined_status,
-        refills::last_synced_at,
-    ),
-    (refills::note, refills::decided_by, refills::updated_at),
-) = (
-    (
-        refills::id,
-        refills::order_id,
-        refills::account_id,
-        refills::status,
-        refills::created_at,
-    ),
-    (
-        refills::provider_id,
-        refills::provider_order_id,
-        refills::provider_refill_id,
-        refills::state,
-    ),
-    (refills::attempts, refills::failures, refills::next_at),
-    (
-        refills::lease_owner,
-        refills::lease_until,
-        refills::lease_token,
-    ),
-    (
-        refills::last_error,
-        refills::quarantined_status,
-        refills::last_synced_at,
-    ),
-    (refills::note, refills::decided_by, refills::updated_at),
-);
+macro_rules! columns {
+    () => {
+        (
+            (
+                refills::id,
+                refills::order_id,
+                refills::account_id,
+                refills::status,
+                refills::created_at,
+            ),
+            (
+                refills::provider_id,
+                refills::provider_order_id,
+                refills::provider_refill_id,
+                refills::state,
+            ),
+            (refills::attempts, refills::failures, refills::next_at),
+            (
+                refills::lease_owner,
+                refills::lease_until,
+                refills::lease_token,
+            ),
+            (
+                refills::last_error,
+                refills::quarantined_status,
+                refills::last_synced_at,
+            ),
+            (refills::note, refills::decided_by, refills::updated_at),
+        )
+    };
+}
 
 /// One refill with where it stands upstream.
 #[derive(Debug, Clone)]
@@ -127,15 +104,9 @@ pub struct Refill {
     pub updated_at: Option<NaiveDateTime>,
 }
 
-impl Refill {
-    /// The fence of the claim that returned this row, for `owner`.
-    pub fn fence<'a>(&self, owner: &'a str) -> RefillFence<'a> {
-        RefillFence {
-            refill_id: self.id,
-            owner,
-            token: self.lease_token,
-        }
-    }
+lease::fence! {
+    /// One claim of one refill; see [`lease`].
+    RefillFence { refill_id } for Refill.id
 }
 
 /// A stored word that is not one of ours fails the query, never defaults.
@@ -206,7 +177,7 @@ pub fn insert(
             refills::state.eq(upstream.as_ref().map(|_| ForwardingState::Queued.as_str())),
             refills::next_at.eq(upstream.as_ref().map(|_| at)),
         ))
-        .returning(COLUMNS)
+        .returning(columns!())
         .get_result(conn)?;
     decode(row)
 }
@@ -214,7 +185,7 @@ pub fn insert(
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refill>> {
     refills::table
         .find(id)
-        .select(COLUMNS)
+        .select(columns!())
         .first(conn)
         .optional()?
         .map(decode)
@@ -253,7 +224,7 @@ pub fn page_for_order(
         .filter(refills::id.gt(starting_after.unwrap_or(0)))
         .order(refills::id.asc())
         .limit(limit)
-        .select(COLUMNS)
+        .select(columns!())
         .load(conn)?;
     decode_all(rows)
 }
@@ -286,17 +257,8 @@ pub fn decide(
     Ok(changed == 1)
 }
 
-/// One claim of one refill: a write made with it applies only while the row is still
-/// leased to `owner` under `token`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RefillFence<'a> {
-    pub refill_id: i64,
-    pub owner: &'a str,
-    pub token: i64,
-}
-
 /// Takes a lease on up to `limit` refills in `states` (optionally of one provider) due by
-/// `due_by`, each with the fencing token this claim gave it; as `provider_orders::claim`.
+/// `due_by`, each with the fencing token this claim gave it; see [`lease`].
 pub fn claim(
     conn: &mut DbConnection,
     owner: &str,
@@ -307,90 +269,26 @@ pub fn claim(
     lease: Duration,
 ) -> QueryResult<Vec<Refill>> {
     let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-    for _ in 0..4 {
-        let at = now();
-        let mut due = refills::table
-            .filter(refills::state.eq_any(&states))
-            .filter(refills::next_at.le(due_by))
-            .filter(
-                refills::lease_until
-                    .is_null()
-                    .or(refills::lease_until.lt(at)),
-            )
-            .select(refills::id)
-            .order(refills::next_at)
-            .limit(limit)
-            .into_boxed();
-        if let Some(provider_id) = provider_id {
-            due = due.filter(refills::provider_id.eq(provider_id));
-        }
-        let ids: Vec<i64> = due.load(conn)?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let until = at + lease;
-        let taken = diesel::update(
-            refills::table
-                .filter(refills::id.eq_any(&ids))
-                .filter(refills::state.eq_any(&states))
-                .filter(refills::next_at.le(due_by))
-                .filter(
-                    refills::lease_until
-                        .is_null()
-                        .or(refills::lease_until.lt(at)),
-                ),
-        )
-        .set((
-            refills::lease_owner.eq(owner),
-            refills::lease_until.eq(until),
-            refills::lease_token.eq(refills::lease_token + 1),
-        ))
-        .execute(conn)?;
-        if taken == 0 {
-            continue;
-        }
-        let rows = refills::table
-            .filter(refills::id.eq_any(&ids))
-            .filter(refills::lease_owner.eq(owner))
-            .filter(refills::lease_until.eq(until))
-            .order(refills::next_at)
-            .select(COLUMNS)
-            .load(conn)?;
-        return decode_all(rows);
-    }
-    Ok(Vec::new())
-}
-
-/// The rows `fence` may write: still leased to its owner under its token.
-macro_rules! fenced {
-    ($fence:expr) => {
-        refills::table
-            .find($fence.refill_id)
-            .filter(refills::lease_owner.eq($fence.owner))
-            .filter(refills::lease_token.eq($fence.token))
-    };
+    lease::claim!(
+        conn, refills, id,
+        owner: owner, limit: limit, lease: lease,
+        work: |_at| refills::state.eq_any(&states).and(refills::next_at.le(due_by)),
+        narrow: |due| match provider_id {
+            Some(provider_id) => due.filter(refills::provider_id.eq(provider_id)),
+            None => due,
+        },
+        load: |leased| decode_all(leased.select(columns!()).load(conn)?),
+    )
 }
 
 /// Records that a send is about to happen and renews the lease for longer than the
-/// exchange can take. False when the claim was lost.
+/// exchange can take ([`lease::begin_send!`]). False when the claim was lost.
 pub fn begin_send(
     conn: &mut DbConnection,
     fence: RefillFence,
     lease: Duration,
 ) -> QueryResult<bool> {
-    let at = now();
-    let changed = diesel::update(fenced!(fence).filter(refills::state.eq_any([
-        ForwardingState::Queued.as_str(),
-        ForwardingState::Sending.as_str(),
-    ])))
-    .set((
-        refills::state.eq(ForwardingState::Sending.as_str()),
-        refills::attempts.eq(refills::attempts + 1),
-        refills::lease_until.eq(at + lease),
-        refills::updated_at.eq(at),
-    ))
-    .execute(conn)?;
-    Ok(changed == 1)
+    lease::begin_send!(conn, refills, fence, lease)
 }
 
 /// What an attempt on a refill leaves behind.
@@ -435,7 +333,7 @@ pub fn finish(
 ) -> QueryResult<bool> {
     let at = now();
     let (keep, add) = if outcome.failed { (1i64, 1i64) } else { (0, 0) };
-    let changed = diesel::update(fenced!(fence))
+    let changed = diesel::update(lease::fenced!(refills, fence))
         .set((
             refills::state.eq(outcome.state.as_str()),
             refills::status.eq(outcome.status.as_str()),
@@ -452,8 +350,7 @@ pub fn finish(
                 outcome.synced.then_some(at),
                 refills::last_synced_at,
             )),
-            refills::lease_owner.eq(None::<String>),
-            refills::lease_until.eq(None::<NaiveDateTime>),
+            lease::released!(refills),
             refills::updated_at.eq(at),
         ))
         .execute(conn)?;
@@ -462,12 +359,7 @@ pub fn finish(
 
 /// Gives back every refill lease a worker holds.
 pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
-    diesel::update(refills::table.filter(refills::lease_owner.eq(owner)))
-        .set((
-            refills::lease_owner.eq(None::<String>),
-            refills::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)
+    lease::release_all!(conn, refills, owner)
 }
 
 /// A clear acceptance whose attempt lost its claim: the provider has the refill under
@@ -494,9 +386,7 @@ pub fn adopt_acceptance(
         refills::next_at.eq(at),
         refills::failures.eq(0),
         refills::last_error.eq(None::<String>),
-        refills::lease_owner.eq(None::<String>),
-        refills::lease_until.eq(None::<NaiveDateTime>),
-        refills::lease_token.eq(refills::lease_token + 1),
+        lease::revoked!(refills),
         refills::updated_at.eq(at),
     ))
     .execute(conn)?;

@@ -5,7 +5,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints};
-use super::{now, DbConnection};
+use super::{lease, now, DbConnection};
 use crate::domain::event::{join_event_types, DeliveryState, Endpoint, EndpointStatus, EventType};
 
 type EndpointRow = (
@@ -240,9 +240,7 @@ pub fn disable(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<()
     )
     .set((
         webhook_deliveries::state.eq(DeliveryState::Failed.as_str()),
-        webhook_deliveries::lease_owner.eq(None::<String>),
-        webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
-        webhook_deliveries::lease_token.eq(webhook_deliveries::lease_token + 1),
+        lease::revoked!(webhook_deliveries),
         webhook_deliveries::updated_at.eq(at),
     ))
     .execute(conn)?;
@@ -297,12 +295,10 @@ pub struct Delivery {
     pub updated_at: NaiveDateTime,
 }
 
-/// The claim a worker holds on a delivery: every write of its attempt is fenced by it.
-#[derive(Debug, Clone, Copy)]
-pub struct DeliveryFence<'a> {
-    pub delivery_id: i64,
-    pub owner: &'a str,
-    pub token: i64,
+lease::fence! {
+    /// The claim a worker holds on a delivery: every write of its attempt is fenced by it
+    /// (see [`lease`]).
+    DeliveryFence { delivery_id } for Delivery.id
 }
 
 /// Queues a delivery of an event to an endpoint (due now), or, when one exists, makes it
@@ -327,9 +323,7 @@ pub fn queue(
                     webhook_deliveries::state.eq(DeliveryState::Pending.as_str()),
                     webhook_deliveries::attempts.eq(0),
                     webhook_deliveries::next_at.eq(at),
-                    webhook_deliveries::lease_owner.eq(None::<String>),
-                    webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
-                    webhook_deliveries::lease_token.eq(webhook_deliveries::lease_token + 1),
+                    lease::revoked!(webhook_deliveries),
                     webhook_deliveries::updated_at.eq(at),
                 ))
                 .execute(conn)?;
@@ -352,57 +346,21 @@ pub fn queue(
 }
 
 /// Claims up to `limit` due deliveries for `owner` until `lease` from now, each taking the
-/// next fencing token.
+/// next fencing token; see [`lease`].
 pub fn claim(
     conn: &mut DbConnection,
     owner: &str,
     limit: i64,
     lease: Duration,
 ) -> QueryResult<Vec<Delivery>> {
-    for _ in 0..4 {
-        let at = now();
-        let free = webhook_deliveries::lease_until
-            .is_null()
-            .or(webhook_deliveries::lease_until.lt(at));
-        let ids: Vec<i64> = webhook_deliveries::table
-            .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str()))
-            .filter(webhook_deliveries::next_at.le(at))
-            .filter(free)
-            .select(webhook_deliveries::id)
-            .order(webhook_deliveries::next_at)
-            .limit(limit)
-            .load(conn)?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let until = at + lease;
-        let taken = diesel::update(
-            webhook_deliveries::table
-                .filter(webhook_deliveries::id.eq_any(&ids))
-                .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str()))
-                .filter(
-                    webhook_deliveries::lease_until
-                        .is_null()
-                        .or(webhook_deliveries::lease_until.lt(at)),
-                ),
-        )
-        .set((
-            webhook_deliveries::lease_owner.eq(owner),
-            webhook_deliveries::lease_until.eq(until),
-            webhook_deliveries::lease_token.eq(webhook_deliveries::lease_token + 1),
-        ))
-        .execute(conn)?;
-        if taken == 0 {
-            continue;
-        }
-        return webhook_deliveries::table
-            .filter(webhook_deliveries::id.eq_any(&ids))
-            .filter(webhook_deliveries::lease_owner.eq(owner))
-            .filter(webhook_deliveries::lease_until.eq(until))
-            .order(webhook_deliveries::next_at)
-            .load(conn);
-    }
-    Ok(Vec::new())
+    lease::claim!(
+        conn, webhook_deliveries, id,
+        owner: owner, limit: limit, lease: lease,
+        work: |at| webhook_deliveries::state
+            .eq(DeliveryState::Pending.as_str())
+            .and(webhook_deliveries::next_at.le(at)),
+        load: |leased| leased.load(conn),
+    )
 }
 
 /// Ends an attempt under its fence: the delivery's new state, attempt count and next due
@@ -415,18 +373,14 @@ pub fn finish(
     next_at: NaiveDateTime,
 ) -> QueryResult<bool> {
     let updated = diesel::update(
-        webhook_deliveries::table
-            .find(fence.delivery_id)
-            .filter(webhook_deliveries::lease_owner.eq(fence.owner))
-            .filter(webhook_deliveries::lease_token.eq(fence.token))
+        lease::fenced!(webhook_deliveries, fence)
             .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str())),
     )
     .set((
         webhook_deliveries::state.eq(state.as_str()),
         webhook_deliveries::attempts.eq(attempts),
         webhook_deliveries::next_at.eq(next_at),
-        webhook_deliveries::lease_owner.eq(None::<String>),
-        webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+        lease::released!(webhook_deliveries),
         webhook_deliveries::updated_at.eq(now()),
     ))
     .execute(conn)?;
@@ -435,12 +389,7 @@ pub fn finish(
 
 /// Gives back every lease `owner` holds (on shutdown, or after a failed pass).
 pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
-    diesel::update(webhook_deliveries::table.filter(webhook_deliveries::lease_owner.eq(owner)))
-        .set((
-            webhook_deliveries::lease_owner.eq(None::<String>),
-            webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)
+    lease::release_all!(conn, webhook_deliveries, owner)
 }
 
 /// The deliveries of one event (for redelivery and tests).

@@ -196,11 +196,7 @@ impl WebhookWorker {
             let mut conn = self.conn()?;
             db::write_tx(&mut conn, |conn| {
                 for ((delivery, _, endpoint), answer) in claimed.iter().zip(&answers) {
-                    let fence = DeliveryFence {
-                        delivery_id: delivery.id,
-                        owner: &self.owner,
-                        token: delivery.lease_token,
-                    };
+                    let fence = delivery.fence(&self.owner);
                     match (endpoint, answer) {
                         (Some(endpoint), Some(answer)) => {
                             self.record(conn, fence, delivery, endpoint, answer)?
