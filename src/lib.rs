@@ -15,6 +15,8 @@
 //! - `resources`: the resources as the API returns them (order, refund, account, top-up),
 //!   rendered by the handlers and stored in the event log.
 //! - `tooling/`: seed data and benchmarks, apart from the product.
+//! - `log`: the log lines' writer, a buffer that one thread writes to stderr, so logging a
+//!   request never waits on the write; it uses nothing of ours.
 //! - `metrics`: the process-wide counters and histograms behind `/metrics`, and the
 //!   Prometheus text format; `db` and every layer above it count into it, and it uses
 //!   none of them.
@@ -37,6 +39,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod log;
 pub mod metrics;
 pub mod providers;
 pub mod resources;

@@ -117,9 +117,10 @@ pub fn update(
 }
 
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
+    // By its key, so no `LIMIT` (see "one row by its key" in `db`).
     services::table
         .find(id)
-        .first::<ServiceRow>(conn)
+        .get_result::<ServiceRow>(conn)
         .optional()
         .map(|row| row.map(Service::from))
 }

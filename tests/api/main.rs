@@ -24,6 +24,7 @@ mod providers;
 mod refills;
 mod refunds;
 mod reports;
+mod round_trips;
 mod schema;
 mod service_sync;
 mod spec;
