@@ -24,7 +24,7 @@
 //! How a request flows: `api::build_app` wraps the routes in `http::middleware`; a handler
 //! takes its `Caller` (or `Admin`) and typed body from `http::extract`, parses it into
 //! `domain` values, and makes one `application` call through `AppState::db`, which runs it
-//! on the blocking pool; there the application function opens the `db::write_tx` that
+//! on the blocking pool (a short read goes through `AppState::read`, inline on SQLite); there the application function opens the `db::write_tx` that
 //! guards its invariant and composes `db` queries inside it (on SQLite, run by the
 //! database's writer thread as one savepoint of a group commit, `db::writer`). Errors are `error::ApiError`
 //! (or an application error that converts into it), rendered by `http::problem` as

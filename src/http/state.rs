@@ -80,7 +80,11 @@ impl AppState {
                 // a future is polled inside another's read, which nothing here does.
                 Ok(reader) => {
                     if let Ok(mut conn) = reader.try_borrow_mut() {
-                        return work(&mut conn);
+                        // A panic stays this request's 500, as on the blocking pool,
+                        // instead of taking the worker and its connections down.
+                        let run = std::panic::AssertUnwindSafe(|| work(&mut conn));
+                        return std::panic::catch_unwind(run)
+                            .unwrap_or_else(|_| Err(ApiError::internal("a read panicked")));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot open a reader; reading on the pool"),

@@ -21,6 +21,7 @@ mod orders;
 mod processes;
 mod provider_balance;
 mod providers;
+mod reads;
 mod refills;
 mod refunds;
 mod reports;
