@@ -3,6 +3,7 @@
 --   v2add   POST /api/v2 action=add         (form body, API key)
 --   get     GET  /v1/orders/{id}            (one of the account's own orders)
 --   batch   GET  /v1/orders/status?ids=...  (all 100 of the account's orders)
+--   v2status POST /api/v2 action=status      (one of the account's own orders, API key)
 --   bare    GET  /bare                      (ceiling 2: no database)
 -- BENCH_ACCOUNTS names the file `reseller-api bench-load setup` wrote, one reseller a
 -- line: account_id token api_key service_id order_ids. Requests rotate over the
@@ -58,6 +59,10 @@ function request()
   elseif mode == "get" then
     return wrk.format("GET", "/v1/orders/" .. a.ids[(i * 13) % #a.ids + 1],
       { ["Authorization"] = "Bearer " .. a.token })
+  elseif mode == "v2status" then
+    return wrk.format("POST", "/api/v2",
+      { ["Content-Type"] = "application/x-www-form-urlencoded" },
+      "key=" .. a.key .. "&action=status&order=" .. a.ids[(i * 13) % #a.ids + 1])
   else
     return wrk.format("GET", "/v1/orders/status?ids=" .. a.csv,
       { ["Authorization"] = "Bearer " .. a.token })
@@ -68,6 +73,12 @@ end
 if mode == "v2add" then
   function response(status, headers, body)
     if status ~= 200 or not body:find('^{"order":') then
+      bad = bad + 1
+    end
+  end
+elseif mode == "v2status" then
+  function response(status, headers, body)
+    if status ~= 200 or not body:find('"status":') then
       bad = bad + 1
     end
   end

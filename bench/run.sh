@@ -130,6 +130,7 @@ for backend in $BACKENDS; do
   for c in $LEVELS; do record "$backend" "POST /api/v2 add" "$c" "$(wrk_point v2add "$c")"; done
   for c in $LEVELS; do record "$backend" "GET /v1/orders/{id}" "$c" "$(wrk_point get "$c")"; done
   for c in $LEVELS; do record "$backend" "GET /v1/orders/status (100 ids)" "$c" "$(wrk_point batch "$c")"; done
+  for c in $LEVELS; do record "$backend" "POST /api/v2 status" "$c" "$(wrk_point v2status "$c")"; done
   RSS+=("$backend $(peak_rss_mb)")
   stop
 
@@ -156,7 +157,7 @@ awk -F'\t' '
       ratio = "-"
       if (f[2] ~ /orders$|add$/ && c1[f[1]] > 0) ratio = sprintf("%.0f%% of c1", 100 * f[4] / c1[f[1]])
       if (f[2] ~ /orders$|add$/ && fsync[f[1]] > 0) ratio = sprintf("%s, %.2fx fsync", ratio, f[4] / fsync[f[1]])
-      if (f[2] ~ /^GET/ && c2 > 0) ratio = sprintf("%.0f%% of c2", 100 * f[4] / c2)
+      if ((f[2] ~ /^GET/ || f[2] ~ /status$/) && c2 > 0) ratio = sprintf("%.0f%% of c2", 100 * f[4] / c2)
       printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %s |\n", f[1], f[2], f[3], f[4], f[5] / 1000, f[6] / 1000, f[7], ratio
     }
   }' "$RESULTS"

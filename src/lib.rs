@@ -15,6 +15,8 @@
 //! - `resources`: the resources as the API returns them (order, refund, account, top-up),
 //!   rendered by the handlers and stored in the event log.
 //! - `tooling/`: seed data and benchmarks, apart from the product.
+//! - `log`: the log lines' writer, a buffer that one thread writes to stderr, so logging a
+//!   request never waits on the write; it uses nothing of ours.
 //! - `metrics`: the process-wide counters and histograms behind `/metrics`, and the
 //!   Prometheus text format; `db` and every layer above it count into it, and it uses
 //!   none of them.
@@ -22,7 +24,7 @@
 //! How a request flows: `api::build_app` wraps the routes in `http::middleware`; a handler
 //! takes its `Caller` (or `Admin`) and typed body from `http::extract`, parses it into
 //! `domain` values, and makes one `application` call through `AppState::db`, which runs it
-//! on the blocking pool; there the application function opens the `db::write_tx` that
+//! on the blocking pool (a short read goes through `AppState::read`, inline on SQLite); there the application function opens the `db::write_tx` that
 //! guards its invariant and composes `db` queries inside it (on SQLite, run by the
 //! database's writer thread as one savepoint of a group commit, `db::writer`). Errors are `error::ApiError`
 //! (or an application error that converts into it), rendered by `http::problem` as
@@ -37,6 +39,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod log;
 pub mod metrics;
 pub mod providers;
 pub mod resources;

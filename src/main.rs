@@ -17,11 +17,14 @@ use reseller_api::http::auth::TokenKeys;
 use reseller_api::http::state::state;
 
 fn main() -> ExitCode {
+    // A request's log line is handed to the log thread, never written by the worker.
+    let (log_writer, _log_guard) =
+        reseller_api::log::spawn(std::io::stderr(), reseller_api::log::BUFFER_BYTES);
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .json()
         .init();
     let mut cli = Cli::parse();

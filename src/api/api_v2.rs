@@ -297,7 +297,7 @@ async fn authenticate(
     };
     let hash = hash_api_key(key);
     let found = state
-        .db(move |conn| Ok(accounts::find_by_live_key(conn, &hash)?))
+        .read(move |conn| Ok(accounts::find_by_live_key(conn, &hash)?))
         .await;
     let (account, scopes) = match found {
         Ok(Some(found)) => found,
@@ -463,7 +463,14 @@ async fn owned_orders(
 ) -> Result<HashMap<i64, Order>, ApiError> {
     let numeric: Vec<i64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
     let found = state
-        .db(move |conn| Ok(orders::find_owned_many(conn, account_id, &numeric)?))
+        .read(move |conn| match numeric[..] {
+            // One id: the by-key query, which SQLite keeps prepared (an `IN` list is
+            // prepared anew on every call).
+            [id] => Ok(orders::find_owned(conn, account_id, id)?
+                .into_iter()
+                .collect()),
+            _ => Ok(orders::find_owned_many(conn, account_id, &numeric)?),
+        })
         .await?;
     Ok(found.into_iter().map(|o| (o.id, o)).collect())
 }

@@ -146,7 +146,7 @@ pub async fn find_order(
     caller.require(Scope::OrdersRead)?;
     let id = id.into_inner();
     let order = state
-        .db(move |conn| {
+        .read(move |conn| {
             orders::find_owned(conn, caller.account_id, id)?
                 .ok_or_else(|| ApiError::not_found("order"))
         })
@@ -287,7 +287,7 @@ pub async fn batch_order_status(
     let ids = parse_id_list(&query.0.ids, "ids")?;
     let wanted = ids.clone();
     let found = state
-        .db(move |conn| Ok(orders::find_owned_many(conn, caller.account_id, &wanted)?))
+        .read(move |conn| Ok(orders::find_owned_many(conn, caller.account_id, &wanted)?))
         .await?;
     let mut by_id: HashMap<i64, Order> = found.into_iter().map(|o| (o.id, o)).collect();
     let data = ids

@@ -9,7 +9,7 @@ use crate::db::providers::{self, ProviderFields};
 use crate::domain::money::format_micros;
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::{parse_text, FieldError};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::auth::Admin;
 use crate::http::extract::ApiJson;
 use crate::http::state::AppState;
@@ -446,7 +446,7 @@ fn synced(s: application::catalog::SyncedService) -> SyncedServiceResponse {
     responses(
         (status = 200, description = "What changed (or would)", body = SyncServicesResponse),
         (status = 404, description = "No such provider", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The provider's catalog could not be read (`unavailable`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The provider's catalog could not be read (`provider_unavailable`); nothing changed", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/providers/{id}/sync-services")]
@@ -465,7 +465,10 @@ pub async fn sync_provider_services(
     let catalog = web::block(move || crate::providers::catalog::fetch_services(&provider))
         .await
         .map_err(ApiError::internal)?
-        .map_err(ApiError::Unavailable)?;
+        .map_err(|detail| ApiError::Conflict {
+            code: ErrorCode::ProviderUnavailable,
+            detail,
+        })?;
     let report = state
         .db(move |conn| {
             application::catalog::sync_services(conn, Some(admin_id), id, &catalog, dry_run)

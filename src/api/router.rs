@@ -151,8 +151,19 @@ pub fn build_app(
         .app_data(state)
         .app_data(web::PayloadConfig::new(max_body))
         .app_data(
-            web::PathConfig::default()
-                .error_handler(|_, _| ApiError::NotFound("no resource at this path".into()).into()),
+            // A literal path (`/v1/orders/batch`) can also match a `{param}` route of another
+            // method (`GET /v1/orders/{id}`): the wrong method there is a 405, not a 404.
+            web::PathConfig::default().error_handler(|error, req| {
+                let literal = literal_methods(req.path());
+                if literal.is_empty() || literal.contains(&req.method().as_str()) {
+                    return ApiError::NotFound("no resource at this path".into()).into();
+                }
+                actix_web::error::InternalError::from_response(
+                    error,
+                    method_not_allowed(req.method().as_str(), &literal),
+                )
+                .into()
+            }),
         )
         .configure(routes)
         .service(dashboard::show_dashboard)
@@ -210,6 +221,29 @@ fn allowed_methods(path: &str) -> Vec<&'static str> {
     allowed
 }
 
+/// The methods of the route whose template is exactly `path`, with no `{param}` in it.
+fn literal_methods(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    ROUTES
+        .iter()
+        .find(|(template, _)| template.iter().eq(segments.iter()))
+        .map(|(_, methods)| methods.clone())
+        .unwrap_or_default()
+}
+
+/// 405 with `Allow`, as a problem document.
+fn method_not_allowed(method: &str, allowed: &[&str]) -> actix_web::HttpResponse {
+    let mut response = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(
+        format!("{method} is not allowed here; use {}", allowed.join(", ")),
+    ));
+    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
+}
+
 async fn no_route(
     req: actix_web::HttpRequest,
     payload: web::Payload,
@@ -222,16 +256,5 @@ async fn no_route(
     if allowed.is_empty() {
         return Err(ApiError::NotFound("no such route".into()));
     }
-    let mut response =
-        actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(format!(
-            "{} is not allowed here; use {}",
-            req.method(),
-            allowed.join(", ")
-        )));
-    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
-        response
-            .headers_mut()
-            .insert(actix_web::http::header::ALLOW, value);
-    }
-    Ok(response)
+    Ok(method_not_allowed(req.method().as_str(), &allowed))
 }

@@ -91,19 +91,25 @@ pub fn place_order(
     account_id: i64,
     request: OrderRequest,
 ) -> Result<Order, OrderError> {
-    let account =
-        accounts::find(conn, account_id)?.ok_or_else(|| ApiError::not_found("account"))?;
-    if account.status != AccountStatus::Active {
-        return Err(ApiError::Forbidden {
-            code: ErrorCode::AccountSuspended,
-            detail: "this account is suspended and cannot place orders".into(),
+    // One statement: the service (locked shared), the account's status and the pause.
+    let found = services::find_shared_for_order(conn, request.service_id, account_id)?;
+    let status = match &found {
+        Some((_, status, _)) => *status,
+        // No such service: the account still decides first which refusal this is.
+        None => accounts::find(conn, account_id)?.map(|account| account.status),
+    };
+    match status.ok_or_else(|| ApiError::not_found("account"))? {
+        AccountStatus::Active => {}
+        AccountStatus::Suspended => {
+            return Err(ApiError::Forbidden {
+                code: ErrorCode::AccountSuspended,
+                detail: "this account is suspended and cannot place orders".into(),
+            }
+            .into())
         }
-        .into());
     }
-    let service =
-        services::find_shared(conn, request.service_id)?.ok_or(OrderError::UnknownService)?;
-    let provider_id = service.provider.as_ref().map(|(id, _)| *id);
-    if crate::db::alerts::orders_paused(conn, service.id, provider_id)? {
+    let (service, _, paused) = found.ok_or(OrderError::UnknownService)?;
+    if paused {
         return Err(ApiError::Conflict {
             code: ErrorCode::ServicePaused,
             detail: "new orders to this service are paused by a critical refund-rate alert".into(),

@@ -60,9 +60,10 @@ pub fn insert(
 }
 
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
+    // By its key, so no `LIMIT` (see "one row by its key" in `db`).
     accounts::table
         .find(id)
-        .first::<AccountRow>(conn)
+        .get_result::<AccountRow>(conn)
         .optional()
         .map(|row| row.map(Account::from))
 }
@@ -162,7 +163,8 @@ pub fn find_by_live_key(
         .filter(api_keys::key_hash.eq(key_hash))
         .filter(api_keys::revoked_at.is_null())
         .select((accounts::all_columns, api_keys::scopes))
-        .first::<(AccountRow, String)>(conn)
+        // `key_hash` is unique, so no `LIMIT` (see "one row by its key" in `db`).
+        .get_result::<(AccountRow, String)>(conn)
         .optional()
         .map(|row| {
             row.map(|(account, scopes)| {

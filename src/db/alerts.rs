@@ -2,6 +2,7 @@
 //! process evaluate them per interval.
 
 use chrono::NaiveDateTime;
+use diesel::dsl;
 use diesel::prelude::*;
 
 use super::schema::{alert_rules, alerts};
@@ -170,33 +171,6 @@ pub fn list(
     decode_all(query.order(alerts::id.desc()).limit(limit).load(conn)?)
 }
 
-/// Whether new orders to this service (or this provider's services) are paused by a
-/// critical alert.
-pub fn orders_paused(
-    conn: &mut DbConnection,
-    service_id: i64,
-    provider_id: Option<i64>,
-) -> QueryResult<bool> {
-    let by_service = alerts::scope
-        .eq(AlertScope::Service.as_str())
-        .and(alerts::subject_id.eq(service_id));
-    let query = alerts::table
-        .filter(alerts::active.eq(true))
-        .filter(alerts::pauses_orders.eq(true));
-    let count: i64 = match provider_id {
-        Some(provider_id) => query
-            .filter(
-                by_service.or(alerts::scope
-                    .eq(AlertScope::Provider.as_str())
-                    .and(alerts::subject_id.eq(provider_id))),
-            )
-            .count()
-            .get_result(conn)?,
-        None => query.filter(by_service).count().get_result(conn)?,
-    };
-    Ok(count > 0)
-}
-
 /// A subject's own thresholds (each `None` falls back to the global flag).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable)]
 pub struct Rule {
@@ -261,4 +235,40 @@ pub fn set_rule(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+type ActivePausing = dsl::Filter<
+    dsl::Filter<alerts::table, dsl::Eq<alerts::active, bool>>,
+    dsl::Eq<alerts::pauses_orders, bool>,
+>;
+type ForService = dsl::And<
+    dsl::Eq<alerts::scope, &'static str>,
+    dsl::Eq<alerts::subject_id, super::schema::services::id>,
+>;
+type ForProvider = dsl::And<
+    dsl::Eq<alerts::scope, &'static str>,
+    dsl::Eq<dsl::Nullable<alerts::subject_id>, super::schema::services::provider_id>,
+>;
+/// The type of [`pauses_service`].
+pub(super) type PausesService =
+    dsl::exists<dsl::Filter<ActivePausing, dsl::Or<ForService, ForProvider>>>;
+
+/// Whether an active alert pauses new orders to the service of the enclosing query or to
+/// its provider: a correlated subquery on `services.id` and `services.provider_id`, so a
+/// service is read with its pause in one statement (`services::find_shared_for_order`).
+pub(super) fn pauses_service() -> PausesService {
+    use super::schema::services;
+    diesel::dsl::exists(
+        alerts::table
+            .filter(alerts::active.eq(true))
+            .filter(alerts::pauses_orders.eq(true))
+            .filter(
+                alerts::scope
+                    .eq(AlertScope::Service.as_str())
+                    .and(alerts::subject_id.eq(services::id))
+                    .or(alerts::scope
+                        .eq(AlertScope::Provider.as_str())
+                        .and(alerts::subject_id.nullable().eq(services::provider_id))),
+            ),
+    )
 }

@@ -5,7 +5,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::idempotency_keys;
-use super::{is_unique_violation, now, write_tx, DbConnection};
+use super::{now, write_tx, DbConnection};
 use crate::domain::UnknownName;
 
 /// A claim left `in_flight` this long belongs to a request that died; it may be taken over.
@@ -103,7 +103,12 @@ fn classify(row: KeyRow, request_hash: &str) -> QueryResult<Claim> {
     Ok(Claim::Replay { status, body })
 }
 
-/// Claims `key` for this request in its own short transaction.
+/// Claims `key` for this request: in its own short transaction, or, called inside one
+/// (the order's), as part of it.
+///
+/// A new key (the common case) is one statement: the insert, which does nothing when the
+/// key exists (on PostgreSQL it first waits for a concurrent transaction holding the same
+/// key to end). Only then is the existing row read and judged.
 pub fn claim(
     conn: &mut DbConnection,
     account_id: i64,
@@ -112,85 +117,112 @@ pub fn claim(
     request_hash: &str,
     ttl: Duration,
 ) -> QueryResult<Claim> {
-    let attempt = |conn: &mut DbConnection| {
-        write_tx(conn, |conn| {
-            let existing = idempotency_keys::table
-                .filter(idempotency_keys::account_id.eq(account_id))
-                .filter(idempotency_keys::scope.eq(scope))
-                .filter(idempotency_keys::idem_key.eq(key))
-                .first::<KeyRow>(conn)
-                .optional()?;
-            let at = now();
-            match existing {
-                // Past its lifetime a key is forgotten, whatever it was used for: this is a
-                // new request. Retention deletes such rows; until it has, start afresh here.
-                Some(row) if row.created_at < at - ttl => {
-                    let renewed = diesel::update(
-                        idempotency_keys::table
-                            .find(row.id)
-                            .filter(idempotency_keys::created_at.eq(row.created_at)),
-                    )
-                    .set((
-                        idempotency_keys::request_hash.eq(request_hash),
-                        idempotency_keys::status.eq("in_flight"),
-                        idempotency_keys::response_status.eq(None::<i32>),
-                        idempotency_keys::response_body.eq(None::<String>),
-                        idempotency_keys::created_at.eq(at),
-                    ))
-                    .execute(conn)?;
-                    Ok(if renewed == 1 {
-                        Claim::Started(Held {
-                            id: row.id,
-                            since: at,
-                        })
-                    } else {
-                        Claim::InFlight
-                    })
-                }
-                Some(row) if row.request_hash != request_hash => Ok(Claim::Mismatch),
-                Some(row)
-                    if row.status == KeyStatus::InFlight
-                        && row.created_at < at - Duration::seconds(ABANDONED_AFTER_SECS) =>
-                {
-                    // Take over only the claim we read: a concurrent taker changes
-                    // `created_at` first, and then this update matches nothing.
-                    let taken = diesel::update(
-                        idempotency_keys::table
-                            .find(row.id)
-                            .filter(idempotency_keys::status.eq(KeyStatus::InFlight.as_str()))
-                            .filter(idempotency_keys::created_at.eq(row.created_at)),
-                    )
-                    .set(idempotency_keys::created_at.eq(at))
-                    .execute(conn)?;
-                    Ok(if taken == 1 {
-                        Claim::Started(Held {
-                            id: row.id,
-                            since: at,
-                        })
-                    } else {
-                        Claim::InFlight
-                    })
-                }
-                Some(row) => classify(row, request_hash),
-                None => diesel::insert_into(idempotency_keys::table)
-                    .values((
-                        idempotency_keys::account_id.eq(account_id),
-                        idempotency_keys::scope.eq(scope),
-                        idempotency_keys::idem_key.eq(key),
-                        idempotency_keys::request_hash.eq(request_hash),
-                        idempotency_keys::status.eq(KeyStatus::InFlight.as_str()),
-                        idempotency_keys::created_at.eq(at),
-                    ))
-                    .returning(idempotency_keys::id)
-                    .get_result(conn)
-                    .map(|id| Claim::Started(Held { id, since: at })),
-            }
-        })
-    };
-    match attempt(conn) {
-        // A concurrent request inserted the same key first: read what it left.
-        Err(error) if is_unique_violation(&error) => attempt(conn),
-        other => other,
+    let attempt =
+        |conn: &mut DbConnection| claim_within(conn, account_id, scope, key, request_hash, ttl);
+    if super::in_transaction(conn) {
+        // Nothing here can fail halfway (the insert does not raise on the key), so no
+        // savepoint: an error fails the enclosing transaction whole anyway.
+        attempt(conn)
+    } else {
+        write_tx(conn, attempt)
+    }
+}
+
+fn claim_within(
+    conn: &mut DbConnection,
+    account_id: i64,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+    ttl: Duration,
+) -> QueryResult<Claim> {
+    let at = now();
+    let insert = diesel::insert_into(idempotency_keys::table)
+        .values((
+            idempotency_keys::account_id.eq(account_id),
+            idempotency_keys::scope.eq(scope),
+            idempotency_keys::idem_key.eq(key),
+            idempotency_keys::request_hash.eq(request_hash),
+            idempotency_keys::status.eq(KeyStatus::InFlight.as_str()),
+            idempotency_keys::created_at.eq(at),
+        ))
+        .on_conflict((
+            idempotency_keys::account_id,
+            idempotency_keys::scope,
+            idempotency_keys::idem_key,
+        ))
+        .do_nothing()
+        .returning(idempotency_keys::id);
+    // Diesel builds `ON CONFLICT` for each backend, not for `DbConnection`: same SQL on both.
+    let inserted = match conn {
+        DbConnection::Pg(pg) => insert.get_result::<i64>(pg),
+        DbConnection::Sqlite(sqlite) => insert.get_result::<i64>(sqlite),
+    }
+    .optional()?;
+    if let Some(id) = inserted {
+        return Ok(Claim::Started(Held { id, since: at }));
+    }
+    let existing = idempotency_keys::table
+        .filter(idempotency_keys::account_id.eq(account_id))
+        .filter(idempotency_keys::scope.eq(scope))
+        .filter(idempotency_keys::idem_key.eq(key))
+        // Unique (account, scope, key), so no `LIMIT` (see "one row by its key" in `db`).
+        .get_result::<KeyRow>(conn)
+        .optional()?;
+    match existing {
+        // Gone between the insert and the read (retention deleted an expired key): the
+        // next try inserts it.
+        None => Ok(Claim::InFlight),
+        // Past its lifetime a key is forgotten, whatever it was used for: this is a
+        // new request. Retention deletes such rows; until it has, start afresh here.
+        Some(row) if row.created_at < at - ttl => {
+            let renewed = diesel::update(
+                idempotency_keys::table
+                    .find(row.id)
+                    .filter(idempotency_keys::created_at.eq(row.created_at)),
+            )
+            .set((
+                idempotency_keys::request_hash.eq(request_hash),
+                idempotency_keys::status.eq("in_flight"),
+                idempotency_keys::response_status.eq(None::<i32>),
+                idempotency_keys::response_body.eq(None::<String>),
+                idempotency_keys::created_at.eq(at),
+            ))
+            .execute(conn)?;
+            Ok(if renewed == 1 {
+                Claim::Started(Held {
+                    id: row.id,
+                    since: at,
+                })
+            } else {
+                Claim::InFlight
+            })
+        }
+        Some(row) if row.request_hash != request_hash => Ok(Claim::Mismatch),
+        Some(row)
+            if row.status == KeyStatus::InFlight
+                && row.created_at < at - Duration::seconds(ABANDONED_AFTER_SECS) =>
+        {
+            // Take over only the claim we read: a concurrent taker changes
+            // `created_at` first, and then this update matches nothing.
+            let taken = diesel::update(
+                idempotency_keys::table
+                    .find(row.id)
+                    .filter(idempotency_keys::status.eq(KeyStatus::InFlight.as_str()))
+                    .filter(idempotency_keys::created_at.eq(row.created_at)),
+            )
+            .set(idempotency_keys::created_at.eq(at))
+            .execute(conn)?;
+            Ok(if taken == 1 {
+                Claim::Started(Held {
+                    id: row.id,
+                    since: at,
+                })
+            } else {
+                Claim::InFlight
+            })
+        }
+        Some(row) => classify(row, request_hash),
     }
 }
 

@@ -83,10 +83,11 @@ pub fn insert(conn: &mut DbConnection, order: &NewOrder) -> QueryResult<Order> {
 
 /// The order with this id, if it belongs to `account_id`.
 pub fn find_owned(conn: &mut DbConnection, account_id: i64, id: i64) -> QueryResult<Option<Order>> {
+    // By its key, so no `LIMIT` (see "one row by its key" in `db`).
     orders::table
         .find(id)
         .filter(orders::account_id.eq(account_id))
-        .first::<OrderRow>(conn)
+        .get_result::<OrderRow>(conn)
         .optional()
         .map(|row| row.map(Order::from))
 }

@@ -13,7 +13,8 @@ pub fn generation(conn: &mut DbConnection) -> QueryResult<i64> {
     revocation_generation::table
         .find(ROW)
         .select(revocation_generation::generation)
-        .first(conn)
+        // By its key, so no `LIMIT` (see "one row by its key" in `db`).
+        .get_result(conn)
 }
 
 /// Moves the generation on; call it in the transaction that revokes.

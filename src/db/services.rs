@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use super::backend::lock_row;
 use super::schema::services;
 use super::{now, DbConnection};
+use crate::domain::account::AccountStatus;
 use crate::domain::money::Money;
 use crate::domain::service::{Service, ServiceStatus, ServiceType};
 
@@ -117,9 +118,10 @@ pub fn update(
 }
 
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
+    // By its key, so no `LIMIT` (see "one row by its key" in `db`).
     services::table
         .find(id)
-        .first::<ServiceRow>(conn)
+        .get_result::<ServiceRow>(conn)
         .optional()
         .map(|row| row.map(Service::from))
 }
@@ -168,4 +170,36 @@ pub fn for_provider(conn: &mut DbConnection, provider_id: i64) -> QueryResult<Ve
         .order(services::id.asc())
         .load::<ServiceRow>(conn)
         .map(|rows| rows.into_iter().map(Service::from).collect())
+}
+
+/// What placing an order reads, in one statement: the service with the shared lock of
+/// [`find_shared`], the ordering account's status (`None`: no such account) and whether
+/// an active alert pauses new orders to the service or its provider
+/// (`alerts::pauses_service`). `None` when there is no such service.
+pub fn find_shared_for_order(
+    conn: &mut DbConnection,
+    id: i64,
+    account_id: i64,
+) -> QueryResult<Option<(Service, Option<AccountStatus>, bool)>> {
+    use super::schema::accounts;
+    let query = services::table.find(id).select((
+        services::all_columns,
+        accounts::table
+            .find(account_id)
+            .select(accounts::status)
+            .single_value(),
+        super::alerts::pauses_service(),
+    ));
+    let row: Option<(ServiceRow, Option<String>, bool)> =
+        lock_row(conn, query, QueryDsl::for_share)?;
+    row.map(|(service, status, paused)| {
+        let status = status
+            .map(|s| {
+                AccountStatus::try_from(s)
+                    .map_err(|e| diesel::result::Error::DeserializationError(e.into()))
+            })
+            .transpose()?;
+        Ok((Service::from(service), status, paused))
+    })
+    .transpose()
 }

@@ -175,26 +175,25 @@ impl TokenKeys {
     /// for the rest of its lifetime. About once a second one request re-reads the
     /// revocation generation; when a revocation moved it, every remembered token is
     /// forgotten and checked again on its next use.
-    pub async fn validate(&self, pool: &DbPool, token: &str) -> Result<Claims, ApiError> {
-        self.poll_revocations(pool).await?;
+    pub async fn validate(&self, state: &AppState, token: &str) -> Result<Claims, ApiError> {
+        self.poll_revocations(state).await?;
         let digest = token_cache::digest(token);
         let now = chrono::Utc::now().timestamp();
         if let Some(claims) = self.cache().get(&digest, now) {
             return Ok(claims);
         }
-        let claims = self.verify(pool, token).await?;
+        let claims = self.verify(&state.pool, token).await?;
         let account_id = subject(&claims)?;
-        let (key_id, pool) = (claims.akid, pool.clone());
-        let (generation, live) = web::block(move || -> Result<(i64, bool), ApiError> {
-            let mut conn = pool.get().map_err(ApiError::internal)?;
-            // The generation first: a revocation that commits after the key read moves it
-            // past this value, and the next poll forgets the entry.
-            let generation = revocations::generation(&mut conn)?;
-            let live = api_keys::is_live_for(&mut conn, key_id, account_id)?;
-            Ok((generation, live))
-        })
-        .await
-        .map_err(ApiError::internal)??;
+        let key_id = claims.akid;
+        let (generation, live) = state
+            .read(move |conn| {
+                // The generation first: a revocation that commits after the key read moves
+                // it past this value, and the next poll forgets the entry.
+                let generation = revocations::generation(conn)?;
+                let live = api_keys::is_live_for(conn, key_id, account_id)?;
+                Ok((generation, live))
+            })
+            .await?;
         if !live {
             return Err(ApiError::Unauthorized(
                 "invalid access token: its API key was revoked".into(),
@@ -215,7 +214,7 @@ impl TokenKeys {
 
     /// Re-reads the revocation generation when the last read is older than
     /// [`REVOCATION_POLL_EVERY`]; one request does it, the others go on.
-    async fn poll_revocations(&self, pool: &DbPool) -> Result<(), ApiError> {
+    async fn poll_revocations(&self, state: &AppState) -> Result<(), ApiError> {
         {
             let Ok(mut polled_at) = self.polled_at.try_lock() else {
                 return Ok(());
@@ -225,13 +224,9 @@ impl TokenKeys {
             }
             *polled_at = Some(Instant::now());
         }
-        let pool = pool.clone();
-        let generation = web::block(move || -> Result<i64, ApiError> {
-            let mut conn = pool.get().map_err(ApiError::internal)?;
-            Ok(revocations::generation(&mut conn)?)
-        })
-        .await
-        .map_err(ApiError::internal)??;
+        let generation = state
+            .read(|conn| Ok(revocations::generation(conn)?))
+            .await?;
         self.cache().observe(generation);
         Ok(())
     }
@@ -341,7 +336,7 @@ impl FromRequest for Caller {
             let token = token.ok_or_else(|| {
                 ApiError::Unauthorized("send `Authorization: Bearer <access token>`".into())
             })?;
-            let claims = state.tokens.validate(&state.pool, &token).await?;
+            let claims = state.tokens.validate(&state, &token).await?;
             let account_id = subject(&claims)?;
             state.limits.account.check(&account_id, &req)?;
             Ok(Caller {

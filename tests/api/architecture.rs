@@ -8,6 +8,7 @@ use std::path::Path;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("metrics", &[]),
+    ("log", &[]),
     ("db", &["domain", "metrics"]),
     ("error", &["db", "domain"]),
     ("config", &["domain"]),

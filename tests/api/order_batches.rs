@@ -117,3 +117,19 @@ async fn a_batch_counts_one_request_per_line_against_the_account_quota() {
     assert_eq!(app.order_count(), 20);
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn a_wrong_method_on_the_batch_path_is_405_not_an_order_lookup() {
+    let app = crate::helpers::spawn_app().await;
+    let reseller = app.create_reseller("Acme").await;
+    let reply = app.get("/v1/orders/batch", &reseller.token).await;
+    reply.assert_problem(405, "method_not_allowed");
+    assert_eq!(reply.header("allow").as_deref(), Some("POST"));
+    // A real id still reads an order (404 when it is not one of yours).
+    app.get("/v1/orders/123", &reseller.token)
+        .await
+        .assert_problem(404, "not_found");
+    app.get("/v1/orders/abc", &reseller.token)
+        .await
+        .assert_problem(404, "not_found");
+}

@@ -193,3 +193,23 @@ async fn providers_with_auto_sync_are_synced_by_the_worker_and_others_are_not() 
     );
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn an_unreachable_provider_leaves_the_catalog_as_it_is_with_a_409() {
+    let app = crate::helpers::spawn_app().await;
+    let provider = app
+        .post("/v1/admin/providers", &app.admin_token,
+            json!({"name": "Gone", "url": "http://127.0.0.1:9/api/v2", "key": "k", "timeout_ms": 500}))
+        .await;
+    let synced = app
+        .post(
+            &format!("/v1/admin/providers/{}/sync-services", provider.body["id"]),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    synced.assert_problem(409, "provider_unavailable");
+    assert!(!synced.text.contains("\"k\""));
+    let listed = app.get("/v1/services", &app.admin_token).await;
+    assert!(listed.body["data"].as_array().unwrap().is_empty());
+}
