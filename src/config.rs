@@ -379,6 +379,15 @@ pub struct RetentionConfig {
         global = true
     )]
     pub attempt_body_days: i64,
+    /// Days events (and their webhook deliveries and attempt log) are kept; never fewer
+    /// than 30, the event log's promise.
+    #[arg(
+        long,
+        env = "RESELLER_API_EVENT_RETENTION_DAYS",
+        default_value_t = 90,
+        global = true
+    )]
+    pub event_retention_days: i64,
     /// Seconds between the worker's retention passes.
     #[arg(
         long,

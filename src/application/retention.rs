@@ -1,16 +1,18 @@
 //! Retention: what nobody needs after a while goes, in small batches, so no pass holds a
-//! long lock. Money records (orders, ledger, refunds, top-ups) are never touched.
+//! long lock. Money records (orders, ledger, refunds, top-ups) are never touched; events go
+//! after `--event-retention-days` (at least 30), with their webhook deliveries.
 
 use chrono::Duration;
 
 use crate::config::RetentionConfig;
-use crate::db::{self, idempotency, provider_orders, DbConnection};
+use crate::db::{self, events, idempotency, provider_orders, DbConnection};
 
 /// What one retention pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
     pub idempotency_keys: usize,
     pub attempt_bodies: usize,
+    pub events: usize,
 }
 
 /// Deletes expired idempotency keys and clears provider reply bodies past their days, one
@@ -19,12 +21,16 @@ pub fn sweep(conn: &mut DbConnection, config: &RetentionConfig) -> diesel::Query
     let batch = config.retention_batch.max(1);
     let keys_before = db::now() - config.idempotency_ttl();
     let bodies_before = db::now() - Duration::days(config.attempt_body_days.max(1));
+    let events_before = db::now() - Duration::days(config.event_retention_days.max(30));
     Ok(Swept {
         idempotency_keys: in_batches(conn, batch, |conn| {
             idempotency::delete_expired(conn, keys_before, batch)
         })?,
         attempt_bodies: in_batches(conn, batch, |conn| {
             provider_orders::clear_attempt_bodies(conn, bodies_before, batch)
+        })?,
+        events: in_batches(conn, batch, |conn| {
+            events::delete_older(conn, events_before, batch)
         })?,
     })
 }

@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::events;
+use super::schema::{events, webhook_attempts, webhook_deliveries};
 use super::{now, DbConnection};
 use crate::domain::event::{Event, EventType};
 
@@ -136,4 +136,28 @@ pub fn mark_dispatched(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<usiz
 /// How many events exist (tests and the delivery check count them).
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     events::table.count().get_result(conn)
+}
+
+/// Deletes up to `batch` dispatched events created before `before`, with their webhook
+/// deliveries and attempt log; returns how many events went.
+pub fn delete_older(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    batch: i64,
+) -> QueryResult<usize> {
+    let ids: Vec<i64> = events::table
+        .filter(events::created_at.lt(before))
+        .filter(events::dispatched.eq(true))
+        .select(events::id)
+        .order(events::id.asc())
+        .limit(batch)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(webhook_attempts::table.filter(webhook_attempts::event_id.eq_any(&ids)))
+        .execute(conn)?;
+    diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::event_id.eq_any(&ids)))
+        .execute(conn)?;
+    diesel::delete(events::table.filter(events::id.eq_any(&ids))).execute(conn)
 }

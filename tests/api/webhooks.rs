@@ -987,3 +987,55 @@ async fn refills_have_their_events() {
     assert_eq!(changed[0]["data"]["to"], "completed");
     assert_eq!(changed[0]["data"]["refill"]["order_id"], order);
 }
+
+#[actix_rt::test]
+async fn events_older_than_the_retention_go_with_their_deliveries_and_newer_ones_stay() {
+    let app = app_with_hooks("0").await;
+    let receiver = Receiver::start(always(200)).await;
+    let reseller = app.create_reseller("Acme").await;
+    let (endpoint, _) = app
+        .endpoint(&reseller.token, &receiver.url, json!([]))
+        .await;
+    app.top_up(reseller.id, "1").await;
+    app.top_up(reseller.id, "2").await;
+    app.webhook_pass().await;
+    let events = app.events_of(&reseller.token, "").await;
+    assert_eq!(events.len(), 2);
+    let (newer, older) = (
+        events[0]["id"].as_i64().unwrap(),
+        events[1]["id"].as_i64().unwrap(),
+    );
+    // The older event is 91 days old (the default keeps 90).
+    {
+        use diesel::prelude::*;
+        use reseller_api::db::schema::events;
+        let mut conn = app.pool.get().unwrap();
+        diesel::update(events::table.find(older))
+            .set(events::created_at.eq(reseller_api::db::now() - chrono::Duration::days(91)))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    let swept = {
+        let mut conn = app.pool.get().unwrap();
+        reseller_api::application::retention::sweep(&mut conn, &app.config.retention).unwrap()
+    };
+    assert_eq!(swept.events, 1);
+    let left = app.events_of(&reseller.token, "").await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["id"], newer);
+    app.get(&format!("/v1/events/{older}"), &reseller.token)
+        .await
+        .assert_problem(404, "not_found");
+    let log = app
+        .get(
+            &format!("/v1/webhook-endpoints/{endpoint}/deliveries"),
+            &reseller.token,
+        )
+        .await;
+    let attempts = log.body["data"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{}", log.text);
+    assert_eq!(attempts[0]["event_id"], newer);
+    // Money records are untouched: the balance and the ledger still hold both top-ups.
+    assert_eq!(app.balance_micros(&reseller.token).await, 3_000_000);
+    app.assert_books_balance();
+}
