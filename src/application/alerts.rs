@@ -98,6 +98,7 @@ pub fn evaluate(
         .into_iter()
         .map(|(scope, id, rule)| ((scope, id), rule))
         .collect();
+    let open = store::active(conn)?;
     let mut readings = Vec::new();
     for window in AlertWindow::ALL.iter().copied() {
         let mut seen = HashSet::new();
@@ -128,10 +129,7 @@ pub fn evaluate(
             }
         }
         // A subject with an active alert and no orders left in the window reads as empty.
-        for alert in store::active(conn)?
-            .into_iter()
-            .filter(|a| a.window == window)
-        {
+        for alert in open.iter().filter(|a| a.window == window) {
             if !seen.contains(&(alert.scope, alert.subject_id)) {
                 let t = effective(
                     global,

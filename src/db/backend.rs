@@ -70,6 +70,26 @@ impl Dialect {
     }
 }
 
+// SQL functions both dialects have, for updates that keep a stored value when no new one
+// is given.
+diesel::define_sql_function! {
+    /// `COALESCE` over text: keeps the stored value when no new one is given.
+    #[sql_name = "COALESCE"]
+    fn coalesce_text(
+        new: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+        old: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+diesel::define_sql_function! {
+    /// `COALESCE` over timestamps: keeps the stored value when no new one is given.
+    #[sql_name = "COALESCE"]
+    fn coalesce_timestamp(
+        new: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+        old: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::Dialect;

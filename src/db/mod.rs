@@ -64,6 +64,9 @@ pub enum DbConnection {
 
 pub type DbPool = Pool<ConnectionManager<DbConnection>>;
 
+/// A connection checked out of a [`DbPool`].
+pub type PooledConnection = diesel::r2d2::PooledConnection<ConnectionManager<DbConnection>>;
+
 /// Where the data lives, parsed from `DATABASE_URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {

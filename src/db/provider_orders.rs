@@ -8,6 +8,7 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
+use super::backend::{coalesce_text, coalesce_timestamp};
 use super::schema::{provider_attempts, provider_orders};
 use super::{lease, now, DbConnection};
 use crate::domain::provider::ForwardingState;
@@ -39,24 +40,6 @@ pub struct ProviderOrder {
 lease::fence! {
     /// One claim of one provider order; see [`lease`].
     Fence { order_id } for ProviderOrder.order_id
-}
-
-diesel::define_sql_function! {
-    /// `COALESCE` over text: keeps the stored value when no new one is given.
-    #[sql_name = "COALESCE"]
-    fn coalesce_text(
-        new: diesel::sql_types::Nullable<diesel::sql_types::Text>,
-        old: diesel::sql_types::Nullable<diesel::sql_types::Text>,
-    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
-}
-
-diesel::define_sql_function! {
-    /// `COALESCE` over timestamps: keeps the stored value when no new one is given.
-    #[sql_name = "COALESCE"]
-    fn coalesce_timestamp(
-        new: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
-        old: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
-    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
 }
 
 /// Queues an order for sending; call in the transaction that creates the order.

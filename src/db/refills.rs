@@ -9,28 +9,11 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
+use super::backend::{coalesce_text, coalesce_timestamp};
 use super::schema::refills;
 use super::{lease, now, DbConnection};
 use crate::domain::provider::ForwardingState;
 use crate::domain::refill::RefillStatus;
-
-diesel::define_sql_function! {
-    /// `COALESCE` over text: keeps the stored value when no new one is given.
-    #[sql_name = "COALESCE"]
-    fn coalesce_text(
-        new: diesel::sql_types::Nullable<diesel::sql_types::Text>,
-        old: diesel::sql_types::Nullable<diesel::sql_types::Text>,
-    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
-}
-
-diesel::define_sql_function! {
-    /// `COALESCE` over timestamps: keeps the stored value when no new one is given.
-    #[sql_name = "COALESCE"]
-    fn coalesce_timestamp(
-        new: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
-        old: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
-    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
-}
 
 type RefillRow = (
     (i64, i64, i64, String, NaiveDateTime),

@@ -13,10 +13,7 @@ use crate::metrics;
 
 impl Worker {
     pub(super) fn check_balances(&self) -> Result<(), diesel::result::Error> {
-        let mut conn = self
-            .pool
-            .get()
-            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        let mut conn = self.connection()?;
         let due_before =
             db::now() - chrono::Duration::seconds(self.config.balance_interval_secs.max(0));
         let watched = providers::all(&mut conn)?

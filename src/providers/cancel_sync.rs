@@ -17,10 +17,7 @@ use crate::metrics;
 impl Worker {
     /// Sends due cancel requests, one batch per provider per pass.
     pub(super) fn forward_cancels(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
-        let mut conn = self
-            .pool
-            .get()
-            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        let mut conn = self.connection()?;
         let due_by = db::now();
         for provider in providers::all(&mut conn)?.into_iter().filter(|p| p.enabled) {
             if self.stopping() {

@@ -34,10 +34,7 @@ impl super::worker::Worker {
     /// `POST /v1/admin/providers/{id}/sync-services` does (creates, updates, disables with
     /// their refunds and upstream cancels). A catalog that cannot be read changes nothing.
     pub(super) fn sync_catalogs(&self) -> Result<(), diesel::result::Error> {
-        let mut conn = self
-            .pool
-            .get()
-            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        let mut conn = self.connection()?;
         let due: Vec<Provider> = crate::db::providers::all(&mut conn)?
             .into_iter()
             .filter(|p| p.enabled && p.auto_sync)

@@ -13,7 +13,7 @@ use super::client::{call, Reply};
 use super::dialect::{
     parse_refill, parse_refill_status_batch, parse_refill_status_one, AddReply, RefillItem,
 };
-use super::worker::{truncate, Pass, Worker};
+use super::worker::{cached_provider, truncate, Pass, Worker};
 use crate::application::events;
 use crate::db::refills::{self, Refill, RefillOutcome};
 use crate::db::{self, provider_orders, providers, DbConnection};
@@ -23,15 +23,6 @@ use crate::metrics;
 
 /// Refills one pass sends at most, each under its own claim.
 const REFILL_SENDS_PER_PASS: usize = 50;
-
-type Pooled = diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<DbConnection>>;
-
-fn connection(worker: &Worker) -> Result<Pooled, diesel::result::Error> {
-    worker
-        .pool
-        .get()
-        .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))
-}
 
 /// Ends an attempt with its fenced finish; false (and logged) when the claim was lost.
 fn finish(
@@ -68,7 +59,7 @@ impl Worker {
 
     /// Sends due refills, one claim each.
     pub(super) fn forward_refills(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
-        let mut conn = connection(self)?;
+        let mut conn = self.connection()?;
         let mut cache: HashMap<i64, Option<Provider>> = HashMap::new();
         let due_by = db::now();
         for _ in 0..REFILL_SENDS_PER_PASS {
@@ -89,15 +80,8 @@ impl Worker {
             .pop() else {
                 break;
             };
-            let provider_id = job.provider_id.unwrap_or_default();
-            let provider = match cache.get(&provider_id) {
-                Some(found) => found.clone(),
-                None => {
-                    let found = providers::find(&mut conn, provider_id)?;
-                    cache.insert(provider_id, found.clone());
-                    found
-                }
-            };
+            let provider =
+                cached_provider(&mut cache, &mut conn, job.provider_id.unwrap_or_default())?;
             self.send_refill(&mut conn, provider.as_ref(), &job, pass)?;
         }
         Ok(())
@@ -210,7 +194,7 @@ impl Worker {
 
     /// Follows sent refills, provider by provider.
     pub(super) fn sync_refills(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
-        let mut conn = connection(self)?;
+        let mut conn = self.connection()?;
         // Due when the pass began: a refill asked just now waits for the next pass.
         let due_by = db::now();
         for provider in providers::all(&mut conn)?.into_iter().filter(|p| p.enabled) {

@@ -145,6 +145,20 @@ fn keep_acceptance(
     Ok(())
 }
 
+/// A provider read once per pass: the sends of one pass look each provider up here.
+pub(super) fn cached_provider(
+    cache: &mut HashMap<i64, Option<Provider>>,
+    conn: &mut db::DbConnection,
+    id: i64,
+) -> Result<Option<Provider>, diesel::result::Error> {
+    if let Some(found) = cache.get(&id) {
+        return Ok(found.clone());
+    }
+    let found = providers::find(conn, id)?;
+    cache.insert(id, found.clone());
+    Ok(found)
+}
+
 /// What one pass of the worker did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pass {
@@ -214,6 +228,13 @@ impl Worker {
             Ok(_) => {}
             Err(error) => tracing::error!(%error, "retention pass failed"),
         }
+    }
+
+    /// A pooled connection, its checkout failure as a database error of the pass.
+    pub(super) fn connection(&self) -> Result<db::PooledConnection, diesel::result::Error> {
+        self.pool
+            .get()
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))
     }
 
     pub(super) fn stopping(&self) -> bool {
@@ -309,10 +330,7 @@ impl Worker {
     }
 
     fn forward_due(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
-        let mut conn = self
-            .pool
-            .get()
-            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        let mut conn = self.connection()?;
         let mut cache: HashMap<i64, Option<Provider>> = HashMap::new();
         // Due when the pass began: an order retried at once is left for the next pass.
         let due_by = db::now();
@@ -336,12 +354,7 @@ impl Worker {
             .pop() else {
                 break;
             };
-            let provider = match cache.entry(job.provider_id) {
-                std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
-                std::collections::hash_map::Entry::Vacant(e) => e
-                    .insert(providers::find(&mut conn, job.provider_id)?)
-                    .clone(),
-            };
+            let provider = cached_provider(&mut cache, &mut conn, job.provider_id)?;
             let order = orders::lock(&mut conn, job.order_id, None)?;
             let (Some(provider), Some(order)) = (provider, order) else {
                 continue;
@@ -509,10 +522,7 @@ impl Worker {
     }
 
     fn sync_due(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
-        let mut conn = self
-            .pool
-            .get()
-            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        let mut conn = self.connection()?;
         for provider in providers::all(&mut conn)?.into_iter().filter(|p| p.enabled) {
             if self.stopping() {
                 break;

@@ -31,8 +31,6 @@ use crate::db::{self, DbConnection, DbPool};
 use crate::domain::account::Role;
 use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, Event};
 
-type Pooled = diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<DbConnection>>;
-
 /// Events one dispatch transaction takes at most.
 const DISPATCH_BATCH: i64 = 200;
 /// Deliveries sent at once, each on its own thread.
@@ -73,7 +71,7 @@ impl WebhookWorker {
         }
     }
 
-    fn conn(&self) -> Result<Pooled, String> {
+    fn conn(&self) -> Result<db::PooledConnection, String> {
         self.pool.get().map_err(|e| e.to_string())
     }
 
