@@ -13,7 +13,10 @@
 # Knobs (environment): BENCH_SECONDS (per point, default 10), BENCH_LEVELS (connections,
 # default "1 8 64"), BENCH_BACKENDS (default "sqlite postgres"), BENCH_PG_URL (server,
 # default postgres://postgres@127.0.0.1:5432), BENCH_PORT (default 18080),
-# CARGO_TARGET_DIR. Not part of `cargo test` or `.ci/run`.
+# CARGO_TARGET_DIR, BENCH_BASELINE (a commit: also builds it in a temporary git worktree,
+# target dir target/bench-baseline, and runs its server's order placement beside this
+# one's, each backend on a fresh database: rows "POST /v1/orders, baseline <commit>").
+# Not part of `cargo test` or `.ci/run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,13 +36,27 @@ if ! command -v wrk >/dev/null; then
 fi
 say "building the release binary"
 cargo build --release --quiet
+BASELINE=${BENCH_BASELINE:-}
+BASELINE_BIN=""
+if [ -n "$BASELINE" ]; then
+  BASELINE=$(git rev-parse --short "$BASELINE")
+  BASELINE_TREE=$ROOT/target/bench-baseline/src-$BASELINE
+  if [ ! -d "$BASELINE_TREE" ]; then
+    git worktree add --detach "$BASELINE_TREE" "$BASELINE" >/dev/null 2>&1
+  fi
+  say "building the baseline $BASELINE"
+  (cd "$BASELINE_TREE" && CARGO_TARGET_DIR=$ROOT/target/bench-baseline/target cargo build --release --quiet)
+  BASELINE_BIN=$ROOT/target/bench-baseline/target/release/reseller-api
+fi
 
 WORK=$(mktemp -d)
 SERVER_PID=""
 PG_DB=""
+BASE_DB=""
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
   [ -n "$PG_DB" ] && psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
+  [ -n "$BASE_DB" ] && psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS $BASE_DB WITH (FORCE)" >/dev/null 2>&1
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -134,6 +151,29 @@ for backend in $BACKENDS; do
   RSS+=("$backend $(peak_rss_mb)")
   stop
 
+  if [ -n "$BASELINE_BIN" ]; then
+    # The baseline on its own fresh database, set up by its own binary.
+    say "$backend: baseline $BASELINE"
+    CURRENT_URL=$DATABASE_URL CURRENT_ACCOUNTS=$BENCH_ACCOUNTS
+    case $backend in
+      sqlite) export DATABASE_URL="sqlite://$WORK/baseline.db" ;;
+      postgres)
+        BASE_DB="reseller_bench_base_$$"
+        psql -q "$PG_BASE/postgres" -c "CREATE DATABASE $BASE_DB" >/dev/null
+        export DATABASE_URL="$PG_BASE/$BASE_DB" ;;
+    esac
+    export BENCH_ACCOUNTS=$WORK/baseline-accounts.txt
+    "$BASELINE_BIN" bench-load setup --accounts 16 --orders 100 --out "$BENCH_ACCOUNTS" 2>>"$WORK/server.log" >&2
+    HEALTH_PATH=healthz start "$BASELINE_BIN" serve --bind "127.0.0.1:$PORT"
+    for c in $LEVELS; do record "$backend" "POST /v1/orders, baseline $BASELINE" "$c" "$(wrk_point orders "$c")"; done
+    stop
+    if [ "$backend" = postgres ]; then
+      psql -q "$PG_BASE/postgres" -c "DROP DATABASE $BASE_DB WITH (FORCE)" >/dev/null
+      BASE_DB=""
+    fi
+    export DATABASE_URL=$CURRENT_URL BENCH_ACCOUNTS=$CURRENT_ACCOUNTS
+  fi
+
   say "$backend: checking the books after the run"
   "$BIN" verify 2>>"$WORK/server.log" | tail -n 2 >&2
   if [ "$backend" = postgres ]; then
@@ -150,7 +190,8 @@ printf '\n| backend | measurement | conns | req/s | p50 ms | p99 ms | errors | v
 printf '|---|---|---:|---:|---:|---:|---:|---:|\n'
 awk -F'\t' '
   { rows[NR] = $0; if ($2 ~ /^ceiling 1/ && $4 > c1[$1]) c1[$1] = $4; if ($2 ~ /^ceiling 2/ && $4 > c2) c2 = $4
-    if ($2 ~ /^fsync/) fsync[$1] = $4 }
+    if ($2 ~ /^fsync/) fsync[$1] = $4
+    if ($2 ~ /baseline/) base[$1 "/" $3] = $4 }
   END {
     for (i = 1; i <= NR; i++) {
       split(rows[i], f, "\t")
@@ -158,6 +199,7 @@ awk -F'\t' '
       if (f[2] ~ /orders$|add$/ && c1[f[1]] > 0) ratio = sprintf("%.0f%% of c1", 100 * f[4] / c1[f[1]])
       if (f[2] ~ /orders$|add$/ && fsync[f[1]] > 0) ratio = sprintf("%s, %.2fx fsync", ratio, f[4] / fsync[f[1]])
       if ((f[2] ~ /^GET/ || f[2] ~ /status$/) && c2 > 0) ratio = sprintf("%.0f%% of c2", 100 * f[4] / c2)
+      if (f[2] == "POST /v1/orders" && base[f[1] "/" f[3]] > 0) ratio = sprintf("%s, %.2fx baseline", ratio, f[4] / base[f[1] "/" f[3]])
       printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %s |\n", f[1], f[2], f[3], f[4], f[5] / 1000, f[6] / 1000, f[7], ratio
     }
   }' "$RESULTS"

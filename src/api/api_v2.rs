@@ -20,13 +20,13 @@ use crate::application::idempotency::{request_hash, IdempotencyKey};
 use crate::application::orders::{OrderError, OrderRequest};
 use crate::application::refills::RefillError;
 use crate::db::{accounts, orders, refills, services};
-use crate::domain::account::{Account, Scope};
-use crate::domain::api_key::hash_api_key;
+use crate::domain::account::Scope;
 use crate::domain::money::format_micros;
 use crate::domain::order::{Order, OrderInput};
 use crate::domain::refill::RefillRefusal;
 use crate::domain::service::{ServiceStatus, ServiceType};
 use crate::error::{ApiError, ErrorCode};
+use crate::http::auth::KeyHolder;
 use crate::http::state::AppState;
 
 /// The fields API v2 clients send; all are strings on the wire.
@@ -258,7 +258,7 @@ async fn serve(
         Ok(map) => map,
         Err(text) => return error(text),
     };
-    let (account, scopes) = match authenticate(&req, &state, &map).await {
+    let account = match authenticate(&req, &state, &map).await {
         Ok(found) => found,
         Err(reply) => return reply,
     };
@@ -267,7 +267,7 @@ async fn serve(
         "add" | "cancel" | "refill" => Scope::OrdersWrite,
         _ => Scope::OrdersRead,
     };
-    if !scopes.contains(&needs) {
+    if !account.scopes.contains(&needs) {
         return error("This action is not allowed for this key");
     }
     let result = match action.as_str() {
@@ -277,42 +277,51 @@ async fn serve(
         "cancel" => cancel(&state, &account, &map).await,
         "refill" => refill(&state, &account, &map).await,
         "refill_status" => refill_status(&state, &account, &map).await,
-        "balance" => Ok(reply_of(Balance {
-            balance: format_micros(account.balance_micros),
-            currency: account.currency.clone(),
-        })),
+        "balance" => balance(&state, &account).await,
         _ => Ok(error("Incorrect request")),
     };
     result.unwrap_or_else(|e| error(&dialect_error(&e)))
 }
 
-/// The account behind the call's `key`, within its request quota; `Err` is the reply.
+/// The holder of the call's `key`, within its request quota; `Err` is the reply.
 async fn authenticate(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     map: &Fields,
-) -> Result<(Account, Vec<Scope>), HttpResponse> {
+) -> Result<KeyHolder, HttpResponse> {
     let Some(key) = map.get("key") else {
         return Err(error("Invalid API key"));
     };
-    let hash = hash_api_key(key);
-    let found = state
-        .read(move |conn| Ok(accounts::find_by_live_key(conn, &hash)?))
-        .await;
-    let (account, scopes) = match found {
-        Ok(Some(found)) => found,
+    let account = match state.tokens.api_key(state, key).await {
+        Ok(Some(holder)) => holder,
         Ok(None) => return Err(error("Invalid API key")),
         Err(e) => return Err(error(&dialect_error(&e))),
     };
     if let Err(ApiError::RateLimited {
         retry_after_secs, ..
-    }) = state.limits.account.check(&account.id, req)
+    }) = state.limits.account.check(&account.account_id, req)
     {
         return Err(HttpResponse::TooManyRequests()
             .insert_header((header::RETRY_AFTER, retry_after_secs.max(1).to_string()))
             .json(json!({ "error": format!("Too many requests, retry in {retry_after_secs} seconds") })));
     }
-    Ok((account, scopes))
+    Ok(account)
+}
+
+/// The balance, read fresh (the holder is remembered; the balance never is).
+async fn balance(
+    state: &web::Data<AppState>,
+    account: &KeyHolder,
+) -> Result<HttpResponse, ApiError> {
+    let account_id = account.account_id;
+    let found = state
+        .read(move |conn| Ok(accounts::find(conn, account_id)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found("account"))?;
+    Ok(reply_of(Balance {
+        balance: format_micros(found.balance_micros),
+        currency: found.currency,
+    }))
 }
 
 async fn list(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -351,7 +360,7 @@ async fn list(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 async fn add(
     req: &HttpRequest,
     state: &web::Data<AppState>,
-    account: &Account,
+    account: &KeyHolder,
     map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
     let request = match order_request(map) {
@@ -359,7 +368,7 @@ async fn add(
         Err(e) => return Ok(error(&e)),
     };
     let key = add_key(req, map, &request, state.config.retention.idempotency_ttl());
-    let account_id = account.id;
+    let account_id = account.account_id;
     let render = |order: Order| Ok(json!({ "order": order.id }).to_string());
     let placed = state
         .db(move |conn| {
@@ -477,7 +486,7 @@ async fn owned_orders(
 
 async fn status(
     state: &web::Data<AppState>,
-    account: &Account,
+    account: &KeyHolder,
     map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
     let Some((raw, batch)) = input::ids(map, "order", "orders") else {
@@ -488,7 +497,7 @@ async fn status(
             Ok(ids) => ids,
             Err(e) => return Ok(error(&e)),
         };
-        let found = owned_orders(state, account.id, &ids).await?;
+        let found = owned_orders(state, account.account_id, &ids).await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let item = id
@@ -506,7 +515,7 @@ async fn status(
         return Ok(reply_of(Ordered(out)));
     }
     let id = raw.to_string();
-    let found = owned_orders(state, account.id, std::slice::from_ref(&id)).await?;
+    let found = owned_orders(state, account.account_id, std::slice::from_ref(&id)).await?;
     Ok(match id.parse::<i64>().ok().and_then(|n| found.get(&n)) {
         Some(order) => reply_of(status_json(order, &account.currency)),
         None => error("Incorrect order ID"),
@@ -515,7 +524,7 @@ async fn status(
 
 async fn cancel(
     state: &web::Data<AppState>,
-    account: &Account,
+    account: &KeyHolder,
     map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
     let raw = input::ids(map, "order", "orders").map_or("", |(raw, _)| raw);
@@ -523,7 +532,7 @@ async fn cancel(
         Ok(ids) => ids,
         Err(e) => return Ok(error(&e)),
     };
-    let account_id = account.id;
+    let account_id = account.account_id;
     let results = state
         .db(move |conn| {
             let mut results = Vec::new();
@@ -577,10 +586,10 @@ fn refill_error(error: RefillError) -> String {
 
 async fn refill(
     state: &web::Data<AppState>,
-    account: &Account,
+    account: &KeyHolder,
     map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
-    let account_id = account.id;
+    let account_id = account.account_id;
     let Some((raw, batch)) = input::ids(map, "order", "orders") else {
         return Ok(error("Incorrect order ID"));
     };
@@ -637,7 +646,7 @@ async fn refill(
 
 async fn refill_status(
     state: &web::Data<AppState>,
-    account: &Account,
+    account: &KeyHolder,
     map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
     let Some((raw, batch)) = input::ids(map, "refill", "refills") else {
@@ -649,7 +658,7 @@ async fn refill_status(
     let Ok(refill_id) = raw.parse::<i64>() else {
         return Ok(error("Refill not found"));
     };
-    let account_id = account.id;
+    let account_id = account.account_id;
     let found = state
         .db(move |conn| Ok(refills::find_owned(conn, refill_id, account_id)?))
         .await?;
@@ -668,14 +677,14 @@ struct RefillStatusItem {
 /// `refills=1,2`: one item per id asked, in order, a missing one with its own error.
 async fn batch_refill_status(
     state: &web::Data<AppState>,
-    account: &Account,
+    account: &KeyHolder,
     raw: &str,
 ) -> Result<HttpResponse, ApiError> {
     let ids = match id_list(raw) {
         Ok(ids) => ids,
         Err(_) => return Ok(error("Refill not found")),
     };
-    let account_id = account.id;
+    let account_id = account.account_id;
     let items = state
         .db(move |conn| {
             let mut items = Vec::with_capacity(ids.len());

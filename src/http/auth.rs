@@ -28,6 +28,20 @@ const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// process stops its tokens here within this (plus one request's time) — well inside 5 s.
 pub const REVOCATION_POLL_EVERY: Duration = Duration::from_secs(1);
 
+/// How long a process trusts an API key it checked, at most, when no revocation moves the
+/// generation meanwhile.
+const API_KEY_TRUST_SECS: i64 = 3600;
+
+/// Who an API key of the panel dialect (`/api/v2`) stands for, as far as a call needs
+/// before it reads anything fresh: the account, its currency (fixed at creation) and the
+/// key's scopes (fixed at creation; a key is revoked, never edited).
+#[derive(Debug, Clone)]
+pub struct KeyHolder {
+    pub account_id: i64,
+    pub currency: String,
+    pub scopes: Vec<Scope>,
+}
+
 /// The claims of an access token; every one is required on the way in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -59,6 +73,9 @@ pub struct TokenKeys {
     /// Tokens validated already, by digest, with the revocation generation they were
     /// checked under.
     cache: Mutex<TokenCache>,
+    /// API keys of the panel dialect checked already, by the digest of the key, under
+    /// the same revocation generation.
+    api_keys: Mutex<TokenCache<KeyHolder>>,
     /// When the revocation generation was last read.
     polled_at: Mutex<Option<Instant>>,
 }
@@ -81,6 +98,7 @@ impl TokenKeys {
             audience: config.jwt_audience.clone(),
             ttl_secs: config.token_ttl_secs,
             cache: Mutex::new(TokenCache::new(token_cache::DEFAULT_CAPACITY)),
+            api_keys: Mutex::new(TokenCache::new(token_cache::DEFAULT_CAPACITY)),
             polled_at: Mutex::new(None),
         })
     }
@@ -212,6 +230,49 @@ impl TokenKeys {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn key_cache(&self) -> std::sync::MutexGuard<'_, TokenCache<KeyHolder>> {
+        self.api_keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The holder of a live API key (`None`: no such key, or revoked). A key this process
+    /// checked before costs no database read; like tokens, every remembered key is
+    /// forgotten when the revocation generation moves (read about once a second), so a
+    /// revocation through any process reaches this one within that, and a key is checked
+    /// again at least every [`API_KEY_TRUST_SECS`].
+    pub async fn api_key(
+        &self,
+        state: &AppState,
+        key: &str,
+    ) -> Result<Option<KeyHolder>, ApiError> {
+        self.poll_revocations(state).await?;
+        let digest = token_cache::digest(key);
+        let now = chrono::Utc::now().timestamp();
+        if let Some(holder) = self.key_cache().get(&digest, now) {
+            return Ok(Some(holder));
+        }
+        let hash = crate::domain::api_key::hash_api_key(key);
+        let (generation, found) = state
+            .read(move |conn| {
+                // The generation first, as for tokens: a revocation committed after the
+                // key read moves it past this value.
+                let generation = revocations::generation(conn)?;
+                let found = crate::db::accounts::find_by_live_key(conn, &hash)?;
+                Ok((generation, found))
+            })
+            .await?;
+        let Some((account, scopes)) = found else {
+            return Ok(None);
+        };
+        let holder = KeyHolder {
+            account_id: account.id,
+            currency: account.currency,
+            scopes,
+        };
+        self.key_cache()
+            .insert(digest, holder.clone(), now + API_KEY_TRUST_SECS, generation);
+        Ok(Some(holder))
+    }
+
     /// Re-reads the revocation generation when the last read is older than
     /// [`REVOCATION_POLL_EVERY`]; one request does it, the others go on.
     async fn poll_revocations(&self, state: &AppState) -> Result<(), ApiError> {
@@ -228,6 +289,7 @@ impl TokenKeys {
             .read(|conn| Ok(revocations::generation(conn)?))
             .await?;
         self.cache().observe(generation);
+        self.key_cache().observe(generation);
         Ok(())
     }
 

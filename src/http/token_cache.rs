@@ -1,6 +1,7 @@
-//! Access tokens this process has already validated, for the rest of their lifetime.
+//! Access tokens (and API keys) this process has already validated, for the rest of their
+//! lifetime.
 //!
-//! Keyed by the SHA-256 of the token: the token itself is never stored (nor logged).
+//! Keyed by the SHA-256 of the token or key: neither is ever stored (nor logged).
 //! Bounded: at most `capacity` entries, the oldest inserted evicted first (expired ones
 //! are dropped as they are met). Tagged with the revocation generation the entries were
 //! checked under: when a newer generation is observed, every entry is forgotten.
@@ -21,22 +22,24 @@ pub fn digest(token: &str) -> TokenDigest {
     Sha256::digest(token.as_bytes()).into()
 }
 
-struct Entry {
-    claims: Claims,
+struct Entry<V> {
+    claims: V,
     /// Unix seconds after which the entry is no longer used (`exp` plus the leeway).
     valid_until: i64,
 }
 
-pub struct TokenCache {
+/// What a validated token or key stands for: the token's claims by default; for an API
+/// key of the panel dialect, its holder (`http::auth::KeyHolder`).
+pub struct TokenCache<V = Claims> {
     capacity: usize,
     generation: i64,
-    entries: HashMap<TokenDigest, Entry>,
+    entries: HashMap<TokenDigest, Entry<V>>,
     /// Insertion order, for eviction; may name digests already removed.
     order: VecDeque<TokenDigest>,
 }
 
-impl TokenCache {
-    pub fn new(capacity: usize) -> TokenCache {
+impl<V: Clone> TokenCache<V> {
+    pub fn new(capacity: usize) -> TokenCache<V> {
         TokenCache {
             capacity: capacity.max(1),
             generation: i64::MIN,
@@ -74,7 +77,7 @@ impl TokenCache {
     }
 
     /// The claims of a token validated before, unless it has expired since.
-    pub fn get(&mut self, digest: &TokenDigest, now: i64) -> Option<Claims> {
+    pub fn get(&mut self, digest: &TokenDigest, now: i64) -> Option<V> {
         let entry = self.entries.get(digest)?;
         if now > entry.valid_until {
             self.entries.remove(digest);
@@ -86,13 +89,7 @@ impl TokenCache {
     /// Remembers a token checked against the database under `generation` (read before
     /// the check). A check under an older generation than the one observed may predate a
     /// revocation, so it is not remembered.
-    pub fn insert(
-        &mut self,
-        digest: TokenDigest,
-        claims: Claims,
-        valid_until: i64,
-        generation: i64,
-    ) {
+    pub fn insert(&mut self, digest: TokenDigest, claims: V, valid_until: i64, generation: i64) {
         self.observe(generation);
         if generation < self.generation {
             return;

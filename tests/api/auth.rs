@@ -1,4 +1,6 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_app_on};
@@ -391,6 +393,72 @@ async fn a_revocation_through_one_process_reaches_another_within_5s() {
     // Other tokens are checked again after the cache was dropped, and still pass.
     assert_eq!(second.get("/v1/account", &reseller.token).await.status, 200);
     assert!(REVOCATION_POLL_EVERY <= std::time::Duration::from_secs(2));
+}
+
+/// A second plaintext API key for the reseller, and its id.
+async fn second_api_key(app: &crate::helpers::TestApp, account_id: i64) -> (i64, String) {
+    let second = app
+        .post(
+            &format!("/v1/admin/accounts/{account_id}/api-keys"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(second.status, 201, "{}", second.text);
+    (
+        second.body["key"]["id"].as_i64().unwrap(),
+        second.body["api_key"].as_str().unwrap().to_string(),
+    )
+}
+
+#[actix_rt::test]
+async fn a_revoked_api_key_is_refused_on_api_v2_by_every_process_within_5s() {
+    let first = spawn_app().await;
+    let second = spawn_app_on(&first.config.database_url).await;
+    let reseller = first.funded_reseller("Acme", "12.5").await;
+    let (key_id, key) = second_api_key(&first, reseller.id).await;
+    // Both processes have checked the key and remember its holder.
+    for app in [&first, &second] {
+        for _ in 0..2 {
+            let reply = app.api_v2(&[("key", &key), ("action", "balance")]).await;
+            assert_eq!(reply.body["balance"], "12.5", "{}", reply.text);
+        }
+    }
+    // The balance is read fresh even though the holder is remembered.
+    first.top_up(reseller.id, "0.25").await;
+    let reply = second.api_v2(&[("key", &key), ("action", "balance")]).await;
+    assert_eq!(reply.body["balance"], "12.75", "{}", reply.text);
+
+    let revoked = first
+        .delete(&format!("/v1/admin/api-keys/{key_id}"), &first.admin_token)
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let started = std::time::Instant::now();
+    let reply = loop {
+        let reply = second.api_v2(&[("key", &key), ("action", "balance")]).await;
+        if reply.body.get("error").is_some() || started.elapsed() > Duration::from_secs(5) {
+            break reply;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.body,
+        json!({ "error": "Invalid API key" }),
+        "{}",
+        reply.text
+    );
+    assert!(started.elapsed() <= Duration::from_secs(5));
+    let reply = first.api_v2(&[("key", &key), ("action", "balance")]).await;
+    assert_eq!(reply.body, json!({ "error": "Invalid API key" }));
+    // The account's first key still works, in both processes.
+    for app in [&first, &second] {
+        let reply = app
+            .api_v2(&[("key", &reseller.key), ("action", "balance")])
+            .await;
+        assert_eq!(reply.body["balance"], "12.75", "{}", reply.text);
+    }
+    first.assert_books_balance();
 }
 
 fn cached_claims(jti: &str) -> Claims {
