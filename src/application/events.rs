@@ -31,7 +31,7 @@ fn record(
     account_id: Option<i64>,
     data: Value,
 ) -> Result<Event> {
-    db::events::insert(conn, event_type, account_id, &data)
+    db::events::insert(conn, event_type, account_id, data)
 }
 
 fn order_json(order: &Order) -> Value {

@@ -1,7 +1,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::backend::lock_row;
+use super::backend::{get_result_native, lock_row};
 use super::schema::accounts;
 use super::{now, DbConnection};
 use crate::domain::account::{Account, AccountStatus, Role};
@@ -98,18 +98,52 @@ pub fn add_to_balance(conn: &mut DbConnection, id: i64, micros: i64) -> QueryRes
 /// Takes `micros` from the balance only if the balance covers it, in one statement, so
 /// concurrent debits can never overdraw. `None` when the balance is short.
 pub fn debit_if_covered(conn: &mut DbConnection, id: i64, micros: i64) -> QueryResult<Option<i64>> {
-    diesel::update(
-        accounts::table
-            .find(id)
-            .filter(accounts::balance_micros.ge(micros)),
-    )
-    .set((
-        accounts::balance_micros.eq(accounts::balance_micros - micros),
-        accounts::updated_at.eq(now()),
-    ))
-    .returning(accounts::balance_micros)
-    .get_result(conn)
-    .optional()
+    let debit = DebitIfCovered {
+        id,
+        micros,
+        at: now(),
+    };
+    get_result_native(conn, debit).optional()
+}
+
+/// The statement of [`debit_if_covered`], written out: diesel prepares each of its own
+/// `UPDATE` statements anew on every call (it never caches them), and this one runs in
+/// every order. With a static query id it is prepared once per connection.
+#[derive(diesel::query_builder::QueryId)]
+struct DebitIfCovered {
+    id: i64,
+    micros: i64,
+    at: NaiveDateTime,
+}
+
+impl diesel::query_builder::Query for DebitIfCovered {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl<Conn> RunQueryDsl<Conn> for DebitIfCovered {}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for DebitIfCovered
+where
+    DB: diesel::backend::Backend,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Timestamp};
+        out.push_sql("UPDATE accounts SET balance_micros = balance_micros - ");
+        out.push_bind_param::<BigInt, _>(&self.micros)?;
+        out.push_sql(", updated_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<BigInt, _>(&self.id)?;
+        out.push_sql(" AND balance_micros >= ");
+        out.push_bind_param::<BigInt, _>(&self.micros)?;
+        out.push_sql(" RETURNING balance_micros");
+        Ok(())
+    }
 }
 
 /// Every account's id and stored balance, for `verify`.

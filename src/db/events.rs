@@ -4,6 +4,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::get_result_native;
+
 use super::schema::{events, webhook_attempts, webhook_deliveries};
 use super::{now, DbConnection};
 use crate::domain::event::{Event, EventType};
@@ -45,24 +47,32 @@ fn decode_all(rows: Vec<EventRow>) -> QueryResult<Vec<Event>> {
     rows.into_iter().map(decode).collect()
 }
 
-/// Appends an event; call inside the transaction of the change it describes.
+/// Appends an event; call inside the transaction of the change it describes. Only the id
+/// comes back from the database: the rest is what was written (no decode of `data`).
 pub fn insert(
     conn: &mut DbConnection,
     event_type: EventType,
     account_id: Option<i64>,
-    data: &serde_json::Value,
+    data: serde_json::Value,
 ) -> QueryResult<Event> {
-    let row = diesel::insert_into(events::table)
+    let created_at = now();
+    let id = diesel::insert_into(events::table)
         .values((
             events::event_type.eq(event_type.as_str()),
             events::account_id.eq(account_id),
             events::data.eq(data.to_string()),
             events::dispatched.eq(false),
-            events::created_at.eq(now()),
+            events::created_at.eq(created_at),
         ))
-        .returning(COLUMNS)
-        .get_result(conn)?;
-    decode(row)
+        .returning(events::id);
+    let id = get_result_native(conn, id)?;
+    Ok(Event {
+        id,
+        event_type,
+        account_id,
+        data,
+        created_at,
+    })
 }
 
 /// Which events a list shows.

@@ -4,6 +4,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::get_result_native;
+
 use super::schema::ledger_entries;
 use super::{accounts, now, DbConnection};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
@@ -73,7 +75,9 @@ pub fn post(
     } else {
         accounts::add_to_balance(conn, account_id, amount_micros)?
     };
-    diesel::insert_into(ledger_entries::table)
+    // Only the id comes back: the rest of the entry is what was written.
+    let created_at = now();
+    let id = diesel::insert_into(ledger_entries::table)
         .values((
             ledger_entries::account_id.eq(account_id),
             ledger_entries::kind.eq(kind.as_str()),
@@ -82,11 +86,21 @@ pub fn post(
             ledger_entries::order_id.eq(refs.order_id),
             ledger_entries::refund_id.eq(refs.refund_id),
             ledger_entries::top_up_id.eq(refs.top_up_id),
-            ledger_entries::created_at.eq(now()),
+            ledger_entries::created_at.eq(created_at),
         ))
-        .returning(ledger_entries::all_columns)
-        .get_result::<EntryRow>(conn)
-        .map(|row| Some(row.into()))
+        .returning(ledger_entries::id);
+    let id = get_result_native(conn, id)?;
+    Ok(Some(LedgerEntry {
+        id,
+        account_id,
+        kind,
+        amount_micros,
+        balance_after_micros: balance_after,
+        order_id: refs.order_id,
+        refund_id: refs.refund_id,
+        top_up_id: refs.top_up_id,
+        created_at,
+    }))
 }
 
 /// One page of an account's entries, newest first, strictly older than `starting_after`.

@@ -1,7 +1,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::backend::lock_row;
+use super::backend::{get_result_native, lock_row};
 use super::schema::orders;
 use super::{now, DbConnection};
 use crate::domain::money::Money;
@@ -58,9 +58,11 @@ fn to_orders(rows: Vec<OrderRow>) -> Vec<Order> {
     rows.into_iter().map(Order::from).collect()
 }
 
+/// Records a new pending order. Only its id comes back from the database: the rest is
+/// what was written.
 pub fn insert(conn: &mut DbConnection, order: &NewOrder) -> QueryResult<Order> {
     let at = now();
-    diesel::insert_into(orders::table)
+    let id = diesel::insert_into(orders::table)
         .values((
             orders::account_id.eq(order.account_id),
             orders::service_id.eq(order.service_id),
@@ -75,10 +77,29 @@ pub fn insert(conn: &mut DbConnection, order: &NewOrder) -> QueryResult<Order> {
             orders::external_ref.eq(&order.external_ref),
             orders::created_at.eq(at),
             orders::updated_at.eq(at),
+            orders::approved_dispute_micros.eq(0),
         ))
-        .returning(orders::all_columns)
-        .get_result::<OrderRow>(conn)
-        .map(Order::from)
+        .returning(orders::id);
+    let id = get_result_native(conn, id)?;
+    Ok(Order {
+        id,
+        account_id: order.account_id,
+        service_id: order.service_id,
+        link: order.link.clone(),
+        quantity: order.quantity,
+        runs: order.runs,
+        interval: order.interval,
+        comments: order.comments.clone(),
+        charge: order.charge,
+        refunded: Money::from_micros(0),
+        status: OrderStatus::Pending,
+        start_count: None,
+        remains: None,
+        external_ref: order.external_ref.clone(),
+        created_at: at,
+        updated_at: at,
+        approved_dispute_micros: 0,
+    })
 }
 
 /// The order with this id, if it belongs to `account_id`.
