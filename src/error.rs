@@ -230,6 +230,9 @@ impl From<diesel::result::Error> for ApiError {
             other if crate::db::writer::WriteQueueFull::is(&other) => ApiError::Overloaded {
                 retry_after_secs: crate::db::writer::QUEUE_FULL_RETRY_SECS,
             },
+            other if crate::db::is_lost_connection(&other) => {
+                ApiError::Unavailable("the database connection was lost; retry the request".into())
+            }
             other => ApiError::Database(other),
         }
     }

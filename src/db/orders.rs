@@ -104,11 +104,12 @@ pub fn insert(conn: &mut DbConnection, order: &NewOrder) -> QueryResult<Order> {
 
 /// The order with this id, if it belongs to `account_id`.
 pub fn find_owned(conn: &mut DbConnection, account_id: i64, id: i64) -> QueryResult<Option<Order>> {
-    // By its key, so no `LIMIT` (see "one row by its key" in `db`).
-    orders::table
+    // By its key, so no `LIMIT` (see "one row by its key" in `db`); on the backend's
+    // connection, so the statement is found by its type (`get_result_native`).
+    let query = orders::table
         .find(id)
-        .filter(orders::account_id.eq(account_id))
-        .get_result::<OrderRow>(conn)
+        .filter(orders::account_id.eq(account_id));
+    get_result_native::<_, OrderRow>(conn, query)
         .optional()
         .map(|row| row.map(Order::from))
 }

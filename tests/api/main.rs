@@ -18,6 +18,7 @@ mod limits;
 mod metrics;
 mod order_batches;
 mod orders;
+mod pool;
 mod processes;
 mod provider_balance;
 mod providers;
