@@ -15,7 +15,8 @@
 # default postgres://postgres@127.0.0.1:5432), BENCH_PORT (default 18080),
 # CARGO_TARGET_DIR, BENCH_BASELINE (a commit: also builds it in a temporary git worktree,
 # target dir target/bench-baseline, and runs its server's order placement beside this
-# one's, each backend on a fresh database: rows "POST /v1/orders, baseline <commit>").
+# one's, on a fresh database of its own: rows "POST /v1/orders, baseline <commit>").
+# Ceiling 1, this server and the baseline each start on a fresh database.
 # Not part of `cargo test` or `.ci/run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,12 +52,10 @@ fi
 
 WORK=$(mktemp -d)
 SERVER_PID=""
-PG_DB=""
-BASE_DB=""
+PG_DBS=""
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-  [ -n "$PG_DB" ] && psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
-  [ -n "$BASE_DB" ] && psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS $BASE_DB WITH (FORCE)" >/dev/null 2>&1
+  declare -F drop_dbs >/dev/null && drop_dbs
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -123,25 +122,47 @@ HEALTH_PATH=bare start "$BIN" bench-load bare --bind "127.0.0.1:$PORT"
 for c in $LEVELS; do record "-" "ceiling 2: bare handler" "$c" "$(wrk_point bare "$c")"; done
 stop
 
+# fresh_db BACKEND NAME: points DATABASE_URL at a new, empty database (migrated by the
+# next setup). Each server measured, and ceiling 1, gets its own, so none starts on the
+# rows (and, on PostgreSQL, the dead row versions) another left behind.
+fresh_db() {
+  case $1 in
+    sqlite) export DATABASE_URL="sqlite://$WORK/$2.db" ;;
+    postgres)
+      local db="reseller_bench_${2}_$$"
+      psql -q "$PG_BASE/postgres" -c "CREATE DATABASE $db" >/dev/null
+      PG_DBS="$PG_DBS $db"
+      export DATABASE_URL="$PG_BASE/$db" ;;
+    *) say "unknown backend $1"; exit 1 ;;
+  esac
+}
+
+drop_dbs() {
+  for db in $PG_DBS; do
+    psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  done
+  PG_DBS=""
+}
+
+verify_books() {
+  say "$1: checking the books"
+  "$BIN" verify 2>>"$WORK/server.log" | tail -n 2 >&2
+}
+
 RSS=()
 for backend in $BACKENDS; do
-  case $backend in
-    sqlite) export DATABASE_URL="sqlite://$WORK/bench.db" ;;
-    postgres)
-      PG_DB="reseller_bench_$$"
-      psql -q "$PG_BASE/postgres" -c "CREATE DATABASE $PG_DB" >/dev/null
-      export DATABASE_URL="$PG_BASE/$PG_DB" ;;
-    *) say "unknown backend $backend"; exit 1 ;;
-  esac
-  say "$backend: setup"
-  "$BIN" bench-load setup --accounts 16 --orders 100 --out "$BENCH_ACCOUNTS" 2>>"$WORK/server.log" >&2
-
   say "$backend: ceiling 1, the order transaction with no HTTP"
+  fresh_db "$backend" ceiling
+  "$BIN" bench-load setup --accounts 16 --orders 100 --out "$BENCH_ACCOUNTS" 2>>"$WORK/server.log" >&2
   for c in $LEVELS; do
     record "$backend" "ceiling 1: order tx, no HTTP" "$c" \
       "$("$BIN" bench-load orders --accounts-file "$BENCH_ACCOUNTS" --threads "$c" --seconds "$DURATION" 2>>"$WORK/server.log" | grep '^RESULT')"
   done
+  verify_books "$backend ceiling 1"
 
+  say "$backend: the API server"
+  fresh_db "$backend" api
+  "$BIN" bench-load setup --accounts 16 --orders 100 --out "$BENCH_ACCOUNTS" 2>>"$WORK/server.log" >&2
   HEALTH_PATH=healthz start "$BIN" serve --bind "127.0.0.1:$PORT"
   for c in $LEVELS; do record "$backend" "POST /v1/orders" "$c" "$(wrk_point orders "$c")"; done
   for c in $LEVELS; do record "$backend" "POST /api/v2 add" "$c" "$(wrk_point v2add "$c")"; done
@@ -150,36 +171,22 @@ for backend in $BACKENDS; do
   for c in $LEVELS; do record "$backend" "POST /api/v2 status" "$c" "$(wrk_point v2status "$c")"; done
   RSS+=("$backend $(peak_rss_mb)")
   stop
+  verify_books "$backend API"
 
   if [ -n "$BASELINE_BIN" ]; then
-    # The baseline on its own fresh database, set up by its own binary.
+    # The baseline's server on its own fresh database, set up by its own binary.
     say "$backend: baseline $BASELINE"
-    CURRENT_URL=$DATABASE_URL CURRENT_ACCOUNTS=$BENCH_ACCOUNTS
-    case $backend in
-      sqlite) export DATABASE_URL="sqlite://$WORK/baseline.db" ;;
-      postgres)
-        BASE_DB="reseller_bench_base_$$"
-        psql -q "$PG_BASE/postgres" -c "CREATE DATABASE $BASE_DB" >/dev/null
-        export DATABASE_URL="$PG_BASE/$BASE_DB" ;;
-    esac
-    export BENCH_ACCOUNTS=$WORK/baseline-accounts.txt
-    "$BASELINE_BIN" bench-load setup --accounts 16 --orders 100 --out "$BENCH_ACCOUNTS" 2>>"$WORK/server.log" >&2
+    fresh_db "$backend" baseline
+    BENCH_ACCOUNTS=$WORK/baseline-accounts.txt "$BASELINE_BIN" bench-load setup --accounts 16 \
+      --orders 100 --out "$WORK/baseline-accounts.txt" 2>>"$WORK/server.log" >&2
     HEALTH_PATH=healthz start "$BASELINE_BIN" serve --bind "127.0.0.1:$PORT"
-    for c in $LEVELS; do record "$backend" "POST /v1/orders, baseline $BASELINE" "$c" "$(wrk_point orders "$c")"; done
+    for c in $LEVELS; do
+      record "$backend" "POST /v1/orders, baseline $BASELINE" "$c" \
+        "$(BENCH_ACCOUNTS=$WORK/baseline-accounts.txt wrk_point orders "$c")"
+    done
     stop
-    if [ "$backend" = postgres ]; then
-      psql -q "$PG_BASE/postgres" -c "DROP DATABASE $BASE_DB WITH (FORCE)" >/dev/null
-      BASE_DB=""
-    fi
-    export DATABASE_URL=$CURRENT_URL BENCH_ACCOUNTS=$CURRENT_ACCOUNTS
   fi
-
-  say "$backend: checking the books after the run"
-  "$BIN" verify 2>>"$WORK/server.log" | tail -n 2 >&2
-  if [ "$backend" = postgres ]; then
-    psql -q "$PG_BASE/postgres" -c "DROP DATABASE $PG_DB WITH (FORCE)" >/dev/null
-    PG_DB=""
-  fi
+  drop_dbs
   unset DATABASE_URL
 done
 
