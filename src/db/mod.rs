@@ -211,12 +211,11 @@ pub fn connect_options(url: &str, options: PoolOptions) -> Result<DbPool, SetupE
     let pool = Pool::builder()
         .max_size(options.size.max(1))
         .connection_timeout(Duration::from_secs(10))
-        // No `SELECT 1` round trip per checkout (a third of a PostgreSQL read's time). A
-        // connection the server dropped is noticed by the statement that meets it: libpq
-        // then reports its transaction status as unknown, diesel puts the connection's
-        // transaction manager in error, and r2d2 throws the connection away when it comes
-        // back (`has_broken`). That request is answered 503 (`is_lost_connection`).
-        .test_on_check_out(false)
+        // r2d2's `SELECT 1` on every checkout stays (on PostgreSQL a third of a read's
+        // time): without it a connection the server dropped is not always noticed. diesel
+        // marks it broken when a statement's result shows the connection gone, but not
+        // when the statement cannot be sent at all, and such a connection went back to
+        // the pool to fail again (`tests/api/pool.rs` caught it under load).
         .connection_customizer(Box::new(SessionSettings {
             durability: options.durability,
             _writer: writer,
@@ -264,7 +263,7 @@ pub fn is_conflict(error: &diesel::result::Error) -> bool {
 
 /// True when `error` says the connection itself is gone (PostgreSQL closed it, or a
 /// command could not be sent) rather than that a statement failed: the request is
-/// answered 503 and the connection is not given out again (see `connect_options`).
+/// answered 503 `unavailable`, not 500.
 pub fn is_lost_connection(error: &diesel::result::Error) -> bool {
     use diesel::result::DatabaseErrorKind;
     matches!(

@@ -330,19 +330,8 @@ async fn refused_within_5s(
 
 /// A second key for the reseller: its id, an access token issued from it.
 async fn second_key(app: &crate::helpers::TestApp, account_id: i64) -> (i64, String) {
-    let second = app
-        .post(
-            &format!("/v1/admin/accounts/{account_id}/api-keys"),
-            &app.admin_token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(second.status, 201, "{}", second.text);
-    let key_id = second.body["key"]["id"].as_i64().unwrap();
-    let token = app
-        .token_for(second.body["api_key"].as_str().unwrap())
-        .await;
-    (key_id, token)
+    let (key_id, key) = second_api_key(app, account_id).await;
+    (key_id, app.token_for(&key).await)
 }
 
 #[actix_rt::test]
