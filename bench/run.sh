@@ -43,7 +43,9 @@ if [ -n "$BASELINE" ]; then
   BASELINE=$(git rev-parse --short "$BASELINE")
   BASELINE_TREE=$ROOT/target/bench-baseline/src-$BASELINE
   if [ ! -d "$BASELINE_TREE" ]; then
-    git worktree add --detach "$BASELINE_TREE" "$BASELINE" >/dev/null 2>&1
+    # A worktree whose folder went with `target/` is still registered until pruned.
+    git worktree prune
+    git worktree add --detach "$BASELINE_TREE" "$BASELINE" >/dev/null
   fi
   say "building the baseline $BASELINE"
   (cd "$BASELINE_TREE" && CARGO_TARGET_DIR=$ROOT/target/bench-baseline/target cargo build --release --quiet)
