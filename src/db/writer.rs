@@ -154,7 +154,7 @@ pub fn start(path: &str, durability: Durability, capacity: usize) -> QueryResult
     let (queue, jobs) = mpsc::sync_channel(capacity);
     let reopen = path.to_string();
     let (nudge, nudged) = mpsc::sync_channel(1);
-    let checkpoints = open(path, durability)?;
+    let checkpoints = open_plain(path, durability)?;
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || checkpointer(checkpoints, nudged))
@@ -173,11 +173,19 @@ pub fn start(path: &str, durability: Durability, capacity: usize) -> QueryResult
     Ok(writer)
 }
 
+/// The writer's connection: the session settings and [`WRITER_SETTINGS`].
 fn open(path: &str, durability: Durability) -> QueryResult<SqliteConnection> {
+    let mut conn = open_plain(path, durability)?;
+    conn.batch_execute(WRITER_SETTINGS)?;
+    Ok(conn)
+}
+
+/// A connection with the session settings only (the checkpointer's: it writes no pages
+/// through a cache of its own and takes no commits to checkpoint after).
+fn open_plain(path: &str, durability: Durability) -> QueryResult<SqliteConnection> {
     let mut conn = SqliteConnection::establish(path)
         .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
     conn.batch_execute(sqlite_settings(durability))?;
-    conn.batch_execute(WRITER_SETTINGS)?;
     Ok(conn)
 }
 
