@@ -410,6 +410,17 @@ pub struct SkippedServiceResponse {
     pub reason: String,
 }
 
+/// A flag of ours the provider's catalog says nothing about, kept as it is.
+#[derive(Serialize, ToSchema)]
+pub struct KeptFlagResponse {
+    pub service_id: i64,
+    pub provider_service_id: String,
+    /// The flag kept on.
+    #[schema(value_type = String, example = "refill")]
+    pub flag: &'static str,
+    pub reason: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct SyncServicesResponse {
     pub dry_run: bool,
@@ -421,6 +432,9 @@ pub struct SyncServicesResponse {
     pub unchanged: i64,
     /// Provider services left out (a type we do not offer, impossible limits).
     pub skipped: Vec<SkippedServiceResponse>,
+    /// Our refill and cancel flags left on because the provider's entry has no such key
+    /// (many panels send none): an absent key never turns a flag off, an explicit false does.
+    pub kept: Vec<KeptFlagResponse>,
 }
 
 fn synced(s: application::catalog::SyncedService) -> SyncedServiceResponse {
@@ -462,13 +476,19 @@ pub async fn sync_provider_services(
     let provider = state
         .db(move |conn| providers::find(conn, id)?.ok_or_else(|| ApiError::not_found("provider")))
         .await?;
-    let catalog = web::block(move || crate::providers::catalog::fetch_services(&provider))
+    let fetched = web::block(move || crate::providers::catalog::fetch_services(&provider))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(|detail| ApiError::Conflict {
-            code: ErrorCode::ProviderUnavailable,
-            detail,
-        })?;
+        .map_err(ApiError::internal)?;
+    let fetched = state
+        .db(move |conn| {
+            fetched.record(conn, id)?;
+            Ok(fetched)
+        })
+        .await?;
+    let catalog = fetched.catalog.map_err(|detail| ApiError::Conflict {
+        code: ErrorCode::ProviderUnavailable,
+        detail,
+    })?;
     let report = state
         .db(move |conn| {
             application::catalog::sync_services(conn, Some(admin_id), id, &catalog, dry_run)
@@ -486,6 +506,16 @@ pub async fn sync_provider_services(
             .map(|s| SkippedServiceResponse {
                 provider_service_id: s.provider_service_id,
                 reason: s.reason,
+            })
+            .collect(),
+        kept: report
+            .kept
+            .into_iter()
+            .map(|k| KeptFlagResponse {
+                service_id: k.service_id,
+                provider_service_id: k.provider_service_id,
+                flag: k.flag,
+                reason: k.reason,
             })
             .collect(),
     }))

@@ -9,7 +9,9 @@ use super::services::disable_service;
 use crate::db::services::{self as service_rows, ServiceFields};
 use crate::db::{self, providers, DbConnection};
 use crate::domain::money::Money;
-use crate::domain::service::{check_quantity_window, marked_up, CatalogEntry, ServiceStatus};
+use crate::domain::service::{
+    check_quantity_window, marked_up, CatalogEntry, Service, ServiceStatus,
+};
 use crate::error::ApiError;
 
 /// The refill window a service created by a sync starts with.
@@ -36,6 +38,17 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// A flag of ours the provider's catalog says nothing about (its entry has no such key):
+/// kept as the operator set it, where the sync would otherwise have turned it off.
+#[derive(Debug, Clone)]
+pub struct KeptFlag {
+    pub service_id: i64,
+    pub provider_service_id: String,
+    /// `refill` or `cancel`.
+    pub flag: &'static str,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SyncReport {
     pub dry_run: bool,
@@ -44,15 +57,19 @@ pub struct SyncReport {
     pub disabled: Vec<SyncedService>,
     pub unchanged: i64,
     pub skipped: Vec<Skipped>,
+    pub kept: Vec<KeptFlag>,
 }
 
-/// What `entry` makes of one of our services routed to `provider_id`.
+/// What `entry` makes of one of our services routed to `provider_id`; `existing` is ours
+/// for it, whose refill and cancel flags stand where the entry has no such key (a new
+/// service starts with them off).
 fn fields_for(
     entry: &CatalogEntry,
     provider_id: i64,
     markup_percent_micros: i64,
-    refill_days: i64,
+    existing: Option<&Service>,
 ) -> Result<ServiceFields, String> {
+    let refill_days = existing.map_or(SYNCED_REFILL_DAYS, |s| s.refill_days);
     let kind = entry
         .kind
         .ok_or_else(|| format!("type {:?} is not offered here", entry.type_word))?;
@@ -73,9 +90,13 @@ fn fields_for(
         rate: marked_up(entry.rate, markup_percent_micros),
         min_quantity: entry.min_quantity,
         max_quantity: entry.max_quantity,
-        refill: entry.refill,
+        refill: entry
+            .refill
+            .unwrap_or_else(|| existing.is_some_and(|s| s.refill)),
         refill_days,
-        cancel: entry.cancel,
+        cancel: entry
+            .cancel
+            .unwrap_or_else(|| existing.is_some_and(|s| s.cancel)),
         provider: Some((provider_id, entry.provider_service_id.clone())),
     })
 }
@@ -104,22 +125,17 @@ pub fn sync_services(
                     .as_ref()
                     .is_some_and(|p| p.1 == entry.provider_service_id)
             });
-            let refill_days = existing.map_or(SYNCED_REFILL_DAYS, |s| s.refill_days);
-            let fields = match fields_for(
-                entry,
-                provider_id,
-                provider.markup_percent_micros,
-                refill_days,
-            ) {
-                Ok(fields) => fields,
-                Err(reason) => {
-                    report.skipped.push(Skipped {
-                        provider_service_id: entry.provider_service_id.clone(),
-                        reason,
-                    });
-                    continue;
-                }
-            };
+            let fields =
+                match fields_for(entry, provider_id, provider.markup_percent_micros, existing) {
+                    Ok(fields) => fields,
+                    Err(reason) => {
+                        report.skipped.push(Skipped {
+                            provider_service_id: entry.provider_service_id.clone(),
+                            reason,
+                        });
+                        continue;
+                    }
+                };
             let synced = |service_id, changes| SyncedService {
                 service_id,
                 provider_service_id: entry.provider_service_id.clone(),
@@ -137,6 +153,22 @@ pub fn sync_services(
                     report.created.push(synced(id, Vec::new()));
                 }
                 Some(current) => {
+                    for (flag, said, ours) in [
+                        ("refill", entry.refill, current.refill),
+                        ("cancel", entry.cancel, current.cancel),
+                    ] {
+                        if said.is_none() && ours {
+                            report.kept.push(KeptFlag {
+                                service_id: current.id,
+                                provider_service_id: entry.provider_service_id.clone(),
+                                flag,
+                                reason: format!(
+                                    "the provider's catalog has no {flag} key for this service, \
+                                     so ours stays on; only an explicit false turns it off"
+                                ),
+                            });
+                        }
+                    }
                     let mut changes = Vec::new();
                     let checks: [(&'static str, bool); 8] = [
                         ("name", current.name != fields.name),

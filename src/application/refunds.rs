@@ -3,7 +3,7 @@
 
 use super::events;
 use crate::db::refunds::{self, NewRefund};
-use crate::db::{self, accounts, ledger, orders, DbConnection};
+use crate::db::{self, accounts, ledger, orders, provider_orders, DbConnection};
 use crate::domain::event::EventType;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::order::Order;
@@ -100,6 +100,9 @@ pub(crate) fn settle_within(
     let from = order.status;
     let order = orders::store_book(conn, order.id, &plan.book, start_count)?;
     events::order_status_changed(conn, from, &order)?;
+    if order.status.is_terminal() {
+        provider_orders::stop_polling(conn, order.id)?;
+    }
 
     let refund = if let Some(dispute_id) = trigger.dispute_id {
         Some(refunds::record_decision(

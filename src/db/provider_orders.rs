@@ -121,6 +121,25 @@ pub fn withdraw(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
     Ok(changed == 1)
 }
 
+/// An order that reached a final state leaves the status poll: its `sent` row becomes
+/// `done`, whoever settled it (the provider's reply, an operator's outcome, an approved
+/// dispute). The lease token is left as it is, so a worker polling the row meanwhile still
+/// finishes its attempt, and that attempt reads the final order and writes `done` too.
+/// False when the order has no row that is polled.
+pub fn stop_polling(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
+    let changed = diesel::update(
+        provider_orders::table
+            .find(order_id)
+            .filter(provider_orders::state.eq(ForwardingState::Sent.as_str())),
+    )
+    .set((
+        provider_orders::state.eq(ForwardingState::Done.as_str()),
+        provider_orders::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
 /// What an attempt leaves behind.
 #[derive(Debug, Clone)]
 pub struct AttemptOutcome {

@@ -77,8 +77,11 @@ pub struct CatalogEntry {
     pub rate: Money,
     pub min_quantity: i64,
     pub max_quantity: i64,
-    pub refill: bool,
-    pub cancel: bool,
+    /// `None` when the provider's entry has no `refill` key (many panels send none): an
+    /// absent key says nothing, so it never turns off a flag an operator set.
+    pub refill: Option<bool>,
+    /// As `refill`, for the `cancel` key.
+    pub cancel: Option<bool>,
 }
 
 /// A provider's rate with our markup (`markup_percent_micros` millionths of a percent),

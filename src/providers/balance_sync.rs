@@ -5,7 +5,7 @@
 //! interval. Forwarding reads the stored balance: below the provider's `min_balance` it
 //! pauses (orders wait queued) and resumes with the first reading above it.
 
-use super::client::{call, Reply};
+use super::client::{call, unreadable_reply, Reply};
 use super::dialect::parse_balance;
 use super::worker::{truncate, Worker};
 use crate::db::{self, provider_orders, providers};
@@ -31,12 +31,8 @@ impl Worker {
             let reply = call(&provider, &[("action", "balance")]);
             let (read, http_status, body) = match &reply {
                 Reply::Answered { status, body } => (
-                    parse_balance(body).ok_or_else(|| {
-                        format!(
-                            "balance reply unreadable (HTTP {status}): {}",
-                            truncate(body, 200)
-                        )
-                    }),
+                    parse_balance(body)
+                        .ok_or_else(|| unreadable_reply("balance", Some(*status), body)),
                     Some(*status),
                     body.clone(),
                 ),

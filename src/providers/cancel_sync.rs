@@ -5,8 +5,8 @@
 //! to a provider that deduplicates. An accepted cancel makes the order due for its next
 //! status poll: the refund comes from that status, never from the cancel.
 
-use super::client::{call, Reply};
-use super::dialect::{parse_cancel_batch, CancelItem};
+use super::client::{call, unreadable_reply, Reply};
+use super::dialect::{parse_cancel_batch, CancelItem, CancelReply};
 use super::worker::{truncate, Pass, Worker};
 use crate::db::cancels::{self, CancelOutcome};
 use crate::db::{self, provider_orders, providers};
@@ -46,19 +46,22 @@ impl Worker {
                 continue;
             }
             let mut ids: Vec<&str> = jobs.iter().map(|j| j.provider_order_id.as_str()).collect();
+            // Two requests for one order are asked once: dedup needs the duplicates adjacent.
+            ids.sort_unstable();
             ids.dedup();
             let list = ids.join(",");
             let reply = call(&provider, &[("action", "cancel"), ("orders", &list)]);
-            let (items, http_status, body) = match &reply {
+            let (read, http_status, body) = match &reply {
                 Reply::Answered { status, body } => {
                     (parse_cancel_batch(body), Some(*status), body.clone())
                 }
                 Reply::NotSent(e) | Reply::Lost(e) => (None, None, e.clone()),
             };
-            let label = if items.is_some() {
-                "read"
-            } else {
-                "unreadable"
+            let label = match &read {
+                Some(CancelReply::Items(_)) => "read",
+                Some(CancelReply::RefusedAll(_)) => "rejected",
+                Some(CancelReply::Failed(_)) => "failed",
+                None => "unreadable",
             };
             metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "cancel", label]);
             db::write_tx(&mut conn, |conn| {
@@ -74,7 +77,13 @@ impl Worker {
             })?;
             for job in jobs {
                 let fence = job.fence(&self.owner);
-                let item = items.as_ref().and_then(|i| i.get(&job.provider_order_id));
+                let item = match &read {
+                    Some(CancelReply::Items(items)) => items.get(&job.provider_order_id).cloned(),
+                    Some(CancelReply::RefusedAll(words)) => {
+                        Some(CancelItem::Refused(words.clone()))
+                    }
+                    Some(CancelReply::Failed(_)) | None => None,
+                };
                 let outcome = match item {
                     Some(CancelItem::Accepted) => {
                         pass.cancels_answered += 1;
@@ -83,23 +92,33 @@ impl Worker {
                     Some(CancelItem::Refused(words)) => {
                         pass.cancels_answered += 1;
                         CancelOutcome {
-                            reason: Some(truncate(words, 500).to_string()),
+                            reason: Some(truncate(&words, 500).to_string()),
                             ..CancelOutcome::to(ForwardingState::Done, CancelStatus::Refused)
                         }
                     }
                     None => {
-                        let error = match &items {
-                            Some(_) => "missing from the cancel reply".to_string(),
-                            None => format!(
-                                "cancel reply unreadable (HTTP {http_status:?}): {}",
-                                truncate(&body, 200)
+                        let (error, reason) = match &read {
+                            Some(CancelReply::Items(_)) => (
+                                "missing from the cancel reply".to_string(),
+                                "the provider gave no certain answer",
+                            ),
+                            Some(CancelReply::Failed(words)) => (
+                                format!(
+                                    "the provider could not take the cancel: {}",
+                                    truncate(words, 200)
+                                ),
+                                "the provider could not take the cancel request; ask again later",
+                            ),
+                            _ => (
+                                unreadable_reply("cancel", http_status, &body),
+                                "the provider gave no certain answer",
                             ),
                         };
                         if job.failures + 1 >= self.config.forward_max_failures {
                             CancelOutcome {
                                 error: Some(error),
                                 failed: true,
-                                reason: Some("the provider gave no certain answer".into()),
+                                reason: Some(reason.into()),
                                 ..CancelOutcome::to(ForwardingState::Failed, CancelStatus::Failed)
                             }
                         } else {

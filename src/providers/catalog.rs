@@ -1,31 +1,67 @@
 //! Reading a provider's catalog (`action=services`) for a catalog sync.
 
-use super::client::{call, Reply};
+use super::client::{call, unreadable_reply, Reply};
 use super::dialect::parse_services;
+use crate::db::{self, provider_orders, DbConnection};
 use crate::domain::provider::Provider;
 use crate::domain::service::CatalogEntry;
 use crate::metrics;
 
-/// The provider's services, or why they could not be read. Blocking: call off the
-/// async runtime.
-pub fn fetch_services(provider: &Provider) -> Result<Vec<CatalogEntry>, String> {
-    let reply = call(provider, &[("action", "services")]);
-    let read = match &reply {
-        Reply::Answered { status, body } => parse_services(body).ok_or_else(|| {
-            let mut end = body.len().min(200);
-            while !body.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!(
-                "the provider's services reply is unreadable (HTTP {status}): {}",
-                &body[..end]
+/// One `action=services` exchange: what it read, and what the attempt log keeps of it.
+pub struct ServicesReply {
+    /// The provider's services, or why they could not be read (an HTML page is named,
+    /// never quoted).
+    pub catalog: Result<Vec<CatalogEntry>, String>,
+    http_status: Option<u16>,
+    body: String,
+}
+
+impl ServicesReply {
+    /// Keeps the exchange in the provider's attempt log, with the reply's first bytes.
+    pub fn record(&self, conn: &mut DbConnection, provider_id: i64) -> diesel::QueryResult<()> {
+        let label = if self.catalog.is_ok() {
+            "read"
+        } else {
+            "unreadable"
+        };
+        db::write_tx(conn, |conn| {
+            provider_orders::record_attempt(
+                conn,
+                provider_id,
+                None,
+                "services",
+                label,
+                self.http_status,
+                &self.body,
             )
-        }),
-        Reply::NotSent(e) | Reply::Lost(e) => Err(format!("the provider did not answer: {e}")),
+        })
+    }
+}
+
+/// Asks the provider for its services. Blocking: call off the async runtime.
+pub fn fetch_services(provider: &Provider) -> ServicesReply {
+    let reply = call(provider, &[("action", "services")]);
+    let (catalog, http_status, body) = match reply {
+        Reply::Answered { status, body } => (
+            parse_services(&body).ok_or_else(|| unreadable_reply("services", Some(status), &body)),
+            Some(status),
+            body,
+        ),
+        Reply::NotSent(e) | Reply::Lost(e) => {
+            (Err(format!("the provider did not answer: {e}")), None, e)
+        }
     };
-    let label = if read.is_ok() { "read" } else { "unreadable" };
+    let label = if catalog.is_ok() {
+        "read"
+    } else {
+        "unreadable"
+    };
     metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "services", label]);
-    read
+    ServicesReply {
+        catalog,
+        http_status,
+        body,
+    }
 }
 
 impl super::worker::Worker {
@@ -50,18 +86,18 @@ impl super::worker::Worker {
             return Ok(());
         }
         for provider in due {
-            let synced = fetch_services(&provider)
+            let fetched = fetch_services(&provider);
+            fetched.record(&mut conn, provider.id)?;
+            let synced = fetched.catalog.and_then(|catalog| {
+                crate::application::catalog::sync_services(
+                    &mut conn,
+                    None,
+                    provider.id,
+                    &catalog,
+                    false,
+                )
                 .map_err(|e| e.to_string())
-                .and_then(|catalog| {
-                    crate::application::catalog::sync_services(
-                        &mut conn,
-                        None,
-                        provider.id,
-                        &catalog,
-                        false,
-                    )
-                    .map_err(|e| e.to_string())
-                });
+            });
             match synced {
                 Ok(report) => tracing::info!(
                     provider = provider.id,

@@ -54,3 +54,65 @@ fn exchange(provider: &Provider, fields: &[(&str, &str)]) -> Reply {
         Err(e) => Reply::Lost(format!("reading the reply: {e}")),
     }
 }
+
+/// How a reply that could not be read is told to operators (an order's forwarding error, a
+/// sync's 409, a balance error). An HTML page means a wrong URL path or a proxy's error
+/// page: it is named as such and never quoted, its first bytes staying in the attempt log
+/// only. Any other body is quoted by its first 200 bytes.
+/// Without a status there was no answer, and `body` says what went wrong on the way.
+pub fn unreadable_reply(action: &str, status: Option<u16>, body: &str) -> String {
+    let body_start = super::worker::truncate(body, 200);
+    let Some(status) = status else {
+        return format!("no certain answer to {action}: {body_start}");
+    };
+    if looks_like_html(body) {
+        return format!(
+            "the provider answered an HTML page (HTTP {status}), not the panel API: check the \
+             URL's path (often /api/v2 or /api/v1)"
+        );
+    }
+    format!("{action} reply unreadable (HTTP {status}): {body_start}")
+}
+
+/// A body that starts as an HTML document does (white space and case aside).
+fn looks_like_html(body: &str) -> bool {
+    let start = body.trim_start();
+    let head = super::worker::truncate(start, 64).to_ascii_lowercase();
+    [
+        "<!doctype html",
+        "<html",
+        "<head",
+        "<body",
+        "<title",
+        "<!--",
+    ]
+    .iter()
+    .any(|tag| head.starts_with(tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_html_page_is_named_never_quoted() {
+        let page = "\n  <!DOCTYPE html><html><head><title>403 Forbidden</title></head><body>nginx secret-path</body></html>";
+        let told = unreadable_reply("services", Some(403), page);
+        assert_eq!(
+            told,
+            "the provider answered an HTML page (HTTP 403), not the panel API: check the \
+             URL's path (often /api/v2 or /api/v1)"
+        );
+        assert!(!told.contains("nginx"));
+        assert!(looks_like_html("<HTML><BODY>500</BODY></HTML>"));
+        assert_eq!(
+            unreadable_reply("status", Some(200), r#"{"status":"success"}"#),
+            r#"status reply unreadable (HTTP 200): {"status":"success"}"#
+        );
+        assert_eq!(
+            unreadable_reply("add", None, "timed out"),
+            "no certain answer to add: timed out"
+        );
+        assert!(!looks_like_html(r#"{"error":"<html>"}"#));
+    }
+}

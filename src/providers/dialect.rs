@@ -215,7 +215,8 @@ fn service_type(word: &str, dripfeed: bool) -> Option<ServiceType> {
 
 /// Reads the reply to `action=services`: a list of services with their id, name, type,
 /// category, rate (per 1000; digits past the sixth rounded half-up), min, max and the
-/// refill, cancel and dripfeed flags (`true`/`1`/`"1"`). An entry without an id, a rate
+/// refill, cancel and dripfeed flags (`true`/`1`/`"1"`; refill and cancel `None` when the
+/// key is absent, as many panels send them). An entry without an id, a rate
 /// or its limits is left out; `None` when the reply is not a list.
 pub fn parse_services(body: &str) -> Option<Vec<CatalogEntry>> {
     let value = json(body)?;
@@ -257,8 +258,8 @@ pub fn parse_services(body: &str) -> Option<Vec<CatalogEntry>> {
             rate: Money::from_micros(rate),
             min_quantity: min,
             max_quantity: max,
-            refill: item.get("refill").is_some_and(as_flag),
-            cancel: item.get("cancel").is_some_and(as_flag),
+            refill: item.get("refill").map(as_flag),
+            cancel: item.get("cancel").map(as_flag),
         });
     }
     Some(entries)
@@ -308,11 +309,25 @@ fn cancel_item(value: &Value) -> Option<CancelItem> {
     }
 }
 
+/// What a provider's reply to `action=cancel&orders=...` says, as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelReply {
+    /// One answer per provider order id it names.
+    Items(HashMap<String, CancelItem>),
+    /// One `{"error": ...}` about the request or its orders (a panel without cancel answers
+    /// `This action is Invalid`): every order of the request is refused with these words.
+    RefusedAll(String),
+    /// One `{"error": ...}` about our account or the provider's state: nothing was decided,
+    /// so the request is retried like a network failure.
+    Failed(String),
+}
+
 /// Reads the reply to `action=cancel&orders=1,2`:
 /// `[{"order":9,"cancel":{"error":"Incorrect order ID"}},{"order":2,"cancel":1}]`, or an
-/// object keyed by order id; one item per provider order id it answers. `None` when the
-/// reply as a whole cannot be read (an error object such as `Invalid API key`, HTML).
-pub fn parse_cancel_batch(body: &str) -> Option<HashMap<String, CancelItem>> {
+/// object keyed by order id; one item per provider order id it answers. A top-level
+/// `{"error": ...}` refuses or fails the whole request by [`error_topic`]. `None` when the
+/// reply cannot be read (HTML, an empty body, an error that is not words).
+pub fn parse_cancel_batch(body: &str) -> Option<CancelReply> {
     let value = json(body)?;
     let mut items = HashMap::new();
     match &value {
@@ -326,7 +341,17 @@ pub fn parse_cancel_batch(body: &str) -> Option<HashMap<String, CancelItem>> {
                 }
             }
         }
-        Value::Object(fields) if !fields.contains_key("error") => {
+        Value::Object(fields) if fields.contains_key("error") => {
+            let words = fields.get("error").and_then(Value::as_str)?.trim();
+            if words.is_empty() {
+                return None;
+            }
+            return Some(match error_topic(words) {
+                ErrorTopic::Request => CancelReply::RefusedAll(words.to_string()),
+                ErrorTopic::Transient => CancelReply::Failed(words.to_string()),
+            });
+        }
+        Value::Object(fields) => {
             for (id, entry) in fields {
                 let item = entry
                     .get("cancel")
@@ -339,7 +364,62 @@ pub fn parse_cancel_batch(body: &str) -> Option<HashMap<String, CancelItem>> {
         }
         _ => return None,
     }
-    Some(items)
+    Some(CancelReply::Items(items))
+}
+
+/// What a provider's `{"error": ...}` words are about, which decides whether they refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorTopic {
+    /// The request or its order (`This action is Invalid`, `Incorrect order ID`, `Order not
+    /// eligible for refill.`, `Cancel is not available for this order`): a refusal, final,
+    /// shown to the reseller in the provider's words.
+    Request,
+    /// Our account with the provider or the provider's own state (`Invalid API key`, `Not
+    /// enough funds on balance`, rate limits, `temporarily unavailable`): asking again later
+    /// may succeed, so it is retried like a network failure and never shown as a refusal.
+    Transient,
+}
+
+/// The words that make an error about our account or the provider's state (matched in
+/// lower case, anywhere in the text); any other error is about the request. The list
+/// lives here, beside the dialect reference's "Error words" (docs/API-V2-DIALECTS.md),
+/// and grows with what providers are seen to answer.
+const TRANSIENT_ERROR_WORDS: &[&str] = &[
+    "api key",
+    "invalid key",
+    "wrong key",
+    "not enough funds",
+    "insufficient funds",
+    "insufficient balance",
+    "low balance",
+    "account is",
+    "account has been",
+    "banned",
+    "suspended",
+    "rate limit",
+    "too many",
+    "slow down",
+    "temporarily",
+    "unavailable",
+    "maintenance",
+    "try again",
+    "later",
+    "timeout",
+    "timed out",
+    "busy",
+    "overloaded",
+    "internal error",
+    "server error",
+];
+
+/// Whether a provider's error words refuse the request or are worth asking again.
+pub fn error_topic(words: &str) -> ErrorTopic {
+    let folded = words.to_lowercase();
+    if TRANSIENT_ERROR_WORDS.iter().any(|w| folded.contains(w)) {
+        ErrorTopic::Transient
+    } else {
+        ErrorTopic::Request
+    }
 }
 
 /// What a provider says of one order.
@@ -482,11 +562,18 @@ mod tests {
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[0].kind, Some(ServiceType::Default));
         assert_eq!(entries[0].rate.micros(), 900_000);
-        assert!(entries[0].refill && entries[0].cancel);
+        assert_eq!(
+            (entries[0].refill, entries[0].cancel),
+            (Some(true), Some(true))
+        );
         assert_eq!(entries[1].kind, Some(ServiceType::DripFeed));
         assert_eq!(entries[1].rate.micros(), 1_234_568);
-        assert!(!entries[1].refill);
+        assert_eq!(
+            (entries[1].refill, entries[1].cancel),
+            (Some(false), Some(false))
+        );
         assert_eq!(entries[2].kind, None);
+        assert_eq!((entries[2].refill, entries[2].cancel), (None, None));
         assert_eq!(entries[2].type_word, "Poll");
         assert_eq!(parse_services(r#"{"error":"Invalid API key"}"#), None);
     }
@@ -511,21 +598,53 @@ mod tests {
 
     #[test]
     fn cancel_replies() {
-        let items = parse_cancel_batch(
+        let items = |body: &str| match parse_cancel_batch(body) {
+            Some(CancelReply::Items(items)) => items,
+            other => panic!("not items: {other:?}"),
+        };
+        let items = items(
             r#"[{"order":9,"cancel":{"error":"Incorrect order ID"}},{"order":"2","cancel":1},{"order":3,"cancel":true}]"#,
-        )
-        .unwrap();
+        );
         assert_eq!(items["9"], CancelItem::Refused("Incorrect order ID".into()));
         assert_eq!(items["2"], CancelItem::Accepted);
         assert_eq!(items["3"], CancelItem::Accepted);
-        let keyed =
-            parse_cancel_batch(r#"{"4":{"cancel":"1"},"5":"Order cannot be canceled"}"#).unwrap();
+        let Some(CancelReply::Items(keyed)) =
+            parse_cancel_batch(r#"{"4":{"cancel":"1"},"5":"Order cannot be canceled"}"#)
+        else {
+            panic!("not items")
+        };
         assert_eq!(keyed["4"], CancelItem::Accepted);
         assert_eq!(
             keyed["5"],
             CancelItem::Refused("Order cannot be canceled".into())
         );
-        assert_eq!(parse_cancel_batch(r#"{"error":"Invalid API key"}"#), None);
+        for words in [
+            "This action is Invalid",
+            "Incorrect order ID",
+            "Order not eligible for cancel.",
+            "Cancel is not available for this order",
+        ] {
+            assert_eq!(
+                parse_cancel_batch(&serde_json::json!({ "error": words }).to_string()),
+                Some(CancelReply::RefusedAll(words.into())),
+                "{words}"
+            );
+        }
+        for words in [
+            "Invalid API key",
+            "Not enough funds on balance",
+            "Rate limit exceeded",
+            "Too many requests",
+            "Service temporarily unavailable",
+        ] {
+            assert_eq!(
+                parse_cancel_batch(&serde_json::json!({ "error": words }).to_string()),
+                Some(CancelReply::Failed(words.into())),
+                "{words}"
+            );
+        }
+        assert_eq!(parse_cancel_batch(r#"{"error":""}"#), None);
+        assert_eq!(parse_cancel_batch(r#"{"error":{"code":1}}"#), None);
         assert_eq!(parse_cancel_batch("<html>500</html>"), None);
     }
 

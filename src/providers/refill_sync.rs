@@ -9,9 +9,10 @@
 
 use std::collections::HashMap;
 
-use super::client::{call, Reply};
+use super::client::{call, unreadable_reply, Reply};
 use super::dialect::{
-    parse_refill, parse_refill_status_batch, parse_refill_status_one, AddReply, RefillItem,
+    error_topic, parse_refill, parse_refill_status_batch, parse_refill_status_one, AddReply,
+    ErrorTopic, RefillItem,
 };
 use super::worker::{cached_provider, truncate, Pass, Worker};
 use crate::application::events;
@@ -123,6 +124,7 @@ impl Worker {
         };
         let label = match &read {
             AddReply::Accepted(_) => "accepted",
+            AddReply::Rejected(words) if error_topic(words) == ErrorTopic::Transient => "failed",
             AddReply::Rejected(_) => "rejected",
             AddReply::Unreadable => "unreadable",
         };
@@ -154,8 +156,9 @@ impl Worker {
                     tracing::warn!(refill = job.id, "a late refill acceptance was adopted");
                 }
             }
-            // The provider said no in words: final, and the reseller sees its words.
-            AddReply::Rejected(error) => {
+            // The provider said no in words about the order: final, and the reseller sees
+            // its words.
+            AddReply::Rejected(error) if error_topic(&error) == ErrorTopic::Request => {
                 let outcome = RefillOutcome {
                     note: Some(format!(
                         "the provider refused the refill: {}",
@@ -166,11 +169,16 @@ impl Worker {
                 };
                 finish(conn, fence, outcome)?;
             }
-            AddReply::Unreadable => {
-                let error = format!(
-                    "no certain answer to refill (HTTP {http_status:?}): {}",
-                    truncate(&body, 200)
-                );
+            // Words about our account or the provider's state, or no certain answer: asked
+            // again later, like a network failure.
+            AddReply::Rejected(_) | AddReply::Unreadable => {
+                let error = match &read {
+                    AddReply::Rejected(words) => format!(
+                        "the provider could not take the refill: {}",
+                        truncate(words, 200)
+                    ),
+                    _ => unreadable_reply("refill", http_status, &body),
+                };
                 let outcome = if job.failures + 1 >= self.config.forward_max_failures {
                     RefillOutcome {
                         error: Some(error),
@@ -345,10 +353,7 @@ impl Worker {
             let fence = job.fence(&self.owner);
             let Some(items) = &items else {
                 let outcome = RefillOutcome {
-                    error: Some(format!(
-                        "refill status reply unreadable (HTTP {http_status:?}): {}",
-                        truncate(body, 200)
-                    )),
+                    error: Some(unreadable_reply("refill status", http_status, body)),
                     failed: true,
                     next_at: Some(self.backoff(job.failures)),
                     ..RefillOutcome::to(ForwardingState::Sent, job.status)

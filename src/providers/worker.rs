@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-use super::client::{call, Reply};
+use super::client::{call, unreadable_reply, Reply};
 use super::dialect::{parse_add, parse_multi_status, AddReply, StatusItem};
 use super::Wake;
 use crate::application::refunds::{self, SettleError, Trigger};
@@ -497,10 +497,7 @@ impl Worker {
             }
             AddReply::Unreadable => {
                 pass.send_failures += 1;
-                let error = format!(
-                    "no certain answer to add (HTTP {http_status:?}): {}",
-                    truncate(&body, 200)
-                );
+                let error = unreadable_reply("add", http_status, &body);
                 // It may have been taken. Only a provider that honours our idempotency key
                 // can be asked again without risking a second order upstream.
                 let state = if provider.idempotent_add
@@ -586,10 +583,7 @@ impl Worker {
         })?;
         let Some(items) = items else {
             // The whole reply is unusable: every order keeps its state and is asked again later.
-            let error = format!(
-                "status reply unreadable (HTTP {http_status:?}): {}",
-                truncate(body, 200)
-            );
+            let error = unreadable_reply("status", http_status, body);
             tracing::warn!(provider = provider.id, %error, "provider status poll failed");
             for job in &jobs {
                 let outcome = AttemptOutcome {

@@ -29,6 +29,7 @@ mod reports;
 mod round_trips;
 mod schema;
 mod service_sync;
+mod smartpanel;
 mod spec;
 mod spec_for_generators;
 mod top_ups;
