@@ -76,6 +76,10 @@ struct StatusReply {
     start_count: String,
     status: &'static str,
     remains: String,
+    /// Drip-feed only: runs delivered. Client panels refund a drip-feed partial by runs;
+    /// without it they refund the whole charge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runs: Option<String>,
     currency: String,
 }
 
@@ -141,7 +145,8 @@ fn status_json(order: &Order, currency: &str) -> StatusReply {
         charge: order.charge.to_string(),
         start_count: order.start_count.unwrap_or(0).to_string(),
         status: order.status.panel_name(),
-        remains: order.remains.unwrap_or(order.quantity).to_string(),
+        remains: order.remains_or_total().to_string(),
+        runs: order.runs_delivered().map(|runs| runs.to_string()),
         currency: currency.to_string(),
     }
 }
@@ -184,7 +189,9 @@ fn parse_int(map: &Fields, name: &str) -> Result<Option<i64>, String> {
     )),
     responses(
         (status = 200, description = "The action's reply in the API v2 dialect, or `{\"error\": \"...\"}`. \
-            add: `{\"order\":23501}`; status: `{\"charge\":\"0.27819\",\"start_count\":\"3572\",\"status\":\"Partial\",\"remains\":\"157\",\"currency\":\"USD\"}`; \
+            add: `{\"order\":23501}`; status: `{\"charge\":\"0.27819\",\"start_count\":\"3572\",\"status\":\"Partial\",\"remains\":\"157\",\"currency\":\"USD\"}`, \
+            `remains` in all units (quantity × runs): `0` once completed, the total while pending or once canceled, \
+            and a drip-feed order's also has `runs`, the runs delivered (`\"runs\":\"3\"`); \
             multi status: `{\"1\":{...},\"10\":{\"error\":\"Incorrect order ID\"}}`; balance: `{\"balance\":\"100.84292\",\"currency\":\"USD\"}`; \
             cancel: `[{\"order\":9,\"cancel\":{\"error\":\"Incorrect order ID\"}},{\"order\":2,\"cancel\":1}]`; \
             refill status of `refills=1,2`: `[{\"refill\":1,\"status\":\"Completed\"},{\"refill\":2,\"status\":{\"error\":\"Refill not found\"}}]`. \
