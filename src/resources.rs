@@ -50,7 +50,9 @@ pub struct OrderResponse {
     pub status: OrderStatus,
     /// The counter at the link when delivery started; null until known.
     pub start_count: Option<i64>,
-    /// Units not delivered; null until known.
+    /// Units not delivered, over all runs of a drip-feed order: 0 once completed, the
+    /// total (quantity × runs) once canceled; otherwise as last reported (negative for
+    /// over-delivery), null until known.
     pub remains: Option<i64>,
     /// Total refunded to the balance so far.
     pub refunded: Amount,
@@ -67,6 +69,7 @@ impl From<Order> for OrderResponse {
             id: order.id,
             service_id: order.service_id,
             refundable: Amount::of(order.refundable()),
+            remains: order.remains_known(),
             link: order.link,
             quantity: order.quantity,
             runs: order.runs,
@@ -74,7 +77,6 @@ impl From<Order> for OrderResponse {
             charge: Amount::of(order.charge),
             status: order.status,
             start_count: order.start_count,
-            remains: order.remains,
             refunded: Amount::of(order.refunded),
             external_ref: order.external_ref,
             created_at: utc(order.created_at),

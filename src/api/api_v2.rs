@@ -29,26 +29,80 @@ use crate::error::{ApiError, ErrorCode};
 use crate::http::auth::KeyHolder;
 use crate::http::state::AppState;
 
-/// The fields API v2 clients send; all are strings on the wire.
+/// The fields API v2 clients send. Every one is a string on the wire (a JSON body's
+/// numbers are read as their text) and every one may be missing: what a call lacks is
+/// refused in the dialect, `{"error": ...}` with HTTP 200, never by the schema.
 #[derive(Debug, Default, Deserialize, ToSchema, IntoParams)]
+#[serde(default)]
 #[into_params(parameter_in = Query)]
 pub struct ApiV2Request {
     /// The reseller's API key.
-    pub key: Option<String>,
-    /// `services`, `add`, `status`, `cancel`, `refill`, `refill_status` or `balance`.
-    pub action: Option<String>,
-    pub service: Option<String>,
-    pub link: Option<String>,
-    pub quantity: Option<String>,
-    pub runs: Option<String>,
-    pub interval: Option<String>,
-    pub comments: Option<String>,
-    pub order: Option<String>,
-    pub orders: Option<String>,
-    pub refill: Option<String>,
+    pub key: String,
+    /// `services`, `add`, `status`, `cancel`, `refill`, `refill_status` or `balance`, in
+    /// any case. Without it, the fields say the call (see the replies).
+    pub action: String,
+    /// `add`: the service id.
+    pub service: String,
+    pub link: String,
+    /// `add`: units (per run for drip-feed).
+    pub quantity: String,
+    /// `add`, drip-feed: how many runs.
+    pub runs: String,
+    /// `add`, drip-feed: minutes between runs.
+    pub interval: String,
+    /// `add`, custom comments: one per line.
+    pub comments: String,
+    /// One order id (`status`, `cancel`, `refill`); a comma list is a batch.
+    pub order: String,
+    /// Comma-joined order ids, at most 100, for batch `status`, `cancel` and `refill`.
+    pub orders: String,
+    /// One refill id, for `refill_status`.
+    pub refill: String,
     /// Comma-joined refill ids, for batch refill status.
-    pub refills: Option<String>,
-    pub idempotency_key: Option<String>,
+    pub refills: String,
+    /// `add`: makes retries safe, like the `Idempotency-Key` header.
+    pub idempotency_key: String,
+}
+
+/// Every refusal in the dialect: HTTP 200 with this body (a batch reply carries it per
+/// item instead).
+#[derive(Serialize, ToSchema)]
+pub struct ApiV2Error {
+    #[schema(example = "Incorrect order ID")]
+    pub error: String,
+}
+
+/// The body of every API v2 answer: an action's reply, whose shape is the action's (an
+/// object or a list), or a refusal, [`ApiV2Error`].
+pub struct ApiV2Reply;
+
+impl utoipa::PartialSchema for ApiV2Reply {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::AnyOfBuilder;
+        use utoipa::openapi::Ref;
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name("ApiV2Error"))
+            .item(<Value as utoipa::PartialSchema>::schema())
+            .description(Some(
+                "An action's reply (an object or a list, per action), or `{\"error\": \"...\"}`",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ApiV2Reply {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "ApiV2Error".to_string(),
+            <ApiV2Error as utoipa::PartialSchema>::schema(),
+        ));
+        <ApiV2Error as ToSchema>::schemas(schemas);
+    }
 }
 
 fn reply(value: Value) -> HttpResponse {
@@ -56,7 +110,9 @@ fn reply(value: Value) -> HttpResponse {
 }
 
 fn error(text: &str) -> HttpResponse {
-    reply(json!({ "error": text }))
+    HttpResponse::Ok().json(ApiV2Error {
+        error: text.to_string(),
+    })
 }
 
 /// The panel's name for a service type.
@@ -76,6 +132,10 @@ struct StatusReply {
     start_count: String,
     status: &'static str,
     remains: String,
+    /// Drip-feed only: runs delivered. Client panels refund a drip-feed partial by runs;
+    /// without it they refund the whole charge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runs: Option<String>,
     currency: String,
 }
 
@@ -141,7 +201,8 @@ fn status_json(order: &Order, currency: &str) -> StatusReply {
         charge: order.charge.to_string(),
         start_count: order.start_count.unwrap_or(0).to_string(),
         status: order.status.panel_name(),
-        remains: order.remains.unwrap_or(order.quantity).to_string(),
+        remains: order.remains_or_total().to_string(),
+        runs: order.runs_delivered().map(|runs| runs.to_string()),
         currency: currency.to_string(),
     }
 }
@@ -177,21 +238,24 @@ fn parse_int(map: &Fields, name: &str) -> Result<Option<i64>, String> {
 #[utoipa::path(
     tag = "api-v2",
     operation_id = "api_v2",
+    // Not required: clients send every field in the query string too, even on a POST.
     request_body(content(
-        (ApiV2Request = "application/x-www-form-urlencoded"),
-        (ApiV2Request = "application/json"),
-        (ApiV2Request = "multipart/form-data"),
+        (Option<ApiV2Request> = "application/x-www-form-urlencoded"),
+        (Option<ApiV2Request> = "application/json"),
+        (Option<ApiV2Request> = "multipart/form-data"),
     )),
     responses(
-        (status = 200, description = "The action's reply in the API v2 dialect, or `{\"error\": \"...\"}`. \
-            add: `{\"order\":23501}`; status: `{\"charge\":\"0.27819\",\"start_count\":\"3572\",\"status\":\"Partial\",\"remains\":\"157\",\"currency\":\"USD\"}`; \
+        (status = 200, description = "The action's reply in the API v2 dialect, or any refusal as `{\"error\": \"...\"}` (`ApiV2Error`). \
+            add: `{\"order\":23501}`; status: `{\"charge\":\"0.27819\",\"start_count\":\"3572\",\"status\":\"Partial\",\"remains\":\"157\",\"currency\":\"USD\"}`, \
+            `remains` in all units (quantity × runs): `0` once completed, the total while pending or once canceled, \
+            and a drip-feed order's also has `runs`, the runs delivered (`\"runs\":\"3\"`); \
             multi status: `{\"1\":{...},\"10\":{\"error\":\"Incorrect order ID\"}}`; balance: `{\"balance\":\"100.84292\",\"currency\":\"USD\"}`; \
             cancel: `[{\"order\":9,\"cancel\":{\"error\":\"Incorrect order ID\"}},{\"order\":2,\"cancel\":1}]`; \
             refill status of `refills=1,2`: `[{\"refill\":1,\"status\":\"Completed\"},{\"refill\":2,\"status\":{\"error\":\"Refill not found\"}}]`. \
             Without `action`, the fields say the call: `order`/`orders` refill, `refill`/`refills` refill status. \
             Also served at `/api/v2/`.",
-            body = serde_json::Value),
-        (status = 429, description = "Over the account's request quota: `{\"error\": \"...\"}` with `Retry-After`", body = Object),
+            body = ApiV2Reply),
+        (status = 429, description = "Over the account's request quota: `{\"error\": \"...\"}` with `Retry-After`", body = ApiV2Error),
     )
 )]
 #[post("/api/v2")]
@@ -211,8 +275,8 @@ pub async fn api_v2(
     params(ApiV2Request),
     responses(
         (status = 200, description = "The same replies as `POST /api/v2`, or `{\"error\": \"...\"}`. Also served at `/api/v2/`.",
-            body = serde_json::Value),
-        (status = 429, description = "Over the account's request quota: `{\"error\": \"...\"}` with `Retry-After`", body = Object),
+            body = ApiV2Reply),
+        (status = 429, description = "Over the account's request quota: `{\"error\": \"...\"}` with `Retry-After`", body = ApiV2Error),
     )
 )]
 #[get("/api/v2")]

@@ -77,11 +77,57 @@ impl Order {
         Money::from_micros(self.charge.micros() - self.refunded.micros())
     }
 
+    /// Units the charge paid for: quantity × runs.
+    pub fn units(&self) -> i64 {
+        self.quantity.saturating_mul(self.runs.unwrap_or(1))
+    }
+
+    /// Units not delivered as a reseller is told them on the REST API: null where unknown.
+    /// A terminal status settles the question whatever was reported before it: a stale
+    /// "in progress" count must not survive completion (a panel stores and shows it), and
+    /// a canceled order is refunded in full, so nothing of it counts as delivered.
+    /// Otherwise what was stored, as reported (negative for over-delivery).
+    pub fn remains_known(&self) -> Option<i64> {
+        match self.status {
+            OrderStatus::Completed => Some(0),
+            OrderStatus::Canceled => Some(self.units()),
+            OrderStatus::Pending
+            | OrderStatus::Processing
+            | OrderStatus::InProgress
+            | OrderStatus::Partial => self.remains,
+        }
+    }
+
+    /// Units not delivered as API v2 answers them, where the dialect has no "unknown":
+    /// the total until a report says otherwise, and nothing while pending (a provider's
+    /// `"remains":"0"` on a pending order means "not started", not "delivered").
+    /// Reports are clamped to the order, as the refund rule counts them, so a client
+    /// panel that refunds by `remains` refunds what we did.
+    pub fn remains_or_total(&self) -> i64 {
+        let units = self.units();
+        match self.status {
+            OrderStatus::Pending => units,
+            _ => self.remains_known().unwrap_or(units).clamp(0, units.max(0)),
+        }
+    }
+
+    /// Drip-feed only: the runs delivered so far. Providers report no runs, only units,
+    /// so partly delivered orders count whole runs: a run with any unit undelivered is
+    /// not delivered. Client panels refund a drip-feed partial by the share of runs not
+    /// delivered, so their refund is never smaller than ours by units.
+    pub fn runs_delivered(&self) -> Option<i64> {
+        let runs = self.runs?;
+        let undelivered = self.remains_or_total();
+        let per_run = self.quantity.max(1);
+        let runs_undelivered = undelivered / per_run + i64::from(undelivered % per_run != 0);
+        Some((runs - runs_undelivered).clamp(0, runs.max(0)))
+    }
+
     /// The order as the refund rule sees it.
     pub fn book(&self) -> OrderBook {
         OrderBook {
             charge: self.charge.micros(),
-            units: self.quantity.saturating_mul(self.runs.unwrap_or(1)),
+            units: self.units(),
             status: self.status,
             remains: self.remains,
             approved_disputes: self.approved_dispute_micros,
@@ -291,6 +337,86 @@ mod tests {
             quantity: Some(quantity),
             ..OrderInput::default()
         }
+    }
+
+    fn order(status: OrderStatus, quantity: i64, runs: Option<i64>, remains: Option<i64>) -> Order {
+        let now = chrono::Utc::now().naive_utc();
+        Order {
+            id: 1,
+            account_id: 1,
+            service_id: 7,
+            link: "https://example.com/p/1".into(),
+            quantity,
+            runs,
+            interval: runs.map(|_| 30),
+            comments: None,
+            charge: Money::parse("1").unwrap(),
+            refunded: Money::from_micros(0),
+            status,
+            start_count: None,
+            remains,
+            external_ref: None,
+            created_at: now,
+            updated_at: now,
+            approved_dispute_micros: 0,
+        }
+    }
+
+    /// (status, stored remains) → (REST remains, API v2 remains), for 1000 units.
+    #[test]
+    fn remains_by_status() {
+        use OrderStatus::*;
+        let cases = [
+            (Completed, None, Some(0), 0),
+            (Completed, Some(400), Some(0), 0),
+            (Completed, Some(-20), Some(0), 0),
+            (Canceled, None, Some(1000), 1000),
+            (Canceled, Some(400), Some(1000), 1000),
+            (Partial, Some(157), Some(157), 157),
+            (Partial, Some(-20), Some(-20), 0),
+            (Partial, Some(5000), Some(5000), 1000),
+            (Pending, None, None, 1000),
+            (Pending, Some(0), Some(0), 1000),
+            (Processing, None, None, 1000),
+            (Processing, Some(600), Some(600), 600),
+            (InProgress, None, None, 1000),
+            (InProgress, Some(333), Some(333), 333),
+            (InProgress, Some(-20), Some(-20), 0),
+        ];
+        for (status, stored, rest, v2) in cases {
+            let o = order(status, 1000, None, stored);
+            assert_eq!(o.remains_known(), rest, "{status:?} {stored:?}");
+            assert_eq!(o.remains_or_total(), v2, "{status:?} {stored:?}");
+            assert_eq!(o.runs_delivered(), None);
+        }
+    }
+
+    /// Drip-feed: 100 × 5 runs. (status, stored remains) → (API v2 remains, runs delivered).
+    #[test]
+    fn drip_feed_counts_whole_runs() {
+        use OrderStatus::*;
+        let cases = [
+            (Completed, Some(300), 0, 5),
+            (Canceled, Some(0), 500, 0),
+            (Pending, Some(0), 500, 0),
+            (InProgress, None, 500, 0),
+            (InProgress, Some(200), 200, 3),
+            (InProgress, Some(201), 201, 2),
+            (Partial, Some(199), 199, 3),
+            (Partial, Some(1), 1, 4),
+            (Partial, Some(0), 0, 5),
+            (Partial, Some(-40), 0, 5),
+            (Partial, Some(900), 500, 0),
+        ];
+        for (status, stored, remains, runs) in cases {
+            let o = order(status, 100, Some(5), stored);
+            assert_eq!(o.remains_or_total(), remains, "{status:?} {stored:?}");
+            assert_eq!(o.runs_delivered(), Some(runs), "{status:?} {stored:?}");
+        }
+        assert_eq!(
+            order(Canceled, 100, Some(5), None).remains_known(),
+            Some(500)
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, TestApp};
 
 #[actix_rt::test]
 async fn api_v2_speaks_the_panel_dialect() {
@@ -522,4 +522,213 @@ async fn api_v2_refuses_in_the_dialect_whatever_the_shape() {
             reply.text
         );
     }
+}
+
+/// Records an operator outcome, asserting it applied.
+async fn settle(app: &TestApp, order: i64, body: serde_json::Value) {
+    let reply = app.outcome(order, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+/// What a client panel stores from `status`: `remains` by status, the same over `order=`
+/// and `orders=`, and REST saying the same of completed and canceled orders.
+#[actix_rt::test]
+async fn status_remains_follow_the_order_state_not_a_stale_report() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let key = reseller.key.as_str();
+    // 1 per 1000: each order of 1000 charges 1.
+    let service = app.service("1").await;
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        ids.push(app.order_id(&reseller.token, service, 1000).await);
+    }
+    let [completed, canceled, partial, pending, reported, unreported, over] = ids[..] else {
+        unreachable!()
+    };
+    // A report in progress, then completion that says nothing of remains.
+    settle(
+        &app,
+        completed,
+        json!({"status": "in_progress", "remains": 400}),
+    )
+    .await;
+    settle(&app, completed, json!({"status": "completed"})).await;
+    settle(
+        &app,
+        canceled,
+        json!({"status": "in_progress", "remains": 300}),
+    )
+    .await;
+    settle(&app, canceled, json!({"status": "canceled"})).await;
+    settle(&app, partial, json!({"status": "partial", "remains": 250})).await;
+    // A provider's "remains":"0" on a pending order means not started.
+    settle(&app, pending, json!({"status": "pending", "remains": 0})).await;
+    settle(
+        &app,
+        reported,
+        json!({"status": "in_progress", "remains": 400}),
+    )
+    .await;
+    settle(&app, unreported, json!({"status": "processing"})).await;
+    // Over-delivery: stored as reported, refunds nothing, answered as nothing left.
+    settle(&app, over, json!({"status": "partial", "remains": -40})).await;
+
+    let expected = [
+        (completed, "Completed", "0"),
+        (canceled, "Canceled", "1000"),
+        (partial, "Partial", "250"),
+        (pending, "Pending", "1000"),
+        (reported, "In progress", "400"),
+        (unreported, "Processing", "1000"),
+        (over, "Partial", "0"),
+    ];
+    let mut multi = serde_json::Map::new();
+    for (id, status, remains) in expected {
+        let one = app
+            .api_v2(&[
+                ("key", key),
+                ("action", "status"),
+                ("order", &id.to_string()),
+            ])
+            .await;
+        let text = format!(
+            r#"{{"charge":"1","start_count":"0","status":"{status}","remains":"{remains}","currency":"USD"}}"#
+        );
+        assert_eq!(one.text, text, "order {id}");
+        multi.insert(id.to_string(), serde_json::from_str(&text).unwrap());
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let batch = app
+        .api_v2(&[("key", key), ("action", "status"), ("orders", &list)])
+        .await;
+    assert_eq!(batch.body, serde_json::Value::Object(multi));
+
+    // REST: completed 0 and canceled the total; elsewhere what was reported, null if nothing.
+    for (id, remains) in [
+        (completed, json!(0)),
+        (canceled, json!(1000)),
+        (partial, json!(250)),
+        (pending, json!(0)),
+        (reported, json!(400)),
+        (unreported, json!(null)),
+        (over, json!(-40)),
+    ] {
+        assert_eq!(
+            app.order_json(&reseller.token, id).await["remains"],
+            remains,
+            "order {id}"
+        );
+    }
+    let page = app.get("/v1/orders?limit=100", &reseller.token).await;
+    let listed = |id: i64| {
+        page.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == id)
+            .unwrap()["remains"]
+            .clone()
+    };
+    assert_eq!(listed(completed), 0);
+    assert_eq!(listed(canceled), 1000);
+    let status = app
+        .get(
+            &format!("/v1/orders/status?ids={completed},{canceled}"),
+            &reseller.token,
+        )
+        .await;
+    assert_eq!(status.body["data"][0]["order"]["remains"], 0);
+    assert_eq!(status.body["data"][1]["order"]["remains"], 1000);
+
+    // 10 - 7 charged + 1 (canceled) + 0.25 (partial 250 of 1000) + 0 (over-delivered).
+    assert_eq!(app.balance_micros(&reseller.token).await, 4_250_000);
+    app.assert_books_balance();
+}
+
+/// A drip-feed order's status counts all runs in `remains` and says the runs delivered,
+/// which client panels refund a partial by.
+#[actix_rt::test]
+async fn drip_feed_status_counts_all_runs_and_says_the_runs_delivered() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let key = reseller.key.as_str();
+    let drip = app
+        .create_service(json!({"name": "Views drip", "category": "YT", "type": "drip_feed", "rate": "1", "min": 10, "max": 10000}))
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        // 100 × 5 runs = 500 units at 1 per 1000: 0.5 each.
+        let placed = app
+            .post("/v1/orders", &reseller.token, json!({"service_id": drip, "link": "https://y/1", "quantity": 100, "runs": 5, "interval": 30}))
+            .await;
+        assert_eq!(placed.status, 201, "{}", placed.text);
+        ids.push(placed.body["id"].as_i64().unwrap());
+    }
+    let [pending, running, partial, by_runs, completed, canceled] = ids[..] else {
+        unreachable!()
+    };
+    // 201 undelivered: two runs whole, the third short by one unit.
+    settle(
+        &app,
+        running,
+        json!({"status": "in_progress", "remains": 201}),
+    )
+    .await;
+    settle(&app, partial, json!({"status": "partial", "remains": 201})).await;
+    settle(
+        &app,
+        by_runs,
+        json!({"status": "partial", "runs_delivered": 3}),
+    )
+    .await;
+    settle(
+        &app,
+        completed,
+        json!({"status": "in_progress", "remains": 300}),
+    )
+    .await;
+    settle(&app, completed, json!({"status": "completed"})).await;
+    settle(&app, canceled, json!({"status": "canceled"})).await;
+
+    let expected = [
+        (pending, "Pending", "500", "0"),
+        (running, "In progress", "201", "2"),
+        (partial, "Partial", "201", "2"),
+        (by_runs, "Partial", "200", "3"),
+        (completed, "Completed", "0", "5"),
+        (canceled, "Canceled", "500", "0"),
+    ];
+    let mut multi = serde_json::Map::new();
+    for (id, status, remains, runs) in expected {
+        let one = app
+            .api_v2(&[
+                ("key", key),
+                ("action", "status"),
+                ("order", &id.to_string()),
+            ])
+            .await;
+        let text = format!(
+            r#"{{"charge":"0.5","start_count":"0","status":"{status}","remains":"{remains}","runs":"{runs}","currency":"USD"}}"#
+        );
+        assert_eq!(one.text, text, "order {id}");
+        multi.insert(id.to_string(), serde_json::from_str(&text).unwrap());
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let batch = app
+        .api_v2(&[("key", key), ("action", "status"), ("orders", &list)])
+        .await;
+    assert_eq!(batch.body, serde_json::Value::Object(multi));
+    assert_eq!(
+        app.order_json(&reseller.token, completed).await["remains"],
+        0
+    );
+    assert_eq!(
+        app.order_json(&reseller.token, canceled).await["remains"],
+        500
+    );
+
+    // 10 - 3 charged + 0.5 canceled + 0.201 (201 of 500) + 0.2 (2 runs of 5).
+    assert_eq!(app.balance_micros(&reseller.token).await, 7_901_000);
+    app.assert_books_balance();
 }
