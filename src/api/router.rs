@@ -125,6 +125,7 @@ api_routes![
     webhooks::rotate_endpoint_secret,
     webhooks::test_endpoint,
     webhooks::list_deliveries,
+    webhooks::list_event_deliveries,
     alerts::list_alerts,
     alerts::set_alert_rule,
 ];
