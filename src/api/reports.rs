@@ -38,7 +38,9 @@ pub struct RefundReportQuery {
     /// Start of the window, inclusive: an RFC 3339 time, or a date (`2026-11-01`) meaning
     /// its midnight in `timezone`. Default: 30 days before `to`.
     pub from: Option<String>,
-    /// End of the window, exclusive, in the same forms. Default: now. At most 366 days after `from`.
+    /// End of the window, exclusive, in the same forms. Default: the end of the current
+    /// second (now rounded up to a whole second), so every order placed so far counts.
+    /// At most 366 days after `from`.
     pub to: Option<String>,
     /// Rows by order date (`day`, `week` starting Monday, `month`), by `service`,
     /// `provider` or refund `reason`. Default `day`. (`account` is for operators.)
@@ -59,7 +61,9 @@ pub struct AdminRefundReportQuery {
     /// Start of the window, inclusive: an RFC 3339 time, or a date (`2026-11-01`) meaning
     /// its midnight in `timezone`. Default: 30 days before `to`.
     pub from: Option<String>,
-    /// End of the window, exclusive, in the same forms. Default: now. At most 366 days after `from`.
+    /// End of the window, exclusive, in the same forms. Default: the end of the current
+    /// second (now rounded up to a whole second), so every order placed so far counts.
+    /// At most 366 days after `from`.
     pub to: Option<String>,
     /// Rows by order date (`day`, `week` starting Monday, `month`), by `service`,
     /// `provider`, refund `reason` or `account`. Default `day`.
@@ -271,9 +275,11 @@ fn parse_params(
     if !errors.is_empty() {
         return Err(errors.into());
     }
+    // The window is half-open and shown in whole seconds: the end of the current second
+    // is the first whole-second bound that still counts an order placed just now.
     let to = to
         .flatten()
-        .unwrap_or_else(|| Utc::now().naive_utc().trunc_subsecs(0));
+        .unwrap_or_else(|| Utc::now().naive_utc().trunc_subsecs(0) + Duration::seconds(1));
     let from = from
         .flatten()
         .unwrap_or_else(|| to - Duration::days(DEFAULT_WINDOW_DAYS));

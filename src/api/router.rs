@@ -11,7 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::*;
 use crate::error::ApiError;
-use crate::http::middleware::request_context;
+use crate::http::middleware::{head_as_get, request_context, sent_method};
 use crate::http::openapi::CommonResponses;
 use crate::http::state::AppState;
 
@@ -125,6 +125,7 @@ api_routes![
     webhooks::rotate_endpoint_secret,
     webhooks::test_endpoint,
     webhooks::list_deliveries,
+    webhooks::list_event_deliveries,
     alerts::list_alerts,
     alerts::set_alert_rule,
 ];
@@ -155,12 +156,13 @@ pub fn build_app(
             // method (`GET /v1/orders/{id}`): the wrong method there is a 405, not a 404.
             web::PathConfig::default().error_handler(|error, req| {
                 let literal = literal_methods(req.path());
-                if literal.is_empty() || literal.contains(&req.method().as_str()) {
+                let method = sent_method(req);
+                if literal.is_empty() || literal.contains(&method.as_str()) {
                     return ApiError::NotFound("no resource at this path".into()).into();
                 }
                 actix_web::error::InternalError::from_response(
                     error,
-                    method_not_allowed(req.method().as_str(), &literal),
+                    method_not_allowed(&method, &literal),
                 )
                 .into()
             }),
@@ -171,6 +173,7 @@ pub fn build_app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api_doc()))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(no_route))
+        .wrap(from_fn(head_as_get))
         .wrap(from_fn(crate::http::cors::cors))
         .wrap(from_fn(request_context))
 }
@@ -186,6 +189,8 @@ static ROUTES: std::sync::LazyLock<Vec<(Vec<String>, Vec<&'static str>)>> =
             .map(|(path, item)| {
                 let methods = [
                     ("GET", item.get.is_some()),
+                    // Every GET route answers HEAD too (`head_as_get`).
+                    ("HEAD", item.get.is_some()),
                     ("POST", item.post.is_some()),
                     ("PUT", item.put.is_some()),
                     ("PATCH", item.patch.is_some()),
@@ -198,7 +203,10 @@ static ROUTES: std::sync::LazyLock<Vec<(Vec<String>, Vec<&'static str>)>> =
             })
             .collect();
         for path in ["/openapi.json", "/dashboard", "/dashboard/{file}"] {
-            routes.push((path.split('/').map(str::to_string).collect(), vec!["GET"]));
+            routes.push((
+                path.split('/').map(str::to_string).collect(),
+                vec!["GET", "HEAD"],
+            ));
         }
         routes
     });
@@ -256,5 +264,5 @@ async fn no_route(
     if allowed.is_empty() {
         return Err(ApiError::NotFound("no such route".into()));
     }
-    Ok(method_not_allowed(req.method().as_str(), &allowed))
+    Ok(method_not_allowed(&sent_method(&req), &allowed))
 }

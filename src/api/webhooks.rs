@@ -5,9 +5,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::events::EventResponse;
 use crate::application::webhooks::{self as app, EndpointRequest};
-use crate::db::webhooks::{self as store, Attempt, EndpointChanges};
+use crate::db::webhooks::{self as store, Attempt, DeliveryView, EndpointChanges};
 use crate::domain::account::Scope;
-use crate::domain::event::{Endpoint, EndpointStatus, EventType};
+use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, EventType};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
@@ -345,6 +345,11 @@ pub async fn test_endpoint(
 pub struct DeliveryAttemptResponse {
     pub id: i64,
     pub event_id: i64,
+    /// The delivery (one event to this endpoint) the attempt belongs to; see
+    /// `GET /v1/webhook-endpoints/{id}/event-deliveries`.
+    pub delivery_id: i64,
+    /// That delivery's state now, not when this attempt was made.
+    pub delivery_state: DeliveryState,
     /// 1 for the first attempt of a delivery (a redelivery starts again at 1).
     pub attempt: i64,
     /// The HTTP status answered; null when there was no answer (timeout, refused).
@@ -356,11 +361,13 @@ pub struct DeliveryAttemptResponse {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<Attempt> for DeliveryAttemptResponse {
-    fn from(a: Attempt) -> DeliveryAttemptResponse {
+impl DeliveryAttemptResponse {
+    fn new(a: Attempt, delivery_state: DeliveryState) -> DeliveryAttemptResponse {
         DeliveryAttemptResponse {
             id: a.id,
             event_id: a.event_id,
+            delivery_id: a.delivery_id,
+            delivery_state,
             attempt: a.attempt,
             status_code: a.status_code,
             duration_ms: a.duration_ms,
@@ -399,14 +406,120 @@ pub async fn list_deliveries(
         .db(move |conn| {
             store::find(conn, id, Some(caller.account_id))?
                 .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
-            Ok(store::attempts(conn, id, after, limit + 1)?)
+            let attempts = store::attempts(conn, id, after, limit + 1)?;
+            let ids: Vec<i64> = attempts.iter().map(|a| a.delivery_id).collect();
+            let states = store::delivery_states(conn, &ids)?;
+            attempts
+                .into_iter()
+                .map(|a| {
+                    // Attempts go with their delivery (a foreign key): a missing one is
+                    // a broken database, not a state to guess.
+                    let delivery_state = *states.get(&a.delivery_id).ok_or_else(|| {
+                        ApiError::internal(format!(
+                            "attempt {} has no delivery {}",
+                            a.id, a.delivery_id
+                        ))
+                    })?;
+                    Ok(DeliveryAttemptResponse::new(a, delivery_state))
+                })
+                .collect::<Result<Vec<_>, ApiError>>()
+        })
+        .await?;
+    Ok(page_response(&req, rows, limit, |a| a.id, |a| a))
+}
+
+/// One event's delivery to one endpoint, with where it stands.
+#[derive(Serialize, ToSchema)]
+pub struct EventDeliveryResponse {
+    /// The delivery's id (`delivery_id` on its attempts).
+    pub id: i64,
+    /// Also the `webhook-id` the endpoint receives.
+    pub event_id: i64,
+    pub event_type: EventType,
+    pub endpoint_id: i64,
+    /// `pending` while attempts remain (and after a redelivery), `succeeded` after a 2xx,
+    /// `failed` after the last attempt of the schedule, a 410 Gone, or when the endpoint
+    /// was disabled.
+    pub state: DeliveryState,
+    /// Attempts made since the delivery was queued (a redelivery starts again at 0).
+    pub attempts: i64,
+    /// When the next attempt is due; null unless `pending`.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was last tried; null if never.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<DeliveryView> for EventDeliveryResponse {
+    fn from(d: DeliveryView) -> EventDeliveryResponse {
+        EventDeliveryResponse {
+            id: d.id,
+            event_id: d.event_id,
+            event_type: d.event_type,
+            endpoint_id: d.endpoint_id,
+            state: d.state,
+            attempts: d.attempts,
+            next_attempt_at: (d.state == DeliveryState::Pending).then(|| utc(d.next_at)),
+            last_attempt_at: d.last_attempt_at.map(utc),
+            created_at: utc(d.created_at),
+            updated_at: utc(d.updated_at),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventDeliveriesQuery {
+    /// Only deliveries in this state.
+    #[param(value_type = Option<DeliveryState>)]
+    pub state: Option<DeliveryState>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// Return deliveries older than this delivery id.
+    pub starting_after: Option<i64>,
+}
+
+/// The deliveries of events to an endpoint, newest first: whether each is still pending
+/// (and when it is tried next), succeeded, or failed for good.
+#[utoipa::path(
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Endpoint id"), EventDeliveriesQuery),
+    responses(
+        (status = 200, description = "A page of deliveries", body = Page<EventDeliveryResponse>),
+        (status = 404, description = "No such endpoint among yours", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/webhook-endpoints/{id}/event-deliveries")]
+pub async fn list_event_deliveries(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    query: ApiQuery<EventDeliveriesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Webhooks)?;
+    let (id, limit, after, only) = (
+        id.into_inner(),
+        page_limit(query.0.limit)?,
+        query.0.starting_after,
+        query.0.state,
+    );
+    let rows = state
+        .db(move |conn| {
+            store::find(conn, id, Some(caller.account_id))?
+                .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
+            Ok(store::deliveries(conn, id, only, after, limit + 1)?)
         })
         .await?;
     Ok(page_response(
         &req,
         rows,
         limit,
-        |a| a.id,
-        DeliveryAttemptResponse::from,
+        |d| d.id,
+        EventDeliveryResponse::from,
     ))
 }

@@ -4,7 +4,7 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use super::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints};
+use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
 use super::{lease, now, DbConnection};
 use crate::domain::event::{join_event_types, DeliveryState, Endpoint, EndpointStatus, EventType};
 
@@ -460,4 +460,125 @@ pub fn attempts(
         .order(webhook_attempts::id.desc())
         .limit(limit)
         .load(conn)
+}
+
+/// A delivery as its endpoint's owner sees it: its event's type and when it was last tried.
+#[derive(Debug, Clone)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub event_id: i64,
+    pub event_type: EventType,
+    pub endpoint_id: i64,
+    pub state: DeliveryState,
+    pub attempts: i64,
+    pub next_at: NaiveDateTime,
+    pub last_attempt_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Queryable)]
+struct DeliveryViewRow {
+    id: i64,
+    event_id: i64,
+    #[diesel(deserialize_as = String)]
+    event_type: EventType,
+    endpoint_id: i64,
+    #[diesel(deserialize_as = String)]
+    state: DeliveryState,
+    attempts: i64,
+    next_at: NaiveDateTime,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// An endpoint's deliveries, newest first, older than `starting_after`, in `state` if given.
+pub fn deliveries(
+    conn: &mut DbConnection,
+    endpoint_id: i64,
+    state: Option<DeliveryState>,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<DeliveryView>> {
+    let mut query = webhook_deliveries::table
+        .inner_join(events::table)
+        .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
+        .select((
+            webhook_deliveries::id,
+            webhook_deliveries::event_id,
+            events::event_type,
+            webhook_deliveries::endpoint_id,
+            webhook_deliveries::state,
+            webhook_deliveries::attempts,
+            webhook_deliveries::next_at,
+            webhook_deliveries::created_at,
+            webhook_deliveries::updated_at,
+        ))
+        .into_boxed();
+    if let Some(state) = state {
+        query = query.filter(webhook_deliveries::state.eq(state.as_str()));
+    }
+    if let Some(after) = starting_after {
+        query = query.filter(webhook_deliveries::id.lt(after));
+    }
+    let rows: Vec<DeliveryViewRow> = query
+        .order(webhook_deliveries::id.desc())
+        .limit(limit)
+        .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let last = last_attempts(conn, &ids)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DeliveryView {
+            last_attempt_at: last.get(&r.id).copied(),
+            id: r.id,
+            event_id: r.event_id,
+            event_type: r.event_type,
+            endpoint_id: r.endpoint_id,
+            state: r.state,
+            attempts: r.attempts,
+            next_at: r.next_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect())
+}
+
+/// When each of these deliveries was last tried; a delivery never tried is absent.
+fn last_attempts(
+    conn: &mut DbConnection,
+    delivery_ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, NaiveDateTime>> {
+    if delivery_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(i64, Option<NaiveDateTime>)> = webhook_attempts::table
+        .filter(webhook_attempts::delivery_id.eq_any(delivery_ids))
+        .group_by(webhook_attempts::delivery_id)
+        .select((
+            webhook_attempts::delivery_id,
+            diesel::dsl::max(webhook_attempts::created_at),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, at)| at.map(|at| (id, at)))
+        .collect())
+}
+
+/// The state of each of these deliveries, for the attempts of the delivery log.
+pub fn delivery_states(
+    conn: &mut DbConnection,
+    delivery_ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, DeliveryState>> {
+    if delivery_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(i64, String)> = webhook_deliveries::table
+        .filter(webhook_deliveries::id.eq_any(delivery_ids))
+        .select((webhook_deliveries::id, webhook_deliveries::state))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(id, state)| Ok((id, DeliveryState::try_from(state).map_err(undecodable)?)))
+        .collect()
 }

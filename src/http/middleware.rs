@@ -6,6 +6,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 
@@ -87,4 +88,33 @@ pub async fn request_context(
         "request"
     );
     Ok(res)
+}
+
+/// Marks a request that came as HEAD and is routed as GET, so a 405 names the method the
+/// client used.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadAsGet;
+
+/// The method the client sent: HEAD where [`head_as_get`] routed it as GET.
+pub fn sent_method(req: &actix_web::HttpRequest) -> String {
+    if req.extensions().get::<HeadAsGet>().is_some() {
+        return Method::HEAD.to_string();
+    }
+    req.method().to_string()
+}
+
+/// Answers HEAD as GET on every GET route, with the GET's status and headers. actix-web
+/// routes HEAD nowhere by itself, and a route-by-route HEAD would miss the next route
+/// added. Authentication and every other check run as for the GET; the body is never
+/// sent because actix-http drops it for a request that arrived as HEAD (it remembers the
+/// method from the wire, not from this rewrite) while keeping `Content-Length`.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == Method::HEAD {
+        req.extensions_mut().insert(HeadAsGet);
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
 }

@@ -207,13 +207,90 @@ async fn a_wrong_method_on_a_known_path_is_405_with_allow() {
         .await
         .unwrap();
     assert_eq!(response.status(), 405);
-    assert_eq!(response.headers().get("allow").unwrap(), "GET");
+    assert_eq!(response.headers().get("allow").unwrap(), "GET, HEAD");
     let response = app.client.put(app.url("/v1/orders")).send().await.unwrap();
     assert_eq!(response.status(), 405);
-    assert_eq!(response.headers().get("allow").unwrap(), "GET, POST");
+    assert_eq!(response.headers().get("allow").unwrap(), "GET, HEAD, POST");
     app.get("/v1/nothing", "x")
         .await
         .assert_problem(404, "not_found");
+}
+
+/// Status, headers and the bytes of the body, as sent.
+async fn raw(
+    app: &crate::helpers::TestApp,
+    method: actix_web::http::Method,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, actix_web::http::header::HeaderMap, Vec<u8>) {
+    let mut request = app.client.request(method, app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let mut response = request.send().await.expect("request");
+    let body = response.body().await.expect("body").to_vec();
+    (response.status().as_u16(), response.headers().clone(), body)
+}
+
+#[actix_rt::test]
+async fn head_answers_as_get_without_a_body_on_every_get_route() {
+    use actix_web::http::Method;
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let token = reseller.token.as_str();
+    for (path, token) in [
+        ("/healthz", None),
+        ("/openapi.json", None),
+        ("/dashboard", None),
+        ("/v1/account", Some(token)),
+        ("/v1/services", Some(token)),
+        ("/v1/orders?limit=1", Some(token)),
+        // Auth runs as for GET: refused, and still no body.
+        ("/v1/account", None),
+        ("/v1/account", Some("not-a-token")),
+        // A GET route's own 404 and 422.
+        ("/v1/orders/999999", Some(token)),
+        ("/v1/orders?limit=0", Some(token)),
+    ] {
+        let (get_status, get_headers, get_body) = raw(&app, Method::GET, path, token).await;
+        let (status, headers, body) = raw(&app, Method::HEAD, path, token).await;
+        assert_eq!(status, get_status, "HEAD {path}");
+        assert!(
+            body.is_empty(),
+            "HEAD {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(!get_body.is_empty(), "GET {path} has a body to leave out");
+        assert_eq!(
+            headers.get("content-type"),
+            get_headers.get("content-type"),
+            "HEAD {path}"
+        );
+        if let Some(length) = get_headers.get("content-length") {
+            assert_eq!(headers.get("content-length"), Some(length), "HEAD {path}");
+        }
+    }
+    let (status, headers, body) = raw(&app, Method::HEAD, "/v1/account", None).await;
+    assert_eq!(status, 401);
+    assert!(body.is_empty());
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    // HEAD is GET's: a route without GET still refuses it, naming what it takes.
+    for (path, allow) in [
+        ("/v1/auth/token", "POST"),
+        ("/v1/orders/batch", "POST"),
+        ("/v1/admin/alert-rules/service/1", "PUT"),
+    ] {
+        let (status, headers, body) = raw(&app, Method::HEAD, path, Some(token)).await;
+        assert_eq!(status, 405, "HEAD {path}");
+        assert_eq!(headers.get("allow").unwrap(), allow, "HEAD {path}");
+        assert!(body.is_empty(), "HEAD {path}");
+    }
+    // Nothing was written by any of it.
+    assert_eq!(app.balance_micros(token).await, 10_000_000);
+    app.assert_books_balance();
 }
 
 #[actix_rt::test]

@@ -132,6 +132,37 @@ async fn a_configured_origin_may_preflight_without_credentials_and_uses_no_quota
 }
 
 #[actix_rt::test]
+async fn a_preflight_allows_every_method_the_spec_declares_put_included() {
+    let app = dashboard_app().await;
+    let seen = preflight(&app, "/v1/admin/alert-rules/service/1", DASHBOARD, "PUT").await;
+    assert_eq!(seen.status, 204);
+    assert_eq!(
+        seen.header("access-control-allow-origin").as_deref(),
+        Some(DASHBOARD)
+    );
+    let methods = seen.list("access-control-allow-methods");
+    assert!(methods.contains(&"put".to_string()), "{methods:?}");
+    // The list is one for every path: it must hold each method any documented route takes.
+    let spec = reseller_api::api::api_doc();
+    for item in spec.paths.paths.values() {
+        for (method, present) in [
+            ("get", item.get.is_some()),
+            ("post", item.post.is_some()),
+            ("put", item.put.is_some()),
+            ("patch", item.patch.is_some()),
+            ("delete", item.delete.is_some()),
+        ] {
+            if present {
+                assert!(
+                    methods.contains(&method.to_string()),
+                    "{method}: {methods:?}"
+                );
+            }
+        }
+    }
+}
+
+#[actix_rt::test]
 async fn a_configured_origin_can_read_the_answer_and_its_exposed_headers() {
     let app = dashboard_app().await;
     let reseller = app.funded_reseller("Acme", "10").await;

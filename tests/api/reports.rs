@@ -837,6 +837,41 @@ async fn bad_report_parameters_are_problems_naming_the_parameter() {
     app.assert_books_balance();
 }
 
+#[actix_rt::test]
+async fn an_order_placed_just_now_is_in_a_report_without_to() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "100").await;
+    let service = app.service("2").await;
+    // Start early in a second, so the order and the report fall in the same one: the
+    // window's end must not be this second's start.
+    let into_second = Utc::now().timestamp_subsec_millis();
+    if into_second > 300 {
+        let wait = 1000 - u64::from(into_second) + 20;
+        actix_rt::time::sleep(std::time::Duration::from_millis(wait)).await;
+    }
+    let order = app.order_id(&reseller.token, service, 1000).await;
+    let charged = app.order_json(&reseller.token, order).await["charge"].clone();
+    for path in ["/v1/reports/refunds", "/v1/admin/reports/refunds"] {
+        let token = if path.contains("admin") {
+            &app.admin_token
+        } else {
+            &reseller.token
+        };
+        let body = report(&app, path, token).await;
+        assert_eq!(body["totals"]["orders_count"], 1, "{path}: {body}");
+        assert_eq!(
+            micros(&body["totals"]["charged_amount"]),
+            micros(&charged),
+            "{path}: {body}"
+        );
+        assert_eq!(micros(&body["totals"]["charged_amount"]), 2_000_000);
+        let to: DateTime<Utc> = body["to"].as_str().unwrap().parse().unwrap();
+        assert_eq!(to.timestamp_subsec_nanos(), 0, "whole seconds: {to}");
+        assert!(to > Utc::now() - Duration::seconds(1), "{to}");
+    }
+    app.assert_books_balance();
+}
+
 #[test]
 fn expected_rows_helper_is_not_vacuous() {
     // Guards the property test's oracle: a refund lands in its order's bucket.

@@ -1039,3 +1039,275 @@ async fn events_older_than_the_retention_go_with_their_deliveries_and_newer_ones
     assert_eq!(app.balance_micros(&reseller.token).await, 3_000_000);
     app.assert_books_balance();
 }
+
+impl TestApp {
+    /// An endpoint's deliveries (one per event), newest first.
+    async fn event_deliveries(&self, token: &str, endpoint: i64, query: &str) -> Vec<Value> {
+        let reply = self
+            .get(
+                &format!("/v1/webhook-endpoints/{endpoint}/event-deliveries{query}"),
+                token,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body["data"].as_array().unwrap().clone()
+    }
+}
+
+fn at(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("a time, got {value}"))
+        .parse()
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn a_delivery_is_pending_with_its_next_attempt_then_failed_after_its_last_retry() {
+    // Two attempts in all: now, and 1 s later.
+    let app = app_with_hooks("0,1").await;
+    let failing = Receiver::start(always(500)).await;
+    let good = Receiver::start(always(204)).await;
+    let reseller = app.create_reseller("Acme").await;
+    let (bad_endpoint, _) = app.endpoint(&reseller.token, &failing.url, json!([])).await;
+    let (good_endpoint, _) = app.endpoint(&reseller.token, &good.url, json!([])).await;
+    app.top_up(reseller.id, "3").await;
+    let event = app.events_of(&reseller.token, "").await[0].clone();
+    // Not yet matched to the endpoints by the worker: nothing to show.
+    assert!(app
+        .event_deliveries(&reseller.token, bad_endpoint, "")
+        .await
+        .is_empty());
+
+    let pass = app.webhook_pass().await;
+    assert_eq!((pass.delivered, pass.failed_attempts), (1, 1), "{pass:?}");
+    let pending = app
+        .event_deliveries(&reseller.token, bad_endpoint, "")
+        .await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let d = &pending[0];
+    assert_eq!(d["state"], "pending", "{d}");
+    assert_eq!(d["attempts"], 1, "{d}");
+    assert_eq!(d["event_id"], event["id"]);
+    assert_eq!(d["event_type"], "top_up.succeeded");
+    assert_eq!(d["endpoint_id"], bad_endpoint);
+    let last = at(&d["last_attempt_at"]);
+    let next = at(&d["next_attempt_at"]);
+    // The schedule's 1 s, give or take its 10 % jitter.
+    let wait = next - last;
+    assert!(
+        wait >= chrono::Duration::milliseconds(850) && wait <= chrono::Duration::milliseconds(1150),
+        "{d}"
+    );
+    assert!(at(&d["created_at"]) <= last, "{d}");
+    let delivery = d["id"].as_i64().unwrap();
+
+    let done = app
+        .event_deliveries(&reseller.token, good_endpoint, "")
+        .await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["state"], "succeeded", "{}", done[0]);
+    assert_eq!(done[0]["attempts"], 1);
+    assert!(done[0]["next_attempt_at"].is_null(), "{}", done[0]);
+    assert!(done[0]["last_attempt_at"].is_string(), "{}", done[0]);
+    assert_eq!(done[0]["event_id"], event["id"]);
+    assert_ne!(
+        done[0]["id"], d["id"],
+        "one delivery per event and endpoint"
+    );
+
+    actix_rt::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(app.webhook_pass().await.failed_attempts, 1);
+    let failed = app
+        .event_deliveries(&reseller.token, bad_endpoint, "")
+        .await;
+    let d = &failed[0];
+    assert_eq!(d["id"], delivery);
+    assert_eq!(d["state"], "failed", "{d}");
+    assert_eq!(d["attempts"], 2, "the schedule's length: {d}");
+    assert!(d["next_attempt_at"].is_null(), "{d}");
+    assert!(at(&d["last_attempt_at"]) > last, "{d}");
+    // Given up: no more attempts however long one waits.
+    actix_rt::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(app.webhook_pass().await, Default::default());
+    assert_eq!(failing.received().len(), 2);
+
+    // The state filter, and the attempt log naming its delivery and that delivery's state.
+    for (state, expected) in [("failed", 1), ("pending", 0), ("succeeded", 0)] {
+        let only = app
+            .event_deliveries(&reseller.token, bad_endpoint, &format!("?state={state}"))
+            .await;
+        assert_eq!(only.len(), expected, "{state}: {only:?}");
+    }
+    let log = app
+        .get(
+            &format!("/v1/webhook-endpoints/{bad_endpoint}/deliveries"),
+            &reseller.token,
+        )
+        .await;
+    assert_eq!(log.status, 200, "{}", log.text);
+    let attempts = log.body["data"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    for a in attempts {
+        assert_eq!(a["delivery_id"], delivery, "{a}");
+        assert_eq!(a["delivery_state"], "failed", "{a}");
+    }
+
+    // A redelivery makes it pending again from its first attempt, due now.
+    let replay = app
+        .post(
+            &format!("/v1/events/{}/redeliver", event["id"]),
+            &reseller.token,
+            json!({"endpoint_id": bad_endpoint}),
+        )
+        .await;
+    assert_eq!(replay.status, 202, "{}", replay.text);
+    let again = app
+        .event_deliveries(&reseller.token, bad_endpoint, "")
+        .await;
+    let d = &again[0];
+    assert_eq!(d["id"], delivery);
+    assert_eq!(
+        (&d["state"], &d["attempts"]),
+        (&json!("pending"), &json!(0)),
+        "{d}"
+    );
+    assert!(
+        at(&d["next_attempt_at"]) <= chrono::Utc::now(),
+        "due now: {d}"
+    );
+    assert!(
+        d["last_attempt_at"].is_string(),
+        "the earlier attempts stay: {d}"
+    );
+}
+
+#[actix_rt::test]
+async fn event_deliveries_are_paged_newest_first() {
+    let app = app_with_hooks("0").await;
+    let receiver = Receiver::start(always(200)).await;
+    let reseller = app.create_reseller("Acme").await;
+    let (endpoint, _) = app
+        .endpoint(&reseller.token, &receiver.url, json!([]))
+        .await;
+    for amount in ["1", "2", "3"] {
+        app.top_up(reseller.id, amount).await;
+    }
+    assert_eq!(app.webhook_pass().await.delivered, 3);
+    let events: Vec<Value> = app
+        .events_of(&reseller.token, "")
+        .await
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    let first = app
+        .get(
+            &format!("/v1/webhook-endpoints/{endpoint}/event-deliveries?limit=2"),
+            &reseller.token,
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let page: Vec<Value> = first.body["data"].as_array().unwrap().clone();
+    assert_eq!(page.len(), 2);
+    assert_eq!(first.body["has_more"], true, "{}", first.text);
+    let after = page[1]["id"].as_i64().unwrap();
+    let rest = app
+        .event_deliveries(
+            &reseller.token,
+            endpoint,
+            &format!("?limit=2&starting_after={after}"),
+        )
+        .await;
+    let seen: Vec<Value> = page
+        .iter()
+        .chain(&rest)
+        .map(|d| d["event_id"].clone())
+        .collect();
+    assert_eq!(seen, events, "newest first, every one once");
+    assert!(page[0]["id"].as_i64() > page[1]["id"].as_i64());
+}
+
+#[actix_rt::test]
+async fn event_deliveries_are_the_endpoint_owners_only_and_a_bad_state_is_422() {
+    let app = app_with_hooks("0").await;
+    let receiver = Receiver::start(always(200)).await;
+    let a = app.create_reseller("A").await;
+    let b = app.create_reseller("B").await;
+    let (a_endpoint, _) = app.endpoint(&a.token, &receiver.url, json!([])).await;
+    app.top_up(a.id, "1").await;
+    app.webhook_pass().await;
+    assert_eq!(
+        app.event_deliveries(&a.token, a_endpoint, "").await.len(),
+        1
+    );
+    let path = format!("/v1/webhook-endpoints/{a_endpoint}/event-deliveries");
+    app.get(&path, &b.token)
+        .await
+        .assert_problem(404, "not_found");
+    // An operator sees the endpoints it owns, as on every endpoint route.
+    app.get(&path, &app.admin_token)
+        .await
+        .assert_problem(404, "not_found");
+    app.get("/v1/webhook-endpoints/999999/event-deliveries", &a.token)
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&path, "not-a-token")
+        .await
+        .assert_problem(401, "unauthorized");
+    for query in [
+        "state=given_up",
+        "state=Pending",
+        "state=",
+        "limit=0",
+        "limit=101",
+        "status=failed",
+    ] {
+        let reply = app.get(&format!("{path}?{query}"), &a.token).await;
+        assert_eq!(reply.status, 422, "{query}: {}", reply.text);
+        assert_eq!(
+            reply.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "{query}"
+        );
+    }
+    let reply = app.get(&format!("{path}?state=retrying"), &a.token).await;
+    reply.assert_problem(422, "invalid_query");
+    assert_eq!(reply.body["param"], "state", "{}", reply.text);
+}
+
+#[actix_rt::test]
+async fn an_unknown_stored_delivery_state_is_a_server_error_not_a_default() {
+    use diesel::connection::SimpleConnection;
+    use reseller_api::db::DbConnection;
+
+    let app = app_with_hooks("0").await;
+    let receiver = Receiver::start(always(200)).await;
+    let reseller = app.create_reseller("Acme").await;
+    let (endpoint, _) = app
+        .endpoint(&reseller.token, &receiver.url, json!([]))
+        .await;
+    app.top_up(reseller.id, "1").await;
+    app.webhook_pass().await;
+    let tamper = "UPDATE webhook_deliveries SET state = 'parked'";
+    let mut conn = app.pool.get().unwrap();
+    match &mut *conn {
+        DbConnection::Sqlite(conn) => conn.batch_execute(&format!(
+            "PRAGMA ignore_check_constraints = ON; {tamper}; PRAGMA ignore_check_constraints = OFF;"
+        )),
+        DbConnection::Pg(conn) => conn.batch_execute(&format!(
+            "ALTER TABLE webhook_deliveries DROP CONSTRAINT webhook_deliveries_state_check; {tamper};"
+        )),
+    }
+    .unwrap();
+    drop(conn);
+    for path in ["event-deliveries", "deliveries"] {
+        let reply = app
+            .get(
+                &format!("/v1/webhook-endpoints/{endpoint}/{path}"),
+                &reseller.token,
+            )
+            .await;
+        reply.assert_problem(500, "internal_error");
+        assert!(!reply.text.contains("parked"), "{}", reply.text);
+    }
+}

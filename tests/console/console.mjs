@@ -75,12 +75,17 @@ const quick = http.createServer((req, res) => {
 }).listen(0, "127.0.0.1");
 await new Promise((ok) => quick.once("listening", ok));
 
-// The reseller's webhook receiver on loopback: keeps every request, answers 200.
+// The reseller's webhook receiver on loopback: keeps every request, answers 200 (500 on
+// /fail, for a delivery that stays pending).
 const received = [];
 const receiver = http.createServer((req, res) => {
   let raw = "";
   req.on("data", (c) => (raw += c));
-  req.on("end", () => { received.push({ headers: req.headers, body: raw }); res.end("thanks, got it"); });
+  req.on("end", () => {
+    received.push({ headers: req.headers, body: raw });
+    if (req.url.startsWith("/fail")) { res.statusCode = 500; res.end("down for maintenance"); return; }
+    res.end("thanks, got it");
+  });
 }).listen(0, "127.0.0.1");
 await new Promise((ok) => receiver.once("listening", ok));
 const HOOK_URL = `http://127.0.0.1:${receiver.address().port}/hooks`;
@@ -369,6 +374,41 @@ await mine.waitForSelector("[data-testid=secret]", { state: "detached" });
 await mine.reload();
 await mine.waitForSelector("#pane-webhooks[data-state=ready]");
 check("the secret is not shown again", await mine.$$eval("[data-testid=secret]", (xs) => xs.length), 0);
+
+// Each delivery's state: a second endpoint, whose receiver answers 500, gets a ping; the
+// pane shows it pending with its attempts and the next attempt's time (the API's), the
+// state filter narrows the list, and the first endpoint's ping shows succeeded.
+const failingUrl = `http://127.0.0.1:${receiver.address().port}/fail`;
+const failing = (await call("POST", "/v1/webhook-endpoints", reseller.token, { url: failingUrl, events: ["refund.succeeded"] })).body;
+const failPing = (await call("POST", `/v1/webhook-endpoints/${failing.id}/test`, reseller.token)).body.id;
+const failedOnce = async () => (await call("GET", `/v1/webhook-endpoints/${failing.id}/event-deliveries`, reseller.token)).body.data
+  .find((d) => d.event_id === failPing && d.attempts >= 1);
+await until("the failing ping's first attempt", failedOnce);
+await mine.reload();
+await mine.waitForSelector("#pane-webhooks[data-state=ready]");
+await mine.click(`[data-deliveries="${failing.id}"]`);
+const failRow = `[data-testid=deliveries][data-endpoint="${failing.id}"] [data-testid=delivery][data-event="${failPing}"]`;
+await mine.waitForSelector(failRow);
+const failApi = await failedOnce();
+check("delivery state: the failing ping is pending, as the API says", [await attr(mine, failRow, "data-state"), await attr(mine, failRow, "data-attempts")],
+  ["pending", String(failApi.attempts)]);
+check("delivery state: the next attempt's time is the API's", await attr(mine, failRow, "data-next-attempt"), failApi.next_attempt_at);
+check("delivery state: the next attempt is shown, after the last one", (await mine.textContent(`${failRow} [data-testid=next-attempt]`)).trim().length > 0
+  && Date.parse(failApi.next_attempt_at) > Date.parse(failApi.last_attempt_at), true);
+check("delivery state: the attempt is logged with the receiver's 500", await attr(mine, `[data-testid=attempt][data-event="${failPing}"]`, "data-status-code"), "500");
+await mine.selectOption("#delivery-state", "succeeded");
+await mine.waitForSelector("[data-testid=no-deliveries]");
+await mine.selectOption("#delivery-state", "pending");
+await mine.waitForSelector(failRow);
+check("delivery state: the pending filter lists the ping", await mine.$$eval("[data-testid=delivery]", (xs) => xs.map((x) => x.dataset.state)), ["pending"]);
+await shot(mine, "webhook-deliveries");
+check("delivery state: deleted with its endpoint", (await call("DELETE", `/v1/webhook-endpoints/${failing.id}`, reseller.token)).status, 200);
+await mine.reload();
+await mine.waitForSelector("#pane-webhooks[data-state=ready]");
+const okRow = `[data-testid=deliveries][data-endpoint="${endpoint}"] [data-testid=delivery][data-event="${ping1}"]`;
+await mine.waitForSelector(okRow);
+check("delivery state: the first ping succeeded in one attempt, nothing next",
+  [await attr(mine, okRow, "data-state"), await attr(mine, okRow, "data-attempts"), await attr(mine, okRow, "data-next-attempt")], ["succeeded", "1", ""]);
 
 await mine.click(`[data-rotate="${endpoint}"]`);
 await mine.waitForSelector("[data-testid=secret][data-kind=rotated]");

@@ -3,12 +3,14 @@
 // create one with its URL and event types, see its signing secret once (create and
 // rotate are the only replies that carry it; the page keeps it in memory only until it
 // is hidden or the pane changes), send a test ping, rotate the secret, disable or enable,
-// delete; every delivery attempt of the selected endpoint, and redelivery of an event to it
-// from its log or from the event log.
+// delete; the deliveries of the selected endpoint (each event's state: pending with its next
+// attempt, succeeded, or failed for good; filterable by state) and every attempt of them,
+// and redelivery of an event to it from its log or from the event log.
 (() => {
   const { el, fill, api, get, all, pane, table, pill, notice, when, show, isAdmin } = Console;
   const blankForm = () => ({ url: "", description: "", events: new Set() });
-  const view = { root: null, selected: null, secret: null, result: null, deleting: null, form: blankForm(), waiting: 0, types: null };
+  const view = { root: null, selected: null, secret: null, result: null, deleting: null, form: blankForm(), waiting: 0, types: null, state: "" };
+  const DELIVERY_STATES = ["pending", "succeeded", "failed"];
 
   /** The event types one may subscribe to, from the server's own OpenAPI document (so the
    * boxes follow the API): every type but `ping` (sent by the test button only), and the
@@ -181,12 +183,35 @@
     return form;
   }
 
-  function deliveriesCard(e, attempts, types) {
+  /** One row per event sent to the endpoint: where its delivery stands. */
+  function eventDeliveries(deliveries) {
+    const filter = el("select", { class: "small", id: "delivery-state", "aria-label": "Deliveries in state",
+      onchange: (ev) => { view.state = ev.target.value; draw(); } },
+      [["", "every state"], ...DELIVERY_STATES.map((st) => [st, st])].map(([v, t]) => el("option", { value: v, selected: v === view.state }, t)));
+    return [
+      el("div", { class: "toolbar" }, el("h3", { class: "grow" }, "By event"), filter),
+      deliveries.length ? table(["event", "type", "state", "attempts", "last attempt", "next attempt", "queued"], deliveries.map((d) =>
+        el("tr", { "data-testid": "delivery", "data-delivery": d.id, "data-event": d.event_id, "data-state": d.state, "data-attempts": d.attempts,
+          "data-next-attempt": d.next_attempt_at || "" }, [
+          `#${d.event_id}`, d.event_type, pill(d.state), String(d.attempts),
+          d.last_attempt_at ? when(d.last_attempt_at).slice(0, 19) : "—",
+          d.next_attempt_at ? el("span", { "data-testid": "next-attempt" }, when(d.next_attempt_at).slice(0, 19))
+            : el("span", { class: "muted" }, d.state === "failed" ? "none: gave up" : "—"),
+          when(d.created_at).slice(0, 19),
+        ].map((c) => el("td", {}, c)))), { "data-testid": "event-deliveries" })
+        : el("div", { class: "empty", "data-testid": "no-deliveries" }, view.state ? `No ${view.state} delivery.` : "No delivery yet."),
+      el("h3", {}, "Attempts"),
+    ];
+  }
+
+  function deliveriesCard(e, attempts, deliveries, types) {
     const enabled = e.status === "enabled";
     return el("div", { class: "card", "data-testid": "deliveries", "data-endpoint": e.id },
       el("div", { class: "toolbar" },
         el("h2", { class: "grow" }, `Deliveries to #${e.id} · ${e.url}`),
         el("button", { class: "plain", id: "deliveries-refresh", onclick: () => draw() }, "Refresh")),
+      el("div", { class: "note" }, "A delivery is pending while attempts remain (retried on the schedule), succeeded after a 2xx, failed after the last attempt, a 410 Gone, or when the endpoint was disabled. Redeliver starts one again."),
+      eventDeliveries(deliveries),
       attempts.length ? table(["when", "event", "attempt", "status", "duration", "error", "response body", ""], attempts.map((a) =>
         el("tr", { "data-testid": "attempt", "data-attempt": a.id, "data-event": a.event_id, "data-status-code": show(a.status_code), "data-n": a.attempt }, [
           when(a.created_at).slice(0, 19), `#${a.event_id}${types.has(a.event_id) ? " · " + types.get(a.event_id) : ""}`, String(a.attempt),
@@ -213,8 +238,10 @@
     // The endpoint last acted on, else the newest: its deliveries show below.
     const selected = endpoints.find((e) => e.id === view.selected) || endpoints[0] || null;
     view.selected = selected && selected.id;
-    const [attempts, events] = await Promise.all([
+    const only = view.state ? `&state=${view.state}` : "";
+    const [attempts, deliveries, events] = await Promise.all([
       selected ? get(`/v1/webhook-endpoints/${selected.id}/deliveries?limit=50`).then((p) => p.data) : [],
+      selected ? get(`/v1/webhook-endpoints/${selected.id}/event-deliveries?limit=50${only}`).then((p) => p.data) : [],
       get("/v1/events?limit=100").then((p) => p.data)]);
     const typeOf = new Map(events.map((ev) => [ev.id, ev.type]));
     const x = view.result;
@@ -227,7 +254,7 @@
           : el("div", { class: "empty", "data-testid": "no-endpoints" }, "No endpoint yet."),
         el("h3", {}, "Add an endpoint"),
         createForm(types)),
-      selected ? deliveriesCard(selected, attempts, typeOf) : null,
+      selected ? deliveriesCard(selected, attempts, deliveries, typeOf) : null,
       eventsCard(selected, events.slice(0, 20)));
     view.root.dataset.state = view.waiting ? "waiting" : "ready";
   }

@@ -1,0 +1,2 @@
+DROP INDEX webhook_attempts_delivery;
+DROP INDEX webhook_deliveries_endpoint;
