@@ -49,8 +49,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 /// Metrics in the Prometheus text format.
 ///
 /// This process's counters and histograms (requests, orders, refunds, provider calls,
-/// pool waits) and gauges read from the database at the scrape; the README's "Metrics"
-/// section lists every one. When the database does not answer, the gauges read from it
+/// pool waits) and gauges read from the database at the scrape; the "Metrics" section of
+/// docs/operations.md lists every one. When the database does not answer, the gauges read from it
 /// are left out and `db_up` is 0.
 #[utoipa::path(
     tag = "ops",

@@ -22,7 +22,7 @@ pub struct Backup {
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error(
-        "`backup` copies the embedded SQLite database; for PostgreSQL use pg_dump (see the README)"
+        "`backup` copies the embedded SQLite database; for PostgreSQL use pg_dump (see docs/operations.md)"
     )]
     NotSqlite,
     #[error("there is no database at {0}")]

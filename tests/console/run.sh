@@ -6,7 +6,7 @@
 #      webhook endpoints, by clicks and keys, money and alert figures checked against the API,
 #      deliveries against a loopback receiver (console.mjs); then `verify`.
 # Screenshots land in $CARGO_TARGET_DIR/console/shots (or target/…); with UPDATE_DOCS=1
-# they are also copied to docs/console/ for the README.
+# they are also copied to docs/console/ for docs/console.md.
 #
 #   bash tests/console/run.sh      # uses ${CARGO_TARGET_DIR:-target}/debug/reseller-api
 set -euo pipefail
