@@ -1,5 +1,6 @@
-//! One error type for the whole service. Each variant has one HTTP status; `http::problem`
-//! renders it as an RFC 9457 `application/problem+json` document.
+//! One error type for the whole service. Its HTTP status is a function of its [`ErrorCode`]
+//! (one table, `http::problem::status_of`), so the two can never disagree;
+//! `http::problem` renders it as an RFC 9457 `application/problem+json` document.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -8,8 +9,19 @@ use crate::domain::FieldError;
 
 /// The stable, machine-readable `code` of every problem document; its wire names are the
 /// snake_case of the variants. Clients may switch on it: a new code is a new variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     AccountSuspended,
     AdminOnly,
@@ -56,52 +68,10 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// The wire name, e.g. `insufficient_funds`.
+    /// The wire name, e.g. `insufficient_funds`: the same words serde writes (a test holds
+    /// the two derivations equal for every code).
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::AccountSuspended => "account_suspended",
-            ErrorCode::AdminOnly => "admin_only",
-            ErrorCode::AmountExceedsRefundable => "amount_exceeds_refundable",
-            ErrorCode::DisputePending => "dispute_pending",
-            ErrorCode::DuplicateGatewayRef => "duplicate_gateway_ref",
-            ErrorCode::EndpointDisabled => "endpoint_disabled",
-            ErrorCode::IdempotencyKeyInFlight => "idempotency_key_in_flight",
-            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
-            ErrorCode::InsufficientFunds => "insufficient_funds",
-            ErrorCode::InsufficientScope => "insufficient_scope",
-            ErrorCode::InternalError => "internal_error",
-            ErrorCode::InvalidQuery => "invalid_query",
-            ErrorCode::InvalidTransition => "invalid_transition",
-            ErrorCode::MalformedJson => "malformed_json",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::NotAmbiguous => "not_ambiguous",
-            ErrorCode::NotCancelable => "not_cancelable",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::NotRefillable => "not_refillable",
-            ErrorCode::NothingToChargeBack => "nothing_to_charge_back",
-            ErrorCode::NothingToRefund => "nothing_to_refund",
-            ErrorCode::OrderCanceled => "order_canceled",
-            ErrorCode::OrderFinal => "order_final",
-            ErrorCode::OriginNotAllowed => "origin_not_allowed",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::ProviderUnavailable => "provider_unavailable",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::RefillNotOpen => "refill_not_open",
-            ErrorCode::RefillTooSoon => "refill_too_soon",
-            ErrorCode::RefillWindowClosed => "refill_window_closed",
-            ErrorCode::RefundAlreadyDecided => "refund_already_decided",
-            ErrorCode::RefundNotPending => "refund_not_pending",
-            ErrorCode::RefundPolicyRefused => "refund_policy_refused",
-            ErrorCode::RefundWouldBeTakenBack => "refund_would_be_taken_back",
-            ErrorCode::ServicePaused => "service_paused",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::UnreadableBody => "unreadable_body",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::ValidationFailed => "validation_failed",
-            ErrorCode::WebhookUrlRefused => "webhook_url_refused",
-            ErrorCode::WriteQueueFull => "write_queue_full",
-        }
+        self.into()
     }
 }
 
@@ -113,26 +83,23 @@ impl std::fmt::Display for ErrorCode {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The request was understood and refused for the reason `code` names (insufficient
+    /// funds, a final order, a suspended account, …).
     #[error("{detail}")]
-    BadRequest { code: ErrorCode, detail: String },
+    Refused { code: ErrorCode, detail: String },
     #[error("{0}")]
     Unauthorized(String),
-    #[error("{detail}")]
-    PaymentRequired { code: ErrorCode, detail: String },
-    #[error("{detail}")]
-    Forbidden { code: ErrorCode, detail: String },
     #[error("{0}")]
     NotFound(String),
-    #[error("{detail}")]
-    Conflict { code: ErrorCode, detail: String },
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// One input the request gave is refused, named by `param` where there is one.
     #[error("{detail}")]
-    Unprocessable {
+    Invalid {
         code: ErrorCode,
         detail: String,
         param: Option<String>,
@@ -176,7 +143,7 @@ impl ApiError {
     }
 
     pub fn invalid(param: &str, detail: impl Into<String>) -> ApiError {
-        ApiError::Unprocessable {
+        ApiError::Invalid {
             code: ErrorCode::ValidationFailed,
             detail: detail.into(),
             param: Some(param.to_string()),
@@ -203,11 +170,7 @@ impl ApiError {
     /// The problem `code` this error is reported with.
     pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest { code, .. }
-            | ApiError::PaymentRequired { code, .. }
-            | ApiError::Forbidden { code, .. }
-            | ApiError::Conflict { code, .. }
-            | ApiError::Unprocessable { code, .. } => *code,
+            ApiError::Refused { code, .. } | ApiError::Invalid { code, .. } => *code,
             ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
@@ -241,5 +204,26 @@ impl From<diesel::result::Error> for ApiError {
 impl From<Vec<FieldError>> for ApiError {
     fn from(errors: Vec<FieldError>) -> ApiError {
         ApiError::Validation(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::IntoEnumIterator;
+
+    use super::*;
+
+    #[test]
+    fn every_code_has_one_wire_name_the_same_in_both_derivations() {
+        let mut names = std::collections::BTreeSet::new();
+        for code in ErrorCode::iter() {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");
+            assert!(names.insert(code.as_str()), "{code:?} named twice");
+        }
+        // The wire contract: removing or renaming a code breaks clients.
+        assert_eq!(names.len(), 42);
+        assert!(names.contains("insufficient_funds"));
+        assert!(names.contains("nothing_to_charge_back"));
+        assert!(names.contains("idempotency_key_in_flight"));
     }
 }

@@ -210,8 +210,11 @@ fn status_json(order: &Order, currency: &str) -> StatusReply {
 /// The dialect's words for our refusals.
 fn dialect_error(error: &ApiError) -> String {
     match error {
-        ApiError::PaymentRequired { .. } => "Not enough funds on balance".into(),
-        ApiError::Forbidden {
+        ApiError::Refused {
+            code: ErrorCode::InsufficientFunds,
+            ..
+        } => "Not enough funds on balance".into(),
+        ApiError::Refused {
             code: ErrorCode::AccountSuspended,
             ..
         } => "Your account is suspended".into(),

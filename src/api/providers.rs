@@ -485,7 +485,7 @@ pub async fn sync_provider_services(
             Ok(fetched)
         })
         .await?;
-    let catalog = fetched.catalog.map_err(|detail| ApiError::Conflict {
+    let catalog = fetched.catalog.map_err(|detail| ApiError::Refused {
         code: ErrorCode::ProviderUnavailable,
         detail,
     })?;

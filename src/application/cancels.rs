@@ -42,13 +42,13 @@ pub fn cancel_order(
         let service = services::find(conn, order.service_id)?
             .ok_or_else(|| ApiError::not_found("service"))?;
         if !service.cancel {
-            return Err(ApiError::Conflict {
+            return Err(ApiError::Refused {
                 code: ErrorCode::NotCancelable,
                 detail: "this order's service does not allow cancel".into(),
             });
         }
         if order.status.is_terminal() {
-            return Err(ApiError::Conflict {
+            return Err(ApiError::Refused {
                 code: ErrorCode::NotCancelable,
                 detail: format!("this order is already {}", order.status),
             });

@@ -98,27 +98,27 @@ fn file(
     let order = orders::lock(conn, order_id, Some(account_id))?
         .ok_or_else(|| ApiError::not_found("order"))?;
     if order.status == OrderStatus::Canceled {
-        return Err(ApiError::Conflict {
+        return Err(ApiError::Refused {
             code: ErrorCode::OrderCanceled,
             detail: "a canceled order is already refunded in full".into(),
         });
     }
     let refundable = order.refundable().micros();
     if refundable == 0 {
-        return Err(ApiError::Conflict {
+        return Err(ApiError::Refused {
             code: ErrorCode::NothingToRefund,
             detail: "this order has already been refunded in full".into(),
         });
     }
     if refunds::pending_dispute(conn, order_id)?.is_some() {
-        return Err(ApiError::Conflict {
+        return Err(ApiError::Refused {
             code: ErrorCode::DisputePending,
             detail: "this order already has a refund request under review".into(),
         });
     }
     let amount = dispute.amount.map_or(refundable, |a| a.micros());
     if amount > refundable {
-        return Err(ApiError::Unprocessable {
+        return Err(ApiError::Invalid {
             code: ErrorCode::AmountExceedsRefundable,
             detail: format!(
                 "at most {} of this order can still be refunded",
@@ -187,7 +187,7 @@ fn file(
 }
 
 fn already_decided(refund: &Refund) -> ApiError {
-    ApiError::Conflict {
+    ApiError::Refused {
         code: ErrorCode::RefundAlreadyDecided,
         detail: format!("this refund is already {}", refund.status),
     }

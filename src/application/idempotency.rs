@@ -42,7 +42,7 @@ pub fn store_response(
     if idempotency::finish(conn, claim, status, body)? {
         Ok(())
     } else {
-        Err(ApiError::Conflict {
+        Err(ApiError::Refused {
             code: ErrorCode::IdempotencyKeyInFlight,
             detail:
                 "another request with this Idempotency-Key took over; retry to get its response"
@@ -77,12 +77,12 @@ fn claim_key(
             body,
             replayed: true,
         })),
-        idempotency::Claim::Mismatch => Err(ApiError::Unprocessable {
+        idempotency::Claim::Mismatch => Err(ApiError::Invalid {
             code: ErrorCode::IdempotencyKeyReused,
             detail: "this Idempotency-Key was already used with a different request body".into(),
             param: Some(KEY_NAME.into()),
         }),
-        idempotency::Claim::InFlight => Err(ApiError::Conflict {
+        idempotency::Claim::InFlight => Err(ApiError::Refused {
             code: ErrorCode::IdempotencyKeyInFlight,
             detail: "a request with this Idempotency-Key is still being processed; retry shortly"
                 .into(),

@@ -101,7 +101,7 @@ pub fn place_order(
     match status.ok_or_else(|| ApiError::not_found("account"))? {
         AccountStatus::Active => {}
         AccountStatus::Suspended => {
-            return Err(ApiError::Forbidden {
+            return Err(ApiError::Refused {
                 code: ErrorCode::AccountSuspended,
                 detail: "this account is suspended and cannot place orders".into(),
             }
@@ -110,7 +110,7 @@ pub fn place_order(
     }
     let (service, _, paused) = found.ok_or(OrderError::UnknownService)?;
     if paused {
-        return Err(ApiError::Conflict {
+        return Err(ApiError::Refused {
             code: ErrorCode::ServicePaused,
             detail: "new orders to this service are paused by a critical refund-rate alert".into(),
         }
@@ -151,7 +151,7 @@ pub fn place_order_planned(conn: &mut DbConnection, planned: NewOrder) -> Result
     }
     if debited.is_none() {
         let balance = accounts::find(conn, planned.account_id)?.map_or(0, |a| a.balance_micros);
-        return Err(ApiError::PaymentRequired {
+        return Err(ApiError::Refused {
             code: ErrorCode::InsufficientFunds,
             detail: format!(
                 "the order costs {} but the balance is {}",
@@ -184,13 +184,13 @@ pub(crate) fn cancel_owned_order(
     let service =
         services::find(conn, order.service_id)?.ok_or_else(|| ApiError::not_found("service"))?;
     if !service.cancel {
-        return Err(ApiError::Conflict {
+        return Err(ApiError::Refused {
             code: ErrorCode::NotCancelable,
             detail: "this order's service does not allow cancel".into(),
         });
     }
     if order.status != OrderStatus::Pending {
-        return Err(ApiError::Conflict {
+        return Err(ApiError::Refused {
             code: ErrorCode::NotCancelable,
             detail: format!(
                 "only pending orders can be canceled; this one is {}",
@@ -201,7 +201,7 @@ pub(crate) fn cancel_owned_order(
     if provider_orders::find(conn, order_id)?.is_some()
         && !provider_orders::withdraw(conn, order_id)?
     {
-        return Err(ApiError::Conflict {
+        return Err(ApiError::Refused {
             code: ErrorCode::NotCancelable,
             detail: "this order was already sent to the provider".into(),
         });

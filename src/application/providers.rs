@@ -34,13 +34,13 @@ pub fn reconcile_forwarding(
         provider_orders::find(conn, order_id)?
             .ok_or_else(|| ApiError::not_found("provider-backed order"))?;
         if order.status.is_terminal() {
-            return Err(ApiError::Conflict {
+            return Err(ApiError::Refused {
                 code: ErrorCode::OrderFinal,
                 detail: format!("the order is {}; nothing is left to send", order.status),
             });
         }
         if !provider_orders::reconcile(conn, order_id, provider_order_id)? {
-            return Err(ApiError::Conflict {
+            return Err(ApiError::Refused {
                 code: ErrorCode::NotAmbiguous,
                 detail: "only an order whose send is ambiguous or failed can be reconciled".into(),
             });

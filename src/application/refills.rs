@@ -27,7 +27,7 @@ impl db::TxError for RefillError {
 
 impl From<RefillError> for ApiError {
     fn from(error: RefillError) -> ApiError {
-        let conflict = |code, detail: String| ApiError::Conflict { code, detail };
+        let conflict = |code, detail: String| ApiError::Refused { code, detail };
         match error {
             RefillError::OrderNotFound => ApiError::not_found("order"),
             RefillError::Refused(RefillRefusal::NotOffered) => conflict(
@@ -92,13 +92,13 @@ pub fn decide_refill(
         let refill =
             refills::find(conn, refill_id)?.ok_or_else(|| ApiError::not_found("refill"))?;
         if refill.state.is_some() {
-            return Err(ApiError::Conflict {
+            return Err(ApiError::Refused {
                 code: ErrorCode::RefillNotOpen,
                 detail: "this refill is worked by its provider".into(),
             });
         }
         if !refills::decide(conn, refill_id, status, admin_id, note.as_deref())? {
-            return Err(ApiError::Conflict {
+            return Err(ApiError::Refused {
                 code: ErrorCode::RefillNotOpen,
                 detail: format!("this refill is already {}", refill.status),
             });

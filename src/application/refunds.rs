@@ -201,18 +201,18 @@ impl From<SettleError> for ApiError {
         match error {
             SettleError::NotFound => ApiError::not_found("order"),
             SettleError::Db(e) => e.into(),
-            SettleError::Refused(Refusal::Final { status }) => ApiError::Conflict {
+            SettleError::Refused(Refusal::Final { status }) => ApiError::Refused {
                 code: ErrorCode::OrderFinal,
                 detail: format!("the order is {status}; its outcome can no longer change"),
             },
-            SettleError::Refused(Refusal::Backwards { from, to }) => ApiError::Conflict {
+            SettleError::Refused(Refusal::Backwards { from, to }) => ApiError::Refused {
                 code: ErrorCode::InvalidTransition,
                 detail: format!("a {from} order cannot go back to {to}"),
             },
             SettleError::Refused(Refusal::RemainsRequired) => {
                 ApiError::invalid("remains", "a partial outcome needs `remains`")
             }
-            SettleError::Refused(Refusal::WouldTakeBack { owed, refunded }) => ApiError::Conflict {
+            SettleError::Refused(Refusal::WouldTakeBack { owed, refunded }) => ApiError::Refused {
                 code: ErrorCode::RefundWouldBeTakenBack,
                 detail: format!(
                     "this outcome owes {} but {} was already refunded; refunds are never taken back",
@@ -220,7 +220,7 @@ impl From<SettleError> for ApiError {
                     format_micros(refunded)
                 ),
             },
-            SettleError::Refused(Refusal::TooMuch { refundable }) => ApiError::Unprocessable {
+            SettleError::Refused(Refusal::TooMuch { refundable }) => ApiError::Invalid {
                 code: ErrorCode::AmountExceedsRefundable,
                 detail: format!("at most {} can still be refunded", format_micros(refundable)),
                 param: Some("amount".into()),

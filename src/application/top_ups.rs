@@ -21,7 +21,7 @@ pub fn record_top_up(
     gateway: &str,
     gateway_ref: &str,
 ) -> Result<TopUp, ApiError> {
-    let duplicate = || ApiError::Conflict {
+    let duplicate = || ApiError::Refused {
         code: ErrorCode::DuplicateGatewayRef,
         detail: format!("a top-up with gateway_ref `{gateway_ref}` is already recorded"),
     };
@@ -107,7 +107,7 @@ pub fn refund_top_up(
             refs,
             ledger::Overdraft::Refuse,
         )?
-        .ok_or_else(|| ApiError::PaymentRequired {
+        .ok_or_else(|| ApiError::Refused {
             code: ErrorCode::InsufficientFunds,
             detail: "the account's balance no longer holds this amount".into(),
         })?;
@@ -118,7 +118,7 @@ pub fn refund_top_up(
 fn check_refundable(top_up: &TopUp, amount: i64) -> Result<(), ApiError> {
     let left = top_up.amount_micros - top_up.refunded_micros;
     if amount > left {
-        return Err(ApiError::Unprocessable {
+        return Err(ApiError::Invalid {
             code: ErrorCode::AmountExceedsRefundable,
             detail: format!(
                 "at most {} of this top-up can still be returned",
@@ -151,7 +151,7 @@ pub fn finish_payment_refund(
         let top_up_id = match (refund.status, refund.top_up_id) {
             (RefundStatus::Pending, Some(top_up_id)) => top_up_id,
             _ => {
-                return Err(ApiError::Conflict {
+                return Err(ApiError::Refused {
                     code: ErrorCode::RefundNotPending,
                     detail: format!(
                         "only a pending payment refund can be settled; this one is {}",
@@ -247,7 +247,7 @@ pub fn charge_back(
         let left = top_up.amount_micros - top_up.refunded_micros;
         let amount = amount.map_or(left, |a| a.micros());
         if amount == 0 {
-            return Err(ApiError::Conflict {
+            return Err(ApiError::Refused {
                 code: ErrorCode::NothingToChargeBack,
                 detail: "this top-up was already returned in full".into(),
             });

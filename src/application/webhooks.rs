@@ -29,7 +29,7 @@ pub fn new_secret() -> String {
 }
 
 fn refused(detail: impl Into<String>) -> ApiError {
-    ApiError::Unprocessable {
+    ApiError::Invalid {
         code: ErrorCode::WebhookUrlRefused,
         detail: detail.into(),
         param: Some("url".into()),
@@ -176,7 +176,7 @@ pub fn test_endpoint(conn: &mut DbConnection, owner: i64, id: i64) -> Result<Eve
     db::write_tx(conn, |conn| {
         let endpoint = owned(conn, owner, id)?;
         if endpoint.status != EndpointStatus::Enabled {
-            return Err(ApiError::Conflict {
+            return Err(ApiError::Refused {
                 code: ErrorCode::EndpointDisabled,
                 detail: "this endpoint is disabled; enable it first".into(),
             });
@@ -219,7 +219,7 @@ pub fn redeliver(
         let mut queued = Vec::new();
         for endpoint in endpoints {
             if endpoint.status != EndpointStatus::Enabled {
-                return Err(ApiError::Conflict {
+                return Err(ApiError::Refused {
                     code: ErrorCode::EndpointDisabled,
                     detail: format!("webhook endpoint {} is disabled", endpoint.id),
                 });

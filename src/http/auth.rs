@@ -369,7 +369,7 @@ impl Caller {
         if self.scopes.contains(&scope) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden {
+            Err(ApiError::Refused {
                 code: ErrorCode::InsufficientScope,
                 detail: format!("this call needs the `{scope}` scope"),
             })
@@ -423,7 +423,7 @@ impl FromRequest for Admin {
         Box::pin(async move {
             let caller = caller.await?;
             if caller.role != Role::Admin || !caller.scopes.contains(&Scope::Admin) {
-                return Err(ApiError::Forbidden {
+                return Err(ApiError::Refused {
                     code: ErrorCode::AdminOnly,
                     detail: "this call is for operators (role admin, scope admin)".into(),
                 });

@@ -58,7 +58,7 @@ pub async fn cors(
                 .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS))
                 .insert_header((header::ACCESS_CONTROL_MAX_AGE, MAX_AGE_SECS))
                 .finish(),
-            None => ApiError::Forbidden {
+            None => ApiError::Refused {
                 code: ErrorCode::OriginNotAllowed,
                 detail: "this origin is not allowed to call the API from a browser".into(),
             }

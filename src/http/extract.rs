@@ -41,7 +41,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                 {
                     ApiError::PayloadTooLarge("the request body is larger than allowed".into())
                 } else {
-                    ApiError::BadRequest {
+                    ApiError::Refused {
                         code: ErrorCode::UnreadableBody,
                         detail: "the request body could not be read".into(),
                     }
@@ -56,14 +56,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     "send the body as `Content-Type: application/json`".into(),
                 ));
             } else {
-                serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
+                serde_json::from_slice(&bytes).map_err(|e| ApiError::Refused {
                     code: ErrorCode::MalformedJson,
                     detail: format!("the body is not valid JSON: {e}"),
                 })?
             };
             // Every request body is an object; serde would also take a struct from an array.
             if !raw.is_object() {
-                return Err(ApiError::Unprocessable {
+                return Err(ApiError::Invalid {
                     code: ErrorCode::ValidationFailed,
                     detail: "the body must be a JSON object".into(),
                     param: None,
@@ -72,7 +72,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             let raw = integral_numbers_as_integers(raw);
             let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
                 let (param, inner) = field_at_fault(e);
-                ApiError::Unprocessable {
+                ApiError::Invalid {
                     code: ErrorCode::ValidationFailed,
                     detail: inner,
                     param,
@@ -97,7 +97,7 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
             .map(ApiQuery)
             .map_err(|e| {
                 let (param, inner) = field_at_fault(e);
-                ApiError::Unprocessable {
+                ApiError::Invalid {
                     code: ErrorCode::InvalidQuery,
                     detail: match &param {
                         Some(p) => format!("query parameter `{p}`: {inner}"),

@@ -65,7 +65,7 @@ impl ApiError {
             other => other.to_string(),
         };
         let (param, errors) = match self {
-            ApiError::Unprocessable { param, .. } => (param.clone(), Vec::new()),
+            ApiError::Invalid { param, .. } => (param.clone(), Vec::new()),
             ApiError::Validation(errors) => (
                 (errors.len() == 1).then(|| errors[0].field.to_string()),
                 errors
@@ -106,29 +106,54 @@ pub fn current_request_id() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
 }
 
+/// The one table from a problem's code to its HTTP status.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    use ErrorCode::*;
+    match code {
+        MalformedJson | UnreadableBody => StatusCode::BAD_REQUEST,
+        Unauthorized => StatusCode::UNAUTHORIZED,
+        InsufficientFunds => StatusCode::PAYMENT_REQUIRED,
+        AccountSuspended | AdminOnly | InsufficientScope | OriginNotAllowed => {
+            StatusCode::FORBIDDEN
+        }
+        NotFound => StatusCode::NOT_FOUND,
+        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        DisputePending
+        | DuplicateGatewayRef
+        | EndpointDisabled
+        | IdempotencyKeyInFlight
+        | InvalidTransition
+        | NotAmbiguous
+        | NotCancelable
+        | NotRefillable
+        | NothingToChargeBack
+        | NothingToRefund
+        | OrderCanceled
+        | OrderFinal
+        | ProviderUnavailable
+        | RefillNotOpen
+        | RefillTooSoon
+        | RefillWindowClosed
+        | RefundAlreadyDecided
+        | RefundNotPending
+        | RefundWouldBeTakenBack
+        | ServicePaused => StatusCode::CONFLICT,
+        PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        AmountExceedsRefundable
+        | IdempotencyKeyReused
+        | InvalidQuery
+        | ValidationFailed
+        | WebhookUrlRefused => StatusCode::UNPROCESSABLE_ENTITY,
+        RateLimited | RefundPolicyRefused => StatusCode::TOO_MANY_REQUESTS,
+        InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        Unavailable | WriteQueueFull => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unprocessable { .. } | ApiError::Validation(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            ApiError::Unavailable(_) | ApiError::Overloaded { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::RateLimited { .. } | ApiError::PolicyRefused { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            ApiError::Internal(_) | ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        status_of(self.code())
     }
 
     fn error_response(&self) -> HttpResponse {
