@@ -10,15 +10,7 @@ use crate::domain::FieldError;
 /// The stable, machine-readable `code` of every problem document; its wire names are the
 /// snake_case of the variants. Clients may switch on it: a new code is a new variant.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    ToSchema,
-    strum::IntoStaticStr,
-    strum::EnumIter,
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, strum::IntoStaticStr, strum::EnumIter,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -217,7 +209,11 @@ mod tests {
     fn every_code_has_one_wire_name_the_same_in_both_derivations() {
         let mut names = std::collections::BTreeSet::new();
         for code in ErrorCode::iter() {
-            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                code.as_str(),
+                "{code:?}"
+            );
             assert!(names.insert(code.as_str()), "{code:?} named twice");
         }
         // The wire contract: removing or renaming a code breaks clients.

@@ -609,10 +609,14 @@ async fn disabling_a_service_with_thousands_of_orders_works_in_batches() {
     let reseller = app.funded_reseller("Acme", "100000").await;
     let service = app.service("1").await;
     // Placed through the data layer to keep the test quick; the disable goes through HTTP.
-    {
+    // Off the test's runtime: a long blocking setup on it stalls the HTTP client's
+    // connection pool, which then drops its next request on a loaded machine.
+    let pool = app.pool.clone();
+    let reseller_id = reseller.id;
+    actix_web::web::block(move || {
         use reseller_api::db::write_tx;
         use reseller_api::domain::order::OrderInput;
-        let mut conn = app.pool.get().unwrap();
+        let mut conn = pool.get().unwrap();
         let svc = reseller_api::db::services::find(&mut conn, service)
             .unwrap()
             .unwrap();
@@ -621,7 +625,7 @@ async fn disabling_a_service_with_thousands_of_orders_works_in_batches() {
             |conn| -> Result<(), reseller_api::error::ApiError> {
                 for _ in 0..1200 {
                     let planned = reseller_api::domain::order::plan_order(
-                        reseller.id,
+                        reseller_id,
                         &svc,
                         OrderInput {
                             link: "https://x".into(),
@@ -636,7 +640,9 @@ async fn disabling_a_service_with_thousands_of_orders_works_in_batches() {
             },
         )
         .unwrap();
-    }
+    })
+    .await
+    .unwrap();
     let reply = app
         .post(
             &format!("/v1/admin/services/{service}/disable"),
