@@ -4,7 +4,7 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderValue;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -173,9 +173,22 @@ pub fn build_app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api_doc()))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(no_route))
-        .wrap(from_fn(head_as_get))
+        .wrap(from_fn(head_as_get_but_on_api_v2))
         .wrap(from_fn(crate::http::cors::cors))
         .wrap(from_fn(request_context))
+}
+
+/// HEAD answered as GET everywhere but on API v2, where a GET with a query string places
+/// an order: a HEAD, which clients and link checkers take to be safe, must never run it
+/// (the dialect's fallback refuses it like any other method).
+async fn head_as_get_but_on_api_v2<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    if api_v2::owns_path(req.path()) {
+        return next.call(req).await;
+    }
+    head_as_get(req, next).await
 }
 
 /// Routes of the documented API and the methods each takes, for telling a wrong method

@@ -108,10 +108,10 @@ pub fn sent_method(req: &actix_web::HttpRequest) -> String {
 /// added. Authentication and every other check run as for the GET; the body is never
 /// sent because actix-http drops it for a request that arrived as HEAD (it remembers the
 /// method from the wire, not from this rewrite) while keeping `Content-Length`.
-pub async fn head_as_get(
+pub async fn head_as_get<B: MessageBody + 'static>(
     mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
     if req.method() == Method::HEAD {
         req.extensions_mut().insert(HeadAsGet);
         req.head_mut().method = Method::GET;

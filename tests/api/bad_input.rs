@@ -294,6 +294,32 @@ async fn head_answers_as_get_without_a_body_on_every_get_route() {
 }
 
 #[actix_rt::test]
+async fn a_head_on_api_v2_never_places_an_order() {
+    use actix_web::http::Method;
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let service = app.service("1").await;
+    let add = format!(
+        "/api/v2?key={}&action=add&service={service}&link=https://x.example/p&quantity=1000",
+        reseller.key
+    );
+    // The same request as a GET places an order: the dialect allows it.
+    let (status, _, body) = raw(&app, Method::GET, &add, None).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("\"order\""));
+    assert_eq!(app.order_count(), 1);
+    assert_eq!(app.balance_micros(&reseller.token).await, 9_000_000);
+    for path in [add.as_str(), "/api/v2/"] {
+        let (status, _, body) = raw(&app, Method::HEAD, path, None).await;
+        assert_eq!(status, 200, "HEAD {path}: refused in the dialect");
+        assert!(body.is_empty(), "HEAD {path}");
+    }
+    assert_eq!(app.order_count(), 1, "a HEAD placed nothing");
+    assert_eq!(app.balance_micros(&reseller.token).await, 9_000_000);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
 async fn a_whole_number_written_with_a_fraction_is_that_integer_and_a_fraction_is_refused() {
     let app = spawn_app().await;
     let reseller = app.funded_reseller("Acme", "10").await;
