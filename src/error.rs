@@ -5,6 +5,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::db::writer::{WriteError, QUEUE_FULL_RETRY_SECS};
 use crate::domain::FieldError;
 
 /// The stable, machine-readable `code` of every problem document; its wire names are the
@@ -180,15 +181,34 @@ impl ApiError {
 
 impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> ApiError {
+        // A refusal of the writer's that a worker or a query helper carried this far is not
+        // a database failure.
+        if let Some(refusal) = WriteError::carried_by(&error) {
+            return refusal.clone().into();
+        }
         match error {
             diesel::result::Error::NotFound => ApiError::NotFound("not found".into()),
-            other if crate::db::writer::WriteQueueFull::is(&other) => ApiError::Overloaded {
-                retry_after_secs: crate::db::writer::QUEUE_FULL_RETRY_SECS,
-            },
             other if crate::db::is_lost_connection(&other) => {
                 ApiError::Unavailable("the database connection was lost; retry the request".into())
             }
             other => ApiError::Database(other),
+        }
+    }
+}
+
+/// The writer's refusals are the service's state, not a fault of the request: a full
+/// queue or a stopped writer is a 503 the client may retry (nothing was done). Only a batch
+/// the database itself failed is a 500.
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> ApiError {
+        match error {
+            WriteError::QueueFull => ApiError::Overloaded {
+                retry_after_secs: QUEUE_FULL_RETRY_SECS,
+            },
+            WriteError::WriterGone => {
+                ApiError::Unavailable("the database writer has stopped; retry the request".into())
+            }
+            WriteError::BatchFailed(_) => ApiError::internal(error),
         }
     }
 }
@@ -204,6 +224,33 @@ mod tests {
     use strum::IntoEnumIterator;
 
     use super::*;
+    use crate::db::writer::BatchFailure;
+
+    #[test]
+    fn the_writers_refusals_are_503s_and_only_a_failed_batch_is_a_500() {
+        let full = ApiError::from(WriteError::QueueFull);
+        assert_eq!(full.code(), ErrorCode::WriteQueueFull);
+        assert_eq!(full.retry_after(), Some(QUEUE_FULL_RETRY_SECS));
+
+        assert_eq!(
+            ApiError::from(WriteError::WriterGone).code(),
+            ErrorCode::Unavailable
+        );
+
+        let failed = WriteError::BatchFailed(std::sync::Arc::new(BatchFailure::Unbalanced));
+        assert_eq!(ApiError::from(failed).code(), ErrorCode::InternalError);
+    }
+
+    #[test]
+    fn a_refusal_carried_in_a_diesel_error_is_mapped_like_the_refusal() {
+        let full = ApiError::from(WriteError::QueueFull.into_diesel());
+        assert_eq!(full.code(), ErrorCode::WriteQueueFull);
+        assert_eq!(full.retry_after(), Some(QUEUE_FULL_RETRY_SECS));
+        assert_eq!(
+            ApiError::from(WriteError::WriterGone.into_diesel()).code(),
+            ErrorCode::Unavailable
+        );
+    }
 
     #[test]
     fn every_code_has_one_wire_name_the_same_in_both_derivations() {

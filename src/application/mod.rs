@@ -29,4 +29,8 @@ impl TxError for ApiError {
     fn is_conflict(&self) -> bool {
         matches!(self, ApiError::Database(error) if db::is_conflict(error))
     }
+
+    fn from_write(error: db::writer::WriteError) -> ApiError {
+        error.into()
+    }
 }

@@ -38,6 +38,10 @@ impl db::TxError for OrderError {
     fn is_conflict(&self) -> bool {
         matches!(self, OrderError::Other(error) if error.is_conflict())
     }
+
+    fn from_write(error: db::writer::WriteError) -> OrderError {
+        OrderError::Other(error.into())
+    }
 }
 
 impl From<OrderError> for ApiError {

@@ -100,6 +100,8 @@ pub enum SetupError {
     Pool(#[from] r2d2::Error),
     #[error("cannot create the database folder: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot start the SQLite writer's threads: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Applies pending migrations for the backend behind `url`.
@@ -233,6 +235,14 @@ pub trait TxError: From<diesel::result::Error> {
     /// True when the database refused the transaction because of a concurrent one
     /// ([`is_conflict`]): nothing of it committed, and running it again may succeed.
     fn is_conflict(&self) -> bool;
+
+    /// The SQLite writer did not run the transaction, or did not keep it. By default the
+    /// refusal is carried inside a diesel error ([`writer::WriteError::into_diesel`]),
+    /// for error types that hold nothing else; an error type that reaches a client maps it
+    /// itself (`ApiError`: 503 for a full queue or a stopped writer).
+    fn from_write(error: writer::WriteError) -> Self {
+        Self::from(error.into_diesel())
+    }
 }
 
 impl TxError for diesel::result::Error {
@@ -279,7 +289,7 @@ pub fn is_lost_connection(error: &diesel::result::Error) -> bool {
 /// ([`writer`]), which runs it in a savepoint of a batch under one `BEGIN IMMEDIATE` and
 /// one commit, and this returns once that commit is on disk (or `f` failed and its
 /// savepoint was rolled back, taking nothing else with it); a full write queue is refused
-/// at once ([`writer::WriteQueueFull`]). Without a writer (a connection not from a pool of
+/// at once ([`writer::WriteError::QueueFull`], mapped by [`TxError::from_write`]). Without a writer (a connection not from a pool of
 /// ours) it runs here under its own `BEGIN IMMEDIATE`. On PostgreSQL it is an ordinary
 /// transaction on `conn`, where writers rely on conditional updates and row locks.
 /// Nested [`Connection::transaction`] calls inside `f` become savepoints. What `f`
@@ -309,7 +319,7 @@ where
     let mut attempt = 1;
     loop {
         let result = match &writer {
-            Some(writer) => writer.run(&f),
+            Some(writer) => writer.run(&f).unwrap_or_else(|e| Err(E::from_write(e))),
             None => write_tx_once(conn, &f),
         };
         match result {
