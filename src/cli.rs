@@ -114,3 +114,29 @@ pub struct ServeArgs {
     #[arg(long, env = "RESELLER_API_SHUTDOWN_SECS", default_value_t = 30)]
     pub shutdown_secs: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The flags' checks ride on their parsers, which must leave the help as it was:
+    /// operators and scripts read the defaults and variables there.
+    #[test]
+    fn help_still_shows_each_default_and_variable() {
+        let help = Cli::command().render_long_help().to_string();
+        for shown in [
+            "[env: RESELLER_API_RATE_ACCOUNT=]",
+            "[default: 600]",
+            "[env: RESELLER_API_RATE_DISPUTE_WINDOW=]",
+            "[default: 3600]",
+            "[env: RESELLER_API_WORKER_INTERVAL_MS=]",
+            "[default: 1000]",
+            "[env: RESELLER_API_EVENT_RETENTION_DAYS=]",
+            "[default: 90]",
+            "[default: 0.25]",
+        ] {
+            assert!(help.contains(shown), "{shown} missing from:\n{help}");
+        }
+    }
+}

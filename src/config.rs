@@ -13,6 +13,41 @@ fn declared_defaults<T: Args + FromArgMatches>() -> T {
     T::from_arg_matches(&matches).expect("the declared defaults parse")
 }
 
+/// A flag's parser that refuses values below `min` with a message naming the floor. Each
+/// flag is checked here, once, when it is read (from the command line, the environment or
+/// its default), so the code using a value never clamps it and a mistyped value stops the
+/// process at start instead of being quietly replaced.
+fn at_least<T>(min: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    move |raw| {
+        let value: T = raw.parse().map_err(|e| format!("{e}"))?;
+        if value < min {
+            return Err(format!("must be at least {min}, not {value}"));
+        }
+        Ok(value)
+    }
+}
+
+/// A count or a window that cannot be zero, typed so: the rate limiter divides by it.
+fn positive_u32(raw: &str) -> Result<std::num::NonZeroU32, String> {
+    std::num::NonZeroU32::new(at_least(1u32)(raw)?).ok_or_else(|| "must be at least 1".into())
+}
+
+/// As [`positive_u32`], for windows in seconds.
+fn positive_u64(raw: &str) -> Result<std::num::NonZeroU64, String> {
+    std::num::NonZeroU64::new(at_least(1u64)(raw)?).ok_or_else(|| "must be at least 1".into())
+}
+
+/// A rate flag: a fraction from 0 to 1.
+fn parse_rate(raw: &str) -> Result<rust_decimal::Decimal, String> {
+    let rate: rust_decimal::Decimal = raw.parse().map_err(|e| format!("{e}"))?;
+    rate_ppm(rate)?;
+    Ok(rate)
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// `sqlite://path` (the default) or `postgres://…`.
@@ -28,6 +63,7 @@ pub struct Config {
         long,
         env = "RESELLER_API_DB_POOL",
         default_value_t = 10,
+        value_parser = at_least(1u32),
         global = true
     )]
     pub db_pool_size: u32,
@@ -129,50 +165,56 @@ pub struct LimitConfig {
     #[arg(
         long,
         env = "RESELLER_API_RATE_ACCOUNT",
-        default_value_t = 600,
+        default_value = "600",
+        value_parser = positive_u32,
         global = true
     )]
-    pub rate_account: u32,
+    pub rate_account: std::num::NonZeroU32,
     /// Window of `--rate-account`, in seconds.
     #[arg(
         long,
         env = "RESELLER_API_RATE_ACCOUNT_WINDOW",
-        default_value_t = 60,
+        default_value = "60",
+        value_parser = positive_u64,
         global = true
     )]
-    pub rate_account_window: u64,
+    pub rate_account_window: std::num::NonZeroU64,
     /// Token requests per window for each client IP (deters key guessing).
     #[arg(
         long,
         env = "RESELLER_API_RATE_TOKEN",
-        default_value_t = 20,
+        default_value = "20",
+        value_parser = positive_u32,
         global = true
     )]
-    pub rate_token: u32,
+    pub rate_token: std::num::NonZeroU32,
     /// Window of `--rate-token`, in seconds.
     #[arg(
         long,
         env = "RESELLER_API_RATE_TOKEN_WINDOW",
-        default_value_t = 60,
+        default_value = "60",
+        value_parser = positive_u64,
         global = true
     )]
-    pub rate_token_window: u64,
+    pub rate_token_window: std::num::NonZeroU64,
     /// Refund requests (disputes) per window for each account.
     #[arg(
         long,
         env = "RESELLER_API_RATE_DISPUTE",
-        default_value_t = 10,
+        default_value = "10",
+        value_parser = positive_u32,
         global = true
     )]
-    pub rate_dispute: u32,
+    pub rate_dispute: std::num::NonZeroU32,
     /// Window of `--rate-dispute`, in seconds.
     #[arg(
         long,
         env = "RESELLER_API_RATE_DISPUTE_WINDOW",
-        default_value_t = 3600,
+        default_value = "3600",
+        value_parser = positive_u64,
         global = true
     )]
-    pub rate_dispute_window: u64,
+    pub rate_dispute_window: std::num::NonZeroU64,
     /// Header naming the client IP, set by a trusted reverse proxy (e.g. `X-Forwarded-For`,
     /// whose last entry is used). Unset: the peer address, and forwarded headers are ignored.
     #[arg(long, env = "RESELLER_API_TRUSTED_IP_HEADER", global = true)]
@@ -290,6 +332,7 @@ pub struct WorkerConfig {
         long,
         env = "RESELLER_API_WORKER_INTERVAL_MS",
         default_value_t = 1000,
+        value_parser = at_least(10u64),
         global = true
     )]
     pub worker_interval_ms: u64,
@@ -298,6 +341,7 @@ pub struct WorkerConfig {
         long,
         env = "RESELLER_API_SYNC_INTERVAL",
         default_value_t = 60,
+        value_parser = at_least(0i64),
         global = true
     )]
     pub sync_interval_secs: i64,
@@ -314,6 +358,7 @@ pub struct WorkerConfig {
         long,
         env = "RESELLER_API_GIVE_UP_HOURS",
         default_value_t = 168,
+        value_parser = at_least(1i64),
         global = true
     )]
     pub give_up_hours: i64,
@@ -323,6 +368,7 @@ pub struct WorkerConfig {
         long,
         env = "RESELLER_API_LEASE_SECS",
         default_value_t = 120,
+        value_parser = at_least(5i64),
         global = true
     )]
     pub lease_secs: i64,
@@ -331,6 +377,7 @@ pub struct WorkerConfig {
         long,
         env = "RESELLER_API_MAX_BACKOFF",
         default_value_t = 3600,
+        value_parser = at_least(0i64),
         global = true
     )]
     pub max_backoff_secs: i64,
@@ -339,6 +386,7 @@ pub struct WorkerConfig {
         long,
         env = "RESELLER_API_BALANCE_INTERVAL",
         default_value_t = 300,
+        value_parser = at_least(0i64),
         global = true
     )]
     pub balance_interval_secs: i64,
@@ -368,6 +416,7 @@ pub struct RetentionConfig {
         long,
         env = "RESELLER_API_IDEMPOTENCY_TTL_HOURS",
         default_value_t = 24,
+        value_parser = at_least(1i64),
         global = true
     )]
     pub idempotency_ttl_hours: i64,
@@ -376,6 +425,7 @@ pub struct RetentionConfig {
         long,
         env = "RESELLER_API_ATTEMPT_BODY_DAYS",
         default_value_t = 30,
+        value_parser = at_least(1i64),
         global = true
     )]
     pub attempt_body_days: i64,
@@ -385,6 +435,7 @@ pub struct RetentionConfig {
         long,
         env = "RESELLER_API_EVENT_RETENTION_DAYS",
         default_value_t = 90,
+        value_parser = at_least(30i64),
         global = true
     )]
     pub event_retention_days: i64,
@@ -393,6 +444,7 @@ pub struct RetentionConfig {
         long,
         env = "RESELLER_API_RETENTION_INTERVAL_SECS",
         default_value_t = 300,
+        value_parser = at_least(1u64),
         global = true
     )]
     pub retention_interval_secs: u64,
@@ -401,6 +453,7 @@ pub struct RetentionConfig {
         long,
         env = "RESELLER_API_RETENTION_BATCH",
         default_value_t = 500,
+        value_parser = at_least(1i64),
         global = true
     )]
     pub retention_batch: i64,
@@ -415,29 +468,7 @@ impl Default for RetentionConfig {
 impl RetentionConfig {
     /// How long a stored idempotent response can be replayed.
     pub fn idempotency_ttl(&self) -> chrono::Duration {
-        chrono::Duration::hours(self.idempotency_ttl_hours.max(1))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_the_declared_ones_and_ignore_the_environment() {
-        std::env::set_var("RESELLER_API_DB_POOL", "77");
-        let config = Config::default();
-        std::env::remove_var("RESELLER_API_DB_POOL");
-        assert_eq!(config.db_pool_size, 10);
-        assert_eq!(config.database_url, "sqlite://data/reseller-api.db");
-        assert_eq!(config.limits.rate_account, 600);
-        assert_eq!(
-            config.policy.refund_rate_escalate,
-            rust_decimal::Decimal::new(2, 1)
-        );
-        assert_eq!(config.worker.lease_secs, 120);
-        assert_eq!(config.retention.idempotency_ttl_hours, 24);
-        assert!(config.cors_origins.is_empty());
+        chrono::Duration::hours(self.idempotency_ttl_hours)
     }
 }
 
@@ -469,6 +500,7 @@ pub struct WebhookConfig {
         long,
         env = "RESELLER_API_WEBHOOK_TIMEOUT_SECS",
         default_value_t = 15,
+        value_parser = at_least(1u64),
         global = true
     )]
     pub webhook_timeout_secs: u64,
@@ -477,6 +509,7 @@ pub struct WebhookConfig {
         long,
         env = "RESELLER_API_WEBHOOK_ROTATION_GRACE_HOURS",
         default_value_t = 24,
+        value_parser = at_least(0i64),
         global = true
     )]
     pub webhook_rotation_grace_hours: i64,
@@ -485,6 +518,7 @@ pub struct WebhookConfig {
         long,
         env = "RESELLER_API_WEBHOOK_DISABLE_AFTER_DAYS",
         default_value_t = 5,
+        value_parser = at_least(1i64),
         global = true
     )]
     pub webhook_disable_after_days: i64,
@@ -493,6 +527,7 @@ pub struct WebhookConfig {
         long,
         env = "RESELLER_API_WEBHOOK_INTERVAL_MS",
         default_value_t = 500,
+        value_parser = at_least(10u64),
         global = true
     )]
     pub webhook_interval_ms: u64,
@@ -512,6 +547,7 @@ pub struct AlertConfig {
         long,
         env = "RESELLER_API_ALERT_WARNING_RATE",
         default_value = "0.1",
+        value_parser = parse_rate,
         global = true
     )]
     pub alert_warning_rate: rust_decimal::Decimal,
@@ -520,6 +556,7 @@ pub struct AlertConfig {
         long,
         env = "RESELLER_API_ALERT_CRITICAL_RATE",
         default_value = "0.25",
+        value_parser = parse_rate,
         global = true
     )]
     pub alert_critical_rate: rust_decimal::Decimal,
@@ -528,6 +565,7 @@ pub struct AlertConfig {
         long,
         env = "RESELLER_API_ALERT_MIN_ORDERS",
         default_value_t = 20,
+        value_parser = at_least(1i64),
         global = true
     )]
     pub alert_min_orders: i64,
@@ -537,6 +575,7 @@ pub struct AlertConfig {
         long,
         env = "RESELLER_API_ALERT_CLEAR_RATIO",
         default_value = "0.8",
+        value_parser = parse_rate,
         global = true
     )]
     pub alert_clear_ratio: rust_decimal::Decimal,
@@ -584,12 +623,200 @@ impl AlertConfig {
         let t = crate::domain::alert::Thresholds {
             warning_ppm: rate_ppm(self.alert_warning_rate)?,
             critical_ppm: rate_ppm(self.alert_critical_rate)?,
-            min_orders: self.alert_min_orders.max(1),
+            min_orders: self.alert_min_orders,
             clear_ratio_ppm: rate_ppm(self.alert_clear_ratio)?,
         };
         if t.critical_ppm < t.warning_ppm {
             return Err("--alert-critical-rate must be at least --alert-warning-rate".into());
         }
         Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `args` as the flags alone, with no environment read.
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let command =
+            Config::augment_args(clap::Command::new("reseller-api")).mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from(std::iter::once("reseller-api").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Config::from_arg_matches(&matches).map_err(|e| e.to_string())
+    }
+
+    fn refused(args: &[&str]) -> String {
+        match parse(args) {
+            Ok(_) => panic!("{args:?} was accepted"),
+            Err(message) => message,
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_declared_ones_and_ignore_the_environment() {
+        std::env::set_var("RESELLER_API_DB_POOL", "77");
+        let config = Config::default();
+        std::env::remove_var("RESELLER_API_DB_POOL");
+        assert_eq!(config.db_pool_size, 10);
+        assert_eq!(config.database_url, "sqlite://data/reseller-api.db");
+        assert_eq!(config.limits.rate_account.get(), 600);
+        assert_eq!(
+            config.policy.refund_rate_escalate,
+            rust_decimal::Decimal::new(2, 1)
+        );
+        assert_eq!(config.worker.lease_secs, 120);
+        assert_eq!(config.retention.idempotency_ttl_hours, 24);
+        assert!(config.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn the_checked_flags_keep_their_defaults() {
+        let c = parse(&[]).unwrap();
+        let limits = [
+            c.limits.rate_account.get(),
+            c.limits.rate_token.get(),
+            c.limits.rate_dispute.get(),
+        ];
+        assert_eq!(limits, [600, 20, 10]);
+        let windows = [
+            c.limits.rate_account_window.get(),
+            c.limits.rate_token_window.get(),
+            c.limits.rate_dispute_window.get(),
+        ];
+        assert_eq!(windows, [60, 60, 3600]);
+        assert_eq!(c.db_pool_size, 10);
+        let w = &c.worker;
+        assert_eq!(w.worker_interval_ms, 1000);
+        let worker = [
+            w.sync_interval_secs,
+            w.give_up_hours,
+            w.lease_secs,
+            w.max_backoff_secs,
+            w.balance_interval_secs,
+        ];
+        assert_eq!(worker, [60, 168, 120, 3600, 300]);
+        let r = &c.retention;
+        let retention = [
+            r.idempotency_ttl_hours,
+            r.attempt_body_days,
+            r.event_retention_days,
+            r.retention_batch,
+        ];
+        assert_eq!(retention, [24, 30, 90, 500]);
+        assert_eq!(r.retention_interval_secs, 300);
+        let h = &c.webhooks;
+        assert_eq!([h.webhook_timeout_secs, h.webhook_interval_ms], [15, 500]);
+        let hooks = [h.webhook_rotation_grace_hours, h.webhook_disable_after_days];
+        assert_eq!(hooks, [24, 5]);
+        let a = &c.alerts;
+        assert_eq!(a.alert_min_orders, 20);
+        let rates = [
+            a.alert_warning_rate,
+            a.alert_critical_rate,
+            a.alert_clear_ratio,
+        ];
+        let expected = ["0.1", "0.25", "0.8"].map(|r| r.parse().unwrap());
+        assert_eq!(rates, expected);
+    }
+
+    #[test]
+    fn values_below_a_floor_are_refused_with_the_floor_named() {
+        for (flag, value, message) in [
+            ("--db-pool-size", "0", "must be at least 1, not 0"),
+            ("--rate-account", "0", "must be at least 1, not 0"),
+            ("--rate-token-window", "0", "must be at least 1, not 0"),
+            ("--worker-interval-ms", "9", "must be at least 10, not 9"),
+            ("--sync-interval-secs", "-1", "must be at least 0, not -1"),
+            ("--give-up-hours", "0", "must be at least 1, not 0"),
+            ("--lease-secs", "4", "must be at least 5, not 4"),
+            ("--max-backoff-secs", "-5", "must be at least 0, not -5"),
+            (
+                "--balance-interval-secs",
+                "-1",
+                "must be at least 0, not -1",
+            ),
+            ("--idempotency-ttl-hours", "0", "must be at least 1, not 0"),
+            ("--attempt-body-days", "0", "must be at least 1, not 0"),
+            (
+                "--event-retention-days",
+                "29",
+                "must be at least 30, not 29",
+            ),
+            (
+                "--retention-interval-secs",
+                "0",
+                "must be at least 1, not 0",
+            ),
+            ("--retention-batch", "0", "must be at least 1, not 0"),
+            ("--webhook-timeout-secs", "0", "must be at least 1, not 0"),
+            (
+                "--webhook-rotation-grace-hours",
+                "-1",
+                "must be at least 0, not -1",
+            ),
+            (
+                "--webhook-disable-after-days",
+                "0",
+                "must be at least 1, not 0",
+            ),
+            ("--webhook-interval-ms", "5", "must be at least 10, not 5"),
+            ("--alert-min-orders", "0", "must be at least 1, not 0"),
+            (
+                "--alert-warning-rate",
+                "1.5",
+                "a rate is a fraction from 0 to 1, not 1.5",
+            ),
+            (
+                "--alert-critical-rate",
+                "-0.1",
+                "a rate is a fraction from 0 to 1, not -0.1",
+            ),
+            (
+                "--alert-clear-ratio",
+                "2",
+                "a rate is a fraction from 0 to 1, not 2",
+            ),
+        ] {
+            // `=` so a negative value reaches the parser rather than reading as a flag,
+            // as it does from the environment.
+            let error = refused(&[&format!("{flag}={value}")]);
+            assert!(error.contains(flag), "{flag}: {error}");
+            assert!(error.contains(message), "{flag}: {error}");
+        }
+        assert!(refused(&["--lease-secs", "ten"]).contains("invalid digit"));
+    }
+
+    #[test]
+    fn each_floor_itself_is_accepted() {
+        let c = parse(&[
+            "--worker-interval-ms=10",
+            "--lease-secs=5",
+            "--sync-interval-secs=0",
+            "--max-backoff-secs=0",
+            "--event-retention-days=30",
+            "--webhook-interval-ms=10",
+            "--webhook-rotation-grace-hours=0",
+            "--rate-dispute=1",
+            "--alert-warning-rate=0",
+            "--alert-critical-rate=1",
+        ])
+        .unwrap();
+        assert_eq!(c.worker.worker_interval_ms, 10);
+        assert_eq!(c.worker.lease_secs, 5);
+        assert_eq!(c.retention.event_retention_days, 30);
+        assert_eq!(c.limits.rate_dispute.get(), 1);
+    }
+
+    #[test]
+    fn an_environment_value_below_its_floor_is_refused_too() {
+        // clap reads the variable when the flag is declared.
+        std::env::set_var("RESELLER_API_WEBHOOK_INTERVAL_MS", "1");
+        let command = Config::augment_args(clap::Command::new("reseller-api"));
+        let result = command.try_get_matches_from(["reseller-api"]);
+        std::env::remove_var("RESELLER_API_WEBHOOK_INTERVAL_MS");
+        let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("must be at least 10, not 1"), "{error}");
     }
 }

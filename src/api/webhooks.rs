@@ -308,7 +308,7 @@ pub async fn rotate_endpoint_secret(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let id = id.into_inner();
-    let grace = chrono::Duration::hours(state.config.webhooks.webhook_rotation_grace_hours.max(0));
+    let grace = chrono::Duration::hours(state.config.webhooks.webhook_rotation_grace_hours);
     let endpoint = state
         .db(move |conn| app::rotate_secret(conn, caller.account_id, id, grace))
         .await?;

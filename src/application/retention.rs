@@ -18,10 +18,10 @@ pub struct Swept {
 /// Deletes expired idempotency keys and clears provider reply bodies past their days, one
 /// batch per statement (each its own transaction) until nothing is left.
 pub fn sweep(conn: &mut DbConnection, config: &RetentionConfig) -> diesel::QueryResult<Swept> {
-    let batch = config.retention_batch.max(1);
+    let batch = config.retention_batch;
     let keys_before = db::now() - config.idempotency_ttl();
-    let bodies_before = db::now() - Duration::days(config.attempt_body_days.max(1));
-    let events_before = db::now() - Duration::days(config.event_retention_days.max(30));
+    let bodies_before = db::now() - Duration::days(config.attempt_body_days);
+    let events_before = db::now() - Duration::days(config.event_retention_days);
     Ok(Swept {
         idempotency_keys: in_batches(conn, batch, |conn| {
             idempotency::delete_expired(conn, keys_before, batch)

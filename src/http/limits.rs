@@ -9,7 +9,7 @@
 
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInf
 /// One quota: `quota` requests per `window`, refilled evenly.
 pub struct Limiter<K: Hash + Eq + Clone> {
     name: &'static str,
-    quota: u32,
+    quota: NonZeroU32,
     window: Duration,
     limiter: Keyed<K>,
     checks: AtomicU64,
@@ -49,14 +49,13 @@ pub struct Applied {
 pub struct AppliedLimits(pub Vec<Applied>);
 
 impl<K: Hash + Eq + Clone> Limiter<K> {
-    pub fn new(name: &'static str, quota: u32, window_secs: u64) -> Limiter<K> {
-        let quota = quota.max(1);
-        let window = Duration::from_secs(window_secs.max(1));
-        let burst = NonZeroU32::new(quota).unwrap_or(NonZeroU32::MIN);
-        let per_cell = window / quota;
+    pub fn new(name: &'static str, quota: NonZeroU32, window_secs: NonZeroU64) -> Limiter<K> {
+        let window = Duration::from_secs(window_secs.get());
+        let per_cell = window / quota.get();
+        // Over a billion requests a second the period rounds to zero, which governor refuses.
         let rule = Quota::with_period(per_cell.max(Duration::from_nanos(1)))
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(burst);
+            .allow_burst(quota);
         Limiter {
             name,
             quota,
@@ -67,7 +66,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 
     fn per_cell(&self) -> Duration {
-        self.window / self.quota
+        self.window / self.quota.get()
     }
 
     /// Counts one request for `key`; records the quota's state on the request, and
@@ -85,11 +84,11 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
                 Some(not_until.wait_time_from(DefaultClock::default().now())),
             ),
         };
-        let used = u64::from(self.quota.saturating_sub(remaining));
+        let used = u64::from(self.quota.get().saturating_sub(remaining));
         let reset = self.per_cell().as_secs_f64() * used as f64;
         let applied = Applied {
             policy: self.name,
-            quota: self.quota,
+            quota: self.quota.get(),
             window_secs: self.window.as_secs(),
             remaining,
             reset_secs: reset.ceil() as u64,
@@ -146,7 +145,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 Err(refused(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)))
             }
-            Err(_) => Err(refused(self.window.as_secs().max(1))),
+            Err(_) => Err(refused(self.window.as_secs())),
         }
     }
 }

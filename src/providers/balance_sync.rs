@@ -14,8 +14,7 @@ use crate::metrics;
 impl Worker {
     pub(super) fn check_balances(&self) -> Result<(), diesel::result::Error> {
         let mut conn = self.connection()?;
-        let due_before =
-            db::now() - chrono::Duration::seconds(self.config.balance_interval_secs.max(0));
+        let due_before = db::now() - chrono::Duration::seconds(self.config.balance_interval_secs);
         let watched = providers::all(&mut conn)?
             .into_iter()
             .filter(|p| p.enabled && p.min_balance_micros.is_some());

@@ -55,7 +55,7 @@ fn finish(
 
 impl Worker {
     fn sync_later(&self) -> chrono::NaiveDateTime {
-        db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0))
+        db::now() + chrono::Duration::seconds(self.config.sync_interval_secs)
     }
 
     /// Sends due refills, one claim each.
@@ -347,7 +347,7 @@ impl Worker {
                 body,
             )
         })?;
-        let give_up_before = db::now() - chrono::Duration::hours(self.config.give_up_hours.max(1));
+        let give_up_before = db::now() - chrono::Duration::hours(self.config.give_up_hours);
         for job in jobs {
             pass.refills_polled += 1;
             let fence = job.fence(&self.owner);

@@ -213,7 +213,7 @@ impl Worker {
         let Some(retention) = &self.retention else {
             return;
         };
-        let every = Duration::from_secs(retention.retention_interval_secs.max(1));
+        let every = Duration::from_secs(retention.retention_interval_secs);
         if last.is_some_and(|at| at.elapsed() < every) {
             return;
         }
@@ -257,9 +257,8 @@ impl Worker {
                 Err(e) => tracing::error!(error = %e, "provider worker pass failed"),
             }
             if !self.stopping() {
-                self.wake.wait(Duration::from_millis(
-                    self.config.worker_interval_ms.max(10),
-                ));
+                self.wake
+                    .wait(Duration::from_millis(self.config.worker_interval_ms));
             }
         }
         self.release_leases();
@@ -310,7 +309,7 @@ impl Worker {
     }
 
     pub(super) fn lease(&self) -> chrono::Duration {
-        chrono::Duration::seconds(self.config.lease_secs.max(5))
+        chrono::Duration::seconds(self.config.lease_secs)
     }
 
     /// The lease for one exchange with `provider`: `--lease-secs`, but never shorter than
@@ -325,7 +324,7 @@ impl Worker {
     pub(super) fn backoff(&self, failures: i64) -> NaiveDateTime {
         let secs = 5i64
             .saturating_mul(1i64 << failures.clamp(0, 20))
-            .min(self.config.max_backoff_secs.max(0));
+            .min(self.config.max_backoff_secs);
         db::now() + chrono::Duration::seconds(secs)
     }
 
@@ -380,8 +379,7 @@ impl Worker {
         // Disabled, or paused because its balance is below the operator's minimum: the
         // order waits queued, nothing lost.
         if !provider.enabled || provider.paused_because().is_some() {
-            let later =
-                Some(db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0)));
+            let later = Some(db::now() + chrono::Duration::seconds(self.config.sync_interval_secs));
             let outcome = AttemptOutcome {
                 next_at: later,
                 ..AttemptOutcome::to(ForwardingState::Queued)
@@ -455,8 +453,7 @@ impl Worker {
         match outcome {
             AddReply::Accepted(remote_id) => {
                 pass.sent += 1;
-                let next =
-                    db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0));
+                let next = db::now() + chrono::Duration::seconds(self.config.sync_interval_secs);
                 let outcome = AttemptOutcome {
                     provider_order_id: Some(remote_id.clone()),
                     next_at: Some(next),
@@ -596,7 +593,7 @@ impl Worker {
             }
             return Ok(());
         };
-        let give_up_before = db::now() - chrono::Duration::hours(self.config.give_up_hours.max(1));
+        let give_up_before = db::now() - chrono::Duration::hours(self.config.give_up_hours);
         for job in jobs {
             pass.polled += 1;
             let item = job
@@ -645,7 +642,7 @@ impl Worker {
         item: Option<&StatusItem>,
         refunded: &mut bool,
     ) -> Result<AttemptOutcome, diesel::result::Error> {
-        let next = db::now() + chrono::Duration::seconds(self.config.sync_interval_secs.max(0));
+        let next = db::now() + chrono::Duration::seconds(self.config.sync_interval_secs);
         let outcome = match item {
             None => AttemptOutcome {
                 error: Some("missing from the status reply".into()),

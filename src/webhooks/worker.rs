@@ -250,7 +250,7 @@ impl WebhookWorker {
             &endpoint.url,
             &headers,
             &body,
-            Duration::from_secs(self.config.webhook_timeout_secs.max(1)),
+            Duration::from_secs(self.config.webhook_timeout_secs),
             self.config.webhook_allow_private,
         )
     }
@@ -285,7 +285,7 @@ impl WebhookWorker {
                 .filter(|_| !success)
                 .map(|s| format!("the endpoint answered {s}"))
         });
-        let disable_after = chrono::Duration::days(self.config.webhook_disable_after_days.max(1));
+        let disable_after = chrono::Duration::days(self.config.webhook_disable_after_days);
         if !store::finish(conn, fence, state, attempts, next_at)? {
             tracing::info!(
                 delivery = delivery.id,
@@ -315,7 +315,7 @@ impl WebhookWorker {
                 endpoint.id,
                 &format!(
                     "every delivery failed for {} days",
-                    self.config.webhook_disable_after_days.max(1)
+                    self.config.webhook_disable_after_days
                 ),
             )?;
         }
@@ -343,7 +343,7 @@ impl WebhookWorker {
     /// Runs passes until [`WebhookHandle::shutdown`], then gives back its leases.
     pub fn run(&self) {
         tracing::info!(owner = %self.owner, "webhook worker started");
-        let every = Duration::from_millis(self.config.webhook_interval_ms.max(10));
+        let every = Duration::from_millis(self.config.webhook_interval_ms);
         while !self.stop.load(Ordering::Relaxed) {
             match self.run_once() {
                 Ok(pass) if pass != WebhookPass::default() => tracing::info!(?pass, "webhook pass"),

@@ -111,7 +111,10 @@ async fn a_write_committed_between_pages_is_not_an_inconsistency() {
 #[actix_rt::test]
 async fn verify_passes_during_a_write_load_and_fails_on_a_tampered_balance() {
     // The operator records every outcome: no quota in the way of the load.
-    let app = Rc::new(spawn_app_with(|c| c.limits.rate_account = 1_000_000).await);
+    let app = Rc::new(
+        spawn_app_with(|c| c.limits.rate_account = std::num::NonZeroU32::new(1_000_000).unwrap())
+            .await,
+    );
     let service = app.service("1").await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut resellers = Vec::new();

@@ -86,7 +86,7 @@ async fn dashboard_app() -> TestApp {
         c.cors_origins = vec![DASHBOARD.into(), "http://localhost:3000".into()];
         // Preflights must not use up the token quota: three real token requests are allowed
         // (the harness's admin, `create_reseller`, and the test's own).
-        c.limits.rate_token = 3;
+        c.limits.rate_token = std::num::NonZeroU32::new(3).unwrap();
     })
     .await
 }

@@ -14,8 +14,8 @@ fn retry_after(reply: &crate::helpers::Reply) -> u64 {
 #[actix_rt::test]
 async fn token_requests_are_limited_per_client_ip_with_headers() {
     let app = spawn_app_with(|c| {
-        c.limits.rate_token = 3;
-        c.limits.rate_token_window = 60;
+        c.limits.rate_token = std::num::NonZeroU32::new(3).unwrap();
+        c.limits.rate_token_window = std::num::NonZeroU64::new(60).unwrap();
     })
     .await;
     // The harness already used one token request for the admin.
@@ -68,13 +68,14 @@ async fn a_forwarded_ip_counts_only_when_the_header_is_trusted() {
         }
         statuses
     }
-    let untrusted = spawn_app_with(|c| c.limits.rate_token = 3).await;
+    let untrusted =
+        spawn_app_with(|c| c.limits.rate_token = std::num::NonZeroU32::new(3).unwrap()).await;
     // Spoofed headers do not buy a fresh quota: all share the peer address (1 used by the harness).
     assert_eq!(burst(&untrusted, "10.0.0.1").await, vec![401, 401, 429]);
     assert_eq!(burst(&untrusted, "10.0.0.2").await, vec![429, 429, 429]);
 
     let trusted = spawn_app_with(|c| {
-        c.limits.rate_token = 3;
+        c.limits.rate_token = std::num::NonZeroU32::new(3).unwrap();
         c.limits.trusted_ip_header = Some("X-Forwarded-For".into());
     })
     .await;
@@ -88,7 +89,8 @@ async fn a_forwarded_ip_counts_only_when_the_header_is_trusted() {
 
 #[actix_rt::test]
 async fn each_account_has_its_own_quota_over_the_whole_api() {
-    let app = spawn_app_with(|c| c.limits.rate_account = 5).await;
+    let app =
+        spawn_app_with(|c| c.limits.rate_account = std::num::NonZeroU32::new(5).unwrap()).await;
     let alice = app.funded_reseller("Alice", "10").await;
     let bob = app.create_reseller("Bob").await;
     let mut last = None;
@@ -167,7 +169,7 @@ async fn completed_orders(app: &TestApp, token: &str, n: usize) -> Vec<i64> {
 #[actix_rt::test]
 async fn the_dispute_quota_is_much_stricter_than_the_api_quota() {
     let app = spawn_app_with(|c| {
-        c.limits.rate_dispute = 2;
+        c.limits.rate_dispute = std::num::NonZeroU32::new(2).unwrap();
         c.policy.disputes_per_hour = 100;
     })
     .await;

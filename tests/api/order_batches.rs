@@ -93,7 +93,10 @@ async fn a_batch_of_100_with_failing_lines_charges_only_the_accepted_ones() {
 
 #[actix_rt::test]
 async fn a_batch_counts_one_request_per_line_against_the_account_quota() {
-    let app = crate::helpers::spawn_app_with(|c| c.limits.rate_account = 30).await;
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.limits.rate_account = std::num::NonZeroU32::new(30).unwrap()
+    })
+    .await;
     let reseller = app.funded_reseller("Acme", "100").await;
     let service = app.service("1").await;
     let line = serde_json::json!({"service_id": service, "link": "https://x/p", "quantity": 100});

@@ -329,7 +329,7 @@ async fn report_sums_equal_the_underlying_orders_and_refunds_to_the_micro_unit()
     let mut rng = StdRng::seed_from_u64(seed);
     // Random books dispute often; the abuse policy is not what this test is about.
     let app = spawn_app_with(|c| {
-        c.limits.rate_dispute = 10_000;
+        c.limits.rate_dispute = std::num::NonZeroU32::new(10_000).unwrap();
         c.policy.disputes_per_hour = 10_000;
         c.policy.disputes_per_day = 10_000;
         c.policy.cooldown_rejections = 10_000;
