@@ -1,6 +1,6 @@
 //! Periodic work one process does at a time for all of them (the alert evaluation, the
-//! scheduled catalog sync): each job is a `job_leases` row, and a conditional update of
-//! its last run decides which process takes an interval's turn.
+//! scheduled catalog sync of each provider): each job is a `job_leases` row, and a
+//! conditional update of its last run decides which process takes an interval's turn.
 
 use chrono::Duration;
 use diesel::prelude::*;
@@ -9,13 +9,23 @@ use super::schema::job_leases;
 use super::{now, DbConnection};
 
 /// Takes this interval's turn at job `name`: true for the one process whose conditional
-/// update finds the last run at least `every` ago.
+/// update finds the last run at least `every` ago. A job named for the first time (one per
+/// provider) gets its row here.
 pub fn take_turn(
     conn: &mut DbConnection,
     name: &str,
     owner: &str,
     every: Duration,
 ) -> QueryResult<bool> {
+    let insert = diesel::insert_into(job_leases::table)
+        .values(job_leases::name.eq(name))
+        .on_conflict(job_leases::name)
+        .do_nothing();
+    // Diesel builds `ON CONFLICT` for each backend, not for `DbConnection`: same SQL on both.
+    match conn {
+        DbConnection::Pg(pg) => insert.execute(pg),
+        DbConnection::Sqlite(sqlite) => insert.execute(sqlite),
+    }?;
     let at = now();
     let taken = diesel::update(
         job_leases::table.find(name).filter(

@@ -9,21 +9,25 @@ use super::client::{call, unreadable_reply, Reply};
 use super::dialect::{parse_cancel_batch, CancelItem, CancelReply};
 use super::worker::{truncate, Pass, Worker};
 use crate::db::cancels::{self, CancelOutcome};
-use crate::db::{self, provider_orders, providers};
+use crate::db::{self, provider_orders};
 use crate::domain::cancel::CancelStatus;
-use crate::domain::provider::ForwardingState;
+use crate::domain::provider::{ForwardingState, Provider};
 use crate::metrics;
 
 impl Worker {
-    /// Sends due cancel requests, one batch per provider per pass.
-    pub(super) fn forward_cancels(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+    /// Sends `provider`'s due cancel requests, one batch per pass.
+    pub(super) fn forward_cancels(
+        &self,
+        provider: &Provider,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
+        if !provider.enabled {
+            return Ok(());
+        }
         let mut conn = self.connection()?;
         let due_by = db::now();
-        for provider in providers::all(&mut conn)?.into_iter().filter(|p| p.enabled) {
-            if self.stopping() {
-                break;
-            }
-            let lease = self.exchange_lease(&provider);
+        {
+            let lease = self.exchange_lease(provider);
             let claimed = db::write_tx(&mut conn, |conn| {
                 cancels::claim(
                     conn,
@@ -43,14 +47,14 @@ impl Worker {
                 }
             }
             if jobs.is_empty() {
-                continue;
+                return Ok(());
             }
             let mut ids: Vec<&str> = jobs.iter().map(|j| j.provider_order_id.as_str()).collect();
             // Two requests for one order are asked once: dedup needs the duplicates adjacent.
             ids.sort_unstable();
             ids.dedup();
             let list = ids.join(",");
-            let reply = call(&provider, &[("action", "cancel"), ("orders", &list)]);
+            let reply = call(provider, &[("action", "cancel"), ("orders", &list)]);
             let (read, http_status, body) = match &reply {
                 Reply::Answered { status, body } => {
                     (parse_cancel_batch(body), Some(*status), body.clone())

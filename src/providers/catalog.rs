@@ -66,49 +66,45 @@ pub fn fetch_services(provider: &Provider) -> ServicesReply {
 
 impl super::worker::Worker {
     /// The scheduled catalog sync: every `--service-sync-interval-secs`, the process that
-    /// takes the `service_sync` turn syncs each enabled provider with `auto_sync`, as
-    /// `POST /v1/admin/providers/{id}/sync-services` does (creates, updates, disables with
-    /// their refunds and upstream cancels). A catalog that cannot be read changes nothing.
-    pub(super) fn sync_catalogs(&self) -> Result<(), diesel::result::Error> {
-        let mut conn = self.connection()?;
-        let due: Vec<Provider> = crate::db::providers::all(&mut conn)?
-            .into_iter()
-            .filter(|p| p.enabled && p.auto_sync)
-            .collect();
-        if due.is_empty() {
+    /// takes the provider's `service_sync:{id}` turn syncs it when it is enabled with
+    /// `auto_sync`, as `POST /v1/admin/providers/{id}/sync-services` does (creates, updates,
+    /// disables with their refunds and upstream cancels). A catalog that cannot be read
+    /// changes nothing.
+    pub(super) fn sync_catalog(&self, provider: &Provider) -> Result<(), diesel::result::Error> {
+        if !provider.enabled || !provider.auto_sync {
             return Ok(());
         }
+        let mut conn = self.connection()?;
         let every = chrono::Duration::seconds(self.config.service_sync_interval_secs as i64);
+        let job = format!("service_sync:{}", provider.id);
         let turn = crate::db::write_tx(&mut conn, |conn| {
-            crate::db::jobs::take_turn(conn, "service_sync", &self.owner, every)
+            crate::db::jobs::take_turn(conn, &job, &self.owner, every)
         })?;
         if !turn {
             return Ok(());
         }
-        for provider in due {
-            let fetched = fetch_services(&provider);
-            fetched.record(&mut conn, provider.id)?;
-            let synced = fetched.catalog.and_then(|catalog| {
-                crate::application::catalog::sync_services(
-                    &mut conn,
-                    None,
-                    provider.id,
-                    &catalog,
-                    false,
-                )
-                .map_err(|e| e.to_string())
-            });
-            match synced {
-                Ok(report) => tracing::info!(
-                    provider = provider.id,
-                    created = report.created.len(),
-                    updated = report.updated.len(),
-                    disabled = report.disabled.len(),
-                    "scheduled catalog sync"
-                ),
-                Err(error) => {
-                    tracing::warn!(provider = provider.id, %error, "scheduled catalog sync failed")
-                }
+        let fetched = fetch_services(provider);
+        fetched.record(&mut conn, provider.id)?;
+        let synced = fetched.catalog.and_then(|catalog| {
+            crate::application::catalog::sync_services(
+                &mut conn,
+                None,
+                provider.id,
+                &catalog,
+                false,
+            )
+            .map_err(|e| e.to_string())
+        });
+        match synced {
+            Ok(report) => tracing::info!(
+                provider = provider.id,
+                created = report.created.len(),
+                updated = report.updated.len(),
+                disabled = report.disabled.len(),
+                "scheduled catalog sync"
+            ),
+            Err(error) => {
+                tracing::warn!(provider = provider.id, %error, "scheduled catalog sync failed")
             }
         }
         Ok(())

@@ -14,10 +14,10 @@ use super::dialect::{
     error_topic, parse_refill, parse_refill_status_batch, parse_refill_status_one, AddReply,
     ErrorTopic, RefillItem,
 };
-use super::worker::{cached_provider, truncate, Pass, Worker};
+use super::worker::{truncate, Pass, Worker};
 use crate::application::events;
 use crate::db::refills::{self, Refill, RefillOutcome};
-use crate::db::{self, provider_orders, providers, DbConnection};
+use crate::db::{self, provider_orders, DbConnection};
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::refill::RefillStatus;
 use crate::metrics;
@@ -58,10 +58,13 @@ impl Worker {
         db::now() + chrono::Duration::seconds(self.config.sync_interval_secs)
     }
 
-    /// Sends due refills, one claim each.
-    pub(super) fn forward_refills(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+    /// Sends `provider`'s due refills, one claim each.
+    pub(super) fn forward_refills(
+        &self,
+        provider: &Provider,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
         let mut conn = self.connection()?;
-        let mut cache: HashMap<i64, Option<Provider>> = HashMap::new();
         let due_by = db::now();
         for _ in 0..REFILL_SENDS_PER_PASS {
             if self.stopping() {
@@ -72,7 +75,7 @@ impl Worker {
                     conn,
                     &self.owner,
                     &[ForwardingState::Queued, ForwardingState::Sending],
-                    None,
+                    Some(provider.id),
                     1,
                     due_by,
                     self.lease(),
@@ -81,9 +84,7 @@ impl Worker {
             .pop() else {
                 break;
             };
-            let provider =
-                cached_provider(&mut cache, &mut conn, job.provider_id.unwrap_or_default())?;
-            self.send_refill(&mut conn, provider.as_ref(), &job, pass)?;
+            self.send_refill(&mut conn, Some(provider), &job, pass)?;
         }
         Ok(())
     }
@@ -200,15 +201,19 @@ impl Worker {
         Ok(())
     }
 
-    /// Follows sent refills, provider by provider.
-    pub(super) fn sync_refills(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+    /// Follows `provider`'s sent refills.
+    pub(super) fn sync_refills(
+        &self,
+        provider: &Provider,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
+        if !provider.enabled {
+            return Ok(());
+        }
         let mut conn = self.connection()?;
         // Due when the pass began: a refill asked just now waits for the next pass.
         let due_by = db::now();
-        for provider in providers::all(&mut conn)?.into_iter().filter(|p| p.enabled) {
-            if self.stopping() {
-                break;
-            }
+        {
             let batch = provider.batch_size.clamp(1, 100);
             let mut one_by_one = batch == 1
                 || self
@@ -216,16 +221,16 @@ impl Worker {
                     .lock()
                     .is_ok_and(|set| set.contains(&provider.id));
             if !one_by_one {
-                one_by_one = !self.sync_refill_batch(&mut conn, &provider, batch, due_by, pass)?;
+                one_by_one = !self.sync_refill_batch(&mut conn, provider, batch, due_by, pass)?;
             }
             if one_by_one {
                 // One claim per exchange, so no lease waits behind another refill's request.
                 for _ in 0..batch {
-                    let jobs = self.claim_sent(&mut conn, &provider, 1, due_by)?;
+                    let jobs = self.claim_sent(&mut conn, provider, 1, due_by)?;
                     let Some(job) = jobs.first() else { break };
                     let remote = job.provider_refill_id.clone().unwrap_or_default();
                     let reply = call(
-                        &provider,
+                        provider,
                         &[("action", "refill_status"), ("refill", remote.as_str())],
                     );
                     let (items, http_status, body) = match &reply {
@@ -239,7 +244,7 @@ impl Worker {
                     };
                     self.apply_refill_statuses(
                         &mut conn,
-                        &provider,
+                        provider,
                         jobs,
                         items,
                         http_status,

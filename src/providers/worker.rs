@@ -1,8 +1,8 @@
 //! The provider worker: sends provider-backed orders upstream (`action=add`) after their
 //! debit has committed, and polls open orders (`action=status`, `orders=` batches) to feed
-//! outcomes into the one refund rule. It runs on its own thread, inside `serve` or as
-//! `reseller-api worker`; leases in the database keep several workers off each other's
-//! orders.
+//! outcomes into the one refund rule. It runs inside `serve` or as `reseller-api worker`,
+//! each provider's jobs on that provider's lane (`providers::jobs`); leases in the database
+//! keep several workers, and lanes, off each other's orders.
 //!
 //! A lease covers only work about to happen: one order, claimed right before its `add`
 //! and renewed by `begin_send` for longer than the exchange can take, or one status batch
@@ -11,7 +11,6 @@
 //! nothing, except that a clear acceptance is never thrown away: the provider's id is
 //! adopted by the row if nobody else knows one (`provider_orders::adopt_acceptance`).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use chrono::NaiveDateTime;
 
 use super::client::{call, unreadable_reply, Reply};
 use super::dialect::{parse_add, parse_multi_status, AddReply, StatusItem};
-use super::Wake;
+use super::{jobs, Wake};
 use crate::application::refunds::{self, SettleError, Trigger};
 use crate::application::retention::{sweep, Swept};
 use crate::config::{RetentionConfig, WorkerConfig};
@@ -145,20 +144,6 @@ fn keep_acceptance(
     Ok(())
 }
 
-/// A provider read once per pass: the sends of one pass look each provider up here.
-pub(super) fn cached_provider(
-    cache: &mut HashMap<i64, Option<Provider>>,
-    conn: &mut db::DbConnection,
-    id: i64,
-) -> Result<Option<Provider>, diesel::result::Error> {
-    if let Some(found) = cache.get(&id) {
-        return Ok(found.clone());
-    }
-    let found = providers::find(conn, id)?;
-    cache.insert(id, found.clone());
-    Ok(found)
-}
-
 /// What one pass of the worker did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pass {
@@ -177,12 +162,12 @@ pub struct Pass {
 pub struct Worker {
     pub(super) pool: DbPool,
     pub(super) config: WorkerConfig,
+    /// The lease owner of its claims: one per lane, so a lane giving back its leases never
+    /// frees a row another lane of this process is sending.
     pub(super) owner: String,
     pub wake: Arc<Wake>,
-    /// Set on shutdown: the pass finishes the exchange in flight and takes no new one.
+    /// Set on shutdown: every job finishes the exchange in flight and takes no new one.
     stop: Arc<AtomicBool>,
-    /// Retention passes between forwarding passes, when this worker runs them.
-    retention: Option<RetentionConfig>,
     /// Providers that answered a batch `refill_status` (`refills=`) with something other
     /// than a batch: asked one refill at a time from then on.
     pub(super) no_batch_refill_status: std::sync::Mutex<std::collections::HashSet<i64>>,
@@ -198,35 +183,19 @@ impl Worker {
             owner: format!("worker-{}-{}", std::process::id(), hex::encode(bytes)),
             wake,
             stop: Arc::default(),
-            retention: None,
             no_batch_refill_status: Default::default(),
         }
     }
 
-    /// Also runs retention (`application::retention`) every `retention_interval_secs`.
-    pub fn with_retention(mut self, retention: RetentionConfig) -> Worker {
-        self.retention = Some(retention);
-        self
-    }
-
-    fn sweep_if_due(&self, last: &mut Option<std::time::Instant>) {
-        let Some(retention) = &self.retention else {
-            return;
-        };
-        let every = Duration::from_secs(retention.retention_interval_secs);
-        if last.is_some_and(|at| at.elapsed() < every) {
-            return;
-        }
-        *last = Some(std::time::Instant::now());
-        let swept = self
-            .pool
-            .get()
-            .map_err(|e| e.to_string())
-            .and_then(|mut conn| sweep(&mut conn, retention).map_err(|e| e.to_string()));
-        match swept {
-            Ok(swept) if swept != Swept::default() => tracing::info!(?swept, "retention pass"),
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, "retention pass failed"),
+    /// The worker of one lane: the same database, settings and stop flag, its own owner.
+    pub(super) fn for_lane(&self, lane: i64) -> Worker {
+        Worker {
+            pool: self.pool.clone(),
+            config: self.config.clone(),
+            owner: format!("{}-lane-{lane}", self.owner),
+            wake: self.wake.clone(),
+            stop: self.stop.clone(),
+            no_batch_refill_status: Default::default(),
         }
     }
 
@@ -241,31 +210,13 @@ impl Worker {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Runs passes until [`WorkerHandle::shutdown`]; sleeps between them unless woken. On
-    /// the way out it gives back every lease it holds, so another process takes its orders
-    /// over at once instead of after the lease expires.
-    pub fn run(&self) {
-        tracing::info!(owner = %self.owner, "provider worker started");
-        let mut last_sweep = None;
-        while !self.stopping() {
-            self.sweep_if_due(&mut last_sweep);
-            match self.run_once() {
-                Ok(pass) if pass != Pass::default() => {
-                    tracing::info!(?pass, "provider worker pass")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "provider worker pass failed"),
-            }
-            if !self.stopping() {
-                self.wake
-                    .wait(Duration::from_millis(self.config.worker_interval_ms));
-            }
-        }
-        self.release_leases();
-        tracing::info!(owner = %self.owner, "provider worker stopped; its leases are given back");
+    /// The wait between two passes of a lane, unless woken.
+    pub(super) fn interval(&self) -> Duration {
+        Duration::from_millis(self.config.worker_interval_ms)
     }
 
-    fn release_leases(&self) {
+    /// Gives back every lease this worker (this lane) holds.
+    pub(super) fn release_leases(&self) {
         match self.pool.get() {
             Ok(mut conn) => {
                 if let Err(e) = db::write_tx(&mut conn, |conn| {
@@ -288,24 +239,24 @@ impl Worker {
         }
     }
 
-    /// One pass: send what is due, then poll what is due.
+    /// One pass of every provider job over every provider, in order, on this thread (the
+    /// spawned worker runs them on lanes instead). A job that fails does not stop the
+    /// others: the pass runs them all, then reports every error.
     pub fn run_once(&self) -> Result<Pass, String> {
         let mut pass = Pass::default();
-        let result = self
-            .check_balances()
-            .and_then(|()| self.sync_catalogs())
-            .and_then(|()| self.forward_due(&mut pass))
-            .and_then(|()| self.forward_cancels(&mut pass))
-            .and_then(|()| self.forward_refills(&mut pass))
-            .and_then(|()| self.sync_due(&mut pass))
-            .and_then(|()| self.sync_refills(&mut pass));
-        if let Err(error) = result {
-            // A pass that failed midway (e.g. the database was busy) may hold leases on
-            // orders it never finished: give them back so they are not stuck until expiry.
-            self.release_leases();
-            return Err(error.to_string());
+        let ids: Vec<i64> = self
+            .connection()
+            .and_then(|mut conn| providers::all(&mut conn))
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        let errors = jobs::every_job(self, &ids, &mut pass);
+        if errors.is_empty() {
+            Ok(pass)
+        } else {
+            Err(errors.join("; "))
         }
-        Ok(pass)
     }
 
     pub(super) fn lease(&self) -> chrono::Duration {
@@ -328,9 +279,12 @@ impl Worker {
         db::now() + chrono::Duration::seconds(secs)
     }
 
-    fn forward_due(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+    pub(super) fn forward_due(
+        &self,
+        provider: &Provider,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
         let mut conn = self.connection()?;
-        let mut cache: HashMap<i64, Option<Provider>> = HashMap::new();
         // Due when the pass began: an order retried at once is left for the next pass.
         let due_by = db::now();
         // One order per claim, taken right before its exchange: no lease ever covers orders
@@ -344,7 +298,7 @@ impl Worker {
                     conn,
                     &self.owner,
                     &[ForwardingState::Queued, ForwardingState::Sending],
-                    None,
+                    Some(provider.id),
                     1,
                     due_by,
                     self.lease(),
@@ -353,12 +307,10 @@ impl Worker {
             .pop() else {
                 break;
             };
-            let provider = cached_provider(&mut cache, &mut conn, job.provider_id)?;
-            let order = orders::lock(&mut conn, job.order_id, None)?;
-            let (Some(provider), Some(order)) = (provider, order) else {
+            let Some(order) = orders::lock(&mut conn, job.order_id, None)? else {
                 continue;
             };
-            self.forward(&mut conn, &provider, &order, &job, pass)?;
+            self.forward(&mut conn, provider, &order, &job, pass)?;
         }
         Ok(())
     }
@@ -515,12 +467,16 @@ impl Worker {
         }
     }
 
-    fn sync_due(&self, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+    pub(super) fn sync_due(
+        &self,
+        provider: &Provider,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
+        if !provider.enabled {
+            return Ok(());
+        }
         let mut conn = self.connection()?;
-        for provider in providers::all(&mut conn)?.into_iter().filter(|p| p.enabled) {
-            if self.stopping() {
-                break;
-            }
+        {
             let batch = provider.batch_size.clamp(1, 100);
             let jobs = db::write_tx(&mut conn, |conn| {
                 provider_orders::claim(
@@ -530,13 +486,13 @@ impl Worker {
                     Some(provider.id),
                     batch,
                     db::now(),
-                    self.exchange_lease(&provider),
+                    self.exchange_lease(provider),
                 )
             })?;
             if jobs.is_empty() {
-                continue;
+                return Ok(());
             }
-            self.sync_batch(&mut conn, &provider, jobs, pass)?;
+            self.sync_batch(&mut conn, provider, jobs, pass)?;
         }
         Ok(())
     }
@@ -757,36 +713,75 @@ pub(super) fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// The worker running on its own thread.
+/// The provider worker: its lanes and its retention job, each on its own thread.
 pub struct WorkerHandle {
     stop: Arc<AtomicBool>,
     wake: Arc<Wake>,
-    thread: std::thread::JoinHandle<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl WorkerHandle {
-    /// Lets the exchange in flight finish, gives back every lease, and waits for the thread.
+    /// Lets the exchanges in flight finish, gives back every lease, and waits for the
+    /// threads.
     pub fn shutdown(self) {
         self.stop.store(true, Ordering::Relaxed);
         self.wake.notify();
-        if self.thread.join().is_err() {
-            tracing::error!("the provider worker thread panicked");
+        for thread in self.threads {
+            if thread.join().is_err() {
+                tracing::error!("a provider worker thread panicked");
+            }
         }
     }
 }
 
-/// Starts the worker, with retention passes, on its own thread.
+/// The retention sweep (`application::retention`), every `retention_interval_secs`.
+struct Retention {
+    pool: DbPool,
+    config: RetentionConfig,
+}
+
+impl jobs::Periodic for Retention {
+    const NAME: &'static str = "retention";
+
+    fn every(&self) -> Duration {
+        Duration::from_secs(self.config.retention_interval_secs)
+    }
+
+    fn pass(&mut self) -> Result<Option<String>, String> {
+        let mut conn = self.pool.get().map_err(|e| e.to_string())?;
+        let swept = sweep(&mut conn, &self.config).map_err(|e| e.to_string())?;
+        Ok((swept != Swept::default()).then(|| format!("{swept:?}")))
+    }
+}
+
+/// Starts the worker: a lane per provider (`jobs::supervise`) and the retention job.
 pub fn spawn(
     pool: DbPool,
     config: WorkerConfig,
     retention: RetentionConfig,
     wake: Arc<Wake>,
 ) -> WorkerHandle {
-    let worker = Worker::new(pool, config, wake.clone()).with_retention(retention);
+    let worker = Worker::new(pool.clone(), config, wake.clone());
     let stop = worker.stop.clone();
-    let thread = std::thread::Builder::new()
+    let retention = jobs::spawn_periodic(
+        Retention {
+            pool,
+            config: retention,
+        },
+        stop.clone(),
+        wake.clone(),
+    );
+    let lanes = std::thread::Builder::new()
         .name("provider-worker".into())
-        .spawn(move || worker.run())
+        .spawn(move || {
+            tracing::info!(owner = %worker.owner, "provider worker started");
+            jobs::supervise(&worker);
+            tracing::info!(owner = %worker.owner, "provider worker stopped; its leases are given back");
+        })
         .expect("spawn the provider worker thread");
-    WorkerHandle { stop, wake, thread }
+    WorkerHandle {
+        stop,
+        wake,
+        threads: vec![lanes, retention],
+    }
 }

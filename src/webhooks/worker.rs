@@ -1,4 +1,5 @@
-//! The webhook worker. Each pass:
+//! The webhook worker: deliveries (dispatch, then deliver) and alerts, each a periodic job
+//! on its own thread (`providers::jobs::Periodic`).
 //!
 //! 1. **Dispatch**: in one write transaction, takes the oldest events no delivery was
 //!    queued for (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so two processes never take the
@@ -30,6 +31,8 @@ use crate::db::webhooks::{self as store, Delivery, DeliveryFence, NewAttempt};
 use crate::db::{self, DbConnection, DbPool};
 use crate::domain::account::Role;
 use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, Event};
+use crate::providers::jobs::{spawn_periodic, Periodic};
+use crate::providers::Wake;
 
 /// Events one dispatch transaction takes at most.
 const DISPATCH_BATCH: i64 = 200;
@@ -75,40 +78,50 @@ impl WebhookWorker {
         self.pool.get().map_err(|e| e.to_string())
     }
 
-    /// One pass: dispatch, deliver what is due, evaluate alerts when due.
+    /// One pass of every webhook job, in order, on this thread (the spawned worker runs
+    /// deliveries and alerts each on its own): alerts when due, then dispatch (alerts just
+    /// raised are events too) and deliver what is due. A job that fails does not stop the
+    /// others: the pass runs them all, then reports every error.
     pub fn run_once(&self) -> Result<WebhookPass, String> {
         let mut pass = WebhookPass::default();
-        let mut conn = self.conn()?;
-        self.dispatch(&mut conn, &mut pass)
-            .map_err(|e| e.to_string())?;
-        self.evaluate_alerts(&mut conn, &mut pass)?;
-        // Alerts just raised are events too: queue them in the same pass.
-        self.dispatch(&mut conn, &mut pass)
-            .map_err(|e| e.to_string())?;
-        drop(conn);
-        if let Err(e) = self.deliver_due(&mut pass) {
-            if let Ok(mut conn) = self.conn() {
-                let _ = db::write_tx(&mut conn, |conn| store::release_all(conn, &self.owner));
-            }
-            return Err(e);
+        let mut errors = Vec::new();
+        let alerts = Alerts {
+            pool: self.pool.clone(),
+            config: self.alerts.clone(),
+            owner: self.owner.clone(),
+            every: self.every(),
+        };
+        match alerts.evaluate() {
+            Ok(moved) => pass.alert_transitions += moved,
+            Err(error) => errors.push(format!("alerts: {error}")),
         }
-        Ok(pass)
+        if let Err(error) = self.deliveries(&mut pass) {
+            errors.push(format!("webhook deliveries: {error}"));
+        }
+        if errors.is_empty() {
+            Ok(pass)
+        } else {
+            Err(errors.join("; "))
+        }
     }
 
-    fn evaluate_alerts(
-        &self,
-        conn: &mut DbConnection,
-        pass: &mut WebhookPass,
-    ) -> Result<(), String> {
-        let thresholds = self.alerts.thresholds()?;
-        let every = chrono::Duration::seconds(self.alerts.alert_interval_secs as i64);
-        if !alerts::take_turn(conn, &self.owner, every).map_err(|e| e.to_string())? {
-            return Ok(());
+    /// Queues what was committed since, then delivers what is due.
+    fn deliveries(&self, pass: &mut WebhookPass) -> Result<(), String> {
+        let mut conn = self.conn()?;
+        self.dispatch(&mut conn, pass).map_err(|e| e.to_string())?;
+        drop(conn);
+        self.deliver_due(pass)
+            .inspect_err(|_| self.release_leases())
+    }
+
+    fn release_leases(&self) {
+        if let Ok(mut conn) = self.conn() {
+            if let Err(error) =
+                db::write_tx(&mut conn, |conn| store::release_all(conn, &self.owner))
+            {
+                tracing::error!(%error, "could not release the webhook worker's leases");
+            }
         }
-        pass.alert_transitions +=
-            alerts::evaluate(conn, &thresholds, self.alerts.alert_pause_orders)
-                .map_err(|e| e.to_string())?;
-        Ok(())
     }
 
     fn dispatch(
@@ -339,28 +352,62 @@ impl WebhookWorker {
         };
         db::now() + chrono::Duration::milliseconds(millis as i64)
     }
+}
 
-    /// Runs passes until [`WebhookHandle::shutdown`], then gives back its leases.
-    pub fn run(&self) {
-        tracing::info!(owner = %self.owner, "webhook worker started");
-        let every = Duration::from_millis(self.config.webhook_interval_ms);
-        while !self.stop.load(Ordering::Relaxed) {
-            match self.run_once() {
-                Ok(pass) if pass != WebhookPass::default() => tracing::info!(?pass, "webhook pass"),
-                Ok(_) => {}
-                Err(error) => tracing::error!(%error, "webhook pass failed"),
-            }
-            let mut slept = Duration::ZERO;
-            while slept < every && !self.stop.load(Ordering::Relaxed) {
-                let step = Duration::from_millis(50).min(every - slept);
-                std::thread::sleep(step);
-                slept += step;
-            }
-        }
-        if let Ok(mut conn) = self.conn() {
-            let _ = db::write_tx(&mut conn, |conn| store::release_all(conn, &self.owner));
-        }
+impl Periodic for WebhookWorker {
+    const NAME: &'static str = "webhook deliveries";
+
+    fn every(&self) -> Duration {
+        Duration::from_millis(self.config.webhook_interval_ms)
+    }
+
+    fn pass(&mut self) -> Result<Option<String>, String> {
+        let mut pass = WebhookPass::default();
+        self.deliveries(&mut pass)?;
+        Ok((pass != WebhookPass::default()).then(|| format!("{pass:?}")))
+    }
+
+    fn stopped(&mut self) {
+        self.release_leases();
         tracing::info!(owner = %self.owner, "webhook worker stopped");
+    }
+}
+
+/// The refund-rate alerts (`application::alerts`): every `--alert-interval-secs`, the
+/// process that takes the `alerts` turn evaluates them. Their events are delivered by the
+/// next deliveries pass.
+struct Alerts {
+    pool: DbPool,
+    config: AlertConfig,
+    owner: String,
+    /// How often it looks whether its turn has come: the deliveries' interval.
+    every: Duration,
+}
+
+impl Alerts {
+    /// How many alerts moved; none when another process has this interval's turn.
+    fn evaluate(&self) -> Result<usize, String> {
+        let thresholds = self.config.thresholds()?;
+        let mut conn = self.pool.get().map_err(|e| e.to_string())?;
+        let every = chrono::Duration::seconds(self.config.alert_interval_secs as i64);
+        if !alerts::take_turn(&mut conn, &self.owner, every).map_err(|e| e.to_string())? {
+            return Ok(0);
+        }
+        alerts::evaluate(&mut conn, &thresholds, self.config.alert_pause_orders)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Periodic for Alerts {
+    const NAME: &'static str = "alerts";
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    fn pass(&mut self) -> Result<Option<String>, String> {
+        let moved = self.evaluate()?;
+        Ok((moved > 0).then(|| format!("{moved} alerts moved")))
     }
 }
 
@@ -387,18 +434,22 @@ fn matches(role: Role, endpoint: &Endpoint, event: &Event) -> bool {
         && (role == Role::Admin || !event.event_type.is_operator_only())
 }
 
-/// The webhook worker on its own thread.
+/// The webhook worker: deliveries and alerts, each on its own thread.
 pub struct WebhookHandle {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
+    wake: Arc<Wake>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl WebhookHandle {
-    /// Finishes the attempts in flight, gives back its leases, and waits for the thread.
+    /// Finishes the attempts in flight, gives back its leases, and waits for the threads.
     pub fn shutdown(self) {
         self.stop.store(true, Ordering::Relaxed);
-        if self.thread.join().is_err() {
-            tracing::error!("the webhook worker thread panicked");
+        self.wake.notify();
+        for thread in self.threads {
+            if thread.join().is_err() {
+                tracing::error!("a webhook worker thread panicked");
+            }
         }
     }
 }
@@ -406,9 +457,21 @@ impl WebhookHandle {
 pub fn spawn(pool: DbPool, config: WebhookConfig, alerts: AlertConfig) -> WebhookHandle {
     let worker = WebhookWorker::new(pool, config, alerts);
     let stop = worker.stop.clone();
-    let thread = std::thread::Builder::new()
-        .name("webhook-worker".into())
-        .spawn(move || worker.run())
-        .expect("spawn the webhook worker thread");
-    WebhookHandle { stop, thread }
+    let wake = Arc::new(Wake::default());
+    let alerts = Alerts {
+        pool: worker.pool.clone(),
+        config: worker.alerts.clone(),
+        owner: worker.owner.clone(),
+        every: worker.every(),
+    };
+    tracing::info!(owner = %worker.owner, "webhook worker started");
+    let threads = vec![
+        spawn_periodic(worker, stop.clone(), wake.clone()),
+        spawn_periodic(alerts, stop.clone(), wake.clone()),
+    ];
+    WebhookHandle {
+        stop,
+        wake,
+        threads,
+    }
 }

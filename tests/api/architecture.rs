@@ -30,6 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "domain",
             "error",
             "metrics",
+            "providers",
             "resources",
         ],
     ),

@@ -905,3 +905,115 @@ fn the_lease_token_migration_is_the_same_in_both_trees_and_in_schema_rs() {
     // Every test that reads a provider row (all columns of schema.rs) checks the migrated
     // database of its backend against schema.rs.
 }
+
+#[actix_rt::test]
+async fn a_hanging_provider_holds_only_its_own_lane() {
+    // Answers nothing for a minute; the provider's timeout is half that. A worker that
+    // runs providers one after another waits here for 30 s before it gets to anyone else.
+    let hanging = StandIn::start(|_| {
+        (
+            200,
+            r#"{"order":1,"balance":"100","currency":"USD"}"#.to_string(),
+            Duration::from_secs(60),
+        )
+    })
+    .await;
+    let (healthy, panel) = StandIn::panel().await;
+    let app = spawn_app_with(|c| {
+        c.worker.worker_interval_ms = 50;
+        c.worker.sync_interval_secs = 0;
+        c.worker.max_backoff_secs = 0;
+        c.webhooks.webhook_interval_ms = 50;
+    })
+    .await;
+    // The hanging provider comes first: lower id, and its order is due first.
+    let (_, stuck_service) = app.provider_service(&hanging.url, false, 30_000).await;
+    let (healthy_provider, healthy_service) =
+        app.provider_service(&healthy.url, false, 2_000).await;
+    let patched = app
+        .patch(
+            &format!("/v1/admin/providers/{healthy_provider}"),
+            &app.admin_token,
+            json!({"min_balance": "5"}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let stuck = app.order_id(&reseller.token, stuck_service, 1000).await;
+    let order = app.order_id(&reseller.token, healthy_service, 1000).await;
+
+    let worker = reseller_api::providers::worker::spawn(
+        app.pool.clone(),
+        app.config.worker.clone(),
+        app.config.retention.clone(),
+        Default::default(),
+    );
+    // A correctness bound, not a speed target: far below the hanging provider's timeout.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while healthy.calls_of("add").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the healthy provider's order was not sent while the other provider hung"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    panel.lock().unwrap().statuses.insert(
+        "9001".into(),
+        json!({"charge": "1", "start_count": "10", "status": "Partial", "remains": "400", "currency": "USD"}),
+    );
+    loop {
+        let json = app.order_json(&reseller.token, order).await;
+        if json["status"] == "partial" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the healthy provider's order was not synced while the other provider hung: {json}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        std::time::Instant::now() < deadline,
+        "the healthy provider's work was late"
+    );
+    // The hanging provider's exchange is still in flight: its order is still `sending`.
+    assert!(!hanging.calls.lock().unwrap().is_empty(), "never asked");
+    let job = app.provider_order(stuck);
+    assert_eq!(job.state, ForwardingState::Sending, "{job:?}");
+    assert!(job.provider_order_id.is_none(), "{job:?}");
+    // The healthy provider's balance was read on its own schedule too.
+    assert_eq!(healthy.calls_of("balance").len(), 1);
+    let listed = app.get("/v1/admin/providers", &app.admin_token).await;
+    let provider = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == healthy_provider)
+        .unwrap();
+    assert_eq!(crate::helpers::micros(&provider["balance"]), 1_000_000_000);
+
+    // 1000 ordered at 1 per 1000, 400 remaining: 0.4 back, exactly, once.
+    let json = app.order_json(&reseller.token, order).await;
+    assert_eq!(crate::helpers::micros(&json["charge"]), 1_000_000);
+    assert_eq!(crate::helpers::micros(&json["refunded"]), 400_000, "{json}");
+    assert_eq!(
+        app.refunded_in_ledger(&reseller.token, order).await,
+        400_000
+    );
+    assert_eq!(
+        app.refunded_in_ledger(&reseller.token, stuck).await,
+        0,
+        "nothing settled for the order whose send is in flight"
+    );
+    app.assert_books_balance();
+
+    // Shutdown lets the hanging exchange end at its timeout and records it: the order may
+    // have reached the provider, which does not deduplicate, so an operator decides.
+    actix_web::web::block(move || worker.shutdown())
+        .await
+        .unwrap();
+    let job = app.provider_order(stuck);
+    assert_eq!(job.state, ForwardingState::Ambiguous, "{job:?}");
+    assert!(job.lease_owner.is_none(), "{job:?}");
+    assert_eq!(hanging.calls_of("add").len(), 1);
+}

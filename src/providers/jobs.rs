@@ -1,0 +1,258 @@
+//! How the worker's jobs are run: each on its own schedule, none able to hold up another.
+//!
+//! - **Provider jobs** ([`Job`]) talk to one provider: its balance, its catalog, the sends
+//!   and status polls of its orders, its refills and cancels. Every provider has a lane (a
+//!   thread, [`supervise`]) that runs each of these jobs for it in turn, so a provider that
+//!   hangs for its whole timeout holds only its own lane: the others send and poll on
+//!   time. Lanes are bounded ([`MAX_LANES`]); past that, providers share them by id.
+//! - **Periodic jobs** ([`Periodic`]: retention, webhook deliveries, alerts) run each on a
+//!   thread of their own ([`spawn_periodic`]).
+//! - **Isolation.** A job's error is logged (or, in [`every_job`], reported) and the other
+//!   jobs still run; the failing job gives back the leases of its lane, since it may have
+//!   stopped between a claim and its finish.
+//! - **Shutdown.** Every loop checks the shared stop flag between exchanges: an exchange in
+//!   flight finishes and is recorded, then the lane gives back every lease it holds.
+//!
+//! Leases (`db::lease`) keep several processes, and the lanes of one process, off each
+//! other's rows; each lane claims under its own owner name, so one lane giving back its
+//! leases never frees a row another lane is sending.
+//!
+//! A new provider job is a type implementing [`Job`] and one line in [`every_job`]; a new
+//! job that is not about one provider implements [`Periodic`] and is spawned beside the
+//! others (`providers::worker::spawn`, `webhooks::worker::spawn`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::worker::{Pass, Worker};
+use super::Wake;
+use crate::db::providers;
+use crate::domain::provider::Provider;
+
+/// Lane threads one process runs at most; past it, providers share lanes by id.
+pub const MAX_LANES: i64 = 64;
+
+/// One kind of work the worker does with one provider, run on that provider's lane.
+pub(super) trait Job {
+    /// Its name in logs and in the errors of a pass.
+    const NAME: &'static str;
+
+    /// One pass over what is due for `provider`, read just before (so a balance read by
+    /// an earlier job of the pass counts).
+    fn pass(
+        worker: &Worker,
+        provider: &Provider,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error>;
+}
+
+/// One pass of every provider job, in this order, each over every provider in `ids`
+/// before the next job runs: balances first (a pause applies to the sends of the same
+/// pass), sends before polls (an order sent is polled in the same pass). A job that fails
+/// is reported in the returned errors and the others still run.
+pub(super) fn every_job(worker: &Worker, ids: &[i64], pass: &mut Pass) -> Vec<String> {
+    let mut errors = Vec::new();
+    run::<Balance>(worker, ids, pass, &mut errors);
+    run::<Catalog>(worker, ids, pass, &mut errors);
+    run::<OrderSends>(worker, ids, pass, &mut errors);
+    run::<Cancels>(worker, ids, pass, &mut errors);
+    run::<RefillSends>(worker, ids, pass, &mut errors);
+    run::<OrderStatus>(worker, ids, pass, &mut errors);
+    run::<RefillStatus>(worker, ids, pass, &mut errors);
+    errors
+}
+
+fn run<J: Job>(worker: &Worker, ids: &[i64], pass: &mut Pass, errors: &mut Vec<String>) {
+    for &id in ids {
+        if worker.stopping() {
+            return;
+        }
+        let result = worker
+            .connection()
+            .and_then(|mut conn| providers::find(&mut conn, id))
+            .and_then(|found| match found {
+                Some(provider) => J::pass(worker, &provider, pass),
+                None => Ok(()),
+            });
+        if let Err(error) = result {
+            // It may have stopped between a claim and its finish: give the rows back now
+            // rather than when their leases run out.
+            worker.release_leases();
+            errors.push(format!("{} for provider {id}: {error}", J::NAME));
+        }
+    }
+}
+
+struct Balance;
+impl Job for Balance {
+    const NAME: &'static str = "balance read";
+    fn pass(w: &Worker, p: &Provider, _: &mut Pass) -> Result<(), diesel::result::Error> {
+        w.check_balance(p)
+    }
+}
+
+struct Catalog;
+impl Job for Catalog {
+    const NAME: &'static str = "catalog sync";
+    fn pass(w: &Worker, p: &Provider, _: &mut Pass) -> Result<(), diesel::result::Error> {
+        w.sync_catalog(p)
+    }
+}
+
+struct OrderSends;
+impl Job for OrderSends {
+    const NAME: &'static str = "order sends";
+    fn pass(w: &Worker, p: &Provider, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+        w.forward_due(p, pass)
+    }
+}
+
+struct Cancels;
+impl Job for Cancels {
+    const NAME: &'static str = "cancel sends";
+    fn pass(w: &Worker, p: &Provider, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+        w.forward_cancels(p, pass)
+    }
+}
+
+struct RefillSends;
+impl Job for RefillSends {
+    const NAME: &'static str = "refill sends";
+    fn pass(w: &Worker, p: &Provider, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+        w.forward_refills(p, pass)
+    }
+}
+
+struct OrderStatus;
+impl Job for OrderStatus {
+    const NAME: &'static str = "order status sync";
+    fn pass(w: &Worker, p: &Provider, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+        w.sync_due(p, pass)
+    }
+}
+
+struct RefillStatus;
+impl Job for RefillStatus {
+    const NAME: &'static str = "refill status sync";
+    fn pass(w: &Worker, p: &Provider, pass: &mut Pass) -> Result<(), diesel::result::Error> {
+        w.sync_refills(p, pass)
+    }
+}
+
+/// The lane a provider's jobs run on.
+fn lane_of(provider_id: i64) -> i64 {
+    provider_id.rem_euclid(MAX_LANES)
+}
+
+/// Runs on the provider worker's thread until stopped: starts a lane for each provider
+/// as it appears, then waits for every lane to finish its exchange and give back its
+/// leases.
+pub(super) fn supervise(worker: &Worker) {
+    let mut lanes: HashMap<i64, JoinHandle<()>> = HashMap::new();
+    let mut seen = worker.wake.seen();
+    while !worker.stopping() {
+        match worker
+            .connection()
+            .and_then(|mut conn| providers::all(&mut conn))
+        {
+            Ok(all) => {
+                for lane in all.iter().map(|p| lane_of(p.id)) {
+                    lanes.entry(lane).or_insert_with(|| {
+                        let worker = worker.for_lane(lane);
+                        std::thread::Builder::new()
+                            .name(format!("provider-lane-{lane}"))
+                            .spawn(move || run_lane(&worker, lane))
+                            .expect("spawn a provider lane thread")
+                    });
+                }
+            }
+            Err(error) => tracing::error!(%error, "could not list providers for their lanes"),
+        }
+        if !worker.stopping() {
+            worker.wake.wait(&mut seen, worker.interval());
+        }
+    }
+    for (lane, thread) in lanes {
+        if thread.join().is_err() {
+            tracing::error!(lane, "a provider lane thread panicked");
+        }
+    }
+}
+
+fn run_lane(worker: &Worker, lane: i64) {
+    let mut seen = worker.wake.seen();
+    while !worker.stopping() {
+        let ids: Result<Vec<i64>, _> = worker
+            .connection()
+            .and_then(|mut conn| providers::all(&mut conn))
+            .map(|all| {
+                all.iter()
+                    .map(|p| p.id)
+                    .filter(|id| lane_of(*id) == lane)
+                    .collect()
+            });
+        match ids {
+            Ok(ids) => {
+                let mut pass = Pass::default();
+                let errors = every_job(worker, &ids, &mut pass);
+                if pass != Pass::default() {
+                    tracing::info!(?pass, ?ids, "provider worker pass");
+                }
+                for error in errors {
+                    tracing::error!(%error, ?ids, "provider worker job failed");
+                }
+            }
+            Err(error) => tracing::error!(%error, lane, "could not read the lane's providers"),
+        }
+        if !worker.stopping() {
+            worker.wake.wait(&mut seen, worker.interval());
+        }
+    }
+    worker.release_leases();
+}
+
+/// A job that is not about one provider, run on its own thread every [`Periodic::every`].
+pub trait Periodic: Send + 'static {
+    /// Its name in logs, and its thread's.
+    const NAME: &'static str;
+
+    /// The wait between passes (a wake ends it early).
+    fn every(&self) -> Duration;
+
+    /// One pass; what it did, for the log, when it did something.
+    fn pass(&mut self) -> Result<Option<String>, String>;
+
+    /// On the way out: give back what the job holds.
+    fn stopped(&mut self) {}
+}
+
+/// Runs `job` on its own thread until `stop` is set; `wake` must be notified with it.
+pub fn spawn_periodic<J: Periodic>(
+    mut job: J,
+    stop: Arc<AtomicBool>,
+    wake: Arc<Wake>,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(J::NAME.replace(' ', "-"))
+        .spawn(move || {
+            let mut seen = wake.seen();
+            while !stop.load(Ordering::Relaxed) {
+                match job.pass() {
+                    Ok(Some(done)) => tracing::info!(job = J::NAME, %done, "worker job pass"),
+                    Ok(None) => {}
+                    Err(error) => tracing::error!(job = J::NAME, %error, "worker job failed"),
+                }
+                // A wake only cuts the wait short for shutdown: the job keeps its period.
+                let every = job.every();
+                let started = Instant::now();
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < every {
+                    wake.wait(&mut seen, every.saturating_sub(started.elapsed()));
+                }
+            }
+            job.stopped();
+        })
+        .expect("spawn a worker job thread")
+}
