@@ -7,12 +7,11 @@
 
 use super::client::{call, unreadable_reply, Reply};
 use super::dialect::{parse_cancel_batch, CancelItem, CancelReply};
-use super::worker::{truncate, Pass, Worker};
+use super::worker::{record_exchange, truncate, Pass, Worker};
 use crate::db::cancels::{self, CancelOutcome};
 use crate::db::{self, provider_orders};
 use crate::domain::cancel::CancelStatus;
 use crate::domain::provider::{ForwardingState, Provider};
-use crate::metrics;
 
 impl Worker {
     /// Sends `provider`'s due cancel requests, one batch per pass.
@@ -67,18 +66,15 @@ impl Worker {
                 Some(CancelReply::Failed(_)) => "failed",
                 None => "unreadable",
             };
-            metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "cancel", label]);
-            db::write_tx(&mut conn, |conn| {
-                provider_orders::record_attempt(
-                    conn,
-                    provider.id,
-                    None,
-                    "cancel",
-                    label,
-                    http_status,
-                    &body,
-                )
-            })?;
+            record_exchange(
+                &mut conn,
+                provider,
+                None,
+                "cancel",
+                label,
+                http_status,
+                &body,
+            )?;
             for job in jobs {
                 let fence = job.fence(&self.owner);
                 let item = match &read {

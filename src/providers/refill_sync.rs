@@ -14,13 +14,12 @@ use super::dialect::{
     error_topic, parse_refill, parse_refill_status_batch, parse_refill_status_one, AddReply,
     ErrorTopic, RefillItem,
 };
-use super::worker::{truncate, Pass, Worker};
+use super::worker::{record_exchange, truncate, Pass, Worker};
 use crate::application::events;
 use crate::db::refills::{self, Refill, RefillOutcome};
-use crate::db::{self, provider_orders, DbConnection};
+use crate::db::{self, DbConnection};
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::refill::RefillStatus;
-use crate::metrics;
 
 /// Refills one pass sends at most, each under its own claim.
 const REFILL_SENDS_PER_PASS: usize = 50;
@@ -129,18 +128,15 @@ impl Worker {
             AddReply::Rejected(_) => "rejected",
             AddReply::Unreadable => "unreadable",
         };
-        metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "refill", label]);
-        db::write_tx(conn, |conn| {
-            provider_orders::record_attempt(
-                conn,
-                provider.id,
-                Some(job.order_id),
-                "refill",
-                label,
-                http_status,
-                &body,
-            )
-        })?;
+        record_exchange(
+            conn,
+            provider,
+            Some(job.order_id),
+            "refill",
+            label,
+            http_status,
+            &body,
+        )?;
         match read {
             AddReply::Accepted(remote) => {
                 pass.refills_sent += 1;
@@ -340,18 +336,15 @@ impl Worker {
         } else {
             "unreadable"
         };
-        metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "refill_status", label]);
-        db::write_tx(conn, |conn| {
-            provider_orders::record_attempt(
-                conn,
-                provider.id,
-                None,
-                "refill_status",
-                label,
-                http_status,
-                body,
-            )
-        })?;
+        record_exchange(
+            conn,
+            provider,
+            None,
+            "refill_status",
+            label,
+            http_status,
+            body,
+        )?;
         let give_up_before = db::now() - chrono::Duration::hours(self.config.give_up_hours);
         for job in jobs {
             pass.refills_polled += 1;

@@ -315,6 +315,8 @@ impl Worker {
         Ok(())
     }
 
+    /// One claimed order: settled without an exchange when it must not be sent, else sent
+    /// once (`begin_send` first) and its reply recorded and finished under the claim.
     fn forward(
         &self,
         conn: &mut db::DbConnection,
@@ -324,32 +326,7 @@ impl Worker {
         pass: &mut Pass,
     ) -> Result<(), diesel::result::Error> {
         let fence = job.fence(&self.owner);
-        if order.status.is_terminal() {
-            // Refunded before it was sent (a cancel, a disabled service): never send it.
-            return finish(conn, fence, AttemptOutcome::to(ForwardingState::Done)).map(drop);
-        }
-        // Disabled, or paused because its balance is below the operator's minimum: the
-        // order waits queued, nothing lost.
-        if !provider.enabled || provider.paused_because().is_some() {
-            let later = Some(db::now() + chrono::Duration::seconds(self.config.sync_interval_secs));
-            let outcome = AttemptOutcome {
-                next_at: later,
-                ..AttemptOutcome::to(ForwardingState::Queued)
-            };
-            return finish(conn, fence, outcome).map(drop);
-        }
-        if job.state == ForwardingState::Sending && !provider.idempotent_add {
-            // An earlier attempt began a send and its lease, which outlasts any exchange,
-            // ran out: that worker died mid-send. The provider may have the order, and it
-            // cannot tell us. Resending could buy it twice; an operator decides (unless the
-            // earlier worker still gets its clear answer, which it then records).
-            let outcome = AttemptOutcome {
-                error: Some(
-                    "an earlier send was interrupted; check the provider before resending".into(),
-                ),
-                failed: true,
-                ..AttemptOutcome::to(ForwardingState::Ambiguous)
-            };
+        if let Some(outcome) = self.without_send(provider, order, job) {
             return finish(conn, fence, outcome).map(drop);
         }
         if !db::write_tx(conn, |conn| {
@@ -357,113 +334,130 @@ impl Worker {
         })? {
             return Ok(());
         }
-        let quantity = order.quantity.to_string();
-        let runs = order.runs.map(|r| r.to_string());
-        let interval = order.interval.map(|i| i.to_string());
-        let mut fields = vec![
-            ("action", "add"),
-            ("service", job.provider_service_id.as_str()),
-            ("link", order.link.as_str()),
-            ("quantity", quantity.as_str()),
-            ("idempotency_key", job.idempotency_key.as_str()),
-        ];
-        if let (Some(runs), Some(interval)) = (&runs, &interval) {
-            fields.push(("runs", runs));
-            fields.push(("interval", interval));
-        }
-        if let Some(comments) = &order.comments {
-            fields.push(("comments", comments));
-        }
-        let reply = call(provider, &fields);
-        let (outcome, http_status, body) = match &reply {
-            Reply::Answered { status, body } => (parse_add(body), Some(*status), body.clone()),
-            Reply::NotSent(e) => (
-                AddReply::Rejected(format!("not sent: {e}")),
-                None,
-                e.clone(),
-            ),
-            Reply::Lost(e) => (AddReply::Unreadable, None, e.clone()),
-        };
-        let sent_for_sure = matches!(reply, Reply::NotSent(_));
-        let label = match &outcome {
-            AddReply::Accepted(_) => "accepted",
-            AddReply::Rejected(_) => "rejected",
-            AddReply::Unreadable => "unreadable",
-        };
-        metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "add", label]);
-        db::write_tx(conn, |conn| {
-            provider_orders::record_attempt(
-                conn,
-                provider.id,
-                Some(order.id),
-                "add",
-                label,
-                http_status,
-                &body,
-            )
-        })?;
-        match outcome {
+        let fields = add_request(order, job);
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let sent = AddAttempt::read(call(provider, &fields));
+        record_exchange(
+            conn,
+            provider,
+            Some(order.id),
+            "add",
+            sent.label(),
+            sent.http_status,
+            &sent.body,
+        )?;
+        match sent.reply {
             AddReply::Accepted(remote_id) => {
                 pass.sent += 1;
-                let next = db::now() + chrono::Duration::seconds(self.config.sync_interval_secs);
-                let outcome = AttemptOutcome {
-                    provider_order_id: Some(remote_id.clone()),
-                    next_at: Some(next),
-                    ..AttemptOutcome::to(ForwardingState::Sent)
-                };
-                if !finish(conn, fence, outcome)? {
+                if !finish(conn, fence, self.accepted(remote_id.clone()))? {
                     keep_acceptance(conn, order.id, &remote_id)?;
                 }
                 Ok(())
             }
             AddReply::Rejected(error) => {
                 pass.send_failures += 1;
-                // The provider said no (or never heard us): nothing upstream, so a retry is safe.
-                if job.failures + 1 >= self.config.forward_max_failures {
-                    let note = if sent_for_sure {
-                        error.clone()
-                    } else {
-                        format!("the provider refused the order: {error}")
-                    };
-                    // The cancel and its refund stand only with the attempt's own finish.
-                    return finish_with(conn, fence, |conn| {
-                        cancel_unsendable(conn, order.id, &note)?;
-                        Ok(AttemptOutcome {
-                            error: Some(error.clone()),
-                            failed: true,
-                            ..AttemptOutcome::to(ForwardingState::Failed)
-                        })
-                    })
-                    .map(drop);
+                if job.failures + 1 < self.config.forward_max_failures {
+                    return finish(conn, fence, self.retry_later(job, error)).map(drop);
                 }
-                let outcome = AttemptOutcome {
-                    error: Some(error),
-                    failed: true,
-                    next_at: Some(self.backoff(job.failures)),
-                    ..AttemptOutcome::to(ForwardingState::Queued)
+                let note = if sent.never_sent {
+                    error.clone()
+                } else {
+                    format!("the provider refused the order: {error}")
                 };
-                finish(conn, fence, outcome).map(drop)
+                // The cancel and its refund stand only with the attempt's own finish.
+                finish_with(conn, fence, |conn| {
+                    cancel_unsendable(conn, order.id, &note)?;
+                    Ok(AttemptOutcome {
+                        error: Some(error.clone()),
+                        failed: true,
+                        ..AttemptOutcome::to(ForwardingState::Failed)
+                    })
+                })
+                .map(drop)
             }
             AddReply::Unreadable => {
                 pass.send_failures += 1;
-                let error = unreadable_reply("add", http_status, &body);
-                // It may have been taken. Only a provider that honours our idempotency key
-                // can be asked again without risking a second order upstream.
-                let state = if provider.idempotent_add
-                    && job.failures + 1 < self.config.forward_max_failures
-                {
-                    ForwardingState::Queued
-                } else {
-                    ForwardingState::Ambiguous
-                };
-                let outcome = AttemptOutcome {
-                    error: Some(error),
-                    failed: true,
-                    next_at: Some(self.backoff(job.failures)),
-                    ..AttemptOutcome::to(state)
-                };
-                finish(conn, fence, outcome).map(drop)
+                let error = unreadable_reply("add", sent.http_status, &sent.body);
+                finish(conn, fence, self.maybe_sent(provider, job, error)).map(drop)
             }
+        }
+    }
+
+    /// The outcome of a claimed order that must not be sent now, if so.
+    fn without_send(
+        &self,
+        provider: &Provider,
+        order: &Order,
+        job: &ProviderOrder,
+    ) -> Option<AttemptOutcome> {
+        if order.status.is_terminal() {
+            // Refunded before it was sent (a cancel, a disabled service): never send it.
+            return Some(AttemptOutcome::to(ForwardingState::Done));
+        }
+        // Disabled, or paused because its balance is below the operator's minimum: the
+        // order waits queued, nothing lost.
+        if !provider.enabled || provider.paused_because().is_some() {
+            let later = db::now() + chrono::Duration::seconds(self.config.sync_interval_secs);
+            return Some(AttemptOutcome {
+                next_at: Some(later),
+                ..AttemptOutcome::to(ForwardingState::Queued)
+            });
+        }
+        if job.state == ForwardingState::Sending && !provider.idempotent_add {
+            // An earlier attempt began a send and its lease, which outlasts any exchange,
+            // ran out: that worker died mid-send. The provider may have the order, and it
+            // cannot tell us. Resending could buy it twice; an operator decides (unless the
+            // earlier worker still gets its clear answer, which it then records).
+            return Some(AttemptOutcome {
+                error: Some(
+                    "an earlier send was interrupted; check the provider before resending".into(),
+                ),
+                failed: true,
+                ..AttemptOutcome::to(ForwardingState::Ambiguous)
+            });
+        }
+        None
+    }
+
+    /// The provider took the order: it is tracked by the provider's id from now on.
+    fn accepted(&self, remote_id: String) -> AttemptOutcome {
+        let next = db::now() + chrono::Duration::seconds(self.config.sync_interval_secs);
+        AttemptOutcome {
+            provider_order_id: Some(remote_id),
+            next_at: Some(next),
+            ..AttemptOutcome::to(ForwardingState::Sent)
+        }
+    }
+
+    /// The provider said no (or never heard us): nothing upstream, so a retry is safe.
+    fn retry_later(&self, job: &ProviderOrder, error: String) -> AttemptOutcome {
+        AttemptOutcome {
+            error: Some(error),
+            failed: true,
+            next_at: Some(self.backoff(job.failures)),
+            ..AttemptOutcome::to(ForwardingState::Queued)
+        }
+    }
+
+    /// No certain answer: the order may have been taken. Only a provider that honours our
+    /// idempotency key can be asked again without risking a second order upstream.
+    fn maybe_sent(
+        &self,
+        provider: &Provider,
+        job: &ProviderOrder,
+        error: String,
+    ) -> AttemptOutcome {
+        let state =
+            if provider.idempotent_add && job.failures + 1 < self.config.forward_max_failures {
+                ForwardingState::Queued
+            } else {
+                ForwardingState::Ambiguous
+            };
+        AttemptOutcome {
+            error: Some(error),
+            failed: true,
+            next_at: Some(self.backoff(job.failures)),
+            ..AttemptOutcome::to(state)
         }
     }
 
@@ -522,18 +516,7 @@ impl Worker {
         } else {
             "unreadable"
         };
-        metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "status", outcome]);
-        db::write_tx(conn, |conn| {
-            provider_orders::record_attempt(
-                conn,
-                provider.id,
-                None,
-                "status",
-                outcome,
-                http_status,
-                body,
-            )
-        })?;
+        record_exchange(conn, provider, None, "status", outcome, http_status, body)?;
         let Some(items) = items else {
             // The whole reply is unusable: every order keeps its state and is asked again later.
             let error = unreadable_reply("status", http_status, body);
@@ -678,6 +661,93 @@ impl Worker {
         };
         Ok(outcome)
     }
+}
+
+/// The fields of an order's `add`.
+fn add_request(order: &Order, job: &ProviderOrder) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("action", "add".to_string()),
+        ("service", job.provider_service_id.clone()),
+        ("link", order.link.clone()),
+        ("quantity", order.quantity.to_string()),
+        ("idempotency_key", job.idempotency_key.clone()),
+    ];
+    if let (Some(runs), Some(interval)) = (order.runs, order.interval) {
+        fields.push(("runs", runs.to_string()));
+        fields.push(("interval", interval.to_string()));
+    }
+    if let Some(comments) = &order.comments {
+        fields.push(("comments", comments.clone()));
+    }
+    fields
+}
+
+/// An `add` exchange as read: the provider's answer, and what the attempt log keeps.
+struct AddAttempt {
+    reply: AddReply,
+    /// The request certainly never reached the provider (refused connection, bad
+    /// address): a refusal of ours, not the provider's.
+    never_sent: bool,
+    http_status: Option<u16>,
+    body: String,
+}
+
+impl AddAttempt {
+    fn read(reply: Reply) -> AddAttempt {
+        match reply {
+            Reply::Answered { status, body } => AddAttempt {
+                reply: parse_add(&body),
+                never_sent: false,
+                http_status: Some(status),
+                body,
+            },
+            Reply::NotSent(e) => AddAttempt {
+                reply: AddReply::Rejected(format!("not sent: {e}")),
+                never_sent: true,
+                http_status: None,
+                body: e,
+            },
+            Reply::Lost(e) => AddAttempt {
+                reply: AddReply::Unreadable,
+                never_sent: false,
+                http_status: None,
+                body: e,
+            },
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match &self.reply {
+            AddReply::Accepted(_) => "accepted",
+            AddReply::Rejected(_) => "rejected",
+            AddReply::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// Counts one exchange with `provider` for `/metrics` and keeps it in the attempt log, in
+/// its own transaction: the same for every job that talks to a provider.
+pub(super) fn record_exchange(
+    conn: &mut db::DbConnection,
+    provider: &Provider,
+    order_id: Option<i64>,
+    action: &str,
+    label: &str,
+    http_status: Option<u16>,
+    body: &str,
+) -> Result<(), diesel::result::Error> {
+    metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), action, label]);
+    db::write_tx(conn, |conn| {
+        provider_orders::record_attempt(
+            conn,
+            provider.id,
+            order_id,
+            action,
+            label,
+            http_status,
+            body,
+        )
+    })
 }
 
 /// Cancels and refunds an order that could not be placed upstream; call inside the
