@@ -207,7 +207,7 @@ pub async fn create_provider(
 ) -> Result<HttpResponse, ApiError> {
     let fields = provider_fields(body.value)?;
     let provider = state
-        .db(move |conn| Ok(providers::insert(conn, &fields)?))
+        .db(move |conn| application::providers::create_provider(conn, &fields))
         .await?;
     Ok(HttpResponse::Created().json(ProviderResponse::from(provider)))
 }

@@ -3,6 +3,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::application;
 use crate::db::{self, accounts, policy};
 use crate::domain::policy::{assess, Standing};
 use crate::error::ApiError;
@@ -181,10 +182,7 @@ async fn set_allowlist(
     until: Option<chrono::NaiveDateTime>,
 ) -> Result<HttpResponse, ApiError> {
     state
-        .db(move |conn| {
-            accounts::set_refund_allowlist(conn, id, until)?
-                .ok_or_else(|| ApiError::not_found("account"))
-        })
+        .db(move |conn| application::accounts::set_refund_allowlist(conn, id, until))
         .await?;
     Ok(HttpResponse::Ok().json(standing_response(state, id).await?))
 }

@@ -55,6 +55,19 @@ pub fn revoke_api_key(
     })
 }
 
+/// Exempts an account from the refund-abuse policy until `until`, or (`None`) ends its
+/// exemption now.
+pub fn set_refund_allowlist(
+    conn: &mut DbConnection,
+    id: i64,
+    until: Option<chrono::NaiveDateTime>,
+) -> Result<Account, ApiError> {
+    db::write_tx(conn, |conn| {
+        db::accounts::set_refund_allowlist(conn, id, until)?
+            .ok_or_else(|| ApiError::not_found("account"))
+    })
+}
+
 /// Suspends or reactivates an account, with its `account.suspended` / `.reactivated` event
 /// when the status changes (setting the status it already has changes nothing).
 pub fn set_status(

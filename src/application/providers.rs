@@ -7,6 +7,14 @@ use crate::db::{self, orders, DbConnection};
 use crate::domain::provider::Provider;
 use crate::error::{ApiError, ErrorCode};
 
+/// Registers a provider.
+pub fn create_provider(
+    conn: &mut DbConnection,
+    fields: &ProviderFields,
+) -> Result<Provider, ApiError> {
+    db::write_tx(conn, |conn| Ok(providers::insert(conn, fields)?))
+}
+
 /// Changes a provider in one transaction: `merge` turns the current provider into the
 /// checked new fields, so a concurrent change is never half overwritten.
 pub fn update_provider(

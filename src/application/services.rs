@@ -9,10 +9,13 @@ use crate::domain::refund::{self, Change, RefundReason, RefundSource};
 use crate::domain::service::{Service, ServiceStatus};
 use crate::error::ApiError;
 
-/// Adds a service; it may only point at a provider that exists.
+/// Adds a service; it may only point at a provider that exists, checked in the same
+/// transaction.
 pub fn create_service(conn: &mut DbConnection, fields: ServiceFields) -> Result<Service, ApiError> {
-    check_provider(conn, &fields)?;
-    Ok(services::insert(conn, &fields)?)
+    db::write_tx(conn, |conn| {
+        check_provider(conn, &fields)?;
+        Ok(services::insert(conn, &fields)?)
+    })
 }
 
 /// Changes a service in one transaction: `merge` turns the current service into the

@@ -316,3 +316,90 @@ async fn a_full_write_queue_is_refused_at_once_with_503_and_retry_after_and_noth
     );
     app.assert_books_balance();
 }
+
+/// The admin writes that once ran on a pooled connection of their own (registering a
+/// provider, adding a service, allow-listing an account) queue for the writer like every
+/// other write: with the queue full they are refused at once, where a write of their own
+/// would have waited for the file's lock and then gone through. SQLite only, as above.
+#[actix_rt::test]
+async fn admin_writes_queue_for_the_writer_and_are_refused_with_it_when_it_is_full() {
+    let app = spawn_app_with(|config| config.write_queue = 1).await;
+    if !matches!(
+        db::Backend::from_url(&app.config.database_url),
+        Backend::Sqlite(_)
+    ) {
+        return;
+    }
+    let reseller = app.funded_reseller("Acme", "1").await;
+    let service = app.service("10").await;
+    let admin = &app.admin_token;
+    let allowlist = format!("/v1/admin/accounts/{}/refund-allowlist", reseller.id);
+    let until = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let provider = json!({"name": "Upstream", "url": "http://127.0.0.1:9/api/v2", "key": "k"});
+    let new_service = json!({
+        "name": "Views", "category": "YT", "type": "default", "rate": "1", "min": 10, "max": 1000
+    });
+    let lock = hold_write_lock(&app);
+    let pause = Duration::from_millis(300);
+    // As above: the first waits in the writer for the lock, the second fills the queue.
+    let first = place(&app, &reseller.token, service, 10, "https://x/1", "q-1");
+    let second = async {
+        actix_rt::time::sleep(pause).await;
+        place(&app, &reseller.token, service, 10, "https://x/2", "q-2").await
+    };
+    let admin_writes = async {
+        actix_rt::time::sleep(pause * 2).await;
+        let started = std::time::Instant::now();
+        let replies = [
+            app.post("/v1/admin/providers", admin, provider.clone())
+                .await,
+            app.post("/v1/admin/services", admin, new_service.clone())
+                .await,
+            app.post(&allowlist, admin, json!({ "until": until })).await,
+            app.delete(&allowlist, admin).await,
+        ];
+        (replies, started.elapsed())
+    };
+    let (first, second, (replies, waited), ()) =
+        futures_util::join!(first, second, admin_writes, release(lock, pause * 4));
+
+    for reply in &replies {
+        reply.assert_problem(503, "write_queue_full");
+        assert_eq!(reply.header("Retry-After").as_deref(), Some("1"));
+    }
+    assert!(
+        waited < pause,
+        "refused at once, not after the lock: {waited:?}"
+    );
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(second.status, 201, "{}", second.text);
+    let providers = app.get("/v1/admin/providers", admin).await;
+    assert_eq!(
+        providers.body["data"],
+        json!([]),
+        "no provider was registered"
+    );
+    let services = app.get("/v1/services", &reseller.token).await;
+    assert_eq!(
+        services.body["data"].as_array().map(Vec::len),
+        Some(1),
+        "no service was added: {}",
+        services.text
+    );
+    let standing = app
+        .get(
+            &format!("/v1/admin/accounts/{}/refund-standing", reseller.id),
+            admin,
+        )
+        .await;
+    assert!(standing.body["allowlisted_until"].is_null());
+
+    // With the queue free again, each goes through.
+    let registered = app.post("/v1/admin/providers", admin, provider).await;
+    assert_eq!(registered.status, 201, "{}", registered.text);
+    let added = app.post("/v1/admin/services", admin, new_service).await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    let allowed = app.post(&allowlist, admin, json!({ "until": until })).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text);
+    assert!(allowed.body["allowlisted_until"].is_string());
+}
