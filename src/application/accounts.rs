@@ -13,7 +13,10 @@ pub fn issue_api_key(
     scopes: &[Scope],
 ) -> Result<(db::api_keys::ApiKey, String), diesel::result::Error> {
     let key = generate_api_key();
-    let record = db::api_keys::insert(conn, account_id, &key.hash, &key.prefix, scopes)?;
+    // In the caller's write transaction where there is one, else in its own.
+    let record = db::write_tx(conn, |conn| {
+        db::api_keys::insert(conn, account_id, &key.hash, &key.prefix, scopes)
+    })?;
     Ok((record, key.plaintext))
 }
 

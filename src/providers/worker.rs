@@ -88,7 +88,11 @@ fn finish(
     fence: Fence,
     outcome: AttemptOutcome,
 ) -> Result<bool, diesel::result::Error> {
-    let kept = provider_orders::finish(conn, fence, outcome)?;
+    // Through the writer like every other write: on SQLite a write of its own would
+    // compete with the group-commit writer for the file lock.
+    let kept = db::write_tx(conn, |conn| {
+        provider_orders::finish(conn, fence, outcome.clone())
+    })?;
     if !kept {
         lost(fence);
     }
