@@ -39,6 +39,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod log;
 pub mod metrics;
 pub mod providers;

@@ -5,8 +5,8 @@
 //!   thread, [`supervise`]) that runs each of these jobs for it in turn, so a provider that
 //!   hangs for its whole timeout holds only its own lane: the others send and poll on
 //!   time. Lanes are bounded ([`MAX_LANES`]); past that, providers share them by id.
-//! - **Periodic jobs** ([`Periodic`]: retention, webhook deliveries, alerts) run each on a
-//!   thread of their own ([`spawn_periodic`]).
+//! - **Periodic jobs** ([`crate::jobs::Periodic`]: retention, webhook deliveries, alerts) run each on a
+//!   thread of their own ([`crate::jobs::spawn_periodic`]).
 //! - **Isolation.** A job's error is logged (or, in [`every_job`], reported) and the other
 //!   jobs still run; the failing job gives back the leases of its lane, since it may have
 //!   stopped between a claim and its finish.
@@ -18,17 +18,13 @@
 //! leases never frees a row another lane is sending.
 //!
 //! A new provider job is a type implementing [`Job`] and one line in [`every_job`]; a new
-//! job that is not about one provider implements [`Periodic`] and is spawned beside the
+//! job that is not about one provider implements [`crate::jobs::Periodic`] and is spawned beside the
 //! others (`providers::worker::spawn`, `webhooks::worker::spawn`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use super::worker::{Pass, Worker};
-use super::Wake;
 use crate::db::providers;
 use crate::domain::provider::Provider;
 
@@ -212,47 +208,4 @@ fn run_lane(worker: &Worker, lane: i64) {
         }
     }
     worker.release_leases();
-}
-
-/// A job that is not about one provider, run on its own thread every [`Periodic::every`].
-pub trait Periodic: Send + 'static {
-    /// Its name in logs, and its thread's.
-    const NAME: &'static str;
-
-    /// The wait between passes (a wake ends it early).
-    fn every(&self) -> Duration;
-
-    /// One pass; what it did, for the log, when it did something.
-    fn pass(&mut self) -> Result<Option<String>, String>;
-
-    /// On the way out: give back what the job holds.
-    fn stopped(&mut self) {}
-}
-
-/// Runs `job` on its own thread until `stop` is set; `wake` must be notified with it.
-pub fn spawn_periodic<J: Periodic>(
-    mut job: J,
-    stop: Arc<AtomicBool>,
-    wake: Arc<Wake>,
-) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name(J::NAME.replace(' ', "-"))
-        .spawn(move || {
-            let mut seen = wake.seen();
-            while !stop.load(Ordering::Relaxed) {
-                match job.pass() {
-                    Ok(Some(done)) => tracing::info!(job = J::NAME, %done, "worker job pass"),
-                    Ok(None) => {}
-                    Err(error) => tracing::error!(job = J::NAME, %error, "worker job failed"),
-                }
-                // A wake only cuts the wait short for shutdown: the job keeps its period.
-                let every = job.every();
-                let started = Instant::now();
-                while !stop.load(Ordering::Relaxed) && started.elapsed() < every {
-                    wake.wait(&mut seen, every.saturating_sub(started.elapsed()));
-                }
-            }
-            job.stopped();
-        })
-        .expect("spawn a worker job thread")
 }

@@ -8,7 +8,6 @@ pub mod client;
 pub mod dialect;
 pub mod jobs;
 mod refill_sync;
-pub mod wake;
 pub mod worker;
 
-pub use wake::Wake;
+pub use crate::jobs::Wake;

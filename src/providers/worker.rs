@@ -814,7 +814,7 @@ struct Retention {
     config: RetentionConfig,
 }
 
-impl jobs::Periodic for Retention {
+impl crate::jobs::Periodic for Retention {
     const NAME: &'static str = "retention";
 
     fn every(&self) -> Duration {
@@ -837,7 +837,7 @@ pub fn spawn(
 ) -> WorkerHandle {
     let worker = Worker::new(pool.clone(), config, wake.clone());
     let stop = worker.stop.clone();
-    let retention = jobs::spawn_periodic(
+    let retention = crate::jobs::spawn_periodic(
         Retention {
             pool,
             config: retention,

@@ -1,5 +1,5 @@
 //! The webhook worker: deliveries (dispatch, then deliver) and alerts, each a periodic job
-//! on its own thread (`providers::jobs::Periodic`).
+//! on its own thread (`jobs::Periodic`).
 //!
 //! 1. **Dispatch**: in one write transaction, takes the oldest events no delivery was
 //!    queued for (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so two processes never take the
@@ -31,8 +31,7 @@ use crate::db::webhooks::{self as store, Delivery, DeliveryFence, NewAttempt};
 use crate::db::{self, DbConnection, DbPool};
 use crate::domain::account::Role;
 use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, Event};
-use crate::providers::jobs::{spawn_periodic, Periodic};
-use crate::providers::Wake;
+use crate::jobs::{spawn_periodic, Periodic, Wake};
 
 /// Events one dispatch transaction takes at most.
 const DISPATCH_BATCH: i64 = 200;
