@@ -13,6 +13,79 @@ fn declared_defaults<T: Args + FromArgMatches>() -> T {
     T::from_arg_matches(&matches).expect("the declared defaults parse")
 }
 
+/// A database URL. A PostgreSQL URL may carry a password (`postgres://user:pass@host/db`
+/// or `?password=`): `Debug` and `Display` show the URL with the password replaced, so a
+/// config in a log or an error names the database and never the password. The driver
+/// gets the URL through [`DatabaseUrl::expose_secret`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL with its password, for the database driver only.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    fn redacted(&self) -> String {
+        const HIDDEN: &str = "***";
+        let Ok(mut url) = url::Url::parse(&self.0) else {
+            // Not a URL (a bare SQLite path, or a libpq `key=value` string): shown only
+            // when nothing in it can be a password.
+            let lower = self.0.to_ascii_lowercase();
+            return if self.0.contains('@') || lower.contains("password") {
+                "<redacted>".into()
+            } else {
+                self.0.clone()
+            };
+        };
+        if url.password().is_some() && url.set_password(Some(HIDDEN)).is_err() {
+            return "<redacted>".into();
+        }
+        let is_password = |key: &str| key.eq_ignore_ascii_case("password");
+        if url.query_pairs().any(|(key, _)| is_password(&key)) {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(key, value)| {
+                    let value = if is_password(&key) {
+                        HIDDEN.into()
+                    } else {
+                        value.into_owned()
+                    };
+                    (key.into_owned(), value)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string()
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> DatabaseUrl {
+        DatabaseUrl(url)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> DatabaseUrl {
+        DatabaseUrl(url.to_string())
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DatabaseUrl")
+            .field(&self.redacted())
+            .finish()
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
 /// A flag's parser that refuses values below `min` with a message naming the floor. Each
 /// flag is checked here, once, when it is read (from the command line, the environment or
 /// its default), so the code using a value never clamps it and a mistyped value stops the
@@ -57,7 +130,7 @@ pub struct Config {
         default_value = "sqlite://data/reseller-api.db",
         global = true
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Database connections in the pool.
     #[arg(
         long,
@@ -637,6 +710,32 @@ impl AlertConfig {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_config_debugged_or_displayed_shows_no_database_password() {
+        for (url, shown) in [
+            (
+                "postgres://app:hunter2pw@db.internal:5432/reseller",
+                "postgres://app:***@db.internal:5432/reseller",
+            ),
+            (
+                "postgresql://app@db.internal/reseller?sslmode=require&password=hunter2pw",
+                "postgresql://app@db.internal/reseller?sslmode=require&password=***",
+            ),
+            ("host=db.internal password=hunter2pw", "<redacted>"),
+            (
+                "sqlite://data/reseller-api.db",
+                "sqlite://data/reseller-api.db",
+            ),
+        ] {
+            let config = parse(&["--database-url", url]).unwrap();
+            let debug = format!("{config:?}");
+            assert!(!debug.contains("hunter2pw"), "{debug}");
+            assert!(debug.contains(shown), "{shown} not in {debug}");
+            assert_eq!(config.database_url.to_string(), shown);
+            assert_eq!(config.database_url.expose_secret(), url);
+        }
+    }
+
     /// Parses `args` as the flags alone, with no environment read.
     fn parse(args: &[&str]) -> Result<Config, String> {
         let command =
@@ -660,7 +759,10 @@ mod tests {
         let config = Config::default();
         std::env::remove_var("RESELLER_API_DB_POOL");
         assert_eq!(config.db_pool_size, 10);
-        assert_eq!(config.database_url, "sqlite://data/reseller-api.db");
+        assert_eq!(
+            config.database_url.expose_secret(),
+            "sqlite://data/reseller-api.db"
+        );
         assert_eq!(config.limits.rate_account.get(), 600);
         assert_eq!(
             config.policy.refund_rate_escalate,

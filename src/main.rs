@@ -35,7 +35,9 @@ fn main() -> ExitCode {
     }
     let result = match cli.command.unwrap_or(Command::Migrate) {
         Command::Serve(args) => serve(cli.config, args),
-        Command::Migrate => db::migrate(&cli.config.database_url).map_err(|e| e.to_string()),
+        Command::Migrate => {
+            db::migrate(cli.config.database_url.expose_secret()).map_err(|e| e.to_string())
+        }
         Command::Accounts(AccountsCommand::Create {
             name,
             role,
@@ -68,9 +70,9 @@ fn main() -> ExitCode {
 }
 
 fn open(config: &Config) -> Result<db::DbPool, String> {
-    db::migrate(&config.database_url).map_err(|e| e.to_string())?;
+    db::migrate(config.database_url.expose_secret()).map_err(|e| e.to_string())?;
     db::connect_options(
-        &config.database_url,
+        config.database_url.expose_secret(),
         db::PoolOptions {
             size: config.db_pool_size,
             durability: db::Durability::Full,
@@ -182,8 +184,8 @@ fn verify(config: &Config) -> Result<(), String> {
 }
 
 fn backup(config: &Config, path: &std::path::Path) -> Result<(), String> {
-    let backup =
-        db::backup::sqlite_backup(&config.database_url, path).map_err(|e| e.to_string())?;
+    let backup = db::backup::sqlite_backup(config.database_url.expose_secret(), path)
+        .map_err(|e| e.to_string())?;
     let books = &backup.books;
     println!(
         "backed up to {} ({} bytes): integrity ok; checked {} accounts, {} ledger entries, {} orders, {} top-ups, {} refunds",

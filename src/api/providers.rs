@@ -1,5 +1,6 @@
 use actix_web::{get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -179,7 +180,7 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
         (Some(name), Some(url), Some(api_key)) if errors.is_empty() => Ok(ProviderFields {
             name,
             url,
-            api_key,
+            api_key: api_key.into(),
             enabled: request.enabled.unwrap_or(true),
             timeout_ms,
             batch_size,
@@ -260,7 +261,10 @@ pub async fn update_provider(
         provider_fields(CreateProviderRequest {
             name: patch.name.unwrap_or(current.name),
             url: patch.url.unwrap_or(current.url),
-            key: patch.key.unwrap_or(current.api_key),
+            // The kept key goes through the same checks as a new one.
+            key: patch
+                .key
+                .unwrap_or_else(|| current.api_key.expose_secret().to_string()),
             enabled: Some(patch.enabled.unwrap_or(current.enabled)),
             timeout_ms: Some(patch.timeout_ms.unwrap_or(current.timeout_ms)),
             batch_size: Some(patch.batch_size.unwrap_or(current.batch_size)),

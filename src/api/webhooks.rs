@@ -1,5 +1,6 @@
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -63,7 +64,8 @@ pub struct EndpointWithSecretResponse {
 
 impl From<Endpoint> for EndpointWithSecretResponse {
     fn from(e: Endpoint) -> EndpointWithSecretResponse {
-        let secret = e.secret.clone();
+        // Shown to the endpoint's owner once, at creation and rotation, to verify with.
+        let secret = e.secret.expose_secret().to_string();
         EndpointWithSecretResponse {
             endpoint: e.into(),
             secret,

@@ -10,7 +10,8 @@ use super::{now, DbConnection};
 #[derive(Debug, Clone, Queryable)]
 pub struct JwtKey {
     pub kid: String,
-    pub secret: String,
+    #[diesel(deserialize_as = String)]
+    pub secret: secrecy::SecretString,
     pub created_at: NaiveDateTime,
     pub retire_at: Option<NaiveDateTime>,
 }

@@ -1,5 +1,6 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use secrecy::ExposeSecret;
 
 use super::schema::providers;
 use super::{now, DbConnection};
@@ -32,7 +33,7 @@ impl From<ProviderRow> for Provider {
             id: row.id,
             name: row.name,
             url: row.url,
-            api_key: row.api_key,
+            api_key: row.api_key.into(),
             enabled: row.enabled,
             timeout_ms: row.timeout_ms,
             batch_size: row.batch_size,
@@ -55,7 +56,7 @@ impl From<ProviderRow> for Provider {
 pub struct ProviderFields {
     pub name: String,
     pub url: String,
-    pub api_key: String,
+    pub api_key: secrecy::SecretString,
     pub enabled: bool,
     pub timeout_ms: i64,
     pub batch_size: i64,
@@ -74,7 +75,7 @@ pub fn insert(conn: &mut DbConnection, fields: &ProviderFields) -> QueryResult<P
         .values((
             providers::name.eq(&fields.name),
             providers::url.eq(&fields.url),
-            providers::api_key.eq(&fields.api_key),
+            providers::api_key.eq(fields.api_key.expose_secret()),
             providers::enabled.eq(fields.enabled),
             providers::timeout_ms.eq(fields.timeout_ms),
             providers::batch_size.eq(fields.batch_size),
@@ -99,7 +100,7 @@ pub fn update(
         .set((
             providers::name.eq(&fields.name),
             providers::url.eq(&fields.url),
-            providers::api_key.eq(&fields.api_key),
+            providers::api_key.eq(fields.api_key.expose_secret()),
             providers::enabled.eq(fields.enabled),
             providers::timeout_ms.eq(fields.timeout_ms),
             providers::batch_size.eq(fields.batch_size),

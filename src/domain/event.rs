@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use chrono::NaiveDateTime;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::string_enum;
 
@@ -70,8 +71,8 @@ pub struct Endpoint {
     /// Empty: every event the owner may see.
     pub event_types: Vec<EventType>,
     pub description: Option<String>,
-    pub secret: String,
-    pub previous_secret: Option<String>,
+    pub secret: SecretString,
+    pub previous_secret: Option<SecretString>,
     pub previous_secret_until: Option<NaiveDateTime>,
     pub status: EndpointStatus,
     pub disabled_reason: Option<String>,
@@ -90,10 +91,10 @@ impl Endpoint {
     /// The secrets that sign a delivery made at `now`: the current one, and the previous
     /// one during its grace period after a rotation.
     pub fn signing_secrets(&self, now: NaiveDateTime) -> Vec<&str> {
-        let mut secrets = vec![self.secret.as_str()];
+        let mut secrets = vec![self.secret.expose_secret()];
         if let (Some(previous), Some(until)) = (&self.previous_secret, self.previous_secret_until) {
             if now < until {
-                secrets.push(previous);
+                secrets.push(previous.expose_secret());
             }
         }
         secrets
@@ -183,6 +184,37 @@ pub fn parse_schedule(raw: &str) -> Result<Vec<u64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_debugged_shows_neither_signing_secret() {
+        let at = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        let endpoint = Endpoint {
+            id: 1,
+            account_id: 2,
+            url: "https://hooks.example/in".into(),
+            event_types: vec![],
+            description: None,
+            secret: "whsec_currentcurrentcurrent".to_string().into(),
+            previous_secret: Some("whsec_previouspreviousprevious".to_string().into()),
+            previous_secret_until: Some(at + chrono::Duration::hours(1)),
+            status: EndpointStatus::Enabled,
+            disabled_reason: None,
+            failing_since: None,
+            created_at: at,
+            updated_at: at,
+        };
+        let shown = format!("{endpoint:?}");
+        assert!(!shown.contains("currentcurrent"), "{shown}");
+        assert!(!shown.contains("previousprevious"), "{shown}");
+        // Signing is where they are used.
+        assert_eq!(
+            endpoint.signing_secrets(at),
+            [
+                "whsec_currentcurrentcurrent",
+                "whsec_previouspreviousprevious"
+            ]
+        );
+    }
 
     #[test]
     fn private_and_metadata_targets_are_forbidden() {

@@ -1,6 +1,7 @@
 //! An upstream provider, as the rest of the code sees it.
 
 use chrono::NaiveDateTime;
+use secrecy::SecretString;
 
 use super::string_enum;
 
@@ -26,8 +27,9 @@ pub struct Provider {
     pub id: i64,
     pub name: String,
     pub url: String,
-    /// The provider's API key for this panel; never shown after creation.
-    pub api_key: String,
+    /// The provider's API key for this panel; never shown after creation, and redacted
+    /// from `Debug` so no log line of a provider carries it.
+    pub api_key: SecretString,
     pub enabled: bool,
     pub timeout_ms: i64,
     pub batch_size: i64,
@@ -75,6 +77,33 @@ impl Provider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_provider_debugged_shows_no_api_key() {
+        let at = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        let provider = Provider {
+            id: 1,
+            name: "upstream".into(),
+            url: "https://upstream.example/api/v2".into(),
+            api_key: "pk-live-9f8e7d6c5b4a".to_string().into(),
+            enabled: true,
+            timeout_ms: 10_000,
+            batch_size: 100,
+            idempotent_add: false,
+            created_at: at,
+            updated_at: at,
+            min_balance_micros: None,
+            balance_micros: None,
+            balance_currency: None,
+            balance_checked_at: None,
+            balance_error: None,
+            markup_percent_micros: 0,
+            auto_sync: false,
+        };
+        let shown = format!("{provider:?} {provider:#?}");
+        assert!(!shown.contains("9f8e7d6c5b4a"), "{shown}");
+        assert!(shown.contains("upstream.example"), "{shown}");
+    }
 
     #[test]
     fn forwarding_states_keep_their_stored_words() {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -339,11 +340,16 @@ fn key_set(live: Vec<jwt_keys::JwtKey>) -> KeySet {
         .iter()
         .find(|k| k.retire_at.is_none())
         .or(live.first())
-        .map(|k| (k.kid.clone(), EncodingKey::from_secret(k.secret.as_bytes())));
+        .map(|k| {
+            (
+                k.kid.clone(),
+                EncodingKey::from_secret(k.secret.expose_secret().as_bytes()),
+            )
+        });
     let verifying = live
         .into_iter()
         .map(|k| {
-            let key = DecodingKey::from_secret(k.secret.as_bytes());
+            let key = DecodingKey::from_secret(k.secret.expose_secret().as_bytes());
             (k.kid, key)
         })
         .collect();

@@ -71,7 +71,7 @@ impl AppState {
     {
         if self.inline_reads {
             let reader = self.readers.get_or_try(|| {
-                db::reader::open(&self.config.database_url)?
+                db::reader::open(self.config.database_url.expose_secret())?
                     .map(RefCell::new)
                     .ok_or(diesel::result::Error::NotFound)
             });
@@ -103,7 +103,10 @@ pub fn state(
     let policy = config.policy.policy()?;
     Ok(web::Data::from(Arc::new(AppState {
         db_slots: tokio::sync::Semaphore::new(pool.max_size() as usize),
-        inline_reads: matches!(Backend::from_url(&config.database_url), Backend::Sqlite(_)),
+        inline_reads: matches!(
+            Backend::from_url(config.database_url.expose_secret()),
+            Backend::Sqlite(_)
+        ),
         readers: thread_local::ThreadLocal::new(),
         pool,
         limits: Limits::new(&config.limits),

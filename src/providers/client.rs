@@ -34,7 +34,10 @@ fn exchange(provider: &Provider, fields: &[(&str, &str)]) -> Reply {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_millis(provider.timeout_ms.max(1) as u64))
         .build();
-    let mut form = vec![("key", provider.api_key.as_str())];
+    let mut form = vec![(
+        "key",
+        secrecy::ExposeSecret::expose_secret(&provider.api_key),
+    )];
     form.extend_from_slice(fields);
     let response = match agent.post(&provider.url).send_form(&form) {
         Ok(response) => response,

@@ -84,8 +84,8 @@ pub fn run(config: &Config, command: BenchLoadCommand) -> Result<(), String> {
 }
 
 fn open(config: &Config, size: u32) -> Result<db::DbPool, String> {
-    db::migrate(&config.database_url).map_err(|e| e.to_string())?;
-    db::connect(&config.database_url, size).map_err(|e| e.to_string())
+    db::migrate(config.database_url.expose_secret()).map_err(|e| e.to_string())?;
+    db::connect(config.database_url.expose_secret(), size).map_err(|e| e.to_string())
 }
 
 fn order_request(service_id: i64) -> OrderRequest {

@@ -1,4 +1,5 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::ExposeSecret;
 use std::time::Duration;
 
 use serde_json::json;
@@ -12,7 +13,7 @@ use reseller_api::http::token_cache::{digest, TokenCache};
 fn signing_secret(app: &crate::helpers::TestApp) -> (String, String) {
     let mut conn = app.pool.get().unwrap();
     let key = jwt_keys::live(&mut conn).unwrap().remove(0);
-    (key.kid, key.secret)
+    (key.kid, key.secret.expose_secret().to_string())
 }
 
 fn claims(overrides: serde_json::Value) -> serde_json::Value {
@@ -289,7 +290,7 @@ async fn a_reseller_token_cannot_call_admin_endpoints() {
 #[actix_rt::test]
 async fn two_processes_on_one_database_accept_each_others_tokens_and_rotations() {
     let first = spawn_app().await;
-    let second = spawn_app_on(&first.config.database_url).await;
+    let second = spawn_app_on(first.config.database_url.expose_secret()).await;
     let reseller = first.create_reseller("Acme").await;
     // Issued by the first, accepted by the second.
     assert_eq!(second.get("/v1/account", &reseller.token).await.status, 200);
@@ -301,7 +302,7 @@ async fn two_processes_on_one_database_accept_each_others_tokens_and_rotations()
         TokenKeys::rotate(&mut conn, &first.config).unwrap()
     };
     // A process that started after the rotation signs with the new key.
-    let third = spawn_app_on(&first.config.database_url).await;
+    let third = spawn_app_on(first.config.database_url.expose_secret()).await;
     let fresh = third.token_for(&reseller.key).await;
     let header = jsonwebtoken::decode_header(&fresh).unwrap();
     assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
@@ -362,7 +363,7 @@ async fn revoking_a_key_refuses_the_tokens_already_issued_with_it_within_5s() {
 #[actix_rt::test]
 async fn a_revocation_through_one_process_reaches_another_within_5s() {
     let first = spawn_app().await;
-    let second = spawn_app_on(&first.config.database_url).await;
+    let second = spawn_app_on(first.config.database_url.expose_secret()).await;
     let reseller = first.create_reseller("Acme").await;
     let (key_id, token) = second_key(&first, reseller.id).await;
     // Both processes have validated and cached the token.
@@ -403,7 +404,7 @@ async fn second_api_key(app: &crate::helpers::TestApp, account_id: i64) -> (i64,
 #[actix_rt::test]
 async fn a_revoked_api_key_is_refused_on_api_v2_by_every_process_within_5s() {
     let first = spawn_app().await;
-    let second = spawn_app_on(&first.config.database_url).await;
+    let second = spawn_app_on(first.config.database_url.expose_secret()).await;
     let reseller = first.funded_reseller("Acme", "12.5").await;
     let (key_id, key) = second_api_key(&first, reseller.id).await;
     // Both processes have checked the key and remember its holder.

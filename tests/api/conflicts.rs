@@ -14,7 +14,11 @@ use serde_json::{json, Value};
 use crate::helpers::{fresh_database, spawn_app, spawn_app_on, Reseller, TestApp};
 
 fn on_postgres(app: &TestApp) -> bool {
-    let yes = app.config.database_url.starts_with("postgres");
+    let yes = app
+        .config
+        .database_url
+        .expose_secret()
+        .starts_with("postgres");
     if !yes {
         eprintln!("PostgreSQL only: set TEST_DATABASE_URL");
     }
@@ -90,7 +94,7 @@ async fn an_order_chosen_as_a_deadlock_victim_runs_again_and_is_charged_once() {
     if !on_postgres(&app) {
         return;
     }
-    let url = app.config.database_url.clone();
+    let url = app.config.database_url.expose_secret().to_string();
     let reseller = app.funded_reseller("Acme", "100").await;
     let service = app.service("1").await;
     let deadlocks_before = count(

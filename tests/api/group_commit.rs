@@ -18,7 +18,7 @@ use reseller_api::db::{self, Backend};
 /// writer waits behind it, and the requests sent meanwhile queue up and then run as one
 /// batch once it is released with [`release`]. On PostgreSQL, nothing to hold.
 fn hold_write_lock(app: &TestApp) -> Option<SqliteConnection> {
-    let Backend::Sqlite(path) = Backend::from_url(&app.config.database_url) else {
+    let Backend::Sqlite(path) = Backend::from_url(app.config.database_url.expose_secret()) else {
         return None;
     };
     let mut conn = SqliteConnection::establish(&path).expect("open the test database");
@@ -268,7 +268,7 @@ async fn a_unique_violation_in_one_order_of_a_batch_rolls_back_only_that_order_a
 async fn a_full_write_queue_is_refused_at_once_with_503_and_retry_after_and_nothing_done() {
     let app = spawn_app_with(|config| config.write_queue = 1).await;
     if !matches!(
-        db::Backend::from_url(&app.config.database_url),
+        db::Backend::from_url(app.config.database_url.expose_secret()),
         Backend::Sqlite(_)
     ) {
         return;

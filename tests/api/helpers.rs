@@ -271,7 +271,7 @@ pub async fn spawn_app_on(url: &str) -> TestApp {
 
 pub async fn spawn_app_on_with(url: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config {
-        database_url: url.to_string(),
+        database_url: url.into(),
         db_pool_size: 8,
         max_body_bytes: 16 * 1024,
         ..Config::default()

@@ -382,7 +382,7 @@ async fn rejected_requests_start_a_cool_down() {
 #[actix_rt::test]
 async fn two_processes_on_one_database_enforce_one_dispute_velocity() {
     let first = spawn_app_with(|c| c.policy.disputes_per_hour = 3).await;
-    let second = spawn_app_on_with(&first.config.database_url, |c| {
+    let second = spawn_app_on_with(first.config.database_url.expose_secret(), |c| {
         c.policy.disputes_per_hour = 3
     })
     .await;

@@ -18,7 +18,12 @@ struct Terminated {
 #[actix_rt::test]
 async fn connections_the_server_dropped_cost_at_most_one_503_each_and_are_replaced() {
     let app = spawn_app().await;
-    if !app.config.database_url.starts_with("postgres") {
+    if !app
+        .config
+        .database_url
+        .expose_secret()
+        .starts_with("postgres")
+    {
         eprintln!("PostgreSQL only: set TEST_DATABASE_URL");
         return;
     }
@@ -34,7 +39,7 @@ async fn connections_the_server_dropped_cost_at_most_one_503_each_and_are_replac
     assert!(warm.iter().all(|r| r.status == 200));
 
     // The server drops every connection of this database but the one asking.
-    let mut admin = PgConnection::establish(&app.config.database_url).unwrap();
+    let mut admin = PgConnection::establish(app.config.database_url.expose_secret()).unwrap();
     let killed = diesel::sql_query(
         "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()",

@@ -36,7 +36,7 @@ const STATEMENTS_PER_ORDER: usize = 9;
 async fn an_order_on_postgresql_costs_a_fixed_small_number_of_statements() {
     let app = spawn_app().await;
     if !matches!(
-        Backend::from_url(&app.config.database_url),
+        Backend::from_url(app.config.database_url.expose_secret()),
         Backend::Postgres(_)
     ) {
         return;
