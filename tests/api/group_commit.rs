@@ -325,7 +325,7 @@ async fn a_full_write_queue_is_refused_at_once_with_503_and_retry_after_and_noth
 async fn admin_writes_queue_for_the_writer_and_are_refused_with_it_when_it_is_full() {
     let app = spawn_app_with(|config| config.write_queue = 1).await;
     if !matches!(
-        db::Backend::from_url(&app.config.database_url),
+        db::Backend::from_url(app.config.database_url.expose_secret()),
         Backend::Sqlite(_)
     ) {
         return;
