@@ -784,6 +784,10 @@ pub fn spawn(
 ) -> WorkerHandle {
     let worker = Worker::new(pool, config, wake.clone()).with_retention(retention);
     let stop = worker.stop.clone();
+    #[expect(
+        clippy::expect_used,
+        reason = "at start: a process that cannot start a thread cannot serve"
+    )]
     let thread = std::thread::Builder::new()
         .name("provider-worker".into())
         .spawn(move || worker.run())

@@ -406,6 +406,10 @@ impl WebhookHandle {
 pub fn spawn(pool: DbPool, config: WebhookConfig, alerts: AlertConfig) -> WebhookHandle {
     let worker = WebhookWorker::new(pool, config, alerts);
     let stop = worker.stop.clone();
+    #[expect(
+        clippy::expect_used,
+        reason = "at start: a process that cannot start a thread cannot serve"
+    )]
     let thread = std::thread::Builder::new()
         .name("webhook-worker".into())
         .spawn(move || worker.run())
