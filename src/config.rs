@@ -7,10 +7,19 @@ use clap::{Args, FromArgMatches};
 /// the server cannot drift apart.
 fn declared_defaults<T: Args + FromArgMatches>() -> T {
     let command = T::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
+    #[expect(
+        clippy::expect_used,
+        reason = "every flag has a default or is optional, and each default passes its own parser (the config tests parse them all)"
+    )]
     let matches = command
         .try_get_matches_from(["defaults"])
         .expect("every flag has a default or is optional");
-    T::from_arg_matches(&matches).expect("the declared defaults parse")
+    #[expect(
+        clippy::expect_used,
+        reason = "the matches come from the declared flags just above"
+    )]
+    let defaults = T::from_arg_matches(&matches).expect("the declared defaults parse");
+    defaults
 }
 
 /// A database URL. A PostgreSQL URL may carry a password (`postgres://user:pass@host/db`

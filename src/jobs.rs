@@ -59,6 +59,10 @@ pub trait Periodic: Send + 'static {
 }
 
 /// Runs `job` on its own thread until `stop` is set; `wake` must be notified with it.
+#[expect(
+    clippy::expect_used,
+    reason = "at start: a process that cannot start a thread cannot serve"
+)]
 pub fn spawn_periodic<J: Periodic>(
     mut job: J,
     stop: Arc<AtomicBool>,

@@ -66,6 +66,10 @@ pub fn spawn(out: impl Write + Send + 'static, capacity: usize) -> (LogWriter, L
         capacity,
     });
     let thread = shared.clone();
+    #[expect(
+        clippy::expect_used,
+        reason = "at start, before any line is logged: a process that cannot start a thread cannot serve"
+    )]
     std::thread::Builder::new()
         .name("log".into())
         .spawn(move || write_lines(&thread, out))

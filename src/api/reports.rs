@@ -252,14 +252,14 @@ fn parse_params(
 ) -> Result<(Window, ReportGroup, ReportFormat), ApiError> {
     let mut errors = Vec::new();
     let offset = match query.timezone.as_deref().map(parse_timezone) {
-        None => Some(chrono::FixedOffset::east_opt(0).expect("zero offset")),
+        None => Some(chrono::Offset::fix(&chrono::Utc)),
         Some(Ok(offset)) => Some(offset),
         Some(Err(message)) => {
             errors.push(crate::domain::FieldError::new("timezone", message));
             None
         }
     };
-    let offset = offset.unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero"));
+    let offset = offset.unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc));
     let mut bound = |field: &'static str, raw: Option<&str>| -> Option<Option<NaiveDateTime>> {
         match raw.map(|raw| parse_bound(raw, offset)) {
             None => Some(None),

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::FixedOffset;
+use chrono::{Offset, Utc};
 
 use crate::db::alerts::{self as store, Reading, Rule};
 use crate::db::reports::{self, ReportScope};
@@ -60,7 +60,7 @@ fn window_sums(
     let range = Window {
         from: to - window.length(),
         to,
-        offset: FixedOffset::east_opt(0).expect("UTC"),
+        offset: Utc.fix(),
     };
     let mut out = Vec::new();
     for (scope, group) in [

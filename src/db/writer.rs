@@ -307,6 +307,10 @@ impl Writer {
             // `work` before `done` (see `Job`), and this function does not return (nor
             // unwind: it only blocks on `recv`) until `done` has been used or dropped, so
             // nothing `work` borrows (`f`, `slot`) is freed while the writer can reach it.
+            #[expect(
+                unsafe_code,
+                reason = "erases only the lifetime of `work`; SAFETY above"
+            )]
             let work: Box<Work> = unsafe { std::mem::transmute(work) };
             let (done, answer) = mpsc::sync_channel(1);
             match self.queue.try_send(Job {

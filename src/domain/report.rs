@@ -48,7 +48,7 @@ pub struct Window {
 pub fn parse_timezone(raw: &str) -> Result<FixedOffset, String> {
     let text = raw.trim();
     if text.eq_ignore_ascii_case("utc") || text == "Z" {
-        return Ok(FixedOffset::east_opt(0).expect("zero offset"));
+        return Ok(chrono::Offset::fix(&Utc));
     }
     let message = || "must be `UTC` or a fixed offset such as `+03:00` or `-05:30`".to_string();
     let bytes = text.as_bytes();
@@ -80,7 +80,7 @@ pub fn parse_bound(raw: &str, offset: FixedOffset) -> Result<NaiveDateTime, Stri
         return Ok(at.with_timezone(&Utc).naive_utc());
     }
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+        let midnight = date.and_time(chrono::NaiveTime::MIN);
         return offset
             .from_local_datetime(&midnight)
             .single()

@@ -156,13 +156,24 @@ pub(super) fn supervise(worker: &Worker) {
         {
             Ok(all) => {
                 for lane in all.iter().map(|p| lane_of(p.id)) {
-                    lanes.entry(lane).or_insert_with(|| {
-                        let worker = worker.for_lane(lane);
-                        std::thread::Builder::new()
-                            .name(format!("provider-lane-{lane}"))
-                            .spawn(move || run_lane(&worker, lane))
-                            .expect("spawn a provider lane thread")
-                    });
+                    if lanes.contains_key(&lane) {
+                        continue;
+                    }
+                    let lane_worker = worker.for_lane(lane);
+                    // A thread that cannot start now (the process is at its limit) is
+                    // tried again on the next round; its providers' rows wait, leased
+                    // by no one.
+                    match std::thread::Builder::new()
+                        .name(format!("provider-lane-{lane}"))
+                        .spawn(move || run_lane(&lane_worker, lane))
+                    {
+                        Ok(thread) => {
+                            lanes.insert(lane, thread);
+                        }
+                        Err(error) => {
+                            tracing::error!(lane, %error, "could not start a provider lane")
+                        }
+                    }
                 }
             }
             Err(error) => tracing::error!(%error, "could not list providers for their lanes"),

@@ -845,6 +845,10 @@ pub fn spawn(
         stop.clone(),
         wake.clone(),
     );
+    #[expect(
+        clippy::expect_used,
+        reason = "at start: a process that cannot start a thread cannot serve"
+    )]
     let lanes = std::thread::Builder::new()
         .name("provider-worker".into())
         .spawn(move || {

@@ -64,7 +64,7 @@ pub fn run(
     let (Some(first), Some(last)) = (first, last) else {
         return Err("no orders: run `reseller-api seed` first".into());
     };
-    let utc = chrono::FixedOffset::east_opt(0).expect("zero offset");
+    let utc = chrono::Offset::fix(&chrono::Utc);
     let newest = Window::new(
         last - Duration::days(days),
         last + Duration::seconds(1),

@@ -1,6 +1,15 @@
 //! Integration tests: real HTTP against the real app and a fresh database per test.
 //! Run on SQLite by default; set `TEST_DATABASE_URL=postgres://…` to run on PostgreSQL.
 
+// clippy.toml's allow-*-in-tests covers `#[test]` functions only, not the helpers and
+// stand-ins they call; all of this crate is test code, where a failed unwrap is a failed
+// test with its message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect fails the test that reached it"
+)]
+
 mod helpers;
 
 mod api_v2;
