@@ -4,7 +4,7 @@
 //!   and status polls of its orders, its refills and cancels. Every provider has a lane (a
 //!   thread, [`supervise`]) that runs each of these jobs for it in turn, so a provider that
 //!   hangs for its whole timeout holds only its own lane: the others send and poll on
-//!   time. Lanes are bounded ([`MAX_LANES`]); past that, providers share them by id.
+//!   time. Lanes are bounded ([`lane_count`]); past that, providers share them by id.
 //! - **Periodic jobs** ([`crate::jobs::Periodic`]: retention, webhook deliveries, alerts) run each on a
 //!   thread of their own ([`crate::jobs::spawn_periodic`]).
 //! - **Isolation.** A job's error is logged (or, in [`every_job`], reported) and the other
@@ -30,6 +30,14 @@ use crate::domain::provider::Provider;
 
 /// Lane threads one process runs at most; past it, providers share lanes by id.
 pub const MAX_LANES: i64 = 64;
+
+/// The lanes of a worker whose pool holds `pool_size` connections. A lane holds one
+/// pooled connection while it waits on its provider (the pool is shared with the API's
+/// requests), so lanes take at most half of it: providers that all hang for their whole
+/// timeout still leave the other half to the API.
+pub fn lane_count(pool_size: u32) -> i64 {
+    (i64::from(pool_size) / 2).clamp(1, MAX_LANES)
+}
 
 /// One kind of work the worker does with one provider, run on that provider's lane.
 pub(super) trait Job {
@@ -139,14 +147,15 @@ impl Job for RefillStatus {
 }
 
 /// The lane a provider's jobs run on.
-fn lane_of(provider_id: i64) -> i64 {
-    provider_id.rem_euclid(MAX_LANES)
+fn lane_of(provider_id: i64, lanes: i64) -> i64 {
+    provider_id.rem_euclid(lanes)
 }
 
 /// Runs on the provider worker's thread until stopped: starts a lane for each provider
 /// as it appears, then waits for every lane to finish its exchange and give back its
 /// leases.
 pub(super) fn supervise(worker: &Worker) {
+    let lanes_count = lane_count(worker.pool.max_size());
     let mut lanes: HashMap<i64, JoinHandle<()>> = HashMap::new();
     let mut seen = worker.wake.seen();
     while !worker.stopping() {
@@ -155,7 +164,7 @@ pub(super) fn supervise(worker: &Worker) {
             .and_then(|mut conn| providers::all(&mut conn))
         {
             Ok(all) => {
-                for lane in all.iter().map(|p| lane_of(p.id)) {
+                for lane in all.iter().map(|p| lane_of(p.id, lanes_count)) {
                     if lanes.contains_key(&lane) {
                         continue;
                     }
@@ -190,6 +199,7 @@ pub(super) fn supervise(worker: &Worker) {
 }
 
 fn run_lane(worker: &Worker, lane: i64) {
+    let lanes_count = lane_count(worker.pool.max_size());
     let mut seen = worker.wake.seen();
     while !worker.stopping() {
         let ids: Result<Vec<i64>, _> = worker
@@ -198,7 +208,7 @@ fn run_lane(worker: &Worker, lane: i64) {
             .map(|all| {
                 all.iter()
                     .map(|p| p.id)
-                    .filter(|id| lane_of(*id) == lane)
+                    .filter(|id| lane_of(*id, lanes_count) == lane)
                     .collect()
             });
         match ids {
@@ -219,4 +229,19 @@ fn run_lane(worker: &Worker, lane: i64) {
         }
     }
     worker.release_leases();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_take_at_most_half_the_pool() {
+        assert_eq!(lane_count(10), 5);
+        assert_eq!(lane_count(3), 1);
+        assert_eq!(lane_count(1), 1);
+        assert_eq!(lane_count(1000), MAX_LANES);
+        // Providers 1 and 2 never share a lane while there are two lanes or more.
+        assert_ne!(lane_of(1, lane_count(4)), lane_of(2, lane_count(4)));
+    }
 }
