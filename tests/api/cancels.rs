@@ -5,7 +5,7 @@ use serde_json::json;
 
 use reseller_api::domain::provider::ForwardingState;
 
-use crate::helpers::{micros, spawn_app_with, Panel, Reseller, StandIn, TestApp};
+use crate::helpers::{micros, spawn_app_with, Panel, StandIn, TestApp};
 
 async fn app() -> TestApp {
     spawn_app_with(|c| {
@@ -14,15 +14,6 @@ async fn app() -> TestApp {
         c.worker.forward_max_failures = 3;
     })
     .await
-}
-
-/// An order of 1000 at rate 1 (charge 1.000000) the panel has under the returned id.
-async fn sent_order(app: &TestApp, reseller: &Reseller, service: i64) -> (i64, String) {
-    let order = app.order_id(&reseller.token, service, 1000).await;
-    app.worker_pass().await;
-    let job = app.provider_order(order);
-    assert_eq!(job.state, ForwardingState::Sent);
-    (order, job.provider_order_id.unwrap())
 }
 
 fn set_status(panel: &Panel, remote: &str, status: &str, remains: &str) {
@@ -51,7 +42,7 @@ async fn cancel_of_a_sent_order_is_forwarded_and_canceled_refunds_in_full() {
     let app = app().await;
     let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
     let reseller = app.funded_reseller("Acme", "10").await;
-    let (order, remote) = sent_order(&app, &reseller, service).await;
+    let (order, remote) = app.sent_order(&reseller, service).await;
     assert_eq!(app.balance_micros(&reseller.token).await, 9_000_000);
 
     let requested = cancel(&app, &reseller.token, order).await;
@@ -106,7 +97,7 @@ async fn cancel_answered_partial_refunds_the_undelivered_share() {
     let app = app().await;
     let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
     let reseller = app.funded_reseller("Acme", "10").await;
-    let (order, remote) = sent_order(&app, &reseller, service).await;
+    let (order, remote) = app.sent_order(&reseller, service).await;
     // Through API v2, as panel tooling cancels.
     let v2 = app
         .api_v2(&[
@@ -141,7 +132,7 @@ async fn cancel_refused_upstream_leaves_the_order_running_and_says_why() {
     let app = app().await;
     let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
     let reseller = app.funded_reseller("Acme", "10").await;
-    let (order, remote) = sent_order(&app, &reseller, service).await;
+    let (order, remote) = app.sent_order(&reseller, service).await;
     panel
         .lock()
         .unwrap()
@@ -202,7 +193,7 @@ async fn cancel_without_a_certain_answer_is_retried_then_fails_visibly() {
     let app = app().await;
     let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
     let reseller = app.funded_reseller("Acme", "10").await;
-    let (order, _) = sent_order(&app, &reseller, service).await;
+    let (order, _) = app.sent_order(&reseller, service).await;
     assert_eq!(cancel(&app, &reseller.token, order).await.status, 202);
     for _ in 0..3 {
         app.worker_pass().await;
@@ -232,7 +223,7 @@ async fn disabling_a_service_sends_cancels_for_orders_already_sent() {
     let app = app().await;
     let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
     let reseller = app.funded_reseller("Acme", "10").await;
-    let (sent, remote) = sent_order(&app, &reseller, service).await;
+    let (sent, remote) = app.sent_order(&reseller, service).await;
     set_status(&panel, &remote, "In progress", "400");
     app.worker_pass().await;
     let queued = app.order_id(&reseller.token, service, 1000).await;

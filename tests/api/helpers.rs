@@ -691,6 +691,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// An order of 1000 at rate 1 (charge 1.000000) that the worker has sent: its id, and
+    /// the provider's id for it.
+    pub async fn sent_order(&self, reseller: &Reseller, service: i64) -> (i64, String) {
+        let order = self.order_id(&reseller.token, service, 1000).await;
+        self.worker_pass().await;
+        let job = self.provider_order(order);
+        assert_eq!(
+            job.state,
+            reseller_api::domain::provider::ForwardingState::Sent
+        );
+        (order, job.provider_order_id.unwrap())
+    }
+
     /// Makes every provider job due now (skips backoff waits in tests).
     pub fn make_due(&self) {
         use diesel::prelude::*;

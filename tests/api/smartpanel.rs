@@ -98,9 +98,7 @@ async fn an_order_settled_by_an_operator_is_no_longer_polled() {
     let app = app().await;
     let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
     let reseller = app.funded_reseller("Acme", "10").await;
-    let order = app.order_id(&reseller.token, service, 1000).await;
-    app.worker_pass().await;
-    let remote = app.provider_order(order).provider_order_id.unwrap();
+    let (order, remote) = app.sent_order(&reseller, service).await;
     assert_eq!(remote, "701", "a string id is read");
 
     // The panel answers a word we do not know: quarantined, still polled.
@@ -149,9 +147,7 @@ async fn an_order_completed_by_the_provider_is_no_longer_polled_either() {
     let app = app().await;
     let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
     let reseller = app.funded_reseller("Acme", "10").await;
-    let order = app.order_id(&reseller.token, service, 1000).await;
-    app.worker_pass().await;
-    let remote = app.provider_order(order).provider_order_id.unwrap();
+    let (order, remote) = app.sent_order(&reseller, service).await;
     panel.lock().unwrap().statuses.insert(
         remote.clone(),
         json!({"charge": "1.00000", "start_count": "12", "status": "Partial", "remains": "250", "currency": "USD"}),
@@ -178,9 +174,7 @@ async fn a_cancel_the_panel_does_not_offer_is_refused_in_its_words_at_once() {
     let app = app().await;
     let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
     let reseller = app.funded_reseller("Acme", "10").await;
-    let order = app.order_id(&reseller.token, service, 1000).await;
-    app.worker_pass().await;
-    assert_eq!(app.provider_order(order).state, ForwardingState::Sent);
+    let (order, _) = app.sent_order(&reseller, service).await;
 
     let requested = app
         .post(
@@ -239,8 +233,7 @@ async fn a_cancel_answered_with_words_about_our_account_is_retried_then_fails() 
     let app = app().await;
     let (_, service) = app.provider_service(&upstream.url, false, 2000).await;
     let reseller = app.funded_reseller("Acme", "10").await;
-    let order = app.order_id(&reseller.token, service, 1000).await;
-    app.worker_pass().await;
+    let (order, _) = app.sent_order(&reseller, service).await;
     let requested = app
         .post(
             &format!("/v1/orders/{order}/cancel"),
@@ -288,9 +281,7 @@ async fn a_refill_the_panel_does_not_offer_is_refused_in_its_words() {
         .await;
     assert_eq!(patched.status, 200, "{}", patched.text);
     let reseller = app.funded_reseller("Acme", "10").await;
-    let order = app.order_id(&reseller.token, service, 1000).await;
-    app.worker_pass().await;
-    let remote = app.provider_order(order).provider_order_id.unwrap();
+    let (order, remote) = app.sent_order(&reseller, service).await;
     panel.lock().unwrap().statuses.insert(
         remote,
         json!({"charge": "1.00000", "start_count": "0", "status": "Completed", "remains": "0", "currency": "USD"}),
@@ -493,9 +484,7 @@ async fn a_refill_answered_with_words_about_our_account_is_retried_not_refused()
         .await;
     assert_eq!(patched.status, 200, "{}", patched.text);
     let reseller = app.funded_reseller("Acme", "10").await;
-    let order = app.order_id(&reseller.token, service, 1000).await;
-    app.worker_pass().await;
-    let remote = app.provider_order(order).provider_order_id.unwrap();
+    let (order, remote) = app.sent_order(&reseller, service).await;
     panel.lock().unwrap().statuses.insert(
         remote,
         json!({"charge": "1", "start_count": "0", "status": "Completed", "remains": "0"}),
