@@ -2,11 +2,14 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::backend::{get_result_native, lock_row};
+use super::columns;
 use super::schema::accounts;
 use super::{now, DbConnection};
 use crate::domain::account::{Account, AccountStatus, Role};
 
-#[derive(Queryable)]
+/// Named columns: each field binds the column of its name (`super::columns`).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = accounts, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct AccountRow {
     id: i64,
     name: String,
@@ -54,7 +57,7 @@ pub fn insert(
             accounts::created_at.eq(at),
             accounts::updated_at.eq(at),
         ))
-        .returning(accounts::all_columns)
+        .returning(columns::<AccountRow>())
         .get_result::<AccountRow>(conn)
         .map(Account::from)
 }
@@ -63,6 +66,7 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
     // By its key, so no `LIMIT` (see "one row by its key" in `db`).
     accounts::table
         .find(id)
+        .select(columns::<AccountRow>())
         .get_result::<AccountRow>(conn)
         .optional()
         .map(|row| row.map(Account::from))
@@ -78,7 +82,7 @@ pub fn set_status(
             accounts::status.eq(status.as_str()),
             accounts::updated_at.eq(now()),
         ))
-        .returning(accounts::all_columns)
+        .returning(columns::<AccountRow>())
         .get_result::<AccountRow>(conn)
         .optional()
         .map(|row| row.map(Account::from))
@@ -165,8 +169,12 @@ pub fn any_admin(conn: &mut DbConnection) -> QueryResult<bool> {
 /// Reads an account and locks its row until the transaction ends; serializes one
 /// account's refund requests across every process sharing the database.
 pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
-    lock_row(conn, accounts::table.find(id), QueryDsl::for_update)
-        .map(|row: Option<AccountRow>| row.map(Account::from))
+    lock_row(
+        conn,
+        accounts::table.find(id).select(columns::<AccountRow>()),
+        QueryDsl::for_update,
+    )
+    .map(|row: Option<AccountRow>| row.map(Account::from))
 }
 
 /// Exempts an account from the refund-abuse policy until `until` (or ends the exemption).
@@ -180,7 +188,7 @@ pub fn set_refund_allowlist(
             accounts::refund_allowlisted_until.eq(until),
             accounts::updated_at.eq(now()),
         ))
-        .returning(accounts::all_columns)
+        .returning(columns::<AccountRow>())
         .get_result::<AccountRow>(conn)
         .optional()
         .map(|row| row.map(Account::from))
@@ -196,7 +204,7 @@ pub fn find_by_live_key(
         .inner_join(api_keys::table)
         .filter(api_keys::key_hash.eq(key_hash))
         .filter(api_keys::revoked_at.is_null())
-        .select((accounts::all_columns, api_keys::scopes))
+        .select((columns::<AccountRow>(), api_keys::scopes))
         // `key_hash` is unique, so no `LIMIT` (see "one row by its key" in `db`).
         .get_result::<(AccountRow, String)>(conn)
         .optional()

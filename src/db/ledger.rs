@@ -5,12 +5,15 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::backend::get_result_native;
+use super::columns;
 
 use super::schema::ledger_entries;
 use super::{accounts, now, DbConnection};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 
-#[derive(Queryable)]
+/// Named columns: each field binds the column of its name (`super::columns`).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = ledger_entries, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct EntryRow {
     id: i64,
     account_id: i64,
@@ -119,6 +122,7 @@ pub fn page(
         query = query.filter(ledger_entries::id.lt(cursor));
     }
     query
+        .select(columns::<EntryRow>())
         .load::<EntryRow>(conn)
         .map(|rows| rows.into_iter().map(LedgerEntry::from).collect())
 }
@@ -129,6 +133,7 @@ pub fn scan(conn: &mut DbConnection, after_id: i64, limit: i64) -> QueryResult<V
         .filter(ledger_entries::id.gt(after_id))
         .order(ledger_entries::id.asc())
         .limit(limit)
+        .select(columns::<EntryRow>())
         .load::<EntryRow>(conn)
         .map(|rows| rows.into_iter().map(LedgerEntry::from).collect())
 }
@@ -138,6 +143,7 @@ pub fn for_order(conn: &mut DbConnection, order_id: i64) -> QueryResult<Vec<Ledg
     ledger_entries::table
         .filter(ledger_entries::order_id.eq(order_id))
         .order(ledger_entries::id.asc())
+        .select(columns::<EntryRow>())
         .load::<EntryRow>(conn)
         .map(|rows| rows.into_iter().map(LedgerEntry::from).collect())
 }

@@ -55,6 +55,16 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// Serializes migrations of several processes starting against one PostgreSQL.
 const MIGRATION_LOCK: i64 = 0x7265_7365_6c6c;
 
+/// The columns of the row type `R`, one per field and named by it (`#[derive(Selectable)]`):
+/// a query that selects them loads `R` with each field bound to the column of its name,
+/// never by the table's column order (three `i64` money columns of an order would
+/// otherwise swap silently if a migration reordered them). The selection is a plain tuple
+/// of columns, the same on both backends, so a query keeps its static statement type and
+/// still runs on either backend's own connection (`backend::get_result_native`).
+pub fn columns<R: Selectable<diesel::sqlite::Sqlite>>() -> R::SelectExpression {
+    R::construct_selection()
+}
+
 /// PostgreSQL first: `SqliteConnection` accepts any string as a path.
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {

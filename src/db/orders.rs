@@ -2,13 +2,16 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::backend::{get_result_native, lock_row};
+use super::columns;
 use super::schema::orders;
 use super::{now, DbConnection};
 use crate::domain::money::Money;
 use crate::domain::order::{NewOrder, Order, OrderStatus};
 use crate::domain::refund::OrderBook;
 
-#[derive(Queryable)]
+/// Named columns: each field binds the column of its name (`super::columns`).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = orders, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct OrderRow {
     id: i64,
     account_id: i64,
@@ -108,7 +111,8 @@ pub fn find_owned(conn: &mut DbConnection, account_id: i64, id: i64) -> QueryRes
     // connection, so the statement is found by its type (`get_result_native`).
     let query = orders::table
         .find(id)
-        .filter(orders::account_id.eq(account_id));
+        .filter(orders::account_id.eq(account_id))
+        .select(columns::<OrderRow>());
     get_result_native::<_, OrderRow>(conn, query)
         .optional()
         .map(|row| row.map(Order::from))
@@ -123,6 +127,7 @@ pub fn find_owned_many(
     orders::table
         .filter(orders::account_id.eq(account_id))
         .filter(orders::id.eq_any(ids))
+        .select(columns::<OrderRow>())
         .load::<OrderRow>(conn)
         .map(to_orders)
 }
@@ -164,7 +169,10 @@ pub fn page(
     if let Some(to) = filter.created_to {
         query = query.filter(orders::created_at.lt(to));
     }
-    query.load::<OrderRow>(conn).map(to_orders)
+    query
+        .select(columns::<OrderRow>())
+        .load::<OrderRow>(conn)
+        .map(to_orders)
 }
 
 /// Every order's (id, account, charge, refunded) in id order after `after_id`, for `verify`.
@@ -189,7 +197,11 @@ pub fn scan_amounts(
 /// Reads an order and locks its row until the transaction ends (`FOR UPDATE` on
 /// PostgreSQL; SQLite's immediate transaction already holds the database's write lock).
 pub fn lock(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Order>> {
-    let row: Option<OrderRow> = lock_row(conn, orders::table.find(id), QueryDsl::for_update)?;
+    let row: Option<OrderRow> = lock_row(
+        conn,
+        orders::table.find(id).select(columns::<OrderRow>()),
+        QueryDsl::for_update,
+    )?;
     Ok(row
         .map(Order::from)
         .filter(|order| owner.is_none_or(|owner| order.account_id == owner)))
@@ -211,7 +223,7 @@ pub fn store_book(
             orders::refunded_micros.eq(book.refunded),
             orders::updated_at.eq(now()),
         ))
-        .returning(orders::all_columns)
+        .returning(columns::<OrderRow>())
         .get_result::<OrderRow>(conn)
         .map(Order::from)
 }
@@ -241,6 +253,7 @@ pub fn open_for_service(
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Order>> {
     orders::table
         .find(id)
+        .select(columns::<OrderRow>())
         .first::<OrderRow>(conn)
         .optional()
         .map(|row| row.map(Order::from))
@@ -274,7 +287,10 @@ pub fn lookup(
     if let Some(link) = &filter.link {
         query = query.filter(orders::link.eq(link.clone()));
     }
-    query.load::<OrderRow>(conn).map(to_orders)
+    query
+        .select(columns::<OrderRow>())
+        .load::<OrderRow>(conn)
+        .map(to_orders)
 }
 
 /// The orders with these ids, in id order.
@@ -282,6 +298,7 @@ pub fn find_many(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<Order>
     orders::table
         .filter(orders::id.eq_any(ids))
         .order(orders::id.asc())
+        .select(columns::<OrderRow>())
         .load::<OrderRow>(conn)
         .map(to_orders)
 }

@@ -5,12 +5,15 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::backend::lock_row;
+use super::columns;
 use super::schema::refunds;
 use super::{now, orders, DbConnection};
 use crate::domain::policy::Decision;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
 
-#[derive(Queryable)]
+/// Named columns: each field binds the column of its name (`super::columns`).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = refunds, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct RefundRow {
     id: i64,
     account_id: i64,
@@ -28,7 +31,6 @@ struct RefundRow {
     decided_by: Option<i64>,
     decided_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
-    _updated_at: NaiveDateTime,
     policy_outcome: Option<String>,
     policy_rule: Option<String>,
     policy_detail: Option<String>,
@@ -110,7 +112,7 @@ pub fn insert(conn: &mut DbConnection, new: &NewRefund) -> QueryResult<Refund> {
             refunds::created_at.eq(at),
             refunds::updated_at.eq(at),
         ))
-        .returning(refunds::all_columns)
+        .returning(columns::<RefundRow>())
         .get_result::<RefundRow>(conn)
         .map(Refund::from)
 }
@@ -133,8 +135,12 @@ pub fn lock_with_parent(conn: &mut DbConnection, id: i64) -> QueryResult<Option<
 
 /// Reads a refund and locks its row until the transaction ends.
 fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
-    lock_row(conn, refunds::table.find(id), QueryDsl::for_update)
-        .map(|row: Option<RefundRow>| row.map(Refund::from))
+    lock_row(
+        conn,
+        refunds::table.find(id).select(columns::<RefundRow>()),
+        QueryDsl::for_update,
+    )
+    .map(|row: Option<RefundRow>| row.map(Refund::from))
 }
 
 pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Refund>> {
@@ -143,6 +149,7 @@ pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult
         query = query.filter(refunds::account_id.eq(owner));
     }
     query
+        .select(columns::<RefundRow>())
         .first::<RefundRow>(conn)
         .optional()
         .map(|row| row.map(Refund::from))
@@ -167,7 +174,7 @@ pub fn record_decision(
             refunds::decided_at.eq(at),
             refunds::updated_at.eq(at),
         ))
-        .returning(refunds::all_columns)
+        .returning(columns::<RefundRow>())
         .get_result::<RefundRow>(conn)
         .map(Refund::from)
 }
@@ -177,6 +184,7 @@ pub fn pending_dispute(conn: &mut DbConnection, order_id: i64) -> QueryResult<Op
     refunds::table
         .filter(refunds::order_id.eq(order_id))
         .filter(refunds::status.eq(RefundStatus::PendingReview.as_str()))
+        .select(columns::<RefundRow>())
         .first::<RefundRow>(conn)
         .optional()
         .map(|row| row.map(Refund::from))
@@ -226,6 +234,7 @@ pub fn page(
         query = query.filter(refunds::created_at.lt(to));
     }
     query
+        .select(columns::<RefundRow>())
         .load::<RefundRow>(conn)
         .map(|rows| rows.into_iter().map(Refund::from).collect())
 }
@@ -236,6 +245,7 @@ pub fn scan(conn: &mut DbConnection, after_id: i64, limit: i64) -> QueryResult<V
         .filter(refunds::id.gt(after_id))
         .order(refunds::id.asc())
         .limit(limit)
+        .select(columns::<RefundRow>())
         .load::<RefundRow>(conn)
         .map(|rows| rows.into_iter().map(Refund::from).collect())
 }
@@ -252,6 +262,7 @@ pub fn review_queue(
         .filter(refunds::id.gt(starting_after.unwrap_or(0)))
         .order(refunds::id.asc())
         .limit(limit)
+        .select(columns::<RefundRow>())
         .load::<RefundRow>(conn)
         .map(|rows| rows.into_iter().map(Refund::from).collect())
 }
@@ -267,6 +278,7 @@ pub fn recent_requests(
         .filter(refunds::source.eq(RefundSource::Reseller.as_str()))
         .order(refunds::id.desc())
         .limit(limit)
+        .select(columns::<RefundRow>())
         .load::<RefundRow>(conn)
         .map(|rows| rows.into_iter().map(Refund::from).collect())
 }
@@ -276,6 +288,7 @@ pub fn for_order(conn: &mut DbConnection, order_id: i64) -> QueryResult<Vec<Refu
     refunds::table
         .filter(refunds::order_id.eq(order_id))
         .order(refunds::id.asc())
+        .select(columns::<RefundRow>())
         .load::<RefundRow>(conn)
         .map(|rows| rows.into_iter().map(Refund::from).collect())
 }

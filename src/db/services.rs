@@ -2,13 +2,16 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::backend::lock_row;
+use super::columns;
 use super::schema::services;
 use super::{now, DbConnection};
 use crate::domain::account::AccountStatus;
 use crate::domain::money::Money;
 use crate::domain::service::{Service, ServiceStatus, ServiceType};
 
-#[derive(Queryable)]
+/// Named columns: each field binds the column of its name (`super::columns`).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = services, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct ServiceRow {
     id: i64,
     name: String,
@@ -86,7 +89,7 @@ pub fn insert(conn: &mut DbConnection, fields: &ServiceFields) -> QueryResult<Se
             services::created_at.eq(at),
             services::updated_at.eq(at),
         ))
-        .returning(services::all_columns)
+        .returning(columns::<ServiceRow>())
         .get_result::<ServiceRow>(conn)
         .map(Service::from)
 }
@@ -111,7 +114,7 @@ pub fn update(
             services::provider_service_id.eq(fields.provider.as_ref().map(|p| p.1.clone())),
             services::updated_at.eq(now()),
         ))
-        .returning(services::all_columns)
+        .returning(columns::<ServiceRow>())
         .get_result::<ServiceRow>(conn)
         .optional()
         .map(|row| row.map(Service::from))
@@ -121,6 +124,7 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
     // By its key, so no `LIMIT` (see "one row by its key" in `db`).
     services::table
         .find(id)
+        .select(columns::<ServiceRow>())
         .get_result::<ServiceRow>(conn)
         .optional()
         .map(|row| row.map(Service::from))
@@ -136,6 +140,7 @@ pub fn page(
         .filter(services::id.gt(starting_after.unwrap_or(0)))
         .order(services::id.asc())
         .limit(limit)
+        .select(columns::<ServiceRow>())
         .load::<ServiceRow>(conn)
         .map(|rows| rows.into_iter().map(Service::from).collect())
 }
@@ -150,7 +155,7 @@ pub fn set_status(
             services::status.eq(status.as_str()),
             services::updated_at.eq(now()),
         ))
-        .returning(services::all_columns)
+        .returning(columns::<ServiceRow>())
         .get_result::<ServiceRow>(conn)
         .optional()
         .map(|row| row.map(Service::from))
@@ -159,8 +164,12 @@ pub fn set_status(
 /// Reads a service and holds a shared lock on its row until the transaction ends
 /// (PostgreSQL `FOR SHARE`), so it cannot be disabled while an order for it commits.
 pub fn find_shared(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
-    lock_row(conn, services::table.find(id), QueryDsl::for_share)
-        .map(|row: Option<ServiceRow>| row.map(Service::from))
+    lock_row(
+        conn,
+        services::table.find(id).select(columns::<ServiceRow>()),
+        QueryDsl::for_share,
+    )
+    .map(|row: Option<ServiceRow>| row.map(Service::from))
 }
 
 /// Every service routed to a provider, in id order.
@@ -168,6 +177,7 @@ pub fn for_provider(conn: &mut DbConnection, provider_id: i64) -> QueryResult<Ve
     services::table
         .filter(services::provider_id.eq(provider_id))
         .order(services::id.asc())
+        .select(columns::<ServiceRow>())
         .load::<ServiceRow>(conn)
         .map(|rows| rows.into_iter().map(Service::from).collect())
 }
@@ -183,7 +193,7 @@ pub fn find_shared_for_order(
 ) -> QueryResult<Option<(Service, Option<AccountStatus>, bool)>> {
     use super::schema::accounts;
     let query = services::table.find(id).select((
-        services::all_columns,
+        columns::<ServiceRow>(),
         accounts::table
             .find(account_id)
             .select(accounts::status)

@@ -2,11 +2,14 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::backend::lock_row;
+use super::columns;
 use super::schema::top_ups;
 use super::{now, DbConnection};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 
-#[derive(Queryable)]
+/// Named columns: each field binds the column of its name (`super::columns`).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = top_ups, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct TopUpRow {
     id: i64,
     account_id: i64,
@@ -50,7 +53,7 @@ pub fn insert(
             top_ups::status.eq(TopUpStatus::Succeeded.as_str()),
             top_ups::created_at.eq(now()),
         ))
-        .returning(top_ups::all_columns)
+        .returning(columns::<TopUpRow>())
         .get_result::<TopUpRow>(conn)
         .map(TopUp::from)
 }
@@ -61,6 +64,7 @@ pub fn find_by_gateway_ref(
 ) -> QueryResult<Option<TopUp>> {
     top_ups::table
         .filter(top_ups::gateway_ref.eq(gateway_ref))
+        .select(columns::<TopUpRow>())
         .first::<TopUpRow>(conn)
         .optional()
         .map(|row| row.map(TopUp::from))
@@ -81,8 +85,12 @@ pub fn all_amounts(conn: &mut DbConnection) -> QueryResult<Vec<(i64, i64, i64, i
 
 /// Reads a top-up and locks its row until the transaction ends.
 pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TopUp>> {
-    lock_row(conn, top_ups::table.find(id), QueryDsl::for_update)
-        .map(|row: Option<TopUpRow>| row.map(TopUp::from))
+    lock_row(
+        conn,
+        top_ups::table.find(id).select(columns::<TopUpRow>()),
+        QueryDsl::for_update,
+    )
+    .map(|row: Option<TopUpRow>| row.map(TopUp::from))
 }
 
 /// Moves `delta` (signed) into or out of what was returned of a top-up; the table's CHECK
@@ -99,11 +107,11 @@ pub fn add_refunded(
                 top_ups::refunded_micros.eq(top_ups::refunded_micros + delta),
                 top_ups::status.eq(status),
             ))
-            .returning(top_ups::all_columns)
+            .returning(columns::<TopUpRow>())
             .get_result::<TopUpRow>(conn)?,
         None => diesel::update(top_ups::table.find(id))
             .set(top_ups::refunded_micros.eq(top_ups::refunded_micros + delta))
-            .returning(top_ups::all_columns)
+            .returning(columns::<TopUpRow>())
             .get_result::<TopUpRow>(conn)?,
     };
     Ok(row.into())
@@ -112,6 +120,7 @@ pub fn add_refunded(
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TopUp>> {
     top_ups::table
         .find(id)
+        .select(columns::<TopUpRow>())
         .first::<TopUpRow>(conn)
         .optional()
         .map(|row| row.map(TopUp::from))
