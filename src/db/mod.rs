@@ -20,6 +20,7 @@ pub mod cancels;
 pub mod events;
 pub mod gauges;
 pub mod idempotency;
+pub mod ids;
 pub mod jobs;
 pub mod jwt_keys;
 pub mod lease;

@@ -5,6 +5,7 @@ pub mod alert;
 pub mod api_key;
 pub mod cancel;
 pub mod event;
+pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod order;
