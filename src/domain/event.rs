@@ -121,9 +121,12 @@ string_enum! {
 }
 
 /// Addresses a webhook may never reach unless the operator allows private targets:
-/// loopback, private (RFC 1918, unique-local), link-local (cloud metadata lives at
-/// 169.254.169.254), carrier-grade NAT, unspecified, multicast, broadcast and documentation
-/// ranges, and IPv4 addresses mapped or embedded in IPv6.
+/// loopback, private (RFC 1918, unique-local, the deprecated site-local `fec0::/10`),
+/// link-local (cloud metadata lives at 169.254.169.254), carrier-grade NAT, unspecified,
+/// multicast, broadcast, documentation and discard ranges; and every IPv6 address that
+/// carries an IPv4 address (IPv4-mapped and -compatible, IPv4-translated, NAT64, 6to4,
+/// Teredo) is judged by the IPv4 address it carries, since a relay or the host's own
+/// stack may deliver it there.
 pub fn is_forbidden_target(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -142,19 +145,44 @@ pub fn is_forbidden_target(ip: IpAddr) -> bool {
                 || a >= 240
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_forbidden_target(IpAddr::V4(v4));
+            let carried = carried_ipv4(v6);
+            if !carried.is_empty() {
+                return carried
+                    .into_iter()
+                    .any(|v4| is_forbidden_target(IpAddr::V4(v4)));
             }
-            let first = v6.segments()[0];
+            let [first, second, third, fourth, ..] = v6.segments();
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || (first == 0x2001 && v6.segments()[1] == 0x0db8)
-                || (first == 0x0064 && v6.segments()[1] == 0xff9b)
-                || first == 0x2002
+                || (first & 0xfe00) == 0xfc00 // unique-local fc00::/7
+                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (first & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed by some hosts)
+                || (first == 0x2001 && second == 0x0db8) // documentation 2001:db8::/32
+                || ((first & 0xfff0) == 0x3ff0 && (second & 0xf000) == 0) // documentation 3fff::/20
+                || (first == 0x0064 && second == 0xff9b && third == 0x0001) // local-use NAT64 64:ff9b:1::/48
+                || (first == 0x0100 && second == 0 && third == 0 && fourth == 0)
+            // discard 100::/64
         }
+    }
+}
+
+/// The IPv4 addresses an IPv6 address carries, in the forms that embed one: IPv4-mapped
+/// (`::ffff:0:0/96`) and IPv4-compatible (`::/96`, which also holds `::` and `::1`),
+/// IPv4-translated (`::ffff:0:0:0/96`), NAT64 (`64:ff9b::/96`), 6to4 (`2002::/16`, the
+/// address after the prefix) and Teredo (`2001::/32`: its server, and its client stored
+/// inverted in the last 32 bits).
+fn carried_ipv4(v6: std::net::Ipv6Addr) -> Vec<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let v4 =
+        |high: u16, low: u16| std::net::Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, h, l] | [0, 0, 0, 0, 0, 0, h, l] => vec![v4(h, l)],
+        [0, 0, 0, 0, 0xffff, 0, h, l] => vec![v4(h, l)],
+        [0x0064, 0xff9b, 0, 0, 0, 0, h, l] => vec![v4(h, l)],
+        [0x2002, h, l, ..] => vec![v4(h, l)],
+        [0x2001, 0, sh, sl, _, _, ch, cl] => vec![v4(sh, sl), v4(!ch, !cl)],
+        _ => Vec::new(),
     }
 }
 
@@ -231,10 +259,36 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            // Every IPv6 form that carries an internal IPv4 address.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:169.254.169.254",
+            "64:ff9b::10.1.2.3",
+            "64:ff9b:1::1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            // Teredo: server 127.0.0.1; then a public server whose client (inverted) is 10.0.0.1.
+            "2001:0:7f00:1::1",
+            "2001:0:5db8:d822:0:0:f5ff:fffe",
+            "fec0::1",
+            "fed0::1",
+            "2001:db8::1",
+            "3fff::1",
+            "100::1",
         ] {
             assert!(is_forbidden_target(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "2002:0808:0808::1",
+            // Teredo with public server 93.184.216.34 and public client 8.8.8.8 (inverted).
+            "2001:0:5db8:d822:0:0:f7f7:f7f7",
+        ] {
             assert!(!is_forbidden_target(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -716,6 +716,13 @@ async fn private_and_plain_http_targets_are_refused_without_the_flag() {
         "https://169.254.169.254/latest/meta-data",
         "https://[::1]/hooks",
         "https://[::ffff:192.168.0.1]/hooks",
+        // IPv6 forms that carry an internal IPv4 address, and site-local.
+        "https://[::127.0.0.1]/hooks",
+        "https://[::ffff:0:169.254.169.254]/hooks",
+        "https://[64:ff9b::10.0.0.1]/hooks",
+        "https://[2002:7f00:1::1]/hooks",
+        "https://[2001:0:5db8:d822::f5ff:fffe]/hooks",
+        "https://[fec0::1]/hooks",
         "https://user:pass@example.com/hooks",
         "ftp://example.com/",
         "not a url",
