@@ -160,9 +160,8 @@ pub fn is_forbidden_target(ip: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed by some hosts)
                 || (first == 0x2001 && second == 0x0db8) // documentation 2001:db8::/32
                 || ((first & 0xfff0) == 0x3ff0 && (second & 0xf000) == 0) // documentation 3fff::/20
+                || (first == 0x0100 && second == 0 && third == 0 && fourth == 0) // discard 100::/64
                 || (first == 0x0064 && second == 0xff9b && third == 0x0001) // local-use NAT64 64:ff9b:1::/48
-                || (first == 0x0100 && second == 0 && third == 0 && fourth == 0)
-            // discard 100::/64
         }
     }
 }
