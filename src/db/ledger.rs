@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::backend::get_result_native;
 
 use super::schema::ledger_entries;
-use super::{accounts, now, DbConnection};
+use super::{accounts, now, DbConnection, WriteConn};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 
 #[derive(Queryable)]
@@ -60,7 +60,7 @@ pub enum Overdraft {
 /// Changes the balance by `amount_micros` and records the entry. Returns `None`, having
 /// changed nothing, when a debit is not covered and `overdraft` is `Refuse`.
 pub fn post(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     account_id: i64,
     kind: LedgerKind,
     amount_micros: i64,
