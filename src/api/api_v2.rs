@@ -16,18 +16,20 @@ use utoipa::{IntoParams, ToSchema};
 use super::api_v2_input::{self as input, Fields};
 use super::orders::MAX_BATCH;
 use crate::application;
-use crate::application::idempotency::{request_hash, IdempotencyKey};
-use crate::application::orders::{OrderError, OrderRequest};
+use crate::application::idempotency::{request_hash, Dialect, IdempotencyKey};
+use crate::application::orders::{OrderRequest, PlaceOrderError, Placed};
 use crate::application::refills::RefillError;
 use crate::db::{accounts, orders, refills, services};
 use crate::domain::account::Scope;
 use crate::domain::money::format_micros;
-use crate::domain::order::{Order, OrderInput};
+use crate::domain::order::{Order, OrderFieldError, OrderInput};
 use crate::domain::refill::RefillRefusal;
 use crate::domain::service::{ServiceStatus, ServiceType};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::http::auth::KeyHolder;
+use crate::http::idempotency::status_of;
 use crate::http::state::AppState;
+use crate::resources::PanelOrderPlaced;
 
 /// The fields API v2 clients send. Every one is a string on the wire (a JSON body's
 /// numbers are read as their text) and every one may be missing: what a call lacks is
@@ -207,25 +209,49 @@ fn status_json(order: &Order, currency: &str) -> StatusReply {
     }
 }
 
-/// The dialect's words for our refusals.
+/// The dialect's words for a failure of the service's own (the database, the writer).
 fn dialect_error(error: &ApiError) -> String {
     match error {
-        ApiError::Refused {
-            code: ErrorCode::InsufficientFunds,
-            ..
-        } => "Not enough funds on balance".into(),
-        ApiError::Refused {
-            code: ErrorCode::AccountSuspended,
-            ..
-        } => "Your account is suspended".into(),
-        ApiError::Validation(fields) => match fields.first() {
-            Some(f) if f.field == "link" => "Bad Link".into(),
-            Some(f) if f.field == "quantity" => format!("Quantity {}", f.message),
-            Some(f) => format!("{}: {}", f.field, f.message),
-            None => "Incorrect request".into(),
-        },
         ApiError::Internal(_) | ApiError::Database(_) => "Internal error, try again later".into(),
         other => other.to_string(),
+    }
+}
+
+/// The dialect's words for an order that was not placed: one per refusal.
+fn add_error(error: &PlaceOrderError) -> String {
+    match error {
+        PlaceOrderError::UnknownService => "Service ID does not exists".into(),
+        PlaceOrderError::InsufficientFunds { .. } => "Not enough funds on balance".into(),
+        PlaceOrderError::AccountSuspended => "Your account is suspended".into(),
+        // The first field at fault, as panels word it.
+        PlaceOrderError::Invalid(fields) => fields
+            .first()
+            .map_or_else(|| "Incorrect request".into(), field_error),
+        PlaceOrderError::Database(error) => dialect_error(error),
+        PlaceOrderError::UnknownAccount
+        | PlaceOrderError::ServicePaused
+        | PlaceOrderError::Idempotency(_) => error.to_string(),
+    }
+}
+
+/// The dialect's words for a field of an `add` that the service's rules refuse.
+fn field_error(error: &OrderFieldError) -> String {
+    use OrderFieldError::*;
+    match error {
+        BadLink { .. } | LinkHasSpaces => "Bad Link".into(),
+        QuantityNotCommentCount { .. }
+        | QuantityRequired
+        | QuantityOutOfRange { .. }
+        | TotalTooLarge => format!("Quantity {error}"),
+        ServiceDisabled
+        | CommentsRequired
+        | CommentsNotTaken
+        | DripFeedNotOffered
+        | RunsOutOfRange
+        | IntervalOutOfRange
+        | IntervalRequired
+        | RunsRequired
+        | BadExternalRef { .. } => format!("{}: {error}", error.field()),
     }
 }
 
@@ -436,31 +462,19 @@ async fn add(
     };
     let key = add_key(req, map, &request, state.config.retention.idempotency_ttl());
     let account_id = account.account_id;
-    let render = |order: Order| Ok(json!({ "order": order.id }).to_string());
     let placed = state
-        .db(move |conn| {
-            Ok(application::orders::create_order(
-                conn,
-                account_id,
-                request,
-                "api_v2_add",
-                key,
-                200,
-                render,
-            ))
-        })
+        .db(move |conn| Ok(application::orders::place(conn, account_id, request, key)))
         .await?;
-    let stored = match placed {
-        Ok(stored) => stored,
-        Err(OrderError::UnknownService) => return Ok(error("Service ID does not exists")),
-        Err(OrderError::Other(e)) => return Err(e),
-    };
-    if !stored.replayed {
-        state.wake.notify();
+    match placed {
+        Ok(Placed::New(order)) => {
+            state.wake.notify();
+            Ok(reply_of(PanelOrderPlaced { order: order.id }))
+        }
+        Ok(Placed::Replayed(replay)) => Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(replay.body)),
+        Err(e) => Ok(error(&add_error(&e))),
     }
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(stored.body))
 }
 
 /// The order an `add` asks for; `Err` is the dialect's reply to a field it cannot read.
@@ -513,6 +527,8 @@ fn add_key(
         key,
         request_hash: request_hash(&Value::String(hash)),
         ttl,
+        dialect: Dialect::PanelV2,
+        status_of,
     })
 }
 
