@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::application;
-use crate::application::cancels::Canceled;
+use crate::application::cancels::{CancelError, Canceled};
 use crate::application::idempotency::{Answer, Dialect};
 use crate::application::orders::{OrderRequest, Outcome, PlaceOrderError, Placed};
 use crate::db::orders::{self, OrderFilter};
@@ -117,6 +117,24 @@ pub async fn create_order(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// How REST words a cancel's refusal: one problem per variant, its status from its code.
+impl From<CancelError> for ApiError {
+    fn from(error: CancelError) -> ApiError {
+        match error {
+            CancelError::OrderNotFound => ApiError::not_found("order"),
+            CancelError::ServiceNotFound => ApiError::not_found("service"),
+            CancelError::Failed(error) => error,
+            CancelError::NotOffered
+            | CancelError::NotPending { .. }
+            | CancelError::AlreadyFinal { .. }
+            | CancelError::AlreadySent => ApiError::Refused {
+                code: error.code(),
+                detail: error.to_string(),
+            },
+        }
+    }
 }
 
 /// How REST words an order's refusal: one problem per variant, its status from its code.
@@ -356,7 +374,11 @@ pub async fn cancel_order(
     let order_id = id.into_inner();
     let account_id = caller.account_id;
     let canceled = state
-        .db(move |conn| application::cancels::cancel_order(conn, account_id, order_id))
+        .db(move |conn| {
+            Ok(application::cancels::cancel_order(
+                conn, account_id, order_id,
+            )?)
+        })
         .await?;
     Ok(match canceled {
         Canceled::Refunded(settled) => {

@@ -1,5 +1,6 @@
 //! Placing and cancelling orders, and recording their delivery outcomes.
 
+use super::cancels::CancelError;
 use super::idempotency::{
     self, Answer, Claimed, Dialect, IdempotencyError, IdempotencyKey, Replay,
 };
@@ -213,7 +214,7 @@ pub fn cancel_order(
     conn: &mut DbConnection,
     account_id: i64,
     order_id: i64,
-) -> Result<Settled, ApiError> {
+) -> Result<Settled, CancelError> {
     db::write_tx(conn, |conn| cancel_owned_order(conn, account_id, order_id))
 }
 
@@ -222,33 +223,22 @@ pub(crate) fn cancel_owned_order(
     conn: &mut DbConnection,
     account_id: i64,
     order_id: i64,
-) -> Result<Settled, ApiError> {
-    let order = orders::lock(conn, order_id, Some(account_id))?
-        .ok_or_else(|| ApiError::not_found("order"))?;
-    let service =
-        services::find(conn, order.service_id)?.ok_or_else(|| ApiError::not_found("service"))?;
+) -> Result<Settled, CancelError> {
+    let order =
+        orders::lock(conn, order_id, Some(account_id))?.ok_or(CancelError::OrderNotFound)?;
+    let service = services::find(conn, order.service_id)?.ok_or(CancelError::ServiceNotFound)?;
     if !service.cancel {
-        return Err(ApiError::Refused {
-            code: ErrorCode::NotCancelable,
-            detail: "this order's service does not allow cancel".into(),
-        });
+        return Err(CancelError::NotOffered);
     }
     if order.status != OrderStatus::Pending {
-        return Err(ApiError::Refused {
-            code: ErrorCode::NotCancelable,
-            detail: format!(
-                "only pending orders can be canceled; this one is {}",
-                order.status
-            ),
+        return Err(CancelError::NotPending {
+            status: order.status,
         });
     }
     if provider_orders::find(conn, order_id)?.is_some()
         && !provider_orders::withdraw(conn, order_id)?
     {
-        return Err(ApiError::Refused {
-            code: ErrorCode::NotCancelable,
-            detail: "this order was already sent to the provider".into(),
-        });
+        return Err(CancelError::AlreadySent);
     }
     let mut trigger = Trigger::new(
         Change {
@@ -260,7 +250,7 @@ pub(crate) fn cancel_owned_order(
     );
     trigger.owner = Some(account_id);
     trigger.decided_by = Some(account_id);
-    Ok(refunds::settle_within(conn, order_id, trigger)?)
+    Ok(refunds::settle_within(conn, order_id, trigger).map_err(ApiError::from)?)
 }
 
 /// A delivery outcome an operator records by hand, its fields already checked.
