@@ -36,6 +36,13 @@ pub fn utc(at: NaiveDateTime) -> DateTime<Utc> {
     at.and_utc()
 }
 
+/// An order placed through the panel API v2: `{"order": 23501}` (stored under an `add`'s
+/// idempotency key and replayed as it is).
+#[derive(Serialize)]
+pub struct PanelOrderPlaced {
+    pub order: i64,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct OrderResponse {
     pub id: i64,

@@ -16,18 +16,21 @@ use utoipa::{IntoParams, ToSchema};
 use super::api_v2_input::{self as input, Fields};
 use super::orders::MAX_BATCH;
 use crate::application;
-use crate::application::idempotency::{request_hash, IdempotencyKey};
-use crate::application::orders::{OrderError, OrderRequest};
+use crate::application::cancels::CancelError;
+use crate::application::idempotency::{request_hash, Dialect, IdempotencyKey};
+use crate::application::orders::{OrderRequest, PlaceOrderError, Placed};
 use crate::application::refills::RefillError;
 use crate::db::{accounts, orders, refills, services};
 use crate::domain::account::Scope;
 use crate::domain::money::format_micros;
-use crate::domain::order::{Order, OrderInput};
+use crate::domain::order::{Order, OrderFieldError, OrderInput};
 use crate::domain::refill::RefillRefusal;
 use crate::domain::service::{ServiceStatus, ServiceType};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::http::auth::KeyHolder;
+use crate::http::idempotency::status_of;
 use crate::http::state::AppState;
+use crate::resources::PanelOrderPlaced;
 
 /// The fields API v2 clients send. Every one is a string on the wire (a JSON body's
 /// numbers are read as their text) and every one may be missing: what a call lacks is
@@ -207,25 +210,49 @@ fn status_json(order: &Order, currency: &str) -> StatusReply {
     }
 }
 
-/// The dialect's words for our refusals.
+/// The dialect's words for a failure of the service's own (the database, the writer).
 fn dialect_error(error: &ApiError) -> String {
     match error {
-        ApiError::Refused {
-            code: ErrorCode::InsufficientFunds,
-            ..
-        } => "Not enough funds on balance".into(),
-        ApiError::Refused {
-            code: ErrorCode::AccountSuspended,
-            ..
-        } => "Your account is suspended".into(),
-        ApiError::Validation(fields) => match fields.first() {
-            Some(f) if f.field == "link" => "Bad Link".into(),
-            Some(f) if f.field == "quantity" => format!("Quantity {}", f.message),
-            Some(f) => format!("{}: {}", f.field, f.message),
-            None => "Incorrect request".into(),
-        },
         ApiError::Internal(_) | ApiError::Database(_) => "Internal error, try again later".into(),
         other => other.to_string(),
+    }
+}
+
+/// The dialect's words for an order that was not placed: one per refusal.
+fn add_error(error: &PlaceOrderError) -> String {
+    match error {
+        PlaceOrderError::UnknownService => "Service ID does not exists".into(),
+        PlaceOrderError::InsufficientFunds { .. } => "Not enough funds on balance".into(),
+        PlaceOrderError::AccountSuspended => "Your account is suspended".into(),
+        // The first field at fault, as panels word it.
+        PlaceOrderError::Invalid(fields) => fields
+            .first()
+            .map_or_else(|| "Incorrect request".into(), field_error),
+        PlaceOrderError::Database(error) => dialect_error(error),
+        PlaceOrderError::UnknownAccount
+        | PlaceOrderError::ServicePaused
+        | PlaceOrderError::Idempotency(_) => error.to_string(),
+    }
+}
+
+/// The dialect's words for a field of an `add` that the service's rules refuse.
+fn field_error(error: &OrderFieldError) -> String {
+    use OrderFieldError::*;
+    match error {
+        BadLink { .. } | LinkHasSpaces => "Bad Link".into(),
+        QuantityNotCommentCount { .. }
+        | QuantityRequired
+        | QuantityOutOfRange { .. }
+        | TotalTooLarge => format!("Quantity {error}"),
+        ServiceDisabled
+        | CommentsRequired
+        | CommentsNotTaken
+        | DripFeedNotOffered
+        | RunsOutOfRange
+        | IntervalOutOfRange
+        | IntervalRequired
+        | RunsRequired
+        | BadExternalRef { .. } => format!("{}: {error}", error.field()),
     }
 }
 
@@ -436,31 +463,19 @@ async fn add(
     };
     let key = add_key(req, map, &request, state.config.retention.idempotency_ttl());
     let account_id = account.account_id;
-    let render = |order: Order| Ok(json!({ "order": order.id }).to_string());
     let placed = state
-        .db(move |conn| {
-            Ok(application::orders::create_order(
-                conn,
-                account_id,
-                request,
-                "api_v2_add",
-                key,
-                200,
-                render,
-            ))
-        })
+        .db(move |conn| Ok(application::orders::place(conn, account_id, request, key)))
         .await?;
-    let stored = match placed {
-        Ok(stored) => stored,
-        Err(OrderError::UnknownService) => return Ok(error("Service ID does not exists")),
-        Err(OrderError::Other(e)) => return Err(e),
-    };
-    if !stored.replayed {
-        state.wake.notify();
+    match placed {
+        Ok(Placed::New(order)) => {
+            state.wake.notify();
+            Ok(reply_of(PanelOrderPlaced { order: order.id }))
+        }
+        Ok(Placed::Replayed(replay)) => Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(replay.body)),
+        Err(e) => Ok(error(&add_error(&e))),
     }
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(stored.body))
 }
 
 /// The order an `add` asks for; `Err` is the dialect's reply to a field it cannot read.
@@ -513,6 +528,8 @@ fn add_key(
         key,
         request_hash: request_hash(&Value::String(hash)),
         ttl,
+        dialect: Dialect::PanelV2,
+        status_of,
     })
 }
 
@@ -609,8 +626,7 @@ async fn cancel(
                     Ok(order_id) => {
                         match application::cancels::cancel_order(conn, account_id, order_id) {
                             Ok(_) => json!(1),
-                            Err(ApiError::NotFound(_)) => json!({ "error": "Incorrect order ID" }),
-                            Err(e) => json!({ "error": dialect_error(&e) }),
+                            Err(e) => json!({ "error": cancel_error(&e) }),
                         }
                     }
                 };
@@ -629,6 +645,20 @@ async fn cancel(
     // A cancel of an order the provider has is a request for the worker to send.
     state.wake.notify();
     Ok(reply_of(results))
+}
+
+/// The dialect's words for a cancel that was refused: one per refusal.
+fn cancel_error(error: &CancelError) -> String {
+    match error {
+        CancelError::OrderNotFound
+        | CancelError::ServiceNotFound
+        | CancelError::Failed(ApiError::NotFound(_)) => "Incorrect order ID".into(),
+        CancelError::Failed(error) => dialect_error(error),
+        CancelError::NotOffered
+        | CancelError::NotPending { .. }
+        | CancelError::AlreadyFinal { .. }
+        | CancelError::AlreadySent => error.to_string(),
+    }
 }
 
 /// The dialect's words for a refill that was not requested.
@@ -774,4 +804,153 @@ async fn batch_refill_status(
         })
         .await?;
     Ok(reply_of(items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::application::idempotency::IdempotencyError;
+    use crate::domain::money::Money;
+
+    #[test]
+    fn every_refusal_of_an_add_has_its_dialect_text() {
+        let cases = [
+            (
+                PlaceOrderError::UnknownService,
+                "Service ID does not exists",
+            ),
+            (
+                PlaceOrderError::InsufficientFunds {
+                    charge: Money::from_micros(2_000_000),
+                    balance_micros: 1_000_000,
+                },
+                "Not enough funds on balance",
+            ),
+            (
+                PlaceOrderError::AccountSuspended,
+                "Your account is suspended",
+            ),
+            (PlaceOrderError::UnknownAccount, "account not found"),
+            (
+                PlaceOrderError::ServicePaused,
+                "new orders to this service are paused by a critical refund-rate alert",
+            ),
+            (
+                PlaceOrderError::Idempotency(IdempotencyError::Reused),
+                "this Idempotency-Key was already used with a different request body",
+            ),
+            (
+                PlaceOrderError::Idempotency(IdempotencyError::InFlight),
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            ),
+            (
+                PlaceOrderError::Database(ApiError::internal("boom")),
+                "Internal error, try again later",
+            ),
+            (
+                PlaceOrderError::Database(ApiError::Unavailable("the database is away".into())),
+                "the database is away",
+            ),
+            (PlaceOrderError::Invalid(Vec::new()), "Incorrect request"),
+        ];
+        for (error, text) in cases {
+            assert_eq!(add_error(&error), text, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn every_refusal_of_a_cancel_has_its_dialect_text() {
+        use crate::domain::order::OrderStatus;
+        let cases = [
+            (CancelError::OrderNotFound, "Incorrect order ID"),
+            (CancelError::ServiceNotFound, "Incorrect order ID"),
+            (
+                CancelError::Failed(ApiError::not_found("order")),
+                "Incorrect order ID",
+            ),
+            (
+                CancelError::NotOffered,
+                "this order's service does not allow cancel",
+            ),
+            (
+                CancelError::NotPending {
+                    status: OrderStatus::Completed,
+                },
+                "only pending orders can be canceled; this one is completed",
+            ),
+            (
+                CancelError::AlreadyFinal {
+                    status: OrderStatus::Partial,
+                },
+                "this order is already partial",
+            ),
+            (
+                CancelError::AlreadySent,
+                "this order was already sent to the provider",
+            ),
+            (
+                CancelError::Failed(ApiError::internal("boom")),
+                "Internal error, try again later",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(cancel_error(&error), text, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn every_refused_field_of_an_add_has_its_dialect_text() {
+        use OrderFieldError::*;
+        let cases = [
+            (
+                BadLink {
+                    reason: "must not be empty".into(),
+                },
+                "Bad Link",
+            ),
+            (LinkHasSpaces, "Bad Link"),
+            (
+                QuantityOutOfRange { min: 10, max: 500 },
+                "Quantity must be between 10 and 500 for this service",
+            ),
+            (QuantityRequired, "Quantity is required"),
+            (
+                QuantityNotCommentCount { count: 3 },
+                "Quantity must equal the number of comments (3) or be omitted",
+            ),
+            (
+                TotalTooLarge,
+                "Quantity the order total is larger than any balance can hold",
+            ),
+            (
+                ServiceDisabled,
+                "service_id: service is disabled and takes no new orders",
+            ),
+            (
+                CommentsRequired,
+                "comments: this service takes custom comments, one per line",
+            ),
+            (
+                CommentsNotTaken,
+                "comments: this service does not take custom comments",
+            ),
+            (
+                DripFeedNotOffered,
+                "runs: this service does not offer drip-feed",
+            ),
+            (RunsOutOfRange, "runs: must be between 2 and 10000"),
+            (
+                IntervalOutOfRange,
+                "interval: must be between 1 and 43200 minutes",
+            ),
+            (IntervalRequired, "interval: is required with runs"),
+            (RunsRequired, "runs: is required with interval"),
+        ];
+        for (field, text) in cases {
+            assert_eq!(field_error(&field), text, "{field:?}");
+        }
+        // The first field at fault speaks for the request.
+        let both = PlaceOrderError::Invalid(vec![LinkHasSpaces, QuantityRequired]);
+        assert_eq!(add_error(&both), "Bad Link");
+    }
 }

@@ -5,16 +5,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::orders::{CreateOrderRequest, OrderResponse};
-use crate::application;
-use crate::application::idempotency::{request_hash, IdempotencyKey};
-use crate::application::order_batches::MAX_BATCH_ORDERS;
-use crate::application::orders::OrderRequest;
+use crate::application::idempotency::{Answer, Dialect};
+use crate::application::order_batches::{self, Batch, BatchError, MAX_BATCH_ORDERS};
+use crate::application::orders::{OrderRequest, PlaceOrderError, Placed};
 use crate::domain::account::Scope;
-use crate::domain::order::Order;
 use crate::error::ApiError;
 use crate::http::auth::Caller;
 use crate::http::extract::ApiJson;
-use crate::http::idempotency::{idempotency_key, stored_response};
+use crate::http::idempotency::{answered, replayed, rest_key};
 use crate::http::problem::Problem;
 use crate::http::state::AppState;
 
@@ -85,13 +83,9 @@ pub async fn create_order_batch(
                 .map_err(|e| ApiError::invalid("orders", format!("{e}"))),
         );
     }
-    let key = idempotency_key(&req)?.map(|key| IdempotencyKey {
-        key,
-        request_hash: request_hash(&raw),
-        ttl: state.config.retention.idempotency_ttl(),
-    });
+    let key = rest_key(&req, &raw, &state.config)?;
     let account_id = caller.account_id;
-    let stored = state
+    let reply = state
         .db(move |conn| {
             let mut runnable = Vec::new();
             let mut refused = Vec::new();
@@ -101,28 +95,62 @@ pub async fn create_order_batch(
                     Err(error) => refused.push((index, error.problem())),
                 }
             }
-            let render = |order: Order| {
-                serde_json::to_string(&OrderResponse::from(order)).map_err(ApiError::internal)
-            };
-            let problem = |error: ApiError| {
-                serde_json::to_value(error.problem()).unwrap_or(serde_json::Value::Null)
-            };
-            if refused.is_empty() {
-                return application::order_batches::place_batch(
-                    conn, account_id, runnable, key, render, problem,
-                );
+            if let Some((index, first)) = refused.first() {
+                // A batch with unreadable lines is refused whole, naming them: placing the
+                // rest would leave the client guessing which of its lines ran.
+                return Err(ApiError::invalid(
+                    "orders",
+                    format!("line {index}: {}", first.detail),
+                ));
             }
-            // A batch with unreadable lines is refused whole, naming them: placing the
-            // rest would leave the client guessing which of its lines ran.
-            let (index, first) = &refused[0];
-            Err(ApiError::invalid(
-                "orders",
-                format!("line {index}: {}", first.detail),
-            ))
+            match order_batches::place_batch(conn, account_id, runnable, key)? {
+                Batch::Replayed(replay) => Ok(Err(replay)),
+                Batch::Ran(mut ran) => {
+                    let body = render_batch(std::mem::take(&mut ran.lines));
+                    order_batches::answer(conn, ran, &body)?;
+                    Ok(Ok(body))
+                }
+            }
         })
         .await?;
-    if !stored.replayed {
-        state.wake.notify();
+    Ok(match reply {
+        Ok(body) => {
+            state.wake.notify();
+            answered(Dialect::Rest, Answer::BatchAnswered, body)
+        }
+        Err(replay) => replayed(replay),
+    })
+}
+
+/// The batch's answer, `{"results": [...]}`: each line's order, or its problem document.
+fn render_batch(lines: Vec<Result<Placed, PlaceOrderError>>) -> String {
+    let results: Vec<serde_json::Value> = lines
+        .into_iter()
+        .map(|line| match line {
+            Ok(Placed::New(order)) => serde_json::json!({
+                "order": serde_json::to_value(OrderResponse::from(order))
+                    .unwrap_or(serde_json::Value::Null)
+            }),
+            // A line placed by an interrupted earlier run: its order as stored then.
+            Ok(Placed::Replayed(replay)) => serde_json::json!({
+                "order": serde_json::from_str::<serde_json::Value>(&replay.body)
+                    .unwrap_or(serde_json::Value::Null)
+            }),
+            Err(error) => serde_json::json!({
+                "error": serde_json::to_value(ApiError::from(error).problem())
+                    .unwrap_or(serde_json::Value::Null)
+            }),
+        })
+        .collect();
+    serde_json::json!({ "results": results }).to_string()
+}
+
+/// How REST words a batch's refusal.
+impl From<BatchError> for ApiError {
+    fn from(error: BatchError) -> ApiError {
+        match error {
+            BatchError::Idempotency(error) => error.into(),
+            BatchError::Database(error) => error,
+        }
     }
-    Ok(stored_response(stored))
 }

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::application;
-use crate::application::cancels::Canceled;
-use crate::application::idempotency::{request_hash, IdempotencyKey};
-use crate::application::orders::{OrderRequest, Outcome};
+use crate::application::cancels::{CancelError, Canceled};
+use crate::application::idempotency::{Answer, Dialect};
+use crate::application::orders::{OrderRequest, Outcome, PlaceOrderError, Placed};
 use crate::db::orders::{self, OrderFilter};
 use crate::domain::account::Scope;
 use crate::domain::order::{Order, OrderInput, OrderStatus};
@@ -18,7 +18,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::http::auth::Admin;
 use crate::http::auth::Caller;
 use crate::http::extract::{ApiJson, ApiQuery};
-use crate::http::idempotency::{idempotency_key, stored_response};
+use crate::http::idempotency::{answered, replayed, rest_key};
 use crate::http::state::AppState;
 use crate::http::wire::{page_limit, page_response, Page};
 pub use crate::resources::OrderResponse;
@@ -90,41 +90,75 @@ pub async fn create_order(
     body: ApiJson<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersWrite)?;
-    let key = idempotency_key(&req)?.map(|key| IdempotencyKey {
-        key,
-        request_hash: request_hash(&body.raw),
-        ttl: state.config.retention.idempotency_ttl(),
-    });
+    let key = rest_key(&req, &body.raw, &state.config)?;
     let request = OrderRequest::from(body.value);
     let account_id = caller.account_id;
-    let stored = state
-        .db(move |conn| {
-            let render = |order: Order| {
-                serde_json::to_string(&OrderResponse::from(order)).map_err(ApiError::internal)
-            };
-            Ok(application::orders::create_order(
-                conn,
-                account_id,
-                request,
-                "create_order",
-                key,
-                201,
-                render,
-            )?)
-        })
+    let placed = state
+        .db(move |conn| Ok(application::orders::place(conn, account_id, request, key)?))
         .await?;
-    if !stored.replayed {
-        state.wake.notify();
-    }
-    let location = serde_json::from_str::<serde_json::Value>(&stored.body)
-        .ok()
-        .and_then(|v| v.get("id").and_then(|id| id.as_i64()))
-        .map(|id| format!("/v1/orders/{id}"));
-    let mut response = stored_response(stored);
+    let (id, mut response) = match placed {
+        Placed::New(order) => {
+            state.wake.notify();
+            let id = order.id;
+            let body =
+                serde_json::to_string(&OrderResponse::from(order)).map_err(ApiError::internal)?;
+            (Some(id), answered(Dialect::Rest, Answer::OrderPlaced, body))
+        }
+        // The stored order's id, read back for `Location` only: the body goes as stored.
+        Placed::Replayed(replay) => (
+            serde_json::from_str::<serde_json::Value>(&replay.body)
+                .ok()
+                .and_then(|v| v.get("id").and_then(|id| id.as_i64())),
+            replayed(replay),
+        ),
+    };
+    let location = id.map(|id| format!("/v1/orders/{id}"));
     if let Some(location) = location.and_then(|l| header::HeaderValue::from_str(&l).ok()) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// How REST words a cancel's refusal: one problem per variant, its status from its code.
+impl From<CancelError> for ApiError {
+    fn from(error: CancelError) -> ApiError {
+        match error {
+            CancelError::OrderNotFound => ApiError::not_found("order"),
+            CancelError::ServiceNotFound => ApiError::not_found("service"),
+            CancelError::Failed(error) => error,
+            CancelError::NotOffered
+            | CancelError::NotPending { .. }
+            | CancelError::AlreadyFinal { .. }
+            | CancelError::AlreadySent => ApiError::Refused {
+                code: error.code(),
+                detail: error.to_string(),
+            },
+        }
+    }
+}
+
+/// How REST words an order's refusal: one problem per variant, its status from its code.
+impl From<PlaceOrderError> for ApiError {
+    fn from(error: PlaceOrderError) -> ApiError {
+        let code = error.code();
+        match error {
+            PlaceOrderError::UnknownService => {
+                ApiError::Validation(vec![FieldError::new("service_id", "no such service")])
+            }
+            PlaceOrderError::UnknownAccount => ApiError::not_found("account"),
+            PlaceOrderError::Invalid(errors) => {
+                ApiError::Validation(errors.iter().map(FieldError::from).collect())
+            }
+            PlaceOrderError::Idempotency(error) => error.into(),
+            PlaceOrderError::Database(error) => error,
+            PlaceOrderError::AccountSuspended
+            | PlaceOrderError::ServicePaused
+            | PlaceOrderError::InsufficientFunds { .. } => ApiError::Refused {
+                code,
+                detail: error.to_string(),
+            },
+        }
+    }
 }
 
 /// One of your orders.
@@ -340,7 +374,11 @@ pub async fn cancel_order(
     let order_id = id.into_inner();
     let account_id = caller.account_id;
     let canceled = state
-        .db(move |conn| application::cancels::cancel_order(conn, account_id, order_id))
+        .db(move |conn| {
+            Ok(application::cancels::cancel_order(
+                conn, account_id, order_id,
+            )?)
+        })
         .await?;
     Ok(match canceled {
         Canceled::Refunded(settled) => {

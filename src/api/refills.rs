@@ -7,11 +7,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::orders::rows_of_order;
 use crate::application;
+use crate::application::refills::RefillError;
 use crate::db::refills;
 use crate::domain::account::Scope;
 use crate::domain::parse_text;
-use crate::domain::refill::RefillStatus;
-use crate::error::ApiError;
+use crate::domain::refill::{RefillRefusal, RefillStatus};
+use crate::error::{ApiError, ErrorCode};
 use crate::http::auth::{Admin, Caller};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::state::AppState;
@@ -173,4 +174,34 @@ pub async fn reject_refill(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.value;
     decide(state, admin, id.into_inner(), RefillStatus::Rejected, body).await
+}
+
+/// How REST words a refill's refusal: one problem per refusal, its status from its code.
+impl From<RefillError> for ApiError {
+    fn from(error: RefillError) -> ApiError {
+        let conflict = |code, detail: String| ApiError::Refused { code, detail };
+        match error {
+            RefillError::OrderNotFound => ApiError::not_found("order"),
+            RefillError::Refused(RefillRefusal::NotOffered) => conflict(
+                ErrorCode::NotRefillable,
+                "this order's service offers no refills".into(),
+            ),
+            RefillError::Refused(RefillRefusal::NotDelivered) => conflict(
+                ErrorCode::NotRefillable,
+                "only completed or partial orders can be refilled".into(),
+            ),
+            RefillError::Refused(RefillRefusal::WindowClosed { days }) => conflict(
+                ErrorCode::RefillWindowClosed,
+                format!("refills of this service are accepted for {days} days after the order"),
+            ),
+            RefillError::Refused(RefillRefusal::TooSoon { next_at }) => conflict(
+                ErrorCode::RefillTooSoon,
+                format!(
+                    "one refill per order per 24 hours; the next from {}",
+                    next_at.and_utc().to_rfc3339()
+                ),
+            ),
+            RefillError::Db(e) => e.into(),
+        }
+    }
 }

@@ -6,16 +6,17 @@ use utoipa::{IntoParams, ToSchema};
 use super::orders::OrderResponse;
 use crate::application;
 use crate::application::disputes::Dispute;
-use crate::application::idempotency::{request_hash, IdempotencyKey};
+use crate::application::disputes::{DisputeError, Disputed};
+use crate::application::idempotency::{Answer, Dialect};
 use crate::application::refunds::Settled;
 use crate::db::refunds::{self, RefundFilter};
 use crate::domain::account::Scope;
-use crate::domain::refund::{DisputeReason, Refund, RefundReason, RefundStatus};
+use crate::domain::refund::{DisputeReason, RefundReason, RefundStatus};
 use crate::domain::{parse_text, FieldError};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::auth::{Admin, Caller};
 use crate::http::extract::{ApiJson, ApiQuery};
-use crate::http::idempotency::{idempotency_key, stored_response};
+use crate::http::idempotency::{answered, replayed, rest_key};
 use crate::http::state::AppState;
 use crate::http::wire::{page_limit, page_response, parse_optional_positive_money, Page};
 pub use crate::resources::RefundResponse;
@@ -205,11 +206,7 @@ pub async fn create_dispute(
     caller.require(Scope::RefundsWrite)?;
     state.limits.dispute.check(&caller.account_id, &req)?;
     let order_id = id.into_inner();
-    let key = idempotency_key(&req)?.map(|key| IdempotencyKey {
-        key,
-        request_hash: request_hash(&body.raw),
-        ttl: state.config.retention.idempotency_ttl(),
-    });
+    let key = rest_key(&req, &body.raw, &state.config)?;
     let request = body.value;
     let mut errors = Vec::new();
     let amount = parse_optional_positive_money("amount", request.amount.as_deref(), &mut errors);
@@ -224,17 +221,50 @@ pub async fn create_dispute(
     };
     let account_id = caller.account_id;
     let rules = state.policy.clone();
-    let stored = state
+    let disputed = state
         .db(move |conn| {
-            let render = |refund: Refund| {
-                serde_json::to_string(&RefundResponse::from(refund)).map_err(ApiError::internal)
-            };
-            application::disputes::create_dispute(
-                conn, &rules, account_id, order_id, dispute, key, render,
-            )
+            Ok(application::disputes::create_dispute(
+                conn, &rules, account_id, order_id, dispute, key,
+            )?)
         })
         .await?;
-    Ok(stored_response(stored))
+    let (answer, refund) = match disputed {
+        Disputed::Replayed(replay) => return Ok(replayed(replay)),
+        Disputed::Approved(refund) => (Answer::DisputeApproved, refund),
+        Disputed::InReview(refund) => (Answer::DisputeInReview, refund),
+    };
+    let body = serde_json::to_string(&RefundResponse::from(refund)).map_err(ApiError::internal)?;
+    Ok(answered(Dialect::Rest, answer, body))
+}
+
+/// How REST words a dispute's refusal: one problem per variant, its status from its code.
+impl From<DisputeError> for ApiError {
+    fn from(error: DisputeError) -> ApiError {
+        let detail = error.to_string();
+        let refused = |code: ErrorCode| ApiError::Refused {
+            code,
+            detail: detail.clone(),
+        };
+        match error {
+            DisputeError::OrderNotFound => ApiError::not_found("order"),
+            DisputeError::OrderCanceled => refused(ErrorCode::OrderCanceled),
+            DisputeError::NothingToRefund => refused(ErrorCode::NothingToRefund),
+            DisputeError::DisputePending => refused(ErrorCode::DisputePending),
+            DisputeError::AmountExceedsRefundable { .. } => ApiError::Invalid {
+                code: ErrorCode::AmountExceedsRefundable,
+                detail,
+                param: Some("amount".into()),
+            },
+            DisputeError::PolicyRefused(decision) => ApiError::PolicyRefused {
+                detail,
+                rule: decision.rule.to_string(),
+                numbers: decision.detail,
+                retry_after_secs: decision.retry_after_secs.unwrap_or(3600).max(1) as u64,
+            },
+            DisputeError::Idempotency(error) => error.into(),
+            DisputeError::Failed(error) => error,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema, Default)]

@@ -10,6 +10,7 @@ use super::refunds::Settled;
 use crate::db::cancels::{self, CancelRequest, NewCancel};
 use crate::db::{self, orders, provider_orders, services, DbConnection, WriteConn};
 use crate::domain::cancel::CancelSource;
+use crate::domain::order::OrderStatus;
 use crate::domain::provider::ForwardingState;
 use crate::error::{ApiError, ErrorCode};
 
@@ -22,12 +23,66 @@ pub enum Canceled {
     Requested(CancelRequest),
 }
 
+/// Why a reseller's cancel was refused. REST words these in `api::orders`, API v2 in
+/// `api::api_v2`.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("order not found")]
+    OrderNotFound,
+    #[error("service not found")]
+    ServiceNotFound,
+    #[error("this order's service does not allow cancel")]
+    NotOffered,
+    /// Not yet sent upstream, and no longer pending.
+    #[error("only pending orders can be canceled; this one is {status}")]
+    NotPending { status: OrderStatus },
+    /// With its provider, and already in a final status.
+    #[error("this order is already {status}")]
+    AlreadyFinal { status: OrderStatus },
+    /// Its send left for the provider while the cancel was on its way.
+    #[error("this order was already sent to the provider")]
+    AlreadySent,
+    /// The database, its writer or the settlement failed (as the service answers it).
+    #[error(transparent)]
+    Failed(#[from] ApiError),
+}
+
+impl CancelError {
+    /// The problem code this refusal is reported with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CancelError::OrderNotFound | CancelError::ServiceNotFound => ErrorCode::NotFound,
+            CancelError::NotOffered
+            | CancelError::NotPending { .. }
+            | CancelError::AlreadyFinal { .. }
+            | CancelError::AlreadySent => ErrorCode::NotCancelable,
+            CancelError::Failed(error) => error.code(),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for CancelError {
+    fn from(error: diesel::result::Error) -> CancelError {
+        CancelError::Failed(error.into())
+    }
+}
+
+impl db::TxError for CancelError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, CancelError::Failed(error) if db::TxError::is_conflict(error))
+    }
+
+    fn from_write(error: db::writer::WriteError) -> CancelError {
+        CancelError::Failed(error.into())
+    }
+}
+
 /// Cancels one of the account's orders of a cancellable service, or asks its provider to.
 pub fn cancel_order(
     conn: &mut DbConnection,
     account_id: i64,
     order_id: i64,
-) -> Result<Canceled, ApiError> {
+) -> Result<Canceled, CancelError> {
     db::write_tx(conn, |conn| {
         let upstream = provider_orders::find(conn, order_id)?
             .filter(|job| job.state == ForwardingState::Sent)
@@ -37,20 +92,16 @@ pub fn cancel_order(
                 conn, account_id, order_id,
             )?)));
         };
-        let order = orders::lock(conn, order_id, Some(account_id))?
-            .ok_or_else(|| ApiError::not_found("order"))?;
-        let service = services::find(conn, order.service_id)?
-            .ok_or_else(|| ApiError::not_found("service"))?;
+        let order =
+            orders::lock(conn, order_id, Some(account_id))?.ok_or(CancelError::OrderNotFound)?;
+        let service =
+            services::find(conn, order.service_id)?.ok_or(CancelError::ServiceNotFound)?;
         if !service.cancel {
-            return Err(ApiError::Refused {
-                code: ErrorCode::NotCancelable,
-                detail: "this order's service does not allow cancel".into(),
-            });
+            return Err(CancelError::NotOffered);
         }
         if order.status.is_terminal() {
-            return Err(ApiError::Refused {
-                code: ErrorCode::NotCancelable,
-                detail: format!("this order is already {}", order.status),
+            return Err(CancelError::AlreadyFinal {
+                status: order.status,
             });
         }
         // Asking again while the provider has not answered is the same request.

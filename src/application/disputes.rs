@@ -2,7 +2,9 @@
 //! operator's approval or rejection.
 
 use super::events;
-use super::idempotency::{store_response, with_idempotency, Stored};
+use super::idempotency::{
+    self, release_on_error, Answer, Claimed, IdempotencyError, IdempotencyKey, Replay,
+};
 use super::refunds::{settle_within, Settled, Trigger};
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, orders, policy, DbConnection};
@@ -12,6 +14,7 @@ use crate::domain::order::OrderStatus;
 use crate::domain::policy::{assess, Decision, Policy, PolicyOutcome};
 use crate::domain::refund::{Change, DisputeReason, Refund, RefundSource, RefundStatus};
 use crate::error::{ApiError, ErrorCode};
+use crate::resources::RefundResponse;
 
 /// A reseller's refund request on one order, its fields already checked.
 #[derive(Debug, Clone)]
@@ -30,61 +33,95 @@ enum Filed {
     Pending(Refund),
 }
 
+/// What [`create_dispute`] did: a refund approved and credited at once, one left for an
+/// operator, or the answer stored under the key by the first request with it.
+#[derive(Debug)]
+pub enum Disputed {
+    Approved(Refund),
+    InReview(Refund),
+    Replayed(Replay),
+}
+
+/// Why a dispute was not filed. REST words these in `api::refunds`.
+#[derive(Debug, thiserror::Error)]
+pub enum DisputeError {
+    #[error("order not found")]
+    OrderNotFound,
+    #[error("a canceled order is already refunded in full")]
+    OrderCanceled,
+    #[error("this order has already been refunded in full")]
+    NothingToRefund,
+    #[error("this order already has a refund request under review")]
+    DisputePending,
+    #[error("at most {refundable} of this order can still be refunded")]
+    AmountExceedsRefundable { refundable: Money },
+    /// The refund-abuse policy refused it; the refusal is on record (the policy counts it).
+    #[error("the refund policy refused this request (rule `{}`); try again later", .0.rule)]
+    PolicyRefused(Decision),
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+    /// The database, its writer or the settlement failed (as the service answers it).
+    #[error(transparent)]
+    Failed(#[from] ApiError),
+}
+
+impl From<diesel::result::Error> for DisputeError {
+    fn from(error: diesel::result::Error) -> DisputeError {
+        DisputeError::Failed(error.into())
+    }
+}
+
+impl db::TxError for DisputeError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, DisputeError::Failed(error) if db::TxError::is_conflict(error))
+    }
+
+    fn from_write(error: db::writer::WriteError) -> DisputeError {
+        DisputeError::Failed(error.into())
+    }
+}
+
 /// Files a dispute at most once per key, in one transaction that locks the order and the
 /// account (so one account's requests are judged one at a time in every process), records
 /// the policy's decision and, for an automatic approval, settles it. A refusal commits
-/// (the policy counts it) and is answered as [`ApiError::PolicyRefused`].
+/// (the policy counts it) and is answered as [`DisputeError::PolicyRefused`]. The key is
+/// claimed in a transaction of its own and given back if the dispute is not filed.
 pub fn create_dispute(
     conn: &mut DbConnection,
     rules: &Policy,
     account_id: i64,
     order_id: i64,
     dispute: Dispute,
-    key: Option<super::idempotency::IdempotencyKey>,
-    render: impl Fn(Refund) -> Result<String, ApiError> + Sync,
-) -> Result<Stored, ApiError> {
+    key: Option<IdempotencyKey>,
+) -> Result<Disputed, DisputeError> {
     let scope = format!("create_dispute:{order_id}");
-    with_idempotency(conn, account_id, &scope, key, |conn, claim| {
-        let answer = db::write_tx(conn, |conn| {
-            let (status, refund) = match file(conn, rules, account_id, order_id, dispute.clone())? {
-                Filed::Refused(decision) => return Ok(Answer::Refused(decision)),
-                Filed::Approved(refund) => (201, refund),
-                Filed::Pending(refund) => (202, refund),
-            };
-            let body = render(refund)?;
-            if let Some(claim) = claim {
-                store_response(conn, claim, status, &body)?;
-            }
-            Ok::<_, ApiError>(Answer::Stored(Stored {
-                status,
-                body,
-                replayed: false,
-            }))
-        })?;
-        match answer {
-            Answer::Stored(stored) => Ok(stored),
-            Answer::Refused(decision) => Err(policy_refused(decision)),
+    // Claimed in a transaction of its own: the dispute's work spans several.
+    let claimed = db::write_tx(conn, |conn| {
+        idempotency::claim::<DisputeError>(conn, account_id, &scope, key.as_ref())
+    })?;
+    let claim = match claimed {
+        Claimed::Replay(replay) => return Ok(Disputed::Replayed(replay)),
+        Claimed::Proceed(claim) => claim,
+    };
+    let filed = db::write_tx(conn, |conn| {
+        let (answer, refund) = match file(conn, rules, account_id, order_id, dispute.clone())? {
+            Filed::Refused(decision) => return Ok(Err(decision)),
+            Filed::Approved(refund) => (Answer::DisputeApproved, refund),
+            Filed::Pending(refund) => (Answer::DisputeInReview, refund),
+        };
+        if let Some(claim) = claim {
+            let body = serde_json::to_string(&RefundResponse::from(refund.clone()))
+                .map_err(|e| DisputeError::Failed(ApiError::internal(e)))?;
+            claim.store::<DisputeError>(conn, answer, &body)?;
         }
-    })
-}
-
-/// What [`create_dispute`]'s transaction commits to: a stored reply, or a refusal that
-/// becomes an error only after it is on record.
-enum Answer {
-    Stored(Stored),
-    Refused(Decision),
-}
-
-fn policy_refused(decision: Decision) -> ApiError {
-    ApiError::PolicyRefused {
-        detail: format!(
-            "the refund policy refused this request (rule `{}`); try again later",
-            decision.rule
-        ),
-        rule: decision.rule.to_string(),
-        numbers: decision.detail,
-        retry_after_secs: decision.retry_after_secs.unwrap_or(3600).max(1) as u64,
-    }
+        Ok(Ok(match answer {
+            Answer::DisputeApproved => Disputed::Approved(refund),
+            _ => Disputed::InReview(refund),
+        }))
+    });
+    // A refusal is committed on record before it becomes the error.
+    let filed = filed.and_then(|filed| filed.map_err(DisputeError::PolicyRefused));
+    release_on_error(conn, claim, filed)
 }
 
 /// The body of [`create_dispute`]'s transaction.
@@ -94,37 +131,23 @@ fn file(
     account_id: i64,
     order_id: i64,
     dispute: Dispute,
-) -> Result<Filed, ApiError> {
-    let order = orders::lock(conn, order_id, Some(account_id))?
-        .ok_or_else(|| ApiError::not_found("order"))?;
+) -> Result<Filed, DisputeError> {
+    let order =
+        orders::lock(conn, order_id, Some(account_id))?.ok_or(DisputeError::OrderNotFound)?;
     if order.status == OrderStatus::Canceled {
-        return Err(ApiError::Refused {
-            code: ErrorCode::OrderCanceled,
-            detail: "a canceled order is already refunded in full".into(),
-        });
+        return Err(DisputeError::OrderCanceled);
     }
     let refundable = order.refundable().micros();
     if refundable == 0 {
-        return Err(ApiError::Refused {
-            code: ErrorCode::NothingToRefund,
-            detail: "this order has already been refunded in full".into(),
-        });
+        return Err(DisputeError::NothingToRefund);
     }
     if refunds::pending_dispute(conn, order_id)?.is_some() {
-        return Err(ApiError::Refused {
-            code: ErrorCode::DisputePending,
-            detail: "this order already has a refund request under review".into(),
-        });
+        return Err(DisputeError::DisputePending);
     }
     let amount = dispute.amount.map_or(refundable, |a| a.micros());
     if amount > refundable {
-        return Err(ApiError::Invalid {
-            code: ErrorCode::AmountExceedsRefundable,
-            detail: format!(
-                "at most {} of this order can still be refunded",
-                order.refundable()
-            ),
-            param: Some("amount".into()),
+        return Err(DisputeError::AmountExceedsRefundable {
+            refundable: order.refundable(),
         });
     }
     // One account's requests are decided one at a time, in every process.
@@ -175,7 +198,7 @@ fn file(
         );
         trigger.dispute_id = Some(refund.id);
         trigger.note = Some(format!("approved automatically ({})", decision.rule));
-        settle_within(conn, order_id, trigger)?;
+        settle_within(conn, order_id, trigger).map_err(ApiError::from)?;
     }
     let refund =
         refunds::find(conn, refund.id, None)?.ok_or_else(|| ApiError::not_found("refund"))?;

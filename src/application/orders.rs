@@ -1,15 +1,19 @@
 //! Placing and cancelling orders, and recording their delivery outcomes.
 
-use super::idempotency::{respond_once, Stored};
+use super::cancels::CancelError;
+use super::idempotency::{
+    self, Answer, Claimed, Dialect, IdempotencyError, IdempotencyKey, Replay,
+};
 use super::refunds::{self, Settled, Trigger};
 use crate::db::{self, accounts, ledger, orders, provider_orders, services, DbConnection};
 use crate::domain::account::AccountStatus;
 use crate::domain::ledger::LedgerKind;
-use crate::domain::order::{plan_order, NewOrder, Order, OrderInput, OrderStatus};
+use crate::domain::money::{format_micros, Money};
+use crate::domain::order::{plan_order, NewOrder, Order, OrderFieldError, OrderInput, OrderStatus};
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
-use crate::domain::FieldError;
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics;
+use crate::resources::{OrderResponse, PanelOrderPlaced};
 
 /// An order as a caller asks for it, before its service's rules price it.
 #[derive(Debug, Clone)]
@@ -18,74 +22,121 @@ pub struct OrderRequest {
     pub input: OrderInput,
 }
 
-/// Why an order was not placed. The unknown service is its own case because the panel
-/// dialect words it differently from every other invalid field.
+/// Why an order was not placed. Each API words these its own way: REST through
+/// `api::orders` (a problem document), API v2 through `api::api_v2` (its dialect).
 #[derive(Debug, thiserror::Error)]
-pub enum OrderError {
+pub enum PlaceOrderError {
     #[error("no such service")]
     UnknownService,
+    #[error("account not found")]
+    UnknownAccount,
+    #[error("this account is suspended and cannot place orders")]
+    AccountSuspended,
+    #[error("new orders to this service are paused by a critical refund-rate alert")]
+    ServicePaused,
+    #[error("the order costs {charge} but the balance is {}", format_micros(*balance_micros))]
+    InsufficientFunds { charge: Money, balance_micros: i64 },
+    /// Every field the service's rules refuse, in the order of the fields.
+    #[error("validation failed")]
+    Invalid(Vec<OrderFieldError>),
     #[error(transparent)]
-    Other(#[from] ApiError),
+    Idempotency(#[from] IdempotencyError),
+    /// The database failed, or its writer refused the transaction (kept as the service
+    /// answers it, so a conflict can still be told apart and run again).
+    #[error(transparent)]
+    Database(ApiError),
 }
 
-impl From<diesel::result::Error> for OrderError {
-    fn from(error: diesel::result::Error) -> OrderError {
-        OrderError::Other(error.into())
-    }
-}
-
-impl db::TxError for OrderError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, OrderError::Other(error) if error.is_conflict())
-    }
-
-    fn from_write(error: db::writer::WriteError) -> OrderError {
-        OrderError::Other(error.into())
-    }
-}
-
-impl From<OrderError> for ApiError {
-    fn from(error: OrderError) -> ApiError {
-        match error {
-            OrderError::UnknownService => {
-                ApiError::Validation(vec![FieldError::new("service_id", "no such service")])
+impl PlaceOrderError {
+    /// The problem code this refusal is reported (and counted) with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            PlaceOrderError::UnknownService | PlaceOrderError::Invalid(_) => {
+                ErrorCode::ValidationFailed
             }
-            OrderError::Other(error) => error,
+            PlaceOrderError::UnknownAccount => ErrorCode::NotFound,
+            PlaceOrderError::AccountSuspended => ErrorCode::AccountSuspended,
+            PlaceOrderError::ServicePaused => ErrorCode::ServicePaused,
+            PlaceOrderError::InsufficientFunds { .. } => ErrorCode::InsufficientFunds,
+            PlaceOrderError::Idempotency(error) => error.code(),
+            PlaceOrderError::Database(error) => error.code(),
         }
     }
 }
 
+impl From<diesel::result::Error> for PlaceOrderError {
+    fn from(error: diesel::result::Error) -> PlaceOrderError {
+        PlaceOrderError::Database(error.into())
+    }
+}
+
+impl db::TxError for PlaceOrderError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, PlaceOrderError::Database(error) if error.is_conflict())
+    }
+
+    fn from_write(error: db::writer::WriteError) -> PlaceOrderError {
+        PlaceOrderError::Database(error.into())
+    }
+}
+
+/// An order placed by this call, or the answer stored under its idempotency key by the
+/// first call with it (its bytes, to be sent as they are).
+#[derive(Debug)]
+pub enum Placed {
+    New(Order),
+    Replayed(Replay),
+}
+
 /// Places an order at most once per idempotency key: the key's claim, the debit, the order,
-/// its queued send and the stored response (`render`ed from the order) commit in one
-/// transaction.
-/// Every API that places orders comes through here, so this is where they are counted:
-/// placed once committed, refused by problem code, a replay not at all.
-pub fn create_order(
+/// its queued send and the stored answer commit in one transaction.
+/// Every API that places orders comes through here (a worker may call it as it is), so this
+/// is where they are counted: placed once committed, refused by problem code, a replay not
+/// at all.
+pub fn place(
+    conn: &mut DbConnection,
+    account_id: i64,
+    request: OrderRequest,
+    key: Option<IdempotencyKey>,
+) -> Result<Placed, PlaceOrderError> {
+    let scope = match key.as_ref().map(|key| key.dialect) {
+        Some(Dialect::PanelV2) => "api_v2_add",
+        Some(Dialect::Rest) | None => "create_order",
+    };
+    place_scoped(conn, account_id, request, scope, key)
+}
+
+/// [`place`] under a given idempotency scope (a batch's lines have their own).
+pub(super) fn place_scoped(
     conn: &mut DbConnection,
     account_id: i64,
     request: OrderRequest,
     scope: &str,
-    key: Option<super::idempotency::IdempotencyKey>,
-    status: u16,
-    render: impl Fn(Order) -> Result<String, ApiError> + Sync,
-) -> Result<Stored, OrderError> {
-    let placed = respond_once(conn, account_id, scope, key, status, |conn| {
+    key: Option<IdempotencyKey>,
+) -> Result<Placed, PlaceOrderError> {
+    let placed: Result<Placed, PlaceOrderError> = db::write_tx(conn, |conn| {
+        let claimed = idempotency::claim::<PlaceOrderError>(conn, account_id, scope, key.as_ref());
+        let claim = match claimed? {
+            Claimed::Replay(replay) => return Ok(Placed::Replayed(replay)),
+            Claimed::Proceed(claim) => claim,
+        };
         let order = place_order(conn, account_id, request.clone())?;
-        Ok(render(order)?)
+        if let Some(claim) = claim {
+            let body = match claim.dialect() {
+                Dialect::Rest => serde_json::to_string(&OrderResponse::from(order.clone())),
+                Dialect::PanelV2 => serde_json::to_string(&PanelOrderPlaced { order: order.id }),
+            }
+            .map_err(|e| PlaceOrderError::Database(ApiError::internal(e)))?;
+            claim.store::<PlaceOrderError>(conn, Answer::OrderPlaced, &body)?;
+        }
+        Ok(Placed::New(order))
     });
     match &placed {
-        Ok(stored) if !stored.replayed => metrics::ORDERS_PLACED.inc(&[]),
-        Ok(_) => {}
-        Err(error) => metrics::ORDERS_REFUSED.inc(&[refusal_code(error).as_str()]),
+        Ok(Placed::New(_)) => metrics::ORDERS_PLACED.inc(&[]),
+        Ok(Placed::Replayed(_)) => {}
+        Err(error) => metrics::ORDERS_REFUSED.inc(&[error.code().as_str()]),
     }
     placed
-}
-
-fn refusal_code(error: &OrderError) -> ErrorCode {
-    match error {
-        OrderError::UnknownService => ErrorCode::ValidationFailed,
-        OrderError::Other(error) => error.code(),
-    }
 }
 
 /// The order transaction's body: checks, prices, debits with one conditional statement,
@@ -94,7 +145,7 @@ pub fn place_order(
     conn: &mut db::WriteConn<'_>,
     account_id: i64,
     request: OrderRequest,
-) -> Result<Order, OrderError> {
+) -> Result<Order, PlaceOrderError> {
     // One statement: the service (locked shared), the account's status and the pause.
     let found = services::find_shared_for_order(conn, request.service_id, account_id)?;
     let status = match &found {
@@ -102,25 +153,16 @@ pub fn place_order(
         // No such service: the account still decides first which refusal this is.
         None => accounts::find(conn, account_id)?.map(|account| account.status),
     };
-    match status.ok_or_else(|| ApiError::not_found("account"))? {
+    match status.ok_or(PlaceOrderError::UnknownAccount)? {
         AccountStatus::Active => {}
-        AccountStatus::Suspended => {
-            return Err(ApiError::Refused {
-                code: ErrorCode::AccountSuspended,
-                detail: "this account is suspended and cannot place orders".into(),
-            }
-            .into())
-        }
+        AccountStatus::Suspended => return Err(PlaceOrderError::AccountSuspended),
     }
-    let (service, _, paused) = found.ok_or(OrderError::UnknownService)?;
+    let (service, _, paused) = found.ok_or(PlaceOrderError::UnknownService)?;
     if paused {
-        return Err(ApiError::Refused {
-            code: ErrorCode::ServicePaused,
-            detail: "new orders to this service are paused by a critical refund-rate alert".into(),
-        }
-        .into());
+        return Err(PlaceOrderError::ServicePaused);
     }
-    let planned = plan_order(account_id, &service, request.input).map_err(ApiError::from)?;
+    let planned =
+        plan_order(account_id, &service, request.input).map_err(PlaceOrderError::Invalid)?;
     let order = place_order_planned(conn, planned)?;
     if let Some((provider_id, remote_service)) = &service.provider {
         // Sent by the worker once this transaction has committed, never inside it.
@@ -139,7 +181,7 @@ pub fn place_order(
 pub fn place_order_planned(
     conn: &mut db::WriteConn<'_>,
     planned: NewOrder,
-) -> Result<Order, ApiError> {
+) -> Result<Order, PlaceOrderError> {
     let order = orders::insert(conn, &planned)?;
     let refs = ledger::Refs {
         order_id: Some(order.id),
@@ -158,13 +200,9 @@ pub fn place_order_planned(
     }
     if debited.is_none() {
         let balance = accounts::find(conn, planned.account_id)?.map_or(0, |a| a.balance_micros);
-        return Err(ApiError::Refused {
-            code: ErrorCode::InsufficientFunds,
-            detail: format!(
-                "the order costs {} but the balance is {}",
-                planned.charge,
-                crate::domain::money::format_micros(balance)
-            ),
+        return Err(PlaceOrderError::InsufficientFunds {
+            charge: planned.charge,
+            balance_micros: balance,
         });
     }
     Ok(order)
@@ -176,7 +214,7 @@ pub fn cancel_order(
     conn: &mut DbConnection,
     account_id: i64,
     order_id: i64,
-) -> Result<Settled, ApiError> {
+) -> Result<Settled, CancelError> {
     db::write_tx(conn, |conn| cancel_owned_order(conn, account_id, order_id))
 }
 
@@ -185,33 +223,22 @@ pub(crate) fn cancel_owned_order(
     conn: &mut db::WriteConn<'_>,
     account_id: i64,
     order_id: i64,
-) -> Result<Settled, ApiError> {
-    let order = orders::lock(conn, order_id, Some(account_id))?
-        .ok_or_else(|| ApiError::not_found("order"))?;
-    let service =
-        services::find(conn, order.service_id)?.ok_or_else(|| ApiError::not_found("service"))?;
+) -> Result<Settled, CancelError> {
+    let order =
+        orders::lock(conn, order_id, Some(account_id))?.ok_or(CancelError::OrderNotFound)?;
+    let service = services::find(conn, order.service_id)?.ok_or(CancelError::ServiceNotFound)?;
     if !service.cancel {
-        return Err(ApiError::Refused {
-            code: ErrorCode::NotCancelable,
-            detail: "this order's service does not allow cancel".into(),
-        });
+        return Err(CancelError::NotOffered);
     }
     if order.status != OrderStatus::Pending {
-        return Err(ApiError::Refused {
-            code: ErrorCode::NotCancelable,
-            detail: format!(
-                "only pending orders can be canceled; this one is {}",
-                order.status
-            ),
+        return Err(CancelError::NotPending {
+            status: order.status,
         });
     }
     if provider_orders::find(conn, order_id)?.is_some()
         && !provider_orders::withdraw(conn, order_id)?
     {
-        return Err(ApiError::Refused {
-            code: ErrorCode::NotCancelable,
-            detail: "this order was already sent to the provider".into(),
-        });
+        return Err(CancelError::AlreadySent);
     }
     let mut trigger = Trigger::new(
         Change {
@@ -223,7 +250,7 @@ pub(crate) fn cancel_owned_order(
     );
     trigger.owner = Some(account_id);
     trigger.decided_by = Some(account_id);
-    Ok(refunds::settle_within(conn, order_id, trigger)?)
+    Ok(refunds::settle_within(conn, order_id, trigger).map_err(ApiError::from)?)
 }
 
 /// A delivery outcome an operator records by hand, its fields already checked.

@@ -25,35 +25,6 @@ impl db::TxError for RefillError {
     }
 }
 
-impl From<RefillError> for ApiError {
-    fn from(error: RefillError) -> ApiError {
-        let conflict = |code, detail: String| ApiError::Refused { code, detail };
-        match error {
-            RefillError::OrderNotFound => ApiError::not_found("order"),
-            RefillError::Refused(RefillRefusal::NotOffered) => conflict(
-                ErrorCode::NotRefillable,
-                "this order's service offers no refills".into(),
-            ),
-            RefillError::Refused(RefillRefusal::NotDelivered) => conflict(
-                ErrorCode::NotRefillable,
-                "only completed or partial orders can be refilled".into(),
-            ),
-            RefillError::Refused(RefillRefusal::WindowClosed { days }) => conflict(
-                ErrorCode::RefillWindowClosed,
-                format!("refills of this service are accepted for {days} days after the order"),
-            ),
-            RefillError::Refused(RefillRefusal::TooSoon { next_at }) => conflict(
-                ErrorCode::RefillTooSoon,
-                format!(
-                    "one refill per order per 24 hours; the next from {}",
-                    next_at.and_utc().to_rfc3339()
-                ),
-            ),
-            RefillError::Db(e) => e.into(),
-        }
-    }
-}
-
 /// Requests a refill of one of the account's orders: a completed or partial order of a
 /// service that offers refills, within its `refill_days`, at most one per 24 hours. The
 /// order's row lock serialises concurrent requests, so two never both pass the 24-hour rule.

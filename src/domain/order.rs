@@ -166,29 +166,89 @@ pub const MAX_RUNS: i64 = 10_000;
 /// Drip-feed interval in minutes: at most 30 days.
 pub const MAX_INTERVAL_MINUTES: i64 = 43_200;
 
+/// Why a field of an order request is refused: one variant per rule, so each API words it
+/// its own way (REST as a [`FieldError`], API v2 in its dialect) without reading text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderFieldError {
+    #[error("service is disabled and takes no new orders")]
+    ServiceDisabled,
+    /// The link is empty, too long or holds control characters (`reason` says which).
+    #[error("{reason}")]
+    BadLink { reason: String },
+    #[error("must not contain spaces")]
+    LinkHasSpaces,
+    #[error("this service takes custom comments, one per line")]
+    CommentsRequired,
+    #[error("this service does not take custom comments")]
+    CommentsNotTaken,
+    #[error("must equal the number of comments ({count}) or be omitted")]
+    QuantityNotCommentCount { count: i64 },
+    #[error("is required")]
+    QuantityRequired,
+    #[error("must be between {min} and {max} for this service")]
+    QuantityOutOfRange { min: i64, max: i64 },
+    #[error("the order total is larger than any balance can hold")]
+    TotalTooLarge,
+    #[error("this service does not offer drip-feed")]
+    DripFeedNotOffered,
+    #[error("must be between 2 and {MAX_RUNS}")]
+    RunsOutOfRange,
+    #[error("must be between 1 and {MAX_INTERVAL_MINUTES} minutes")]
+    IntervalOutOfRange,
+    #[error("is required with runs")]
+    IntervalRequired,
+    #[error("is required with interval")]
+    RunsRequired,
+    #[error("{reason}")]
+    BadExternalRef { reason: String },
+}
+
+impl OrderFieldError {
+    /// The request field at fault, as the REST API names it.
+    pub fn field(&self) -> &'static str {
+        use OrderFieldError::*;
+        match self {
+            ServiceDisabled => "service_id",
+            BadLink { .. } | LinkHasSpaces => "link",
+            CommentsRequired | CommentsNotTaken => "comments",
+            QuantityNotCommentCount { .. }
+            | QuantityRequired
+            | QuantityOutOfRange { .. }
+            | TotalTooLarge => "quantity",
+            DripFeedNotOffered | RunsOutOfRange | RunsRequired => "runs",
+            IntervalOutOfRange | IntervalRequired => "interval",
+            BadExternalRef { .. } => "external_ref",
+        }
+    }
+}
+
+impl From<&OrderFieldError> for FieldError {
+    fn from(error: &OrderFieldError) -> FieldError {
+        FieldError::new(error.field(), error.to_string())
+    }
+}
+
 /// Applies the service's rules to an order request and prices it, reporting every
-/// failing field at once.
+/// failing field at once, in the order of the fields.
 pub fn plan_order(
     account_id: i64,
     service: &Service,
     input: OrderInput,
-) -> Result<NewOrder, Vec<FieldError>> {
+) -> Result<NewOrder, Vec<OrderFieldError>> {
+    use OrderFieldError as E;
     let mut errors = Vec::new();
     if service.status != ServiceStatus::Active {
-        errors.push(FieldError::new(
-            "service_id",
-            "service is disabled and takes no new orders",
-        ));
+        errors.push(E::ServiceDisabled);
     }
 
     let link = match parse_text(&input.link, MAX_LINK_CHARS) {
         Ok(link) if link.chars().any(char::is_whitespace) => {
-            errors.push(FieldError::new("link", "must not contain spaces"));
+            errors.push(E::LinkHasSpaces);
             None
         }
         Ok(link) => Some(link),
-        Err(message) => {
-            errors.push(FieldError::new("link", message));
+        Err(reason) => {
+            errors.push(E::BadLink { reason });
             None
         }
     };
@@ -201,99 +261,71 @@ pub fn plan_order(
     });
     let quantity = match (service.kind, &comments) {
         (ServiceType::CustomComments, None) => {
-            errors.push(FieldError::new(
-                "comments",
-                "this service takes custom comments, one per line",
-            ));
+            errors.push(E::CommentsRequired);
             None
         }
         (ServiceType::CustomComments, Some(lines)) => {
             let count = lines.len() as i64;
             match input.quantity {
                 Some(q) if q != count => {
-                    errors.push(FieldError::new(
-                        "quantity",
-                        format!("must equal the number of comments ({count}) or be omitted"),
-                    ));
+                    errors.push(E::QuantityNotCommentCount { count });
                     None
                 }
                 _ => Some(count),
             }
         }
         (_, Some(_)) => {
-            errors.push(FieldError::new(
-                "comments",
-                "this service does not take custom comments",
-            ));
+            errors.push(E::CommentsNotTaken);
             input.quantity
         }
         (_, None) => {
             if input.quantity.is_none() {
-                errors.push(FieldError::new("quantity", "is required"));
+                errors.push(E::QuantityRequired);
             }
             input.quantity
         }
     };
     if let Some(q) = quantity {
         if q < service.min_quantity || q > service.max_quantity {
-            errors.push(FieldError::new(
-                "quantity",
-                format!(
-                    "must be between {} and {} for this service",
-                    service.min_quantity, service.max_quantity
-                ),
-            ));
+            errors.push(E::QuantityOutOfRange {
+                min: service.min_quantity,
+                max: service.max_quantity,
+            });
         }
     }
 
     match (input.runs, input.interval) {
         (None, None) => {}
         (Some(_), _) | (_, Some(_)) if service.kind != ServiceType::DripFeed => {
-            errors.push(FieldError::new(
-                "runs",
-                "this service does not offer drip-feed",
-            ));
+            errors.push(E::DripFeedNotOffered);
         }
         (Some(runs), Some(interval)) => {
             if !(2..=MAX_RUNS).contains(&runs) {
-                errors.push(FieldError::new(
-                    "runs",
-                    format!("must be between 2 and {MAX_RUNS}"),
-                ));
+                errors.push(E::RunsOutOfRange);
             }
             if !(1..=MAX_INTERVAL_MINUTES).contains(&interval) {
-                errors.push(FieldError::new(
-                    "interval",
-                    format!("must be between 1 and {MAX_INTERVAL_MINUTES} minutes"),
-                ));
+                errors.push(E::IntervalOutOfRange);
             }
         }
-        (Some(_), None) => errors.push(FieldError::new("interval", "is required with runs")),
-        (None, Some(_)) => errors.push(FieldError::new("runs", "is required with interval")),
+        (Some(_), None) => errors.push(E::IntervalRequired),
+        (None, Some(_)) => errors.push(E::RunsRequired),
     }
 
     let external_ref = match input.external_ref.as_deref().map(|r| parse_text(r, 200)) {
         None => None,
         Some(Ok(r)) => Some(r),
-        Some(Err(message)) => {
-            errors.push(FieldError::new("external_ref", message));
+        Some(Err(reason)) => {
+            errors.push(E::BadExternalRef { reason });
             None
         }
     };
 
-    if !errors.is_empty() {
+    let (Some(link), Some(quantity), true) = (link, quantity, errors.is_empty()) else {
+        // A missing link or quantity always records an error.
         return Err(errors);
-    }
-    let (Some(link), Some(quantity)) = (link, quantity) else {
-        unreachable!("a missing link or quantity always records an error");
     };
     let units = quantity * input.runs.unwrap_or(1);
-    let charge = charge_for(service.rate.micros(), units).ok_or_else(|| {
-        vec![FieldError::new(
-            "quantity",
-            "the order total is larger than any balance can hold",
-        )]
-    })?;
+    let charge = charge_for(service.rate.micros(), units).ok_or_else(|| vec![E::TotalTooLarge])?;
     Ok(NewOrder {
         account_id,
         service_id: service.id,
@@ -455,7 +487,30 @@ mod tests {
             ..OrderInput::default()
         };
         let errors = plan_order(1, &service(ServiceType::Default), req).unwrap_err();
-        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        let fields: Vec<_> = errors.iter().map(OrderFieldError::field).collect();
         assert_eq!(fields, vec!["link", "quantity", "runs"]);
+        assert_eq!(
+            errors,
+            vec![
+                OrderFieldError::BadLink {
+                    reason: "must not be empty".into()
+                },
+                OrderFieldError::QuantityOutOfRange {
+                    min: 10,
+                    max: 10_000
+                },
+                OrderFieldError::DripFeedNotOffered,
+            ]
+        );
+        // The REST problem's words, unchanged.
+        let messages: Vec<_> = errors.iter().map(|e| FieldError::from(e).message).collect();
+        assert_eq!(
+            messages,
+            vec![
+                "must not be empty",
+                "must be between 10 and 10000 for this service",
+                "this service does not offer drip-feed",
+            ]
+        );
     }
 }

@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 
 use crate::api::orders::OrderResponse;
 use crate::application::accounts::create_account_with_key;
-use crate::application::orders::{create_order, place_order, OrderRequest};
+use crate::application::orders::{place, place_order, OrderRequest, Placed};
 use crate::config::Config;
 use crate::db::{self, ledger, services, top_ups, DbConnection};
 use crate::domain::account::Role;
@@ -206,10 +206,12 @@ fn place_until(
         let (account_id, service_id) = accounts[next % accounts.len()];
         next += 1;
         let started = Instant::now();
-        let render =
-            |order| serde_json::to_string(&OrderResponse::from(order)).map_err(ApiError::internal);
         let request = order_request(service_id);
-        let placed = create_order(conn, account_id, request, "create_order", None, 201, render);
+        // The handler's work: the order placed, then its response body rendered.
+        let placed = place(conn, account_id, request, None).map(|placed| match placed {
+            Placed::New(order) => serde_json::to_string(&OrderResponse::from(order)).ok(),
+            Placed::Replayed(replay) => Some(replay.body),
+        });
         match placed {
             Ok(_) => latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32),
             Err(_) => errors += 1,

@@ -540,3 +540,150 @@ async fn an_idempotency_key_past_its_lifetime_starts_a_new_request() {
     assert_eq!(charges, 2);
     app.assert_books_balance();
 }
+
+/// A response stored before this version (its bytes as an earlier renderer wrote them:
+/// another key order, other spacing) is replayed byte for byte, with its status.
+#[actix_rt::test]
+async fn a_response_stored_by_an_earlier_version_replays_byte_for_byte() {
+    use diesel::prelude::*;
+    use reseller_api::application::idempotency::request_hash;
+    use reseller_api::db::schema::idempotency_keys;
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let service = app.service("1").await;
+    let body = json!({"service_id": service, "link": "https://x/1", "quantity": 1000});
+    let batch = json!({"orders": [body.clone()]});
+    let stored_order = "{ \"status\" : \"pending\",\n  \"id\" : 4242, \"charge\":\"1\" }";
+    let stored_batch = "{\"results\": [ {\"order\": {\"id\": 4242}} ]}";
+    {
+        let mut conn = app.pool.get().unwrap();
+        for (scope, raw, status, stored) in [
+            ("create_order", &body, 201, stored_order),
+            ("create_order_batch", &batch, 200, stored_batch),
+        ] {
+            diesel::insert_into(idempotency_keys::table)
+                .values((
+                    idempotency_keys::account_id.eq(reseller.id),
+                    idempotency_keys::scope.eq(scope),
+                    idempotency_keys::idem_key.eq("from-before"),
+                    idempotency_keys::request_hash.eq(request_hash(raw)),
+                    idempotency_keys::status.eq("done"),
+                    idempotency_keys::response_status.eq(status),
+                    idempotency_keys::response_body.eq(stored),
+                    idempotency_keys::created_at.eq(reseller_api::db::now()),
+                ))
+                .execute(&mut *conn)
+                .unwrap();
+        }
+    }
+    let key = [("Idempotency-Key", "from-before")];
+    let order = app
+        .post_with("/v1/orders", &reseller.token, body, &key)
+        .await;
+    assert_eq!(order.status, 201);
+    assert_eq!(order.text, stored_order);
+    assert_eq!(order.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(order.header("location").as_deref(), Some("/v1/orders/4242"));
+
+    let batch = app
+        .post_with("/v1/orders/batch", &reseller.token, batch, &key)
+        .await;
+    assert_eq!(batch.status, 200);
+    assert_eq!(batch.text, stored_batch);
+    assert_eq!(batch.header("idempotent-replayed").as_deref(), Some("true"));
+
+    // Nothing was placed again.
+    assert_eq!(app.order_count(), 0);
+    assert_eq!(app.balance_micros(&reseller.token).await, 10_000_000);
+}
+
+/// The same for an API v2 `add` (answered 200 in the dialect) and a dispute left for review
+/// (202): each replays the bytes and the status it was stored with.
+#[actix_rt::test]
+async fn an_add_and_a_dispute_stored_by_an_earlier_version_replay_byte_for_byte() {
+    use diesel::prelude::*;
+    use reseller_api::application::idempotency::request_hash;
+    use reseller_api::db::schema::idempotency_keys;
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let service = app.service("1").await;
+    let placed = app.order(&reseller.token, service, 1000).await;
+    assert_eq!(placed.status, 201);
+    let order = placed.body["id"].as_i64().unwrap();
+    // The fingerprint API v2 gives an `add`: the order's fields, not the form.
+    let add = format!(
+        "{}|{}|{:?}|{:?}|{:?}|{:?}",
+        service,
+        "https://x/1",
+        Some(1000),
+        None::<i64>,
+        None::<i64>,
+        None::<String>
+    );
+    let dispute = json!({"reason": "not_delivered"});
+    let stored_add = "{\"order\": 777}";
+    let stored_dispute = "{ \"status\":\"pending_review\" , \"id\": 31 }";
+    let dispute_scope = format!("create_dispute:{order}");
+    {
+        let mut conn = app.pool.get().unwrap();
+        for (scope, hash, status, stored) in [
+            (
+                "api_v2_add",
+                request_hash(&serde_json::Value::String(add)),
+                200,
+                stored_add,
+            ),
+            (
+                dispute_scope.as_str(),
+                request_hash(&dispute),
+                202,
+                stored_dispute,
+            ),
+        ] {
+            diesel::insert_into(idempotency_keys::table)
+                .values((
+                    idempotency_keys::account_id.eq(reseller.id),
+                    idempotency_keys::scope.eq(scope),
+                    idempotency_keys::idem_key.eq("from-before"),
+                    idempotency_keys::request_hash.eq(hash),
+                    idempotency_keys::status.eq("done"),
+                    idempotency_keys::response_status.eq(status),
+                    idempotency_keys::response_body.eq(stored),
+                    idempotency_keys::created_at.eq(reseller_api::db::now()),
+                ))
+                .execute(&mut *conn)
+                .unwrap();
+        }
+    }
+    let added = app
+        .api_v2(&[
+            ("key", reseller.key.as_str()),
+            ("action", "add"),
+            ("service", &service.to_string()),
+            ("link", "https://x/1"),
+            ("quantity", "1000"),
+            ("idempotency_key", "from-before"),
+        ])
+        .await;
+    assert_eq!(added.status, 200);
+    assert_eq!(added.text, stored_add);
+
+    let disputed = app
+        .post_with(
+            &format!("/v1/orders/{order}/refunds"),
+            &reseller.token,
+            dispute,
+            &[("Idempotency-Key", "from-before")],
+        )
+        .await;
+    assert_eq!(disputed.status, 202);
+    assert_eq!(disputed.text, stored_dispute);
+    assert_eq!(
+        disputed.header("idempotent-replayed").as_deref(),
+        Some("true")
+    );
+
+    // Nothing was placed or filed again.
+    assert_eq!(app.order_count(), 1);
+    assert_eq!(app.balance_micros(&reseller.token).await, 9_000_000);
+}

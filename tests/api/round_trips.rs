@@ -1,6 +1,6 @@
 //! PostgreSQL round trips of one order: every statement `POST /v1/orders`'s transaction
 //! sends, counted with diesel's instrumentation on the connection that runs it (the same
-//! `application::orders::create_order` the handler calls), then the order checked through
+//! `application::orders::place` the handler calls), then the order checked through
 //! HTTP and the books. On SQLite the transaction runs on the writer thread's connection
 //! (and a round trip is a function call), so there is nothing to count there.
 
@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::Connection;
-use reseller_api::application::idempotency::{request_hash, IdempotencyKey};
-use reseller_api::application::orders::{create_order, OrderRequest};
+use reseller_api::application::idempotency::{request_hash, Dialect, IdempotencyKey};
+use reseller_api::application::orders::{place, OrderRequest, Placed};
 use reseller_api::db::{Backend, DbConnection};
 use reseller_api::domain::order::OrderInput;
 use serde_json::json;
@@ -62,18 +62,12 @@ async fn an_order_on_postgresql_costs_a_fixed_small_number_of_statements() {
         key: "rt-1".into(),
         request_hash: request_hash(&json!({"n": 1})),
         ttl: chrono::Duration::hours(24),
+        dialect: Dialect::Rest,
+        status_of: reseller_api::http::idempotency::status_of,
     };
-    let stored = create_order(
-        conn,
-        reseller.id,
-        request,
-        "orders",
-        Some(key),
-        201,
-        |order| Ok(json!({ "id": order.id }).to_string()),
-    )
-    .map_err(|e| format!("{e:?}"))
-    .expect("order placed");
+    let placed = place(conn, reseller.id, request, Some(key))
+        .map_err(|e| format!("{e:?}"))
+        .expect("order placed");
     let statements = seen.0.lock().unwrap().clone();
     assert_eq!(
         statements.len(),
@@ -84,9 +78,10 @@ async fn an_order_on_postgresql_costs_a_fixed_small_number_of_statements() {
     drop(pooled);
 
     // The order is there, charged to the micro-unit, and the books balance.
-    let id: i64 = serde_json::from_str::<serde_json::Value>(&stored.body).unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let Placed::New(order) = placed else {
+        panic!("a new key placed a new order")
+    };
+    let id = order.id;
     let order = app.order_json(&reseller.token, id).await;
     assert_eq!(micros(&order["charge"]), 2_500_000);
     assert_eq!(app.balance_micros(&reseller.token).await, 7_500_000);
