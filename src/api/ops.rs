@@ -1,6 +1,5 @@
 use actix_web::{get, web, HttpResponse};
 use chrono::NaiveDateTime;
-use diesel::connection::SimpleConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -37,7 +36,7 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state
         .db(|conn| {
-            conn.batch_execute("SELECT 1")
+            crate::db::ping(conn)
                 .map_err(|e| ApiError::Unavailable(format!("database unreachable: {e}")))
         })
         .await?;

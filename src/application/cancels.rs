@@ -8,7 +8,7 @@
 use super::orders::cancel_owned_order;
 use super::refunds::Settled;
 use crate::db::cancels::{self, CancelRequest, NewCancel};
-use crate::db::{self, orders, provider_orders, services, DbConnection};
+use crate::db::{self, orders, provider_orders, services, DbConnection, WriteConn};
 use crate::domain::cancel::CancelSource;
 use crate::domain::provider::ForwardingState;
 use crate::error::{ApiError, ErrorCode};
@@ -75,7 +75,7 @@ pub fn cancel_order(
 /// disabled (and the order refunded by the last known progress); call inside the
 /// transaction that refunds it. Nothing when the provider does not have the order.
 pub fn request_on_disable(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     account_id: i64,
     order_id: i64,
 ) -> Result<(), diesel::result::Error> {

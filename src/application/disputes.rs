@@ -89,7 +89,7 @@ fn policy_refused(decision: Decision) -> ApiError {
 
 /// The body of [`create_dispute`]'s transaction.
 fn file(
-    conn: &mut DbConnection,
+    conn: &mut db::WriteConn<'_>,
     rules: &Policy,
     account_id: i64,
     order_id: i64,

@@ -10,7 +10,7 @@
 use serde_json::{json, Value};
 
 use crate::db::refills::Refill;
-use crate::db::{self, DbConnection};
+use crate::db::{self, WriteConn};
 use crate::domain::account::Account;
 use crate::domain::alert::Alert;
 use crate::domain::event::{Event, EventType};
@@ -26,7 +26,7 @@ use crate::resources::{
 type Result<T> = std::result::Result<T, diesel::result::Error>;
 
 fn record(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     event_type: EventType,
     account_id: Option<i64>,
     data: Value,
@@ -39,14 +39,14 @@ fn order_json(order: &Order) -> Value {
 }
 
 /// `order.created`: `{"order"}`.
-pub fn order_created(conn: &mut DbConnection, order: &Order) -> Result<()> {
+pub fn order_created(conn: &mut WriteConn<'_>, order: &Order) -> Result<()> {
     let data = json!({ "order": order_json(order) });
     record(conn, EventType::OrderCreated, Some(order.account_id), data).map(drop)
 }
 
 /// `order.status_changed`: `{"order", "from", "to", "remains"}`, when the status moved.
 pub fn order_status_changed(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     from: OrderStatus,
     order: &Order,
 ) -> Result<()> {
@@ -71,7 +71,7 @@ pub fn order_status_changed(
 /// `refund.*` and `top_up_refund.*`: `{"refund", "order", "balance_after"}` (the order
 /// and balance null where the event has none).
 pub fn refund(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     event_type: EventType,
     refund: &Refund,
     order: Option<&Order>,
@@ -87,7 +87,7 @@ pub fn refund(
 
 /// `top_up.succeeded`: `{"top_up", "balance_after"}`.
 pub fn top_up_succeeded(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     top_up: &TopUp,
     balance_after_micros: i64,
 ) -> Result<()> {
@@ -106,7 +106,7 @@ pub fn top_up_succeeded(
 
 /// `top_up_refund.succeeded` / `.failed`: `{"refund", "top_up", "balance_after"}`.
 pub fn top_up_refund(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     event_type: EventType,
     refund: &Refund,
     top_up: Option<&TopUp>,
@@ -122,7 +122,7 @@ pub fn top_up_refund(
 
 /// `chargeback.created`: `{"refund", "top_up", "account"}`, as the chargeback reply.
 pub fn chargeback(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     refund: &Refund,
     top_up: &TopUp,
     account: &Account,
@@ -136,13 +136,13 @@ pub fn chargeback(
 }
 
 /// `account.suspended` / `account.reactivated`: `{"account"}`.
-pub fn account(conn: &mut DbConnection, event_type: EventType, account: &Account) -> Result<()> {
+pub fn account(conn: &mut WriteConn<'_>, event_type: EventType, account: &Account) -> Result<()> {
     let data = json!({ "account": AccountResponse::from(account.clone()) });
     record(conn, event_type, Some(account.id), data).map(drop)
 }
 
 /// `refill.created`: `{"refill", "order_id"}`.
-pub fn refill_created(conn: &mut DbConnection, refill: &Refill) -> Result<()> {
+pub fn refill_created(conn: &mut WriteConn<'_>, refill: &Refill) -> Result<()> {
     let data = json!({ "refill": RefillResponse::from(refill.clone()) });
     record(
         conn,
@@ -155,7 +155,7 @@ pub fn refill_created(conn: &mut DbConnection, refill: &Refill) -> Result<()> {
 
 /// `refill.status_changed`: `{"refill", "from", "to"}`, when the status moved.
 pub fn refill_status_changed(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     from: RefillStatus,
     refill: &Refill,
 ) -> Result<()> {
@@ -177,13 +177,13 @@ pub fn refill_status_changed(
 }
 
 /// `alert.*`: `{"alert"}`, an operator event (no account).
-pub fn alert(conn: &mut DbConnection, event_type: EventType, alert: &Alert) -> Result<()> {
+pub fn alert(conn: &mut WriteConn<'_>, event_type: EventType, alert: &Alert) -> Result<()> {
     let data = json!({ "alert": AlertResponse::from(alert.clone()) });
     record(conn, event_type, None, data).map(drop)
 }
 
 /// `ping`: `{"endpoint_id"}`, the test event of one endpoint.
-pub fn ping(conn: &mut DbConnection, account_id: i64, endpoint_id: i64) -> Result<Event> {
+pub fn ping(conn: &mut WriteConn<'_>, account_id: i64, endpoint_id: i64) -> Result<Event> {
     record(
         conn,
         EventType::Ping,

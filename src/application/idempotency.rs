@@ -34,7 +34,7 @@ pub struct Stored {
 /// Stores the response under the request's idempotency claim, inside the work's own
 /// transaction; if the claim was taken over meanwhile, the work is rolled back with 409.
 pub fn store_response(
-    conn: &mut DbConnection,
+    conn: &mut db::WriteConn<'_>,
     claim: idempotency::Held,
     status: u16,
     body: &str,
@@ -55,7 +55,7 @@ pub fn store_response(
 /// `Ok(Err(stored))` to replay a stored response, `Err` for a key reused with another
 /// body or still held by a request in flight.
 fn claim_key(
-    conn: &mut DbConnection,
+    conn: &mut db::WriteConn<'_>,
     account_id: i64,
     scope: &str,
     key: Option<&IdempotencyKey>,
@@ -100,13 +100,16 @@ pub fn with_idempotency<E: From<ApiError>>(
     key: Option<IdempotencyKey>,
     work: impl FnOnce(&mut DbConnection, Option<idempotency::Held>) -> Result<Stored, E>,
 ) -> Result<Stored, E> {
-    let claim = match claim_key(conn, account_id, scope, key.as_ref())? {
+    let claimed = db::write_tx(conn, |conn| {
+        claim_key(conn, account_id, scope, key.as_ref())
+    })?;
+    let claim = match claimed {
         Ok(claim) => claim,
         Err(replay) => return Ok(replay),
     };
     let result = work(conn, claim);
     if let (Err(_), Some(id)) = (&result, claim) {
-        if let Err(e) = idempotency::release(conn, id) {
+        if let Err(e) = db::write_tx(conn, |conn| idempotency::release(conn, id)) {
             tracing::warn!(error = %e, "could not release an idempotency claim; it expires on its own");
         }
     }
@@ -127,7 +130,7 @@ pub fn respond_once<E: From<ApiError> + db::TxError + Send>(
     scope: &str,
     key: Option<IdempotencyKey>,
     status: u16,
-    work: impl Fn(&mut DbConnection) -> Result<String, E> + Sync,
+    work: impl Fn(&mut db::WriteConn<'_>) -> Result<String, E> + Sync,
 ) -> Result<Stored, E> {
     db::write_tx(conn, |conn| {
         let claim = match claim_key(conn, account_id, scope, key.as_ref())? {

@@ -91,7 +91,7 @@ fn refusal_code(error: &OrderError) -> ErrorCode {
 /// The order transaction's body: checks, prices, debits with one conditional statement,
 /// records the order and its ledger entry. Call inside a write transaction.
 pub fn place_order(
-    conn: &mut DbConnection,
+    conn: &mut db::WriteConn<'_>,
     account_id: i64,
     request: OrderRequest,
 ) -> Result<Order, OrderError> {
@@ -136,7 +136,10 @@ pub fn place_order(
 
 /// Records a priced order and debits its charge with one conditional statement, so the
 /// balance can never be overdrawn. Call inside a write transaction.
-pub fn place_order_planned(conn: &mut DbConnection, planned: NewOrder) -> Result<Order, ApiError> {
+pub fn place_order_planned(
+    conn: &mut db::WriteConn<'_>,
+    planned: NewOrder,
+) -> Result<Order, ApiError> {
     let order = orders::insert(conn, &planned)?;
     let refs = ledger::Refs {
         order_id: Some(order.id),
@@ -179,7 +182,7 @@ pub fn cancel_order(
 
 /// The body of [`cancel_order`]. Call inside a write transaction.
 pub(crate) fn cancel_owned_order(
-    conn: &mut DbConnection,
+    conn: &mut db::WriteConn<'_>,
     account_id: i64,
     order_id: i64,
 ) -> Result<Settled, ApiError> {

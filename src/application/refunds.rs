@@ -3,7 +3,7 @@
 
 use super::events;
 use crate::db::refunds::{self, NewRefund};
-use crate::db::{self, accounts, ledger, orders, provider_orders, DbConnection};
+use crate::db::{self, accounts, ledger, orders, provider_orders, DbConnection, WriteConn};
 use crate::domain::event::EventType;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::order::Order;
@@ -84,7 +84,7 @@ pub fn settle(
 /// exactly `owed − refunded`, with one refund record and one ledger entry. Call inside a
 /// write transaction.
 pub(crate) fn settle_within(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     order_id: i64,
     trigger: Trigger,
 ) -> Result<Settled, SettleError> {

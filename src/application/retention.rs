@@ -5,7 +5,7 @@
 use chrono::Duration;
 
 use crate::config::RetentionConfig;
-use crate::db::{self, events, idempotency, provider_orders, DbConnection};
+use crate::db::{self, events, idempotency, provider_orders, DbConnection, WriteConn};
 
 /// What one retention pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub fn sweep(conn: &mut DbConnection, config: &RetentionConfig) -> diesel::Query
 fn in_batches(
     conn: &mut DbConnection,
     batch: i64,
-    step: impl Fn(&mut DbConnection) -> diesel::QueryResult<usize> + Sync,
+    step: impl Fn(&mut WriteConn<'_>) -> diesel::QueryResult<usize> + Sync,
 ) -> diesel::QueryResult<usize> {
     let mut total = 0;
     loop {

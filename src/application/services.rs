@@ -3,7 +3,7 @@
 
 use crate::application::refunds::{settle_within, SettleError, Trigger};
 use crate::db::services::ServiceFields;
-use crate::db::{self, orders, provider_orders, providers, services, DbConnection};
+use crate::db::{self, orders, provider_orders, providers, services, DbConnection, WriteConn};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refund::{self, Change, RefundReason, RefundSource};
 use crate::domain::service::{Service, ServiceStatus};
@@ -66,8 +66,10 @@ pub fn disable_service(
     decided_by: Option<i64>,
     id: i64,
 ) -> Result<Disabled, ApiError> {
-    let service = services::set_status(conn, id, ServiceStatus::Disabled)?
-        .ok_or_else(|| ApiError::not_found("service"))?;
+    let service = db::write_tx(conn, |conn| {
+        services::set_status(conn, id, ServiceStatus::Disabled)?
+            .ok_or_else(|| ApiError::not_found("service"))
+    })?;
     let mut disabled = Disabled {
         service,
         orders_in_flight: 0,
@@ -92,7 +94,7 @@ pub fn disable_service(
 /// One batch of [`disable_service`]: the orders it ended, and how many it refunded for
 /// what amount.
 fn refund_batch(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     decided_by: Option<i64>,
     ids: &[i64],
 ) -> Result<(i64, i64, i64), ApiError> {

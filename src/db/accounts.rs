@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use super::backend::{get_result_native, lock_row};
 use super::columns;
 use super::schema::accounts;
-use super::{now, DbConnection};
+use super::{now, DbConnection, WriteConn};
 use crate::domain::account::{Account, AccountStatus, Role};
 
 /// Named columns: each field binds the column of its name (`super::columns`).
@@ -41,11 +41,12 @@ impl From<AccountRow> for Account {
 }
 
 pub fn insert(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     name: &str,
     role: Role,
     currency: &str,
 ) -> QueryResult<Account> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     diesel::insert_into(accounts::table)
         .values((
@@ -73,10 +74,11 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
 }
 
 pub fn set_status(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     status: AccountStatus,
 ) -> QueryResult<Option<Account>> {
+    let conn: &mut DbConnection = conn;
     diesel::update(accounts::table.find(id))
         .set((
             accounts::status.eq(status.as_str()),
@@ -89,7 +91,8 @@ pub fn set_status(
 }
 
 /// Adds `micros` (signed) to the balance unconditionally; returns the new balance.
-pub fn add_to_balance(conn: &mut DbConnection, id: i64, micros: i64) -> QueryResult<i64> {
+pub fn add_to_balance(conn: &mut WriteConn<'_>, id: i64, micros: i64) -> QueryResult<i64> {
+    let conn: &mut DbConnection = conn;
     diesel::update(accounts::table.find(id))
         .set((
             accounts::balance_micros.eq(accounts::balance_micros + micros),
@@ -101,7 +104,12 @@ pub fn add_to_balance(conn: &mut DbConnection, id: i64, micros: i64) -> QueryRes
 
 /// Takes `micros` from the balance only if the balance covers it, in one statement, so
 /// concurrent debits can never overdraw. `None` when the balance is short.
-pub fn debit_if_covered(conn: &mut DbConnection, id: i64, micros: i64) -> QueryResult<Option<i64>> {
+pub fn debit_if_covered(
+    conn: &mut WriteConn<'_>,
+    id: i64,
+    micros: i64,
+) -> QueryResult<Option<i64>> {
+    let conn: &mut DbConnection = conn;
     let debit = DebitIfCovered {
         id,
         micros,
@@ -179,10 +187,11 @@ pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
 
 /// Exempts an account from the refund-abuse policy until `until` (or ends the exemption).
 pub fn set_refund_allowlist(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     until: Option<NaiveDateTime>,
 ) -> QueryResult<Option<Account>> {
+    let conn: &mut DbConnection = conn;
     diesel::update(accounts::table.find(id))
         .set((
             accounts::refund_allowlisted_until.eq(until),

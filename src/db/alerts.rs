@@ -6,7 +6,7 @@ use diesel::dsl;
 use diesel::prelude::*;
 
 use super::schema::{alert_rules, alerts};
-use super::{now, DbConnection};
+use super::{now, DbConnection, WriteConn};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
 
 #[derive(Queryable)]
@@ -87,11 +87,12 @@ pub struct Reading {
 }
 
 pub fn raise(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     r: &Reading,
     level: AlertLevel,
     pauses: bool,
 ) -> QueryResult<Alert> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let row = diesel::insert_into(alerts::table)
         .values((
@@ -116,7 +117,13 @@ pub fn raise(
     decode(row)
 }
 
-pub fn escalate(conn: &mut DbConnection, id: i64, r: &Reading, pauses: bool) -> QueryResult<Alert> {
+pub fn escalate(
+    conn: &mut WriteConn<'_>,
+    id: i64,
+    r: &Reading,
+    pauses: bool,
+) -> QueryResult<Alert> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let row = diesel::update(alerts::table.find(id))
         .set((
@@ -135,7 +142,8 @@ pub fn escalate(conn: &mut DbConnection, id: i64, r: &Reading, pauses: bool) -> 
     decode(row)
 }
 
-pub fn clear(conn: &mut DbConnection, id: i64, r: &Reading) -> QueryResult<Alert> {
+pub fn clear(conn: &mut WriteConn<'_>, id: i64, r: &Reading) -> QueryResult<Alert> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let row = diesel::update(alerts::table.find(id))
         .set((
@@ -210,11 +218,12 @@ pub fn rules(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64, Rule)>> {
 
 /// Sets (or, with every field `None`, removes) a subject's thresholds.
 pub fn set_rule(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     scope: AlertScope,
     subject_id: i64,
     rule: Rule,
 ) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
     diesel::delete(
         alert_rules::table
             .filter(alert_rules::scope.eq(scope.as_str()))

@@ -2,7 +2,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::api_keys;
-use super::{now, DbConnection};
+use super::{now, DbConnection, WriteConn};
 use crate::domain::account::{scopes_from_str, scopes_to_string, Scope};
 
 #[derive(Debug, Clone)]
@@ -41,12 +41,13 @@ impl From<ApiKeyRow> for ApiKey {
 }
 
 pub fn insert(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     account_id: i64,
     key_hash: &str,
     prefix: &str,
     scopes: &[Scope],
 ) -> QueryResult<ApiKey> {
+    let conn: &mut DbConnection = conn;
     diesel::insert_into(api_keys::table)
         .values((
             api_keys::account_id.eq(account_id),
@@ -71,7 +72,8 @@ pub fn find_live_by_hash(conn: &mut DbConnection, key_hash: &str) -> QueryResult
 }
 
 /// Revokes a key; revoking twice keeps the first revocation time.
-pub fn revoke(conn: &mut DbConnection, id: i64) -> QueryResult<Option<ApiKey>> {
+pub fn revoke(conn: &mut WriteConn<'_>, id: i64) -> QueryResult<Option<ApiKey>> {
+    let conn: &mut DbConnection = conn;
     diesel::update(
         api_keys::table
             .find(id)

@@ -6,7 +6,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::cancel_requests;
-use super::{lease, now, DbConnection};
+use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::cancel::{CancelSource, CancelStatus};
 use crate::domain::provider::ForwardingState;
 
@@ -52,7 +52,8 @@ pub struct NewCancel<'a> {
 }
 
 /// Queues a cancel for its provider; call in the transaction that decided it.
-pub fn insert(conn: &mut DbConnection, new: &NewCancel) -> QueryResult<CancelRequest> {
+pub fn insert(conn: &mut WriteConn<'_>, new: &NewCancel) -> QueryResult<CancelRequest> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     diesel::insert_into(cancel_requests::table)
         .values((
@@ -102,13 +103,14 @@ pub fn page_for_order(
 /// Takes a lease on up to `limit` queued requests of one provider due by `due_by`, each
 /// with the fencing token this claim gave it; see [`lease`].
 pub fn claim(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     owner: &str,
     provider_id: i64,
     limit: i64,
     due_by: NaiveDateTime,
     lease: Duration,
 ) -> QueryResult<Vec<CancelRequest>> {
+    let conn: &mut DbConnection = conn;
     let states = [
         ForwardingState::Queued.as_str(),
         ForwardingState::Sending.as_str(),
@@ -127,10 +129,11 @@ pub fn claim(
 /// Records that a send is about to happen and renews the lease for longer than the
 /// exchange can take ([`lease::begin_send!`]). False when the claim was lost.
 pub fn begin_send(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     fence: CancelFence,
     lease: Duration,
 ) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     lease::begin_send!(conn, cancel_requests, fence, lease)
 }
 
@@ -161,10 +164,11 @@ impl CancelOutcome {
 /// Ends a leased attempt in one statement conditional on its fence, releasing the lease.
 /// False, with nothing changed, when the claim was lost.
 pub fn finish(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     fence: CancelFence,
     outcome: CancelOutcome,
 ) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let (keep, add) = if outcome.failed { (1i64, 1i64) } else { (0, 0) };
     let changed = diesel::update(lease::fenced!(cancel_requests, fence))
@@ -183,6 +187,7 @@ pub fn finish(
 }
 
 /// Gives back every cancel lease a worker holds.
-pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
+pub fn release_all(conn: &mut WriteConn<'_>, owner: &str) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
     lease::release_all!(conn, cancel_requests, owner)
 }

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::backend::get_result_native;
 
 use super::schema::{events, webhook_attempts, webhook_deliveries};
-use super::{now, DbConnection};
+use super::{now, DbConnection, WriteConn};
 use crate::domain::event::{Event, EventType};
 
 type EventRow = (i64, String, Option<i64>, String, bool, NaiveDateTime);
@@ -50,11 +50,12 @@ fn decode_all(rows: Vec<EventRow>) -> QueryResult<Vec<Event>> {
 /// Appends an event; call inside the transaction of the change it describes. Only the id
 /// comes back from the database: the rest is what was written (no decode of `data`).
 pub fn insert(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     event_type: EventType,
     account_id: Option<i64>,
     data: serde_json::Value,
 ) -> QueryResult<Event> {
+    let conn: &mut DbConnection = conn;
     let created_at = now();
     let id = diesel::insert_into(events::table)
         .values((
@@ -124,7 +125,8 @@ pub fn find(
 /// The oldest events no delivery has been queued for yet. Call inside the write
 /// transaction that queues them and marks them ([`mark_dispatched`]): on PostgreSQL the
 /// rows are locked and rows another worker holds are skipped.
-pub fn undispatched(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Event>> {
+pub fn undispatched(conn: &mut WriteConn<'_>, limit: i64) -> QueryResult<Vec<Event>> {
+    let conn: &mut DbConnection = conn;
     let query = events::table
         .filter(events::dispatched.eq(false))
         .select(COLUMNS)
@@ -137,7 +139,8 @@ pub fn undispatched(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Even
     decode_all(rows)
 }
 
-pub fn mark_dispatched(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<usize> {
+pub fn mark_dispatched(conn: &mut WriteConn<'_>, ids: &[i64]) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
     diesel::update(events::table.filter(events::id.eq_any(ids)))
         .set(events::dispatched.eq(true))
         .execute(conn)
@@ -151,10 +154,11 @@ pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
 /// Deletes up to `batch` dispatched events created before `before`, with their webhook
 /// deliveries and attempt log; returns how many events went.
 pub fn delete_older(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     before: NaiveDateTime,
     batch: i64,
 ) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
     let ids: Vec<i64> = events::table
         .filter(events::created_at.lt(before))
         .filter(events::dispatched.eq(true))

@@ -5,7 +5,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::idempotency_keys;
-use super::{now, write_tx, DbConnection};
+use super::{now, DbConnection, WriteConn};
 use crate::domain::UnknownName;
 
 /// A claim left `in_flight` this long belongs to a request that died; it may be taken over.
@@ -103,39 +103,23 @@ fn classify(row: KeyRow, request_hash: &str) -> QueryResult<Claim> {
     Ok(Claim::Replay { status, body })
 }
 
-/// Claims `key` for this request: in its own short transaction, or, called inside one
-/// (the order's), as part of it.
+/// Claims `key` for this request, inside the caller's write transaction (the order's, or
+/// a short one of its own).
 ///
 /// A new key (the common case) is one statement: the insert, which does nothing when the
 /// key exists (on PostgreSQL it first waits for a concurrent transaction holding the same
-/// key to end). Only then is the existing row read and judged.
+/// key to end). Only then is the existing row read and judged. Nothing here can fail
+/// halfway (the insert does not raise on the key), so no savepoint: an error fails the
+/// enclosing transaction whole anyway.
 pub fn claim(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     account_id: i64,
     scope: &str,
     key: &str,
     request_hash: &str,
     ttl: Duration,
 ) -> QueryResult<Claim> {
-    let attempt =
-        |conn: &mut DbConnection| claim_within(conn, account_id, scope, key, request_hash, ttl);
-    if super::in_transaction(conn) {
-        // Nothing here can fail halfway (the insert does not raise on the key), so no
-        // savepoint: an error fails the enclosing transaction whole anyway.
-        attempt(conn)
-    } else {
-        write_tx(conn, attempt)
-    }
-}
-
-fn claim_within(
-    conn: &mut DbConnection,
-    account_id: i64,
-    scope: &str,
-    key: &str,
-    request_hash: &str,
-    ttl: Duration,
-) -> QueryResult<Claim> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let insert = diesel::insert_into(idempotency_keys::table)
         .values((
@@ -229,7 +213,8 @@ fn claim_within(
 /// Stores the response of a claimed key; call inside the transaction that did the work.
 /// False when the claim is no longer this request's (it was taken over as abandoned): the
 /// caller must then roll its work back.
-pub fn finish(conn: &mut DbConnection, held: Held, status: u16, body: &str) -> QueryResult<bool> {
+pub fn finish(conn: &mut WriteConn<'_>, held: Held, status: u16, body: &str) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let changed = diesel::update(
         idempotency_keys::table
             .find(held.id)
@@ -247,7 +232,8 @@ pub fn finish(conn: &mut DbConnection, held: Held, status: u16, body: &str) -> Q
 
 /// Gives a claim back when the request failed before doing anything, so the client may
 /// retry with the same key once it has fixed the cause. Only this request's own claim.
-pub fn release(conn: &mut DbConnection, held: Held) -> QueryResult<()> {
+pub fn release(conn: &mut WriteConn<'_>, held: Held) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
     diesel::delete(
         idempotency_keys::table
             .find(held.id)
@@ -261,10 +247,11 @@ pub fn release(conn: &mut DbConnection, held: Held) -> QueryResult<()> {
 /// Deletes up to `limit` keys claimed before `cutoff`, oldest first, in one short
 /// statement; returns how many went. Their responses can no longer be replayed.
 pub fn delete_expired(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     cutoff: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
     let ids: Vec<i64> = idempotency_keys::table
         .filter(idempotency_keys::created_at.lt(cutoff))
         .order(idempotency_keys::created_at.asc())

@@ -6,17 +6,18 @@ use chrono::Duration;
 use diesel::prelude::*;
 
 use super::schema::job_leases;
-use super::{now, DbConnection};
+use super::{now, DbConnection, WriteConn};
 
 /// Takes this interval's turn at job `name`: true for the one process whose conditional
 /// update finds the last run at least `every` ago. A job named for the first time (one per
 /// provider) gets its row here.
 pub fn take_turn(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     name: &str,
     owner: &str,
     every: Duration,
 ) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let insert = diesel::insert_into(job_leases::table)
         .values(job_leases::name.eq(name))
         .on_conflict(job_leases::name)

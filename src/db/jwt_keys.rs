@@ -5,7 +5,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::jwt_keys;
-use super::{now, DbConnection};
+use super::{now, DbConnection, WriteConn};
 
 #[derive(Debug, Clone, Queryable)]
 pub struct JwtKey {
@@ -25,7 +25,8 @@ pub fn live(conn: &mut DbConnection) -> QueryResult<Vec<JwtKey>> {
         .load(conn)
 }
 
-pub fn insert(conn: &mut DbConnection, kid: &str, secret: &str) -> QueryResult<()> {
+pub fn insert(conn: &mut WriteConn<'_>, kid: &str, secret: &str) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
     diesel::insert_into(jwt_keys::table)
         .values((
             jwt_keys::kid.eq(kid),
@@ -37,7 +38,8 @@ pub fn insert(conn: &mut DbConnection, kid: &str, secret: &str) -> QueryResult<(
 }
 
 /// Schedules every signing key but `kid` to stop validating after `grace`.
-pub fn retire_all_but(conn: &mut DbConnection, kid: &str, grace: Duration) -> QueryResult<usize> {
+pub fn retire_all_but(conn: &mut WriteConn<'_>, kid: &str, grace: Duration) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
     diesel::update(
         jwt_keys::table
             .filter(jwt_keys::kid.ne(kid))

@@ -8,7 +8,7 @@ use super::backend::get_result_native;
 use super::columns;
 
 use super::schema::ledger_entries;
-use super::{accounts, now, DbConnection};
+use super::{accounts, now, DbConnection, WriteConn};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 
 /// Named columns: each field binds the column of its name (`super::columns`).
@@ -63,7 +63,7 @@ pub enum Overdraft {
 /// Changes the balance by `amount_micros` and records the entry. Returns `None`, having
 /// changed nothing, when a debit is not covered and `overdraft` is `Refuse`.
 pub fn post(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     account_id: i64,
     kind: LedgerKind,
     amount_micros: i64,

@@ -1,7 +1,9 @@
 //! Persistence: one connection type over SQLite and PostgreSQL, migrations, queries.
 //!
-//! Queries take `&mut DbConnection` so they compose inside one transaction; the caller
-//! that owns an invariant opens the transaction with [`write_tx`].
+//! Reads take `&mut DbConnection`; every query that changes a row takes
+//! `&mut` [`WriteConn`], which only [`write_tx`] hands out, so a write cannot run outside a
+//! write transaction (nor, on SQLite, outside the group-commit writer). The caller that
+//! owns an invariant opens the transaction with [`write_tx`]; helpers compose inside it.
 //!
 //! **One row by its key**: a query that reads one row by a primary or unique key uses
 //! `get_result`, not `first`. `first` adds `LIMIT ?`, and SQLite (3.53) looks at that bound
@@ -16,6 +18,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod backend;
 pub mod backup;
+pub mod bulk;
 pub mod cancels;
 pub mod events;
 pub mod gauges;
@@ -237,6 +240,70 @@ pub fn connect_options(url: &str, options: PoolOptions) -> Result<DbPool, SetupE
     Ok(pool)
 }
 
+/// The connection of a write transaction: the only way to call a `db` function that
+/// changes a row (INSERT, UPDATE, DELETE, upserts, lease claims and releases, claims of
+/// idempotency keys). Only [`write_tx`] makes one (its field is private to `db`), and
+/// hands it to its closure as `&mut WriteConn`; so code holding a pooled connection, a
+/// reader (`reader::open`) or `AppState::read`'s connection cannot write through it, and
+/// on SQLite every write runs on the file's group-commit writer ([`writer`]).
+///
+/// It derefs to [`DbConnection`], so reads inside the transaction take it unchanged
+/// (`&mut WriteConn` coerces to `&mut DbConnection`); a write helper reborrows the inner
+/// connection (`let conn: &mut DbConnection = conn;`) for diesel's generic calls.
+///
+/// Writes outside it, each inside `src/db/` (`tests/api/architecture.rs` fails on diesel's
+/// write DSL or raw SQL anywhere else): [`migrate`] and its advisory lock; the session
+/// settings of a connection (`PRAGMA`s and `SET` in [`SessionSettings`], [`reader::open`],
+/// [`writer`]'s own connections); the writer's `BEGIN IMMEDIATE`, savepoints and `COMMIT`
+/// and its checkpoints; [`backup`]'s `VACUUM INTO`; [`bulk::analyze`], the statistics
+/// after a bulk load (PostgreSQL's `VACUUM` cannot run inside a transaction).
+///
+/// A write helper cannot be called with a plain connection:
+///
+/// ```compile_fail,E0308
+/// use reseller_api::db::{self, DbConnection};
+/// fn bump_outside(conn: &mut DbConnection) {
+///     let _ = db::revocations::bump(conn); // expected `&mut WriteConn<'_>`
+/// }
+/// ```
+///
+/// nor can one be made outside `db`:
+///
+/// ```compile_fail,E0423
+/// use reseller_api::db::{DbConnection, WriteConn};
+/// fn forge(conn: &mut DbConnection) -> WriteConn<'_> {
+///     WriteConn(conn) // cannot initialize a tuple struct which contains private fields
+/// }
+/// ```
+///
+/// while inside [`write_tx`] both the write and the reads work (this example compiles, so
+/// the two above fail for the reason they show: stable rustdoc does not check the codes):
+///
+/// ```no_run
+/// use reseller_api::db::{self, DbConnection, WriteConn};
+/// fn bump(conn: &mut DbConnection) -> diesel::QueryResult<i64> {
+///     db::write_tx(conn, |conn: &mut WriteConn| {
+///         db::revocations::bump(conn)?;
+///         db::revocations::generation(conn)
+///     })
+/// }
+/// ```
+pub struct WriteConn<'a>(&'a mut DbConnection);
+
+impl std::ops::Deref for WriteConn<'_> {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        self.0
+    }
+}
+
+impl std::ops::DerefMut for WriteConn<'_> {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        self.0
+    }
+}
+
 /// How many times [`write_tx`] runs a transaction that keeps conflicting before it gives up.
 const CONFLICT_ATTEMPTS: u32 = 5;
 
@@ -296,7 +363,8 @@ pub fn is_lost_connection(error: &diesel::result::Error) -> bool {
     )
 }
 
-/// Runs `f` in a write transaction. On SQLite it is handed to the file's writer
+/// Runs `f` in a write transaction, handing it the transaction's [`WriteConn`] (the only
+/// way to one, so the only way to write). On SQLite it is handed to the file's writer
 /// ([`writer`]), which runs it in a savepoint of a batch under one `BEGIN IMMEDIATE` and
 /// one commit, and this returns once that commit is on disk (or `f` failed and its
 /// savepoint was rolled back, taking nothing else with it); a full write queue is refused
@@ -319,10 +387,11 @@ pub fn is_lost_connection(error: &diesel::result::Error) -> bool {
 /// freely, since this does not return before the writer is done with it.
 pub fn write_tx<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
-    F: Fn(&mut DbConnection) -> Result<T, E> + Sync,
+    F: Fn(&mut WriteConn<'_>) -> Result<T, E> + Sync,
     T: Send,
     E: TxError + Send,
 {
+    let f = |conn: &mut DbConnection| f(&mut WriteConn(conn));
     if !outside_transaction(conn) {
         return write_tx_once(conn, &f);
     }
@@ -356,15 +425,6 @@ where
 fn conflict_pause(attempt: u32) -> Duration {
     let ceiling = (10u64 << (attempt - 1).min(3)).min(50);
     Duration::from_millis(rand::random_range(5..=ceiling))
-}
-
-/// True when `conn` is inside a transaction (whose statements then join it).
-pub(crate) fn in_transaction(conn: &mut DbConnection) -> bool {
-    matches!(
-        <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
-            .transaction_depth(),
-        Ok(Some(_))
-    )
 }
 
 /// True when `conn` is in no transaction (and its transaction state is sound).
@@ -445,6 +505,11 @@ where
             Err(error)
         }
     }
+}
+
+/// Asks the database to answer a trivial statement (`SELECT 1`): the readiness check.
+pub fn ping(conn: &mut DbConnection) -> QueryResult<()> {
+    conn.batch_execute("SELECT 1")
 }
 
 /// The current UTC time at the microsecond precision both backends store.

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use super::backend::{get_result_native, lock_row};
 use super::columns;
 use super::schema::orders;
-use super::{now, DbConnection};
+use super::{now, DbConnection, WriteConn};
 use crate::domain::money::Money;
 use crate::domain::order::{NewOrder, Order, OrderStatus};
 use crate::domain::refund::OrderBook;
@@ -63,7 +63,8 @@ fn to_orders(rows: Vec<OrderRow>) -> Vec<Order> {
 
 /// Records a new pending order. Only its id comes back from the database: the rest is
 /// what was written.
-pub fn insert(conn: &mut DbConnection, order: &NewOrder) -> QueryResult<Order> {
+pub fn insert(conn: &mut WriteConn<'_>, order: &NewOrder) -> QueryResult<Order> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let id = diesel::insert_into(orders::table)
         .values((
@@ -209,11 +210,12 @@ pub fn lock(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult
 
 /// Writes the rule's new state of an order.
 pub fn store_book(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     book: &OrderBook,
     start_count: Option<i64>,
 ) -> QueryResult<Order> {
+    let conn: &mut DbConnection = conn;
     diesel::update(orders::table.find(id))
         .set((
             orders::status.eq(book.status.as_str()),

@@ -8,7 +8,7 @@ use diesel::sql_types::{BigInt, Timestamp};
 
 use super::backend::Dialect;
 use super::schema::{dispute_refusals, refunds};
-use super::DbConnection;
+use super::{DbConnection, WriteConn};
 use crate::domain::account::Account;
 use crate::domain::policy::{Decision, Standing};
 use crate::domain::refund::{DisputeReason, RefundSource, RefundStatus};
@@ -93,12 +93,13 @@ pub fn standing(
 
 /// Keeps a refused request on record, for the operator's view of the account.
 pub fn record_refusal(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     account_id: i64,
     order_id: i64,
     decision: &Decision,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
     diesel::insert_into(dispute_refusals::table)
         .values((
             dispute_refusals::account_id.eq(account_id),

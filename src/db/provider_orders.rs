@@ -10,7 +10,7 @@ use diesel::prelude::*;
 
 use super::backend::{coalesce_text, coalesce_timestamp};
 use super::schema::{provider_attempts, provider_orders};
-use super::{lease, now, DbConnection};
+use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::provider::ForwardingState;
 
 #[derive(Debug, Clone, Queryable)]
@@ -44,12 +44,13 @@ lease::fence! {
 
 /// Queues an order for sending; call in the transaction that creates the order.
 pub fn enqueue(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     order_id: i64,
     provider_id: i64,
     provider_service_id: &str,
     idempotency_key: &str,
 ) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     diesel::insert_into(provider_orders::table)
         .values((
@@ -74,7 +75,7 @@ pub fn find(conn: &mut DbConnection, order_id: i64) -> QueryResult<Option<Provid
 /// `due_by` and returns them, each with the fencing token this claim gave it; see
 /// [`lease`].
 pub fn claim(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     owner: &str,
     states: &[ForwardingState],
     provider_id: Option<i64>,
@@ -82,6 +83,7 @@ pub fn claim(
     due_by: NaiveDateTime,
     lease: Duration,
 ) -> QueryResult<Vec<ProviderOrder>> {
+    let conn: &mut DbConnection = conn;
     let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
     lease::claim!(
         conn, provider_orders, order_id,
@@ -100,13 +102,15 @@ pub fn claim(
 /// Records that a send is about to happen, before it happens, and renews the lease for
 /// longer than the exchange can take ([`lease::begin_send!`]). False when the claim was
 /// lost or the row is no longer queued (e.g. the order was canceled).
-pub fn begin_send(conn: &mut DbConnection, fence: Fence, lease: Duration) -> QueryResult<bool> {
+pub fn begin_send(conn: &mut WriteConn<'_>, fence: Fence, lease: Duration) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     lease::begin_send!(conn, provider_orders, fence, lease)
 }
 
 /// Takes a still-queued order out of the send queue (a reseller's cancel). False once a
 /// send has begun. A worker holding the row loses its claim: none of its writes apply.
-pub fn withdraw(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
+pub fn withdraw(conn: &mut WriteConn<'_>, order_id: i64) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let changed = diesel::update(
         provider_orders::table
             .find(order_id)
@@ -126,7 +130,8 @@ pub fn withdraw(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
 /// dispute). The lease token is left as it is, so a worker polling the row meanwhile still
 /// finishes its attempt, and that attempt reads the final order and writes `done` too.
 /// False when the order has no row that is polled.
-pub fn stop_polling(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
+pub fn stop_polling(conn: &mut WriteConn<'_>, order_id: i64) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let changed = diesel::update(
         provider_orders::table
             .find(order_id)
@@ -170,7 +175,12 @@ impl AttemptOutcome {
 /// Ends a leased attempt in one statement conditional on its fence: new state, the
 /// provider's id (if the attempt learned it), errors, the failure count, when to look
 /// again; releases the lease. False, with nothing changed, when the claim was lost.
-pub fn finish(conn: &mut DbConnection, fence: Fence, outcome: AttemptOutcome) -> QueryResult<bool> {
+pub fn finish(
+    conn: &mut WriteConn<'_>,
+    fence: Fence,
+    outcome: AttemptOutcome,
+) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     // failures + 1 after a failure, 0 after a success, in the same statement.
     let (keep, add) = if outcome.failed { (1i64, 1i64) } else { (0, 0) };
@@ -201,7 +211,12 @@ pub fn finish(conn: &mut DbConnection, fence: Fence, outcome: AttemptOutcome) ->
 /// `remote`, so a row that knows no provider id yet and is not finished becomes `sent` with
 /// it and is polled. Any attempt still holding the row loses its claim. False when the row
 /// already has an id or has ended (`failed`, `done`, `given_up`).
-pub fn adopt_acceptance(conn: &mut DbConnection, order_id: i64, remote: &str) -> QueryResult<bool> {
+pub fn adopt_acceptance(
+    conn: &mut WriteConn<'_>,
+    order_id: i64,
+    remote: &str,
+) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let changed = diesel::update(
         provider_orders::table
@@ -230,10 +245,11 @@ pub fn adopt_acceptance(conn: &mut DbConnection, order_id: i64, remote: &str) ->
 /// refunded): noted on the row for the operator, who can attach the id with reconcile.
 /// Only where the row knows no provider id; its state is left alone.
 pub fn note_late_acceptance(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     order_id: i64,
     remote: &str,
 ) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let changed = diesel::update(
         provider_orders::table
             .find(order_id)
@@ -252,7 +268,7 @@ pub fn note_late_acceptance(
 
 /// Keeps one exchange with a provider on record; the reply is truncated to 2 KiB.
 pub fn record_attempt(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     provider_id: i64,
     order_id: Option<i64>,
     action: &str,
@@ -260,6 +276,7 @@ pub fn record_attempt(
     http_status: Option<u16>,
     body: &str,
 ) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
     let mut end = body.len().min(2048);
     while !body.is_char_boundary(end) {
         end -= 1;
@@ -281,10 +298,11 @@ pub fn record_attempt(
 /// An operator's reconciliation of an order whose send was ambiguous: either the
 /// provider has it (attach its id and start polling) or it does not (queue a resend).
 pub fn reconcile(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     order_id: i64,
     provider_order_id: Option<&str>,
 ) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let target = provider_orders::table
         .find(order_id)
@@ -318,17 +336,19 @@ pub fn reconcile(
 
 /// Gives back every lease a worker holds, after a pass that failed midway, so its orders
 /// are picked up again at once instead of when the leases run out.
-pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
+pub fn release_all(conn: &mut WriteConn<'_>, owner: &str) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
     lease::release_all!(conn, provider_orders, owner)
 }
 
 /// Clears the raw reply bodies of up to `limit` attempts made before `cutoff`, oldest
 /// first; the attempt itself (action, outcome, status, time) stays as the audit trail.
 pub fn clear_attempt_bodies(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     cutoff: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
     let ids: Vec<i64> = provider_attempts::table
         .filter(provider_attempts::created_at.lt(cutoff))
         .filter(provider_attempts::body.is_not_null())
@@ -346,7 +366,8 @@ pub fn clear_attempt_bodies(
 
 /// Makes a sent order due for its next status poll now (the provider accepted a cancel:
 /// its refund comes from that status). Leaves a row under lease alone.
-pub fn poll_soon(conn: &mut DbConnection, order_id: i64) -> QueryResult<bool> {
+pub fn poll_soon(conn: &mut WriteConn<'_>, order_id: i64) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let changed = diesel::update(
         provider_orders::table
             .find(order_id)

@@ -3,7 +3,7 @@ use diesel::prelude::*;
 use secrecy::ExposeSecret;
 
 use super::schema::providers;
-use super::{now, DbConnection};
+use super::{now, DbConnection, WriteConn};
 use crate::domain::provider::Provider;
 
 #[derive(Queryable)]
@@ -69,7 +69,8 @@ pub struct ProviderFields {
     pub auto_sync: bool,
 }
 
-pub fn insert(conn: &mut DbConnection, fields: &ProviderFields) -> QueryResult<Provider> {
+pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<Provider> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     diesel::insert_into(providers::table)
         .values((
@@ -92,10 +93,11 @@ pub fn insert(conn: &mut DbConnection, fields: &ProviderFields) -> QueryResult<P
 }
 
 pub fn update(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     fields: &ProviderFields,
 ) -> QueryResult<Option<Provider>> {
+    let conn: &mut DbConnection = conn;
     diesel::update(providers::table.find(id))
         .set((
             providers::name.eq(&fields.name),
@@ -134,10 +136,11 @@ pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<Provider>> {
 /// Claims the provider's next balance read: true for the one caller that finds the last
 /// claim at or before `due_before` (or none), which then asks the provider.
 pub fn claim_balance_check(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     due_before: NaiveDateTime,
 ) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let changed = diesel::update(
         providers::table.find(id).filter(
             providers::balance_checked_at
@@ -153,10 +156,11 @@ pub fn claim_balance_check(
 /// Stores a balance read: the balance and currency, or why there was none (the last
 /// balance is kept then).
 pub fn record_balance(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     read: Result<(i64, Option<String>), String>,
 ) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
     let target = providers::table.find(id);
     match read {
         Ok((micros, currency)) => diesel::update(target)

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 
 use super::backend::{coalesce_text, coalesce_timestamp};
 use super::schema::refills;
-use super::{lease, now, DbConnection};
+use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::provider::ForwardingState;
 use crate::domain::refill::RefillStatus;
 
@@ -142,11 +142,12 @@ pub struct Upstream<'a> {
 /// Records a pending refill of an order, queued for its provider when it has one; call
 /// inside the transaction that checked its eligibility.
 pub fn insert(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     order_id: i64,
     account_id: i64,
     upstream: Option<Upstream>,
 ) -> QueryResult<Refill> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let row = diesel::insert_into(refills::table)
         .values((
@@ -215,12 +216,13 @@ pub fn page_for_order(
 /// An operator's decision on a refill no provider works: only while it is open.
 /// False when it is worked upstream, already final, or missing.
 pub fn decide(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     status: RefillStatus,
     admin_id: i64,
     note: Option<&str>,
 ) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let changed = diesel::update(
         refills::table
             .find(id)
@@ -243,7 +245,7 @@ pub fn decide(
 /// Takes a lease on up to `limit` refills in `states` (optionally of one provider) due by
 /// `due_by`, each with the fencing token this claim gave it; see [`lease`].
 pub fn claim(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     owner: &str,
     states: &[ForwardingState],
     provider_id: Option<i64>,
@@ -251,6 +253,7 @@ pub fn claim(
     due_by: NaiveDateTime,
     lease: Duration,
 ) -> QueryResult<Vec<Refill>> {
+    let conn: &mut DbConnection = conn;
     let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
     lease::claim!(
         conn, refills, id,
@@ -267,10 +270,11 @@ pub fn claim(
 /// Records that a send is about to happen and renews the lease for longer than the
 /// exchange can take ([`lease::begin_send!`]). False when the claim was lost.
 pub fn begin_send(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     fence: RefillFence,
     lease: Duration,
 ) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     lease::begin_send!(conn, refills, fence, lease)
 }
 
@@ -310,10 +314,11 @@ impl RefillOutcome {
 /// Ends a leased attempt in one statement conditional on its fence, releasing the lease.
 /// False, with nothing changed, when the claim was lost.
 pub fn finish(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     fence: RefillFence,
     outcome: RefillOutcome,
 ) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let (keep, add) = if outcome.failed { (1i64, 1i64) } else { (0, 0) };
     let changed = diesel::update(lease::fenced!(refills, fence))
@@ -341,7 +346,8 @@ pub fn finish(
 }
 
 /// Gives back every refill lease a worker holds.
-pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
+pub fn release_all(conn: &mut WriteConn<'_>, owner: &str) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
     lease::release_all!(conn, refills, owner)
 }
 
@@ -349,10 +355,11 @@ pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
 /// `remote`, so a refill that knows no provider id yet and is still being sent becomes
 /// `sent` with it and is followed. Any attempt still holding it loses its claim.
 pub fn adopt_acceptance(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     refill_id: i64,
     remote: &str,
 ) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let changed = diesel::update(
         refills::table

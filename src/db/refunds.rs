@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::backend::lock_row;
 use super::columns;
 use super::schema::refunds;
-use super::{now, orders, DbConnection};
+use super::{now, orders, DbConnection, WriteConn};
 use crate::domain::policy::Decision;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
 
@@ -68,7 +68,8 @@ impl From<RefundRow> for Refund {
 }
 
 /// Records the refund-abuse policy's decision on a refund request.
-pub fn record_policy(conn: &mut DbConnection, id: i64, decision: &Decision) -> QueryResult<()> {
+pub fn record_policy(conn: &mut WriteConn<'_>, id: i64, decision: &Decision) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
     diesel::update(refunds::table.find(id))
         .set((
             refunds::policy_outcome.eq(decision.outcome.as_str()),
@@ -94,7 +95,8 @@ pub struct NewRefund {
     pub decided_by: Option<i64>,
 }
 
-pub fn insert(conn: &mut DbConnection, new: &NewRefund) -> QueryResult<Refund> {
+pub fn insert(conn: &mut WriteConn<'_>, new: &NewRefund) -> QueryResult<Refund> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let decided_at = (new.status != RefundStatus::PendingReview).then_some(at);
     diesel::insert_into(refunds::table)
@@ -157,13 +159,14 @@ pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult
 
 /// A decision on a refund: its new status, amount and who decided why.
 pub fn record_decision(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     status: RefundStatus,
     amount_micros: i64,
     decided_by: Option<i64>,
     decision_reason: Option<&str>,
 ) -> QueryResult<Refund> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     diesel::update(refunds::table.find(id))
         .set((

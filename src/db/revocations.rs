@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use super::schema::revocation_generation;
-use super::DbConnection;
+use super::{DbConnection, WriteConn};
 
 const ROW: i64 = 1;
 
@@ -18,7 +18,8 @@ pub fn generation(conn: &mut DbConnection) -> QueryResult<i64> {
 }
 
 /// Moves the generation on; call it in the transaction that revokes.
-pub fn bump(conn: &mut DbConnection) -> QueryResult<i64> {
+pub fn bump(conn: &mut WriteConn<'_>) -> QueryResult<i64> {
+    let conn: &mut DbConnection = conn;
     diesel::update(revocation_generation::table.find(ROW))
         .set(revocation_generation::generation.eq(revocation_generation::generation + 1))
         .returning(revocation_generation::generation)

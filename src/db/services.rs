@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use super::backend::lock_row;
 use super::columns;
 use super::schema::services;
-use super::{now, DbConnection};
+use super::{now, DbConnection, WriteConn};
 use crate::domain::account::AccountStatus;
 use crate::domain::money::Money;
 use crate::domain::service::{Service, ServiceStatus, ServiceType};
@@ -70,7 +70,8 @@ pub struct ServiceFields {
     pub provider: Option<(i64, String)>,
 }
 
-pub fn insert(conn: &mut DbConnection, fields: &ServiceFields) -> QueryResult<Service> {
+pub fn insert(conn: &mut WriteConn<'_>, fields: &ServiceFields) -> QueryResult<Service> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     diesel::insert_into(services::table)
         .values((
@@ -95,10 +96,11 @@ pub fn insert(conn: &mut DbConnection, fields: &ServiceFields) -> QueryResult<Se
 }
 
 pub fn update(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     fields: &ServiceFields,
 ) -> QueryResult<Option<Service>> {
+    let conn: &mut DbConnection = conn;
     diesel::update(services::table.find(id))
         .set((
             services::name.eq(&fields.name),
@@ -146,10 +148,11 @@ pub fn page(
 }
 
 pub fn set_status(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     status: ServiceStatus,
 ) -> QueryResult<Option<Service>> {
+    let conn: &mut DbConnection = conn;
     diesel::update(services::table.find(id))
         .set((
             services::status.eq(status.as_str()),

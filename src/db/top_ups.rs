@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use super::backend::lock_row;
 use super::columns;
 use super::schema::top_ups;
-use super::{now, DbConnection};
+use super::{now, DbConnection, WriteConn};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 
 /// Named columns: each field binds the column of its name (`super::columns`).
@@ -37,12 +37,13 @@ impl From<TopUpRow> for TopUp {
 }
 
 pub fn insert(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     account_id: i64,
     amount_micros: i64,
     gateway: &str,
     gateway_ref: &str,
 ) -> QueryResult<TopUp> {
+    let conn: &mut DbConnection = conn;
     diesel::insert_into(top_ups::table)
         .values((
             top_ups::account_id.eq(account_id),
@@ -96,11 +97,12 @@ pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TopUp>> {
 /// Moves `delta` (signed) into or out of what was returned of a top-up; the table's CHECK
 /// keeps it between zero and the top-up's amount.
 pub fn add_refunded(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     delta: i64,
     status: Option<&str>,
 ) -> QueryResult<TopUp> {
+    let conn: &mut DbConnection = conn;
     let row = match status {
         Some(status) => diesel::update(top_ups::table.find(id))
             .set((

@@ -5,7 +5,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
-use super::{lease, now, DbConnection};
+use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::event::{join_event_types, DeliveryState, Endpoint, EndpointStatus, EventType};
 
 type EndpointRow = (
@@ -94,7 +94,8 @@ pub struct NewEndpoint<'a> {
     pub secret: &'a str,
 }
 
-pub fn insert(conn: &mut DbConnection, new: &NewEndpoint) -> QueryResult<Endpoint> {
+pub fn insert(conn: &mut WriteConn<'_>, new: &NewEndpoint) -> QueryResult<Endpoint> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let row = diesel::insert_into(webhook_endpoints::table)
         .values((
@@ -166,10 +167,11 @@ pub struct EndpointChanges {
 }
 
 pub fn update(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     changes: &EndpointChanges,
 ) -> QueryResult<Endpoint> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let target = webhook_endpoints::table.find(id);
     if let Some(url) = &changes.url {
@@ -205,11 +207,12 @@ pub fn update(
 
 /// A new secret; the old one keeps signing until `grace` from now.
 pub fn rotate(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     secret: &str,
     grace: Duration,
 ) -> QueryResult<Endpoint> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let row = diesel::update(webhook_endpoints::table.find(id))
         .set((
@@ -224,7 +227,8 @@ pub fn rotate(
 }
 
 /// Disables an endpoint and says why; its pending deliveries fail.
-pub fn disable(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<()> {
+pub fn disable(conn: &mut WriteConn<'_>, id: i64, reason: &str) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     diesel::update(webhook_endpoints::table.find(id))
         .set((
@@ -250,10 +254,11 @@ pub fn disable(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<()
 /// Records a delivery's success or failure on its endpoint: a success ends a failing
 /// streak, a failure starts one if none is running. Returns when the streak began.
 pub fn note_result(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     id: i64,
     success: bool,
 ) -> QueryResult<Option<NaiveDateTime>> {
+    let conn: &mut DbConnection = conn;
     let target = webhook_endpoints::table.find(id);
     if success {
         diesel::update(target.filter(webhook_endpoints::failing_since.is_not_null()))
@@ -271,7 +276,8 @@ pub fn note_result(
 }
 
 /// Deletes an endpoint with its deliveries and their log.
-pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+pub fn delete(conn: &mut WriteConn<'_>, id: i64) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
     diesel::delete(webhook_attempts::table.filter(webhook_attempts::endpoint_id.eq(id)))
         .execute(conn)?;
     diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::endpoint_id.eq(id)))
@@ -304,11 +310,12 @@ lease::fence! {
 /// Queues a delivery of an event to an endpoint (due now), or, when one exists, makes it
 /// due again from its first attempt (a redelivery). Returns the delivery's id.
 pub fn queue(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     event_id: i64,
     endpoint_id: i64,
     again: bool,
 ) -> QueryResult<i64> {
+    let conn: &mut DbConnection = conn;
     let at = now();
     let existing: Option<i64> = webhook_deliveries::table
         .filter(webhook_deliveries::event_id.eq(event_id))
@@ -348,11 +355,12 @@ pub fn queue(
 /// Claims up to `limit` due deliveries for `owner` until `lease` from now, each taking the
 /// next fencing token; see [`lease`].
 pub fn claim(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     owner: &str,
     limit: i64,
     lease: Duration,
 ) -> QueryResult<Vec<Delivery>> {
+    let conn: &mut DbConnection = conn;
     lease::claim!(
         conn, webhook_deliveries, id,
         owner: owner, limit: limit, lease: lease,
@@ -366,12 +374,13 @@ pub fn claim(
 /// Ends an attempt under its fence: the delivery's new state, attempt count and next due
 /// time, with the lease given back. False when the claim was lost (nothing written).
 pub fn finish(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     fence: DeliveryFence,
     state: DeliveryState,
     attempts: i64,
     next_at: NaiveDateTime,
 ) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
     let updated = diesel::update(
         lease::fenced!(webhook_deliveries, fence)
             .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str())),
@@ -388,7 +397,8 @@ pub fn finish(
 }
 
 /// Gives back every lease `owner` holds (on shutdown, or after a failed pass).
-pub fn release_all(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
+pub fn release_all(conn: &mut WriteConn<'_>, owner: &str) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
     lease::release_all!(conn, webhook_deliveries, owner)
 }
 
@@ -426,7 +436,8 @@ pub struct NewAttempt<'a> {
     pub error: Option<&'a str>,
 }
 
-pub fn record_attempt(conn: &mut DbConnection, new: &NewAttempt) -> QueryResult<()> {
+pub fn record_attempt(conn: &mut WriteConn<'_>, new: &NewAttempt) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
     diesel::insert_into(webhook_attempts::table)
         .values((
             webhook_attempts::delivery_id.eq(new.delivery_id),

@@ -167,7 +167,7 @@ impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for MainFile {
 }
 
 /// The writer of the database `conn` is connected to, if this process started one.
-pub fn of(conn: &mut DbConnection) -> QueryResult<Option<Arc<Writer>>> {
+pub(super) fn of(conn: &mut DbConnection) -> QueryResult<Option<Arc<Writer>>> {
     let DbConnection::Sqlite(inner) = conn else {
         return Ok(None);
     };
@@ -287,7 +287,7 @@ impl Writer {
     /// outcome stands: `Ok(Ok(_))` once the batch holding it is on disk, `Ok(Err(_))` when
     /// `f` failed and its savepoint was rolled back. A full queue is refused at once with
     /// [`WriteError::QueueFull`], without running `f`. A panic in `f` resumes here.
-    pub fn run<T, E, F>(&self, f: &F) -> Result<Result<T, E>, WriteError>
+    pub(super) fn run<T, E, F>(&self, f: &F) -> Result<Result<T, E>, WriteError>
     where
         F: Fn(&mut DbConnection) -> Result<T, E> + Sync,
         T: Send,

@@ -63,7 +63,7 @@ impl db::TxError for Fenced {
 fn finish_with(
     conn: &mut db::DbConnection,
     fence: Fence,
-    work: impl Fn(&mut db::DbConnection) -> Result<AttemptOutcome, diesel::result::Error> + Sync,
+    work: impl Fn(&mut db::WriteConn<'_>) -> Result<AttemptOutcome, diesel::result::Error> + Sync,
 ) -> Result<bool, diesel::result::Error> {
     let result = db::write_tx(conn, |conn| {
         let outcome = work(conn)?;
@@ -467,7 +467,7 @@ impl Worker {
     /// caller's transaction) and leaves on its row.
     fn status_outcome(
         &self,
-        conn: &mut db::DbConnection,
+        conn: &mut db::WriteConn<'_>,
         provider: &Provider,
         job: &ProviderOrder,
         item: Option<&StatusItem>,
@@ -787,7 +787,7 @@ pub(super) fn record_exchange(
 /// Cancels and refunds an order that could not be placed upstream; call inside the
 /// transaction that finishes its attempt.
 fn cancel_unsendable(
-    conn: &mut db::DbConnection,
+    conn: &mut db::WriteConn<'_>,
     order_id: i64,
     note: &str,
 ) -> Result<(), diesel::result::Error> {

@@ -103,22 +103,20 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
     let pool = open(config, 1)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let tokens = TokenKeys::load(&mut conn, config).map_err(|e| e.to_string())?;
-    let service = services::insert(
-        &mut conn,
-        &services::ServiceFields {
-            name: "Bench Likes".into(),
-            category: "Bench".into(),
-            kind: ServiceType::Default,
-            rate: Money::from_micros(1_234_567),
-            min_quantity: 10,
-            max_quantity: 1_000_000,
-            refill: false,
-            refill_days: 30,
-            cancel: false,
-            provider: None,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let fields = services::ServiceFields {
+        name: "Bench Likes".into(),
+        category: "Bench".into(),
+        kind: ServiceType::Default,
+        rate: Money::from_micros(1_234_567),
+        min_quantity: 10,
+        max_quantity: 1_000_000,
+        refill: false,
+        refill_days: 30,
+        cancel: false,
+        provider: None,
+    };
+    let service = db::write_tx(&mut conn, |conn| services::insert(conn, &fields))
+        .map_err(|e| e.to_string())?;
     let mut out = String::new();
     for i in 0..args.accounts {
         let (account, key, plaintext) =

@@ -8,17 +8,15 @@
 //! `reseller-api verify` passes afterwards. Only numbers and the fixed names below go
 //! into the SQL text; nothing comes from outside.
 
-use std::fmt::Write as _;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, NaiveDateTime};
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::db::schema::{accounts, ledger_entries, orders, refunds, services, top_ups};
-use crate::db::{now, DbConnection};
+use crate::db::{bulk, now, write_tx, DbConnection, WriteConn};
 use crate::domain::money::charge_for;
 
 /// What to generate.
@@ -65,7 +63,6 @@ const SERVICES: &[(&str, &str, i64, u32)] = &[
 ];
 
 const TS: &str = "%Y-%m-%d %H:%M:%S%.6f";
-const ROWS_PER_INSERT: usize = 1_000;
 const ROWS_PER_TRANSACTION: usize = 100_000;
 
 struct GenOrder {
@@ -120,7 +117,8 @@ fn next_id(conn: &mut DbConnection, table: &str) -> QueryResult<i64> {
     Ok(max.unwrap_or(0) + 1)
 }
 
-/// Writes `rows` (each a parenthesised VALUES tuple) into `table` in multi-row INSERTs.
+/// Writes `rows` (each a parenthesised VALUES tuple) into `table` in multi-row INSERTs
+/// (`db::bulk`), one write transaction per [`ROWS_PER_TRANSACTION`] rows.
 fn insert_rows(
     conn: &mut DbConnection,
     table: &str,
@@ -128,36 +126,13 @@ fn insert_rows(
     rows: impl Iterator<Item = String>,
 ) -> QueryResult<usize> {
     let mut count = 0;
-    let mut sql = String::new();
-    let mut in_statement = 0;
-    let mut in_transaction = 0;
-    conn.batch_execute("BEGIN")?;
-    for row in rows {
-        if in_statement == 0 {
-            let _ = write!(sql, "INSERT INTO {table} ({columns}) VALUES ");
-        } else {
-            sql.push(',');
-        }
-        sql.push_str(&row);
-        in_statement += 1;
-        in_transaction += 1;
-        count += 1;
-        if in_statement == ROWS_PER_INSERT {
-            sql.push(';');
-            conn.batch_execute(&sql)?;
-            sql.clear();
-            in_statement = 0;
-        }
-        if in_transaction >= ROWS_PER_TRANSACTION && in_statement == 0 {
-            conn.batch_execute("COMMIT; BEGIN")?;
-            in_transaction = 0;
-        }
+    let mut rows = rows.peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<String> = rows.by_ref().take(ROWS_PER_TRANSACTION).collect();
+        count += write_tx(conn, |conn: &mut WriteConn| {
+            bulk::insert_rows(conn, table, columns, &chunk)
+        })?;
     }
-    if in_statement > 0 {
-        sql.push(';');
-        conn.batch_execute(&sql)?;
-    }
-    conn.batch_execute("COMMIT")?;
     Ok(count)
 }
 
@@ -518,26 +493,21 @@ pub fn run(conn: &mut DbConnection, options: &SeedOptions) -> Result<Seeded, Str
     )
     .map_err(db)?;
 
-    match conn {
-        DbConnection::Pg(_) => {
-            for table in [
+    write_tx(conn, |conn: &mut WriteConn| {
+        bulk::reset_sequences(
+            conn,
+            &[
                 "accounts",
                 "services",
                 "top_ups",
                 "orders",
                 "refunds",
                 "ledger_entries",
-            ] {
-                conn.batch_execute(&format!(
-                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
-                ))
-                .map_err(db)?;
-            }
-            // Index-only scans need the visibility map; planners need statistics.
-            conn.batch_execute("VACUUM ANALYZE").map_err(db)?;
-        }
-        DbConnection::Sqlite(_) => conn.batch_execute("ANALYZE").map_err(db)?,
-    }
+            ],
+        )
+    })
+    .map_err(db)?;
+    bulk::analyze(conn).map_err(db)?;
     Ok(Seeded {
         accounts: accounts_written,
         services: services_written,

@@ -28,7 +28,7 @@ use crate::application::alerts;
 use crate::application::webhooks::may_receive;
 use crate::config::{AlertConfig, WebhookConfig};
 use crate::db::webhooks::{self as store, Delivery, DeliveryFence, NewAttempt};
-use crate::db::{self, DbConnection, DbPool};
+use crate::db::{self, DbConnection, DbPool, WriteConn};
 use crate::domain::account::Role;
 use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, Event};
 use crate::jobs::{drain, spawn_periodic, Claimed, Periodic, Queue, Wake};
@@ -202,7 +202,7 @@ impl WebhookWorker {
     /// the claim; call inside the batch's write transaction.
     fn record(
         &self,
-        conn: &mut DbConnection,
+        conn: &mut WriteConn<'_>,
         fence: DeliveryFence,
         delivery: &Delivery,
         endpoint: &Endpoint,

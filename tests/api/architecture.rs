@@ -1,5 +1,7 @@
 //! The folders of `src/` are the layers: each may use only the folders below it, so the
 //! import graph between folders has no cycle. `docs/ARCHITECTURE.md` has the same table.
+//! And only `src/db/` speaks SQL that writes: everywhere else a write is a call of a `db`
+//! helper, which takes the `WriteConn` only `db::write_tx` hands out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -163,4 +165,66 @@ fn the_import_graph_between_folders_has_no_cycle() {
             panic!("import cycle between folders: {}", cycle.join(" -> "));
         }
     }
+}
+
+/// Diesel's write DSL and the ways to send raw SQL. Outside `src/db/` none may appear, so
+/// no write can go around `db::WriteConn` (the type `db`'s write helpers demand).
+const WRITE_SQL: &[&str] = &[
+    "insert_into",
+    "insert_or_ignore_into",
+    "replace_into",
+    "diesel::update",
+    "diesel::delete",
+    "sql_query",
+    "batch_execute",
+    ".execute(",
+    "SimpleConnection",
+];
+
+/// `file:line: text` of every line of `src/` outside `src/db/` that writes SQL of its own:
+/// one of [`WRITE_SQL`], or diesel's `update`/`delete` imported by name (`use diesel::{…}`).
+fn writes_outside_db() -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        if relative.starts_with("db") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut in_diesel_use = false;
+        for (number, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            if code.starts_with("use diesel") || code.starts_with("pub use diesel") {
+                in_diesel_use = true;
+            }
+            let imported = in_diesel_use
+                && code
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .any(|word| word == "update" || word == "delete");
+            if imported || WRITE_SQL.iter().any(|pattern| code.contains(pattern)) {
+                found.push(format!("src/{}:{}: {code}", relative.display(), number + 1));
+            }
+            if in_diesel_use && code.contains(';') {
+                in_diesel_use = false;
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn only_db_writes_sql() {
+    let found = writes_outside_db();
+    assert!(
+        found.is_empty(),
+        "SQL that writes outside src/db/ (call a `db` helper that takes `&mut WriteConn` \
+         inside `db::write_tx` instead):\n{}",
+        found.join("\n")
+    );
 }

@@ -877,3 +877,12 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// Runs `f` in a write transaction of its own, as the worker and the application do: a
+/// `db` write helper takes the `WriteConn` only `db::write_tx` hands out.
+pub fn write<T: Send>(
+    conn: &mut db::DbConnection,
+    f: impl Fn(&mut db::WriteConn<'_>) -> diesel::QueryResult<T> + Sync,
+) -> T {
+    db::write_tx(conn, f).unwrap()
+}

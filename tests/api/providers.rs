@@ -6,7 +6,7 @@ use std::time::Duration;
 use reseller_api::domain::provider::ForwardingState;
 use serde_json::json;
 
-use crate::helpers::{spawn_app_with, StandIn, TestApp};
+use crate::helpers::{spawn_app_with, write, StandIn, TestApp};
 
 fn ok(body: &str) -> (u16, String, Duration) {
     (200, body.to_string(), Duration::ZERO)
@@ -665,16 +665,17 @@ fn claim_as(
     states: &[ForwardingState],
 ) -> reseller_api::db::provider_orders::ProviderOrder {
     let mut conn = app.pool.get().unwrap();
-    let mut claimed = reseller_api::db::provider_orders::claim(
-        &mut conn,
-        owner,
-        states,
-        None,
-        1,
-        reseller_api::db::now(),
-        chrono::Duration::seconds(60),
-    )
-    .unwrap();
+    let mut claimed = write(&mut conn, |conn| {
+        reseller_api::db::provider_orders::claim(
+            conn,
+            owner,
+            states,
+            None,
+            1,
+            reseller_api::db::now(),
+            chrono::Duration::seconds(60),
+        )
+    });
     assert_eq!(claimed.len(), 1, "{owner} claims the order");
     claimed.pop().unwrap()
 }
@@ -692,7 +693,11 @@ async fn a_write_with_a_stale_lease_token_changes_nothing() {
 
     let first = claim_as(&app, "worker-a", &[ForwardingState::Queued]);
     let mut conn = app.pool.get().unwrap();
-    assert!(begin_send(&mut conn, first.fence("worker-a"), lease).unwrap());
+    assert!(write(&mut conn, |conn| begin_send(
+        conn,
+        first.fence("worker-a"),
+        lease
+    )));
     // The lease runs out; the same worker claims again, then another one does.
     expire_lease(&app, order);
     let again = claim_as(&app, "worker-a", &[ForwardingState::Sending]);
@@ -704,19 +709,27 @@ async fn a_write_with_a_stale_lease_token_changes_nothing() {
 
     // Every write of the earlier claims, the same owner's included, changes nothing.
     for stale in [first.fence("worker-a"), again.fence("worker-a")] {
-        assert!(!begin_send(&mut conn, stale, lease).unwrap());
+        assert!(!write(&mut conn, |conn| begin_send(conn, stale, lease)));
         let accepted = AttemptOutcome {
             provider_order_id: Some("77".into()),
             synced: true,
             ..AttemptOutcome::to(ForwardingState::Sent)
         };
-        assert!(!finish(&mut conn, stale, accepted).unwrap());
+        assert!(!write(&mut conn, |conn| finish(
+            conn,
+            stale,
+            accepted.clone()
+        )));
         let refused = AttemptOutcome {
             failed: true,
             error: Some("refused".into()),
             ..AttemptOutcome::to(ForwardingState::Queued)
         };
-        assert!(!finish(&mut conn, stale, refused).unwrap());
+        assert!(!write(&mut conn, |conn| finish(
+            conn,
+            stale,
+            refused.clone()
+        )));
     }
     let after = app.provider_order(order);
     assert_eq!(
@@ -732,21 +745,27 @@ async fn a_write_with_a_stale_lease_token_changes_nothing() {
         error: Some("an earlier send was interrupted".into()),
         ..AttemptOutcome::to(ForwardingState::Ambiguous)
     };
-    assert!(finish(&mut conn, second.fence("worker-b"), interrupted).unwrap());
+    assert!(write(&mut conn, |conn| finish(
+        conn,
+        second.fence("worker-b"),
+        interrupted.clone()
+    )));
     let job = app.provider_order(order);
     assert_eq!(job.state, ForwardingState::Ambiguous);
     assert_eq!(job.failures, 1);
     assert!(job.lease_owner.is_none() && job.lease_until.is_none());
 
     // A clear acceptance that lost its claim is adopted, once, never dropped.
-    assert!(adopt_acceptance(&mut conn, order, "77").unwrap());
+    assert!(write(&mut conn, |conn| adopt_acceptance(conn, order, "77")));
     let job = app.provider_order(order);
     assert_eq!(job.state, ForwardingState::Sent);
     assert_eq!(job.provider_order_id.as_deref(), Some("77"));
     assert_eq!(job.failures, 0);
     assert_eq!(job.last_error, None);
     assert!(job.lease_token > second.lease_token);
-    assert!(!adopt_acceptance(&mut conn, order, "78").unwrap());
+    assert!(!write(&mut conn, |conn| adopt_acceptance(
+        conn, order, "78"
+    )));
     assert_eq!(
         app.provider_order(order).provider_order_id.as_deref(),
         Some("77")
@@ -800,12 +819,13 @@ async fn an_acceptance_that_arrives_after_the_order_was_taken_over_is_kept_and_p
         error: Some("an earlier send was interrupted".into()),
         ..reseller_api::db::provider_orders::AttemptOutcome::to(ForwardingState::Ambiguous)
     };
-    assert!(reseller_api::db::provider_orders::finish(
-        &mut conn,
-        other.fence("worker-b"),
-        interrupted
-    )
-    .unwrap());
+    assert!(write(&mut conn, |conn| {
+        reseller_api::db::provider_orders::finish(
+            conn,
+            other.fence("worker-b"),
+            interrupted.clone(),
+        )
+    }));
     drop(conn);
     // The first worker's clear answer then arrives: it is not thrown away.
     let pass = pass.await.unwrap().unwrap();
