@@ -89,3 +89,59 @@ pub fn spawn_periodic<J: Periodic>(
         })
         .expect("spawn a worker job thread")
 }
+
+/// What a [`Queue`]'s claim found.
+pub enum Claimed<W> {
+    /// Work to send; the claim holds its leases.
+    Due(W),
+    /// Claimed and finished without an exchange (nothing may be sent now); the pass goes on.
+    Settled,
+    /// Nothing is due: the queue's pass ends.
+    Empty,
+}
+
+/// A queue of work the worker claims in the database and sends outside it: provider
+/// orders, statuses, cancels, refills and balances (`providers::exchange`), webhook
+/// deliveries (`webhooks::worker`). [`drain`] runs the one discipline they all follow.
+pub trait Queue {
+    /// What one exchange carries: a claimed row or a batch of them, with their fences.
+    type Work;
+    /// What came back.
+    type Answer;
+    type Error;
+
+    /// Exchanges one pass makes at most.
+    fn per_pass(&self) -> usize;
+
+    /// Claims the next due work under a lease and makes it ready to send, each write in a
+    /// write transaction of its own.
+    fn claim(&mut self) -> Result<Claimed<Self::Work>, Self::Error>;
+
+    /// Sends the work: outside any transaction, holding no pooled connection.
+    fn send(&mut self, work: &Self::Work) -> Self::Answer;
+
+    /// Records the exchange and ends each claimed item with what came back, fenced by
+    /// its claim's token, so a worker that lost its claim changes nothing.
+    fn finish(&mut self, work: Self::Work, answer: Self::Answer) -> Result<(), Self::Error>;
+}
+
+/// One pass of `queue`: claim → send → finish, until nothing is due, the pass's bound is
+/// reached or `stop` is set (an exchange in flight is still finished). Returns the
+/// exchanges made.
+pub fn drain<Q: Queue>(queue: &mut Q, stop: &AtomicBool) -> Result<usize, Q::Error> {
+    let mut exchanges = 0;
+    for _ in 0..queue.per_pass() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let work = match queue.claim()? {
+            Claimed::Due(work) => work,
+            Claimed::Settled => continue,
+            Claimed::Empty => break,
+        };
+        let answer = queue.send(&work);
+        queue.finish(work, answer)?;
+        exchanges += 1;
+    }
+    Ok(exchanges)
+}

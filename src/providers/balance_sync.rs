@@ -5,54 +5,78 @@
 //! interval. Forwarding reads the stored balance: below the provider's `min_balance` it
 //! pauses (orders wait queued) and resumes with the first reading above it.
 
-use super::client::{call, unreadable_reply, Reply};
-use super::dialect::parse_balance;
-use super::worker::{truncate, Worker};
-use crate::db::{self, provider_orders, providers};
-use crate::domain::provider::Provider;
-use crate::metrics;
+use chrono::NaiveDateTime;
 
-impl Worker {
-    /// Reads `provider`'s balance when it has a threshold and its interval is due.
-    pub(super) fn check_balance(&self, provider: &Provider) -> Result<(), diesel::result::Error> {
+use super::client::{unreadable_reply, Reply};
+use super::dialect::parse_balance;
+use super::exchange::{Claimed, Exchange};
+use super::worker::{truncate, Pass, Worker};
+use crate::db::{self, providers, DbConnection};
+use crate::domain::provider::Provider;
+
+/// Reads a provider's balance when it has a threshold and its interval is due.
+pub(super) struct BalanceRead<'w>(pub(super) &'w Worker);
+
+impl Exchange for BalanceRead<'_> {
+    const ACTION: &'static str = "balance";
+    type Work = ();
+    /// The balance in micro-units and its currency, or why there is none.
+    type Read = Result<(i64, Option<String>), String>;
+
+    fn per_pass(&self, _: &Provider) -> usize {
+        1
+    }
+
+    fn claim(
+        &self,
+        conn: &mut DbConnection,
+        provider: &Provider,
+        _: NaiveDateTime,
+    ) -> Result<Claimed<()>, diesel::result::Error> {
         if !provider.enabled || provider.min_balance_micros.is_none() {
-            return Ok(());
+            return Ok(Claimed::Empty);
         }
-        let mut conn = self.connection()?;
-        let due_before = db::now() - chrono::Duration::seconds(self.config.balance_interval_secs);
-        if !db::write_tx(&mut conn, |conn| {
+        let due_before = db::now() - chrono::Duration::seconds(self.0.config.balance_interval_secs);
+        let claimed = db::write_tx(conn, |conn| {
             providers::claim_balance_check(conn, provider.id, due_before)
-        })? {
-            return Ok(());
-        }
-        let reply = call(provider, &[("action", "balance")]);
-        let (read, http_status, body) = match &reply {
-            Reply::Answered { status, body } => (
-                parse_balance(body).ok_or_else(|| unreadable_reply("balance", Some(*status), body)),
-                Some(*status),
-                body.clone(),
-            ),
-            Reply::NotSent(e) | Reply::Lost(e) => (
-                Err(format!("no balance reply: {}", truncate(e, 200))),
-                None,
-                e.clone(),
-            ),
+        })?;
+        Ok(if claimed {
+            Claimed::Due(())
+        } else {
+            Claimed::Empty
+        })
+    }
+
+    fn request(&self, _: &()) -> Vec<(&'static str, String)> {
+        vec![("action", "balance".into())]
+    }
+
+    fn read(&self, _: &(), reply: &Reply) -> (Self::Read, &'static str) {
+        let read = match reply {
+            Reply::Answered { status, body } => {
+                parse_balance(body).ok_or_else(|| unreadable_reply("balance", Some(*status), body))
+            }
+            Reply::NotSent(e) | Reply::Lost(e) => {
+                Err(format!("no balance reply: {}", truncate(e, 200)))
+            }
         };
         let label = if read.is_ok() { "read" } else { "unreadable" };
-        metrics::PROVIDER_REQUESTS.inc(&[&provider.id.to_string(), "balance", label]);
+        (read, label)
+    }
+
+    fn finish(
+        &self,
+        conn: &mut DbConnection,
+        provider: &Provider,
+        _: (),
+        read: Self::Read,
+        _: &Reply,
+        _: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
         if let Err(error) = &read {
             tracing::warn!(provider = provider.id, %error, "provider balance read failed");
         }
-        db::write_tx(&mut conn, |conn| {
-            provider_orders::record_attempt(
-                conn,
-                provider.id,
-                None,
-                "balance",
-                label,
-                http_status,
-                &body,
-            )?;
+        db::write_tx(conn, |conn| {
             providers::record_balance(conn, provider.id, read.clone())
         })
     }

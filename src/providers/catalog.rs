@@ -74,16 +74,17 @@ impl super::worker::Worker {
         if !provider.enabled || !provider.auto_sync {
             return Ok(());
         }
-        let mut conn = self.connection()?;
         let every = chrono::Duration::seconds(self.config.service_sync_interval_secs as i64);
         let job = format!("service_sync:{}", provider.id);
-        let turn = crate::db::write_tx(&mut conn, |conn| {
+        let turn = crate::db::write_tx(&mut *self.connection()?, |conn| {
             crate::db::jobs::take_turn(conn, &job, &self.owner, every)
         })?;
         if !turn {
             return Ok(());
         }
+        // No pooled connection is held while the provider answers (or hangs).
         let fetched = fetch_services(provider);
+        let mut conn = self.connection()?;
         fetched.record(&mut conn, provider.id)?;
         let synced = fetched.catalog.and_then(|catalog| {
             crate::application::catalog::sync_services(

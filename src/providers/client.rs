@@ -16,6 +16,24 @@ pub enum Reply {
     Lost(String),
 }
 
+impl Reply {
+    /// The HTTP status, when there was an answer.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Reply::Answered { status, .. } => Some(*status),
+            Reply::NotSent(_) | Reply::Lost(_) => None,
+        }
+    }
+
+    /// What the attempt log keeps: the body of an answer, or why there was none.
+    pub fn text(&self) -> &str {
+        match self {
+            Reply::Answered { body, .. } => body,
+            Reply::NotSent(error) | Reply::Lost(error) => error,
+        }
+    }
+}
+
 /// Sends one API v2 call, form-encoded, with the provider's timeout, and times it for
 /// `/metrics` by provider and `action` (the worker counts the outcome it reads).
 pub fn call(provider: &Provider, fields: &[(&str, &str)]) -> Reply {

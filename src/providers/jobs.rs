@@ -1,6 +1,6 @@
 //! How the worker's jobs are run: each on its own schedule, none able to hold up another.
 //!
-//! - **Provider jobs** ([`Job`]) talk to one provider: its balance, its catalog, the sends
+//! - **Provider jobs** ([`JOBS`]) talk to one provider: its balance, its catalog, the sends
 //!   and status polls of its orders, its refills and cancels. Every provider has a lane (a
 //!   thread, [`supervise`]) that runs each of these jobs for it in turn, so a provider that
 //!   hangs for its whole timeout holds only its own lane: the others send and poll on
@@ -17,133 +17,92 @@
 //! other's rows; each lane claims under its own owner name, so one lane giving back its
 //! leases never frees a row another lane is sending.
 //!
-//! A new provider job is a type implementing [`Job`] and one line in [`every_job`]; a new
+//! A new queue of provider work is a type implementing [`exchange::Exchange`] (claim, send,
+//! record, finish are written once, in [`exchange::run`]) and one line in [`JOBS`]; a new
 //! job that is not about one provider implements [`crate::jobs::Periodic`] and is spawned beside the
 //! others (`providers::worker::spawn`, `webhooks::worker::spawn`).
 
 use std::collections::HashMap;
 use std::thread::JoinHandle;
 
-use super::worker::{Pass, Worker};
+use super::balance_sync::BalanceRead;
+use super::cancel_sync::Cancels;
+use super::exchange;
+use super::refill_sync::{RefillSends, RefillStatuses};
+use super::worker::{OrderSends, OrderStatuses, Pass, Worker};
 use crate::db::providers;
 use crate::domain::provider::Provider;
 
 /// Lane threads one process runs at most; past it, providers share lanes by id.
 pub const MAX_LANES: i64 = 64;
 
-/// The lanes of a worker whose pool holds `pool_size` connections. A lane holds one
-/// pooled connection while it waits on its provider (the pool is shared with the API's
-/// requests), so lanes take at most half of it: providers that all hang for their whole
-/// timeout still leave the other half to the API.
+/// The lanes of a worker whose pool holds `pool_size` connections: at most half of it. A
+/// lane gives its pooled connection back while it waits on its provider
+/// ([`exchange::run`]), but holds one for each claim and finish, and the pool is shared
+/// with the API's requests: lanes that all write at once still leave half of it to the API.
 pub fn lane_count(pool_size: u32) -> i64 {
     (i64::from(pool_size) / 2).clamp(1, MAX_LANES)
 }
 
-/// One kind of work the worker does with one provider, run on that provider's lane.
-pub(super) trait Job {
-    /// Its name in logs and in the errors of a pass.
-    const NAME: &'static str;
+/// One kind of work the worker does with one provider, run on that provider's lane: its
+/// name in logs and in the errors of a pass, and one pass of it over what is due for the
+/// provider (read just before, so a balance read by an earlier job of the pass counts).
+/// Every queue of claimed work is an [`exchange::Exchange`] run by [`exchange::run`].
+type Job = (
+    &'static str,
+    fn(&Worker, &Provider, &mut Pass) -> Result<(), diesel::result::Error>,
+);
 
-    /// One pass over what is due for `provider`, read just before (so a balance read by
-    /// an earlier job of the pass counts).
-    fn pass(
-        worker: &Worker,
-        provider: &Provider,
-        pass: &mut Pass,
-    ) -> Result<(), diesel::result::Error>;
-}
+/// Every provider job, in the order a pass runs them, each over every provider of the lane
+/// before the next: balances first (a pause applies to the sends of the same pass), sends
+/// before polls (an order sent is polled in the same pass).
+const JOBS: &[Job] = &[
+    ("balance read", |w, p, pass| {
+        exchange::run(&BalanceRead(w), w, p, pass)
+    }),
+    ("catalog sync", |w, p, _| w.sync_catalog(p)),
+    ("order sends", |w, p, pass| {
+        exchange::run(&OrderSends(w), w, p, pass)
+    }),
+    ("cancel sends", |w, p, pass| {
+        exchange::run(&Cancels(w), w, p, pass)
+    }),
+    ("refill sends", |w, p, pass| {
+        exchange::run(&RefillSends(w), w, p, pass)
+    }),
+    ("order status sync", |w, p, pass| {
+        exchange::run(&OrderStatuses(w), w, p, pass)
+    }),
+    ("refill status sync", |w, p, pass| {
+        exchange::run(&RefillStatuses::new(w), w, p, pass)
+    }),
+];
 
-/// One pass of every provider job, in this order, each over every provider in `ids`
-/// before the next job runs: balances first (a pause applies to the sends of the same
-/// pass), sends before polls (an order sent is polled in the same pass). A job that fails
-/// is reported in the returned errors and the others still run.
+/// One pass of every provider job over every provider in `ids`. A job that fails is
+/// reported in the returned errors and the others still run.
 pub(super) fn every_job(worker: &Worker, ids: &[i64], pass: &mut Pass) -> Vec<String> {
     let mut errors = Vec::new();
-    run::<Balance>(worker, ids, pass, &mut errors);
-    run::<Catalog>(worker, ids, pass, &mut errors);
-    run::<OrderSends>(worker, ids, pass, &mut errors);
-    run::<Cancels>(worker, ids, pass, &mut errors);
-    run::<RefillSends>(worker, ids, pass, &mut errors);
-    run::<OrderStatus>(worker, ids, pass, &mut errors);
-    run::<RefillStatus>(worker, ids, pass, &mut errors);
+    for (name, job) in JOBS {
+        for &id in ids {
+            if worker.stopping() {
+                return errors;
+            }
+            let result = worker
+                .connection()
+                .and_then(|mut conn| providers::find(&mut conn, id))
+                .and_then(|found| match found {
+                    Some(provider) => job(worker, &provider, pass),
+                    None => Ok(()),
+                });
+            if let Err(error) = result {
+                // It may have stopped between a claim and its finish: give the rows back now
+                // rather than when their leases run out.
+                worker.release_leases();
+                errors.push(format!("{name} for provider {id}: {error}"));
+            }
+        }
+    }
     errors
-}
-
-fn run<J: Job>(worker: &Worker, ids: &[i64], pass: &mut Pass, errors: &mut Vec<String>) {
-    for &id in ids {
-        if worker.stopping() {
-            return;
-        }
-        let result = worker
-            .connection()
-            .and_then(|mut conn| providers::find(&mut conn, id))
-            .and_then(|found| match found {
-                Some(provider) => J::pass(worker, &provider, pass),
-                None => Ok(()),
-            });
-        if let Err(error) = result {
-            // It may have stopped between a claim and its finish: give the rows back now
-            // rather than when their leases run out.
-            worker.release_leases();
-            errors.push(format!("{} for provider {id}: {error}", J::NAME));
-        }
-    }
-}
-
-struct Balance;
-impl Job for Balance {
-    const NAME: &'static str = "balance read";
-    fn pass(w: &Worker, p: &Provider, _: &mut Pass) -> Result<(), diesel::result::Error> {
-        w.check_balance(p)
-    }
-}
-
-struct Catalog;
-impl Job for Catalog {
-    const NAME: &'static str = "catalog sync";
-    fn pass(w: &Worker, p: &Provider, _: &mut Pass) -> Result<(), diesel::result::Error> {
-        w.sync_catalog(p)
-    }
-}
-
-struct OrderSends;
-impl Job for OrderSends {
-    const NAME: &'static str = "order sends";
-    fn pass(w: &Worker, p: &Provider, pass: &mut Pass) -> Result<(), diesel::result::Error> {
-        w.forward_due(p, pass)
-    }
-}
-
-struct Cancels;
-impl Job for Cancels {
-    const NAME: &'static str = "cancel sends";
-    fn pass(w: &Worker, p: &Provider, pass: &mut Pass) -> Result<(), diesel::result::Error> {
-        w.forward_cancels(p, pass)
-    }
-}
-
-struct RefillSends;
-impl Job for RefillSends {
-    const NAME: &'static str = "refill sends";
-    fn pass(w: &Worker, p: &Provider, pass: &mut Pass) -> Result<(), diesel::result::Error> {
-        w.forward_refills(p, pass)
-    }
-}
-
-struct OrderStatus;
-impl Job for OrderStatus {
-    const NAME: &'static str = "order status sync";
-    fn pass(w: &Worker, p: &Provider, pass: &mut Pass) -> Result<(), diesel::result::Error> {
-        w.sync_due(p, pass)
-    }
-}
-
-struct RefillStatus;
-impl Job for RefillStatus {
-    const NAME: &'static str = "refill status sync";
-    fn pass(w: &Worker, p: &Provider, pass: &mut Pass) -> Result<(), diesel::result::Error> {
-        w.sync_refills(p, pass)
-    }
 }
 
 /// The lane a provider's jobs run on.

@@ -6,6 +6,7 @@ mod cancel_sync;
 pub mod catalog;
 pub mod client;
 pub mod dialect;
+mod exchange;
 pub mod jobs;
 mod refill_sync;
 pub mod worker;

@@ -9,12 +9,17 @@
 
 use std::collections::HashMap;
 
-use super::client::{call, unreadable_reply, Reply};
+use std::cell::Cell;
+
+use chrono::NaiveDateTime;
+
+use super::client::{unreadable_reply, Reply};
 use super::dialect::{
     error_topic, parse_refill, parse_refill_status_batch, parse_refill_status_one, AddReply,
     ErrorTopic, RefillItem,
 };
-use super::worker::{record_exchange, truncate, Pass, Worker};
+use super::exchange::{Claimed, Exchange};
+use super::worker::{truncate, Pass, Worker};
 use crate::application::events;
 use crate::db::refills::{self, Refill, RefillOutcome};
 use crate::db::{self, DbConnection};
@@ -57,253 +62,12 @@ impl Worker {
         db::now() + chrono::Duration::seconds(self.config.sync_interval_secs)
     }
 
-    /// Sends `provider`'s due refills, one claim each.
-    pub(super) fn forward_refills(
-        &self,
-        provider: &Provider,
-        pass: &mut Pass,
-    ) -> Result<(), diesel::result::Error> {
-        let mut conn = self.connection()?;
-        let due_by = db::now();
-        for _ in 0..REFILL_SENDS_PER_PASS {
-            if self.stopping() {
-                break;
-            }
-            let Some(job) = db::write_tx(&mut conn, |conn| {
-                refills::claim(
-                    conn,
-                    &self.owner,
-                    &[ForwardingState::Queued, ForwardingState::Sending],
-                    Some(provider.id),
-                    1,
-                    due_by,
-                    self.lease(),
-                )
-            })?
-            .pop() else {
-                break;
-            };
-            self.send_refill(&mut conn, Some(provider), &job, pass)?;
-        }
-        Ok(())
-    }
-
-    fn send_refill(
-        &self,
-        conn: &mut DbConnection,
-        provider: Option<&Provider>,
-        job: &Refill,
-        pass: &mut Pass,
-    ) -> Result<(), diesel::result::Error> {
-        let fence = job.fence(&self.owner);
-        let (Some(provider), Some(remote_order)) = (provider, job.provider_order_id.as_deref())
-        else {
-            let outcome = RefillOutcome {
-                note: Some("the order's provider is gone; the refill cannot be sent".into()),
-                ..RefillOutcome::to(ForwardingState::Failed, RefillStatus::Errored)
-            };
-            return finish(conn, fence, outcome).map(drop);
-        };
-        if !provider.enabled {
-            let outcome = RefillOutcome {
-                next_at: Some(self.sync_later()),
-                ..RefillOutcome::to(ForwardingState::Queued, job.status)
-            };
-            return finish(conn, fence, outcome).map(drop);
-        }
-        if !db::write_tx(conn, |conn| {
-            refills::begin_send(conn, fence, self.exchange_lease(provider))
-        })? {
-            return Ok(());
-        }
-        let reply = call(provider, &[("action", "refill"), ("order", remote_order)]);
-        let (read, http_status, body) = match &reply {
-            Reply::Answered { status, body } => (parse_refill(body), Some(*status), body.clone()),
-            Reply::NotSent(e) => (AddReply::Unreadable, None, format!("not sent: {e}")),
-            Reply::Lost(e) => (AddReply::Unreadable, None, e.clone()),
-        };
-        let label = match &read {
-            AddReply::Accepted(_) => "accepted",
-            AddReply::Rejected(words) if error_topic(words) == ErrorTopic::Transient => "failed",
-            AddReply::Rejected(_) => "rejected",
-            AddReply::Unreadable => "unreadable",
-        };
-        record_exchange(
-            conn,
-            provider,
-            Some(job.order_id),
-            "refill",
-            label,
-            http_status,
-            &body,
-        )?;
-        match read {
-            AddReply::Accepted(remote) => {
-                pass.refills_sent += 1;
-                let outcome = RefillOutcome {
-                    provider_refill_id: Some(remote.clone()),
-                    next_at: Some(self.sync_later()),
-                    ..RefillOutcome::to(ForwardingState::Sent, job.status)
-                };
-                if !finish(conn, fence, outcome)?
-                    && db::write_tx(conn, |conn| {
-                        refills::adopt_acceptance(conn, job.id, &remote)
-                    })?
-                {
-                    tracing::warn!(refill = job.id, "a late refill acceptance was adopted");
-                }
-            }
-            // The provider said no in words about the order: final, and the reseller sees
-            // its words.
-            AddReply::Rejected(error) if error_topic(&error) == ErrorTopic::Request => {
-                let outcome = RefillOutcome {
-                    note: Some(format!(
-                        "the provider refused the refill: {}",
-                        truncate(&error, 300)
-                    )),
-                    error: Some(error),
-                    ..RefillOutcome::to(ForwardingState::Done, RefillStatus::Rejected)
-                };
-                finish(conn, fence, outcome)?;
-            }
-            // Words about our account or the provider's state, or no certain answer: asked
-            // again later, like a network failure.
-            AddReply::Rejected(_) | AddReply::Unreadable => {
-                let error = match &read {
-                    AddReply::Rejected(words) => format!(
-                        "the provider could not take the refill: {}",
-                        truncate(words, 200)
-                    ),
-                    _ => unreadable_reply("refill", http_status, &body),
-                };
-                let outcome = if job.failures + 1 >= self.config.forward_max_failures {
-                    RefillOutcome {
-                        error: Some(error),
-                        failed: true,
-                        note: Some("the provider gave no certain answer to the refill".into()),
-                        ..RefillOutcome::to(ForwardingState::Failed, RefillStatus::Errored)
-                    }
-                } else {
-                    RefillOutcome {
-                        error: Some(error),
-                        failed: true,
-                        next_at: Some(self.backoff(job.failures)),
-                        ..RefillOutcome::to(ForwardingState::Queued, job.status)
-                    }
-                };
-                finish(conn, fence, outcome)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Follows `provider`'s sent refills.
-    pub(super) fn sync_refills(
-        &self,
-        provider: &Provider,
-        pass: &mut Pass,
-    ) -> Result<(), diesel::result::Error> {
-        if !provider.enabled {
-            return Ok(());
-        }
-        let mut conn = self.connection()?;
-        // Due when the pass began: a refill asked just now waits for the next pass.
-        let due_by = db::now();
-        {
-            let batch = provider.batch_size.clamp(1, 100);
-            let mut one_by_one = batch == 1
-                || self
-                    .no_batch_refill_status
-                    .lock()
-                    .is_ok_and(|set| set.contains(&provider.id));
-            if !one_by_one {
-                one_by_one = !self.sync_refill_batch(&mut conn, provider, batch, due_by, pass)?;
-            }
-            if one_by_one {
-                // One claim per exchange, so no lease waits behind another refill's request.
-                for _ in 0..batch {
-                    let jobs = self.claim_sent(&mut conn, provider, 1, due_by)?;
-                    let Some(job) = jobs.first() else { break };
-                    let remote = job.provider_refill_id.clone().unwrap_or_default();
-                    let reply = call(
-                        provider,
-                        &[("action", "refill_status"), ("refill", remote.as_str())],
-                    );
-                    let (items, http_status, body) = match &reply {
-                        Reply::Answered { status, body } => (
-                            parse_refill_status_one(body)
-                                .map(|item| HashMap::from([(remote.clone(), item)])),
-                            Some(*status),
-                            body.clone(),
-                        ),
-                        Reply::NotSent(e) | Reply::Lost(e) => (None, None, e.clone()),
-                    };
-                    self.apply_refill_statuses(
-                        &mut conn,
-                        provider,
-                        jobs,
-                        items,
-                        http_status,
-                        &body,
-                        pass,
-                    )?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Asks one batch of sent refills with `refills=`. False when the provider answered,
-    /// but not as a batch: the claimed refills are given back untouched and the provider
-    /// is asked one refill at a time from then on.
-    fn sync_refill_batch(
-        &self,
-        conn: &mut DbConnection,
-        provider: &Provider,
-        batch: i64,
-        due_by: chrono::NaiveDateTime,
-        pass: &mut Pass,
-    ) -> Result<bool, diesel::result::Error> {
-        let jobs = self.claim_sent(conn, provider, batch, due_by)?;
-        if jobs.is_empty() {
-            return Ok(true);
-        }
-        let list = jobs
-            .iter()
-            .filter_map(|j| j.provider_refill_id.as_deref())
-            .collect::<Vec<_>>()
-            .join(",");
-        let reply = call(provider, &[("action", "refill_status"), ("refills", &list)]);
-        let (items, http_status, body) = match &reply {
-            Reply::Answered { status, body } => {
-                let items = parse_refill_status_batch(body);
-                if items.is_none() && parse_refill_status_one(body).is_some() {
-                    if let Ok(mut set) = self.no_batch_refill_status.lock() {
-                        set.insert(provider.id);
-                    }
-                    for job in &jobs {
-                        finish(
-                            conn,
-                            job.fence(&self.owner),
-                            RefillOutcome::to(ForwardingState::Sent, job.status),
-                        )?;
-                    }
-                    return Ok(false);
-                }
-                (items, Some(*status), body.clone())
-            }
-            Reply::NotSent(e) | Reply::Lost(e) => (None, None, e.clone()),
-        };
-        self.apply_refill_statuses(conn, provider, jobs, items, http_status, &body, pass)?;
-        Ok(true)
-    }
-
     fn claim_sent(
         &self,
         conn: &mut DbConnection,
         provider: &Provider,
         limit: i64,
-        due_by: chrono::NaiveDateTime,
+        due_by: NaiveDateTime,
     ) -> Result<Vec<Refill>, diesel::result::Error> {
         db::write_tx(conn, |conn| {
             refills::claim(
@@ -320,38 +84,26 @@ impl Worker {
 
     /// Writes what a `refill_status` reply says of each claimed refill, each in its own
     /// fenced statement.
-    #[expect(clippy::too_many_arguments)]
     fn apply_refill_statuses(
         &self,
         conn: &mut DbConnection,
         provider: &Provider,
         jobs: Vec<Refill>,
         items: Option<HashMap<String, RefillItem>>,
-        http_status: Option<u16>,
-        body: &str,
+        reply: &Reply,
         pass: &mut Pass,
     ) -> Result<(), diesel::result::Error> {
-        let label = if items.is_some() {
-            "read"
-        } else {
-            "unreadable"
-        };
-        record_exchange(
-            conn,
-            provider,
-            None,
-            "refill_status",
-            label,
-            http_status,
-            body,
-        )?;
         let give_up_before = db::now() - chrono::Duration::hours(self.config.give_up_hours);
         for job in jobs {
             pass.refills_polled += 1;
             let fence = job.fence(&self.owner);
             let Some(items) = &items else {
                 let outcome = RefillOutcome {
-                    error: Some(unreadable_reply("refill status", http_status, body)),
+                    error: Some(unreadable_reply(
+                        "refill status",
+                        reply.http_status(),
+                        reply.text(),
+                    )),
                     failed: true,
                     next_at: Some(self.backoff(job.failures)),
                     ..RefillOutcome::to(ForwardingState::Sent, job.status)
@@ -412,5 +164,303 @@ impl Worker {
             finish(conn, fence, outcome)?;
         }
         Ok(())
+    }
+}
+
+/// Refills sent upstream (`action=refill&order=`), one claim each.
+pub(super) struct RefillSends<'w>(pub(super) &'w Worker);
+
+impl Exchange for RefillSends<'_> {
+    const ACTION: &'static str = "refill";
+    type Work = Refill;
+    type Read = AddReply;
+
+    fn per_pass(&self, _: &Provider) -> usize {
+        REFILL_SENDS_PER_PASS
+    }
+
+    fn claim(
+        &self,
+        conn: &mut DbConnection,
+        provider: &Provider,
+        due_by: NaiveDateTime,
+    ) -> Result<Claimed<Refill>, diesel::result::Error> {
+        let worker = self.0;
+        let Some(job) = db::write_tx(conn, |conn| {
+            refills::claim(
+                conn,
+                &worker.owner,
+                &[ForwardingState::Queued, ForwardingState::Sending],
+                Some(provider.id),
+                1,
+                due_by,
+                worker.lease(),
+            )
+        })?
+        .pop() else {
+            return Ok(Claimed::Empty);
+        };
+        let fence = job.fence(&worker.owner);
+        if job.provider_order_id.is_none() {
+            let outcome = RefillOutcome {
+                note: Some("the order's provider is gone; the refill cannot be sent".into()),
+                ..RefillOutcome::to(ForwardingState::Failed, RefillStatus::Errored)
+            };
+            finish(conn, fence, outcome)?;
+            return Ok(Claimed::Settled);
+        }
+        if !provider.enabled {
+            let outcome = RefillOutcome {
+                next_at: Some(worker.sync_later()),
+                ..RefillOutcome::to(ForwardingState::Queued, job.status)
+            };
+            finish(conn, fence, outcome)?;
+            return Ok(Claimed::Settled);
+        }
+        if !db::write_tx(conn, |conn| {
+            refills::begin_send(conn, fence, worker.exchange_lease(provider))
+        })? {
+            return Ok(Claimed::Settled);
+        }
+        Ok(Claimed::Due(job))
+    }
+
+    fn request(&self, job: &Refill) -> Vec<(&'static str, String)> {
+        vec![
+            ("action", "refill".into()),
+            ("order", job.provider_order_id.clone().unwrap_or_default()),
+        ]
+    }
+
+    fn read(&self, _: &Refill, reply: &Reply) -> (AddReply, &'static str) {
+        let read = match reply {
+            Reply::Answered { body, .. } => parse_refill(body),
+            Reply::NotSent(_) | Reply::Lost(_) => AddReply::Unreadable,
+        };
+        let label = match &read {
+            AddReply::Accepted(_) => "accepted",
+            AddReply::Rejected(words) if error_topic(words) == ErrorTopic::Transient => "failed",
+            AddReply::Rejected(_) => "rejected",
+            AddReply::Unreadable => "unreadable",
+        };
+        (read, label)
+    }
+
+    fn order_of(&self, job: &Refill) -> Option<i64> {
+        Some(job.order_id)
+    }
+
+    fn finish(
+        &self,
+        conn: &mut DbConnection,
+        _: &Provider,
+        job: Refill,
+        read: AddReply,
+        reply: &Reply,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
+        let worker = self.0;
+        let fence = job.fence(&worker.owner);
+        match read {
+            AddReply::Accepted(remote) => {
+                pass.refills_sent += 1;
+                let outcome = RefillOutcome {
+                    provider_refill_id: Some(remote.clone()),
+                    next_at: Some(worker.sync_later()),
+                    ..RefillOutcome::to(ForwardingState::Sent, job.status)
+                };
+                if !finish(conn, fence, outcome)?
+                    && db::write_tx(conn, |conn| {
+                        refills::adopt_acceptance(conn, job.id, &remote)
+                    })?
+                {
+                    tracing::warn!(refill = job.id, "a late refill acceptance was adopted");
+                }
+            }
+            // The provider said no in words about the order: final, and the reseller sees
+            // its words.
+            AddReply::Rejected(error) if error_topic(&error) == ErrorTopic::Request => {
+                let outcome = RefillOutcome {
+                    note: Some(format!(
+                        "the provider refused the refill: {}",
+                        truncate(&error, 300)
+                    )),
+                    error: Some(error),
+                    ..RefillOutcome::to(ForwardingState::Done, RefillStatus::Rejected)
+                };
+                finish(conn, fence, outcome)?;
+            }
+            // Words about our account or the provider's state, or no certain answer: asked
+            // again later, like a network failure.
+            AddReply::Rejected(_) | AddReply::Unreadable => {
+                let error = match &read {
+                    AddReply::Rejected(words) => format!(
+                        "the provider could not take the refill: {}",
+                        truncate(words, 200)
+                    ),
+                    _ => unreadable_reply("refill", reply.http_status(), reply.text()),
+                };
+                let outcome = if job.failures + 1 >= worker.config.forward_max_failures {
+                    RefillOutcome {
+                        error: Some(error),
+                        failed: true,
+                        note: Some("the provider gave no certain answer to the refill".into()),
+                        ..RefillOutcome::to(ForwardingState::Failed, RefillStatus::Errored)
+                    }
+                } else {
+                    RefillOutcome {
+                        error: Some(error),
+                        failed: true,
+                        next_at: Some(worker.backoff(job.failures)),
+                        ..RefillOutcome::to(ForwardingState::Queued, job.status)
+                    }
+                };
+                finish(conn, fence, outcome)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sent refills' statuses: a `refills=` batch per pass where the provider answers batches,
+/// else one refill per exchange (one claim each, so no lease waits behind another
+/// refill's request). A batch answered as a single refill is given back untouched and the
+/// provider is asked one refill at a time from then on.
+pub(super) struct RefillStatuses<'w> {
+    worker: &'w Worker,
+    /// Set once this pass asked its batch.
+    batch_asked: Cell<bool>,
+}
+
+impl<'w> RefillStatuses<'w> {
+    pub(super) fn new(worker: &'w Worker) -> RefillStatuses<'w> {
+        RefillStatuses {
+            worker,
+            batch_asked: Cell::new(false),
+        }
+    }
+
+    fn one_by_one(&self, provider: &Provider) -> bool {
+        provider.batch_size <= 1
+            || self
+                .worker
+                .no_batch_refill_status
+                .lock()
+                .is_ok_and(|set| set.contains(&provider.id))
+    }
+}
+
+/// What a `refill_status` reply said.
+pub(super) enum RefillStatusRead {
+    /// Each refill's item, by the provider's refill id; `None` when unreadable.
+    Items(Option<HashMap<String, RefillItem>>),
+    /// A batch answered as one refill: the provider takes no batches.
+    NotABatch,
+}
+
+impl Exchange for RefillStatuses<'_> {
+    const ACTION: &'static str = "refill_status";
+    /// The claimed refills, and whether they are asked as a batch.
+    type Work = (Vec<Refill>, bool);
+    type Read = RefillStatusRead;
+
+    fn per_pass(&self, provider: &Provider) -> usize {
+        let batch = usize::try_from(provider.batch_size.clamp(1, 100)).unwrap_or(1);
+        // A batch, and if it turns out the provider takes none, one refill at a time.
+        if self.one_by_one(provider) {
+            batch
+        } else {
+            batch + 1
+        }
+    }
+
+    fn claim(
+        &self,
+        conn: &mut DbConnection,
+        provider: &Provider,
+        due_by: NaiveDateTime,
+    ) -> Result<Claimed<Self::Work>, diesel::result::Error> {
+        if !provider.enabled {
+            return Ok(Claimed::Empty);
+        }
+        let as_batch = !self.one_by_one(provider);
+        if as_batch && self.batch_asked.replace(true) {
+            return Ok(Claimed::Empty);
+        }
+        let limit = if as_batch {
+            provider.batch_size.clamp(1, 100)
+        } else {
+            1
+        };
+        let jobs = self.worker.claim_sent(conn, provider, limit, due_by)?;
+        Ok(if jobs.is_empty() {
+            Claimed::Empty
+        } else {
+            Claimed::Due((jobs, as_batch))
+        })
+    }
+
+    fn request(&self, (jobs, as_batch): &Self::Work) -> Vec<(&'static str, String)> {
+        let ids: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| j.provider_refill_id.as_deref())
+            .collect();
+        let name = if *as_batch { "refills" } else { "refill" };
+        vec![("action", "refill_status".into()), (name, ids.join(","))]
+    }
+
+    fn read(&self, (jobs, as_batch): &Self::Work, reply: &Reply) -> (Self::Read, &'static str) {
+        let Reply::Answered { body, .. } = reply else {
+            return (RefillStatusRead::Items(None), "unreadable");
+        };
+        let items = if *as_batch {
+            let items = parse_refill_status_batch(body);
+            if items.is_none() && parse_refill_status_one(body).is_some() {
+                return (RefillStatusRead::NotABatch, "not a batch");
+            }
+            items
+        } else {
+            let remote = jobs
+                .first()
+                .and_then(|j| j.provider_refill_id.clone())
+                .unwrap_or_default();
+            parse_refill_status_one(body).map(|item| HashMap::from([(remote, item)]))
+        };
+        let label = if items.is_some() {
+            "read"
+        } else {
+            "unreadable"
+        };
+        (RefillStatusRead::Items(items), label)
+    }
+
+    fn finish(
+        &self,
+        conn: &mut DbConnection,
+        provider: &Provider,
+        (jobs, _): Self::Work,
+        read: Self::Read,
+        reply: &Reply,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
+        let worker = self.worker;
+        match read {
+            RefillStatusRead::Items(items) => {
+                worker.apply_refill_statuses(conn, provider, jobs, items, reply, pass)
+            }
+            RefillStatusRead::NotABatch => {
+                if let Ok(mut set) = worker.no_batch_refill_status.lock() {
+                    set.insert(provider.id);
+                }
+                for job in &jobs {
+                    finish(
+                        conn,
+                        job.fence(&worker.owner),
+                        RefillOutcome::to(ForwardingState::Sent, job.status),
+                    )?;
+                }
+                Ok(())
+            }
+        }
     }
 }

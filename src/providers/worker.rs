@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-use super::client::{call, unreadable_reply, Reply};
+use super::client::{unreadable_reply, Reply};
 use super::dialect::{parse_add, parse_multi_status, AddReply, StatusItem};
+use super::exchange::{Claimed, Exchange};
 use super::{jobs, Wake};
 use crate::application::refunds::{self, SettleError, Trigger};
 use crate::application::retention::{sweep, Swept};
@@ -214,6 +215,11 @@ impl Worker {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// The shared stop flag, for loops that check it themselves (`jobs::drain`).
+    pub(super) fn stop_flag(&self) -> &AtomicBool {
+        &self.stop
+    }
+
     /// The wait between two passes of a lane, unless woken.
     pub(super) fn interval(&self) -> Duration {
         Duration::from_millis(self.config.worker_interval_ms)
@@ -283,108 +289,34 @@ impl Worker {
         db::now() + chrono::Duration::seconds(secs)
     }
 
-    pub(super) fn forward_due(
-        &self,
-        provider: &Provider,
-        pass: &mut Pass,
-    ) -> Result<(), diesel::result::Error> {
-        let mut conn = self.connection()?;
-        // Due when the pass began: an order retried at once is left for the next pass.
-        let due_by = db::now();
-        // One order per claim, taken right before its exchange: no lease ever covers orders
-        // that wait their turn behind a slow send.
-        for _ in 0..SENDS_PER_PASS {
-            if self.stopping() {
-                break;
-            }
-            let Some(job) = db::write_tx(&mut conn, |conn| {
-                provider_orders::claim(
-                    conn,
-                    &self.owner,
-                    &[ForwardingState::Queued, ForwardingState::Sending],
-                    Some(provider.id),
-                    1,
-                    due_by,
-                    self.lease(),
-                )
-            })?
-            .pop() else {
-                break;
-            };
-            let Some(order) = orders::lock(&mut conn, job.order_id, None)? else {
-                continue;
-            };
-            self.forward(&mut conn, provider, &order, &job, pass)?;
-        }
-        Ok(())
-    }
-
-    /// One claimed order: settled without an exchange when it must not be sent, else sent
-    /// once (`begin_send` first) and its reply recorded and finished under the claim.
-    fn forward(
+    /// The outcome of an `add` the provider refused, or that never reached it.
+    fn refused(
         &self,
         conn: &mut db::DbConnection,
-        provider: &Provider,
         order: &Order,
         job: &ProviderOrder,
-        pass: &mut Pass,
+        error: String,
+        never_sent: bool,
     ) -> Result<(), diesel::result::Error> {
         let fence = job.fence(&self.owner);
-        if let Some(outcome) = self.without_send(provider, order, job) {
-            return finish(conn, fence, outcome).map(drop);
+        if job.failures + 1 < self.config.forward_max_failures {
+            return finish(conn, fence, self.retry_later(job, error)).map(drop);
         }
-        if !db::write_tx(conn, |conn| {
-            provider_orders::begin_send(conn, fence, self.exchange_lease(provider))
-        })? {
-            return Ok(());
-        }
-        let fields = add_request(order, job);
-        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let sent = AddAttempt::read(call(provider, &fields));
-        record_exchange(
-            conn,
-            provider,
-            Some(order.id),
-            "add",
-            sent.label(),
-            sent.http_status,
-            &sent.body,
-        )?;
-        match sent.reply {
-            AddReply::Accepted(remote_id) => {
-                pass.sent += 1;
-                if !finish(conn, fence, self.accepted(remote_id.clone()))? {
-                    keep_acceptance(conn, order.id, &remote_id)?;
-                }
-                Ok(())
-            }
-            AddReply::Rejected(error) => {
-                pass.send_failures += 1;
-                if job.failures + 1 < self.config.forward_max_failures {
-                    return finish(conn, fence, self.retry_later(job, error)).map(drop);
-                }
-                let note = if sent.never_sent {
-                    error.clone()
-                } else {
-                    format!("the provider refused the order: {error}")
-                };
-                // The cancel and its refund stand only with the attempt's own finish.
-                finish_with(conn, fence, |conn| {
-                    cancel_unsendable(conn, order.id, &note)?;
-                    Ok(AttemptOutcome {
-                        error: Some(error.clone()),
-                        failed: true,
-                        ..AttemptOutcome::to(ForwardingState::Failed)
-                    })
-                })
-                .map(drop)
-            }
-            AddReply::Unreadable => {
-                pass.send_failures += 1;
-                let error = unreadable_reply("add", sent.http_status, &sent.body);
-                finish(conn, fence, self.maybe_sent(provider, job, error)).map(drop)
-            }
-        }
+        let note = if never_sent {
+            error.clone()
+        } else {
+            format!("the provider refused the order: {error}")
+        };
+        // The cancel and its refund stand only with the attempt's own finish.
+        finish_with(conn, fence, |conn| {
+            cancel_unsendable(conn, order.id, &note)?;
+            Ok(AttemptOutcome {
+                error: Some(error.clone()),
+                failed: true,
+                ..AttemptOutcome::to(ForwardingState::Failed)
+            })
+        })
+        .map(drop)
     }
 
     /// The outcome of a claimed order that must not be sent now, if so.
@@ -465,65 +397,21 @@ impl Worker {
         }
     }
 
-    pub(super) fn sync_due(
-        &self,
-        provider: &Provider,
-        pass: &mut Pass,
-    ) -> Result<(), diesel::result::Error> {
-        if !provider.enabled {
-            return Ok(());
-        }
-        let mut conn = self.connection()?;
-        {
-            let batch = provider.batch_size.clamp(1, 100);
-            let jobs = db::write_tx(&mut conn, |conn| {
-                provider_orders::claim(
-                    conn,
-                    &self.owner,
-                    &[ForwardingState::Sent],
-                    Some(provider.id),
-                    batch,
-                    db::now(),
-                    self.exchange_lease(provider),
-                )
-            })?;
-            if jobs.is_empty() {
-                return Ok(());
-            }
-            self.sync_batch(&mut conn, provider, jobs, pass)?;
-        }
-        Ok(())
-    }
-
-    fn sync_batch(
+    /// Finishes each order of a status batch with what the reply said of it: settled
+    /// (refunded when the rule says so) in the transaction of its fenced finish.
+    fn apply_statuses(
         &self,
         conn: &mut db::DbConnection,
         provider: &Provider,
         jobs: Vec<ProviderOrder>,
+        items: Option<std::collections::HashMap<String, StatusItem>>,
+        reply: &Reply,
         pass: &mut Pass,
     ) -> Result<(), diesel::result::Error> {
         let owner = self.owner.as_str();
-        let ids: Vec<&str> = jobs
-            .iter()
-            .filter_map(|j| j.provider_order_id.as_deref())
-            .collect();
-        let list = ids.join(",");
-        let reply = call(provider, &[("action", "status"), ("orders", &list)]);
-        let (items, http_status, body) = match &reply {
-            Reply::Answered { status, body } => {
-                (parse_multi_status(body), Some(*status), body.as_str())
-            }
-            Reply::NotSent(e) | Reply::Lost(e) => (None, None, e.as_str()),
-        };
-        let outcome = if items.is_some() {
-            "read"
-        } else {
-            "unreadable"
-        };
-        record_exchange(conn, provider, None, "status", outcome, http_status, body)?;
         let Some(items) = items else {
             // The whole reply is unusable: every order keeps its state and is asked again later.
-            let error = unreadable_reply("status", http_status, body);
+            let error = unreadable_reply("status", reply.http_status(), reply.text());
             tracing::warn!(provider = provider.id, %error, "provider status poll failed");
             for job in &jobs {
                 let outcome = AttemptOutcome {
@@ -686,46 +574,188 @@ fn add_request(order: &Order, job: &ProviderOrder) -> Vec<(&'static str, String)
     fields
 }
 
-/// An `add` exchange as read: the provider's answer, and what the attempt log keeps.
-struct AddAttempt {
-    reply: AddReply,
-    /// The request certainly never reached the provider (refused connection, bad
-    /// address): a refusal of ours, not the provider's.
-    never_sent: bool,
-    http_status: Option<u16>,
-    body: String,
-}
+/// Orders sent upstream (`action=add`), one claim each: an order that must not be sent now
+/// is settled without an exchange, the others are marked sending (`begin_send`) before the
+/// request, and the reply is finished under the claim.
+pub(super) struct OrderSends<'w>(pub(super) &'w Worker);
 
-impl AddAttempt {
-    fn read(reply: Reply) -> AddAttempt {
-        match reply {
-            Reply::Answered { status, body } => AddAttempt {
-                reply: parse_add(&body),
-                never_sent: false,
-                http_status: Some(status),
-                body,
-            },
-            Reply::NotSent(e) => AddAttempt {
-                reply: AddReply::Rejected(format!("not sent: {e}")),
-                never_sent: true,
-                http_status: None,
-                body: e,
-            },
-            Reply::Lost(e) => AddAttempt {
-                reply: AddReply::Unreadable,
-                never_sent: false,
-                http_status: None,
-                body: e,
-            },
-        }
+impl Exchange for OrderSends<'_> {
+    const ACTION: &'static str = "add";
+    type Work = (Order, ProviderOrder);
+    type Read = AddReply;
+
+    fn per_pass(&self, _: &Provider) -> usize {
+        SENDS_PER_PASS
     }
 
-    fn label(&self) -> &'static str {
-        match &self.reply {
+    fn claim(
+        &self,
+        conn: &mut db::DbConnection,
+        provider: &Provider,
+        due_by: NaiveDateTime,
+    ) -> Result<Claimed<Self::Work>, diesel::result::Error> {
+        let worker = self.0;
+        // One order per claim, taken right before its exchange: no lease ever covers orders
+        // that wait their turn behind a slow send.
+        let Some(job) = db::write_tx(conn, |conn| {
+            provider_orders::claim(
+                conn,
+                &worker.owner,
+                &[ForwardingState::Queued, ForwardingState::Sending],
+                Some(provider.id),
+                1,
+                due_by,
+                worker.lease(),
+            )
+        })?
+        .pop() else {
+            return Ok(Claimed::Empty);
+        };
+        let Some(order) = orders::lock(conn, job.order_id, None)? else {
+            return Ok(Claimed::Settled);
+        };
+        let fence = job.fence(&worker.owner);
+        if let Some(outcome) = worker.without_send(provider, &order, &job) {
+            finish(conn, fence, outcome)?;
+            return Ok(Claimed::Settled);
+        }
+        if !db::write_tx(conn, |conn| {
+            provider_orders::begin_send(conn, fence, worker.exchange_lease(provider))
+        })? {
+            return Ok(Claimed::Settled);
+        }
+        Ok(Claimed::Due((order, job)))
+    }
+
+    fn request(&self, (order, job): &Self::Work) -> Vec<(&'static str, String)> {
+        add_request(order, job)
+    }
+
+    fn read(&self, _: &Self::Work, reply: &Reply) -> (AddReply, &'static str) {
+        let read = match reply {
+            Reply::Answered { body, .. } => parse_add(body),
+            Reply::NotSent(e) => AddReply::Rejected(format!("not sent: {e}")),
+            Reply::Lost(_) => AddReply::Unreadable,
+        };
+        let label = match &read {
             AddReply::Accepted(_) => "accepted",
             AddReply::Rejected(_) => "rejected",
             AddReply::Unreadable => "unreadable",
+        };
+        (read, label)
+    }
+
+    fn order_of(&self, (order, _): &Self::Work) -> Option<i64> {
+        Some(order.id)
+    }
+
+    fn finish(
+        &self,
+        conn: &mut db::DbConnection,
+        provider: &Provider,
+        (order, job): Self::Work,
+        read: AddReply,
+        reply: &Reply,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
+        let worker = self.0;
+        let fence = job.fence(&worker.owner);
+        match read {
+            AddReply::Accepted(remote_id) => {
+                pass.sent += 1;
+                if !finish(conn, fence, worker.accepted(remote_id.clone()))? {
+                    keep_acceptance(conn, order.id, &remote_id)?;
+                }
+                Ok(())
+            }
+            AddReply::Rejected(error) => {
+                pass.send_failures += 1;
+                // Certainly never reached the provider (refused connection, bad address):
+                // a refusal of ours, not the provider's.
+                let never_sent = matches!(reply, Reply::NotSent(_));
+                worker.refused(conn, &order, &job, error, never_sent)
+            }
+            AddReply::Unreadable => {
+                pass.send_failures += 1;
+                let error = unreadable_reply("add", reply.http_status(), reply.text());
+                finish(conn, fence, worker.maybe_sent(provider, &job, error)).map(drop)
+            }
         }
+    }
+}
+
+/// Open orders' statuses (`action=status&orders=`), one batch per pass.
+pub(super) struct OrderStatuses<'w>(pub(super) &'w Worker);
+
+impl Exchange for OrderStatuses<'_> {
+    const ACTION: &'static str = "status";
+    type Work = Vec<ProviderOrder>;
+    type Read = Option<std::collections::HashMap<String, StatusItem>>;
+
+    fn per_pass(&self, _: &Provider) -> usize {
+        1
+    }
+
+    fn claim(
+        &self,
+        conn: &mut db::DbConnection,
+        provider: &Provider,
+        due_by: NaiveDateTime,
+    ) -> Result<Claimed<Self::Work>, diesel::result::Error> {
+        if !provider.enabled {
+            return Ok(Claimed::Empty);
+        }
+        let worker = self.0;
+        let jobs = db::write_tx(conn, |conn| {
+            provider_orders::claim(
+                conn,
+                &worker.owner,
+                &[ForwardingState::Sent],
+                Some(provider.id),
+                provider.batch_size.clamp(1, 100),
+                due_by,
+                worker.exchange_lease(provider),
+            )
+        })?;
+        Ok(if jobs.is_empty() {
+            Claimed::Empty
+        } else {
+            Claimed::Due(jobs)
+        })
+    }
+
+    fn request(&self, jobs: &Self::Work) -> Vec<(&'static str, String)> {
+        let ids: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| j.provider_order_id.as_deref())
+            .collect();
+        vec![("action", "status".into()), ("orders", ids.join(","))]
+    }
+
+    fn read(&self, _: &Self::Work, reply: &Reply) -> (Self::Read, &'static str) {
+        let items = match reply {
+            Reply::Answered { body, .. } => parse_multi_status(body),
+            Reply::NotSent(_) | Reply::Lost(_) => None,
+        };
+        let label = if items.is_some() {
+            "read"
+        } else {
+            "unreadable"
+        };
+        (items, label)
+    }
+
+    fn finish(
+        &self,
+        conn: &mut db::DbConnection,
+        provider: &Provider,
+        jobs: Self::Work,
+        items: Self::Read,
+        reply: &Reply,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
+        self.0
+            .apply_statuses(conn, provider, jobs, items, reply, pass)
     }
 }
 

@@ -31,7 +31,7 @@ use crate::db::webhooks::{self as store, Delivery, DeliveryFence, NewAttempt};
 use crate::db::{self, DbConnection, DbPool, WriteConn};
 use crate::domain::account::Role;
 use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, Event};
-use crate::jobs::{spawn_periodic, Periodic, Wake};
+use crate::jobs::{drain, spawn_periodic, Claimed, Periodic, Queue, Wake};
 
 /// Events one dispatch transaction takes at most.
 const DISPATCH_BATCH: i64 = 200;
@@ -161,79 +161,10 @@ impl WebhookWorker {
         chrono::Duration::seconds(self.config.webhook_timeout_secs as i64 + 30)
     }
 
+    /// Delivers what is due, a batch at a time, until nothing is ([`Deliveries`]).
     fn deliver_due(&self, pass: &mut WebhookPass) -> Result<(), String> {
-        loop {
-            if self.stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let mut conn = self.conn()?;
-            // Claim a batch and read what each delivery sends, in one transaction.
-            let claimed = db::write_tx(&mut conn, |conn| {
-                let mut jobs = Vec::new();
-                for delivery in store::claim(conn, &self.owner, PARALLEL_SENDS, self.lease())? {
-                    let event = db::events::find(conn, delivery.event_id, None)?;
-                    let endpoint = store::find(conn, delivery.endpoint_id, None)?;
-                    jobs.push((delivery, event, endpoint));
-                }
-                Ok::<_, diesel::result::Error>(jobs)
-            })
-            .map_err(|e| e.to_string())?;
-            drop(conn);
-            if claimed.is_empty() {
-                return Ok(());
-            }
-            // Send in parallel, outside any transaction.
-            let answers: Vec<Option<Answer>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = claimed
-                    .iter()
-                    .map(|(_, event, endpoint)| {
-                        scope.spawn(move || match (event, endpoint) {
-                            (Some(event), Some(endpoint))
-                                if endpoint.status == EndpointStatus::Enabled =>
-                            {
-                                Some(self.send(event, endpoint))
-                            }
-                            _ => None,
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or(None))
-                    .collect()
-            });
-            // Record every attempt of the batch in one fenced transaction.
-            let mut conn = self.conn()?;
-            db::write_tx(&mut conn, |conn| {
-                for ((delivery, _, endpoint), answer) in claimed.iter().zip(&answers) {
-                    let fence = delivery.fence(&self.owner);
-                    match (endpoint, answer) {
-                        (Some(endpoint), Some(answer)) => {
-                            self.record(conn, fence, delivery, endpoint, answer)?
-                        }
-                        // The event or endpoint is gone, or the endpoint was disabled.
-                        _ => {
-                            store::finish(
-                                conn,
-                                fence,
-                                DeliveryState::Failed,
-                                delivery.attempts,
-                                db::now(),
-                            )?;
-                        }
-                    }
-                }
-                Ok::<_, diesel::result::Error>(())
-            })
-            .map_err(|e| e.to_string())?;
-            for answer in answers.iter().flatten() {
-                if answer.status.is_some_and(|s| (200..300).contains(&s)) {
-                    pass.delivered += 1;
-                } else {
-                    pass.failed_attempts += 1;
-                }
-            }
-        }
+        let mut deliveries = Deliveries { worker: self, pass };
+        drain(&mut deliveries, &self.stop).map(drop)
     }
 
     fn send(&self, event: &Event, endpoint: &Endpoint) -> Answer {
@@ -472,5 +403,105 @@ pub fn spawn(pool: DbPool, config: WebhookConfig, alerts: AlertConfig) -> Webhoo
         stop,
         wake,
         threads,
+    }
+}
+
+/// Due deliveries as a [`Queue`]: a batch of [`PARALLEL_SENDS`] claimed (with what each
+/// sends) in one transaction, sent in parallel outside any transaction, and every attempt
+/// of the batch recorded in one fenced transaction.
+struct Deliveries<'a> {
+    worker: &'a WebhookWorker,
+    pass: &'a mut WebhookPass,
+}
+
+type Claim = (Delivery, Option<Event>, Option<Endpoint>);
+
+impl Queue for Deliveries<'_> {
+    type Work = Vec<Claim>;
+    /// Each delivery's answer; none when its event or endpoint is gone or disabled.
+    type Answer = Vec<Option<Answer>>;
+    type Error = String;
+
+    fn per_pass(&self) -> usize {
+        // Until nothing is due: every batch is bounded, and the pass stops with the worker.
+        usize::MAX
+    }
+
+    fn claim(&mut self) -> Result<Claimed<Self::Work>, String> {
+        let worker = self.worker;
+        let mut conn = worker.conn()?;
+        let claimed = db::write_tx(&mut conn, |conn| {
+            let mut jobs = Vec::new();
+            for delivery in store::claim(conn, &worker.owner, PARALLEL_SENDS, worker.lease())? {
+                let event = db::events::find(conn, delivery.event_id, None)?;
+                let endpoint = store::find(conn, delivery.endpoint_id, None)?;
+                jobs.push((delivery, event, endpoint));
+            }
+            Ok::<_, diesel::result::Error>(jobs)
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(if claimed.is_empty() {
+            Claimed::Empty
+        } else {
+            Claimed::Due(claimed)
+        })
+    }
+
+    fn send(&mut self, claimed: &Self::Work) -> Self::Answer {
+        let worker = self.worker;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = claimed
+                .iter()
+                .map(|(_, event, endpoint)| {
+                    scope.spawn(move || match (event, endpoint) {
+                        (Some(event), Some(endpoint))
+                            if endpoint.status == EndpointStatus::Enabled =>
+                        {
+                            Some(worker.send(event, endpoint))
+                        }
+                        _ => None,
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(None))
+                .collect()
+        })
+    }
+
+    fn finish(&mut self, claimed: Self::Work, answers: Self::Answer) -> Result<(), String> {
+        let worker = self.worker;
+        let mut conn = worker.conn()?;
+        db::write_tx(&mut conn, |conn| {
+            for ((delivery, _, endpoint), answer) in claimed.iter().zip(&answers) {
+                let fence = delivery.fence(&worker.owner);
+                match (endpoint, answer) {
+                    (Some(endpoint), Some(answer)) => {
+                        worker.record(conn, fence, delivery, endpoint, answer)?
+                    }
+                    // The event or endpoint is gone, or the endpoint was disabled.
+                    _ => {
+                        store::finish(
+                            conn,
+                            fence,
+                            DeliveryState::Failed,
+                            delivery.attempts,
+                            db::now(),
+                        )?;
+                    }
+                }
+            }
+            Ok::<_, diesel::result::Error>(())
+        })
+        .map_err(|e| e.to_string())?;
+        for answer in answers.iter().flatten() {
+            if answer.status.is_some_and(|s| (200..300).contains(&s)) {
+                self.pass.delivered += 1;
+            } else {
+                self.pass.failed_attempts += 1;
+            }
+        }
+        Ok(())
     }
 }
