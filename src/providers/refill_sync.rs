@@ -416,7 +416,7 @@ impl Exchange for RefillStatuses<'_> {
         let items = if *as_batch {
             let items = parse_refill_status_batch(body);
             if items.is_none() && parse_refill_status_one(body).is_some() {
-                return (RefillStatusRead::NotABatch, "not a batch");
+                return (RefillStatusRead::NotABatch, "unbatched");
             }
             items
         } else {
