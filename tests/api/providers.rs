@@ -1037,3 +1037,60 @@ async fn a_hanging_provider_holds_only_its_own_lane() {
     assert!(job.lease_owner.is_none(), "{job:?}");
     assert_eq!(hanging.calls_of("add").len(), 1);
 }
+
+/// A lane gives its pooled connection back while its provider answers: with a pool of one
+/// connection and a provider that hangs past the pool's checkout timeout (10 s), the API
+/// still reads and writes. (Before, the lane held the connection for the whole exchange,
+/// and the API's requests waited for it until they were refused 503.)
+#[actix_rt::test]
+async fn a_hanging_provider_holds_no_database_connection() {
+    let hanging = StandIn::start(|_| {
+        (
+            200,
+            r#"{"order":1,"balance":"100","currency":"USD"}"#.to_string(),
+            Duration::from_secs(60),
+        )
+    })
+    .await;
+    let app = spawn_app_with(|c| {
+        c.db_pool_size = 1;
+        c.worker.worker_interval_ms = 50;
+    })
+    .await;
+    let (_, service) = app.provider_service(&hanging.url, false, 25_000).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let stuck = app.order_id(&reseller.token, service, 1000).await;
+    let worker = reseller_api::providers::worker::spawn(
+        app.pool.clone(),
+        app.config.worker.clone(),
+        app.config.retention.clone(),
+        Default::default(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while hanging.calls_of("add").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the order was never sent"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The exchange is in flight for the next 25 s; the API needs the pool's one connection.
+    let listed = app.get("/v1/orders", &reseller.token).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.body["data"][0]["id"], stuck);
+    let placed = app
+        .post(
+            "/v1/orders",
+            &reseller.token,
+            json!({"service_id": service, "link": "https://example.com/p/2", "quantity": 1000}),
+        )
+        .await;
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    assert_eq!(crate::helpers::micros(&placed.body["charge"]), 1_000_000);
+    assert_eq!(app.provider_order(stuck).state, ForwardingState::Sending);
+    app.assert_books_balance();
+    actix_web::web::block(move || worker.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(hanging.calls_of("add").len(), 1);
+}
