@@ -73,8 +73,8 @@ impl WebhookWorker {
         }
     }
 
-    fn conn(&self) -> Result<db::PooledConnection, String> {
-        self.pool.get().map_err(|e| e.to_string())
+    fn conn(&self) -> Result<db::PooledConnection, JobError> {
+        Ok(self.pool.get()?)
     }
 
     /// One pass of every webhook job, in order, on this thread (the spawned worker runs
@@ -105,9 +105,9 @@ impl WebhookWorker {
     }
 
     /// Queues what was committed since, then delivers what is due.
-    fn deliveries(&self, pass: &mut WebhookPass) -> Result<(), String> {
+    fn deliveries(&self, pass: &mut WebhookPass) -> Result<(), JobError> {
         let mut conn = self.conn()?;
-        self.dispatch(&mut conn, pass).map_err(|e| e.to_string())?;
+        self.dispatch(&mut conn, pass)?;
         drop(conn);
         self.deliver_due(pass)
             .inspect_err(|_| self.release_leases())
@@ -162,7 +162,7 @@ impl WebhookWorker {
     }
 
     /// Delivers what is due, a batch at a time, until nothing is ([`Deliveries`]).
-    fn deliver_due(&self, pass: &mut WebhookPass) -> Result<(), String> {
+    fn deliver_due(&self, pass: &mut WebhookPass) -> Result<(), JobError> {
         let mut deliveries = Deliveries { worker: self, pass };
         drain(&mut deliveries, &self.stop).map(drop)
     }
@@ -293,7 +293,7 @@ impl Periodic for WebhookWorker {
 
     fn pass(&mut self) -> Result<Option<String>, String> {
         let mut pass = WebhookPass::default();
-        self.deliveries(&mut pass)?;
+        self.deliveries(&mut pass).map_err(|e| e.to_string())?;
         Ok((pass != WebhookPass::default()).then(|| format!("{pass:?}")))
     }
 
@@ -301,6 +301,18 @@ impl Periodic for WebhookWorker {
         self.release_leases();
         tracing::info!(owner = %self.owner, "webhook worker stopped");
     }
+}
+
+/// Why a webhook job's pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("no database connection: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    /// The alert thresholds' flags disagree (a message for the operator, as it is).
+    #[error("alert thresholds: {0}")]
+    Thresholds(String),
 }
 
 /// The refund-rate alerts (`application::alerts`): every `--alert-interval-secs`, the
@@ -316,15 +328,18 @@ struct Alerts {
 
 impl Alerts {
     /// How many alerts moved; none when another process has this interval's turn.
-    fn evaluate(&self) -> Result<usize, String> {
-        let thresholds = self.config.thresholds()?;
-        let mut conn = self.pool.get().map_err(|e| e.to_string())?;
+    fn evaluate(&self) -> Result<usize, JobError> {
+        let thresholds = self.config.thresholds().map_err(JobError::Thresholds)?;
+        let mut conn = self.pool.get()?;
         let every = chrono::Duration::seconds(self.config.alert_interval_secs as i64);
-        if !alerts::take_turn(&mut conn, &self.owner, every).map_err(|e| e.to_string())? {
+        if !alerts::take_turn(&mut conn, &self.owner, every)? {
             return Ok(0);
         }
-        alerts::evaluate(&mut conn, &thresholds, self.config.alert_pause_orders)
-            .map_err(|e| e.to_string())
+        Ok(alerts::evaluate(
+            &mut conn,
+            &thresholds,
+            self.config.alert_pause_orders,
+        )?)
     }
 }
 
@@ -336,7 +351,7 @@ impl Periodic for Alerts {
     }
 
     fn pass(&mut self) -> Result<Option<String>, String> {
-        let moved = self.evaluate()?;
+        let moved = self.evaluate().map_err(|e| e.to_string())?;
         Ok((moved > 0).then(|| format!("{moved} alerts moved")))
     }
 }
@@ -420,14 +435,14 @@ impl Queue for Deliveries<'_> {
     type Work = Vec<Claim>;
     /// Each delivery's answer; none when its event or endpoint is gone or disabled.
     type Answer = Vec<Option<Answer>>;
-    type Error = String;
+    type Error = JobError;
 
     fn per_pass(&self) -> usize {
         // Until nothing is due: every batch is bounded, and the pass stops with the worker.
         usize::MAX
     }
 
-    fn claim(&mut self) -> Result<Claimed<Self::Work>, String> {
+    fn claim(&mut self) -> Result<Claimed<Self::Work>, JobError> {
         let worker = self.worker;
         let mut conn = worker.conn()?;
         let claimed = db::write_tx(&mut conn, |conn| {
@@ -438,8 +453,7 @@ impl Queue for Deliveries<'_> {
                 jobs.push((delivery, event, endpoint));
             }
             Ok::<_, diesel::result::Error>(jobs)
-        })
-        .map_err(|e| e.to_string())?;
+        })?;
         Ok(if claimed.is_empty() {
             Claimed::Empty
         } else {
@@ -470,7 +484,7 @@ impl Queue for Deliveries<'_> {
         })
     }
 
-    fn finish(&mut self, claimed: Self::Work, answers: Self::Answer) -> Result<(), String> {
+    fn finish(&mut self, claimed: Self::Work, answers: Self::Answer) -> Result<(), JobError> {
         let worker = self.worker;
         let mut conn = worker.conn()?;
         db::write_tx(&mut conn, |conn| {
@@ -493,8 +507,7 @@ impl Queue for Deliveries<'_> {
                 }
             }
             Ok::<_, diesel::result::Error>(())
-        })
-        .map_err(|e| e.to_string())?;
+        })?;
         for answer in answers.iter().flatten() {
             if answer.status.is_some_and(|s| (200..300).contains(&s)) {
                 self.pass.delivered += 1;
