@@ -49,8 +49,11 @@ pub fn call(provider: &Provider, fields: &[(&str, &str)]) -> Reply {
 }
 
 fn exchange(provider: &Provider, fields: &[(&str, &str)]) -> Reply {
+    // No redirect is followed: a provider is called at its URL only, so its answer cannot
+    // steer the worker to another address (an internal one, a metadata service).
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_millis(provider.timeout_ms.max(1) as u64))
+        .redirects(0)
         .build();
     let mut form = vec![(
         "key",
@@ -70,6 +73,16 @@ fn exchange(provider: &Provider, fields: &[(&str, &str)]) -> Reply {
         }
     };
     let status = response.status();
+    if (300..400).contains(&status) {
+        // Not read as the provider's answer: what the operator and the attempt log see is
+        // where it pointed.
+        let location = response.header("location").unwrap_or("(no Location)");
+        let body = format!(
+            "a redirect to {} (HTTP {status}), not followed: providers are called at their URL only",
+            super::worker::truncate(location, 500)
+        );
+        return Reply::Answered { status, body };
+    }
     match response.into_string() {
         Ok(body) => Reply::Answered { status, body },
         Err(e) => Reply::Lost(format!("reading the reply: {e}")),

@@ -1094,3 +1094,61 @@ async fn a_hanging_provider_holds_no_database_connection() {
         .unwrap();
     assert_eq!(hanging.calls_of("add").len(), 1);
 }
+
+/// A provider that answers with a redirect cannot steer the worker elsewhere: the redirect
+/// is not followed (the target never hears from us), its Location is what the operator and
+/// the attempt log see, and the send is not known to have failed, so it is not refunded.
+#[actix_rt::test]
+async fn a_provider_redirect_is_never_followed() {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let (target, _) = StandIn::panel().await;
+    let location = target.url.clone();
+    let redirecting = HttpServer::new(move || {
+        let location = location.clone();
+        App::new().default_service(web::to(move || {
+            let location = location.clone();
+            async move {
+                HttpResponse::Found()
+                    .insert_header(("Location", location))
+                    .body("moved")
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let url = format!("http://{}/api/v2", redirecting.addrs()[0]);
+    let server = redirecting.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+
+    let app = spawn_app_with(|_| {}).await;
+    let (_, service) = app.provider_service(&url, false, 2_000).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, service, 1000).await;
+    app.worker_pass().await;
+
+    assert!(
+        target.calls.lock().unwrap().is_empty(),
+        "the redirect was followed"
+    );
+    let case = app
+        .get(&format!("/v1/admin/orders/{order}"), &app.admin_token)
+        .await;
+    assert_eq!(case.status, 200, "{}", case.text);
+    let error = case.body["forwarding"]["last_error"].as_str().unwrap();
+    assert!(error.contains("HTTP 302"), "{error}");
+    assert!(error.contains(&target.url), "{error}");
+    assert_eq!(case.body["attempts"][0]["action"], "add");
+    assert!(case.body["attempts"][0]["body"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("a redirect to {}", target.url)));
+    // The provider may have taken the order before redirecting: it waits for an operator,
+    // charged and not refunded.
+    assert_eq!(app.provider_order(order).state, ForwardingState::Ambiguous);
+    assert_eq!(app.balance_micros(&reseller.token).await, 9_000_000);
+    app.assert_books_balance();
+    handle.stop(false).await;
+}
