@@ -108,5 +108,14 @@ mod tests {
             "{negative:?}"
         );
         assert!(negative.to_string().contains("negative"), "{negative}");
+        // A selected column, as the named rows read theirs.
+        let column = |conn: &mut super::super::DbConnection, micros: &str| {
+            diesel::select(diesel::dsl::sql::<BigInt>(micros)).get_result::<Money>(conn)
+        };
+        assert_eq!(column(&mut conn, "7").unwrap().to_string(), "0.000007");
+        assert!(matches!(
+            column(&mut conn, "-7"),
+            Err(diesel::result::Error::DeserializationError(_))
+        ));
     }
 }
