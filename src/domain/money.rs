@@ -3,6 +3,7 @@
 //! Two types carry every amount between the layers: [`Money`], never negative (a charge,
 //! a refund, a rate, a top-up, a minimum), and [`SignedMoney`] (a balance, which a
 //! chargeback can take below zero, a ledger entry's delta, a provider's reported balance).
+//! [`Percent`] is a markup, parsed and shown like money but never added to it.
 //! Micro-units as bare integers belong to `db` (rows, SQL sums) and to metrics.
 
 use rust_decimal::Decimal;
