@@ -398,7 +398,7 @@ impl PolicyConfig {
             rate_refuse: self.refund_rate_refuse,
             cooldown_rejections: self.cooldown_rejections,
             cooldown: chrono::Duration::hours(self.cooldown_hours),
-            auto_approve_max_micros: auto.micros(),
+            auto_approve_max: auto,
         })
     }
 }

@@ -11,7 +11,7 @@ use crate::db::refills::Refill;
 use crate::domain::account::{Account, AccountStatus, Role};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
 use crate::domain::ledger::{TopUp, TopUpStatus};
-use crate::domain::money::{format_micros, Money};
+use crate::domain::money::SignedMoney;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refill::RefillStatus;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
@@ -22,12 +22,9 @@ use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, Refu
 pub struct Amount(pub String);
 
 impl Amount {
-    pub fn of(money: Money) -> Amount {
-        Amount(money.to_string())
-    }
-
-    pub fn micros(micros: i64) -> Amount {
-        Amount(format_micros(micros))
+    /// A [`Money`](crate::domain::money::Money) or a [`SignedMoney`], as its decimal string.
+    pub fn of(amount: impl Into<SignedMoney>) -> Amount {
+        Amount(amount.into().to_string())
     }
 }
 
@@ -121,7 +118,7 @@ impl From<Refund> for RefundResponse {
             account_id: refund.account_id,
             order_id: refund.order_id,
             top_up_id: refund.top_up_id,
-            amount: Amount::micros(refund.amount_micros),
+            amount: Amount::of(refund.amount),
             reason: refund.reason,
             status: refund.status,
             source: refund.source,
@@ -153,7 +150,7 @@ impl From<Account> for AccountResponse {
             id: account.id,
             name: account.name,
             role: account.role,
-            balance: Amount::micros(account.balance_micros),
+            balance: Amount::of(account.balance),
             currency: account.currency,
             status: account.status,
             created_at: utc(account.created_at),
@@ -182,8 +179,8 @@ impl From<TopUp> for TopUpResponse {
         TopUpResponse {
             id: top_up.id,
             account_id: top_up.account_id,
-            amount: Amount::micros(top_up.amount_micros),
-            refunded: Amount::micros(top_up.refunded_micros),
+            amount: Amount::of(top_up.amount),
+            refunded: Amount::of(top_up.refunded),
             gateway: top_up.gateway,
             gateway_ref: top_up.gateway_ref,
             status: top_up.status,
@@ -250,8 +247,8 @@ impl From<Alert> for AlertResponse {
             threshold: ppm_rate(alert.threshold_ppm),
             orders: alert.orders,
             refunded_orders: alert.refunded_orders,
-            charged: Amount::micros(alert.charged_micros),
-            refunded: Amount::micros(alert.refunded_micros),
+            charged: Amount::of(alert.charged),
+            refunded: Amount::of(alert.refunded),
             raised_at: utc(alert.raised_at),
             escalated_at: alert.escalated_at.map(utc),
             cleared_at: alert.cleared_at.map(utc),

@@ -22,7 +22,6 @@ use crate::application::orders::{OrderRequest, PlaceOrderError, Placed};
 use crate::application::refills::RefillError;
 use crate::db::{accounts, orders, refills, services};
 use crate::domain::account::Scope;
-use crate::domain::money::format_micros;
 use crate::domain::order::{Order, OrderFieldError, OrderInput};
 use crate::domain::refill::RefillRefusal;
 use crate::domain::service::{ServiceStatus, ServiceType};
@@ -413,7 +412,7 @@ async fn balance(
         .await?
         .ok_or_else(|| ApiError::not_found("account"))?;
     Ok(reply_of(Balance {
-        balance: format_micros(found.balance_micros),
+        balance: found.balance.to_string(),
         currency: found.currency,
     }))
 }
@@ -810,7 +809,7 @@ async fn batch_refill_status(
 mod tests {
     use super::*;
     use crate::application::idempotency::IdempotencyError;
-    use crate::domain::money::Money;
+    use crate::domain::money::{Money, SignedMoney};
 
     #[test]
     fn every_refusal_of_an_add_has_its_dialect_text() {
@@ -821,8 +820,8 @@ mod tests {
             ),
             (
                 PlaceOrderError::InsufficientFunds {
-                    charge: Money::from_micros(2_000_000),
-                    balance_micros: 1_000_000,
+                    charge: Money::try_from_micros(2_000_000).unwrap(),
+                    balance: SignedMoney::from_micros(1_000_000),
                 },
                 "Not enough funds on balance",
             ),

@@ -30,8 +30,8 @@ impl From<LedgerEntry> for LedgerEntryResponse {
         LedgerEntryResponse {
             id: entry.id,
             kind: entry.kind,
-            amount: Amount::micros(entry.amount_micros),
-            balance_after: Amount::micros(entry.balance_after_micros),
+            amount: Amount::of(entry.amount),
+            balance_after: Amount::of(entry.balance_after),
             order_id: entry.order_id,
             refund_id: entry.refund_id,
             top_up_id: entry.top_up_id,

@@ -7,14 +7,14 @@ use utoipa::ToSchema;
 use crate::application;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
-use crate::domain::money::format_micros;
+use crate::domain::money::Percent;
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::{parse_text, FieldError};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::auth::Admin;
 use crate::http::extract::ApiJson;
 use crate::http::state::AppState;
-use crate::http::wire::{parse_money, utc, Amount};
+use crate::http::wire::{parse_money, parse_percent, utc, Amount};
 
 /// A provider as operators see it; its key is never returned.
 #[derive(Serialize, ToSchema)]
@@ -62,10 +62,10 @@ impl From<Provider> for ProviderResponse {
             batch_size: p.batch_size,
             idempotent_add: p.idempotent_add,
             paused_because,
-            markup_percent: Amount::micros(p.markup_percent_micros),
+            markup_percent: Amount(p.markup_percent.to_string()),
             auto_sync: p.auto_sync,
-            min_balance: p.min_balance_micros.map(Amount::micros),
-            balance: p.balance_micros.map(Amount::micros),
+            min_balance: p.min_balance.map(Amount::of),
+            balance: p.balance.map(Amount::of),
             balance_currency: p.balance_currency,
             balance_checked_at: p.balance_checked_at.map(utc),
             balance_error: p.balance_error,
@@ -171,7 +171,7 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
         .min_balance
         .as_deref()
         .map(|raw| parse_money("min_balance", raw, &mut errors));
-    let markup = parse_money(
+    let markup = parse_percent(
         "markup_percent",
         request.markup_percent.as_deref().unwrap_or("0"),
         &mut errors,
@@ -185,8 +185,8 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
             timeout_ms,
             batch_size,
             idempotent_add: request.idempotent_add.unwrap_or(false),
-            min_balance_micros: min_balance.flatten().map(|m| m.micros()),
-            markup_percent_micros: markup.map_or(0, |m| m.micros()),
+            min_balance: min_balance.flatten(),
+            markup_percent: markup.unwrap_or(Percent::ZERO),
             auto_sync: request.auto_sync.unwrap_or(false),
         }),
         _ => Err(errors.into()),
@@ -271,11 +271,11 @@ pub async fn update_provider(
             idempotent_add: Some(patch.idempotent_add.unwrap_or(current.idempotent_add)),
             min_balance: patch
                 .min_balance
-                .unwrap_or(current.min_balance_micros.map(format_micros)),
+                .unwrap_or(current.min_balance.map(|m| m.to_string())),
             markup_percent: Some(
                 patch
                     .markup_percent
-                    .unwrap_or_else(|| format_micros(current.markup_percent_micros)),
+                    .unwrap_or_else(|| current.markup_percent.to_string()),
             ),
             auto_sync: Some(patch.auto_sync.unwrap_or(current.auto_sync)),
         })

@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 
 use crate::application;
 use crate::db::{self, accounts, policy};
+use crate::domain::money::Money;
 use crate::domain::policy::{assess, Standing};
 use crate::error::ApiError;
 use crate::http::auth::Admin;
@@ -73,12 +74,13 @@ pub(crate) async fn standing_response(
             Ok((account, standing, refusals))
         })
         .await?;
-    let next = assess(&rules, &standing, 1, db::now());
+    // What a request of the smallest amount would meet now.
+    let next = assess(&rules, &standing, Money::SMALLEST, db::now());
     Ok(RefundStandingResponse {
         account_id: account.id,
         allowlisted_until: account.refund_allowlisted_until.map(utc),
-        charged_30d: Amount::micros(standing.charged_micros_30d),
-        refunded_30d: Amount::micros(standing.refunded_micros_30d),
+        charged_30d: Amount::of(standing.charged_30d),
+        refunded_30d: Amount::of(standing.refunded_30d),
         refund_rate_amount: standing.rate_by_amount().to_string(),
         refund_rate_count: standing.rate_by_count().to_string(),
         last_rejection_at: standing.last_rejection_at.map(utc),
@@ -91,7 +93,7 @@ pub(crate) async fn standing_response(
             refund_rate_refuse: rules.rate_refuse.to_string(),
             cooldown_rejections: rules.cooldown_rejections,
             cooldown_hours: rules.cooldown.num_hours(),
-            auto_approve_max: Amount::micros(rules.auto_approve_max_micros),
+            auto_approve_max: Amount::of(rules.auto_approve_max),
         },
         next_request: NextDecision {
             outcome: next.outcome.as_str().to_string(),

@@ -126,10 +126,10 @@ impl From<&Metrics> for RefundReportMetrics {
     fn from(m: &Metrics) -> RefundReportMetrics {
         RefundReportMetrics {
             orders_count: m.orders,
-            charged_amount: Amount::micros(m.charged_micros),
+            charged_amount: Amount::of(m.charged),
             refunded_orders_count: m.refunded_orders,
             refunds_count: m.refunds,
-            refunded_amount: Amount::micros(m.refunded_micros),
+            refunded_amount: Amount::of(m.refunded),
             refund_rate_count: m.rate_count().to_string(),
             refund_rate_amount: m.rate_amount().to_string(),
             by_reason: m
@@ -140,7 +140,7 @@ impl From<&Metrics> for RefundReportMetrics {
                         reason.clone(),
                         ReasonSumsResponse {
                             count: sums.count,
-                            amount: Amount::micros(sums.micros),
+                            amount: Amount::of(sums.amount),
                         },
                     )
                 })

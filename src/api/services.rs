@@ -354,7 +354,7 @@ pub async fn disable_service(
             dry_run: true,
             orders_in_flight: preview.orders_in_flight,
             orders_refunded: preview.orders_refunded,
-            amount_refunded: Amount::micros(preview.amount_refunded_micros),
+            amount_refunded: Amount::of(preview.amount_refunded),
         }
     } else {
         let disabled = state
@@ -365,7 +365,7 @@ pub async fn disable_service(
             dry_run: false,
             orders_in_flight: disabled.orders_in_flight,
             orders_refunded: disabled.orders_refunded,
-            amount_refunded: Amount::micros(disabled.amount_refunded_micros),
+            amount_refunded: Amount::of(disabled.amount_refunded),
         }
     };
     Ok(HttpResponse::Ok().json(response))

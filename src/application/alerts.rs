@@ -20,7 +20,8 @@ use crate::domain::alert::{
     PPM,
 };
 use crate::domain::event::EventType;
-use crate::domain::report::{summarize, ReportGroup, Window};
+use crate::domain::money::Money;
+use crate::domain::report::{summarize, Metrics, ReportGroup, Window};
 
 /// True when this process takes this interval's evaluation.
 pub fn take_turn(
@@ -55,7 +56,7 @@ fn effective(global: &Thresholds, rule: Option<&Rule>) -> Thresholds {
 fn window_sums(
     conn: &mut DbConnection,
     window: AlertWindow,
-) -> Result<Vec<(AlertScope, i64, [i64; 4])>, diesel::result::Error> {
+) -> Result<Vec<(AlertScope, i64, Metrics)>, diesel::result::Error> {
     let to = db::now();
     let range = Window {
         from: to - window.length(),
@@ -72,17 +73,7 @@ fn window_sums(
             let Ok(subject) = row.key.parse::<i64>() else {
                 continue; // orders of services with no provider
             };
-            let m = row.metrics;
-            out.push((
-                scope,
-                subject,
-                [
-                    m.orders,
-                    m.refunded_orders,
-                    m.charged_micros,
-                    m.refunded_micros,
-                ],
-            ));
+            out.push((scope, subject, row.metrics));
         }
     }
     Ok(out)
@@ -102,13 +93,12 @@ pub fn evaluate(
     let mut readings = Vec::new();
     for window in AlertWindow::ALL.iter().copied() {
         let mut seen = HashSet::new();
-        for (scope, subject_id, [orders, refunded_orders, charged, refunded]) in
-            window_sums(conn, window)?
-        {
+        for (scope, subject_id, sums) in window_sums(conn, window)? {
+            let (orders, refunded_orders) = (sums.orders, sums.refunded_orders);
             seen.insert((scope, subject_id));
             let t = effective(global, rules.get(&(scope.as_str().to_string(), subject_id)));
             for (measure, rate_ppm) in [
-                (AlertMeasure::Amount, ppm(refunded, charged)),
+                (AlertMeasure::Amount, sums.refunded.ppm_of(sums.charged)),
                 (AlertMeasure::Count, ppm(refunded_orders, orders)),
             ] {
                 readings.push((
@@ -121,8 +111,8 @@ pub fn evaluate(
                         threshold_ppm: t.warning_ppm,
                         orders,
                         refunded_orders,
-                        charged_micros: charged,
-                        refunded_micros: refunded,
+                        charged: sums.charged,
+                        refunded: sums.refunded,
                     },
                     t,
                 ));
@@ -145,8 +135,8 @@ pub fn evaluate(
                         threshold_ppm: t.warning_ppm,
                         orders: 0,
                         refunded_orders: 0,
-                        charged_micros: 0,
-                        refunded_micros: 0,
+                        charged: Money::ZERO,
+                        refunded: Money::ZERO,
                     },
                     t,
                 ));

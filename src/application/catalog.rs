@@ -8,7 +8,7 @@
 use super::services::disable_service;
 use crate::db::services::{self as service_rows, ServiceFields};
 use crate::db::{self, providers, DbConnection};
-use crate::domain::money::Money;
+use crate::domain::money::{Money, Percent};
 use crate::domain::service::{
     check_quantity_window, marked_up, CatalogEntry, Service, ServiceStatus,
 };
@@ -66,7 +66,7 @@ pub struct SyncReport {
 fn fields_for(
     entry: &CatalogEntry,
     provider_id: i64,
-    markup_percent_micros: i64,
+    markup_percent: Percent,
     existing: Option<&Service>,
 ) -> Result<ServiceFields, String> {
     let refill_days = existing.map_or(SYNCED_REFILL_DAYS, |s| s.refill_days);
@@ -87,7 +87,7 @@ fn fields_for(
         ),
         category: clip(&entry.category, "Uncategorized"),
         kind,
-        rate: marked_up(entry.rate, markup_percent_micros),
+        rate: marked_up(entry.rate, markup_percent),
         min_quantity: entry.min_quantity,
         max_quantity: entry.max_quantity,
         refill: entry
@@ -125,17 +125,16 @@ pub fn sync_services(
                     .as_ref()
                     .is_some_and(|p| p.1 == entry.provider_service_id)
             });
-            let fields =
-                match fields_for(entry, provider_id, provider.markup_percent_micros, existing) {
-                    Ok(fields) => fields,
-                    Err(reason) => {
-                        report.skipped.push(Skipped {
-                            provider_service_id: entry.provider_service_id.clone(),
-                            reason,
-                        });
-                        continue;
-                    }
-                };
+            let fields = match fields_for(entry, provider_id, provider.markup_percent, existing) {
+                Ok(fields) => fields,
+                Err(reason) => {
+                    report.skipped.push(Skipped {
+                        provider_service_id: entry.provider_service_id.clone(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
             let synced = |service_id, changes| SyncedService {
                 service_id,
                 provider_service_id: entry.provider_service_id.clone(),

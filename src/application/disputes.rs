@@ -137,18 +137,16 @@ fn file(
     if order.status == OrderStatus::Canceled {
         return Err(DisputeError::OrderCanceled);
     }
-    let refundable = order.refundable().micros();
-    if refundable == 0 {
+    let refundable = order.refundable();
+    if refundable.is_zero() {
         return Err(DisputeError::NothingToRefund);
     }
     if refunds::pending_dispute(conn, order_id)?.is_some() {
         return Err(DisputeError::DisputePending);
     }
-    let amount = dispute.amount.map_or(refundable, |a| a.micros());
+    let amount = dispute.amount.unwrap_or(refundable);
     if amount > refundable {
-        return Err(DisputeError::AmountExceedsRefundable {
-            refundable: order.refundable(),
-        });
+        return Err(DisputeError::AmountExceedsRefundable { refundable });
     }
     // One account's requests are decided one at a time, in every process.
     let account =
@@ -166,7 +164,7 @@ fn file(
             account_id,
             order_id: Some(order_id),
             top_up_id: None,
-            amount_micros: amount,
+            amount,
             reason: dispute.reason.refund_reason(),
             status: RefundStatus::PendingReview,
             source: RefundSource::Reseller,
@@ -236,8 +234,8 @@ pub fn approve_dispute(
         let order_id = refund.order_id.ok_or_else(|| already_decided(&refund))?;
         let order =
             orders::lock(conn, order_id, None)?.ok_or_else(|| ApiError::not_found("order"))?;
-        let refundable = order.refundable().micros();
-        let amount = amount.map_or(refund.amount_micros.min(refundable), |a| a.micros());
+        let refundable = order.refundable();
+        let amount = amount.unwrap_or(refund.amount.min(refundable));
         let mut trigger = Trigger::new(
             Change {
                 approve: amount,
@@ -271,7 +269,7 @@ pub fn reject_dispute(
             conn,
             refund_id,
             RefundStatus::Rejected,
-            refund.amount_micros,
+            refund.amount,
             Some(admin_id),
             Some(reason),
         )?;

@@ -15,6 +15,7 @@ use crate::domain::account::Account;
 use crate::domain::alert::Alert;
 use crate::domain::event::{Event, EventType};
 use crate::domain::ledger::TopUp;
+use crate::domain::money::SignedMoney;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refill::RefillStatus;
 use crate::domain::refund::Refund;
@@ -75,12 +76,12 @@ pub fn refund(
     event_type: EventType,
     refund: &Refund,
     order: Option<&Order>,
-    balance_after_micros: Option<i64>,
+    balance_after: Option<SignedMoney>,
 ) -> Result<()> {
     let data = json!({
         "refund": RefundResponse::from(refund.clone()),
         "order": order.map(order_json),
-        "balance_after": balance_after_micros.map(Amount::micros),
+        "balance_after": balance_after.map(Amount::of),
     });
     record(conn, event_type, Some(refund.account_id), data).map(drop)
 }
@@ -89,11 +90,11 @@ pub fn refund(
 pub fn top_up_succeeded(
     conn: &mut WriteConn<'_>,
     top_up: &TopUp,
-    balance_after_micros: i64,
+    balance_after: SignedMoney,
 ) -> Result<()> {
     let data = json!({
         "top_up": TopUpResponse::from(top_up.clone()),
-        "balance_after": Amount::micros(balance_after_micros),
+        "balance_after": Amount::of(balance_after),
     });
     record(
         conn,
@@ -110,12 +111,12 @@ pub fn top_up_refund(
     event_type: EventType,
     refund: &Refund,
     top_up: Option<&TopUp>,
-    balance_after_micros: Option<i64>,
+    balance_after: Option<SignedMoney>,
 ) -> Result<()> {
     let data = json!({
         "refund": RefundResponse::from(refund.clone()),
         "top_up": top_up.map(|t| TopUpResponse::from(t.clone())),
-        "balance_after": balance_after_micros.map(Amount::micros),
+        "balance_after": balance_after.map(Amount::of),
     });
     record(conn, event_type, Some(refund.account_id), data).map(drop)
 }

@@ -8,7 +8,7 @@ use super::refunds::{self, Settled, Trigger};
 use crate::db::{self, accounts, ledger, orders, provider_orders, services, DbConnection};
 use crate::domain::account::AccountStatus;
 use crate::domain::ledger::LedgerKind;
-use crate::domain::money::{format_micros, Money};
+use crate::domain::money::{Money, SignedMoney};
 use crate::domain::order::{plan_order, NewOrder, Order, OrderFieldError, OrderInput, OrderStatus};
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
 use crate::error::{ApiError, ErrorCode};
@@ -34,8 +34,8 @@ pub enum PlaceOrderError {
     AccountSuspended,
     #[error("new orders to this service are paused by a critical refund-rate alert")]
     ServicePaused,
-    #[error("the order costs {charge} but the balance is {}", format_micros(*balance_micros))]
-    InsufficientFunds { charge: Money, balance_micros: i64 },
+    #[error("the order costs {charge} but the balance is {balance}")]
+    InsufficientFunds { charge: Money, balance: SignedMoney },
     /// Every field the service's rules refuse, in the order of the fields.
     #[error("validation failed")]
     Invalid(Vec<OrderFieldError>),
@@ -191,7 +191,7 @@ pub fn place_order_planned(
         conn,
         planned.account_id,
         LedgerKind::OrderCharge,
-        -planned.charge.micros(),
+        -planned.charge,
         refs,
         ledger::Overdraft::Refuse,
     )?;
@@ -199,10 +199,11 @@ pub fn place_order_planned(
         super::events::order_created(conn, &order)?;
     }
     if debited.is_none() {
-        let balance = accounts::find(conn, planned.account_id)?.map_or(0, |a| a.balance_micros);
+        let balance =
+            accounts::find(conn, planned.account_id)?.map_or(SignedMoney::ZERO, |a| a.balance);
         return Err(PlaceOrderError::InsufficientFunds {
             charge: planned.charge,
-            balance_micros: balance,
+            balance,
         });
     }
     Ok(order)
@@ -287,7 +288,7 @@ pub fn record_outcome(
             Change {
                 status: Some(outcome.status),
                 remains,
-                approve: 0,
+                approve: Money::ZERO,
             },
             reason_for(outcome.status),
             RefundSource::Admin,

@@ -6,6 +6,7 @@ use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, ledger, orders, provider_orders, DbConnection, WriteConn};
 use crate::domain::event::EventType;
 use crate::domain::ledger::LedgerKind;
+use crate::domain::money::Money;
 use crate::domain::order::Order;
 use crate::domain::refund::{
     self, Change, Refund, RefundReason, RefundSource, RefundStatus, Refusal,
@@ -113,14 +114,14 @@ pub(crate) fn settle_within(
             trigger.decided_by,
             trigger.note.as_deref(),
         )?)
-    } else if plan.refund_now > 0 {
+    } else if !plan.refund_now.is_zero() {
         Some(refunds::insert(
             conn,
             &NewRefund {
                 account_id: order.account_id,
                 order_id: Some(order.id),
                 top_up_id: None,
-                amount_micros: plan.refund_now,
+                amount: plan.refund_now,
                 reason: trigger.reason,
                 status: RefundStatus::Succeeded,
                 source: trigger.source,
@@ -141,12 +142,12 @@ pub(crate) fn settle_within(
             conn,
             order.account_id,
             LedgerKind::Refund,
-            plan.refund_now,
+            plan.refund_now.signed(),
             refs,
             ledger::Overdraft::Refuse,
         )?;
         count_refund(conn, order.account_id, refund.reason, plan.refund_now)?;
-        let balance_after = entry.map(|e| e.balance_after_micros);
+        let balance_after = entry.map(|e| e.balance_after);
         if trigger.dispute_id.is_some() {
             events::refund(
                 conn,
@@ -156,7 +157,7 @@ pub(crate) fn settle_within(
                 balance_after,
             )?;
         }
-        if plan.refund_now > 0 {
+        if !plan.refund_now.is_zero() {
             events::refund(
                 conn,
                 EventType::RefundSucceeded,
@@ -173,7 +174,7 @@ pub(crate) fn settle_within(
                 conn,
                 dispute.id,
                 RefundStatus::Canceled,
-                dispute.amount_micros,
+                dispute.amount,
                 None,
                 Some("the order was refunded in full"),
             )?;
@@ -188,16 +189,15 @@ fn count_refund(
     conn: &mut DbConnection,
     account_id: i64,
     reason: RefundReason,
-    amount_micros: i64,
+    amount: Money,
 ) -> Result<(), diesel::result::Error> {
     let currency = accounts::find(conn, account_id)?.map_or_else(String::new, |a| a.currency);
-    metrics::refund_credited(reason.as_str(), &currency, amount_micros);
+    metrics::refund_credited(reason.as_str(), &currency, amount.micros());
     Ok(())
 }
 
 impl From<SettleError> for ApiError {
     fn from(error: SettleError) -> ApiError {
-        use crate::domain::money::format_micros;
         match error {
             SettleError::NotFound => ApiError::not_found("order"),
             SettleError::Db(e) => e.into(),
@@ -215,14 +215,12 @@ impl From<SettleError> for ApiError {
             SettleError::Refused(Refusal::WouldTakeBack { owed, refunded }) => ApiError::Refused {
                 code: ErrorCode::RefundWouldBeTakenBack,
                 detail: format!(
-                    "this outcome owes {} but {} was already refunded; refunds are never taken back",
-                    format_micros(owed),
-                    format_micros(refunded)
+                    "this outcome owes {owed} but {refunded} was already refunded; refunds are never taken back"
                 ),
             },
             SettleError::Refused(Refusal::TooMuch { refundable }) => ApiError::Invalid {
                 code: ErrorCode::AmountExceedsRefundable,
-                detail: format!("at most {} can still be refunded", format_micros(refundable)),
+                detail: format!("at most {refundable} can still be refunded"),
                 param: Some("amount".into()),
             },
         }

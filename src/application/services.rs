@@ -4,6 +4,7 @@
 use crate::application::refunds::{settle_within, SettleError, Trigger};
 use crate::db::services::ServiceFields;
 use crate::db::{self, orders, provider_orders, providers, services, DbConnection, WriteConn};
+use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refund::{self, Change, RefundReason, RefundSource};
 use crate::domain::service::{Service, ServiceStatus};
@@ -51,7 +52,7 @@ pub struct Disabled {
     pub orders_in_flight: i64,
     /// Orders refunded by this call (0 when called again).
     pub orders_refunded: i64,
-    pub amount_refunded_micros: i64,
+    pub amount_refunded: Money,
 }
 
 /// Orders refunded per transaction when a service is disabled: each batch is atomic and
@@ -74,7 +75,7 @@ pub fn disable_service(
         service,
         orders_in_flight: 0,
         orders_refunded: 0,
-        amount_refunded_micros: 0,
+        amount_refunded: Money::ZERO,
     };
     let mut after = 0;
     loop {
@@ -86,7 +87,7 @@ pub fn disable_service(
             db::write_tx(conn, |conn| refund_batch(conn, decided_by, &ids))?;
         disabled.orders_in_flight += ended;
         disabled.orders_refunded += count;
-        disabled.amount_refunded_micros += amount;
+        disabled.amount_refunded = disabled.amount_refunded.saturating_add(amount);
         after = last;
     }
 }
@@ -97,7 +98,7 @@ fn refund_batch(
     conn: &mut WriteConn<'_>,
     decided_by: Option<i64>,
     ids: &[i64],
-) -> Result<(i64, i64, i64), ApiError> {
+) -> Result<(i64, i64, Money), ApiError> {
     // Lock the whole batch first, in id order, then credit accounts in account order:
     // every writer takes order rows before account rows, so concurrent outcomes and
     // other batches cannot deadlock with this one.
@@ -109,7 +110,7 @@ fn refund_batch(
     }
     planned.sort_unstable_by_key(|&(account_id, order_id, _)| (account_id, order_id));
     let ended = planned.len() as i64;
-    let (mut count, mut amount) = (0i64, 0i64);
+    let (mut count, mut amount) = (0i64, Money::ZERO);
     for (account_id, order_id, change) in planned {
         // An order still waiting to be sent upstream never will be now; one the provider
         // has is asked to stop, so it does not deliver what is refunded here.
@@ -122,7 +123,7 @@ fn refund_batch(
         let settled = settle_within(conn, order_id, trigger)?;
         if let Some(refund) = settled.refund {
             count += 1;
-            amount += refund.amount_micros;
+            amount = amount.saturating_add(refund.amount);
         }
     }
     Ok((ended, count, amount))
@@ -151,7 +152,7 @@ fn disabled_change(order: &Order) -> Option<Change> {
         Some(remains) if order.status == OrderStatus::InProgress && remains < units => Change {
             status: Some(OrderStatus::Partial),
             remains: Some(remains),
-            approve: 0,
+            approve: Money::ZERO,
         },
         _ => Change {
             status: Some(OrderStatus::Canceled),
@@ -168,7 +169,7 @@ pub struct DisablePreview {
     pub orders_in_flight: i64,
     /// Of those, the orders a refund would be credited to.
     pub orders_refunded: i64,
-    pub amount_refunded_micros: i64,
+    pub amount_refunded: Money,
 }
 
 /// The dry run of [`disable_service`]: the same outcome for each order in flight and the
@@ -183,7 +184,7 @@ pub fn preview_disable(conn: &mut DbConnection, id: i64) -> Result<DisablePrevie
             service,
             orders_in_flight: 0,
             orders_refunded: 0,
-            amount_refunded_micros: 0,
+            amount_refunded: Money::ZERO,
         };
         let mut after = 0;
         loop {
@@ -201,9 +202,10 @@ pub fn preview_disable(conn: &mut DbConnection, id: i64) -> Result<DisablePrevie
                     Ok(plan) => plan,
                     Err(refusal) => return Ok(Err(SettleError::Refused(refusal))),
                 };
-                if plan.refund_now > 0 {
+                if !plan.refund_now.is_zero() {
                     preview.orders_refunded += 1;
-                    preview.amount_refunded_micros += plan.refund_now;
+                    preview.amount_refunded =
+                        preview.amount_refunded.saturating_add(plan.refund_now);
                 }
             }
             after = last;

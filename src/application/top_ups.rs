@@ -7,7 +7,7 @@ use crate::db::{self, accounts, is_unique_violation, ledger, top_ups, DbConnecti
 use crate::domain::account::{Account, AccountStatus};
 use crate::domain::event::EventType;
 use crate::domain::ledger::{LedgerKind, TopUp, TopUpStatus};
-use crate::domain::money::{format_micros, Money};
+use crate::domain::money::{Money, SignedMoney};
 use crate::domain::refund::{Refund, RefundReason, RefundSource, RefundStatus};
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics;
@@ -31,8 +31,8 @@ pub fn record_top_up(
             return Err(duplicate());
         }
         // Two concurrent recordings of one payment: the unique index decides.
-        let top_up = top_ups::insert(conn, account_id, amount.micros(), gateway, gateway_ref)
-            .map_err(|e| {
+        let top_up =
+            top_ups::insert(conn, account_id, amount, gateway, gateway_ref).map_err(|e| {
                 if is_unique_violation(&e) {
                     duplicate()
                 } else {
@@ -47,11 +47,11 @@ pub fn record_top_up(
             conn,
             account_id,
             LedgerKind::TopUp,
-            amount.micros(),
+            amount.signed(),
             refs,
             ledger::Overdraft::Refuse,
         )?;
-        let balance_after = entry.map_or(0, |e| e.balance_after_micros);
+        let balance_after = entry.map_or(SignedMoney::ZERO, |e| e.balance_after);
         events::top_up_succeeded(conn, &top_up, balance_after)?;
         Ok(top_up)
     })
@@ -74,19 +74,19 @@ pub fn refund_top_up(
     top_up_id: i64,
     request: TopUpRefund,
 ) -> Result<Refund, ApiError> {
-    let amount = request.amount.micros();
+    let amount = request.amount;
     db::write_tx(conn, |conn| {
         let top_up =
             top_ups::lock(conn, top_up_id)?.ok_or_else(|| ApiError::not_found("top-up"))?;
         check_refundable(&top_up, amount)?;
-        top_ups::add_refunded(conn, top_up.id, amount, None)?;
+        top_ups::add_refunded(conn, top_up.id, amount.signed(), None)?;
         let refund = refunds::insert(
             conn,
             &NewRefund {
                 account_id: top_up.account_id,
                 order_id: None,
                 top_up_id: Some(top_up.id),
-                amount_micros: amount,
+                amount,
                 reason: request.reason,
                 status: RefundStatus::Pending,
                 source: RefundSource::Admin,
@@ -115,15 +115,12 @@ pub fn refund_top_up(
     })
 }
 
-fn check_refundable(top_up: &TopUp, amount: i64) -> Result<(), ApiError> {
-    let left = top_up.amount_micros - top_up.refunded_micros;
+fn check_refundable(top_up: &TopUp, amount: Money) -> Result<(), ApiError> {
+    let left = top_up.amount.saturating_sub(top_up.refunded);
     if amount > left {
         return Err(ApiError::Invalid {
             code: ErrorCode::AmountExceedsRefundable,
-            detail: format!(
-                "at most {} of this top-up can still be returned",
-                format_micros(left)
-            ),
+            detail: format!("at most {left} of this top-up can still be returned"),
             param: Some("amount".into()),
         });
     }
@@ -165,13 +162,13 @@ pub fn finish_payment_refund(
                 conn,
                 refund_id,
                 RefundStatus::Succeeded,
-                refund.amount_micros,
+                refund.amount,
                 Some(admin_id),
                 None,
             )?;
             count_top_up_refund(conn, &refund)?;
             let top_up = top_ups::find(conn, top_up_id)?;
-            let balance = accounts::find(conn, refund.account_id)?.map(|a| a.balance_micros);
+            let balance = accounts::find(conn, refund.account_id)?.map(|a| a.balance);
             events::top_up_refund(
                 conn,
                 EventType::TopUpRefundSucceeded,
@@ -181,7 +178,7 @@ pub fn finish_payment_refund(
             )?;
             return Ok(refund);
         }
-        top_ups::add_refunded(conn, top_up_id, -refund.amount_micros, None)?;
+        top_ups::add_refunded(conn, top_up_id, -refund.amount, None)?;
         let refs = ledger::Refs {
             top_up_id: Some(top_up_id),
             refund_id: Some(refund.id),
@@ -191,7 +188,7 @@ pub fn finish_payment_refund(
             conn,
             refund.account_id,
             LedgerKind::TopUpRefund,
-            refund.amount_micros,
+            refund.amount.signed(),
             refs,
             ledger::Overdraft::Refuse,
         )?;
@@ -199,7 +196,7 @@ pub fn finish_payment_refund(
             conn,
             refund_id,
             RefundStatus::Failed,
-            refund.amount_micros,
+            refund.amount,
             Some(admin_id),
             Some("the payment gateway refused the refund; the balance was re-credited"),
         )?;
@@ -209,7 +206,7 @@ pub fn finish_payment_refund(
             EventType::TopUpRefundFailed,
             &refund,
             top_up.as_ref(),
-            entry.map(|e| e.balance_after_micros),
+            entry.map(|e| e.balance_after),
         )?;
         Ok(refund)
     })
@@ -219,7 +216,7 @@ pub fn finish_payment_refund(
 fn count_top_up_refund(conn: &mut DbConnection, refund: &Refund) -> Result<(), ApiError> {
     let currency =
         accounts::find(conn, refund.account_id)?.map_or_else(String::new, |a| a.currency);
-    metrics::top_up_refunded(refund.reason.as_str(), &currency, refund.amount_micros);
+    metrics::top_up_refunded(refund.reason.as_str(), &currency, refund.amount.micros());
     Ok(())
 }
 
@@ -244,9 +241,9 @@ pub fn charge_back(
     db::write_tx(conn, |conn| {
         let top_up =
             top_ups::lock(conn, top_up_id)?.ok_or_else(|| ApiError::not_found("top-up"))?;
-        let left = top_up.amount_micros - top_up.refunded_micros;
-        let amount = amount.map_or(left, |a| a.micros());
-        if amount == 0 {
+        let left = top_up.amount.saturating_sub(top_up.refunded);
+        let amount = amount.unwrap_or(left);
+        if amount.is_zero() {
             return Err(ApiError::Refused {
                 code: ErrorCode::NothingToChargeBack,
                 detail: "this top-up was already returned in full".into(),
@@ -256,7 +253,7 @@ pub fn charge_back(
         let top_up = top_ups::add_refunded(
             conn,
             top_up.id,
-            amount,
+            amount.signed(),
             Some(TopUpStatus::ChargedBack.as_str()),
         )?;
         let refund = refunds::insert(
@@ -265,7 +262,7 @@ pub fn charge_back(
                 account_id: top_up.account_id,
                 order_id: None,
                 top_up_id: Some(top_up.id),
-                amount_micros: amount,
+                amount,
                 reason: RefundReason::Chargeback,
                 status: RefundStatus::Succeeded,
                 source: RefundSource::Admin,
@@ -289,7 +286,7 @@ pub fn charge_back(
         let before = accounts::find(conn, top_up.account_id)?.map(|a| a.status);
         let account = accounts::set_status(conn, top_up.account_id, AccountStatus::Suspended)?
             .ok_or_else(|| ApiError::not_found("account"))?;
-        metrics::top_up_refunded(refund.reason.as_str(), &account.currency, amount);
+        metrics::top_up_refunded(refund.reason.as_str(), &account.currency, amount.micros());
         events::chargeback(conn, &refund, &top_up, &account)?;
         if before != Some(AccountStatus::Suspended) {
             events::account(conn, EventType::AccountSuspended, &account)?;

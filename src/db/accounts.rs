@@ -6,6 +6,7 @@ use super::columns;
 use super::schema::accounts;
 use super::{now, DbConnection, WriteConn};
 use crate::domain::account::{Account, AccountStatus, Role};
+use crate::domain::money::SignedMoney;
 
 /// Named columns: each field binds the column of its name (`super::columns`).
 #[derive(Queryable, Selectable)]
@@ -18,7 +19,7 @@ struct AccountRow {
     #[diesel(deserialize_as = String)]
     status: AccountStatus,
     currency: String,
-    balance_micros: i64,
+    balance_micros: SignedMoney,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     refund_allowlisted_until: Option<NaiveDateTime>,
@@ -32,7 +33,7 @@ impl From<AccountRow> for Account {
             role: row.role,
             status: row.status,
             currency: row.currency,
-            balance_micros: row.balance_micros,
+            balance: row.balance_micros,
             created_at: row.created_at,
             updated_at: row.updated_at,
             refund_allowlisted_until: row.refund_allowlisted_until,

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use super::schema::{alert_rules, alerts};
 use super::{now, DbConnection, WriteConn};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
+use crate::domain::money::Money;
 
 #[derive(Queryable)]
 struct AlertRow {
@@ -22,8 +23,8 @@ struct AlertRow {
     threshold_ppm: i64,
     orders: i64,
     refunded_orders: i64,
-    charged_micros: i64,
-    refunded_micros: i64,
+    charged_micros: Money,
+    refunded_micros: Money,
     _pauses_orders: bool,
     raised_at: NaiveDateTime,
     escalated_at: Option<NaiveDateTime>,
@@ -48,8 +49,8 @@ fn decode(row: AlertRow) -> QueryResult<Alert> {
         threshold_ppm: row.threshold_ppm,
         orders: row.orders,
         refunded_orders: row.refunded_orders,
-        charged_micros: row.charged_micros,
-        refunded_micros: row.refunded_micros,
+        charged: row.charged_micros,
+        refunded: row.refunded_micros,
         raised_at: row.raised_at,
         escalated_at: row.escalated_at,
         cleared_at: row.cleared_at,
@@ -82,8 +83,8 @@ pub struct Reading {
     pub threshold_ppm: i64,
     pub orders: i64,
     pub refunded_orders: i64,
-    pub charged_micros: i64,
-    pub refunded_micros: i64,
+    pub charged: Money,
+    pub refunded: Money,
 }
 
 pub fn raise(
@@ -106,8 +107,8 @@ pub fn raise(
             alerts::threshold_ppm.eq(r.threshold_ppm),
             alerts::orders.eq(r.orders),
             alerts::refunded_orders.eq(r.refunded_orders),
-            alerts::charged_micros.eq(r.charged_micros),
-            alerts::refunded_micros.eq(r.refunded_micros),
+            alerts::charged_micros.eq(r.charged.micros()),
+            alerts::refunded_micros.eq(r.refunded.micros()),
             alerts::pauses_orders.eq(pauses && level == AlertLevel::Critical),
             alerts::raised_at.eq(at),
             alerts::escalated_at.eq((level == AlertLevel::Critical).then_some(at)),
@@ -132,8 +133,8 @@ pub fn escalate(
             alerts::threshold_ppm.eq(r.threshold_ppm),
             alerts::orders.eq(r.orders),
             alerts::refunded_orders.eq(r.refunded_orders),
-            alerts::charged_micros.eq(r.charged_micros),
-            alerts::refunded_micros.eq(r.refunded_micros),
+            alerts::charged_micros.eq(r.charged.micros()),
+            alerts::refunded_micros.eq(r.refunded.micros()),
             alerts::pauses_orders.eq(pauses),
             alerts::escalated_at.eq(Some(at)),
             alerts::updated_at.eq(at),
@@ -152,8 +153,8 @@ pub fn clear(conn: &mut WriteConn<'_>, id: i64, r: &Reading) -> QueryResult<Aler
             alerts::threshold_ppm.eq(r.threshold_ppm),
             alerts::orders.eq(r.orders),
             alerts::refunded_orders.eq(r.refunded_orders),
-            alerts::charged_micros.eq(r.charged_micros),
-            alerts::refunded_micros.eq(r.refunded_micros),
+            alerts::charged_micros.eq(r.charged.micros()),
+            alerts::refunded_micros.eq(r.refunded.micros()),
             alerts::pauses_orders.eq(false),
             alerts::cleared_at.eq(Some(at)),
             alerts::updated_at.eq(at),

@@ -10,6 +10,7 @@ use super::columns;
 use super::schema::ledger_entries;
 use super::{accounts, now, DbConnection, WriteConn};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
+use crate::domain::money::SignedMoney;
 
 /// Named columns: each field binds the column of its name (`super::columns`).
 #[derive(Queryable, Selectable)]
@@ -19,8 +20,8 @@ struct EntryRow {
     account_id: i64,
     #[diesel(deserialize_as = String)]
     kind: LedgerKind,
-    amount_micros: i64,
-    balance_after_micros: i64,
+    amount_micros: SignedMoney,
+    balance_after_micros: SignedMoney,
     order_id: Option<i64>,
     refund_id: Option<i64>,
     top_up_id: Option<i64>,
@@ -33,8 +34,8 @@ impl From<EntryRow> for LedgerEntry {
             id: row.id,
             account_id: row.account_id,
             kind: row.kind,
-            amount_micros: row.amount_micros,
-            balance_after_micros: row.balance_after_micros,
+            amount: row.amount_micros,
+            balance_after: row.balance_after_micros,
             order_id: row.order_id,
             refund_id: row.refund_id,
             top_up_id: row.top_up_id,
@@ -60,16 +61,17 @@ pub enum Overdraft {
     Allow,
 }
 
-/// Changes the balance by `amount_micros` and records the entry. Returns `None`, having
+/// Changes the balance by `amount` and records the entry. Returns `None`, having
 /// changed nothing, when a debit is not covered and `overdraft` is `Refuse`.
 pub fn post(
     conn: &mut WriteConn<'_>,
     account_id: i64,
     kind: LedgerKind,
-    amount_micros: i64,
+    amount: SignedMoney,
     refs: Refs,
     overdraft: Overdraft,
 ) -> QueryResult<Option<LedgerEntry>> {
+    let amount_micros = amount.micros();
     let balance_after = if amount_micros < 0 && overdraft == Overdraft::Refuse {
         match accounts::debit_if_covered(conn, account_id, -amount_micros)? {
             Some(balance) => balance,
@@ -97,8 +99,8 @@ pub fn post(
         id,
         account_id,
         kind,
-        amount_micros,
-        balance_after_micros: balance_after,
+        amount,
+        balance_after: SignedMoney::from_micros(balance_after),
         order_id: refs.order_id,
         refund_id: refs.refund_id,
         top_up_id: refs.top_up_id,

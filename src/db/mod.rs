@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod amounts;
 pub mod api_keys;
 pub mod backend;
 pub mod backup;

@@ -21,8 +21,8 @@ struct OrderRow {
     runs: Option<i64>,
     run_interval: Option<i64>,
     comments: Option<String>,
-    charge_micros: i64,
-    refunded_micros: i64,
+    charge_micros: Money,
+    refunded_micros: Money,
     #[diesel(deserialize_as = String)]
     status: OrderStatus,
     start_count: Option<i64>,
@@ -30,7 +30,7 @@ struct OrderRow {
     external_ref: Option<String>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
-    approved_dispute_micros: i64,
+    approved_dispute_micros: Money,
 }
 
 impl From<OrderRow> for Order {
@@ -44,15 +44,15 @@ impl From<OrderRow> for Order {
             runs: row.runs,
             interval: row.run_interval,
             comments: row.comments,
-            charge: Money::from_micros(row.charge_micros),
-            refunded: Money::from_micros(row.refunded_micros),
+            charge: row.charge_micros,
+            refunded: row.refunded_micros,
             status: row.status,
             start_count: row.start_count,
             remains: row.remains,
             external_ref: row.external_ref,
             created_at: row.created_at,
             updated_at: row.updated_at,
-            approved_dispute_micros: row.approved_dispute_micros,
+            approved_disputes: row.approved_dispute_micros,
         }
     }
 }
@@ -95,14 +95,14 @@ pub fn insert(conn: &mut WriteConn<'_>, order: &NewOrder) -> QueryResult<Order> 
         interval: order.interval,
         comments: order.comments.clone(),
         charge: order.charge,
-        refunded: Money::from_micros(0),
+        refunded: Money::ZERO,
         status: OrderStatus::Pending,
         start_count: None,
         remains: None,
         external_ref: order.external_ref.clone(),
         created_at: at,
         updated_at: at,
-        approved_dispute_micros: 0,
+        approved_disputes: Money::ZERO,
     })
 }
 
@@ -221,8 +221,8 @@ pub fn store_book(
             orders::status.eq(book.status.as_str()),
             orders::remains.eq(book.remains),
             orders::start_count.eq(start_count),
-            orders::approved_dispute_micros.eq(book.approved_disputes),
-            orders::refunded_micros.eq(book.refunded),
+            orders::approved_dispute_micros.eq(book.approved_disputes.micros()),
+            orders::refunded_micros.eq(book.refunded.micros()),
             orders::updated_at.eq(now()),
         ))
         .returning(columns::<OrderRow>())

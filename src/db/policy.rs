@@ -10,6 +10,7 @@ use super::backend::Dialect;
 use super::schema::{dispute_refusals, refunds};
 use super::{DbConnection, WriteConn};
 use crate::domain::account::Account;
+use crate::domain::money::Money;
 use crate::domain::policy::{Decision, Standing};
 use crate::domain::refund::{DisputeReason, RefundSource, RefundStatus};
 
@@ -42,9 +43,9 @@ struct RateRow {
     #[diesel(sql_type = BigInt)]
     refunded_orders: i64,
     #[diesel(sql_type = BigInt)]
-    charged: i64,
+    charged: Money,
     #[diesel(sql_type = BigInt)]
-    refunded: i64,
+    refunded: Money,
 }
 
 // SUM over BIGINT is NUMERIC on PostgreSQL: cast back so both backends return i64.
@@ -83,8 +84,8 @@ pub fn standing(
         oldest_request_last_day,
         orders_30d: rate.orders,
         refunded_orders_30d: rate.refunded_orders,
-        charged_micros_30d: rate.charged,
-        refunded_micros_30d: rate.refunded,
+        charged_30d: rate.charged,
+        refunded_30d: rate.refunded,
         rejections_7d,
         last_rejection_at,
         allowlisted_until: account.refund_allowlisted_until,

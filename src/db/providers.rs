@@ -4,6 +4,7 @@ use secrecy::ExposeSecret;
 
 use super::schema::providers;
 use super::{now, DbConnection, WriteConn};
+use crate::domain::money::{Money, Percent, SignedMoney};
 use crate::domain::provider::Provider;
 
 #[derive(Queryable)]
@@ -18,12 +19,12 @@ struct ProviderRow {
     idempotent_add: bool,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
-    min_balance_micros: Option<i64>,
-    balance_micros: Option<i64>,
+    min_balance_micros: Option<Money>,
+    balance_micros: Option<SignedMoney>,
     balance_currency: Option<String>,
     balance_checked_at: Option<NaiveDateTime>,
     balance_error: Option<String>,
-    markup_percent_micros: i64,
+    markup_percent_micros: Percent,
     auto_sync: bool,
 }
 
@@ -40,12 +41,12 @@ impl From<ProviderRow> for Provider {
             idempotent_add: row.idempotent_add,
             created_at: row.created_at,
             updated_at: row.updated_at,
-            min_balance_micros: row.min_balance_micros,
-            balance_micros: row.balance_micros,
+            min_balance: row.min_balance_micros,
+            balance: row.balance_micros,
             balance_currency: row.balance_currency,
             balance_checked_at: row.balance_checked_at,
             balance_error: row.balance_error,
-            markup_percent_micros: row.markup_percent_micros,
+            markup_percent: row.markup_percent_micros,
             auto_sync: row.auto_sync,
         }
     }
@@ -62,9 +63,9 @@ pub struct ProviderFields {
     pub batch_size: i64,
     pub idempotent_add: bool,
     /// Below this balance upstream, forwarding to the provider pauses.
-    pub min_balance_micros: Option<i64>,
-    /// The markup on synced rates, in millionths of a percent.
-    pub markup_percent_micros: i64,
+    pub min_balance: Option<Money>,
+    /// The markup on synced rates.
+    pub markup_percent: Percent,
     /// The worker syncs this provider's catalog on its own.
     pub auto_sync: bool,
 }
@@ -81,8 +82,8 @@ pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<
             providers::timeout_ms.eq(fields.timeout_ms),
             providers::batch_size.eq(fields.batch_size),
             providers::idempotent_add.eq(fields.idempotent_add),
-            providers::min_balance_micros.eq(fields.min_balance_micros),
-            providers::markup_percent_micros.eq(fields.markup_percent_micros),
+            providers::min_balance_micros.eq(fields.min_balance.map(Money::micros)),
+            providers::markup_percent_micros.eq(fields.markup_percent.micros()),
             providers::auto_sync.eq(fields.auto_sync),
             providers::created_at.eq(at),
             providers::updated_at.eq(at),
@@ -107,8 +108,8 @@ pub fn update(
             providers::timeout_ms.eq(fields.timeout_ms),
             providers::batch_size.eq(fields.batch_size),
             providers::idempotent_add.eq(fields.idempotent_add),
-            providers::min_balance_micros.eq(fields.min_balance_micros),
-            providers::markup_percent_micros.eq(fields.markup_percent_micros),
+            providers::min_balance_micros.eq(fields.min_balance.map(Money::micros)),
+            providers::markup_percent_micros.eq(fields.markup_percent.micros()),
             providers::auto_sync.eq(fields.auto_sync),
             providers::updated_at.eq(now()),
         ))
@@ -158,14 +159,14 @@ pub fn claim_balance_check(
 pub fn record_balance(
     conn: &mut WriteConn<'_>,
     id: i64,
-    read: Result<(i64, Option<String>), String>,
+    read: Result<(SignedMoney, Option<String>), String>,
 ) -> QueryResult<()> {
     let conn: &mut DbConnection = conn;
     let target = providers::table.find(id);
     match read {
-        Ok((micros, currency)) => diesel::update(target)
+        Ok((balance, currency)) => diesel::update(target)
             .set((
-                providers::balance_micros.eq(micros),
+                providers::balance_micros.eq(balance.micros()),
                 providers::balance_currency.eq(currency),
                 providers::balance_error.eq(None::<String>),
             ))

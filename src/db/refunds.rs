@@ -8,6 +8,7 @@ use super::backend::lock_row;
 use super::columns;
 use super::schema::refunds;
 use super::{now, orders, DbConnection, WriteConn};
+use crate::domain::money::Money;
 use crate::domain::policy::Decision;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
 
@@ -19,7 +20,7 @@ struct RefundRow {
     account_id: i64,
     order_id: Option<i64>,
     top_up_id: Option<i64>,
-    amount_micros: i64,
+    amount_micros: Money,
     #[diesel(deserialize_as = String)]
     reason: RefundReason,
     #[diesel(deserialize_as = String)]
@@ -43,7 +44,7 @@ impl From<RefundRow> for Refund {
             account_id: row.account_id,
             order_id: row.order_id,
             top_up_id: row.top_up_id,
-            amount_micros: row.amount_micros,
+            amount: row.amount_micros,
             reason: row.reason,
             status: row.status,
             source: row.source,
@@ -86,7 +87,7 @@ pub struct NewRefund {
     pub account_id: i64,
     pub order_id: Option<i64>,
     pub top_up_id: Option<i64>,
-    pub amount_micros: i64,
+    pub amount: Money,
     pub reason: RefundReason,
     pub status: RefundStatus,
     pub source: RefundSource,
@@ -104,7 +105,7 @@ pub fn insert(conn: &mut WriteConn<'_>, new: &NewRefund) -> QueryResult<Refund> 
             refunds::account_id.eq(new.account_id),
             refunds::order_id.eq(new.order_id),
             refunds::top_up_id.eq(new.top_up_id),
-            refunds::amount_micros.eq(new.amount_micros),
+            refunds::amount_micros.eq(new.amount.micros()),
             refunds::reason.eq(new.reason.as_str()),
             refunds::status.eq(new.status.as_str()),
             refunds::source.eq(new.source.as_str()),
@@ -162,7 +163,7 @@ pub fn record_decision(
     conn: &mut WriteConn<'_>,
     id: i64,
     status: RefundStatus,
-    amount_micros: i64,
+    amount: Money,
     decided_by: Option<i64>,
     decision_reason: Option<&str>,
 ) -> QueryResult<Refund> {
@@ -171,7 +172,7 @@ pub fn record_decision(
     diesel::update(refunds::table.find(id))
         .set((
             refunds::status.eq(status.as_str()),
-            refunds::amount_micros.eq(amount_micros),
+            refunds::amount_micros.eq(amount.micros()),
             refunds::decided_by.eq(decided_by),
             refunds::decision_reason.eq(decision_reason),
             refunds::decided_at.eq(at),

@@ -46,6 +46,7 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use super::backend::Dialect;
 use super::schema::{accounts, refunds, services};
 use super::DbConnection;
+use crate::domain::money::Money;
 use crate::domain::refund::RefundStatus;
 use crate::domain::report::{OrderSums, RefundSums, ReportGroup, Window};
 
@@ -63,7 +64,7 @@ struct OrderSumsRow {
     #[diesel(sql_type = BigInt)]
     orders_count: i64,
     #[diesel(sql_type = BigInt)]
-    charged_micros: i64,
+    charged_micros: Money,
     #[diesel(sql_type = BigInt)]
     refunded_orders: i64,
 }
@@ -77,7 +78,7 @@ struct RefundSumsRow {
     #[diesel(sql_type = BigInt)]
     refunds_count: i64,
     #[diesel(sql_type = BigInt)]
-    refunded_micros: i64,
+    refunded_micros: Money,
     #[diesel(sql_type = BigInt)]
     refunded_orders: i64,
 }
@@ -221,7 +222,7 @@ pub fn sums(
         .map(|row| OrderSums {
             key: row.grp,
             orders: row.orders_count,
-            charged_micros: row.charged_micros,
+            charged: row.charged_micros,
             refunded_orders: row.refunded_orders,
         })
         .collect();
@@ -231,7 +232,7 @@ pub fn sums(
             key: row.grp,
             reason: row.reason,
             refunds: row.refunds_count,
-            refunded_micros: row.refunded_micros,
+            refunded: row.refunded_micros,
             refunded_orders: row.refunded_orders,
         })
         .collect();

@@ -18,7 +18,7 @@ struct ServiceRow {
     category: String,
     #[diesel(deserialize_as = String)]
     kind: ServiceType,
-    rate_micros: i64,
+    rate_micros: Money,
     min_quantity: i64,
     max_quantity: i64,
     refill: bool,
@@ -39,7 +39,7 @@ impl From<ServiceRow> for Service {
             name: row.name,
             category: row.category,
             kind: row.kind,
-            rate: Money::from_micros(row.rate_micros),
+            rate: row.rate_micros,
             min_quantity: row.min_quantity,
             max_quantity: row.max_quantity,
             refill: row.refill,

@@ -6,6 +6,7 @@ use super::columns;
 use super::schema::top_ups;
 use super::{now, DbConnection, WriteConn};
 use crate::domain::ledger::{TopUp, TopUpStatus};
+use crate::domain::money::{Money, SignedMoney};
 
 /// Named columns: each field binds the column of its name (`super::columns`).
 #[derive(Queryable, Selectable)]
@@ -13,8 +14,8 @@ use crate::domain::ledger::{TopUp, TopUpStatus};
 struct TopUpRow {
     id: i64,
     account_id: i64,
-    amount_micros: i64,
-    refunded_micros: i64,
+    amount_micros: Money,
+    refunded_micros: Money,
     gateway: String,
     gateway_ref: String,
     status: String,
@@ -26,8 +27,8 @@ impl From<TopUpRow> for TopUp {
         TopUp {
             id: row.id,
             account_id: row.account_id,
-            amount_micros: row.amount_micros,
-            refunded_micros: row.refunded_micros,
+            amount: row.amount_micros,
+            refunded: row.refunded_micros,
             gateway: row.gateway,
             gateway_ref: row.gateway_ref,
             status: row.status,
@@ -39,7 +40,7 @@ impl From<TopUpRow> for TopUp {
 pub fn insert(
     conn: &mut WriteConn<'_>,
     account_id: i64,
-    amount_micros: i64,
+    amount: Money,
     gateway: &str,
     gateway_ref: &str,
 ) -> QueryResult<TopUp> {
@@ -47,7 +48,7 @@ pub fn insert(
     diesel::insert_into(top_ups::table)
         .values((
             top_ups::account_id.eq(account_id),
-            top_ups::amount_micros.eq(amount_micros),
+            top_ups::amount_micros.eq(amount.micros()),
             top_ups::refunded_micros.eq(0),
             top_ups::gateway.eq(gateway),
             top_ups::gateway_ref.eq(gateway_ref),
@@ -99,10 +100,11 @@ pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TopUp>> {
 pub fn add_refunded(
     conn: &mut WriteConn<'_>,
     id: i64,
-    delta: i64,
+    delta: SignedMoney,
     status: Option<&str>,
 ) -> QueryResult<TopUp> {
     let conn: &mut DbConnection = conn;
+    let delta = delta.micros();
     let row = match status {
         Some(status) => diesel::update(top_ups::table.find(id))
             .set((

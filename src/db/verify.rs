@@ -76,26 +76,26 @@ fn check(
         for entry in entries {
             report.entries += 1;
             let book = books.entry(entry.account_id).or_default();
-            book.sum += entry.amount_micros;
-            if book.sum != entry.balance_after_micros {
+            book.sum += entry.amount.micros();
+            if book.sum != entry.balance_after.micros() {
                 report.problems.push(format!(
                     "ledger entry {} of account {}: balance_after {} but the entries up to it sum to {}",
-                    entry.id, entry.account_id, entry.balance_after_micros, book.sum
+                    entry.id, entry.account_id, entry.balance_after.micros(), book.sum
                 ));
                 // Carry on from what the entry says, so one bad entry is reported once.
-                book.sum = entry.balance_after_micros;
+                book.sum = entry.balance_after.micros();
             }
-            book.last_after = entry.balance_after_micros;
+            book.last_after = entry.balance_after.micros();
             if let Some(refund_id) = entry.refund_id {
                 let seen = refund_entries.entry(refund_id).or_default();
-                seen.0 += entry.amount_micros;
+                seen.0 += entry.amount.micros();
                 seen.1 += 1;
             }
             match entry.kind {
                 LedgerKind::OrderCharge => {
                     if let Some(order_id) = entry.order_id {
                         let order = order_books.entry(order_id).or_default();
-                        order.charged -= entry.amount_micros;
+                        order.charged -= entry.amount.micros();
                         order.charge_entries += 1;
                     } else {
                         report.problems.push(format!(
@@ -106,7 +106,7 @@ fn check(
                 }
                 LedgerKind::Refund => match (entry.order_id, entry.refund_id) {
                     (Some(order_id), Some(_)) => {
-                        order_books.entry(order_id).or_default().refunded += entry.amount_micros;
+                        order_books.entry(order_id).or_default().refunded += entry.amount.micros();
                     }
                     _ => report.problems.push(format!(
                         "ledger entry {}: a refund credit without its order and refund",
@@ -115,7 +115,7 @@ fn check(
                 },
                 LedgerKind::TopUp => match entry.top_up_id {
                     Some(top_up_id) => {
-                        *top_up_credits.entry(top_up_id).or_default() += entry.amount_micros
+                        *top_up_credits.entry(top_up_id).or_default() += entry.amount.micros()
                     }
                     None => report.problems.push(format!(
                         "ledger entry {}: top-up credit without a top-up",
@@ -195,10 +195,10 @@ fn check(
             report.refunds += 1;
             let (sum, count) = refund_entries.remove(&refund.id).unwrap_or_default();
             let expected: &[(i64, usize)] = match (refund.order_id, refund.status) {
-                (Some(_), RefundStatus::Succeeded) => &[(refund.amount_micros, 1)],
+                (Some(_), RefundStatus::Succeeded) => &[(refund.amount.micros(), 1)],
                 (Some(_), _) => &[(0, 0)],
                 (None, RefundStatus::Pending | RefundStatus::Succeeded) => {
-                    &[(-refund.amount_micros, 1)]
+                    &[(-refund.amount.micros(), 1)]
                 }
                 (None, RefundStatus::Failed) => &[(0, 2)],
                 (None, _) => &[(0, 0)],
@@ -212,7 +212,7 @@ fn check(
             if let (Some(top_up_id), RefundStatus::Pending | RefundStatus::Succeeded) =
                 (refund.top_up_id, refund.status)
             {
-                *top_up_returned.entry(top_up_id).or_default() += refund.amount_micros;
+                *top_up_returned.entry(top_up_id).or_default() += refund.amount.micros();
             }
             if refund.reason == RefundReason::Chargeback && refund.top_up_id.is_none() {
                 report.problems.push(format!(

@@ -1,5 +1,6 @@
 use chrono::NaiveDateTime;
 
+use super::money::SignedMoney;
 use super::string_enum;
 
 string_enum! {
@@ -60,7 +61,8 @@ pub struct Account {
     pub role: Role,
     pub status: AccountStatus,
     pub currency: String,
-    pub balance_micros: i64,
+    /// Below zero only after a chargeback.
+    pub balance: SignedMoney,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     /// Exempt from the refund-abuse policy until then.

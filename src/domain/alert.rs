@@ -2,6 +2,7 @@
 
 use chrono::{Duration, NaiveDateTime};
 
+use super::money::Money;
 use super::string_enum;
 
 string_enum! {
@@ -112,8 +113,8 @@ pub struct Alert {
     pub threshold_ppm: i64,
     pub orders: i64,
     pub refunded_orders: i64,
-    pub charged_micros: i64,
-    pub refunded_micros: i64,
+    pub charged: Money,
+    pub refunded: Money,
     pub raised_at: NaiveDateTime,
     pub escalated_at: Option<NaiveDateTime>,
     pub cleared_at: Option<NaiveDateTime>,

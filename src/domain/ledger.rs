@@ -1,5 +1,6 @@
 use chrono::NaiveDateTime;
 
+use super::money::{Money, SignedMoney};
 use super::string_enum;
 
 string_enum! {
@@ -19,8 +20,9 @@ pub struct LedgerEntry {
     pub id: i64,
     pub account_id: i64,
     pub kind: LedgerKind,
-    pub amount_micros: i64,
-    pub balance_after_micros: i64,
+    /// The change: negative for a debit.
+    pub amount: SignedMoney,
+    pub balance_after: SignedMoney,
     pub order_id: Option<i64>,
     pub refund_id: Option<i64>,
     pub top_up_id: Option<i64>,
@@ -36,8 +38,8 @@ string_enum! {
 pub struct TopUp {
     pub id: i64,
     pub account_id: i64,
-    pub amount_micros: i64,
-    pub refunded_micros: i64,
+    pub amount: Money,
+    pub refunded: Money,
     pub gateway: String,
     pub gateway_ref: String,
     pub status: String,

@@ -1,4 +1,10 @@
 //! Money: decimal strings on the wire, `Decimal` here, integer micro-units in storage.
+//!
+//! Two types carry every amount between the layers: [`Money`], never negative (a charge,
+//! a refund, a rate, a top-up, a minimum), and [`SignedMoney`] (a balance, which a
+//! chargeback can take below zero, a ledger entry's delta, a provider's reported balance).
+//! [`Percent`] is a markup, parsed and shown like money but never added to it.
+//! Micro-units as bare integers belong to `db` (rows, SQL sums) and to metrics.
 
 use rust_decimal::Decimal;
 use std::fmt;
@@ -13,8 +19,12 @@ pub const SCALE: u32 = 6;
 const MAX_MICROS: i64 = 1_000_000_000 * MICROS_PER_UNIT;
 
 /// A non-negative amount with at most six fractional digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money(i64);
+
+/// A signed amount with at most six fractional digits: a balance, a ledger delta.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SignedMoney(i64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
@@ -28,8 +38,15 @@ pub enum MoneyError {
     TooLarge,
 }
 
+/// A stored amount below zero where only a non-negative one is valid: a decoding error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a stored amount of {0} micro-units is negative where none may be")]
+pub struct NegativeAmount(pub i64);
+
 impl Money {
     pub const ZERO: Money = Money(0);
+    /// The smallest amount above zero: one micro-unit.
+    pub const SMALLEST: Money = Money(1);
 
     /// Parses a wire amount. More precision than micro-units is an error, never rounded.
     pub fn parse(raw: &str) -> Result<Money, MoneyError> {
@@ -62,17 +79,66 @@ impl Money {
         Ok(Money(micros))
     }
 
-    /// Wraps stored micro-units; negative values are clamped to zero.
-    pub fn from_micros(micros: i64) -> Money {
-        Money(micros.max(0))
+    /// Wraps stored micro-units; a negative value is refused, never clamped.
+    pub fn try_from_micros(micros: i64) -> Result<Money, NegativeAmount> {
+        if micros < 0 {
+            Err(NegativeAmount(micros))
+        } else {
+            Ok(Money(micros))
+        }
     }
 
+    /// The amount in micro-units, for storage and metrics.
     pub fn micros(self) -> i64 {
         self.0
     }
 
     pub fn is_zero(self) -> bool {
         self.0 == 0
+    }
+
+    /// The same amount as a signed one.
+    pub fn signed(self) -> SignedMoney {
+        SignedMoney(self.0)
+    }
+
+    /// `None` when the sum does not fit.
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0.checked_add(other.0).map(Money)
+    }
+
+    /// `None` when `other` is larger (the result would be negative).
+    pub fn checked_sub(self, other: Money) -> Option<Money> {
+        self.0.checked_sub(other.0).filter(|m| *m >= 0).map(Money)
+    }
+
+    /// The sum, at most the largest `i64` micro-units (report and alert totals).
+    pub fn saturating_add(self, other: Money) -> Money {
+        Money(self.0.saturating_add(other.0))
+    }
+
+    /// The difference, zero when `other` is larger.
+    pub fn saturating_sub(self, other: Money) -> Money {
+        Money(self.0.saturating_sub(other.0).max(0))
+    }
+
+    /// `self × part ÷ whole`, floored to micro-units; `part` is clamped to `0..=whole` and
+    /// a `whole` below one counts as one, so the share never exceeds the amount.
+    pub fn share(self, part: i64, whole: i64) -> Money {
+        let whole = whole.max(1);
+        let part = part.clamp(0, whole);
+        let share = i128::from(self.0) * i128::from(part) / i128::from(whole);
+        // At most `self.0`, so it fits.
+        Money(i64::try_from(share).unwrap_or(self.0))
+    }
+
+    /// `self ÷ whole` in parts per million, floored; 0 when `whole` is zero.
+    pub fn ppm_of(self, whole: Money) -> i64 {
+        if whole.0 == 0 {
+            return 0;
+        }
+        let ppm = i128::from(self.0) * 1_000_000 / i128::from(whole.0);
+        i64::try_from(ppm).unwrap_or(i64::MAX)
     }
 
     pub fn to_decimal(self) -> Decimal {
@@ -86,20 +152,132 @@ impl fmt::Display for Money {
     }
 }
 
-/// Formats signed micro-units (ledger amounts, balances after a chargeback) as a decimal string.
-pub fn format_micros(micros: i64) -> String {
-    Decimal::new(micros, SCALE).normalize().to_string()
+impl std::ops::Neg for Money {
+    type Output = SignedMoney;
+
+    /// The amount taken away: a debit of this much. Exact, since `-self` fits in `i64`.
+    fn neg(self) -> SignedMoney {
+        SignedMoney(-self.0)
+    }
 }
 
-/// Charge for `units` at `rate_micros` per 1000 units, rounded half-up to micro-units.
+impl SignedMoney {
+    pub const ZERO: SignedMoney = SignedMoney(0);
+
+    /// Wraps stored micro-units; every `i64` is a valid signed amount.
+    pub fn from_micros(micros: i64) -> SignedMoney {
+        SignedMoney(micros)
+    }
+
+    /// The amount in micro-units, for storage and metrics.
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+
+    /// The amount as a non-negative one; `None` when it is below zero.
+    pub fn non_negative(self) -> Option<Money> {
+        (self.0 >= 0).then_some(Money(self.0))
+    }
+
+    /// `None` when the sum does not fit.
+    pub fn checked_add(self, other: SignedMoney) -> Option<SignedMoney> {
+        self.0.checked_add(other.0).map(SignedMoney)
+    }
+
+    /// `None` when the difference does not fit.
+    pub fn checked_sub(self, other: SignedMoney) -> Option<SignedMoney> {
+        self.0.checked_sub(other.0).map(SignedMoney)
+    }
+
+    /// `None` for the one value whose negation does not fit.
+    pub fn checked_neg(self) -> Option<SignedMoney> {
+        self.0.checked_neg().map(SignedMoney)
+    }
+
+    /// A decimal read from elsewhere (a provider's reply), digits past the sixth dropped;
+    /// `None` when it does not fit `i64` micro-units.
+    pub fn from_decimal_truncated(value: Decimal) -> Option<SignedMoney> {
+        let micros = value.checked_mul(Decimal::from(MICROS_PER_UNIT))?.trunc();
+        i64::try_from(micros).ok().map(SignedMoney)
+    }
+
+    pub fn to_decimal(self) -> Decimal {
+        Decimal::new(self.0, SCALE).normalize()
+    }
+}
+
+impl From<Money> for SignedMoney {
+    fn from(money: Money) -> SignedMoney {
+        money.signed()
+    }
+}
+
+impl TryFrom<SignedMoney> for Money {
+    type Error = NegativeAmount;
+
+    fn try_from(amount: SignedMoney) -> Result<Money, NegativeAmount> {
+        Money::try_from_micros(amount.0)
+    }
+}
+
+impl fmt::Display for SignedMoney {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_decimal())
+    }
+}
+
+/// Charge for `units` at `rate` per 1000 units, rounded half-up to micro-units.
 /// `None` when the result would not fit the money range.
-pub fn charge_for(rate_micros: i64, units: i64) -> Option<Money> {
-    let exact = i128::from(rate_micros) * i128::from(units);
+pub fn charge_for(rate: Money, units: i64) -> Option<Money> {
+    let exact = i128::from(rate.0) * i128::from(units);
     let micros = (exact + 500) / 1000;
     i64::try_from(micros)
         .ok()
-        .filter(|m| *m <= MAX_MICROS)
+        .filter(|m| (0..=MAX_MICROS).contains(m))
         .map(Money)
+}
+
+/// A non-negative percentage with at most six fractional digits (a provider's markup),
+/// held in millionths of a percent. Not money, but written and parsed the same way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percent(i64);
+
+impl Percent {
+    pub const ZERO: Percent = Percent(0);
+
+    /// Parses a wire percentage by the rules of [`Money::parse`].
+    pub fn parse(raw: &str) -> Result<Percent, MoneyError> {
+        Money::parse(raw).map(|m| Percent(m.0))
+    }
+
+    /// Wraps stored millionths of a percent; a negative value is refused, never clamped.
+    pub fn try_from_micros(micros: i64) -> Result<Percent, NegativeAmount> {
+        Money::try_from_micros(micros).map(|m| Percent(m.0))
+    }
+
+    /// Millionths of a percent, for storage.
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+
+    /// `amount` with this percentage added, rounded half-up to micro-units.
+    pub fn added_to(self, amount: Money) -> Money {
+        let scale = 100i128 * 1_000_000;
+        let product = i128::from(amount.0) * (scale + i128::from(self.0));
+        let micros = (product + scale / 2) / scale;
+        // Both factors are non-negative, so the result is; beyond `i64` it saturates.
+        Money(i64::try_from(micros).unwrap_or(i64::MAX))
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", Decimal::new(self.0, SCALE).normalize())
+    }
 }
 
 #[cfg(test)]
@@ -132,18 +310,56 @@ mod tests {
     #[test]
     fn charge_rounds_half_up_to_micros() {
         // 0.9 per 1000, 1 unit = 0.0009 exactly
-        assert_eq!(charge_for(900_000, 1).unwrap().micros(), 900);
+        let rate = |micros| Money::try_from_micros(micros).unwrap();
+        assert_eq!(charge_for(rate(900_000), 1).unwrap().micros(), 900);
         // 0.0015 per 1000, 1 unit = 0.0000015 -> 0.000002
-        assert_eq!(charge_for(1_500, 1).unwrap().micros(), 2);
+        assert_eq!(charge_for(rate(1_500), 1).unwrap().micros(), 2);
         // 0.0014 per 1000, 1 unit = 0.0000014 -> 0.000001
-        assert_eq!(charge_for(1_400, 1).unwrap().micros(), 1);
-        assert_eq!(charge_for(2_780_000, 1000).unwrap().micros(), 2_780_000);
+        assert_eq!(charge_for(rate(1_400), 1).unwrap().micros(), 1);
+        assert_eq!(
+            charge_for(rate(2_780_000), 1000).unwrap().micros(),
+            2_780_000
+        );
     }
 
     #[test]
     fn formats_without_trailing_zeros() {
-        assert_eq!(Money::from_micros(12_500_000).to_string(), "12.5");
-        assert_eq!(format_micros(-1), "-0.000001");
-        assert_eq!(format_micros(0), "0");
+        assert_eq!(
+            Money::try_from_micros(12_500_000).unwrap().to_string(),
+            "12.5"
+        );
+        assert_eq!(SignedMoney::from_micros(-1).to_string(), "-0.000001");
+        assert_eq!(SignedMoney::ZERO.to_string(), "0");
+        assert_eq!(Money::ZERO.to_string(), "0");
+    }
+
+    #[test]
+    fn a_negative_stored_amount_is_refused_not_clamped() {
+        assert_eq!(Money::try_from_micros(-1), Err(NegativeAmount(-1)));
+        assert_eq!(Money::try_from_micros(0), Ok(Money::ZERO));
+        assert_eq!(SignedMoney::from_micros(-1).non_negative(), None);
+        assert_eq!(
+            Money::try_from(SignedMoney::from_micros(-1)),
+            Err(NegativeAmount(-1))
+        );
+    }
+
+    #[test]
+    fn signed_and_unsigned_convert_exactly() {
+        let ten = Money::try_from_micros(10).unwrap();
+        let three = Money::try_from_micros(3).unwrap();
+        assert_eq!((-ten).micros(), -10);
+        assert_eq!(ten.signed().non_negative(), Some(ten));
+        assert_eq!(ten.checked_sub(three).map(Money::micros), Some(7));
+        assert_eq!(three.checked_sub(ten), None);
+        assert_eq!(three.saturating_sub(ten), Money::ZERO);
+        assert_eq!(
+            (-ten).checked_add(three.signed()),
+            Some(SignedMoney::from_micros(-7))
+        );
+        assert_eq!(SignedMoney::from_micros(i64::MIN).checked_neg(), None);
+        assert_eq!(ten.share(1, 3).micros(), 3);
+        assert_eq!(ten.share(9, 3), ten);
+        assert_eq!(ten.share(-1, 3), Money::ZERO);
     }
 }

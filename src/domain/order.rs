@@ -7,13 +7,13 @@ use super::{parse_text, string_enum, FieldError};
 /// What the refund rule (`domain::refund`) needs to know of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderBook {
-    pub charge: i64,
+    pub charge: Money,
     /// Units the charge paid for: quantity × runs.
     pub units: i64,
     pub status: OrderStatus,
     pub remains: Option<i64>,
-    pub approved_disputes: i64,
-    pub refunded: i64,
+    pub approved_disputes: Money,
+    pub refunded: Money,
 }
 
 string_enum! {
@@ -68,13 +68,13 @@ pub struct Order {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     /// Dispute amounts an operator approved; part of what the order is owed.
-    pub approved_dispute_micros: i64,
+    pub approved_disputes: Money,
 }
 
 impl Order {
     /// What could still be refunded: the charge not yet returned.
     pub fn refundable(&self) -> Money {
-        Money::from_micros(self.charge.micros() - self.refunded.micros())
+        self.charge.saturating_sub(self.refunded)
     }
 
     /// Units the charge paid for: quantity × runs.
@@ -126,12 +126,12 @@ impl Order {
     /// The order as the refund rule sees it.
     pub fn book(&self) -> OrderBook {
         OrderBook {
-            charge: self.charge.micros(),
+            charge: self.charge,
             units: self.units(),
             status: self.status,
             remains: self.remains,
-            approved_disputes: self.approved_dispute_micros,
-            refunded: self.refunded.micros(),
+            approved_disputes: self.approved_disputes,
+            refunded: self.refunded,
         }
     }
 }
@@ -325,7 +325,7 @@ pub fn plan_order(
         return Err(errors);
     };
     let units = quantity * input.runs.unwrap_or(1);
-    let charge = charge_for(service.rate.micros(), units).ok_or_else(|| vec![E::TotalTooLarge])?;
+    let charge = charge_for(service.rate, units).ok_or_else(|| vec![E::TotalTooLarge])?;
     Ok(NewOrder {
         account_id,
         service_id: service.id,
@@ -383,14 +383,14 @@ mod tests {
             interval: runs.map(|_| 30),
             comments: None,
             charge: Money::parse("1").unwrap(),
-            refunded: Money::from_micros(0),
+            refunded: Money::ZERO,
             status,
             start_count: None,
             remains,
             external_ref: None,
             created_at: now,
             updated_at: now,
-            approved_dispute_micros: 0,
+            approved_disputes: Money::ZERO,
         }
     }
 

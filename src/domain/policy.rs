@@ -6,6 +6,7 @@ use chrono::{Duration, NaiveDateTime};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::money::Money;
 use super::string_enum;
 
 string_enum! {
@@ -32,8 +33,8 @@ pub struct Policy {
     /// Rejected requests within 7 days that start a cool-down.
     pub cooldown_rejections: i64,
     pub cooldown: Duration,
-    /// Requests up to this amount (micro-units) are approved at once when no rule objects; 0 turns it off.
-    pub auto_approve_max_micros: i64,
+    /// Requests up to this amount are approved at once when no rule objects; 0 turns it off.
+    pub auto_approve_max: Money,
 }
 
 impl Default for Policy {
@@ -46,7 +47,7 @@ impl Default for Policy {
             rate_refuse: Decimal::new(50, 2),
             cooldown_rejections: 2,
             cooldown: Duration::hours(24),
-            auto_approve_max_micros: 0,
+            auto_approve_max: Money::ZERO,
         }
     }
 }
@@ -63,9 +64,9 @@ pub struct Standing {
     pub orders_30d: i64,
     pub refunded_orders_30d: i64,
     #[serde(skip)]
-    pub charged_micros_30d: i64,
+    pub charged_30d: Money,
     #[serde(skip)]
-    pub refunded_micros_30d: i64,
+    pub refunded_30d: Money,
     pub rejections_7d: i64,
     #[serde(skip)]
     pub last_rejection_at: Option<NaiveDateTime>,
@@ -76,22 +77,26 @@ pub struct Standing {
 impl Standing {
     /// Refunded ÷ charged over the 30-day window, 4 decimals; zero with nothing charged.
     pub fn rate_by_amount(&self) -> Decimal {
-        ratio(self.refunded_micros_30d, self.charged_micros_30d)
+        ratio(
+            self.refunded_30d.to_decimal(),
+            self.charged_30d.to_decimal(),
+        )
     }
 
     /// Refunded orders ÷ orders over the 30-day window, 4 decimals.
     pub fn rate_by_count(&self) -> Decimal {
-        ratio(self.refunded_orders_30d, self.orders_30d)
+        ratio(
+            Decimal::from(self.refunded_orders_30d),
+            Decimal::from(self.orders_30d),
+        )
     }
 }
 
-fn ratio(part: i64, whole: i64) -> Decimal {
-    if whole <= 0 {
+fn ratio(part: Decimal, whole: Decimal) -> Decimal {
+    if whole <= Decimal::ZERO {
         return Decimal::ZERO;
     }
-    (Decimal::from(part) / Decimal::from(whole))
-        .round_dp(4)
-        .normalize()
+    (part / whole).round_dp(4).normalize()
 }
 
 /// A decision and the rule that made it, with the numbers it looked at.
@@ -109,15 +114,9 @@ fn seconds_until(at: NaiveDateTime, now: NaiveDateTime) -> i64 {
     (at - now).num_seconds().max(1)
 }
 
-/// Assesses a refund request of `amount_micros` for an account with this standing.
-pub fn assess(
-    policy: &Policy,
-    standing: &Standing,
-    amount_micros: i64,
-    now: NaiveDateTime,
-) -> Decision {
-    let small =
-        policy.auto_approve_max_micros > 0 && amount_micros <= policy.auto_approve_max_micros;
+/// Assesses a refund request of `amount` for an account with this standing.
+pub fn assess(policy: &Policy, standing: &Standing, amount: Money, now: NaiveDateTime) -> Decision {
+    let small = !policy.auto_approve_max.is_zero() && amount <= policy.auto_approve_max;
     let quiet = |outcome, rule, detail| Decision {
         outcome,
         rule,
@@ -194,8 +193,8 @@ pub fn assess(
         }
     }
     let detail = serde_json::json!({
-        "amount": crate::domain::money::format_micros(amount_micros),
-        "auto_approve_max": crate::domain::money::format_micros(policy.auto_approve_max_micros),
+        "amount": amount.to_string(),
+        "auto_approve_max": policy.auto_approve_max.to_string(),
     });
     if small {
         quiet(PolicyOutcome::AutoApprove, "auto_approve_small", detail)
@@ -207,6 +206,10 @@ pub fn assess(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn m(micros: i64) -> Money {
+        Money::try_from_micros(micros).unwrap()
+    }
 
     fn now() -> NaiveDateTime {
         chrono::DateTime::from_timestamp(1_800_000_000, 0)
@@ -221,7 +224,7 @@ mod tests {
             oldest_request_last_hour: Some(now() - Duration::minutes(20)),
             ..Standing::default()
         };
-        let decision = assess(&Policy::default(), &standing, 1, now());
+        let decision = assess(&Policy::default(), &standing, m(1), now());
         assert_eq!(decision.outcome, PolicyOutcome::Refuse);
         assert_eq!(decision.rule, "velocity_hour");
         assert_eq!(decision.retry_after_secs, Some(40 * 60));
@@ -232,27 +235,27 @@ mod tests {
         let mut standing = Standing {
             orders_30d: 19,
             refunded_orders_30d: 19,
-            charged_micros_30d: 100,
-            refunded_micros_30d: 100,
+            charged_30d: m(100),
+            refunded_30d: m(100),
             ..Standing::default()
         };
         let policy = Policy {
-            auto_approve_max_micros: 1_000_000,
+            auto_approve_max: m(1_000_000),
             ..Policy::default()
         };
         assert_eq!(
-            assess(&policy, &standing, 1, now()).outcome,
+            assess(&policy, &standing, m(1), now()).outcome,
             PolicyOutcome::AutoApprove
         );
         standing.orders_30d = 20;
         standing.refunded_orders_30d = 4;
-        standing.refunded_micros_30d = 10;
-        let escalated = assess(&policy, &standing, 1, now());
+        standing.refunded_30d = m(10);
+        let escalated = assess(&policy, &standing, m(1), now());
         assert_eq!(escalated.outcome, PolicyOutcome::Escalate);
         assert_eq!(escalated.detail["refund_rate_count"], "0.2");
-        standing.refunded_micros_30d = 50;
+        standing.refunded_30d = m(50);
         assert_eq!(
-            assess(&policy, &standing, 1, now()).rule,
+            assess(&policy, &standing, m(1), now()).rule,
             "refund_rate_refuse"
         );
     }
@@ -266,13 +269,13 @@ mod tests {
             ..Standing::default()
         };
         standing.requests_last_hour = 0;
-        let decision = assess(&Policy::default(), &standing, 1, now());
+        let decision = assess(&Policy::default(), &standing, m(1), now());
         assert_eq!(decision.rule, "cooldown_after_rejections");
         assert_eq!(decision.retry_after_secs, Some(23 * 3600));
         standing.requests_last_hour = 99;
         standing.allowlisted_until = Some(now() + Duration::hours(1));
         assert_eq!(
-            assess(&Policy::default(), &standing, 1, now()).outcome,
+            assess(&Policy::default(), &standing, m(1), now()).outcome,
             PolicyOutcome::Review
         );
     }

@@ -3,6 +3,7 @@
 use chrono::NaiveDateTime;
 use secrecy::SecretString;
 
+use super::money::{Money, Percent, SignedMoney};
 use super::string_enum;
 
 string_enum! {
@@ -39,16 +40,15 @@ pub struct Provider {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     /// Below this balance upstream, no new order is sent to the provider.
-    pub min_balance_micros: Option<i64>,
+    pub min_balance: Option<Money>,
     /// The balance the worker last read from the provider, with its currency.
-    pub balance_micros: Option<i64>,
+    pub balance: Option<SignedMoney>,
     pub balance_currency: Option<String>,
     pub balance_checked_at: Option<NaiveDateTime>,
     /// Why the last balance read failed, if it did.
     pub balance_error: Option<String>,
-    /// The markup on the provider's rates when its catalog is synced, in millionths of a
-    /// percent.
-    pub markup_percent_micros: i64,
+    /// The markup on the provider's rates when its catalog is synced.
+    pub markup_percent: Percent,
     /// The worker syncs this provider's catalog every `--service-sync-interval-secs`.
     pub auto_sync: bool,
 }
@@ -58,18 +58,14 @@ impl Provider {
     /// operator's minimum. Derived, never stored, so a new reading or a new minimum
     /// applies at once.
     pub fn paused_because(&self) -> Option<String> {
-        let (min, balance) = (self.min_balance_micros?, self.balance_micros?);
-        (balance < min).then(|| {
+        let (min, balance) = (self.min_balance?, self.balance?);
+        (balance < min.signed()).then(|| {
             let currency = self
                 .balance_currency
                 .as_deref()
                 .map(|c| format!(" {c}"))
                 .unwrap_or_default();
-            format!(
-                "the provider's balance {}{currency} is below the minimum {}",
-                super::money::format_micros(balance),
-                super::money::format_micros(min)
-            )
+            format!("the provider's balance {balance}{currency} is below the minimum {min}")
         })
     }
 }
@@ -92,12 +88,12 @@ mod tests {
             idempotent_add: false,
             created_at: at,
             updated_at: at,
-            min_balance_micros: None,
-            balance_micros: None,
+            min_balance: None,
+            balance: None,
             balance_currency: None,
             balance_checked_at: None,
             balance_error: None,
-            markup_percent_micros: 0,
+            markup_percent: Percent::ZERO,
             auto_sync: false,
         };
         let shown = format!("{provider:?} {provider:#?}");

@@ -5,6 +5,7 @@
 
 use chrono::NaiveDateTime;
 
+use super::money::Money;
 pub use super::order::OrderBook;
 use super::order::OrderStatus;
 use super::string_enum;
@@ -73,7 +74,7 @@ pub struct Refund {
     pub account_id: i64,
     pub order_id: Option<i64>,
     pub top_up_id: Option<i64>,
-    pub amount_micros: i64,
+    pub amount: Money,
     pub reason: RefundReason,
     pub status: RefundStatus,
     pub source: RefundSource,
@@ -98,21 +99,17 @@ pub struct PolicyNote {
 }
 
 /// The share of the charge owed for undelivered units.
-pub fn delivery_owed(book: &OrderBook) -> i64 {
+pub fn delivery_owed(book: &OrderBook) -> Money {
     match book.status {
+        // floor(charge × undelivered / units), remains clamped to the order.
         OrderStatus::Canceled => book.charge,
-        OrderStatus::Partial => {
-            let units = book.units.max(1);
-            let undelivered = book.remains.unwrap_or(0).clamp(0, units);
-            // floor(charge × undelivered / units), exact in i128.
-            (i128::from(book.charge) * i128::from(undelivered) / i128::from(units)) as i64
-        }
-        _ => 0,
+        OrderStatus::Partial => book.charge.share(book.remains.unwrap_or(0), book.units),
+        _ => Money::ZERO,
     }
 }
 
 /// Everything the order is owed: delivery plus approved disputes, never beyond the charge.
-pub fn owed(book: &OrderBook) -> i64 {
+pub fn owed(book: &OrderBook) -> Money {
     book.charge
         .min(delivery_owed(book).saturating_add(book.approved_disputes))
 }
@@ -123,7 +120,7 @@ pub struct Change {
     pub status: Option<OrderStatus>,
     pub remains: Option<i64>,
     /// Dispute amount approved by this change.
-    pub approve: i64,
+    pub approve: Money,
 }
 
 /// Why a change was refused; nothing is written.
@@ -136,16 +133,16 @@ pub enum Refusal {
     /// Partial needs `remains`.
     RemainsRequired,
     /// The change would owe less than was already refunded; refunds are never taken back.
-    WouldTakeBack { owed: i64, refunded: i64 },
+    WouldTakeBack { owed: Money, refunded: Money },
     /// The approval is larger than what is left to refund.
-    TooMuch { refundable: i64 },
+    TooMuch { refundable: Money },
 }
 
 /// The order after a change, and what to credit now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
     pub book: OrderBook,
-    pub refund_now: i64,
+    pub refund_now: Money,
 }
 
 /// Applies a change to an order under the one rule.
@@ -166,27 +163,27 @@ pub fn plan(current: &OrderBook, change: Change) -> Result<Plan, Refusal> {
     if to == OrderStatus::Partial && remains.is_none() {
         return Err(Refusal::RemainsRequired);
     }
-    let refundable = current.charge - current.refunded;
-    if change.approve < 0 || change.approve > refundable {
+    let refundable = current.charge.saturating_sub(current.refunded);
+    if change.approve > refundable {
         return Err(Refusal::TooMuch { refundable });
     }
     let book = OrderBook {
         status: to,
         remains,
-        approved_disputes: current.approved_disputes + change.approve,
+        approved_disputes: current.approved_disputes.saturating_add(change.approve),
         ..*current
     };
     let owed = owed(&book);
-    if owed < current.refunded {
+    let Some(refund_now) = owed.checked_sub(current.refunded) else {
         return Err(Refusal::WouldTakeBack {
             owed,
             refunded: current.refunded,
         });
-    }
-    let refund_now = owed - current.refunded;
+    };
     Ok(Plan {
+        // What is refunded becomes what is owed.
         book: OrderBook {
-            refunded: current.refunded + refund_now,
+            refunded: owed,
             ..book
         },
         refund_now,
@@ -205,14 +202,18 @@ pub fn reason_for(status: OrderStatus) -> RefundReason {
 mod tests {
     use super::*;
 
+    fn m(micros: i64) -> Money {
+        Money::try_from_micros(micros).unwrap()
+    }
+
     fn book(status: OrderStatus, remains: Option<i64>) -> OrderBook {
         OrderBook {
-            charge: 1_000_000,
+            charge: m(1_000_000),
             units: 3,
             status,
             remains,
-            approved_disputes: 0,
-            refunded: 0,
+            approved_disputes: Money::ZERO,
+            refunded: Money::ZERO,
         }
     }
 
@@ -220,7 +221,7 @@ mod tests {
         Change {
             status: Some(status),
             remains,
-            approve: 0,
+            approve: Money::ZERO,
         }
     }
 
@@ -232,8 +233,8 @@ mod tests {
         )
         .unwrap();
         // 1_000_000 × 1 / 3 = 333_333.33 → 333_333
-        assert_eq!(plan.refund_now, 333_333);
-        assert_eq!(plan.book.refunded, 333_333);
+        assert_eq!(plan.refund_now.micros(), 333_333);
+        assert_eq!(plan.book.refunded.micros(), 333_333);
     }
 
     #[test]
@@ -243,13 +244,13 @@ mod tests {
             to(OrderStatus::Partial, Some(-5)),
         )
         .unwrap();
-        assert_eq!(over.refund_now, 0);
+        assert_eq!(over.refund_now.micros(), 0);
         let beyond = plan(
             &book(OrderStatus::InProgress, None),
             to(OrderStatus::Partial, Some(99)),
         )
         .unwrap();
-        assert_eq!(beyond.refund_now, 1_000_000);
+        assert_eq!(beyond.refund_now.micros(), 1_000_000);
     }
 
     #[test]
@@ -260,11 +261,15 @@ mod tests {
         )
         .unwrap();
         let second = plan(&first.book, to(OrderStatus::Canceled, None)).unwrap();
-        assert_eq!(first.refund_now + second.refund_now, 1_000_000);
+        assert_eq!(
+            first.refund_now.micros() + second.refund_now.micros(),
+            1_000_000
+        );
         assert_eq!(
             plan(&second.book, to(OrderStatus::Canceled, None))
                 .unwrap()
-                .refund_now,
+                .refund_now
+                .micros(),
             0
         );
     }
@@ -277,7 +282,7 @@ mod tests {
         )
         .unwrap();
         let again = plan(&first.book, to(OrderStatus::Partial, Some(2))).unwrap();
-        assert_eq!(again.refund_now, 0);
+        assert_eq!(again.refund_now.micros(), 0);
     }
 
     #[test]
@@ -307,24 +312,26 @@ mod tests {
         let approved = plan(
             &book(OrderStatus::Completed, None),
             Change {
-                approve: 400_000,
+                approve: m(400_000),
                 ..Change::default()
             },
         )
         .unwrap();
-        assert_eq!(approved.refund_now, 400_000);
+        assert_eq!(approved.refund_now.micros(), 400_000);
         let canceled = plan(&approved.book, to(OrderStatus::Canceled, None)).unwrap();
-        assert_eq!(canceled.refund_now, 600_000);
-        assert_eq!(canceled.book.refunded, 1_000_000);
+        assert_eq!(canceled.refund_now.micros(), 600_000);
+        assert_eq!(canceled.book.refunded.micros(), 1_000_000);
         assert!(matches!(
             plan(
                 &canceled.book,
                 Change {
-                    approve: 1,
+                    approve: m(1),
                     ..Change::default()
                 }
             ),
-            Err(Refusal::TooMuch { refundable: 0 })
+            Err(Refusal::TooMuch {
+                refundable: Money::ZERO
+            })
         ));
     }
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 
+use super::money::Money;
 use super::refund::RefundReason;
 use super::string_enum;
 
@@ -142,7 +143,7 @@ impl Window {
 pub struct OrderSums {
     pub key: Option<String>,
     pub orders: i64,
-    pub charged_micros: i64,
+    pub charged: Money,
     /// Orders with anything refunded.
     pub refunded_orders: i64,
 }
@@ -153,7 +154,7 @@ pub struct RefundSums {
     pub key: Option<String>,
     pub reason: String,
     pub refunds: i64,
-    pub refunded_micros: i64,
+    pub refunded: Money,
     /// Distinct orders these refunds belong to.
     pub refunded_orders: i64,
 }
@@ -162,17 +163,17 @@ pub struct RefundSums {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReasonSums {
     pub count: i64,
-    pub micros: i64,
+    pub amount: Money,
 }
 
 /// The metrics of a row or of the totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metrics {
     pub orders: i64,
-    pub charged_micros: i64,
+    pub charged: Money,
     pub refunded_orders: i64,
     pub refunds: i64,
-    pub refunded_micros: i64,
+    pub refunded: Money,
     pub by_reason: BTreeMap<String, ReasonSums>,
 }
 
@@ -184,24 +185,29 @@ impl Metrics {
 
     /// Refunded ÷ charged, rounded half away from zero to 6 decimals; 0 when nothing was charged.
     pub fn rate_amount(&self) -> Decimal {
-        rate(self.refunded_micros, self.charged_micros)
+        rate_of(self.refunded.to_decimal(), self.charged.to_decimal())
     }
 
     fn add_refunds(&mut self, sums: &RefundSums) {
         self.refunds += sums.refunds;
-        self.refunded_micros += sums.refunded_micros;
+        self.refunded = self.refunded.saturating_add(sums.refunded);
         let reason = self.by_reason.entry(sums.reason.clone()).or_default();
         reason.count += sums.refunds;
-        reason.micros += sums.refunded_micros;
+        reason.amount = reason.amount.saturating_add(sums.refunded);
     }
 }
 
 /// `part / whole` to [`RATE_SCALE`] decimals, exact in `Decimal` (no floating point).
 pub fn rate(part: i64, whole: i64) -> Decimal {
-    if whole <= 0 {
+    rate_of(Decimal::from(part), Decimal::from(whole))
+}
+
+/// [`rate`] of two decimals (amounts: refunded ÷ charged).
+pub fn rate_of(part: Decimal, whole: Decimal) -> Decimal {
+    if whole <= Decimal::ZERO {
         return Decimal::ZERO;
     }
-    (Decimal::from(part) / Decimal::from(whole))
+    (part / whole)
         .round_dp_with_strategy(RATE_SCALE, RoundingStrategy::MidpointAwayFromZero)
         .normalize()
 }
@@ -239,12 +245,12 @@ pub fn summarize(group: ReportGroup, orders: Vec<OrderSums>, refunds: Vec<Refund
     let mut rows: BTreeMap<String, Metrics> = BTreeMap::new();
     for sums in orders {
         totals.orders += sums.orders;
-        totals.charged_micros += sums.charged_micros;
+        totals.charged = totals.charged.saturating_add(sums.charged);
         totals.refunded_orders += sums.refunded_orders;
         if group != ReportGroup::Reason {
             let row = rows.entry(row_key(group, sums.key)).or_default();
             row.orders += sums.orders;
-            row.charged_micros += sums.charged_micros;
+            row.charged = row.charged.saturating_add(sums.charged);
             row.refunded_orders += sums.refunded_orders;
         }
     }
@@ -254,7 +260,7 @@ pub fn summarize(group: ReportGroup, orders: Vec<OrderSums>, refunds: Vec<Refund
             .entry(row_key(group, sums.key.clone()))
             .or_insert_with(|| Metrics {
                 orders: totals.orders,
-                charged_micros: totals.charged_micros,
+                charged: totals.charged,
                 ..Metrics::default()
             });
         if group == ReportGroup::Reason {
@@ -272,8 +278,8 @@ pub fn summarize(group: ReportGroup, orders: Vec<OrderSums>, refunds: Vec<Refund
         // Everything else: most refunded first, ties by key (numerically for ids).
         _ => rows.sort_by(|a, b| {
             b.metrics
-                .refunded_micros
-                .cmp(&a.metrics.refunded_micros)
+                .refunded
+                .cmp(&a.metrics.refunded)
                 .then_with(|| numeric_key(&a.key).cmp(&numeric_key(&b.key)))
                 .then_with(|| a.key.cmp(&b.key))
         }),
@@ -400,7 +406,7 @@ mod tests {
         let orders = vec![OrderSums {
             key: None,
             orders: 10,
-            charged_micros: 1_000,
+            charged: Money::try_from_micros(1_000).unwrap(),
             refunded_orders: 3,
         }];
         let refunds = vec![
@@ -408,14 +414,14 @@ mod tests {
                 key: Some("partial_delivery".into()),
                 reason: "partial_delivery".into(),
                 refunds: 2,
-                refunded_micros: 100,
+                refunded: Money::try_from_micros(100).unwrap(),
                 refunded_orders: 2,
             },
             RefundSums {
                 key: Some("provider_canceled".into()),
                 reason: "provider_canceled".into(),
                 refunds: 1,
-                refunded_micros: 300,
+                refunded: Money::try_from_micros(300).unwrap(),
                 refunded_orders: 1,
             },
         ];
@@ -423,7 +429,7 @@ mod tests {
         assert_eq!(summary.rows[0].key, "provider_canceled");
         assert_eq!(summary.rows[0].metrics.orders, 10);
         assert_eq!(summary.rows[0].metrics.rate_amount().to_string(), "0.3");
-        assert_eq!(summary.totals.refunded_micros, 400);
+        assert_eq!(summary.totals.refunded.micros(), 400);
         assert_eq!(summary.totals.rate_amount().to_string(), "0.4");
         assert_eq!(summary.totals.rate_count().to_string(), "0.3");
     }

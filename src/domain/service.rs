@@ -1,6 +1,6 @@
 use chrono::NaiveDateTime;
 
-use super::money::Money;
+use super::money::{Money, Percent};
 use super::string_enum;
 
 string_enum! {
@@ -84,30 +84,28 @@ pub struct CatalogEntry {
     pub cancel: Option<bool>,
 }
 
-/// A provider's rate with our markup (`markup_percent_micros` millionths of a percent),
-/// rounded half-up to micro-units.
-pub fn marked_up(rate: Money, markup_percent_micros: i64) -> Money {
-    let scale = 100i128 * 1_000_000;
-    let product = i128::from(rate.micros()) * (scale + i128::from(markup_percent_micros));
-    let micros = (product + scale / 2) / scale;
-    Money::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+/// A provider's rate with our markup, rounded half-up to micro-units.
+pub fn marked_up(rate: Money, markup: Percent) -> Money {
+    markup.added_to(rate)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn m(micros: i64) -> Money {
+        Money::try_from_micros(micros).unwrap()
+    }
+
+    fn p(micros: i64) -> Percent {
+        Percent::try_from_micros(micros).unwrap()
+    }
+
     #[test]
     fn markup_rounds_half_up_to_micros() {
-        assert_eq!(
-            marked_up(Money::from_micros(1_000_000), 25_000_000).micros(),
-            1_250_000
-        );
-        assert_eq!(marked_up(Money::from_micros(1), 50_000_000).micros(), 2);
-        assert_eq!(marked_up(Money::from_micros(900_000), 0).micros(), 900_000);
-        assert_eq!(
-            marked_up(Money::from_micros(333_333), 10_000_000).micros(),
-            366_666
-        );
+        assert_eq!(marked_up(m(1_000_000), p(25_000_000)).micros(), 1_250_000);
+        assert_eq!(marked_up(m(1), p(50_000_000)).micros(), 2);
+        assert_eq!(marked_up(m(900_000), p(0)).micros(), 900_000);
+        assert_eq!(marked_up(m(333_333), p(10_000_000)).micros(), 366_666);
     }
 }

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::money::Money;
+use crate::domain::money::{Money, Percent};
 use crate::error::ApiError;
 pub use crate::resources::{utc, Amount};
 
@@ -17,6 +17,22 @@ pub fn parse_money(
 ) -> Option<Money> {
     match Money::parse(raw) {
         Ok(money) => Some(money),
+        Err(e) => {
+            errors.push(crate::domain::FieldError::new(field, e.to_string()));
+            None
+        }
+    }
+}
+
+/// Parses a percentage field (a markup) by the rules of a money field, recording a field
+/// error instead of failing on the first.
+pub fn parse_percent(
+    field: &'static str,
+    raw: &str,
+    errors: &mut Vec<crate::domain::FieldError>,
+) -> Option<Percent> {
+    match Percent::parse(raw) {
+        Ok(percent) => Some(percent),
         Err(e) => {
             errors.push(crate::domain::FieldError::new(field, e.to_string()));
             None

@@ -12,6 +12,7 @@ use super::dialect::parse_balance;
 use super::exchange::{Claimed, Exchange};
 use super::worker::{truncate, Pass, Worker};
 use crate::db::{self, providers, DbConnection};
+use crate::domain::money::SignedMoney;
 use crate::domain::provider::Provider;
 
 /// Reads a provider's balance when it has a threshold and its interval is due.
@@ -20,8 +21,8 @@ pub(super) struct BalanceRead<'w>(pub(super) &'w Worker);
 impl Exchange for BalanceRead<'_> {
     const ACTION: &'static str = "balance";
     type Work = ();
-    /// The balance in micro-units and its currency, or why there is none.
-    type Read = Result<(i64, Option<String>), String>;
+    /// The balance and its currency, or why there is none.
+    type Read = Result<(SignedMoney, Option<String>), String>;
 
     fn per_pass(&self, _: &Provider) -> usize {
         1
@@ -33,7 +34,7 @@ impl Exchange for BalanceRead<'_> {
         provider: &Provider,
         _: NaiveDateTime,
     ) -> Result<Claimed<()>, diesel::result::Error> {
-        if !provider.enabled || provider.min_balance_micros.is_none() {
+        if !provider.enabled || provider.min_balance.is_none() {
             return Ok(Claimed::Empty);
         }
         let due_before = db::now() - chrono::Duration::seconds(self.0.config.balance_interval_secs);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::domain::money::Money;
+use crate::domain::money::SignedMoney;
 use crate::domain::order::OrderStatus;
 use crate::domain::refill::{parse_refill_status, RefillStatus};
 use crate::domain::service::{CatalogEntry, ServiceType};
@@ -232,8 +232,8 @@ pub fn parse_services(body: &str) -> Option<Vec<CatalogEntry>> {
             _ => None,
         }
         .map(|d| d.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::MidpointAwayFromZero))
-        .and_then(|d| i64::try_from((d * rust_decimal::Decimal::from(1_000_000)).trunc()).ok())
-        .filter(|micros| *micros >= 0);
+        .and_then(SignedMoney::from_decimal_truncated)
+        .and_then(SignedMoney::non_negative);
         let (Some(rate), Some(min), Some(max)) = (
             rate,
             item.get("min").and_then(parse_count),
@@ -255,7 +255,7 @@ pub fn parse_services(body: &str) -> Option<Vec<CatalogEntry>> {
             category: text("category"),
             kind: service_type(&type_word, dripfeed),
             type_word,
-            rate: Money::from_micros(rate),
+            rate,
             min_quantity: min,
             max_quantity: max,
             refill: item.get("refill").map(as_flag),
@@ -267,8 +267,8 @@ pub fn parse_services(body: &str) -> Option<Vec<CatalogEntry>> {
 
 /// Reads the reply to `action=balance`: `{"balance":"100.84292","currency":"USD"}` (the
 /// balance as a string or a number, beside an extra `"status":"success"` or not) into
-/// micro-units, digits past the sixth dropped; `None` when there is no balance in it.
-pub fn parse_balance(body: &str) -> Option<(i64, Option<String>)> {
+/// an amount, digits past the sixth dropped; `None` when there is no balance in it.
+pub fn parse_balance(body: &str) -> Option<(SignedMoney, Option<String>)> {
     let value = json(body)?;
     let text = match value.get("balance")? {
         Value::String(s) => s.trim().to_string(),
@@ -276,14 +276,13 @@ pub fn parse_balance(body: &str) -> Option<(i64, Option<String>)> {
         _ => return None,
     };
     let amount: rust_decimal::Decimal = text.parse().ok()?;
-    let micros = (amount * rust_decimal::Decimal::from(1_000_000)).trunc();
-    let micros = i64::try_from(micros).ok()?;
+    let balance = SignedMoney::from_decimal_truncated(amount)?;
     let currency = value
         .get("currency")
         .and_then(Value::as_str)
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty());
-    Some((micros, currency))
+    Some((balance, currency))
 }
 
 /// A provider's answer to cancelling one order.
@@ -581,15 +580,17 @@ mod tests {
     #[test]
     fn balance_replies() {
         assert_eq!(
-            parse_balance(r#"{"balance":"100.84292","currency":"USD"}"#),
+            parse_balance(r#"{"balance":"100.84292","currency":"USD"}"#)
+                .map(|(b, c)| (b.micros(), c)),
             Some((100_842_920, Some("USD".into())))
         );
         assert_eq!(
-            parse_balance(r#"{"balance":12.5,"currency":"EUR","status":"success"}"#),
+            parse_balance(r#"{"balance":12.5,"currency":"EUR","status":"success"}"#)
+                .map(|(b, c)| (b.micros(), c)),
             Some((12_500_000, Some("EUR".into())))
         );
         assert_eq!(
-            parse_balance(r#"{"balance":"1.12345678"}"#),
+            parse_balance(r#"{"balance":"1.12345678"}"#).map(|(b, c)| (b.micros(), c)),
             Some((1_123_456, None))
         );
         assert_eq!(parse_balance(r#"{"error":"Invalid API key"}"#), None);

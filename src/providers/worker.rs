@@ -26,6 +26,7 @@ use crate::application::retention::{sweep, Swept};
 use crate::config::{RetentionConfig, WorkerConfig};
 use crate::db::provider_orders::{self, AttemptOutcome, Fence, ProviderOrder};
 use crate::db::{self, orders, providers, DbPool};
+use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
@@ -505,7 +506,7 @@ impl Worker {
                     Change {
                         status: Some(*status),
                         remains: *remains,
-                        approve: 0,
+                        approve: Money::ZERO,
                     },
                     reason_for(*status),
                     RefundSource::Automatic,

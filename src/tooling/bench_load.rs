@@ -107,7 +107,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         name: "Bench Likes".into(),
         category: "Bench".into(),
         kind: ServiceType::Default,
-        rate: Money::from_micros(1_234_567),
+        rate: Money::parse("1.234567").map_err(|e| e.to_string())?,
         min_quantity: 10,
         max_quantity: 1_000_000,
         refill: false,
@@ -115,6 +115,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         cancel: false,
         provider: None,
     };
+    let funds = Money::try_from_micros(FUNDS_MICROS).map_err(|e| e.to_string())?;
     let service = db::write_tx(&mut conn, |conn| services::insert(conn, &fields))
         .map_err(|e| e.to_string())?;
     let mut out = String::new();
@@ -126,7 +127,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
             let top_up = top_ups::insert(
                 conn,
                 account.id,
-                FUNDS_MICROS,
+                funds,
                 "bench",
                 &format!("bench-{}", account.id),
             )?;
@@ -138,7 +139,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
                 conn,
                 account.id,
                 LedgerKind::TopUp,
-                FUNDS_MICROS,
+                funds.signed(),
                 refs,
                 ledger::Overdraft::Refuse,
             )?;

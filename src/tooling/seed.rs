@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::db::schema::{accounts, ledger_entries, orders, refunds, services, top_ups};
 use crate::db::{bulk, now, write_tx, DbConnection, WriteConn};
-use crate::domain::money::charge_for;
+use crate::domain::money::{charge_for, Money};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -190,7 +190,9 @@ pub fn run(conn: &mut DbConnection, options: &SeedOptions) -> Result<Seeded, Str
         .map(|offset| {
             let service = weighted(&mut rng, &service_weights);
             let quantity = rng.random_range(1..=100) * 100;
-            let charge = charge_for(SERVICES[service].2, quantity)
+            let charge = Money::try_from_micros(SERVICES[service].2)
+                .ok()
+                .and_then(|rate| charge_for(rate, quantity))
                 .map_or(1, |m| m.micros())
                 .max(1);
             let created_at = start + Duration::microseconds(offset);

@@ -228,3 +228,62 @@ fn only_db_writes_sql() {
         found.join("\n")
     );
 }
+
+/// Where amounts must be `Money`, `SignedMoney` or `Percent`, never micro-unit integers.
+const TYPED_AMOUNTS: &[&str] = &[
+    "domain",
+    "application",
+    "api",
+    "http",
+    "resources.rs",
+    "providers",
+    "webhooks",
+];
+
+/// `file:line: text` of every production line in [`TYPED_AMOUNTS`] that handles
+/// micro-units as an integer: a `*_micros` name or a `micros()` / `*_from_micros` call.
+/// `domain::money` defines the types; a metrics counter takes micro-units at its call.
+fn micro_units_outside_db() -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        if !TYPED_AMOUNTS.iter().any(|dir| relative.starts_with(dir))
+            || relative == Path::new("domain/money.rs")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("#[cfg(test)]") {
+                break;
+            }
+            if code.starts_with("//") || code.contains("metrics::") {
+                continue;
+            }
+            let integer = code
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|word| {
+                    word == "micros" || (word.ends_with("_micros") && word != "decimal_micros")
+                });
+            if integer {
+                found.push(format!("src/{}:{}: {code}", relative.display(), number + 1));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn amounts_cross_layers_as_types() {
+    let found = micro_units_outside_db();
+    assert!(
+        found.is_empty(),
+        "micro-unit integers outside src/db/ (use `domain::money::Money`, `SignedMoney` or \
+         `Percent`, and convert to micro-units only in `db`):\n{}",
+        found.join("\n")
+    );
+}
