@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::db::refills::Refill;
 use crate::domain::account::{Account, AccountStatus, Role};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
+use crate::domain::ids::AccountId;
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{Order, OrderStatus};
@@ -95,7 +96,8 @@ impl From<Order> for OrderResponse {
 #[derive(Serialize, ToSchema)]
 pub struct RefundResponse {
     pub id: i64,
-    pub account_id: i64,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
     /// The order refunded; null for top-up refunds and chargebacks.
     pub order_id: Option<i64>,
     /// The top-up refunded; null for order refunds.
@@ -136,7 +138,8 @@ impl From<Refund> for RefundResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct AccountResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: AccountId,
     pub name: String,
     pub role: Role,
     /// May be negative only after a chargeback.
@@ -164,7 +167,8 @@ impl From<Account> for AccountResponse {
 #[derive(Serialize, ToSchema)]
 pub struct TopUpResponse {
     pub id: i64,
-    pub account_id: i64,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
     pub amount: Amount,
     /// How much of the top-up went back to the payment method.
     pub refunded: Amount,

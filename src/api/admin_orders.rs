@@ -12,6 +12,7 @@ use super::providers::ForwardingResponse;
 use super::refunds::RefundResponse;
 use crate::db::orders::{self, LookupFilter};
 use crate::db::{ledger, provider_orders, refunds};
+use crate::domain::ids::AccountId;
 use crate::domain::order::{Order, MAX_LINK_CHARS};
 use crate::domain::parse_text;
 use crate::error::ApiError;
@@ -26,7 +27,8 @@ const ATTEMPTS_SHOWN: i64 = 20;
 /// An order as operators see it: with the account that placed it.
 #[derive(Serialize, ToSchema)]
 pub struct AdminOrderResponse {
-    pub account_id: i64,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
     #[serde(flatten)]
     pub order: OrderResponse,
 }
@@ -76,7 +78,8 @@ impl From<provider_orders::Attempt> for AttemptResponse {
 #[serde(deny_unknown_fields)]
 pub struct LookupOrdersQuery {
     /// One reseller's orders.
-    pub account_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub account_id: Option<AccountId>,
     /// Orders placed for exactly this link (surrounding white space is trimmed).
     #[param(value_type = Option<crate::http::input::Link>)]
     pub link: Option<String>,

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use crate::application::accounts::{issue_api_key, revoke_api_key as revoke};
 use crate::db::{accounts, api_keys};
 use crate::domain::account::Scope;
+use crate::domain::ids::AccountId;
 use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiJson;
@@ -15,7 +16,8 @@ use crate::http::wire::utc;
 #[derive(Serialize, ToSchema)]
 pub struct ApiKeyResponse {
     pub id: i64,
-    pub account_id: i64,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
     /// The first characters of the key, to tell keys apart.
     #[schema(example = "rk_1a2b3c4d")]
     pub prefix: String,
@@ -71,7 +73,7 @@ pub async fn create_api_key(
     id: web::Path<i64>,
     body: ApiJson<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let account_id = id.into_inner();
+    let account_id = AccountId(id.into_inner());
     let requested = body.value.scopes;
     let (key, plaintext) = state
         .db(move |conn| {

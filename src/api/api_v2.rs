@@ -22,6 +22,7 @@ use crate::application::orders::{OrderRequest, PlaceOrderError, Placed};
 use crate::application::refills::RefillError;
 use crate::db::{accounts, orders, refills, services};
 use crate::domain::account::Scope;
+use crate::domain::ids::AccountId;
 use crate::domain::money::format_micros;
 use crate::domain::order::{Order, OrderFieldError, OrderInput};
 use crate::domain::refill::RefillRefusal;
@@ -551,7 +552,7 @@ fn id_list(raw: &str) -> Result<Vec<String>, String> {
 
 async fn owned_orders(
     state: &web::Data<AppState>,
-    account_id: i64,
+    account_id: AccountId,
     ids: &[String],
 ) -> Result<HashMap<i64, Order>, ApiError> {
     let numeric: Vec<i64> = ids.iter().filter_map(|id| id.parse().ok()).collect();

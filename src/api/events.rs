@@ -7,6 +7,7 @@ use crate::application;
 use crate::db::events::{self, EventFilter};
 use crate::domain::account::{Role, Scope};
 use crate::domain::event::{Event, EventType};
+use crate::domain::ids::AccountId;
 use crate::error::ApiError;
 use crate::http::auth::Caller;
 use crate::http::extract::{ApiJson, ApiQuery};
@@ -21,7 +22,8 @@ pub struct EventResponse {
     #[serde(rename = "type")]
     pub event_type: EventType,
     /// The account it belongs to; null for operator events (alerts).
-    pub account_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub account_id: Option<AccountId>,
     pub created_at: DateTime<Utc>,
     /// By type: `order.*` `{"order", …}`; `refund.*` `{"refund", "order", "balance_after"}`;
     /// `top_up.succeeded` `{"top_up", "balance_after"}`; `top_up_refund.*` `{"refund",
@@ -62,7 +64,7 @@ pub struct ListEventsQuery {
 }
 
 /// Operators see every event; anyone else only its own account's.
-fn visible_to(caller: &Caller) -> Option<i64> {
+fn visible_to(caller: &Caller) -> Option<AccountId> {
     (caller.role != Role::Admin || !caller.scopes.contains(&Scope::Admin))
         .then_some(caller.account_id)
 }

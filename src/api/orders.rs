@@ -12,6 +12,7 @@ use crate::application::idempotency::{Answer, Dialect};
 use crate::application::orders::{OrderRequest, Outcome, PlaceOrderError, Placed};
 use crate::db::orders::{self, OrderFilter};
 use crate::domain::account::Scope;
+use crate::domain::ids::AccountId;
 use crate::domain::order::{Order, OrderInput, OrderStatus};
 use crate::domain::FieldError;
 use crate::error::{ApiError, ErrorCode};
@@ -475,7 +476,7 @@ type PageOfOrder<R> =
 /// unless the order is the account's.
 pub(crate) async fn rows_of_order<R: Send + 'static>(
     state: &AppState,
-    account_id: i64,
+    account_id: AccountId,
     order_id: i64,
     starting_after: Option<i64>,
     limit: i64,

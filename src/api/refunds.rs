@@ -11,6 +11,7 @@ use crate::application::idempotency::{Answer, Dialect};
 use crate::application::refunds::Settled;
 use crate::db::refunds::{self, RefundFilter};
 use crate::domain::account::Scope;
+use crate::domain::ids::AccountId;
 use crate::domain::refund::{DisputeReason, RefundReason, RefundStatus};
 use crate::domain::{parse_text, FieldError};
 use crate::error::{ApiError, ErrorCode};
@@ -49,7 +50,8 @@ pub struct ListRefundsQuery {
     /// Refunds created before this time (RFC 3339).
     pub created_to: Option<DateTime<Utc>>,
     /// Operators only: one account's refunds.
-    pub account_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub account_id: Option<AccountId>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
@@ -61,7 +63,7 @@ async fn refund_page(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: ListRefundsQuery,
-    account_id: Option<i64>,
+    account_id: Option<AccountId>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
     let filter = RefundFilter {

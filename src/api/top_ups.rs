@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 use super::refunds::{optional_text, RefundResponse};
 use crate::application;
 use crate::application::top_ups::{GatewayAnswer, TopUpRefund};
+use crate::domain::ids::AccountId;
 use crate::domain::refund::RefundReason;
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
@@ -45,7 +46,7 @@ pub async fn create_top_up(
     id: web::Path<i64>,
     body: ApiJson<CreateTopUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let account_id = id.into_inner();
+    let account_id = AccountId(id.into_inner());
     let request = body.value;
     let mut errors = Vec::new();
     let amount = parse_positive_money("amount", &request.amount, &mut errors);
@@ -133,7 +134,7 @@ pub async fn refund_top_up(
 /// The gateway's answer for a pending payment-method refund.
 async fn finish_payment_refund(
     state: web::Data<AppState>,
-    admin_id: i64,
+    admin_id: AccountId,
     id: i64,
     answer: GatewayAnswer,
 ) -> Result<HttpResponse, ApiError> {

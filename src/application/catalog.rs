@@ -8,6 +8,7 @@
 use super::services::disable_service;
 use crate::db::services::{self as service_rows, ServiceFields};
 use crate::db::{self, providers, DbConnection};
+use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
 use crate::domain::service::{
     check_quantity_window, marked_up, CatalogEntry, Service, ServiceStatus,
@@ -106,7 +107,7 @@ fn fields_for(
 /// disabled service then goes through `disable_service` (its refunds in batches).
 pub fn sync_services(
     conn: &mut DbConnection,
-    decided_by: Option<i64>,
+    decided_by: Option<AccountId>,
     provider_id: i64,
     catalog: &[CatalogEntry],
     dry_run: bool,

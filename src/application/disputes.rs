@@ -9,6 +9,7 @@ use super::refunds::{settle_within, Settled, Trigger};
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, orders, policy, DbConnection};
 use crate::domain::event::EventType;
+use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
 use crate::domain::order::OrderStatus;
 use crate::domain::policy::{assess, Decision, Policy, PolicyOutcome};
@@ -89,7 +90,7 @@ impl db::TxError for DisputeError {
 pub fn create_dispute(
     conn: &mut DbConnection,
     rules: &Policy,
-    account_id: i64,
+    account_id: AccountId,
     order_id: i64,
     dispute: Dispute,
     key: Option<IdempotencyKey>,
@@ -128,7 +129,7 @@ pub fn create_dispute(
 fn file(
     conn: &mut db::WriteConn<'_>,
     rules: &Policy,
-    account_id: i64,
+    account_id: AccountId,
     order_id: i64,
     dispute: Dispute,
 ) -> Result<Filed, DisputeError> {
@@ -222,7 +223,7 @@ fn already_decided(refund: &Refund) -> ApiError {
 /// still refundable.
 pub fn approve_dispute(
     conn: &mut DbConnection,
-    admin_id: i64,
+    admin_id: AccountId,
     refund_id: i64,
     amount: Option<Money>,
     reason: Option<String>,
@@ -257,7 +258,7 @@ pub fn approve_dispute(
 /// approval so the two can never both win. No money moves.
 pub fn reject_dispute(
     conn: &mut DbConnection,
-    admin_id: i64,
+    admin_id: AccountId,
     refund_id: i64,
     reason: &str,
 ) -> Result<Refund, ApiError> {

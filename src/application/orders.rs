@@ -7,6 +7,7 @@ use super::idempotency::{
 use super::refunds::{self, Settled, Trigger};
 use crate::db::{self, accounts, ledger, orders, provider_orders, services, DbConnection};
 use crate::domain::account::AccountStatus;
+use crate::domain::ids::AccountId;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{plan_order, NewOrder, Order, OrderFieldError, OrderInput, OrderStatus};
@@ -95,7 +96,7 @@ pub enum Placed {
 /// at all.
 pub fn place(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     request: OrderRequest,
     key: Option<IdempotencyKey>,
 ) -> Result<Placed, PlaceOrderError> {
@@ -109,7 +110,7 @@ pub fn place(
 /// [`place`] under a given idempotency scope (a batch's lines have their own).
 pub(super) fn place_scoped(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     request: OrderRequest,
     scope: &str,
     key: Option<IdempotencyKey>,
@@ -143,7 +144,7 @@ pub(super) fn place_scoped(
 /// records the order and its ledger entry. Call inside a write transaction.
 pub fn place_order(
     conn: &mut db::WriteConn<'_>,
-    account_id: i64,
+    account_id: AccountId,
     request: OrderRequest,
 ) -> Result<Order, PlaceOrderError> {
     // One statement: the service (locked shared), the account's status and the pause.
@@ -212,7 +213,7 @@ pub fn place_order_planned(
 /// the withdrawal of its queued send.
 pub fn cancel_order(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     order_id: i64,
 ) -> Result<Settled, CancelError> {
     db::write_tx(conn, |conn| cancel_owned_order(conn, account_id, order_id))
@@ -221,7 +222,7 @@ pub fn cancel_order(
 /// The body of [`cancel_order`]. Call inside a write transaction.
 pub(crate) fn cancel_owned_order(
     conn: &mut db::WriteConn<'_>,
-    account_id: i64,
+    account_id: AccountId,
     order_id: i64,
 ) -> Result<Settled, CancelError> {
     let order =
@@ -269,7 +270,7 @@ pub struct Outcome {
 /// drip-feed order it converts `runs_delivered` for.
 pub fn record_outcome(
     conn: &mut DbConnection,
-    admin_id: i64,
+    admin_id: AccountId,
     order_id: i64,
     outcome: Outcome,
 ) -> Result<Settled, ApiError> {

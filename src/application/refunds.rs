@@ -5,6 +5,7 @@ use super::events;
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, ledger, orders, provider_orders, DbConnection, WriteConn};
 use crate::domain::event::EventType;
+use crate::domain::ids::AccountId;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::order::Order;
 use crate::domain::refund::{
@@ -20,14 +21,14 @@ pub struct Trigger {
     pub start_count: Option<i64>,
     pub reason: RefundReason,
     pub source: RefundSource,
-    pub decided_by: Option<i64>,
+    pub decided_by: Option<AccountId>,
     pub note: Option<String>,
     /// The pending dispute this trigger approves; it becomes the refund record.
     pub dispute_id: Option<i64>,
     /// Skip orders that are no longer in flight instead of changing them.
     pub only_if_open: bool,
     /// Only this account's order (a reseller acting on its own).
-    pub owner: Option<i64>,
+    pub owner: Option<AccountId>,
 }
 
 impl Trigger {
@@ -186,7 +187,7 @@ pub(crate) fn settle_within(
 /// trigger; the amount is labelled with the account's currency.
 fn count_refund(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     reason: RefundReason,
     amount_micros: i64,
 ) -> Result<(), diesel::result::Error> {

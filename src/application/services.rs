@@ -4,6 +4,7 @@
 use crate::application::refunds::{settle_within, SettleError, Trigger};
 use crate::db::services::ServiceFields;
 use crate::db::{self, orders, provider_orders, providers, services, DbConnection, WriteConn};
+use crate::domain::ids::AccountId;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refund::{self, Change, RefundReason, RefundSource};
 use crate::domain::service::{Service, ServiceStatus};
@@ -63,7 +64,7 @@ const DISABLE_BATCH: i64 = 500;
 /// one short transaction per batch; safe to call again, a second call refunds nothing.
 pub fn disable_service(
     conn: &mut DbConnection,
-    decided_by: Option<i64>,
+    decided_by: Option<AccountId>,
     id: i64,
 ) -> Result<Disabled, ApiError> {
     let service = db::write_tx(conn, |conn| {
@@ -95,7 +96,7 @@ pub fn disable_service(
 /// what amount.
 fn refund_batch(
     conn: &mut WriteConn<'_>,
-    decided_by: Option<i64>,
+    decided_by: Option<AccountId>,
     ids: &[i64],
 ) -> Result<(i64, i64, i64), ApiError> {
     // Lock the whole batch first, in id order, then credit accounts in account order:
@@ -133,7 +134,7 @@ fn refund_batch(
 fn disabled_outcome(
     conn: &mut DbConnection,
     order_id: i64,
-) -> Result<Option<(i64, Change)>, ApiError> {
+) -> Result<Option<(AccountId, Change)>, ApiError> {
     let Some(order) = orders::lock(conn, order_id, None)? else {
         return Ok(None);
     };

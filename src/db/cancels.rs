@@ -8,13 +8,14 @@ use diesel::prelude::*;
 use super::schema::cancel_requests;
 use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::cancel::{CancelSource, CancelStatus};
+use crate::domain::ids::AccountId;
 use crate::domain::provider::ForwardingState;
 
 #[derive(Debug, Clone, Queryable)]
 pub struct CancelRequest {
     pub id: i64,
     pub order_id: i64,
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub provider_id: i64,
     pub provider_order_id: String,
     #[diesel(deserialize_as = String)]
@@ -45,7 +46,7 @@ lease::fence! {
 /// What a new cancel request is for.
 pub struct NewCancel<'a> {
     pub order_id: i64,
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub provider_id: i64,
     pub provider_order_id: &'a str,
     pub source: CancelSource,

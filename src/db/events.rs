@@ -9,8 +9,9 @@ use super::backend::get_result_native;
 use super::schema::{events, webhook_attempts, webhook_deliveries};
 use super::{now, DbConnection, WriteConn};
 use crate::domain::event::{Event, EventType};
+use crate::domain::ids::AccountId;
 
-type EventRow = (i64, String, Option<i64>, String, bool, NaiveDateTime);
+type EventRow = (i64, String, Option<AccountId>, String, bool, NaiveDateTime);
 
 const COLUMNS: (
     events::id,
@@ -52,7 +53,7 @@ fn decode_all(rows: Vec<EventRow>) -> QueryResult<Vec<Event>> {
 pub fn insert(
     conn: &mut WriteConn<'_>,
     event_type: EventType,
-    account_id: Option<i64>,
+    account_id: Option<AccountId>,
     data: serde_json::Value,
 ) -> QueryResult<Event> {
     let conn: &mut DbConnection = conn;
@@ -80,7 +81,7 @@ pub fn insert(
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     /// One account's events; `None` for an operator's view of all.
-    pub account_id: Option<i64>,
+    pub account_id: Option<AccountId>,
     pub event_type: Option<EventType>,
     pub created_from: Option<NaiveDateTime>,
     pub created_to: Option<NaiveDateTime>,
@@ -113,7 +114,7 @@ pub fn list(conn: &mut DbConnection, filter: &EventFilter, limit: i64) -> QueryR
 pub fn find(
     conn: &mut DbConnection,
     id: i64,
-    account_id: Option<i64>,
+    account_id: Option<AccountId>,
 ) -> QueryResult<Option<Event>> {
     let mut query = events::table.find(id).select(COLUMNS).into_boxed();
     if let Some(account_id) = account_id {

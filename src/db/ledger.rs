@@ -9,6 +9,7 @@ use super::columns;
 
 use super::schema::ledger_entries;
 use super::{accounts, now, DbConnection, WriteConn};
+use crate::domain::ids::AccountId;
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 
 /// Named columns: each field binds the column of its name (`super::columns`).
@@ -16,7 +17,7 @@ use crate::domain::ledger::{LedgerEntry, LedgerKind};
 #[diesel(table_name = ledger_entries, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct EntryRow {
     id: i64,
-    account_id: i64,
+    account_id: AccountId,
     #[diesel(deserialize_as = String)]
     kind: LedgerKind,
     amount_micros: i64,
@@ -64,7 +65,7 @@ pub enum Overdraft {
 /// changed nothing, when a debit is not covered and `overdraft` is `Refuse`.
 pub fn post(
     conn: &mut WriteConn<'_>,
-    account_id: i64,
+    account_id: AccountId,
     kind: LedgerKind,
     amount_micros: i64,
     refs: Refs,
@@ -109,7 +110,7 @@ pub fn post(
 /// One page of an account's entries, newest first, strictly older than `starting_after`.
 pub fn page(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     starting_after: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<LedgerEntry>> {

@@ -5,6 +5,7 @@ use super::backend::{get_result_native, lock_row};
 use super::columns;
 use super::schema::orders;
 use super::{now, DbConnection, WriteConn};
+use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
 use crate::domain::order::{NewOrder, Order, OrderStatus};
 use crate::domain::refund::OrderBook;
@@ -14,7 +15,7 @@ use crate::domain::refund::OrderBook;
 #[diesel(table_name = orders, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct OrderRow {
     id: i64,
-    account_id: i64,
+    account_id: AccountId,
     service_id: i64,
     link: String,
     quantity: i64,
@@ -107,7 +108,11 @@ pub fn insert(conn: &mut WriteConn<'_>, order: &NewOrder) -> QueryResult<Order> 
 }
 
 /// The order with this id, if it belongs to `account_id`.
-pub fn find_owned(conn: &mut DbConnection, account_id: i64, id: i64) -> QueryResult<Option<Order>> {
+pub fn find_owned(
+    conn: &mut DbConnection,
+    account_id: AccountId,
+    id: i64,
+) -> QueryResult<Option<Order>> {
     // By its key, so no `LIMIT` (see "one row by its key" in `db`); on the backend's
     // connection, so the statement is found by its type (`get_result_native`).
     let query = orders::table
@@ -122,7 +127,7 @@ pub fn find_owned(conn: &mut DbConnection, account_id: i64, id: i64) -> QueryRes
 /// Those of `ids` that belong to `account_id`, in no particular order.
 pub fn find_owned_many(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     ids: &[i64],
 ) -> QueryResult<Vec<Order>> {
     orders::table
@@ -145,7 +150,7 @@ pub struct OrderFilter {
 /// One page of an account's orders, newest first, strictly older than `starting_after`.
 pub fn page(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     filter: &OrderFilter,
     starting_after: Option<i64>,
     limit: i64,
@@ -197,7 +202,11 @@ pub fn scan_amounts(
 
 /// Reads an order and locks its row until the transaction ends (`FOR UPDATE` on
 /// PostgreSQL; SQLite's immediate transaction already holds the database's write lock).
-pub fn lock(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Order>> {
+pub fn lock(
+    conn: &mut DbConnection,
+    id: i64,
+    owner: Option<AccountId>,
+) -> QueryResult<Option<Order>> {
     let row: Option<OrderRow> = lock_row(
         conn,
         orders::table.find(id).select(columns::<OrderRow>()),
@@ -264,7 +273,7 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Order>> {
 /// What an operator looks orders up by; every one optional.
 #[derive(Debug, Clone, Default)]
 pub struct LookupFilter {
-    pub account_id: Option<i64>,
+    pub account_id: Option<AccountId>,
     /// The exact link the order was placed for.
     pub link: Option<String>,
 }

@@ -10,6 +10,7 @@ use super::backend::Dialect;
 use super::schema::{dispute_refusals, refunds};
 use super::{DbConnection, WriteConn};
 use crate::domain::account::Account;
+use crate::domain::ids::AccountId;
 use crate::domain::policy::{Decision, Standing};
 use crate::domain::refund::{DisputeReason, RefundSource, RefundStatus};
 
@@ -23,7 +24,7 @@ fn dispute_reasons() -> Vec<&'static str> {
 /// Reseller refund requests since `since`: how many, and the oldest one's time.
 fn requests_since(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     since: NaiveDateTime,
 ) -> QueryResult<(i64, Option<NaiveDateTime>)> {
     refunds::table
@@ -94,7 +95,7 @@ pub fn standing(
 /// Keeps a refused request on record, for the operator's view of the account.
 pub fn record_refusal(
     conn: &mut WriteConn<'_>,
-    account_id: i64,
+    account_id: AccountId,
     order_id: i64,
     decision: &Decision,
     at: NaiveDateTime,
@@ -115,7 +116,7 @@ pub fn record_refusal(
 /// Refused requests since `since`.
 pub fn refusals_since(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     since: NaiveDateTime,
 ) -> QueryResult<i64> {
     dispute_refusals::table

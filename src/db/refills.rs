@@ -12,16 +12,17 @@ use diesel::prelude::*;
 use super::backend::{coalesce_text, coalesce_timestamp};
 use super::schema::refills;
 use super::{lease, now, DbConnection, WriteConn};
+use crate::domain::ids::AccountId;
 use crate::domain::provider::ForwardingState;
 use crate::domain::refill::RefillStatus;
 
 type RefillRow = (
-    (i64, i64, i64, String, NaiveDateTime),
+    (i64, i64, AccountId, String, NaiveDateTime),
     (Option<i64>, Option<String>, Option<String>, Option<String>),
     (i64, i64, Option<NaiveDateTime>),
     (Option<String>, Option<NaiveDateTime>, i64),
     (Option<String>, Option<String>, Option<NaiveDateTime>),
-    (Option<String>, Option<i64>, Option<NaiveDateTime>),
+    (Option<String>, Option<AccountId>, Option<NaiveDateTime>),
 );
 
 /// Every column, grouped as [`RefillRow`].
@@ -62,7 +63,7 @@ macro_rules! columns {
 pub struct Refill {
     pub id: i64,
     pub order_id: i64,
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub status: RefillStatus,
     pub created_at: NaiveDateTime,
     /// The provider it goes to; `None` when an operator decides it.
@@ -83,7 +84,7 @@ pub struct Refill {
     pub last_synced_at: Option<NaiveDateTime>,
     /// Why it was rejected or ended in error (the provider's or the operator's words).
     pub note: Option<String>,
-    pub decided_by: Option<i64>,
+    pub decided_by: Option<AccountId>,
     pub updated_at: Option<NaiveDateTime>,
 }
 
@@ -144,7 +145,7 @@ pub struct Upstream<'a> {
 pub fn insert(
     conn: &mut WriteConn<'_>,
     order_id: i64,
-    account_id: i64,
+    account_id: AccountId,
     upstream: Option<Upstream>,
 ) -> QueryResult<Refill> {
     let conn: &mut DbConnection = conn;
@@ -180,7 +181,7 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refill>> {
 pub fn find_owned(
     conn: &mut DbConnection,
     id: i64,
-    account_id: i64,
+    account_id: AccountId,
 ) -> QueryResult<Option<Refill>> {
     Ok(find(conn, id)?.filter(|r| r.account_id == account_id))
 }
@@ -219,7 +220,7 @@ pub fn decide(
     conn: &mut WriteConn<'_>,
     id: i64,
     status: RefillStatus,
-    admin_id: i64,
+    admin_id: AccountId,
     note: Option<&str>,
 ) -> QueryResult<bool> {
     let conn: &mut DbConnection = conn;

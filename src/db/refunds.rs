@@ -8,6 +8,7 @@ use super::backend::lock_row;
 use super::columns;
 use super::schema::refunds;
 use super::{now, orders, DbConnection, WriteConn};
+use crate::domain::ids::AccountId;
 use crate::domain::policy::Decision;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
 
@@ -16,7 +17,7 @@ use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, Refu
 #[diesel(table_name = refunds, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct RefundRow {
     id: i64,
-    account_id: i64,
+    account_id: AccountId,
     order_id: Option<i64>,
     top_up_id: Option<i64>,
     amount_micros: i64,
@@ -28,7 +29,7 @@ struct RefundRow {
     source: RefundSource,
     note: Option<String>,
     decision_reason: Option<String>,
-    decided_by: Option<i64>,
+    decided_by: Option<AccountId>,
     decided_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
     policy_outcome: Option<String>,
@@ -83,7 +84,7 @@ pub fn record_policy(conn: &mut WriteConn<'_>, id: i64, decision: &Decision) -> 
 /// A refund about to be recorded.
 #[derive(Debug, Clone)]
 pub struct NewRefund {
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub order_id: Option<i64>,
     pub top_up_id: Option<i64>,
     pub amount_micros: i64,
@@ -92,7 +93,7 @@ pub struct NewRefund {
     pub source: RefundSource,
     pub note: Option<String>,
     /// Who decided, for refunds decided as they are made.
-    pub decided_by: Option<i64>,
+    pub decided_by: Option<AccountId>,
 }
 
 pub fn insert(conn: &mut WriteConn<'_>, new: &NewRefund) -> QueryResult<Refund> {
@@ -145,7 +146,11 @@ fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
     .map(|row: Option<RefundRow>| row.map(Refund::from))
 }
 
-pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Refund>> {
+pub fn find(
+    conn: &mut DbConnection,
+    id: i64,
+    owner: Option<AccountId>,
+) -> QueryResult<Option<Refund>> {
     let mut query = refunds::table.filter(refunds::id.eq(id)).into_boxed();
     if let Some(owner) = owner {
         query = query.filter(refunds::account_id.eq(owner));
@@ -163,7 +168,7 @@ pub fn record_decision(
     id: i64,
     status: RefundStatus,
     amount_micros: i64,
-    decided_by: Option<i64>,
+    decided_by: Option<AccountId>,
     decision_reason: Option<&str>,
 ) -> QueryResult<Refund> {
     let conn: &mut DbConnection = conn;
@@ -196,7 +201,7 @@ pub fn pending_dispute(conn: &mut DbConnection, order_id: i64) -> QueryResult<Op
 /// Filters of refund lists; every one optional.
 #[derive(Debug, Clone, Default)]
 pub struct RefundFilter {
-    pub account_id: Option<i64>,
+    pub account_id: Option<AccountId>,
     pub order_id: Option<i64>,
     pub status: Option<RefundStatus>,
     pub reason: Option<RefundReason>,
@@ -273,7 +278,7 @@ pub fn review_queue(
 /// An account's latest refund requests (disputes it filed), newest first.
 pub fn recent_requests(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     limit: i64,
 ) -> QueryResult<Vec<Refund>> {
     refunds::table

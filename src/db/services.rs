@@ -6,6 +6,7 @@ use super::columns;
 use super::schema::services;
 use super::{now, DbConnection, WriteConn};
 use crate::domain::account::AccountStatus;
+use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
 use crate::domain::service::{Service, ServiceStatus, ServiceType};
 
@@ -192,7 +193,7 @@ pub fn for_provider(conn: &mut DbConnection, provider_id: i64) -> QueryResult<Ve
 pub fn find_shared_for_order(
     conn: &mut DbConnection,
     id: i64,
-    account_id: i64,
+    account_id: AccountId,
 ) -> QueryResult<Option<(Service, Option<AccountStatus>, bool)>> {
     use super::schema::accounts;
     let query = services::table.find(id).select((

@@ -5,6 +5,7 @@ use super::backend::lock_row;
 use super::columns;
 use super::schema::top_ups;
 use super::{now, DbConnection, WriteConn};
+use crate::domain::ids::AccountId;
 use crate::domain::ledger::{TopUp, TopUpStatus};
 
 /// Named columns: each field binds the column of its name (`super::columns`).
@@ -12,7 +13,7 @@ use crate::domain::ledger::{TopUp, TopUpStatus};
 #[diesel(table_name = top_ups, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct TopUpRow {
     id: i64,
-    account_id: i64,
+    account_id: AccountId,
     amount_micros: i64,
     refunded_micros: i64,
     gateway: String,
@@ -38,7 +39,7 @@ impl From<TopUpRow> for TopUp {
 
 pub fn insert(
     conn: &mut WriteConn<'_>,
-    account_id: i64,
+    account_id: AccountId,
     amount_micros: i64,
     gateway: &str,
     gateway_ref: &str,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use diesel::QueryResult;
 
 use super::{accounts, ledger, orders, refunds, snapshot_tx, top_ups, DbConnection};
+use crate::domain::ids::AccountId;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::refund::{RefundReason, RefundStatus};
 
@@ -61,7 +62,7 @@ fn check(
     between_pages: &mut dyn FnMut(&str),
 ) -> QueryResult<Report> {
     let mut report = Report::default();
-    let mut books: HashMap<i64, AccountBook> = HashMap::new();
+    let mut books: HashMap<AccountId, AccountBook> = HashMap::new();
     let mut order_books: HashMap<i64, OrderLedger> = HashMap::new();
     let mut top_up_credits: HashMap<i64, i64> = HashMap::new();
     // refund id -> (sum of its entries, number of entries)

@@ -7,10 +7,11 @@ use diesel::prelude::*;
 use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
 use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::event::{join_event_types, DeliveryState, Endpoint, EndpointStatus, EventType};
+use crate::domain::ids::AccountId;
 
 type EndpointRow = (
     i64,
-    i64,
+    AccountId,
     String,
     String,
     Option<String>,
@@ -87,7 +88,7 @@ macro_rules! endpoint_columns {
 }
 
 pub struct NewEndpoint<'a> {
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub url: &'a str,
     pub event_types: &'a [EventType],
     pub description: Option<&'a str>,
@@ -114,7 +115,11 @@ pub fn insert(conn: &mut WriteConn<'_>, new: &NewEndpoint) -> QueryResult<Endpoi
 }
 
 /// One endpoint, if `owner` (when given) owns it.
-pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Endpoint>> {
+pub fn find(
+    conn: &mut DbConnection,
+    id: i64,
+    owner: Option<AccountId>,
+) -> QueryResult<Option<Endpoint>> {
     let mut query = webhook_endpoints::table
         .find(id)
         .select(endpoint_columns!())
@@ -128,7 +133,7 @@ pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult
 /// An account's endpoints, newest first, older than `starting_after`.
 pub fn list(
     conn: &mut DbConnection,
-    owner: i64,
+    owner: AccountId,
     starting_after: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<Endpoint>> {

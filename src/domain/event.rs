@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::string_enum;
+use crate::domain::ids::AccountId;
 
 string_enum! {
     /// What happened. Reseller events belong to one account; `alert.*` events are the
@@ -48,7 +49,7 @@ pub struct Event {
     pub id: i64,
     pub event_type: EventType,
     /// Null for operator events.
-    pub account_id: Option<i64>,
+    pub account_id: Option<AccountId>,
     pub data: serde_json::Value,
     pub created_at: NaiveDateTime,
 }
@@ -66,7 +67,7 @@ string_enum! {
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub id: i64,
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub url: String,
     /// Empty: every event the owner may see.
     pub event_types: Vec<EventType>,
@@ -217,7 +218,7 @@ mod tests {
         let at = chrono::DateTime::UNIX_EPOCH.naive_utc();
         let endpoint = Endpoint {
             id: 1,
-            account_id: 2,
+            account_id: AccountId(2),
             url: "https://hooks.example/in".into(),
             event_types: vec![],
             description: None,

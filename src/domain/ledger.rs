@@ -1,6 +1,7 @@
 use chrono::NaiveDateTime;
 
 use super::string_enum;
+use crate::domain::ids::AccountId;
 
 string_enum! {
     /// Why a balance changed. Every change is exactly one ledger entry.
@@ -17,7 +18,7 @@ string_enum! {
 #[derive(Debug, Clone)]
 pub struct LedgerEntry {
     pub id: i64,
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub kind: LedgerKind,
     pub amount_micros: i64,
     pub balance_after_micros: i64,
@@ -35,7 +36,7 @@ string_enum! {
 #[derive(Debug, Clone)]
 pub struct TopUp {
     pub id: i64,
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub amount_micros: i64,
     pub refunded_micros: i64,
     pub gateway: String,

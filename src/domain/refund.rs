@@ -8,6 +8,7 @@ use chrono::NaiveDateTime;
 pub use super::order::OrderBook;
 use super::order::OrderStatus;
 use super::string_enum;
+use crate::domain::ids::AccountId;
 
 string_enum! {
     /// Why money went back. Disputes keep the reason the reseller gave.
@@ -70,7 +71,7 @@ string_enum! {
 #[derive(Debug, Clone)]
 pub struct Refund {
     pub id: i64,
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub order_id: Option<i64>,
     pub top_up_id: Option<i64>,
     pub amount_micros: i64,
@@ -79,7 +80,7 @@ pub struct Refund {
     pub source: RefundSource,
     pub note: Option<String>,
     pub decision_reason: Option<String>,
-    pub decided_by: Option<i64>,
+    pub decided_by: Option<AccountId>,
     pub decided_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     /// The refund-abuse policy's decision, for refund requests.

@@ -19,6 +19,7 @@ use crate::application::orders::{place, place_order, OrderRequest, Placed};
 use crate::config::Config;
 use crate::db::{self, ledger, services, top_ups, DbConnection};
 use crate::domain::account::Role;
+use crate::domain::ids::AccountId;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::Money;
 use crate::domain::order::OrderInput;
@@ -171,7 +172,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
 }
 
 /// `(account_id, service_id)` of each line of the accounts file.
-fn read_accounts(path: &std::path::Path) -> Result<Vec<(i64, i64)>, String> {
+fn read_accounts(path: &std::path::Path) -> Result<Vec<(AccountId, i64)>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let parsed = text
         .lines()
@@ -195,7 +196,7 @@ fn read_accounts(path: &std::path::Path) -> Result<Vec<(i64, i64)>, String> {
 /// back to back on its own connection until `deadline`.
 fn place_until(
     conn: &mut DbConnection,
-    accounts: &[(i64, i64)],
+    accounts: &[(AccountId, i64)],
     offset: usize,
     deadline: Instant,
 ) -> (Vec<u32>, u64) {

@@ -313,7 +313,7 @@ pub async fn spawn_app_on_with(url: &str, configure: impl FnOnce(&mut Config)) -
         config,
         pool,
         admin_token: String::new(),
-        admin_id: admin.id,
+        admin_id: admin.id.get(),
         handle,
         _db: None,
     };

@@ -625,7 +625,7 @@ async fn disabling_a_service_with_thousands_of_orders_works_in_batches() {
             |conn| -> Result<(), reseller_api::error::ApiError> {
                 for _ in 0..1200 {
                     let planned = reseller_api::domain::order::plan_order(
-                        reseller_id,
+                        reseller_api::domain::ids::AccountId(reseller_id),
                         &svc,
                         OrderInput {
                             link: "https://x".into(),

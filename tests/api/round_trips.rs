@@ -65,9 +65,14 @@ async fn an_order_on_postgresql_costs_a_fixed_small_number_of_statements() {
         dialect: Dialect::Rest,
         status_of: reseller_api::http::idempotency::status_of,
     };
-    let placed = place(conn, reseller.id, request, Some(key))
-        .map_err(|e| format!("{e:?}"))
-        .expect("order placed");
+    let placed = place(
+        conn,
+        reseller_api::domain::ids::AccountId(reseller.id),
+        request,
+        Some(key),
+    )
+    .map_err(|e| format!("{e:?}"))
+    .expect("order placed");
     let statements = seen.0.lock().unwrap().clone();
     assert_eq!(
         statements.len(),
