@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::db::refills::Refill;
 use crate::domain::account::{Account, AccountStatus, Role};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{Order, OrderStatus};
@@ -41,12 +41,13 @@ pub fn utc(at: NaiveDateTime) -> DateTime<Utc> {
 /// idempotency key and replayed as it is).
 #[derive(Serialize)]
 pub struct PanelOrderPlaced {
-    pub order: i64,
+    pub order: OrderId,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct OrderResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: OrderId,
     pub service_id: i64,
     pub link: String,
     pub quantity: i64,
@@ -99,7 +100,8 @@ pub struct RefundResponse {
     #[schema(value_type = i64)]
     pub account_id: AccountId,
     /// The order refunded; null for top-up refunds and chargebacks.
-    pub order_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub order_id: Option<OrderId>,
     /// The top-up refunded; null for order refunds.
     pub top_up_id: Option<i64>,
     /// Credited (or, for a top-up refund, returned to the payment method). For a dispute
@@ -267,7 +269,8 @@ impl From<Alert> for AlertResponse {
 #[derive(Serialize, ToSchema)]
 pub struct RefillResponse {
     pub id: i64,
-    pub order_id: i64,
+    #[schema(value_type = i64)]
+    pub order_id: OrderId,
     /// `pending`, `in_progress`, `completed`, `rejected` or `error`.
     pub status: RefillStatus,
     /// Why it was rejected or ended in error: the provider's or the operator's words.

@@ -12,7 +12,7 @@ use super::providers::ForwardingResponse;
 use super::refunds::RefundResponse;
 use crate::db::orders::{self, LookupFilter};
 use crate::db::{ledger, provider_orders, refunds};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::order::{Order, MAX_LINK_CHARS};
 use crate::domain::parse_text;
 use crate::error::ApiError;
@@ -47,7 +47,8 @@ impl From<Order> for AdminOrderResponse {
 pub struct AttemptResponse {
     pub id: i64,
     pub provider_id: i64,
-    pub order_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub order_id: Option<OrderId>,
     /// `add` or `status`.
     pub action: String,
     /// How the reply was read (`accepted`, `rejected`, `unreadable`, `read`, …).
@@ -127,7 +128,7 @@ pub async fn list_admin_orders(
         &req,
         rows,
         limit,
-        |o| o.id,
+        |o| o.id.get(),
         AdminOrderResponse::from,
     ))
 }
@@ -161,7 +162,7 @@ pub async fn find_admin_order(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = OrderId(id.into_inner());
     let response = state
         .db(move |conn| {
             let order = orders::find(conn, id)?.ok_or_else(|| ApiError::not_found("order"))?;

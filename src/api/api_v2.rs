@@ -22,7 +22,7 @@ use crate::application::orders::{OrderRequest, PlaceOrderError, Placed};
 use crate::application::refills::RefillError;
 use crate::db::{accounts, orders, refills, services};
 use crate::domain::account::Scope;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::money::format_micros;
 use crate::domain::order::{Order, OrderFieldError, OrderInput};
 use crate::domain::refill::RefillRefusal;
@@ -554,8 +554,8 @@ async fn owned_orders(
     state: &web::Data<AppState>,
     account_id: AccountId,
     ids: &[String],
-) -> Result<HashMap<i64, Order>, ApiError> {
-    let numeric: Vec<i64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+) -> Result<HashMap<OrderId, Order>, ApiError> {
+    let numeric: Vec<OrderId> = ids.iter().filter_map(|id| id.parse().ok()).collect();
     let found = state
         .read(move |conn| match numeric[..] {
             // One id: the by-key query, which SQLite keeps prepared (an `IN` list is
@@ -586,7 +586,7 @@ async fn status(
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let item = id
-                .parse::<i64>()
+                .parse::<OrderId>()
                 .ok()
                 .and_then(|n| found.get(&n))
                 .map(|o| StatusItem::Found(status_json(o, &account.currency)))
@@ -601,10 +601,12 @@ async fn status(
     }
     let id = raw.to_string();
     let found = owned_orders(state, account.account_id, std::slice::from_ref(&id)).await?;
-    Ok(match id.parse::<i64>().ok().and_then(|n| found.get(&n)) {
-        Some(order) => reply_of(status_json(order, &account.currency)),
-        None => error("Incorrect order ID"),
-    })
+    Ok(
+        match id.parse::<OrderId>().ok().and_then(|n| found.get(&n)) {
+            Some(order) => reply_of(status_json(order, &account.currency)),
+            None => error("Incorrect order ID"),
+        },
+    )
 }
 
 async fn cancel(
@@ -622,7 +624,7 @@ async fn cancel(
         .db(move |conn| {
             let mut results = Vec::new();
             for id in ids {
-                let outcome = match id.parse::<i64>() {
+                let outcome = match id.parse::<OrderId>() {
                     Err(_) => json!({ "error": "Incorrect order ID" }),
                     Ok(order_id) => {
                         match application::cancels::cancel_order(conn, account_id, order_id) {
@@ -701,7 +703,7 @@ async fn refill(
                 Ok(ids
                     .into_iter()
                     .map(|id| {
-                        let outcome = match id.parse::<i64>() {
+                        let outcome = match id.parse::<OrderId>() {
                             Ok(order_id) => {
                                 application::refills::request_refill(conn, account_id, order_id)
                                     .map(|refill| refill.id)
@@ -726,7 +728,7 @@ async fn refill(
             .await?;
         return Ok(reply_of(results));
     }
-    let Ok(order_id) = raw.parse::<i64>() else {
+    let Ok(order_id) = raw.parse::<OrderId>() else {
         return Ok(error("Incorrect order ID"));
     };
     let outcome = state

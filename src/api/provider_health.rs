@@ -117,7 +117,7 @@ pub async fn list_forwarding(
         &req,
         rows,
         limit,
-        |p| p.order_id,
+        |p| p.order_id.get(),
         ForwardingResponse::from,
     ))
 }

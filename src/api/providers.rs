@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use crate::application;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
+use crate::domain::ids::OrderId;
 use crate::domain::money::format_micros;
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::{parse_text, FieldError};
@@ -296,7 +297,8 @@ pub struct ReconcileRequest {
 
 #[derive(Serialize, ToSchema)]
 pub struct ForwardingResponse {
-    pub order_id: i64,
+    #[schema(value_type = i64)]
+    pub order_id: OrderId,
     pub state: ForwardingState,
     pub provider_id: i64,
     pub provider_order_id: Option<String>,
@@ -340,7 +342,7 @@ pub async fn find_forwarding(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = OrderId(id.into_inner());
     let found = state
         .db(move |conn| {
             provider_orders::find(conn, id)?
@@ -371,7 +373,7 @@ pub async fn reconcile_forwarding(
     id: web::Path<i64>,
     body: ApiJson<ReconcileRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = OrderId(id.into_inner());
     let remote = match body
         .value
         .provider_order_id

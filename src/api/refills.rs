@@ -10,6 +10,7 @@ use crate::application;
 use crate::application::refills::RefillError;
 use crate::db::refills;
 use crate::domain::account::Scope;
+use crate::domain::ids::OrderId;
 use crate::domain::parse_text;
 use crate::domain::refill::{RefillRefusal, RefillStatus};
 use crate::error::{ApiError, ErrorCode};
@@ -39,7 +40,7 @@ pub async fn create_refill(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersWrite)?;
-    let order_id = id.into_inner();
+    let order_id = OrderId(id.into_inner());
     let account_id = caller.account_id;
     let refill = state
         .db(move |conn| {
@@ -87,7 +88,7 @@ pub async fn list_refills(
     let rows = rows_of_order(
         &state,
         caller.account_id,
-        id.into_inner(),
+        OrderId(id.into_inner()),
         query.starting_after,
         limit,
         refills::page_for_order,

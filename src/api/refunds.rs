@@ -11,7 +11,7 @@ use crate::application::idempotency::{Answer, Dialect};
 use crate::application::refunds::Settled;
 use crate::db::refunds::{self, RefundFilter};
 use crate::domain::account::Scope;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::refund::{DisputeReason, RefundReason, RefundStatus};
 use crate::domain::{parse_text, FieldError};
 use crate::error::{ApiError, ErrorCode};
@@ -42,7 +42,8 @@ impl From<Settled> for SettlementResponse {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListRefundsQuery {
-    pub order_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub order_id: Option<OrderId>,
     pub status: Option<RefundStatus>,
     pub reason: Option<RefundReason>,
     /// Refunds created at or after this time (RFC 3339).
@@ -207,7 +208,7 @@ pub async fn create_dispute(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::RefundsWrite)?;
     state.limits.dispute.check(&caller.account_id, &req)?;
-    let order_id = id.into_inner();
+    let order_id = OrderId(id.into_inner());
     let key = rest_key(&req, &body.raw, &state.config)?;
     let request = body.value;
     let mut errors = Vec::new();

@@ -10,7 +10,7 @@ use super::refunds::Settled;
 use crate::db::cancels::{self, CancelRequest, NewCancel};
 use crate::db::{self, orders, provider_orders, services, DbConnection, WriteConn};
 use crate::domain::cancel::CancelSource;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::order::OrderStatus;
 use crate::domain::provider::ForwardingState;
 use crate::error::{ApiError, ErrorCode};
@@ -82,7 +82,7 @@ impl db::TxError for CancelError {
 pub fn cancel_order(
     conn: &mut DbConnection,
     account_id: AccountId,
-    order_id: i64,
+    order_id: OrderId,
 ) -> Result<Canceled, CancelError> {
     db::write_tx(conn, |conn| {
         let upstream = provider_orders::find(conn, order_id)?
@@ -129,7 +129,7 @@ pub fn cancel_order(
 pub fn request_on_disable(
     conn: &mut WriteConn<'_>,
     account_id: AccountId,
-    order_id: i64,
+    order_id: OrderId,
 ) -> Result<(), diesel::result::Error> {
     let upstream = provider_orders::find(conn, order_id)?
         .filter(|job| job.state == ForwardingState::Sent)

@@ -9,7 +9,7 @@ use super::refunds::{settle_within, Settled, Trigger};
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, orders, policy, DbConnection};
 use crate::domain::event::EventType;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::money::Money;
 use crate::domain::order::OrderStatus;
 use crate::domain::policy::{assess, Decision, Policy, PolicyOutcome};
@@ -91,7 +91,7 @@ pub fn create_dispute(
     conn: &mut DbConnection,
     rules: &Policy,
     account_id: AccountId,
-    order_id: i64,
+    order_id: OrderId,
     dispute: Dispute,
     key: Option<IdempotencyKey>,
 ) -> Result<Disputed, DisputeError> {
@@ -130,7 +130,7 @@ fn file(
     conn: &mut db::WriteConn<'_>,
     rules: &Policy,
     account_id: AccountId,
-    order_id: i64,
+    order_id: OrderId,
     dispute: Dispute,
 ) -> Result<Filed, DisputeError> {
     let order =

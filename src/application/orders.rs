@@ -7,7 +7,7 @@ use super::idempotency::{
 use super::refunds::{self, Settled, Trigger};
 use crate::db::{self, accounts, ledger, orders, provider_orders, services, DbConnection};
 use crate::domain::account::AccountStatus;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{plan_order, NewOrder, Order, OrderFieldError, OrderInput, OrderStatus};
@@ -214,7 +214,7 @@ pub fn place_order_planned(
 pub fn cancel_order(
     conn: &mut DbConnection,
     account_id: AccountId,
-    order_id: i64,
+    order_id: OrderId,
 ) -> Result<Settled, CancelError> {
     db::write_tx(conn, |conn| cancel_owned_order(conn, account_id, order_id))
 }
@@ -223,7 +223,7 @@ pub fn cancel_order(
 pub(crate) fn cancel_owned_order(
     conn: &mut db::WriteConn<'_>,
     account_id: AccountId,
-    order_id: i64,
+    order_id: OrderId,
 ) -> Result<Settled, CancelError> {
     let order =
         orders::lock(conn, order_id, Some(account_id))?.ok_or(CancelError::OrderNotFound)?;
@@ -271,7 +271,7 @@ pub struct Outcome {
 pub fn record_outcome(
     conn: &mut DbConnection,
     admin_id: AccountId,
-    order_id: i64,
+    order_id: OrderId,
     outcome: Outcome,
 ) -> Result<Settled, ApiError> {
     db::write_tx(conn, |conn| {

@@ -5,7 +5,7 @@
 
 use crate::db::refills::{self, Refill, Upstream};
 use crate::db::{self, orders, provider_orders, services, DbConnection};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::refill::{check_refill, RefillRefusal, RefillStatus};
 use crate::error::{ApiError, ErrorCode};
 
@@ -32,7 +32,7 @@ impl db::TxError for RefillError {
 pub fn request_refill(
     conn: &mut DbConnection,
     account_id: AccountId,
-    order_id: i64,
+    order_id: OrderId,
 ) -> Result<Refill, RefillError> {
     db::write_tx(conn, |conn| {
         let order =

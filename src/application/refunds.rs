@@ -5,7 +5,7 @@ use super::events;
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, ledger, orders, provider_orders, DbConnection, WriteConn};
 use crate::domain::event::EventType;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::order::Order;
 use crate::domain::refund::{
@@ -74,7 +74,7 @@ impl db::TxError for SettleError {
 /// repeated, concurrent and out-of-order triggers can never refund more than is owed.
 pub fn settle(
     conn: &mut DbConnection,
-    order_id: i64,
+    order_id: OrderId,
     trigger: Trigger,
 ) -> Result<Settled, SettleError> {
     db::write_tx(conn, |conn| settle_within(conn, order_id, trigger.clone()))
@@ -86,7 +86,7 @@ pub fn settle(
 /// write transaction.
 pub(crate) fn settle_within(
     conn: &mut WriteConn<'_>,
-    order_id: i64,
+    order_id: OrderId,
     trigger: Trigger,
 ) -> Result<Settled, SettleError> {
     let order = orders::lock(conn, order_id, trigger.owner)?.ok_or(SettleError::NotFound)?;

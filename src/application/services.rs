@@ -4,7 +4,7 @@
 use crate::application::refunds::{settle_within, SettleError, Trigger};
 use crate::db::services::ServiceFields;
 use crate::db::{self, orders, provider_orders, providers, services, DbConnection, WriteConn};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refund::{self, Change, RefundReason, RefundSource};
 use crate::domain::service::{Service, ServiceStatus};
@@ -88,7 +88,7 @@ pub fn disable_service(
         disabled.orders_in_flight += ended;
         disabled.orders_refunded += count;
         disabled.amount_refunded_micros += amount;
-        after = last;
+        after = last.get();
     }
 }
 
@@ -97,7 +97,7 @@ pub fn disable_service(
 fn refund_batch(
     conn: &mut WriteConn<'_>,
     decided_by: Option<AccountId>,
-    ids: &[i64],
+    ids: &[OrderId],
 ) -> Result<(i64, i64, i64), ApiError> {
     // Lock the whole batch first, in id order, then credit accounts in account order:
     // every writer takes order rows before account rows, so concurrent outcomes and
@@ -133,7 +133,7 @@ fn refund_batch(
 /// progress is known, canceled (refunded in full) otherwise; `None` once it has ended.
 fn disabled_outcome(
     conn: &mut DbConnection,
-    order_id: i64,
+    order_id: OrderId,
 ) -> Result<Option<(AccountId, Change)>, ApiError> {
     let Some(order) = orders::lock(conn, order_id, None)? else {
         return Ok(None);
@@ -207,7 +207,7 @@ pub fn preview_disable(conn: &mut DbConnection, id: i64) -> Result<DisablePrevie
                     preview.amount_refunded_micros += plan.refund_now;
                 }
             }
-            after = last;
+            after = last.get();
         }
     })?;
     preview.map_err(|error| match error {

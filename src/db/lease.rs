@@ -37,18 +37,18 @@
 /// passed to another's writes. With `for Row`, `Row::fence(owner)` gives the fence of the
 /// claim that returned the row (its `id` field and `lease_token`).
 macro_rules! fence {
-    ($(#[$meta:meta])* $name:ident { $id:ident } $(for $row:ident . $row_id:ident)?) => {
+    ($(#[$meta:meta])* $name:ident { $id:ident: $ty:ty } $(for $row:ident . $row_id:ident)?) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub struct $name<'a> {
-            pub $id: i64,
+            pub $id: $ty,
             pub owner: &'a str,
             pub token: i64,
         }
 
         impl $name<'_> {
             /// The id of the row this fence is for.
-            pub fn row_id(&self) -> i64 {
+            pub fn row_id(&self) -> $ty {
                 self.$id
             }
         }

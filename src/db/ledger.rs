@@ -9,7 +9,7 @@ use super::columns;
 
 use super::schema::ledger_entries;
 use super::{accounts, now, DbConnection, WriteConn};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 
 /// Named columns: each field binds the column of its name (`super::columns`).
@@ -22,7 +22,7 @@ struct EntryRow {
     kind: LedgerKind,
     amount_micros: i64,
     balance_after_micros: i64,
-    order_id: Option<i64>,
+    order_id: Option<OrderId>,
     refund_id: Option<i64>,
     top_up_id: Option<i64>,
     created_at: NaiveDateTime,
@@ -47,7 +47,7 @@ impl From<EntryRow> for LedgerEntry {
 /// What an entry is about.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Refs {
-    pub order_id: Option<i64>,
+    pub order_id: Option<OrderId>,
     pub refund_id: Option<i64>,
     pub top_up_id: Option<i64>,
 }
@@ -140,7 +140,7 @@ pub fn scan(conn: &mut DbConnection, after_id: i64, limit: i64) -> QueryResult<V
 }
 
 /// Every entry of one order (its charge, its refunds), oldest first.
-pub fn for_order(conn: &mut DbConnection, order_id: i64) -> QueryResult<Vec<LedgerEntry>> {
+pub fn for_order(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<Vec<LedgerEntry>> {
     ledger_entries::table
         .filter(ledger_entries::order_id.eq(order_id))
         .order(ledger_entries::id.asc())

@@ -5,7 +5,7 @@ use super::backend::{get_result_native, lock_row};
 use super::columns;
 use super::schema::orders;
 use super::{now, DbConnection, WriteConn};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::money::Money;
 use crate::domain::order::{NewOrder, Order, OrderStatus};
 use crate::domain::refund::OrderBook;
@@ -14,7 +14,7 @@ use crate::domain::refund::OrderBook;
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = orders, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct OrderRow {
-    id: i64,
+    id: OrderId,
     account_id: AccountId,
     service_id: i64,
     link: String,
@@ -111,7 +111,7 @@ pub fn insert(conn: &mut WriteConn<'_>, order: &NewOrder) -> QueryResult<Order> 
 pub fn find_owned(
     conn: &mut DbConnection,
     account_id: AccountId,
-    id: i64,
+    id: OrderId,
 ) -> QueryResult<Option<Order>> {
     // By its key, so no `LIMIT` (see "one row by its key" in `db`); on the backend's
     // connection, so the statement is found by its type (`get_result_native`).
@@ -128,7 +128,7 @@ pub fn find_owned(
 pub fn find_owned_many(
     conn: &mut DbConnection,
     account_id: AccountId,
-    ids: &[i64],
+    ids: &[OrderId],
 ) -> QueryResult<Vec<Order>> {
     orders::table
         .filter(orders::account_id.eq(account_id))
@@ -204,7 +204,7 @@ pub fn scan_amounts(
 /// PostgreSQL; SQLite's immediate transaction already holds the database's write lock).
 pub fn lock(
     conn: &mut DbConnection,
-    id: i64,
+    id: OrderId,
     owner: Option<AccountId>,
 ) -> QueryResult<Option<Order>> {
     let row: Option<OrderRow> = lock_row(
@@ -220,7 +220,7 @@ pub fn lock(
 /// Writes the rule's new state of an order.
 pub fn store_book(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: OrderId,
     book: &OrderBook,
     start_count: Option<i64>,
 ) -> QueryResult<Order> {
@@ -245,7 +245,7 @@ pub fn open_for_service(
     service_id: i64,
     after_id: i64,
     limit: i64,
-) -> QueryResult<Vec<i64>> {
+) -> QueryResult<Vec<OrderId>> {
     orders::table
         .filter(orders::service_id.eq(service_id))
         .filter(orders::status.eq_any([
@@ -261,7 +261,7 @@ pub fn open_for_service(
 }
 
 /// The order with this id, whoever owns it (operators).
-pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Order>> {
+pub fn find(conn: &mut DbConnection, id: OrderId) -> QueryResult<Option<Order>> {
     orders::table
         .find(id)
         .select(columns::<OrderRow>())
@@ -305,7 +305,7 @@ pub fn lookup(
 }
 
 /// The orders with these ids, in id order.
-pub fn find_many(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<Order>> {
+pub fn find_many(conn: &mut DbConnection, ids: &[OrderId]) -> QueryResult<Vec<Order>> {
     orders::table
         .filter(orders::id.eq_any(ids))
         .order(orders::id.asc())

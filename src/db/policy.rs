@@ -10,7 +10,7 @@ use super::backend::Dialect;
 use super::schema::{dispute_refusals, refunds};
 use super::{DbConnection, WriteConn};
 use crate::domain::account::Account;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::policy::{Decision, Standing};
 use crate::domain::refund::{DisputeReason, RefundSource, RefundStatus};
 
@@ -96,7 +96,7 @@ pub fn standing(
 pub fn record_refusal(
     conn: &mut WriteConn<'_>,
     account_id: AccountId,
-    order_id: i64,
+    order_id: OrderId,
     decision: &Decision,
     at: NaiveDateTime,
 ) -> QueryResult<()> {

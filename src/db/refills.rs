@@ -12,12 +12,12 @@ use diesel::prelude::*;
 use super::backend::{coalesce_text, coalesce_timestamp};
 use super::schema::refills;
 use super::{lease, now, DbConnection, WriteConn};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::provider::ForwardingState;
 use crate::domain::refill::RefillStatus;
 
 type RefillRow = (
-    (i64, i64, AccountId, String, NaiveDateTime),
+    (i64, OrderId, AccountId, String, NaiveDateTime),
     (Option<i64>, Option<String>, Option<String>, Option<String>),
     (i64, i64, Option<NaiveDateTime>),
     (Option<String>, Option<NaiveDateTime>, i64),
@@ -62,7 +62,7 @@ macro_rules! columns {
 #[derive(Debug, Clone)]
 pub struct Refill {
     pub id: i64,
-    pub order_id: i64,
+    pub order_id: OrderId,
     pub account_id: AccountId,
     pub status: RefillStatus,
     pub created_at: NaiveDateTime,
@@ -90,7 +90,7 @@ pub struct Refill {
 
 lease::fence! {
     /// One claim of one refill; see [`lease`].
-    RefillFence { refill_id } for Refill.id
+    RefillFence { refill_id: i64 } for Refill.id
 }
 
 /// A stored word that is not one of ours fails the query, never defaults.
@@ -144,7 +144,7 @@ pub struct Upstream<'a> {
 /// inside the transaction that checked its eligibility.
 pub fn insert(
     conn: &mut WriteConn<'_>,
-    order_id: i64,
+    order_id: OrderId,
     account_id: AccountId,
     upstream: Option<Upstream>,
 ) -> QueryResult<Refill> {
@@ -189,7 +189,7 @@ pub fn find_owned(
 /// When the latest refill of an order was asked for.
 pub fn latest_for_order(
     conn: &mut DbConnection,
-    order_id: i64,
+    order_id: OrderId,
 ) -> QueryResult<Option<NaiveDateTime>> {
     refills::table
         .filter(refills::order_id.eq(order_id))
@@ -200,7 +200,7 @@ pub fn latest_for_order(
 /// A page of an order's refills in id order, strictly after `starting_after`.
 pub fn page_for_order(
     conn: &mut DbConnection,
-    order_id: i64,
+    order_id: OrderId,
     starting_after: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<Refill>> {

@@ -8,7 +8,7 @@ use super::backend::lock_row;
 use super::columns;
 use super::schema::refunds;
 use super::{now, orders, DbConnection, WriteConn};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::policy::Decision;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
 
@@ -18,7 +18,7 @@ use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, Refu
 struct RefundRow {
     id: i64,
     account_id: AccountId,
-    order_id: Option<i64>,
+    order_id: Option<OrderId>,
     top_up_id: Option<i64>,
     amount_micros: i64,
     #[diesel(deserialize_as = String)]
@@ -85,7 +85,7 @@ pub fn record_policy(conn: &mut WriteConn<'_>, id: i64, decision: &Decision) -> 
 #[derive(Debug, Clone)]
 pub struct NewRefund {
     pub account_id: AccountId,
-    pub order_id: Option<i64>,
+    pub order_id: Option<OrderId>,
     pub top_up_id: Option<i64>,
     pub amount_micros: i64,
     pub reason: RefundReason,
@@ -188,7 +188,7 @@ pub fn record_decision(
 }
 
 /// The order's dispute awaiting review, if any.
-pub fn pending_dispute(conn: &mut DbConnection, order_id: i64) -> QueryResult<Option<Refund>> {
+pub fn pending_dispute(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<Option<Refund>> {
     refunds::table
         .filter(refunds::order_id.eq(order_id))
         .filter(refunds::status.eq(RefundStatus::PendingReview.as_str()))
@@ -202,7 +202,7 @@ pub fn pending_dispute(conn: &mut DbConnection, order_id: i64) -> QueryResult<Op
 #[derive(Debug, Clone, Default)]
 pub struct RefundFilter {
     pub account_id: Option<AccountId>,
-    pub order_id: Option<i64>,
+    pub order_id: Option<OrderId>,
     pub status: Option<RefundStatus>,
     pub reason: Option<RefundReason>,
     pub created_from: Option<NaiveDateTime>,
@@ -292,7 +292,7 @@ pub fn recent_requests(
 }
 
 /// Every refund of one order, oldest first.
-pub fn for_order(conn: &mut DbConnection, order_id: i64) -> QueryResult<Vec<Refund>> {
+pub fn for_order(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<Vec<Refund>> {
     refunds::table
         .filter(refunds::order_id.eq(order_id))
         .order(refunds::id.asc())

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use diesel::QueryResult;
 
 use super::{accounts, ledger, orders, refunds, snapshot_tx, top_ups, DbConnection};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::refund::{RefundReason, RefundStatus};
 
@@ -63,7 +63,7 @@ fn check(
 ) -> QueryResult<Report> {
     let mut report = Report::default();
     let mut books: HashMap<AccountId, AccountBook> = HashMap::new();
-    let mut order_books: HashMap<i64, OrderLedger> = HashMap::new();
+    let mut order_books: HashMap<OrderId, OrderLedger> = HashMap::new();
     let mut top_up_credits: HashMap<i64, i64> = HashMap::new();
     // refund id -> (sum of its entries, number of entries)
     let mut refund_entries: HashMap<i64, (i64, usize)> = HashMap::new();
@@ -158,7 +158,7 @@ fn check(
         after = last.0;
         for (order_id, _account_id, charge, refunded) in rows {
             report.orders += 1;
-            let book = order_books.remove(&order_id).unwrap_or_default();
+            let book = order_books.remove(&OrderId(order_id)).unwrap_or_default();
             if book.charge_entries != 1 || book.charged != charge {
                 report.problems.push(format!(
                     "order {order_id}: charge {charge} but {} charge entries total {}",

@@ -309,7 +309,7 @@ pub struct Delivery {
 lease::fence! {
     /// The claim a worker holds on a delivery: every write of its attempt is fenced by it
     /// (see [`lease`]).
-    DeliveryFence { delivery_id } for Delivery.id
+    DeliveryFence { delivery_id: i64 } for Delivery.id
 }
 
 /// Queues a delivery of an event to an endpoint (due now), or, when one exists, makes it

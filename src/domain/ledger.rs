@@ -1,7 +1,7 @@
 use chrono::NaiveDateTime;
 
 use super::string_enum;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 
 string_enum! {
     /// Why a balance changed. Every change is exactly one ledger entry.
@@ -22,7 +22,7 @@ pub struct LedgerEntry {
     pub kind: LedgerKind,
     pub amount_micros: i64,
     pub balance_after_micros: i64,
-    pub order_id: Option<i64>,
+    pub order_id: Option<OrderId>,
     pub refund_id: Option<i64>,
     pub top_up_id: Option<i64>,
     pub created_at: NaiveDateTime,

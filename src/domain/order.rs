@@ -3,7 +3,7 @@ use chrono::NaiveDateTime;
 use super::money::{charge_for, Money};
 use super::service::{Service, ServiceStatus, ServiceType};
 use super::{parse_text, string_enum, FieldError};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 
 /// What the refund rule (`domain::refund`) needs to know of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl OrderStatus {
 
 #[derive(Debug, Clone)]
 pub struct Order {
-    pub id: i64,
+    pub id: OrderId,
     pub account_id: AccountId,
     pub service_id: i64,
     pub link: String,
@@ -375,7 +375,7 @@ mod tests {
     fn order(status: OrderStatus, quantity: i64, runs: Option<i64>, remains: Option<i64>) -> Order {
         let now = chrono::Utc::now().naive_utc();
         Order {
-            id: 1,
+            id: OrderId(1),
             account_id: AccountId(1),
             service_id: 7,
             link: "https://example.com/p/1".into(),

@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 pub use super::order::OrderBook;
 use super::order::OrderStatus;
 use super::string_enum;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 
 string_enum! {
     /// Why money went back. Disputes keep the reason the reseller gave.
@@ -72,7 +72,7 @@ string_enum! {
 pub struct Refund {
     pub id: i64,
     pub account_id: AccountId,
-    pub order_id: Option<i64>,
+    pub order_id: Option<OrderId>,
     pub top_up_id: Option<i64>,
     pub amount_micros: i64,
     pub reason: RefundReason,

@@ -23,6 +23,7 @@ use super::worker::{truncate, Pass, Worker};
 use crate::application::events;
 use crate::db::refills::{self, Refill, RefillOutcome};
 use crate::db::{self, DbConnection};
+use crate::domain::ids::OrderId;
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::refill::RefillStatus;
 
@@ -246,7 +247,7 @@ impl Exchange for RefillSends<'_> {
         (read, label)
     }
 
-    fn order_of(&self, job: &Refill) -> Option<i64> {
+    fn order_of(&self, job: &Refill) -> Option<OrderId> {
         Some(job.order_id)
     }
 

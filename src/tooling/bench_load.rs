@@ -19,7 +19,7 @@ use crate::application::orders::{place, place_order, OrderRequest, Placed};
 use crate::config::Config;
 use crate::db::{self, ledger, services, top_ups, DbConnection};
 use crate::domain::account::Role;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::Money;
 use crate::domain::order::OrderInput;
@@ -123,7 +123,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         let (account, key, plaintext) =
             create_account_with_key(&mut conn, &format!("bench-{i}"), Role::Reseller, "USD")
                 .map_err(|e| e.to_string())?;
-        let ids = db::write_tx(&mut conn, |conn| -> Result<Vec<i64>, ApiError> {
+        let ids = db::write_tx(&mut conn, |conn| -> Result<Vec<OrderId>, ApiError> {
             let top_up = top_ups::insert(
                 conn,
                 account.id,
@@ -144,7 +144,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
                 ledger::Overdraft::Refuse,
             )?;
             (0..args.orders)
-                .map(|_| -> Result<i64, ApiError> {
+                .map(|_| -> Result<OrderId, ApiError> {
                     let order = place_order(conn, account.id, order_request(service.id))?;
                     Ok(order.id)
                 })
@@ -154,7 +154,11 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         let token = tokens
             .issue(account.id, key.id, Role::Reseller, &key.scopes)
             .map_err(|e| e.to_string())?;
-        let ids = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let ids = ids
+            .iter()
+            .map(OrderId::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         out.push_str(&format!(
             "{} {token} {plaintext} {} {ids}\n",
             account.id, service.id

@@ -686,9 +686,12 @@ impl TestApp {
         order_id: i64,
     ) -> reseller_api::db::provider_orders::ProviderOrder {
         let mut conn = self.pool.get().unwrap();
-        reseller_api::db::provider_orders::find(&mut conn, order_id)
-            .unwrap()
-            .unwrap()
+        reseller_api::db::provider_orders::find(
+            &mut conn,
+            reseller_api::domain::ids::OrderId(order_id),
+        )
+        .unwrap()
+        .unwrap()
     }
 
     /// An order of 1000 at rate 1 (charge 1.000000) that the worker has sent: its id, and

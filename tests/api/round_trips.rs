@@ -86,7 +86,7 @@ async fn an_order_on_postgresql_costs_a_fixed_small_number_of_statements() {
     let Placed::New(order) = placed else {
         panic!("a new key placed a new order")
     };
-    let id = order.id;
+    let id = order.id.get();
     let order = app.order_json(&reseller.token, id).await;
     assert_eq!(micros(&order["charge"]), 2_500_000);
     assert_eq!(app.balance_micros(&reseller.token).await, 7_500_000);
