@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::db::refills::Refill;
 use crate::domain::account::{Account, AccountStatus, Role};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{Order, OrderStatus};
@@ -48,7 +48,8 @@ pub struct PanelOrderPlaced {
 pub struct OrderResponse {
     #[schema(value_type = i64)]
     pub id: OrderId,
-    pub service_id: i64,
+    #[schema(value_type = i64)]
+    pub service_id: ServiceId,
     pub link: String,
     pub quantity: i64,
     /// Drip-feed runs; null for ordinary orders.

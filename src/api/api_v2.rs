@@ -22,7 +22,7 @@ use crate::application::orders::{OrderRequest, PlaceOrderError, Placed};
 use crate::application::refills::RefillError;
 use crate::db::{accounts, orders, refills, services};
 use crate::domain::account::Scope;
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::money::format_micros;
 use crate::domain::order::{Order, OrderFieldError, OrderInput};
 use crate::domain::refill::RefillRefusal;
@@ -152,7 +152,7 @@ enum StatusItem {
 
 #[derive(Serialize)]
 struct ServiceItem {
-    service: i64,
+    service: ServiceId,
     name: String,
     r#type: &'static str,
     category: String,
@@ -427,7 +427,7 @@ async fn list(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             loop {
                 let page = services::page(conn, after, 500)?;
                 let Some(last) = page.last() else { break };
-                after = Some(last.id);
+                after = Some(last.id.get());
                 all.extend(page);
             }
             Ok(all)
@@ -482,7 +482,7 @@ async fn add(
 /// The order an `add` asks for; `Err` is the dialect's reply to a field it cannot read.
 fn order_request(map: &Fields) -> Result<OrderRequest, String> {
     let service_id = match parse_int(map, "service") {
-        Ok(Some(id)) => id,
+        Ok(Some(id)) => ServiceId(id),
         Ok(None) | Err(_) => return Err("Service ID does not exists".into()),
     };
     Ok(OrderRequest {

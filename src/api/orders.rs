@@ -12,7 +12,7 @@ use crate::application::idempotency::{Answer, Dialect};
 use crate::application::orders::{OrderRequest, Outcome, PlaceOrderError, Placed};
 use crate::db::orders::{self, OrderFilter};
 use crate::domain::account::Scope;
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::order::{Order, OrderInput, OrderStatus};
 use crate::domain::FieldError;
 use crate::error::{ApiError, ErrorCode};
@@ -27,7 +27,8 @@ pub use crate::resources::OrderResponse;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrderRequest {
-    pub service_id: i64,
+    #[schema(value_type = i64)]
+    pub service_id: ServiceId,
     #[schema(value_type = crate::http::input::Link)]
     pub link: String,
     /// Units to deliver; for custom-comment services it may be left out (one per comment).
@@ -194,7 +195,8 @@ pub async fn find_order(
 #[serde(deny_unknown_fields)]
 pub struct ListOrdersQuery {
     pub status: Option<OrderStatus>,
-    pub service_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub service_id: Option<ServiceId>,
     /// Orders created at or after this time (RFC 3339).
     pub created_from: Option<DateTime<Utc>>,
     /// Orders created before this time (RFC 3339).

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use crate::application;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
-use crate::domain::ids::OrderId;
+use crate::domain::ids::{OrderId, ServiceId};
 use crate::domain::money::format_micros;
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::{parse_text, FieldError};
@@ -401,7 +401,8 @@ pub struct SyncServicesRequest {
 #[derive(Serialize, ToSchema)]
 pub struct SyncedServiceResponse {
     /// Ours; null for one a dry run would create.
-    pub service_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub service_id: Option<ServiceId>,
     pub provider_service_id: String,
     pub name: String,
     /// Our rate per 1000: the provider's plus the markup.
@@ -419,7 +420,8 @@ pub struct SkippedServiceResponse {
 /// A flag of ours the provider's catalog says nothing about, kept as it is.
 #[derive(Serialize, ToSchema)]
 pub struct KeptFlagResponse {
-    pub service_id: i64,
+    #[schema(value_type = i64)]
+    pub service_id: ServiceId,
     pub provider_service_id: String,
     /// The flag kept on.
     #[schema(value_type = String, example = "refill")]

@@ -13,6 +13,7 @@ use super::providers::ForwardingResponse;
 use super::refund_standing::{standing_response, RefundStandingResponse};
 use super::refunds::RefundResponse;
 use crate::db::{accounts, orders, provider_orders, refunds, services};
+use crate::domain::ids::ServiceId;
 use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiQuery;
@@ -63,7 +64,8 @@ pub async fn list_review_queue(
 
 #[derive(Serialize, ToSchema)]
 pub struct ServiceSummary {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: ServiceId,
     pub name: String,
     pub provider_id: Option<i64>,
 }

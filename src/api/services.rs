@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::application;
 use crate::db::services::{self, ServiceFields};
 use crate::domain::account::Scope;
+use crate::domain::ids::ServiceId;
 use crate::domain::refill::MAX_REFILL_DAYS;
 use crate::domain::service::{check_quantity_window, Service, ServiceStatus, ServiceType};
 use crate::domain::{parse_text, FieldError};
@@ -20,7 +21,8 @@ const DEFAULT_REFILL_DAYS: i64 = 30;
 
 #[derive(Serialize, ToSchema)]
 pub struct ServiceResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: ServiceId,
     pub name: String,
     pub category: String,
     pub r#type: ServiceType,
@@ -100,7 +102,7 @@ pub async fn list_services(
         &req,
         rows,
         limit,
-        |s| s.id,
+        |s| s.id.get(),
         ServiceResponse::from,
     ))
 }
@@ -271,7 +273,7 @@ pub async fn update_service(
     id: web::Path<i64>,
     body: ApiJson<UpdateServiceRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = ServiceId(id.into_inner());
     let patch = body.value;
     // Called once per attempt of the transaction, which may run again on a conflict.
     let merge = move |current: Service| {
@@ -343,7 +345,7 @@ pub async fn disable_service(
     id: web::Path<i64>,
     query: ApiQuery<DisableServiceQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = ServiceId(id.into_inner());
     let admin_id = admin.0.account_id;
     let response = if query.0.dry_run == Some(true) {
         let preview = state

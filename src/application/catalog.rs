@@ -8,7 +8,7 @@
 use super::services::disable_service;
 use crate::db::services::{self as service_rows, ServiceFields};
 use crate::db::{self, providers, DbConnection};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::service::{
     check_quantity_window, marked_up, CatalogEntry, Service, ServiceStatus,
@@ -22,7 +22,7 @@ const SYNCED_REFILL_DAYS: i64 = 30;
 #[derive(Debug, Clone)]
 pub struct SyncedService {
     /// Ours; `None` for one a dry run would create.
-    pub service_id: Option<i64>,
+    pub service_id: Option<ServiceId>,
     pub provider_service_id: String,
     pub name: String,
     /// Our rate: the provider's plus the markup.
@@ -43,7 +43,7 @@ pub struct Skipped {
 /// kept as the operator set it, where the sync would otherwise have turned it off.
 #[derive(Debug, Clone)]
 pub struct KeptFlag {
-    pub service_id: i64,
+    pub service_id: ServiceId,
     pub provider_service_id: String,
     /// `refill` or `cancel`.
     pub flag: &'static str,

@@ -7,7 +7,7 @@ use super::idempotency::{
 use super::refunds::{self, Settled, Trigger};
 use crate::db::{self, accounts, ledger, orders, provider_orders, services, DbConnection};
 use crate::domain::account::AccountStatus;
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{plan_order, NewOrder, Order, OrderFieldError, OrderInput, OrderStatus};
@@ -19,7 +19,7 @@ use crate::resources::{OrderResponse, PanelOrderPlaced};
 /// An order as a caller asks for it, before its service's rules price it.
 #[derive(Debug, Clone)]
 pub struct OrderRequest {
-    pub service_id: i64,
+    pub service_id: ServiceId,
     pub input: OrderInput,
 }
 

@@ -4,7 +4,7 @@
 use crate::application::refunds::{settle_within, SettleError, Trigger};
 use crate::db::services::ServiceFields;
 use crate::db::{self, orders, provider_orders, providers, services, DbConnection, WriteConn};
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refund::{self, Change, RefundReason, RefundSource};
 use crate::domain::service::{Service, ServiceStatus};
@@ -23,7 +23,7 @@ pub fn create_service(conn: &mut DbConnection, fields: ServiceFields) -> Result<
 /// checked new fields, so a concurrent change is never half overwritten.
 pub fn update_service(
     conn: &mut DbConnection,
-    id: i64,
+    id: ServiceId,
     merge: impl Fn(Service) -> Result<ServiceFields, ApiError> + Sync,
 ) -> Result<Service, ApiError> {
     db::write_tx(conn, |conn| {
@@ -65,7 +65,7 @@ const DISABLE_BATCH: i64 = 500;
 pub fn disable_service(
     conn: &mut DbConnection,
     decided_by: Option<AccountId>,
-    id: i64,
+    id: ServiceId,
 ) -> Result<Disabled, ApiError> {
     let service = db::write_tx(conn, |conn| {
         services::set_status(conn, id, ServiceStatus::Disabled)?
@@ -175,7 +175,7 @@ pub struct DisablePreview {
 /// The dry run of [`disable_service`]: the same outcome for each order in flight and the
 /// same refund rule, read in one snapshot, with nothing locked or written. Orders that
 /// move between the preview and the real call are refunded by what they are then.
-pub fn preview_disable(conn: &mut DbConnection, id: i64) -> Result<DisablePreview, ApiError> {
+pub fn preview_disable(conn: &mut DbConnection, id: ServiceId) -> Result<DisablePreview, ApiError> {
     let preview = db::snapshot_tx(conn, |conn| {
         let Some(service) = services::find(conn, id)? else {
             return Ok(Err(SettleError::NotFound));

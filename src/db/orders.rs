@@ -5,7 +5,7 @@ use super::backend::{get_result_native, lock_row};
 use super::columns;
 use super::schema::orders;
 use super::{now, DbConnection, WriteConn};
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::order::{NewOrder, Order, OrderStatus};
 use crate::domain::refund::OrderBook;
@@ -16,7 +16,7 @@ use crate::domain::refund::OrderBook;
 struct OrderRow {
     id: OrderId,
     account_id: AccountId,
-    service_id: i64,
+    service_id: ServiceId,
     link: String,
     quantity: i64,
     runs: Option<i64>,
@@ -142,7 +142,7 @@ pub fn find_owned_many(
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
     pub status: Option<OrderStatus>,
-    pub service_id: Option<i64>,
+    pub service_id: Option<ServiceId>,
     pub created_from: Option<NaiveDateTime>,
     pub created_to: Option<NaiveDateTime>,
 }
@@ -242,7 +242,7 @@ pub fn store_book(
 /// Ids of a service's orders still in flight (pending, processing, in progress), after `after_id`.
 pub fn open_for_service(
     conn: &mut DbConnection,
-    service_id: i64,
+    service_id: ServiceId,
     after_id: i64,
     limit: i64,
 ) -> QueryResult<Vec<OrderId>> {

@@ -3,7 +3,7 @@ use chrono::NaiveDateTime;
 use super::money::{charge_for, Money};
 use super::service::{Service, ServiceStatus, ServiceType};
 use super::{parse_text, string_enum, FieldError};
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 
 /// What the refund rule (`domain::refund`) needs to know of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl OrderStatus {
 pub struct Order {
     pub id: OrderId,
     pub account_id: AccountId,
-    pub service_id: i64,
+    pub service_id: ServiceId,
     pub link: String,
     pub quantity: i64,
     pub runs: Option<i64>,
@@ -152,7 +152,7 @@ pub struct OrderInput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
     pub account_id: AccountId,
-    pub service_id: i64,
+    pub service_id: ServiceId,
     pub link: String,
     pub quantity: i64,
     pub runs: Option<i64>,
@@ -347,7 +347,7 @@ mod tests {
     fn service(kind: ServiceType) -> Service {
         let now = chrono::Utc::now().naive_utc();
         Service {
-            id: 7,
+            id: ServiceId(7),
             name: "Likes".into(),
             category: "Instagram".into(),
             kind,
@@ -377,7 +377,7 @@ mod tests {
         Order {
             id: OrderId(1),
             account_id: AccountId(1),
-            service_id: 7,
+            service_id: ServiceId(7),
             link: "https://example.com/p/1".into(),
             quantity,
             runs,

@@ -19,7 +19,7 @@ use crate::application::orders::{place, place_order, OrderRequest, Placed};
 use crate::config::Config;
 use crate::db::{self, ledger, services, top_ups, DbConnection};
 use crate::domain::account::Role;
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::Money;
 use crate::domain::order::OrderInput;
@@ -89,7 +89,7 @@ fn open(config: &Config, size: u32) -> Result<db::DbPool, String> {
     db::connect(config.database_url.expose_secret(), size).map_err(|e| e.to_string())
 }
 
-fn order_request(service_id: i64) -> OrderRequest {
+fn order_request(service_id: ServiceId) -> OrderRequest {
     OrderRequest {
         service_id,
         input: OrderInput {
@@ -176,7 +176,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
 }
 
 /// `(account_id, service_id)` of each line of the accounts file.
-fn read_accounts(path: &std::path::Path) -> Result<Vec<(AccountId, i64)>, String> {
+fn read_accounts(path: &std::path::Path) -> Result<Vec<(AccountId, ServiceId)>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let parsed = text
         .lines()
@@ -200,7 +200,7 @@ fn read_accounts(path: &std::path::Path) -> Result<Vec<(AccountId, i64)>, String
 /// back to back on its own connection until `deadline`.
 fn place_until(
     conn: &mut DbConnection,
-    accounts: &[(AccountId, i64)],
+    accounts: &[(AccountId, ServiceId)],
     offset: usize,
     deadline: Instant,
 ) -> (Vec<u32>, u64) {

@@ -48,7 +48,7 @@ async fn an_order_on_postgresql_costs_a_fixed_small_number_of_statements() {
     let seen = Statements::default();
     conn.set_instrumentation(seen.clone());
     let request = OrderRequest {
-        service_id: service,
+        service_id: reseller_api::domain::ids::ServiceId(service),
         input: OrderInput {
             link: "https://example.com/p/1".into(),
             quantity: Some(1000),
