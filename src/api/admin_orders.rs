@@ -12,7 +12,7 @@ use super::providers::ForwardingResponse;
 use super::refunds::RefundResponse;
 use crate::db::orders::{self, LookupFilter};
 use crate::db::{ledger, provider_orders, refunds};
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, ProviderId};
 use crate::domain::order::{Order, MAX_LINK_CHARS};
 use crate::domain::parse_text;
 use crate::error::ApiError;
@@ -46,7 +46,8 @@ impl From<Order> for AdminOrderResponse {
 #[derive(Serialize, ToSchema)]
 pub struct AttemptResponse {
     pub id: i64,
-    pub provider_id: i64,
+    #[schema(value_type = i64)]
+    pub provider_id: ProviderId,
     #[schema(value_type = Option<i64>)]
     pub order_id: Option<OrderId>,
     /// `add` or `status`.

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use crate::application;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
-use crate::domain::ids::{OrderId, ServiceId};
+use crate::domain::ids::{OrderId, ProviderId, ServiceId};
 use crate::domain::money::format_micros;
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::{parse_text, FieldError};
@@ -20,7 +20,8 @@ use crate::http::wire::{parse_money, utc, Amount};
 /// A provider as operators see it; its key is never returned.
 #[derive(Serialize, ToSchema)]
 pub struct ProviderResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: ProviderId,
     pub name: String,
     /// The provider's API v2 endpoint.
     #[schema(example = "https://provider.example/api/v2")]
@@ -254,7 +255,7 @@ pub async fn update_provider(
     id: web::Path<i64>,
     body: ApiJson<UpdateProviderRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = ProviderId(id.into_inner());
     let patch = body.value;
     // Called once per attempt of the transaction, which may run again on a conflict.
     let merge = move |current: Provider| {
@@ -300,7 +301,8 @@ pub struct ForwardingResponse {
     #[schema(value_type = i64)]
     pub order_id: OrderId,
     pub state: ForwardingState,
-    pub provider_id: i64,
+    #[schema(value_type = i64)]
+    pub provider_id: ProviderId,
     pub provider_order_id: Option<String>,
     pub attempts: i64,
     pub failures: i64,
@@ -478,7 +480,7 @@ pub async fn sync_provider_services(
     id: web::Path<i64>,
     body: ApiJson<SyncServicesRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = ProviderId(id.into_inner());
     let dry_run = body.value.dry_run.unwrap_or(false);
     let admin_id = admin.0.account_id;
     let provider = state

@@ -13,7 +13,7 @@ use super::providers::ForwardingResponse;
 use super::refund_standing::{standing_response, RefundStandingResponse};
 use super::refunds::RefundResponse;
 use crate::db::{accounts, orders, provider_orders, refunds, services};
-use crate::domain::ids::ServiceId;
+use crate::domain::ids::{ProviderId, ServiceId};
 use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiQuery;
@@ -67,7 +67,8 @@ pub struct ServiceSummary {
     #[schema(value_type = i64)]
     pub id: ServiceId,
     pub name: String,
-    pub provider_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub provider_id: Option<ProviderId>,
 }
 
 #[derive(Serialize, ToSchema)]

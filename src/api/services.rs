@@ -6,7 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::application;
 use crate::db::services::{self, ServiceFields};
 use crate::domain::account::Scope;
-use crate::domain::ids::ServiceId;
+use crate::domain::ids::{ProviderId, ServiceId};
 use crate::domain::refill::MAX_REFILL_DAYS;
 use crate::domain::service::{check_quantity_window, Service, ServiceStatus, ServiceType};
 use crate::domain::{parse_text, FieldError};
@@ -37,7 +37,8 @@ pub struct ServiceResponse {
     pub dripfeed: bool,
     pub status: ServiceStatus,
     /// The upstream provider delivering this service; null for services fulfilled by hand.
-    pub provider_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub provider_id: Option<ProviderId>,
     /// The provider's own id for the service.
     pub provider_service_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -130,7 +131,8 @@ pub struct CreateServiceRequest {
     #[serde(default)]
     pub cancel: bool,
     /// Forward orders to this provider (with `provider_service_id`).
-    pub provider_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub provider_id: Option<ProviderId>,
     #[schema(value_type = Option<crate::http::input::Text100>)]
     pub provider_service_id: Option<String>,
 }
@@ -290,6 +292,7 @@ pub async fn update_service(
             cancel: patch.cancel.unwrap_or(current.cancel),
             provider_id: patch
                 .provider_id
+                .map(|id| id.map(ProviderId))
                 .unwrap_or(current.provider.as_ref().map(|p| p.0)),
             provider_service_id: patch
                 .provider_service_id

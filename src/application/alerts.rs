@@ -20,7 +20,7 @@ use crate::domain::alert::{
     PPM,
 };
 use crate::domain::event::EventType;
-use crate::domain::ids::ServiceId;
+use crate::domain::ids::{ProviderId, ServiceId};
 use crate::domain::report::{summarize, ReportGroup, Window};
 
 /// True when this process takes this interval's evaluation.
@@ -222,7 +222,7 @@ pub fn set_rule(
     db::write_tx(conn, |conn| {
         let exists = match scope {
             AlertScope::Service => db::services::find(conn, ServiceId(subject_id))?.is_some(),
-            AlertScope::Provider => db::providers::find(conn, subject_id)?.is_some(),
+            AlertScope::Provider => db::providers::find(conn, ProviderId(subject_id))?.is_some(),
         };
         if !exists {
             return Err(crate::error::ApiError::not_found(scope.as_str()));

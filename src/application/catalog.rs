@@ -8,7 +8,7 @@
 use super::services::disable_service;
 use crate::db::services::{self as service_rows, ServiceFields};
 use crate::db::{self, providers, DbConnection};
-use crate::domain::ids::{AccountId, ServiceId};
+use crate::domain::ids::{AccountId, ProviderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::service::{
     check_quantity_window, marked_up, CatalogEntry, Service, ServiceStatus,
@@ -66,7 +66,7 @@ pub struct SyncReport {
 /// service starts with them off).
 fn fields_for(
     entry: &CatalogEntry,
-    provider_id: i64,
+    provider_id: ProviderId,
     markup_percent_micros: i64,
     existing: Option<&Service>,
 ) -> Result<ServiceFields, String> {
@@ -108,7 +108,7 @@ fn fields_for(
 pub fn sync_services(
     conn: &mut DbConnection,
     decided_by: Option<AccountId>,
-    provider_id: i64,
+    provider_id: ProviderId,
     catalog: &[CatalogEntry],
     dry_run: bool,
 ) -> Result<SyncReport, ApiError> {

@@ -4,7 +4,7 @@
 use crate::db::provider_orders::{self, ProviderOrder};
 use crate::db::providers::{self, ProviderFields};
 use crate::db::{self, orders, DbConnection};
-use crate::domain::ids::OrderId;
+use crate::domain::ids::{OrderId, ProviderId};
 use crate::domain::provider::Provider;
 use crate::error::{ApiError, ErrorCode};
 
@@ -20,7 +20,7 @@ pub fn create_provider(
 /// checked new fields, so a concurrent change is never half overwritten.
 pub fn update_provider(
     conn: &mut DbConnection,
-    id: i64,
+    id: ProviderId,
     merge: impl Fn(Provider) -> Result<ProviderFields, ApiError> + Sync,
 ) -> Result<Provider, ApiError> {
     db::write_tx(conn, |conn| {

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use super::schema::cancel_requests;
 use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::cancel::{CancelSource, CancelStatus};
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, ProviderId};
 use crate::domain::provider::ForwardingState;
 
 #[derive(Debug, Clone, Queryable)]
@@ -16,7 +16,7 @@ pub struct CancelRequest {
     pub id: i64,
     pub order_id: OrderId,
     pub account_id: AccountId,
-    pub provider_id: i64,
+    pub provider_id: ProviderId,
     pub provider_order_id: String,
     #[diesel(deserialize_as = String)]
     pub source: CancelSource,
@@ -47,7 +47,7 @@ lease::fence! {
 pub struct NewCancel<'a> {
     pub order_id: OrderId,
     pub account_id: AccountId,
-    pub provider_id: i64,
+    pub provider_id: ProviderId,
     pub provider_order_id: &'a str,
     pub source: CancelSource,
 }
@@ -106,7 +106,7 @@ pub fn page_for_order(
 pub fn claim(
     conn: &mut WriteConn<'_>,
     owner: &str,
-    provider_id: i64,
+    provider_id: ProviderId,
     limit: i64,
     due_by: NaiveDateTime,
     lease: Duration,

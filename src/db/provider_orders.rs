@@ -11,13 +11,13 @@ use diesel::prelude::*;
 use super::backend::{coalesce_text, coalesce_timestamp};
 use super::schema::{provider_attempts, provider_orders};
 use super::{lease, now, DbConnection, WriteConn};
-use crate::domain::ids::OrderId;
+use crate::domain::ids::{OrderId, ProviderId};
 use crate::domain::provider::ForwardingState;
 
 #[derive(Debug, Clone, Queryable)]
 pub struct ProviderOrder {
     pub order_id: OrderId,
-    pub provider_id: i64,
+    pub provider_id: ProviderId,
     pub provider_service_id: String,
     /// Decoded from its stored word; an unknown word fails the query, never defaults.
     #[diesel(deserialize_as = String)]
@@ -47,7 +47,7 @@ lease::fence! {
 pub fn enqueue(
     conn: &mut WriteConn<'_>,
     order_id: OrderId,
-    provider_id: i64,
+    provider_id: ProviderId,
     provider_service_id: &str,
     idempotency_key: &str,
 ) -> QueryResult<()> {
@@ -79,7 +79,7 @@ pub fn claim(
     conn: &mut WriteConn<'_>,
     owner: &str,
     states: &[ForwardingState],
-    provider_id: Option<i64>,
+    provider_id: Option<ProviderId>,
     limit: i64,
     due_by: NaiveDateTime,
     lease: Duration,
@@ -270,7 +270,7 @@ pub fn note_late_acceptance(
 /// Keeps one exchange with a provider on record; the reply is truncated to 2 KiB.
 pub fn record_attempt(
     conn: &mut WriteConn<'_>,
-    provider_id: i64,
+    provider_id: ProviderId,
     order_id: Option<OrderId>,
     action: &str,
     outcome: &str,
@@ -383,7 +383,7 @@ pub fn poll_soon(conn: &mut WriteConn<'_>, order_id: OrderId) -> QueryResult<boo
 #[derive(Debug, Clone, Queryable)]
 pub struct Attempt {
     pub id: i64,
-    pub provider_id: i64,
+    pub provider_id: ProviderId,
     pub order_id: Option<OrderId>,
     pub action: String,
     pub outcome: String,
@@ -410,7 +410,7 @@ pub fn attempts_for(
 pub fn in_state(
     conn: &mut DbConnection,
     state: ForwardingState,
-    provider_id: Option<i64>,
+    provider_id: Option<ProviderId>,
     after_order_id: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<ProviderOrder>> {

@@ -12,13 +12,18 @@ use diesel::prelude::*;
 use super::backend::{coalesce_text, coalesce_timestamp};
 use super::schema::refills;
 use super::{lease, now, DbConnection, WriteConn};
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, ProviderId};
 use crate::domain::provider::ForwardingState;
 use crate::domain::refill::RefillStatus;
 
 type RefillRow = (
     (i64, OrderId, AccountId, String, NaiveDateTime),
-    (Option<i64>, Option<String>, Option<String>, Option<String>),
+    (
+        Option<ProviderId>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
     (i64, i64, Option<NaiveDateTime>),
     (Option<String>, Option<NaiveDateTime>, i64),
     (Option<String>, Option<String>, Option<NaiveDateTime>),
@@ -67,7 +72,7 @@ pub struct Refill {
     pub status: RefillStatus,
     pub created_at: NaiveDateTime,
     /// The provider it goes to; `None` when an operator decides it.
-    pub provider_id: Option<i64>,
+    pub provider_id: Option<ProviderId>,
     /// The provider's id of the order refilled.
     pub provider_order_id: Option<String>,
     /// The provider's id of the refill, once it took it.
@@ -136,7 +141,7 @@ fn decode_all(rows: Vec<RefillRow>) -> QueryResult<Vec<Refill>> {
 
 /// Where a new refill goes: to a provider under its id of the order, or to an operator.
 pub struct Upstream<'a> {
-    pub provider_id: i64,
+    pub provider_id: ProviderId,
     pub provider_order_id: &'a str,
 }
 
@@ -249,7 +254,7 @@ pub fn claim(
     conn: &mut WriteConn<'_>,
     owner: &str,
     states: &[ForwardingState],
-    provider_id: Option<i64>,
+    provider_id: Option<ProviderId>,
     limit: i64,
     due_by: NaiveDateTime,
     lease: Duration,

@@ -6,7 +6,7 @@ use super::columns;
 use super::schema::services;
 use super::{now, DbConnection, WriteConn};
 use crate::domain::account::AccountStatus;
-use crate::domain::ids::{AccountId, ServiceId};
+use crate::domain::ids::{AccountId, ProviderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::service::{Service, ServiceStatus, ServiceType};
 
@@ -28,7 +28,7 @@ struct ServiceRow {
     status: ServiceStatus,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
-    provider_id: Option<i64>,
+    provider_id: Option<ProviderId>,
     provider_service_id: Option<String>,
     refill_days: i64,
 }
@@ -68,7 +68,7 @@ pub struct ServiceFields {
     pub refill_days: i64,
     pub cancel: bool,
     /// The upstream provider and its service id, for provider-backed services.
-    pub provider: Option<(i64, String)>,
+    pub provider: Option<(ProviderId, String)>,
 }
 
 pub fn insert(conn: &mut WriteConn<'_>, fields: &ServiceFields) -> QueryResult<Service> {
@@ -177,7 +177,7 @@ pub fn find_shared(conn: &mut DbConnection, id: ServiceId) -> QueryResult<Option
 }
 
 /// Every service routed to a provider, in id order.
-pub fn for_provider(conn: &mut DbConnection, provider_id: i64) -> QueryResult<Vec<Service>> {
+pub fn for_provider(conn: &mut DbConnection, provider_id: ProviderId) -> QueryResult<Vec<Service>> {
     services::table
         .filter(services::provider_id.eq(provider_id))
         .order(services::id.asc())

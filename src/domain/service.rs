@@ -2,7 +2,7 @@ use chrono::NaiveDateTime;
 
 use super::money::Money;
 use super::string_enum;
-use crate::domain::ids::ServiceId;
+use crate::domain::ids::{ProviderId, ServiceId};
 
 string_enum! {
     /// How a service takes orders, in the panel vocabulary.
@@ -40,7 +40,7 @@ pub struct Service {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     /// The upstream provider and the provider's own service id, for provider-backed services.
-    pub provider: Option<(i64, String)>,
+    pub provider: Option<(ProviderId, String)>,
 }
 
 impl Service {

@@ -132,7 +132,7 @@ impl Worker {
                     ..RefillOutcome::to(ForwardingState::Sent, *status)
                 },
                 Some(RefillItem::UnknownStatus(word)) => {
-                    tracing::warn!(refill = job.id, provider = provider.id, status = %word, "unknown refill status quarantined");
+                    tracing::warn!(refill = job.id, provider = provider.id.get(), status = %word, "unknown refill status quarantined");
                     RefillOutcome {
                         quarantined_status: Some(word.clone()),
                         synced: true,

@@ -26,7 +26,7 @@ use crate::application::retention::{sweep, Swept};
 use crate::config::{RetentionConfig, WorkerConfig};
 use crate::db::provider_orders::{self, AttemptOutcome, Fence, ProviderOrder};
 use crate::db::{self, orders, providers, DbPool};
-use crate::domain::ids::OrderId;
+use crate::domain::ids::{OrderId, ProviderId};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
@@ -176,7 +176,7 @@ pub struct Worker {
     stop: Arc<AtomicBool>,
     /// Providers that answered a batch `refill_status` (`refills=`) with something other
     /// than a batch: asked one refill at a time from then on.
-    pub(super) no_batch_refill_status: std::sync::Mutex<std::collections::HashSet<i64>>,
+    pub(super) no_batch_refill_status: std::sync::Mutex<std::collections::HashSet<ProviderId>>,
 }
 
 impl Worker {
@@ -255,7 +255,7 @@ impl Worker {
     /// others: the pass runs them all, then reports every error.
     pub fn run_once(&self) -> Result<Pass, String> {
         let mut pass = Pass::default();
-        let ids: Vec<i64> = self
+        let ids: Vec<ProviderId> = self
             .connection()
             .and_then(|mut conn| providers::all(&mut conn))
             .map_err(|e| e.to_string())?
@@ -413,7 +413,7 @@ impl Worker {
         let Some(items) = items else {
             // The whole reply is unusable: every order keeps its state and is asked again later.
             let error = unreadable_reply("status", reply.http_status(), reply.text());
-            tracing::warn!(provider = provider.id, %error, "provider status poll failed");
+            tracing::warn!(provider = provider.id.get(), %error, "provider status poll failed");
             for job in &jobs {
                 let outcome = AttemptOutcome {
                     error: Some(error.clone()),
@@ -489,7 +489,7 @@ impl Worker {
                 ..AttemptOutcome::to(ForwardingState::Sent)
             },
             Some(StatusItem::UnknownStatus(word)) => {
-                tracing::warn!(order = job.order_id.get(), provider = provider.id, status = %word, "unknown provider status quarantined");
+                tracing::warn!(order = job.order_id.get(), provider = provider.id.get(), status = %word, "unknown provider status quarantined");
                 AttemptOutcome {
                     quarantined_status: Some(word.clone()),
                     next_at: Some(next),
