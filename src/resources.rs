@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::db::refills::Refill;
 use crate::domain::account::{Account, AccountStatus, Role};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
-use crate::domain::ids::{AccountId, OrderId, ServiceId};
+use crate::domain::ids::{AccountId, OrderId, RefundId, ServiceId};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{Order, OrderStatus};
@@ -97,7 +97,8 @@ impl From<Order> for OrderResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct RefundResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: RefundId,
     #[schema(value_type = i64)]
     pub account_id: AccountId,
     /// The order refunded; null for top-up refunds and chargebacks.

@@ -5,7 +5,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::ledger;
 use crate::domain::account::Scope;
-use crate::domain::ids::OrderId;
+use crate::domain::ids::{OrderId, RefundId};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
@@ -22,7 +22,8 @@ pub struct LedgerEntryResponse {
     pub balance_after: Amount,
     #[schema(value_type = Option<i64>)]
     pub order_id: Option<OrderId>,
-    pub refund_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub refund_id: Option<RefundId>,
     pub top_up_id: Option<i64>,
     pub created_at: DateTime<Utc>,
 }

@@ -11,7 +11,7 @@ use crate::application::idempotency::{Answer, Dialect};
 use crate::application::refunds::Settled;
 use crate::db::refunds::{self, RefundFilter};
 use crate::domain::account::Scope;
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, RefundId};
 use crate::domain::refund::{DisputeReason, RefundReason, RefundStatus};
 use crate::domain::{parse_text, FieldError};
 use crate::error::{ApiError, ErrorCode};
@@ -89,7 +89,7 @@ async fn refund_page(
         &req,
         rows,
         limit,
-        |r| r.id,
+        |r| r.id.get(),
         RefundResponse::from,
     ))
 }
@@ -153,7 +153,7 @@ pub async fn find_refund(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::RefundsRead)?;
-    let id = id.into_inner();
+    let id = RefundId(id.into_inner());
     let refund = state
         .db(move |conn| {
             refunds::find(conn, id, Some(caller.account_id))?
@@ -300,7 +300,7 @@ pub async fn approve_refund(
     id: web::Path<i64>,
     body: ApiJson<ApproveRefundRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = RefundId(id.into_inner());
     let request = body.value;
     let mut errors = Vec::new();
     let amount = parse_optional_positive_money("amount", request.amount.as_deref(), &mut errors);
@@ -342,7 +342,7 @@ pub async fn reject_refund(
     id: web::Path<i64>,
     body: ApiJson<RejectRefundRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = RefundId(id.into_inner());
     let reason =
         parse_text(&body.value.reason, 2000).map_err(|m| ApiError::invalid("reason", m))?;
     let admin_id = admin.0.account_id;

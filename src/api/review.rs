@@ -13,7 +13,7 @@ use super::providers::ForwardingResponse;
 use super::refund_standing::{standing_response, RefundStandingResponse};
 use super::refunds::RefundResponse;
 use crate::db::{accounts, orders, provider_orders, refunds, services};
-use crate::domain::ids::{ProviderId, ServiceId};
+use crate::domain::ids::{ProviderId, RefundId, ServiceId};
 use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiQuery;
@@ -57,7 +57,7 @@ pub async fn list_review_queue(
         &req,
         rows,
         limit,
-        |r| r.id,
+        |r| r.id.get(),
         RefundResponse::from,
     ))
 }
@@ -106,7 +106,7 @@ pub async fn find_review_case(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = RefundId(id.into_inner());
     let (refund, order, service, account, recent, forwarding, attempts) = state
         .db(move |conn| {
             let refund =

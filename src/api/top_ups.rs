@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 use super::refunds::{optional_text, RefundResponse};
 use crate::application;
 use crate::application::top_ups::{GatewayAnswer, TopUpRefund};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, RefundId};
 use crate::domain::refund::RefundReason;
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
@@ -135,7 +135,7 @@ pub async fn refund_top_up(
 async fn finish_payment_refund(
     state: web::Data<AppState>,
     admin_id: AccountId,
-    id: i64,
+    id: RefundId,
     answer: GatewayAnswer,
 ) -> Result<HttpResponse, ApiError> {
     let refund = state
@@ -164,7 +164,7 @@ pub async fn succeed_refund(
     finish_payment_refund(
         state,
         admin.0.account_id,
-        id.into_inner(),
+        RefundId(id.into_inner()),
         GatewayAnswer::Succeeded,
     )
     .await
@@ -190,7 +190,7 @@ pub async fn fail_refund(
     finish_payment_refund(
         state,
         admin.0.account_id,
-        id.into_inner(),
+        RefundId(id.into_inner()),
         GatewayAnswer::Failed,
     )
     .await

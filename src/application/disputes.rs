@@ -9,7 +9,7 @@ use super::refunds::{settle_within, Settled, Trigger};
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, orders, policy, DbConnection};
 use crate::domain::event::EventType;
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, RefundId};
 use crate::domain::money::Money;
 use crate::domain::order::OrderStatus;
 use crate::domain::policy::{assess, Decision, Policy, PolicyOutcome};
@@ -224,7 +224,7 @@ fn already_decided(refund: &Refund) -> ApiError {
 pub fn approve_dispute(
     conn: &mut DbConnection,
     admin_id: AccountId,
-    refund_id: i64,
+    refund_id: RefundId,
     amount: Option<Money>,
     reason: Option<String>,
 ) -> Result<Settled, ApiError> {
@@ -259,7 +259,7 @@ pub fn approve_dispute(
 pub fn reject_dispute(
     conn: &mut DbConnection,
     admin_id: AccountId,
-    refund_id: i64,
+    refund_id: RefundId,
     reason: &str,
 ) -> Result<Refund, ApiError> {
     db::write_tx(conn, |conn| {

@@ -5,7 +5,7 @@ use super::events;
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, ledger, orders, provider_orders, DbConnection, WriteConn};
 use crate::domain::event::EventType;
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, RefundId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::order::Order;
 use crate::domain::refund::{
@@ -24,7 +24,7 @@ pub struct Trigger {
     pub decided_by: Option<AccountId>,
     pub note: Option<String>,
     /// The pending dispute this trigger approves; it becomes the refund record.
-    pub dispute_id: Option<i64>,
+    pub dispute_id: Option<RefundId>,
     /// Skip orders that are no longer in flight instead of changing them.
     pub only_if_open: bool,
     /// Only this account's order (a reseller acting on its own).

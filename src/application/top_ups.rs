@@ -6,7 +6,7 @@ use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, is_unique_violation, ledger, top_ups, DbConnection};
 use crate::domain::account::{Account, AccountStatus};
 use crate::domain::event::EventType;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, RefundId};
 use crate::domain::ledger::{LedgerKind, TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::refund::{Refund, RefundReason, RefundSource, RefundStatus};
@@ -143,7 +143,7 @@ pub enum GatewayAnswer {
 pub fn finish_payment_refund(
     conn: &mut DbConnection,
     admin_id: AccountId,
-    refund_id: i64,
+    refund_id: RefundId,
     answer: GatewayAnswer,
 ) -> Result<Refund, ApiError> {
     db::write_tx(conn, |conn| {

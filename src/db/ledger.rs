@@ -9,7 +9,7 @@ use super::columns;
 
 use super::schema::ledger_entries;
 use super::{accounts, now, DbConnection, WriteConn};
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, RefundId};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 
 /// Named columns: each field binds the column of its name (`super::columns`).
@@ -23,7 +23,7 @@ struct EntryRow {
     amount_micros: i64,
     balance_after_micros: i64,
     order_id: Option<OrderId>,
-    refund_id: Option<i64>,
+    refund_id: Option<RefundId>,
     top_up_id: Option<i64>,
     created_at: NaiveDateTime,
 }
@@ -48,7 +48,7 @@ impl From<EntryRow> for LedgerEntry {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Refs {
     pub order_id: Option<OrderId>,
-    pub refund_id: Option<i64>,
+    pub refund_id: Option<RefundId>,
     pub top_up_id: Option<i64>,
 }
 

@@ -8,7 +8,7 @@ use super::backend::lock_row;
 use super::columns;
 use super::schema::refunds;
 use super::{now, orders, DbConnection, WriteConn};
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, RefundId};
 use crate::domain::policy::Decision;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
 
@@ -16,7 +16,7 @@ use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, Refu
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = refunds, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct RefundRow {
-    id: i64,
+    id: RefundId,
     account_id: AccountId,
     order_id: Option<OrderId>,
     top_up_id: Option<i64>,
@@ -69,7 +69,11 @@ impl From<RefundRow> for Refund {
 }
 
 /// Records the refund-abuse policy's decision on a refund request.
-pub fn record_policy(conn: &mut WriteConn<'_>, id: i64, decision: &Decision) -> QueryResult<()> {
+pub fn record_policy(
+    conn: &mut WriteConn<'_>,
+    id: RefundId,
+    decision: &Decision,
+) -> QueryResult<()> {
     let conn: &mut DbConnection = conn;
     diesel::update(refunds::table.find(id))
         .set((
@@ -123,7 +127,7 @@ pub fn insert(conn: &mut WriteConn<'_>, new: &NewRefund) -> QueryResult<Refund> 
 /// Locks a refund for a decision. Its order (or top-up) is locked first: every writer
 /// takes the parent row before the refund row, so decisions, outcomes and gateway
 /// answers racing on one order can never deadlock.
-pub fn lock_with_parent(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
+pub fn lock_with_parent(conn: &mut DbConnection, id: RefundId) -> QueryResult<Option<Refund>> {
     let Some(refund) = find(conn, id, None)? else {
         return Ok(None);
     };
@@ -137,7 +141,7 @@ pub fn lock_with_parent(conn: &mut DbConnection, id: i64) -> QueryResult<Option<
 }
 
 /// Reads a refund and locks its row until the transaction ends.
-fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
+fn lock(conn: &mut DbConnection, id: RefundId) -> QueryResult<Option<Refund>> {
     lock_row(
         conn,
         refunds::table.find(id).select(columns::<RefundRow>()),
@@ -148,7 +152,7 @@ fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
 
 pub fn find(
     conn: &mut DbConnection,
-    id: i64,
+    id: RefundId,
     owner: Option<AccountId>,
 ) -> QueryResult<Option<Refund>> {
     let mut query = refunds::table.filter(refunds::id.eq(id)).into_boxed();
@@ -165,7 +169,7 @@ pub fn find(
 /// A decision on a refund: its new status, amount and who decided why.
 pub fn record_decision(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: RefundId,
     status: RefundStatus,
     amount_micros: i64,
     decided_by: Option<AccountId>,

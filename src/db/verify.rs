@@ -88,7 +88,7 @@ fn check(
             }
             book.last_after = entry.balance_after_micros;
             if let Some(refund_id) = entry.refund_id {
-                let seen = refund_entries.entry(refund_id).or_default();
+                let seen = refund_entries.entry(refund_id.get()).or_default();
                 seen.0 += entry.amount_micros;
                 seen.1 += 1;
             }
@@ -191,10 +191,10 @@ fn check(
         let rows = refunds::scan(conn, after, page)?;
         between_pages("refunds");
         let Some(last) = rows.last() else { break };
-        after = last.id;
+        after = last.id.get();
         for refund in rows {
             report.refunds += 1;
-            let (sum, count) = refund_entries.remove(&refund.id).unwrap_or_default();
+            let (sum, count) = refund_entries.remove(&refund.id.get()).unwrap_or_default();
             let expected: &[(i64, usize)] = match (refund.order_id, refund.status) {
                 (Some(_), RefundStatus::Succeeded) => &[(refund.amount_micros, 1)],
                 (Some(_), _) => &[(0, 0)],

@@ -1,7 +1,7 @@
 use chrono::NaiveDateTime;
 
 use super::string_enum;
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, RefundId};
 
 string_enum! {
     /// Why a balance changed. Every change is exactly one ledger entry.
@@ -23,7 +23,7 @@ pub struct LedgerEntry {
     pub amount_micros: i64,
     pub balance_after_micros: i64,
     pub order_id: Option<OrderId>,
-    pub refund_id: Option<i64>,
+    pub refund_id: Option<RefundId>,
     pub top_up_id: Option<i64>,
     pub created_at: NaiveDateTime,
 }

@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 pub use super::order::OrderBook;
 use super::order::OrderStatus;
 use super::string_enum;
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, RefundId};
 
 string_enum! {
     /// Why money went back. Disputes keep the reason the reseller gave.
@@ -70,7 +70,7 @@ string_enum! {
 
 #[derive(Debug, Clone)]
 pub struct Refund {
-    pub id: i64,
+    pub id: RefundId,
     pub account_id: AccountId,
     pub order_id: Option<OrderId>,
     pub top_up_id: Option<i64>,
