@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::db::refills::Refill;
 use crate::domain::account::{Account, AccountStatus, Role};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
-use crate::domain::ids::{AccountId, OrderId, RefundId, ServiceId};
+use crate::domain::ids::{AccountId, OrderId, RefillId, RefundId, ServiceId};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{Order, OrderStatus};
@@ -270,7 +270,8 @@ impl From<Alert> for AlertResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct RefillResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: RefillId,
     #[schema(value_type = i64)]
     pub order_id: OrderId,
     /// `pending`, `in_progress`, `completed`, `rejected` or `error`.

@@ -22,7 +22,7 @@ use crate::application::orders::{OrderRequest, PlaceOrderError, Placed};
 use crate::application::refills::RefillError;
 use crate::db::{accounts, orders, refills, services};
 use crate::domain::account::Scope;
-use crate::domain::ids::{AccountId, OrderId, ServiceId};
+use crate::domain::ids::{AccountId, OrderId, RefillId, ServiceId};
 use crate::domain::money::format_micros;
 use crate::domain::order::{Order, OrderFieldError, OrderInput};
 use crate::domain::refill::RefillRefusal;
@@ -755,7 +755,7 @@ async fn refill_status(
     if batch {
         return batch_refill_status(state, account, raw).await;
     }
-    let Ok(refill_id) = raw.parse::<i64>() else {
+    let Ok(refill_id) = raw.parse::<RefillId>() else {
         return Ok(error("Refill not found"));
     };
     let account_id = account.account_id;
@@ -789,7 +789,7 @@ async fn batch_refill_status(
         .db(move |conn| {
             let mut items = Vec::with_capacity(ids.len());
             for id in ids {
-                let found = match id.parse::<i64>() {
+                let found = match id.parse::<RefillId>() {
                     Ok(refill_id) => refills::find_owned(conn, refill_id, account_id)?
                         .map(|refill| refill.status.panel_name()),
                     Err(_) => None,

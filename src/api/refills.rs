@@ -10,7 +10,7 @@ use crate::application;
 use crate::application::refills::RefillError;
 use crate::db::refills;
 use crate::domain::account::Scope;
-use crate::domain::ids::OrderId;
+use crate::domain::ids::{OrderId, RefillId};
 use crate::domain::parse_text;
 use crate::domain::refill::{RefillRefusal, RefillStatus};
 use crate::error::{ApiError, ErrorCode};
@@ -98,7 +98,7 @@ pub async fn list_refills(
         &req,
         rows,
         limit,
-        |r| r.id,
+        |r| r.id.get(),
         RefillResponse::from,
     ))
 }
@@ -114,7 +114,7 @@ pub struct DecideRefillRequest {
 async fn decide(
     state: web::Data<AppState>,
     admin: Admin,
-    id: i64,
+    id: RefillId,
     status: RefillStatus,
     body: DecideRefillRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -151,7 +151,14 @@ pub async fn complete_refill(
     body: ApiJson<DecideRefillRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.value;
-    decide(state, admin, id.into_inner(), RefillStatus::Completed, body).await
+    decide(
+        state,
+        admin,
+        RefillId(id.into_inner()),
+        RefillStatus::Completed,
+        body,
+    )
+    .await
 }
 
 /// Reject a refill no provider works.
@@ -174,7 +181,14 @@ pub async fn reject_refill(
     body: ApiJson<DecideRefillRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.value;
-    decide(state, admin, id.into_inner(), RefillStatus::Rejected, body).await
+    decide(
+        state,
+        admin,
+        RefillId(id.into_inner()),
+        RefillStatus::Rejected,
+        body,
+    )
+    .await
 }
 
 /// How REST words a refill's refusal: one problem per refusal, its status from its code.

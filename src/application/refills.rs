@@ -5,7 +5,7 @@
 
 use crate::db::refills::{self, Refill, Upstream};
 use crate::db::{self, orders, provider_orders, services, DbConnection};
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, RefillId};
 use crate::domain::refill::{check_refill, RefillRefusal, RefillStatus};
 use crate::error::{ApiError, ErrorCode};
 
@@ -56,7 +56,7 @@ pub fn request_refill(
 pub fn decide_refill(
     conn: &mut DbConnection,
     admin_id: AccountId,
-    refill_id: i64,
+    refill_id: RefillId,
     status: RefillStatus,
     note: Option<String>,
 ) -> Result<Refill, ApiError> {

@@ -12,12 +12,12 @@ use diesel::prelude::*;
 use super::backend::{coalesce_text, coalesce_timestamp};
 use super::schema::refills;
 use super::{lease, now, DbConnection, WriteConn};
-use crate::domain::ids::{AccountId, OrderId, ProviderId};
+use crate::domain::ids::{AccountId, OrderId, ProviderId, RefillId};
 use crate::domain::provider::ForwardingState;
 use crate::domain::refill::RefillStatus;
 
 type RefillRow = (
-    (i64, OrderId, AccountId, String, NaiveDateTime),
+    (RefillId, OrderId, AccountId, String, NaiveDateTime),
     (
         Option<ProviderId>,
         Option<String>,
@@ -66,7 +66,7 @@ macro_rules! columns {
 /// One refill with where it stands upstream.
 #[derive(Debug, Clone)]
 pub struct Refill {
-    pub id: i64,
+    pub id: RefillId,
     pub order_id: OrderId,
     pub account_id: AccountId,
     pub status: RefillStatus,
@@ -95,7 +95,7 @@ pub struct Refill {
 
 lease::fence! {
     /// One claim of one refill; see [`lease`].
-    RefillFence { refill_id: i64 } for Refill.id
+    RefillFence { refill_id: RefillId } for Refill.id
 }
 
 /// A stored word that is not one of ours fails the query, never defaults.
@@ -172,7 +172,7 @@ pub fn insert(
     decode(row)
 }
 
-pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refill>> {
+pub fn find(conn: &mut DbConnection, id: RefillId) -> QueryResult<Option<Refill>> {
     refills::table
         .find(id)
         .select(columns!())
@@ -185,7 +185,7 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refill>> {
 /// One of the account's refills.
 pub fn find_owned(
     conn: &mut DbConnection,
-    id: i64,
+    id: RefillId,
     account_id: AccountId,
 ) -> QueryResult<Option<Refill>> {
     Ok(find(conn, id)?.filter(|r| r.account_id == account_id))
@@ -223,7 +223,7 @@ pub fn page_for_order(
 /// False when it is worked upstream, already final, or missing.
 pub fn decide(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: RefillId,
     status: RefillStatus,
     admin_id: AccountId,
     note: Option<&str>,
@@ -362,7 +362,7 @@ pub fn release_all(conn: &mut WriteConn<'_>, owner: &str) -> QueryResult<usize> 
 /// `sent` with it and is followed. Any attempt still holding it loses its claim.
 pub fn adopt_acceptance(
     conn: &mut WriteConn<'_>,
-    refill_id: i64,
+    refill_id: RefillId,
     remote: &str,
 ) -> QueryResult<bool> {
     let conn: &mut DbConnection = conn;

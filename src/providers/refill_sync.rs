@@ -50,7 +50,7 @@ fn finish(
     })?;
     if !kept {
         tracing::info!(
-            refill = fence.refill_id,
+            refill = fence.refill_id.get(),
             token = fence.token,
             "the refill's claim was lost before the attempt ended; its outcome is not written"
         );
@@ -132,7 +132,7 @@ impl Worker {
                     ..RefillOutcome::to(ForwardingState::Sent, *status)
                 },
                 Some(RefillItem::UnknownStatus(word)) => {
-                    tracing::warn!(refill = job.id, provider = provider.id.get(), status = %word, "unknown refill status quarantined");
+                    tracing::warn!(refill = job.id.get(), provider = provider.id.get(), status = %word, "unknown refill status quarantined");
                     RefillOutcome {
                         quarantined_status: Some(word.clone()),
                         synced: true,
@@ -275,7 +275,10 @@ impl Exchange for RefillSends<'_> {
                         refills::adopt_acceptance(conn, job.id, &remote)
                     })?
                 {
-                    tracing::warn!(refill = job.id, "a late refill acceptance was adopted");
+                    tracing::warn!(
+                        refill = job.id.get(),
+                        "a late refill acceptance was adopted"
+                    );
                 }
             }
             // The provider said no in words about the order: final, and the reseller sees

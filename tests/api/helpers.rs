@@ -875,7 +875,7 @@ impl TestApp {
     /// One refill's row as the worker sees it.
     pub fn refill_row(&self, refill_id: i64) -> reseller_api::db::refills::Refill {
         let mut conn = self.pool.get().unwrap();
-        reseller_api::db::refills::find(&mut conn, refill_id)
+        reseller_api::db::refills::find(&mut conn, reseller_api::domain::ids::RefillId(refill_id))
             .unwrap()
             .unwrap()
     }
