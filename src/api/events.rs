@@ -7,7 +7,7 @@ use crate::application;
 use crate::db::events::{self, EventFilter};
 use crate::domain::account::{Role, Scope};
 use crate::domain::event::{Event, EventType};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, EndpointId};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
 use crate::http::extract::{ApiJson, ApiQuery};
@@ -133,13 +133,15 @@ pub async fn find_event(
 #[serde(deny_unknown_fields)]
 pub struct RedeliverRequest {
     /// One of your endpoints; every one of yours subscribed to the event when omitted.
-    pub endpoint_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub endpoint_id: Option<EndpointId>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct RedeliverResponse {
     /// The endpoints the event was queued for, from the first attempt of the schedule.
-    pub endpoint_ids: Vec<i64>,
+    #[schema(value_type = Vec<i64>)]
+    pub endpoint_ids: Vec<EndpointId>,
 }
 
 /// Deliver an event again, to one of your endpoints or all of them.

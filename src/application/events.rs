@@ -14,7 +14,7 @@ use crate::db::{self, WriteConn};
 use crate::domain::account::Account;
 use crate::domain::alert::Alert;
 use crate::domain::event::{Event, EventType};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, EndpointId};
 use crate::domain::ledger::TopUp;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refill::RefillStatus;
@@ -184,7 +184,11 @@ pub fn alert(conn: &mut WriteConn<'_>, event_type: EventType, alert: &Alert) -> 
 }
 
 /// `ping`: `{"endpoint_id"}`, the test event of one endpoint.
-pub fn ping(conn: &mut WriteConn<'_>, account_id: AccountId, endpoint_id: i64) -> Result<Event> {
+pub fn ping(
+    conn: &mut WriteConn<'_>,
+    account_id: AccountId,
+    endpoint_id: EndpointId,
+) -> Result<Event> {
     record(
         conn,
         EventType::Ping,

@@ -16,7 +16,7 @@ use crate::db::webhooks::{self as store, EndpointChanges, NewEndpoint};
 use crate::db::{self, DbConnection};
 use crate::domain::account::Role;
 use crate::domain::event::{is_forbidden_target, Endpoint, EndpointStatus, Event, EventType};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, EndpointId};
 use crate::error::{ApiError, ErrorCode};
 
 /// A new signing secret in the Standard Webhooks format: `whsec_` + base64 of 32 random bytes.
@@ -126,7 +126,7 @@ pub fn create_endpoint(
     })
 }
 
-fn owned(conn: &mut DbConnection, owner: AccountId, id: i64) -> Result<Endpoint, ApiError> {
+fn owned(conn: &mut DbConnection, owner: AccountId, id: EndpointId) -> Result<Endpoint, ApiError> {
     store::find(conn, id, Some(owner))?.ok_or_else(|| ApiError::not_found("webhook endpoint"))
 }
 
@@ -134,7 +134,7 @@ pub fn update_endpoint(
     conn: &mut DbConnection,
     owner: AccountId,
     role: Role,
-    id: i64,
+    id: EndpointId,
     mut changes: EndpointChanges,
     allow_private: bool,
 ) -> Result<Endpoint, ApiError> {
@@ -153,7 +153,7 @@ pub fn update_endpoint(
 pub fn delete_endpoint(
     conn: &mut DbConnection,
     owner: AccountId,
-    id: i64,
+    id: EndpointId,
 ) -> Result<Endpoint, ApiError> {
     db::write_tx(conn, |conn| {
         let endpoint = owned(conn, owner, id)?;
@@ -166,7 +166,7 @@ pub fn delete_endpoint(
 pub fn rotate_secret(
     conn: &mut DbConnection,
     owner: AccountId,
-    id: i64,
+    id: EndpointId,
     grace: chrono::Duration,
 ) -> Result<Endpoint, ApiError> {
     let secret = new_secret();
@@ -180,7 +180,7 @@ pub fn rotate_secret(
 pub fn test_endpoint(
     conn: &mut DbConnection,
     owner: AccountId,
-    id: i64,
+    id: EndpointId,
 ) -> Result<Event, ApiError> {
     db::write_tx(conn, |conn| {
         let endpoint = owned(conn, owner, id)?;
@@ -212,8 +212,8 @@ pub fn redeliver(
     caller: AccountId,
     role: Role,
     event_id: i64,
-    endpoint_id: Option<i64>,
-) -> Result<Vec<i64>, ApiError> {
+    endpoint_id: Option<EndpointId>,
+) -> Result<Vec<EndpointId>, ApiError> {
     db::write_tx(conn, |conn| {
         let scope = (role != Role::Admin).then_some(caller);
         let event =

@@ -7,10 +7,10 @@ use diesel::prelude::*;
 use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
 use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::event::{join_event_types, DeliveryState, Endpoint, EndpointStatus, EventType};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, EndpointId};
 
 type EndpointRow = (
-    i64,
+    EndpointId,
     AccountId,
     String,
     String,
@@ -117,7 +117,7 @@ pub fn insert(conn: &mut WriteConn<'_>, new: &NewEndpoint) -> QueryResult<Endpoi
 /// One endpoint, if `owner` (when given) owns it.
 pub fn find(
     conn: &mut DbConnection,
-    id: i64,
+    id: EndpointId,
     owner: Option<AccountId>,
 ) -> QueryResult<Option<Endpoint>> {
     let mut query = webhook_endpoints::table
@@ -173,7 +173,7 @@ pub struct EndpointChanges {
 
 pub fn update(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: EndpointId,
     changes: &EndpointChanges,
 ) -> QueryResult<Endpoint> {
     let conn: &mut DbConnection = conn;
@@ -213,7 +213,7 @@ pub fn update(
 /// A new secret; the old one keeps signing until `grace` from now.
 pub fn rotate(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: EndpointId,
     secret: &str,
     grace: Duration,
 ) -> QueryResult<Endpoint> {
@@ -232,7 +232,7 @@ pub fn rotate(
 }
 
 /// Disables an endpoint and says why; its pending deliveries fail.
-pub fn disable(conn: &mut WriteConn<'_>, id: i64, reason: &str) -> QueryResult<()> {
+pub fn disable(conn: &mut WriteConn<'_>, id: EndpointId, reason: &str) -> QueryResult<()> {
     let conn: &mut DbConnection = conn;
     let at = now();
     diesel::update(webhook_endpoints::table.find(id))
@@ -260,7 +260,7 @@ pub fn disable(conn: &mut WriteConn<'_>, id: i64, reason: &str) -> QueryResult<(
 /// streak, a failure starts one if none is running. Returns when the streak began.
 pub fn note_result(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: EndpointId,
     success: bool,
 ) -> QueryResult<Option<NaiveDateTime>> {
     let conn: &mut DbConnection = conn;
@@ -281,7 +281,7 @@ pub fn note_result(
 }
 
 /// Deletes an endpoint with its deliveries and their log.
-pub fn delete(conn: &mut WriteConn<'_>, id: i64) -> QueryResult<usize> {
+pub fn delete(conn: &mut WriteConn<'_>, id: EndpointId) -> QueryResult<usize> {
     let conn: &mut DbConnection = conn;
     diesel::delete(webhook_attempts::table.filter(webhook_attempts::endpoint_id.eq(id)))
         .execute(conn)?;
@@ -295,7 +295,7 @@ pub fn delete(conn: &mut WriteConn<'_>, id: i64) -> QueryResult<usize> {
 pub struct Delivery {
     pub id: i64,
     pub event_id: i64,
-    pub endpoint_id: i64,
+    pub endpoint_id: EndpointId,
     pub state: String,
     pub attempts: i64,
     pub next_at: NaiveDateTime,
@@ -317,7 +317,7 @@ lease::fence! {
 pub fn queue(
     conn: &mut WriteConn<'_>,
     event_id: i64,
-    endpoint_id: i64,
+    endpoint_id: EndpointId,
     again: bool,
 ) -> QueryResult<i64> {
     let conn: &mut DbConnection = conn;
@@ -421,7 +421,7 @@ pub struct Attempt {
     pub id: i64,
     pub delivery_id: i64,
     pub event_id: i64,
-    pub endpoint_id: i64,
+    pub endpoint_id: EndpointId,
     pub attempt: i64,
     pub status_code: Option<i32>,
     pub duration_ms: i64,
@@ -433,7 +433,7 @@ pub struct Attempt {
 pub struct NewAttempt<'a> {
     pub delivery_id: i64,
     pub event_id: i64,
-    pub endpoint_id: i64,
+    pub endpoint_id: EndpointId,
     pub attempt: i64,
     pub status_code: Option<u16>,
     pub duration_ms: i64,
@@ -462,7 +462,7 @@ pub fn record_attempt(conn: &mut WriteConn<'_>, new: &NewAttempt) -> QueryResult
 /// An endpoint's attempts, newest first.
 pub fn attempts(
     conn: &mut DbConnection,
-    endpoint_id: i64,
+    endpoint_id: EndpointId,
     starting_after: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<Attempt>> {
@@ -484,7 +484,7 @@ pub struct DeliveryView {
     pub id: i64,
     pub event_id: i64,
     pub event_type: EventType,
-    pub endpoint_id: i64,
+    pub endpoint_id: EndpointId,
     pub state: DeliveryState,
     pub attempts: i64,
     pub next_at: NaiveDateTime,
@@ -499,7 +499,7 @@ struct DeliveryViewRow {
     event_id: i64,
     #[diesel(deserialize_as = String)]
     event_type: EventType,
-    endpoint_id: i64,
+    endpoint_id: EndpointId,
     #[diesel(deserialize_as = String)]
     state: DeliveryState,
     attempts: i64,
@@ -511,7 +511,7 @@ struct DeliveryViewRow {
 /// An endpoint's deliveries, newest first, older than `starting_after`, in `state` if given.
 pub fn deliveries(
     conn: &mut DbConnection,
-    endpoint_id: i64,
+    endpoint_id: EndpointId,
     state: Option<DeliveryState>,
     starting_after: Option<i64>,
     limit: i64,

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::string_enum;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, EndpointId};
 
 string_enum! {
     /// What happened. Reseller events belong to one account; `alert.*` events are the
@@ -66,7 +66,7 @@ string_enum! {
 /// A webhook endpoint with its signing secrets.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    pub id: i64,
+    pub id: EndpointId,
     pub account_id: AccountId,
     pub url: String,
     /// Empty: every event the owner may see.
@@ -217,7 +217,7 @@ mod tests {
     fn an_endpoint_debugged_shows_neither_signing_secret() {
         let at = chrono::DateTime::UNIX_EPOCH.naive_utc();
         let endpoint = Endpoint {
-            id: 1,
+            id: EndpointId(1),
             account_id: AccountId(2),
             url: "https://hooks.example/in".into(),
             event_types: vec![],
