@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::db::refills::Refill;
 use crate::domain::account::{Account, AccountStatus, Role};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
-use crate::domain::ids::{AccountId, OrderId, RefillId, RefundId, ServiceId};
+use crate::domain::ids::{AccountId, OrderId, RefillId, RefundId, ServiceId, TopUpId};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{Order, OrderStatus};
@@ -105,7 +105,8 @@ pub struct RefundResponse {
     #[schema(value_type = Option<i64>)]
     pub order_id: Option<OrderId>,
     /// The top-up refunded; null for order refunds.
-    pub top_up_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub top_up_id: Option<TopUpId>,
     /// Credited (or, for a top-up refund, returned to the payment method). For a dispute
     /// awaiting review: the amount asked.
     pub amount: Amount,
@@ -170,7 +171,8 @@ impl From<Account> for AccountResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct TopUpResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: TopUpId,
     #[schema(value_type = i64)]
     pub account_id: AccountId,
     pub amount: Amount,

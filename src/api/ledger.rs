@@ -5,7 +5,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::ledger;
 use crate::domain::account::Scope;
-use crate::domain::ids::{OrderId, RefundId};
+use crate::domain::ids::{OrderId, RefundId, TopUpId};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
@@ -24,7 +24,8 @@ pub struct LedgerEntryResponse {
     pub order_id: Option<OrderId>,
     #[schema(value_type = Option<i64>)]
     pub refund_id: Option<RefundId>,
-    pub top_up_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub top_up_id: Option<TopUpId>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 use super::refunds::{optional_text, RefundResponse};
 use crate::application;
 use crate::application::top_ups::{GatewayAnswer, TopUpRefund};
-use crate::domain::ids::{AccountId, RefundId};
+use crate::domain::ids::{AccountId, RefundId, TopUpId};
 use crate::domain::refund::RefundReason;
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
@@ -107,7 +107,7 @@ pub async fn refund_top_up(
     id: web::Path<i64>,
     body: ApiJson<RefundTopUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let top_up_id = id.into_inner();
+    let top_up_id = TopUpId(id.into_inner());
     let request = body.value;
     let mut errors = Vec::new();
     let amount = parse_positive_money("amount", &request.amount, &mut errors);
@@ -225,7 +225,7 @@ pub async fn chargeback_top_up(
     id: web::Path<i64>,
     body: ApiJson<ChargebackRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let top_up_id = id.into_inner();
+    let top_up_id = TopUpId(id.into_inner());
     let request = body.value;
     let mut errors = Vec::new();
     let amount = parse_optional_positive_money("amount", request.amount.as_deref(), &mut errors);

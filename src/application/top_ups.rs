@@ -6,7 +6,7 @@ use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, is_unique_violation, ledger, top_ups, DbConnection};
 use crate::domain::account::{Account, AccountStatus};
 use crate::domain::event::EventType;
-use crate::domain::ids::{AccountId, RefundId};
+use crate::domain::ids::{AccountId, RefundId, TopUpId};
 use crate::domain::ledger::{LedgerKind, TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::refund::{Refund, RefundReason, RefundSource, RefundStatus};
@@ -72,7 +72,7 @@ pub struct TopUpRefund {
 pub fn refund_top_up(
     conn: &mut DbConnection,
     admin_id: AccountId,
-    top_up_id: i64,
+    top_up_id: TopUpId,
     request: TopUpRefund,
 ) -> Result<Refund, ApiError> {
     let amount = request.amount.micros();
@@ -238,7 +238,7 @@ pub struct Chargeback {
 pub fn charge_back(
     conn: &mut DbConnection,
     admin_id: AccountId,
-    top_up_id: i64,
+    top_up_id: TopUpId,
     amount: Option<Money>,
     note: Option<String>,
 ) -> Result<Chargeback, ApiError> {

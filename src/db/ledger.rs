@@ -9,7 +9,7 @@ use super::columns;
 
 use super::schema::ledger_entries;
 use super::{accounts, now, DbConnection, WriteConn};
-use crate::domain::ids::{AccountId, OrderId, RefundId};
+use crate::domain::ids::{AccountId, OrderId, RefundId, TopUpId};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 
 /// Named columns: each field binds the column of its name (`super::columns`).
@@ -24,7 +24,7 @@ struct EntryRow {
     balance_after_micros: i64,
     order_id: Option<OrderId>,
     refund_id: Option<RefundId>,
-    top_up_id: Option<i64>,
+    top_up_id: Option<TopUpId>,
     created_at: NaiveDateTime,
 }
 
@@ -49,7 +49,7 @@ impl From<EntryRow> for LedgerEntry {
 pub struct Refs {
     pub order_id: Option<OrderId>,
     pub refund_id: Option<RefundId>,
-    pub top_up_id: Option<i64>,
+    pub top_up_id: Option<TopUpId>,
 }
 
 /// How a negative amount may move the balance.

@@ -8,7 +8,7 @@ use super::backend::lock_row;
 use super::columns;
 use super::schema::refunds;
 use super::{now, orders, DbConnection, WriteConn};
-use crate::domain::ids::{AccountId, OrderId, RefundId};
+use crate::domain::ids::{AccountId, OrderId, RefundId, TopUpId};
 use crate::domain::policy::Decision;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
 
@@ -19,7 +19,7 @@ struct RefundRow {
     id: RefundId,
     account_id: AccountId,
     order_id: Option<OrderId>,
-    top_up_id: Option<i64>,
+    top_up_id: Option<TopUpId>,
     amount_micros: i64,
     #[diesel(deserialize_as = String)]
     reason: RefundReason,
@@ -90,7 +90,7 @@ pub fn record_policy(
 pub struct NewRefund {
     pub account_id: AccountId,
     pub order_id: Option<OrderId>,
-    pub top_up_id: Option<i64>,
+    pub top_up_id: Option<TopUpId>,
     pub amount_micros: i64,
     pub reason: RefundReason,
     pub status: RefundStatus,

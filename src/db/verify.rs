@@ -116,7 +116,7 @@ fn check(
                 },
                 LedgerKind::TopUp => match entry.top_up_id {
                     Some(top_up_id) => {
-                        *top_up_credits.entry(top_up_id).or_default() += entry.amount_micros
+                        *top_up_credits.entry(top_up_id.get()).or_default() += entry.amount_micros
                     }
                     None => report.problems.push(format!(
                         "ledger entry {}: top-up credit without a top-up",
@@ -213,7 +213,7 @@ fn check(
             if let (Some(top_up_id), RefundStatus::Pending | RefundStatus::Succeeded) =
                 (refund.top_up_id, refund.status)
             {
-                *top_up_returned.entry(top_up_id).or_default() += refund.amount_micros;
+                *top_up_returned.entry(top_up_id.get()).or_default() += refund.amount_micros;
             }
             if refund.reason == RefundReason::Chargeback && refund.top_up_id.is_none() {
                 report.problems.push(format!(

@@ -1,7 +1,7 @@
 use chrono::NaiveDateTime;
 
 use super::string_enum;
-use crate::domain::ids::{AccountId, OrderId, RefundId};
+use crate::domain::ids::{AccountId, OrderId, RefundId, TopUpId};
 
 string_enum! {
     /// Why a balance changed. Every change is exactly one ledger entry.
@@ -24,7 +24,7 @@ pub struct LedgerEntry {
     pub balance_after_micros: i64,
     pub order_id: Option<OrderId>,
     pub refund_id: Option<RefundId>,
-    pub top_up_id: Option<i64>,
+    pub top_up_id: Option<TopUpId>,
     pub created_at: NaiveDateTime,
 }
 
@@ -35,7 +35,7 @@ string_enum! {
 
 #[derive(Debug, Clone)]
 pub struct TopUp {
-    pub id: i64,
+    pub id: TopUpId,
     pub account_id: AccountId,
     pub amount_micros: i64,
     pub refunded_micros: i64,

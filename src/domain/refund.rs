@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 pub use super::order::OrderBook;
 use super::order::OrderStatus;
 use super::string_enum;
-use crate::domain::ids::{AccountId, OrderId, RefundId};
+use crate::domain::ids::{AccountId, OrderId, RefundId, TopUpId};
 
 string_enum! {
     /// Why money went back. Disputes keep the reason the reseller gave.
@@ -73,7 +73,7 @@ pub struct Refund {
     pub id: RefundId,
     pub account_id: AccountId,
     pub order_id: Option<OrderId>,
-    pub top_up_id: Option<i64>,
+    pub top_up_id: Option<TopUpId>,
     pub amount_micros: i64,
     pub reason: RefundReason,
     pub status: RefundStatus,
