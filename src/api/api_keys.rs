@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use crate::application::accounts::{issue_api_key, revoke_api_key as revoke};
 use crate::db::{accounts, api_keys};
 use crate::domain::account::Scope;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, ApiKeyId};
 use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiJson;
@@ -15,7 +15,8 @@ use crate::http::wire::utc;
 
 #[derive(Serialize, ToSchema)]
 pub struct ApiKeyResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: ApiKeyId,
     #[schema(value_type = i64)]
     pub account_id: AccountId,
     /// The first characters of the key, to tell keys apart.
@@ -127,7 +128,7 @@ pub async fn revoke_api_key(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = ApiKeyId(id.into_inner());
     let key = state
         .db(move |conn| revoke(conn, id)?.ok_or_else(|| ApiError::not_found("API key")))
         .await?;

@@ -4,7 +4,7 @@ use crate::db::{self, DbConnection};
 use crate::domain::account::{Account, AccountStatus, Role, Scope};
 use crate::domain::api_key::generate_api_key;
 use crate::domain::event::EventType;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, ApiKeyId};
 use crate::error::ApiError;
 
 /// Issues a new API key for an account, returning the record and the plaintext (shown once).
@@ -48,7 +48,7 @@ pub fn create_account_with_key(
 /// Revoking twice keeps the first revocation time.
 pub fn revoke_api_key(
     conn: &mut DbConnection,
-    id: i64,
+    id: ApiKeyId,
 ) -> Result<Option<db::api_keys::ApiKey>, diesel::result::Error> {
     db::write_tx(conn, |conn| {
         let key = db::api_keys::revoke(conn, id)?;

@@ -4,11 +4,11 @@ use diesel::prelude::*;
 use super::schema::api_keys;
 use super::{now, DbConnection, WriteConn};
 use crate::domain::account::{scopes_from_str, scopes_to_string, Scope};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, ApiKeyId};
 
 #[derive(Debug, Clone)]
 pub struct ApiKey {
-    pub id: i64,
+    pub id: ApiKeyId,
     pub account_id: AccountId,
     /// The first characters of the key, so a person can tell keys apart.
     pub prefix: String,
@@ -19,7 +19,7 @@ pub struct ApiKey {
 
 #[derive(Queryable)]
 struct ApiKeyRow {
-    id: i64,
+    id: ApiKeyId,
     account_id: AccountId,
     _key_hash: String,
     prefix: String,
@@ -73,7 +73,7 @@ pub fn find_live_by_hash(conn: &mut DbConnection, key_hash: &str) -> QueryResult
 }
 
 /// Revokes a key; revoking twice keeps the first revocation time.
-pub fn revoke(conn: &mut WriteConn<'_>, id: i64) -> QueryResult<Option<ApiKey>> {
+pub fn revoke(conn: &mut WriteConn<'_>, id: ApiKeyId) -> QueryResult<Option<ApiKey>> {
     let conn: &mut DbConnection = conn;
     diesel::update(
         api_keys::table
@@ -90,7 +90,11 @@ pub fn revoke(conn: &mut WriteConn<'_>, id: i64) -> QueryResult<Option<ApiKey>> 
 }
 
 /// Whether key `id` belongs to `account_id` and is not revoked (one primary-key read).
-pub fn is_live_for(conn: &mut DbConnection, id: i64, account_id: AccountId) -> QueryResult<bool> {
+pub fn is_live_for(
+    conn: &mut DbConnection,
+    id: ApiKeyId,
+    account_id: AccountId,
+) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         api_keys::table
             .find(id)

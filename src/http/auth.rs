@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::db::{api_keys, jwt_keys, revocations, DbConnection, DbPool};
 use crate::domain::account::{scopes_from_str, scopes_to_string, Role, Scope};
 use crate::domain::api_key::random_token;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, ApiKeyId};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
 use crate::http::token_cache::{self, TokenCache};
@@ -57,7 +57,7 @@ pub struct Claims {
     pub exp: i64,
     pub jti: String,
     /// The id of the API key the token was issued from: revoking that key refuses it.
-    pub akid: i64,
+    pub akid: ApiKeyId,
 }
 
 struct KeySet {
@@ -129,7 +129,7 @@ impl TokenKeys {
     pub fn issue(
         &self,
         account_id: AccountId,
-        api_key_id: i64,
+        api_key_id: ApiKeyId,
         role: Role,
         scopes: &[Scope],
     ) -> Result<String, ApiError> {
