@@ -8,12 +8,12 @@ use diesel::prelude::*;
 use super::schema::cancel_requests;
 use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::cancel::{CancelSource, CancelStatus};
-use crate::domain::ids::{AccountId, OrderId, ProviderId};
+use crate::domain::ids::{AccountId, CancelRequestId, OrderId, ProviderId};
 use crate::domain::provider::ForwardingState;
 
 #[derive(Debug, Clone, Queryable)]
 pub struct CancelRequest {
-    pub id: i64,
+    pub id: CancelRequestId,
     pub order_id: OrderId,
     pub account_id: AccountId,
     pub provider_id: ProviderId,
@@ -40,7 +40,7 @@ pub struct CancelRequest {
 
 lease::fence! {
     /// One claim of one cancel request; see [`lease`].
-    CancelFence { request_id: i64 } for CancelRequest.id
+    CancelFence { request_id: CancelRequestId } for CancelRequest.id
 }
 
 /// What a new cancel request is for.
