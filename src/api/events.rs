@@ -7,7 +7,7 @@ use crate::application;
 use crate::db::events::{self, EventFilter};
 use crate::domain::account::{Role, Scope};
 use crate::domain::event::{Event, EventType};
-use crate::domain::ids::{AccountId, EndpointId};
+use crate::domain::ids::{AccountId, EndpointId, EventId};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
 use crate::http::extract::{ApiJson, ApiQuery};
@@ -18,7 +18,8 @@ use crate::http::wire::{page_limit, page_response, utc, Page};
 #[derive(Serialize, ToSchema)]
 pub struct EventResponse {
     /// Also the `webhook-id` of every delivery of this event.
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: EventId,
     #[serde(rename = "type")]
     pub event_type: EventType,
     /// The account it belongs to; null for operator events (alerts).
@@ -100,7 +101,7 @@ pub async fn list_events(
         &req,
         rows,
         limit,
-        |e| e.id,
+        |e| e.id.get(),
         EventResponse::from,
     ))
 }
@@ -122,7 +123,7 @@ pub async fn find_event(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
-    let (id, scope) = (id.into_inner(), visible_to(&caller));
+    let (id, scope) = (EventId(id.into_inner()), visible_to(&caller));
     let event = state
         .db(move |conn| events::find(conn, id, scope)?.ok_or_else(|| ApiError::not_found("event")))
         .await?;
@@ -164,7 +165,7 @@ pub async fn redeliver_event(
     body: ApiJson<RedeliverRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
-    let (event_id, endpoint_id) = (id.into_inner(), body.value.endpoint_id);
+    let (event_id, endpoint_id) = (EventId(id.into_inner()), body.value.endpoint_id);
     let role = if visible_to(&caller).is_none() {
         Role::Admin
     } else {

@@ -9,7 +9,7 @@ use crate::application::webhooks::{self as app, EndpointRequest};
 use crate::db::webhooks::{self as store, Attempt, DeliveryView, EndpointChanges};
 use crate::domain::account::Scope;
 use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, EventType};
-use crate::domain::ids::EndpointId;
+use crate::domain::ids::{EndpointId, EventId};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
@@ -348,7 +348,8 @@ pub async fn test_endpoint(
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryAttemptResponse {
     pub id: i64,
-    pub event_id: i64,
+    #[schema(value_type = i64)]
+    pub event_id: EventId,
     /// The delivery (one event to this endpoint) the attempt belongs to; see
     /// `GET /v1/webhook-endpoints/{id}/event-deliveries`.
     pub delivery_id: i64,
@@ -438,7 +439,8 @@ pub struct EventDeliveryResponse {
     /// The delivery's id (`delivery_id` on its attempts).
     pub id: i64,
     /// Also the `webhook-id` the endpoint receives.
-    pub event_id: i64,
+    #[schema(value_type = i64)]
+    pub event_id: EventId,
     pub event_type: EventType,
     #[schema(value_type = i64)]
     pub endpoint_id: EndpointId,

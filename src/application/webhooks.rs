@@ -16,7 +16,7 @@ use crate::db::webhooks::{self as store, EndpointChanges, NewEndpoint};
 use crate::db::{self, DbConnection};
 use crate::domain::account::Role;
 use crate::domain::event::{is_forbidden_target, Endpoint, EndpointStatus, Event, EventType};
-use crate::domain::ids::{AccountId, EndpointId};
+use crate::domain::ids::{AccountId, EndpointId, EventId};
 use crate::error::{ApiError, ErrorCode};
 
 /// A new signing secret in the Standard Webhooks format: `whsec_` + base64 of 32 random bytes.
@@ -211,7 +211,7 @@ pub fn redeliver(
     conn: &mut DbConnection,
     caller: AccountId,
     role: Role,
-    event_id: i64,
+    event_id: EventId,
     endpoint_id: Option<EndpointId>,
 ) -> Result<Vec<EndpointId>, ApiError> {
     db::write_tx(conn, |conn| {

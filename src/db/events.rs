@@ -9,9 +9,16 @@ use super::backend::get_result_native;
 use super::schema::{events, webhook_attempts, webhook_deliveries};
 use super::{now, DbConnection, WriteConn};
 use crate::domain::event::{Event, EventType};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, EventId};
 
-type EventRow = (i64, String, Option<AccountId>, String, bool, NaiveDateTime);
+type EventRow = (
+    EventId,
+    String,
+    Option<AccountId>,
+    String,
+    bool,
+    NaiveDateTime,
+);
 
 const COLUMNS: (
     events::id,
@@ -113,7 +120,7 @@ pub fn list(conn: &mut DbConnection, filter: &EventFilter, limit: i64) -> QueryR
 /// One event, if `account_id` (when given) owns it.
 pub fn find(
     conn: &mut DbConnection,
-    id: i64,
+    id: EventId,
     account_id: Option<AccountId>,
 ) -> QueryResult<Option<Event>> {
     let mut query = events::table.find(id).select(COLUMNS).into_boxed();
@@ -140,7 +147,7 @@ pub fn undispatched(conn: &mut WriteConn<'_>, limit: i64) -> QueryResult<Vec<Eve
     decode_all(rows)
 }
 
-pub fn mark_dispatched(conn: &mut WriteConn<'_>, ids: &[i64]) -> QueryResult<usize> {
+pub fn mark_dispatched(conn: &mut WriteConn<'_>, ids: &[EventId]) -> QueryResult<usize> {
     let conn: &mut DbConnection = conn;
     diesel::update(events::table.filter(events::id.eq_any(ids)))
         .set(events::dispatched.eq(true))
@@ -160,7 +167,7 @@ pub fn delete_older(
     batch: i64,
 ) -> QueryResult<usize> {
     let conn: &mut DbConnection = conn;
-    let ids: Vec<i64> = events::table
+    let ids: Vec<EventId> = events::table
         .filter(events::created_at.lt(before))
         .filter(events::dispatched.eq(true))
         .select(events::id)

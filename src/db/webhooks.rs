@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
 use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::event::{join_event_types, DeliveryState, Endpoint, EndpointStatus, EventType};
-use crate::domain::ids::{AccountId, EndpointId};
+use crate::domain::ids::{AccountId, EndpointId, EventId};
 
 type EndpointRow = (
     EndpointId,
@@ -294,7 +294,7 @@ pub fn delete(conn: &mut WriteConn<'_>, id: EndpointId) -> QueryResult<usize> {
 #[derive(Debug, Clone, Queryable)]
 pub struct Delivery {
     pub id: i64,
-    pub event_id: i64,
+    pub event_id: EventId,
     pub endpoint_id: EndpointId,
     pub state: String,
     pub attempts: i64,
@@ -316,7 +316,7 @@ lease::fence! {
 /// due again from its first attempt (a redelivery). Returns the delivery's id.
 pub fn queue(
     conn: &mut WriteConn<'_>,
-    event_id: i64,
+    event_id: EventId,
     endpoint_id: EndpointId,
     again: bool,
 ) -> QueryResult<i64> {
@@ -408,7 +408,7 @@ pub fn release_all(conn: &mut WriteConn<'_>, owner: &str) -> QueryResult<usize> 
 }
 
 /// The deliveries of one event (for redelivery and tests).
-pub fn of_event(conn: &mut DbConnection, event_id: i64) -> QueryResult<Vec<Delivery>> {
+pub fn of_event(conn: &mut DbConnection, event_id: EventId) -> QueryResult<Vec<Delivery>> {
     webhook_deliveries::table
         .filter(webhook_deliveries::event_id.eq(event_id))
         .order(webhook_deliveries::id.asc())
@@ -420,7 +420,7 @@ pub fn of_event(conn: &mut DbConnection, event_id: i64) -> QueryResult<Vec<Deliv
 pub struct Attempt {
     pub id: i64,
     pub delivery_id: i64,
-    pub event_id: i64,
+    pub event_id: EventId,
     pub endpoint_id: EndpointId,
     pub attempt: i64,
     pub status_code: Option<i32>,
@@ -432,7 +432,7 @@ pub struct Attempt {
 
 pub struct NewAttempt<'a> {
     pub delivery_id: i64,
-    pub event_id: i64,
+    pub event_id: EventId,
     pub endpoint_id: EndpointId,
     pub attempt: i64,
     pub status_code: Option<u16>,
@@ -482,7 +482,7 @@ pub fn attempts(
 #[derive(Debug, Clone)]
 pub struct DeliveryView {
     pub id: i64,
-    pub event_id: i64,
+    pub event_id: EventId,
     pub event_type: EventType,
     pub endpoint_id: EndpointId,
     pub state: DeliveryState,
@@ -496,7 +496,7 @@ pub struct DeliveryView {
 #[derive(Queryable)]
 struct DeliveryViewRow {
     id: i64,
-    event_id: i64,
+    event_id: EventId,
     #[diesel(deserialize_as = String)]
     event_type: EventType,
     endpoint_id: EndpointId,

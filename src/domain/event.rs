@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::string_enum;
-use crate::domain::ids::{AccountId, EndpointId};
+use crate::domain::ids::{AccountId, EndpointId, EventId};
 
 string_enum! {
     /// What happened. Reseller events belong to one account; `alert.*` events are the
@@ -46,7 +46,7 @@ impl EventType {
 /// One event of the log.
 #[derive(Debug, Clone)]
 pub struct Event {
-    pub id: i64,
+    pub id: EventId,
     pub event_type: EventType,
     /// Null for operator events.
     pub account_id: Option<AccountId>,
