@@ -9,7 +9,7 @@ use crate::application::webhooks::{self as app, EndpointRequest};
 use crate::db::webhooks::{self as store, Attempt, DeliveryView, EndpointChanges};
 use crate::domain::account::Scope;
 use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, EventType};
-use crate::domain::ids::{EndpointId, EventId};
+use crate::domain::ids::{DeliveryId, EndpointId, EventId};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
@@ -352,7 +352,8 @@ pub struct DeliveryAttemptResponse {
     pub event_id: EventId,
     /// The delivery (one event to this endpoint) the attempt belongs to; see
     /// `GET /v1/webhook-endpoints/{id}/event-deliveries`.
-    pub delivery_id: i64,
+    #[schema(value_type = i64)]
+    pub delivery_id: DeliveryId,
     /// That delivery's state now, not when this attempt was made.
     pub delivery_state: DeliveryState,
     /// 1 for the first attempt of a delivery (a redelivery starts again at 1).
@@ -412,7 +413,7 @@ pub async fn list_deliveries(
             store::find(conn, id, Some(caller.account_id))?
                 .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
             let attempts = store::attempts(conn, id, after, limit + 1)?;
-            let ids: Vec<i64> = attempts.iter().map(|a| a.delivery_id).collect();
+            let ids: Vec<DeliveryId> = attempts.iter().map(|a| a.delivery_id).collect();
             let states = store::delivery_states(conn, &ids)?;
             attempts
                 .into_iter()
@@ -437,7 +438,8 @@ pub async fn list_deliveries(
 #[derive(Serialize, ToSchema)]
 pub struct EventDeliveryResponse {
     /// The delivery's id (`delivery_id` on its attempts).
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: DeliveryId,
     /// Also the `webhook-id` the endpoint receives.
     #[schema(value_type = i64)]
     pub event_id: EventId,
@@ -526,7 +528,7 @@ pub async fn list_event_deliveries(
         &req,
         rows,
         limit,
-        |d| d.id,
+        |d| d.id.get(),
         EventDeliveryResponse::from,
     ))
 }

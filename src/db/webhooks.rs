@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
 use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::event::{join_event_types, DeliveryState, Endpoint, EndpointStatus, EventType};
-use crate::domain::ids::{AccountId, EndpointId, EventId};
+use crate::domain::ids::{AccountId, DeliveryId, EndpointId, EventId};
 
 type EndpointRow = (
     EndpointId,
@@ -293,7 +293,7 @@ pub fn delete(conn: &mut WriteConn<'_>, id: EndpointId) -> QueryResult<usize> {
 /// One event's delivery to one endpoint.
 #[derive(Debug, Clone, Queryable)]
 pub struct Delivery {
-    pub id: i64,
+    pub id: DeliveryId,
     pub event_id: EventId,
     pub endpoint_id: EndpointId,
     pub state: String,
@@ -309,7 +309,7 @@ pub struct Delivery {
 lease::fence! {
     /// The claim a worker holds on a delivery: every write of its attempt is fenced by it
     /// (see [`lease`]).
-    DeliveryFence { delivery_id: i64 } for Delivery.id
+    DeliveryFence { delivery_id: DeliveryId } for Delivery.id
 }
 
 /// Queues a delivery of an event to an endpoint (due now), or, when one exists, makes it
@@ -419,7 +419,7 @@ pub fn of_event(conn: &mut DbConnection, event_id: EventId) -> QueryResult<Vec<D
 #[derive(Debug, Clone, Queryable)]
 pub struct Attempt {
     pub id: i64,
-    pub delivery_id: i64,
+    pub delivery_id: DeliveryId,
     pub event_id: EventId,
     pub endpoint_id: EndpointId,
     pub attempt: i64,
@@ -431,7 +431,7 @@ pub struct Attempt {
 }
 
 pub struct NewAttempt<'a> {
-    pub delivery_id: i64,
+    pub delivery_id: DeliveryId,
     pub event_id: EventId,
     pub endpoint_id: EndpointId,
     pub attempt: i64,
@@ -481,7 +481,7 @@ pub fn attempts(
 /// A delivery as its endpoint's owner sees it: its event's type and when it was last tried.
 #[derive(Debug, Clone)]
 pub struct DeliveryView {
-    pub id: i64,
+    pub id: DeliveryId,
     pub event_id: EventId,
     pub event_type: EventType,
     pub endpoint_id: EndpointId,
@@ -495,7 +495,7 @@ pub struct DeliveryView {
 
 #[derive(Queryable)]
 struct DeliveryViewRow {
-    id: i64,
+    id: DeliveryId,
     event_id: EventId,
     #[diesel(deserialize_as = String)]
     event_type: EventType,
@@ -541,7 +541,7 @@ pub fn deliveries(
         .order(webhook_deliveries::id.desc())
         .limit(limit)
         .load(conn)?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let ids: Vec<DeliveryId> = rows.iter().map(|r| r.id).collect();
     let last = last_attempts(conn, &ids)?;
     Ok(rows
         .into_iter()
@@ -563,12 +563,12 @@ pub fn deliveries(
 /// When each of these deliveries was last tried; a delivery never tried is absent.
 fn last_attempts(
     conn: &mut DbConnection,
-    delivery_ids: &[i64],
-) -> QueryResult<std::collections::HashMap<i64, NaiveDateTime>> {
+    delivery_ids: &[DeliveryId],
+) -> QueryResult<std::collections::HashMap<DeliveryId, NaiveDateTime>> {
     if delivery_ids.is_empty() {
         return Ok(Default::default());
     }
-    let rows: Vec<(i64, Option<NaiveDateTime>)> = webhook_attempts::table
+    let rows: Vec<(DeliveryId, Option<NaiveDateTime>)> = webhook_attempts::table
         .filter(webhook_attempts::delivery_id.eq_any(delivery_ids))
         .group_by(webhook_attempts::delivery_id)
         .select((
@@ -585,12 +585,12 @@ fn last_attempts(
 /// The state of each of these deliveries, for the attempts of the delivery log.
 pub fn delivery_states(
     conn: &mut DbConnection,
-    delivery_ids: &[i64],
-) -> QueryResult<std::collections::HashMap<i64, DeliveryState>> {
+    delivery_ids: &[DeliveryId],
+) -> QueryResult<std::collections::HashMap<DeliveryId, DeliveryState>> {
     if delivery_ids.is_empty() {
         return Ok(Default::default());
     }
-    let rows: Vec<(i64, String)> = webhook_deliveries::table
+    let rows: Vec<(DeliveryId, String)> = webhook_deliveries::table
         .filter(webhook_deliveries::id.eq_any(delivery_ids))
         .select((webhook_deliveries::id, webhook_deliveries::state))
         .load(conn)?;

@@ -232,7 +232,7 @@ impl WebhookWorker {
         let disable_after = chrono::Duration::days(self.config.webhook_disable_after_days);
         if !store::finish(conn, fence, state, attempts, next_at)? {
             tracing::info!(
-                delivery = delivery.id,
+                delivery = delivery.id.get(),
                 "the delivery's claim was lost before its attempt was recorded"
             );
             return Ok(());
