@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::db::refills::Refill;
 use crate::domain::account::{Account, AccountStatus, Role};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
-use crate::domain::ids::{AccountId, OrderId, RefillId, RefundId, ServiceId, TopUpId};
+use crate::domain::ids::{AccountId, AlertId, OrderId, RefillId, RefundId, ServiceId, TopUpId};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::{format_micros, Money};
 use crate::domain::order::{Order, OrderStatus};
@@ -214,7 +214,8 @@ pub struct ChargebackResponse {
 /// above its threshold, from `raised_at` until `cleared_at`.
 #[derive(Serialize, ToSchema)]
 pub struct AlertResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: AlertId,
     pub scope: AlertScope,
     /// The service's or provider's id.
     pub subject_id: i64,

@@ -20,7 +20,7 @@ use crate::domain::alert::{
     PPM,
 };
 use crate::domain::event::EventType;
-use crate::domain::ids::{ProviderId, ServiceId};
+use crate::domain::ids::{AlertId, ProviderId, ServiceId};
 use crate::domain::report::{summarize, ReportGroup, Window};
 
 /// True when this process takes this interval's evaluation.
@@ -184,7 +184,7 @@ pub fn evaluate(
                     }
                     Transition::Escalate => {
                         r.threshold_ppm = t.critical_ppm;
-                        let id = current.map_or(0, |a| a.id);
+                        let id = current.map_or(AlertId(0), |a| a.id);
                         (
                             EventType::AlertEscalated,
                             store::escalate(conn, id, &r, pause_orders)?,
@@ -192,7 +192,7 @@ pub fn evaluate(
                     }
                     Transition::Clear => {
                         r.threshold_ppm = t.clear_below_ppm();
-                        let id = current.map_or(0, |a| a.id);
+                        let id = current.map_or(AlertId(0), |a| a.id);
                         (EventType::AlertCleared, store::clear(conn, id, &r)?)
                     }
                 };

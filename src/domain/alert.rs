@@ -3,6 +3,7 @@
 use chrono::{Duration, NaiveDateTime};
 
 use super::string_enum;
+use crate::domain::ids::AlertId;
 
 string_enum! {
     /// What an alert watches: one service, or one provider (all its services).
@@ -101,7 +102,7 @@ pub fn transition(
 /// One alert episode.
 #[derive(Debug, Clone)]
 pub struct Alert {
-    pub id: i64,
+    pub id: AlertId,
     pub scope: AlertScope,
     pub subject_id: i64,
     pub window: AlertWindow,
