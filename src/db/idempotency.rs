@@ -66,7 +66,7 @@ impl TryFrom<String> for KeyStatus {
 #[derive(Queryable)]
 struct KeyRow {
     id: i64,
-    _account_id: i64,
+    _account_id: AccountId,
     _scope: String,
     _idem_key: String,
     request_hash: String,
