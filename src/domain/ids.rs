@@ -7,7 +7,7 @@
 //!
 //! The point: an account's id where an order's is expected is refused by the compiler.
 //!
-//! ```compile_fail
+//! ```compile_fail,E0308
 //! use reseller_api::db::{self, DbConnection};
 //! use reseller_api::domain::ids::AccountId;
 //!
