@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::db::refills::Refill;
 use crate::domain::account::{Account, AccountStatus, Role};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
+use crate::domain::ids::{AccountId, AlertId, OrderId, RefillId, RefundId, ServiceId, TopUpId};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::SignedMoney;
 use crate::domain::order::{Order, OrderStatus};
@@ -37,13 +38,15 @@ pub fn utc(at: NaiveDateTime) -> DateTime<Utc> {
 /// idempotency key and replayed as it is).
 #[derive(Serialize)]
 pub struct PanelOrderPlaced {
-    pub order: i64,
+    pub order: OrderId,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct OrderResponse {
-    pub id: i64,
-    pub service_id: i64,
+    #[schema(value_type = i64)]
+    pub id: OrderId,
+    #[schema(value_type = i64)]
+    pub service_id: ServiceId,
     pub link: String,
     pub quantity: i64,
     /// Drip-feed runs; null for ordinary orders.
@@ -91,12 +94,16 @@ impl From<Order> for OrderResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct RefundResponse {
-    pub id: i64,
-    pub account_id: i64,
+    #[schema(value_type = i64)]
+    pub id: RefundId,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
     /// The order refunded; null for top-up refunds and chargebacks.
-    pub order_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub order_id: Option<OrderId>,
     /// The top-up refunded; null for order refunds.
-    pub top_up_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub top_up_id: Option<TopUpId>,
     /// Credited (or, for a top-up refund, returned to the payment method). For a dispute
     /// awaiting review: the amount asked.
     pub amount: Amount,
@@ -133,7 +140,8 @@ impl From<Refund> for RefundResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct AccountResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: AccountId,
     pub name: String,
     pub role: Role,
     /// May be negative only after a chargeback.
@@ -160,8 +168,10 @@ impl From<Account> for AccountResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct TopUpResponse {
-    pub id: i64,
-    pub account_id: i64,
+    #[schema(value_type = i64)]
+    pub id: TopUpId,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
     pub amount: Amount,
     /// How much of the top-up went back to the payment method.
     pub refunded: Amount,
@@ -201,7 +211,8 @@ pub struct ChargebackResponse {
 /// above its threshold, from `raised_at` until `cleared_at`.
 #[derive(Serialize, ToSchema)]
 pub struct AlertResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: AlertId,
     pub scope: AlertScope,
     /// The service's or provider's id.
     pub subject_id: i64,
@@ -259,8 +270,10 @@ impl From<Alert> for AlertResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct RefillResponse {
-    pub id: i64,
-    pub order_id: i64,
+    #[schema(value_type = i64)]
+    pub id: RefillId,
+    #[schema(value_type = i64)]
+    pub order_id: OrderId,
     /// `pending`, `in_progress`, `completed`, `rejected` or `error`.
     pub status: RefillStatus,
     /// Why it was rejected or ended in error: the provider's or the operator's words.

@@ -6,6 +6,7 @@ use super::api_keys::ApiKeyResponse;
 use crate::application::accounts::create_account_with_key;
 use crate::db::accounts;
 use crate::domain::account::{parse_currency, AccountStatus, Role};
+use crate::domain::ids::AccountId;
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::{Admin, Caller};
@@ -88,7 +89,7 @@ pub async fn create_account(
 
 async fn set_status(
     state: web::Data<AppState>,
-    id: i64,
+    id: AccountId,
     status: AccountStatus,
 ) -> Result<HttpResponse, ApiError> {
     let account = state
@@ -113,7 +114,7 @@ pub async fn suspend_account(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    set_status(state, id.into_inner(), AccountStatus::Suspended).await
+    set_status(state, AccountId(id.into_inner()), AccountStatus::Suspended).await
 }
 
 /// Reactivate a suspended account.
@@ -132,5 +133,5 @@ pub async fn reactivate_account(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    set_status(state, id.into_inner(), AccountStatus::Active).await
+    set_status(state, AccountId(id.into_inner()), AccountStatus::Active).await
 }

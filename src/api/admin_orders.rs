@@ -12,6 +12,7 @@ use super::providers::ForwardingResponse;
 use super::refunds::RefundResponse;
 use crate::db::orders::{self, LookupFilter};
 use crate::db::{ledger, provider_orders, refunds};
+use crate::domain::ids::{AccountId, OrderId, ProviderId};
 use crate::domain::order::{Order, MAX_LINK_CHARS};
 use crate::domain::parse_text;
 use crate::error::ApiError;
@@ -26,7 +27,8 @@ const ATTEMPTS_SHOWN: i64 = 20;
 /// An order as operators see it: with the account that placed it.
 #[derive(Serialize, ToSchema)]
 pub struct AdminOrderResponse {
-    pub account_id: i64,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
     #[serde(flatten)]
     pub order: OrderResponse,
 }
@@ -44,8 +46,10 @@ impl From<Order> for AdminOrderResponse {
 #[derive(Serialize, ToSchema)]
 pub struct AttemptResponse {
     pub id: i64,
-    pub provider_id: i64,
-    pub order_id: Option<i64>,
+    #[schema(value_type = i64)]
+    pub provider_id: ProviderId,
+    #[schema(value_type = Option<i64>)]
+    pub order_id: Option<OrderId>,
     /// `add` or `status`.
     pub action: String,
     /// How the reply was read (`accepted`, `rejected`, `unreadable`, `read`, …).
@@ -76,7 +80,8 @@ impl From<provider_orders::Attempt> for AttemptResponse {
 #[serde(deny_unknown_fields)]
 pub struct LookupOrdersQuery {
     /// One reseller's orders.
-    pub account_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub account_id: Option<AccountId>,
     /// Orders placed for exactly this link (surrounding white space is trimmed).
     #[param(value_type = Option<crate::http::input::Link>)]
     pub link: Option<String>,
@@ -124,7 +129,7 @@ pub async fn list_admin_orders(
         &req,
         rows,
         limit,
-        |o| o.id,
+        |o| o.id.get(),
         AdminOrderResponse::from,
     ))
 }
@@ -158,7 +163,7 @@ pub async fn find_admin_order(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = OrderId(id.into_inner());
     let response = state
         .db(move |conn| {
             let order = orders::find(conn, id)?.ok_or_else(|| ApiError::not_found("order"))?;

@@ -58,7 +58,7 @@ pub async fn list_alerts(
         &req,
         rows,
         limit,
-        |a| a.id,
+        |a| a.id.get(),
         AlertResponse::from,
     ))
 }

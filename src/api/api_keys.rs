@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use crate::application::accounts::{issue_api_key, revoke_api_key as revoke};
 use crate::db::{accounts, api_keys};
 use crate::domain::account::Scope;
+use crate::domain::ids::{AccountId, ApiKeyId};
 use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiJson;
@@ -14,8 +15,10 @@ use crate::http::wire::utc;
 
 #[derive(Serialize, ToSchema)]
 pub struct ApiKeyResponse {
-    pub id: i64,
-    pub account_id: i64,
+    #[schema(value_type = i64)]
+    pub id: ApiKeyId,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
     /// The first characters of the key, to tell keys apart.
     #[schema(example = "rk_1a2b3c4d")]
     pub prefix: String,
@@ -71,7 +74,7 @@ pub async fn create_api_key(
     id: web::Path<i64>,
     body: ApiJson<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let account_id = id.into_inner();
+    let account_id = AccountId(id.into_inner());
     let requested = body.value.scopes;
     let (key, plaintext) = state
         .db(move |conn| {
@@ -125,7 +128,7 @@ pub async fn revoke_api_key(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = ApiKeyId(id.into_inner());
     let key = state
         .db(move |conn| revoke(conn, id)?.ok_or_else(|| ApiError::not_found("API key")))
         .await?;

@@ -22,6 +22,7 @@ use crate::application::orders::{OrderRequest, PlaceOrderError, Placed};
 use crate::application::refills::RefillError;
 use crate::db::{accounts, orders, refills, services};
 use crate::domain::account::Scope;
+use crate::domain::ids::{AccountId, OrderId, RefillId, ServiceId};
 use crate::domain::order::{Order, OrderFieldError, OrderInput};
 use crate::domain::refill::RefillRefusal;
 use crate::domain::service::{ServiceStatus, ServiceType};
@@ -150,7 +151,7 @@ enum StatusItem {
 
 #[derive(Serialize)]
 struct ServiceItem {
-    service: i64,
+    service: ServiceId,
     name: String,
     r#type: &'static str,
     category: String,
@@ -425,7 +426,7 @@ async fn list(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             loop {
                 let page = services::page(conn, after, 500)?;
                 let Some(last) = page.last() else { break };
-                after = Some(last.id);
+                after = Some(last.id.get());
                 all.extend(page);
             }
             Ok(all)
@@ -480,7 +481,7 @@ async fn add(
 /// The order an `add` asks for; `Err` is the dialect's reply to a field it cannot read.
 fn order_request(map: &Fields) -> Result<OrderRequest, String> {
     let service_id = match parse_int(map, "service") {
-        Ok(Some(id)) => id,
+        Ok(Some(id)) => ServiceId(id),
         Ok(None) | Err(_) => return Err("Service ID does not exists".into()),
     };
     Ok(OrderRequest {
@@ -550,10 +551,10 @@ fn id_list(raw: &str) -> Result<Vec<String>, String> {
 
 async fn owned_orders(
     state: &web::Data<AppState>,
-    account_id: i64,
+    account_id: AccountId,
     ids: &[String],
-) -> Result<HashMap<i64, Order>, ApiError> {
-    let numeric: Vec<i64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+) -> Result<HashMap<OrderId, Order>, ApiError> {
+    let numeric: Vec<OrderId> = ids.iter().filter_map(|id| id.parse().ok()).collect();
     let found = state
         .read(move |conn| match numeric[..] {
             // One id: the by-key query, which SQLite keeps prepared (an `IN` list is
@@ -584,7 +585,7 @@ async fn status(
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let item = id
-                .parse::<i64>()
+                .parse::<OrderId>()
                 .ok()
                 .and_then(|n| found.get(&n))
                 .map(|o| StatusItem::Found(status_json(o, &account.currency)))
@@ -599,10 +600,12 @@ async fn status(
     }
     let id = raw.to_string();
     let found = owned_orders(state, account.account_id, std::slice::from_ref(&id)).await?;
-    Ok(match id.parse::<i64>().ok().and_then(|n| found.get(&n)) {
-        Some(order) => reply_of(status_json(order, &account.currency)),
-        None => error("Incorrect order ID"),
-    })
+    Ok(
+        match id.parse::<OrderId>().ok().and_then(|n| found.get(&n)) {
+            Some(order) => reply_of(status_json(order, &account.currency)),
+            None => error("Incorrect order ID"),
+        },
+    )
 }
 
 async fn cancel(
@@ -620,7 +623,7 @@ async fn cancel(
         .db(move |conn| {
             let mut results = Vec::new();
             for id in ids {
-                let outcome = match id.parse::<i64>() {
+                let outcome = match id.parse::<OrderId>() {
                     Err(_) => json!({ "error": "Incorrect order ID" }),
                     Ok(order_id) => {
                         match application::cancels::cancel_order(conn, account_id, order_id) {
@@ -699,7 +702,7 @@ async fn refill(
                 Ok(ids
                     .into_iter()
                     .map(|id| {
-                        let outcome = match id.parse::<i64>() {
+                        let outcome = match id.parse::<OrderId>() {
                             Ok(order_id) => {
                                 application::refills::request_refill(conn, account_id, order_id)
                                     .map(|refill| refill.id)
@@ -724,7 +727,7 @@ async fn refill(
             .await?;
         return Ok(reply_of(results));
     }
-    let Ok(order_id) = raw.parse::<i64>() else {
+    let Ok(order_id) = raw.parse::<OrderId>() else {
         return Ok(error("Incorrect order ID"));
     };
     let outcome = state
@@ -751,7 +754,7 @@ async fn refill_status(
     if batch {
         return batch_refill_status(state, account, raw).await;
     }
-    let Ok(refill_id) = raw.parse::<i64>() else {
+    let Ok(refill_id) = raw.parse::<RefillId>() else {
         return Ok(error("Refill not found"));
     };
     let account_id = account.account_id;
@@ -785,7 +788,7 @@ async fn batch_refill_status(
         .db(move |conn| {
             let mut items = Vec::with_capacity(ids.len());
             for id in ids {
-                let found = match id.parse::<i64>() {
+                let found = match id.parse::<RefillId>() {
                     Ok(refill_id) => refills::find_owned(conn, refill_id, account_id)?
                         .map(|refill| refill.status.panel_name()),
                     Err(_) => None,

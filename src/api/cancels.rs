@@ -9,6 +9,7 @@ use crate::api::orders::rows_of_order;
 use crate::db::cancels::{self, CancelRequest};
 use crate::domain::account::Scope;
 use crate::domain::cancel::{CancelSource, CancelStatus};
+use crate::domain::ids::{CancelRequestId, OrderId};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
 use crate::http::extract::ApiQuery;
@@ -17,8 +18,10 @@ use crate::http::wire::{page_limit, page_response, utc, Page};
 
 #[derive(Serialize, ToSchema)]
 pub struct CancelRequestResponse {
-    pub id: i64,
-    pub order_id: i64,
+    #[schema(value_type = i64)]
+    pub id: CancelRequestId,
+    #[schema(value_type = i64)]
+    pub order_id: OrderId,
     /// `pending` (not answered yet), `accepted` (the refund follows the provider's next
     /// status), `refused` (the order continues; see `reason`), `failed` (no answer).
     pub status: CancelStatus,
@@ -79,7 +82,7 @@ pub async fn list_cancel_requests(
     let rows = rows_of_order(
         &state,
         caller.account_id,
-        id.into_inner(),
+        OrderId(id.into_inner()),
         query.starting_after,
         limit,
         cancels::page_for_order,
@@ -89,7 +92,7 @@ pub async fn list_cancel_requests(
         &req,
         rows,
         limit,
-        |r| r.id,
+        |r| r.id.get(),
         CancelRequestResponse::from,
     ))
 }

@@ -7,6 +7,7 @@ use crate::application;
 use crate::db::events::{self, EventFilter};
 use crate::domain::account::{Role, Scope};
 use crate::domain::event::{Event, EventType};
+use crate::domain::ids::{AccountId, EndpointId, EventId};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
 use crate::http::extract::{ApiJson, ApiQuery};
@@ -17,11 +18,13 @@ use crate::http::wire::{page_limit, page_response, utc, Page};
 #[derive(Serialize, ToSchema)]
 pub struct EventResponse {
     /// Also the `webhook-id` of every delivery of this event.
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: EventId,
     #[serde(rename = "type")]
     pub event_type: EventType,
     /// The account it belongs to; null for operator events (alerts).
-    pub account_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub account_id: Option<AccountId>,
     pub created_at: DateTime<Utc>,
     /// By type: `order.*` `{"order", …}`; `refund.*` `{"refund", "order", "balance_after"}`;
     /// `top_up.succeeded` `{"top_up", "balance_after"}`; `top_up_refund.*` `{"refund",
@@ -62,7 +65,7 @@ pub struct ListEventsQuery {
 }
 
 /// Operators see every event; anyone else only its own account's.
-fn visible_to(caller: &Caller) -> Option<i64> {
+fn visible_to(caller: &Caller) -> Option<AccountId> {
     (caller.role != Role::Admin || !caller.scopes.contains(&Scope::Admin))
         .then_some(caller.account_id)
 }
@@ -98,7 +101,7 @@ pub async fn list_events(
         &req,
         rows,
         limit,
-        |e| e.id,
+        |e| e.id.get(),
         EventResponse::from,
     ))
 }
@@ -120,7 +123,7 @@ pub async fn find_event(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
-    let (id, scope) = (id.into_inner(), visible_to(&caller));
+    let (id, scope) = (EventId(id.into_inner()), visible_to(&caller));
     let event = state
         .db(move |conn| events::find(conn, id, scope)?.ok_or_else(|| ApiError::not_found("event")))
         .await?;
@@ -131,13 +134,15 @@ pub async fn find_event(
 #[serde(deny_unknown_fields)]
 pub struct RedeliverRequest {
     /// One of your endpoints; every one of yours subscribed to the event when omitted.
-    pub endpoint_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub endpoint_id: Option<EndpointId>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct RedeliverResponse {
     /// The endpoints the event was queued for, from the first attempt of the schedule.
-    pub endpoint_ids: Vec<i64>,
+    #[schema(value_type = Vec<i64>)]
+    pub endpoint_ids: Vec<EndpointId>,
 }
 
 /// Deliver an event again, to one of your endpoints or all of them.
@@ -160,7 +165,7 @@ pub async fn redeliver_event(
     body: ApiJson<RedeliverRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
-    let (event_id, endpoint_id) = (id.into_inner(), body.value.endpoint_id);
+    let (event_id, endpoint_id) = (EventId(id.into_inner()), body.value.endpoint_id);
     let role = if visible_to(&caller).is_none() {
         Role::Admin
     } else {

@@ -5,6 +5,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::ledger;
 use crate::domain::account::Scope;
+use crate::domain::ids::{OrderId, RefundId, TopUpId};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
@@ -19,9 +20,12 @@ pub struct LedgerEntryResponse {
     /// Signed: credits positive, debits negative.
     pub amount: Amount,
     pub balance_after: Amount,
-    pub order_id: Option<i64>,
-    pub refund_id: Option<i64>,
-    pub top_up_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub order_id: Option<OrderId>,
+    #[schema(value_type = Option<i64>)]
+    pub refund_id: Option<RefundId>,
+    #[schema(value_type = Option<i64>)]
+    pub top_up_id: Option<TopUpId>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -12,6 +12,7 @@ use crate::application::idempotency::{Answer, Dialect};
 use crate::application::orders::{OrderRequest, Outcome, PlaceOrderError, Placed};
 use crate::db::orders::{self, OrderFilter};
 use crate::domain::account::Scope;
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::order::{Order, OrderInput, OrderStatus};
 use crate::domain::FieldError;
 use crate::error::{ApiError, ErrorCode};
@@ -26,7 +27,8 @@ pub use crate::resources::OrderResponse;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrderRequest {
-    pub service_id: i64,
+    #[schema(value_type = i64)]
+    pub service_id: ServiceId,
     #[schema(value_type = crate::http::input::Link)]
     pub link: String,
     /// Units to deliver; for custom-comment services it may be left out (one per comment).
@@ -108,7 +110,7 @@ pub async fn create_order(
         Placed::Replayed(replay) => (
             serde_json::from_str::<serde_json::Value>(&replay.body)
                 .ok()
-                .and_then(|v| v.get("id").and_then(|id| id.as_i64())),
+                .and_then(|v| v.get("id").and_then(|id| id.as_i64()).map(OrderId)),
             replayed(replay),
         ),
     };
@@ -178,7 +180,7 @@ pub async fn find_order(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersRead)?;
-    let id = id.into_inner();
+    let id = OrderId(id.into_inner());
     let order = state
         .read(move |conn| {
             orders::find_owned(conn, caller.account_id, id)?
@@ -193,7 +195,8 @@ pub async fn find_order(
 #[serde(deny_unknown_fields)]
 pub struct ListOrdersQuery {
     pub status: Option<OrderStatus>,
-    pub service_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub service_id: Option<ServiceId>,
     /// Orders created at or after this time (RFC 3339).
     pub created_from: Option<DateTime<Utc>>,
     /// Orders created before this time (RFC 3339).
@@ -243,7 +246,7 @@ pub async fn list_orders(
         &req,
         rows,
         limit,
-        |o| o.id,
+        |o| o.id.get(),
         OrderResponse::from,
     ))
 }
@@ -266,7 +269,8 @@ pub struct ItemError {
 
 #[derive(Serialize, ToSchema)]
 pub struct OrderStatusItem {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: OrderId,
     /// The order, when found; null otherwise.
     pub order: Option<OrderResponse>,
     /// Why this id has no order; null when found.
@@ -282,10 +286,10 @@ pub struct BatchStatusResponse {
 pub const MAX_BATCH: usize = 100;
 
 /// Parses `1,2,3` into distinct ids, keeping their order.
-pub fn parse_id_list(raw: &str, param: &str) -> Result<Vec<i64>, ApiError> {
+pub fn parse_id_list(raw: &str, param: &str) -> Result<Vec<OrderId>, ApiError> {
     let mut ids = Vec::new();
     for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let id: i64 = part
+        let id: OrderId = part
             .parse()
             .map_err(|_| ApiError::invalid(param, format!("`{part}` is not an order id")))?;
         if !ids.contains(&id) {
@@ -323,7 +327,7 @@ pub async fn batch_order_status(
     let found = state
         .read(move |conn| Ok(orders::find_owned_many(conn, caller.account_id, &wanted)?))
         .await?;
-    let mut by_id: HashMap<i64, Order> = found.into_iter().map(|o| (o.id, o)).collect();
+    let mut by_id: HashMap<OrderId, Order> = found.into_iter().map(|o| (o.id, o)).collect();
     let data = ids
         .into_iter()
         .map(|id| match by_id.remove(&id) {
@@ -371,7 +375,7 @@ pub async fn cancel_order(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersWrite)?;
-    let order_id = id.into_inner();
+    let order_id = OrderId(id.into_inner());
     let account_id = caller.account_id;
     let canceled = state
         .db(move |conn| {
@@ -433,7 +437,7 @@ pub async fn record_outcome(
     id: web::Path<i64>,
     body: ApiJson<OutcomeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let order_id = id.into_inner();
+    let order_id = OrderId(id.into_inner());
     let request = body.value;
     let mut errors = Vec::new();
     if request.start_count.is_some_and(|c| c < 0) {
@@ -468,15 +472,15 @@ pub async fn record_outcome(
 
 /// A page query of what was asked for one order: (order id, after this id, at most).
 type PageOfOrder<R> =
-    fn(&mut crate::db::DbConnection, i64, Option<i64>, i64) -> diesel::QueryResult<Vec<R>>;
+    fn(&mut crate::db::DbConnection, OrderId, Option<i64>, i64) -> diesel::QueryResult<Vec<R>>;
 
 /// Up to `limit + 1` rows of what was asked for one of `account_id`'s orders (its refills,
 /// its cancel requests), in id order after `starting_after`, for [`page_response`]; 404
 /// unless the order is the account's.
 pub(crate) async fn rows_of_order<R: Send + 'static>(
     state: &AppState,
-    account_id: i64,
-    order_id: i64,
+    account_id: AccountId,
+    order_id: OrderId,
     starting_after: Option<i64>,
     limit: i64,
     page: PageOfOrder<R>,

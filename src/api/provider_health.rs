@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::providers::ForwardingResponse;
 use crate::db::{gauges, provider_orders, providers};
+use crate::domain::ids::ProviderId;
 use crate::domain::provider::ForwardingState;
 use crate::error::ApiError;
 use crate::http::auth::Admin;
@@ -18,7 +19,8 @@ use crate::http::wire::{page_limit, page_response, Page};
 
 #[derive(Serialize, ToSchema)]
 pub struct ProviderHealth {
-    pub provider_id: i64,
+    #[schema(value_type = i64)]
+    pub provider_id: ProviderId,
     pub name: String,
     pub enabled: bool,
     /// Orders by forwarding state (`queued`, `sending`, `sent`, `ambiguous`, `failed`,
@@ -56,7 +58,7 @@ pub async fn list_provider_health(
                 .map(|s| (s.as_str().to_string(), 0))
                 .collect();
             for (provider_id, word, count) in &counts {
-                if *provider_id == provider.id {
+                if *provider_id == provider.id.get() {
                     orders.insert(word.clone(), *count);
                 }
             }
@@ -78,7 +80,8 @@ pub struct ListForwardingQuery {
     /// The forwarding state, e.g. `ambiguous` for the sends waiting for a reconcile.
     pub state: ForwardingState,
     /// One provider's orders.
-    pub provider_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub provider_id: Option<ProviderId>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
@@ -117,7 +120,7 @@ pub async fn list_forwarding(
         &req,
         rows,
         limit,
-        |p| p.order_id,
+        |p| p.order_id.get(),
         ForwardingResponse::from,
     ))
 }

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use crate::application;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
+use crate::domain::ids::{OrderId, ProviderId, ServiceId};
 use crate::domain::money::Percent;
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::{parse_text, FieldError};
@@ -19,7 +20,8 @@ use crate::http::wire::{parse_money, parse_percent, utc, Amount};
 /// A provider as operators see it; its key is never returned.
 #[derive(Serialize, ToSchema)]
 pub struct ProviderResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: ProviderId,
     pub name: String,
     /// The provider's API v2 endpoint.
     #[schema(example = "https://provider.example/api/v2")]
@@ -253,7 +255,7 @@ pub async fn update_provider(
     id: web::Path<i64>,
     body: ApiJson<UpdateProviderRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = ProviderId(id.into_inner());
     let patch = body.value;
     // Called once per attempt of the transaction, which may run again on a conflict.
     let merge = move |current: Provider| {
@@ -296,9 +298,11 @@ pub struct ReconcileRequest {
 
 #[derive(Serialize, ToSchema)]
 pub struct ForwardingResponse {
-    pub order_id: i64,
+    #[schema(value_type = i64)]
+    pub order_id: OrderId,
     pub state: ForwardingState,
-    pub provider_id: i64,
+    #[schema(value_type = i64)]
+    pub provider_id: ProviderId,
     pub provider_order_id: Option<String>,
     pub attempts: i64,
     pub failures: i64,
@@ -340,7 +344,7 @@ pub async fn find_forwarding(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = OrderId(id.into_inner());
     let found = state
         .db(move |conn| {
             provider_orders::find(conn, id)?
@@ -371,7 +375,7 @@ pub async fn reconcile_forwarding(
     id: web::Path<i64>,
     body: ApiJson<ReconcileRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = OrderId(id.into_inner());
     let remote = match body
         .value
         .provider_order_id
@@ -399,7 +403,8 @@ pub struct SyncServicesRequest {
 #[derive(Serialize, ToSchema)]
 pub struct SyncedServiceResponse {
     /// Ours; null for one a dry run would create.
-    pub service_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub service_id: Option<ServiceId>,
     pub provider_service_id: String,
     pub name: String,
     /// Our rate per 1000: the provider's plus the markup.
@@ -417,7 +422,8 @@ pub struct SkippedServiceResponse {
 /// A flag of ours the provider's catalog says nothing about, kept as it is.
 #[derive(Serialize, ToSchema)]
 pub struct KeptFlagResponse {
-    pub service_id: i64,
+    #[schema(value_type = i64)]
+    pub service_id: ServiceId,
     pub provider_service_id: String,
     /// The flag kept on.
     #[schema(value_type = String, example = "refill")]
@@ -474,7 +480,7 @@ pub async fn sync_provider_services(
     id: web::Path<i64>,
     body: ApiJson<SyncServicesRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = ProviderId(id.into_inner());
     let dry_run = body.value.dry_run.unwrap_or(false);
     let admin_id = admin.0.account_id;
     let provider = state

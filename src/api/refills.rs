@@ -10,6 +10,7 @@ use crate::application;
 use crate::application::refills::RefillError;
 use crate::db::refills;
 use crate::domain::account::Scope;
+use crate::domain::ids::{OrderId, RefillId};
 use crate::domain::parse_text;
 use crate::domain::refill::{RefillRefusal, RefillStatus};
 use crate::error::{ApiError, ErrorCode};
@@ -39,7 +40,7 @@ pub async fn create_refill(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersWrite)?;
-    let order_id = id.into_inner();
+    let order_id = OrderId(id.into_inner());
     let account_id = caller.account_id;
     let refill = state
         .db(move |conn| {
@@ -87,7 +88,7 @@ pub async fn list_refills(
     let rows = rows_of_order(
         &state,
         caller.account_id,
-        id.into_inner(),
+        OrderId(id.into_inner()),
         query.starting_after,
         limit,
         refills::page_for_order,
@@ -97,7 +98,7 @@ pub async fn list_refills(
         &req,
         rows,
         limit,
-        |r| r.id,
+        |r| r.id.get(),
         RefillResponse::from,
     ))
 }
@@ -113,7 +114,7 @@ pub struct DecideRefillRequest {
 async fn decide(
     state: web::Data<AppState>,
     admin: Admin,
-    id: i64,
+    id: RefillId,
     status: RefillStatus,
     body: DecideRefillRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -150,7 +151,14 @@ pub async fn complete_refill(
     body: ApiJson<DecideRefillRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.value;
-    decide(state, admin, id.into_inner(), RefillStatus::Completed, body).await
+    decide(
+        state,
+        admin,
+        RefillId(id.into_inner()),
+        RefillStatus::Completed,
+        body,
+    )
+    .await
 }
 
 /// Reject a refill no provider works.
@@ -173,7 +181,14 @@ pub async fn reject_refill(
     body: ApiJson<DecideRefillRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.value;
-    decide(state, admin, id.into_inner(), RefillStatus::Rejected, body).await
+    decide(
+        state,
+        admin,
+        RefillId(id.into_inner()),
+        RefillStatus::Rejected,
+        body,
+    )
+    .await
 }
 
 /// How REST words a refill's refusal: one problem per refusal, its status from its code.

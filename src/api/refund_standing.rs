@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 
 use crate::application;
 use crate::db::{self, accounts, policy};
+use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
 use crate::domain::policy::{assess, Standing};
 use crate::error::ApiError;
@@ -39,7 +40,8 @@ pub struct NextDecision {
 
 #[derive(Serialize, ToSchema)]
 pub struct RefundStandingResponse {
-    pub account_id: i64,
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
     /// Exempt from the policy until then; null when not allow-listed.
     pub allowlisted_until: Option<DateTime<Utc>>,
     #[serde(flatten)]
@@ -60,7 +62,7 @@ pub struct RefundStandingResponse {
 
 pub(crate) async fn standing_response(
     state: &web::Data<AppState>,
-    account_id: i64,
+    account_id: AccountId,
 ) -> Result<RefundStandingResponse, ApiError> {
     let rules = state.policy.clone();
     let (account, standing, refusals) = state
@@ -122,7 +124,7 @@ pub async fn find_refund_standing(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(standing_response(&state, id.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(standing_response(&state, AccountId(id.into_inner())).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -151,7 +153,7 @@ pub async fn create_refund_allowlist(
     id: web::Path<i64>,
     body: ApiJson<AllowlistRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = AccountId(id.into_inner());
     let until = body.value.until.naive_utc();
     if until <= db::now() {
         return Err(ApiError::invalid("until", "must be in the future"));
@@ -175,12 +177,12 @@ pub async fn delete_refund_allowlist(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    set_allowlist(&state, id.into_inner(), None).await
+    set_allowlist(&state, AccountId(id.into_inner()), None).await
 }
 
 async fn set_allowlist(
     state: &web::Data<AppState>,
-    id: i64,
+    id: AccountId,
     until: Option<chrono::NaiveDateTime>,
 ) -> Result<HttpResponse, ApiError> {
     state

@@ -11,6 +11,7 @@ use crate::application::idempotency::{Answer, Dialect};
 use crate::application::refunds::Settled;
 use crate::db::refunds::{self, RefundFilter};
 use crate::domain::account::Scope;
+use crate::domain::ids::{AccountId, OrderId, RefundId};
 use crate::domain::refund::{DisputeReason, RefundReason, RefundStatus};
 use crate::domain::{parse_text, FieldError};
 use crate::error::{ApiError, ErrorCode};
@@ -41,7 +42,8 @@ impl From<Settled> for SettlementResponse {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListRefundsQuery {
-    pub order_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub order_id: Option<OrderId>,
     pub status: Option<RefundStatus>,
     pub reason: Option<RefundReason>,
     /// Refunds created at or after this time (RFC 3339).
@@ -49,7 +51,8 @@ pub struct ListRefundsQuery {
     /// Refunds created before this time (RFC 3339).
     pub created_to: Option<DateTime<Utc>>,
     /// Operators only: one account's refunds.
-    pub account_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub account_id: Option<AccountId>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
@@ -61,7 +64,7 @@ async fn refund_page(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: ListRefundsQuery,
-    account_id: Option<i64>,
+    account_id: Option<AccountId>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
     let filter = RefundFilter {
@@ -86,7 +89,7 @@ async fn refund_page(
         &req,
         rows,
         limit,
-        |r| r.id,
+        |r| r.id.get(),
         RefundResponse::from,
     ))
 }
@@ -150,7 +153,7 @@ pub async fn find_refund(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::RefundsRead)?;
-    let id = id.into_inner();
+    let id = RefundId(id.into_inner());
     let refund = state
         .db(move |conn| {
             refunds::find(conn, id, Some(caller.account_id))?
@@ -205,7 +208,7 @@ pub async fn create_dispute(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::RefundsWrite)?;
     state.limits.dispute.check(&caller.account_id, &req)?;
-    let order_id = id.into_inner();
+    let order_id = OrderId(id.into_inner());
     let key = rest_key(&req, &body.raw, &state.config)?;
     let request = body.value;
     let mut errors = Vec::new();
@@ -297,7 +300,7 @@ pub async fn approve_refund(
     id: web::Path<i64>,
     body: ApiJson<ApproveRefundRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = RefundId(id.into_inner());
     let request = body.value;
     let mut errors = Vec::new();
     let amount = parse_optional_positive_money("amount", request.amount.as_deref(), &mut errors);
@@ -339,7 +342,7 @@ pub async fn reject_refund(
     id: web::Path<i64>,
     body: ApiJson<RejectRefundRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = RefundId(id.into_inner());
     let reason =
         parse_text(&body.value.reason, 2000).map_err(|m| ApiError::invalid("reason", m))?;
     let admin_id = admin.0.account_id;

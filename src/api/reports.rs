@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::reports::{self, ReportScope};
 use crate::domain::account::Scope;
+use crate::domain::ids::AccountId;
 use crate::domain::report::{
     parse_bound, parse_timezone, reason_label, spreadsheet_safe, summarize, time_label, Metrics,
     ReportGroup, Summary, Window, NO_PROVIDER,
@@ -76,7 +77,8 @@ pub struct AdminRefundReportQuery {
     #[param(inline)]
     pub format: Option<ReportFormat>,
     /// Only this account's orders.
-    pub account_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub account_id: Option<AccountId>,
 }
 
 impl From<RefundReportQuery> for AdminRefundReportQuery {
@@ -175,7 +177,8 @@ pub struct RefundReportResponse {
     #[schema(example = "+03:00")]
     pub timezone: String,
     /// The one account the report covers; null for an operator's report over all accounts.
-    pub account_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub account_id: Option<AccountId>,
     /// Refund requests awaiting an operator's review now, of the accounts covered
     /// (not limited to the window).
     pub pending_review_count: i64,

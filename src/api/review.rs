@@ -13,6 +13,7 @@ use super::providers::ForwardingResponse;
 use super::refund_standing::{standing_response, RefundStandingResponse};
 use super::refunds::RefundResponse;
 use crate::db::{accounts, orders, provider_orders, refunds, services};
+use crate::domain::ids::{ProviderId, RefundId, ServiceId};
 use crate::error::ApiError;
 use crate::http::auth::Admin;
 use crate::http::extract::ApiQuery;
@@ -56,16 +57,18 @@ pub async fn list_review_queue(
         &req,
         rows,
         limit,
-        |r| r.id,
+        |r| r.id.get(),
         RefundResponse::from,
     ))
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ServiceSummary {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: ServiceId,
     pub name: String,
-    pub provider_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub provider_id: Option<ProviderId>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -103,7 +106,7 @@ pub async fn find_review_case(
     _admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = RefundId(id.into_inner());
     let (refund, order, service, account, recent, forwarding, attempts) = state
         .db(move |conn| {
             let refund =

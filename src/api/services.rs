@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::application;
 use crate::db::services::{self, ServiceFields};
 use crate::domain::account::Scope;
+use crate::domain::ids::{ProviderId, ServiceId};
 use crate::domain::refill::MAX_REFILL_DAYS;
 use crate::domain::service::{check_quantity_window, Service, ServiceStatus, ServiceType};
 use crate::domain::{parse_text, FieldError};
@@ -20,7 +21,8 @@ const DEFAULT_REFILL_DAYS: i64 = 30;
 
 #[derive(Serialize, ToSchema)]
 pub struct ServiceResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: ServiceId,
     pub name: String,
     pub category: String,
     pub r#type: ServiceType,
@@ -35,7 +37,8 @@ pub struct ServiceResponse {
     pub dripfeed: bool,
     pub status: ServiceStatus,
     /// The upstream provider delivering this service; null for services fulfilled by hand.
-    pub provider_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub provider_id: Option<ProviderId>,
     /// The provider's own id for the service.
     pub provider_service_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -100,7 +103,7 @@ pub async fn list_services(
         &req,
         rows,
         limit,
-        |s| s.id,
+        |s| s.id.get(),
         ServiceResponse::from,
     ))
 }
@@ -128,7 +131,8 @@ pub struct CreateServiceRequest {
     #[serde(default)]
     pub cancel: bool,
     /// Forward orders to this provider (with `provider_service_id`).
-    pub provider_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub provider_id: Option<ProviderId>,
     #[schema(value_type = Option<crate::http::input::Text100>)]
     pub provider_service_id: Option<String>,
 }
@@ -271,7 +275,7 @@ pub async fn update_service(
     id: web::Path<i64>,
     body: ApiJson<UpdateServiceRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = ServiceId(id.into_inner());
     let patch = body.value;
     // Called once per attempt of the transaction, which may run again on a conflict.
     let merge = move |current: Service| {
@@ -288,6 +292,7 @@ pub async fn update_service(
             cancel: patch.cancel.unwrap_or(current.cancel),
             provider_id: patch
                 .provider_id
+                .map(|id| id.map(ProviderId))
                 .unwrap_or(current.provider.as_ref().map(|p| p.0)),
             provider_service_id: patch
                 .provider_service_id
@@ -343,7 +348,7 @@ pub async fn disable_service(
     id: web::Path<i64>,
     query: ApiQuery<DisableServiceQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = ServiceId(id.into_inner());
     let admin_id = admin.0.account_id;
     let response = if query.0.dry_run == Some(true) {
         let preview = state

@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 use super::refunds::{optional_text, RefundResponse};
 use crate::application;
 use crate::application::top_ups::{GatewayAnswer, TopUpRefund};
+use crate::domain::ids::{AccountId, RefundId, TopUpId};
 use crate::domain::refund::RefundReason;
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
@@ -45,7 +46,7 @@ pub async fn create_top_up(
     id: web::Path<i64>,
     body: ApiJson<CreateTopUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let account_id = id.into_inner();
+    let account_id = AccountId(id.into_inner());
     let request = body.value;
     let mut errors = Vec::new();
     let amount = parse_positive_money("amount", &request.amount, &mut errors);
@@ -106,7 +107,7 @@ pub async fn refund_top_up(
     id: web::Path<i64>,
     body: ApiJson<RefundTopUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let top_up_id = id.into_inner();
+    let top_up_id = TopUpId(id.into_inner());
     let request = body.value;
     let mut errors = Vec::new();
     let amount = parse_positive_money("amount", &request.amount, &mut errors);
@@ -133,8 +134,8 @@ pub async fn refund_top_up(
 /// The gateway's answer for a pending payment-method refund.
 async fn finish_payment_refund(
     state: web::Data<AppState>,
-    admin_id: i64,
-    id: i64,
+    admin_id: AccountId,
+    id: RefundId,
     answer: GatewayAnswer,
 ) -> Result<HttpResponse, ApiError> {
     let refund = state
@@ -163,7 +164,7 @@ pub async fn succeed_refund(
     finish_payment_refund(
         state,
         admin.0.account_id,
-        id.into_inner(),
+        RefundId(id.into_inner()),
         GatewayAnswer::Succeeded,
     )
     .await
@@ -189,7 +190,7 @@ pub async fn fail_refund(
     finish_payment_refund(
         state,
         admin.0.account_id,
-        id.into_inner(),
+        RefundId(id.into_inner()),
         GatewayAnswer::Failed,
     )
     .await
@@ -224,7 +225,7 @@ pub async fn chargeback_top_up(
     id: web::Path<i64>,
     body: ApiJson<ChargebackRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let top_up_id = id.into_inner();
+    let top_up_id = TopUpId(id.into_inner());
     let request = body.value;
     let mut errors = Vec::new();
     let amount = parse_optional_positive_money("amount", request.amount.as_deref(), &mut errors);

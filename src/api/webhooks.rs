@@ -9,6 +9,7 @@ use crate::application::webhooks::{self as app, EndpointRequest};
 use crate::db::webhooks::{self as store, Attempt, DeliveryView, EndpointChanges};
 use crate::domain::account::Scope;
 use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, EventType};
+use crate::domain::ids::{DeliveryId, EndpointId, EventId};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
@@ -19,7 +20,8 @@ use crate::http::wire::{page_limit, page_response, utc, Page};
 /// A webhook endpoint. Its signing secret is shown only by create and rotate.
 #[derive(Serialize, ToSchema)]
 pub struct EndpointResponse {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: EndpointId,
     pub url: String,
     /// The event types it receives; empty means every event you may see.
     pub events: Vec<EventType>,
@@ -172,7 +174,7 @@ pub async fn list_endpoints(
         &req,
         rows,
         limit,
-        |e| e.id,
+        |e| e.id.get(),
         EndpointResponse::from,
     ))
 }
@@ -194,7 +196,7 @@ pub async fn find_endpoint(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
-    let id = id.into_inner();
+    let id = EndpointId(id.into_inner());
     let endpoint = state
         .db(move |conn| {
             store::find(conn, id, Some(caller.account_id))?
@@ -239,7 +241,7 @@ pub async fn update_endpoint(
     body: ApiJson<UpdateEndpointRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
-    let (id, request) = (id.into_inner(), body.value);
+    let (id, request) = (EndpointId(id.into_inner()), body.value);
     let mut errors = Vec::new();
     let description = description(request.description.as_deref(), &mut errors);
     if !errors.is_empty() {
@@ -284,7 +286,7 @@ pub async fn delete_endpoint(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
-    let id = id.into_inner();
+    let id = EndpointId(id.into_inner());
     let endpoint = state
         .db(move |conn| app::delete_endpoint(conn, caller.account_id, id))
         .await?;
@@ -309,7 +311,7 @@ pub async fn rotate_endpoint_secret(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
-    let id = id.into_inner();
+    let id = EndpointId(id.into_inner());
     let grace = chrono::Duration::hours(state.config.webhooks.webhook_rotation_grace_hours);
     let endpoint = state
         .db(move |conn| app::rotate_secret(conn, caller.account_id, id, grace))
@@ -335,7 +337,7 @@ pub async fn test_endpoint(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
-    let id = id.into_inner();
+    let id = EndpointId(id.into_inner());
     let event = state
         .db(move |conn| app::test_endpoint(conn, caller.account_id, id))
         .await?;
@@ -346,10 +348,12 @@ pub async fn test_endpoint(
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryAttemptResponse {
     pub id: i64,
-    pub event_id: i64,
+    #[schema(value_type = i64)]
+    pub event_id: EventId,
     /// The delivery (one event to this endpoint) the attempt belongs to; see
     /// `GET /v1/webhook-endpoints/{id}/event-deliveries`.
-    pub delivery_id: i64,
+    #[schema(value_type = i64)]
+    pub delivery_id: DeliveryId,
     /// That delivery's state now, not when this attempt was made.
     pub delivery_state: DeliveryState,
     /// 1 for the first attempt of a delivery (a redelivery starts again at 1).
@@ -400,7 +404,7 @@ pub async fn list_deliveries(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let (id, limit, after) = (
-        id.into_inner(),
+        EndpointId(id.into_inner()),
         page_limit(query.0.limit)?,
         query.0.starting_after,
     );
@@ -409,7 +413,7 @@ pub async fn list_deliveries(
             store::find(conn, id, Some(caller.account_id))?
                 .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
             let attempts = store::attempts(conn, id, after, limit + 1)?;
-            let ids: Vec<i64> = attempts.iter().map(|a| a.delivery_id).collect();
+            let ids: Vec<DeliveryId> = attempts.iter().map(|a| a.delivery_id).collect();
             let states = store::delivery_states(conn, &ids)?;
             attempts
                 .into_iter()
@@ -434,11 +438,14 @@ pub async fn list_deliveries(
 #[derive(Serialize, ToSchema)]
 pub struct EventDeliveryResponse {
     /// The delivery's id (`delivery_id` on its attempts).
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: DeliveryId,
     /// Also the `webhook-id` the endpoint receives.
-    pub event_id: i64,
+    #[schema(value_type = i64)]
+    pub event_id: EventId,
     pub event_type: EventType,
-    pub endpoint_id: i64,
+    #[schema(value_type = i64)]
+    pub endpoint_id: EndpointId,
     /// `pending` while attempts remain (and after a redelivery), `succeeded` after a 2xx,
     /// `failed` after the last attempt of the schedule, a 410 Gone, or when the endpoint
     /// was disabled.
@@ -505,7 +512,7 @@ pub async fn list_event_deliveries(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let (id, limit, after, only) = (
-        id.into_inner(),
+        EndpointId(id.into_inner()),
         page_limit(query.0.limit)?,
         query.0.starting_after,
         query.0.state,
@@ -521,7 +528,7 @@ pub async fn list_event_deliveries(
         &req,
         rows,
         limit,
-        |d| d.id,
+        |d| d.id.get(),
         EventDeliveryResponse::from,
     ))
 }

@@ -4,12 +4,13 @@ use crate::db::{self, DbConnection};
 use crate::domain::account::{Account, AccountStatus, Role, Scope};
 use crate::domain::api_key::generate_api_key;
 use crate::domain::event::EventType;
+use crate::domain::ids::{AccountId, ApiKeyId};
 use crate::error::ApiError;
 
 /// Issues a new API key for an account, returning the record and the plaintext (shown once).
 pub fn issue_api_key(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     scopes: &[Scope],
 ) -> Result<(db::api_keys::ApiKey, String), diesel::result::Error> {
     let key = generate_api_key();
@@ -47,7 +48,7 @@ pub fn create_account_with_key(
 /// Revoking twice keeps the first revocation time.
 pub fn revoke_api_key(
     conn: &mut DbConnection,
-    id: i64,
+    id: ApiKeyId,
 ) -> Result<Option<db::api_keys::ApiKey>, diesel::result::Error> {
     db::write_tx(conn, |conn| {
         let key = db::api_keys::revoke(conn, id)?;
@@ -62,7 +63,7 @@ pub fn revoke_api_key(
 /// exemption now.
 pub fn set_refund_allowlist(
     conn: &mut DbConnection,
-    id: i64,
+    id: AccountId,
     until: Option<chrono::NaiveDateTime>,
 ) -> Result<Account, ApiError> {
     db::write_tx(conn, |conn| {
@@ -75,7 +76,7 @@ pub fn set_refund_allowlist(
 /// when the status changes (setting the status it already has changes nothing).
 pub fn set_status(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     status: AccountStatus,
 ) -> Result<Account, ApiError> {
     db::write_tx(conn, |conn| {

@@ -20,6 +20,7 @@ use crate::domain::alert::{
     PPM,
 };
 use crate::domain::event::EventType;
+use crate::domain::ids::{AlertId, ProviderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::report::{summarize, Metrics, ReportGroup, Window};
 
@@ -173,7 +174,7 @@ pub fn evaluate(
                     }
                     Transition::Escalate => {
                         r.threshold_ppm = t.critical_ppm;
-                        let id = current.map_or(0, |a| a.id);
+                        let id = current.map_or(AlertId(0), |a| a.id);
                         (
                             EventType::AlertEscalated,
                             store::escalate(conn, id, &r, pause_orders)?,
@@ -181,7 +182,7 @@ pub fn evaluate(
                     }
                     Transition::Clear => {
                         r.threshold_ppm = t.clear_below_ppm();
-                        let id = current.map_or(0, |a| a.id);
+                        let id = current.map_or(AlertId(0), |a| a.id);
                         (EventType::AlertCleared, store::clear(conn, id, &r)?)
                     }
                 };
@@ -210,8 +211,8 @@ pub fn set_rule(
     }
     db::write_tx(conn, |conn| {
         let exists = match scope {
-            AlertScope::Service => db::services::find(conn, subject_id)?.is_some(),
-            AlertScope::Provider => db::providers::find(conn, subject_id)?.is_some(),
+            AlertScope::Service => db::services::find(conn, ServiceId(subject_id))?.is_some(),
+            AlertScope::Provider => db::providers::find(conn, ProviderId(subject_id))?.is_some(),
         };
         if !exists {
             return Err(crate::error::ApiError::not_found(scope.as_str()));

@@ -10,6 +10,7 @@ use super::refunds::Settled;
 use crate::db::cancels::{self, CancelRequest, NewCancel};
 use crate::db::{self, orders, provider_orders, services, DbConnection, WriteConn};
 use crate::domain::cancel::CancelSource;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::order::OrderStatus;
 use crate::domain::provider::ForwardingState;
 use crate::error::{ApiError, ErrorCode};
@@ -80,8 +81,8 @@ impl db::TxError for CancelError {
 /// Cancels one of the account's orders of a cancellable service, or asks its provider to.
 pub fn cancel_order(
     conn: &mut DbConnection,
-    account_id: i64,
-    order_id: i64,
+    account_id: AccountId,
+    order_id: OrderId,
 ) -> Result<Canceled, CancelError> {
     db::write_tx(conn, |conn| {
         let upstream = provider_orders::find(conn, order_id)?
@@ -127,8 +128,8 @@ pub fn cancel_order(
 /// transaction that refunds it. Nothing when the provider does not have the order.
 pub fn request_on_disable(
     conn: &mut WriteConn<'_>,
-    account_id: i64,
-    order_id: i64,
+    account_id: AccountId,
+    order_id: OrderId,
 ) -> Result<(), diesel::result::Error> {
     let upstream = provider_orders::find(conn, order_id)?
         .filter(|job| job.state == ForwardingState::Sent)

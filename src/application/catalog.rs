@@ -8,6 +8,7 @@
 use super::services::disable_service;
 use crate::db::services::{self as service_rows, ServiceFields};
 use crate::db::{self, providers, DbConnection};
+use crate::domain::ids::{AccountId, ProviderId, ServiceId};
 use crate::domain::money::{Money, Percent};
 use crate::domain::service::{
     check_quantity_window, marked_up, CatalogEntry, Service, ServiceStatus,
@@ -21,7 +22,7 @@ const SYNCED_REFILL_DAYS: i64 = 30;
 #[derive(Debug, Clone)]
 pub struct SyncedService {
     /// Ours; `None` for one a dry run would create.
-    pub service_id: Option<i64>,
+    pub service_id: Option<ServiceId>,
     pub provider_service_id: String,
     pub name: String,
     /// Our rate: the provider's plus the markup.
@@ -42,7 +43,7 @@ pub struct Skipped {
 /// kept as the operator set it, where the sync would otherwise have turned it off.
 #[derive(Debug, Clone)]
 pub struct KeptFlag {
-    pub service_id: i64,
+    pub service_id: ServiceId,
     pub provider_service_id: String,
     /// `refill` or `cancel`.
     pub flag: &'static str,
@@ -65,7 +66,7 @@ pub struct SyncReport {
 /// service starts with them off).
 fn fields_for(
     entry: &CatalogEntry,
-    provider_id: i64,
+    provider_id: ProviderId,
     markup_percent: Percent,
     existing: Option<&Service>,
 ) -> Result<ServiceFields, String> {
@@ -106,8 +107,8 @@ fn fields_for(
 /// disabled service then goes through `disable_service` (its refunds in batches).
 pub fn sync_services(
     conn: &mut DbConnection,
-    decided_by: Option<i64>,
-    provider_id: i64,
+    decided_by: Option<AccountId>,
+    provider_id: ProviderId,
     catalog: &[CatalogEntry],
     dry_run: bool,
 ) -> Result<SyncReport, ApiError> {

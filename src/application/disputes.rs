@@ -9,6 +9,7 @@ use super::refunds::{settle_within, Settled, Trigger};
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, orders, policy, DbConnection};
 use crate::domain::event::EventType;
+use crate::domain::ids::{AccountId, OrderId, RefundId};
 use crate::domain::money::Money;
 use crate::domain::order::OrderStatus;
 use crate::domain::policy::{assess, Decision, Policy, PolicyOutcome};
@@ -89,8 +90,8 @@ impl db::TxError for DisputeError {
 pub fn create_dispute(
     conn: &mut DbConnection,
     rules: &Policy,
-    account_id: i64,
-    order_id: i64,
+    account_id: AccountId,
+    order_id: OrderId,
     dispute: Dispute,
     key: Option<IdempotencyKey>,
 ) -> Result<Disputed, DisputeError> {
@@ -128,8 +129,8 @@ pub fn create_dispute(
 fn file(
     conn: &mut db::WriteConn<'_>,
     rules: &Policy,
-    account_id: i64,
-    order_id: i64,
+    account_id: AccountId,
+    order_id: OrderId,
     dispute: Dispute,
 ) -> Result<Filed, DisputeError> {
     let order =
@@ -220,8 +221,8 @@ fn already_decided(refund: &Refund) -> ApiError {
 /// still refundable.
 pub fn approve_dispute(
     conn: &mut DbConnection,
-    admin_id: i64,
-    refund_id: i64,
+    admin_id: AccountId,
+    refund_id: RefundId,
     amount: Option<Money>,
     reason: Option<String>,
 ) -> Result<Settled, ApiError> {
@@ -255,8 +256,8 @@ pub fn approve_dispute(
 /// approval so the two can never both win. No money moves.
 pub fn reject_dispute(
     conn: &mut DbConnection,
-    admin_id: i64,
-    refund_id: i64,
+    admin_id: AccountId,
+    refund_id: RefundId,
     reason: &str,
 ) -> Result<Refund, ApiError> {
     db::write_tx(conn, |conn| {

@@ -14,6 +14,7 @@ use crate::db::{self, WriteConn};
 use crate::domain::account::Account;
 use crate::domain::alert::Alert;
 use crate::domain::event::{Event, EventType};
+use crate::domain::ids::{AccountId, EndpointId};
 use crate::domain::ledger::TopUp;
 use crate::domain::money::SignedMoney;
 use crate::domain::order::{Order, OrderStatus};
@@ -29,7 +30,7 @@ type Result<T> = std::result::Result<T, diesel::result::Error>;
 fn record(
     conn: &mut WriteConn<'_>,
     event_type: EventType,
-    account_id: Option<i64>,
+    account_id: Option<AccountId>,
     data: Value,
 ) -> Result<Event> {
     db::events::insert(conn, event_type, account_id, data)
@@ -184,7 +185,11 @@ pub fn alert(conn: &mut WriteConn<'_>, event_type: EventType, alert: &Alert) -> 
 }
 
 /// `ping`: `{"endpoint_id"}`, the test event of one endpoint.
-pub fn ping(conn: &mut WriteConn<'_>, account_id: i64, endpoint_id: i64) -> Result<Event> {
+pub fn ping(
+    conn: &mut WriteConn<'_>,
+    account_id: AccountId,
+    endpoint_id: EndpointId,
+) -> Result<Event> {
     record(
         conn,
         EventType::Ping,

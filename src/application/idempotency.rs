@@ -16,6 +16,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::db::{self, idempotency, DbConnection};
+use crate::domain::ids::AccountId;
 use crate::error::ErrorCode;
 
 /// The name clients send the key under; errors about the key point at it.
@@ -112,7 +113,7 @@ pub struct Claim {
 /// work's own (the claim then commits or rolls back with the work) or one of its own.
 pub fn claim<E>(
     conn: &mut db::WriteConn<'_>,
-    account_id: i64,
+    account_id: AccountId,
     scope: &str,
     key: Option<&IdempotencyKey>,
 ) -> Result<Claimed, E>

@@ -15,6 +15,7 @@ use super::idempotency::{
 };
 use super::orders::{place_scoped, OrderRequest, PlaceOrderError, Placed};
 use crate::db::{self, DbConnection};
+use crate::domain::ids::AccountId;
 use crate::error::{ApiError, ErrorCode};
 
 /// The most orders one batch may hold.
@@ -76,7 +77,7 @@ pub struct Ran {
 /// key's fingerprint). Pass the result to [`answer`] with the answer rendered from it.
 pub fn place_batch(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     lines: Vec<(OrderRequest, serde_json::Value)>,
     key: Option<IdempotencyKey>,
 ) -> Result<Batch, BatchError> {

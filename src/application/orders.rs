@@ -7,6 +7,7 @@ use super::idempotency::{
 use super::refunds::{self, Settled, Trigger};
 use crate::db::{self, accounts, ledger, orders, provider_orders, services, DbConnection};
 use crate::domain::account::AccountStatus;
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::{Money, SignedMoney};
 use crate::domain::order::{plan_order, NewOrder, Order, OrderFieldError, OrderInput, OrderStatus};
@@ -18,7 +19,7 @@ use crate::resources::{OrderResponse, PanelOrderPlaced};
 /// An order as a caller asks for it, before its service's rules price it.
 #[derive(Debug, Clone)]
 pub struct OrderRequest {
-    pub service_id: i64,
+    pub service_id: ServiceId,
     pub input: OrderInput,
 }
 
@@ -95,7 +96,7 @@ pub enum Placed {
 /// at all.
 pub fn place(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     request: OrderRequest,
     key: Option<IdempotencyKey>,
 ) -> Result<Placed, PlaceOrderError> {
@@ -109,7 +110,7 @@ pub fn place(
 /// [`place`] under a given idempotency scope (a batch's lines have their own).
 pub(super) fn place_scoped(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     request: OrderRequest,
     scope: &str,
     key: Option<IdempotencyKey>,
@@ -143,7 +144,7 @@ pub(super) fn place_scoped(
 /// records the order and its ledger entry. Call inside a write transaction.
 pub fn place_order(
     conn: &mut db::WriteConn<'_>,
-    account_id: i64,
+    account_id: AccountId,
     request: OrderRequest,
 ) -> Result<Order, PlaceOrderError> {
     // One statement: the service (locked shared), the account's status and the pause.
@@ -213,8 +214,8 @@ pub fn place_order_planned(
 /// the withdrawal of its queued send.
 pub fn cancel_order(
     conn: &mut DbConnection,
-    account_id: i64,
-    order_id: i64,
+    account_id: AccountId,
+    order_id: OrderId,
 ) -> Result<Settled, CancelError> {
     db::write_tx(conn, |conn| cancel_owned_order(conn, account_id, order_id))
 }
@@ -222,8 +223,8 @@ pub fn cancel_order(
 /// The body of [`cancel_order`]. Call inside a write transaction.
 pub(crate) fn cancel_owned_order(
     conn: &mut db::WriteConn<'_>,
-    account_id: i64,
-    order_id: i64,
+    account_id: AccountId,
+    order_id: OrderId,
 ) -> Result<Settled, CancelError> {
     let order =
         orders::lock(conn, order_id, Some(account_id))?.ok_or(CancelError::OrderNotFound)?;
@@ -270,8 +271,8 @@ pub struct Outcome {
 /// drip-feed order it converts `runs_delivered` for.
 pub fn record_outcome(
     conn: &mut DbConnection,
-    admin_id: i64,
-    order_id: i64,
+    admin_id: AccountId,
+    order_id: OrderId,
     outcome: Outcome,
 ) -> Result<Settled, ApiError> {
     db::write_tx(conn, |conn| {

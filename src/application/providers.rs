@@ -4,6 +4,7 @@
 use crate::db::provider_orders::{self, ProviderOrder};
 use crate::db::providers::{self, ProviderFields};
 use crate::db::{self, orders, DbConnection};
+use crate::domain::ids::{OrderId, ProviderId};
 use crate::domain::provider::Provider;
 use crate::error::{ApiError, ErrorCode};
 
@@ -19,7 +20,7 @@ pub fn create_provider(
 /// checked new fields, so a concurrent change is never half overwritten.
 pub fn update_provider(
     conn: &mut DbConnection,
-    id: i64,
+    id: ProviderId,
     merge: impl Fn(Provider) -> Result<ProviderFields, ApiError> + Sync,
 ) -> Result<Provider, ApiError> {
     db::write_tx(conn, |conn| {
@@ -33,7 +34,7 @@ pub fn update_provider(
 /// order's own outcome: attaches the provider's order id, or (`None`) queues a new send.
 pub fn reconcile_forwarding(
     conn: &mut DbConnection,
-    order_id: i64,
+    order_id: OrderId,
     provider_order_id: Option<&str>,
 ) -> Result<ProviderOrder, ApiError> {
     db::write_tx(conn, |conn| {

@@ -5,6 +5,7 @@
 
 use crate::db::refills::{self, Refill, Upstream};
 use crate::db::{self, orders, provider_orders, services, DbConnection};
+use crate::domain::ids::{AccountId, OrderId, RefillId};
 use crate::domain::refill::{check_refill, RefillRefusal, RefillStatus};
 use crate::error::{ApiError, ErrorCode};
 
@@ -30,8 +31,8 @@ impl db::TxError for RefillError {
 /// order's row lock serialises concurrent requests, so two never both pass the 24-hour rule.
 pub fn request_refill(
     conn: &mut DbConnection,
-    account_id: i64,
-    order_id: i64,
+    account_id: AccountId,
+    order_id: OrderId,
 ) -> Result<Refill, RefillError> {
     db::write_tx(conn, |conn| {
         let order =
@@ -54,8 +55,8 @@ pub fn request_refill(
 /// An operator completes or rejects a refill no provider works (`note` says why).
 pub fn decide_refill(
     conn: &mut DbConnection,
-    admin_id: i64,
-    refill_id: i64,
+    admin_id: AccountId,
+    refill_id: RefillId,
     status: RefillStatus,
     note: Option<String>,
 ) -> Result<Refill, ApiError> {

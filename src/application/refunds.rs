@@ -5,6 +5,7 @@ use super::events;
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, ledger, orders, provider_orders, DbConnection, WriteConn};
 use crate::domain::event::EventType;
+use crate::domain::ids::{AccountId, OrderId, RefundId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::Money;
 use crate::domain::order::Order;
@@ -21,14 +22,14 @@ pub struct Trigger {
     pub start_count: Option<i64>,
     pub reason: RefundReason,
     pub source: RefundSource,
-    pub decided_by: Option<i64>,
+    pub decided_by: Option<AccountId>,
     pub note: Option<String>,
     /// The pending dispute this trigger approves; it becomes the refund record.
-    pub dispute_id: Option<i64>,
+    pub dispute_id: Option<RefundId>,
     /// Skip orders that are no longer in flight instead of changing them.
     pub only_if_open: bool,
     /// Only this account's order (a reseller acting on its own).
-    pub owner: Option<i64>,
+    pub owner: Option<AccountId>,
 }
 
 impl Trigger {
@@ -74,7 +75,7 @@ impl db::TxError for SettleError {
 /// repeated, concurrent and out-of-order triggers can never refund more than is owed.
 pub fn settle(
     conn: &mut DbConnection,
-    order_id: i64,
+    order_id: OrderId,
     trigger: Trigger,
 ) -> Result<Settled, SettleError> {
     db::write_tx(conn, |conn| settle_within(conn, order_id, trigger.clone()))
@@ -86,7 +87,7 @@ pub fn settle(
 /// write transaction.
 pub(crate) fn settle_within(
     conn: &mut WriteConn<'_>,
-    order_id: i64,
+    order_id: OrderId,
     trigger: Trigger,
 ) -> Result<Settled, SettleError> {
     let order = orders::lock(conn, order_id, trigger.owner)?.ok_or(SettleError::NotFound)?;
@@ -187,7 +188,7 @@ pub(crate) fn settle_within(
 /// trigger; the amount is labelled with the account's currency.
 fn count_refund(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     reason: RefundReason,
     amount: Money,
 ) -> Result<(), diesel::result::Error> {

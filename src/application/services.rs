@@ -4,6 +4,7 @@
 use crate::application::refunds::{settle_within, SettleError, Trigger};
 use crate::db::services::ServiceFields;
 use crate::db::{self, orders, provider_orders, providers, services, DbConnection, WriteConn};
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refund::{self, Change, RefundReason, RefundSource};
@@ -23,7 +24,7 @@ pub fn create_service(conn: &mut DbConnection, fields: ServiceFields) -> Result<
 /// checked new fields, so a concurrent change is never half overwritten.
 pub fn update_service(
     conn: &mut DbConnection,
-    id: i64,
+    id: ServiceId,
     merge: impl Fn(Service) -> Result<ServiceFields, ApiError> + Sync,
 ) -> Result<Service, ApiError> {
     db::write_tx(conn, |conn| {
@@ -64,8 +65,8 @@ const DISABLE_BATCH: i64 = 500;
 /// one short transaction per batch; safe to call again, a second call refunds nothing.
 pub fn disable_service(
     conn: &mut DbConnection,
-    decided_by: Option<i64>,
-    id: i64,
+    decided_by: Option<AccountId>,
+    id: ServiceId,
 ) -> Result<Disabled, ApiError> {
     let service = db::write_tx(conn, |conn| {
         services::set_status(conn, id, ServiceStatus::Disabled)?
@@ -88,7 +89,7 @@ pub fn disable_service(
         disabled.orders_in_flight += ended;
         disabled.orders_refunded += count;
         disabled.amount_refunded = disabled.amount_refunded.saturating_add(amount);
-        after = last;
+        after = last.get();
     }
 }
 
@@ -96,8 +97,8 @@ pub fn disable_service(
 /// what amount.
 fn refund_batch(
     conn: &mut WriteConn<'_>,
-    decided_by: Option<i64>,
-    ids: &[i64],
+    decided_by: Option<AccountId>,
+    ids: &[OrderId],
 ) -> Result<(i64, i64, Money), ApiError> {
     // Lock the whole batch first, in id order, then credit accounts in account order:
     // every writer takes order rows before account rows, so concurrent outcomes and
@@ -133,8 +134,8 @@ fn refund_batch(
 /// progress is known, canceled (refunded in full) otherwise; `None` once it has ended.
 fn disabled_outcome(
     conn: &mut DbConnection,
-    order_id: i64,
-) -> Result<Option<(i64, Change)>, ApiError> {
+    order_id: OrderId,
+) -> Result<Option<(AccountId, Change)>, ApiError> {
     let Some(order) = orders::lock(conn, order_id, None)? else {
         return Ok(None);
     };
@@ -175,7 +176,7 @@ pub struct DisablePreview {
 /// The dry run of [`disable_service`]: the same outcome for each order in flight and the
 /// same refund rule, read in one snapshot, with nothing locked or written. Orders that
 /// move between the preview and the real call are refunded by what they are then.
-pub fn preview_disable(conn: &mut DbConnection, id: i64) -> Result<DisablePreview, ApiError> {
+pub fn preview_disable(conn: &mut DbConnection, id: ServiceId) -> Result<DisablePreview, ApiError> {
     let preview = db::snapshot_tx(conn, |conn| {
         let Some(service) = services::find(conn, id)? else {
             return Ok(Err(SettleError::NotFound));
@@ -208,7 +209,7 @@ pub fn preview_disable(conn: &mut DbConnection, id: i64) -> Result<DisablePrevie
                         preview.amount_refunded.saturating_add(plan.refund_now);
                 }
             }
-            after = last;
+            after = last.get();
         }
     })?;
     preview.map_err(|error| match error {

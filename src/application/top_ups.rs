@@ -6,6 +6,7 @@ use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, is_unique_violation, ledger, top_ups, DbConnection};
 use crate::domain::account::{Account, AccountStatus};
 use crate::domain::event::EventType;
+use crate::domain::ids::{AccountId, RefundId, TopUpId};
 use crate::domain::ledger::{LedgerKind, TopUp, TopUpStatus};
 use crate::domain::money::{Money, SignedMoney};
 use crate::domain::refund::{Refund, RefundReason, RefundSource, RefundStatus};
@@ -16,7 +17,7 @@ use crate::metrics;
 /// `gateway_ref` is recorded at most once, even by concurrent calls.
 pub fn record_top_up(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     amount: Money,
     gateway: &str,
     gateway_ref: &str,
@@ -70,8 +71,8 @@ pub struct TopUpRefund {
 /// stays pending until the gateway answers.
 pub fn refund_top_up(
     conn: &mut DbConnection,
-    admin_id: i64,
-    top_up_id: i64,
+    admin_id: AccountId,
+    top_up_id: TopUpId,
     request: TopUpRefund,
 ) -> Result<Refund, ApiError> {
     let amount = request.amount;
@@ -138,8 +139,8 @@ pub enum GatewayAnswer {
 /// top-up's and the refund's locks; a failure re-credits the balance in the same step.
 pub fn finish_payment_refund(
     conn: &mut DbConnection,
-    admin_id: i64,
-    refund_id: i64,
+    admin_id: AccountId,
+    refund_id: RefundId,
     answer: GatewayAnswer,
 ) -> Result<Refund, ApiError> {
     db::write_tx(conn, |conn| {
@@ -233,8 +234,8 @@ pub struct Chargeback {
 /// zero, never beyond what is left of the top-up, and it suspends the account.
 pub fn charge_back(
     conn: &mut DbConnection,
-    admin_id: i64,
-    top_up_id: i64,
+    admin_id: AccountId,
+    top_up_id: TopUpId,
     amount: Option<Money>,
     note: Option<String>,
 ) -> Result<Chargeback, ApiError> {

@@ -16,6 +16,7 @@ use crate::db::webhooks::{self as store, EndpointChanges, NewEndpoint};
 use crate::db::{self, DbConnection};
 use crate::domain::account::Role;
 use crate::domain::event::{is_forbidden_target, Endpoint, EndpointStatus, Event, EventType};
+use crate::domain::ids::{AccountId, EndpointId, EventId};
 use crate::error::{ApiError, ErrorCode};
 
 /// A new signing secret in the Standard Webhooks format: `whsec_` + base64 of 32 random bytes.
@@ -103,7 +104,7 @@ pub struct EndpointRequest {
 
 pub fn create_endpoint(
     conn: &mut DbConnection,
-    owner: i64,
+    owner: AccountId,
     role: Role,
     request: EndpointRequest,
     allow_private: bool,
@@ -125,15 +126,15 @@ pub fn create_endpoint(
     })
 }
 
-fn owned(conn: &mut DbConnection, owner: i64, id: i64) -> Result<Endpoint, ApiError> {
+fn owned(conn: &mut DbConnection, owner: AccountId, id: EndpointId) -> Result<Endpoint, ApiError> {
     store::find(conn, id, Some(owner))?.ok_or_else(|| ApiError::not_found("webhook endpoint"))
 }
 
 pub fn update_endpoint(
     conn: &mut DbConnection,
-    owner: i64,
+    owner: AccountId,
     role: Role,
-    id: i64,
+    id: EndpointId,
     mut changes: EndpointChanges,
     allow_private: bool,
 ) -> Result<Endpoint, ApiError> {
@@ -149,7 +150,11 @@ pub fn update_endpoint(
     })
 }
 
-pub fn delete_endpoint(conn: &mut DbConnection, owner: i64, id: i64) -> Result<Endpoint, ApiError> {
+pub fn delete_endpoint(
+    conn: &mut DbConnection,
+    owner: AccountId,
+    id: EndpointId,
+) -> Result<Endpoint, ApiError> {
     db::write_tx(conn, |conn| {
         let endpoint = owned(conn, owner, id)?;
         store::delete(conn, id)?;
@@ -160,8 +165,8 @@ pub fn delete_endpoint(conn: &mut DbConnection, owner: i64, id: i64) -> Result<E
 /// A new secret; the previous one keeps signing for `grace`.
 pub fn rotate_secret(
     conn: &mut DbConnection,
-    owner: i64,
-    id: i64,
+    owner: AccountId,
+    id: EndpointId,
     grace: chrono::Duration,
 ) -> Result<Endpoint, ApiError> {
     let secret = new_secret();
@@ -172,7 +177,11 @@ pub fn rotate_secret(
 }
 
 /// Queues a signed `ping` to one endpoint, delivered like any event.
-pub fn test_endpoint(conn: &mut DbConnection, owner: i64, id: i64) -> Result<Event, ApiError> {
+pub fn test_endpoint(
+    conn: &mut DbConnection,
+    owner: AccountId,
+    id: EndpointId,
+) -> Result<Event, ApiError> {
     db::write_tx(conn, |conn| {
         let endpoint = owned(conn, owner, id)?;
         if endpoint.status != EndpointStatus::Enabled {
@@ -200,11 +209,11 @@ pub fn may_receive(endpoint_role: Role, endpoint: &Endpoint, event: &Event) -> b
 /// Returns the endpoints it was queued for.
 pub fn redeliver(
     conn: &mut DbConnection,
-    caller: i64,
+    caller: AccountId,
     role: Role,
-    event_id: i64,
-    endpoint_id: Option<i64>,
-) -> Result<Vec<i64>, ApiError> {
+    event_id: EventId,
+    endpoint_id: Option<EndpointId>,
+) -> Result<Vec<EndpointId>, ApiError> {
     db::write_tx(conn, |conn| {
         let scope = (role != Role::Admin).then_some(caller);
         let event =

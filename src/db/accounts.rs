@@ -6,13 +6,14 @@ use super::columns;
 use super::schema::accounts;
 use super::{now, DbConnection, WriteConn};
 use crate::domain::account::{Account, AccountStatus, Role};
+use crate::domain::ids::AccountId;
 use crate::domain::money::SignedMoney;
 
 /// Named columns: each field binds the column of its name (`super::columns`).
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = accounts, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct AccountRow {
-    id: i64,
+    id: AccountId,
     name: String,
     #[diesel(deserialize_as = String)]
     role: Role,
@@ -64,7 +65,7 @@ pub fn insert(
         .map(Account::from)
 }
 
-pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
+pub fn find(conn: &mut DbConnection, id: AccountId) -> QueryResult<Option<Account>> {
     // By its key, so no `LIMIT` (see "one row by its key" in `db`).
     accounts::table
         .find(id)
@@ -76,7 +77,7 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
 
 pub fn set_status(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: AccountId,
     status: AccountStatus,
 ) -> QueryResult<Option<Account>> {
     let conn: &mut DbConnection = conn;
@@ -92,7 +93,7 @@ pub fn set_status(
 }
 
 /// Adds `micros` (signed) to the balance unconditionally; returns the new balance.
-pub fn add_to_balance(conn: &mut WriteConn<'_>, id: i64, micros: i64) -> QueryResult<i64> {
+pub fn add_to_balance(conn: &mut WriteConn<'_>, id: AccountId, micros: i64) -> QueryResult<i64> {
     let conn: &mut DbConnection = conn;
     diesel::update(accounts::table.find(id))
         .set((
@@ -107,7 +108,7 @@ pub fn add_to_balance(conn: &mut WriteConn<'_>, id: i64, micros: i64) -> QueryRe
 /// concurrent debits can never overdraw. `None` when the balance is short.
 pub fn debit_if_covered(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: AccountId,
     micros: i64,
 ) -> QueryResult<Option<i64>> {
     let conn: &mut DbConnection = conn;
@@ -124,7 +125,7 @@ pub fn debit_if_covered(
 /// every order. With a static query id it is prepared once per connection.
 #[derive(diesel::query_builder::QueryId)]
 struct DebitIfCovered {
-    id: i64,
+    id: AccountId,
     micros: i64,
     at: NaiveDateTime,
 }
@@ -160,7 +161,7 @@ where
 }
 
 /// Every account's id and stored balance, for `verify`.
-pub fn all_balances(conn: &mut DbConnection) -> QueryResult<Vec<(i64, i64)>> {
+pub fn all_balances(conn: &mut DbConnection) -> QueryResult<Vec<(AccountId, i64)>> {
     accounts::table
         .select((accounts::id, accounts::balance_micros))
         .order(accounts::id)
@@ -177,7 +178,7 @@ pub fn any_admin(conn: &mut DbConnection) -> QueryResult<bool> {
 
 /// Reads an account and locks its row until the transaction ends; serializes one
 /// account's refund requests across every process sharing the database.
-pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
+pub fn lock(conn: &mut DbConnection, id: AccountId) -> QueryResult<Option<Account>> {
     lock_row(
         conn,
         accounts::table.find(id).select(columns::<AccountRow>()),
@@ -189,7 +190,7 @@ pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Account>> {
 /// Exempts an account from the refund-abuse policy until `until` (or ends the exemption).
 pub fn set_refund_allowlist(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: AccountId,
     until: Option<NaiveDateTime>,
 ) -> QueryResult<Option<Account>> {
     let conn: &mut DbConnection = conn;

@@ -8,11 +8,12 @@ use diesel::prelude::*;
 use super::schema::{alert_rules, alerts};
 use super::{now, DbConnection, WriteConn};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
+use crate::domain::ids::AlertId;
 use crate::domain::money::Money;
 
 #[derive(Queryable)]
 struct AlertRow {
-    id: i64,
+    id: AlertId,
     scope: String,
     subject_id: i64,
     window_name: String,
@@ -120,7 +121,7 @@ pub fn raise(
 
 pub fn escalate(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: AlertId,
     r: &Reading,
     pauses: bool,
 ) -> QueryResult<Alert> {
@@ -143,7 +144,7 @@ pub fn escalate(
     decode(row)
 }
 
-pub fn clear(conn: &mut WriteConn<'_>, id: i64, r: &Reading) -> QueryResult<Alert> {
+pub fn clear(conn: &mut WriteConn<'_>, id: AlertId, r: &Reading) -> QueryResult<Alert> {
     let conn: &mut DbConnection = conn;
     let at = now();
     let row = diesel::update(alerts::table.find(id))

@@ -4,11 +4,12 @@ use diesel::prelude::*;
 use super::schema::api_keys;
 use super::{now, DbConnection, WriteConn};
 use crate::domain::account::{scopes_from_str, scopes_to_string, Scope};
+use crate::domain::ids::{AccountId, ApiKeyId};
 
 #[derive(Debug, Clone)]
 pub struct ApiKey {
-    pub id: i64,
-    pub account_id: i64,
+    pub id: ApiKeyId,
+    pub account_id: AccountId,
     /// The first characters of the key, so a person can tell keys apart.
     pub prefix: String,
     pub scopes: Vec<Scope>,
@@ -18,8 +19,8 @@ pub struct ApiKey {
 
 #[derive(Queryable)]
 struct ApiKeyRow {
-    id: i64,
-    account_id: i64,
+    id: ApiKeyId,
+    account_id: AccountId,
     _key_hash: String,
     prefix: String,
     scopes: String,
@@ -42,7 +43,7 @@ impl From<ApiKeyRow> for ApiKey {
 
 pub fn insert(
     conn: &mut WriteConn<'_>,
-    account_id: i64,
+    account_id: AccountId,
     key_hash: &str,
     prefix: &str,
     scopes: &[Scope],
@@ -72,7 +73,7 @@ pub fn find_live_by_hash(conn: &mut DbConnection, key_hash: &str) -> QueryResult
 }
 
 /// Revokes a key; revoking twice keeps the first revocation time.
-pub fn revoke(conn: &mut WriteConn<'_>, id: i64) -> QueryResult<Option<ApiKey>> {
+pub fn revoke(conn: &mut WriteConn<'_>, id: ApiKeyId) -> QueryResult<Option<ApiKey>> {
     let conn: &mut DbConnection = conn;
     diesel::update(
         api_keys::table
@@ -89,7 +90,11 @@ pub fn revoke(conn: &mut WriteConn<'_>, id: i64) -> QueryResult<Option<ApiKey>> 
 }
 
 /// Whether key `id` belongs to `account_id` and is not revoked (one primary-key read).
-pub fn is_live_for(conn: &mut DbConnection, id: i64, account_id: i64) -> QueryResult<bool> {
+pub fn is_live_for(
+    conn: &mut DbConnection,
+    id: ApiKeyId,
+    account_id: AccountId,
+) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         api_keys::table
             .find(id)

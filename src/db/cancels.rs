@@ -8,14 +8,15 @@ use diesel::prelude::*;
 use super::schema::cancel_requests;
 use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::cancel::{CancelSource, CancelStatus};
+use crate::domain::ids::{AccountId, CancelRequestId, OrderId, ProviderId};
 use crate::domain::provider::ForwardingState;
 
 #[derive(Debug, Clone, Queryable)]
 pub struct CancelRequest {
-    pub id: i64,
-    pub order_id: i64,
-    pub account_id: i64,
-    pub provider_id: i64,
+    pub id: CancelRequestId,
+    pub order_id: OrderId,
+    pub account_id: AccountId,
+    pub provider_id: ProviderId,
     pub provider_order_id: String,
     #[diesel(deserialize_as = String)]
     pub source: CancelSource,
@@ -39,14 +40,14 @@ pub struct CancelRequest {
 
 lease::fence! {
     /// One claim of one cancel request; see [`lease`].
-    CancelFence { request_id } for CancelRequest.id
+    CancelFence { request_id: CancelRequestId } for CancelRequest.id
 }
 
 /// What a new cancel request is for.
 pub struct NewCancel<'a> {
-    pub order_id: i64,
-    pub account_id: i64,
-    pub provider_id: i64,
+    pub order_id: OrderId,
+    pub account_id: AccountId,
+    pub provider_id: ProviderId,
     pub provider_order_id: &'a str,
     pub source: CancelSource,
 }
@@ -75,7 +76,7 @@ pub fn insert(conn: &mut WriteConn<'_>, new: &NewCancel) -> QueryResult<CancelRe
 /// The order's cancel request still waiting for the provider's answer, if any.
 pub fn pending_for_order(
     conn: &mut DbConnection,
-    order_id: i64,
+    order_id: OrderId,
 ) -> QueryResult<Option<CancelRequest>> {
     cancel_requests::table
         .filter(cancel_requests::order_id.eq(order_id))
@@ -88,7 +89,7 @@ pub fn pending_for_order(
 /// A page of an order's cancel requests in id order, strictly after `starting_after`.
 pub fn page_for_order(
     conn: &mut DbConnection,
-    order_id: i64,
+    order_id: OrderId,
     starting_after: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<CancelRequest>> {
@@ -105,7 +106,7 @@ pub fn page_for_order(
 pub fn claim(
     conn: &mut WriteConn<'_>,
     owner: &str,
-    provider_id: i64,
+    provider_id: ProviderId,
     limit: i64,
     due_by: NaiveDateTime,
     lease: Duration,

@@ -9,8 +9,16 @@ use super::backend::get_result_native;
 use super::schema::{events, webhook_attempts, webhook_deliveries};
 use super::{now, DbConnection, WriteConn};
 use crate::domain::event::{Event, EventType};
+use crate::domain::ids::{AccountId, EventId};
 
-type EventRow = (i64, String, Option<i64>, String, bool, NaiveDateTime);
+type EventRow = (
+    EventId,
+    String,
+    Option<AccountId>,
+    String,
+    bool,
+    NaiveDateTime,
+);
 
 const COLUMNS: (
     events::id,
@@ -52,7 +60,7 @@ fn decode_all(rows: Vec<EventRow>) -> QueryResult<Vec<Event>> {
 pub fn insert(
     conn: &mut WriteConn<'_>,
     event_type: EventType,
-    account_id: Option<i64>,
+    account_id: Option<AccountId>,
     data: serde_json::Value,
 ) -> QueryResult<Event> {
     let conn: &mut DbConnection = conn;
@@ -80,7 +88,7 @@ pub fn insert(
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     /// One account's events; `None` for an operator's view of all.
-    pub account_id: Option<i64>,
+    pub account_id: Option<AccountId>,
     pub event_type: Option<EventType>,
     pub created_from: Option<NaiveDateTime>,
     pub created_to: Option<NaiveDateTime>,
@@ -112,8 +120,8 @@ pub fn list(conn: &mut DbConnection, filter: &EventFilter, limit: i64) -> QueryR
 /// One event, if `account_id` (when given) owns it.
 pub fn find(
     conn: &mut DbConnection,
-    id: i64,
-    account_id: Option<i64>,
+    id: EventId,
+    account_id: Option<AccountId>,
 ) -> QueryResult<Option<Event>> {
     let mut query = events::table.find(id).select(COLUMNS).into_boxed();
     if let Some(account_id) = account_id {
@@ -139,7 +147,7 @@ pub fn undispatched(conn: &mut WriteConn<'_>, limit: i64) -> QueryResult<Vec<Eve
     decode_all(rows)
 }
 
-pub fn mark_dispatched(conn: &mut WriteConn<'_>, ids: &[i64]) -> QueryResult<usize> {
+pub fn mark_dispatched(conn: &mut WriteConn<'_>, ids: &[EventId]) -> QueryResult<usize> {
     let conn: &mut DbConnection = conn;
     diesel::update(events::table.filter(events::id.eq_any(ids)))
         .set(events::dispatched.eq(true))
@@ -159,7 +167,7 @@ pub fn delete_older(
     batch: i64,
 ) -> QueryResult<usize> {
     let conn: &mut DbConnection = conn;
-    let ids: Vec<i64> = events::table
+    let ids: Vec<EventId> = events::table
         .filter(events::created_at.lt(before))
         .filter(events::dispatched.eq(true))
         .select(events::id)

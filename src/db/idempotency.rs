@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::idempotency_keys;
 use super::{now, DbConnection, WriteConn};
+use crate::domain::ids::AccountId;
 use crate::domain::UnknownName;
 
 /// A claim left `in_flight` this long belongs to a request that died; it may be taken over.
@@ -65,7 +66,7 @@ impl TryFrom<String> for KeyStatus {
 #[derive(Queryable)]
 struct KeyRow {
     id: i64,
-    _account_id: i64,
+    _account_id: AccountId,
     _scope: String,
     _idem_key: String,
     request_hash: String,
@@ -113,7 +114,7 @@ fn classify(row: KeyRow, request_hash: &str) -> QueryResult<Claim> {
 /// enclosing transaction whole anyway.
 pub fn claim(
     conn: &mut WriteConn<'_>,
-    account_id: i64,
+    account_id: AccountId,
     scope: &str,
     key: &str,
     request_hash: &str,

@@ -34,21 +34,22 @@
 /// Declares the fence of one queue: one claim of one row, whose writes apply only while the
 /// row is still leased to `owner` under `token`, i.e. nobody claimed, withdrew or
 /// reconciled it since. Each queue has its own type, so a fence of one queue cannot be
-/// passed to another's writes. With `for Row`, `Row::fence(owner)` gives the fence of the
-/// claim that returned the row (its `id` field and `lease_token`).
+/// passed to another's writes; its id field has the row's id type (`Fence { order_id:
+/// OrderId }`). With `for Row`, `Row::fence(owner)` gives the fence of the claim that
+/// returned the row (its `id` field and `lease_token`).
 macro_rules! fence {
-    ($(#[$meta:meta])* $name:ident { $id:ident } $(for $row:ident . $row_id:ident)?) => {
+    ($(#[$meta:meta])* $name:ident { $id:ident: $ty:ty } $(for $row:ident . $row_id:ident)?) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub struct $name<'a> {
-            pub $id: i64,
+            pub $id: $ty,
             pub owner: &'a str,
             pub token: i64,
         }
 
         impl $name<'_> {
             /// The id of the row this fence is for.
-            pub fn row_id(&self) -> i64 {
+            pub fn row_id(&self) -> $ty {
                 self.$id
             }
         }

@@ -9,6 +9,7 @@ use super::columns;
 
 use super::schema::ledger_entries;
 use super::{accounts, now, DbConnection, WriteConn};
+use crate::domain::ids::{AccountId, OrderId, RefundId, TopUpId};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 use crate::domain::money::SignedMoney;
 
@@ -17,14 +18,14 @@ use crate::domain::money::SignedMoney;
 #[diesel(table_name = ledger_entries, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct EntryRow {
     id: i64,
-    account_id: i64,
+    account_id: AccountId,
     #[diesel(deserialize_as = String)]
     kind: LedgerKind,
     amount_micros: SignedMoney,
     balance_after_micros: SignedMoney,
-    order_id: Option<i64>,
-    refund_id: Option<i64>,
-    top_up_id: Option<i64>,
+    order_id: Option<OrderId>,
+    refund_id: Option<RefundId>,
+    top_up_id: Option<TopUpId>,
     created_at: NaiveDateTime,
 }
 
@@ -47,9 +48,9 @@ impl From<EntryRow> for LedgerEntry {
 /// What an entry is about.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Refs {
-    pub order_id: Option<i64>,
-    pub refund_id: Option<i64>,
-    pub top_up_id: Option<i64>,
+    pub order_id: Option<OrderId>,
+    pub refund_id: Option<RefundId>,
+    pub top_up_id: Option<TopUpId>,
 }
 
 /// How a negative amount may move the balance.
@@ -65,7 +66,7 @@ pub enum Overdraft {
 /// changed nothing, when a debit is not covered and `overdraft` is `Refuse`.
 pub fn post(
     conn: &mut WriteConn<'_>,
-    account_id: i64,
+    account_id: AccountId,
     kind: LedgerKind,
     amount: SignedMoney,
     refs: Refs,
@@ -111,7 +112,7 @@ pub fn post(
 /// One page of an account's entries, newest first, strictly older than `starting_after`.
 pub fn page(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     starting_after: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<LedgerEntry>> {
@@ -141,7 +142,7 @@ pub fn scan(conn: &mut DbConnection, after_id: i64, limit: i64) -> QueryResult<V
 }
 
 /// Every entry of one order (its charge, its refunds), oldest first.
-pub fn for_order(conn: &mut DbConnection, order_id: i64) -> QueryResult<Vec<LedgerEntry>> {
+pub fn for_order(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<Vec<LedgerEntry>> {
     ledger_entries::table
         .filter(ledger_entries::order_id.eq(order_id))
         .order(ledger_entries::id.asc())

@@ -5,6 +5,7 @@ use super::backend::{get_result_native, lock_row};
 use super::columns;
 use super::schema::orders;
 use super::{now, DbConnection, WriteConn};
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::order::{NewOrder, Order, OrderStatus};
 use crate::domain::refund::OrderBook;
@@ -13,9 +14,9 @@ use crate::domain::refund::OrderBook;
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = orders, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct OrderRow {
-    id: i64,
-    account_id: i64,
-    service_id: i64,
+    id: OrderId,
+    account_id: AccountId,
+    service_id: ServiceId,
     link: String,
     quantity: i64,
     runs: Option<i64>,
@@ -107,7 +108,11 @@ pub fn insert(conn: &mut WriteConn<'_>, order: &NewOrder) -> QueryResult<Order> 
 }
 
 /// The order with this id, if it belongs to `account_id`.
-pub fn find_owned(conn: &mut DbConnection, account_id: i64, id: i64) -> QueryResult<Option<Order>> {
+pub fn find_owned(
+    conn: &mut DbConnection,
+    account_id: AccountId,
+    id: OrderId,
+) -> QueryResult<Option<Order>> {
     // By its key, so no `LIMIT` (see "one row by its key" in `db`); on the backend's
     // connection, so the statement is found by its type (`get_result_native`).
     let query = orders::table
@@ -122,8 +127,8 @@ pub fn find_owned(conn: &mut DbConnection, account_id: i64, id: i64) -> QueryRes
 /// Those of `ids` that belong to `account_id`, in no particular order.
 pub fn find_owned_many(
     conn: &mut DbConnection,
-    account_id: i64,
-    ids: &[i64],
+    account_id: AccountId,
+    ids: &[OrderId],
 ) -> QueryResult<Vec<Order>> {
     orders::table
         .filter(orders::account_id.eq(account_id))
@@ -137,7 +142,7 @@ pub fn find_owned_many(
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
     pub status: Option<OrderStatus>,
-    pub service_id: Option<i64>,
+    pub service_id: Option<ServiceId>,
     pub created_from: Option<NaiveDateTime>,
     pub created_to: Option<NaiveDateTime>,
 }
@@ -145,7 +150,7 @@ pub struct OrderFilter {
 /// One page of an account's orders, newest first, strictly older than `starting_after`.
 pub fn page(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     filter: &OrderFilter,
     starting_after: Option<i64>,
     limit: i64,
@@ -197,7 +202,11 @@ pub fn scan_amounts(
 
 /// Reads an order and locks its row until the transaction ends (`FOR UPDATE` on
 /// PostgreSQL; SQLite's immediate transaction already holds the database's write lock).
-pub fn lock(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Order>> {
+pub fn lock(
+    conn: &mut DbConnection,
+    id: OrderId,
+    owner: Option<AccountId>,
+) -> QueryResult<Option<Order>> {
     let row: Option<OrderRow> = lock_row(
         conn,
         orders::table.find(id).select(columns::<OrderRow>()),
@@ -211,7 +220,7 @@ pub fn lock(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult
 /// Writes the rule's new state of an order.
 pub fn store_book(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: OrderId,
     book: &OrderBook,
     start_count: Option<i64>,
 ) -> QueryResult<Order> {
@@ -233,10 +242,10 @@ pub fn store_book(
 /// Ids of a service's orders still in flight (pending, processing, in progress), after `after_id`.
 pub fn open_for_service(
     conn: &mut DbConnection,
-    service_id: i64,
+    service_id: ServiceId,
     after_id: i64,
     limit: i64,
-) -> QueryResult<Vec<i64>> {
+) -> QueryResult<Vec<OrderId>> {
     orders::table
         .filter(orders::service_id.eq(service_id))
         .filter(orders::status.eq_any([
@@ -252,7 +261,7 @@ pub fn open_for_service(
 }
 
 /// The order with this id, whoever owns it (operators).
-pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Order>> {
+pub fn find(conn: &mut DbConnection, id: OrderId) -> QueryResult<Option<Order>> {
     orders::table
         .find(id)
         .select(columns::<OrderRow>())
@@ -264,7 +273,7 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Order>> {
 /// What an operator looks orders up by; every one optional.
 #[derive(Debug, Clone, Default)]
 pub struct LookupFilter {
-    pub account_id: Option<i64>,
+    pub account_id: Option<AccountId>,
     /// The exact link the order was placed for.
     pub link: Option<String>,
 }
@@ -296,7 +305,7 @@ pub fn lookup(
 }
 
 /// The orders with these ids, in id order.
-pub fn find_many(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<Order>> {
+pub fn find_many(conn: &mut DbConnection, ids: &[OrderId]) -> QueryResult<Vec<Order>> {
     orders::table
         .filter(orders::id.eq_any(ids))
         .order(orders::id.asc())

@@ -10,6 +10,7 @@ use super::backend::Dialect;
 use super::schema::{dispute_refusals, refunds};
 use super::{DbConnection, WriteConn};
 use crate::domain::account::Account;
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::money::Money;
 use crate::domain::policy::{Decision, Standing};
 use crate::domain::refund::{DisputeReason, RefundSource, RefundStatus};
@@ -24,7 +25,7 @@ fn dispute_reasons() -> Vec<&'static str> {
 /// Reseller refund requests since `since`: how many, and the oldest one's time.
 fn requests_since(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     since: NaiveDateTime,
 ) -> QueryResult<(i64, Option<NaiveDateTime>)> {
     refunds::table
@@ -95,8 +96,8 @@ pub fn standing(
 /// Keeps a refused request on record, for the operator's view of the account.
 pub fn record_refusal(
     conn: &mut WriteConn<'_>,
-    account_id: i64,
-    order_id: i64,
+    account_id: AccountId,
+    order_id: OrderId,
     decision: &Decision,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
@@ -116,7 +117,7 @@ pub fn record_refusal(
 /// Refused requests since `since`.
 pub fn refusals_since(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     since: NaiveDateTime,
 ) -> QueryResult<i64> {
     dispute_refusals::table

@@ -11,12 +11,13 @@ use diesel::prelude::*;
 use super::backend::{coalesce_text, coalesce_timestamp};
 use super::schema::{provider_attempts, provider_orders};
 use super::{lease, now, DbConnection, WriteConn};
+use crate::domain::ids::{OrderId, ProviderId};
 use crate::domain::provider::ForwardingState;
 
 #[derive(Debug, Clone, Queryable)]
 pub struct ProviderOrder {
-    pub order_id: i64,
-    pub provider_id: i64,
+    pub order_id: OrderId,
+    pub provider_id: ProviderId,
     pub provider_service_id: String,
     /// Decoded from its stored word; an unknown word fails the query, never defaults.
     #[diesel(deserialize_as = String)]
@@ -39,14 +40,14 @@ pub struct ProviderOrder {
 
 lease::fence! {
     /// One claim of one provider order; see [`lease`].
-    Fence { order_id } for ProviderOrder.order_id
+    Fence { order_id: OrderId } for ProviderOrder.order_id
 }
 
 /// Queues an order for sending; call in the transaction that creates the order.
 pub fn enqueue(
     conn: &mut WriteConn<'_>,
-    order_id: i64,
-    provider_id: i64,
+    order_id: OrderId,
+    provider_id: ProviderId,
     provider_service_id: &str,
     idempotency_key: &str,
 ) -> QueryResult<()> {
@@ -67,7 +68,7 @@ pub fn enqueue(
         .map(drop)
 }
 
-pub fn find(conn: &mut DbConnection, order_id: i64) -> QueryResult<Option<ProviderOrder>> {
+pub fn find(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<Option<ProviderOrder>> {
     provider_orders::table.find(order_id).first(conn).optional()
 }
 
@@ -78,7 +79,7 @@ pub fn claim(
     conn: &mut WriteConn<'_>,
     owner: &str,
     states: &[ForwardingState],
-    provider_id: Option<i64>,
+    provider_id: Option<ProviderId>,
     limit: i64,
     due_by: NaiveDateTime,
     lease: Duration,
@@ -109,7 +110,7 @@ pub fn begin_send(conn: &mut WriteConn<'_>, fence: Fence, lease: Duration) -> Qu
 
 /// Takes a still-queued order out of the send queue (a reseller's cancel). False once a
 /// send has begun. A worker holding the row loses its claim: none of its writes apply.
-pub fn withdraw(conn: &mut WriteConn<'_>, order_id: i64) -> QueryResult<bool> {
+pub fn withdraw(conn: &mut WriteConn<'_>, order_id: OrderId) -> QueryResult<bool> {
     let conn: &mut DbConnection = conn;
     let changed = diesel::update(
         provider_orders::table
@@ -130,7 +131,7 @@ pub fn withdraw(conn: &mut WriteConn<'_>, order_id: i64) -> QueryResult<bool> {
 /// dispute). The lease token is left as it is, so a worker polling the row meanwhile still
 /// finishes its attempt, and that attempt reads the final order and writes `done` too.
 /// False when the order has no row that is polled.
-pub fn stop_polling(conn: &mut WriteConn<'_>, order_id: i64) -> QueryResult<bool> {
+pub fn stop_polling(conn: &mut WriteConn<'_>, order_id: OrderId) -> QueryResult<bool> {
     let conn: &mut DbConnection = conn;
     let changed = diesel::update(
         provider_orders::table
@@ -213,7 +214,7 @@ pub fn finish(
 /// already has an id or has ended (`failed`, `done`, `given_up`).
 pub fn adopt_acceptance(
     conn: &mut WriteConn<'_>,
-    order_id: i64,
+    order_id: OrderId,
     remote: &str,
 ) -> QueryResult<bool> {
     let conn: &mut DbConnection = conn;
@@ -246,7 +247,7 @@ pub fn adopt_acceptance(
 /// Only where the row knows no provider id; its state is left alone.
 pub fn note_late_acceptance(
     conn: &mut WriteConn<'_>,
-    order_id: i64,
+    order_id: OrderId,
     remote: &str,
 ) -> QueryResult<bool> {
     let conn: &mut DbConnection = conn;
@@ -269,8 +270,8 @@ pub fn note_late_acceptance(
 /// Keeps one exchange with a provider on record; the reply is truncated to 2 KiB.
 pub fn record_attempt(
     conn: &mut WriteConn<'_>,
-    provider_id: i64,
-    order_id: Option<i64>,
+    provider_id: ProviderId,
+    order_id: Option<OrderId>,
     action: &str,
     outcome: &str,
     http_status: Option<u16>,
@@ -299,7 +300,7 @@ pub fn record_attempt(
 /// provider has it (attach its id and start polling) or it does not (queue a resend).
 pub fn reconcile(
     conn: &mut WriteConn<'_>,
-    order_id: i64,
+    order_id: OrderId,
     provider_order_id: Option<&str>,
 ) -> QueryResult<bool> {
     let conn: &mut DbConnection = conn;
@@ -366,7 +367,7 @@ pub fn clear_attempt_bodies(
 
 /// Makes a sent order due for its next status poll now (the provider accepted a cancel:
 /// its refund comes from that status). Leaves a row under lease alone.
-pub fn poll_soon(conn: &mut WriteConn<'_>, order_id: i64) -> QueryResult<bool> {
+pub fn poll_soon(conn: &mut WriteConn<'_>, order_id: OrderId) -> QueryResult<bool> {
     let conn: &mut DbConnection = conn;
     let changed = diesel::update(
         provider_orders::table
@@ -382,8 +383,8 @@ pub fn poll_soon(conn: &mut WriteConn<'_>, order_id: i64) -> QueryResult<bool> {
 #[derive(Debug, Clone, Queryable)]
 pub struct Attempt {
     pub id: i64,
-    pub provider_id: i64,
-    pub order_id: Option<i64>,
+    pub provider_id: ProviderId,
+    pub order_id: Option<OrderId>,
     pub action: String,
     pub outcome: String,
     pub http_status: Option<i32>,
@@ -395,7 +396,7 @@ pub struct Attempt {
 /// An order's latest exchanges with its provider, newest first.
 pub fn attempts_for(
     conn: &mut DbConnection,
-    order_id: i64,
+    order_id: OrderId,
     limit: i64,
 ) -> QueryResult<Vec<Attempt>> {
     provider_attempts::table
@@ -409,7 +410,7 @@ pub fn attempts_for(
 pub fn in_state(
     conn: &mut DbConnection,
     state: ForwardingState,
-    provider_id: Option<i64>,
+    provider_id: Option<ProviderId>,
     after_order_id: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<ProviderOrder>> {

@@ -4,12 +4,13 @@ use secrecy::ExposeSecret;
 
 use super::schema::providers;
 use super::{now, DbConnection, WriteConn};
+use crate::domain::ids::ProviderId;
 use crate::domain::money::{Money, Percent, SignedMoney};
 use crate::domain::provider::Provider;
 
 #[derive(Queryable)]
 struct ProviderRow {
-    id: i64,
+    id: ProviderId,
     name: String,
     url: String,
     api_key: String,
@@ -95,7 +96,7 @@ pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<
 
 pub fn update(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: ProviderId,
     fields: &ProviderFields,
 ) -> QueryResult<Option<Provider>> {
     let conn: &mut DbConnection = conn;
@@ -119,7 +120,7 @@ pub fn update(
         .map(|row| row.map(Provider::from))
 }
 
-pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Provider>> {
+pub fn find(conn: &mut DbConnection, id: ProviderId) -> QueryResult<Option<Provider>> {
     providers::table
         .find(id)
         .first::<ProviderRow>(conn)
@@ -138,7 +139,7 @@ pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<Provider>> {
 /// claim at or before `due_before` (or none), which then asks the provider.
 pub fn claim_balance_check(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: ProviderId,
     due_before: NaiveDateTime,
 ) -> QueryResult<bool> {
     let conn: &mut DbConnection = conn;
@@ -158,7 +159,7 @@ pub fn claim_balance_check(
 /// balance is kept then).
 pub fn record_balance(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: ProviderId,
     read: Result<(SignedMoney, Option<String>), String>,
 ) -> QueryResult<()> {
     let conn: &mut DbConnection = conn;

@@ -12,16 +12,22 @@ use diesel::prelude::*;
 use super::backend::{coalesce_text, coalesce_timestamp};
 use super::schema::refills;
 use super::{lease, now, DbConnection, WriteConn};
+use crate::domain::ids::{AccountId, OrderId, ProviderId, RefillId};
 use crate::domain::provider::ForwardingState;
 use crate::domain::refill::RefillStatus;
 
 type RefillRow = (
-    (i64, i64, i64, String, NaiveDateTime),
-    (Option<i64>, Option<String>, Option<String>, Option<String>),
+    (RefillId, OrderId, AccountId, String, NaiveDateTime),
+    (
+        Option<ProviderId>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
     (i64, i64, Option<NaiveDateTime>),
     (Option<String>, Option<NaiveDateTime>, i64),
     (Option<String>, Option<String>, Option<NaiveDateTime>),
-    (Option<String>, Option<i64>, Option<NaiveDateTime>),
+    (Option<String>, Option<AccountId>, Option<NaiveDateTime>),
 );
 
 /// Every column, grouped as [`RefillRow`].
@@ -60,13 +66,13 @@ macro_rules! columns {
 /// One refill with where it stands upstream.
 #[derive(Debug, Clone)]
 pub struct Refill {
-    pub id: i64,
-    pub order_id: i64,
-    pub account_id: i64,
+    pub id: RefillId,
+    pub order_id: OrderId,
+    pub account_id: AccountId,
     pub status: RefillStatus,
     pub created_at: NaiveDateTime,
     /// The provider it goes to; `None` when an operator decides it.
-    pub provider_id: Option<i64>,
+    pub provider_id: Option<ProviderId>,
     /// The provider's id of the order refilled.
     pub provider_order_id: Option<String>,
     /// The provider's id of the refill, once it took it.
@@ -83,13 +89,13 @@ pub struct Refill {
     pub last_synced_at: Option<NaiveDateTime>,
     /// Why it was rejected or ended in error (the provider's or the operator's words).
     pub note: Option<String>,
-    pub decided_by: Option<i64>,
+    pub decided_by: Option<AccountId>,
     pub updated_at: Option<NaiveDateTime>,
 }
 
 lease::fence! {
     /// One claim of one refill; see [`lease`].
-    RefillFence { refill_id } for Refill.id
+    RefillFence { refill_id: RefillId } for Refill.id
 }
 
 /// A stored word that is not one of ours fails the query, never defaults.
@@ -135,7 +141,7 @@ fn decode_all(rows: Vec<RefillRow>) -> QueryResult<Vec<Refill>> {
 
 /// Where a new refill goes: to a provider under its id of the order, or to an operator.
 pub struct Upstream<'a> {
-    pub provider_id: i64,
+    pub provider_id: ProviderId,
     pub provider_order_id: &'a str,
 }
 
@@ -143,8 +149,8 @@ pub struct Upstream<'a> {
 /// inside the transaction that checked its eligibility.
 pub fn insert(
     conn: &mut WriteConn<'_>,
-    order_id: i64,
-    account_id: i64,
+    order_id: OrderId,
+    account_id: AccountId,
     upstream: Option<Upstream>,
 ) -> QueryResult<Refill> {
     let conn: &mut DbConnection = conn;
@@ -166,7 +172,7 @@ pub fn insert(
     decode(row)
 }
 
-pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refill>> {
+pub fn find(conn: &mut DbConnection, id: RefillId) -> QueryResult<Option<Refill>> {
     refills::table
         .find(id)
         .select(columns!())
@@ -179,8 +185,8 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refill>> {
 /// One of the account's refills.
 pub fn find_owned(
     conn: &mut DbConnection,
-    id: i64,
-    account_id: i64,
+    id: RefillId,
+    account_id: AccountId,
 ) -> QueryResult<Option<Refill>> {
     Ok(find(conn, id)?.filter(|r| r.account_id == account_id))
 }
@@ -188,7 +194,7 @@ pub fn find_owned(
 /// When the latest refill of an order was asked for.
 pub fn latest_for_order(
     conn: &mut DbConnection,
-    order_id: i64,
+    order_id: OrderId,
 ) -> QueryResult<Option<NaiveDateTime>> {
     refills::table
         .filter(refills::order_id.eq(order_id))
@@ -199,7 +205,7 @@ pub fn latest_for_order(
 /// A page of an order's refills in id order, strictly after `starting_after`.
 pub fn page_for_order(
     conn: &mut DbConnection,
-    order_id: i64,
+    order_id: OrderId,
     starting_after: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<Refill>> {
@@ -217,9 +223,9 @@ pub fn page_for_order(
 /// False when it is worked upstream, already final, or missing.
 pub fn decide(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: RefillId,
     status: RefillStatus,
-    admin_id: i64,
+    admin_id: AccountId,
     note: Option<&str>,
 ) -> QueryResult<bool> {
     let conn: &mut DbConnection = conn;
@@ -248,7 +254,7 @@ pub fn claim(
     conn: &mut WriteConn<'_>,
     owner: &str,
     states: &[ForwardingState],
-    provider_id: Option<i64>,
+    provider_id: Option<ProviderId>,
     limit: i64,
     due_by: NaiveDateTime,
     lease: Duration,
@@ -356,7 +362,7 @@ pub fn release_all(conn: &mut WriteConn<'_>, owner: &str) -> QueryResult<usize> 
 /// `sent` with it and is followed. Any attempt still holding it loses its claim.
 pub fn adopt_acceptance(
     conn: &mut WriteConn<'_>,
-    refill_id: i64,
+    refill_id: RefillId,
     remote: &str,
 ) -> QueryResult<bool> {
     let conn: &mut DbConnection = conn;

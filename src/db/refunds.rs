@@ -8,6 +8,7 @@ use super::backend::lock_row;
 use super::columns;
 use super::schema::refunds;
 use super::{now, orders, DbConnection, WriteConn};
+use crate::domain::ids::{AccountId, OrderId, RefundId, TopUpId};
 use crate::domain::money::Money;
 use crate::domain::policy::Decision;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
@@ -16,10 +17,10 @@ use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, Refu
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = refunds, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct RefundRow {
-    id: i64,
-    account_id: i64,
-    order_id: Option<i64>,
-    top_up_id: Option<i64>,
+    id: RefundId,
+    account_id: AccountId,
+    order_id: Option<OrderId>,
+    top_up_id: Option<TopUpId>,
     amount_micros: Money,
     #[diesel(deserialize_as = String)]
     reason: RefundReason,
@@ -29,7 +30,7 @@ struct RefundRow {
     source: RefundSource,
     note: Option<String>,
     decision_reason: Option<String>,
-    decided_by: Option<i64>,
+    decided_by: Option<AccountId>,
     decided_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
     policy_outcome: Option<String>,
@@ -69,7 +70,11 @@ impl From<RefundRow> for Refund {
 }
 
 /// Records the refund-abuse policy's decision on a refund request.
-pub fn record_policy(conn: &mut WriteConn<'_>, id: i64, decision: &Decision) -> QueryResult<()> {
+pub fn record_policy(
+    conn: &mut WriteConn<'_>,
+    id: RefundId,
+    decision: &Decision,
+) -> QueryResult<()> {
     let conn: &mut DbConnection = conn;
     diesel::update(refunds::table.find(id))
         .set((
@@ -84,16 +89,16 @@ pub fn record_policy(conn: &mut WriteConn<'_>, id: i64, decision: &Decision) -> 
 /// A refund about to be recorded.
 #[derive(Debug, Clone)]
 pub struct NewRefund {
-    pub account_id: i64,
-    pub order_id: Option<i64>,
-    pub top_up_id: Option<i64>,
+    pub account_id: AccountId,
+    pub order_id: Option<OrderId>,
+    pub top_up_id: Option<TopUpId>,
     pub amount: Money,
     pub reason: RefundReason,
     pub status: RefundStatus,
     pub source: RefundSource,
     pub note: Option<String>,
     /// Who decided, for refunds decided as they are made.
-    pub decided_by: Option<i64>,
+    pub decided_by: Option<AccountId>,
 }
 
 pub fn insert(conn: &mut WriteConn<'_>, new: &NewRefund) -> QueryResult<Refund> {
@@ -123,7 +128,7 @@ pub fn insert(conn: &mut WriteConn<'_>, new: &NewRefund) -> QueryResult<Refund> 
 /// Locks a refund for a decision. Its order (or top-up) is locked first: every writer
 /// takes the parent row before the refund row, so decisions, outcomes and gateway
 /// answers racing on one order can never deadlock.
-pub fn lock_with_parent(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
+pub fn lock_with_parent(conn: &mut DbConnection, id: RefundId) -> QueryResult<Option<Refund>> {
     let Some(refund) = find(conn, id, None)? else {
         return Ok(None);
     };
@@ -137,7 +142,7 @@ pub fn lock_with_parent(conn: &mut DbConnection, id: i64) -> QueryResult<Option<
 }
 
 /// Reads a refund and locks its row until the transaction ends.
-fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
+fn lock(conn: &mut DbConnection, id: RefundId) -> QueryResult<Option<Refund>> {
     lock_row(
         conn,
         refunds::table.find(id).select(columns::<RefundRow>()),
@@ -146,7 +151,11 @@ fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Refund>> {
     .map(|row: Option<RefundRow>| row.map(Refund::from))
 }
 
-pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Refund>> {
+pub fn find(
+    conn: &mut DbConnection,
+    id: RefundId,
+    owner: Option<AccountId>,
+) -> QueryResult<Option<Refund>> {
     let mut query = refunds::table.filter(refunds::id.eq(id)).into_boxed();
     if let Some(owner) = owner {
         query = query.filter(refunds::account_id.eq(owner));
@@ -161,10 +170,10 @@ pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult
 /// A decision on a refund: its new status, amount and who decided why.
 pub fn record_decision(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: RefundId,
     status: RefundStatus,
     amount: Money,
-    decided_by: Option<i64>,
+    decided_by: Option<AccountId>,
     decision_reason: Option<&str>,
 ) -> QueryResult<Refund> {
     let conn: &mut DbConnection = conn;
@@ -184,7 +193,7 @@ pub fn record_decision(
 }
 
 /// The order's dispute awaiting review, if any.
-pub fn pending_dispute(conn: &mut DbConnection, order_id: i64) -> QueryResult<Option<Refund>> {
+pub fn pending_dispute(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<Option<Refund>> {
     refunds::table
         .filter(refunds::order_id.eq(order_id))
         .filter(refunds::status.eq(RefundStatus::PendingReview.as_str()))
@@ -197,8 +206,8 @@ pub fn pending_dispute(conn: &mut DbConnection, order_id: i64) -> QueryResult<Op
 /// Filters of refund lists; every one optional.
 #[derive(Debug, Clone, Default)]
 pub struct RefundFilter {
-    pub account_id: Option<i64>,
-    pub order_id: Option<i64>,
+    pub account_id: Option<AccountId>,
+    pub order_id: Option<OrderId>,
     pub status: Option<RefundStatus>,
     pub reason: Option<RefundReason>,
     pub created_from: Option<NaiveDateTime>,
@@ -274,7 +283,7 @@ pub fn review_queue(
 /// An account's latest refund requests (disputes it filed), newest first.
 pub fn recent_requests(
     conn: &mut DbConnection,
-    account_id: i64,
+    account_id: AccountId,
     limit: i64,
 ) -> QueryResult<Vec<Refund>> {
     refunds::table
@@ -288,7 +297,7 @@ pub fn recent_requests(
 }
 
 /// Every refund of one order, oldest first.
-pub fn for_order(conn: &mut DbConnection, order_id: i64) -> QueryResult<Vec<Refund>> {
+pub fn for_order(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<Vec<Refund>> {
     refunds::table
         .filter(refunds::order_id.eq(order_id))
         .order(refunds::id.asc())

@@ -46,6 +46,7 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use super::backend::Dialect;
 use super::schema::{accounts, refunds, services};
 use super::DbConnection;
+use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
 use crate::domain::refund::RefundStatus;
 use crate::domain::report::{OrderSums, RefundSums, ReportGroup, Window};
@@ -54,7 +55,7 @@ use crate::domain::report::{OrderSums, RefundSums, ReportGroup, Window};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportScope {
     All,
-    Account(i64),
+    Account(AccountId),
 }
 
 #[derive(QueryableByName)]
@@ -320,7 +321,7 @@ pub fn explain(
 }
 
 /// The account with the most orders in the window, for benchmarking a reseller's report.
-pub fn busiest_account(conn: &mut DbConnection, window: &Window) -> QueryResult<i64> {
+pub fn busiest_account(conn: &mut DbConnection, window: &Window) -> QueryResult<AccountId> {
     use super::schema::orders;
     orders::table
         .filter(orders::created_at.ge(window.from))

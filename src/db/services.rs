@@ -6,6 +6,7 @@ use super::columns;
 use super::schema::services;
 use super::{now, DbConnection, WriteConn};
 use crate::domain::account::AccountStatus;
+use crate::domain::ids::{AccountId, ProviderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::service::{Service, ServiceStatus, ServiceType};
 
@@ -13,7 +14,7 @@ use crate::domain::service::{Service, ServiceStatus, ServiceType};
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = services, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct ServiceRow {
-    id: i64,
+    id: ServiceId,
     name: String,
     category: String,
     #[diesel(deserialize_as = String)]
@@ -27,7 +28,7 @@ struct ServiceRow {
     status: ServiceStatus,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
-    provider_id: Option<i64>,
+    provider_id: Option<ProviderId>,
     provider_service_id: Option<String>,
     refill_days: i64,
 }
@@ -67,7 +68,7 @@ pub struct ServiceFields {
     pub refill_days: i64,
     pub cancel: bool,
     /// The upstream provider and its service id, for provider-backed services.
-    pub provider: Option<(i64, String)>,
+    pub provider: Option<(ProviderId, String)>,
 }
 
 pub fn insert(conn: &mut WriteConn<'_>, fields: &ServiceFields) -> QueryResult<Service> {
@@ -97,7 +98,7 @@ pub fn insert(conn: &mut WriteConn<'_>, fields: &ServiceFields) -> QueryResult<S
 
 pub fn update(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: ServiceId,
     fields: &ServiceFields,
 ) -> QueryResult<Option<Service>> {
     let conn: &mut DbConnection = conn;
@@ -122,7 +123,7 @@ pub fn update(
         .map(|row| row.map(Service::from))
 }
 
-pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
+pub fn find(conn: &mut DbConnection, id: ServiceId) -> QueryResult<Option<Service>> {
     // By its key, so no `LIMIT` (see "one row by its key" in `db`).
     services::table
         .find(id)
@@ -149,7 +150,7 @@ pub fn page(
 
 pub fn set_status(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: ServiceId,
     status: ServiceStatus,
 ) -> QueryResult<Option<Service>> {
     let conn: &mut DbConnection = conn;
@@ -166,7 +167,7 @@ pub fn set_status(
 
 /// Reads a service and holds a shared lock on its row until the transaction ends
 /// (PostgreSQL `FOR SHARE`), so it cannot be disabled while an order for it commits.
-pub fn find_shared(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Service>> {
+pub fn find_shared(conn: &mut DbConnection, id: ServiceId) -> QueryResult<Option<Service>> {
     lock_row(
         conn,
         services::table.find(id).select(columns::<ServiceRow>()),
@@ -176,7 +177,7 @@ pub fn find_shared(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Servi
 }
 
 /// Every service routed to a provider, in id order.
-pub fn for_provider(conn: &mut DbConnection, provider_id: i64) -> QueryResult<Vec<Service>> {
+pub fn for_provider(conn: &mut DbConnection, provider_id: ProviderId) -> QueryResult<Vec<Service>> {
     services::table
         .filter(services::provider_id.eq(provider_id))
         .order(services::id.asc())
@@ -191,8 +192,8 @@ pub fn for_provider(conn: &mut DbConnection, provider_id: i64) -> QueryResult<Ve
 /// (`alerts::pauses_service`). `None` when there is no such service.
 pub fn find_shared_for_order(
     conn: &mut DbConnection,
-    id: i64,
-    account_id: i64,
+    id: ServiceId,
+    account_id: AccountId,
 ) -> QueryResult<Option<(Service, Option<AccountStatus>, bool)>> {
     use super::schema::accounts;
     let query = services::table.find(id).select((

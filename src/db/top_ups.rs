@@ -5,6 +5,7 @@ use super::backend::lock_row;
 use super::columns;
 use super::schema::top_ups;
 use super::{now, DbConnection, WriteConn};
+use crate::domain::ids::{AccountId, TopUpId};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::{Money, SignedMoney};
 
@@ -12,8 +13,8 @@ use crate::domain::money::{Money, SignedMoney};
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = top_ups, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct TopUpRow {
-    id: i64,
-    account_id: i64,
+    id: TopUpId,
+    account_id: AccountId,
     amount_micros: Money,
     refunded_micros: Money,
     gateway: String,
@@ -39,7 +40,7 @@ impl From<TopUpRow> for TopUp {
 
 pub fn insert(
     conn: &mut WriteConn<'_>,
-    account_id: i64,
+    account_id: AccountId,
     amount: Money,
     gateway: &str,
     gateway_ref: &str,
@@ -86,7 +87,7 @@ pub fn all_amounts(conn: &mut DbConnection) -> QueryResult<Vec<(i64, i64, i64, i
 }
 
 /// Reads a top-up and locks its row until the transaction ends.
-pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TopUp>> {
+pub fn lock(conn: &mut DbConnection, id: TopUpId) -> QueryResult<Option<TopUp>> {
     lock_row(
         conn,
         top_ups::table.find(id).select(columns::<TopUpRow>()),
@@ -99,7 +100,7 @@ pub fn lock(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TopUp>> {
 /// keeps it between zero and the top-up's amount.
 pub fn add_refunded(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: TopUpId,
     delta: SignedMoney,
     status: Option<&str>,
 ) -> QueryResult<TopUp> {
@@ -121,7 +122,7 @@ pub fn add_refunded(
     Ok(row.into())
 }
 
-pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TopUp>> {
+pub fn find(conn: &mut DbConnection, id: TopUpId) -> QueryResult<Option<TopUp>> {
     top_ups::table
         .find(id)
         .select(columns::<TopUpRow>())

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use diesel::QueryResult;
 
 use super::{accounts, ledger, orders, refunds, snapshot_tx, top_ups, DbConnection};
+use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::refund::{RefundReason, RefundStatus};
 
@@ -61,8 +62,8 @@ fn check(
     between_pages: &mut dyn FnMut(&str),
 ) -> QueryResult<Report> {
     let mut report = Report::default();
-    let mut books: HashMap<i64, AccountBook> = HashMap::new();
-    let mut order_books: HashMap<i64, OrderLedger> = HashMap::new();
+    let mut books: HashMap<AccountId, AccountBook> = HashMap::new();
+    let mut order_books: HashMap<OrderId, OrderLedger> = HashMap::new();
     let mut top_up_credits: HashMap<i64, i64> = HashMap::new();
     // refund id -> (sum of its entries, number of entries)
     let mut refund_entries: HashMap<i64, (i64, usize)> = HashMap::new();
@@ -87,7 +88,7 @@ fn check(
             }
             book.last_after = entry.balance_after.micros();
             if let Some(refund_id) = entry.refund_id {
-                let seen = refund_entries.entry(refund_id).or_default();
+                let seen = refund_entries.entry(refund_id.get()).or_default();
                 seen.0 += entry.amount.micros();
                 seen.1 += 1;
             }
@@ -115,7 +116,7 @@ fn check(
                 },
                 LedgerKind::TopUp => match entry.top_up_id {
                     Some(top_up_id) => {
-                        *top_up_credits.entry(top_up_id).or_default() += entry.amount.micros()
+                        *top_up_credits.entry(top_up_id.get()).or_default() += entry.amount.micros()
                     }
                     None => report.problems.push(format!(
                         "ledger entry {}: top-up credit without a top-up",
@@ -157,7 +158,7 @@ fn check(
         after = last.0;
         for (order_id, _account_id, charge, refunded) in rows {
             report.orders += 1;
-            let book = order_books.remove(&order_id).unwrap_or_default();
+            let book = order_books.remove(&OrderId(order_id)).unwrap_or_default();
             if book.charge_entries != 1 || book.charged != charge {
                 report.problems.push(format!(
                     "order {order_id}: charge {charge} but {} charge entries total {}",
@@ -190,10 +191,10 @@ fn check(
         let rows = refunds::scan(conn, after, page)?;
         between_pages("refunds");
         let Some(last) = rows.last() else { break };
-        after = last.id;
+        after = last.id.get();
         for refund in rows {
             report.refunds += 1;
-            let (sum, count) = refund_entries.remove(&refund.id).unwrap_or_default();
+            let (sum, count) = refund_entries.remove(&refund.id.get()).unwrap_or_default();
             let expected: &[(i64, usize)] = match (refund.order_id, refund.status) {
                 (Some(_), RefundStatus::Succeeded) => &[(refund.amount.micros(), 1)],
                 (Some(_), _) => &[(0, 0)],
@@ -212,7 +213,7 @@ fn check(
             if let (Some(top_up_id), RefundStatus::Pending | RefundStatus::Succeeded) =
                 (refund.top_up_id, refund.status)
             {
-                *top_up_returned.entry(top_up_id).or_default() += refund.amount.micros();
+                *top_up_returned.entry(top_up_id.get()).or_default() += refund.amount.micros();
             }
             if refund.reason == RefundReason::Chargeback && refund.top_up_id.is_none() {
                 report.problems.push(format!(

@@ -7,10 +7,11 @@ use diesel::prelude::*;
 use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
 use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::event::{join_event_types, DeliveryState, Endpoint, EndpointStatus, EventType};
+use crate::domain::ids::{AccountId, DeliveryId, EndpointId, EventId};
 
 type EndpointRow = (
-    i64,
-    i64,
+    EndpointId,
+    AccountId,
     String,
     String,
     Option<String>,
@@ -87,7 +88,7 @@ macro_rules! endpoint_columns {
 }
 
 pub struct NewEndpoint<'a> {
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub url: &'a str,
     pub event_types: &'a [EventType],
     pub description: Option<&'a str>,
@@ -114,7 +115,11 @@ pub fn insert(conn: &mut WriteConn<'_>, new: &NewEndpoint) -> QueryResult<Endpoi
 }
 
 /// One endpoint, if `owner` (when given) owns it.
-pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult<Option<Endpoint>> {
+pub fn find(
+    conn: &mut DbConnection,
+    id: EndpointId,
+    owner: Option<AccountId>,
+) -> QueryResult<Option<Endpoint>> {
     let mut query = webhook_endpoints::table
         .find(id)
         .select(endpoint_columns!())
@@ -128,7 +133,7 @@ pub fn find(conn: &mut DbConnection, id: i64, owner: Option<i64>) -> QueryResult
 /// An account's endpoints, newest first, older than `starting_after`.
 pub fn list(
     conn: &mut DbConnection,
-    owner: i64,
+    owner: AccountId,
     starting_after: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<Endpoint>> {
@@ -168,7 +173,7 @@ pub struct EndpointChanges {
 
 pub fn update(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: EndpointId,
     changes: &EndpointChanges,
 ) -> QueryResult<Endpoint> {
     let conn: &mut DbConnection = conn;
@@ -208,7 +213,7 @@ pub fn update(
 /// A new secret; the old one keeps signing until `grace` from now.
 pub fn rotate(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: EndpointId,
     secret: &str,
     grace: Duration,
 ) -> QueryResult<Endpoint> {
@@ -227,7 +232,7 @@ pub fn rotate(
 }
 
 /// Disables an endpoint and says why; its pending deliveries fail.
-pub fn disable(conn: &mut WriteConn<'_>, id: i64, reason: &str) -> QueryResult<()> {
+pub fn disable(conn: &mut WriteConn<'_>, id: EndpointId, reason: &str) -> QueryResult<()> {
     let conn: &mut DbConnection = conn;
     let at = now();
     diesel::update(webhook_endpoints::table.find(id))
@@ -255,7 +260,7 @@ pub fn disable(conn: &mut WriteConn<'_>, id: i64, reason: &str) -> QueryResult<(
 /// streak, a failure starts one if none is running. Returns when the streak began.
 pub fn note_result(
     conn: &mut WriteConn<'_>,
-    id: i64,
+    id: EndpointId,
     success: bool,
 ) -> QueryResult<Option<NaiveDateTime>> {
     let conn: &mut DbConnection = conn;
@@ -276,7 +281,7 @@ pub fn note_result(
 }
 
 /// Deletes an endpoint with its deliveries and their log.
-pub fn delete(conn: &mut WriteConn<'_>, id: i64) -> QueryResult<usize> {
+pub fn delete(conn: &mut WriteConn<'_>, id: EndpointId) -> QueryResult<usize> {
     let conn: &mut DbConnection = conn;
     diesel::delete(webhook_attempts::table.filter(webhook_attempts::endpoint_id.eq(id)))
         .execute(conn)?;
@@ -288,9 +293,9 @@ pub fn delete(conn: &mut WriteConn<'_>, id: i64) -> QueryResult<usize> {
 /// One event's delivery to one endpoint.
 #[derive(Debug, Clone, Queryable)]
 pub struct Delivery {
-    pub id: i64,
-    pub event_id: i64,
-    pub endpoint_id: i64,
+    pub id: DeliveryId,
+    pub event_id: EventId,
+    pub endpoint_id: EndpointId,
     pub state: String,
     pub attempts: i64,
     pub next_at: NaiveDateTime,
@@ -304,15 +309,15 @@ pub struct Delivery {
 lease::fence! {
     /// The claim a worker holds on a delivery: every write of its attempt is fenced by it
     /// (see [`lease`]).
-    DeliveryFence { delivery_id } for Delivery.id
+    DeliveryFence { delivery_id: DeliveryId } for Delivery.id
 }
 
 /// Queues a delivery of an event to an endpoint (due now), or, when one exists, makes it
 /// due again from its first attempt (a redelivery). Returns the delivery's id.
 pub fn queue(
     conn: &mut WriteConn<'_>,
-    event_id: i64,
-    endpoint_id: i64,
+    event_id: EventId,
+    endpoint_id: EndpointId,
     again: bool,
 ) -> QueryResult<i64> {
     let conn: &mut DbConnection = conn;
@@ -403,7 +408,7 @@ pub fn release_all(conn: &mut WriteConn<'_>, owner: &str) -> QueryResult<usize> 
 }
 
 /// The deliveries of one event (for redelivery and tests).
-pub fn of_event(conn: &mut DbConnection, event_id: i64) -> QueryResult<Vec<Delivery>> {
+pub fn of_event(conn: &mut DbConnection, event_id: EventId) -> QueryResult<Vec<Delivery>> {
     webhook_deliveries::table
         .filter(webhook_deliveries::event_id.eq(event_id))
         .order(webhook_deliveries::id.asc())
@@ -414,9 +419,9 @@ pub fn of_event(conn: &mut DbConnection, event_id: i64) -> QueryResult<Vec<Deliv
 #[derive(Debug, Clone, Queryable)]
 pub struct Attempt {
     pub id: i64,
-    pub delivery_id: i64,
-    pub event_id: i64,
-    pub endpoint_id: i64,
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
+    pub endpoint_id: EndpointId,
     pub attempt: i64,
     pub status_code: Option<i32>,
     pub duration_ms: i64,
@@ -426,9 +431,9 @@ pub struct Attempt {
 }
 
 pub struct NewAttempt<'a> {
-    pub delivery_id: i64,
-    pub event_id: i64,
-    pub endpoint_id: i64,
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
+    pub endpoint_id: EndpointId,
     pub attempt: i64,
     pub status_code: Option<u16>,
     pub duration_ms: i64,
@@ -457,7 +462,7 @@ pub fn record_attempt(conn: &mut WriteConn<'_>, new: &NewAttempt) -> QueryResult
 /// An endpoint's attempts, newest first.
 pub fn attempts(
     conn: &mut DbConnection,
-    endpoint_id: i64,
+    endpoint_id: EndpointId,
     starting_after: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<Attempt>> {
@@ -476,10 +481,10 @@ pub fn attempts(
 /// A delivery as its endpoint's owner sees it: its event's type and when it was last tried.
 #[derive(Debug, Clone)]
 pub struct DeliveryView {
-    pub id: i64,
-    pub event_id: i64,
+    pub id: DeliveryId,
+    pub event_id: EventId,
     pub event_type: EventType,
-    pub endpoint_id: i64,
+    pub endpoint_id: EndpointId,
     pub state: DeliveryState,
     pub attempts: i64,
     pub next_at: NaiveDateTime,
@@ -490,11 +495,11 @@ pub struct DeliveryView {
 
 #[derive(Queryable)]
 struct DeliveryViewRow {
-    id: i64,
-    event_id: i64,
+    id: DeliveryId,
+    event_id: EventId,
     #[diesel(deserialize_as = String)]
     event_type: EventType,
-    endpoint_id: i64,
+    endpoint_id: EndpointId,
     #[diesel(deserialize_as = String)]
     state: DeliveryState,
     attempts: i64,
@@ -506,7 +511,7 @@ struct DeliveryViewRow {
 /// An endpoint's deliveries, newest first, older than `starting_after`, in `state` if given.
 pub fn deliveries(
     conn: &mut DbConnection,
-    endpoint_id: i64,
+    endpoint_id: EndpointId,
     state: Option<DeliveryState>,
     starting_after: Option<i64>,
     limit: i64,
@@ -536,7 +541,7 @@ pub fn deliveries(
         .order(webhook_deliveries::id.desc())
         .limit(limit)
         .load(conn)?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let ids: Vec<DeliveryId> = rows.iter().map(|r| r.id).collect();
     let last = last_attempts(conn, &ids)?;
     Ok(rows
         .into_iter()
@@ -558,12 +563,12 @@ pub fn deliveries(
 /// When each of these deliveries was last tried; a delivery never tried is absent.
 fn last_attempts(
     conn: &mut DbConnection,
-    delivery_ids: &[i64],
-) -> QueryResult<std::collections::HashMap<i64, NaiveDateTime>> {
+    delivery_ids: &[DeliveryId],
+) -> QueryResult<std::collections::HashMap<DeliveryId, NaiveDateTime>> {
     if delivery_ids.is_empty() {
         return Ok(Default::default());
     }
-    let rows: Vec<(i64, Option<NaiveDateTime>)> = webhook_attempts::table
+    let rows: Vec<(DeliveryId, Option<NaiveDateTime>)> = webhook_attempts::table
         .filter(webhook_attempts::delivery_id.eq_any(delivery_ids))
         .group_by(webhook_attempts::delivery_id)
         .select((
@@ -580,12 +585,12 @@ fn last_attempts(
 /// The state of each of these deliveries, for the attempts of the delivery log.
 pub fn delivery_states(
     conn: &mut DbConnection,
-    delivery_ids: &[i64],
-) -> QueryResult<std::collections::HashMap<i64, DeliveryState>> {
+    delivery_ids: &[DeliveryId],
+) -> QueryResult<std::collections::HashMap<DeliveryId, DeliveryState>> {
     if delivery_ids.is_empty() {
         return Ok(Default::default());
     }
-    let rows: Vec<(i64, String)> = webhook_deliveries::table
+    let rows: Vec<(DeliveryId, String)> = webhook_deliveries::table
         .filter(webhook_deliveries::id.eq_any(delivery_ids))
         .select((webhook_deliveries::id, webhook_deliveries::state))
         .load(conn)?;

@@ -2,6 +2,7 @@ use chrono::NaiveDateTime;
 
 use super::money::SignedMoney;
 use super::string_enum;
+use crate::domain::ids::AccountId;
 
 string_enum! {
     /// Who an account is: a reseller buys, an admin runs the panel.
@@ -56,7 +57,7 @@ pub fn scopes_from_str(text: &str) -> Vec<Scope> {
 
 #[derive(Debug, Clone)]
 pub struct Account {
-    pub id: i64,
+    pub id: AccountId,
     pub name: String,
     pub role: Role,
     pub status: AccountStatus,

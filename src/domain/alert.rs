@@ -4,6 +4,7 @@ use chrono::{Duration, NaiveDateTime};
 
 use super::money::Money;
 use super::string_enum;
+use crate::domain::ids::AlertId;
 
 string_enum! {
     /// What an alert watches: one service, or one provider (all its services).
@@ -102,7 +103,7 @@ pub fn transition(
 /// One alert episode.
 #[derive(Debug, Clone)]
 pub struct Alert {
-    pub id: i64,
+    pub id: AlertId,
     pub scope: AlertScope,
     pub subject_id: i64,
     pub window: AlertWindow,

@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::string_enum;
+use crate::domain::ids::{AccountId, EndpointId, EventId};
 
 string_enum! {
     /// What happened. Reseller events belong to one account; `alert.*` events are the
@@ -45,10 +46,10 @@ impl EventType {
 /// One event of the log.
 #[derive(Debug, Clone)]
 pub struct Event {
-    pub id: i64,
+    pub id: EventId,
     pub event_type: EventType,
     /// Null for operator events.
-    pub account_id: Option<i64>,
+    pub account_id: Option<AccountId>,
     pub data: serde_json::Value,
     pub created_at: NaiveDateTime,
 }
@@ -65,8 +66,8 @@ string_enum! {
 /// A webhook endpoint with its signing secrets.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    pub id: i64,
-    pub account_id: i64,
+    pub id: EndpointId,
+    pub account_id: AccountId,
     pub url: String,
     /// Empty: every event the owner may see.
     pub event_types: Vec<EventType>,
@@ -216,8 +217,8 @@ mod tests {
     fn an_endpoint_debugged_shows_neither_signing_secret() {
         let at = chrono::DateTime::UNIX_EPOCH.naive_utc();
         let endpoint = Endpoint {
-            id: 1,
-            account_id: 2,
+            id: EndpointId(1),
+            account_id: AccountId(2),
             url: "https://hooks.example/in".into(),
             event_types: vec![],
             description: None,

@@ -4,6 +4,28 @@
 //! them); in storage they are the `BIGINT` keys they always were (`db::ids` binds and
 //! reads them). Construct one only from a value that is that kind of id: a path segment,
 //! a row, a field of a request that names it.
+//!
+//! The point: an account's id where an order's is expected is refused by the compiler.
+//!
+//! ```compile_fail,E0308
+//! use reseller_api::db::{self, DbConnection};
+//! use reseller_api::domain::ids::AccountId;
+//!
+//! fn order_of(conn: &mut DbConnection, account: AccountId) {
+//!     let _ = db::orders::find(conn, account); // expected `OrderId`, found `AccountId`
+//! }
+//! ```
+//!
+//! while the same call with an order's id compiles:
+//!
+//! ```no_run
+//! use reseller_api::db::{self, DbConnection};
+//! use reseller_api::domain::ids::OrderId;
+//!
+//! fn order_of(conn: &mut DbConnection, order: OrderId) {
+//!     let _ = db::orders::find(conn, order);
+//! }
+//! ```
 
 use std::fmt;
 use std::str::FromStr;

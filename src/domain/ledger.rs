@@ -2,6 +2,7 @@ use chrono::NaiveDateTime;
 
 use super::money::{Money, SignedMoney};
 use super::string_enum;
+use crate::domain::ids::{AccountId, OrderId, RefundId, TopUpId};
 
 string_enum! {
     /// Why a balance changed. Every change is exactly one ledger entry.
@@ -18,14 +19,14 @@ string_enum! {
 #[derive(Debug, Clone)]
 pub struct LedgerEntry {
     pub id: i64,
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub kind: LedgerKind,
     /// The change: negative for a debit.
     pub amount: SignedMoney,
     pub balance_after: SignedMoney,
-    pub order_id: Option<i64>,
-    pub refund_id: Option<i64>,
-    pub top_up_id: Option<i64>,
+    pub order_id: Option<OrderId>,
+    pub refund_id: Option<RefundId>,
+    pub top_up_id: Option<TopUpId>,
     pub created_at: NaiveDateTime,
 }
 
@@ -36,8 +37,8 @@ string_enum! {
 
 #[derive(Debug, Clone)]
 pub struct TopUp {
-    pub id: i64,
-    pub account_id: i64,
+    pub id: TopUpId,
+    pub account_id: AccountId,
     pub amount: Money,
     pub refunded: Money,
     pub gateway: String,

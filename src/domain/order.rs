@@ -3,6 +3,7 @@ use chrono::NaiveDateTime;
 use super::money::{charge_for, Money};
 use super::service::{Service, ServiceStatus, ServiceType};
 use super::{parse_text, string_enum, FieldError};
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 
 /// What the refund rule (`domain::refund`) needs to know of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +52,9 @@ impl OrderStatus {
 
 #[derive(Debug, Clone)]
 pub struct Order {
-    pub id: i64,
-    pub account_id: i64,
-    pub service_id: i64,
+    pub id: OrderId,
+    pub account_id: AccountId,
+    pub service_id: ServiceId,
     pub link: String,
     pub quantity: i64,
     pub runs: Option<i64>,
@@ -150,8 +151,8 @@ pub struct OrderInput {
 /// An order that passed every rule of its service and is priced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
-    pub account_id: i64,
-    pub service_id: i64,
+    pub account_id: AccountId,
+    pub service_id: ServiceId,
     pub link: String,
     pub quantity: i64,
     pub runs: Option<i64>,
@@ -231,7 +232,7 @@ impl From<&OrderFieldError> for FieldError {
 /// Applies the service's rules to an order request and prices it, reporting every
 /// failing field at once, in the order of the fields.
 pub fn plan_order(
-    account_id: i64,
+    account_id: AccountId,
     service: &Service,
     input: OrderInput,
 ) -> Result<NewOrder, Vec<OrderFieldError>> {
@@ -346,7 +347,7 @@ mod tests {
     fn service(kind: ServiceType) -> Service {
         let now = chrono::Utc::now().naive_utc();
         Service {
-            id: 7,
+            id: ServiceId(7),
             name: "Likes".into(),
             category: "Instagram".into(),
             kind,
@@ -374,9 +375,9 @@ mod tests {
     fn order(status: OrderStatus, quantity: i64, runs: Option<i64>, remains: Option<i64>) -> Order {
         let now = chrono::Utc::now().naive_utc();
         Order {
-            id: 1,
-            account_id: 1,
-            service_id: 7,
+            id: OrderId(1),
+            account_id: AccountId(1),
+            service_id: ServiceId(7),
             link: "https://example.com/p/1".into(),
             quantity,
             runs,
@@ -453,7 +454,7 @@ mod tests {
 
     #[test]
     fn prices_rate_per_thousand() {
-        let order = plan_order(1, &service(ServiceType::Default), input(1234)).unwrap();
+        let order = plan_order(AccountId(1), &service(ServiceType::Default), input(1234)).unwrap();
         assert_eq!(order.charge.micros(), 1_110_600);
     }
 
@@ -462,7 +463,7 @@ mod tests {
         let mut req = input(100);
         req.runs = Some(5);
         req.interval = Some(30);
-        let order = plan_order(1, &service(ServiceType::DripFeed), req).unwrap();
+        let order = plan_order(AccountId(1), &service(ServiceType::DripFeed), req).unwrap();
         assert_eq!(order.charge.micros(), 450_000);
     }
 
@@ -473,7 +474,7 @@ mod tests {
         req.comments = Some("nice\n\n  great  \nwow\n".into());
         let mut svc = service(ServiceType::CustomComments);
         svc.min_quantity = 1;
-        let order = plan_order(1, &svc, req).unwrap();
+        let order = plan_order(AccountId(1), &svc, req).unwrap();
         assert_eq!(order.quantity, 3);
         assert_eq!(order.comments.as_deref(), Some("nice\ngreat\nwow"));
     }
@@ -486,7 +487,7 @@ mod tests {
             runs: Some(3),
             ..OrderInput::default()
         };
-        let errors = plan_order(1, &service(ServiceType::Default), req).unwrap_err();
+        let errors = plan_order(AccountId(1), &service(ServiceType::Default), req).unwrap_err();
         let fields: Vec<_> = errors.iter().map(OrderFieldError::field).collect();
         assert_eq!(fields, vec!["link", "quantity", "runs"]);
         assert_eq!(

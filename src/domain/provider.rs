@@ -5,6 +5,7 @@ use secrecy::SecretString;
 
 use super::money::{Money, Percent, SignedMoney};
 use super::string_enum;
+use crate::domain::ids::ProviderId;
 
 string_enum! {
     /// Where a provider-backed order stands upstream: `queued` to send, `sending` (a send
@@ -25,7 +26,7 @@ string_enum! {
 /// An upstream API v2 provider.
 #[derive(Debug, Clone)]
 pub struct Provider {
-    pub id: i64,
+    pub id: ProviderId,
     pub name: String,
     pub url: String,
     /// The provider's API key for this panel; never shown after creation, and redacted
@@ -78,7 +79,7 @@ mod tests {
     fn a_provider_debugged_shows_no_api_key() {
         let at = chrono::DateTime::UNIX_EPOCH.naive_utc();
         let provider = Provider {
-            id: 1,
+            id: ProviderId(1),
             name: "upstream".into(),
             url: "https://upstream.example/api/v2".into(),
             api_key: "pk-live-9f8e7d6c5b4a".to_string().into(),

@@ -9,6 +9,7 @@ use super::money::Money;
 pub use super::order::OrderBook;
 use super::order::OrderStatus;
 use super::string_enum;
+use crate::domain::ids::{AccountId, OrderId, RefundId, TopUpId};
 
 string_enum! {
     /// Why money went back. Disputes keep the reason the reseller gave.
@@ -70,17 +71,17 @@ string_enum! {
 
 #[derive(Debug, Clone)]
 pub struct Refund {
-    pub id: i64,
-    pub account_id: i64,
-    pub order_id: Option<i64>,
-    pub top_up_id: Option<i64>,
+    pub id: RefundId,
+    pub account_id: AccountId,
+    pub order_id: Option<OrderId>,
+    pub top_up_id: Option<TopUpId>,
     pub amount: Money,
     pub reason: RefundReason,
     pub status: RefundStatus,
     pub source: RefundSource,
     pub note: Option<String>,
     pub decision_reason: Option<String>,
-    pub decided_by: Option<i64>,
+    pub decided_by: Option<AccountId>,
     pub decided_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     /// The refund-abuse policy's decision, for refund requests.

@@ -2,6 +2,7 @@ use chrono::NaiveDateTime;
 
 use super::money::{Money, Percent};
 use super::string_enum;
+use crate::domain::ids::{ProviderId, ServiceId};
 
 string_enum! {
     /// How a service takes orders, in the panel vocabulary.
@@ -23,7 +24,7 @@ pub const MAX_QUANTITY: i64 = 1_000_000_000;
 
 #[derive(Debug, Clone)]
 pub struct Service {
-    pub id: i64,
+    pub id: ServiceId,
     pub name: String,
     pub category: String,
     pub kind: ServiceType,
@@ -39,7 +40,7 @@ pub struct Service {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     /// The upstream provider and the provider's own service id, for provider-backed services.
-    pub provider: Option<(i64, String)>,
+    pub provider: Option<(ProviderId, String)>,
 }
 
 impl Service {

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::db::{api_keys, jwt_keys, revocations, DbConnection, DbPool};
 use crate::domain::account::{scopes_from_str, scopes_to_string, Role, Scope};
 use crate::domain::api_key::random_token;
+use crate::domain::ids::{AccountId, ApiKeyId};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
 use crate::http::token_cache::{self, TokenCache};
@@ -38,7 +39,7 @@ const API_KEY_TRUST_SECS: i64 = 3600;
 /// key's scopes (fixed at creation; a key is revoked, never edited).
 #[derive(Debug, Clone)]
 pub struct KeyHolder {
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub currency: String,
     pub scopes: Vec<Scope>,
 }
@@ -56,7 +57,7 @@ pub struct Claims {
     pub exp: i64,
     pub jti: String,
     /// The id of the API key the token was issued from: revoking that key refuses it.
-    pub akid: i64,
+    pub akid: ApiKeyId,
 }
 
 struct KeySet {
@@ -127,8 +128,8 @@ impl TokenKeys {
     /// Issues an access token for an account from its API key `api_key_id`.
     pub fn issue(
         &self,
-        account_id: i64,
-        api_key_id: i64,
+        account_id: AccountId,
+        api_key_id: ApiKeyId,
         role: Role,
         scopes: &[Scope],
     ) -> Result<String, ApiError> {
@@ -328,7 +329,7 @@ impl TokenKeys {
     }
 }
 
-fn subject(claims: &Claims) -> Result<i64, ApiError> {
+fn subject(claims: &Claims) -> Result<AccountId, ApiError> {
     claims
         .sub
         .parse()
@@ -364,7 +365,7 @@ fn key_set(live: Vec<jwt_keys::JwtKey>) -> KeySet {
 /// makes the handler protected.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub role: Role,
     pub scopes: Vec<Scope>,
 }

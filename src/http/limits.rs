@@ -20,6 +20,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::config::LimitConfig;
+use crate::domain::ids::AccountId;
 use crate::error::ApiError;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
@@ -152,9 +153,9 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 
 /// The process's quotas.
 pub struct Limits {
-    pub account: Limiter<i64>,
+    pub account: Limiter<AccountId>,
     pub token: Limiter<IpAddr>,
-    pub dispute: Limiter<i64>,
+    pub dispute: Limiter<AccountId>,
     trusted_ip_header: Option<String>,
 }
 

@@ -75,7 +75,7 @@ impl Exchange for BalanceRead<'_> {
         _: &mut Pass,
     ) -> Result<(), diesel::result::Error> {
         if let Err(error) = &read {
-            tracing::warn!(provider = provider.id, %error, "provider balance read failed");
+            tracing::warn!(provider = provider.id.get(), %error, "provider balance read failed");
         }
         db::write_tx(conn, |conn| {
             providers::record_balance(conn, provider.id, read.clone())

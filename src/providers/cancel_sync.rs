@@ -162,7 +162,7 @@ impl Exchange for Cancels<'_> {
             })?;
             if !kept {
                 tracing::info!(
-                    request = job.id,
+                    request = job.id.get(),
                     "the cancel's claim was lost before the attempt ended; its outcome is not written"
                 );
             }

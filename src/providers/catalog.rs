@@ -3,6 +3,7 @@
 use super::client::{call, unreadable_reply, Reply};
 use super::dialect::parse_services;
 use crate::db::{self, provider_orders, DbConnection};
+use crate::domain::ids::ProviderId;
 use crate::domain::provider::Provider;
 use crate::domain::service::CatalogEntry;
 use crate::metrics;
@@ -18,7 +19,11 @@ pub struct ServicesReply {
 
 impl ServicesReply {
     /// Keeps the exchange in the provider's attempt log, with the reply's first bytes.
-    pub fn record(&self, conn: &mut DbConnection, provider_id: i64) -> diesel::QueryResult<()> {
+    pub fn record(
+        &self,
+        conn: &mut DbConnection,
+        provider_id: ProviderId,
+    ) -> diesel::QueryResult<()> {
         let label = if self.catalog.is_ok() {
             "read"
         } else {
@@ -98,14 +103,14 @@ impl super::worker::Worker {
         });
         match synced {
             Ok(report) => tracing::info!(
-                provider = provider.id,
+                provider = provider.id.get(),
                 created = report.created.len(),
                 updated = report.updated.len(),
                 disabled = report.disabled.len(),
                 "scheduled catalog sync"
             ),
             Err(error) => {
-                tracing::warn!(provider = provider.id, %error, "scheduled catalog sync failed")
+                tracing::warn!(provider = provider.id.get(), %error, "scheduled catalog sync failed")
             }
         }
         Ok(())

@@ -16,6 +16,7 @@ use chrono::NaiveDateTime;
 use super::client::{call, Reply};
 use super::worker::{record_exchange, Pass, Worker};
 use crate::db::DbConnection;
+use crate::domain::ids::OrderId;
 use crate::domain::provider::Provider;
 pub(super) use crate::jobs::Claimed;
 use crate::jobs::{drain, Queue};
@@ -49,7 +50,7 @@ pub(super) trait Exchange {
     fn read(&self, work: &Self::Work, reply: &Reply) -> (Self::Read, &'static str);
 
     /// The order the exchange is about, for the attempt log (none for a batch).
-    fn order_of(&self, _work: &Self::Work) -> Option<i64> {
+    fn order_of(&self, _work: &Self::Work) -> Option<OrderId> {
         None
     }
 

@@ -31,6 +31,7 @@ use super::exchange;
 use super::refill_sync::{RefillSends, RefillStatuses};
 use super::worker::{OrderSends, OrderStatuses, Pass, Worker};
 use crate::db::providers;
+use crate::domain::ids::ProviderId;
 use crate::domain::provider::Provider;
 
 /// Lane threads one process runs at most; past it, providers share lanes by id.
@@ -80,7 +81,7 @@ const JOBS: &[Job] = &[
 
 /// One pass of every provider job over every provider in `ids`. A job that fails is
 /// reported in the returned errors and the others still run.
-pub(super) fn every_job(worker: &Worker, ids: &[i64], pass: &mut Pass) -> Vec<String> {
+pub(super) fn every_job(worker: &Worker, ids: &[ProviderId], pass: &mut Pass) -> Vec<String> {
     let mut errors = Vec::new();
     for (name, job) in JOBS {
         for &id in ids {
@@ -106,8 +107,8 @@ pub(super) fn every_job(worker: &Worker, ids: &[i64], pass: &mut Pass) -> Vec<St
 }
 
 /// The lane a provider's jobs run on.
-fn lane_of(provider_id: i64, lanes: i64) -> i64 {
-    provider_id.rem_euclid(lanes)
+fn lane_of(provider_id: ProviderId, lanes: i64) -> i64 {
+    provider_id.get().rem_euclid(lanes)
 }
 
 /// Runs on the provider worker's thread until stopped: starts a lane for each provider
@@ -161,7 +162,7 @@ fn run_lane(worker: &Worker, lane: i64) {
     let lanes_count = lane_count(worker.pool.max_size());
     let mut seen = worker.wake.seen();
     while !worker.stopping() {
-        let ids: Result<Vec<i64>, _> = worker
+        let ids: Result<Vec<ProviderId>, _> = worker
             .connection()
             .and_then(|mut conn| providers::all(&mut conn))
             .map(|all| {
@@ -201,6 +202,9 @@ mod tests {
         assert_eq!(lane_count(1), 1);
         assert_eq!(lane_count(1000), MAX_LANES);
         // Providers 1 and 2 never share a lane while there are two lanes or more.
-        assert_ne!(lane_of(1, lane_count(4)), lane_of(2, lane_count(4)));
+        assert_ne!(
+            lane_of(ProviderId(1), lane_count(4)),
+            lane_of(ProviderId(2), lane_count(4))
+        );
     }
 }

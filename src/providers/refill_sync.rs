@@ -23,6 +23,7 @@ use super::worker::{truncate, Pass, Worker};
 use crate::application::events;
 use crate::db::refills::{self, Refill, RefillOutcome};
 use crate::db::{self, DbConnection};
+use crate::domain::ids::OrderId;
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::refill::RefillStatus;
 
@@ -49,7 +50,7 @@ fn finish(
     })?;
     if !kept {
         tracing::info!(
-            refill = fence.refill_id,
+            refill = fence.refill_id.get(),
             token = fence.token,
             "the refill's claim was lost before the attempt ended; its outcome is not written"
         );
@@ -131,7 +132,7 @@ impl Worker {
                     ..RefillOutcome::to(ForwardingState::Sent, *status)
                 },
                 Some(RefillItem::UnknownStatus(word)) => {
-                    tracing::warn!(refill = job.id, provider = provider.id, status = %word, "unknown refill status quarantined");
+                    tracing::warn!(refill = job.id.get(), provider = provider.id.get(), status = %word, "unknown refill status quarantined");
                     RefillOutcome {
                         quarantined_status: Some(word.clone()),
                         synced: true,
@@ -246,7 +247,7 @@ impl Exchange for RefillSends<'_> {
         (read, label)
     }
 
-    fn order_of(&self, job: &Refill) -> Option<i64> {
+    fn order_of(&self, job: &Refill) -> Option<OrderId> {
         Some(job.order_id)
     }
 
@@ -274,7 +275,10 @@ impl Exchange for RefillSends<'_> {
                         refills::adopt_acceptance(conn, job.id, &remote)
                     })?
                 {
-                    tracing::warn!(refill = job.id, "a late refill acceptance was adopted");
+                    tracing::warn!(
+                        refill = job.id.get(),
+                        "a late refill acceptance was adopted"
+                    );
                 }
             }
             // The provider said no in words about the order: final, and the reseller sees

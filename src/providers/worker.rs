@@ -26,6 +26,7 @@ use crate::application::retention::{sweep, Swept};
 use crate::config::{RetentionConfig, WorkerConfig};
 use crate::db::provider_orders::{self, AttemptOutcome, Fence, ProviderOrder};
 use crate::db::{self, orders, providers, DbPool};
+use crate::domain::ids::{OrderId, ProviderId};
 use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::provider::{ForwardingState, Provider};
@@ -104,7 +105,7 @@ fn finish(
 /// Another worker, a cancel or an operator took the row since this attempt claimed it.
 fn lost(fence: Fence) {
     tracing::info!(
-        order = fence.order_id,
+        order = fence.order_id.get(),
         token = fence.token,
         "the claim was lost before the attempt ended; its outcome is not written"
     );
@@ -114,14 +115,14 @@ fn lost(fence: Fence) {
 /// kept where it makes the order tracked, never dropped.
 fn keep_acceptance(
     conn: &mut db::DbConnection,
-    order_id: i64,
+    order_id: OrderId,
     remote: &str,
 ) -> Result<(), diesel::result::Error> {
     if db::write_tx(conn, |conn| {
         provider_orders::adopt_acceptance(conn, order_id, remote)
     })? {
         tracing::warn!(
-            order = order_id,
+            order = order_id.get(),
             provider_order_id = remote,
             "a late acceptance was adopted: the order is tracked as sent"
         );
@@ -131,7 +132,7 @@ fn keep_acceptance(
     match known {
         Some(known) if known == remote => {}
         Some(known) => tracing::error!(
-            order = order_id,
+            order = order_id.get(),
             provider_order_id = remote,
             known = %known,
             "the provider accepted this order twice; the second id is in the attempt log"
@@ -141,7 +142,7 @@ fn keep_acceptance(
                 provider_orders::note_late_acceptance(conn, order_id, remote)
             })?;
             tracing::error!(
-                order = order_id,
+                order = order_id.get(),
                 provider_order_id = remote,
                 "the provider accepted an order that had already ended here; an operator decides"
             );
@@ -176,7 +177,7 @@ pub struct Worker {
     stop: Arc<AtomicBool>,
     /// Providers that answered a batch `refill_status` (`refills=`) with something other
     /// than a batch: asked one refill at a time from then on.
-    pub(super) no_batch_refill_status: std::sync::Mutex<std::collections::HashSet<i64>>,
+    pub(super) no_batch_refill_status: std::sync::Mutex<std::collections::HashSet<ProviderId>>,
 }
 
 impl Worker {
@@ -255,7 +256,7 @@ impl Worker {
     /// others: the pass runs them all, then reports every error.
     pub fn run_once(&self) -> Result<Pass, String> {
         let mut pass = Pass::default();
-        let ids: Vec<i64> = self
+        let ids: Vec<ProviderId> = self
             .connection()
             .and_then(|mut conn| providers::all(&mut conn))
             .map_err(|e| e.to_string())?
@@ -413,7 +414,7 @@ impl Worker {
         let Some(items) = items else {
             // The whole reply is unusable: every order keeps its state and is asked again later.
             let error = unreadable_reply("status", reply.http_status(), reply.text());
-            tracing::warn!(provider = provider.id, %error, "provider status poll failed");
+            tracing::warn!(provider = provider.id.get(), %error, "provider status poll failed");
             for job in &jobs {
                 let outcome = AttemptOutcome {
                     error: Some(error.clone()),
@@ -445,7 +446,7 @@ impl Worker {
                     settle.state == ForwardingState::Sent && job.created_at < give_up_before;
                 Ok(if stuck {
                     tracing::warn!(
-                        order = job.order_id,
+                        order = job.order_id.get(),
                         "no final status within the give-up horizon; polling stops"
                     );
                     AttemptOutcome {
@@ -489,7 +490,7 @@ impl Worker {
                 ..AttemptOutcome::to(ForwardingState::Sent)
             },
             Some(StatusItem::UnknownStatus(word)) => {
-                tracing::warn!(order = job.order_id, provider = provider.id, status = %word, "unknown provider status quarantined");
+                tracing::warn!(order = job.order_id.get(), provider = provider.id.get(), status = %word, "unknown provider status quarantined");
                 AttemptOutcome {
                     quarantined_status: Some(word.clone()),
                     next_at: Some(next),
@@ -534,7 +535,7 @@ impl Worker {
                     Err(SettleError::Refused(refusal)) => {
                         let error =
                             format!("provider reported {status}, which cannot apply: {refusal:?}");
-                        tracing::warn!(order = job.order_id, %error, "provider status refused by the refund rule");
+                        tracing::warn!(order = job.order_id.get(), %error, "provider status refused by the refund rule");
                         let done = orders::lock(conn, job.order_id, None)?
                             .is_none_or(|o| o.status.is_terminal());
                         let state = if done {
@@ -646,7 +647,7 @@ impl Exchange for OrderSends<'_> {
         (read, label)
     }
 
-    fn order_of(&self, (order, _): &Self::Work) -> Option<i64> {
+    fn order_of(&self, (order, _): &Self::Work) -> Option<OrderId> {
         Some(order.id)
     }
 
@@ -765,7 +766,7 @@ impl Exchange for OrderStatuses<'_> {
 pub(super) fn record_exchange(
     conn: &mut db::DbConnection,
     provider: &Provider,
-    order_id: Option<i64>,
+    order_id: Option<OrderId>,
     action: &str,
     label: &str,
     http_status: Option<u16>,
@@ -789,7 +790,7 @@ pub(super) fn record_exchange(
 /// transaction that finishes its attempt.
 fn cancel_unsendable(
     conn: &mut db::WriteConn<'_>,
-    order_id: i64,
+    order_id: OrderId,
     note: &str,
 ) -> Result<(), diesel::result::Error> {
     let mut trigger = Trigger::new(

@@ -19,6 +19,7 @@ use crate::application::orders::{place, place_order, OrderRequest, Placed};
 use crate::config::Config;
 use crate::db::{self, ledger, services, top_ups, DbConnection};
 use crate::domain::account::Role;
+use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::Money;
 use crate::domain::order::OrderInput;
@@ -88,7 +89,7 @@ fn open(config: &Config, size: u32) -> Result<db::DbPool, String> {
     db::connect(config.database_url.expose_secret(), size).map_err(|e| e.to_string())
 }
 
-fn order_request(service_id: i64) -> OrderRequest {
+fn order_request(service_id: ServiceId) -> OrderRequest {
     OrderRequest {
         service_id,
         input: OrderInput {
@@ -123,7 +124,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         let (account, key, plaintext) =
             create_account_with_key(&mut conn, &format!("bench-{i}"), Role::Reseller, "USD")
                 .map_err(|e| e.to_string())?;
-        let ids = db::write_tx(&mut conn, |conn| -> Result<Vec<i64>, ApiError> {
+        let ids = db::write_tx(&mut conn, |conn| -> Result<Vec<OrderId>, ApiError> {
             let top_up = top_ups::insert(
                 conn,
                 account.id,
@@ -144,7 +145,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
                 ledger::Overdraft::Refuse,
             )?;
             (0..args.orders)
-                .map(|_| -> Result<i64, ApiError> {
+                .map(|_| -> Result<OrderId, ApiError> {
                     let order = place_order(conn, account.id, order_request(service.id))?;
                     Ok(order.id)
                 })
@@ -154,7 +155,11 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         let token = tokens
             .issue(account.id, key.id, Role::Reseller, &key.scopes)
             .map_err(|e| e.to_string())?;
-        let ids = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let ids = ids
+            .iter()
+            .map(OrderId::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         out.push_str(&format!(
             "{} {token} {plaintext} {} {ids}\n",
             account.id, service.id
@@ -172,7 +177,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
 }
 
 /// `(account_id, service_id)` of each line of the accounts file.
-fn read_accounts(path: &std::path::Path) -> Result<Vec<(i64, i64)>, String> {
+fn read_accounts(path: &std::path::Path) -> Result<Vec<(AccountId, ServiceId)>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let parsed = text
         .lines()
@@ -196,7 +201,7 @@ fn read_accounts(path: &std::path::Path) -> Result<Vec<(i64, i64)>, String> {
 /// back to back on its own connection until `deadline`.
 fn place_until(
     conn: &mut DbConnection,
-    accounts: &[(i64, i64)],
+    accounts: &[(AccountId, ServiceId)],
     offset: usize,
     deadline: Instant,
 ) -> (Vec<u32>, u64) {

@@ -31,6 +31,7 @@ use crate::db::webhooks::{self as store, Delivery, DeliveryFence, NewAttempt};
 use crate::db::{self, DbConnection, DbPool, WriteConn};
 use crate::domain::account::Role;
 use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, Event};
+use crate::domain::ids::EventId;
 use crate::jobs::{drain, spawn_periodic, Claimed, Periodic, Queue, Wake};
 
 /// Events one dispatch transaction takes at most.
@@ -145,7 +146,7 @@ impl WebhookWorker {
                         }
                     }
                 }
-                let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+                let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
                 db::events::mark_dispatched(conn, &ids)?;
                 Ok::<_, diesel::result::Error>((events.len(), queued))
             })?;
@@ -231,7 +232,7 @@ impl WebhookWorker {
         let disable_after = chrono::Duration::days(self.config.webhook_disable_after_days);
         if !store::finish(conn, fence, state, attempts, next_at)? {
             tracing::info!(
-                delivery = delivery.id,
+                delivery = delivery.id.get(),
                 "the delivery's claim was lost before its attempt was recorded"
             );
             return Ok(());

@@ -462,7 +462,7 @@ fn cached_claims(jti: &str) -> Claims {
         nbf: 0,
         exp: 2_000_000_000,
         jti: jti.into(),
-        akid: 3,
+        akid: reseller_api::domain::ids::ApiKeyId(3),
     }
 }
 

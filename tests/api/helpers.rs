@@ -313,7 +313,7 @@ pub async fn spawn_app_on_with(url: &str, configure: impl FnOnce(&mut Config)) -
         config,
         pool,
         admin_token: String::new(),
-        admin_id: admin.id,
+        admin_id: admin.id.get(),
         handle,
         _db: None,
     };
@@ -686,9 +686,12 @@ impl TestApp {
         order_id: i64,
     ) -> reseller_api::db::provider_orders::ProviderOrder {
         let mut conn = self.pool.get().unwrap();
-        reseller_api::db::provider_orders::find(&mut conn, order_id)
-            .unwrap()
-            .unwrap()
+        reseller_api::db::provider_orders::find(
+            &mut conn,
+            reseller_api::domain::ids::OrderId(order_id),
+        )
+        .unwrap()
+        .unwrap()
     }
 
     /// An order of 1000 at rate 1 (charge 1.000000) that the worker has sent: its id, and
@@ -872,7 +875,7 @@ impl TestApp {
     /// One refill's row as the worker sees it.
     pub fn refill_row(&self, refill_id: i64) -> reseller_api::db::refills::Refill {
         let mut conn = self.pool.get().unwrap();
-        reseller_api::db::refills::find(&mut conn, refill_id)
+        reseller_api::db::refills::find(&mut conn, reseller_api::domain::ids::RefillId(refill_id))
             .unwrap()
             .unwrap()
     }

@@ -143,7 +143,7 @@ fn books(url: &str) -> Books {
         pool,
         admin_key,
         reseller_key,
-        reseller_id: reseller.id,
+        reseller_id: reseller.id.get(),
     }
 }
 

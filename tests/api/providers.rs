@@ -501,7 +501,10 @@ async fn an_unknown_stored_forwarding_state_is_an_error_not_a_default() {
         .set(provider_orders::state.eq("lost"))
         .execute(&mut *conn)
         .unwrap();
-    let found = reseller_api::db::provider_orders::find(&mut conn, order);
+    let found = reseller_api::db::provider_orders::find(
+        &mut conn,
+        reseller_api::domain::ids::OrderId(order),
+    );
     let error = found.expect_err("an unknown state does not decode");
     assert!(
         error
@@ -756,7 +759,11 @@ async fn a_write_with_a_stale_lease_token_changes_nothing() {
     assert!(job.lease_owner.is_none() && job.lease_until.is_none());
 
     // A clear acceptance that lost its claim is adopted, once, never dropped.
-    assert!(write(&mut conn, |conn| adopt_acceptance(conn, order, "77")));
+    assert!(write(&mut conn, |conn| adopt_acceptance(
+        conn,
+        reseller_api::domain::ids::OrderId(order),
+        "77"
+    )));
     let job = app.provider_order(order);
     assert_eq!(job.state, ForwardingState::Sent);
     assert_eq!(job.provider_order_id.as_deref(), Some("77"));
@@ -764,7 +771,9 @@ async fn a_write_with_a_stale_lease_token_changes_nothing() {
     assert_eq!(job.last_error, None);
     assert!(job.lease_token > second.lease_token);
     assert!(!write(&mut conn, |conn| adopt_acceptance(
-        conn, order, "78"
+        conn,
+        reseller_api::domain::ids::OrderId(order),
+        "78"
     )));
     assert_eq!(
         app.provider_order(order).provider_order_id.as_deref(),

@@ -617,15 +617,18 @@ async fn disabling_a_service_with_thousands_of_orders_works_in_batches() {
         use reseller_api::db::write_tx;
         use reseller_api::domain::order::OrderInput;
         let mut conn = pool.get().unwrap();
-        let svc = reseller_api::db::services::find(&mut conn, service)
-            .unwrap()
-            .unwrap();
+        let svc = reseller_api::db::services::find(
+            &mut conn,
+            reseller_api::domain::ids::ServiceId(service),
+        )
+        .unwrap()
+        .unwrap();
         write_tx(
             &mut conn,
             |conn| -> Result<(), reseller_api::error::ApiError> {
                 for _ in 0..1200 {
                     let planned = reseller_api::domain::order::plan_order(
-                        reseller_id,
+                        reseller_api::domain::ids::AccountId(reseller_id),
                         &svc,
                         OrderInput {
                             link: "https://x".into(),

@@ -48,7 +48,7 @@ async fn an_order_on_postgresql_costs_a_fixed_small_number_of_statements() {
     let seen = Statements::default();
     conn.set_instrumentation(seen.clone());
     let request = OrderRequest {
-        service_id: service,
+        service_id: reseller_api::domain::ids::ServiceId(service),
         input: OrderInput {
             link: "https://example.com/p/1".into(),
             quantity: Some(1000),
@@ -65,9 +65,14 @@ async fn an_order_on_postgresql_costs_a_fixed_small_number_of_statements() {
         dialect: Dialect::Rest,
         status_of: reseller_api::http::idempotency::status_of,
     };
-    let placed = place(conn, reseller.id, request, Some(key))
-        .map_err(|e| format!("{e:?}"))
-        .expect("order placed");
+    let placed = place(
+        conn,
+        reseller_api::domain::ids::AccountId(reseller.id),
+        request,
+        Some(key),
+    )
+    .map_err(|e| format!("{e:?}"))
+    .expect("order placed");
     let statements = seen.0.lock().unwrap().clone();
     assert_eq!(
         statements.len(),
@@ -81,7 +86,7 @@ async fn an_order_on_postgresql_costs_a_fixed_small_number_of_statements() {
     let Placed::New(order) = placed else {
         panic!("a new key placed a new order")
     };
-    let id = order.id;
+    let id = order.id.get();
     let order = app.order_json(&reseller.token, id).await;
     assert_eq!(micros(&order["charge"]), 2_500_000);
     assert_eq!(app.balance_micros(&reseller.token).await, 7_500_000);
