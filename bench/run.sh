@@ -14,8 +14,10 @@
 # default "1 8 64"), BENCH_BACKENDS (default "sqlite postgres"), BENCH_PG_URL (server,
 # default postgres://postgres@127.0.0.1:5432), BENCH_PORT (default 18080),
 # CARGO_TARGET_DIR, BENCH_BASELINE (a commit: also builds it in a temporary git worktree,
-# target dir target/bench-baseline, and runs its server's order placement beside this
-# one's, on a fresh database of its own: rows "POST /v1/orders, baseline <commit>").
+# target dir target/bench-baseline, and runs its server's order placement and reads beside
+# this one's, on a fresh database of its own: rows "POST /v1/orders, baseline <commit>",
+# "GET /v1/orders/{id}, baseline <commit>", "POST /api/v2 status, baseline <commit>"; the
+# same rows of this server show the ratio to them).
 # Ceiling 1, this server and the baseline each start on a fresh database.
 # Not part of `cargo test` or `.ci/run`.
 set -euo pipefail
@@ -186,6 +188,14 @@ for backend in $BACKENDS; do
       record "$backend" "POST /v1/orders, baseline $BASELINE" "$c" \
         "$(BENCH_ACCOUNTS=$WORK/baseline-accounts.txt wrk_point orders "$c")"
     done
+    for c in $LEVELS; do
+      record "$backend" "GET /v1/orders/{id}, baseline $BASELINE" "$c" \
+        "$(BENCH_ACCOUNTS=$WORK/baseline-accounts.txt wrk_point get "$c")"
+    done
+    for c in $LEVELS; do
+      record "$backend" "POST /api/v2 status, baseline $BASELINE" "$c" \
+        "$(BENCH_ACCOUNTS=$WORK/baseline-accounts.txt wrk_point v2status "$c")"
+    done
     stop
   fi
   drop_dbs
@@ -200,7 +210,7 @@ printf '|---|---|---:|---:|---:|---:|---:|---:|\n'
 awk -F'\t' '
   { rows[NR] = $0; if ($2 ~ /^ceiling 1/ && $4 > c1[$1]) c1[$1] = $4; if ($2 ~ /^ceiling 2/ && $4 > c2) c2 = $4
     if ($2 ~ /^fsync/) fsync[$1] = $4
-    if ($2 ~ /baseline/) base[$1 "/" $3] = $4 }
+    if ($2 ~ /, baseline /) { m = $2; sub(/, baseline .*/, "", m); base[$1 "/" m "/" $3] = $4 } }
   END {
     for (i = 1; i <= NR; i++) {
       split(rows[i], f, "\t")
@@ -208,7 +218,7 @@ awk -F'\t' '
       if (f[2] ~ /orders$|add$/ && c1[f[1]] > 0) ratio = sprintf("%.0f%% of c1", 100 * f[4] / c1[f[1]])
       if (f[2] ~ /orders$|add$/ && fsync[f[1]] > 0) ratio = sprintf("%s, %.2fx fsync", ratio, f[4] / fsync[f[1]])
       if ((f[2] ~ /^GET/ || f[2] ~ /status$/) && c2 > 0) ratio = sprintf("%.0f%% of c2", 100 * f[4] / c2)
-      if (f[2] == "POST /v1/orders" && base[f[1] "/" f[3]] > 0) ratio = sprintf("%s, %.2fx baseline", ratio, f[4] / base[f[1] "/" f[3]])
+      if (base[f[1] "/" f[2] "/" f[3]] > 0) ratio = sprintf("%s, %.2fx baseline", ratio, f[4] / base[f[1] "/" f[2] "/" f[3]])
       printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %s |\n", f[1], f[2], f[3], f[4], f[5] / 1000, f[6] / 1000, f[7], ratio
     }
   }' "$RESULTS"
