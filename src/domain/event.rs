@@ -162,7 +162,7 @@ pub fn is_forbidden_target(ip: IpAddr) -> bool {
                 || (first == 0x2001 && second == 0x0db8) // documentation 2001:db8::/32
                 || ((first & 0xfff0) == 0x3ff0 && (second & 0xf000) == 0) // documentation 3fff::/20
                 || (first == 0x0100 && second == 0 && third == 0 && fourth == 0) // discard 100::/64
-                || (first == 0x0064 && second == 0xff9b && third == 0x0001) // local-use NAT64 64:ff9b:1::/48
+                || (first == 0x0064 && second == 0xff9b) // NAT64 64:ff9b::/32 outside the /96 judged above, 64:ff9b:1::/48 included
         }
     }
 }
@@ -266,6 +266,7 @@ mod tests {
             "::ffff:0:169.254.169.254",
             "64:ff9b::10.1.2.3",
             "64:ff9b:1::1",
+            "64:ff9b::1:7f00:1",
             "2002:7f00:1::1",
             "2002:a9fe:a9fe::1",
             // Teredo: server 127.0.0.1; then a public server whose client (inverted) is 10.0.0.1.

@@ -49,6 +49,11 @@ pub(super) trait Exchange {
     /// Reads the reply, with the outcome's label for metrics and the attempt log.
     fn read(&self, work: &Self::Work, reply: &Reply) -> (Self::Read, &'static str);
 
+    /// What the attempt log keeps of the reply (and what an unreadable reply is told as).
+    fn logged<'r>(&self, reply: &'r Reply) -> std::borrow::Cow<'r, str> {
+        std::borrow::Cow::Borrowed(reply.text())
+    }
+
     /// The order the exchange is about, for the attempt log (none for a batch).
     fn order_of(&self, _work: &Self::Work) -> Option<OrderId> {
         None
@@ -131,7 +136,7 @@ impl<E: Exchange> Queue for WithProvider<'_, E> {
             E::ACTION,
             label,
             reply.http_status(),
-            reply.text(),
+            &self.queue.logged(&reply),
         )?;
         self.queue
             .finish(&mut conn, self.provider, work, read, &reply, self.pass)

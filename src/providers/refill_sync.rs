@@ -247,6 +247,14 @@ impl Exchange for RefillSends<'_> {
         (read, label)
     }
 
+    /// A refill that never left says so, in the attempt log and in its error.
+    fn logged<'r>(&self, reply: &'r Reply) -> std::borrow::Cow<'r, str> {
+        match reply {
+            Reply::NotSent(e) => std::borrow::Cow::Owned(format!("not sent: {e}")),
+            _ => std::borrow::Cow::Borrowed(reply.text()),
+        }
+    }
+
     fn order_of(&self, job: &Refill) -> Option<OrderId> {
         Some(job.order_id)
     }
@@ -302,7 +310,7 @@ impl Exchange for RefillSends<'_> {
                         "the provider could not take the refill: {}",
                         truncate(words, 200)
                     ),
-                    _ => unreadable_reply("refill", reply.http_status(), reply.text()),
+                    _ => unreadable_reply("refill", reply.http_status(), &self.logged(reply)),
                 };
                 let outcome = if job.failures + 1 >= worker.config.forward_max_failures {
                     RefillOutcome {
