@@ -9,7 +9,7 @@
 //! [`Exchange::per_pass`] exchanges, stopping early on shutdown. The queues: order sends
 //! and order status polls (`worker`), cancels (`cancel_sync`), refill sends and refill
 //! status polls (`refill_sync`), balance reads (`balance_sync`). A new queue (subscription
-//! posts, cost sync) is one more implementation and one line in `jobs::every_job`.
+//! posts, cost sync) is one more implementation and one line in `jobs::JOBS`.
 
 use chrono::NaiveDateTime;
 
