@@ -56,10 +56,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     "send the body as `Content-Type: application/json`".into(),
                 ));
             } else {
-                serde_json::from_slice(&bytes).map_err(|e| ApiError::Refused {
-                    code: ErrorCode::MalformedJson,
-                    detail: format!("the body is not valid JSON: {e}"),
-                })?
+                parse_strict(&bytes)?
             };
             // Every request body is an object; serde would also take a struct from an array.
             if !raw.is_object() {
@@ -114,6 +111,120 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
 /// a generated client may send either for an `integer` field. Such numbers become integers
 /// before typed parsing, so `quantity: 100.0` means 100 while `100.5` is still refused.
 /// Money is never a JSON number, so no amount is affected.
+/// Parses a JSON body, refusing an object that names a key twice: `{"quantity":100,
+/// "quantity":100000}` is not a request we can read one way only (a proxy in front of us
+/// may read the first, serde the last), so it is refused with the key at fault (422).
+fn parse_strict(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = serde::Deserialize::deserialize(&mut de).and_then(|Strict(value)| {
+        de.end()?;
+        Ok(value)
+    });
+    parsed.map_err(|e| match e.classify() {
+        // Only `Strict` raises data errors: the JSON is well formed, a key repeats.
+        serde_json::error::Category::Data => {
+            let key = e.to_string();
+            let key = key.split('`').nth(1).unwrap_or_default().to_string();
+            ApiError::Invalid {
+                code: ErrorCode::ValidationFailed,
+                detail: format!("the field `{key}` appears more than once in the body"),
+                param: Some(key),
+            }
+        }
+        _ => ApiError::Refused {
+            code: ErrorCode::MalformedJson,
+            detail: format!("the body is not valid JSON: {e}"),
+        },
+    })
+}
+
+/// A JSON value read like `serde_json::Value`, except that an object naming a key twice is
+/// an error (serde_json keeps the last).
+struct Strict(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Strict, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<serde_json::Value, D::Error> {
+        serde::Deserialize::deserialize(deserializer).map(|Strict(v)| v)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> Result<serde_json::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<serde_json::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{key}`"
+                )));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
+    }
+}
+
 fn integral_numbers_as_integers(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     /// Integers up to 2^53 are exact in a double; beyond that `1e300` is no integer we take.

@@ -344,3 +344,45 @@ async fn a_whole_number_written_with_a_fraction_is_that_integer_and_a_fraction_i
     assert_eq!(app.balance_micros(t).await, 9_000_000);
     app.assert_books_balance();
 }
+
+/// A body that names a field twice is refused, naming it, and places nothing: a proxy in
+/// front of us may read the first value where serde would read the last.
+#[actix_rt::test]
+async fn a_field_sent_twice_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let service = app.service("1").await;
+    let t = &reseller.token;
+    let body = format!(
+        r#"{{"service_id":{service},"link":"https://example.com/p/1","quantity":100,"quantity":100000}}"#
+    );
+    let reply = app
+        .post_raw("/v1/orders", t, "application/json", body.into_bytes())
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.body["param"], "quantity", "{}", reply.text);
+    assert!(reply.text.contains("more than once"), "{}", reply.text);
+    // Nested objects too, and the same key in two objects is fine.
+    let reply = app
+        .post_raw(
+            "/v1/orders/batch",
+            t,
+            "application/json",
+            format!(
+                r#"{{"orders":[{{"service_id":{service},"link":"https://example.com/p/1","quantity":100}},{{"service_id":{service},"link":"https://example.com/p/2","quantity":100,"link":"https://example.com/p/3"}}]}}"#
+            )
+            .into_bytes(),
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.body["param"], "link", "{}", reply.text);
+    // Nothing was placed: no order, not a micro-unit debited.
+    let orders = app.get("/v1/orders", t).await;
+    assert_eq!(orders.body["data"], json!([]), "{}", orders.text);
+    assert_eq!(app.balance_micros(t).await, 10_000_000);
+    // Malformed JSON is still malformed.
+    app.post_raw("/v1/orders", t, "application/json", b"{\"a\":".to_vec())
+        .await
+        .assert_problem(400, "malformed_json");
+    app.assert_books_balance();
+}
