@@ -19,6 +19,7 @@ pub enum ErrorCode {
     AccountSuspended,
     AdminOnly,
     AmountExceedsRefundable,
+    ChargeTooSmall,
     DisputePending,
     DuplicateGatewayRef,
     EndpointDisabled,
@@ -264,7 +265,7 @@ mod tests {
             assert!(names.insert(code.as_str()), "{code:?} named twice");
         }
         // The wire contract: removing or renaming a code breaks clients.
-        assert_eq!(names.len(), 42);
+        assert_eq!(names.len(), 43);
         assert!(names.contains("insufficient_funds"));
         assert!(names.contains("nothing_to_charge_back"));
         assert!(names.contains("idempotency_key_in_flight"));

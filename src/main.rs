@@ -93,6 +93,16 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
             "no admin account yet: create one with `reseller-api accounts create --name ops --role admin`"
         );
     }
+    let unpriced = reseller_api::application::services::priced_below_a_micro_unit(&mut conn)
+        .map_err(|e| e.to_string())?;
+    for service in unpriced {
+        tracing::warn!(
+            service_id = service.id.0,
+            rate = %service.rate,
+            min = service.min_quantity,
+            "this service's smallest order costs less than 0.000001 and is refused: raise its min or rate, or set the rate to 0 to make it free"
+        );
+    }
     drop(conn);
     let data = state(pool.clone(), config.clone(), tokens)?;
     // Killed outright, its leases expire; shut down, it gives them back (below).

@@ -244,6 +244,9 @@ fn field_error(error: &OrderFieldError) -> String {
         | QuantityRequired
         | QuantityOutOfRange { .. }
         | TotalTooLarge => format!("Quantity {error}"),
+        ChargeTooSmall { least, .. } => {
+            format!("Quantity too small: at this rate it costs nothing; order at least {least}")
+        }
         ServiceDisabled
         | CommentsRequired
         | CommentsNotTaken
@@ -947,6 +950,13 @@ mod tests {
             ),
             (IntervalRequired, "interval: is required with runs"),
             (RunsRequired, "runs: is required with interval"),
+            (
+                ChargeTooSmall {
+                    units: 10,
+                    least: 500,
+                },
+                "Quantity too small: at this rate it costs nothing; order at least 500",
+            ),
         ];
         for (field, text) in cases {
             assert_eq!(field_error(&field), text, "{field:?}");

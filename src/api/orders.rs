@@ -148,6 +148,14 @@ impl From<PlaceOrderError> for ApiError {
                 ApiError::Validation(vec![FieldError::new("service_id", "no such service")])
             }
             PlaceOrderError::UnknownAccount => ApiError::not_found("account"),
+            PlaceOrderError::Invalid(errors) if code == ErrorCode::ChargeTooSmall => {
+                let first = &errors[0];
+                ApiError::Invalid {
+                    code,
+                    detail: first.to_string(),
+                    param: Some(first.field().to_string()),
+                }
+            }
             PlaceOrderError::Invalid(errors) => {
                 ApiError::Validation(errors.iter().map(FieldError::from).collect())
             }

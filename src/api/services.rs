@@ -8,7 +8,9 @@ use crate::db::services::{self, ServiceFields};
 use crate::domain::account::Scope;
 use crate::domain::ids::{ProviderId, ServiceId};
 use crate::domain::refill::MAX_REFILL_DAYS;
-use crate::domain::service::{check_quantity_window, Service, ServiceStatus, ServiceType};
+use crate::domain::service::{
+    check_min_charge, check_quantity_window, Service, ServiceStatus, ServiceType,
+};
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::{Admin, Caller};
@@ -185,6 +187,10 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
     let rate = parse_money("rate", &request.rate, &mut errors);
     if let Err((field, message)) = check_quantity_window(request.min, request.max) {
         errors.push(FieldError::new(field, message));
+    } else if let Some(rate) = rate {
+        if let Err((field, message)) = check_min_charge(rate, request.min) {
+            errors.push(FieldError::new(field, message));
+        }
     }
     let refill_days = request.refill_days.unwrap_or(DEFAULT_REFILL_DAYS);
     if !(0..=MAX_REFILL_DAYS).contains(&refill_days) {

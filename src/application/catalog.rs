@@ -11,7 +11,7 @@ use crate::db::{self, providers, DbConnection};
 use crate::domain::ids::{AccountId, ProviderId, ServiceId};
 use crate::domain::money::{Money, Percent};
 use crate::domain::service::{
-    check_quantity_window, marked_up, CatalogEntry, Service, ServiceStatus,
+    check_min_charge, check_quantity_window, marked_up, CatalogEntry, Service, ServiceStatus,
 };
 use crate::error::ApiError;
 
@@ -76,6 +76,9 @@ fn fields_for(
         .ok_or_else(|| format!("type {:?} is not offered here", entry.type_word))?;
     check_quantity_window(entry.min_quantity, entry.max_quantity)
         .map_err(|(field, message)| format!("{field} {message}"))?;
+    let rate = marked_up(entry.rate, markup_percent);
+    check_min_charge(rate, entry.min_quantity)
+        .map_err(|(field, message)| format!("{field} {message}"))?;
     let clip = |text: &str, fallback: &str| {
         let text = text.trim();
         let text = if text.is_empty() { fallback } else { text };
@@ -88,7 +91,7 @@ fn fields_for(
         ),
         category: clip(&entry.category, "Uncategorized"),
         kind,
-        rate: marked_up(entry.rate, markup_percent),
+        rate,
         min_quantity: entry.min_quantity,
         max_quantity: entry.max_quantity,
         refill: entry

@@ -52,6 +52,9 @@ impl PlaceOrderError {
     /// The problem code this refusal is reported (and counted) with.
     pub fn code(&self) -> ErrorCode {
         match self {
+            PlaceOrderError::Invalid(fields) if fields.iter().any(is_charge_too_small) => {
+                ErrorCode::ChargeTooSmall
+            }
             PlaceOrderError::UnknownService | PlaceOrderError::Invalid(_) => {
                 ErrorCode::ValidationFailed
             }
@@ -63,6 +66,12 @@ impl PlaceOrderError {
             PlaceOrderError::Database(error) => error.code(),
         }
     }
+}
+
+/// A charge that rounds to zero is refused alone (the other fields were read first), under
+/// its own code.
+fn is_charge_too_small(error: &OrderFieldError) -> bool {
+    matches!(error, OrderFieldError::ChargeTooSmall { .. })
 }
 
 impl From<diesel::result::Error> for PlaceOrderError {

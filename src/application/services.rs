@@ -8,8 +8,26 @@ use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refund::{self, Change, RefundReason, RefundSource};
-use crate::domain::service::{Service, ServiceStatus};
+use crate::domain::service::{check_min_charge, Service, ServiceStatus};
 use crate::error::ApiError;
+
+/// Services still taking orders whose smallest order rounds to a charge of zero (made
+/// before such services were refused): every such order is refused, so an operator must
+/// raise their `min` or rate, or set the rate to 0 to make them free. Read at start.
+pub fn priced_below_a_micro_unit(conn: &mut DbConnection) -> Result<Vec<Service>, ApiError> {
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let page = services::page(conn, after, 1000)?;
+        let Some(last) = page.last() else {
+            return Ok(found);
+        };
+        after = Some(last.id.0);
+        found.extend(page.into_iter().filter(|s| {
+            s.status == ServiceStatus::Active && check_min_charge(s.rate, s.min_quantity).is_err()
+        }));
+    }
+}
 
 /// Adds a service; it may only point at a provider that exists, checked in the same
 /// transaction.

@@ -241,6 +241,16 @@ pub fn charge_for(rate: Money, units: i64) -> Option<Money> {
         .map(Money)
 }
 
+/// The fewest units [`charge_for`] prices at one micro-unit or more at a `rate` above zero
+/// (at a rate of 0 every order is free, by the operator's choice, and this is 1).
+pub fn least_charged_units(rate: Money) -> i64 {
+    if rate.0 == 0 {
+        return 1;
+    }
+    // (rate × units + 500) / 1000 >= 1  ⇔  rate × units >= 500.
+    (500 + rate.0 - 1) / rate.0
+}
+
 /// A non-negative percentage with at most six fractional digits (a provider's markup),
 /// held in millionths of a percent. Not money, but written and parsed the same way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -320,6 +330,24 @@ mod tests {
             charge_for(rate(2_780_000), 1000).unwrap().micros(),
             2_780_000
         );
+    }
+
+    #[test]
+    fn the_least_charged_quantity_is_the_first_that_costs_a_micro_unit() {
+        let rate = |micros| Money::try_from_micros(micros).unwrap();
+        for micros in [1, 2, 3, 7, 499, 500, 501, 999, 1_000, 1_500, 2_780_000] {
+            let least = least_charged_units(rate(micros));
+            assert!(
+                !charge_for(rate(micros), least).unwrap().is_zero(),
+                "{micros}"
+            );
+            assert!(
+                least == 1 || charge_for(rate(micros), least - 1).unwrap().is_zero(),
+                "{micros}"
+            );
+        }
+        assert_eq!(least_charged_units(rate(1)), 500);
+        assert_eq!(least_charged_units(Money::ZERO), 1);
     }
 
     #[test]

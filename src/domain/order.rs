@@ -1,6 +1,6 @@
 use chrono::NaiveDateTime;
 
-use super::money::{charge_for, Money};
+use super::money::{charge_for, least_charged_units, Money};
 use super::service::{Service, ServiceStatus, ServiceType};
 use super::{parse_text, string_enum, FieldError};
 use crate::domain::ids::{AccountId, OrderId, ServiceId};
@@ -202,6 +202,10 @@ pub enum OrderFieldError {
     RunsRequired,
     #[error("{reason}")]
     BadExternalRef { reason: String },
+    /// The rate and quantity price the order below one micro-unit: it would be free,
+    /// though the service is not. `least` is the smallest quantity that costs something.
+    #[error("an order of {units} units at this service's rate costs less than 0.000001; the least that costs something is {least}")]
+    ChargeTooSmall { units: i64, least: i64 },
 }
 
 impl OrderFieldError {
@@ -215,7 +219,8 @@ impl OrderFieldError {
             QuantityNotCommentCount { .. }
             | QuantityRequired
             | QuantityOutOfRange { .. }
-            | TotalTooLarge => "quantity",
+            | TotalTooLarge
+            | ChargeTooSmall { .. } => "quantity",
             DripFeedNotOffered | RunsOutOfRange | RunsRequired => "runs",
             IntervalOutOfRange | IntervalRequired => "interval",
             BadExternalRef { .. } => "external_ref",
@@ -327,6 +332,12 @@ pub fn plan_order(
     };
     let units = quantity * input.runs.unwrap_or(1);
     let charge = charge_for(service.rate, units).ok_or_else(|| vec![E::TotalTooLarge])?;
+    if charge.is_zero() && !service.rate.is_zero() {
+        // A free order is an operator's choice (a rate of 0), never a rounding.
+        let runs = input.runs.unwrap_or(1);
+        let least = (least_charged_units(service.rate) + runs - 1) / runs;
+        return Err(vec![E::ChargeTooSmall { units, least }]);
+    }
     Ok(NewOrder {
         account_id,
         service_id: service.id,

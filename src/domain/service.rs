@@ -1,6 +1,6 @@
 use chrono::NaiveDateTime;
 
-use super::money::{Money, Percent};
+use super::money::{least_charged_units, Money, Percent};
 use super::string_enum;
 use crate::domain::ids::{ProviderId, ServiceId};
 
@@ -59,6 +59,23 @@ pub fn check_quantity_window(min: i64, max: i64) -> Result<(), (&'static str, St
     }
     if max < min {
         return Err(("max", "must not be less than min".into()));
+    }
+    Ok(())
+}
+
+/// Checks that the smallest order a service takes costs something at its rate: a
+/// service is free only by an operator's choice (a rate of 0), never because `min × rate`
+/// rounds below one micro-unit.
+pub fn check_min_charge(rate: Money, min: i64) -> Result<(), (&'static str, String)> {
+    let least = least_charged_units(rate);
+    if min < least {
+        return Err((
+            "min",
+            format!(
+                "at a rate of {rate} per 1000, an order of {min} costs less than 0.000001; \
+                 the least that costs something is {least} (or make the service free with a rate of 0)"
+            ),
+        ));
     }
     Ok(())
 }

@@ -141,6 +141,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         AmountExceedsRefundable
+        | ChargeTooSmall
         | IdempotencyKeyReused
         | InvalidQuery
         | ValidationFailed

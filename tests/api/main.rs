@@ -23,6 +23,7 @@ mod console;
 mod cors;
 mod decoding;
 mod group_commit;
+mod hardening;
 mod limits;
 mod metrics;
 mod order_batches;

@@ -1,0 +1,128 @@
+//! Hardening found by attacking the running server (what one tenant must not be able to do
+//! to the panel or to another tenant).
+
+use serde_json::json;
+
+use crate::helpers::{micros, spawn_app, spawn_app_with, StandIn};
+
+/// A service made before zero-charge services were refused: its rate is set in the
+/// database, as an older version let it be.
+fn set_rate_micros(app: &crate::helpers::TestApp, service: i64, rate_micros: i64) {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::services;
+    let mut conn = app.pool.get().unwrap();
+    diesel::update(services::table.find(service))
+        .set(services::rate_micros.eq(rate_micros))
+        .execute(&mut *conn)
+        .unwrap();
+}
+
+#[actix_rt::test]
+async fn an_order_whose_charge_rounds_to_zero_is_refused_unless_the_service_is_free() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let t = &reseller.token;
+
+    // A service whose smallest order would cost nothing is refused when it is made…
+    let tiny = json!({"name": "Views", "category": "YouTube", "type": "default",
+        "rate": "0.000001", "min": 10, "max": 100000, "refill": false, "cancel": false});
+    let refused = app
+        .post("/v1/admin/services", &app.admin_token, tiny.clone())
+        .await;
+    refused.assert_problem(422, "validation_failed");
+    assert_eq!(refused.body["param"], "min", "{}", refused.text);
+    assert!(refused.text.contains("500"), "{}", refused.text);
+    // …and when it is changed to that.
+    let service = app.service("1").await;
+    app.patch(
+        &format!("/v1/admin/services/{service}"),
+        &app.admin_token,
+        json!({"rate": "0.000001"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+
+    // One made before the upgrade refuses every order that would cost nothing.
+    set_rate_micros(&app, service, 1);
+    let unpriced = {
+        let mut conn = app.pool.get().unwrap();
+        reseller_api::application::services::priced_below_a_micro_unit(&mut conn).unwrap()
+    };
+    assert_eq!(
+        unpriced.iter().map(|s| s.id.0).collect::<Vec<_>>(),
+        vec![service]
+    );
+    let free_ride = app.order(t, service, 10).await;
+    free_ride.assert_problem(422, "charge_too_small");
+    assert_eq!(free_ride.body["param"], "quantity", "{}", free_ride.text);
+    assert!(free_ride.text.contains("500"), "{}", free_ride.text);
+    let v2 = app
+        .api_v2(&[
+            ("key", &reseller.key),
+            ("action", "add"),
+            ("service", &service.to_string()),
+            ("link", "https://example.com/p/1"),
+            ("quantity", "10"),
+        ])
+        .await;
+    assert_eq!(v2.status, 200);
+    assert!(
+        v2.body["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("Quantity too small")),
+        "{}",
+        v2.text
+    );
+    assert_eq!(app.order_count(), 0);
+    assert_eq!(app.balance_micros(t).await, 10_000_000);
+    // The least quantity that costs something is taken, at one micro-unit.
+    let placed = app.order(t, service, 500).await;
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    assert_eq!(placed.body["charge"], "0.000001");
+    assert_eq!(app.balance_micros(t).await, 9_999_999);
+
+    // Free is an operator's choice: a rate of 0 takes orders that cost nothing.
+    let free = app
+        .create_service(
+            json!({"name": "Free trial", "category": "YouTube", "type": "default",
+            "rate": "0", "min": 10, "max": 100, "refill": false, "cancel": false}),
+        )
+        .await;
+    let order = app.order(t, free, 10).await;
+    assert_eq!(order.status, 201, "{}", order.text);
+    assert_eq!(micros(&order.body["charge"]), 0);
+    assert_eq!(app.balance_micros(t).await, 9_999_999);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn a_synced_service_whose_smallest_order_costs_nothing_is_skipped_and_reported() {
+    let (upstream, panel) = StandIn::panel().await;
+    panel.lock().unwrap().services = json!([
+        {"service": 1, "name": "Views", "type": "Default", "category": "YouTube",
+         "rate": "0.0001", "min": "100", "max": "10000"},
+        {"service": 2, "name": "Cheap views", "type": "Default", "category": "YouTube",
+         "rate": "0.0001", "min": "1", "max": "10000"},
+    ]);
+    let app = spawn_app_with(|_| {}).await;
+    let provider = app
+        .post(
+            "/v1/admin/providers",
+            &app.admin_token,
+            json!({"name": "Upstream", "url": upstream.url, "key": "k", "markup_percent": "0"}),
+        )
+        .await;
+    assert_eq!(provider.status, 201, "{}", provider.text);
+    let path = format!("/v1/admin/providers/{}/sync-services", provider.body["id"]);
+    let synced = app.post(&path, &app.admin_token, json!({})).await;
+    assert_eq!(synced.status, 200, "{}", synced.text);
+    // 100 × 0.0001 / 1000 = 0.00001: costs something. 1 × 0.0001 / 1000 rounds to 0.
+    assert_eq!(synced.body["created"].as_array().unwrap().len(), 1);
+    assert_eq!(synced.body["created"][0]["provider_service_id"], "1");
+    assert_eq!(synced.body["skipped"][0]["provider_service_id"], "2");
+    let reason = synced.body["skipped"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("min ") && reason.contains("5"),
+        "{reason}"
+    );
+}
