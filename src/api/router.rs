@@ -76,6 +76,7 @@ api_routes![
     top_ups::succeed_refund,
     top_ups::fail_refund,
     services::list_services,
+    services::list_admin_services,
     services::create_service,
     services::update_service,
     services::disable_service,

@@ -38,13 +38,32 @@ pub struct ServiceResponse {
     pub cancel: bool,
     pub dripfeed: bool,
     pub status: ServiceStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A service as operators see it: what resellers see, and where it is delivered from.
+/// Resellers never see the upstream: with it they could buy from the provider directly.
+#[derive(Serialize, ToSchema)]
+pub struct AdminServiceResponse {
+    #[serde(flatten)]
+    pub service: ServiceResponse,
     /// The upstream provider delivering this service; null for services fulfilled by hand.
     #[schema(value_type = Option<i64>)]
     pub provider_id: Option<ProviderId>,
     /// The provider's own id for the service.
     pub provider_service_id: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Service> for AdminServiceResponse {
+    fn from(mut service: Service) -> AdminServiceResponse {
+        let provider = service.provider.take();
+        AdminServiceResponse {
+            service: service.into(),
+            provider_id: provider.as_ref().map(|p| p.0),
+            provider_service_id: provider.map(|p| p.1),
+        }
+    }
 }
 
 impl From<Service> for ServiceResponse {
@@ -62,8 +81,6 @@ impl From<Service> for ServiceResponse {
             refill_days: service.refill_days,
             cancel: service.cancel,
             status: service.status,
-            provider_id: service.provider.as_ref().map(|p| p.0),
-            provider_service_id: service.provider.map(|p| p.1),
             created_at: utc(service.created_at),
             updated_at: utc(service.updated_at),
         }
@@ -96,18 +113,38 @@ pub async fn list_services(
     query: ApiQuery<ListServicesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersRead)?;
-    let query = query.0;
+    list_page(req, state, query.0, ServiceResponse::from).await
+}
+
+/// The catalog with each service's upstream (provider and the provider's service id), in
+/// id order.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(ListServicesQuery),
+    responses((status = 200, description = "A page of services", body = Page<AdminServiceResponse>))
+)]
+#[get("/v1/admin/services")]
+pub async fn list_admin_services(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _admin: Admin,
+    query: ApiQuery<ListServicesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    list_page(req, state, query.0, AdminServiceResponse::from).await
+}
+
+async fn list_page<R: Serialize + ToSchema>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: ListServicesQuery,
+    render: impl Fn(Service) -> R,
+) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
     let rows = state
         .db(move |conn| Ok(services::page(conn, query.starting_after, limit + 1)?))
         .await?;
-    Ok(page_response(
-        &req,
-        rows,
-        limit,
-        |s| s.id.get(),
-        ServiceResponse::from,
-    ))
+    Ok(page_response(&req, rows, limit, |s| s.id.get(), render))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -245,7 +282,7 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
     tag = "admin",
     security(("bearer" = [])),
     request_body = CreateServiceRequest,
-    responses((status = 201, description = "The new service", body = ServiceResponse, links(
+    responses((status = 201, description = "The new service", body = AdminServiceResponse, links(
             ("UpdateService" = (operation_id = "update_service", parameters(("id" = "$response.body#/id")), description = "Change the service")),
             ("DisableService" = (operation_id = "disable_service", parameters(("id" = "$response.body#/id")), description = "Disable the service")),
     )))
@@ -260,7 +297,7 @@ pub async fn create_service(
     let service = state
         .db(move |conn| application::services::create_service(conn, fields))
         .await?;
-    Ok(HttpResponse::Created().json(ServiceResponse::from(service)))
+    Ok(HttpResponse::Created().json(AdminServiceResponse::from(service)))
 }
 
 /// Change a service; fields left out keep their value. Existing orders keep their price.
@@ -270,7 +307,7 @@ pub async fn create_service(
     params(("id" = i64, Path, description = "Service id")),
     request_body = Option<UpdateServiceRequest>,
     responses(
-        (status = 200, description = "The updated service", body = ServiceResponse),
+        (status = 200, description = "The updated service", body = AdminServiceResponse),
         (status = 404, description = "No such service", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -308,13 +345,13 @@ pub async fn update_service(
     let service = state
         .db(move |conn| application::services::update_service(conn, id, merge))
         .await?;
-    Ok(HttpResponse::Ok().json(ServiceResponse::from(service)))
+    Ok(HttpResponse::Ok().json(AdminServiceResponse::from(service)))
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct DisableServiceResponse {
     /// On a dry run, the service as it still is.
-    pub service: ServiceResponse,
+    pub service: AdminServiceResponse,
     /// True when nothing was changed: the figures are what disabling would do now.
     pub dry_run: bool,
     /// Orders still in flight that disabling ends (0 when called again).

@@ -126,3 +126,58 @@ async fn a_synced_service_whose_smallest_order_costs_nothing_is_skipped_and_repo
         "{reason}"
     );
 }
+
+#[actix_rt::test]
+async fn resellers_never_see_where_a_service_is_delivered_from() {
+    let (upstream, _panel) = StandIn::panel().await;
+    let app = spawn_app().await;
+    let provider = app
+        .post(
+            "/v1/admin/providers",
+            &app.admin_token,
+            json!({"name": "Upstream", "url": upstream.url, "key": "k"}),
+        )
+        .await;
+    assert_eq!(provider.status, 201, "{}", provider.text);
+    let provider_id = provider.body["id"].as_i64().unwrap();
+    let routed = app
+        .post(
+            "/v1/admin/services",
+            &app.admin_token,
+            json!({"name": "Views", "category": "YouTube", "type": "default", "rate": "1",
+                "min": 10, "max": 1000, "provider_id": provider_id, "provider_service_id": "77"}),
+        )
+        .await;
+    assert_eq!(routed.status, 201, "{}", routed.text);
+    // The operator's own answers carry the linkage…
+    assert_eq!(routed.body["provider_id"], provider_id, "{}", routed.text);
+    assert_eq!(routed.body["provider_service_id"], "77");
+    let admin = app.get("/v1/admin/services", &app.admin_token).await;
+    assert_eq!(admin.status, 200, "{}", admin.text);
+    assert_eq!(admin.body["data"][0]["provider_id"], provider_id);
+    assert_eq!(admin.body["data"][0]["provider_service_id"], "77");
+    assert_eq!(admin.body["data"][0]["rate"], "1");
+
+    // …and the catalog, for everyone, does not.
+    let reseller = app.funded_reseller("Acme", "10").await;
+    for token in [&reseller.token, &app.admin_token] {
+        let listed = app.get("/v1/services", token).await;
+        assert_eq!(listed.status, 200, "{}", listed.text);
+        let service = listed.body["data"][0].as_object().unwrap();
+        assert_eq!(service["id"], routed.body["id"]);
+        for hidden in ["provider_id", "provider_service_id"] {
+            assert!(!service.contains_key(hidden), "{hidden}: {}", listed.text);
+        }
+    }
+    let v2 = app
+        .api_v2(&[("key", &reseller.key), ("action", "services")])
+        .await;
+    assert!(
+        !v2.text.contains("77") && !v2.text.contains("provider"),
+        "{}",
+        v2.text
+    );
+    app.get("/v1/admin/services", &reseller.token)
+        .await
+        .assert_problem(403, "admin_only");
+}

@@ -61,7 +61,7 @@ async fn service_sync_with_markup_creates_updates_and_disables_and_never_reprice
     let likes = created[1]["service_id"].as_i64().unwrap();
     assert_eq!(micros(&created[0]["rate"]), 1_250_000);
     assert_eq!(micros(&created[1]["rate"]), 2_500_000);
-    let services = app.get("/v1/services", &app.admin_token).await;
+    let services = app.get("/v1/admin/services", &app.admin_token).await;
     let first = &services.body["data"][0];
     assert_eq!(first["provider_service_id"], "1");
     assert_eq!(first["refill"], true);

@@ -37,7 +37,7 @@
   async function draw() {
     const [active, recent, services, health] = await Promise.all([
       all("/v1/admin/alerts?active=true", 500), get(`/v1/admin/alerts?limit=${RECENT}`),
-      all("/v1/services", 1000), get("/v1/admin/provider-health")]);
+      all("/v1/admin/services", 1000), get("/v1/admin/provider-health")]);
     const names = {
       service: new Map(services.map((s) => [String(s.id), s.name])),
       provider: new Map(health.data.map((p) => [String(p.provider_id), p.name])),

@@ -39,7 +39,7 @@
   }
 
   async function draw() {
-    const [services, report, alerts] = await Promise.all([all("/v1/services", 1000), get("/v1/admin/reports/refunds?" + Console.last30("service")),
+    const [services, report, alerts] = await Promise.all([all("/v1/admin/services", 1000), get("/v1/admin/reports/refunds?" + Console.last30("service")),
       all("/v1/admin/alerts?active=true", 500)]);
     const rates = new Map(report.rows.map((r) => [String(r.group), r]));
     const rows = services.map((s) => {
