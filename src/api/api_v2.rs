@@ -353,7 +353,7 @@ async fn serve(
 ) -> HttpResponse {
     let map = match input::read_fields(&req, payload, state.config.max_body_bytes).await {
         Ok(map) => map,
-        Err(text) => return error(text),
+        Err(text) => return error(&text),
     };
     let account = match authenticate(&req, &state, &map).await {
         Ok(found) => found,

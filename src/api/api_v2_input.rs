@@ -9,23 +9,35 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 use serde_json::Value;
 
-/// The fields of one call, by name; later sources (the body) win over the query string.
+use crate::http::extract::{read_strict, StrictJsonError};
+
+/// The fields of one call, by name, each sent once (or with one value in the query string
+/// and the body).
 pub type Fields = HashMap<String, String>;
 
 /// Why a request could not be read; the text is the dialect's error.
 pub const UNREADABLE: &str = "Incorrect request";
 pub const TOO_LARGE: &str = "Request body too large";
 
-/// Reads every field of the call, the body bounded by `limit` bytes.
+/// A field the call names twice: in the query string, or in the body, twice; or in both
+/// with different values. Anything in front of us that reads the first value would see
+/// another request than the one we run, so it is refused. (The same value in the query
+/// string and the body is how many clients send every call: that is one field.)
+fn sent_twice(name: &str) -> String {
+    format!("Incorrect request: the field {name} is sent twice")
+}
+
+/// Reads every field of the call, the body bounded by `limit` bytes; the error is the
+/// dialect's text.
 pub async fn read_fields(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
-) -> Result<Fields, &'static str> {
+) -> Result<Fields, String> {
     let body = match payload.to_bytes_limited(limit).await {
         Ok(Ok(body)) => body,
-        Ok(Err(_)) => return Err(UNREADABLE),
-        Err(_) => return Err(TOO_LARGE),
+        Ok(Err(_)) => return Err(UNREADABLE.into()),
+        Err(_) => return Err(TOO_LARGE.into()),
     };
     let content_type = req
         .headers()
@@ -33,23 +45,46 @@ pub async fn read_fields(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
+    let query: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
         .into_owned()
         .collect();
     let lower = content_type.to_ascii_lowercase();
     let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    if lower.starts_with("multipart/") {
-        pairs.extend(
-            multipart_fields(&content_type, body)
-                .await
-                .ok_or(UNREADABLE)?,
-        );
+    let body: Vec<(String, String)> = if lower.starts_with("multipart/") {
+        multipart_fields(&content_type, body)
+            .await
+            .ok_or(UNREADABLE)?
     } else if lower.contains("json") || (looks_json && !lower.contains("form-urlencoded")) {
-        pairs.extend(json_fields(&body).ok_or(UNREADABLE)?);
+        json_fields(&body)?
     } else {
-        pairs.extend(form_urlencoded::parse(&body).into_owned());
+        form_urlencoded::parse(&body).into_owned().collect()
+    };
+    let mut fields = one_each(query)?;
+    for (name, value) in one_each(body)? {
+        match fields.get(&name) {
+            Some(earlier) if *earlier != value => return Err(sent_twice(&name)),
+            _ => {
+                fields.insert(name, value);
+            }
+        }
     }
-    Ok(pairs.into_iter().filter_map(meaningful).collect())
+    Ok(fields)
+}
+
+/// The meaningful fields of one source (the query string or the body), refusing a name
+/// that comes twice.
+fn one_each(pairs: Vec<(String, String)>) -> Result<Fields, String> {
+    let mut fields = Fields::with_capacity(pairs.len());
+    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        if !seen.insert(name.clone()) {
+            return Err(sent_twice(&name));
+        }
+        if let Some((name, value)) = meaningful((name, value)) {
+            fields.insert(name, value);
+        }
+    }
+    Ok(fields)
 }
 
 /// Drops what stands for "not given": an empty value, `None`, `undefined`, `null`.
@@ -71,27 +106,27 @@ fn meaningful((name, value): (String, String)) -> Option<(String, String)> {
 }
 
 /// A JSON object's fields; numbers and booleans become their text.
-fn json_fields(body: &[u8]) -> Option<Vec<(String, String)>> {
+fn json_fields(body: &[u8]) -> Result<Vec<(String, String)>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Some(Vec::new());
+        return Ok(Vec::new());
     }
-    let Value::Object(object) = serde_json::from_slice::<Value>(body).ok()? else {
-        return None;
+    let object = match read_strict(body) {
+        Ok(Value::Object(object)) => object,
+        Ok(_) | Err(StrictJsonError::Malformed(_)) => return Err(UNREADABLE.into()),
+        Err(StrictJsonError::Repeated(name)) => return Err(sent_twice(&name)),
     };
-    Some(
-        object
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let text = match v {
-                    Value::String(s) => s,
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => u8::from(b).to_string(),
-                    _ => return None,
-                };
-                Some((k, text))
-            })
-            .collect(),
-    )
+    Ok(object
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => u8::from(b).to_string(),
+                _ => return None,
+            };
+            Some((k, text))
+        })
+        .collect())
 }
 
 /// The text fields of a `multipart/form-data` body (already bounded in size).

@@ -107,14 +107,35 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
     }
 }
 
-/// JSON has one number type, and JSON Schema counts `100.0` (or `1e2`) as the integer 100:
-/// a generated client may send either for an `integer` field. Such numbers become integers
-/// before typed parsing, so `quantity: 100.0` means 100 while `100.5` is still refused.
-/// Money is never a JSON number, so no amount is affected.
 /// Parses a JSON body, refusing an object that names a key twice: `{"quantity":100,
 /// "quantity":100000}` is not a request we can read one way only (a proxy in front of us
 /// may read the first, serde the last), so it is refused with the key at fault (422).
 fn parse_strict(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    read_strict(bytes).map_err(|e| match e {
+        StrictJsonError::Repeated(key) => ApiError::Invalid {
+            code: ErrorCode::ValidationFailed,
+            detail: format!("the field `{key}` appears more than once in the body"),
+            param: Some(key),
+        },
+        StrictJsonError::Malformed(e) => ApiError::Refused {
+            code: ErrorCode::MalformedJson,
+            detail: format!("the body is not valid JSON: {e}"),
+        },
+    })
+}
+
+/// Why [`read_strict`] refused a body.
+#[derive(Debug)]
+pub enum StrictJsonError {
+    /// Well-formed JSON whose object names this key twice.
+    Repeated(String),
+    /// Not JSON (serde_json's message).
+    Malformed(String),
+}
+
+/// Parses JSON like `serde_json::from_slice::<Value>`, except that an object naming a key
+/// twice is refused (serde_json keeps the last): every API reads each field one way only.
+pub fn read_strict(bytes: &[u8]) -> Result<serde_json::Value, StrictJsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = serde::Deserialize::deserialize(&mut de).and_then(|Strict(value)| {
         de.end()?;
@@ -124,17 +145,9 @@ fn parse_strict(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
         // Only `Strict` raises data errors: the JSON is well formed, a key repeats.
         serde_json::error::Category::Data => {
             let key = e.to_string();
-            let key = key.split('`').nth(1).unwrap_or_default().to_string();
-            ApiError::Invalid {
-                code: ErrorCode::ValidationFailed,
-                detail: format!("the field `{key}` appears more than once in the body"),
-                param: Some(key),
-            }
+            StrictJsonError::Repeated(key.split('`').nth(1).unwrap_or_default().to_string())
         }
-        _ => ApiError::Refused {
-            code: ErrorCode::MalformedJson,
-            detail: format!("the body is not valid JSON: {e}"),
-        },
+        _ => StrictJsonError::Malformed(e.to_string()),
     })
 }
 
@@ -225,6 +238,10 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     }
 }
 
+/// JSON has one number type, and JSON Schema counts `100.0` (or `1e2`) as the integer 100:
+/// a generated client may send either for an `integer` field. Such numbers become integers
+/// before typed parsing, so `quantity: 100.0` means 100 while `100.5` is still refused.
+/// Money is never a JSON number, so no amount is affected.
 fn integral_numbers_as_integers(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     /// Integers up to 2^53 are exact in a double; beyond that `1e300` is no integer we take.

@@ -181,3 +181,129 @@ async fn resellers_never_see_where_a_service_is_delivered_from() {
         .await
         .assert_problem(403, "admin_only");
 }
+
+#[actix_rt::test]
+async fn a_field_named_twice_in_an_api_v2_call_is_refused_and_places_nothing() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let service = app.service("1").await;
+    let key = &reseller.key;
+    let form = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencoding(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let service_field = service.to_string();
+    let add = |quantity: &'static str| {
+        vec![
+            ("key", key.as_str()),
+            ("action", "add"),
+            ("service", service_field.as_str()),
+            ("link", "https://example.com/p/1"),
+            ("quantity", quantity),
+        ]
+    };
+    let refused = |reply: &crate::helpers::Reply, field: &str| {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let error = reply.body["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&format!("field {field} is sent twice")),
+            "{}",
+            reply.text
+        );
+        assert!(
+            !reply.text.contains(key.as_str()),
+            "the key is never echoed"
+        );
+    };
+
+    // `action=balance&action=add&…` in the query string: which one would a proxy log?
+    let mut pairs = add("100");
+    pairs.insert(1, ("action", "balance"));
+    let query = format!("/api/v2?{}", form(&pairs));
+    refused(
+        &app.api_v2_raw("GET", &query, "", Vec::new()).await,
+        "action",
+    );
+    // Twice in a form body, in a JSON body, in a multipart body.
+    let mut twice = add("100");
+    twice.push(("quantity", "100000"));
+    let body = form(&twice).into_bytes();
+    refused(
+        &app.api_v2_raw("POST", "/api/v2", "application/x-www-form-urlencoded", body)
+            .await,
+        "quantity",
+    );
+    let json = format!(
+        r#"{{"key":"{key}","action":"add","service":{service},"link":"https://example.com/p/1","quantity":100,"quantity":100000}}"#
+    );
+    refused(
+        &app.api_v2_raw("POST", "/api/v2", "application/json", json.into_bytes())
+            .await,
+        "quantity",
+    );
+    let boundary = "XyZ";
+    let mut multipart = String::new();
+    for (k, v) in &twice {
+        multipart.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    multipart.push_str(&format!("--{boundary}--\r\n"));
+    refused(
+        &app.api_v2_raw(
+            "POST",
+            "/api/v2",
+            &format!("multipart/form-data; boundary={boundary}"),
+            multipart.into_bytes(),
+        )
+        .await,
+        "quantity",
+    );
+    // In the query string and the body with different values.
+    let query = format!("/api/v2?quantity=100000&key={}", urlencoding(key));
+    refused(
+        &app.api_v2_raw(
+            "POST",
+            &query,
+            "application/x-www-form-urlencoded",
+            form(&add("100")).into_bytes(),
+        )
+        .await,
+        "quantity",
+    );
+    assert_eq!(app.order_count(), 0);
+    assert_eq!(app.balance_micros(&reseller.token).await, 10_000_000);
+
+    // The same value in both is one field, as many clients send every call.
+    let query = format!("/api/v2?{}", form(&add("100")));
+    let placed = app
+        .api_v2_raw(
+            "POST",
+            &query,
+            "application/x-www-form-urlencoded",
+            form(&add("100")).into_bytes(),
+        )
+        .await;
+    assert!(placed.body["order"].is_i64(), "{}", placed.text);
+    assert_eq!(app.order_count(), 1);
+    assert_eq!(app.balance_micros(&reseller.token).await, 9_900_000);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn a_query_parameter_named_twice_is_refused() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let reply = app
+        .get("/v1/orders?limit=1&limit=100", &reseller.token)
+        .await;
+    reply.assert_problem(422, "invalid_query");
+    assert!(reply.text.contains("limit"), "{}", reply.text);
+}
+
+fn urlencoding(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
