@@ -52,6 +52,7 @@ pub enum ErrorCode {
     RefundPolicyRefused,
     RefundWouldBeTakenBack,
     ServicePaused,
+    StorageFull,
     Unauthorized,
     Unavailable,
     UnreadableBody,
@@ -74,6 +75,9 @@ impl std::fmt::Display for ErrorCode {
         f.write_str(self.as_str())
     }
 }
+
+/// Seconds a client is asked to wait after a write refused for lack of disk space.
+pub const STORAGE_FULL_RETRY_SECS: u64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -121,6 +125,10 @@ pub enum ApiError {
         numbers: serde_json::Value,
         retry_after_secs: u64,
     },
+    /// The database refused the write for lack of disk space: nothing was done; retry
+    /// after `Retry-After` (an operator must free space).
+    #[error("the database is out of storage space; nothing was done, retry later")]
+    StorageFull,
     /// Anything unexpected: logged in full, shown to the client as a bare 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -157,6 +165,7 @@ impl ApiError {
                 retry_after_secs, ..
             }
             | ApiError::Overloaded { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::StorageFull => Some(STORAGE_FULL_RETRY_SECS),
             _ => None,
         }
     }
@@ -173,6 +182,7 @@ impl ApiError {
             ApiError::Validation(_) => ErrorCode::ValidationFailed,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Overloaded { .. } => ErrorCode::WriteQueueFull,
+            ApiError::StorageFull => ErrorCode::StorageFull,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::PolicyRefused { .. } => ErrorCode::RefundPolicyRefused,
             ApiError::Internal(_) | ApiError::Database(_) => ErrorCode::InternalError,
@@ -186,6 +196,10 @@ impl From<diesel::result::Error> for ApiError {
         // a database failure.
         if let Some(refusal) = WriteError::carried_by(&error) {
             return refusal.clone().into();
+        }
+        if crate::db::storage::is_storage_full(&error) {
+            crate::db::storage::record_full();
+            return ApiError::StorageFull;
         }
         match error {
             diesel::result::Error::NotFound => ApiError::NotFound("not found".into()),
@@ -208,6 +222,10 @@ impl From<WriteError> for ApiError {
             },
             WriteError::WriterGone => {
                 ApiError::Unavailable("the database writer has stopped; retry the request".into())
+            }
+            WriteError::BatchFailed(ref failure) if failure.is_storage_full() => {
+                crate::db::storage::record_full();
+                ApiError::StorageFull
             }
             WriteError::BatchFailed(_) => ApiError::internal(error),
         }
@@ -265,7 +283,7 @@ mod tests {
             assert!(names.insert(code.as_str()), "{code:?} named twice");
         }
         // The wire contract: removing or renaming a code breaks clients.
-        assert_eq!(names.len(), 43);
+        assert_eq!(names.len(), 44);
         assert!(names.contains("insufficient_funds"));
         assert!(names.contains("nothing_to_charge_back"));
         assert!(names.contains("idempotency_key_in_flight"));

@@ -42,6 +42,7 @@ pub mod http;
 pub mod jobs;
 pub mod log;
 pub mod metrics;
+pub mod net;
 pub mod providers;
 pub mod resources;
 pub mod tooling;

@@ -311,3 +311,66 @@ mod tests {
         assert_eq!(lost, 45, "{text}");
     }
 }
+
+/// Repeated identical error lines, logged once per interval with a count: when the same
+/// failure hits every request (a full disk answered 34,000 requests in 20 s), the log
+/// (often on the same disk) gets one line per interval, not one per request.
+pub struct Repeats {
+    interval: Duration,
+    seen: Mutex<Option<std::collections::HashMap<String, (std::time::Instant, u64)>>>,
+}
+
+/// Kinds of line [`Repeats`] remembers at most; past it, it forgets them all (the next of
+/// each is logged again).
+const REPEATS_KINDS: usize = 1024;
+
+impl Repeats {
+    pub const fn new(interval: Duration) -> Repeats {
+        Repeats {
+            interval,
+            seen: Mutex::new(None),
+        }
+    }
+
+    /// Whether a line of this `kind` is logged now: `Some(n)` with the number of its
+    /// lines left out since the last one logged, or `None` when it is only counted.
+    pub fn admit(&self, kind: &str) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = seen.get_or_insert_with(Default::default);
+        if let Some((logged_at, skipped)) = seen.get_mut(kind) {
+            if now.duration_since(*logged_at) < self.interval {
+                *skipped += 1;
+                return None;
+            }
+            let left_out = *skipped;
+            *logged_at = now;
+            *skipped = 0;
+            return Some(left_out);
+        }
+        if seen.len() >= REPEATS_KINDS {
+            seen.clear();
+        }
+        seen.insert(kind.to_string(), (now, 0));
+        Some(0)
+    }
+}
+
+#[cfg(test)]
+mod repeats_tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_line_is_logged_once_per_interval_with_the_count_left_out() {
+        let repeats = Repeats::new(Duration::from_millis(200));
+        assert_eq!(repeats.admit("disk full"), Some(0));
+        for _ in 0..999 {
+            assert_eq!(repeats.admit("disk full"), None);
+        }
+        // Another kind is its own.
+        assert_eq!(repeats.admit("other"), Some(0));
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(repeats.admit("disk full"), Some(999));
+        assert_eq!(repeats.admit("disk full"), None);
+    }
+}

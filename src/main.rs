@@ -104,6 +104,19 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
         );
     }
     drop(conn);
+    let network = reseller_api::application::providers::settle_private_network(&pool)?;
+    for id in &network.opted_in {
+        tracing::warn!(
+            provider_id = id.0,
+            "this provider is on a private address and existed before the opt-in: it is now opted in (`allow_private_network`); turn it off if it should not be"
+        );
+    }
+    for id in &network.unresolved {
+        tracing::warn!(
+            provider_id = id.0,
+            "this provider's host did not resolve: it is called as before and checked again at the next start"
+        );
+    }
     let data = state(pool.clone(), config.clone(), tokens)?;
     // Killed outright, its leases expire; shut down, it gives them back (below).
     let worker = (!config.worker.no_worker).then(|| {

@@ -113,6 +113,12 @@ pub static DB_WRITE_BATCHED: Counter = Counter::new(
     &[],
 );
 
+pub static STORAGE_FULL: Counter = Counter::new(
+    "db_storage_full_total",
+    "Writes the database refused for lack of disk space (answered 503 storage_full).",
+    &[],
+);
+
 /// Writes every process-wide counter and histogram.
 pub fn render(out: &mut Exposition) {
     for counter in [
@@ -127,6 +133,7 @@ pub fn render(out: &mut Exposition) {
         &DB_POOL_TIMEOUTS,
         &DB_WRITE_BATCHES,
         &DB_WRITE_BATCHED,
+        &STORAGE_FULL,
     ] {
         counter.render(out);
     }

@@ -34,6 +34,13 @@ pub async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // Writes are failing for lack of disk space: take this process out of rotation until
+    // they stop failing (it reports ready again by itself, `db::storage::FULL_HOLD`).
+    if crate::db::storage::recently_full() {
+        return Err(ApiError::Unavailable(
+            "the database is out of storage space: writes are refused".into(),
+        ));
+    }
     state
         .db(|conn| {
             crate::db::ping(conn)
@@ -61,6 +68,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let mut out = Exposition::default();
     process::render(&mut out);
     render_pool(&mut out, &state.pool);
+    render_free_space(&mut out, state.config.database_url.expose_secret());
     let up = match gauges {
         Ok(gauges) => {
             render_database(&mut out, &gauges, db::now());
@@ -80,6 +88,28 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(process::CONTENT_TYPE)
         .body(out.into_string())
+}
+
+/// SQLite: the space left on the database file's filesystem, so an operator can alert
+/// before writes start failing (under load the WAL alone needs tens of megabytes).
+fn render_free_space(out: &mut Exposition, database_url: &str) {
+    let crate::db::Backend::Sqlite(path) = crate::db::Backend::from_url(database_url) else {
+        return;
+    };
+    let path = std::path::Path::new(&path);
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => std::path::Path::new("."),
+    };
+    let Some(free) = crate::db::storage::free_bytes(folder) else {
+        return;
+    };
+    out.family(
+        "db_filesystem_free_bytes",
+        "gauge",
+        "SQLite: bytes free on the filesystem holding the database file (and its WAL).",
+    );
+    out.sample("db_filesystem_free_bytes", "", &[], &free.to_string());
 }
 
 fn render_pool(out: &mut Exposition, pool: &DbPool) {

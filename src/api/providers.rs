@@ -48,6 +48,10 @@ pub struct ProviderResponse {
     /// The worker syncs this provider's catalog on its own every
     /// `--service-sync-interval-secs`, as `POST …/sync-services` does.
     pub auto_sync: bool,
+    /// The provider may be on a loopback, private, link-local or metadata address (the
+    /// panel's own network). Otherwise every call refuses such an address, however the
+    /// provider's host resolves.
+    pub allow_private_network: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -66,6 +70,7 @@ impl From<Provider> for ProviderResponse {
             paused_because,
             markup_percent: Amount(p.markup_percent.to_string()),
             auto_sync: p.auto_sync,
+            allow_private_network: p.allow_private_network,
             min_balance: p.min_balance.map(Amount::of),
             balance: p.balance.map(Amount::of),
             balance_currency: p.balance_currency,
@@ -104,6 +109,10 @@ pub struct CreateProviderRequest {
     pub markup_percent: Option<String>,
     /// Default false: when true the worker syncs the catalog on a schedule.
     pub auto_sync: Option<bool>,
+    /// Default false: set true only for a provider on the panel's own network (a
+    /// loopback, private, link-local or metadata address). Without it such a URL is
+    /// refused (422, `param` `url`), and every call refuses a host that resolves there.
+    pub allow_private_network: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema, Default, Clone)]
@@ -128,6 +137,7 @@ pub struct UpdateProviderRequest {
     #[schema(value_type = Option<crate::http::input::NonNegativeAmount>)]
     pub markup_percent: Option<String>,
     pub auto_sync: Option<bool>,
+    pub allow_private_network: Option<bool>,
 }
 
 /// Tells a field left out (`None`) from one set to null (`Some(None)`).
@@ -190,9 +200,26 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
             min_balance: min_balance.flatten(),
             markup_percent: markup.unwrap_or(Percent::ZERO),
             auto_sync: request.auto_sync.unwrap_or(false),
+            allow_private_network: request.allow_private_network.unwrap_or(false),
         }),
         _ => Err(errors.into()),
     }
+}
+
+/// Refuses a provider whose URL is (or resolves to) a private address unless it is opted
+/// in; `private` is what resolving the URL found (`None`: it did not resolve, so every
+/// call judges it again).
+fn check_network(
+    fields: &ProviderFields,
+    private: Option<bool>,
+) -> Result<ProviderFields, ApiError> {
+    if private == Some(true) && !fields.allow_private_network {
+        return Err(ApiError::invalid(
+            "url",
+            "the URL's host is a loopback, private, link-local or metadata address; set `allow_private_network` to call a provider on the panel's own network",
+        ));
+    }
+    Ok(fields.clone())
 }
 
 /// Register an upstream API v2 provider.
@@ -209,6 +236,9 @@ pub async fn create_provider(
     body: ApiJson<CreateProviderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let fields = provider_fields(body.value)?;
+    // Resolved before a database connection is taken.
+    let private = crate::net::reaches_private_off_thread(fields.url.clone()).await;
+    let fields = check_network(&fields, private)?;
     let provider = state
         .db(move |conn| application::providers::create_provider(conn, &fields))
         .await?;
@@ -257,6 +287,20 @@ pub async fn update_provider(
 ) -> Result<HttpResponse, ApiError> {
     let id = ProviderId(id.into_inner());
     let patch = body.value;
+    // The address the provider will have, resolved before the transaction: the new URL,
+    // or the current one when the opt-in is being turned off.
+    let checked_url = match (&patch.url, patch.allow_private_network) {
+        (Some(url), _) => Some(url.clone()),
+        (None, Some(false)) => state
+            .read(move |conn| Ok(providers::find(conn, id)?))
+            .await?
+            .map(|p| p.url),
+        (None, _) => None,
+    };
+    let private = match checked_url {
+        Some(url) => crate::net::reaches_private_off_thread(url).await,
+        None => None,
+    };
     // Called once per attempt of the transaction, which may run again on a conflict.
     let merge = move |current: Provider| {
         let patch = patch.clone();
@@ -280,7 +324,13 @@ pub async fn update_provider(
                     .unwrap_or_else(|| current.markup_percent.to_string()),
             ),
             auto_sync: Some(patch.auto_sync.unwrap_or(current.auto_sync)),
+            allow_private_network: Some(
+                patch
+                    .allow_private_network
+                    .unwrap_or(current.allow_private_network),
+            ),
         })
+        .and_then(|fields| check_network(&fields, private))
     };
     let provider = state
         .db(move |conn| application::providers::update_provider(conn, id, merge))

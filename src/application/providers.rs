@@ -58,3 +58,52 @@ pub fn reconcile_forwarding(
             .ok_or_else(|| ApiError::not_found("provider-backed order"))
     })
 }
+
+/// What the start-up check of providers made before the private-network opt-in found.
+#[derive(Debug, Default)]
+pub struct NetworkCheck {
+    /// Providers on a private address: opted in, so nothing that worked stops.
+    pub opted_in: Vec<ProviderId>,
+    /// Providers on public addresses: held to the rule from now on.
+    pub public: Vec<ProviderId>,
+    /// Providers whose host did not resolve: checked again at the next start, and called
+    /// as before until then.
+    pub unresolved: Vec<ProviderId>,
+}
+
+/// Settles the private-network opt-in of providers that existed before it: a provider whose
+/// URL is or resolves to a private address is opted in, one on public addresses is not.
+/// DNS is asked with no database connection held; an operator's change made meanwhile wins.
+pub fn settle_private_network(pool: &db::DbPool) -> Result<NetworkCheck, String> {
+    let unchecked = {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        providers::unchecked_network(&mut conn).map_err(|e| e.to_string())?
+    };
+    let mut check = NetworkCheck::default();
+    let mut found = Vec::new();
+    for (id, url) in unchecked {
+        match crate::net::reaches_private(&url) {
+            Some(private) => found.push((id, private)),
+            None => check.unresolved.push(id),
+        }
+    }
+    if found.is_empty() {
+        return Ok(check);
+    }
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    db::write_tx(&mut conn, |conn| {
+        for (id, private) in &found {
+            providers::settle_network(conn, *id, *private)?;
+        }
+        Ok::<_, ApiError>(())
+    })
+    .map_err(|e| e.to_string())?;
+    for (id, private) in found {
+        if private {
+            check.opted_in.push(id);
+        } else {
+            check.public.push(id);
+        }
+    }
+    Ok(check)
+}

@@ -40,6 +40,7 @@ pub mod reports;
 pub mod revocations;
 pub mod schema;
 pub mod services;
+pub mod storage;
 pub mod top_ups;
 pub mod verify;
 pub mod webhooks;

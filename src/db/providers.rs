@@ -27,6 +27,7 @@ struct ProviderRow {
     balance_error: Option<String>,
     markup_percent_micros: Percent,
     auto_sync: bool,
+    allow_private_network: Option<bool>,
 }
 
 impl From<ProviderRow> for Provider {
@@ -49,6 +50,8 @@ impl From<ProviderRow> for Provider {
             balance_error: row.balance_error,
             markup_percent: row.markup_percent_micros,
             auto_sync: row.auto_sync,
+            // Unchecked (made before the opt-in existed): it keeps working as it did.
+            allow_private_network: row.allow_private_network.unwrap_or(true),
         }
     }
 }
@@ -69,6 +72,8 @@ pub struct ProviderFields {
     pub markup_percent: Percent,
     /// The worker syncs this provider's catalog on its own.
     pub auto_sync: bool,
+    /// The operator allows calls to a loopback, private, link-local or metadata address.
+    pub allow_private_network: bool,
 }
 
 pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<Provider> {
@@ -86,6 +91,7 @@ pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<
             providers::min_balance_micros.eq(fields.min_balance.map(Money::micros)),
             providers::markup_percent_micros.eq(fields.markup_percent.micros()),
             providers::auto_sync.eq(fields.auto_sync),
+            providers::allow_private_network.eq(Some(fields.allow_private_network)),
             providers::created_at.eq(at),
             providers::updated_at.eq(at),
         ))
@@ -112,6 +118,7 @@ pub fn update(
             providers::min_balance_micros.eq(fields.min_balance.map(Money::micros)),
             providers::markup_percent_micros.eq(fields.markup_percent.micros()),
             providers::auto_sync.eq(fields.auto_sync),
+            providers::allow_private_network.eq(Some(fields.allow_private_network)),
             providers::updated_at.eq(now()),
         ))
         .returning(providers::all_columns)
@@ -177,4 +184,31 @@ pub fn record_balance(
             .execute(conn),
     }
     .map(drop)
+}
+
+/// Providers made before the private-network opt-in existed and not yet checked: their id
+/// and URL.
+pub fn unchecked_network(conn: &mut DbConnection) -> QueryResult<Vec<(ProviderId, String)>> {
+    providers::table
+        .filter(providers::allow_private_network.is_null())
+        .order(providers::id)
+        .select((providers::id, providers::url))
+        .load(conn)
+}
+
+/// Records what the start-up check found for a provider still unchecked (a provider an
+/// operator changed meanwhile keeps the operator's choice).
+pub fn settle_network(
+    conn: &mut WriteConn<'_>,
+    id: ProviderId,
+    allow_private_network: bool,
+) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
+    diesel::update(
+        providers::table
+            .find(id)
+            .filter(providers::allow_private_network.is_null()),
+    )
+    .set(providers::allow_private_network.eq(Some(allow_private_network)))
+    .execute(conn)
 }

@@ -83,6 +83,7 @@ diesel::table! {
         balance_error -> Nullable<Text>,
         markup_percent_micros -> BigInt,
         auto_sync -> Bool,
+        allow_private_network -> Nullable<Bool>,
     }
 }
 

@@ -87,6 +87,18 @@ pub enum BatchFailure {
     Commit(diesel::result::Error),
 }
 
+impl BatchFailure {
+    /// The database refused the batch for lack of disk space (`db::storage`).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            BatchFailure::Begin(e) | BatchFailure::Savepoint(e) | BatchFailure::Commit(e) => {
+                super::storage::is_storage_full(e)
+            }
+            BatchFailure::Unbalanced => false,
+        }
+    }
+}
+
 /// How the writer answers one job, once its outcome stands.
 #[derive(Debug, Clone)]
 enum Answer {
@@ -413,7 +425,11 @@ fn run_batch(conn: &mut DbConnection, batch: &mut Vec<Job>) -> bool {
             let _ = Manager::rollback_transaction(conn);
         }
         sound = outside_transaction(conn);
-        tracing::error!(%failure, "a group commit failed; its transactions are answered with an error");
+        static REPEATS: crate::log::Repeats =
+            crate::log::Repeats::new(std::time::Duration::from_secs(10));
+        if let Some(left_out) = REPEATS.admit(&failure.to_string()) {
+            tracing::error!(%failure, repeats_left_out = left_out, "a group commit failed; its transactions are answered with an error");
+        }
         answer_all(batch, Answer::Failed(Arc::new(failure)));
     } else {
         if kept > 0 {

@@ -52,6 +52,10 @@ pub struct Provider {
     pub markup_percent: Percent,
     /// The worker syncs this provider's catalog every `--service-sync-interval-secs`.
     pub auto_sync: bool,
+    /// The operator allows calls to a loopback, private, link-local or metadata address
+    /// (a provider on the panel's own network); otherwise every call resolves its host
+    /// under the same rule as webhooks and refuses such an address.
+    pub allow_private_network: bool,
 }
 
 impl Provider {
@@ -94,6 +98,7 @@ mod tests {
             balance_currency: None,
             balance_checked_at: None,
             balance_error: None,
+            allow_private_network: false,
             markup_percent: Percent::ZERO,
             auto_sync: false,
         };

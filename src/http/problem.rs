@@ -148,7 +148,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | WebhookUrlRefused => StatusCode::UNPROCESSABLE_ENTITY,
         RateLimited | RefundPolicyRefused => StatusCode::TOO_MANY_REQUESTS,
         InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-        Unavailable | WriteQueueFull => StatusCode::SERVICE_UNAVAILABLE,
+        StorageFull | Unavailable | WriteQueueFull => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -158,13 +158,24 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        match self {
-            ApiError::Internal(cause) => {
-                tracing::error!(request_id = %current_request_id(), %cause, "request failed");
+        // The same failure on every request is logged once per interval, with a count.
+        static REPEATS: crate::log::Repeats =
+            crate::log::Repeats::new(std::time::Duration::from_secs(10));
+        let failed = |cause: &str| {
+            if let Some(left_out) = REPEATS.admit(cause) {
+                tracing::error!(request_id = %current_request_id(), %cause, repeats_left_out = left_out, "request failed");
             }
-            ApiError::Database(error) => {
-                let cause = format!("database: {error}");
-                tracing::error!(request_id = %current_request_id(), %cause, "request failed");
+        };
+        match self {
+            ApiError::Internal(cause) => failed(cause),
+            ApiError::Database(error) => failed(&format!("database: {error}")),
+            ApiError::StorageFull => {
+                if let Some(left_out) = REPEATS.admit("storage full") {
+                    tracing::error!(
+                        repeats_left_out = left_out,
+                        "the database is out of storage space: writes are answered 503 storage_full until space is freed"
+                    );
+                }
             }
             _ => {}
         }

@@ -51,10 +51,14 @@ pub fn call(provider: &Provider, fields: &[(&str, &str)]) -> Reply {
 fn exchange(provider: &Provider, fields: &[(&str, &str)]) -> Reply {
     // No redirect is followed: a provider is called at its URL only, so its answer cannot
     // steer the worker to another address (an internal one, a metadata service).
-    let agent = ureq::AgentBuilder::new()
+    let mut builder = ureq::AgentBuilder::new()
         .timeout(Duration::from_millis(provider.timeout_ms.max(1) as u64))
-        .redirects(0)
-        .build();
+        .redirects(0);
+    // Nor an internal address, unless the operator opted the provider in.
+    if !provider.allow_private_network {
+        builder = builder.resolver(crate::net::guarded_resolver);
+    }
+    let agent = builder.build();
     let mut form = vec![(
         "key",
         secrecy::ExposeSecret::expose_secret(&provider.api_key),

@@ -335,7 +335,7 @@ async fn admin_writes_queue_for_the_writer_and_are_refused_with_it_when_it_is_fu
     let admin = &app.admin_token;
     let allowlist = format!("/v1/admin/accounts/{}/refund-allowlist", reseller.id);
     let until = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
-    let provider = json!({"name": "Upstream", "url": "http://127.0.0.1:9/api/v2", "key": "k"});
+    let provider = json!({"allow_private_network": true, "name": "Upstream", "url": "http://127.0.0.1:9/api/v2", "key": "k"});
     let new_service = json!({
         "name": "Views", "category": "YT", "type": "default", "rate": "1", "min": 10, "max": 1000
     });

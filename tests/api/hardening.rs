@@ -109,7 +109,7 @@ async fn a_synced_service_whose_smallest_order_costs_nothing_is_skipped_and_repo
         .post(
             "/v1/admin/providers",
             &app.admin_token,
-            json!({"name": "Upstream", "url": upstream.url, "key": "k", "markup_percent": "0"}),
+            json!({"allow_private_network": true, "name": "Upstream", "url": upstream.url, "key": "k", "markup_percent": "0"}),
         )
         .await;
     assert_eq!(provider.status, 201, "{}", provider.text);
@@ -135,7 +135,7 @@ async fn resellers_never_see_where_a_service_is_delivered_from() {
         .post(
             "/v1/admin/providers",
             &app.admin_token,
-            json!({"name": "Upstream", "url": upstream.url, "key": "k"}),
+            json!({"allow_private_network": true, "name": "Upstream", "url": upstream.url, "key": "k"}),
         )
         .await;
     assert_eq!(provider.status, 201, "{}", provider.text);
@@ -306,4 +306,132 @@ async fn a_query_parameter_named_twice_is_refused() {
 
 fn urlencoding(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Sets a provider's stored opt-in as it would be after an operator's change (`Some`) or
+/// before the upgrade that added it (`None`).
+fn set_private_network(app: &crate::helpers::TestApp, provider: i64, allowed: Option<bool>) {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::providers;
+    let mut conn = app.pool.get().unwrap();
+    diesel::update(providers::table.find(provider))
+        .set(providers::allow_private_network.eq(allowed))
+        .execute(&mut *conn)
+        .unwrap();
+}
+
+#[actix_rt::test]
+async fn a_provider_on_a_private_address_is_called_only_when_opted_in() {
+    let (upstream, _panel) = StandIn::panel().await;
+    let app = spawn_app().await;
+    // Refused without the opt-in, for a literal address and for a name that resolves there.
+    for url in [
+        upstream.url.clone(),
+        upstream.url.replace("127.0.0.1", "localhost"),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+    ] {
+        let refused = app
+            .post(
+                "/v1/admin/providers",
+                &app.admin_token,
+                json!({"name": "Inside", "url": url, "key": "k"}),
+            )
+            .await;
+        refused.assert_problem(422, "validation_failed");
+        assert_eq!(refused.body["param"], "url", "{}", refused.text);
+        assert!(
+            refused.text.contains("allow_private_network"),
+            "{}",
+            refused.text
+        );
+    }
+    let listed = app.get("/v1/admin/providers", &app.admin_token).await;
+    assert_eq!(listed.body["data"], json!([]), "nothing was created");
+
+    let (provider, service) = app.provider_service(&upstream.url, false, 2000).await;
+    let shown = app.get("/v1/admin/providers", &app.admin_token).await;
+    assert_eq!(shown.body["data"][0]["allow_private_network"], true);
+    // Turning the opt-in off while the URL is private is refused, and changes nothing.
+    app.patch(
+        &format!("/v1/admin/providers/{provider}"),
+        &app.admin_token,
+        json!({"allow_private_network": false}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+
+    // A provider whose host resolves to a private address only now (it was public when
+    // registered, or its DNS changed) is not called: the guard runs at every call.
+    set_private_network(&app, provider, Some(false));
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, service, 1000).await;
+    app.worker_pass().await;
+    assert!(
+        upstream.calls_of("add").is_empty(),
+        "the provider was called"
+    );
+    let job = app.provider_order(order);
+    let error = job.last_error.unwrap_or_default();
+    assert!(error.contains("not opted in"), "{error}");
+
+    // Opted in again, the order goes out.
+    set_private_network(&app, provider, Some(true));
+    app.make_due();
+    app.worker_pass().await;
+    assert_eq!(upstream.calls_of("add").len(), 1);
+    assert_eq!(app.balance_micros(&reseller.token).await, 9_000_000);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn providers_made_before_the_opt_in_keep_working_and_are_settled_at_start() {
+    let (upstream, _panel) = StandIn::panel().await;
+    let app = spawn_app().await;
+    let (private, service) = app.provider_service(&upstream.url, false, 2000).await;
+    let public = app
+        .post(
+            "/v1/admin/providers",
+            &app.admin_token,
+            json!({"name": "Public", "url": "http://93.184.216.34/api/v2", "key": "k"}),
+        )
+        .await;
+    assert_eq!(public.status, 201, "{}", public.text);
+    assert_eq!(public.body["allow_private_network"], false);
+    let public = public.body["id"].as_i64().unwrap();
+    // As the migration leaves them: unchecked.
+    set_private_network(&app, private, None);
+    set_private_network(&app, public, None);
+
+    // Unchecked, a provider is called as before the upgrade.
+    let reseller = app.funded_reseller("Acme", "10").await;
+    app.order_id(&reseller.token, service, 1000).await;
+    app.worker_pass().await;
+    assert_eq!(upstream.calls_of("add").len(), 1);
+
+    // What `serve` does at start: the private one is opted in, the public one is not.
+    let check = reseller_api::application::providers::settle_private_network(&app.pool).unwrap();
+    assert_eq!(
+        check.opted_in.iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![private]
+    );
+    assert_eq!(
+        check.public.iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![public]
+    );
+    let listed = app.get("/v1/admin/providers", &app.admin_token).await;
+    let allowed: Vec<_> = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_i64().unwrap(),
+                p["allow_private_network"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(allowed, vec![(private, true), (public, false)]);
+    // Settled once: a second start finds nothing to check.
+    let again = reseller_api::application::providers::settle_private_network(&app.pool).unwrap();
+    assert!(again.opted_in.is_empty() && again.public.is_empty());
 }

@@ -649,7 +649,7 @@ impl TestApp {
             .post(
                 "/v1/admin/providers",
                 &self.admin_token,
-                json!({"name": "Upstream", "url": url, "key": "upstream-key", "timeout_ms": timeout_ms, "idempotent_add": idempotent}),
+                json!({"allow_private_network": true, "name": "Upstream", "url": url, "key": "upstream-key", "timeout_ms": timeout_ms, "idempotent_add": idempotent}),
             )
             .await;
         assert_eq!(provider.status, 201, "{}", provider.text);

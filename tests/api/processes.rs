@@ -16,9 +16,9 @@ use reseller_api::db;
 use reseller_api::domain::account::Role;
 
 /// A `reseller-api serve` child process.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: std::path::PathBuf,
 }
 
@@ -31,7 +31,7 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    async fn start(database_url: &str, extra: &[&str]) -> Server {
+    pub(crate) async fn start(database_url: &str, extra: &[&str]) -> Server {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("reseller-api-test-{port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_reseller-api"))
@@ -73,7 +73,7 @@ impl Server {
     }
 
     /// The last lines the server logged (warnings and errors).
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
@@ -98,7 +98,7 @@ fn client() -> awc::Client {
         .finish()
 }
 
-async fn call(
+pub(crate) async fn call(
     base: &str,
     method: &str,
     path: &str,
@@ -123,15 +123,15 @@ async fn call(
     ))
 }
 
-struct Books {
-    pool: db::DbPool,
-    admin_key: String,
-    reseller_key: String,
-    reseller_id: i64,
+pub(crate) struct Books {
+    pub(crate) pool: db::DbPool,
+    pub(crate) admin_key: String,
+    pub(crate) reseller_key: String,
+    pub(crate) reseller_id: i64,
 }
 
 /// An admin and a reseller, made through the library on a fresh database.
-fn books(url: &str) -> Books {
+pub(crate) fn books(url: &str) -> Books {
     db::migrate(url).unwrap();
     let pool = db::connect(url, 4).unwrap();
     let mut conn = pool.get().unwrap();
@@ -199,7 +199,7 @@ async fn provider_service(base: &str, admin: &str, provider: Value, cancel: bool
 
 /// Tokens for the admin and the reseller, 100 000 on the reseller's balance, and a
 /// service at 0.7 per 1000: the setup of the load tests.
-async fn funded_service(base: &str, books: &Books) -> (String, String, i64) {
+pub(crate) async fn funded_service(base: &str, books: &Books) -> (String, String, i64) {
     let admin = token(base, &books.admin_key).await;
     let reseller = token(base, &books.reseller_key).await;
     let (status, _) = call(
@@ -217,7 +217,7 @@ async fn funded_service(base: &str, books: &Books) -> (String, String, i64) {
     (admin, reseller, service["id"].as_i64().unwrap())
 }
 
-fn assert_books_balance(pool: &db::DbPool) {
+pub(crate) fn assert_books_balance(pool: &db::DbPool) {
     let mut conn = pool.get().unwrap();
     let report = db::verify::run(&mut conn).unwrap();
     assert!(report.problems.is_empty(), "verify: {:#?}", report.problems);
@@ -502,7 +502,7 @@ async fn two_processes_with_workers_on_one_database_keep_every_invariant() {
     let service = provider_service(
         &bases[0],
         &admin,
-        json!({"name": "Upstream", "url": upstream.url, "key": "k", "batch_size": 7}),
+        json!({"allow_private_network": true, "name": "Upstream", "url": upstream.url, "key": "k", "batch_size": 7}),
         false,
     )
     .await;
@@ -928,7 +928,7 @@ async fn a_worker_stopped_by_sigterm_gives_back_its_leases_and_another_takes_ove
     let service = provider_service(
         &first.base,
         &admin,
-        json!({"name": "Upstream", "url": upstream.url, "key": "k"}),
+        json!({"allow_private_network": true, "name": "Upstream", "url": upstream.url, "key": "k"}),
         false,
     )
     .await;
@@ -1056,7 +1056,7 @@ async fn retention_removes_expired_keys_and_old_reply_bodies_and_never_a_money_r
     let service = provider_service(
         &server.base,
         &admin,
-        json!({"name": "Upstream", "url": upstream.url, "key": "k"}),
+        json!({"allow_private_network": true, "name": "Upstream", "url": upstream.url, "key": "k"}),
         true,
     )
     .await;

@@ -422,7 +422,7 @@ async fn one_instance_is_the_provider_of_another_end_to_end() {
         .post(
             "/v1/admin/providers",
             &a.admin_token,
-            json!({"name": "Panel B", "url": b.url("/api/v2"), "key": a_on_b.key, "idempotent_add": true}),
+            json!({"allow_private_network": true, "name": "Panel B", "url": b.url("/api/v2"), "key": a_on_b.key, "idempotent_add": true}),
         )
         .await;
     let provider_id = provider.body["id"].as_i64().unwrap();

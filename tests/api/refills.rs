@@ -24,7 +24,7 @@ async fn refill_service(app: &TestApp, url: &str) -> i64 {
         .post(
             "/v1/admin/providers",
             &app.admin_token,
-            json!({"name": "Upstream", "url": url, "key": "upstream-key", "timeout_ms": 2000}),
+            json!({"allow_private_network": true, "name": "Upstream", "url": url, "key": "upstream-key", "timeout_ms": 2000}),
         )
         .await;
     assert_eq!(provider.status, 201, "{}", provider.text);

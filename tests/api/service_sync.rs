@@ -34,7 +34,7 @@ async fn service_sync_with_markup_creates_updates_and_disables_and_never_reprice
         .post(
             "/v1/admin/providers",
             &app.admin_token,
-            json!({"name": "Upstream", "url": upstream.url, "key": "k", "markup_percent": "25"}),
+            json!({"allow_private_network": true, "name": "Upstream", "url": upstream.url, "key": "k", "markup_percent": "25"}),
         )
         .await;
     assert_eq!(provider.status, 201, "{}", provider.text);
@@ -150,13 +150,13 @@ async fn providers_with_auto_sync_are_synced_by_the_worker_and_others_are_not() 
         .post(
             "/v1/admin/providers",
             &app.admin_token,
-            json!({"name": "By hand", "url": upstream.url, "key": "k"}),
+            json!({"allow_private_network": true, "name": "By hand", "url": upstream.url, "key": "k"}),
         )
         .await;
     assert_eq!(manual.body["auto_sync"], false, "{}", manual.text);
     let auto = app
         .post("/v1/admin/providers", &app.admin_token,
-            json!({"name": "Synced", "url": upstream.url, "key": "k", "markup_percent": "10", "auto_sync": true}))
+            json!({"allow_private_network": true, "name": "Synced", "url": upstream.url, "key": "k", "markup_percent": "10", "auto_sync": true}))
         .await;
     assert_eq!(auto.status, 201, "{}", auto.text);
     assert_eq!(auto.body["auto_sync"], true);
@@ -199,7 +199,7 @@ async fn an_unreachable_provider_leaves_the_catalog_as_it_is_with_a_409() {
     let app = crate::helpers::spawn_app().await;
     let provider = app
         .post("/v1/admin/providers", &app.admin_token,
-            json!({"name": "Gone", "url": "http://127.0.0.1:9/api/v2", "key": "k", "timeout_ms": 500}))
+            json!({"allow_private_network": true, "name": "Gone", "url": "http://127.0.0.1:9/api/v2", "key": "k", "timeout_ms": 500}))
         .await;
     let synced = app
         .post(

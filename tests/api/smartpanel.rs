@@ -320,7 +320,7 @@ async fn flags_an_operator_set_survive_a_catalog_that_omits_them() {
         .post(
             "/v1/admin/providers",
             &app.admin_token,
-            json!({"name": "SmartPanel", "url": upstream.url, "key": "k"}),
+            json!({"allow_private_network": true, "name": "SmartPanel", "url": upstream.url, "key": "k"}),
         )
         .await;
     assert_eq!(provider.status, 201, "{}", provider.text);

@@ -132,7 +132,7 @@ await outcome(pageDisputeOrder, { status: "completed", start_count: 50 });
 await order(views, 1000); await order(views, 1000);
 const halfway = await order(views, 1000);
 await outcome(halfway, { status: "in_progress", remains: 500, start_count: 7 });
-const provider = (await call("POST", "/v1/admin/providers", ADMIN, { name: "Upstream X", url: UPSTREAM, key: "upstream-secret", timeout_ms: 300 })).body.id;
+const provider = (await call("POST", "/v1/admin/providers", ADMIN, { allow_private_network: true, name: "Upstream X", url: UPSTREAM, key: "upstream-secret", timeout_ms: 300 })).body.id;
 const routed = await service("YouTube Views", "1", { provider_id: provider, provider_service_id: "77" });
 const ambiguousOrder = await order(routed, 1000, "https://youtube.com/watch?v=console");
 for (let i = 0; i < 100; i++) {
@@ -148,7 +148,7 @@ check("the stand-in's late reply leaves the send ambiguous", (await call("GET", 
 const burstCo = (await call("POST", "/v1/admin/accounts", ADMIN, { name: "Burst Co", role: "reseller" })).body;
 const burstToken = await tokenFor(burstCo.api_key);
 await call("POST", `/v1/admin/accounts/${burstCo.account.id}/top-ups`, ADMIN, { amount: "20", gateway: "stripe", gateway_ref: "pi_console_burst" });
-const alertProvider = (await call("POST", "/v1/admin/providers", ADMIN, { name: "Upstream Q", url: `http://127.0.0.1:${quick.address().port}/api/v2`, key: "quick-secret", timeout_ms: 2000 })).body.id;
+const alertProvider = (await call("POST", "/v1/admin/providers", ADMIN, { allow_private_network: true, name: "Upstream Q", url: `http://127.0.0.1:${quick.address().port}/api/v2`, key: "quick-secret", timeout_ms: 2000 })).body.id;
 const burstService = await service("Instagram Followers", "1", { provider_id: alertProvider, provider_service_id: "9" });
 const burst = [];
 for (let i = 0; i < 5; i++) {

@@ -1,0 +1,1 @@
+ALTER TABLE providers DROP COLUMN allow_private_network;
