@@ -44,5 +44,6 @@ pub mod log;
 pub mod metrics;
 pub mod providers;
 pub mod resources;
+pub mod secrets;
 pub mod tooling;
 pub mod webhooks;
