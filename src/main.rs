@@ -86,7 +86,7 @@ fn open(config: &Config) -> Result<db::DbPool, String> {
     // The master key: checked against the database (and sealing its secrets on the first
     // start with one) before anything reads a secret.
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    reseller_api::secrets::setup(config, &mut conn)?;
+    reseller_api::application::master_key::setup(config, &mut conn)?;
     drop(conn);
     Ok(pool)
 }
@@ -177,7 +177,8 @@ fn rotate_master(config: &Config, new_key_file: &std::path::Path) -> Result<(), 
     db::migrate(config.database_url.expose_secret()).map_err(|e| e.to_string())?;
     let pool = db::connect(config.database_url.expose_secret(), 1).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let (key_id, count) = reseller_api::secrets::rotate_master(config, &mut conn, new_key_file)?;
+    let (key_id, count) =
+        reseller_api::application::master_key::rotate_master(config, &mut conn, new_key_file)?;
     println!(
         "re-encrypted {count} secrets under master key {key_id} ({}); start every process with this key file (--master-key-file or RESELLER_MASTER_KEY_FILE), and keep the old key as long as backups taken before now are kept",
         new_key_file.display()

@@ -88,7 +88,7 @@ fn open(config: &Config, size: u32) -> Result<db::DbPool, String> {
     db::migrate(config.database_url.expose_secret()).map_err(|e| e.to_string())?;
     let pool = db::connect(config.database_url.expose_secret(), size).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    crate::secrets::setup(config, &mut conn)?;
+    crate::application::master_key::setup(config, &mut conn)?;
     drop(conn);
     Ok(pool)
 }

@@ -295,7 +295,7 @@ pub async fn spawn_app_on_with(url: &str, configure: impl FnOnce(&mut Config)) -
     )
     .expect("pool");
     let mut conn = pool.get().unwrap();
-    reseller_api::secrets::setup(&config, &mut conn).expect("the master key");
+    reseller_api::application::master_key::setup(&config, &mut conn).expect("the master key");
     let tokens = TokenKeys::load(&mut conn, &config).expect("token keys");
     let (admin, _, admin_key) =
         create_account_with_key(&mut conn, "ops", Role::Admin, "USD").expect("admin");
