@@ -136,6 +136,9 @@ fresh_db() {
       local db="reseller_bench_${2}_$$"
       psql -q "$PG_BASE/postgres" -c "CREATE DATABASE $db" >/dev/null
       PG_DBS="$PG_DBS $db"
+      # PostgreSQL requires the master key that encrypts secrets at rest.
+      [ -f "$WORK/master.key" ] || (umask 077; head -c 32 /dev/urandom | base64 > "$WORK/master.key")
+      export RESELLER_MASTER_KEY_FILE="$WORK/master.key"
       export DATABASE_URL="$PG_BASE/$db" ;;
     *) say "unknown backend $1"; exit 1 ;;
   esac

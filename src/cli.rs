@@ -100,6 +100,14 @@ pub enum AccountsCommand {
 pub enum KeysCommand {
     /// Start signing with a new key; the old ones keep validating until their tokens expire.
     Rotate,
+    /// Re-encrypt every secret at rest under a new master key, in one transaction. Stop
+    /// every process first; run with the current key configured as usual; then start
+    /// every process with the new key file.
+    RotateMaster {
+        /// The new key's file: read when it exists, else created with a fresh key (0600).
+        #[arg(long)]
+        new_key_file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

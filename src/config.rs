@@ -123,6 +123,11 @@ fn positive_u64(raw: &str) -> Result<std::num::NonZeroU64, String> {
     std::num::NonZeroU64::new(at_least(1u64)(raw)?).ok_or_else(|| "must be at least 1".into())
 }
 
+/// A secret flag's value, kept out of `Debug`.
+fn parse_secret(raw: &str) -> Result<secrecy::SecretString, String> {
+    Ok(raw.to_string().into())
+}
+
 /// A rate flag: a fraction from 0 to 1.
 fn parse_rate(raw: &str) -> Result<rust_decimal::Decimal, String> {
     let rate: rust_decimal::Decimal = raw.parse().map_err(|e| format!("{e}"))?;
@@ -200,6 +205,21 @@ pub struct Config {
         global = true
     )]
     pub cors_origins: Vec<String>,
+    /// File holding the master key that encrypts secrets at rest (32 random bytes as
+    /// base64). SQLite default: `<database file>.key`, created (0600) on the first start;
+    /// PostgreSQL requires a key. Keep it out of the database's backups.
+    #[arg(long, env = "RESELLER_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<std::path::PathBuf>,
+    /// The master key itself, as base64, instead of a file (prefer the variable: a flag's
+    /// value shows in the process list).
+    #[arg(
+        long,
+        env = "RESELLER_MASTER_KEY",
+        hide_env_values = true,
+        value_parser = parse_secret,
+        global = true
+    )]
+    pub master_key: Option<secrecy::SecretString>,
     #[command(flatten)]
     pub limits: LimitConfig,
     #[command(flatten)]

@@ -45,5 +45,6 @@ pub mod metrics;
 pub mod net;
 pub mod providers;
 pub mod resources;
+pub mod secrets;
 pub mod tooling;
 pub mod webhooks;

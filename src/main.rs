@@ -44,6 +44,9 @@ fn main() -> ExitCode {
             currency,
         }) => create_account(&cli.config, &name, &role, &currency),
         Command::Keys(KeysCommand::Rotate) => rotate_keys(&cli.config),
+        Command::Keys(KeysCommand::RotateMaster { new_key_file }) => {
+            rotate_master(&cli.config, &new_key_file)
+        }
         Command::Verify => verify(&cli.config),
         Command::Backup { path } => backup(&cli.config, &path),
         Command::Worker => run_worker(&cli.config),
@@ -71,7 +74,7 @@ fn main() -> ExitCode {
 
 fn open(config: &Config) -> Result<db::DbPool, String> {
     db::migrate(config.database_url.expose_secret()).map_err(|e| e.to_string())?;
-    db::connect_options(
+    let pool = db::connect_options(
         config.database_url.expose_secret(),
         db::PoolOptions {
             size: config.db_pool_size,
@@ -79,7 +82,13 @@ fn open(config: &Config) -> Result<db::DbPool, String> {
             write_queue: config.write_queue,
         },
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    // The master key: checked against the database (and sealing its secrets on the first
+    // start with one) before anything reads a secret.
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    reseller_api::application::master_key::setup(config, &mut conn)?;
+    drop(conn);
+    Ok(pool)
 }
 
 fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
@@ -184,6 +193,19 @@ fn rotate_keys(config: &Config) -> Result<(), String> {
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let kid = TokenKeys::rotate(&mut conn, config).map_err(|e| e.to_string())?;
     println!("now signing with key {kid}; older keys validate until their tokens expire");
+    Ok(())
+}
+
+fn rotate_master(config: &Config, new_key_file: &std::path::Path) -> Result<(), String> {
+    db::migrate(config.database_url.expose_secret()).map_err(|e| e.to_string())?;
+    let pool = db::connect(config.database_url.expose_secret(), 1).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let (key_id, count) =
+        reseller_api::application::master_key::rotate_master(config, &mut conn, new_key_file)?;
+    println!(
+        "re-encrypted {count} secrets under master key {key_id} ({}); start every process with this key file (--master-key-file or RESELLER_MASTER_KEY_FILE), and keep the old key as long as backups taken before now are kept",
+        new_key_file.display()
+    );
     Ok(())
 }
 

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod disputes;
 pub mod events;
 pub mod idempotency;
+pub mod master_key;
 pub mod order_batches;
 pub mod orders;
 pub mod providers;

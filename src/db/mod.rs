@@ -39,6 +39,7 @@ pub mod refunds;
 pub mod reports;
 pub mod revocations;
 pub mod schema;
+pub mod sealed;
 pub mod services;
 pub mod storage;
 pub mod top_ups;

@@ -30,13 +30,19 @@ struct ProviderRow {
     allow_private_network: Option<bool>,
 }
 
-impl From<ProviderRow> for Provider {
-    fn from(row: ProviderRow) -> Provider {
-        Provider {
+impl ProviderRow {
+    /// The provider, its API key opened (it is stored sealed, `crate::secrets`).
+    fn open(self) -> QueryResult<Provider> {
+        let row = self;
+        let api_key = crate::secrets::open(
+            crate::secrets::provider_api_key(&row.id.to_string()),
+            &row.api_key,
+        )?;
+        Ok(Provider {
             id: row.id,
             name: row.name,
             url: row.url,
-            api_key: row.api_key.into(),
+            api_key,
             enabled: row.enabled,
             timeout_ms: row.timeout_ms,
             batch_size: row.batch_size,
@@ -52,8 +58,16 @@ impl From<ProviderRow> for Provider {
             auto_sync: row.auto_sync,
             // Unchecked (made before the opt-in existed): it keeps working as it did.
             allow_private_network: row.allow_private_network.unwrap_or(true),
-        }
+        })
     }
+}
+
+/// The provider's API key sealed for its row.
+fn sealed_key(id: ProviderId, fields: &ProviderFields) -> QueryResult<String> {
+    Ok(crate::secrets::seal(
+        crate::secrets::provider_api_key(&id.to_string()),
+        fields.api_key.expose_secret(),
+    )?)
 }
 
 /// Every editable field of a provider, validated.
@@ -79,11 +93,12 @@ pub struct ProviderFields {
 pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<Provider> {
     let conn: &mut DbConnection = conn;
     let at = now();
-    diesel::insert_into(providers::table)
+    let id = diesel::insert_into(providers::table)
         .values((
             providers::name.eq(&fields.name),
             providers::url.eq(&fields.url),
-            providers::api_key.eq(fields.api_key.expose_secret()),
+            // The key is sealed for the row, whose id the insert makes: sealed just below.
+            providers::api_key.eq(""),
             providers::enabled.eq(fields.enabled),
             providers::timeout_ms.eq(fields.timeout_ms),
             providers::batch_size.eq(fields.batch_size),
@@ -95,9 +110,13 @@ pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<
             providers::created_at.eq(at),
             providers::updated_at.eq(at),
         ))
+        .returning(providers::id)
+        .get_result::<ProviderId>(conn)?;
+    diesel::update(providers::table.find(id))
+        .set(providers::api_key.eq(sealed_key(id, fields)?))
         .returning(providers::all_columns)
-        .get_result::<ProviderRow>(conn)
-        .map(Provider::from)
+        .get_result::<ProviderRow>(conn)?
+        .open()
 }
 
 pub fn update(
@@ -110,7 +129,7 @@ pub fn update(
         .set((
             providers::name.eq(&fields.name),
             providers::url.eq(&fields.url),
-            providers::api_key.eq(fields.api_key.expose_secret()),
+            providers::api_key.eq(sealed_key(id, fields)?),
             providers::enabled.eq(fields.enabled),
             providers::timeout_ms.eq(fields.timeout_ms),
             providers::batch_size.eq(fields.batch_size),
@@ -123,23 +142,27 @@ pub fn update(
         ))
         .returning(providers::all_columns)
         .get_result::<ProviderRow>(conn)
-        .optional()
-        .map(|row| row.map(Provider::from))
+        .optional()?
+        .map(ProviderRow::open)
+        .transpose()
 }
 
 pub fn find(conn: &mut DbConnection, id: ProviderId) -> QueryResult<Option<Provider>> {
     providers::table
         .find(id)
         .first::<ProviderRow>(conn)
-        .optional()
-        .map(|row| row.map(Provider::from))
+        .optional()?
+        .map(ProviderRow::open)
+        .transpose()
 }
 
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<Provider>> {
     providers::table
         .order(providers::id)
-        .load::<ProviderRow>(conn)
-        .map(|rows| rows.into_iter().map(Provider::from).collect())
+        .load::<ProviderRow>(conn)?
+        .into_iter()
+        .map(ProviderRow::open)
+        .collect()
 }
 
 /// Claims the provider's next balance read: true for the one caller that finds the last

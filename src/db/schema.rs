@@ -370,6 +370,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    secret_seal (id) {
+        id -> BigInt,
+        key_id -> Text,
+        key_check -> Text,
+        sealed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> accounts (account_id));
 diesel::joinable!(orders -> accounts (account_id));
 diesel::joinable!(orders -> services (service_id));

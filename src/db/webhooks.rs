@@ -50,14 +50,21 @@ fn decode(row: EndpointRow) -> QueryResult<Endpoint> {
         .filter(|t| !t.is_empty())
         .map(|t| EventType::try_from(t.to_string()).map_err(undecodable))
         .collect::<QueryResult<Vec<_>>>()?;
+    // Both secrets are stored sealed for the endpoint's row (`crate::secrets`).
+    let row = id.to_string();
+    let place = crate::secrets::webhook_secret(&row);
+    let secret = crate::secrets::open(place, &secret)?;
+    let previous_secret = previous_secret
+        .map(|p| crate::secrets::open(place, &p))
+        .transpose()?;
     Ok(Endpoint {
         id,
         account_id,
         url,
         event_types,
         description,
-        secret: secret.into(),
-        previous_secret: previous_secret.map(Into::into),
+        secret,
+        previous_secret,
         previous_secret_until,
         status: EndpointStatus::try_from(status).map_err(undecodable)?,
         disabled_reason,
@@ -87,6 +94,14 @@ macro_rules! endpoint_columns {
     };
 }
 
+/// An endpoint's signing secret, sealed for its row.
+fn sealed_secret(id: EndpointId, secret: &str) -> QueryResult<String> {
+    Ok(crate::secrets::seal(
+        crate::secrets::webhook_secret(&id.to_string()),
+        secret,
+    )?)
+}
+
 pub struct NewEndpoint<'a> {
     pub account_id: AccountId,
     pub url: &'a str,
@@ -98,17 +113,22 @@ pub struct NewEndpoint<'a> {
 pub fn insert(conn: &mut WriteConn<'_>, new: &NewEndpoint) -> QueryResult<Endpoint> {
     let conn: &mut DbConnection = conn;
     let at = now();
-    let row = diesel::insert_into(webhook_endpoints::table)
+    let id = diesel::insert_into(webhook_endpoints::table)
         .values((
             webhook_endpoints::account_id.eq(new.account_id),
             webhook_endpoints::url.eq(new.url),
             webhook_endpoints::event_types.eq(join_event_types(new.event_types)),
             webhook_endpoints::description.eq(new.description),
-            webhook_endpoints::secret.eq(new.secret),
+            // Sealed for the row, whose id the insert makes: just below.
+            webhook_endpoints::secret.eq(""),
             webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()),
             webhook_endpoints::created_at.eq(at),
             webhook_endpoints::updated_at.eq(at),
         ))
+        .returning(webhook_endpoints::id)
+        .get_result::<EndpointId>(conn)?;
+    let row = diesel::update(webhook_endpoints::table.find(id))
+        .set(webhook_endpoints::secret.eq(sealed_secret(id, new.secret)?))
         .returning(endpoint_columns!())
         .get_result(conn)?;
     decode(row)
@@ -223,7 +243,7 @@ pub fn rotate(
         .set((
             webhook_endpoints::previous_secret.eq(webhook_endpoints::secret.nullable()),
             webhook_endpoints::previous_secret_until.eq(Some(at + grace)),
-            webhook_endpoints::secret.eq(secret),
+            webhook_endpoints::secret.eq(sealed_secret(id, secret)?),
             webhook_endpoints::updated_at.eq(at),
         ))
         .returning(endpoint_columns!())

@@ -86,7 +86,11 @@ pub fn run(config: &Config, command: BenchLoadCommand) -> Result<(), String> {
 
 fn open(config: &Config, size: u32) -> Result<db::DbPool, String> {
     db::migrate(config.database_url.expose_secret()).map_err(|e| e.to_string())?;
-    db::connect(config.database_url.expose_secret(), size).map_err(|e| e.to_string())
+    let pool = db::connect(config.database_url.expose_secret(), size).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    crate::application::master_key::setup(config, &mut conn)?;
+    drop(conn);
+    Ok(pool)
 }
 
 fn order_request(service_id: ServiceId) -> OrderRequest {

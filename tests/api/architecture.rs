@@ -13,7 +13,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("log", &[]),
     ("jobs", &[]),
     ("net", &["domain"]),
-    ("db", &["domain", "log", "metrics"]),
+    ("secrets", &[]),
+    ("db", &["domain", "log", "metrics", "secrets"]),
     ("error", &["db", "domain"]),
     ("config", &["domain"]),
     ("resources", &["db", "domain"]),
@@ -27,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "metrics",
             "net",
             "resources",
+            "secrets",
         ],
     ),
     (

@@ -269,11 +269,16 @@ pub async fn spawn_app_on(url: &str) -> TestApp {
     spawn_app_on_with(url, |_| {}).await
 }
 
+/// The master key of the tests' databases (secrets at rest): one for every in-process
+/// server, and given to the binaries the tests start (`RESELLER_MASTER_KEY`).
+pub const TEST_MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LW9mLTMyLWJ5dGVzLWxvbmc=";
+
 pub async fn spawn_app_on_with(url: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config {
         database_url: url.into(),
         db_pool_size: 8,
         max_body_bytes: 16 * 1024,
+        master_key: Some(TEST_MASTER_KEY.to_string().into()),
         ..Config::default()
     };
     configure(&mut config);
@@ -290,6 +295,7 @@ pub async fn spawn_app_on_with(url: &str, configure: impl FnOnce(&mut Config)) -
     )
     .expect("pool");
     let mut conn = pool.get().unwrap();
+    reseller_api::application::master_key::setup(&config, &mut conn).expect("the master key");
     let tokens = TokenKeys::load(&mut conn, &config).expect("token keys");
     let (admin, _, admin_key) =
         create_account_with_key(&mut conn, "ops", Role::Admin, "USD").expect("admin");

@@ -38,6 +38,7 @@ mod refunds;
 mod reports;
 mod round_trips;
 mod schema;
+mod secrets;
 mod service_sync;
 mod smartpanel;
 mod spec;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::helpers::{fresh_database, micros, StandIn};
+use crate::helpers::{fresh_database, micros, StandIn, TEST_MASTER_KEY};
 use reseller_api::application::accounts::create_account_with_key;
 use reseller_api::db;
 use reseller_api::domain::account::Role;
@@ -52,6 +52,7 @@ impl Server {
             ])
             .args(extra)
             .env("DATABASE_URL", database_url)
+            .env("RESELLER_MASTER_KEY", TEST_MASTER_KEY)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -621,6 +622,7 @@ async fn with_no_command_the_binary_serves_on_the_configured_address() {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_reseller-api"))
         .env("DATABASE_URL", &url)
+        .env("RESELLER_MASTER_KEY", TEST_MASTER_KEY)
         .env("RESELLER_API_BIND", format!("127.0.0.1:{port}"))
         .env("RESELLER_API_NO_WORKER", "true")
         .stdout(Stdio::null())
@@ -691,6 +693,7 @@ async fn a_backup_taken_under_load_restores_every_order_acknowledged_before_it_b
             .arg("backup")
             .arg(&target)
             .env("DATABASE_URL", database_url)
+            .env("RESELLER_MASTER_KEY", TEST_MASTER_KEY)
             .env("RUST_LOG", "warn")
             .output()
             .expect("run backup")
@@ -723,6 +726,7 @@ async fn a_backup_taken_under_load_restores_every_order_acknowledged_before_it_b
     let verify = Command::new(env!("CARGO_BIN_EXE_reseller-api"))
         .arg("verify")
         .env("DATABASE_URL", &restored_url)
+        .env("RESELLER_MASTER_KEY", TEST_MASTER_KEY)
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
@@ -987,6 +991,7 @@ async fn a_worker_stopped_by_sigterm_gives_back_its_leases_and_another_takes_ove
             "3600",
         ])
         .env("DATABASE_URL", &url)
+        .env("RESELLER_MASTER_KEY", TEST_MASTER_KEY)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
