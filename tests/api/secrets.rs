@@ -102,7 +102,7 @@ async fn provider(app: &TestApp, url: &str, key: &str) -> i64 {
         .post(
             "/v1/admin/providers",
             &app.admin_token,
-            json!({"name": "Upstream", "url": url, "key": key, "timeout_ms": 5000}),
+            json!({"allow_private_network": true, "name": "Upstream", "url": url, "key": key, "timeout_ms": 5000}),
         )
         .await;
     assert_eq!(provider.status, 201, "{}", provider.text);
