@@ -11,7 +11,8 @@
 #              (above 1.0x only by committing several orders at once).
 # Usage: bash bench/run.sh
 # Knobs (environment): BENCH_SECONDS (per point, default 10), BENCH_LEVELS (connections,
-# default "1 8 64"), BENCH_BACKENDS (default "sqlite postgres"), BENCH_PG_URL (server,
+# default "1 8 64"), BENCH_LEASES (PostgreSQL: account quota leases to measure the read
+# rows with, default "12 1"; rows "…, lease N"), BENCH_BACKENDS (default "sqlite postgres"), BENCH_PG_URL (server,
 # default postgres://postgres@127.0.0.1:5432), BENCH_PORT (default 18080),
 # CARGO_TARGET_DIR, BENCH_BASELINE (a commit: also builds it in a temporary git worktree,
 # target dir target/bench-baseline, and runs its server's order placement and reads beside
@@ -29,6 +30,7 @@ BACKENDS=${BENCH_BACKENDS:-"sqlite postgres"}
 PG_BASE=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 PORT=${BENCH_PORT:-18080}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/reseller-api
+LEASES=${BENCH_LEASES:-"12 1"}
 MAX_LEVEL=$(printf '%s\n' $LEVELS | sort -n | tail -n1)
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -180,6 +182,21 @@ for backend in $BACKENDS; do
   stop
   verify_books "$backend API"
 
+  if [ "$backend" = postgres ]; then
+    # The account quota's cost on the read path: on PostgreSQL every process leases
+    # requests from the account's quota cell in the database (one write per lease). The
+    # rows above ran with the largest lease (50, the quota being raised); these with the
+    # lease a default quota gets (600 per 60 s: 12) and with a lease of 1, a write per
+    # request, the worst case.
+    for lease in $LEASES; do
+      say "$backend: reads with a quota lease of $lease"
+      HEALTH_PATH=healthz RESELLER_API_RATE_ACCOUNT_LEASE=$lease start "$BIN" serve --bind "127.0.0.1:$PORT"
+      for c in $LEVELS; do record "$backend" "GET /v1/orders/{id}, lease $lease" "$c" "$(wrk_point get "$c")"; done
+      for c in $LEVELS; do record "$backend" "POST /api/v2 status, lease $lease" "$c" "$(wrk_point v2status "$c")"; done
+      stop
+    done
+  fi
+
   if [ -n "$BASELINE_BIN" ]; then
     # The baseline's server on its own fresh database, set up by its own binary.
     say "$backend: baseline $BASELINE"
@@ -220,7 +237,7 @@ awk -F'\t' '
       ratio = "-"
       if (f[2] ~ /orders$|add$/ && c1[f[1]] > 0) ratio = sprintf("%.0f%% of c1", 100 * f[4] / c1[f[1]])
       if (f[2] ~ /orders$|add$/ && fsync[f[1]] > 0) ratio = sprintf("%s, %.2fx fsync", ratio, f[4] / fsync[f[1]])
-      if ((f[2] ~ /^GET/ || f[2] ~ /status$/) && c2 > 0) ratio = sprintf("%.0f%% of c2", 100 * f[4] / c2)
+      if ((f[2] ~ /^GET/ || f[2] ~ /status(, lease [0-9]+)?$/) && c2 > 0) ratio = sprintf("%.0f%% of c2", 100 * f[4] / c2)
       if (base[f[1] "/" f[2] "/" f[3]] > 0) ratio = sprintf("%s, %.2fx baseline", ratio, f[4] / base[f[1] "/" f[2] "/" f[3]])
       printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %s |\n", f[1], f[2], f[3], f[4], f[5] / 1000, f[6] / 1000, f[7], ratio
     }

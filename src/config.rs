@@ -260,7 +260,8 @@ fn parse_origin(raw: &str) -> Result<String, String> {
     Ok(origin)
 }
 
-/// Request quotas: `N` requests per `W` seconds each, enforced per process with governor.
+/// Request quotas: `N` requests per `W` seconds each (see `http::limits`: the account quota
+/// holds across processes on PostgreSQL, the others are per process).
 #[derive(Debug, Clone, Args)]
 pub struct LimitConfig {
     /// Requests per window for each authenticated account, over the whole API.
@@ -317,6 +318,49 @@ pub struct LimitConfig {
         global = true
     )]
     pub rate_dispute_window: std::num::NonZeroU64,
+    /// Failed key attempts (an unknown or revoked API key on API v2 or the token
+    /// exchange, an invalid access token) per window for each client address (IPv6: per
+    /// /64). Past it, every key attempt from that address is refused until it refills.
+    #[arg(
+        long,
+        env = "RESELLER_API_RATE_AUTH_FAILURES",
+        default_value = "30",
+        value_parser = positive_u32,
+        global = true
+    )]
+    pub rate_auth_failures: std::num::NonZeroU32,
+    /// Window of `--rate-auth-failures`, in seconds.
+    #[arg(
+        long,
+        env = "RESELLER_API_RATE_AUTH_FAILURES_WINDOW",
+        default_value = "60",
+        value_parser = positive_u64,
+        global = true
+    )]
+    pub rate_auth_failures_window: std::num::NonZeroU64,
+    /// Seconds a process remembers an API key it found unknown or revoked, answering it
+    /// again without a database read (0: never). A key created through this process is
+    /// never answered from it; one created through another process is, for at most this
+    /// long, only if this exact key was tried before it existed.
+    #[arg(
+        long,
+        env = "RESELLER_API_AUTH_MISS_CACHE_SECS",
+        default_value_t = 10,
+        value_parser = at_least(0i64),
+        global = true
+    )]
+    pub auth_miss_cache_secs: i64,
+    /// Share of `--rate-account` a process takes at once from an account's quota cell in
+    /// PostgreSQL (a lease), so several processes enforce one quota and most requests
+    /// need no database write. 0: one fiftieth of the quota (at least 1, at most 50).
+    /// Unused on SQLite, whose single process keeps the quota in memory.
+    #[arg(
+        long,
+        env = "RESELLER_API_RATE_ACCOUNT_LEASE",
+        default_value_t = 0,
+        global = true
+    )]
+    pub rate_account_lease: u32,
     /// Header naming the client IP, set by a trusted reverse proxy (e.g. `X-Forwarded-For`,
     /// whose last entry is used). Unset: the peer address, and forwarded headers are ignored.
     #[arg(long, env = "RESELLER_API_TRUSTED_IP_HEADER", global = true)]

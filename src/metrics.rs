@@ -118,6 +118,26 @@ pub static STORAGE_FULL: Counter = Counter::new(
     "Writes the database refused for lack of disk space (answered 503 storage_full).",
     &[],
 );
+pub static AUTH_FAILURES: Counter = Counter::new(
+    "auth_failures_total",
+    "Failed key attempts (unknown or revoked API key, invalid access token), by kind: api_v2, token_exchange, bearer.",
+    &["kind"],
+);
+pub static AUTH_REFUSED: Counter = Counter::new(
+    "auth_refused_total",
+    "Key attempts refused unread because their client address failed too often, by kind.",
+    &["kind"],
+);
+pub static AUTH_KEY_READS: Counter = Counter::new(
+    "auth_key_reads_total",
+    "API key lookups that read the database (answered by neither the valid-key nor the unknown-key cache), by kind.",
+    &["kind"],
+);
+pub static QUOTA_LEASES: Counter = Counter::new(
+    "quota_leases_total",
+    "Account quota cells read and updated in PostgreSQL (one per lease of requests), by outcome: granted, exhausted.",
+    &["outcome"],
+);
 
 /// Writes every process-wide counter and histogram.
 pub fn render(out: &mut Exposition) {
@@ -134,6 +154,10 @@ pub fn render(out: &mut Exposition) {
         &DB_WRITE_BATCHES,
         &DB_WRITE_BATCHED,
         &STORAGE_FULL,
+        &AUTH_FAILURES,
+        &AUTH_REFUSED,
+        &AUTH_KEY_READS,
+        &QUOTA_LEASES,
     ] {
         counter.render(out);
     }

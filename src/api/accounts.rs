@@ -80,6 +80,8 @@ pub async fn create_account(
     let (account, key, plaintext) = state
         .db(move |conn| Ok(create_account_with_key(conn, &name, role, &currency)?))
         .await?;
+    // A new key is never answered from this process's memory of unknown keys.
+    state.tokens.forget_misses();
     Ok(HttpResponse::Created().json(CreatedAccountResponse {
         account: account.into(),
         api_key: plaintext,

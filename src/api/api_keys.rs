@@ -105,6 +105,8 @@ pub async fn create_api_key(
             Ok(issue_api_key(conn, account_id, &scopes)?)
         })
         .await?;
+    // A new key is never answered from this process's memory of unknown keys.
+    state.tokens.forget_misses();
     Ok(HttpResponse::Created().json(CreatedApiKeyResponse {
         api_key: plaintext,
         key: key.into(),

@@ -389,18 +389,38 @@ async fn authenticate(
     let Some(key) = map.get("key") else {
         return Err(error("Invalid API key"));
     };
-    let account = match state.tokens.api_key(state, key).await {
-        Ok(Some(holder)) => holder,
-        Ok(None) => return Err(error("Invalid API key")),
-        Err(e) => return Err(error(&dialect_error(&e))),
-    };
+    // An address that failed too often is refused before the key is looked at.
+    let ip = state.limits.client_ip(req);
     if let Err(ApiError::RateLimited {
         retry_after_secs, ..
-    }) = state.limits.account.check(&account.account_id, req)
+    }) = state.limits.failures.admit(ip, "api_v2")
     {
-        return Err(HttpResponse::TooManyRequests()
-            .insert_header((header::RETRY_AFTER, retry_after_secs.max(1).to_string()))
-            .json(json!({ "error": format!("Too many requests, retry in {retry_after_secs} seconds") })));
+        return Err(HttpResponse::Ok()
+            .insert_header((header::RETRY_AFTER, retry_after_secs.to_string()))
+            .json(json!({ "error": format!("Too many failed key attempts, retry in {retry_after_secs} seconds") })));
+    }
+    let account = match state.tokens.api_key(state, key).await {
+        Ok(Some(holder)) => holder,
+        Ok(None) => {
+            state.limits.failures.fail(ip, "api_v2");
+            return Err(error("Invalid API key"));
+        }
+        Err(e) => return Err(error(&dialect_error(&e))),
+    };
+    match state
+        .limits
+        .check_account(state, account.account_id, req)
+        .await
+    {
+        Ok(()) => {}
+        Err(ApiError::RateLimited {
+            retry_after_secs, ..
+        }) => {
+            return Err(HttpResponse::TooManyRequests()
+                .insert_header((header::RETRY_AFTER, retry_after_secs.max(1).to_string()))
+                .json(json!({ "error": format!("Too many requests, retry in {retry_after_secs} seconds") })));
+        }
+        Err(e) => return Err(error(&dialect_error(&e))),
     }
     Ok(account)
 }

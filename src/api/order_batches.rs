@@ -71,8 +71,8 @@ pub async fn create_order_batch(
     // The account quota counts every line, as if each were its own `POST /v1/orders`.
     state
         .limits
-        .account
-        .check_more(&caller.account_id, lines.len() as u32 - 1)?;
+        .check_account_more(&state, caller.account_id, lines.len() as u32 - 1)
+        .await?;
     // Each line is read like the body of `POST /v1/orders`; one that is not is its own
     // error, the others still run.
     let mut parsed: Vec<Result<(OrderRequest, serde_json::Value), ApiError>> = Vec::new();

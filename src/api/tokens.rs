@@ -8,6 +8,8 @@ use crate::domain::api_key::hash_api_key;
 use crate::error::ApiError;
 use crate::http::extract::ApiJson;
 use crate::http::state::AppState;
+use crate::http::token_cache;
+use crate::metrics;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +38,7 @@ pub struct TokenResponse {
     responses(
         (status = 200, description = "A new access token", body = TokenResponse),
         (status = 401, description = "Unknown or revoked key", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many token requests from this client IP", body = crate::http::problem::Problem, content_type = "application/problem+json",
+        (status = 429, description = "Too many token requests from this client IP (policy `token`), or too many failed key attempts from it (policy `auth_failures`)", body = crate::http::problem::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
@@ -46,20 +48,32 @@ pub async fn create_token(
     state: web::Data<AppState>,
     body: ApiJson<CreateTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .limits
-        .token
-        .check(&state.limits.client_ip(&req), &req)?;
-    let hash = hash_api_key(body.value.api_key.trim());
-    let (key, account) = state
+    let ip = state.limits.client_ip(&req);
+    state.limits.token.check(&ip, &req)?;
+    // An address that failed too often is refused before the key is looked at.
+    state.limits.failures.admit(ip, "token_exchange")?;
+    let presented = body.value.api_key.trim();
+    let digest = token_cache::digest(presented);
+    let unknown = || ApiError::Unauthorized("unknown or revoked API key".into());
+    if state.tokens.is_known_miss(&digest) {
+        state.limits.failures.fail(ip, "token_exchange");
+        return Err(unknown());
+    }
+    metrics::AUTH_KEY_READS.inc(&["token_exchange"]);
+    let hash = hash_api_key(presented);
+    let found = state
         .db(move |conn| {
-            let key = api_keys::find_live_by_hash(conn, &hash)?
-                .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
-            let account = accounts::find(conn, key.account_id)?
-                .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
-            Ok((key, account))
+            let Some(key) = api_keys::find_live_by_hash(conn, &hash)? else {
+                return Ok(None);
+            };
+            Ok(accounts::find(conn, key.account_id)?.map(|account| (key, account)))
         })
         .await?;
+    let Some((key, account)) = found else {
+        state.tokens.remember_miss(digest);
+        state.limits.failures.fail(ip, "token_exchange");
+        return Err(unknown());
+    };
     let token = state
         .tokens
         .issue(account.id, key.id, account.role, &key.scopes)?;

@@ -33,6 +33,7 @@ pub mod orders;
 pub mod policy;
 pub mod provider_orders;
 pub mod providers;
+pub mod quota_cells;
 pub mod reader;
 pub mod refills;
 pub mod refunds;

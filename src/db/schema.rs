@@ -379,6 +379,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    account_quota_cells (account_id) {
+        account_id -> BigInt,
+        tat_us -> BigInt,
+        granted -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> accounts (account_id));
 diesel::joinable!(orders -> accounts (account_id));
 diesel::joinable!(orders -> services (service_id));
@@ -414,4 +422,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     alert_rules,
     job_leases,
     cancel_requests,
+    account_quota_cells,
 );

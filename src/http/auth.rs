@@ -78,6 +78,10 @@ pub struct TokenKeys {
     /// API keys of the panel dialect checked already, by the digest of the key, under
     /// the same revocation generation.
     api_keys: Mutex<TokenCache<KeyHolder>>,
+    /// API keys found unknown or revoked, by digest, for `miss_ttl_secs`: a flood of one
+    /// wrong key is not a database read each time.
+    misses: Mutex<TokenCache<()>>,
+    miss_ttl_secs: i64,
     /// When the revocation generation was last read.
     polled_at: Mutex<Option<Instant>>,
 }
@@ -101,6 +105,8 @@ impl TokenKeys {
             ttl_secs: config.token_ttl_secs,
             cache: Mutex::new(TokenCache::new(token_cache::DEFAULT_CAPACITY)),
             api_keys: Mutex::new(TokenCache::new(token_cache::DEFAULT_CAPACITY)),
+            misses: Mutex::new(TokenCache::new(token_cache::DEFAULT_CAPACITY)),
+            miss_ttl_secs: config.limits.auth_miss_cache_secs,
             polled_at: Mutex::new(None),
         })
     }
@@ -236,11 +242,37 @@ impl TokenKeys {
         self.api_keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn miss_cache(&self) -> std::sync::MutexGuard<'_, TokenCache<()>> {
+        self.misses.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the API key with this digest was found unknown or revoked within the last
+    /// `--auth-miss-cache-secs`.
+    pub fn is_known_miss(&self, digest: &token_cache::TokenDigest) -> bool {
+        let now = chrono::Utc::now().timestamp();
+        self.miss_ttl_secs > 0 && self.miss_cache().get(digest, now).is_some()
+    }
+
+    /// Remembers an API key found unknown or revoked (bounded: the oldest goes first).
+    pub fn remember_miss(&self, digest: token_cache::TokenDigest) {
+        if self.miss_ttl_secs > 0 {
+            let until = chrono::Utc::now().timestamp() + self.miss_ttl_secs;
+            self.miss_cache().insert(digest, (), until, i64::MIN);
+        }
+    }
+
+    /// Forgets every key remembered as unknown: called when this process creates a key.
+    pub fn forget_misses(&self) {
+        let mut misses = self.miss_cache();
+        *misses = TokenCache::new(token_cache::DEFAULT_CAPACITY);
+    }
+
     /// The holder of a live API key (`None`: no such key, or revoked). A key this process
     /// checked before costs no database read; like tokens, every remembered key is
     /// forgotten when the revocation generation moves (read about once a second), so a
     /// revocation through any process reaches this one within that, and a key is checked
-    /// again at least every [`API_KEY_TRUST_SECS`].
+    /// again at least every [`API_KEY_TRUST_SECS`]. A key found unknown is remembered as
+    /// such for `--auth-miss-cache-secs` ([`TokenKeys::is_known_miss`]).
     pub async fn api_key(
         &self,
         state: &AppState,
@@ -252,6 +284,10 @@ impl TokenKeys {
         if let Some(holder) = self.key_cache().get(&digest, now) {
             return Ok(Some(holder));
         }
+        if self.is_known_miss(&digest) {
+            return Ok(None);
+        }
+        crate::metrics::AUTH_KEY_READS.inc(&["api_v2"]);
         let hash = crate::domain::api_key::hash_api_key(key);
         let (generation, found) = state
             .read(move |conn| {
@@ -263,6 +299,7 @@ impl TokenKeys {
             })
             .await?;
         let Some((account, scopes)) = found else {
+            self.remember_miss(digest);
             return Ok(None);
         };
         let holder = KeyHolder {
@@ -405,9 +442,19 @@ impl FromRequest for Caller {
             let token = token.ok_or_else(|| {
                 ApiError::Unauthorized("send `Authorization: Bearer <access token>`".into())
             })?;
-            let claims = state.tokens.validate(&state, &token).await?;
+            // A client address that failed too often is refused before any check.
+            let ip = state.limits.client_ip(&req);
+            state.limits.failures.admit(ip, "bearer")?;
+            let claims = match state.tokens.validate(&state, &token).await {
+                Ok(claims) => claims,
+                Err(error @ ApiError::Unauthorized(_)) => {
+                    state.limits.failures.fail(ip, "bearer");
+                    return Err(error);
+                }
+                Err(error) => return Err(error),
+            };
             let account_id = subject(&claims)?;
-            state.limits.account.check(&account_id, &req)?;
+            state.limits.check_account(&state, account_id, &req).await?;
             Ok(Caller {
                 account_id,
                 role: claims.role,

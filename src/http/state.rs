@@ -101,6 +101,10 @@ pub fn state(
     tokens: TokenKeys,
 ) -> Result<web::Data<AppState>, String> {
     let policy = config.policy.policy()?;
+    let postgres = matches!(
+        Backend::from_url(config.database_url.expose_secret()),
+        Backend::Postgres(_)
+    );
     Ok(web::Data::from(Arc::new(AppState {
         db_slots: tokio::sync::Semaphore::new(pool.max_size() as usize),
         inline_reads: matches!(
@@ -109,7 +113,7 @@ pub fn state(
         ),
         readers: thread_local::ThreadLocal::new(),
         pool,
-        limits: Limits::new(&config.limits),
+        limits: Limits::new(&config.limits, postgres),
         config,
         tokens,
         policy,

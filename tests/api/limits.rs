@@ -410,3 +410,133 @@ async fn two_processes_on_one_database_enforce_one_dispute_velocity() {
     }
     first.assert_books_balance();
 }
+
+/// A response as the helpers read it.
+async fn read(
+    mut response: awc::ClientResponse<
+        impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+            + Unpin,
+    >,
+) -> crate::helpers::Reply {
+    let bytes = response.body().await.expect("body");
+    crate::helpers::Reply {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        text: String::from_utf8_lossy(&bytes).to_string(),
+    }
+}
+
+/// An API v2 call from the client address `ip`, which the app trusts from
+/// `X-Forwarded-For`.
+async fn api_v2_from(app: &TestApp, ip: &str, fields: &[(&str, &str)]) -> crate::helpers::Reply {
+    let response = app
+        .client
+        .post(app.url("/api/v2"))
+        .insert_header(("X-Forwarded-For", ip))
+        .send_form(&fields)
+        .await
+        .expect("request");
+    read(response).await
+}
+
+#[actix_rt::test]
+async fn failed_key_attempts_are_limited_per_client_address_in_each_dialect() {
+    let app = spawn_app_with(|c| {
+        c.limits.rate_auth_failures = std::num::NonZeroU32::new(5).unwrap();
+        c.limits.trusted_ip_header = Some("X-Forwarded-For".into());
+    })
+    .await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let guesser = "203.0.113.7";
+    for i in 0..5 {
+        let key = format!("rk_guess_{i}");
+        let reply = api_v2_from(&app, guesser, &[("key", &key), ("action", "balance")]).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.body,
+            json!({"error": "Invalid API key"}),
+            "attempt {i}"
+        );
+    }
+    // The sixth attempt, and every one after it, is refused unread: a valid key too.
+    for key in ["rk_guess_5", reseller.key.as_str()] {
+        let reply = api_v2_from(&app, guesser, &[("key", key), ("action", "balance")]).await;
+        assert_eq!(reply.status, 200, "the dialect refuses with HTTP 200");
+        let error = reply.body["error"].as_str().unwrap();
+        assert!(error.starts_with("Too many failed key attempts"), "{error}");
+        assert!(
+            (1..=12).contains(&retry_after(&reply)),
+            "one failure every 12 s"
+        );
+    }
+    let exchange = app
+        .post_with(
+            "/v1/auth/token",
+            "",
+            json!({"api_key": reseller.key}),
+            &[("X-Forwarded-For", guesser)],
+        )
+        .await;
+    exchange.assert_problem(429, "rate_limited");
+    assert_eq!(exchange.body["policy"], "auth_failures");
+    assert!((1..=12).contains(&retry_after(&exchange)));
+    let bearer = app
+        .client
+        .get(app.url("/v1/account"))
+        .insert_header(("X-Forwarded-For", guesser))
+        .bearer_auth(&reseller.token)
+        .send()
+        .await
+        .unwrap();
+    let bearer = read(bearer).await;
+    bearer.assert_problem(429, "rate_limited");
+    assert_eq!(bearer.body["policy"], "auth_failures");
+
+    // Another address is unaffected: its valid key works in both dialects.
+    let other = "198.51.100.20";
+    let reply = api_v2_from(
+        &app,
+        other,
+        &[("key", &reseller.key), ("action", "balance")],
+    )
+    .await;
+    assert_eq!(reply.body["balance"], "10", "{}", reply.text);
+    let exchange = app
+        .post_with(
+            "/v1/auth/token",
+            "",
+            json!({"api_key": reseller.key}),
+            &[("X-Forwarded-For", other)],
+        )
+        .await;
+    assert_eq!(exchange.status, 200, "{}", exchange.text);
+
+    // Forged access tokens count as failures too.
+    let forger = "192.0.2.44";
+    for i in 0..5 {
+        let reply = app
+            .client
+            .get(app.url("/v1/account"))
+            .insert_header(("X-Forwarded-For", forger))
+            .bearer_auth(format!("forged.token.{i}"))
+            .send()
+            .await
+            .unwrap();
+        let reply = read(reply).await;
+        reply.assert_problem(401, "unauthorized");
+    }
+    let reply = app
+        .client
+        .get(app.url("/v1/account"))
+        .insert_header(("X-Forwarded-For", forger))
+        .bearer_auth(&reseller.token)
+        .send()
+        .await
+        .unwrap();
+    read(reply).await.assert_problem(429, "rate_limited");
+    // Nothing was charged or changed by any of it.
+    assert_eq!(app.balance_micros(&reseller.token).await, 10_000_000);
+    assert_eq!(app.order_count(), 0);
+    app.assert_books_balance();
+}
