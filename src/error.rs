@@ -58,6 +58,8 @@ pub enum ErrorCode {
     ValidationFailed,
     WebhookUrlRefused,
     WriteQueueFull,
+    /// An account has as many webhook endpoints as `--webhook-endpoints-per-account` allows.
+    WebhookEndpointLimit,
 }
 
 impl ErrorCode {
@@ -264,7 +266,7 @@ mod tests {
             assert!(names.insert(code.as_str()), "{code:?} named twice");
         }
         // The wire contract: removing or renaming a code breaks clients.
-        assert_eq!(names.len(), 42);
+        assert_eq!(names.len(), 43);
         assert!(names.contains("insufficient_funds"));
         assert!(names.contains("nothing_to_charge_back"));
         assert!(names.contains("idempotency_key_in_flight"));

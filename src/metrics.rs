@@ -112,6 +112,16 @@ pub static DB_WRITE_BATCHED: Counter = Counter::new(
     "Write transactions committed in those batches (their ratio is the mean batch size).",
     &[],
 );
+pub static WEBHOOK_ATTEMPTS: Counter = Counter::new(
+    "webhook_attempts_total",
+    "Webhook delivery attempts this process made, by outcome (`delivered`, `failed`, `timeout`).",
+    &["outcome"],
+);
+pub static WEBHOOK_BREAKER_OPENED: Counter = Counter::new(
+    "webhook_breaker_opened_total",
+    "Times an endpoint's circuit breaker opened (or a failed probe reopened it) in this process.",
+    &[],
+);
 
 /// Writes every process-wide counter and histogram.
 pub fn render(out: &mut Exposition) {
@@ -127,6 +137,8 @@ pub fn render(out: &mut Exposition) {
         &DB_POOL_TIMEOUTS,
         &DB_WRITE_BATCHES,
         &DB_WRITE_BATCHED,
+        &WEBHOOK_ATTEMPTS,
+        &WEBHOOK_BREAKER_OPENED,
     ] {
         counter.render(out);
     }
