@@ -679,11 +679,14 @@ pub struct WebhookConfig {
     pub webhook_resolver: HostResolver,
 }
 
+/// A host name and port to the addresses it resolves to (none when it does not).
+type ResolveFn = dyn Fn(&str, u16) -> Vec<std::net::IpAddr> + Send + Sync;
+
 /// Resolves a host name to its addresses for the webhook URL check, with a bound on the
 /// resolutions waiting at once (each holds a blocking thread until DNS answers).
 #[derive(Clone)]
 pub struct HostResolver {
-    resolve: std::sync::Arc<dyn Fn(&str, u16) -> Vec<std::net::IpAddr> + Send + Sync>,
+    resolve: std::sync::Arc<ResolveFn>,
     waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 

@@ -6,12 +6,20 @@
 //!    same), queues one delivery per enabled endpoint that subscribes to the type and may
 //!    see the event, and marks them dispatched. An event is therefore queued exactly once
 //!    per endpoint, whatever crashes in between (the transaction is all or nothing).
-//! 2. **Deliver**: claims due deliveries one lease each (a fencing token per claim), sends
-//!    them outside any transaction, then records the attempt, the delivery's next state
-//!    and the endpoint's health under the fence. A worker that lost its claim writes
-//!    nothing. A crash between the send and the record leaves the delivery leased until
-//!    the lease expires; it is then sent again: one duplicate at most, with the same
-//!    `webhook-id`, which receivers dedupe on.
+//! 2. **Deliver**: `--webhook-senders` senders, each a periodic job on its own thread,
+//!    claim one due delivery at a time under a lease (a fencing token per claim): the
+//!    oldest due of an endpoint with nothing in flight, whose circuit breaker is not open,
+//!    of an account under `--webhook-sends-per-account` in flight (`store::claim_next`).
+//!    Each sends outside any transaction, then records the attempt, the delivery's next
+//!    state, the endpoint's health and its breaker under the fence. So a slow endpoint
+//!    holds one sender and delays only its own deliveries; no sender waits for another.
+//!    A worker that lost its claim writes nothing. A crash between the send and the record
+//!    leaves the delivery leased until the lease expires; it is then sent again: one
+//!    duplicate at most, with the same `webhook-id`, which receivers dedupe on.
+//!    **Breaker**: `--webhook-breaker-failures` failures in a row open an endpoint's
+//!    breaker for `--webhook-breaker-open-secs` (doubling per failed probe, up to an
+//!    hour); its deliveries stay pending, unclaimed, until then; the first claim after is
+//!    the single probe (one in flight per endpoint), and a success closes it.
 //! 3. **Alerts**: every `--alert-interval-secs`, the process that takes the `alerts` job
 //!    lease evaluates the refund-rate alerts (`application::alerts`).
 
@@ -58,10 +66,11 @@ pub struct WebhookWorker {
     alerts: AlertConfig,
     owner: String,
     stop: Arc<AtomicBool>,
-    /// Held while a sender claims, so this process's senders never claim two deliveries
-    /// of one endpoint at once (the claim looks at what is in flight; see
-    /// `store::claim_next`).
-    claiming: Mutex<()>,
+    /// Held while a sender claims or records, with its pooled connection: this process's
+    /// senders never claim two deliveries of one endpoint at once (the claim looks at what
+    /// is in flight; see `store::claim_next`), and together they hold one connection at a
+    /// time, never one each while their sends are in flight or while they wait.
+    db_turn: Mutex<()>,
 }
 
 impl WebhookWorker {
@@ -76,7 +85,7 @@ impl WebhookWorker {
                 crate::domain::api_key::random_token(8)
             ),
             stop: Arc::default(),
-            claiming: Mutex::new(()),
+            db_turn: Mutex::new(()),
         }
     }
 
@@ -567,12 +576,12 @@ impl Queue for Deliveries<'_> {
 
     fn claim(&mut self) -> Result<Claimed<Self::Work>, JobError> {
         let worker = self.worker;
+        let _turn = worker.db_turn.lock().unwrap_or_else(|e| e.into_inner());
         let mut conn = worker.conn()?;
         // A read first, so idle senders do not queue empty write transactions.
         if !store::any_due(&mut conn, db::now())? {
             return Ok(Claimed::Empty);
         }
-        let _claiming = worker.claiming.lock().unwrap_or_else(|e| e.into_inner());
         let per_account = worker.config.webhook_sends_per_account as i64;
         let claimed = db::write_tx(&mut conn, |conn| {
             let Some(delivery) = store::claim_next(conn, self.owner, per_account, worker.lease())?
@@ -601,6 +610,7 @@ impl Queue for Deliveries<'_> {
     fn finish(&mut self, claimed: Self::Work, answer: Self::Answer) -> Result<(), JobError> {
         let worker = self.worker;
         let (delivery, _, endpoint) = &claimed;
+        let turn = worker.db_turn.lock().unwrap_or_else(|e| e.into_inner());
         let mut conn = worker.conn()?;
         db::write_tx(&mut conn, |conn| {
             let fence = delivery.fence(self.owner);
@@ -621,6 +631,7 @@ impl Queue for Deliveries<'_> {
             }
             Ok::<_, diesel::result::Error>(())
         })?;
+        drop((conn, turn));
         if let Some(answer) = &answer {
             let mut pass = self.pass.lock().unwrap_or_else(|e| e.into_inner());
             let outcome = if answer.status.is_some_and(|s| (200..300).contains(&s)) {
