@@ -3,7 +3,7 @@
 -- closed; an open_until in the past is half-open (the next attempt is the single probe).
 -- Parked deliveries stay pending: the breaker only delays them.
 CREATE TABLE webhook_breakers (
-    endpoint_id BIGINT PRIMARY KEY REFERENCES webhook_endpoints (id),
+    endpoint_id BIGINT NOT NULL PRIMARY KEY REFERENCES webhook_endpoints (id),
     failures BIGINT NOT NULL DEFAULT 0,
     open_until TIMESTAMP,
     -- How many times in a row it opened: each reopening parks it longer (backoff).
