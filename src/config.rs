@@ -677,6 +677,128 @@ pub struct WebhookConfig {
         global = true
     )]
     pub webhook_interval_ms: u64,
+    /// Endpoints one account may have; creating more is refused (`webhook_endpoint_limit`).
+    /// Accounts already above it keep theirs. It also bounds an event's fan-out.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_ENDPOINTS_PER_ACCOUNT",
+        default_value_t = 16,
+        value_parser = at_least(1i64),
+        global = true
+    )]
+    pub webhook_endpoints_per_account: i64,
+    /// Deliveries a worker process sends at once, each on a sender thread of its own; at
+    /// most one per endpoint is in flight, so a slow endpoint holds one sender, not a batch.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_SENDERS",
+        default_value_t = 16,
+        value_parser = at_least(1u64),
+        global = true
+    )]
+    pub webhook_senders: u64,
+    /// Deliveries to one account's endpoints in flight at once (over every process): an
+    /// account whose endpoints hang holds at most this many senders.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_SENDS_PER_ACCOUNT",
+        default_value_t = 4,
+        value_parser = at_least(1u64),
+        global = true
+    )]
+    pub webhook_sends_per_account: u64,
+    /// Failed attempts in a row (errors, timeouts, non-2xx) that open an endpoint's circuit
+    /// breaker: its deliveries are parked (kept pending, not dropped) while it is open.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_BREAKER_FAILURES",
+        default_value_t = 5,
+        value_parser = at_least(1i64),
+        global = true
+    )]
+    pub webhook_breaker_failures: i64,
+    /// Seconds an endpoint's breaker stays open the first time; then one probe is sent
+    /// (half-open). Each failed probe doubles it, up to an hour; a success closes it.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_BREAKER_OPEN_SECS",
+        default_value_t = 60,
+        value_parser = at_least(1u64),
+        global = true
+    )]
+    pub webhook_breaker_open_secs: u64,
+    /// Seconds the check of a new webhook URL waits for DNS; a name that has not resolved
+    /// by then is judged again at every delivery. The wait holds no database connection.
+    #[arg(
+        long,
+        env = "RESELLER_API_WEBHOOK_RESOLVE_TIMEOUT_SECS",
+        default_value_t = 5,
+        value_parser = at_least(1u64),
+        global = true
+    )]
+    pub webhook_resolve_timeout_secs: u64,
+    /// How webhook URL checks resolve host names (the system resolver; tests stand in a
+    /// slow one). Not a flag.
+    #[arg(skip)]
+    pub webhook_resolver: HostResolver,
+}
+
+/// A host name and port to the addresses it resolves to (none when it does not).
+type ResolveFn = dyn Fn(&str, u16) -> Vec<std::net::IpAddr> + Send + Sync;
+
+/// Resolves a host name to its addresses for the webhook URL check, with a bound on the
+/// resolutions waiting at once (each holds a blocking thread until DNS answers).
+#[derive(Clone)]
+pub struct HostResolver {
+    resolve: std::sync::Arc<ResolveFn>,
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Resolutions of webhook hosts waiting at once, per process; beyond it a host is left
+/// unresolved at registration (every delivery resolves it again under the guard).
+pub const RESOLUTIONS_AT_ONCE: usize = 16;
+
+impl HostResolver {
+    /// A resolver that answers with `resolve` (tests).
+    pub fn new(
+        resolve: impl Fn(&str, u16) -> Vec<std::net::IpAddr> + Send + Sync + 'static,
+    ) -> HostResolver {
+        HostResolver {
+            resolve: std::sync::Arc::new(resolve),
+            waiting: std::sync::Arc::default(),
+        }
+    }
+
+    /// The addresses of `host`, or none when it does not resolve; `None` when
+    /// [`RESOLUTIONS_AT_ONCE`] are already waiting.
+    pub fn resolve(&self, host: &str, port: u16) -> Option<Vec<std::net::IpAddr>> {
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= RESOLUTIONS_AT_ONCE {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let addresses = (self.resolve)(host, port);
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        Some(addresses)
+    }
+}
+
+impl Default for HostResolver {
+    fn default() -> HostResolver {
+        HostResolver::new(|host, port| {
+            use std::net::ToSocketAddrs;
+            (host, port)
+                .to_socket_addrs()
+                .map(|addrs| addrs.map(|a| a.ip()).collect())
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl std::fmt::Debug for HostResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostResolver")
+    }
 }
 
 impl Default for WebhookConfig {

@@ -60,6 +60,8 @@ pub enum ErrorCode {
     ValidationFailed,
     WebhookUrlRefused,
     WriteQueueFull,
+    /// An account has as many webhook endpoints as `--webhook-endpoints-per-account` allows.
+    WebhookEndpointLimit,
 }
 
 impl ErrorCode {
@@ -283,7 +285,7 @@ mod tests {
             assert!(names.insert(code.as_str()), "{code:?} named twice");
         }
         // The wire contract: removing or renaming a code breaks clients.
-        assert_eq!(names.len(), 44);
+        assert_eq!(names.len(), 45);
         assert!(names.contains("insufficient_funds"));
         assert!(names.contains("nothing_to_charge_back"));
         assert!(names.contains("idempotency_key_in_flight"));

@@ -112,6 +112,16 @@ pub static DB_WRITE_BATCHED: Counter = Counter::new(
     "Write transactions committed in those batches (their ratio is the mean batch size).",
     &[],
 );
+pub static WEBHOOK_ATTEMPTS: Counter = Counter::new(
+    "webhook_attempts_total",
+    "Webhook delivery attempts this process made, by outcome (`delivered`, `failed`, `timeout`).",
+    &["outcome"],
+);
+pub static WEBHOOK_BREAKER_OPENED: Counter = Counter::new(
+    "webhook_breaker_opened_total",
+    "Times an endpoint's circuit breaker opened (or a failed probe reopened it) in this process.",
+    &[],
+);
 
 pub static STORAGE_FULL: Counter = Counter::new(
     "db_storage_full_total",
@@ -158,6 +168,8 @@ pub fn render(out: &mut Exposition) {
         &AUTH_REFUSED,
         &AUTH_KEY_READS,
         &QUOTA_LEASES,
+        &WEBHOOK_ATTEMPTS,
+        &WEBHOOK_BREAKER_OPENED,
     ] {
         counter.render(out);
     }

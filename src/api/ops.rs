@@ -65,15 +65,22 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let gauges = state.db(|conn| Ok(gauges::read(conn)?)).await;
+    let breakers = state
+        .db(|conn| Ok(db::webhooks::breaker_states(conn, db::now())?))
+        .await;
     let mut out = Exposition::default();
     process::render(&mut out);
     render_pool(&mut out, &state.pool);
     render_free_space(&mut out, state.config.database_url.expose_secret());
+    if let Ok(breakers) = &breakers {
+        render_breakers(&mut out, *breakers);
+    }
     let up = match gauges {
-        Ok(gauges) => {
+        Ok(gauges) if breakers.is_ok() => {
             render_database(&mut out, &gauges, db::now());
             "1"
         }
+        Ok(_) => "0",
         Err(error) => {
             tracing::warn!(%error, "metrics: the database gauges could not be read");
             "0"
@@ -144,6 +151,23 @@ fn render_pool(out: &mut Exposition, pool: &DbPool) {
         &[],
         &pool.max_size().to_string(),
     );
+}
+
+/// Webhook endpoints by circuit breaker state: (closed, open, half-open).
+fn render_breakers(out: &mut Exposition, (closed, open, half_open): (i64, i64, i64)) {
+    out.family(
+        "webhook_endpoints_by_breaker",
+        "gauge",
+        "Webhook endpoints by circuit breaker state: `closed` (delivering), `open` (parked; its deliveries wait) and `half_open` (due for its single probe).",
+    );
+    for (name, count) in [("closed", closed), ("open", open), ("half_open", half_open)] {
+        out.sample(
+            "webhook_endpoints_by_breaker",
+            "",
+            &[("state", name)],
+            &count.to_string(),
+        );
+    }
 }
 
 fn render_database(out: &mut Exposition, gauges: &Gauges, now: NaiveDateTime) {

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -5,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::events::EventResponse;
-use crate::application::webhooks::{self as app, EndpointRequest};
+use crate::application::webhooks::{self as app, CheckedUrl, EndpointRequest};
 use crate::db::webhooks::{self as store, Attempt, DeliveryView, EndpointChanges};
 use crate::domain::account::Scope;
 use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, EventType};
@@ -102,6 +104,29 @@ fn description(raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String
     }
 }
 
+/// Checks a webhook URL: its form here, its host's addresses on the blocking pool for at
+/// most `--webhook-resolve-timeout-secs`, holding no database connection and never
+/// blocking this worker. A host that has not resolved by then is judged at delivery.
+async fn checked_url(state: &AppState, raw: &str) -> Result<CheckedUrl, ApiError> {
+    let hooks = &state.config.webhooks;
+    let to_check = app::parse_url(raw, hooks.webhook_allow_private)?;
+    let resolved = match to_check.host_to_resolve() {
+        Some((host, port)) => {
+            let (host, resolver) = (host.to_string(), hooks.webhook_resolver.clone());
+            let resolving = web::block(move || resolver.resolve(&host, port));
+            let wait = Duration::from_secs(hooks.webhook_resolve_timeout_secs);
+            match tokio::time::timeout(wait, resolving).await {
+                Ok(Ok(Some(addresses))) => addresses,
+                // Not in time, too many resolutions waiting, or the blocking pool gone:
+                // left to the delivery's guarded resolver.
+                _ => Vec::new(),
+            }
+        }
+        None => Vec::new(),
+    };
+    to_check.judge(&resolved)
+}
+
 /// Register an endpoint; the reply carries its signing secret, shown this once.
 #[utoipa::path(
     tag = "webhooks",
@@ -109,6 +134,7 @@ fn description(raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String
     request_body = CreateEndpointRequest,
     responses(
         (status = 201, description = "The endpoint, with its secret", body = EndpointWithSecretResponse),
+        (status = 409, description = "The account has as many endpoints as it may (`webhook_endpoint_limit`); delete one first", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "The URL is refused (not https, or a private address)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -125,15 +151,17 @@ pub async fn create_endpoint(
     if !errors.is_empty() {
         return Err(errors.into());
     }
+    // The URL is checked (DNS included) before a database connection is taken.
+    let url = checked_url(&state, &request.url).await?;
     let request = EndpointRequest {
-        url: request.url,
+        url,
         event_types: request.events.unwrap_or_default(),
         description,
     };
-    let allow_private = state.config.webhooks.webhook_allow_private;
+    let per_account = state.config.webhooks.webhook_endpoints_per_account;
     let endpoint = state
         .db(move |conn| {
-            app::create_endpoint(conn, caller.account_id, caller.role, request, allow_private)
+            app::create_endpoint(conn, caller.account_id, caller.role, request, per_account)
         })
         .await?;
     Ok(HttpResponse::Created().json(EndpointWithSecretResponse::from(endpoint)))
@@ -247,13 +275,17 @@ pub async fn update_endpoint(
     if !errors.is_empty() {
         return Err(errors.into());
     }
+    // The URL is checked (DNS included) before a database connection is taken.
+    let url = match &request.url {
+        Some(raw) => Some(checked_url(&state, raw).await?),
+        None => None,
+    };
     let changes = EndpointChanges {
-        url: request.url,
+        url: None,
         event_types: request.events,
         description: request.description.map(|_| description),
         status: request.status,
     };
-    let allow_private = state.config.webhooks.webhook_allow_private;
     let endpoint = state
         .db(move |conn| {
             app::update_endpoint(
@@ -261,8 +293,8 @@ pub async fn update_endpoint(
                 caller.account_id,
                 caller.role,
                 id,
+                url.clone(),
                 changes.clone(),
-                allow_private,
             )
         })
         .await?;

@@ -7,7 +7,7 @@
 //! an internal address (DNS rebinding) is never reached. `--webhook-allow-private` lifts
 //! both checks and allows `http`, for development and tests.
 
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::IpAddr;
 
 use base64::Engine;
 use rand::RngCore;
@@ -37,11 +37,33 @@ fn refused(detail: impl Into<String>) -> ApiError {
     }
 }
 
-/// Checks a target URL: absolute, `https` (or `http` with `allow_private`), no user info,
-/// at most 2,000 characters, and a host that is not (and does not resolve to) an address
-/// webhooks may not reach. A host that does not resolve now is accepted: every delivery
-/// resolves it again under the same rule.
-pub fn check_url(raw: &str, allow_private: bool) -> Result<String, ApiError> {
+/// A target URL that passed [`UrlToCheck::judge`]: the only way to give a URL to
+/// [`create_endpoint`] and [`update_endpoint`], so the check (and its DNS wait) is over
+/// before any database connection is taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedUrl(String);
+
+impl CheckedUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A URL whose form passed [`parse_url`], whose host may still need resolving.
+#[derive(Debug, Clone)]
+pub struct UrlToCheck {
+    url: url::Url,
+    /// The host name and port to resolve; `None` for an address literal or when private
+    /// targets are allowed.
+    resolve: Option<(String, u16)>,
+}
+
+/// Checks a target URL's form, with no network wait: absolute, `https` (or `http` with
+/// `allow_private`), no user info, at most 2,000 characters, and a host that is not an
+/// address (or a `localhost` name) webhooks may not reach. Its host name, if any, is then
+/// resolved by the caller, off the request's worker and holding no database connection,
+/// and judged by [`UrlToCheck::judge`].
+pub fn parse_url(raw: &str, allow_private: bool) -> Result<UrlToCheck, ApiError> {
     let raw = raw.trim();
     if raw.is_empty() || raw.len() > 2000 {
         return Err(refused("give an https URL of at most 2000 characters"));
@@ -58,26 +80,59 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<String, ApiError> {
     let host = url
         .host_str()
         .ok_or_else(|| refused("the URL has no host"))?;
+    let mut resolve = None;
     if !allow_private {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let literal = bare.parse::<IpAddr>().ok();
-        let addresses: Vec<IpAddr> = match literal {
-            Some(ip) => vec![ip],
-            None => (bare, url.port_or_known_default().unwrap_or(443))
-                .to_socket_addrs()
-                .map(|addrs| addrs.map(|a| a.ip()).collect())
-                .unwrap_or_default(),
+        let private = match bare.parse::<IpAddr>() {
+            Ok(ip) => is_forbidden_target(ip),
+            Err(_) => {
+                resolve = Some((bare.to_string(), url.port_or_known_default().unwrap_or(443)));
+                bare.eq_ignore_ascii_case("localhost")
+                    || bare.to_ascii_lowercase().ends_with(".localhost")
+            }
         };
-        if bare.eq_ignore_ascii_case("localhost")
-            || bare.to_ascii_lowercase().ends_with(".localhost")
-            || addresses.into_iter().any(is_forbidden_target)
-        {
-            return Err(refused(
-                "the URL's host is a loopback, private, link-local or metadata address",
-            ));
+        if private {
+            return Err(private_refused());
         }
     }
-    Ok(url.to_string())
+    Ok(UrlToCheck { url, resolve })
+}
+
+fn private_refused() -> ApiError {
+    refused("the URL's host is a loopback, private, link-local or metadata address")
+}
+
+impl UrlToCheck {
+    /// The host name and port to resolve before [`UrlToCheck::judge`], if any.
+    pub fn host_to_resolve(&self) -> Option<(&str, u16)> {
+        self.resolve
+            .as_ref()
+            .map(|(host, port)| (host.as_str(), *port))
+    }
+
+    /// Judges the host by the addresses it resolved to. A host that did not resolve (or
+    /// not in time) is accepted: every delivery resolves it again under the same rule.
+    pub fn judge(self, resolved: &[IpAddr]) -> Result<CheckedUrl, ApiError> {
+        if resolved.iter().any(|ip| is_forbidden_target(*ip)) {
+            return Err(private_refused());
+        }
+        Ok(CheckedUrl(self.url.to_string()))
+    }
+}
+
+/// [`parse_url`], resolution and [`UrlToCheck::judge`] in one blocking call, for callers
+/// that hold no connection and wait on nothing (the CLI, tests).
+pub fn check_url(
+    raw: &str,
+    allow_private: bool,
+    resolver: &crate::config::HostResolver,
+) -> Result<CheckedUrl, ApiError> {
+    let to_check = parse_url(raw, allow_private)?;
+    let resolved = match to_check.host_to_resolve() {
+        Some((host, port)) => resolver.resolve(host, port).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    to_check.judge(&resolved)
 }
 
 /// Refuses event types the owner may not subscribe to (alerts are operators').
@@ -97,7 +152,7 @@ fn check_types(role: Role, types: &[EventType]) -> Result<(), ApiError> {
 /// What a new endpoint is.
 #[derive(Debug, Clone)]
 pub struct EndpointRequest {
-    pub url: String,
+    pub url: CheckedUrl,
     pub event_types: Vec<EventType>,
     pub description: Option<String>,
 }
@@ -107,17 +162,28 @@ pub fn create_endpoint(
     owner: AccountId,
     role: Role,
     request: EndpointRequest,
-    allow_private: bool,
+    per_account: i64,
 ) -> Result<Endpoint, ApiError> {
-    let url = check_url(&request.url, allow_private)?;
     check_types(role, &request.event_types)?;
     let secret = new_secret();
     db::write_tx(conn, |conn| {
+        // The account's row is locked (PostgreSQL) so that two creations at once cannot
+        // both pass the count; on SQLite writes are serialized anyway.
+        db::accounts::lock(conn, owner)?.ok_or_else(|| ApiError::not_found("account"))?;
+        let have = store::count_of(conn, owner)?;
+        if have >= per_account {
+            return Err(ApiError::Refused {
+                code: ErrorCode::WebhookEndpointLimit,
+                detail: format!(
+                    "an account may have at most {per_account} webhook endpoints and this one has {have}; delete one first"
+                ),
+            });
+        }
         Ok(store::insert(
             conn,
             &NewEndpoint {
                 account_id: owner,
-                url: &url,
+                url: request.url.as_str(),
                 event_types: &request.event_types,
                 description: request.description.as_deref(),
                 secret: &secret,
@@ -135,12 +201,10 @@ pub fn update_endpoint(
     owner: AccountId,
     role: Role,
     id: EndpointId,
+    url: Option<CheckedUrl>,
     mut changes: EndpointChanges,
-    allow_private: bool,
 ) -> Result<Endpoint, ApiError> {
-    if let Some(url) = &changes.url {
-        changes.url = Some(check_url(url, allow_private)?);
-    }
+    changes.url = url.map(|url| url.0);
     if let Some(types) = &changes.event_types {
         check_types(role, types)?;
     }

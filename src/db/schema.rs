@@ -313,6 +313,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    webhook_breakers (endpoint_id) {
+        endpoint_id -> BigInt,
+        failures -> BigInt,
+        open_until -> Nullable<Timestamp>,
+        opened -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     webhook_attempts (id) {
         id -> BigInt,
         delivery_id -> BigInt,
@@ -418,6 +428,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_endpoints,
     webhook_deliveries,
     webhook_attempts,
+    webhook_breakers,
     alerts,
     alert_rules,
     job_leases,

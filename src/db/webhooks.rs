@@ -4,7 +4,9 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
+use super::schema::{
+    events, webhook_attempts, webhook_breakers, webhook_deliveries, webhook_endpoints,
+};
 use super::{lease, now, DbConnection, WriteConn};
 use crate::domain::event::{join_event_types, DeliveryState, Endpoint, EndpointStatus, EventType};
 use crate::domain::ids::{AccountId, DeliveryId, EndpointId, EventId};
@@ -204,6 +206,10 @@ pub fn update(
             .set(webhook_endpoints::url.eq(url))
             .execute(conn)?;
     }
+    if changes.url.is_some() || changes.status.is_some() {
+        // A new target, or an endpoint turned on or off, starts with a closed breaker.
+        diesel::delete(webhook_breakers::table.find(id)).execute(conn)?;
+    }
     if let Some(types) = &changes.event_types {
         diesel::update(target)
             .set(webhook_endpoints::event_types.eq(join_event_types(types)))
@@ -307,6 +313,7 @@ pub fn delete(conn: &mut WriteConn<'_>, id: EndpointId) -> QueryResult<usize> {
         .execute(conn)?;
     diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::endpoint_id.eq(id)))
         .execute(conn)?;
+    diesel::delete(webhook_breakers::table.find(id)).execute(conn)?;
     diesel::delete(webhook_endpoints::table.find(id)).execute(conn)
 }
 
@@ -394,6 +401,192 @@ pub fn claim(
             .and(webhook_deliveries::next_at.le(at)),
         load: |leased| leased.load(conn),
     )
+}
+
+/// How many endpoints an account has (the cap on endpoints per account counts them).
+pub fn count_of(conn: &mut DbConnection, owner: AccountId) -> QueryResult<i64> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::account_id.eq(owner))
+        .count()
+        .get_result(conn)
+}
+
+/// Claims the next due delivery for `owner` until `lease` from now, of an endpoint that
+/// has no delivery in flight (leased, by any process), whose circuit breaker is not open,
+/// and whose account has fewer than `per_account` deliveries in flight. So a slow or
+/// failing endpoint holds at most one sender, and an account at most `per_account`.
+pub fn claim_next(
+    conn: &mut WriteConn<'_>,
+    owner: &str,
+    per_account: i64,
+    lease: Duration,
+) -> QueryResult<Option<Delivery>> {
+    let conn: &mut DbConnection = conn;
+    let at = now();
+    let in_flight: Vec<(EndpointId, AccountId)> = webhook_deliveries::table
+        .inner_join(webhook_endpoints::table)
+        .filter(webhook_deliveries::lease_until.ge(at))
+        .select((
+            webhook_deliveries::endpoint_id,
+            webhook_endpoints::account_id,
+        ))
+        .load(conn)?;
+    let mut per_owner: std::collections::HashMap<AccountId, i64> = Default::default();
+    let mut skip: Vec<EndpointId> = Vec::new();
+    for (endpoint, account) in &in_flight {
+        *per_owner.entry(*account).or_default() += 1;
+        skip.push(*endpoint);
+    }
+    let full: Vec<AccountId> = per_owner
+        .into_iter()
+        .filter(|(_, n)| *n >= per_account)
+        .map(|(account, _)| account)
+        .collect();
+    if !full.is_empty() {
+        skip.extend(
+            webhook_endpoints::table
+                .filter(webhook_endpoints::account_id.eq_any(&full))
+                .select(webhook_endpoints::id)
+                .load::<EndpointId>(conn)?,
+        );
+    }
+    skip.extend(
+        webhook_breakers::table
+            .filter(webhook_breakers::open_until.gt(at))
+            .select(webhook_breakers::endpoint_id)
+            .load::<EndpointId>(conn)?,
+    );
+    skip.sort_unstable();
+    skip.dedup();
+    let claimed: Vec<Delivery> = lease::claim!(
+        conn, webhook_deliveries, id,
+        owner: owner, limit: 1, lease: lease,
+        work: |at| webhook_deliveries::state
+            .eq(DeliveryState::Pending.as_str())
+            .and(webhook_deliveries::next_at.le(at)),
+        narrow: |query| query.filter(webhook_deliveries::endpoint_id.ne_all(&skip)),
+        load: |leased| leased.load(conn),
+    )?;
+    Ok(claimed.into_iter().next())
+}
+
+/// Whether any delivery is due and free at `at` (a read, before a sender claims).
+pub fn any_due(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<bool> {
+    let due: Option<DeliveryId> = webhook_deliveries::table
+        .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str()))
+        .filter(webhook_deliveries::next_at.le(at))
+        .filter(lease::free!(webhook_deliveries, at))
+        .select(webhook_deliveries::id)
+        .first(conn)
+        .optional()?;
+    Ok(due.is_some())
+}
+
+/// An endpoint's circuit breaker after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerMove {
+    /// Closed, and stays closed (a success, or a failure below the threshold).
+    Closed,
+    /// The attempt opened it (or a failed probe reopened it) until then.
+    Opened(NaiveDateTime),
+    /// A success closed it after it had opened.
+    Recovered,
+}
+
+/// Records an attempt's outcome on its endpoint's breaker: a success closes it; a failure
+/// adds to the run, and at `threshold` failures in a row (or a failed probe) opens it for
+/// `open_for(times it opened in a row)`. Call inside the attempt's fenced transaction.
+pub fn note_breaker(
+    conn: &mut WriteConn<'_>,
+    id: EndpointId,
+    success: bool,
+    threshold: i64,
+    open_for: impl Fn(i64) -> Duration,
+) -> QueryResult<BreakerMove> {
+    let conn: &mut DbConnection = conn;
+    let at = now();
+    let current: Option<(i64, Option<NaiveDateTime>, i64)> = webhook_breakers::table
+        .find(id)
+        .select((
+            webhook_breakers::failures,
+            webhook_breakers::open_until,
+            webhook_breakers::opened,
+        ))
+        .first(conn)
+        .optional()?;
+    let (failures, open_until, opened) = current.unwrap_or((0, None, 0));
+    let (failures, open_until, opened, moved) = if success {
+        let moved = if opened > 0 {
+            BreakerMove::Recovered
+        } else {
+            BreakerMove::Closed
+        };
+        (0, None, 0, moved)
+    } else {
+        let failures = failures + 1;
+        // A failed probe (the breaker had opened) reopens it at once, for longer.
+        if failures >= threshold || open_until.is_some() {
+            let until = at + open_for(opened);
+            (
+                failures,
+                Some(until),
+                opened + 1,
+                BreakerMove::Opened(until),
+            )
+        } else {
+            (failures, None, opened, BreakerMove::Closed)
+        }
+    };
+    if current.is_none() && failures == 0 && open_until.is_none() {
+        return Ok(moved);
+    }
+    let changed = diesel::update(webhook_breakers::table.find(id))
+        .set((
+            webhook_breakers::failures.eq(failures),
+            webhook_breakers::open_until.eq(open_until),
+            webhook_breakers::opened.eq(opened),
+            webhook_breakers::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    if changed == 0 {
+        diesel::insert_into(webhook_breakers::table)
+            .values((
+                webhook_breakers::endpoint_id.eq(id),
+                webhook_breakers::failures.eq(failures),
+                webhook_breakers::open_until.eq(open_until),
+                webhook_breakers::opened.eq(opened),
+                webhook_breakers::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(moved)
+}
+
+/// Endpoints by breaker state at `at`, for `/metrics`: (closed, open, half-open). Closed
+/// counts every endpoint whose breaker is not open or half-open.
+pub fn breaker_states(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<(i64, i64, i64)> {
+    let endpoints: i64 = webhook_endpoints::table.count().get_result(conn)?;
+    let open: i64 = webhook_breakers::table
+        .filter(webhook_breakers::open_until.gt(at))
+        .count()
+        .get_result(conn)?;
+    let half_open: i64 = webhook_breakers::table
+        .filter(webhook_breakers::open_until.le(at))
+        .count()
+        .get_result(conn)?;
+    Ok(((endpoints - open - half_open).max(0), open, half_open))
+}
+
+/// An endpoint's breaker: (failures in a row, open until); `None` when it never failed.
+pub fn breaker(
+    conn: &mut DbConnection,
+    id: EndpointId,
+) -> QueryResult<Option<(i64, Option<NaiveDateTime>)>> {
+    webhook_breakers::table
+        .find(id)
+        .select((webhook_breakers::failures, webhook_breakers::open_until))
+        .first(conn)
+        .optional()
 }
 
 /// Ends an attempt under its fence: the delivery's new state, attempt count and next due

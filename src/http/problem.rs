@@ -137,7 +137,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | RefundAlreadyDecided
         | RefundNotPending
         | RefundWouldBeTakenBack
-        | ServicePaused => StatusCode::CONFLICT,
+        | ServicePaused
+        | WebhookEndpointLimit => StatusCode::CONFLICT,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         AmountExceedsRefundable

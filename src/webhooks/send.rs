@@ -20,7 +20,27 @@ pub struct Answer {
     pub retry_after_secs: Option<u64>,
     pub body: Option<String>,
     pub error: Option<String>,
+    /// No answer in time (connecting, sending or reading).
+    pub timed_out: bool,
     pub duration: Duration,
+}
+
+/// Whether a transport error is a timeout: an I/O error of kind `TimedOut` (or
+/// `WouldBlock`, how a socket's read timeout shows on some platforms) down its sources.
+fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) {
+                return true;
+            }
+        }
+        next = error.source();
+    }
+    false
 }
 
 fn guarded_resolver(netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
@@ -63,6 +83,7 @@ pub fn post(
                 status: None,
                 retry_after_secs: None,
                 body: None,
+                timed_out: is_timeout(&transport),
                 error: Some(transport.to_string()),
                 duration: started.elapsed(),
             }
@@ -78,9 +99,9 @@ pub fn post(
         .take(BODY_CAP as u64)
         .read_to_end(&mut kept);
     let mut body = String::from_utf8_lossy(&kept).into_owned();
-    let error = match read {
-        Ok(_) => None,
-        Err(e) => Some(format!("reading the answer: {e}")),
+    let (error, timed_out) = match read {
+        Ok(_) => (None, false),
+        Err(e) => (Some(format!("reading the answer: {e}")), is_timeout(&e)),
     };
     if body.len() > BODY_CAP {
         let mut end = BODY_CAP;
@@ -94,6 +115,7 @@ pub fn post(
         retry_after_secs,
         body: Some(body),
         error,
+        timed_out,
         duration: started.elapsed(),
     }
 }

@@ -6,17 +6,25 @@
 //!    same), queues one delivery per enabled endpoint that subscribes to the type and may
 //!    see the event, and marks them dispatched. An event is therefore queued exactly once
 //!    per endpoint, whatever crashes in between (the transaction is all or nothing).
-//! 2. **Deliver**: claims due deliveries one lease each (a fencing token per claim), sends
-//!    them outside any transaction, then records the attempt, the delivery's next state
-//!    and the endpoint's health under the fence. A worker that lost its claim writes
-//!    nothing. A crash between the send and the record leaves the delivery leased until
-//!    the lease expires; it is then sent again: one duplicate at most, with the same
-//!    `webhook-id`, which receivers dedupe on.
+//! 2. **Deliver**: `--webhook-senders` senders, each a periodic job on its own thread,
+//!    claim one due delivery at a time under a lease (a fencing token per claim): the
+//!    oldest due of an endpoint with nothing in flight, whose circuit breaker is not open,
+//!    of an account under `--webhook-sends-per-account` in flight (`store::claim_next`).
+//!    Each sends outside any transaction, then records the attempt, the delivery's next
+//!    state, the endpoint's health and its breaker under the fence. So a slow endpoint
+//!    holds one sender and delays only its own deliveries; no sender waits for another.
+//!    A worker that lost its claim writes nothing. A crash between the send and the record
+//!    leaves the delivery leased until the lease expires; it is then sent again: one
+//!    duplicate at most, with the same `webhook-id`, which receivers dedupe on.
+//!    **Breaker**: `--webhook-breaker-failures` failures in a row open an endpoint's
+//!    breaker for `--webhook-breaker-open-secs` (doubling per failed probe, up to an
+//!    hour); its deliveries stay pending, unclaimed, until then; the first claim after is
+//!    the single probe (one in flight per endpoint), and a success closes it.
 //! 3. **Alerts**: every `--alert-interval-secs`, the process that takes the `alerts` job
 //!    lease evaluates the refund-rate alerts (`application::alerts`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -27,17 +35,18 @@ use super::sign::signature_header;
 use crate::application::alerts;
 use crate::application::webhooks::may_receive;
 use crate::config::{AlertConfig, WebhookConfig};
-use crate::db::webhooks::{self as store, Delivery, DeliveryFence, NewAttempt};
+use crate::db::webhooks::{self as store, BreakerMove, Delivery, DeliveryFence, NewAttempt};
 use crate::db::{self, DbConnection, DbPool, WriteConn};
 use crate::domain::account::Role;
 use crate::domain::event::{DeliveryState, Endpoint, EndpointStatus, Event};
 use crate::domain::ids::EventId;
 use crate::jobs::{drain, spawn_periodic, Claimed, Periodic, Queue, Wake};
+use crate::metrics;
 
 /// Events one dispatch transaction takes at most.
 const DISPATCH_BATCH: i64 = 200;
-/// Deliveries sent at once, each on its own thread.
-const PARALLEL_SENDS: i64 = 8;
+/// The longest a circuit breaker stays open (its open time doubles with each failed probe).
+const MAX_BREAKER_OPEN_SECS: u64 = 3_600;
 /// Longest `Retry-After` honoured; a longer one waits this long.
 const MAX_RETRY_AFTER_SECS: u64 = 86_400;
 
@@ -57,6 +66,11 @@ pub struct WebhookWorker {
     alerts: AlertConfig,
     owner: String,
     stop: Arc<AtomicBool>,
+    /// Held while a sender claims or records, with its pooled connection: this process's
+    /// senders never claim two deliveries of one endpoint at once (the claim looks at what
+    /// is in flight; see `store::claim_next`), and together they hold one connection at a
+    /// time, never one each while their sends are in flight or while they wait.
+    db_turn: Mutex<()>,
 }
 
 impl WebhookWorker {
@@ -71,6 +85,7 @@ impl WebhookWorker {
                 crate::domain::api_key::random_token(8)
             ),
             stop: Arc::default(),
+            db_turn: Mutex::new(()),
         }
     }
 
@@ -111,14 +126,17 @@ impl WebhookWorker {
         self.dispatch(&mut conn, pass)?;
         drop(conn);
         self.deliver_due(pass)
-            .inspect_err(|_| self.release_leases())
     }
 
-    fn release_leases(&self) {
+    /// The lease owner of sender `n`: each sender has its own, so one that fails gives
+    /// back only its own leases.
+    fn sender_owner(&self, n: u64) -> String {
+        format!("{}-s{n}", self.owner)
+    }
+
+    fn release_leases(&self, owner: &str) {
         if let Ok(mut conn) = self.conn() {
-            if let Err(error) =
-                db::write_tx(&mut conn, |conn| store::release_all(conn, &self.owner))
-            {
+            if let Err(error) = db::write_tx(&mut conn, |conn| store::release_all(conn, owner)) {
                 tracing::error!(%error, "could not release the webhook worker's leases");
             }
         }
@@ -158,14 +176,57 @@ impl WebhookWorker {
         }
     }
 
+    /// The wait between passes of each job.
+    fn every(&self) -> Duration {
+        Duration::from_millis(self.config.webhook_interval_ms)
+    }
+
     fn lease(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.config.webhook_timeout_secs as i64 + 30)
     }
 
-    /// Delivers what is due, a batch at a time, until nothing is ([`Deliveries`]).
+    /// Delivers what is due until nothing more may be sent now: `--webhook-senders`
+    /// senders on threads of their own, each draining [`Deliveries`] one delivery at a
+    /// time (as the spawned worker's [`Sender`]s do, here until each finds nothing).
     fn deliver_due(&self, pass: &mut WebhookPass) -> Result<(), JobError> {
-        let mut deliveries = Deliveries { worker: self, pass };
-        drain(&mut deliveries, &self.stop).map(drop)
+        let counted = Mutex::new(WebhookPass::default());
+        let errors: Vec<JobError> = std::thread::scope(|scope| {
+            let senders: Vec<_> = (0..self.config.webhook_senders)
+                .map(|n| {
+                    let (owner, counted) = (self.sender_owner(n), &counted);
+                    scope.spawn(move || {
+                        let mut deliveries = Deliveries {
+                            worker: self,
+                            owner: &owner,
+                            pass: counted,
+                        };
+                        drain(&mut deliveries, &self.stop)
+                            .inspect_err(|_| self.release_leases(&owner))
+                    })
+                })
+                .collect();
+            senders
+                .into_iter()
+                .filter_map(|sender| sender.join().ok()?.err())
+                .collect()
+        });
+        let counted = counted.into_inner().unwrap_or_else(|e| e.into_inner());
+        pass.delivered += counted.delivered;
+        pass.failed_attempts += counted.failed_attempts;
+        match errors.into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// How long an endpoint's breaker stays open after opening `opened` times in a row
+    /// before: `--webhook-breaker-open-secs`, doubled each time, up to an hour.
+    fn breaker_open_for(&self, opened: i64) -> chrono::Duration {
+        let base = self.config.webhook_breaker_open_secs;
+        let secs = base
+            .saturating_mul(1u64 << opened.clamp(0, 16))
+            .min(MAX_BREAKER_OPEN_SECS.max(base));
+        chrono::Duration::seconds(secs as i64)
     }
 
     fn send(&self, event: &Event, endpoint: &Endpoint) -> Answer {
@@ -251,6 +312,26 @@ impl WebhookWorker {
             },
         )?;
         let failing_since = store::note_result(conn, endpoint.id, success)?;
+        let threshold = self.config.webhook_breaker_failures;
+        match store::note_breaker(conn, endpoint.id, success, threshold, |opened| {
+            self.breaker_open_for(opened)
+        })? {
+            BreakerMove::Opened(until) => {
+                tracing::warn!(
+                    endpoint = endpoint.id.get(),
+                    %until,
+                    "webhook endpoint parked: its circuit breaker opened"
+                );
+                metrics::on_commit(|| metrics::WEBHOOK_BREAKER_OPENED.inc(&[]));
+            }
+            BreakerMove::Recovered => {
+                tracing::info!(
+                    endpoint = endpoint.id.get(),
+                    "webhook endpoint recovered: its circuit breaker closed"
+                );
+            }
+            BreakerMove::Closed => {}
+        }
         if gone {
             store::disable(conn, endpoint.id, "the endpoint answered 410 Gone")?;
         } else if failing_since.is_some_and(|since| db::now() - since >= disable_after) {
@@ -285,22 +366,61 @@ impl WebhookWorker {
     }
 }
 
-impl Periodic for WebhookWorker {
-    const NAME: &'static str = "webhook deliveries";
+/// Dispatch as a periodic job: queues the committed events for their endpoints.
+struct Dispatch(Arc<WebhookWorker>);
+
+impl Periodic for Dispatch {
+    const NAME: &'static str = "webhook dispatch";
 
     fn every(&self) -> Duration {
-        Duration::from_millis(self.config.webhook_interval_ms)
+        self.0.every()
     }
 
     fn pass(&mut self) -> Result<Option<String>, String> {
         let mut pass = WebhookPass::default();
-        self.deliveries(&mut pass).map_err(|e| e.to_string())?;
+        let mut conn = self.0.conn().map_err(|e| e.to_string())?;
+        self.0
+            .dispatch(&mut conn, &mut pass)
+            .map_err(|e| e.to_string())?;
         Ok((pass != WebhookPass::default()).then(|| format!("{pass:?}")))
     }
 
     fn stopped(&mut self) {
-        self.release_leases();
-        tracing::info!(owner = %self.owner, "webhook worker stopped");
+        tracing::info!(owner = %self.0.owner, "webhook worker stopped");
+    }
+}
+
+/// One sender: a periodic job that drains [`Deliveries`], one delivery at a time, under a
+/// lease owner of its own. A delivery that hangs holds this sender only; the others go on
+/// with other endpoints.
+struct Sender {
+    worker: Arc<WebhookWorker>,
+    owner: String,
+}
+
+impl Periodic for Sender {
+    const NAME: &'static str = "webhook sender";
+
+    fn every(&self) -> Duration {
+        self.worker.every()
+    }
+
+    fn pass(&mut self) -> Result<Option<String>, String> {
+        let counted = Mutex::new(WebhookPass::default());
+        let mut deliveries = Deliveries {
+            worker: &self.worker,
+            owner: &self.owner,
+            pass: &counted,
+        };
+        drain(&mut deliveries, &self.worker.stop)
+            .inspect_err(|_| self.worker.release_leases(&self.owner))
+            .map_err(|e| e.to_string())?;
+        let pass = counted.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok((pass != WebhookPass::default()).then(|| format!("{pass:?}")))
+    }
+
+    fn stopped(&mut self) {
+        self.worker.release_leases(&self.owner);
     }
 }
 
@@ -401,7 +521,7 @@ impl WebhookHandle {
 }
 
 pub fn spawn(pool: DbPool, config: WebhookConfig, alerts: AlertConfig) -> WebhookHandle {
-    let worker = WebhookWorker::new(pool, config, alerts);
+    let worker = Arc::new(WebhookWorker::new(pool, config, alerts));
     let stop = worker.stop.clone();
     let wake = Arc::new(Wake::default());
     let alerts = Alerts {
@@ -411,10 +531,17 @@ pub fn spawn(pool: DbPool, config: WebhookConfig, alerts: AlertConfig) -> Webhoo
         every: worker.every(),
     };
     tracing::info!(owner = %worker.owner, "webhook worker started");
-    let threads = vec![
-        spawn_periodic(worker, stop.clone(), wake.clone()),
+    let mut threads = vec![
+        spawn_periodic(Dispatch(worker.clone()), stop.clone(), wake.clone()),
         spawn_periodic(alerts, stop.clone(), wake.clone()),
     ];
+    for n in 0..worker.config.webhook_senders {
+        let sender = Sender {
+            worker: worker.clone(),
+            owner: worker.sender_owner(n),
+        };
+        threads.push(spawn_periodic(sender, stop.clone(), wake.clone()));
+    }
     WebhookHandle {
         stop,
         wake,
@@ -422,99 +549,103 @@ pub fn spawn(pool: DbPool, config: WebhookConfig, alerts: AlertConfig) -> Webhoo
     }
 }
 
-/// Due deliveries as a [`Queue`]: a batch of [`PARALLEL_SENDS`] claimed (with what each
-/// sends) in one transaction, sent in parallel outside any transaction, and every attempt
-/// of the batch recorded in one fenced transaction.
+/// Due deliveries as a [`Queue`], one at a time: the next due delivery of an endpoint with
+/// nothing in flight, whose breaker is not open and whose account is under its share of
+/// senders (`store::claim_next`), claimed (with what it sends) in one transaction, sent
+/// outside any transaction, and its attempt recorded in one fenced transaction. Several
+/// senders drain it at once, so deliveries of different endpoints never wait on each other.
 struct Deliveries<'a> {
     worker: &'a WebhookWorker,
-    pass: &'a mut WebhookPass,
+    /// This sender's lease owner.
+    owner: &'a str,
+    pass: &'a Mutex<WebhookPass>,
 }
 
 type Claim = (Delivery, Option<Event>, Option<Endpoint>);
 
 impl Queue for Deliveries<'_> {
-    type Work = Vec<Claim>;
-    /// Each delivery's answer; none when its event or endpoint is gone or disabled.
-    type Answer = Vec<Option<Answer>>;
+    type Work = Claim;
+    /// The answer; none when the event or endpoint is gone or disabled.
+    type Answer = Option<Answer>;
     type Error = JobError;
 
     fn per_pass(&self) -> usize {
-        // Until nothing is due: every batch is bounded, and the pass stops with the worker.
+        // Until nothing is due: each claim is one delivery, and the pass stops with the worker.
         usize::MAX
     }
 
     fn claim(&mut self) -> Result<Claimed<Self::Work>, JobError> {
         let worker = self.worker;
+        let _turn = worker.db_turn.lock().unwrap_or_else(|e| e.into_inner());
         let mut conn = worker.conn()?;
+        // A read first, so idle senders do not queue empty write transactions.
+        if !store::any_due(&mut conn, db::now())? {
+            return Ok(Claimed::Empty);
+        }
+        let per_account = worker.config.webhook_sends_per_account as i64;
         let claimed = db::write_tx(&mut conn, |conn| {
-            let mut jobs = Vec::new();
-            for delivery in store::claim(conn, &worker.owner, PARALLEL_SENDS, worker.lease())? {
-                let event = db::events::find(conn, delivery.event_id, None)?;
-                let endpoint = store::find(conn, delivery.endpoint_id, None)?;
-                jobs.push((delivery, event, endpoint));
-            }
-            Ok::<_, diesel::result::Error>(jobs)
+            let Some(delivery) = store::claim_next(conn, self.owner, per_account, worker.lease())?
+            else {
+                return Ok(None);
+            };
+            let event = db::events::find(conn, delivery.event_id, None)?;
+            let endpoint = store::find(conn, delivery.endpoint_id, None)?;
+            Ok::<_, diesel::result::Error>(Some((delivery, event, endpoint)))
         })?;
-        Ok(if claimed.is_empty() {
-            Claimed::Empty
-        } else {
-            Claimed::Due(claimed)
+        Ok(match claimed {
+            Some(claim) => Claimed::Due(claim),
+            None => Claimed::Empty,
         })
     }
 
-    fn send(&mut self, claimed: &Self::Work) -> Self::Answer {
-        let worker = self.worker;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = claimed
-                .iter()
-                .map(|(_, event, endpoint)| {
-                    scope.spawn(move || match (event, endpoint) {
-                        (Some(event), Some(endpoint))
-                            if endpoint.status == EndpointStatus::Enabled =>
-                        {
-                            Some(worker.send(event, endpoint))
-                        }
-                        _ => None,
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(None))
-                .collect()
-        })
+    fn send(&mut self, (_, event, endpoint): &Self::Work) -> Self::Answer {
+        match (event, endpoint) {
+            (Some(event), Some(endpoint)) if endpoint.status == EndpointStatus::Enabled => {
+                Some(self.worker.send(event, endpoint))
+            }
+            _ => None,
+        }
     }
 
-    fn finish(&mut self, claimed: Self::Work, answers: Self::Answer) -> Result<(), JobError> {
+    fn finish(&mut self, claimed: Self::Work, answer: Self::Answer) -> Result<(), JobError> {
         let worker = self.worker;
+        let (delivery, _, endpoint) = &claimed;
+        let turn = worker.db_turn.lock().unwrap_or_else(|e| e.into_inner());
         let mut conn = worker.conn()?;
         db::write_tx(&mut conn, |conn| {
-            for ((delivery, _, endpoint), answer) in claimed.iter().zip(&answers) {
-                let fence = delivery.fence(&worker.owner);
-                match (endpoint, answer) {
-                    (Some(endpoint), Some(answer)) => {
-                        worker.record(conn, fence, delivery, endpoint, answer)?
-                    }
-                    // The event or endpoint is gone, or the endpoint was disabled.
-                    _ => {
-                        store::finish(
-                            conn,
-                            fence,
-                            DeliveryState::Failed,
-                            delivery.attempts,
-                            db::now(),
-                        )?;
-                    }
+            let fence = delivery.fence(self.owner);
+            match (endpoint, &answer) {
+                (Some(endpoint), Some(answer)) => {
+                    worker.record(conn, fence, delivery, endpoint, answer)?
+                }
+                // The event or endpoint is gone, or the endpoint was disabled.
+                _ => {
+                    store::finish(
+                        conn,
+                        fence,
+                        DeliveryState::Failed,
+                        delivery.attempts,
+                        db::now(),
+                    )?;
                 }
             }
             Ok::<_, diesel::result::Error>(())
         })?;
-        for answer in answers.iter().flatten() {
-            if answer.status.is_some_and(|s| (200..300).contains(&s)) {
-                self.pass.delivered += 1;
+        drop((conn, turn));
+        if let Some(answer) = &answer {
+            let mut pass = self.pass.lock().unwrap_or_else(|e| e.into_inner());
+            let outcome = if answer.status.is_some_and(|s| (200..300).contains(&s)) {
+                pass.delivered += 1;
+                "delivered"
             } else {
-                self.pass.failed_attempts += 1;
-            }
+                pass.failed_attempts += 1;
+                if answer.timed_out {
+                    "timeout"
+                } else {
+                    "failed"
+                }
+            };
+            metrics::WEBHOOK_ATTEMPTS.inc(&[outcome]);
         }
         Ok(())
     }

@@ -44,4 +44,5 @@ mod smartpanel;
 mod spec;
 mod spec_for_generators;
 mod top_ups;
+mod webhook_isolation;
 mod webhooks;
