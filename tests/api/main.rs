@@ -43,6 +43,7 @@ mod service_sync;
 mod smartpanel;
 mod spec;
 mod spec_for_generators;
+mod storage;
 mod top_ups;
 mod webhook_isolation;
 mod webhooks;

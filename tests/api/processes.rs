@@ -19,7 +19,7 @@ use reseller_api::domain::account::Role;
 pub(crate) struct Server {
     child: Child,
     pub(crate) base: String,
-    log: std::path::PathBuf,
+    pub(crate) log: std::path::PathBuf,
 }
 
 fn free_port() -> u16 {
