@@ -200,7 +200,7 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
             min_balance: min_balance.flatten(),
             markup_percent: markup.unwrap_or(Percent::ZERO),
             auto_sync: request.auto_sync.unwrap_or(false),
-            allow_private_network: request.allow_private_network.unwrap_or(false),
+            allow_private_network: request.allow_private_network,
         }),
         _ => Err(errors.into()),
     }
@@ -209,11 +209,13 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
 /// Refuses a provider whose URL is (or resolves to) a private address unless it is opted
 /// in; `private` is what resolving the URL found (`None`: it did not resolve, so every
 /// call judges it again).
+/// `stored` is the provider's opt-in as it stands (false for a new provider).
 fn check_network(
     fields: &ProviderFields,
     private: Option<bool>,
+    stored: bool,
 ) -> Result<ProviderFields, ApiError> {
-    if private == Some(true) && !fields.allow_private_network {
+    if private == Some(true) && !fields.allow_private_network.unwrap_or(stored) {
         return Err(ApiError::invalid(
             "url",
             "the URL's host is a loopback, private, link-local or metadata address; set `allow_private_network` to call a provider on the panel's own network",
@@ -238,7 +240,8 @@ pub async fn create_provider(
     let fields = provider_fields(body.value)?;
     // Resolved before a database connection is taken.
     let private = crate::net::reaches_private_off_thread(fields.url.clone()).await;
-    let fields = check_network(&fields, private)?;
+    let mut fields = check_network(&fields, private, false)?;
+    fields.allow_private_network.get_or_insert(false);
     let provider = state
         .db(move |conn| application::providers::create_provider(conn, &fields))
         .await?;
@@ -324,13 +327,9 @@ pub async fn update_provider(
                     .unwrap_or_else(|| current.markup_percent.to_string()),
             ),
             auto_sync: Some(patch.auto_sync.unwrap_or(current.auto_sync)),
-            allow_private_network: Some(
-                patch
-                    .allow_private_network
-                    .unwrap_or(current.allow_private_network),
-            ),
+            allow_private_network: patch.allow_private_network,
         })
-        .and_then(|fields| check_network(&fields, private))
+        .and_then(|fields| check_network(&fields, private, current.allow_private_network))
     };
     let provider = state
         .db(move |conn| application::providers::update_provider(conn, id, merge))

@@ -86,8 +86,10 @@ pub struct ProviderFields {
     pub markup_percent: Percent,
     /// The worker syncs this provider's catalog on its own.
     pub auto_sync: bool,
-    /// The operator allows calls to a loopback, private, link-local or metadata address.
-    pub allow_private_network: bool,
+    /// The operator allows calls to a loopback, private, link-local or metadata address;
+    /// `None` on a change that does not set it: the stored value stays (a provider not yet
+    /// checked since the upgrade stays unchecked).
+    pub allow_private_network: Option<bool>,
 }
 
 pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<Provider> {
@@ -106,7 +108,8 @@ pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<
             providers::min_balance_micros.eq(fields.min_balance.map(Money::micros)),
             providers::markup_percent_micros.eq(fields.markup_percent.micros()),
             providers::auto_sync.eq(fields.auto_sync),
-            providers::allow_private_network.eq(Some(fields.allow_private_network)),
+            providers::allow_private_network
+                .eq(Some(fields.allow_private_network.unwrap_or(false))),
             providers::created_at.eq(at),
             providers::updated_at.eq(at),
         ))
@@ -125,6 +128,11 @@ pub fn update(
     fields: &ProviderFields,
 ) -> QueryResult<Option<Provider>> {
     let conn: &mut DbConnection = conn;
+    if let Some(allowed) = fields.allow_private_network {
+        diesel::update(providers::table.find(id))
+            .set(providers::allow_private_network.eq(Some(allowed)))
+            .execute(conn)?;
+    }
     diesel::update(providers::table.find(id))
         .set((
             providers::name.eq(&fields.name),
@@ -137,7 +145,6 @@ pub fn update(
             providers::min_balance_micros.eq(fields.min_balance.map(Money::micros)),
             providers::markup_percent_micros.eq(fields.markup_percent.micros()),
             providers::auto_sync.eq(fields.auto_sync),
-            providers::allow_private_network.eq(Some(fields.allow_private_network)),
             providers::updated_at.eq(now()),
         ))
         .returning(providers::all_columns)

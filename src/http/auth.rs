@@ -86,6 +86,11 @@ pub struct TokenKeys {
     polled_at: Mutex<Option<Instant>>,
 }
 
+/// How a refused token of ours ends when it is no guess: expired, not yet valid (a clock
+/// apart), or its API key revoked ([`TokenKeys::validate`]'s words). Failed-key limits
+/// count every other refusal.
+const NOT_GUESSES: [&str; 3] = [": expired", ": not yet valid", "its API key was revoked"];
+
 impl TokenKeys {
     /// Loads the key set, creating the first signing key when the database has none.
     pub fn load(
@@ -447,9 +452,14 @@ impl FromRequest for Caller {
             state.limits.failures.admit(ip, "bearer")?;
             let claims = match state.tokens.validate(&state, &token).await {
                 Ok(claims) => claims,
-                Err(error @ ApiError::Unauthorized(_)) => {
-                    state.limits.failures.fail(ip, "bearer");
-                    return Err(error);
+                Err(ApiError::Unauthorized(detail)) => {
+                    // A token of ours that expired, or whose key was revoked, is a client
+                    // that must log in again, not a guess: only a token we did not sign
+                    // (forged, malformed, another issuer's) counts against the address.
+                    if !NOT_GUESSES.iter().any(|reason| detail.ends_with(reason)) {
+                        state.limits.failures.fail(ip, "bearer");
+                    }
+                    return Err(ApiError::Unauthorized(detail));
                 }
                 Err(error) => return Err(error),
             };

@@ -408,6 +408,17 @@ async fn providers_made_before_the_opt_in_keep_working_and_are_settled_at_start(
     app.worker_pass().await;
     assert_eq!(upstream.calls_of("add").len(), 1);
 
+    // A change that does not name the opt-in leaves an unchecked provider unchecked (it is
+    // not opted in for good by an unrelated edit).
+    let changed = app
+        .patch(
+            &format!("/v1/admin/providers/{public}"),
+            &app.admin_token,
+            json!({"timeout_ms": 3000}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+
     // What `serve` does at start: the private one is opted in, the public one is not.
     let check = reseller_api::application::providers::settle_private_network(&app.pool).unwrap();
     assert_eq!(
