@@ -22,7 +22,8 @@
 //! database.
 //!
 //! **Failed key attempts** ([`FailureLimiter`]): an unknown or revoked API key (API v2
-//! `key`, the token exchange) or an invalid access token counts one failure against the
+//! `key`, the token exchange) or an access token we did not sign (not one of ours that
+//! expired or whose key was revoked) counts one failure against the
 //! client's address (IPv6: its /64, which one host usually holds whole). Past
 //! `--rate-auth-failures` per window, every key attempt from that address is refused
 //! until the allowance refills, valid keys included: a guesser that finds a key gains
