@@ -30,6 +30,7 @@ from reseller_api_client.api.reports import find_refund_report
 from reseller_api_client.api.services import list_services
 from reseller_api_client.models import (
     AccountResponse,
+    AdminServiceResponse,
     ApproveRefundRequest,
     BatchStatusResponse,
     CreateAccountRequest,
@@ -53,7 +54,6 @@ from reseller_api_client.models import (
     RefundStatus,
     ReportGroup,
     Role,
-    ServiceResponse,
     ServiceType,
     SettlementResponse,
     TokenResponse,
@@ -136,7 +136,7 @@ def main():
             ),
         ),
         201,
-        ServiceResponse,
+        AdminServiceResponse,
     )
 
     step("reseller: token, catalog")
