@@ -316,6 +316,20 @@ struct Lease {
     gate: Arc<tokio::sync::Mutex<()>>,
 }
 
+impl Lease {
+    /// An account this process has leased nothing for yet.
+    fn empty(now: Instant, gate: Arc<tokio::sync::Mutex<()>>) -> Lease {
+        Lease {
+            left: 0,
+            cell_remaining: 0,
+            leased_at: now,
+            refused_until: None,
+            used_at: now,
+            gate,
+        }
+    }
+}
+
 /// The account quota over several processes: leases from a GCRA cell per account in
 /// PostgreSQL (see the module comment).
 pub struct SharedQuota {
@@ -447,14 +461,9 @@ impl SharedQuota {
         let gate = {
             let now = Instant::now();
             let mut leases = self.lock();
-            let lease = leases.entry(account_id).or_insert_with(|| Lease {
-                left: 0,
-                cell_remaining: 0,
-                leased_at: now,
-                refused_until: None,
-                used_at: now,
-                gate: Arc::default(),
-            });
+            let lease = leases
+                .entry(account_id)
+                .or_insert_with(|| Lease::empty(now, Arc::default()));
             lease.gate.clone()
         };
         let _asking = gate.lock().await;
@@ -480,14 +489,9 @@ impl SharedQuota {
         }]);
         let now = Instant::now();
         let mut leases = self.lock();
-        let lease = leases.entry(account_id).or_insert_with(|| Lease {
-            left: 0,
-            cell_remaining: 0,
-            leased_at: now,
-            refused_until: None,
-            used_at: now,
-            gate: gate.clone(),
-        });
+        let lease = leases
+            .entry(account_id)
+            .or_insert_with(|| Lease::empty(now, gate.clone()));
         lease.left += grant.granted;
         lease.cell_remaining = grant.remaining;
         lease.leased_at = now;
