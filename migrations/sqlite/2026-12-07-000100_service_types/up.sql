@@ -8,7 +8,8 @@
 -- orders included) keep the per-unit refund rule, so they are recorded as 'default'.
 --
 -- SQLite cannot change a CHECK in place: the table is rebuilt (foreign keys are not
--- enforced on the migration's connection, and the AUTOINCREMENT sequence is kept).
+-- enforced on the migration's connection and are checked after it; the AUTOINCREMENT
+-- sequence is kept).
 CREATE TABLE services_new (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
