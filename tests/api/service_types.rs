@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{empty_database, micros, spawn_app_on, spawn_app_with, StandIn, TestApp};
 
+/// API v2 form fields.
+type Form = Vec<(&'static str, &'static str)>;
+
 /// One type: its catalog entry upstream, one order of it (REST body fields, API v2 form
 /// fields), and what it must cost, count and forward.
 struct Case {
@@ -17,11 +20,11 @@ struct Case {
     word: &'static str,
     rate: &'static str,
     rest: Value,
-    v2: Vec<(&'static str, &'static str)>,
+    v2: Form,
     quantity: i64,
     charge: i64,
     /// The `add` fields besides key, action, service, link and idempotency_key.
-    forwarded: Vec<(&'static str, &'static str)>,
+    forwarded: Form,
 }
 
 fn cases() -> Vec<Case> {
@@ -683,7 +686,7 @@ async fn missing_extra_and_malformed_fields_are_refused_naming_the_field_and_cha
             reply.text
         );
     }
-    let v2_cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let v2_cases: Vec<(&str, Form, &str)> = vec![
         ("poll", vec![("quantity", "100")], "Incorrect answer_number"),
         (
             "poll",
