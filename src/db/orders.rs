@@ -45,13 +45,22 @@ struct OrderRow {
 struct FieldsJson(OrderFields);
 
 impl TryFrom<Option<String>> for FieldsJson {
-    type Error = serde_json::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
-    fn try_from(text: Option<String>) -> Result<FieldsJson, serde_json::Error> {
-        match text {
-            None => Ok(FieldsJson(OrderFields::default())),
-            Some(text) => serde_json::from_str(&text).map(FieldsJson),
+    fn try_from(text: Option<String>) -> Result<FieldsJson, Self::Error> {
+        let Some(text) = text else {
+            return Ok(FieldsJson(OrderFields::default()));
+        };
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)?;
+        if let Some(unknown) = object.keys().find(|key| {
+            key.as_str() == "comments"
+                || crate::domain::order_fields::OrderField::parse(key).is_none()
+        }) {
+            return Err(format!("unknown order field {unknown:?} in stored order_fields").into());
         }
+        Ok(FieldsJson(serde_json::from_value(
+            serde_json::Value::Object(object),
+        )?))
     }
 }
 
@@ -354,4 +363,40 @@ pub fn find_many(conn: &mut DbConnection, ids: &[OrderId]) -> QueryResult<Vec<Or
         .select(columns::<OrderRow>())
         .load::<OrderRow>(conn)
         .map(to_orders)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_fields_round_trip_and_an_unknown_key_is_an_error() {
+        let fields = OrderFields {
+            comments: Some(vec!["a".into(), "b".into()]),
+            usernames: Some(vec!["ann".into()]),
+            answer_number: Some(2),
+            ..OrderFields::default()
+        };
+        let (comments, json) = stored_fields(&fields);
+        assert_eq!(comments.as_deref(), Some("a\nb"));
+        let read = FieldsJson::try_from(json).unwrap().0;
+        assert_eq!(read.usernames, fields.usernames);
+        assert_eq!(read.answer_number, Some(2));
+        assert_eq!(read.comments, None);
+        for stored in [
+            r#"{"votes":3}"#,
+            r#"{"comments":["a"]}"#,
+            r#"{"answer_number":"x"}"#,
+            "[]",
+        ] {
+            assert!(
+                FieldsJson::try_from(Some(stored.to_string())).is_err(),
+                "{stored}"
+            );
+        }
+        assert_eq!(
+            FieldsJson::try_from(None).unwrap().0,
+            OrderFields::default()
+        );
+    }
 }

@@ -80,8 +80,9 @@ impl OrderField {
 
 /// The type fields of an order: as a client sent them (before [`check`]), or cleaned
 /// (after it, and as stored). Lists hold one item per line.
+// No `deny_unknown_fields`: the schema is flattened into the order's, which has more
+// properties; storage refuses unknown keys itself (`db::orders`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct OrderFields {
     /// Comment lines (Custom Comments, Custom Comments Package, Comment Replies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
