@@ -426,7 +426,7 @@ async fn every_type_is_imported_charged_forwarded_exactly_and_refunded_by_its_ru
     // One order of each type through REST and one through API v2 `add`.
     let mut placed: Vec<(i64, &Case)> = Vec::new();
     let all = cases();
-    let mut spent = 0;
+    let mut spent: i64 = 0;
     for case in &all {
         let service = ids[case.kind];
         let mut body = case.rest.clone();
@@ -573,6 +573,23 @@ async fn every_type_is_imported_charged_forwarded_exactly_and_refunded_by_its_ru
         100_000_000 - spent + 4_000 + 7_500_000
     );
 
+    // A mass order takes the same fields, line by line.
+    let batch = app
+        .post(
+            "/v1/orders/batch",
+            &reseller.token,
+            json!({"orders": [
+                {"service_id": ids["poll"], "link": "https://t.me/c/1/9", "quantity": 10, "answer_number": 3},
+                {"service_id": ids["poll"], "link": "https://t.me/c/1/9", "quantity": 10},
+            ]}),
+        )
+        .await;
+    assert_eq!(batch.status, 200, "{}", batch.text);
+    assert_eq!(batch.body["results"][0]["order"]["answer_number"], 3);
+    assert_eq!(micros(&batch.body["results"][0]["order"]["charge"]), 30_000);
+    assert_eq!(batch.body["results"][1]["error"]["param"], "answer_number");
+    spent += 30_000;
+
     // An operator decides the package's partial: half of it back.
     let review = waiting[0]["id"].as_i64().unwrap();
     let approved = app
@@ -588,6 +605,32 @@ async fn every_type_is_imported_charged_forwarded_exactly_and_refunded_by_its_ru
         100_000_000 - spent + 4_000 + 7_500_000 + 2_500_000
     );
     app.assert_books_balance();
+
+    // The provider changes a type: the dry run shows it, from and to.
+    {
+        let mut state = panel.lock().unwrap();
+        let list = state.services.as_array_mut().unwrap();
+        list[0]["type"] = json!("Poll");
+    }
+    let provider = app.get("/v1/admin/providers", &app.admin_token).await;
+    let path = format!(
+        "/v1/admin/providers/{}/sync-services",
+        provider.body["data"][0]["id"]
+    );
+    let dry = app
+        .post(&path, &app.admin_token, json!({"dry_run": true}))
+        .await;
+    assert_eq!(dry.status, 200, "{}", dry.text);
+    let updated = dry.body["updated"].as_array().unwrap();
+    assert_eq!(updated.len(), 1, "{}", dry.text);
+    assert_eq!(
+        (&updated[0]["previous_type"], &updated[0]["type"]),
+        (&json!("default"), &json!("poll"))
+    );
+    assert!(updated[0]["changes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("type")));
 }
 
 #[actix_rt::test]
