@@ -196,20 +196,22 @@ pub struct Config {
     )]
     pub max_body_bytes: usize,
     /// Largest body of an order (`POST /v1/orders`, API v2), in bytes: room for two full
-    /// lists (60000 characters each, up to 4 bytes a character, JSON-escaped).
+    /// lists (60000 characters each, even as `\uXXXX\uXXXX` escapes of 12 bytes a
+    /// character). Never below `--max-body-bytes`.
     #[arg(
         long,
         env = "RESELLER_API_MAX_ORDER_BODY",
-        default_value_t = 1_048_576,
+        default_value_t = 2_097_152,
         global = true
     )]
     pub max_order_body_bytes: usize,
     /// Largest body of a mass order (`POST /v1/orders/batch`, up to 100 orders), in bytes.
-    /// Orders with long lists go one by one or in smaller batches.
+    /// Orders with long lists go one by one or in smaller batches. Never below
+    /// `--max-body-bytes`.
     #[arg(
         long,
         env = "RESELLER_API_MAX_BATCH_BODY",
-        default_value_t = 4_194_304,
+        default_value_t = 8_388_608,
         global = true
     )]
     pub max_batch_body_bytes: usize,

@@ -29,6 +29,7 @@ use crate::domain::refill::RefillRefusal;
 use crate::domain::service::ServiceStatus;
 use crate::error::ApiError;
 use crate::http::auth::KeyHolder;
+use crate::http::extract::{BodySize, OrderBody};
 use crate::http::idempotency::status_of;
 use crate::http::state::AppState;
 use crate::resources::PanelOrderPlaced;
@@ -392,7 +393,7 @@ async fn serve(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let map = match input::read_fields(&req, payload, state.config.max_order_body_bytes).await {
+    let map = match input::read_fields(&req, payload, OrderBody::limit(&state.config)).await {
         Ok(map) => map,
         Err(text) => return error(&text),
     };

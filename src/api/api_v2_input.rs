@@ -120,6 +120,12 @@ fn json_fields(body: &[u8]) -> Result<Vec<(String, String)>, String> {
                 Value::String(s) => s,
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => u8::from(b).to_string(),
+                // A list field sent as an array of lines, as a JSON client would.
+                Value::Array(items) if items.iter().all(Value::is_string) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 _ => return None,
             };
             Some((k, text))

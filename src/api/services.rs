@@ -12,8 +12,8 @@ use crate::domain::order_fields::{
 };
 use crate::domain::refill::MAX_REFILL_DAYS;
 use crate::domain::service::{
-    check_min_charge, check_quantity_window, check_type_shape, QuantityRule, Service,
-    ServiceStatus, ServiceType, MAX_DESCRIPTION_CHARS,
+    check_min_charge, check_quantity_window, check_type_shape, parse_description, QuantityRule,
+    Service, ServiceStatus, ServiceType,
 };
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
@@ -423,11 +423,7 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
             errors.push(FieldError::new(field, message));
         }
     }
-    let description = match request
-        .description
-        .as_deref()
-        .map(|d| parse_text(d, MAX_DESCRIPTION_CHARS))
-    {
+    let description = match request.description.as_deref().map(parse_description) {
         None => None,
         Some(Ok(d)) => Some(d),
         Some(Err(message)) => {
@@ -536,9 +532,7 @@ pub async fn update_service(
             category: patch.category.unwrap_or(current.category),
             // A type sent alone sets drip-feed by its word (`drip_feed` on, others off);
             // `dripfeed` sent alone keeps the type.
-            r#type: patch
-                .r#type
-                .unwrap_or(TypeName::of(current.kind, current.dripfeed)),
+            r#type: patch.r#type.unwrap_or(TypeName::Type(current.kind)),
             dripfeed: patch.dripfeed.or(match patch.r#type {
                 Some(_) => None,
                 None => Some(current.dripfeed),

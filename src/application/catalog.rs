@@ -11,8 +11,8 @@ use crate::db::{self, providers, DbConnection};
 use crate::domain::ids::{AccountId, ProviderId, ServiceId};
 use crate::domain::money::{Money, Percent};
 use crate::domain::service::{
-    check_min_charge, check_quantity_window, check_type_shape, marked_up, CatalogEntry,
-    CatalogType, Service, ServiceStatus, ServiceType, MAX_DESCRIPTION_CHARS,
+    check_min_charge, check_quantity_window, check_type_shape, clean_description, marked_up,
+    CatalogEntry, CatalogType, Service, ServiceStatus, ServiceType,
 };
 use crate::error::ApiError;
 
@@ -133,8 +133,8 @@ fn fields_for(
         // The provider's words, when it has any; else what we had.
         description: entry
             .description
-            .as_ref()
-            .map(|d| d.chars().take(MAX_DESCRIPTION_CHARS).collect())
+            .as_deref()
+            .and_then(clean_description)
             .or_else(|| existing.and_then(|s| s.description.clone())),
     })
 }

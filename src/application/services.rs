@@ -24,7 +24,9 @@ pub fn priced_below_a_micro_unit(conn: &mut DbConnection) -> Result<Vec<Service>
         };
         after = Some(last.id.0);
         found.extend(page.into_iter().filter(|s| {
-            s.status == ServiceStatus::Active && check_min_charge(s.rate, s.min_quantity).is_err()
+            s.status == ServiceStatus::Active
+                && !s.kind.is_flat()
+                && check_min_charge(s.rate, s.min_quantity).is_err()
         }));
     }
 }

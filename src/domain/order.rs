@@ -116,6 +116,16 @@ impl Order {
         let units = self.units();
         match self.status {
             OrderStatus::Pending => units,
+            // A flat order's Partial is decided by an operator: nothing is undelivered as a
+            // client panel counts it until the whole charge came back (a part approved
+            // cannot be said in units of one package).
+            OrderStatus::Partial if self.kind.is_flat() => {
+                if self.refunded >= self.charge {
+                    units
+                } else {
+                    0
+                }
+            }
             _ => self.remains_known().unwrap_or(units).clamp(0, units.max(0)),
         }
     }

@@ -218,6 +218,38 @@ pub fn check_quantity_window(min: i64, max: i64) -> Result<(), (&'static str, St
 /// The most characters of a service's description.
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 
+/// A service's description: trimmed, 1 to [`MAX_DESCRIPTION_CHARS`] characters, on several
+/// lines if need be (line breaks and tabs are its only control characters).
+pub fn parse_description(raw: &str) -> Result<String, String> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(format!(
+            "must be at most {MAX_DESCRIPTION_CHARS} characters"
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err("must not contain control characters other than line breaks and tabs".into());
+    }
+    Ok(text.to_string())
+}
+
+/// A provider's description made one of ours: other control characters dropped, cut to
+/// [`MAX_DESCRIPTION_CHARS`]; `None` when nothing is left.
+pub fn clean_description(raw: &str) -> Option<String> {
+    let kept: String = raw
+        .chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+        .collect();
+    let cut: String = kept.trim().chars().take(MAX_DESCRIPTION_CHARS).collect();
+    parse_description(&cut).ok()
+}
+
 /// Checks what a type allows of a service: drip-feed only on the types that take it, and
 /// a flat-price type sells one package, so its window is exactly 1.
 pub fn check_type_shape(

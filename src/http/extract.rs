@@ -43,7 +43,7 @@ pub struct OrderBody;
 
 impl BodySize for OrderBody {
     fn limit(config: &Config) -> usize {
-        config.max_order_body_bytes
+        config.max_order_body_bytes.max(config.max_body_bytes)
     }
 }
 
@@ -52,7 +52,7 @@ pub struct BatchBody;
 
 impl BodySize for BatchBody {
     fn limit(config: &Config) -> usize {
-        config.max_batch_body_bytes
+        config.max_batch_body_bytes.max(config.max_body_bytes)
     }
 }
 

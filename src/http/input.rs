@@ -198,14 +198,10 @@ pub struct Lines;
 
 impl utoipa::PartialSchema for Lines {
     fn schema() -> RefOr<Schema> {
-        use crate::domain::order_fields::{MAX_LIST_CHARS, MAX_LIST_ITEMS};
         utoipa::openapi::schema::ArrayBuilder::new()
-            .items(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .max_length(Some(MAX_LIST_CHARS)),
-            )
-            .max_items(Some(MAX_LIST_ITEMS))
+            // The bounds count lines after splitting and dropping blank ones, which a schema
+            // cannot say: they are in the description.
+            .items(ObjectBuilder::new().schema_type(Type::String))
             .description(Some(
                 "One item per line (an item holding line breaks is split on them; items are \
                  trimmed and blank ones dropped); at most 10000 lines and 60000 characters \

@@ -869,6 +869,20 @@ async fn operators_create_each_type_with_its_rules_and_drip_feed_stays_a_rest_wo
         (&json!("drip_feed"), &json!(true))
     );
 
+    // `dripfeed` sent alone keeps the type.
+    let off = app
+        .patch(
+            &format!("/v1/admin/services/{id}"),
+            &app.admin_token,
+            json!({"dripfeed": false}),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{}", off.text);
+    assert_eq!(
+        (&off.body["type"], &off.body["dripfeed"]),
+        (&json!("default"), &json!(false))
+    );
+
     // A flat order charges the price once, whatever the package holds.
     let reseller = app.funded_reseller("Flat", "20").await;
     let order = app
@@ -881,6 +895,49 @@ async fn operators_create_each_type_with_its_rules_and_drip_feed_stays_a_rest_wo
     assert_eq!(order.status, 201, "{}", order.text);
     assert_eq!(micros(&order.body["charge"]), 12_500_000);
     assert_eq!(app.balance_micros(&reseller.token).await, 7_500_000);
+    let order_id = order.body["id"].as_i64().unwrap();
+    let id_text = order_id.to_string();
+    let form = [
+        ("key", reseller.key.as_str()),
+        ("action", "status"),
+        ("order", id_text.as_str()),
+    ];
+
+    // Delivered in part: nothing automatic, a review opens; API v2 says nothing is
+    // undelivered yet, so a client panel refunds nothing either.
+    let partial = app
+        .outcome(order_id, json!({"status": "partial", "remains": 300}))
+        .await;
+    assert_eq!(partial.status, 200, "{}", partial.text);
+    assert_eq!(app.balance_micros(&reseller.token).await, 7_500_000);
+    let queue = app.get("/v1/admin/review-queue", &app.admin_token).await;
+    let review = queue.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["order_id"] == order_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", queue.text));
+    assert_eq!(micros(&review["amount"]), 12_500_000);
+    let v2 = app.api_v2(&form).await;
+    assert_eq!(
+        (&v2.body["status"], &v2.body["remains"]),
+        (&json!("Partial"), &json!("0"))
+    );
+
+    // Canceled after all: refunded whole, once, and the review closes by itself.
+    let canceled = app.outcome(order_id, json!({"status": "canceled"})).await;
+    assert_eq!(canceled.status, 200, "{}", canceled.text);
+    assert_eq!(app.balance_micros(&reseller.token).await, 20_000_000);
+    let closed = app
+        .get(&format!("/v1/refunds/{}", review["id"]), &reseller.token)
+        .await;
+    assert_eq!(closed.body["status"], "canceled", "{}", closed.text);
+    let v2 = app.api_v2(&form).await;
+    assert_eq!(
+        (&v2.body["status"], &v2.body["remains"]),
+        (&json!("Canceled"), &json!("1"))
+    );
     app.assert_books_balance();
 }
 

@@ -4,13 +4,18 @@
 -- Package becomes flat-priced: the rate is the price of one package and the window is
 -- exactly 1. An existing Package service keeps the price it charged for its `min`
 -- quantity: rate × min / 1000, rounded half-up to the micro-unit as every charge is.
+-- A provider-backed Package takes the provider's flat price plus its markup at the next
+-- catalog sync (the dialect prices packages flat; the old import read that price per 1000).
 -- Past orders keep their stored charges; those placed per unit before this change (Package
 -- orders included) keep the per-unit refund rule, so they are recorded as 'default'.
 ALTER TABLE services DROP CONSTRAINT services_kind_check;
 ALTER TABLE services ADD COLUMN dripfeed BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE services ADD COLUMN description TEXT;
 UPDATE services SET kind = 'default', dripfeed = TRUE WHERE kind = 'drip_feed';
-UPDATE services SET rate_micros = (rate_micros * min_quantity + 500) / 1000,
+-- Computed in NUMERIC (rate × min can pass BIGINT); past the largest amount any balance can
+-- hold (10^15 micro-units) it is capped.
+UPDATE services SET rate_micros = LEAST(div(rate_micros::numeric * min_quantity + 500, 1000),
+        1000000000000000)::bigint,
     min_quantity = 1, max_quantity = 1
 WHERE kind = 'package';
 ALTER TABLE services ADD CONSTRAINT services_kind_check CHECK (kind IN ('default', 'package',
@@ -24,4 +29,5 @@ ALTER TABLE services ADD CONSTRAINT services_kind_check CHECK (kind IN ('default
 ALTER TABLE orders ADD COLUMN service_type TEXT NOT NULL DEFAULT 'default';
 ALTER TABLE orders ADD COLUMN order_fields TEXT;
 UPDATE orders SET service_type = 'custom_comments'
-WHERE service_id IN (SELECT id FROM services WHERE kind = 'custom_comments');
+WHERE comments IS NOT NULL
+  AND service_id IN (SELECT id FROM services WHERE kind = 'custom_comments');

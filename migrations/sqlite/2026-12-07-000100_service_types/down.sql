@@ -1,5 +1,6 @@
 -- Back to four types: drip-feed as a type again; services of the new types, which the old
--- code cannot read, are disabled and recorded as 'default'. Package prices stay flat.
+-- code cannot read, are disabled and recorded as 'default'. Package rates go back to per 1000
+-- (× 1000: with min = max = 1 the old rule charges the same package price).
 ALTER TABLE orders DROP COLUMN order_fields;
 ALTER TABLE orders DROP COLUMN service_type;
 CREATE TABLE services_old (
@@ -24,7 +25,8 @@ INSERT INTO services_old
 SELECT id, name, category,
     CASE WHEN kind = 'default' AND dripfeed THEN 'drip_feed'
          WHEN kind IN ('default', 'custom_comments', 'package') THEN kind ELSE 'default' END,
-    rate_micros, min_quantity, max_quantity, refill, cancel,
+    CASE kind WHEN 'package' THEN rate_micros * 1000 ELSE rate_micros END,
+    min_quantity, max_quantity, refill, cancel,
     CASE WHEN kind IN ('default', 'custom_comments', 'package') THEN status ELSE 'disabled' END,
     created_at, updated_at, provider_id, provider_service_id, refill_days
 FROM services;

@@ -4,6 +4,8 @@
 -- Package becomes flat-priced: the rate is the price of one package and the window is
 -- exactly 1. An existing Package service keeps the price it charged for its `min`
 -- quantity: rate × min / 1000, rounded half-up to the micro-unit as every charge is.
+-- A provider-backed Package takes the provider's flat price plus its markup at the next
+-- catalog sync (the dialect prices packages flat; the old import read that price per 1000).
 -- Past orders keep their stored charges; those placed per unit before this change (Package
 -- orders included) keep the per-unit refund rule, so they are recorded as 'default'.
 --
@@ -40,7 +42,10 @@ INSERT INTO services_new (id, name, category, kind, rate_micros, min_quantity, m
     refill_days, dripfeed, description)
 SELECT id, name, category,
     CASE kind WHEN 'drip_feed' THEN 'default' ELSE kind END,
-    CASE kind WHEN 'package' THEN (rate_micros * min_quantity + 500) / 1000 ELSE rate_micros END,
+    CASE WHEN kind <> 'package' THEN rate_micros
+         -- Past the largest amount any balance can hold (10^15 micro-units): capped.
+         WHEN rate_micros > (1000000000000000 * 1000 - 500) / min_quantity THEN 1000000000000000
+         ELSE (rate_micros * min_quantity + 500) / 1000 END,
     CASE kind WHEN 'package' THEN 1 ELSE min_quantity END,
     CASE kind WHEN 'package' THEN 1 ELSE max_quantity END,
     refill, cancel, status, created_at, updated_at, provider_id, provider_service_id,
@@ -59,4 +64,5 @@ DROP TABLE services_sequence_kept;
 ALTER TABLE orders ADD COLUMN service_type TEXT NOT NULL DEFAULT 'default';
 ALTER TABLE orders ADD COLUMN order_fields TEXT;
 UPDATE orders SET service_type = 'custom_comments'
-WHERE service_id IN (SELECT id FROM services WHERE kind = 'custom_comments');
+WHERE comments IS NOT NULL
+  AND service_id IN (SELECT id FROM services WHERE kind = 'custom_comments');
