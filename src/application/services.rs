@@ -1,9 +1,11 @@
 //! The catalog: adding and changing services, and disabling one, which refunds every
 //! order still in flight.
 
+use crate::application::audit::{self, Target};
 use crate::application::refunds::{settle_within, SettleError, Trigger};
 use crate::db::services::ServiceFields;
 use crate::db::{self, orders, provider_orders, providers, services, DbConnection, WriteConn};
+use crate::domain::audit::{Actor, AuditAction, AuditChange, AuditTarget};
 use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderStatus};
@@ -31,10 +33,18 @@ pub fn priced_below_a_micro_unit(conn: &mut DbConnection) -> Result<Vec<Service>
 
 /// Adds a service; it may only point at a provider that exists, checked in the same
 /// transaction.
-pub fn create_service(conn: &mut DbConnection, fields: ServiceFields) -> Result<Service, ApiError> {
+pub fn create_service(
+    conn: &mut DbConnection,
+    by: &Actor,
+    fields: ServiceFields,
+) -> Result<Service, ApiError> {
     db::write_tx(conn, |conn| {
         check_provider(conn, &fields)?;
-        Ok(services::insert(conn, &fields)?)
+        let service = services::insert(conn, &fields)?;
+        let change = AuditChange::new(None, Some(audit::service(&service)));
+        let target = Target::new(AuditTarget::Service, service.id.get(), None);
+        audit::record(conn, by, AuditAction::ServiceCreate, target, &change)?;
+        Ok(service)
     })
 }
 
@@ -42,14 +52,21 @@ pub fn create_service(conn: &mut DbConnection, fields: ServiceFields) -> Result<
 /// checked new fields, so a concurrent change is never half overwritten.
 pub fn update_service(
     conn: &mut DbConnection,
+    by: &Actor,
     id: ServiceId,
     merge: impl Fn(Service) -> Result<ServiceFields, ApiError> + Sync,
 ) -> Result<Service, ApiError> {
     db::write_tx(conn, |conn| {
         let current = services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;
+        let before = audit::service(&current);
         let fields = merge(current)?;
         check_provider(conn, &fields)?;
-        services::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("service"))
+        let service =
+            services::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("service"))?;
+        let change = audit::changed(before, audit::service(&service));
+        let target = Target::new(AuditTarget::Service, id.get(), None);
+        audit::record(conn, by, AuditAction::ServiceUpdate, target, &change)?;
+        Ok(service)
     })
 }
 
@@ -83,12 +100,36 @@ const DISABLE_BATCH: i64 = 500;
 /// one short transaction per batch; safe to call again, a second call refunds nothing.
 pub fn disable_service(
     conn: &mut DbConnection,
+    by: Option<&Actor>,
     decided_by: Option<AccountId>,
     id: ServiceId,
 ) -> Result<Disabled, ApiError> {
     let service = db::write_tx(conn, |conn| {
-        services::set_status(conn, id, ServiceStatus::Disabled)?
-            .ok_or_else(|| ApiError::not_found("service"))
+        let before = services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;
+        // The dry run's numbers, read under the same rule before anything changes: what
+        // the operator was shown, and what the batches below are about to refund.
+        let preview = preview_within(conn, before.clone())?.map_err(|error| match error {
+            SettleError::NotFound => ApiError::not_found("service"),
+            other => other.into(),
+        })?;
+        let service = services::set_status(conn, id, ServiceStatus::Disabled)?
+            .ok_or_else(|| ApiError::not_found("service"))?;
+        if before.status != ServiceStatus::Disabled {
+            let mut change = audit::changed(audit::service(&before), audit::service(&service));
+            if let Some(serde_json::Value::Object(after)) = change.after.as_mut() {
+                after.insert(
+                    "dry_run".into(),
+                    serde_json::json!({
+                        "orders_in_flight": preview.orders_in_flight,
+                        "orders_refunded": preview.orders_refunded,
+                        "amount_refunded": crate::resources::Amount::of(preview.amount_refunded),
+                    }),
+                );
+            }
+            let target = Target::new(AuditTarget::Service, id.get(), None);
+            audit::record_if(conn, by, AuditAction::ServiceDisable, target, &change)?;
+        }
+        Ok::<_, ApiError>(service)
     })?;
     let mut disabled = Disabled {
         service,
@@ -199,6 +240,21 @@ pub fn preview_disable(conn: &mut DbConnection, id: ServiceId) -> Result<Disable
         let Some(service) = services::find(conn, id)? else {
             return Ok(Err(SettleError::NotFound));
         };
+        preview_within(conn, service)
+    })?;
+    preview.map_err(|error| match error {
+        SettleError::NotFound => ApiError::not_found("service"),
+        other => other.into(),
+    })
+}
+
+/// The body of [`preview_disable`], in the caller's snapshot or transaction.
+fn preview_within(
+    conn: &mut DbConnection,
+    service: Service,
+) -> diesel::QueryResult<Result<DisablePreview, SettleError>> {
+    let id = service.id;
+    {
         let mut preview = DisablePreview {
             service,
             orders_in_flight: 0,
@@ -229,9 +285,5 @@ pub fn preview_disable(conn: &mut DbConnection, id: ServiceId) -> Result<Disable
             }
             after = last.get();
         }
-    })?;
-    preview.map_err(|error| match error {
-        SettleError::NotFound => ApiError::not_found("service"),
-        other => other.into(),
-    })
+    }
 }
