@@ -290,6 +290,7 @@ pub async fn update_provider(
 ) -> Result<HttpResponse, ApiError> {
     let (id, by) = (ProviderId(id.into_inner()), admin.actor());
     let patch = body.value;
+    let sets_key = patch.key.is_some();
     // The address the provider will have, resolved before the transaction: the new URL,
     // or the current one when the opt-in is being turned off.
     let checked_url = match (&patch.url, patch.allow_private_network) {
@@ -332,7 +333,7 @@ pub async fn update_provider(
         .and_then(|fields| check_network(&fields, private, current.allow_private_network))
     };
     let provider = state
-        .db(move |conn| application::providers::update_provider(conn, &by, id, merge))
+        .db(move |conn| application::providers::update_provider(conn, &by, sets_key, id, merge))
         .await?;
     Ok(HttpResponse::Ok().json(ProviderResponse::from(provider)))
 }

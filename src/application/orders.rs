@@ -309,7 +309,7 @@ pub fn record_outcome(
         trigger.start_count = outcome.start_count;
         trigger.decided_by = Some(admin_id);
         trigger.note = outcome.note.clone();
-        let before = orders::find(conn, order_id)?.map(|o| audit::order(&o));
+        let before = orders::lock(conn, order_id, None)?.map(|o| audit::order(&o));
         let settled = refunds::settle_within(conn, order_id, trigger)?;
         let mut change = audit::changed(
             before.unwrap_or(serde_json::Value::Null),

@@ -27,24 +27,23 @@ pub fn create_provider(
 }
 
 /// Changes a provider in one transaction: `merge` turns the current provider into the
-/// checked new fields, so a concurrent change is never half overwritten.
+/// checked new fields, so a concurrent change is never half overwritten. `sets_key`: the
+/// change gives the provider's API key (named in the audit entry, never recorded).
 pub fn update_provider(
     conn: &mut DbConnection,
     by: &Actor,
+    sets_key: bool,
     id: ProviderId,
     merge: impl Fn(Provider) -> Result<ProviderFields, ApiError> + Sync,
 ) -> Result<Provider, ApiError> {
     db::write_tx(conn, |conn| {
         let current = providers::find(conn, id)?.ok_or_else(|| ApiError::not_found("provider"))?;
         let before = audit::provider(&current);
-        let old_key = current.api_key.clone();
         let fields = merge(current)?;
         let provider =
             providers::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("provider"))?;
         let mut change = audit::changed(before, audit::provider(&provider));
-        if secrecy::ExposeSecret::expose_secret(&old_key)
-            != secrecy::ExposeSecret::expose_secret(&provider.api_key)
-        {
+        if sets_key {
             change = change.with_secret("api_key");
         }
         let target = Target::new(AuditTarget::Provider, id.get(), None);

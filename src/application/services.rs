@@ -104,27 +104,28 @@ pub fn disable_service(
     decided_by: Option<AccountId>,
     id: ServiceId,
 ) -> Result<Disabled, ApiError> {
+    // The dry run's numbers, read in its own snapshot just before (not inside the write
+    // transaction, which stays short): what the batches below are about to refund. A
+    // refusal there is met again by the batches, as without it.
+    let preview = match by {
+        Some(_) => preview_disable(conn, id).ok(),
+        None => None,
+    };
     let service = db::write_tx(conn, |conn| {
         let before = services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;
-        // The dry run's numbers, read under the same rule before anything changes: what
-        // the operator was shown, and what the batches below are about to refund.
-        let preview = preview_within(conn, before.clone())?.map_err(|error| match error {
-            SettleError::NotFound => ApiError::not_found("service"),
-            other => other.into(),
-        })?;
         let service = services::set_status(conn, id, ServiceStatus::Disabled)?
             .ok_or_else(|| ApiError::not_found("service"))?;
         if before.status != ServiceStatus::Disabled {
             let mut change = audit::changed(audit::service(&before), audit::service(&service));
             if let Some(serde_json::Value::Object(after)) = change.after.as_mut() {
-                after.insert(
-                    "dry_run".into(),
+                let numbers = preview.as_ref().map(|preview| {
                     serde_json::json!({
                         "orders_in_flight": preview.orders_in_flight,
                         "orders_refunded": preview.orders_refunded,
                         "amount_refunded": crate::resources::Amount::of(preview.amount_refunded),
-                    }),
-                );
+                    })
+                });
+                after.insert("dry_run".into(), numbers.unwrap_or(serde_json::Value::Null));
             }
             let target = Target::new(AuditTarget::Service, id.get(), None);
             audit::record_if(conn, by, AuditAction::ServiceDisable, target, &change)?;
@@ -240,21 +241,6 @@ pub fn preview_disable(conn: &mut DbConnection, id: ServiceId) -> Result<Disable
         let Some(service) = services::find(conn, id)? else {
             return Ok(Err(SettleError::NotFound));
         };
-        preview_within(conn, service)
-    })?;
-    preview.map_err(|error| match error {
-        SettleError::NotFound => ApiError::not_found("service"),
-        other => other.into(),
-    })
-}
-
-/// The body of [`preview_disable`], in the caller's snapshot or transaction.
-fn preview_within(
-    conn: &mut DbConnection,
-    service: Service,
-) -> diesel::QueryResult<Result<DisablePreview, SettleError>> {
-    let id = service.id;
-    {
         let mut preview = DisablePreview {
             service,
             orders_in_flight: 0,
@@ -285,5 +271,9 @@ fn preview_within(
             }
             after = last.get();
         }
-    }
+    })?;
+    preview.map_err(|error| match error {
+        SettleError::NotFound => ApiError::not_found("service"),
+        other => other.into(),
+    })
 }
