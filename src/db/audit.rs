@@ -29,40 +29,6 @@ type Row = (
     String,
 );
 
-const COLUMNS: (
-    audit_entries::id,
-    audit_entries::created_at,
-    audit_entries::actor_kind,
-    audit_entries::actor_account_id,
-    audit_entries::actor_api_key_id,
-    audit_entries::actor_role,
-    audit_entries::action,
-    audit_entries::target_type,
-    audit_entries::target_id,
-    audit_entries::account_id,
-    audit_entries::client_addr,
-    audit_entries::request_id,
-    audit_entries::before_data,
-    audit_entries::after_data,
-    audit_entries::secret_fields,
-) = (
-    audit_entries::id,
-    audit_entries::created_at,
-    audit_entries::actor_kind,
-    audit_entries::actor_account_id,
-    audit_entries::actor_api_key_id,
-    audit_entries::actor_role,
-    audit_entries::action,
-    audit_entries::target_type,
-    audit_entries::target_id,
-    audit_entries::account_id,
-    audit_entries::client_addr,
-    audit_entries::request_id,
-    audit_entries::before_data,
-    audit_entries::after_data,
-    audit_entries::secret_fields,
-);
-
 fn bad(e: impl std::error::Error + Send + Sync + 'static) -> diesel::result::Error {
     diesel::result::Error::DeserializationError(Box::new(e))
 }
@@ -177,7 +143,9 @@ pub fn list(
     filter: &AuditFilter,
     limit: i64,
 ) -> QueryResult<Vec<AuditEntry>> {
-    let mut query = audit_entries::table.select(COLUMNS).into_boxed();
+    let mut query = audit_entries::table
+        .select(audit_entries::all_columns)
+        .into_boxed();
     match filter.actor {
         Some(ActorFilter::Cli) => {
             query = query.filter(audit_entries::actor_kind.eq(ActorKind::Cli.as_str()))
@@ -226,6 +194,9 @@ pub fn began_at(conn: &mut DbConnection) -> QueryResult<NaiveDateTime> {
         .first(conn)
 }
 
+/// An entry's id, action, target type and target id, as stored.
+pub type MoneyKey = (i64, String, String, Option<i64>);
+
 /// The entries of money-moving actions at or after `since`, as (action, target type,
 /// target id), for `verify` to match the ledger against; oldest first, after `after_id`.
 pub fn money_keys(
@@ -233,7 +204,7 @@ pub fn money_keys(
     actions: &[AuditAction],
     after_id: i64,
     limit: i64,
-) -> QueryResult<Vec<(i64, String, String, Option<i64>)>> {
+) -> QueryResult<Vec<MoneyKey>> {
     let actions: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
     audit_entries::table
         .filter(audit_entries::action.eq_any(actions))

@@ -69,7 +69,7 @@
     input("actor", "cli or account id"), select("action", ACTIONS), select("target_type", TARGETS),
     input("target_id", "target id"), input("account_id", "account id"),
     input("from", "from (2026-12-01 or RFC 3339)"), input("to", "to"), input("timezone", "UTC or +03:00"),
-    el("button", { type: "submit", id: "audit-apply" }, "Filter"),
+    el("button", { type: "submit", class: "btn", id: "audit-apply" }, "Filter"),
     el("button", { type: "button", class: "plain", id: "audit-csv", onclick: downloadCsv }, "Download CSV"));
   }
 
