@@ -157,11 +157,8 @@ pub async fn list_audit(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.0;
     let (filter, csv) = parse_query(&req, &query)?;
-    let limit = if csv {
-        CSV_ROWS
-    } else {
-        page_limit(query.limit)?
-    };
+    let page = page_limit(query.limit)?;
+    let limit = if csv { CSV_ROWS } else { page };
     let rows = state
         .db(move |conn| Ok(audit::list(conn, &filter, limit + 1)?))
         .await?;

@@ -17,7 +17,7 @@ use crate::domain::provider::Provider;
 use crate::domain::refund::Refund;
 use crate::domain::service::Service;
 use crate::resources::{
-    utc, AccountResponse, Amount, OrderResponse, RefundResponse, TopUpResponse,
+    utc, AccountResponse, Amount, OrderResponse, RefillResponse, RefundResponse, TopUpResponse,
 };
 
 /// The object an entry is about, and the account it concerns.
@@ -105,6 +105,10 @@ pub fn order(order: &Order) -> Value {
 
 pub fn refund(refund: &Refund) -> Value {
     to_value(RefundResponse::from(refund.clone()))
+}
+
+pub fn refill(refill: &crate::db::refills::Refill) -> Value {
+    to_value(RefillResponse::from(refill.clone()))
 }
 
 pub fn top_up(top_up: &TopUp) -> Value {

@@ -323,7 +323,7 @@ pub fn charge_back(
             events::account(conn, EventType::AccountSuspended, &account)?;
         }
         let change = AuditChange::new(
-            Some(audit_before.clone()),
+            Some(audit_before),
             Some(serde_json::json!({
                 "top_up": audit::top_up(&top_up),
                 "refund": audit::refund(&refund),

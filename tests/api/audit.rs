@@ -972,3 +972,58 @@ async fn the_retention_sweep_removes_only_entries_past_the_limit() {
     // The log now covers what it keeps: the books still balance with their entries.
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn an_operators_refill_decision_is_audited() {
+    let app = spawn_app().await;
+    let service = app
+        .create_service(
+            json!({"name": "Followers", "category": "C", "type": "default", "rate": "1",
+            "min": 10, "max": 10000, "refill": true}),
+        )
+        .await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let mut refills = Vec::new();
+    for _ in 0..2 {
+        let order = app.order_id(&reseller.token, service, 1000).await;
+        app.outcome(order, json!({"status": "completed", "remains": 0}))
+            .await;
+        let refill = app
+            .post(
+                &format!("/v1/orders/{order}/refills"),
+                &reseller.token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(refill.status, 201, "{}", refill.text);
+        refills.push(refill.body["id"].as_i64().unwrap());
+    }
+    assert!(
+        entries(&app, "target_type=refill").await.is_empty(),
+        "a reseller's request is not audited"
+    );
+    let path = |id: i64, decision: &str| format!("/v1/admin/refills/{id}/{decision}");
+    let done = app
+        .post(&path(refills[0], "complete"), &app.admin_token, json!({}))
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    app.post(&path(refills[0], "reject"), &app.admin_token, json!({}))
+        .await
+        .assert_problem(409, "refill_not_open");
+    let rejected = app
+        .post(
+            &path(refills[1], "reject"),
+            &app.admin_token,
+            json!({"reason": "within tolerance"}),
+        )
+        .await;
+    assert_eq!(rejected.status, 200, "{}", rejected.text);
+    let completed = the_entry(&app, "refill.complete", "refill", refills[0]).await;
+    assert_by_operator(&app, &completed);
+    assert_eq!(completed["before"]["status"], "pending");
+    assert_eq!(completed["after"]["status"], "completed");
+    assert_eq!(completed["account_id"], reseller.id);
+    let entry = the_entry(&app, "refill.reject", "refill", refills[1]).await;
+    assert_eq!(entry["after"]["reason"], "within tolerance");
+    assert_eq!(entries(&app, "target_type=refill").await.len(), 2);
+}

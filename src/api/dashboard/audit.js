@@ -13,11 +13,11 @@
     "api_key.create", "api_key.revoke", "top_up.create", "top_up.refund", "top_up.chargeback",
     "refund.gateway_succeed", "refund.gateway_fail", "refund.approve", "refund.reject",
     "service.create", "service.update", "service.disable", "provider.create", "provider.update", "provider.catalog_sync",
-    "order.outcome", "order.forwarding_attach", "order.forwarding_resend", "alert_rule.set",
+    "order.outcome", "order.forwarding_attach", "order.forwarding_resend", "refill.complete", "refill.reject", "alert_rule.set",
     "webhook_endpoint.create", "webhook_endpoint.update", "webhook_endpoint.delete", "webhook_endpoint.rotate_secret",
     "signing_key.rotate", "master_key.rotate",
   ];
-  const TARGETS = ["account", "api_key", "top_up", "refund", "service", "provider", "order", "webhook_endpoint", "signing_key", "master_key"];
+  const TARGETS = ["account", "api_key", "top_up", "refund", "service", "provider", "order", "refill", "webhook_endpoint", "signing_key", "master_key"];
 
   function query() {
     const q = new URLSearchParams();
