@@ -1027,3 +1027,98 @@ async fn an_operators_refill_decision_is_audited() {
     assert_eq!(entry["after"]["reason"], "within tolerance");
     assert_eq!(entries(&app, "target_type=refill").await.len(), 2);
 }
+
+/// Runs the binary on the app's database.
+fn cli(app: &TestApp, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_reseller-api"))
+        .args(args)
+        .env("DATABASE_URL", app.config.database_url.expose_secret())
+        .env("RESELLER_MASTER_KEY", crate::helpers::TEST_MASTER_KEY)
+        .env_remove("RESELLER_MASTER_KEY_FILE")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[actix_rt::test]
+async fn the_command_lines_writes_are_audited_as_cli() {
+    let app = spawn_app().await;
+    let created = cli(
+        &app,
+        &[
+            "accounts",
+            "create",
+            "--name",
+            "night-ops",
+            "--role",
+            "admin",
+        ],
+    );
+    let key = created.lines().last().unwrap().trim().to_string();
+    assert!(key.starts_with("rk_"), "{created}");
+    cli(&app, &["keys", "rotate"]);
+    let by_cli = entries(&app, "actor=cli").await;
+    let actions: Vec<&str> = by_cli
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    // Newest first: the rotation, then the new account and its key, then the test's own
+    // operator account (also made by the command line).
+    assert_eq!(
+        actions,
+        [
+            "signing_key.rotate",
+            "api_key.create",
+            "account.create",
+            "api_key.create",
+            "account.create"
+        ]
+    );
+    for entry in &by_cli {
+        assert_eq!(
+            entry["actor"],
+            json!({"kind": "cli", "account_id": null, "api_key_id": null, "role": null})
+        );
+        assert!(
+            entry["client_addr"].is_null() && entry["request_id"].is_null(),
+            "{entry}"
+        );
+    }
+    assert_eq!(by_cli[0]["secrets"], json!(["key"]));
+    assert_eq!(by_cli[2]["after"]["name"], "night-ops");
+    let all = app.get("/v1/admin/audit?limit=100", &app.admin_token).await;
+    assert!(!all.text.contains(&key), "the new key is never recorded");
+
+    // The master key's rotation, from the command line too.
+    let dir = tempfile::tempdir().unwrap();
+    let new_file = dir.path().join("new.key");
+    cli(
+        &app,
+        &[
+            "keys",
+            "rotate-master",
+            "--new-key-file",
+            new_file.to_str().unwrap(),
+        ],
+    );
+    let mut conn = app.pool.get().unwrap();
+    let filter = reseller_api::db::audit::AuditFilter {
+        action: Some(reseller_api::domain::audit::AuditAction::MasterKeyRotate),
+        ..Default::default()
+    };
+    let rotated = reseller_api::db::audit::list(&mut conn, &filter, 10).unwrap();
+    assert_eq!(rotated.len(), 1);
+    assert_eq!(rotated[0].actor, reseller_api::domain::audit::Actor::cli());
+    assert_eq!(rotated[0].secrets, ["master_key"]);
+    let after = rotated[0].after.as_ref().unwrap();
+    let new_key = std::fs::read_to_string(&new_file).unwrap();
+    assert!(!after.to_string().contains(new_key.trim()), "{after}");
+    assert!(after["resealed"].as_u64().unwrap() > 0, "{after}");
+}
