@@ -204,11 +204,14 @@ pub async fn list_audit(
 /// Reads the filters; every failing parameter is reported at once.
 fn parse_query(req: &HttpRequest, query: &ListAuditQuery) -> Result<(AuditFilter, bool), ApiError> {
     let mut errors = Vec::new();
-    let actor = match query.actor.as_deref().map(str::trim) {
+    // Exactly the spec's pattern: `cli`, or an id without sign, spaces or leading zeros.
+    let actor = match query.actor.as_deref() {
         None => None,
         Some("cli") => Some(ActorFilter::Cli),
         Some(raw) => match raw.parse::<i64>() {
-            Ok(id) if id > 0 && raw.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(id)
+                if id > 0 && !raw.starts_with('0') && raw.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 Some(ActorFilter::Account(AccountId(id)))
             }
             _ => {

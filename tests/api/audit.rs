@@ -795,6 +795,9 @@ async fn filters_and_pages_return_what_they_should() {
     for (query, param) in [
         ("actor=someone", "actor"),
         ("actor=0", "actor"),
+        ("actor=007", "actor"),
+        ("actor=%20cli", "actor"),
+        ("actor=%2B5", "actor"),
         ("timezone=Mars", "timezone"),
         ("from=yesterday", "from"),
         ("from=2026-12-02&to=2026-12-01", "to"),
