@@ -10,6 +10,7 @@ use crate::db::providers::{self, ProviderFields};
 use crate::domain::ids::{OrderId, ProviderId, ServiceId};
 use crate::domain::money::Percent;
 use crate::domain::provider::{ForwardingState, Provider};
+use crate::domain::service::ServiceType;
 use crate::domain::{parse_text, FieldError};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::auth::Admin;
@@ -459,8 +460,13 @@ pub struct SyncedServiceResponse {
     pub service_id: Option<ServiceId>,
     pub provider_service_id: String,
     pub name: String,
-    /// Our rate per 1000: the provider's plus the markup.
+    /// Our rate per 1000 (for a flat-price type, per package): the provider's plus the
+    /// markup.
     pub rate: Amount,
+    /// The service's type after the sync.
+    pub r#type: ServiceType,
+    /// The type before the sync, when the sync changes it; else null.
+    pub previous_type: Option<ServiceType>,
     /// The fields that change.
     pub changes: Vec<&'static str>,
 }
@@ -505,6 +511,8 @@ fn synced(s: application::catalog::SyncedService) -> SyncedServiceResponse {
         provider_service_id: s.provider_service_id,
         name: s.name,
         rate: Amount::of(s.rate),
+        r#type: s.kind,
+        previous_type: s.previous_kind,
         changes: s.changes,
     }
 }
