@@ -605,6 +605,15 @@ pub struct RetentionConfig {
         global = true
     )]
     pub event_retention_days: i64,
+    /// Days audit-log entries are kept; never fewer than 365, a year of "who did this".
+    #[arg(
+        long,
+        env = "RESELLER_API_AUDIT_RETENTION_DAYS",
+        default_value_t = 400,
+        value_parser = at_least(crate::domain::audit::MIN_RETENTION_DAYS),
+        global = true
+    )]
+    pub audit_retention_days: i64,
     /// Seconds between the worker's retention passes.
     #[arg(
         long,
@@ -1020,8 +1029,9 @@ mod tests {
             r.attempt_body_days,
             r.event_retention_days,
             r.retention_batch,
+            r.audit_retention_days,
         ];
-        assert_eq!(retention, [24, 30, 90, 500]);
+        assert_eq!(retention, [24, 30, 90, 500, 400]);
         assert_eq!(r.retention_interval_secs, 300);
         let h = &c.webhooks;
         assert_eq!([h.webhook_timeout_secs, h.webhook_interval_ms], [15, 500]);
@@ -1060,6 +1070,11 @@ mod tests {
                 "--event-retention-days",
                 "29",
                 "must be at least 30, not 29",
+            ),
+            (
+                "--audit-retention-days",
+                "364",
+                "must be at least 365, not 364",
             ),
             (
                 "--retention-interval-secs",

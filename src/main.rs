@@ -12,6 +12,7 @@ use reseller_api::cli::{
 use reseller_api::config::Config;
 use reseller_api::db;
 use reseller_api::domain::account::{parse_currency, Role};
+use reseller_api::domain::audit::Actor;
 use reseller_api::domain::parse_text;
 use reseller_api::http::auth::TokenKeys;
 use reseller_api::http::state::state;
@@ -178,7 +179,8 @@ fn create_account(config: &Config, name: &str, role: &str, currency: &str) -> Re
     let pool = open(config)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let (account, _key, plaintext) =
-        create_account_with_key(&mut conn, &name, role, &currency).map_err(|e| e.to_string())?;
+        create_account_with_key(&mut conn, &Actor::cli(), &name, role, &currency)
+            .map_err(|e| e.to_string())?;
     println!(
         "created {} account {} ({})",
         account.role, account.id, account.name
@@ -191,7 +193,7 @@ fn create_account(config: &Config, name: &str, role: &str, currency: &str) -> Re
 fn rotate_keys(config: &Config) -> Result<(), String> {
     let pool = open(config)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let kid = TokenKeys::rotate(&mut conn, config).map_err(|e| e.to_string())?;
+    let kid = TokenKeys::rotate(&mut conn, &Actor::cli(), config).map_err(|e| e.to_string())?;
     println!("now signing with key {kid}; older keys validate until their tokens expire");
     Ok(())
 }

@@ -62,7 +62,7 @@ pub struct CreatedAccountResponse {
 #[post("/v1/admin/accounts")]
 pub async fn create_account(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     body: ApiJson<CreateAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.value;
@@ -76,9 +76,9 @@ pub async fn create_account(
     let (Some(name), Some(currency), true) = (name, currency, errors.is_empty()) else {
         return Err(errors.into());
     };
-    let role = request.role;
+    let (role, by) = (request.role, admin.actor());
     let (account, key, plaintext) = state
-        .db(move |conn| Ok(create_account_with_key(conn, &name, role, &currency)?))
+        .db(move |conn| Ok(create_account_with_key(conn, &by, &name, role, &currency)?))
         .await?;
     // A new key is never answered from this process's memory of unknown keys.
     state.tokens.forget_misses();
@@ -91,11 +91,13 @@ pub async fn create_account(
 
 async fn set_status(
     state: web::Data<AppState>,
+    admin: Admin,
     id: AccountId,
     status: AccountStatus,
 ) -> Result<HttpResponse, ApiError> {
+    let by = admin.actor();
     let account = state
-        .db(move |conn| crate::application::accounts::set_status(conn, id, status))
+        .db(move |conn| crate::application::accounts::set_status(conn, &by, id, status))
         .await?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }
@@ -113,10 +115,16 @@ async fn set_status(
 #[post("/v1/admin/accounts/{id}/suspend")]
 pub async fn suspend_account(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    set_status(state, AccountId(id.into_inner()), AccountStatus::Suspended).await
+    set_status(
+        state,
+        admin,
+        AccountId(id.into_inner()),
+        AccountStatus::Suspended,
+    )
+    .await
 }
 
 /// Reactivate a suspended account.
@@ -132,8 +140,14 @@ pub async fn suspend_account(
 #[post("/v1/admin/accounts/{id}/reactivate")]
 pub async fn reactivate_account(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    set_status(state, AccountId(id.into_inner()), AccountStatus::Active).await
+    set_status(
+        state,
+        admin,
+        AccountId(id.into_inner()),
+        AccountStatus::Active,
+    )
+    .await
 }

@@ -126,7 +126,7 @@ fn parse_rate(field: &'static str, raw: Option<&str>, errors: &mut Vec<FieldErro
 #[put("/v1/admin/alert-rules/{scope}/{id}")]
 pub async fn set_alert_rule(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     path: web::Path<(AlertScope, i64)>,
     body: ApiJson<AlertRuleBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -151,8 +151,9 @@ pub async fn set_alert_rule(
     if !errors.is_empty() {
         return Err(errors.into());
     }
+    let by = admin.actor();
     state
-        .db(move |conn| application::alerts::set_rule(conn, scope, subject_id, rule))
+        .db(move |conn| application::alerts::set_rule(conn, &by, scope, subject_id, rule))
         .await?;
     Ok(HttpResponse::Ok().json(AlertRuleResponse {
         scope,

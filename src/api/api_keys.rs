@@ -70,11 +70,11 @@ pub struct CreatedApiKeyResponse {
 #[post("/v1/admin/accounts/{id}/api-keys")]
 pub async fn create_api_key(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<i64>,
     body: ApiJson<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let account_id = AccountId(id.into_inner());
+    let (account_id, by) = (AccountId(id.into_inner()), admin.actor());
     let requested = body.value.scopes;
     let (key, plaintext) = state
         .db(move |conn| {
@@ -102,7 +102,7 @@ pub async fn create_api_key(
                     unique
                 }
             };
-            Ok(issue_api_key(conn, account_id, &scopes)?)
+            Ok(issue_api_key(conn, &by, account_id, &scopes)?)
         })
         .await?;
     // A new key is never answered from this process's memory of unknown keys.
@@ -127,12 +127,12 @@ pub async fn create_api_key(
 #[delete("/v1/admin/api-keys/{id}")]
 pub async fn revoke_api_key(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = ApiKeyId(id.into_inner());
+    let (id, by) = (ApiKeyId(id.into_inner()), admin.actor());
     let key = state
-        .db(move |conn| revoke(conn, id)?.ok_or_else(|| ApiError::not_found("API key")))
+        .db(move |conn| revoke(conn, &by, id)?.ok_or_else(|| ApiError::not_found("API key")))
         .await?;
     Ok(HttpResponse::Ok().json(ApiKeyResponse::from(key)))
 }

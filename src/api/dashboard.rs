@@ -28,6 +28,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("reseller.js", JS, include_str!("dashboard/reseller.js")),
     ("webhooks.js", JS, include_str!("dashboard/webhooks.js")),
     ("reports.js", JS, include_str!("dashboard/reports.js")),
+    ("audit.js", JS, include_str!("dashboard/audit.js")),
 ];
 
 /// Scripts and styles come only from this server's own files (no inline script, so an

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod api_v2;
 pub mod api_v2_input;
+pub mod audit;
 pub mod cancels;
 pub mod dashboard;
 pub mod events;

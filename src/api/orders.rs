@@ -551,9 +551,9 @@ pub async fn record_outcome(
         runs_delivered: request.runs_delivered,
         note,
     };
-    let admin_id = admin.0.account_id;
+    let (admin_id, by) = (admin.0.account_id, admin.actor());
     let settled = state
-        .db(move |conn| application::orders::record_outcome(conn, admin_id, order_id, outcome))
+        .db(move |conn| application::orders::record_outcome(conn, &by, admin_id, order_id, outcome))
         .await?;
     Ok(HttpResponse::Ok().json(crate::api::refunds::SettlementResponse::from(settled)))
 }

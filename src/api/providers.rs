@@ -235,16 +235,16 @@ fn check_network(
 #[post("/v1/admin/providers")]
 pub async fn create_provider(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     body: ApiJson<CreateProviderRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = provider_fields(body.value)?;
+    let (fields, by) = (provider_fields(body.value)?, admin.actor());
     // Resolved before a database connection is taken.
     let private = crate::net::reaches_private_off_thread(fields.url.clone()).await;
     let mut fields = check_network(&fields, private, false)?;
     fields.allow_private_network.get_or_insert(false);
     let provider = state
-        .db(move |conn| application::providers::create_provider(conn, &fields))
+        .db(move |conn| application::providers::create_provider(conn, &by, &fields))
         .await?;
     Ok(HttpResponse::Created().json(ProviderResponse::from(provider)))
 }
@@ -285,12 +285,13 @@ pub async fn list_providers(
 #[patch("/v1/admin/providers/{id}")]
 pub async fn update_provider(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<i64>,
     body: ApiJson<UpdateProviderRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = ProviderId(id.into_inner());
+    let (id, by) = (ProviderId(id.into_inner()), admin.actor());
     let patch = body.value;
+    let sets_key = patch.key.is_some();
     // The address the provider will have, resolved before the transaction: the new URL,
     // or the current one when the opt-in is being turned off.
     let checked_url = match (&patch.url, patch.allow_private_network) {
@@ -333,7 +334,7 @@ pub async fn update_provider(
         .and_then(|fields| check_network(&fields, private, current.allow_private_network))
     };
     let provider = state
-        .db(move |conn| application::providers::update_provider(conn, id, merge))
+        .db(move |conn| application::providers::update_provider(conn, &by, sets_key, id, merge))
         .await?;
     Ok(HttpResponse::Ok().json(ProviderResponse::from(provider)))
 }
@@ -421,11 +422,11 @@ pub async fn find_forwarding(
 #[post("/v1/admin/orders/{id}/forwarding")]
 pub async fn reconcile_forwarding(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<i64>,
     body: ApiJson<ReconcileRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = OrderId(id.into_inner());
+    let (id, by) = (OrderId(id.into_inner()), admin.actor());
     let remote = match body
         .value
         .provider_order_id
@@ -437,7 +438,9 @@ pub async fn reconcile_forwarding(
         None => None,
     };
     let found = state
-        .db(move |conn| application::providers::reconcile_forwarding(conn, id, remote.as_deref()))
+        .db(move |conn| {
+            application::providers::reconcile_forwarding(conn, &by, id, remote.as_deref())
+        })
         .await?;
     state.wake.notify();
     Ok(HttpResponse::Ok().json(ForwardingResponse::from(found)))
@@ -539,7 +542,7 @@ pub async fn sync_provider_services(
 ) -> Result<HttpResponse, ApiError> {
     let id = ProviderId(id.into_inner());
     let dry_run = body.value.dry_run.unwrap_or(false);
-    let admin_id = admin.0.account_id;
+    let (admin_id, by) = (admin.0.account_id, admin.actor());
     let provider = state
         .db(move |conn| providers::find(conn, id)?.ok_or_else(|| ApiError::not_found("provider")))
         .await?;
@@ -558,7 +561,14 @@ pub async fn sync_provider_services(
     })?;
     let report = state
         .db(move |conn| {
-            application::catalog::sync_services(conn, Some(admin_id), id, &catalog, dry_run)
+            application::catalog::sync_services(
+                conn,
+                Some(&by),
+                Some(admin_id),
+                id,
+                &catalog,
+                dry_run,
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(SyncServicesResponse {

@@ -122,10 +122,10 @@ async fn decide(
         Some(text) => Some(parse_text(&text, 2000).map_err(|m| ApiError::invalid("reason", m))?),
         None => None,
     };
-    let admin_id = admin.0.account_id;
+    let (admin_id, by) = (admin.0.account_id, admin.actor());
     let refill = state
         .db(move |conn| {
-            application::refills::decide_refill(conn, admin_id, id, status, reason.clone())
+            application::refills::decide_refill(conn, &by, admin_id, id, status, reason.clone())
         })
         .await?;
     Ok(HttpResponse::Ok().json(RefillResponse::from(refill)))

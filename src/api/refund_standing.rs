@@ -149,7 +149,7 @@ pub struct AllowlistRequest {
 #[post("/v1/admin/accounts/{id}/refund-allowlist")]
 pub async fn create_refund_allowlist(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<i64>,
     body: ApiJson<AllowlistRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -158,7 +158,7 @@ pub async fn create_refund_allowlist(
     if until <= db::now() {
         return Err(ApiError::invalid("until", "must be in the future"));
     }
-    set_allowlist(&state, id, Some(until)).await
+    set_allowlist(&state, &admin, id, Some(until)).await
 }
 
 /// End an account's allow-listing now.
@@ -174,19 +174,21 @@ pub async fn create_refund_allowlist(
 #[delete("/v1/admin/accounts/{id}/refund-allowlist")]
 pub async fn delete_refund_allowlist(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    set_allowlist(&state, AccountId(id.into_inner()), None).await
+    set_allowlist(&state, &admin, AccountId(id.into_inner()), None).await
 }
 
 async fn set_allowlist(
     state: &web::Data<AppState>,
+    admin: &Admin,
     id: AccountId,
     until: Option<chrono::NaiveDateTime>,
 ) -> Result<HttpResponse, ApiError> {
+    let by = admin.actor();
     state
-        .db(move |conn| application::accounts::set_refund_allowlist(conn, id, until))
+        .db(move |conn| application::accounts::set_refund_allowlist(conn, &by, id, until))
         .await?;
     Ok(HttpResponse::Ok().json(standing_response(state, id).await?))
 }

@@ -308,9 +308,11 @@ pub async fn approve_refund(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let admin_id = admin.0.account_id;
+    let (admin_id, by) = (admin.0.account_id, admin.actor());
     let settled = state
-        .db(move |conn| application::disputes::approve_dispute(conn, admin_id, id, amount, reason))
+        .db(move |conn| {
+            application::disputes::approve_dispute(conn, &by, admin_id, id, amount, reason)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(SettlementResponse::from(settled)))
 }
@@ -345,9 +347,9 @@ pub async fn reject_refund(
     let id = RefundId(id.into_inner());
     let reason =
         parse_text(&body.value.reason, 2000).map_err(|m| ApiError::invalid("reason", m))?;
-    let admin_id = admin.0.account_id;
+    let (admin_id, by) = (admin.0.account_id, admin.actor());
     let refund = state
-        .db(move |conn| application::disputes::reject_dispute(conn, admin_id, id, &reason))
+        .db(move |conn| application::disputes::reject_dispute(conn, &by, admin_id, id, &reason))
         .await?;
     Ok(HttpResponse::Ok().json(RefundResponse::from(refund)))
 }

@@ -446,14 +446,20 @@ fn rfc3339(at: Option<DateTime<Utc>>) -> String {
         .unwrap_or_default()
 }
 
+/// The CSV writer of every export: RFC 4180, CRLF line ends, fields quoted when they hold
+/// a comma, quote, CR or LF, quotes doubled. Each cell goes through `spreadsheet_safe`.
+pub fn csv_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_writer(Vec::new())
+}
+
 /// RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote, CR or LF, quotes
 /// doubled; every cell guarded against spreadsheet formula injection; times in UTC.
 fn to_csv(report: &RefundReportResponse) -> Result<Vec<u8>, csv::Error> {
     let reasons: BTreeSet<&String> = report.totals.by_reason.keys().collect();
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .quote_style(csv::QuoteStyle::Necessary)
-        .from_writer(Vec::new());
+    let mut writer = csv_writer();
     let mut header: Vec<String> = CSV_COLUMNS.iter().map(|c| c.to_string()).collect();
     for reason in &reasons {
         header.push(format!("{reason}_count"));

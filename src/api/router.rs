@@ -129,6 +129,7 @@ api_routes![
     webhooks::list_event_deliveries,
     alerts::list_alerts,
     alerts::set_alert_rule,
+    audit::list_audit,
 ];
 
 /// The OpenAPI document served at `/openapi.json` and committed as `openapi/openapi.json`.

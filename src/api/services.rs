@@ -494,12 +494,12 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
 #[post("/v1/admin/services")]
 pub async fn create_service(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     body: ApiJson<CreateServiceRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = service_fields(body.value)?;
+    let (fields, by) = (service_fields(body.value)?, admin.actor());
     let service = state
-        .db(move |conn| application::services::create_service(conn, fields))
+        .db(move |conn| application::services::create_service(conn, &by, fields))
         .await?;
     Ok(HttpResponse::Created().json(AdminServiceResponse::from(service)))
 }
@@ -518,11 +518,11 @@ pub async fn create_service(
 #[patch("/v1/admin/services/{id}")]
 pub async fn update_service(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<i64>,
     body: ApiJson<UpdateServiceRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = ServiceId(id.into_inner());
+    let (id, by) = (ServiceId(id.into_inner()), admin.actor());
     let patch = body.value;
     // Called once per attempt of the transaction, which may run again on a conflict.
     let merge = move |current: Service| {
@@ -554,7 +554,7 @@ pub async fn update_service(
         })
     };
     let service = state
-        .db(move |conn| application::services::update_service(conn, id, merge))
+        .db(move |conn| application::services::update_service(conn, &by, id, merge))
         .await?;
     Ok(HttpResponse::Ok().json(AdminServiceResponse::from(service)))
 }
@@ -603,7 +603,7 @@ pub async fn disable_service(
     query: ApiQuery<DisableServiceQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ServiceId(id.into_inner());
-    let admin_id = admin.0.account_id;
+    let (admin_id, by) = (admin.0.account_id, admin.actor());
     let response = if query.0.dry_run == Some(true) {
         let preview = state
             .db(move |conn| application::services::preview_disable(conn, id))
@@ -617,7 +617,9 @@ pub async fn disable_service(
         }
     } else {
         let disabled = state
-            .db(move |conn| application::services::disable_service(conn, Some(admin_id), id))
+            .db(move |conn| {
+                application::services::disable_service(conn, Some(&by), Some(admin_id), id)
+            })
             .await?;
         DisableServiceResponse {
             service: disabled.service.into(),

@@ -42,7 +42,7 @@ pub struct CreateTopUpRequest {
 #[post("/v1/admin/accounts/{id}/top-ups")]
 pub async fn create_top_up(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<i64>,
     body: ApiJson<CreateTopUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -61,9 +61,17 @@ pub async fn create_top_up(
     else {
         return Err(errors.into());
     };
+    let by = admin.actor();
     let top_up = state
         .db(move |conn| {
-            application::top_ups::record_top_up(conn, account_id, amount, &gateway, &gateway_ref)
+            application::top_ups::record_top_up(
+                conn,
+                &by,
+                account_id,
+                amount,
+                &gateway,
+                &gateway_ref,
+            )
         })
         .await?;
     Ok(HttpResponse::Created().json(TopUpResponse::from(top_up)))
@@ -124,9 +132,11 @@ pub async fn refund_top_up(
         reason,
         note,
     };
-    let admin_id = admin.0.account_id;
+    let (admin_id, by) = (admin.0.account_id, admin.actor());
     let refund = state
-        .db(move |conn| application::top_ups::refund_top_up(conn, admin_id, top_up_id, request))
+        .db(move |conn| {
+            application::top_ups::refund_top_up(conn, &by, admin_id, top_up_id, request)
+        })
         .await?;
     Ok(HttpResponse::Created().json(RefundResponse::from(refund)))
 }
@@ -134,12 +144,15 @@ pub async fn refund_top_up(
 /// The gateway's answer for a pending payment-method refund.
 async fn finish_payment_refund(
     state: web::Data<AppState>,
-    admin_id: AccountId,
+    admin: Admin,
     id: RefundId,
     answer: GatewayAnswer,
 ) -> Result<HttpResponse, ApiError> {
+    let (admin_id, by) = (admin.0.account_id, admin.actor());
     let refund = state
-        .db(move |conn| application::top_ups::finish_payment_refund(conn, admin_id, id, answer))
+        .db(move |conn| {
+            application::top_ups::finish_payment_refund(conn, &by, admin_id, id, answer)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(RefundResponse::from(refund)))
 }
@@ -163,7 +176,7 @@ pub async fn succeed_refund(
 ) -> Result<HttpResponse, ApiError> {
     finish_payment_refund(
         state,
-        admin.0.account_id,
+        admin,
         RefundId(id.into_inner()),
         GatewayAnswer::Succeeded,
     )
@@ -189,7 +202,7 @@ pub async fn fail_refund(
 ) -> Result<HttpResponse, ApiError> {
     finish_payment_refund(
         state,
-        admin.0.account_id,
+        admin,
         RefundId(id.into_inner()),
         GatewayAnswer::Failed,
     )
@@ -233,9 +246,11 @@ pub async fn chargeback_top_up(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let admin_id = admin.0.account_id;
+    let (admin_id, by) = (admin.0.account_id, admin.actor());
     let charged = state
-        .db(move |conn| application::top_ups::charge_back(conn, admin_id, top_up_id, amount, note))
+        .db(move |conn| {
+            application::top_ups::charge_back(conn, &by, admin_id, top_up_id, amount, note)
+        })
         .await?;
     Ok(HttpResponse::Created().json(ChargebackResponse {
         refund: charged.refund.into(),

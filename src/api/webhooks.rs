@@ -159,9 +159,17 @@ pub async fn create_endpoint(
         description,
     };
     let per_account = state.config.webhooks.webhook_endpoints_per_account;
+    let by = caller.operator_actor();
     let endpoint = state
         .db(move |conn| {
-            app::create_endpoint(conn, caller.account_id, caller.role, request, per_account)
+            app::create_endpoint(
+                conn,
+                by.as_ref(),
+                caller.account_id,
+                caller.role,
+                request,
+                per_account,
+            )
         })
         .await?;
     Ok(HttpResponse::Created().json(EndpointWithSecretResponse::from(endpoint)))
@@ -286,10 +294,12 @@ pub async fn update_endpoint(
         description: request.description.map(|_| description),
         status: request.status,
     };
+    let by = caller.operator_actor();
     let endpoint = state
         .db(move |conn| {
             app::update_endpoint(
                 conn,
+                by.as_ref(),
                 caller.account_id,
                 caller.role,
                 id,
@@ -319,8 +329,9 @@ pub async fn delete_endpoint(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let id = EndpointId(id.into_inner());
+    let by = caller.operator_actor();
     let endpoint = state
-        .db(move |conn| app::delete_endpoint(conn, caller.account_id, id))
+        .db(move |conn| app::delete_endpoint(conn, by.as_ref(), caller.account_id, id))
         .await?;
     Ok(HttpResponse::Ok().json(EndpointResponse::from(endpoint)))
 }
@@ -345,8 +356,9 @@ pub async fn rotate_endpoint_secret(
     caller.require(Scope::Webhooks)?;
     let id = EndpointId(id.into_inner());
     let grace = chrono::Duration::hours(state.config.webhooks.webhook_rotation_grace_hours);
+    let by = caller.operator_actor();
     let endpoint = state
-        .db(move |conn| app::rotate_secret(conn, caller.account_id, id, grace))
+        .db(move |conn| app::rotate_secret(conn, by.as_ref(), caller.account_id, id, grace))
         .await?;
     Ok(HttpResponse::Ok().json(EndpointWithSecretResponse::from(endpoint)))
 }

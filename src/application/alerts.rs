@@ -197,6 +197,7 @@ pub fn evaluate(
 /// all `None` removes the rule).
 pub fn set_rule(
     conn: &mut DbConnection,
+    by: &crate::domain::audit::Actor,
     scope: AlertScope,
     subject_id: i64,
     rule: Rule,
@@ -217,7 +218,27 @@ pub fn set_rule(
         if !exists {
             return Err(crate::error::ApiError::not_found(scope.as_str()));
         }
+        let before = store::rules(conn)?
+            .into_iter()
+            .find(|(s, id, _)| s == scope.as_str() && *id == subject_id)
+            .map(|(_, _, rule)| rule)
+            .unwrap_or_default();
         store::set_rule(conn, scope, subject_id, rule)?;
+        use crate::domain::audit::{AuditAction, AuditTarget};
+        let fields = |rule: Rule| {
+            serde_json::json!({
+                "warning_rate_ppm": rule.warning_ppm,
+                "critical_rate_ppm": rule.critical_ppm,
+                "min_orders": rule.min_orders,
+            })
+        };
+        let change = super::audit::changed(fields(before), fields(rule));
+        let kind = match scope {
+            AlertScope::Service => AuditTarget::Service,
+            AlertScope::Provider => AuditTarget::Provider,
+        };
+        let target = super::audit::Target::new(kind, subject_id, None);
+        super::audit::record(conn, by, AuditAction::AlertRuleSet, target, &change)?;
         Ok(())
     })
 }

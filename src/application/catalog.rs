@@ -5,9 +5,11 @@
 //! re-prices an order: every order keeps the charge it was placed at, and refunds come
 //! from that stored charge.
 
+use super::audit::{self, Target};
 use super::services::disable_service;
 use crate::db::services::{self as service_rows, ServiceFields};
 use crate::db::{self, providers, DbConnection};
+use crate::domain::audit::{Actor, AuditAction, AuditChange, AuditTarget};
 use crate::domain::ids::{AccountId, ProviderId, ServiceId};
 use crate::domain::money::{Money, Percent};
 use crate::domain::service::{
@@ -144,6 +146,7 @@ fn fields_for(
 /// disabled service then goes through `disable_service` (its refunds in batches).
 pub fn sync_services(
     conn: &mut DbConnection,
+    by: Option<&Actor>,
     decided_by: Option<AccountId>,
     provider_id: ProviderId,
     catalog: &[CatalogEntry],
@@ -260,12 +263,31 @@ pub fn sync_services(
                 changes: vec!["status"],
             });
         }
+        if !dry_run {
+            let ids = |list: &[SyncedService]| -> Vec<Option<i64>> {
+                list.iter()
+                    .map(|s| s.service_id.map(|id| id.get()))
+                    .collect()
+            };
+            let change = AuditChange::new(
+                None,
+                Some(serde_json::json!({
+                    "created": ids(&report.created),
+                    "updated": ids(&report.updated),
+                    "disabled": ids(&report.disabled),
+                    "unchanged": report.unchanged,
+                    "skipped": report.skipped.len(),
+                })),
+            );
+            let target = Target::new(AuditTarget::Provider, provider_id.get(), None);
+            audit::record_if(conn, by, AuditAction::ProviderCatalogSync, target, &change)?;
+        }
         Ok::<_, ApiError>(report)
     })?;
     if !dry_run {
         for gone in &report.disabled {
             if let Some(id) = gone.service_id {
-                disable_service(conn, decided_by, id)?;
+                disable_service(conn, by, decided_by, id)?;
             }
         }
     }

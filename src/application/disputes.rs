@@ -1,6 +1,7 @@
 //! Disputes: a reseller's refund request, the refund-abuse policy's verdict on it, and an
 //! operator's approval or rejection.
 
+use super::audit::{self, Target};
 use super::events;
 use super::idempotency::{
     self, release_on_error, Answer, Claimed, IdempotencyError, IdempotencyKey, Replay,
@@ -8,6 +9,7 @@ use super::idempotency::{
 use super::refunds::{settle_within, Settled, Trigger};
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, orders, policy, DbConnection};
+use crate::domain::audit::{Actor, AuditAction, AuditTarget};
 use crate::domain::event::EventType;
 use crate::domain::ids::{AccountId, OrderId, RefundId};
 use crate::domain::money::Money;
@@ -221,6 +223,7 @@ fn already_decided(refund: &Refund) -> ApiError {
 /// still refundable.
 pub fn approve_dispute(
     conn: &mut DbConnection,
+    by: &Actor,
     admin_id: AccountId,
     refund_id: RefundId,
     amount: Option<Money>,
@@ -248,7 +251,22 @@ pub fn approve_dispute(
         trigger.dispute_id = Some(refund.id);
         trigger.decided_by = Some(admin_id);
         trigger.note = reason.clone();
-        Ok(settle_within(conn, order_id, trigger)?)
+        let before = audit::refund(&refund);
+        let settled = settle_within(conn, order_id, trigger)?;
+        let after = refunds::find(conn, refund.id, None)?;
+        let change = audit::changed(
+            before,
+            after
+                .as_ref()
+                .map_or(serde_json::Value::Null, audit::refund),
+        );
+        let target = Target::new(
+            AuditTarget::Refund,
+            refund.id.get(),
+            Some(refund.account_id),
+        );
+        audit::record(conn, by, AuditAction::RefundApprove, target, &change)?;
+        Ok(settled)
     })
 }
 
@@ -256,6 +274,7 @@ pub fn approve_dispute(
 /// approval so the two can never both win. No money moves.
 pub fn reject_dispute(
     conn: &mut DbConnection,
+    by: &Actor,
     admin_id: AccountId,
     refund_id: RefundId,
     reason: &str,
@@ -285,6 +304,13 @@ pub fn reject_dispute(
             order.as_ref(),
             None,
         )?;
+        let change = audit::changed(audit::refund(&refund), audit::refund(&rejected));
+        let target = Target::new(
+            AuditTarget::Refund,
+            refund.id.get(),
+            Some(refund.account_id),
+        );
+        audit::record(conn, by, AuditAction::RefundReject, target, &change)?;
         Ok(rejected)
     })
 }

@@ -146,7 +146,21 @@ pub fn rotate_master(
         ));
     }
     let count = db::write_tx(conn, |conn| {
-        db::sealed::seal_all(conn, Some(old.as_ref()), &new)
+        let count = db::sealed::seal_all(conn, Some(old.as_ref()), &new)?;
+        // Key ids name keys without revealing them; the keys themselves are never recorded.
+        let change = crate::domain::audit::AuditChange::new(
+            Some(serde_json::json!({"key_id": old.id()})),
+            Some(serde_json::json!({"key_id": new.id(), "resealed": count})),
+        )
+        .with_secret("master_key");
+        super::audit::record(
+            conn,
+            &crate::domain::audit::Actor::cli(),
+            crate::domain::audit::AuditAction::MasterKeyRotate,
+            super::audit::Target::only(crate::domain::audit::AuditTarget::MasterKey),
+            &change,
+        )?;
+        Ok::<_, diesel::result::Error>(count)
     })
     .map_err(|e| format!("re-sealing the secrets: {e}"))?;
     let id = new.id().to_string();

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod audit;
 pub mod cancels;
 pub mod catalog;
 pub mod disputes;

@@ -1,5 +1,6 @@
 //! Placing and cancelling orders, and recording their delivery outcomes.
 
+use super::audit::{self, Target};
 use super::cancels::CancelError;
 use super::idempotency::{
     self, Answer, Claimed, Dialect, IdempotencyError, IdempotencyKey, Replay,
@@ -7,6 +8,7 @@ use super::idempotency::{
 use super::refunds::{self, Settled, Trigger};
 use crate::db::{self, accounts, ledger, orders, provider_orders, services, DbConnection};
 use crate::domain::account::AccountStatus;
+use crate::domain::audit::{Actor, AuditAction, AuditTarget};
 use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::{Money, SignedMoney};
@@ -280,6 +282,7 @@ pub struct Outcome {
 /// drip-feed order it converts `runs_delivered` for.
 pub fn record_outcome(
     conn: &mut DbConnection,
+    by: &Actor,
     admin_id: AccountId,
     order_id: OrderId,
     outcome: Outcome,
@@ -306,6 +309,23 @@ pub fn record_outcome(
         trigger.start_count = outcome.start_count;
         trigger.decided_by = Some(admin_id);
         trigger.note = outcome.note.clone();
-        Ok(refunds::settle_within(conn, order_id, trigger)?)
+        let before = orders::lock(conn, order_id, None)?.map(|o| audit::order(&o));
+        let settled = refunds::settle_within(conn, order_id, trigger)?;
+        let mut change = audit::changed(
+            before.unwrap_or(serde_json::Value::Null),
+            audit::order(&settled.order),
+        );
+        if let (Some(refund), Some(serde_json::Value::Object(after))) =
+            (&settled.refund, change.after.as_mut())
+        {
+            after.insert("refund".into(), audit::refund(refund));
+        }
+        let target = Target::new(
+            AuditTarget::Order,
+            order_id.get(),
+            Some(settled.order.account_id),
+        );
+        audit::record(conn, by, AuditAction::OrderOutcome, target, &change)?;
+        Ok(settled)
     })
 }

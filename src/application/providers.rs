@@ -1,9 +1,11 @@
 //! Upstream providers: changing their settings, and reconciling an order whose send got
 //! no certain answer.
 
+use super::audit::{self, Target};
 use crate::db::provider_orders::{self, ProviderOrder};
 use crate::db::providers::{self, ProviderFields};
 use crate::db::{self, orders, DbConnection};
+use crate::domain::audit::{Actor, AuditAction, AuditChange, AuditTarget};
 use crate::domain::ids::{OrderId, ProviderId};
 use crate::domain::provider::Provider;
 use crate::error::{ApiError, ErrorCode};
@@ -11,22 +13,42 @@ use crate::error::{ApiError, ErrorCode};
 /// Registers a provider.
 pub fn create_provider(
     conn: &mut DbConnection,
+    by: &Actor,
     fields: &ProviderFields,
 ) -> Result<Provider, ApiError> {
-    db::write_tx(conn, |conn| Ok(providers::insert(conn, fields)?))
+    db::write_tx(conn, |conn| {
+        let provider = providers::insert(conn, fields)?;
+        let change =
+            AuditChange::new(None, Some(audit::provider(&provider))).with_secret("api_key");
+        let target = Target::new(AuditTarget::Provider, provider.id.get(), None);
+        audit::record(conn, by, AuditAction::ProviderCreate, target, &change)?;
+        Ok(provider)
+    })
 }
 
 /// Changes a provider in one transaction: `merge` turns the current provider into the
-/// checked new fields, so a concurrent change is never half overwritten.
+/// checked new fields, so a concurrent change is never half overwritten. `sets_key`: the
+/// change gives the provider's API key (named in the audit entry, never recorded).
 pub fn update_provider(
     conn: &mut DbConnection,
+    by: &Actor,
+    sets_key: bool,
     id: ProviderId,
     merge: impl Fn(Provider) -> Result<ProviderFields, ApiError> + Sync,
 ) -> Result<Provider, ApiError> {
     db::write_tx(conn, |conn| {
         let current = providers::find(conn, id)?.ok_or_else(|| ApiError::not_found("provider"))?;
+        let before = audit::provider(&current);
         let fields = merge(current)?;
-        providers::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("provider"))
+        let provider =
+            providers::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("provider"))?;
+        let mut change = audit::changed(before, audit::provider(&provider));
+        if sets_key {
+            change = change.with_secret("api_key");
+        }
+        let target = Target::new(AuditTarget::Provider, id.get(), None);
+        audit::record(conn, by, AuditAction::ProviderUpdate, target, &change)?;
+        Ok(provider)
     })
 }
 
@@ -34,13 +56,14 @@ pub fn update_provider(
 /// order's own outcome: attaches the provider's order id, or (`None`) queues a new send.
 pub fn reconcile_forwarding(
     conn: &mut DbConnection,
+    by: &Actor,
     order_id: OrderId,
     provider_order_id: Option<&str>,
 ) -> Result<ProviderOrder, ApiError> {
     db::write_tx(conn, |conn| {
         let order =
             orders::lock(conn, order_id, None)?.ok_or_else(|| ApiError::not_found("order"))?;
-        provider_orders::find(conn, order_id)?
+        let before = provider_orders::find(conn, order_id)?
             .ok_or_else(|| ApiError::not_found("provider-backed order"))?;
         if order.status.is_terminal() {
             return Err(ApiError::Refused {
@@ -54,8 +77,24 @@ pub fn reconcile_forwarding(
                 detail: "only an order whose send is ambiguous or failed can be reconciled".into(),
             });
         }
-        provider_orders::find(conn, order_id)?
-            .ok_or_else(|| ApiError::not_found("provider-backed order"))
+        let after = provider_orders::find(conn, order_id)?
+            .ok_or_else(|| ApiError::not_found("provider-backed order"))?;
+        let action = match provider_order_id {
+            Some(_) => AuditAction::ForwardingAttach,
+            None => AuditAction::ForwardingResend,
+        };
+        let change = audit::changed(forwarding(&before), forwarding(&after));
+        let target = Target::new(AuditTarget::Order, order_id.get(), Some(order.account_id));
+        audit::record(conn, by, action, target, &change)?;
+        Ok(after)
+    })
+}
+
+/// The fields of an order's forwarding an operator's reconciliation changes.
+fn forwarding(row: &ProviderOrder) -> serde_json::Value {
+    serde_json::json!({
+        "state": row.state,
+        "provider_order_id": row.provider_order_id,
     })
 }
 

@@ -55,6 +55,7 @@ pub fn request_refill(
 /// An operator completes or rejects a refill no provider works (`note` says why).
 pub fn decide_refill(
     conn: &mut DbConnection,
+    by: &crate::domain::audit::Actor,
     admin_id: AccountId,
     refill_id: RefillId,
     status: RefillStatus,
@@ -78,6 +79,21 @@ pub fn decide_refill(
         let decided =
             refills::find(conn, refill_id)?.ok_or_else(|| ApiError::not_found("refill"))?;
         super::events::refill_status_changed(conn, refill.status, &decided)?;
+        use crate::domain::audit::{AuditAction, AuditTarget};
+        let action = match decided.status {
+            RefillStatus::Rejected => AuditAction::RefillReject,
+            _ => AuditAction::RefillComplete,
+        };
+        let change = super::audit::changed(
+            super::audit::refill(&refill),
+            super::audit::refill(&decided),
+        );
+        let target = super::audit::Target::new(
+            AuditTarget::Refill,
+            refill_id.get(),
+            Some(decided.account_id),
+        );
+        super::audit::record(conn, by, action, target, &change)?;
         Ok(decided)
     })
 }

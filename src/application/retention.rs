@@ -1,11 +1,12 @@
 //! Retention: what nobody needs after a while goes, in small batches, so no pass holds a
 //! long lock. Money records (orders, ledger, refunds, top-ups) are never touched; events go
-//! after `--event-retention-days` (at least 30), with their webhook deliveries.
+//! after `--event-retention-days` (at least 30), with their webhook deliveries; audit-log
+//! entries after `--audit-retention-days` (at least 365).
 
 use chrono::Duration;
 
 use crate::config::RetentionConfig;
-use crate::db::{self, events, idempotency, provider_orders, DbConnection, WriteConn};
+use crate::db::{self, audit, events, idempotency, provider_orders, DbConnection, WriteConn};
 
 /// What one retention pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +14,7 @@ pub struct Swept {
     pub idempotency_keys: usize,
     pub attempt_bodies: usize,
     pub events: usize,
+    pub audit_entries: usize,
 }
 
 /// Deletes expired idempotency keys and clears provider reply bodies past their days, one
@@ -22,6 +24,7 @@ pub fn sweep(conn: &mut DbConnection, config: &RetentionConfig) -> diesel::Query
     let keys_before = db::now() - config.idempotency_ttl();
     let bodies_before = db::now() - Duration::days(config.attempt_body_days);
     let events_before = db::now() - Duration::days(config.event_retention_days);
+    let audit_before = db::now() - Duration::days(config.audit_retention_days);
     Ok(Swept {
         idempotency_keys: in_batches(conn, batch, |conn| {
             idempotency::delete_expired(conn, keys_before, batch)
@@ -31,6 +34,9 @@ pub fn sweep(conn: &mut DbConnection, config: &RetentionConfig) -> diesel::Query
         })?,
         events: in_batches(conn, batch, |conn| {
             events::delete_older(conn, events_before, batch)
+        })?,
+        audit_entries: in_batches(conn, batch, |conn| {
+            audit::delete_older(conn, audit_before, batch)
         })?,
     })
 }

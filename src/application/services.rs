@@ -1,9 +1,11 @@
 //! The catalog: adding and changing services, and disabling one, which refunds every
 //! order still in flight.
 
+use crate::application::audit::{self, Target};
 use crate::application::refunds::{settle_within, SettleError, Trigger};
 use crate::db::services::ServiceFields;
 use crate::db::{self, orders, provider_orders, providers, services, DbConnection, WriteConn};
+use crate::domain::audit::{Actor, AuditAction, AuditChange, AuditTarget};
 use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderStatus};
@@ -33,10 +35,18 @@ pub fn priced_below_a_micro_unit(conn: &mut DbConnection) -> Result<Vec<Service>
 
 /// Adds a service; it may only point at a provider that exists, checked in the same
 /// transaction.
-pub fn create_service(conn: &mut DbConnection, fields: ServiceFields) -> Result<Service, ApiError> {
+pub fn create_service(
+    conn: &mut DbConnection,
+    by: &Actor,
+    fields: ServiceFields,
+) -> Result<Service, ApiError> {
     db::write_tx(conn, |conn| {
         check_provider(conn, &fields)?;
-        Ok(services::insert(conn, &fields)?)
+        let service = services::insert(conn, &fields)?;
+        let change = AuditChange::new(None, Some(audit::service(&service)));
+        let target = Target::new(AuditTarget::Service, service.id.get(), None);
+        audit::record(conn, by, AuditAction::ServiceCreate, target, &change)?;
+        Ok(service)
     })
 }
 
@@ -44,14 +54,21 @@ pub fn create_service(conn: &mut DbConnection, fields: ServiceFields) -> Result<
 /// checked new fields, so a concurrent change is never half overwritten.
 pub fn update_service(
     conn: &mut DbConnection,
+    by: &Actor,
     id: ServiceId,
     merge: impl Fn(Service) -> Result<ServiceFields, ApiError> + Sync,
 ) -> Result<Service, ApiError> {
     db::write_tx(conn, |conn| {
         let current = services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;
+        let before = audit::service(&current);
         let fields = merge(current)?;
         check_provider(conn, &fields)?;
-        services::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("service"))
+        let service =
+            services::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("service"))?;
+        let change = audit::changed(before, audit::service(&service));
+        let target = Target::new(AuditTarget::Service, id.get(), None);
+        audit::record(conn, by, AuditAction::ServiceUpdate, target, &change)?;
+        Ok(service)
     })
 }
 
@@ -85,12 +102,37 @@ const DISABLE_BATCH: i64 = 500;
 /// one short transaction per batch; safe to call again, a second call refunds nothing.
 pub fn disable_service(
     conn: &mut DbConnection,
+    by: Option<&Actor>,
     decided_by: Option<AccountId>,
     id: ServiceId,
 ) -> Result<Disabled, ApiError> {
+    // The dry run's numbers, read in its own snapshot just before (not inside the write
+    // transaction, which stays short): what the batches below are about to refund. A
+    // refusal there is met again by the batches, as without it.
+    let preview = match by {
+        Some(_) => preview_disable(conn, id).ok(),
+        None => None,
+    };
     let service = db::write_tx(conn, |conn| {
-        services::set_status(conn, id, ServiceStatus::Disabled)?
-            .ok_or_else(|| ApiError::not_found("service"))
+        let before = services::find(conn, id)?.ok_or_else(|| ApiError::not_found("service"))?;
+        let service = services::set_status(conn, id, ServiceStatus::Disabled)?
+            .ok_or_else(|| ApiError::not_found("service"))?;
+        if before.status != ServiceStatus::Disabled {
+            let mut change = audit::changed(audit::service(&before), audit::service(&service));
+            if let Some(serde_json::Value::Object(after)) = change.after.as_mut() {
+                let numbers = preview.as_ref().map(|preview| {
+                    serde_json::json!({
+                        "orders_in_flight": preview.orders_in_flight,
+                        "orders_refunded": preview.orders_refunded,
+                        "amount_refunded": crate::resources::Amount::of(preview.amount_refunded),
+                    })
+                });
+                after.insert("dry_run".into(), numbers.unwrap_or(serde_json::Value::Null));
+            }
+            let target = Target::new(AuditTarget::Service, id.get(), None);
+            audit::record_if(conn, by, AuditAction::ServiceDisable, target, &change)?;
+        }
+        Ok::<_, ApiError>(service)
     })?;
     let mut disabled = Disabled {
         service,

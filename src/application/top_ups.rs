@@ -1,10 +1,12 @@
 //! Top-ups and the money that leaves through them: refunds to the payment method, the
 //! gateway's answer on those, and chargebacks.
 
+use super::audit::{self, Target};
 use super::events;
 use crate::db::refunds::{self, NewRefund};
 use crate::db::{self, accounts, is_unique_violation, ledger, top_ups, DbConnection};
 use crate::domain::account::{Account, AccountStatus};
+use crate::domain::audit::{Actor, AuditAction, AuditChange, AuditTarget};
 use crate::domain::event::EventType;
 use crate::domain::ids::{AccountId, RefundId, TopUpId};
 use crate::domain::ledger::{LedgerKind, TopUp, TopUpStatus};
@@ -17,6 +19,7 @@ use crate::metrics;
 /// `gateway_ref` is recorded at most once, even by concurrent calls.
 pub fn record_top_up(
     conn: &mut DbConnection,
+    by: &Actor,
     account_id: AccountId,
     amount: Money,
     gateway: &str,
@@ -54,6 +57,9 @@ pub fn record_top_up(
         )?;
         let balance_after = entry.map_or(SignedMoney::ZERO, |e| e.balance_after);
         events::top_up_succeeded(conn, &top_up, balance_after)?;
+        let change = AuditChange::new(None, Some(audit::top_up(&top_up)));
+        let target = Target::new(AuditTarget::TopUp, top_up.id.get(), Some(account_id));
+        audit::record(conn, by, AuditAction::TopUpCreate, target, &change)?;
         Ok(top_up)
     })
 }
@@ -71,6 +77,7 @@ pub struct TopUpRefund {
 /// stays pending until the gateway answers.
 pub fn refund_top_up(
     conn: &mut DbConnection,
+    by: &Actor,
     admin_id: AccountId,
     top_up_id: TopUpId,
     request: TopUpRefund,
@@ -112,6 +119,16 @@ pub fn refund_top_up(
             code: ErrorCode::InsufficientFunds,
             detail: "the account's balance no longer holds this amount".into(),
         })?;
+        let after = top_ups::find(conn, top_up.id)?;
+        let change = AuditChange::new(
+            Some(audit::top_up(&top_up)),
+            Some(serde_json::json!({
+                "top_up": after.as_ref().map(audit::top_up),
+                "refund": audit::refund(&refund),
+            })),
+        );
+        let target = Target::new(AuditTarget::TopUp, top_up.id.get(), Some(top_up.account_id));
+        audit::record(conn, by, AuditAction::TopUpRefund, target, &change)?;
         Ok(refund)
     })
 }
@@ -139,6 +156,7 @@ pub enum GatewayAnswer {
 /// top-up's and the refund's locks; a failure re-credits the balance in the same step.
 pub fn finish_payment_refund(
     conn: &mut DbConnection,
+    by: &Actor,
     admin_id: AccountId,
     refund_id: RefundId,
     answer: GatewayAnswer,
@@ -146,6 +164,12 @@ pub fn finish_payment_refund(
     db::write_tx(conn, |conn| {
         let refund = refunds::lock_with_parent(conn, refund_id)?
             .ok_or_else(|| ApiError::not_found("refund"))?;
+        let before = audit::refund(&refund);
+        let target = Target::new(
+            AuditTarget::Refund,
+            refund_id.get(),
+            Some(refund.account_id),
+        );
         let top_up_id = match (refund.status, refund.top_up_id) {
             (RefundStatus::Pending, Some(top_up_id)) => top_up_id,
             _ => {
@@ -168,6 +192,8 @@ pub fn finish_payment_refund(
                 None,
             )?;
             count_top_up_refund(conn, &refund)?;
+            let change = audit::changed(before.clone(), audit::refund(&refund));
+            audit::record(conn, by, AuditAction::TopUpRefundSucceed, target, &change)?;
             let top_up = top_ups::find(conn, top_up_id)?;
             let balance = accounts::find(conn, refund.account_id)?.map(|a| a.balance);
             events::top_up_refund(
@@ -201,6 +227,8 @@ pub fn finish_payment_refund(
             Some(admin_id),
             Some("the payment gateway refused the refund; the balance was re-credited"),
         )?;
+        let change = audit::changed(before.clone(), audit::refund(&refund));
+        audit::record(conn, by, AuditAction::TopUpRefundFail, target, &change)?;
         let top_up = top_ups::find(conn, top_up_id)?;
         events::top_up_refund(
             conn,
@@ -234,6 +262,7 @@ pub struct Chargeback {
 /// zero, never beyond what is left of the top-up, and it suspends the account.
 pub fn charge_back(
     conn: &mut DbConnection,
+    by: &Actor,
     admin_id: AccountId,
     top_up_id: TopUpId,
     amount: Option<Money>,
@@ -242,6 +271,7 @@ pub fn charge_back(
     db::write_tx(conn, |conn| {
         let top_up =
             top_ups::lock(conn, top_up_id)?.ok_or_else(|| ApiError::not_found("top-up"))?;
+        let audit_before = audit::top_up(&top_up);
         let left = top_up.amount.saturating_sub(top_up.refunded);
         let amount = amount.unwrap_or(left);
         if amount.is_zero() {
@@ -292,6 +322,16 @@ pub fn charge_back(
         if before != Some(AccountStatus::Suspended) {
             events::account(conn, EventType::AccountSuspended, &account)?;
         }
+        let change = AuditChange::new(
+            Some(audit_before),
+            Some(serde_json::json!({
+                "top_up": audit::top_up(&top_up),
+                "refund": audit::refund(&refund),
+                "account_status": account.status,
+            })),
+        );
+        let target = Target::new(AuditTarget::TopUp, top_up.id.get(), Some(top_up.account_id));
+        audit::record(conn, by, AuditAction::TopUpChargeback, target, &change)?;
         Ok(Chargeback {
             refund,
             top_up,

@@ -12,9 +12,11 @@ use std::net::IpAddr;
 use base64::Engine;
 use rand::RngCore;
 
+use super::audit::{self, Target};
 use crate::db::webhooks::{self as store, EndpointChanges, NewEndpoint};
 use crate::db::{self, DbConnection};
 use crate::domain::account::Role;
+use crate::domain::audit::{Actor, AuditAction, AuditChange, AuditTarget};
 use crate::domain::event::{is_forbidden_target, Endpoint, EndpointStatus, Event, EventType};
 use crate::domain::ids::{AccountId, EndpointId, EventId};
 use crate::error::{ApiError, ErrorCode};
@@ -157,8 +159,11 @@ pub struct EndpointRequest {
     pub description: Option<String>,
 }
 
+/// Operators' changes to endpoints are audited (`by`: the operator); a reseller's
+/// changes to its own are in its event log and leave no audit entry (`by`: `None`).
 pub fn create_endpoint(
     conn: &mut DbConnection,
+    by: Option<&Actor>,
     owner: AccountId,
     role: Role,
     request: EndpointRequest,
@@ -179,7 +184,7 @@ pub fn create_endpoint(
                 ),
             });
         }
-        Ok(store::insert(
+        let endpoint = store::insert(
             conn,
             &NewEndpoint {
                 account_id: owner,
@@ -188,8 +193,26 @@ pub fn create_endpoint(
                 description: request.description.as_deref(),
                 secret: &secret,
             },
-        )?)
+        )?;
+        let change = AuditChange::new(None, Some(audit::endpoint(&endpoint))).with_secret("secret");
+        let target = endpoint_target(&endpoint);
+        audit::record_if(
+            conn,
+            by,
+            AuditAction::WebhookEndpointCreate,
+            target,
+            &change,
+        )?;
+        Ok(endpoint)
     })
+}
+
+fn endpoint_target(endpoint: &Endpoint) -> Target {
+    Target::new(
+        AuditTarget::WebhookEndpoint,
+        endpoint.id.get(),
+        Some(endpoint.account_id),
+    )
 }
 
 fn owned(conn: &mut DbConnection, owner: AccountId, id: EndpointId) -> Result<Endpoint, ApiError> {
@@ -198,6 +221,7 @@ fn owned(conn: &mut DbConnection, owner: AccountId, id: EndpointId) -> Result<En
 
 pub fn update_endpoint(
     conn: &mut DbConnection,
+    by: Option<&Actor>,
     owner: AccountId,
     role: Role,
     id: EndpointId,
@@ -209,19 +233,39 @@ pub fn update_endpoint(
         check_types(role, types)?;
     }
     db::write_tx(conn, |conn| {
-        owned(conn, owner, id)?;
-        Ok(store::update(conn, id, &changes)?)
+        let before = owned(conn, owner, id)?;
+        let endpoint = store::update(conn, id, &changes)?;
+        let change = audit::changed(audit::endpoint(&before), audit::endpoint(&endpoint));
+        let target = endpoint_target(&endpoint);
+        audit::record_if(
+            conn,
+            by,
+            AuditAction::WebhookEndpointUpdate,
+            target,
+            &change,
+        )?;
+        Ok(endpoint)
     })
 }
 
 pub fn delete_endpoint(
     conn: &mut DbConnection,
+    by: Option<&Actor>,
     owner: AccountId,
     id: EndpointId,
 ) -> Result<Endpoint, ApiError> {
     db::write_tx(conn, |conn| {
         let endpoint = owned(conn, owner, id)?;
         store::delete(conn, id)?;
+        let change = AuditChange::new(Some(audit::endpoint(&endpoint)), None);
+        let target = endpoint_target(&endpoint);
+        audit::record_if(
+            conn,
+            by,
+            AuditAction::WebhookEndpointDelete,
+            target,
+            &change,
+        )?;
         Ok(endpoint)
     })
 }
@@ -229,6 +273,7 @@ pub fn delete_endpoint(
 /// A new secret; the previous one keeps signing for `grace`.
 pub fn rotate_secret(
     conn: &mut DbConnection,
+    by: Option<&Actor>,
     owner: AccountId,
     id: EndpointId,
     grace: chrono::Duration,
@@ -236,7 +281,23 @@ pub fn rotate_secret(
     let secret = new_secret();
     db::write_tx(conn, |conn| {
         owned(conn, owner, id)?;
-        Ok(store::rotate(conn, id, &secret, grace)?)
+        let endpoint = store::rotate(conn, id, &secret, grace)?;
+        let change = AuditChange::new(
+            None,
+            Some(serde_json::json!({
+                "previous_secret_until": endpoint.previous_secret_until.map(crate::resources::utc),
+            })),
+        )
+        .with_secret("secret");
+        let target = endpoint_target(&endpoint);
+        audit::record_if(
+            conn,
+            by,
+            AuditAction::WebhookEndpointRotateSecret,
+            target,
+            &change,
+        )?;
+        Ok(endpoint)
     })
 }
 

@@ -72,6 +72,15 @@ pub fn find_live_by_hash(conn: &mut DbConnection, key_hash: &str) -> QueryResult
         .map(|row| row.map(ApiKey::from))
 }
 
+/// One key, revoked or not.
+pub fn find(conn: &mut DbConnection, id: ApiKeyId) -> QueryResult<Option<ApiKey>> {
+    api_keys::table
+        .find(id)
+        .first::<ApiKeyRow>(conn)
+        .optional()
+        .map(|row| row.map(ApiKey::from))
+}
+
 /// Revokes a key; revoking twice keeps the first revocation time.
 pub fn revoke(conn: &mut WriteConn<'_>, id: ApiKeyId) -> QueryResult<Option<ApiKey>> {
     let conn: &mut DbConnection = conn;

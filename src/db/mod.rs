@@ -17,6 +17,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod amounts;
 pub mod api_keys;
+pub mod audit;
 pub mod backend;
 pub mod backup;
 pub mod bulk;

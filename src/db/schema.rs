@@ -401,6 +401,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_entries (id) {
+        id -> BigInt,
+        created_at -> Timestamp,
+        actor_kind -> Text,
+        actor_account_id -> Nullable<BigInt>,
+        actor_api_key_id -> Nullable<BigInt>,
+        actor_role -> Nullable<Text>,
+        action -> Text,
+        target_type -> Text,
+        target_id -> Nullable<BigInt>,
+        account_id -> Nullable<BigInt>,
+        client_addr -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        before_data -> Nullable<Text>,
+        after_data -> Nullable<Text>,
+        secret_fields -> Text,
+    }
+}
+
+diesel::table! {
+    audit_log_start (id) {
+        id -> BigInt,
+        began_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> accounts (account_id));
 diesel::joinable!(orders -> accounts (account_id));
 diesel::joinable!(orders -> services (service_id));
@@ -438,4 +465,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_leases,
     cancel_requests,
     account_quota_cells,
+    audit_entries,
+    audit_log_start,
 );

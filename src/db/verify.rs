@@ -4,10 +4,11 @@ use std::collections::HashMap;
 
 use diesel::QueryResult;
 
-use super::{accounts, ledger, orders, refunds, snapshot_tx, top_ups, DbConnection};
+use super::{accounts, audit, ledger, orders, refunds, snapshot_tx, top_ups, DbConnection};
+use crate::domain::audit::{AuditAction, AuditTarget};
 use crate::domain::ids::{AccountId, OrderId};
 use crate::domain::ledger::LedgerKind;
-use crate::domain::refund::{RefundReason, RefundStatus};
+use crate::domain::refund::{RefundReason, RefundSource, RefundStatus};
 
 const PAGE: i64 = 10_000;
 
@@ -18,6 +19,8 @@ pub struct Report {
     pub orders: usize,
     pub top_ups: usize,
     pub refunds: usize,
+    /// Money-moving operator actions checked against the audit log.
+    pub audited: usize,
     /// Every inconsistency found, one sentence each. Empty means the books balance.
     pub problems: Vec<String>,
 }
@@ -67,6 +70,12 @@ fn check(
     let mut top_up_credits: HashMap<i64, i64> = HashMap::new();
     // refund id -> (sum of its entries, number of entries)
     let mut refund_entries: HashMap<i64, (i64, usize)> = HashMap::new();
+    // Money-moving operator actions since the audit log began: each needs its entry.
+    let log_began = audit::began_at(conn)?;
+    let mut needs_entry: Vec<Audited> = Vec::new();
+    // Order refunds since the log began, by refund id: operator actions or not, as the
+    // refund record says.
+    let mut order_refunds: HashMap<i64, i64> = HashMap::new();
 
     let mut after = 0;
     loop {
@@ -91,6 +100,42 @@ fn check(
                 let seen = refund_entries.entry(refund_id.get()).or_default();
                 seen.0 += entry.amount.micros();
                 seen.1 += 1;
+            }
+            if entry.created_at >= log_began {
+                let key = |action, target, id: i64| Audited {
+                    action,
+                    target,
+                    id,
+                    entry: entry.id,
+                };
+                match (entry.kind, entry.top_up_id, entry.refund_id) {
+                    (LedgerKind::TopUp, Some(top_up), _) => needs_entry.push(key(
+                        AuditAction::TopUpCreate,
+                        AuditTarget::TopUp,
+                        top_up.get(),
+                    )),
+                    (LedgerKind::Chargeback, Some(top_up), _) => needs_entry.push(key(
+                        AuditAction::TopUpChargeback,
+                        AuditTarget::TopUp,
+                        top_up.get(),
+                    )),
+                    (LedgerKind::TopUpRefund, Some(top_up), _) if entry.amount.micros() < 0 => {
+                        needs_entry.push(key(
+                            AuditAction::TopUpRefund,
+                            AuditTarget::TopUp,
+                            top_up.get(),
+                        ))
+                    }
+                    (LedgerKind::TopUpRefund, _, Some(refund)) => needs_entry.push(key(
+                        AuditAction::TopUpRefundFail,
+                        AuditTarget::Refund,
+                        refund.get(),
+                    )),
+                    (LedgerKind::Refund, _, Some(refund)) => {
+                        order_refunds.insert(refund.get(), entry.id);
+                    }
+                    _ => {}
+                }
             }
             match entry.kind {
                 LedgerKind::OrderCharge => {
@@ -194,6 +239,11 @@ fn check(
         after = last.id.get();
         for refund in rows {
             report.refunds += 1;
+            if let Some(entry) = order_refunds.remove(&refund.id.get()) {
+                if let Some(needed) = operator_refund(&refund, entry) {
+                    needs_entry.push(needed);
+                }
+            }
             let (sum, count) = refund_entries.remove(&refund.id.get()).unwrap_or_default();
             let expected: &[(i64, usize)] = match (refund.order_id, refund.status) {
                 (Some(_), RefundStatus::Succeeded) => &[(refund.amount.micros(), 1)],
@@ -254,6 +304,91 @@ fn check(
             "ledger entries name top-up {top_up_id}, which does not exist"
         ));
     }
+    check_audited(conn, page, &mut report, needs_entry, log_began)?;
     report.problems.sort();
     Ok(report)
+}
+
+/// A money-moving operator action found in the ledger, and the audit entry it needs.
+struct Audited {
+    action: AuditAction,
+    target: AuditTarget,
+    id: i64,
+    /// The ledger entry that moved the money.
+    entry: i64,
+}
+
+/// The audit entry an order refund needs: an operator's outcome or approval. Refunds the
+/// worker makes from a provider's answer, a reseller's own cancel and a disabled
+/// service's refunds are not money an operator moved on this order.
+fn operator_refund(refund: &crate::domain::refund::Refund, entry: i64) -> Option<Audited> {
+    let order_id = refund.order_id?;
+    refund.decided_by?;
+    if matches!(
+        refund.reason,
+        RefundReason::ServiceDisabled | RefundReason::CanceledByReseller
+    ) {
+        return None;
+    }
+    Some(match refund.source {
+        RefundSource::Admin => Audited {
+            action: AuditAction::OrderOutcome,
+            target: AuditTarget::Order,
+            id: order_id.get(),
+            entry,
+        },
+        _ => Audited {
+            action: AuditAction::RefundApprove,
+            target: AuditTarget::Refund,
+            id: refund.id.get(),
+            entry,
+        },
+    })
+}
+
+/// Every money-moving operator action since the log began has its audit entry: as many
+/// entries of its action on its target as the ledger has such movements.
+fn check_audited(
+    conn: &mut DbConnection,
+    page: i64,
+    report: &mut Report,
+    needs_entry: Vec<Audited>,
+    log_began: chrono::NaiveDateTime,
+) -> QueryResult<()> {
+    let actions = [
+        AuditAction::TopUpCreate,
+        AuditAction::TopUpChargeback,
+        AuditAction::TopUpRefund,
+        AuditAction::TopUpRefundFail,
+        AuditAction::OrderOutcome,
+        AuditAction::RefundApprove,
+    ];
+    let mut logged: HashMap<(String, String, i64), usize> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let rows = audit::money_keys(conn, &actions, after, page)?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        for (_, action, target, id) in rows {
+            if let Some(id) = id {
+                *logged.entry((action, target, id)).or_default() += 1;
+            }
+        }
+    }
+    for needed in needs_entry {
+        report.audited += 1;
+        let key = (
+            needed.action.as_str().to_string(),
+            needed.target.as_str().to_string(),
+            needed.id,
+        );
+        match logged.get_mut(&key) {
+            Some(count) if *count > 0 => *count -= 1,
+            _ => report.problems.push(format!(
+                "ledger entry {}: {} {} {} moved money after the audit log began ({}) but has no audit entry",
+                needed.entry, needed.action, needed.target, needed.id, log_began
+            )),
+        }
+    }
+    Ok(())
 }

@@ -85,6 +85,7 @@ macro_rules! for_each_id {
             EventId,
             DeliveryId,
             AlertId,
+            AuditEntryId,
         );
     };
 }
@@ -117,6 +118,8 @@ id_types! {
     DeliveryId;
     /// A refund-rate alert.
     AlertId;
+    /// An entry of the audit log.
+    AuditEntryId;
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod alert;
 pub mod api_key;
+pub mod audit;
 pub mod cancel;
 pub mod event;
 pub mod ids;

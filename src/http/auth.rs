@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::db::{api_keys, jwt_keys, revocations, DbConnection, DbPool};
 use crate::domain::account::{scopes_from_str, scopes_to_string, Role, Scope};
 use crate::domain::api_key::random_token;
+use crate::domain::audit::Actor;
 use crate::domain::ids::{AccountId, ApiKeyId};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
@@ -119,10 +120,11 @@ impl TokenKeys {
     /// Starts signing with a fresh key; older keys validate until their tokens expire.
     pub fn rotate(
         conn: &mut DbConnection,
+        by: &Actor,
         config: &Config,
     ) -> Result<String, diesel::result::Error> {
         let grace = chrono::Duration::seconds(config.token_ttl_secs + LEEWAY_SECS as i64 + 60);
-        crate::application::signing_keys::rotate(conn, grace)
+        crate::application::signing_keys::rotate(conn, by, grace)
     }
 
     fn is_stale(&self, after: Duration) -> bool {
@@ -410,9 +412,32 @@ pub struct Caller {
     pub account_id: AccountId,
     pub role: Role,
     pub scopes: Vec<Scope>,
+    /// The API key the token was issued from.
+    pub api_key_id: ApiKeyId,
+    /// The client's address (`Limits::client_ip`: the trusted proxy header when set).
+    pub client_ip: std::net::IpAddr,
+    /// The request's id (`X-Request-Id`), for the audit log.
+    pub request_id: String,
 }
 
 impl Caller {
+    /// Who this caller is, for the audit log of the change it makes.
+    pub fn actor(&self) -> Actor {
+        Actor::operator(
+            self.account_id,
+            self.api_key_id,
+            self.role,
+            self.client_ip.to_string(),
+            Some(self.request_id.clone()),
+        )
+    }
+
+    /// [`Caller::actor`] when the caller is an operator, whose changes are audited; a
+    /// reseller's own changes are in its event log instead.
+    pub fn operator_actor(&self) -> Option<Actor> {
+        (self.role == Role::Admin && self.scopes.contains(&Scope::Admin)).then(|| self.actor())
+    }
+
     /// Refuses with 403 unless the token carries `scope`.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.scopes.contains(&scope) {
@@ -469,6 +494,9 @@ impl FromRequest for Caller {
                 account_id,
                 role: claims.role,
                 scopes: scopes_from_str(&claims.scope),
+                api_key_id: claims.akid,
+                client_ip: ip,
+                request_id: crate::http::problem::current_request_id(),
             })
         })
     }
@@ -477,6 +505,13 @@ impl FromRequest for Caller {
 /// An authenticated operator: role `admin` with the `admin` scope.
 #[derive(Debug, Clone)]
 pub struct Admin(pub Caller);
+
+impl Admin {
+    /// The operator, for the audit log of the change it makes.
+    pub fn actor(&self) -> Actor {
+        self.0.actor()
+    }
+}
 
 impl FromRequest for Admin {
     type Error = ApiError;

@@ -95,6 +95,7 @@ impl super::worker::Worker {
             crate::application::catalog::sync_services(
                 &mut conn,
                 None,
+                None,
                 provider.id,
                 &catalog,
                 false,

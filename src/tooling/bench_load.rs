@@ -127,9 +127,14 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut out = String::new();
     for i in 0..args.accounts {
-        let (account, key, plaintext) =
-            create_account_with_key(&mut conn, &format!("bench-{i}"), Role::Reseller, "USD")
-                .map_err(|e| e.to_string())?;
+        let (account, key, plaintext) = create_account_with_key(
+            &mut conn,
+            &crate::domain::audit::Actor::cli(),
+            &format!("bench-{i}"),
+            Role::Reseller,
+            "USD",
+        )
+        .map_err(|e| e.to_string())?;
         let ids = db::write_tx(&mut conn, |conn| -> Result<Vec<OrderId>, ApiError> {
             let top_up = top_ups::insert(
                 conn,

@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app, spawn_app_on};
 use reseller_api::db::jwt_keys;
 use reseller_api::domain::account::Role;
+use reseller_api::domain::audit::Actor;
 use reseller_api::http::auth::{Claims, TokenKeys, REVOCATION_POLL_EVERY};
 use reseller_api::http::token_cache::{digest, TokenCache};
 
@@ -299,7 +300,7 @@ async fn two_processes_on_one_database_accept_each_others_tokens_and_rotations()
     let old_token = reseller.token.clone();
     let new_kid = {
         let mut conn = first.pool.get().unwrap();
-        TokenKeys::rotate(&mut conn, &first.config).unwrap()
+        TokenKeys::rotate(&mut conn, &Actor::cli(), &first.config).unwrap()
     };
     // A process that started after the rotation signs with the new key.
     let third = spawn_app_on(first.config.database_url.expose_secret()).await;

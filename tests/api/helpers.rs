@@ -21,6 +21,7 @@ use reseller_api::application::accounts::create_account_with_key;
 use reseller_api::config::Config;
 use reseller_api::db::{self, DbPool};
 use reseller_api::domain::account::Role;
+use reseller_api::domain::audit::Actor;
 use reseller_api::http::auth::TokenKeys;
 use reseller_api::http::state::state;
 
@@ -323,7 +324,8 @@ pub async fn spawn_app_on_with(url: &str, configure: impl FnOnce(&mut Config)) -
     reseller_api::application::master_key::setup(&config, &mut conn).expect("the master key");
     let tokens = TokenKeys::load(&mut conn, &config).expect("token keys");
     let (admin, _, admin_key) =
-        create_account_with_key(&mut conn, "ops", Role::Admin, "USD").expect("admin");
+        create_account_with_key(&mut conn, &Actor::cli(), "ops", Role::Admin, "USD")
+            .expect("admin");
     drop(conn);
     let data = state(pool.clone(), config.clone(), tokens).expect("config");
     let server = HttpServer::new(move || build_app(data.clone()))

@@ -14,6 +14,7 @@ mod helpers;
 
 mod api_v2;
 mod architecture;
+mod audit;
 mod auth;
 mod bad_input;
 mod cancels;

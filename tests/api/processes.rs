@@ -14,6 +14,7 @@ use crate::helpers::{fresh_database, micros, StandIn, TEST_MASTER_KEY};
 use reseller_api::application::accounts::create_account_with_key;
 use reseller_api::db;
 use reseller_api::domain::account::Role;
+use reseller_api::domain::audit::Actor;
 
 /// A `reseller-api serve` child process.
 pub(crate) struct Server {
@@ -140,9 +141,10 @@ pub(crate) fn books(url: &str) -> Books {
     db::migrate(url).unwrap();
     let pool = db::connect(url, 4).unwrap();
     let mut conn = pool.get().unwrap();
-    let (_, _, admin_key) = create_account_with_key(&mut conn, "ops", Role::Admin, "USD").unwrap();
+    let (_, _, admin_key) =
+        create_account_with_key(&mut conn, &Actor::cli(), "ops", Role::Admin, "USD").unwrap();
     let (reseller, _, reseller_key) =
-        create_account_with_key(&mut conn, "Acme", Role::Reseller, "USD").unwrap();
+        create_account_with_key(&mut conn, &Actor::cli(), "Acme", Role::Reseller, "USD").unwrap();
     drop(conn);
     Books {
         pool,

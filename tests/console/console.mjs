@@ -292,6 +292,26 @@ await ops.keyboard.press("Enter");
 await ops.waitForSelector(`[data-testid=order-detail][data-order="${pageDisputeOrder}"]`);
 passed++;
 
+// 6a. Audit: the order's page links to its history; the pane's filters ask the API.
+await ops.goto(BASE + `/dashboard#orders?id=${disputed[0].order}`);
+await ops.waitForSelector(`[data-testid=order-detail][data-order="${disputed[0].order}"]`);
+await ops.click(`[data-history="order:${disputed[0].order}"]`);
+await ops.waitForSelector("#pane-audit[data-state=ready]");
+const orderHistory = await ops.$$eval("[data-testid=audit-entries] tr[data-entry]", (trs) => trs.map((tr) => [tr.dataset.action, tr.dataset.target]));
+const apiHistory = (await call("GET", `/v1/admin/audit?target_type=order&target_id=${disputed[0].order}`, ADMIN)).body.data;
+check("audit: the order's history is the API's", orderHistory, apiHistory.map((e) => [e.action, `order:${disputed[0].order}`]));
+check("audit: the operator's outcome is in it", orderHistory.map(([action]) => action), ["order.outcome"]);
+await ops.selectOption("#audit-target_type", "");
+await ops.fill("#audit-target_id", "");
+await ops.selectOption("#audit-action", "refund.approve");
+await ops.click("#audit-apply");
+await ops.waitForFunction(() => location.hash.includes("action=refund.approve") && document.querySelector("#pane-audit[data-state=ready]"));
+const approvals = await ops.$$eval("[data-testid=audit-entries] tr[data-entry]", (trs) => trs.map((tr) => Number(tr.dataset.entry)));
+const apiApprovals = (await call("GET", "/v1/admin/audit?action=refund.approve&limit=100", ADMIN)).body.data;
+check("audit: filtered by action, the API's entries", approvals, apiApprovals.map((e) => e.id));
+check("audit: the approvals the console made are there", apiApprovals.length >= 2, true);
+await shot(ops, "audit");
+
 // 6b. Alerts: the burst's alerts with the API's numbers, each linked to its provider or
 // service, whose panes count them.
 await ops.goto(BASE + "/dashboard#alerts");
@@ -448,7 +468,7 @@ check("delete: gone from the API", (await call("GET", "/v1/webhook-endpoints", r
 
 // 8. A reseller's token reaches no operator view: the page refuses, and so does the API.
 check("no operator pane in the reseller's nav", await mine.$$eval("#nav a", (as) => as.map((a) => a.dataset.pane)), ["mine", "webhooks", "reports"]);
-for (const paneId of ["queue", "services", "providers", "alerts", "orders"]) {
+for (const paneId of ["queue", "services", "providers", "alerts", "orders", "audit"]) {
   await mine.goto(BASE + "/dashboard#" + paneId);
   await mine.waitForSelector(`#pane-${paneId}[data-state=refused]`);
   passed++;
@@ -464,8 +484,8 @@ const refusals = await mine.evaluate(async (paths) => {
   return out;
 }, [["GET", "/v1/admin/review-queue"], ["GET", `/v1/admin/refunds/${filed}/case`], ["POST", `/v1/admin/refunds/${filed}/approve`],
   ["POST", `/v1/admin/services/${likes}/disable?dry_run=true`], ["GET", "/v1/admin/provider-health"], ["GET", `/v1/admin/orders/${pageDisputeOrder}`],
-  ["GET", "/v1/admin/alerts?active=true"]]);
-check("the API refuses every operator call with the reseller's token", refusals, Array(7).fill([403, "admin_only"]));
+  ["GET", "/v1/admin/alerts?active=true"], ["GET", "/v1/admin/audit"]]);
+check("the API refuses every operator call with the reseller's token", refusals, Array(8).fill([403, "admin_only"]));
 check("the request is still pending", (await call("GET", "/v1/admin/review-queue", ADMIN)).body.data.length, 1);
 
 // 9. The reseller's order form renders the fields of the chosen service's type; the order

@@ -154,6 +154,13 @@ window.Console = (() => {
     return new URLSearchParams({ from: day(-29), to: day(1), group_by: groupBy, timezone: "UTC" });
   }
 
+  /** A link to one object's history in the audit pane (`account` shows everything that
+   * concerns the account: its own changes and its keys', top-ups', orders', refunds'). */
+  function historyLink(type, id) {
+    const filter = type === "account" ? `account_id=${id}` : `target_type=${type}&target_id=${id}`;
+    return el("a", { href: `#audit?${filter}`, class: "history", "data-history": `${type}:${id}`, title: `Audit log of ${type} #${id}` }, "history");
+  }
+
   function notice(kind, text, attrs) {
     return el("div", { class: "notice " + kind, role: "status", ...(attrs || {}) }, text);
   }
@@ -253,5 +260,5 @@ window.Console = (() => {
     if (saved) start(saved); else showLogin("");
   });
 
-  return { $, el, fill, api, get, all, problemError, pane, facts, typeFacts, table, attemptsTable, alertBadge, pick, last30, pill, notice, when, pct, show, isAdmin, state, AuthError, open };
+  return { $, el, fill, api, get, all, problemError, pane, facts, typeFacts, table, attemptsTable, alertBadge, pick, last30, pill, notice, when, pct, show, isAdmin, state, AuthError, open, historyLink };
 })();

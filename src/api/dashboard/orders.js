@@ -36,10 +36,10 @@
   function detailView(d) {
     const o = d.order;
     return el("div", { class: "card", "data-testid": "order-detail", "data-order": o.id },
-      el("h2", {}, `Order #${o.id} `, pill(o.status)),
+      el("h2", {}, `Order #${o.id} `, pill(o.status), " ", Console.historyLink("order", o.id)),
       el("div", { class: "cols" },
         facts([
-          ["account", "#" + o.account_id, "order-account"], ["service", "#" + o.service_id], ["link", o.link],
+          ["account", el("span", {}, "#" + o.account_id, " ", Console.historyLink("account", o.account_id)), "order-account"], ["service", "#" + o.service_id], ["link", o.link],
           ["quantity", o.quantity], ["charge", o.charge, "order-charge"], ["refunded", o.refunded, "order-refunded"],
           ["refundable", o.refundable], ["start count", o.start_count], ["remains", o.remains],
           ["external ref", o.external_ref], ["placed", when(o.created_at)], ["updated", when(o.updated_at)],

@@ -62,7 +62,7 @@
             ? el("span", { title: c.paused_because || "" }, `${c.balance} ${c.balance_currency || ""}`, c.paused_because ? el("span", { class: "pill paused" }, "paused") : null)
             : "—";
           return el("tr", { "data-provider": p.provider_id, "data-ambiguous": p.orders.ambiguous },
-            [`#${p.provider_id}`, p.name, p.enabled ? "yes" : "no", balance, ...states.map((s) => String(p.orders[s] ?? 0)), r ? pct(r.refund_rate_amount) : "—",
+            [[`#${p.provider_id} `, Console.historyLink("provider", p.provider_id)], p.name, p.enabled ? "yes" : "no", balance, ...states.map((s) => String(p.orders[s] ?? 0)), r ? pct(r.refund_rate_amount) : "—",
               Console.alertBadge(alerts, "provider", p.provider_id)]
               .map((c) => el("td", {}, c)));
         }), { "data-testid": "providers" })),

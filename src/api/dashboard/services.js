@@ -48,7 +48,7 @@
         ? el("button", { class: "plain", "data-disable": s.id, onclick: () => preview(s) }, "Disable…")
         : el("span", { class: "muted" }, "—");
       return el("tr", { "data-service": s.id, "data-status": s.status },
-        [`#${s.id}`, s.name, s.category, s.provider_id ? "#" + s.provider_id : "by hand", s.rate, el("span", { class: "pill " + s.status }, s.status),
+        [[`#${s.id} `, Console.historyLink("service", s.id)], s.name, s.category, s.provider_id ? "#" + s.provider_id : "by hand", s.rate, el("span", { class: "pill " + s.status }, s.status),
           r ? String(r.orders_count) : "0", r ? r.refunded_amount : "0", r ? pct(r.refund_rate_amount) : "—", Console.alertBadge(alerts, "service", s.id), disable]
           .map((c) => el("td", {}, c)));
     });

@@ -1,0 +1,2 @@
+DROP TABLE audit_log_start;
+DROP TABLE audit_entries;
