@@ -545,6 +545,27 @@ pub struct WorkerConfig {
         global = true
     )]
     pub service_sync_interval_secs: u64,
+    /// How long, in seconds, a refund we paid because a provider reported Partial or
+    /// Canceled waits for the provider's lowered `charge` before it counts as unrecovered
+    /// (default 72 hours).
+    #[arg(
+        long,
+        env = "RESELLER_API_RECOVERY_WINDOW_SECS",
+        default_value_t = 259_200,
+        value_parser = at_least(0i64),
+        global = true
+    )]
+    pub recovery_window_secs: i64,
+    /// How often, in seconds, the recovery watch asks a provider for the orders it still
+    /// watches (`action=status`, those orders only; separate from the status sync).
+    #[arg(
+        long,
+        env = "RESELLER_API_RECOVERY_POLL_SECS",
+        default_value_t = 3600,
+        value_parser = at_least(0i64),
+        global = true
+    )]
+    pub recovery_poll_secs: i64,
 }
 
 impl Default for WorkerConfig {

@@ -163,6 +163,7 @@ impl From<PlaceOrderError> for ApiError {
             PlaceOrderError::Database(error) => error,
             PlaceOrderError::AccountSuspended
             | PlaceOrderError::ServicePaused
+            | PlaceOrderError::ForeignCurrency { .. }
             | PlaceOrderError::InsufficientFunds { .. } => ApiError::Refused {
                 code,
                 detail: error.to_string(),

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod cancels;
 pub mod catalog;
+pub mod costs;
 pub mod disputes;
 pub mod events;
 pub mod idempotency;

@@ -4,6 +4,7 @@ pub mod account;
 pub mod alert;
 pub mod api_key;
 pub mod cancel;
+pub mod cost;
 pub mod event;
 pub mod ids;
 pub mod ledger;

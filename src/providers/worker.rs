@@ -21,6 +21,7 @@ use super::client::{unreadable_reply, Reply};
 use super::dialect::{parse_add, parse_multi_status, AddReply, StatusItem};
 use super::exchange::{Claimed, Exchange};
 use super::{jobs, Wake};
+use crate::application::costs;
 use crate::application::refunds::{self, SettleError, Trigger};
 use crate::application::retention::{sweep, Swept};
 use crate::config::{RetentionConfig, WorkerConfig};
@@ -502,6 +503,8 @@ impl Worker {
                 status,
                 remains,
                 start_count,
+                charge,
+                currency,
             }) => {
                 let mut trigger = Trigger::new(
                     Change {
@@ -516,6 +519,13 @@ impl Worker {
                 match refunds::settle_within(conn, job.order_id, trigger) {
                     Ok(settled) => {
                         *refunded = settled.refund.is_some();
+                        let money = costs::StatusMoney {
+                            charge: *charge,
+                            currency: currency.clone(),
+                            refunded: settled.refund.as_ref().map(|r| r.amount),
+                        };
+                        let watch = chrono::Duration::seconds(self.config.recovery_window_secs);
+                        costs::record_status(conn, provider, &settled.order, &money, watch)?;
                         let state = if settled.order.status.is_terminal() {
                             ForwardingState::Done
                         } else {
@@ -665,7 +675,12 @@ impl Exchange for OrderSends<'_> {
         match read {
             AddReply::Accepted(remote_id) => {
                 pass.sent += 1;
-                if !finish(conn, fence, worker.accepted(remote_id.clone()))? {
+                // The expected cost is kept with the acceptance, under the same claim.
+                let kept = finish_with(conn, fence, |conn| {
+                    costs::record_send(conn, provider, &order)?;
+                    Ok(worker.accepted(remote_id.clone()))
+                })?;
+                if !kept {
                     keep_acceptance(conn, order.id, &remote_id)?;
                 }
                 Ok(())
