@@ -118,6 +118,7 @@ api_routes![
     api_v2::api_v2_get,
     reports::find_refund_report,
     reports::find_admin_refund_report,
+    provider_money::find_provider_money_report,
     events::list_events,
     events::find_event,
     events::redeliver_event,

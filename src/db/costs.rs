@@ -362,3 +362,54 @@ pub fn claim_watched(
     }
     Ok(claimed)
 }
+
+/// Every forwarded order placed in `[from, to)` with its cost (of one provider, or all),
+/// for the provider money report: read from the rows themselves.
+pub fn costed_orders(
+    conn: &mut DbConnection,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    provider_id: Option<ProviderId>,
+) -> QueryResult<Vec<crate::domain::cost::CostedOrder>> {
+    use super::schema::orders;
+    let mut query = order_costs::table
+        .inner_join(orders::table.on(orders::id.eq(order_costs::order_id)))
+        .filter(orders::created_at.ge(from))
+        .filter(orders::created_at.lt(to))
+        .into_boxed();
+    if let Some(id) = provider_id {
+        query = query.filter(order_costs::provider_id.eq(id));
+    }
+    let rows: Vec<(
+        NaiveDateTime,
+        ServiceId,
+        ProviderId,
+        Money,
+        Money,
+        OrderCostRow,
+    )> = query
+        .order(orders::id.asc())
+        .select((
+            orders::created_at,
+            order_costs::service_id,
+            order_costs::provider_id,
+            orders::charge_micros,
+            orders::refunded_micros,
+            order_cost_columns!(),
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(
+            |(created_at, service_id, provider_id, charge, refunded, row)| {
+                Ok(crate::domain::cost::CostedOrder {
+                    created_at,
+                    service_id: service_id.get(),
+                    provider_id: provider_id.get(),
+                    charge,
+                    refunded,
+                    cost: order_cost(row)?,
+                })
+            },
+        )
+        .collect()
+}

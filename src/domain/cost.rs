@@ -134,6 +134,116 @@ pub fn judge_recovery(
     }
 }
 
+/// One forwarded order as the provider money report reads it.
+#[derive(Debug, Clone)]
+pub struct CostedOrder {
+    pub created_at: NaiveDateTime,
+    pub service_id: i64,
+    pub provider_id: i64,
+    pub charge: Money,
+    /// Every refund of the order (revenue is what stays with us).
+    pub refunded: Money,
+    pub cost: OrderCost,
+}
+
+/// The sums of a provider money report's row, or of its totals (panel currency).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MoneyMetrics {
+    pub orders: i64,
+    /// Our charges minus our refunds.
+    pub revenue: Money,
+    /// The providers' latest charges (the expected cost until one is reported).
+    pub provider_cost: Money,
+    /// Orders with no known cost (no sync priced the service and no charge reported).
+    pub orders_without_cost: i64,
+    /// What we refunded because the provider reported Partial or Canceled.
+    pub refunds_paid: Money,
+    /// The matching share of the expected cost those refunds should bring back.
+    pub expected_credits: Money,
+    /// What the providers credited back (the drop in their charges).
+    pub credits_recovered: Money,
+    /// The shortfall of orders judged unrecovered (their watch window ended short).
+    pub unrecovered: Money,
+    /// The shortfall of orders still watched.
+    pub awaiting_credit: Money,
+}
+
+impl MoneyMetrics {
+    /// Revenue minus provider cost; may be negative.
+    pub fn margin(&self) -> SignedMoney {
+        SignedMoney::difference(self.revenue, self.provider_cost)
+    }
+
+    /// Credits recovered ÷ expected credits, 6 decimals (`domain::report::rate_of`); 1
+    /// when nothing was expected back.
+    pub fn recovery_rate(&self) -> rust_decimal::Decimal {
+        if self.expected_credits.is_zero() {
+            return rust_decimal::Decimal::ONE;
+        }
+        super::report::rate_of(
+            self.credits_recovered.to_decimal(),
+            self.expected_credits.to_decimal(),
+        )
+        .min(rust_decimal::Decimal::ONE)
+    }
+
+    /// Adds one order.
+    pub fn add(&mut self, order: &CostedOrder) {
+        self.orders += 1;
+        let margin = order.cost.margin(order.charge, order.refunded);
+        self.revenue = self.revenue.saturating_add(margin.revenue);
+        match margin.cost {
+            Some(cost) => self.provider_cost = self.provider_cost.saturating_add(cost),
+            None => self.orders_without_cost += 1,
+        }
+        self.refunds_paid = self
+            .refunds_paid
+            .saturating_add(order.cost.provider_refunded);
+        if let Some(figures) = order.cost.recovery_figures(order.charge) {
+            self.expected_credits = self
+                .expected_credits
+                .saturating_add(figures.expected_credit);
+            self.credits_recovered = self.credits_recovered.saturating_add(figures.credited);
+            match order.cost.recovery {
+                Some(Recovery::Unrecovered) => {
+                    self.unrecovered = self.unrecovered.saturating_add(figures.shortfall)
+                }
+                Some(Recovery::Watching) => {
+                    self.awaiting_credit = self.awaiting_credit.saturating_add(figures.shortfall)
+                }
+                Some(Recovery::Recovered) | None => {}
+            }
+        }
+    }
+}
+
+/// The row key of an order in a provider money report: its provider or service id, or
+/// the first local day of its day or week (weeks start on Monday) in `offset`.
+pub fn money_row_key(
+    group: super::report::ReportGroup,
+    order: &CostedOrder,
+    offset: chrono::FixedOffset,
+) -> Option<String> {
+    use super::report::ReportGroup;
+    use chrono::Datelike;
+    let local =
+        (order.created_at + chrono::Duration::seconds(offset.local_minus_utc().into())).date();
+    match group {
+        ReportGroup::Provider => Some(order.provider_id.to_string()),
+        ReportGroup::Service => Some(order.service_id.to_string()),
+        ReportGroup::Day => Some(local.format("%Y-%m-%d").to_string()),
+        ReportGroup::Week => {
+            let back = i64::from(local.weekday().num_days_from_monday());
+            Some(
+                (local - chrono::Duration::days(back))
+                    .format("%Y-%m-%d")
+                    .to_string(),
+            )
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

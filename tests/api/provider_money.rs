@@ -409,3 +409,123 @@ async fn resellers_see_neither_cost_nor_margin_and_an_account_in_another_currenc
     assert_eq!(settings.body["currency"], "USD");
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn the_provider_money_report_equals_a_hand_computation_in_json_and_csv() {
+    let (app, _upstream, panel, provider_id, followers) = eur_setup(0).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let credited = app.order_id(&reseller.token, followers, 1000).await;
+    let uncredited = app.order_id(&reseller.token, followers, 1000).await;
+    let completed = app.order_id(&reseller.token, followers, 500).await;
+    app.worker_pass().await;
+    let remote = |order| app.provider_order(order).provider_order_id.unwrap();
+    {
+        let mut state = panel.lock().unwrap();
+        state.report(&remote(credited), "Partial", 250, "0.675");
+        state.report(&remote(uncredited), "Partial", 250, "0.9");
+        state.report(&remote(completed), "Completed", 0, "0.45");
+    }
+    app.make_due();
+    app.worker_pass().await;
+    app.worker_pass().await;
+
+    // By hand, in micro-units of USD (EUR × 1.1, half-up). Our rate 1.089 per 1000:
+    // charges 1.089, 1.089 and 0.5445; the two Partials refunded 0.27225 each.
+    let charges = [1_089_000, 1_089_000, 544_500];
+    let refunds = [272_250, 272_250, 0];
+    let revenue: i64 = (0..3).map(|i| charges[i] - refunds[i]).sum();
+    // Latest provider charges: 0.675, 0.9 and 0.45 EUR.
+    let costs = [742_500, 990_000, 495_000];
+    let provider_cost: i64 = costs.iter().sum();
+    // Each Partial should bring back a quarter of 0.9 EUR: 0.225 EUR = 0.2475 USD; only
+    // the first did.
+    let expected_credits = 2 * 247_500;
+    let recovered = 247_500;
+    assert_eq!(revenue, 2_178_000);
+    assert_eq!(provider_cost, 2_227_500);
+
+    let check = |m: &Value| {
+        assert_eq!(m["orders_count"], 3, "{m}");
+        assert_eq!(micros(&m["revenue"]), revenue, "{m}");
+        assert_eq!(micros(&m["provider_cost"]), provider_cost);
+        assert_eq!(micros(&m["margin"]), revenue - provider_cost);
+        assert_eq!(m["orders_without_cost"], 0);
+        assert_eq!(micros(&m["refunds_paid"]), refunds.iter().sum::<i64>());
+        assert_eq!(micros(&m["expected_credits"]), expected_credits);
+        assert_eq!(micros(&m["credits_recovered"]), recovered);
+        assert_eq!(micros(&m["unrecovered"]), expected_credits - recovered);
+        assert_eq!(micros(&m["awaiting_credit"]), 0);
+        assert_eq!(m["recovery_rate"], "0.5");
+    };
+    for group in ["provider", "service", "day", "week"] {
+        let report = app
+            .get(
+                &format!("/v1/admin/reports/provider-money?group_by={group}&timezone=%2B05:30"),
+                &app.admin_token,
+            )
+            .await;
+        assert_eq!(report.status, 200, "{}", report.text);
+        assert_eq!(report.body["currency"], "USD");
+        assert_eq!(report.body["timezone"], "+05:30");
+        check(&report.body["totals"]);
+        let rows = report.body["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{}", report.text);
+        check(&rows[0]);
+        if group == "provider" {
+            assert_eq!(rows[0]["group"], provider_id.to_string());
+            assert_eq!(rows[0]["label"], "Euro");
+        }
+    }
+    assert_eq!(micros(&json!("-0.0495")), revenue - provider_cost);
+
+    let csv = app
+        .get(
+            "/v1/admin/reports/provider-money?group_by=provider&format=csv",
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(csv.status, 200, "{}", csv.text);
+    let lines: Vec<&str> = csv.text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "group,label,start,end,orders_count,revenue,provider_cost,margin,orders_without_cost,\
+         refunds_paid,expected_credits,credits_recovered,unrecovered,awaiting_credit,recovery_rate"
+    );
+    let total: Vec<&str> = lines.last().unwrap().split(',').collect();
+    assert_eq!(total[0], "total");
+    assert_eq!(
+        &total[4..],
+        &[
+            "3", "2.178", "2.2275", "-0.0495", "0", "0.5445", "0.495", "0.2475", "0.2475", "0",
+            "0.5"
+        ]
+    );
+    assert_eq!(lines.len(), 3);
+
+    // Bad input names the parameter and is never a 500; resellers cannot read it.
+    app.get(
+        "/v1/admin/reports/provider-money?group_by=reason",
+        &app.admin_token,
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.get(
+        "/v1/admin/reports/provider-money?timezone=Mars",
+        &app.admin_token,
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.get("/v1/admin/reports/provider-money", &reseller.token)
+        .await
+        .assert_problem(403, "admin_only");
+    // A window before any order: nothing, and a recovery rate of 1.
+    let empty = app
+        .get(
+            "/v1/admin/reports/provider-money?from=2020-01-01&to=2020-02-01",
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(empty.body["totals"]["orders_count"], 0, "{}", empty.text);
+    assert_eq!(empty.body["totals"]["recovery_rate"], "1");
+    app.assert_books_balance();
+}
