@@ -166,6 +166,10 @@ pub struct MoneyMetrics {
     pub unrecovered: Money,
     /// The shortfall of orders still watched.
     pub awaiting_credit: Money,
+    /// Orders we refunded because of the provider (with a cost to recover from), and
+    /// those of them judged unrecovered.
+    pub recovery_cases: i64,
+    pub unrecovered_cases: i64,
 }
 
 impl MoneyMetrics {
@@ -200,6 +204,10 @@ impl MoneyMetrics {
             .refunds_paid
             .saturating_add(order.cost.provider_refunded);
         if let Some(figures) = order.cost.recovery_figures(order.charge) {
+            self.recovery_cases += 1;
+            if order.cost.recovery == Some(Recovery::Unrecovered) {
+                self.unrecovered_cases += 1;
+            }
             self.expected_credits = self
                 .expected_credits
                 .saturating_add(figures.expected_credit);

@@ -607,6 +607,10 @@ impl Exchange for OrderSends<'_> {
         due_by: NaiveDateTime,
     ) -> Result<Claimed<Self::Work>, diesel::result::Error> {
         let worker = self.0;
+        // A critical `unrecovered` alert with --alert-pause-forwarding: orders wait queued.
+        if db::alerts::pauses_forwarding(conn, provider.id)? {
+            return Ok(Claimed::Empty);
+        }
         // One order per claim, taken right before its exchange: no lease ever covers orders
         // that wait their turn behind a slow send.
         let Some(job) = db::write_tx(conn, |conn| {

@@ -20,6 +20,13 @@ fn eur_catalog() -> Value {
 /// with a EUR provider at 1.1 and markup 10 %, synced: the provider's id and our
 /// Followers service (1.089 per 1000).
 async fn eur_setup(window_secs: i64) -> (TestApp, StandIn, Panel, i64, i64) {
+    eur_setup_with(window_secs, |_| {}).await
+}
+
+async fn eur_setup_with(
+    window_secs: i64,
+    configure: impl FnOnce(&mut reseller_api::config::Config),
+) -> (TestApp, StandIn, Panel, i64, i64) {
     let (upstream, panel) = StandIn::panel().await;
     {
         let mut state = panel.lock().unwrap();
@@ -32,6 +39,7 @@ async fn eur_setup(window_secs: i64) -> (TestApp, StandIn, Panel, i64, i64) {
         c.worker.max_backoff_secs = 0;
         c.worker.recovery_poll_secs = 0;
         c.worker.recovery_window_secs = window_secs;
+        configure(c);
     })
     .await;
     let provider = app
@@ -527,5 +535,82 @@ async fn the_provider_money_report_equals_a_hand_computation_in_json_and_csv() {
         .await;
     assert_eq!(empty.body["totals"]["orders_count"], 0, "{}", empty.text);
     assert_eq!(empty.body["totals"]["recovery_rate"], "1");
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn unrecovered_refunds_raise_a_provider_alert_that_pauses_forwarding() {
+    let (app, upstream, panel, provider_id, followers) = eur_setup_with(0, |c| {
+        c.alerts.alert_interval_secs = 0;
+        c.alerts.alert_unrecovered_min_refunds = 1;
+        c.alerts.alert_unrecovered_warning_rate = "0.2".parse().unwrap();
+        c.alerts.alert_unrecovered_critical_rate = "0.5".parse().unwrap();
+        c.alerts.alert_pause_forwarding = true;
+    })
+    .await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let credited = app.order_id(&reseller.token, followers, 1000).await;
+    let uncredited = app.order_id(&reseller.token, followers, 1000).await;
+    app.worker_pass().await;
+    {
+        let remote = |order| app.provider_order(order).provider_order_id.unwrap();
+        let mut state = panel.lock().unwrap();
+        state.report(&remote(credited), "Partial", 500, "0.45");
+        state.report(&remote(uncredited), "Partial", 500, "0.9");
+    }
+    app.make_due();
+    app.worker_pass().await;
+    app.worker_pass().await;
+    assert_eq!(
+        money(&app, uncredited).await["recovery"]["state"],
+        "unrecovered"
+    );
+
+    // Half of what should have come back did not: 0.495 of 0.99, at the critical rate.
+    app.webhook_pass().await;
+    let alerts = app
+        .get("/v1/admin/alerts?active=true", &app.admin_token)
+        .await;
+    assert_eq!(alerts.status, 200, "{}", alerts.text);
+    let ours: Vec<&Value> = alerts.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["measure"] == "unrecovered")
+        .collect();
+    assert_eq!(ours.len(), 3, "one per window: {}", alerts.text);
+    for alert in &ours {
+        assert_eq!(alert["scope"], "provider");
+        assert_eq!(alert["subject_id"], provider_id);
+        assert_eq!(alert["level"], "critical", "{alert}");
+        assert_eq!(alert["rate"], "0.5");
+        assert_eq!(alert["orders"], 2);
+        assert_eq!(alert["refunded_orders"], 1);
+        assert_eq!(micros(&alert["charged"]), 990_000);
+        assert_eq!(micros(&alert["refunded"]), 495_000);
+    }
+    assert!(count_events(&app, "alert.raised") >= 3);
+
+    // New orders are still taken (the reseller is not refused) but wait queued.
+    let sent_before = upstream.calls_of("add").len();
+    let waiting = app.order_id(&reseller.token, followers, 1000).await;
+    app.worker_pass().await;
+    assert_eq!(upstream.calls_of("add").len(), sent_before);
+    assert_eq!(
+        app.provider_order(waiting).state,
+        reseller_api::domain::provider::ForwardingState::Queued
+    );
+    // Without the pause it goes out.
+    {
+        use diesel::prelude::*;
+        use reseller_api::db::schema::alerts;
+        let mut conn = app.pool.get().unwrap();
+        diesel::update(alerts::table)
+            .set(alerts::pauses_orders.eq(false))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    app.worker_pass().await;
+    assert_eq!(upstream.calls_of("add").len(), sent_before + 1);
     app.assert_books_balance();
 }

@@ -1,3 +1,6 @@
+DELETE FROM alerts WHERE measure = 'unrecovered';
+ALTER TABLE alerts DROP CONSTRAINT alerts_measure_check;
+ALTER TABLE alerts ADD CONSTRAINT alerts_measure_check CHECK (measure IN ('amount', 'count'));
 DROP TABLE order_costs;
 DROP TABLE service_costs;
 DROP TABLE provider_exchange_rates;

@@ -71,3 +71,8 @@ CREATE TABLE order_costs (
 );
 CREATE INDEX order_costs_provider ON order_costs (provider_id, created_at);
 CREATE INDEX order_costs_watch ON order_costs (recovery, watch_until);
+
+-- A provider's unrecovered refunds are a third alert measure (`unrecovered`).
+ALTER TABLE alerts DROP CONSTRAINT alerts_measure_check;
+ALTER TABLE alerts ADD CONSTRAINT alerts_measure_check
+    CHECK (measure IN ('amount', 'count', 'unrecovered'));

@@ -71,3 +71,33 @@ CREATE TABLE order_costs (
 );
 CREATE INDEX order_costs_provider ON order_costs (provider_id, created_at);
 CREATE INDEX order_costs_watch ON order_costs (recovery, watch_until);
+
+-- A provider's unrecovered refunds are a third alert measure (`unrecovered`): SQLite
+-- cannot change a CHECK in place, so the table is rebuilt with the same rows and indexes.
+CREATE TABLE alerts_with_recovery (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope TEXT NOT NULL CHECK (scope IN ('service', 'provider')),
+    subject_id BIGINT NOT NULL,
+    window_name TEXT NOT NULL CHECK (window_name IN ('1h', '24h', '7d')),
+    measure TEXT NOT NULL CHECK (measure IN ('amount', 'count', 'unrecovered')),
+    level TEXT NOT NULL CHECK (level IN ('warning', 'critical')),
+    active BOOLEAN NOT NULL,
+    rate_ppm BIGINT NOT NULL,
+    threshold_ppm BIGINT NOT NULL,
+    orders BIGINT NOT NULL,
+    refunded_orders BIGINT NOT NULL,
+    charged_micros BIGINT NOT NULL,
+    refunded_micros BIGINT NOT NULL,
+    -- Set on a critical alert when --alert-pause-orders is on: new orders are refused;
+    -- on an `unrecovered` one when --alert-pause-forwarding is on: nothing is sent.
+    pauses_orders BOOLEAN NOT NULL DEFAULT FALSE,
+    raised_at TIMESTAMP NOT NULL,
+    escalated_at TIMESTAMP,
+    cleared_at TIMESTAMP,
+    updated_at TIMESTAMP NOT NULL
+);
+INSERT INTO alerts_with_recovery SELECT * FROM alerts;
+DROP TABLE alerts;
+ALTER TABLE alerts_with_recovery RENAME TO alerts;
+CREATE UNIQUE INDEX alerts_active ON alerts (scope, subject_id, window_name, measure) WHERE active;
+CREATE INDEX alerts_recent ON alerts (id);
