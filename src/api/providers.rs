@@ -586,7 +586,7 @@ fn synced(s: application::catalog::SyncedService) -> SyncedServiceResponse {
     responses(
         (status = 200, description = "What changed (or would)", body = SyncServicesResponse),
         (status = 404, description = "No such provider", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The provider's catalog could not be read (`provider_unavailable`); nothing changed", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The provider's catalog could not be read (`provider_unavailable`), or the provider bills in another currency than the panel's and has no `exchange_rate` (`currency_mismatch`); nothing changed", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/providers/{id}/sync-services")]

@@ -91,7 +91,7 @@ pub fn upsert_service_cost(conn: &mut WriteConn<'_>, cost: &ServiceCost) -> Quer
         service_costs::synced_at.eq(cost.synced_at),
     );
     let changed = diesel::update(service_costs::table.find(cost.service_id))
-        .set(values.clone())
+        .set(values)
         .execute(conn)?;
     if changed == 0 {
         diesel::insert_into(service_costs::table)
