@@ -195,6 +195,24 @@ pub struct Config {
         global = true
     )]
     pub max_body_bytes: usize,
+    /// Largest body of an order (`POST /v1/orders`, API v2), in bytes: room for two full
+    /// lists (60000 characters each, up to 4 bytes a character, JSON-escaped).
+    #[arg(
+        long,
+        env = "RESELLER_API_MAX_ORDER_BODY",
+        default_value_t = 1_048_576,
+        global = true
+    )]
+    pub max_order_body_bytes: usize,
+    /// Largest body of a mass order (`POST /v1/orders/batch`, up to 100 orders), in bytes.
+    /// Orders with long lists go one by one or in smaller batches.
+    #[arg(
+        long,
+        env = "RESELLER_API_MAX_BATCH_BODY",
+        default_value_t = 4_194_304,
+        global = true
+    )]
+    pub max_batch_body_bytes: usize,
     /// Browser origins (dashboards) allowed to call the API, comma-separated, e.g.
     /// `https://panel.example.com,http://localhost:3000`. None by default: no CORS headers.
     #[arg(

@@ -14,8 +14,10 @@ use crate::domain::ids::{AccountId, AlertId, OrderId, RefillId, RefundId, Servic
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::SignedMoney;
 use crate::domain::order::{Order, OrderStatus};
+use crate::domain::order_fields::OrderFields;
 use crate::domain::refill::RefillStatus;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
+use crate::domain::service::ServiceType;
 
 /// A money amount on the wire: a decimal string, at most 6 fractional digits.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -53,6 +55,13 @@ pub struct OrderResponse {
     pub runs: Option<i64>,
     /// Minutes between drip-feed runs; null for ordinary orders.
     pub interval: Option<i64>,
+    /// The service's type when the order was placed (drip-feed is `runs` and `interval`
+    /// on a `default` order).
+    pub service_type: ServiceType,
+    /// The type's fields the order was placed with, as stored: lists as arrays of lines
+    /// (trimmed, blank lines dropped), `@` and `#` stripped. Absent when the type has none.
+    #[serde(flatten)]
+    pub fields: OrderFields,
     pub charge: Amount,
     pub status: OrderStatus,
     /// The counter at the link when delivery started; null until known.
@@ -81,6 +90,8 @@ impl From<Order> for OrderResponse {
             quantity: order.quantity,
             runs: order.runs,
             interval: order.interval,
+            service_type: order.kind,
+            fields: order.fields,
             charge: Amount::of(order.charge),
             status: order.status,
             start_count: order.start_count,

@@ -24,8 +24,9 @@ use crate::db::{accounts, orders, refills, services};
 use crate::domain::account::Scope;
 use crate::domain::ids::{AccountId, OrderId, RefillId, ServiceId};
 use crate::domain::order::{Order, OrderFieldError, OrderInput};
+use crate::domain::order_fields::{OrderField, OrderFields};
 use crate::domain::refill::RefillRefusal;
-use crate::domain::service::{ServiceStatus, ServiceType};
+use crate::domain::service::ServiceStatus;
 use crate::error::ApiError;
 use crate::http::auth::KeyHolder;
 use crate::http::idempotency::status_of;
@@ -53,8 +54,24 @@ pub struct ApiV2Request {
     pub runs: String,
     /// `add`, drip-feed: minutes between runs.
     pub interval: String,
-    /// `add`, custom comments: one per line.
+    /// `add`, custom comments: one per line. The other type fields of `add` (`usernames`,
+    /// `hashtags`, `hashtag`, `username`, `media`, `answer_number`, `groups`, `keywords`,
+    /// `country`, `device`, `type_of_traffic`, `google_keyword`, `referring_url`; lists one
+    /// item per line) are read the same way: see the REST order's fields.
     pub comments: String,
+    pub usernames: String,
+    pub hashtags: String,
+    pub hashtag: String,
+    pub username: String,
+    pub media: String,
+    pub answer_number: String,
+    pub groups: String,
+    pub keywords: String,
+    pub country: String,
+    pub device: String,
+    pub type_of_traffic: String,
+    pub google_keyword: String,
+    pub referring_url: String,
     /// One order id (`status`, `cancel`, `refill`); a comma list is a batch.
     pub order: String,
     /// Comma-joined order ids, at most 100, for batch `status`, `cancel` and `refill`.
@@ -118,15 +135,6 @@ fn error(text: &str) -> HttpResponse {
     })
 }
 
-/// The panel's name for a service type.
-fn panel_type(kind: ServiceType) -> &'static str {
-    match kind {
-        ServiceType::Default | ServiceType::DripFeed => "Default",
-        ServiceType::CustomComments => "Custom Comments",
-        ServiceType::Package => "Package",
-    }
-}
-
 // Replies are structs, not maps, so fields keep the dialect's order byte for byte.
 
 #[derive(Serialize)]
@@ -161,6 +169,8 @@ struct ServiceItem {
     dripfeed: bool,
     refill: bool,
     cancel: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    desc: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -241,7 +251,9 @@ fn field_error(error: &OrderFieldError) -> String {
     use OrderFieldError::*;
     match error {
         BadLink { .. } | LinkHasSpaces => "Bad Link".into(),
-        QuantityNotCommentCount { .. }
+        Field { field, problem } => format!("Incorrect {field}: {field} {problem}"),
+        QuantityNotCount { .. }
+        | QuantityNotOne
         | QuantityRequired
         | QuantityOutOfRange { .. }
         | TotalTooLarge => format!("Quantity {error}"),
@@ -249,8 +261,6 @@ fn field_error(error: &OrderFieldError) -> String {
             format!("Quantity too small: at this rate it costs nothing; order at least {least}")
         }
         ServiceDisabled
-        | CommentsRequired
-        | CommentsNotTaken
         | DripFeedNotOffered
         | RunsOutOfRange
         | IntervalOutOfRange
@@ -258,6 +268,37 @@ fn field_error(error: &OrderFieldError) -> String {
         | RunsRequired
         | BadExternalRef { .. } => format!("{}: {error}", error.field()),
     }
+}
+
+/// The type fields of an `add`, each read by its shape: lists as text with one item per
+/// line, numbers as integers (`Incorrect answer_number` otherwise).
+fn type_fields(map: &Fields) -> Result<OrderFields, String> {
+    let mut fields = OrderFields::default();
+    for &field in OrderField::ALL {
+        let name = field.as_str();
+        let Some(text) = map.get(name).filter(|t| !t.trim().is_empty()) else {
+            continue;
+        };
+        let list = || Some(vec![text.clone()]);
+        let text = || Some(text.clone());
+        match field {
+            OrderField::Comments => fields.comments = list(),
+            OrderField::Usernames => fields.usernames = list(),
+            OrderField::Hashtags => fields.hashtags = list(),
+            OrderField::Groups => fields.groups = list(),
+            OrderField::Keywords => fields.keywords = list(),
+            OrderField::Hashtag => fields.hashtag = text(),
+            OrderField::Username => fields.username = text(),
+            OrderField::Media => fields.media = text(),
+            OrderField::Country => fields.country = text(),
+            OrderField::GoogleKeyword => fields.google_keyword = text(),
+            OrderField::ReferringUrl => fields.referring_url = text(),
+            OrderField::AnswerNumber => fields.answer_number = parse_int(map, name)?,
+            OrderField::Device => fields.device = parse_int(map, name)?,
+            OrderField::TypeOfTraffic => fields.type_of_traffic = parse_int(map, name)?,
+        }
+    }
+    Ok(fields)
 }
 
 fn parse_int(map: &Fields, name: &str) -> Result<Option<i64>, String> {
@@ -352,7 +393,7 @@ async fn serve(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let map = match input::read_fields(&req, payload, state.config.max_body_bytes).await {
+    let map = match input::read_fields(&req, payload, state.config.max_order_body_bytes).await {
         Ok(map) => map,
         Err(text) => return error(&text),
     };
@@ -461,8 +502,9 @@ async fn list(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         .filter(|s| s.status == ServiceStatus::Active)
         .map(|s| ServiceItem {
             service: s.id,
-            dripfeed: s.dripfeed(),
-            r#type: panel_type(s.kind),
+            dripfeed: s.dripfeed,
+            r#type: s.kind.panel_name(),
+            desc: s.description.clone(),
             rate: s.rate.to_string(),
             min: s.min_quantity.to_string(),
             max: s.max_quantity.to_string(),
@@ -515,10 +557,7 @@ fn order_request(map: &Fields) -> Result<OrderRequest, String> {
             quantity: parse_int(map, "quantity")?,
             runs: parse_int(map, "runs")?,
             interval: parse_int(map, "interval")?,
-            comments: map
-                .get("comments")
-                .cloned()
-                .filter(|c| !c.trim().is_empty()),
+            fields: type_fields(map)?,
             external_ref: None,
         },
     })
@@ -544,10 +583,23 @@ fn add_key(
         .map(|k| k.trim().chars().take(255).collect::<String>())
         .filter(|k| !k.is_empty())?;
     let input = &request.input;
-    let hash = format!(
+    // The comments as sent (one text on API v2), then the other type fields only when
+    // there are any: an `add` stored before they existed keeps its fingerprint.
+    let comments = input.fields.comments.as_ref().map(|lines| lines.join("\n"));
+    let mut hash = format!(
         "{}|{}|{:?}|{:?}|{:?}|{:?}",
-        request.service_id, input.link, input.quantity, input.runs, input.interval, input.comments
+        request.service_id, input.link, input.quantity, input.runs, input.interval, comments
     );
+    let others = OrderFields {
+        comments: None,
+        ..input.fields.clone()
+    };
+    if !others.is_empty() {
+        hash.push_str(&format!(
+            "|{}",
+            serde_json::to_string(&others).unwrap_or_default()
+        ));
+    }
     Some(IdempotencyKey {
         key,
         request_hash: request_hash(&Value::String(hash)),
@@ -926,6 +978,8 @@ mod tests {
 
     #[test]
     fn every_refused_field_of_an_add_has_its_dialect_text() {
+        use crate::domain::order_fields::FieldProblem;
+        use crate::domain::service::ServiceType;
         use OrderFieldError::*;
         let cases = [
             (
@@ -941,8 +995,15 @@ mod tests {
             ),
             (QuantityRequired, "Quantity is required"),
             (
-                QuantityNotCommentCount { count: 3 },
-                "Quantity must equal the number of comments (3) or be omitted",
+                QuantityNotCount {
+                    field: OrderField::Comments,
+                    count: 3,
+                },
+                "Quantity must equal the number of comments lines (3) or be omitted",
+            ),
+            (
+                QuantityNotOne,
+                "Quantity must be 1 or omitted: this service sells one package at a flat price",
             ),
             (
                 TotalTooLarge,
@@ -953,12 +1014,22 @@ mod tests {
                 "service_id: service is disabled and takes no new orders",
             ),
             (
-                CommentsRequired,
-                "comments: this service takes custom comments, one per line",
+                Field {
+                    field: OrderField::Comments,
+                    problem: FieldProblem::Required {
+                        kind: ServiceType::CustomComments,
+                    },
+                },
+                "Incorrect comments: comments is required for a custom_comments service",
             ),
             (
-                CommentsNotTaken,
-                "comments: this service does not take custom comments",
+                Field {
+                    field: OrderField::Usernames,
+                    problem: FieldProblem::NotTaken {
+                        kind: ServiceType::Poll,
+                    },
+                },
+                "Incorrect usernames: usernames is not taken by a poll service",
             ),
             (
                 DripFeedNotOffered,

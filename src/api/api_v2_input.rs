@@ -96,12 +96,10 @@ fn meaningful((name, value): (String, String)) -> Option<(String, String)> {
     if trimmed.is_empty() || placeholder {
         return None;
     }
-    // Comments keep their inner line breaks; every other field is one token.
-    let value = if name == "comments" {
-        value
-    } else {
-        trimmed.to_string()
-    };
+    // Lists keep their inner line breaks; every other field is one token.
+    let is_list = crate::domain::order_fields::OrderField::parse(&name)
+        .is_some_and(|f| f.shape() == crate::domain::order_fields::FieldShape::List);
+    let value = if is_list { value } else { trimmed.to_string() };
     Some((name, value))
 }
 

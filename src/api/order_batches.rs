@@ -11,7 +11,7 @@ use crate::application::orders::{OrderRequest, PlaceOrderError, Placed};
 use crate::domain::account::Scope;
 use crate::error::ApiError;
 use crate::http::auth::Caller;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, BatchBody};
 use crate::http::idempotency::{answered, replayed, rest_key};
 use crate::http::problem::Problem;
 use crate::http::state::AppState;
@@ -57,7 +57,7 @@ pub async fn create_order_batch(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    body: ApiJson<CreateOrderBatchRequest>,
+    body: ApiJson<CreateOrderBatchRequest, BatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersWrite)?;
     let raw = body.raw.clone();
@@ -128,7 +128,7 @@ fn render_batch(lines: Vec<Result<Placed, PlaceOrderError>>) -> String {
         .into_iter()
         .map(|line| match line {
             Ok(Placed::New(order)) => serde_json::json!({
-                "order": serde_json::to_value(OrderResponse::from(order))
+                "order": serde_json::to_value(OrderResponse::from(*order))
                     .unwrap_or(serde_json::Value::Null)
             }),
             // A line placed by an interrupted earlier run: its order as stored then.

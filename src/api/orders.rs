@@ -14,11 +14,12 @@ use crate::db::orders::{self, OrderFilter};
 use crate::domain::account::Scope;
 use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::order::{Order, OrderInput, OrderStatus};
+use crate::domain::order_fields::OrderFields;
 use crate::domain::FieldError;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::auth::Admin;
 use crate::http::auth::Caller;
-use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::extract::{ApiJson, ApiQuery, OrderJson};
 use crate::http::idempotency::{answered, replayed, rest_key};
 use crate::http::state::AppState;
 use crate::http::wire::{page_limit, page_response, Page};
@@ -31,7 +32,9 @@ pub struct CreateOrderRequest {
     pub service_id: ServiceId,
     #[schema(value_type = crate::http::input::Link)]
     pub link: String,
-    /// Units to deliver; for custom-comment services it may be left out (one per comment).
+    /// Units to deliver (per run with drip-feed). Where the service's `quantity_from` names
+    /// a list, it may be left out (one per line) and must equal the count when sent; for a
+    /// flat-price service it may be left out and must be 1 when sent.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub quantity: Option<i64>,
     /// Drip-feed: how many runs of `quantity` each.
@@ -40,11 +43,73 @@ pub struct CreateOrderRequest {
     /// Drip-feed: minutes between runs.
     #[schema(minimum = 1, maximum = 43_200)]
     pub interval: Option<i64>,
-    /// Custom comments, one per line.
-    pub comments: Option<String>,
+    /// Comment lines (custom_comments, custom_comments_package, comment_replies): an array
+    /// of strings, or one text with a line per comment. The service's `fields` say which
+    /// fields its type takes; any other is refused.
+    #[schema(value_type = Option<crate::http::input::CommentLines>)]
+    pub comments: Option<CommentLines>,
+    /// Usernames to mention, `@` optional (mentions, mentions_with_hashtags,
+    /// mentions_custom_list).
+    #[schema(value_type = Option<crate::http::input::Lines>)]
+    pub usernames: Option<Vec<String>>,
+    /// Hashtags, `#` optional (mentions_with_hashtags).
+    #[schema(value_type = Option<crate::http::input::Lines>)]
+    pub hashtags: Option<Vec<String>>,
+    /// One hashtag, `#` optional (mentions_hashtag).
+    #[schema(value_type = Option<crate::http::input::Text255>)]
+    pub hashtag: Option<String>,
+    /// One username, `@` optional (mentions_user_followers, which also takes the profile's
+    /// URL; comment_likes: the comment's author; comment_replies).
+    #[schema(value_type = Option<crate::http::input::Text255>)]
+    pub username: Option<String>,
+    /// The media whose likers are mentioned (mentions_media_likers).
+    #[schema(value_type = Option<crate::http::input::HttpUrl255>)]
+    pub media: Option<String>,
+    /// The poll answer to vote for (poll).
+    #[schema(minimum = 1, maximum = 1000)]
+    pub answer_number: Option<i64>,
+    /// Groups to invite from (invites_from_groups).
+    #[schema(value_type = Option<crate::http::input::Lines>)]
+    pub groups: Option<Vec<String>>,
+    /// Search keywords (seo); a line may hold several, comma-separated.
+    #[schema(value_type = Option<crate::http::input::Lines>)]
+    pub keywords: Option<Vec<String>>,
+    /// Country code or name (web_traffic).
+    #[schema(value_type = Option<crate::http::input::Text255>)]
+    pub country: Option<String>,
+    /// 1 desktop, 2 Android, 3 iOS, 4 mixed mobile, 5 mixed all (web_traffic).
+    #[schema(minimum = 1, maximum = 5)]
+    pub device: Option<i64>,
+    /// 1 Google keyword (with `google_keyword`), 2 custom referrer (with
+    /// `referring_url`), 3 blank (web_traffic).
+    #[schema(minimum = 1, maximum = 3)]
+    pub type_of_traffic: Option<i64>,
+    /// The keyword searched (web_traffic with type_of_traffic 1).
+    #[schema(value_type = Option<crate::http::input::Text255>)]
+    pub google_keyword: Option<String>,
+    /// The referrer (web_traffic with type_of_traffic 2).
+    #[schema(value_type = Option<crate::http::input::HttpUrl255>)]
+    pub referring_url: Option<String>,
     /// Your own reference, echoed back.
     #[schema(value_type = Option<crate::http::input::Text200>)]
     pub external_ref: Option<String>,
+}
+
+/// `comments` on REST: an array of lines, or one text with a line per comment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CommentLines {
+    Lines(Vec<String>),
+    Text(String),
+}
+
+impl CommentLines {
+    fn into_lines(self) -> Vec<String> {
+        match self {
+            CommentLines::Lines(lines) => lines,
+            CommentLines::Text(text) => vec![text],
+        }
+    }
 }
 
 impl From<CreateOrderRequest> for OrderRequest {
@@ -56,7 +121,22 @@ impl From<CreateOrderRequest> for OrderRequest {
                 quantity: request.quantity,
                 runs: request.runs,
                 interval: request.interval,
-                comments: request.comments,
+                fields: OrderFields {
+                    comments: request.comments.map(CommentLines::into_lines),
+                    usernames: request.usernames,
+                    hashtags: request.hashtags,
+                    hashtag: request.hashtag,
+                    username: request.username,
+                    media: request.media,
+                    answer_number: request.answer_number,
+                    groups: request.groups,
+                    keywords: request.keywords,
+                    country: request.country,
+                    device: request.device,
+                    type_of_traffic: request.type_of_traffic,
+                    google_keyword: request.google_keyword,
+                    referring_url: request.referring_url,
+                },
                 external_ref: request.external_ref,
             },
         }
@@ -89,7 +169,7 @@ pub async fn create_order(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    body: ApiJson<CreateOrderRequest>,
+    body: OrderJson<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::OrdersWrite)?;
     let key = rest_key(&req, &body.raw, &state.config)?;
@@ -103,7 +183,7 @@ pub async fn create_order(
             state.wake.notify();
             let id = order.id;
             let body =
-                serde_json::to_string(&OrderResponse::from(order)).map_err(ApiError::internal)?;
+                serde_json::to_string(&OrderResponse::from(*order)).map_err(ApiError::internal)?;
             (Some(id), answered(Dialect::Rest, Answer::OrderPlaced, body))
         }
         // The stored order's id, read back for `Location` only: the body goes as stored.

@@ -11,6 +11,7 @@ use crate::domain::account::parse_currency;
 use crate::domain::ids::{OrderId, ProviderId, ServiceId};
 use crate::domain::money::{ExchangeRate, Percent};
 use crate::domain::provider::{ForwardingState, Provider};
+use crate::domain::service::ServiceType;
 use crate::domain::{parse_text, FieldError};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::auth::Admin;
@@ -511,10 +512,10 @@ pub struct SyncedServiceResponse {
     pub service_id: Option<ServiceId>,
     pub provider_service_id: String,
     pub name: String,
-    /// Our rate per 1000: the provider's, converted to the panel's currency (half-up to the
-    /// micro-unit), plus the markup.
+    /// Our rate per 1000 (for a flat-price type, per package): the provider's, converted
+    /// to the panel's currency (half-up to the micro-unit), plus the markup.
     pub rate: Amount,
-    /// The provider's rate per 1000 in its currency; null for a service disabled.
+    /// The provider's rate in its currency; null for a service disabled.
     pub provider_rate: Option<Amount>,
     /// `provider_rate` in the panel's currency (× the provider's `exchange_rate`), before
     /// the markup.
@@ -522,6 +523,10 @@ pub struct SyncedServiceResponse {
     /// Our rate is at or below the converted provider rate: the service sells at a loss
     /// (raise the provider's `markup_percent`).
     pub at_loss: bool,
+    /// The service's type after the sync.
+    pub r#type: ServiceType,
+    /// The type before the sync, when the sync changes it; else null.
+    pub previous_type: Option<ServiceType>,
     /// The fields that change.
     pub changes: Vec<&'static str>,
 }
@@ -569,6 +574,8 @@ fn synced(s: application::catalog::SyncedService) -> SyncedServiceResponse {
         provider_rate: s.provider_rate.map(Amount::of),
         converted_rate: s.converted_rate.map(Amount::of),
         at_loss: s.at_loss,
+        r#type: s.kind,
+        previous_type: s.previous_kind,
         changes: s.changes,
     }
 }

@@ -7,9 +7,13 @@ use crate::application;
 use crate::db::services::{self, ServiceFields};
 use crate::domain::account::Scope;
 use crate::domain::ids::{ProviderId, ServiceId};
+use crate::domain::order_fields::{
+    FieldShape, OrderField, MAX_LIST_CHARS, MAX_LIST_ITEMS, MAX_TEXT_CHARS,
+};
 use crate::domain::refill::MAX_REFILL_DAYS;
 use crate::domain::service::{
-    check_min_charge, check_quantity_window, Service, ServiceStatus, ServiceType,
+    check_min_charge, check_quantity_window, check_type_shape, QuantityRule, Service,
+    ServiceStatus, ServiceType, MAX_DESCRIPTION_CHARS,
 };
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
@@ -27,19 +31,167 @@ pub struct ServiceResponse {
     pub id: ServiceId,
     pub name: String,
     pub category: String,
-    pub r#type: ServiceType,
-    /// Price per 1000 units.
+    pub r#type: TypeName,
+    /// Price per 1000 units; for a flat-price type (`pricing: flat`), the price of one order.
     pub rate: Amount,
+    /// How `rate` prices an order.
+    pub pricing: Pricing,
+    /// The smallest quantity (1 for a flat-price type).
     pub min: i64,
+    /// The largest quantity (1 for a flat-price type).
     pub max: i64,
+    /// The list field whose lines are the order's quantity (the order's `quantity` may be
+    /// left out, and must equal the count when sent); null where the quantity is sent, or
+    /// fixed at 1 for a flat-price type.
+    pub quantity_from: Option<OrderField>,
+    /// The fields an order of this service takes besides `link`, `quantity` and (with
+    /// `dripfeed`) `runs` and `interval`.
+    pub fields: Vec<ServiceFieldInfo>,
+    /// What the service delivers, in the operator's (or the provider's) words.
+    pub description: Option<String>,
     pub refill: bool,
     /// Days after an order is placed during which a refill may be asked for.
     pub refill_days: i64,
     pub cancel: bool,
+    /// Drip-feed offered: an order may take `runs` and `interval` (Default and Web Traffic
+    /// services only).
     pub dripfeed: bool,
     pub status: ServiceStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A service's type as REST words it: the type's name, or `drip_feed` for a Default
+/// service with the drip-feed flag (the word REST clients knew before drip-feed became a
+/// flag, kept so that they do not break).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeName {
+    Type(ServiceType),
+    DripFeed,
+}
+
+impl TypeName {
+    const DRIP_FEED: &'static str = "drip_feed";
+
+    pub fn of(kind: ServiceType, dripfeed: bool) -> TypeName {
+        match kind {
+            ServiceType::Default if dripfeed => TypeName::DripFeed,
+            kind => TypeName::Type(kind),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TypeName::Type(kind) => kind.as_str(),
+            TypeName::DripFeed => Self::DRIP_FEED,
+        }
+    }
+}
+
+impl Serialize for TypeName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TypeName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<TypeName, D::Error> {
+        let word = String::deserialize(deserializer)?;
+        if word == Self::DRIP_FEED {
+            return Ok(TypeName::DripFeed);
+        }
+        ServiceType::parse(&word)
+            .map(TypeName::Type)
+            .ok_or_else(|| {
+                let words: Vec<&str> = ServiceType::ALL.iter().map(|k| k.as_str()).collect();
+                serde::de::Error::custom(format!(
+                    "unknown type {word:?}: expected one of {}, or drip_feed",
+                    words.join(", ")
+                ))
+            })
+    }
+}
+
+impl utoipa::PartialSchema for TypeName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let mut words: Vec<&str> = ServiceType::ALL.iter().map(|k| k.as_str()).collect();
+        words.insert(1, Self::DRIP_FEED);
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "The service type (the panel dialect's, in snake case). `drip_feed` is \
+                 `default` with `dripfeed` on: accepted, and shown for such services.",
+            ))
+            .enum_values(Some(words))
+            .into()
+    }
+}
+
+impl ToSchema for TypeName {}
+
+/// How a service's rate prices an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Pricing {
+    /// The rate is per 1000 units of the quantity.
+    PerThousand,
+    /// The rate is the price of one order (a package); the quantity is 1.
+    Flat,
+}
+
+/// A field an order of a service takes, for rendering an order form.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServiceFieldInfo {
+    pub name: OrderField,
+    /// Required on every order of the service (else only in the case `note` says).
+    pub required: bool,
+    pub shape: FieldShape,
+    /// Integer fields: the smallest value.
+    pub minimum: Option<i64>,
+    /// Integer fields: the largest value.
+    pub maximum: Option<i64>,
+    /// Lists: the most lines; text and URLs: null.
+    pub max_items: Option<i64>,
+    /// Lists: the most characters, lines joined by `\n`; text and URLs: the most characters.
+    pub max_length: Option<i64>,
+    /// When an optional field is required or taken.
+    pub note: Option<String>,
+}
+
+impl ServiceFieldInfo {
+    fn of(kind: ServiceType) -> Vec<ServiceFieldInfo> {
+        let required = kind.required_fields().iter().map(|f| (*f, true));
+        let optional = kind.optional_fields().iter().map(|f| (*f, false));
+        required
+            .chain(optional)
+            .map(|(name, required)| {
+                let shape = name.shape();
+                let range = name.range();
+                ServiceFieldInfo {
+                    name,
+                    required,
+                    shape,
+                    minimum: range.map(|r| r.0),
+                    maximum: range.map(|r| r.1),
+                    max_items: (shape == FieldShape::List).then_some(MAX_LIST_ITEMS as i64),
+                    max_length: match shape {
+                        FieldShape::List => Some(MAX_LIST_CHARS as i64),
+                        FieldShape::Text | FieldShape::Url => Some(MAX_TEXT_CHARS as i64),
+                        FieldShape::Integer => None,
+                    },
+                    note: match name {
+                        OrderField::GoogleKeyword => {
+                            Some("required with type_of_traffic 1, refused otherwise".into())
+                        }
+                        OrderField::ReferringUrl => {
+                            Some("required with type_of_traffic 2, refused otherwise".into())
+                        }
+                        _ => None,
+                    },
+                }
+            })
+            .collect()
+    }
 }
 
 /// A service as operators see it: what resellers see, and where it is delivered from.
@@ -68,15 +220,27 @@ impl From<Service> for AdminServiceResponse {
 
 impl From<Service> for ServiceResponse {
     fn from(service: Service) -> ServiceResponse {
+        let kind = service.kind;
         ServiceResponse {
             id: service.id,
-            dripfeed: service.dripfeed(),
+            dripfeed: service.dripfeed,
             name: service.name,
             category: service.category,
-            r#type: service.kind,
+            r#type: TypeName::of(kind, service.dripfeed),
             rate: Amount::of(service.rate),
+            pricing: if kind.is_flat() {
+                Pricing::Flat
+            } else {
+                Pricing::PerThousand
+            },
             min: service.min_quantity,
             max: service.max_quantity,
+            quantity_from: match kind.quantity_rule() {
+                QuantityRule::CountOf(field) => Some(field),
+                QuantityRule::PerThousand | QuantityRule::Flat => None,
+            },
+            fields: ServiceFieldInfo::of(kind),
+            description: service.description,
             refill: service.refill,
             refill_days: service.refill_days,
             cancel: service.cancel,
@@ -154,14 +318,24 @@ pub struct CreateServiceRequest {
     pub name: String,
     #[schema(value_type = crate::http::input::Text200)]
     pub category: String,
-    pub r#type: ServiceType,
-    /// Price per 1000 units, a decimal string.
+    /// The service type; `drip_feed` is `default` with `dripfeed` on.
+    pub r#type: TypeName,
+    /// Drip-feed offered (`default` and `web_traffic` only; default false, true with the
+    /// type word `drip_feed`).
+    pub dripfeed: Option<bool>,
+    /// Price per 1000 units, a decimal string; for a flat-price type (`package`,
+    /// `custom_comments_package`), the price of one order.
     #[schema(value_type = crate::http::input::NonNegativeAmount)]
     pub rate: String,
+    /// 1 for a flat-price type.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub min: i64,
+    /// 1 for a flat-price type.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub max: i64,
+    /// What the service delivers, shown to resellers.
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 2000)]
+    pub description: Option<String>,
     #[serde(default)]
     pub refill: bool,
     /// Days after an order is placed during which a refill may be asked for (default 30).
@@ -183,7 +357,14 @@ pub struct UpdateServiceRequest {
     pub name: Option<String>,
     #[schema(value_type = Option<crate::http::input::Text200>)]
     pub category: Option<String>,
-    pub r#type: Option<ServiceType>,
+    /// The service type; `drip_feed` is `default` with `dripfeed` on.
+    pub r#type: Option<TypeName>,
+    /// Drip-feed offered (`default` and `web_traffic` only).
+    pub dripfeed: Option<bool>,
+    /// What the service delivers; null removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 2000)]
+    pub description: Option<Option<String>>,
     #[schema(value_type = Option<crate::http::input::NonNegativeAmount>)]
     pub rate: Option<String>,
     #[schema(minimum = 1, maximum = 1_000_000_000)]
@@ -222,13 +403,38 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
         .map_err(|m| errors.push(FieldError::new("category", m)))
         .ok();
     let rate = parse_money("rate", &request.rate, &mut errors);
-    if let Err((field, message)) = check_quantity_window(request.min, request.max) {
+    let (kind, dripfeed) = match (request.r#type, request.dripfeed) {
+        (TypeName::DripFeed, Some(false)) => {
+            errors.push(FieldError::new(
+                "dripfeed",
+                "the type drip_feed is default with dripfeed on: send type default to turn it off",
+            ));
+            (ServiceType::Default, false)
+        }
+        (TypeName::DripFeed, _) => (ServiceType::Default, true),
+        (TypeName::Type(kind), dripfeed) => (kind, dripfeed.unwrap_or(false)),
+    };
+    if let Err((field, message)) = check_quantity_window(request.min, request.max)
+        .and_then(|()| check_type_shape(kind, dripfeed, request.min, request.max))
+    {
         errors.push(FieldError::new(field, message));
-    } else if let Some(rate) = rate {
+    } else if let (Some(rate), false) = (rate, kind.is_flat()) {
         if let Err((field, message)) = check_min_charge(rate, request.min) {
             errors.push(FieldError::new(field, message));
         }
     }
+    let description = match request
+        .description
+        .as_deref()
+        .map(|d| parse_text(d, MAX_DESCRIPTION_CHARS))
+    {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(message)) => {
+            errors.push(FieldError::new("description", message));
+            None
+        }
+    };
     let refill_days = request.refill_days.unwrap_or(DEFAULT_REFILL_DAYS);
     if !(0..=MAX_REFILL_DAYS).contains(&refill_days) {
         errors.push(FieldError::new(
@@ -264,7 +470,8 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
         (Some(name), Some(category), Some(rate)) if errors.is_empty() => Ok(ServiceFields {
             name,
             category,
-            kind: request.r#type,
+            kind,
+            dripfeed,
             rate,
             min_quantity: request.min,
             max_quantity: request.max,
@@ -272,6 +479,7 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
             refill_days,
             cancel: request.cancel,
             provider,
+            description,
         }),
         _ => Err(errors.into()),
     }
@@ -326,7 +534,16 @@ pub async fn update_service(
         service_fields(CreateServiceRequest {
             name: patch.name.unwrap_or(current.name),
             category: patch.category.unwrap_or(current.category),
-            r#type: patch.r#type.unwrap_or(current.kind),
+            // A type sent alone sets drip-feed by its word (`drip_feed` on, others off);
+            // `dripfeed` sent alone keeps the type.
+            r#type: patch
+                .r#type
+                .unwrap_or(TypeName::of(current.kind, current.dripfeed)),
+            dripfeed: patch.dripfeed.or(match patch.r#type {
+                Some(_) => None,
+                None => Some(current.dripfeed),
+            }),
+            description: patch.description.clone().unwrap_or(current.description),
             rate: patch.rate.unwrap_or_else(|| current.rate.to_string()),
             min: patch.min.unwrap_or(current.min_quantity),
             max: patch.max.unwrap_or(current.max_quantity),

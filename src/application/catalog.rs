@@ -12,7 +12,8 @@ use crate::db::{self, providers, DbConnection};
 use crate::domain::ids::{AccountId, ProviderId, ServiceId};
 use crate::domain::money::{ExchangeRate, Money, Percent};
 use crate::domain::service::{
-    check_min_charge, check_quantity_window, marked_up, CatalogEntry, Service, ServiceStatus,
+    check_min_charge, check_quantity_window, check_type_shape, marked_up, CatalogEntry,
+    CatalogType, Service, ServiceStatus, ServiceType, MAX_DESCRIPTION_CHARS,
 };
 use crate::error::{ApiError, ErrorCode};
 
@@ -34,8 +35,12 @@ pub struct SyncedService {
     pub converted_rate: Option<Money>,
     /// Our rate is at or below the converted provider rate: every order loses money.
     pub at_loss: bool,
-    /// The fields that change (`name`, `category`, `type`, `rate`, `min`, `max`,
-    /// `refill`, `cancel`).
+    /// The type the service has (or would have) after the sync.
+    pub kind: ServiceType,
+    /// The type it had, when the sync changes it.
+    pub previous_kind: Option<ServiceType>,
+    /// The fields that change (`name`, `category`, `type`, `dripfeed`, `description`,
+    /// `rate`, `min`, `max`, `refill`, `cancel`).
     pub changes: Vec<&'static str>,
 }
 
@@ -79,15 +84,37 @@ fn fields_for(
     existing: Option<&Service>,
 ) -> Result<ServiceFields, String> {
     let refill_days = existing.map_or(SYNCED_REFILL_DAYS, |s| s.refill_days);
-    let kind = entry
-        .kind
-        .ok_or_else(|| format!("type {:?} is not offered here", entry.type_word))?;
-    check_quantity_window(entry.min_quantity, entry.max_quantity)
+    let kind = match entry.kind {
+        CatalogType::Offered(kind) => kind,
+        CatalogType::Subscriptions => {
+            return Err(format!(
+                "type {:?}: subscriptions are not offered yet (they hold money per post and \
+                 need their own model)",
+                entry.type_word
+            ))
+        }
+        CatalogType::Unknown => {
+            return Err(format!(
+                "type {:?} is none of the panel service types",
+                entry.type_word
+            ))
+        }
+    };
+    // A flat-price type sells one package: whatever window the provider lists, ours is 1.
+    let (min, max) = if kind.is_flat() {
+        (1, 1)
+    } else {
+        (entry.min_quantity, entry.max_quantity)
+    };
+    check_quantity_window(min, max).map_err(|(field, message)| format!("{field} {message}"))?;
+    let dripfeed = entry.dripfeed && kind.takes_dripfeed();
+    check_type_shape(kind, dripfeed, min, max)
         .map_err(|(field, message)| format!("{field} {message}"))?;
     // Converted first (half-up to the micro-unit), then marked up.
     let rate = marked_up(exchange_rate.convert(entry.rate), markup_percent);
-    check_min_charge(rate, entry.min_quantity)
-        .map_err(|(field, message)| format!("{field} {message}"))?;
+    if !kind.is_flat() {
+        check_min_charge(rate, min).map_err(|(field, message)| format!("{field} {message}"))?;
+    }
     let clip = |text: &str, fallback: &str| {
         let text = text.trim();
         let text = if text.is_empty() { fallback } else { text };
@@ -100,9 +127,10 @@ fn fields_for(
         ),
         category: clip(&entry.category, "Uncategorized"),
         kind,
+        dripfeed,
         rate,
-        min_quantity: entry.min_quantity,
-        max_quantity: entry.max_quantity,
+        min_quantity: min,
+        max_quantity: max,
         refill: entry
             .refill
             .unwrap_or_else(|| existing.is_some_and(|s| s.refill)),
@@ -111,6 +139,12 @@ fn fields_for(
             .cancel
             .unwrap_or_else(|| existing.is_some_and(|s| s.cancel)),
         provider: Some((provider_id, entry.provider_service_id.clone())),
+        // The provider's words, when it has any; else what we had.
+        description: entry
+            .description
+            .as_ref()
+            .map(|d| d.chars().take(MAX_DESCRIPTION_CHARS).collect())
+            .or_else(|| existing.and_then(|s| s.description.clone())),
     })
 }
 
@@ -176,6 +210,8 @@ pub fn sync_services(
                 provider_rate: Some(entry.rate),
                 converted_rate: Some(converted_rate),
                 at_loss,
+                kind: fields.kind,
+                previous_kind: existing.map(|s| s.kind).filter(|k| *k != fields.kind),
                 changes,
             };
             let cost_of = |service_id| ServiceCost {
@@ -217,10 +253,12 @@ pub fn sync_services(
                         }
                     }
                     let mut changes = Vec::new();
-                    let checks: [(&'static str, bool); 8] = [
+                    let checks: [(&'static str, bool); 10] = [
                         ("name", current.name != fields.name),
                         ("category", current.category != fields.category),
                         ("type", current.kind != fields.kind),
+                        ("dripfeed", current.dripfeed != fields.dripfeed),
+                        ("description", current.description != fields.description),
                         ("rate", current.rate != fields.rate),
                         ("min", current.min_quantity != fields.min_quantity),
                         ("max", current.max_quantity != fields.max_quantity),
@@ -267,6 +305,8 @@ pub fn sync_services(
                 provider_rate: None,
                 converted_rate: None,
                 at_loss: false,
+                kind: gone.kind,
+                previous_kind: None,
                 changes: vec!["status"],
             });
         }

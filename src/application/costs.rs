@@ -15,7 +15,8 @@ use crate::metrics;
 type Result<T> = std::result::Result<T, diesel::result::Error>;
 
 /// Records the order's expected cost once `provider` took it: the service's provider rate
-/// (as the last sync read it, in the provider's currency) × the order's units, converted
+/// (as the last sync read it, in the provider's currency) × the order's units (a flat-price
+/// type: the rate itself), converted
 /// with the provider's exchange rate now. Call inside the transaction that records the
 /// acceptance; a provider without a rate to the panel's currency records nothing.
 pub fn record_send(conn: &mut WriteConn<'_>, provider: &Provider, order: &Order) -> Result<()> {
@@ -30,7 +31,14 @@ pub fn record_send(conn: &mut WriteConn<'_>, provider: &Provider, order: &Order)
     };
     let expected_provider = costs::find_service_cost(conn, order.service_id)?
         .filter(|cost| cost.currency == provider.currency && cost.provider_id == provider.id)
-        .and_then(|cost| charge_for(cost.provider_rate, order.units()));
+        .and_then(|cost| {
+            // Priced as the order was: a flat-price type per package, others per 1000.
+            if order.kind.is_flat() {
+                Some(cost.provider_rate)
+            } else {
+                charge_for(cost.provider_rate, order.units())
+            }
+        });
     costs::record_send(
         conn,
         &costs::SendCost {

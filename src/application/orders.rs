@@ -101,7 +101,7 @@ impl db::TxError for PlaceOrderError {
 /// first call with it (its bytes, to be sent as they are).
 #[derive(Debug)]
 pub enum Placed {
-    New(Order),
+    New(Box<Order>),
     Replayed(Replay),
 }
 
@@ -146,7 +146,7 @@ pub(super) fn place_scoped(
             .map_err(|e| PlaceOrderError::Database(ApiError::internal(e)))?;
             claim.store::<PlaceOrderError>(conn, Answer::OrderPlaced, &body)?;
         }
-        Ok(Placed::New(order))
+        Ok(Placed::New(Box::new(order)))
     });
     match &placed {
         Ok(Placed::New(_)) => metrics::ORDERS_PLACED.inc(&[]),

@@ -8,7 +8,7 @@ use crate::domain::event::EventType;
 use crate::domain::ids::{AccountId, OrderId, RefundId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::money::Money;
-use crate::domain::order::Order;
+use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refund::{
     self, Change, Refund, RefundReason, RefundSource, RefundStatus, Refusal,
 };
@@ -105,6 +105,9 @@ pub(crate) fn settle_within(
     if order.status.is_terminal() {
         provider_orders::stop_polling(conn, order.id)?;
     }
+    if order.book().flat && order.status == OrderStatus::Partial && from != OrderStatus::Partial {
+        review_flat_partial(conn, &order)?;
+    }
 
     let refund = if let Some(dispute_id) = trigger.dispute_id {
         Some(refunds::record_decision(
@@ -182,6 +185,47 @@ pub(crate) fn settle_within(
         }
     }
     Ok(Settled { order, refund })
+}
+
+/// A flat-price order (one package) reported Partial: the provider's remains are in units
+/// its price does not count, so the refund rule owes nothing by itself and the order goes
+/// to the operators' review queue, asking its whole refundable amount, for a person to
+/// decide (approve all or part, or reject). Not a reseller's dispute: the refund-abuse
+/// policy does not count it.
+fn review_flat_partial(conn: &mut WriteConn<'_>, order: &Order) -> Result<(), SettleError> {
+    let amount = order.refundable();
+    if amount.is_zero() || refunds::pending_dispute(conn, order.id)?.is_some() {
+        return Ok(());
+    }
+    let remains = order
+        .remains
+        .map_or_else(|| "an unknown number of".to_string(), |r| r.to_string());
+    let refund = refunds::insert(
+        conn,
+        &NewRefund {
+            account_id: order.account_id,
+            order_id: Some(order.id),
+            top_up_id: None,
+            amount,
+            reason: RefundReason::PartialDelivery,
+            status: RefundStatus::PendingReview,
+            source: RefundSource::Automatic,
+            note: Some(format!(
+                "a flat-price {} order delivered in part: the provider reports {remains} \
+                 units remaining, which the package price does not count; decide what is owed",
+                order.kind
+            )),
+            decided_by: None,
+        },
+    )?;
+    events::refund(
+        conn,
+        EventType::RefundPendingReview,
+        &refund,
+        Some(order),
+        None,
+    )?;
+    Ok(())
 }
 
 /// Counts a refund for `/metrics` once the transaction crediting it commits, whatever the

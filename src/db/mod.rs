@@ -125,14 +125,42 @@ pub enum SetupError {
 
 /// Applies pending migrations for the backend behind `url`.
 pub fn migrate(url: &str) -> Result<(), SetupError> {
+    migrate_through(url, None)
+}
+
+/// Applies pending migrations up to and including the one whose version starts with
+/// `last` (all of them with `None`): upgrade tests build a database as an earlier version
+/// left it, then migrate the rest.
+pub fn migrate_through(url: &str, last: Option<&str>) -> Result<(), SetupError> {
+    fn run<C: MigrationHarness<B>, B: diesel::backend::Backend>(
+        conn: &mut C,
+        source: EmbeddedMigrations,
+        last: Option<&str>,
+    ) -> Result<(), SetupError> {
+        let Some(last) = last else {
+            return conn
+                .run_pending_migrations(source)
+                .map(drop)
+                .map_err(|e| SetupError::Migrate(e.to_string()));
+        };
+        let pending = conn
+            .pending_migrations(source)
+            .map_err(|e| SetupError::Migrate(e.to_string()))?;
+        for next in pending {
+            let version = next.name().version().to_string();
+            conn.run_migration(next.as_ref())
+                .map_err(|e| SetupError::Migrate(e.to_string()))?;
+            if version.replace('-', "").starts_with(&last.replace('-', "")) {
+                break;
+            }
+        }
+        Ok(())
+    }
     match Backend::from_url(url) {
         Backend::Postgres(url) => {
             let mut conn = PgConnection::establish(&url)?;
             conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
-            let result = conn
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(drop)
-                .map_err(|e| SetupError::Migrate(e.to_string()));
+            let result = run(&mut conn, POSTGRES_MIGRATIONS, last);
             conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
             result
         }
@@ -146,9 +174,22 @@ pub fn migrate(url: &str) -> Result<(), SetupError> {
             // WAL is a property of the database file: set it once here, not per pooled
             // connection, where concurrent switches race into "database is locked".
             conn.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;")?;
-            conn.run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(drop)
-                .map_err(|e| SetupError::Migrate(e.to_string()))
+            // SQLite changes a table's constraints only by rebuilding it, which a parent
+            // table cannot survive with foreign keys enforced (its DROP deletes the children's
+            // parents): migrations run without them, as SQLite's own procedure says, and
+            // every reference is checked once they have run.
+            conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
+            run(&mut conn, SQLITE_MIGRATIONS, last)?;
+            let broken: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "(SELECT COUNT(*) FROM pragma_foreign_key_check)",
+            ))
+            .get_result(&mut conn)?;
+            if broken > 0 {
+                return Err(SetupError::Migrate(format!(
+                    "{broken} rows refer to rows that do not exist after the migrations"
+                )));
+            }
+            Ok(())
         }
     }
 }

@@ -8,7 +8,9 @@ use super::{now, DbConnection, WriteConn};
 use crate::domain::ids::{AccountId, OrderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::order::{NewOrder, Order, OrderStatus};
+use crate::domain::order_fields::OrderFields;
 use crate::domain::refund::OrderBook;
+use crate::domain::service::ServiceType;
 
 /// Named columns: each field binds the column of its name (`super::columns`).
 #[derive(Queryable, Selectable)]
@@ -32,11 +34,57 @@ struct OrderRow {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     approved_dispute_micros: Money,
+    #[diesel(deserialize_as = String)]
+    service_type: ServiceType,
+    #[diesel(deserialize_as = Option<String>)]
+    order_fields: FieldsJson,
+}
+
+/// The type fields as stored: JSON of [`OrderFields`] without the comments, which have
+/// their own column (one per line). A stored key the code does not know is an error.
+struct FieldsJson(OrderFields);
+
+impl TryFrom<Option<String>> for FieldsJson {
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn try_from(text: Option<String>) -> Result<FieldsJson, Self::Error> {
+        let Some(text) = text else {
+            return Ok(FieldsJson(OrderFields::default()));
+        };
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)?;
+        if let Some(unknown) = object.keys().find(|key| {
+            key.as_str() == "comments"
+                || crate::domain::order_fields::OrderField::parse(key).is_none()
+        }) {
+            return Err(format!("unknown order field {unknown:?} in stored order_fields").into());
+        }
+        Ok(FieldsJson(serde_json::from_value(
+            serde_json::Value::Object(object),
+        )?))
+    }
+}
+
+/// The two columns the type fields are stored in: comments, and the JSON of the others.
+fn stored_fields(fields: &OrderFields) -> (Option<String>, Option<String>) {
+    let comments = fields.comments.as_ref().map(|lines| lines.join("\n"));
+    let others = OrderFields {
+        comments: None,
+        ..fields.clone()
+    };
+    // Serializing a struct of strings and numbers cannot fail.
+    let json = (!others.is_empty()).then(|| serde_json::to_string(&others).unwrap_or_default());
+    (comments, json)
 }
 
 impl From<OrderRow> for Order {
     fn from(row: OrderRow) -> Order {
+        let mut fields = row.order_fields.0;
+        fields.comments = row
+            .comments
+            .map(|text| text.split('\n').map(str::to_string).collect());
         Order {
+            kind: row.service_type,
+            fields,
             id: row.id,
             account_id: row.account_id,
             service_id: row.service_id,
@@ -44,7 +92,6 @@ impl From<OrderRow> for Order {
             quantity: row.quantity,
             runs: row.runs,
             interval: row.run_interval,
-            comments: row.comments,
             charge: row.charge_micros,
             refunded: row.refunded_micros,
             status: row.status,
@@ -67,6 +114,7 @@ fn to_orders(rows: Vec<OrderRow>) -> Vec<Order> {
 pub fn insert(conn: &mut WriteConn<'_>, order: &NewOrder) -> QueryResult<Order> {
     let conn: &mut DbConnection = conn;
     let at = now();
+    let (comments, fields_json) = stored_fields(&order.fields);
     let id = diesel::insert_into(orders::table)
         .values((
             orders::account_id.eq(order.account_id),
@@ -75,7 +123,9 @@ pub fn insert(conn: &mut WriteConn<'_>, order: &NewOrder) -> QueryResult<Order> 
             orders::quantity.eq(order.quantity),
             orders::runs.eq(order.runs),
             orders::run_interval.eq(order.interval),
-            orders::comments.eq(&order.comments),
+            orders::comments.eq(comments),
+            orders::service_type.eq(order.kind.as_str()),
+            orders::order_fields.eq(fields_json),
             orders::charge_micros.eq(order.charge.micros()),
             orders::refunded_micros.eq(0),
             orders::status.eq(OrderStatus::Pending.as_str()),
@@ -94,7 +144,8 @@ pub fn insert(conn: &mut WriteConn<'_>, order: &NewOrder) -> QueryResult<Order> 
         quantity: order.quantity,
         runs: order.runs,
         interval: order.interval,
-        comments: order.comments.clone(),
+        kind: order.kind,
+        fields: order.fields.clone(),
         charge: order.charge,
         refunded: Money::ZERO,
         status: OrderStatus::Pending,
@@ -312,4 +363,40 @@ pub fn find_many(conn: &mut DbConnection, ids: &[OrderId]) -> QueryResult<Vec<Or
         .select(columns::<OrderRow>())
         .load::<OrderRow>(conn)
         .map(to_orders)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_fields_round_trip_and_an_unknown_key_is_an_error() {
+        let fields = OrderFields {
+            comments: Some(vec!["a".into(), "b".into()]),
+            usernames: Some(vec!["ann".into()]),
+            answer_number: Some(2),
+            ..OrderFields::default()
+        };
+        let (comments, json) = stored_fields(&fields);
+        assert_eq!(comments.as_deref(), Some("a\nb"));
+        let read = FieldsJson::try_from(json).unwrap().0;
+        assert_eq!(read.usernames, fields.usernames);
+        assert_eq!(read.answer_number, Some(2));
+        assert_eq!(read.comments, None);
+        for stored in [
+            r#"{"votes":3}"#,
+            r#"{"comments":["a"]}"#,
+            r#"{"answer_number":"x"}"#,
+            "[]",
+        ] {
+            assert!(
+                FieldsJson::try_from(Some(stored.to_string())).is_err(),
+                "{stored}"
+            );
+        }
+        assert_eq!(
+            FieldsJson::try_from(None).unwrap().0,
+            OrderFields::default()
+        );
+    }
 }

@@ -61,6 +61,8 @@ diesel::table! {
         provider_id -> Nullable<BigInt>,
         provider_service_id -> Nullable<Text>,
         refill_days -> BigInt,
+        dripfeed -> Bool,
+        description -> Nullable<Text>,
     }
 }
 
@@ -195,6 +197,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         approved_dispute_micros -> BigInt,
+        service_type -> Text,
+        order_fields -> Nullable<Text>,
     }
 }
 

@@ -31,6 +31,8 @@ struct ServiceRow {
     provider_id: Option<ProviderId>,
     provider_service_id: Option<String>,
     refill_days: i64,
+    dripfeed: bool,
+    description: Option<String>,
 }
 
 impl From<ServiceRow> for Service {
@@ -40,6 +42,7 @@ impl From<ServiceRow> for Service {
             name: row.name,
             category: row.category,
             kind: row.kind,
+            dripfeed: row.dripfeed,
             rate: row.rate_micros,
             min_quantity: row.min_quantity,
             max_quantity: row.max_quantity,
@@ -50,6 +53,7 @@ impl From<ServiceRow> for Service {
             created_at: row.created_at,
             updated_at: row.updated_at,
             provider: row.provider_id.zip(row.provider_service_id),
+            description: row.description,
         }
     }
 }
@@ -60,6 +64,8 @@ pub struct ServiceFields {
     pub name: String,
     pub category: String,
     pub kind: ServiceType,
+    /// Drip-feed offered (Default and Web Traffic only: `check_type_shape`).
+    pub dripfeed: bool,
     pub rate: Money,
     pub min_quantity: i64,
     pub max_quantity: i64,
@@ -69,6 +75,7 @@ pub struct ServiceFields {
     pub cancel: bool,
     /// The upstream provider and its service id, for provider-backed services.
     pub provider: Option<(ProviderId, String)>,
+    pub description: Option<String>,
 }
 
 pub fn insert(conn: &mut WriteConn<'_>, fields: &ServiceFields) -> QueryResult<Service> {
@@ -79,6 +86,8 @@ pub fn insert(conn: &mut WriteConn<'_>, fields: &ServiceFields) -> QueryResult<S
             services::name.eq(&fields.name),
             services::category.eq(&fields.category),
             services::kind.eq(fields.kind.as_str()),
+            services::dripfeed.eq(fields.dripfeed),
+            services::description.eq(&fields.description),
             services::rate_micros.eq(fields.rate.micros()),
             services::min_quantity.eq(fields.min_quantity),
             services::max_quantity.eq(fields.max_quantity),
@@ -107,6 +116,8 @@ pub fn update(
             services::name.eq(&fields.name),
             services::category.eq(&fields.category),
             services::kind.eq(fields.kind.as_str()),
+            services::dripfeed.eq(fields.dripfeed),
+            services::description.eq(&fields.description),
             services::rate_micros.eq(fields.rate.micros()),
             services::min_quantity.eq(fields.min_quantity),
             services::max_quantity.eq(fields.max_quantity),

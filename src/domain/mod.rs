@@ -10,6 +10,7 @@ pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod order;
+pub mod order_fields;
 pub mod policy;
 pub mod provider;
 pub mod refill;

@@ -1,7 +1,8 @@
 use chrono::NaiveDateTime;
 
 use super::money::{charge_for, least_charged_units, Money};
-use super::service::{Service, ServiceStatus, ServiceType};
+use super::order_fields::{self, FieldProblem, OrderField, OrderFields};
+use super::service::{QuantityRule, Service, ServiceStatus, ServiceType};
 use super::{parse_text, string_enum, FieldError};
 use crate::domain::ids::{AccountId, OrderId, ServiceId};
 
@@ -15,6 +16,9 @@ pub struct OrderBook {
     pub remains: Option<i64>,
     pub approved_disputes: Money,
     pub refunded: Money,
+    /// A flat-price order (one package): a Partial is not refunded by units, since the
+    /// provider's remains are in units the price does not count.
+    pub flat: bool,
 }
 
 string_enum! {
@@ -55,11 +59,15 @@ pub struct Order {
     pub id: OrderId,
     pub account_id: AccountId,
     pub service_id: ServiceId,
+    /// The service's type when the order was placed: it says which fields the order has
+    /// and how it was priced, whatever the service becomes later.
+    pub kind: ServiceType,
     pub link: String,
     pub quantity: i64,
     pub runs: Option<i64>,
     pub interval: Option<i64>,
-    pub comments: Option<String>,
+    /// The type's fields, as cleaned when the order was placed.
+    pub fields: OrderFields,
     pub charge: Money,
     pub refunded: Money,
     pub status: OrderStatus,
@@ -133,6 +141,7 @@ impl Order {
             remains: self.remains,
             approved_disputes: self.approved_disputes,
             refunded: self.refunded,
+            flat: self.kind.is_flat(),
         }
     }
 }
@@ -144,7 +153,8 @@ pub struct OrderInput {
     pub quantity: Option<i64>,
     pub runs: Option<i64>,
     pub interval: Option<i64>,
-    pub comments: Option<String>,
+    /// The type's fields as sent (see [`order_fields::check`]).
+    pub fields: OrderFields,
     pub external_ref: Option<String>,
 }
 
@@ -153,11 +163,12 @@ pub struct OrderInput {
 pub struct NewOrder {
     pub account_id: AccountId,
     pub service_id: ServiceId,
+    pub kind: ServiceType,
     pub link: String,
     pub quantity: i64,
     pub runs: Option<i64>,
     pub interval: Option<i64>,
-    pub comments: Option<String>,
+    pub fields: OrderFields,
     pub charge: Money,
     pub external_ref: Option<String>,
 }
@@ -178,12 +189,18 @@ pub enum OrderFieldError {
     BadLink { reason: String },
     #[error("must not contain spaces")]
     LinkHasSpaces,
-    #[error("this service takes custom comments, one per line")]
-    CommentsRequired,
-    #[error("this service does not take custom comments")]
-    CommentsNotTaken,
-    #[error("must equal the number of comments ({count}) or be omitted")]
-    QuantityNotCommentCount { count: i64 },
+    /// A type field is missing, not taken by the service's type, or malformed.
+    #[error("{problem}")]
+    Field {
+        field: OrderField,
+        problem: FieldProblem,
+    },
+    /// The quantity of a type that counts it from a list differs from the count.
+    #[error("must equal the number of {field} lines ({count}) or be omitted")]
+    QuantityNotCount { field: OrderField, count: i64 },
+    /// A flat-price order is one package.
+    #[error("must be 1 or omitted: this service sells one package at a flat price")]
+    QuantityNotOne,
     #[error("is required")]
     QuantityRequired,
     #[error("must be between {min} and {max} for this service")]
@@ -215,8 +232,9 @@ impl OrderFieldError {
         match self {
             ServiceDisabled => "service_id",
             BadLink { .. } | LinkHasSpaces => "link",
-            CommentsRequired | CommentsNotTaken => "comments",
-            QuantityNotCommentCount { .. }
+            Field { field, .. } => field.as_str(),
+            QuantityNotCount { .. }
+            | QuantityNotOne
             | QuantityRequired
             | QuantityOutOfRange { .. }
             | TotalTooLarge
@@ -259,39 +277,44 @@ pub fn plan_order(
         }
     };
 
-    let comments = input.comments.as_deref().map(|text| {
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-    });
-    let quantity = match (service.kind, &comments) {
-        (ServiceType::CustomComments, None) => {
-            errors.push(E::CommentsRequired);
+    let fields = match order_fields::check(service.kind, &input.fields) {
+        Ok(fields) => Some(fields),
+        Err(problems) => {
+            errors.extend(
+                problems
+                    .into_iter()
+                    .map(|(field, problem)| E::Field { field, problem }),
+            );
             None
         }
-        (ServiceType::CustomComments, Some(lines)) => {
-            let count = lines.len() as i64;
-            match input.quantity {
-                Some(q) if q != count => {
-                    errors.push(E::QuantityNotCommentCount { count });
-                    None
-                }
-                _ => Some(count),
-            }
-        }
-        (_, Some(_)) => {
-            errors.push(E::CommentsNotTaken);
-            input.quantity
-        }
-        (_, None) => {
+    };
+    let quantity = match service.kind.quantity_rule() {
+        QuantityRule::PerThousand => {
             if input.quantity.is_none() {
                 errors.push(E::QuantityRequired);
             }
             input.quantity
         }
+        // Counted from the list; a list that failed its checks has no count to compare.
+        QuantityRule::CountOf(field) => fields.as_ref().and_then(|fields| {
+            let count = fields.count(field);
+            match input.quantity {
+                Some(q) if q != count => {
+                    errors.push(E::QuantityNotCount { field, count });
+                    None
+                }
+                _ => Some(count),
+            }
+        }),
+        QuantityRule::Flat => match input.quantity {
+            Some(q) if q != 1 => {
+                errors.push(E::QuantityNotOne);
+                None
+            }
+            _ => Some(1),
+        },
     };
-    if let Some(q) = quantity {
+    if let (Some(q), false) = (quantity, service.kind.is_flat()) {
         if q < service.min_quantity || q > service.max_quantity {
             errors.push(E::QuantityOutOfRange {
                 min: service.min_quantity,
@@ -302,7 +325,7 @@ pub fn plan_order(
 
     match (input.runs, input.interval) {
         (None, None) => {}
-        (Some(_), _) | (_, Some(_)) if service.kind != ServiceType::DripFeed => {
+        (Some(_), _) | (_, Some(_)) if !service.dripfeed => {
             errors.push(E::DripFeedNotOffered);
         }
         (Some(runs), Some(interval)) => {
@@ -326,12 +349,18 @@ pub fn plan_order(
         }
     };
 
-    let (Some(link), Some(quantity), true) = (link, quantity, errors.is_empty()) else {
-        // A missing link or quantity always records an error.
+    let (Some(link), Some(quantity), Some(fields), true) =
+        (link, quantity, fields, errors.is_empty())
+    else {
+        // A missing link, quantity or field always records an error.
         return Err(errors);
     };
     let units = quantity * input.runs.unwrap_or(1);
-    let charge = charge_for(service.rate, units).ok_or_else(|| vec![E::TotalTooLarge])?;
+    let charge = if service.kind.is_flat() {
+        service.rate
+    } else {
+        charge_for(service.rate, units).ok_or_else(|| vec![E::TotalTooLarge])?
+    };
     if charge.is_zero() && !service.rate.is_zero() {
         // A free order is an operator's choice (a rate of 0), never a rounding.
         let runs = input.runs.unwrap_or(1);
@@ -341,11 +370,12 @@ pub fn plan_order(
     Ok(NewOrder {
         account_id,
         service_id: service.id,
+        kind: service.kind,
         link,
         quantity,
         runs: input.runs,
         interval: input.interval,
-        comments: comments.map(|lines| lines.join("\n")),
+        fields,
         charge,
         external_ref,
     })
@@ -362,6 +392,7 @@ mod tests {
             name: "Likes".into(),
             category: "Instagram".into(),
             kind,
+            dripfeed: false,
             rate: Money::parse("0.9").unwrap(),
             min_quantity: 10,
             max_quantity: 10_000,
@@ -372,6 +403,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             provider: None,
+            description: None,
         }
     }
 
@@ -389,11 +421,12 @@ mod tests {
             id: OrderId(1),
             account_id: AccountId(1),
             service_id: ServiceId(7),
+            kind: ServiceType::Default,
             link: "https://example.com/p/1".into(),
             quantity,
             runs,
             interval: runs.map(|_| 30),
-            comments: None,
+            fields: OrderFields::default(),
             charge: Money::parse("1").unwrap(),
             refunded: Money::ZERO,
             status,
@@ -474,7 +507,9 @@ mod tests {
         let mut req = input(100);
         req.runs = Some(5);
         req.interval = Some(30);
-        let order = plan_order(AccountId(1), &service(ServiceType::DripFeed), req).unwrap();
+        let mut svc = service(ServiceType::Default);
+        svc.dripfeed = true;
+        let order = plan_order(AccountId(1), &svc, req).unwrap();
         assert_eq!(order.charge.micros(), 450_000);
     }
 
@@ -482,12 +517,47 @@ mod tests {
     fn custom_comments_count_lines() {
         let mut req = input(0);
         req.quantity = None;
-        req.comments = Some("nice\n\n  great  \nwow\n".into());
+        req.fields.comments = Some(vec!["nice\n\n  great  \nwow\n".into()]);
         let mut svc = service(ServiceType::CustomComments);
         svc.min_quantity = 1;
         let order = plan_order(AccountId(1), &svc, req).unwrap();
         assert_eq!(order.quantity, 3);
-        assert_eq!(order.comments.as_deref(), Some("nice\ngreat\nwow"));
+        assert_eq!(
+            order.fields.comments,
+            Some(vec!["nice".into(), "great".into(), "wow".into()])
+        );
+        assert_eq!(order.charge.micros(), 2_700);
+    }
+
+    #[test]
+    fn flat_types_charge_the_rate_once() {
+        let mut svc = service(ServiceType::Package);
+        svc.rate = Money::parse("12.5").unwrap();
+        let mut req = input(1);
+        let order = plan_order(AccountId(1), &svc, req.clone()).unwrap();
+        assert_eq!((order.quantity, order.charge.micros()), (1, 12_500_000));
+        req.quantity = None;
+        assert!(plan_order(AccountId(1), &svc, req.clone()).is_ok());
+        req.quantity = Some(100);
+        assert_eq!(
+            plan_order(AccountId(1), &svc, req).unwrap_err(),
+            vec![OrderFieldError::QuantityNotOne]
+        );
+    }
+
+    #[test]
+    fn derived_quantity_must_match_the_list() {
+        let mut svc = service(ServiceType::MentionsCustomList);
+        svc.min_quantity = 1;
+        let mut req = input(3);
+        req.fields.usernames = Some(vec!["@a\nb".into()]);
+        assert_eq!(
+            plan_order(AccountId(1), &svc, req).unwrap_err(),
+            vec![OrderFieldError::QuantityNotCount {
+                field: OrderField::Usernames,
+                count: 2
+            }]
+        );
     }
 
     #[test]

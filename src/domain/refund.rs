@@ -104,6 +104,9 @@ pub fn delivery_owed(book: &OrderBook) -> Money {
     match book.status {
         // floor(charge × undelivered / units), remains clamped to the order.
         OrderStatus::Canceled => book.charge,
+        // A flat-price order's remains are in the provider's units, which its price does
+        // not count: what it is owed is an operator's decision (a review), not a share.
+        OrderStatus::Partial if book.flat => Money::ZERO,
         OrderStatus::Partial => book.charge.share(book.remains.unwrap_or(0), book.units),
         _ => Money::ZERO,
     }
@@ -215,6 +218,7 @@ mod tests {
             remains,
             approved_disputes: Money::ZERO,
             refunded: Money::ZERO,
+            flat: false,
         }
     }
 
@@ -236,6 +240,19 @@ mod tests {
         // 1_000_000 × 1 / 3 = 333_333.33 → 333_333
         assert_eq!(plan.refund_now.micros(), 333_333);
         assert_eq!(plan.book.refunded.micros(), 333_333);
+    }
+
+    #[test]
+    fn a_flat_partial_is_not_shared_out_but_a_cancel_is_whole() {
+        let flat = OrderBook {
+            flat: true,
+            units: 1,
+            ..book(OrderStatus::InProgress, None)
+        };
+        let partial = plan(&flat, to(OrderStatus::Partial, Some(500))).unwrap();
+        assert_eq!(partial.refund_now, Money::ZERO);
+        let canceled = plan(&flat, to(OrderStatus::Canceled, None)).unwrap();
+        assert_eq!(canceled.refund_now.micros(), 1_000_000);
     }
 
     #[test]

@@ -1,16 +1,170 @@
 use chrono::NaiveDateTime;
 
 use super::money::{least_charged_units, Money, Percent};
+use super::order_fields::OrderField;
 use super::string_enum;
 use crate::domain::ids::{ProviderId, ServiceId};
 
 string_enum! {
-    /// How a service takes orders, in the panel vocabulary.
+    /// How a service takes orders: the panel dialect's service types, in snake case (see
+    /// docs/service-types.md). Drip-feed is not a type: it is the `dripfeed` flag of
+    /// Default and Web Traffic services.
     ServiceType {
         Default => "default",
-        DripFeed => "drip_feed",
-        CustomComments => "custom_comments",
         Package => "package",
+        Seo => "seo",
+        CustomComments => "custom_comments",
+        CustomCommentsPackage => "custom_comments_package",
+        Mentions => "mentions",
+        MentionsWithHashtags => "mentions_with_hashtags",
+        MentionsCustomList => "mentions_custom_list",
+        MentionsHashtag => "mentions_hashtag",
+        MentionsUserFollowers => "mentions_user_followers",
+        MentionsMediaLikers => "mentions_media_likers",
+        CommentLikes => "comment_likes",
+        CommentReplies => "comment_replies",
+        Poll => "poll",
+        InvitesFromGroups => "invites_from_groups",
+        WebTraffic => "web_traffic",
+    }
+}
+
+/// How an order of a type is counted and priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantityRule {
+    /// The client names the quantity; the rate is per 1000 units.
+    PerThousand,
+    /// The quantity is the number of lines of this list field; the rate is per 1000.
+    CountOf(OrderField),
+    /// One package at a flat price: the rate is the price, the quantity 1.
+    Flat,
+}
+
+impl ServiceType {
+    /// The dialect's spelling, as `services` answers it.
+    pub fn panel_name(self) -> &'static str {
+        use ServiceType::*;
+        match self {
+            Default => "Default",
+            Package => "Package",
+            Seo => "SEO",
+            CustomComments => "Custom Comments",
+            CustomCommentsPackage => "Custom Comments Package",
+            Mentions => "Mentions",
+            MentionsWithHashtags => "Mentions with Hashtags",
+            MentionsCustomList => "Mentions Custom List",
+            MentionsHashtag => "Mentions Hashtag",
+            MentionsUserFollowers => "Mentions User Followers",
+            MentionsMediaLikers => "Mentions Media Likers",
+            CommentLikes => "Comment Likes",
+            CommentReplies => "Comment Replies",
+            Poll => "Poll",
+            InvitesFromGroups => "Invites from Groups",
+            WebTraffic => "Web Traffic",
+        }
+    }
+
+    pub fn quantity_rule(self) -> QuantityRule {
+        use ServiceType::*;
+        match self {
+            Package | CustomCommentsPackage => QuantityRule::Flat,
+            CustomComments | CommentReplies => QuantityRule::CountOf(OrderField::Comments),
+            MentionsCustomList => QuantityRule::CountOf(OrderField::Usernames),
+            Default
+            | Seo
+            | Mentions
+            | MentionsWithHashtags
+            | MentionsHashtag
+            | MentionsUserFollowers
+            | MentionsMediaLikers
+            | CommentLikes
+            | Poll
+            | InvitesFromGroups
+            | WebTraffic => QuantityRule::PerThousand,
+        }
+    }
+
+    pub fn is_flat(self) -> bool {
+        self.quantity_rule() == QuantityRule::Flat
+    }
+
+    /// The fields an order of this type must carry besides its link (and quantity).
+    pub fn required_fields(self) -> &'static [OrderField] {
+        use OrderField as F;
+        use ServiceType::*;
+        match self {
+            Default | Package => &[],
+            Seo => &[F::Keywords],
+            CustomComments | CustomCommentsPackage => &[F::Comments],
+            Mentions | MentionsCustomList => &[F::Usernames],
+            MentionsWithHashtags => &[F::Usernames, F::Hashtags],
+            MentionsHashtag => &[F::Hashtag],
+            MentionsUserFollowers | CommentLikes => &[F::Username],
+            MentionsMediaLikers => &[F::Media],
+            CommentReplies => &[F::Username, F::Comments],
+            Poll => &[F::AnswerNumber],
+            InvitesFromGroups => &[F::Groups],
+            WebTraffic => &[F::Country, F::Device, F::TypeOfTraffic],
+        }
+    }
+
+    /// The fields an order of this type may carry, some only in some cases (Web Traffic:
+    /// `google_keyword` with traffic type 1, `referring_url` with 2).
+    pub fn optional_fields(self) -> &'static [OrderField] {
+        match self {
+            ServiceType::WebTraffic => &[OrderField::GoogleKeyword, OrderField::ReferringUrl],
+            _ => &[],
+        }
+    }
+
+    /// Whether a service of this type may offer drip-feed (`runs` and `interval`).
+    pub fn takes_dripfeed(self) -> bool {
+        matches!(self, ServiceType::Default | ServiceType::WebTraffic)
+    }
+}
+
+/// A type word of a provider's catalog, read case-insensitively with spaces, `_` and `-`
+/// ignored (`Default`, `default `, `custom_comments`, `Mentions with Hashtags`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogType {
+    Offered(ServiceType),
+    /// Subscriptions: recognised, not offered yet (they need their own money model).
+    Subscriptions,
+    /// A word that is none of the dialect's types.
+    Unknown,
+}
+
+impl CatalogType {
+    /// Reads a type word; `dripfeed_word` is true for the legacy word `drip-feed`, which
+    /// names Default with the flag.
+    pub fn read(word: &str) -> (CatalogType, bool) {
+        let folded: String = word
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        if folded.is_empty() {
+            return (CatalogType::Offered(ServiceType::Default), false);
+        }
+        if folded == "dripfeed" {
+            return (CatalogType::Offered(ServiceType::Default), true);
+        }
+        if folded == "subscriptions" || folded == "subscription" {
+            return (CatalogType::Subscriptions, false);
+        }
+        let kind = ServiceType::ALL.iter().copied().find(|kind| {
+            kind.as_str().replace('_', "") == folded
+                || kind
+                    .panel_name()
+                    .chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .flat_map(char::to_lowercase)
+                    .eq(folded.chars())
+        });
+        (
+            kind.map_or(CatalogType::Unknown, CatalogType::Offered),
+            false,
+        )
     }
 }
 
@@ -28,7 +182,9 @@ pub struct Service {
     pub name: String,
     pub category: String,
     pub kind: ServiceType,
-    /// Price per 1000 units.
+    /// Drip-feed offered (`runs` and `interval`): Default and Web Traffic only.
+    pub dripfeed: bool,
+    /// Price per 1000 units; for a flat-price type, the price of one order.
     pub rate: Money,
     pub min_quantity: i64,
     pub max_quantity: i64,
@@ -41,12 +197,8 @@ pub struct Service {
     pub updated_at: NaiveDateTime,
     /// The upstream provider and the provider's own service id, for provider-backed services.
     pub provider: Option<(ProviderId, String)>,
-}
-
-impl Service {
-    pub fn dripfeed(&self) -> bool {
-        self.kind == ServiceType::DripFeed
-    }
+    /// What the service delivers, for the reseller's eyes; `None` when not said.
+    pub description: Option<String>,
 }
 
 /// Checks an order-size window: `1 <= min <= max <= MAX_QUANTITY`.
@@ -59,6 +211,32 @@ pub fn check_quantity_window(min: i64, max: i64) -> Result<(), (&'static str, St
     }
     if max < min {
         return Err(("max", "must not be less than min".into()));
+    }
+    Ok(())
+}
+
+/// The most characters of a service's description.
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+
+/// Checks what a type allows of a service: drip-feed only on the types that take it, and
+/// a flat-price type sells one package, so its window is exactly 1.
+pub fn check_type_shape(
+    kind: ServiceType,
+    dripfeed: bool,
+    min: i64,
+    max: i64,
+) -> Result<(), (&'static str, String)> {
+    if dripfeed && !kind.takes_dripfeed() {
+        return Err((
+            "dripfeed",
+            format!("a {kind} service cannot offer drip-feed (only default and web_traffic can)"),
+        ));
+    }
+    if kind.is_flat() && (min != 1 || max != 1) {
+        return Err((
+            if min != 1 { "min" } else { "max" },
+            format!("must be 1: a {kind} service sells one package at a flat price (the rate)"),
+        ));
     }
     Ok(())
 }
@@ -87,11 +265,15 @@ pub struct CatalogEntry {
     pub provider_service_id: String,
     pub name: String,
     pub category: String,
-    /// `None` for a type word we do not offer (the entry is skipped, never guessed).
-    pub kind: Option<ServiceType>,
+    /// The type the word names; a type we do not offer is skipped, never guessed.
+    pub kind: CatalogType,
     /// The type word as the provider sent it.
     pub type_word: String,
-    /// The provider's price per 1000 units.
+    /// The `dripfeed` flag (or the legacy type word `drip-feed`).
+    pub dripfeed: bool,
+    /// `desc` or `description`, when the entry has one.
+    pub description: Option<String>,
+    /// The provider's price per 1000 units (for a flat-price type, per package).
     pub rate: Money,
     pub min_quantity: i64,
     pub max_quantity: i64,

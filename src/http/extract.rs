@@ -8,21 +8,65 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 
+use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
+use crate::http::state::AppState;
 
 /// A JSON body: `application/json`, within the size limit, no unknown fields. Failures
 /// become problem documents naming the field at fault.
-pub struct ApiJson<T> {
+pub struct ApiJson<T, S: BodySize = AnyBody> {
     pub value: T,
     /// The body as parsed, for idempotency fingerprints.
     pub raw: serde_json::Value,
+    size: std::marker::PhantomData<S>,
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+/// The limit where the app's state is missing (never in the server; a bare test app).
+const FALLBACK_LIMIT: usize = 65_536;
+
+/// How large a body an endpoint reads.
+pub trait BodySize {
+    fn limit(config: &Config) -> usize;
+}
+
+/// Any request body: `--max-body-bytes`.
+pub struct AnyBody;
+
+impl BodySize for AnyBody {
+    fn limit(config: &Config) -> usize {
+        config.max_body_bytes
+    }
+}
+
+/// An order's body, which may carry two full lists: `--max-order-body-bytes`.
+pub struct OrderBody;
+
+impl BodySize for OrderBody {
+    fn limit(config: &Config) -> usize {
+        config.max_order_body_bytes
+    }
+}
+
+/// A mass order's body: `--max-batch-body-bytes`.
+pub struct BatchBody;
+
+impl BodySize for BatchBody {
+    fn limit(config: &Config) -> usize {
+        config.max_batch_body_bytes
+    }
+}
+
+/// [`ApiJson`] for an order's body.
+pub type OrderJson<T> = ApiJson<T, OrderBody>;
+
+impl<T: DeserializeOwned + 'static, S: BodySize + 'static> FromRequest for ApiJson<T, S> {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<ApiJson<T>, ApiError>>>>;
+    type Future = Pin<Box<dyn Future<Output = Result<ApiJson<T, S>, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(FALLBACK_LIMIT, |state| S::limit(&state.config));
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -33,20 +77,26 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                 mime == "application/json" || mime.ends_with("+json")
             })
             .unwrap_or(false);
-        let bytes = web::Bytes::from_request(req, payload);
+        let payload = web::Payload::from_request(req, payload);
         Box::pin(async move {
-            let bytes = bytes.await.map_err(|e| {
-                if e.as_response_error().status_code()
-                    == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
-                {
-                    ApiError::PayloadTooLarge("the request body is larger than allowed".into())
-                } else {
-                    ApiError::Refused {
+            let payload = payload.await.map_err(|_| ApiError::Refused {
+                code: ErrorCode::UnreadableBody,
+                detail: "the request body could not be read".into(),
+            })?;
+            let bytes = match payload.to_bytes_limited(limit).await {
+                Ok(Ok(bytes)) => bytes,
+                Err(_) => {
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "the request body is larger than allowed ({limit} bytes)"
+                    )))
+                }
+                Ok(Err(_)) => {
+                    return Err(ApiError::Refused {
                         code: ErrorCode::UnreadableBody,
                         detail: "the request body could not be read".into(),
-                    }
+                    })
                 }
-            })?;
+            };
             // No body at all stands for `{}`, so calls whose fields are all optional need none;
             // anything else, whitespace included, must be JSON.
             let raw: serde_json::Value = if bytes.is_empty() {
@@ -75,7 +125,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     param,
                 }
             })?;
-            Ok(ApiJson { value, raw })
+            Ok(ApiJson {
+                value,
+                raw,
+                size: std::marker::PhantomData,
+            })
         })
     }
 }

@@ -117,6 +117,20 @@ input_schema!(
     Some("Instagram likes")
 );
 input_schema!(
+    /// Text of 1 to 255 characters after trimming surrounding white space, with no
+    /// control characters.
+    Text255,
+    text_pattern(crate::domain::order_fields::MAX_TEXT_CHARS),
+    None
+);
+input_schema!(
+    /// An `http://` or `https://` URL of at most 255 characters, with no control
+    /// characters (surrounding white space is trimmed).
+    HttpUrl255,
+    url_pattern(crate::domain::order_fields::MAX_TEXT_CHARS),
+    Some("https://instagram.com/p/abc")
+);
+input_schema!(
     /// Text of 1 to 500 characters after trimming surrounding white space, with no
     /// control characters.
     Text500,
@@ -176,3 +190,70 @@ input_schema!(
     "^[A-Z]{3}$".to_string(),
     Some("USD")
 );
+
+/// A list field of an order: a JSON array of strings, one item per line (an item holding
+/// line breaks is split on them; items are trimmed and blank ones dropped), at most 10000
+/// lines and 60000 characters joined by `\n`.
+pub struct Lines;
+
+impl utoipa::PartialSchema for Lines {
+    fn schema() -> RefOr<Schema> {
+        use crate::domain::order_fields::{MAX_LIST_CHARS, MAX_LIST_ITEMS};
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(MAX_LIST_CHARS)),
+            )
+            .max_items(Some(MAX_LIST_ITEMS))
+            .description(Some(
+                "One item per line (an item holding line breaks is split on them; items are \
+                 trimmed and blank ones dropped); at most 10000 lines and 60000 characters \
+                 joined by `\\n`",
+            ))
+            .examples([serde_json::json!(["first line", "second line"])])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Lines {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Lines")
+    }
+}
+
+/// `comments`: [`Lines`], or (as before lists were arrays) one string with a line per
+/// comment.
+pub struct CommentLines;
+
+impl utoipa::PartialSchema for CommentLines {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("Lines"))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "The comments as one text, one per line (the form before lists were \
+                         arrays)",
+                    )),
+            )
+            .description(Some(
+                "Comment lines: an array of strings, or one text with a line per comment",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CommentLines {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("CommentLines")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            "Lines".to_string(),
+            <Lines as utoipa::PartialSchema>::schema(),
+        ));
+    }
+}

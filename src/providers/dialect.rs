@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::domain::money::{Money, SignedMoney};
 use crate::domain::order::OrderStatus;
 use crate::domain::refill::{parse_refill_status, RefillStatus};
-use crate::domain::service::{CatalogEntry, ServiceType};
+use crate::domain::service::{CatalogEntry, CatalogType};
 
 /// A provider's status word, mapped to ours; anything else is kept verbatim and never
 /// guessed at.
@@ -196,23 +196,6 @@ fn as_flag(value: &Value) -> bool {
     }
 }
 
-/// A provider's type word mapped to ours; `None` for a type we do not offer.
-fn service_type(word: &str, dripfeed: bool) -> Option<ServiceType> {
-    let folded: String = word
-        .to_ascii_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    match folded.as_str() {
-        "default" | "" if dripfeed => Some(ServiceType::DripFeed),
-        "default" => Some(ServiceType::Default),
-        "dripfeed" => Some(ServiceType::DripFeed),
-        "customcomments" => Some(ServiceType::CustomComments),
-        "package" => Some(ServiceType::Package),
-        _ => None,
-    }
-}
-
 /// Reads the reply to `action=services`: a list of services with their id, name, type,
 /// category, rate (per 1000; digits past the sixth rounded half-up), min, max and the
 /// refill, cancel and dripfeed flags (`true`/`1`/`"1"`; refill and cancel `None` when the
@@ -248,13 +231,19 @@ pub fn parse_services(body: &str) -> Option<Vec<CatalogEntry>> {
                 .unwrap_or_default()
         };
         let type_word = text("type");
-        let dripfeed = item.get("dripfeed").is_some_and(as_flag);
+        let (kind, dripfeed_word) = CatalogType::read(&type_word);
+        let description = ["desc", "description"]
+            .into_iter()
+            .map(text)
+            .find(|d| !d.is_empty());
         entries.push(CatalogEntry {
             provider_service_id: id,
             name: text("name"),
             category: text("category"),
-            kind: service_type(&type_word, dripfeed),
+            kind,
             type_word,
+            dripfeed: dripfeed_word || item.get("dripfeed").is_some_and(as_flag),
+            description,
             rate,
             min_quantity: min,
             max_quantity: max,
@@ -575,29 +564,56 @@ mod tests {
         );
     }
 
+    use crate::domain::service::ServiceType;
+
     #[test]
     fn services_replies() {
         let body = r#"[{"service":1,"name":"Followers","type":"Default","category":"First Category","rate":"0.90","min":"50","max":"10000","refill":true,"cancel":true},
             {"service":"2","name":"Drip","type":"Default","dripfeed":1,"category":"C","rate":1.2345675,"min":10,"max":100,"refill":"0","cancel":false},
             {"service":3,"name":"Poll","type":"Poll","category":"C","rate":"1","min":"1","max":"2"},
-            {"name":"no id","rate":"1","min":"1","max":"2"}]"#;
+            {"name":"no id","rate":"1","min":"1","max":"2"},
+            {"service":4,"type":" custom_comments ","desc":"Real comments","rate":"1","min":"1","max":"2"},
+            {"service":5,"type":"Mentions with Hashtags","rate":"1","min":"1","max":"2"},
+            {"service":6,"type":"subscriptions","rate":"1","min":"1","max":"2"},
+            {"service":7,"type":"Story Views","description":"x","rate":"1","min":"1","max":"2"},
+            {"service":8,"type":"drip-feed","rate":"1","min":"1","max":"2"},
+            {"service":9,"type":"web traffic","dripfeed":"1","rate":"1","min":"1","max":"2"}]"#;
         let entries = parse_services(body).unwrap();
-        assert_eq!(entries.len(), 3);
-        assert_eq!(entries[0].kind, Some(ServiceType::Default));
+        assert_eq!(entries.len(), 9);
+        assert_eq!(entries[0].kind, CatalogType::Offered(ServiceType::Default));
+        assert!(!entries[0].dripfeed);
         assert_eq!(entries[0].rate.micros(), 900_000);
         assert_eq!(
             (entries[0].refill, entries[0].cancel),
             (Some(true), Some(true))
         );
-        assert_eq!(entries[1].kind, Some(ServiceType::DripFeed));
+        assert_eq!(
+            (entries[1].kind, entries[1].dripfeed),
+            (CatalogType::Offered(ServiceType::Default), true)
+        );
         assert_eq!(entries[1].rate.micros(), 1_234_568);
         assert_eq!(
             (entries[1].refill, entries[1].cancel),
             (Some(false), Some(false))
         );
-        assert_eq!(entries[2].kind, None);
+        assert_eq!(entries[2].kind, CatalogType::Offered(ServiceType::Poll));
         assert_eq!((entries[2].refill, entries[2].cancel), (None, None));
         assert_eq!(entries[2].type_word, "Poll");
+        let kinds: Vec<_> = entries[3..].iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                CatalogType::Offered(ServiceType::CustomComments),
+                CatalogType::Offered(ServiceType::MentionsWithHashtags),
+                CatalogType::Subscriptions,
+                CatalogType::Unknown,
+                CatalogType::Offered(ServiceType::Default),
+                CatalogType::Offered(ServiceType::WebTraffic),
+            ]
+        );
+        assert_eq!(entries[3].description.as_deref(), Some("Real comments"));
+        assert_eq!(entries[6].description.as_deref(), Some("x"));
+        assert!(entries[7].dripfeed && entries[8].dripfeed);
         assert_eq!(parse_services(r#"{"error":"Invalid API key"}"#), None);
     }
 

@@ -32,6 +32,7 @@ use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::refund::{reason_for, Change, RefundReason, RefundSource};
+use crate::domain::service::QuantityRule;
 use crate::metrics;
 
 /// Orders one pass sends at most before it polls, each under its own claim.
@@ -567,21 +568,24 @@ impl Worker {
     }
 }
 
-/// The fields of an order's `add`.
+/// The fields of an order's `add`: exactly its type's. No `quantity` where the type
+/// derives it (the provider counts the lines itself) or sells one package.
 fn add_request(order: &Order, job: &ProviderOrder) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("action", "add".to_string()),
         ("service", job.provider_service_id.clone()),
         ("link", order.link.clone()),
-        ("quantity", order.quantity.to_string()),
-        ("idempotency_key", job.idempotency_key.clone()),
     ];
+    if order.kind.quantity_rule() == QuantityRule::PerThousand {
+        fields.push(("quantity", order.quantity.to_string()));
+    }
+    fields.push(("idempotency_key", job.idempotency_key.clone()));
     if let (Some(runs), Some(interval)) = (order.runs, order.interval) {
         fields.push(("runs", runs.to_string()));
         fields.push(("interval", interval.to_string()));
     }
-    if let Some(comments) = &order.comments {
-        fields.push(("comments", comments.clone()));
+    for (field, value) in order.fields.present() {
+        fields.push((field.as_str(), value.panel_text()));
     }
     fields
 }

@@ -112,6 +112,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         name: "Bench Likes".into(),
         category: "Bench".into(),
         kind: ServiceType::Default,
+        dripfeed: false,
         rate: Money::parse("1.234567").map_err(|e| e.to_string())?,
         min_quantity: 10,
         max_quantity: 1_000_000,
@@ -119,6 +120,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         refill_days: 30,
         cancel: false,
         provider: None,
+        description: None,
     };
     let funds = Money::try_from_micros(FUNDS_MICROS).map_err(|e| e.to_string())?;
     let service = db::write_tx(&mut conn, |conn| services::insert(conn, &fields))
@@ -219,7 +221,7 @@ fn place_until(
         let request = order_request(service_id);
         // The handler's work: the order placed, then its response body rendered.
         let placed = place(conn, account_id, request, None).map(|placed| match placed {
-            Placed::New(order) => serde_json::to_string(&OrderResponse::from(order)).ok(),
+            Placed::New(order) => serde_json::to_string(&OrderResponse::from(*order)).ok(),
             Placed::Replayed(replay) => Some(replay.body),
         });
         match placed {

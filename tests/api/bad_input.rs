@@ -30,12 +30,37 @@ async fn every_bad_order_request_is_a_problem_and_changes_nothing() {
         .await;
     reply.assert_problem(400, "malformed_json");
 
+    // An order's body may carry two full lists (`--max-order-body-bytes`, 1 MiB by
+    // default); beyond it, and beyond the general limit elsewhere (16 KiB in the tests),
+    // the body is refused unread.
     let huge = format!(
+        r#"{{"service_id": {service}, "link": "{}", "quantity": 1000}}"#,
+        "x".repeat(1_100_000)
+    );
+    let reply = app
+        .post_raw("/v1/orders", t, "application/json", huge.into_bytes())
+        .await;
+    reply.assert_problem(413, "payload_too_large");
+    let large = format!(
         r#"{{"service_id": {service}, "link": "{}", "quantity": 1000}}"#,
         "x".repeat(20_000)
     );
     let reply = app
-        .post_raw("/v1/orders", t, "application/json", huge.into_bytes())
+        .post_raw(
+            "/v1/orders",
+            t,
+            "application/json",
+            large.clone().into_bytes(),
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    let reply = app
+        .post_raw(
+            "/v1/orders/1/refunds",
+            t,
+            "application/json",
+            large.into_bytes(),
+        )
         .await;
     reply.assert_problem(413, "payload_too_large");
 

@@ -72,6 +72,31 @@ pub fn fresh_database() -> (String, TestDb) {
     }
 }
 
+/// An empty database, no migration applied: for tests that build one as an earlier
+/// version left it.
+pub fn empty_database() -> (String, TestDb) {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if base.starts_with("postgres") => {
+            let name = format!("reseller_test_{}", random_suffix());
+            let mut conn = PgConnection::establish(&base).expect("connect to TEST_DATABASE_URL");
+            conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                .expect("create test database");
+            (
+                database_url(&base, &name),
+                TestDb::Postgres {
+                    admin_url: base,
+                    name,
+                },
+            )
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("test.db");
+            (format!("sqlite://{}", path.display()), TestDb::Sqlite(dir))
+        }
+    }
+}
+
 fn database_url(server_url: &str, name: &str) -> String {
     let (prefix, _) = server_url
         .rsplit_once('/')

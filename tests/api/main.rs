@@ -41,6 +41,7 @@ mod round_trips;
 mod schema;
 mod secrets;
 mod service_sync;
+mod service_types;
 mod smartpanel;
 mod spec;
 mod spec_for_generators;

@@ -54,7 +54,7 @@ async fn an_order_on_postgresql_costs_a_fixed_small_number_of_statements() {
             quantity: Some(1000),
             runs: None,
             interval: None,
-            comments: None,
+            fields: Default::default(),
             external_ref: None,
         },
     };

@@ -9,7 +9,7 @@ fn catalog(followers_rate: &str, with_likes: bool) -> Value {
     let mut list = vec![
         json!({"service": 1, "name": "Followers", "type": "Default", "category": "Instagram",
                "rate": followers_rate, "min": "10", "max": "10000", "refill": true, "cancel": true}),
-        json!({"service": 3, "name": "Poll votes", "type": "Poll", "category": "Polls",
+        json!({"service": 3, "name": "Auto likes", "type": "Subscriptions", "category": "Auto",
                "rate": "1", "min": "1", "max": "10"}),
     ];
     if with_likes {
@@ -50,6 +50,14 @@ async fn service_sync_with_markup_creates_updates_and_disables_and_never_reprice
     assert_eq!(dry.body["created"].as_array().unwrap().len(), 2);
     assert_eq!(dry.body["created"][0]["service_id"], Value::Null);
     assert_eq!(dry.body["skipped"][0]["provider_service_id"], "3");
+    assert!(
+        dry.body["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("subscriptions are not offered yet"),
+        "{}",
+        dry.text
+    );
     let listed = app.get("/v1/services", &app.admin_token).await;
     assert!(listed.body["data"].as_array().unwrap().is_empty());
 
@@ -163,7 +171,7 @@ async fn providers_with_auto_sync_are_synced_by_the_worker_and_others_are_not() 
     app.worker_pass().await;
     let listed = app.get("/v1/services", &app.admin_token).await;
     let services = listed.body["data"].as_array().unwrap().clone();
-    // Followers and Likes of the synced provider only (polls are skipped).
+    // Followers and Likes of the synced provider only (subscriptions are skipped).
     assert_eq!(services.len(), 2, "{}", listed.text);
     let followers = services.iter().find(|s| s["name"] == "Followers").unwrap();
     assert_eq!(micros(&followers["rate"]), 1_100_000);

@@ -139,7 +139,7 @@ assert ok(requests.post(url, data={"key": key, "refills": f"{refill},{MISSING}"}
 for method, path in [("PUT", "/api/v2"), ("DELETE", "/api/v2/"), ("GET", "/api/v2/nope")]:
     reply = ok(requests.request(method, BASE + path, params={"key": key, "action": "balance"}))
     assert list(reply) == ["error"], reply
-assert ok(requests.post(url, data={"key": key, "action": "balance", "comments": "x" * 80_000})) \
+assert ok(requests.post(url, data={"key": key, "action": "balance", "comments": "x" * 1_100_000})) \
     == {"error": "Request body too large"}
 print("ok raw requests shapes")
 

@@ -468,6 +468,40 @@ const refusals = await mine.evaluate(async (paths) => {
 check("the API refuses every operator call with the reseller's token", refusals, Array(7).fill([403, "admin_only"]));
 check("the request is still pending", (await call("GET", "/v1/admin/review-queue", ADMIN)).body.data.length, 1);
 
+// 9. The reseller's order form renders the fields of the chosen service's type; the order
+// lookup shows the fields an order was placed with.
+const pollService = (await call("POST", "/v1/admin/services", ADMIN, { name: "Poll votes", category: "Telegram", type: "poll", rate: "3", min: 10, max: 10000 })).body.id;
+const listService = (await call("POST", "/v1/admin/services", ADMIN, { name: "Mention list", category: "Instagram", type: "mentions_custom_list", rate: "4", min: 1, max: 1000 })).body.id;
+await mine.goto(BASE + "/dashboard#mine");
+await mine.reload();
+await mine.waitForSelector("#order-form");
+await mine.selectOption("#order-service", String(pollService));
+await mine.waitForSelector('#order-form[data-type="poll"]');
+check("order form: a poll asks for its link, quantity and answer", await mine.$$eval("#order-form [data-field]", (xs) => xs.map((x) => x.name)), ["link", "quantity", "answer_number"]);
+await mine.fill("#order-form [name=link]", "https://t.me/c/1/2");
+await mine.fill("#order-form [name=quantity]", "100");
+await mine.fill("#order-form [name=answer_number]", "2");
+await mine.click("#place-order");
+await mine.waitForSelector("[data-testid=order-result][data-order]:not([data-order=''])");
+const pollOrder = await attr(mine, "[data-testid=order-result]", "data-order");
+const placedPoll = (await call("GET", `/v1/orders/${pollOrder}`, reseller.token)).body;
+check("order form: the poll placed with its answer, 100 × 3 / 1000", [placedPoll.service_type, placedPoll.answer_number, placedPoll.charge], ["poll", 2, "0.3"]);
+await mine.selectOption("#order-service", String(listService));
+await mine.waitForSelector('#order-form[data-type="mentions_custom_list"]');
+check("order form: a custom list asks for usernames, one per line, and no quantity", await mine.$$eval("#order-form [data-field]", (xs) => xs.map((x) => [x.name, x.tagName])), [["link", "INPUT"], ["usernames", "TEXTAREA"]]);
+await mine.fill("#order-form [name=link]", "https://instagram.com/p/list");
+await mine.fill("#order-form [name=usernames]", "@ann\nbob\n\ncid");
+await mine.click("#place-order");
+await mine.waitForSelector(`[data-testid=order-result][data-order]:not([data-order=''])`);
+const listOrder = await attr(mine, "[data-testid=order-result]", "data-order");
+const placedList = (await call("GET", `/v1/orders/${listOrder}`, reseller.token)).body;
+check("order form: the list counted as the quantity, 3 × 4 / 1000", [placedList.usernames, placedList.quantity, placedList.charge], [["ann", "bob", "cid"], 3, "0.012"]);
+await shot(mine, "order-form");
+await ops.goto(BASE + `/dashboard#orders?id=${listOrder}`);
+await ops.waitForSelector(`[data-testid=order-detail][data-order="${listOrder}"]`);
+check("lookup: the order's type", await ops.textContent("[data-testid=order-type]"), "mentions_custom_list");
+check("lookup: the usernames it was placed with", await ops.textContent("[data-testid=order-field-usernames]"), "ann\nbob\ncid");
+
 } catch (e) {
   // A step that timed out: keep what each page showed, for the log and a look.
   console.error(e);

@@ -55,6 +55,7 @@ from reseller_api_client.models import (
     ReportGroup,
     Role,
     ServiceType,
+    TypeName,
     SettlementResponse,
     TokenResponse,
     TopUpResponse,
@@ -128,7 +129,7 @@ def main():
             body=CreateServiceRequest(
                 name=f"Instagram Likes ({LANGUAGE})",
                 category="Instagram",
-                type_=ServiceType.DEFAULT,
+                type_=TypeName.DEFAULT,
                 rate="0.9",
                 min_=10,
                 max_=100000,
@@ -288,6 +289,53 @@ def main():
     equal([e.param for e in problem.errors], ["quantity"], "failing fields")
     account = parsed(find_account.sync_detailed(client=reseller), 200, AccountResponse)
     equal(account.balance, "48.2894", "a refused order charges nothing")
+
+    step("service types: a Poll and a Mentions Custom List, typed fields")
+    poll = parsed(
+        create_service.sync_detailed(
+            client=admin,
+            body=CreateServiceRequest(
+                name=f"Poll votes ({LANGUAGE})", category="Telegram", type_=TypeName.POLL,
+                rate="3", min_=10, max_=10000,
+            ),
+        ),
+        201,
+        AdminServiceResponse,
+    )
+    custom_list = parsed(
+        create_service.sync_detailed(
+            client=admin,
+            body=CreateServiceRequest(
+                name=f"Mention list ({LANGUAGE})", category="Instagram", type_=TypeName.MENTIONS_CUSTOM_LIST,
+                rate="4", min_=1, max_=1000,
+            ),
+        ),
+        201,
+        AdminServiceResponse,
+    )
+    equal(custom_list.quantity_from, "usernames", "a custom list counts its usernames")
+    voted = parsed(
+        create_order.sync_detailed(
+            client=reseller,
+            body=CreateOrderRequest(service_id=poll.id, link="https://t.me/c/1/2", quantity=100, answer_number=2),
+        ),
+        201,
+        OrderResponse,
+    )
+    equal((voted.service_type, voted.answer_number, voted.charge), (ServiceType.POLL, 2, "0.3"), "poll order")
+    mentioned = parsed(
+        create_order.sync_detailed(
+            client=reseller,
+            body=CreateOrderRequest(
+                service_id=custom_list.id, link="https://instagram.com/p/list", usernames=["@ann", "bob", " ", "cid"]
+            ),
+        ),
+        201,
+        OrderResponse,
+    )
+    equal((mentioned.usernames, mentioned.quantity, mentioned.charge), (["ann", "bob", "cid"], 3, "0.012"), "custom list order")
+    account = parsed(find_account.sync_detailed(client=reseller), 200, AccountResponse)
+    equal(account.balance, "47.9774", "both charged exactly")
 
     step("journey complete")
 

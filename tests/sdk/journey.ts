@@ -250,6 +250,39 @@ async function main(): Promise<void> {
   account = ok(await reseller.GET("/v1/account"), 200);
   equal(account.balance, "48.2894", "a refused order charges nothing");
 
+  step("service types: a Poll and a Mentions Custom List, typed fields");
+  const pollType: Schemas["TypeName"] = "poll";
+  const poll = ok(
+    await admin.POST("/v1/admin/services", {
+      body: { name: `Poll votes (${LANGUAGE})`, category: "Telegram", type: pollType, rate: "3", min: 10, max: 10000 },
+    }),
+    201,
+  );
+  const customList = ok(
+    await admin.POST("/v1/admin/services", {
+      body: { name: `Mention list (${LANGUAGE})`, category: "Instagram", type: "mentions_custom_list", rate: "4", min: 1, max: 1000 },
+    }),
+    201,
+  );
+  equal(customList.quantity_from, "usernames", "a custom list counts its usernames");
+  const voted = ok(
+    await reseller.POST("/v1/orders", {
+      body: { service_id: poll.id, link: "https://t.me/c/1/2", quantity: 100, answer_number: 2 },
+    }),
+    201,
+  );
+  const votedType: Schemas["ServiceType"] = voted.service_type;
+  equal([votedType, voted.answer_number, voted.charge], ["poll", 2, "0.3"], "poll order");
+  const mentioned = ok(
+    await reseller.POST("/v1/orders", {
+      body: { service_id: customList.id, link: "https://instagram.com/p/list", usernames: ["@ann", "bob", " ", "cid"] },
+    }),
+    201,
+  );
+  equal([mentioned.usernames, mentioned.quantity, mentioned.charge], [["ann", "bob", "cid"], 3, "0.012"], "custom list order");
+  account = ok(await reseller.GET("/v1/account"), 200);
+  equal(account.balance, "47.9774", "both charged exactly");
+
   step("journey complete");
 }
 

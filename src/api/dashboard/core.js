@@ -100,6 +100,20 @@ window.Console = (() => {
     return el("dl", { class: "facts" }, rows.map(([k, v, id]) => [el("dt", {}, k), el("dd", { "data-testid": id }, v instanceof Node ? v : show(v))]));
   }
 
+  /** The type fields an order was placed with, as facts rows: lists one item per line. */
+  const TYPE_FIELDS = ["comments", "usernames", "hashtags", "hashtag", "username", "media", "answer_number",
+    "groups", "keywords", "country", "device", "type_of_traffic", "google_keyword", "referring_url"];
+  function typeFacts(o) {
+    const rows = [["type", o.service_type, "order-type"]];
+    for (const name of TYPE_FIELDS) {
+      if (o[name] === undefined || o[name] === null) continue;
+      const value = Array.isArray(o[name]) ? el("pre", { class: "lines" }, o[name].join("\n")) : String(o[name]);
+      rows.push([name.replace(/_/g, " "), value, "order-field-" + name]);
+    }
+    if (o.runs) rows.push(["runs × interval", `${o.runs} × ${o.interval} min`]);
+    return rows;
+  }
+
   /** A table from column headers and rows of cells (nodes or text). */
   function table(headers, rows, attrs) {
     return el("table", attrs || {},
@@ -239,5 +253,5 @@ window.Console = (() => {
     if (saved) start(saved); else showLogin("");
   });
 
-  return { $, el, fill, api, get, all, problemError, pane, facts, table, attemptsTable, alertBadge, pick, last30, pill, notice, when, pct, show, isAdmin, state, AuthError, open };
+  return { $, el, fill, api, get, all, problemError, pane, facts, typeFacts, table, attemptsTable, alertBadge, pick, last30, pill, notice, when, pct, show, isAdmin, state, AuthError, open };
 })();

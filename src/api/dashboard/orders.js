@@ -43,7 +43,7 @@
           ["quantity", o.quantity], ["charge", o.charge, "order-charge"], ["refunded", o.refunded, "order-refunded"],
           ["refundable", o.refundable], ["start count", o.start_count], ["remains", o.remains],
           ["external ref", o.external_ref], ["placed", when(o.created_at)], ["updated", when(o.updated_at)],
-        ]),
+        ].concat(Console.typeFacts(o))),
         d.forwarding ? facts([
           ["upstream", pill(d.forwarding.state)], ["provider", "#" + d.forwarding.provider_id],
           ["provider order", d.forwarding.provider_order_id], ["attempts / failures", `${d.forwarding.attempts} / ${d.forwarding.failures}`],

@@ -48,7 +48,7 @@
             ["link", o.link], ["quantity", o.quantity], ["status", pill(o.status)], ["charge", o.charge, "case-charge"],
             ["refunded", o.refunded, "case-refunded"], ["refundable", o.refundable, "case-refundable"],
             ["start count", o.start_count], ["remains", o.remains], ["placed", when(o.created_at)], ["updated", when(o.updated_at)],
-          ]) : el("p", { class: "muted" }, "Not an order's refund.")),
+          ].concat(Console.typeFacts(o))) : el("p", { class: "muted" }, "Not an order's refund.")),
         el("div", {},
           el("h3", {}, "Why it is here"), policyBlock(r.policy),
           el("h3", {}, "Reseller's standing"),

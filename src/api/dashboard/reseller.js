@@ -1,9 +1,62 @@
 "use strict";
-// Pane: a reseller's own orders and refunds, and filing a dispute on an order
+// Pane: a reseller's own orders and refunds, placing an order (the form renders the fields of
+// the chosen service's type, from GET /v1/services), and filing a dispute on an order
 // (POST /v1/orders/{id}/refunds, with an Idempotency-Key so a double click files one).
 (() => {
   const { el, fill, pill, api, get, all, pane, table, notice, when, show } = Console;
-  const view = { root: null, disputing: null, result: null };
+  const view = { root: null, disputing: null, result: null, services: [], service: null, placed: null };
+
+  /** One input per field the chosen service's order takes, named as the API names it. */
+  function orderInputs(svc) {
+    const rows = [["link", el("input", { name: "link", size: 48, required: true, placeholder: "https://…", "data-field": "link" })]];
+    if (svc.pricing !== "flat" && !svc.quantity_from) {
+      rows.push(["quantity", el("input", { name: "quantity", inputmode: "numeric", required: true, placeholder: `${svc.min} to ${svc.max}`, "data-field": "quantity" })]);
+    }
+    for (const f of svc.fields) {
+      const label = f.name.replace(/_/g, " ") + (f.required ? "" : " (optional)");
+      const hint = f.shape === "list" ? "one per line" : f.shape === "integer" ? `${f.minimum} to ${f.maximum}` : f.note || f.shape;
+      const attrs = { name: f.name, "data-field": f.name, "data-shape": f.shape, placeholder: f.note ? `${hint}; ${f.note}` : hint, required: f.required };
+      rows.push([label, f.shape === "list" ? el("textarea", Object.assign({ rows: 4, cols: 48 }, attrs)) : el("input", Object.assign({ size: 48 }, attrs))]);
+    }
+    if (svc.dripfeed) {
+      rows.push(["runs (optional)", el("input", { name: "runs", inputmode: "numeric", placeholder: "drip-feed: 2 to 10000", "data-field": "runs" })]);
+      rows.push(["interval (optional)", el("input", { name: "interval", inputmode: "numeric", placeholder: "minutes between runs", "data-field": "interval" })]);
+    }
+    if (svc.quantity_from) rows.push(["quantity", el("span", { class: "muted" }, `one per line of ${svc.quantity_from}`)]);
+    if (svc.pricing === "flat") rows.push(["price", el("span", { class: "muted" }, `${svc.rate} for the package`)]);
+    return rows;
+  }
+
+  async function place(svc, form) {
+    const body = { service_id: svc.id };
+    for (const input of form.querySelectorAll("[data-field]")) {
+      const value = input.value.trim();
+      if (!value) continue;
+      const shape = input.dataset.shape;
+      if (shape === "list") body[input.name] = input.value.split(/\r?\n/);
+      else if (shape === "integer" || ["quantity", "runs", "interval"].includes(input.name)) body[input.name] = /^\d+$/.test(value) ? Number(value) : value;
+      else body[input.name] = value;
+    }
+    const reply = await api("POST", "/v1/orders", body, { "idempotency-key": form.dataset.key });
+    view.placed = reply.ok
+      ? { kind: "good", order: reply.body.id, text: `Order #${reply.body.id} placed: ${reply.body.charge} charged.` }
+      : { kind: "bad", order: "", text: `Not placed: ${(reply.body && reply.body.detail) || reply.status}${reply.body && reply.body.param ? ` (${reply.body.param})` : ""}.` };
+    await draw();
+  }
+
+  function orderForm() {
+    const active = view.services.filter((s) => s.status === "active");
+    if (!active.length) return el("div", { class: "empty" }, "No service takes orders now.");
+    const svc = active.find((s) => s.id === view.service) || active[0];
+    const pick = el("select", { name: "service", id: "order-service", "aria-label": "Service", onchange: (ev) => { view.service = Number(ev.target.value); view.placed = null; draw(); } },
+      active.map((s) => el("option", { value: s.id, selected: s.id === svc.id }, `#${s.id} ${s.name} (${s.type})`)));
+    const form = el("form", { class: "order-form", id: "order-form", "data-type": svc.type, "data-key": "console-" + crypto.randomUUID() },
+      el("label", {}, "service"), pick,
+      orderInputs(svc).map(([label, input]) => [el("label", {}, label), input]),
+      el("span", {}), el("button", { class: "primary", type: "submit", id: "place-order" }, "Place order"));
+    form.addEventListener("submit", (ev) => { ev.preventDefault(); place(svc, form); });
+    return form;
+  }
   const REASONS = ["not_delivered", "partially_delivered", "dropped", "duplicate_order", "other"];
 
   async function file(order, form) {
@@ -37,7 +90,8 @@
   }
 
   async function draw() {
-    const [account, orders, refunds] = await Promise.all([get("/v1/account"), all("/v1/orders", 100), all("/v1/refunds", 100)]);
+    const [account, orders, refunds, services] = await Promise.all([get("/v1/account"), all("/v1/orders", 100), all("/v1/refunds", 100), all("/v1/services", 100)]);
+    view.services = services;
     const rows = [];
     for (const o of orders) {
       const canDispute = o.status !== "canceled" && o.refundable !== "0";
@@ -48,7 +102,10 @@
       if (view.disputing === o.id) rows.push(disputeForm(o));
     }
     const x = view.result;
+    const p = view.placed;
     fill(view.root,
+      el("div", { class: "card" }, el("h2", {}, "Place an order"), orderForm(),
+        p ? notice(p.kind, p.text, { "data-testid": "order-result", "data-order": p.order }) : null),
       x ? notice(x.kind, x.text, { "data-testid": "dispute-result", "data-refund": x.refund, "data-status": x.status }) : null,
       el("div", { class: "card" },
         el("h2", {}, `Your orders · balance `, el("span", { "data-testid": "my-balance" }, account.balance), ` ${account.currency}`),
@@ -66,6 +123,7 @@
     view.root = root;
     view.result = null;
     view.disputing = null;
+    view.placed = null;
     await draw();
   }
 
