@@ -565,6 +565,27 @@ pub struct WorkerConfig {
         global = true
     )]
     pub service_sync_interval_secs: u64,
+    /// How long, in seconds, a refund we paid because a provider reported Partial or
+    /// Canceled waits for the provider's lowered `charge` before it counts as unrecovered
+    /// (default 72 hours).
+    #[arg(
+        long,
+        env = "RESELLER_API_RECOVERY_WINDOW_SECS",
+        default_value_t = 259_200,
+        value_parser = at_least(0i64),
+        global = true
+    )]
+    pub recovery_window_secs: i64,
+    /// How often, in seconds, the recovery watch asks a provider for the orders it still
+    /// watches (`action=status`, those orders only; separate from the status sync).
+    #[arg(
+        long,
+        env = "RESELLER_API_RECOVERY_POLL_SECS",
+        default_value_t = 3600,
+        value_parser = at_least(0i64),
+        global = true
+    )]
+    pub recovery_poll_secs: i64,
 }
 
 impl Default for WorkerConfig {
@@ -894,6 +915,44 @@ pub struct AlertConfig {
         global = true
     )]
     pub alert_pause_orders: bool,
+    /// Share of the credits a provider should have given back (for refunds its Partial or
+    /// Canceled caused) that it did not, within an alert window by order date, that
+    /// raises a provider's `unrecovered` warning.
+    #[arg(
+        long,
+        env = "RESELLER_API_ALERT_UNRECOVERED_WARNING_RATE",
+        default_value = "0.2",
+        value_parser = parse_rate,
+        global = true
+    )]
+    pub alert_unrecovered_warning_rate: rust_decimal::Decimal,
+    /// The share that makes it critical.
+    #[arg(
+        long,
+        env = "RESELLER_API_ALERT_UNRECOVERED_CRITICAL_RATE",
+        default_value = "0.5",
+        value_parser = parse_rate,
+        global = true
+    )]
+    pub alert_unrecovered_critical_rate: rust_decimal::Decimal,
+    /// Refunds to recover a window must hold before its unrecovered share counts.
+    #[arg(
+        long,
+        env = "RESELLER_API_ALERT_UNRECOVERED_MIN_REFUNDS",
+        default_value_t = 5,
+        value_parser = at_least(1i64),
+        global = true
+    )]
+    pub alert_unrecovered_min_refunds: i64,
+    /// Stop sending orders to a provider while a critical `unrecovered` alert on it is
+    /// active, like a balance below its minimum: they wait queued (off by default).
+    #[arg(
+        long,
+        env = "RESELLER_API_ALERT_PAUSE_FORWARDING",
+        default_value_t = false,
+        global = true
+    )]
+    pub alert_pause_forwarding: bool,
 }
 
 impl Default for AlertConfig {
@@ -925,6 +984,23 @@ impl AlertConfig {
         };
         if t.critical_ppm < t.warning_ppm {
             return Err("--alert-critical-rate must be at least --alert-warning-rate".into());
+        }
+        Ok(t)
+    }
+
+    /// The thresholds of providers' `unrecovered` alerts, in millionths (the clearing
+    /// ratio is the refund-rate alerts').
+    pub fn unrecovered_thresholds(&self) -> Result<crate::domain::alert::Thresholds, String> {
+        let t = crate::domain::alert::Thresholds {
+            warning_ppm: rate_ppm(self.alert_unrecovered_warning_rate)?,
+            critical_ppm: rate_ppm(self.alert_unrecovered_critical_rate)?,
+            min_orders: self.alert_unrecovered_min_refunds,
+            clear_ratio_ppm: rate_ppm(self.alert_clear_ratio)?,
+        };
+        if t.critical_ppm < t.warning_ppm {
+            return Err("--alert-unrecovered-critical-rate must be at least \
+                        --alert-unrecovered-warning-rate"
+                .into());
         }
         Ok(t)
     }

@@ -20,6 +20,9 @@ pub enum ErrorCode {
     AdminOnly,
     AmountExceedsRefundable,
     ChargeTooSmall,
+    /// An amount in another currency than the one it must be in (an account in another
+    /// currency than the panel's ordering; a provider without its exchange rate).
+    CurrencyMismatch,
     DisputePending,
     DuplicateGatewayRef,
     EndpointDisabled,
@@ -285,7 +288,7 @@ mod tests {
             assert!(names.insert(code.as_str()), "{code:?} named twice");
         }
         // The wire contract: removing or renaming a code breaks clients.
-        assert_eq!(names.len(), 45);
+        assert_eq!(names.len(), 46);
         assert!(names.contains("insufficient_funds"));
         assert!(names.contains("nothing_to_charge_back"));
         assert!(names.contains("idempotency_key_in_flight"));

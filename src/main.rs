@@ -95,6 +95,7 @@ fn open(config: &Config) -> Result<db::DbPool, String> {
 fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
     // The one check the flags' parsers cannot make alone: two flags compared.
     config.alerts.thresholds()?;
+    config.alerts.unrecovered_thresholds()?;
     let pool = open(&config)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let tokens = TokenKeys::load(&mut conn, &config).map_err(|e| e.to_string())?;
@@ -261,6 +262,7 @@ fn backup(config: &Config, path: &std::path::Path) -> Result<(), String> {
 
 fn run_worker(config: &Config) -> Result<(), String> {
     config.alerts.thresholds()?;
+    config.alerts.unrecovered_thresholds()?;
     let pool = open(config)?;
     let webhooks = reseller_api::webhooks::worker::spawn(
         pool.clone(),

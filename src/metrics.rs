@@ -148,6 +148,11 @@ pub static QUOTA_LEASES: Counter = Counter::new(
     "Account quota cells read and updated in PostgreSQL (one per lease of requests), by outcome: granted, exhausted.",
     &["outcome"],
 );
+pub static PROVIDER_MONEY: Counter = Counter::amount(
+    "provider_money_amount_total",
+    "Provider money in the panel's currency unit, by provider id and kind: `provider_cost` (the expected cost of orders the provider took, converted at send time), `refunds_paid` (refunds we paid because the provider reported Partial or Canceled) and `credits_recovered` (what the provider credited back of them, counted when recovered).",
+    &["provider", "kind"],
+);
 
 /// Writes every process-wide counter and histogram.
 pub fn render(out: &mut Exposition) {
@@ -170,6 +175,7 @@ pub fn render(out: &mut Exposition) {
         &QUOTA_LEASES,
         &WEBHOOK_ATTEMPTS,
         &WEBHOOK_BREAKER_OPENED,
+        &PROVIDER_MONEY,
     ] {
         counter.render(out);
     }
@@ -188,6 +194,17 @@ pub fn refund_credited(reason: &str, currency: &str, amount_micros: i64) {
     on_commit(move || {
         REFUNDS.inc(&[&reason]);
         REFUNDS_AMOUNT.add(&[&reason, &currency], amount_micros.max(0).unsigned_abs());
+    });
+}
+
+/// Provider money (`PROVIDER_MONEY`) moved in the current write transaction; counted when
+/// it commits.
+pub fn provider_money(provider: i64, kind: &'static str, amount_micros: i64) {
+    on_commit(move || {
+        PROVIDER_MONEY.add(
+            &[&provider.to_string(), kind],
+            amount_micros.max(0).unsigned_abs(),
+        );
     });
 }
 

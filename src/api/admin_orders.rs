@@ -8,10 +8,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ledger::LedgerEntryResponse;
 use super::orders::OrderResponse;
+use super::provider_money::OrderMoneyResponse;
 use super::providers::ForwardingResponse;
 use super::refunds::RefundResponse;
 use crate::db::orders::{self, LookupFilter};
-use crate::db::{ledger, provider_orders, refunds};
+use crate::db::{costs, ledger, provider_orders, refunds};
 use crate::domain::ids::{AccountId, OrderId, ProviderId};
 use crate::domain::order::{Order, MAX_LINK_CHARS};
 use crate::domain::parse_text;
@@ -145,6 +146,8 @@ pub struct OrderCaseResponse {
     pub forwarding: Option<ForwardingResponse>,
     /// The latest exchanges with the provider about it, newest first.
     pub attempts: Vec<AttemptResponse>,
+    /// What it cost us and earned (operators only); null for an order no provider took.
+    pub money: Option<OrderMoneyResponse>,
 }
 
 /// Any order, with its ledger entries, refunds and provider exchanges.
@@ -167,7 +170,10 @@ pub async fn find_admin_order(
     let response = state
         .db(move |conn| {
             let order = orders::find(conn, id)?.ok_or_else(|| ApiError::not_found("order"))?;
+            let money = costs::find(conn, id)?
+                .map(|cost| OrderMoneyResponse::of(cost, order.charge, order.refunded));
             Ok(OrderCaseResponse {
+                money,
                 order: order.into(),
                 ledger: ledger::for_order(conn, id)?
                     .into_iter()

@@ -242,6 +242,7 @@ fn add_error(error: &PlaceOrderError) -> String {
         PlaceOrderError::Database(error) => dialect_error(error),
         PlaceOrderError::UnknownAccount
         | PlaceOrderError::ServicePaused
+        | PlaceOrderError::ForeignCurrency { .. }
         | PlaceOrderError::Idempotency(_) => error.to_string(),
     }
 }

@@ -16,6 +16,7 @@ pub mod ops;
 pub mod order_batches;
 pub mod orders;
 pub mod provider_health;
+pub mod provider_money;
 pub mod providers;
 pub mod refills;
 pub mod refund_standing;

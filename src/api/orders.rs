@@ -161,7 +161,7 @@ impl From<CreateOrderRequest> for OrderRequest {
         )),
         (status = 402, description = "The balance does not cover the charge", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Account suspended, or scope missing", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with this Idempotency-Key is in flight", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is in flight, new orders to the service are paused (`service_paused`), or the account's currency is not the panel's (`currency_mismatch`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/orders")]
@@ -243,6 +243,7 @@ impl From<PlaceOrderError> for ApiError {
             PlaceOrderError::Database(error) => error,
             PlaceOrderError::AccountSuspended
             | PlaceOrderError::ServicePaused
+            | PlaceOrderError::ForeignCurrency { .. }
             | PlaceOrderError::InsufficientFunds { .. } => ApiError::Refused {
                 code,
                 detail: error.to_string(),

@@ -7,8 +7,9 @@ use utoipa::ToSchema;
 use crate::application;
 use crate::db::provider_orders;
 use crate::db::providers::{self, ProviderFields};
+use crate::domain::account::parse_currency;
 use crate::domain::ids::{OrderId, ProviderId, ServiceId};
-use crate::domain::money::Percent;
+use crate::domain::money::{ExchangeRate, Percent};
 use crate::domain::provider::{ForwardingState, Provider};
 use crate::domain::service::ServiceType;
 use crate::domain::{parse_text, FieldError};
@@ -53,6 +54,18 @@ pub struct ProviderResponse {
     /// panel's own network). Otherwise every call refuses such an address, however the
     /// provider's host resolves.
     pub allow_private_network: bool,
+    /// The currency the provider bills in: its rates, `charge`s, balance and `min_balance`.
+    #[schema(example = "EUR")]
+    pub currency: String,
+    /// Panel-currency units per one provider-currency unit (`"1.1"`: 1 EUR = 1.10 USD);
+    /// null while the provider bills in the panel's currency.
+    pub exchange_rate: Option<Amount>,
+    /// When the currency or exchange rate was last set.
+    pub exchange_rate_set_at: Option<DateTime<Utc>>,
+    /// The currency a status reply last named instead of `currency`: its `charge` was not
+    /// used as cost (statuses and remains still applied). Null while none did.
+    pub currency_mismatch: Option<String>,
+    pub currency_mismatch_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -77,6 +90,11 @@ impl From<Provider> for ProviderResponse {
             balance_currency: p.balance_currency,
             balance_checked_at: p.balance_checked_at.map(utc),
             balance_error: p.balance_error,
+            currency: p.currency,
+            exchange_rate: p.exchange_rate.map(|r| Amount(r.to_string())),
+            exchange_rate_set_at: p.exchange_rate_set_at.map(utc),
+            currency_mismatch: p.currency_mismatch,
+            currency_mismatch_at: p.currency_mismatch_at.map(utc),
             created_at: utc(p.created_at),
             updated_at: utc(p.updated_at),
         }
@@ -114,6 +132,15 @@ pub struct CreateProviderRequest {
     /// loopback, private, link-local or metadata address). Without it such a URL is
     /// refused (422, `param` `url`), and every call refuses a host that resolves there.
     pub allow_private_network: Option<bool>,
+    /// The currency the provider bills in, three uppercase letters (default: the panel's,
+    /// `GET /v1/admin/settings`).
+    #[schema(value_type = Option<crate::http::input::CurrencyCode>)]
+    pub currency: Option<String>,
+    /// Panel-currency units per one provider-currency unit (`"1.1"`: 1 EUR = 1.10 USD),
+    /// above zero, six decimals at most. Required when `currency` is
+    /// not the panel's; not kept for a provider in the panel's currency.
+    #[schema(value_type = Option<crate::http::input::PositiveAmount>)]
+    pub exchange_rate: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema, Default, Clone)]
@@ -139,6 +166,12 @@ pub struct UpdateProviderRequest {
     pub markup_percent: Option<String>,
     pub auto_sync: Option<bool>,
     pub allow_private_network: Option<bool>,
+    #[schema(value_type = Option<crate::http::input::CurrencyCode>)]
+    pub currency: Option<String>,
+    /// A decimal string; null to clear it (a provider back in the panel's currency).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<crate::http::input::PositiveAmount>)]
+    pub exchange_rate: Option<Option<String>>,
 }
 
 /// Tells a field left out (`None`) from one set to null (`Some(None)`).
@@ -189,6 +222,22 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
         request.markup_percent.as_deref().unwrap_or("0"),
         &mut errors,
     );
+    let currency = match request.currency.as_deref().map(parse_currency) {
+        Some(Err(m)) => {
+            errors.push(FieldError::new("currency", m));
+            None
+        }
+        Some(Ok(c)) => Some(c),
+        None => None,
+    };
+    let exchange_rate = match request.exchange_rate.as_deref().map(ExchangeRate::parse) {
+        Some(Err(m)) => {
+            errors.push(FieldError::new("exchange_rate", m));
+            None
+        }
+        Some(Ok(rate)) => Some(rate),
+        None => None,
+    };
     match (name, url, key) {
         (Some(name), Some(url), Some(api_key)) if errors.is_empty() => Ok(ProviderFields {
             name,
@@ -202,6 +251,8 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
             markup_percent: markup.unwrap_or(Percent::ZERO),
             auto_sync: request.auto_sync.unwrap_or(false),
             allow_private_network: request.allow_private_network,
+            currency,
+            exchange_rate,
         }),
         _ => Err(errors.into()),
     }
@@ -330,6 +381,10 @@ pub async fn update_provider(
             ),
             auto_sync: Some(patch.auto_sync.unwrap_or(current.auto_sync)),
             allow_private_network: patch.allow_private_network,
+            currency: Some(patch.currency.unwrap_or(current.currency)),
+            exchange_rate: patch
+                .exchange_rate
+                .unwrap_or(current.exchange_rate.map(|r| r.to_string())),
         })
         .and_then(|fields| check_network(&fields, private, current.allow_private_network))
     };
@@ -460,9 +515,17 @@ pub struct SyncedServiceResponse {
     pub service_id: Option<ServiceId>,
     pub provider_service_id: String,
     pub name: String,
-    /// Our rate per 1000 (for a flat-price type, per package): the provider's plus the
-    /// markup.
+    /// Our rate per 1000 (for a flat-price type, per package): the provider's, converted
+    /// to the panel's currency (half-up to the micro-unit), plus the markup.
     pub rate: Amount,
+    /// The provider's rate in its currency; null for a service disabled.
+    pub provider_rate: Option<Amount>,
+    /// `provider_rate` in the panel's currency (× the provider's `exchange_rate`), before
+    /// the markup.
+    pub converted_rate: Option<Amount>,
+    /// Our rate is at or below the converted provider rate: the service sells at a loss
+    /// (raise the provider's `markup_percent`).
+    pub at_loss: bool,
     /// The service's type after the sync.
     pub r#type: ServiceType,
     /// The type before the sync, when the sync changes it; else null.
@@ -511,6 +574,9 @@ fn synced(s: application::catalog::SyncedService) -> SyncedServiceResponse {
         provider_service_id: s.provider_service_id,
         name: s.name,
         rate: Amount::of(s.rate),
+        provider_rate: s.provider_rate.map(Amount::of),
+        converted_rate: s.converted_rate.map(Amount::of),
+        at_loss: s.at_loss,
         r#type: s.kind,
         previous_type: s.previous_kind,
         changes: s.changes,
@@ -530,7 +596,7 @@ fn synced(s: application::catalog::SyncedService) -> SyncedServiceResponse {
     responses(
         (status = 200, description = "What changed (or would)", body = SyncServicesResponse),
         (status = 404, description = "No such provider", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The provider's catalog could not be read (`provider_unavailable`); nothing changed", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The provider's catalog could not be read (`provider_unavailable`), or the provider bills in another currency than the panel's and has no `exchange_rate` (`currency_mismatch`); nothing changed", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/providers/{id}/sync-services")]

@@ -249,7 +249,7 @@ pub async fn find_admin_refund_report(
 }
 
 /// Reads the window, grouping and format; every failing parameter is reported at once.
-fn parse_params(
+pub(super) fn parse_params(
     req: &HttpRequest,
     query: &AdminRefundReportQuery,
 ) -> Result<(Window, ReportGroup, ReportFormat), ApiError> {
@@ -307,7 +307,7 @@ fn parse_params(
     Ok((window, query.group_by.unwrap_or(ReportGroup::Day), format))
 }
 
-fn format_offset(window: &Window) -> String {
+pub(super) fn format_offset(window: &Window) -> String {
     let minutes = window.offset_minutes();
     if minutes == 0 {
         "UTC".into()
@@ -441,7 +441,7 @@ pub const CSV_COLUMNS: [&str; 11] = [
     "refund_rate_amount",
 ];
 
-fn rfc3339(at: Option<DateTime<Utc>>) -> String {
+pub(super) fn rfc3339(at: Option<DateTime<Utc>>) -> String {
     at.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
 }

@@ -19,6 +19,7 @@ use crate::domain::alert::{
     transition, Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow, Thresholds, Transition,
     PPM,
 };
+use crate::domain::cost::MoneyMetrics;
 use crate::domain::event::EventType;
 use crate::domain::ids::{AlertId, ProviderId, ServiceId};
 use crate::domain::money::Money;
@@ -80,11 +81,40 @@ fn window_sums(
     Ok(out)
 }
 
+/// The settings of providers' `unrecovered` alerts.
+#[derive(Debug, Clone, Copy)]
+pub struct Recovery {
+    pub thresholds: Thresholds,
+    /// A critical one stops forwarding to the provider (`db::alerts::pauses_forwarding`).
+    pub pause_forwarding: bool,
+}
+
+/// Each provider's refund recovery in one window (orders by order date, as the provider
+/// money report sums them): provider → sums.
+fn recovery_sums(
+    conn: &mut DbConnection,
+    window: AlertWindow,
+) -> Result<Vec<(i64, MoneyMetrics)>, diesel::result::Error> {
+    let to = db::now();
+    let mut by_provider: std::collections::BTreeMap<i64, MoneyMetrics> = Default::default();
+    for order in crate::db::costs::costed_orders(conn, to - window.length(), to, None)? {
+        by_provider
+            .entry(order.provider_id)
+            .or_default()
+            .add(&order);
+    }
+    Ok(by_provider
+        .into_iter()
+        .filter(|(_, sums)| sums.recovery_cases > 0)
+        .collect())
+}
+
 /// One evaluation of every alert; returns how many alerts moved.
 pub fn evaluate(
     conn: &mut DbConnection,
     global: &Thresholds,
     pause_orders: bool,
+    recovery: &Recovery,
 ) -> Result<usize, diesel::result::Error> {
     let rules: HashMap<(String, i64), Rule> = store::rules(conn)?
         .into_iter()
@@ -119,9 +149,48 @@ pub fn evaluate(
                 ));
             }
         }
+        let mut recovering = HashSet::new();
+        for (provider_id, sums) in recovery_sums(conn, window)? {
+            recovering.insert(provider_id);
+            readings.push((
+                Reading {
+                    scope: AlertScope::Provider,
+                    subject_id: provider_id,
+                    window,
+                    measure: AlertMeasure::Unrecovered,
+                    rate_ppm: sums.unrecovered.ppm_of(sums.expected_credits),
+                    threshold_ppm: recovery.thresholds.warning_ppm,
+                    // Refunds to recover, and those unrecovered; what should have come
+                    // back, and what did not.
+                    orders: sums.recovery_cases,
+                    refunded_orders: sums.unrecovered_cases,
+                    charged: sums.expected_credits,
+                    refunded: sums.unrecovered,
+                },
+                recovery.thresholds,
+            ));
+        }
         // A subject with an active alert and no orders left in the window reads as empty.
         for alert in open.iter().filter(|a| a.window == window) {
-            if !seen.contains(&(alert.scope, alert.subject_id)) {
+            let unrecovered = alert.measure == AlertMeasure::Unrecovered;
+            if unrecovered && !recovering.contains(&alert.subject_id) {
+                readings.push((
+                    Reading {
+                        scope: alert.scope,
+                        subject_id: alert.subject_id,
+                        window,
+                        measure: alert.measure,
+                        rate_ppm: 0,
+                        threshold_ppm: recovery.thresholds.warning_ppm,
+                        orders: 0,
+                        refunded_orders: 0,
+                        charged: Money::ZERO,
+                        refunded: Money::ZERO,
+                    },
+                    recovery.thresholds,
+                ));
+            }
+            if !unrecovered && !seen.contains(&(alert.scope, alert.subject_id)) {
                 let t = effective(
                     global,
                     rules.get(&(alert.scope.as_str().to_string(), alert.subject_id)),
@@ -160,6 +229,12 @@ pub fn evaluate(
             );
             let current = active.get(&key);
             let mut r = *reading;
+            // An `unrecovered` alert pauses forwarding, the others new orders.
+            let pauses = if r.measure == AlertMeasure::Unrecovered {
+                recovery.pause_forwarding
+            } else {
+                pause_orders
+            };
             let (event_type, alert) =
                 match transition(current.map(|a| a.level), r.rate_ppm, r.orders, t) {
                     Transition::Stay => continue,
@@ -169,7 +244,7 @@ pub fn evaluate(
                         }
                         (
                             EventType::AlertRaised,
-                            store::raise(conn, &r, level, pause_orders)?,
+                            store::raise(conn, &r, level, pauses)?,
                         )
                     }
                     Transition::Escalate => {
@@ -177,7 +252,7 @@ pub fn evaluate(
                         let id = current.map_or(AlertId(0), |a| a.id);
                         (
                             EventType::AlertEscalated,
-                            store::escalate(conn, id, &r, pause_orders)?,
+                            store::escalate(conn, id, &r, pauses)?,
                         )
                     }
                     Transition::Clear => {

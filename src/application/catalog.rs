@@ -7,16 +7,17 @@
 
 use super::audit::{self, Target};
 use super::services::disable_service;
+use crate::db::costs::{self, ServiceCost};
 use crate::db::services::{self as service_rows, ServiceFields};
 use crate::db::{self, providers, DbConnection};
 use crate::domain::audit::{Actor, AuditAction, AuditChange, AuditTarget};
 use crate::domain::ids::{AccountId, ProviderId, ServiceId};
-use crate::domain::money::{Money, Percent};
+use crate::domain::money::{ExchangeRate, Money, Percent};
 use crate::domain::service::{
     check_min_charge, check_quantity_window, check_type_shape, clean_description, marked_up,
     CatalogEntry, CatalogType, Service, ServiceStatus, ServiceType,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The refill window a service created by a sync starts with.
 const SYNCED_REFILL_DAYS: i64 = 30;
@@ -28,8 +29,14 @@ pub struct SyncedService {
     pub service_id: Option<ServiceId>,
     pub provider_service_id: String,
     pub name: String,
-    /// Our rate: the provider's plus the markup.
+    /// Our rate: the provider's, converted to the panel's currency, plus the markup.
     pub rate: Money,
+    /// The provider's rate in its own currency, and converted (before the markup); `None`
+    /// for a service the sync disables.
+    pub provider_rate: Option<Money>,
+    pub converted_rate: Option<Money>,
+    /// Our rate is at or below the converted provider rate: every order loses money.
+    pub at_loss: bool,
     /// The type the service has (or would have) after the sync.
     pub kind: ServiceType,
     /// The type it had, when the sync changes it.
@@ -75,6 +82,7 @@ fn fields_for(
     entry: &CatalogEntry,
     provider_id: ProviderId,
     markup_percent: Percent,
+    exchange_rate: ExchangeRate,
     existing: Option<&Service>,
 ) -> Result<ServiceFields, String> {
     let refill_days = existing.map_or(SYNCED_REFILL_DAYS, |s| s.refill_days);
@@ -104,7 +112,8 @@ fn fields_for(
     let dripfeed = entry.dripfeed && kind.takes_dripfeed();
     check_type_shape(kind, dripfeed, min, max)
         .map_err(|(field, message)| format!("{field} {message}"))?;
-    let rate = marked_up(entry.rate, markup_percent);
+    // Converted first (half-up to the micro-unit), then marked up.
+    let rate = marked_up(exchange_rate.convert(entry.rate), markup_percent);
     if !kind.is_flat() {
         check_min_charge(rate, min).map_err(|(field, message)| format!("{field} {message}"))?;
     }
@@ -156,6 +165,18 @@ pub fn sync_services(
         let provider =
             providers::find(conn, provider_id)?.ok_or_else(|| ApiError::not_found("provider"))?;
         let ours = service_rows::for_provider(conn, provider_id)?;
+        let panel = costs::panel_currency(conn)?;
+        let exchange_rate = provider
+            .exchange_rate_to(&panel)
+            .ok_or_else(|| ApiError::Refused {
+                code: ErrorCode::CurrencyMismatch,
+                detail: format!(
+                    "the provider bills in {} and has no exchange rate to the panel's {panel}; \
+                 set its `exchange_rate` first",
+                    provider.currency
+                ),
+            })?;
+        let synced_at = db::now();
         let mut report = SyncReport {
             dry_run,
             ..SyncReport::default()
@@ -166,7 +187,13 @@ pub fn sync_services(
                     .as_ref()
                     .is_some_and(|p| p.1 == entry.provider_service_id)
             });
-            let fields = match fields_for(entry, provider_id, provider.markup_percent, existing) {
+            let fields = match fields_for(
+                entry,
+                provider_id,
+                provider.markup_percent,
+                exchange_rate,
+                existing,
+            ) {
                 Ok(fields) => fields,
                 Err(reason) => {
                     report.skipped.push(Skipped {
@@ -176,21 +203,38 @@ pub fn sync_services(
                     continue;
                 }
             };
+            let converted_rate = exchange_rate.convert(entry.rate);
+            let at_loss = fields.rate <= converted_rate;
             let synced = |service_id, changes| SyncedService {
                 service_id,
                 provider_service_id: entry.provider_service_id.clone(),
                 name: fields.name.clone(),
                 rate: fields.rate,
+                provider_rate: Some(entry.rate),
+                converted_rate: Some(converted_rate),
+                at_loss,
                 kind: fields.kind,
                 previous_kind: existing.map(|s| s.kind).filter(|k| *k != fields.kind),
                 changes,
+            };
+            let cost_of = |service_id| ServiceCost {
+                service_id,
+                provider_id,
+                currency: provider.currency.clone(),
+                provider_rate: entry.rate,
+                exchange_rate,
+                converted_rate,
+                at_loss,
+                synced_at,
             };
             match existing {
                 None => {
                     let id = if dry_run {
                         None
                     } else {
-                        Some(service_rows::insert(conn, &fields)?.id)
+                        let id = service_rows::insert(conn, &fields)?.id;
+                        costs::upsert_service_cost(conn, &cost_of(id))?;
+                        Some(id)
                     };
                     report.created.push(synced(id, Vec::new()));
                 }
@@ -230,6 +274,9 @@ pub fn sync_services(
                             .filter(|(_, differs)| *differs)
                             .map(|(f, _)| *f),
                     );
+                    if !dry_run {
+                        costs::upsert_service_cost(conn, &cost_of(current.id))?;
+                    }
                     if changes.is_empty() {
                         report.unchanged += 1;
                         continue;
@@ -258,6 +305,9 @@ pub fn sync_services(
                     .unwrap_or_default(),
                 name: gone.name.clone(),
                 rate: gone.rate,
+                provider_rate: None,
+                converted_rate: None,
+                at_loss: false,
                 kind: gone.kind,
                 previous_kind: None,
                 changes: vec!["status"],

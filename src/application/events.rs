@@ -14,7 +14,7 @@ use crate::db::{self, WriteConn};
 use crate::domain::account::Account;
 use crate::domain::alert::Alert;
 use crate::domain::event::{Event, EventType};
-use crate::domain::ids::{AccountId, EndpointId};
+use crate::domain::ids::{AccountId, EndpointId, ProviderId};
 use crate::domain::ledger::TopUp;
 use crate::domain::money::SignedMoney;
 use crate::domain::order::{Order, OrderStatus};
@@ -182,6 +182,23 @@ pub fn refill_status_changed(
 pub fn alert(conn: &mut WriteConn<'_>, event_type: EventType, alert: &Alert) -> Result<()> {
     let data = json!({ "alert": AlertResponse::from(alert.clone()) });
     record(conn, event_type, None, data).map(drop)
+}
+
+/// `provider.currency_mismatch`: `{"provider_id", "currency", "reported_currency"}`, an
+/// operator event: a status reply named another currency than the provider's configured
+/// one (its `charge` was not used as cost).
+pub fn provider_currency_mismatch(
+    conn: &mut WriteConn<'_>,
+    provider_id: ProviderId,
+    currency: &str,
+    reported: &str,
+) -> Result<()> {
+    let data = json!({
+        "provider_id": provider_id,
+        "currency": currency,
+        "reported_currency": reported,
+    });
+    record(conn, EventType::ProviderCurrencyMismatch, None, data).map(drop)
 }
 
 /// `ping`: `{"endpoint_id"}`, the test event of one endpoint.

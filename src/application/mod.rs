@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod audit;
 pub mod cancels;
 pub mod catalog;
+pub mod costs;
 pub mod disputes;
 pub mod events;
 pub mod idempotency;

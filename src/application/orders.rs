@@ -37,6 +37,12 @@ pub enum PlaceOrderError {
     AccountSuspended,
     #[error("new orders to this service are paused by a critical refund-rate alert")]
     ServicePaused,
+    /// Services are priced in the panel's currency; accounts in several currencies are
+    /// not built yet, so an account in another cannot order.
+    #[error(
+        "this account is in {account} but services are priced in {panel}; it cannot place orders"
+    )]
+    ForeignCurrency { account: String, panel: String },
     #[error("the order costs {charge} but the balance is {balance}")]
     InsufficientFunds { charge: Money, balance: SignedMoney },
     /// Every field the service's rules refuse, in the order of the fields.
@@ -63,6 +69,7 @@ impl PlaceOrderError {
             PlaceOrderError::UnknownAccount => ErrorCode::NotFound,
             PlaceOrderError::AccountSuspended => ErrorCode::AccountSuspended,
             PlaceOrderError::ServicePaused => ErrorCode::ServicePaused,
+            PlaceOrderError::ForeignCurrency { .. } => ErrorCode::CurrencyMismatch,
             PlaceOrderError::InsufficientFunds { .. } => ErrorCode::InsufficientFunds,
             PlaceOrderError::Idempotency(error) => error.code(),
             PlaceOrderError::Database(error) => error.code(),
@@ -161,7 +168,7 @@ pub fn place_order(
     // One statement: the service (locked shared), the account's status and the pause.
     let found = services::find_shared_for_order(conn, request.service_id, account_id)?;
     let status = match &found {
-        Some((_, status, _)) => *status,
+        Some(found) => found.status,
         // No such service: the account still decides first which refusal this is.
         None => accounts::find(conn, account_id)?.map(|account| account.status),
     };
@@ -169,7 +176,11 @@ pub fn place_order(
         AccountStatus::Active => {}
         AccountStatus::Suspended => return Err(PlaceOrderError::AccountSuspended),
     }
-    let (service, _, paused) = found.ok_or(PlaceOrderError::UnknownService)?;
+    let found = found.ok_or(PlaceOrderError::UnknownService)?;
+    let (service, paused) = (found.service, found.paused);
+    if let Some((account, panel)) = found.foreign_currency {
+        return Err(PlaceOrderError::ForeignCurrency { account, panel });
+    }
     if paused {
         return Err(PlaceOrderError::ServicePaused);
     }

@@ -4,20 +4,59 @@
 use super::audit::{self, Target};
 use crate::db::provider_orders::{self, ProviderOrder};
 use crate::db::providers::{self, ProviderFields};
-use crate::db::{self, orders, DbConnection};
+use crate::db::{self, costs, orders, DbConnection};
 use crate::domain::audit::{Actor, AuditAction, AuditChange, AuditTarget};
 use crate::domain::ids::{OrderId, ProviderId};
+use crate::domain::money::ExchangeRate;
 use crate::domain::provider::Provider;
 use crate::error::{ApiError, ErrorCode};
 
-/// Registers a provider.
+/// The currency and exchange rate `fields` give a provider, against the panel's: a
+/// provider in another currency needs a rate; one in the panel's has none (a rate given
+/// for it is not kept).
+fn settle_currency(
+    conn: &mut DbConnection,
+    fields: &ProviderFields,
+    current: Option<&Provider>,
+) -> Result<(String, Option<ExchangeRate>), ApiError> {
+    let panel = costs::panel_currency(conn)?;
+    let currency = fields
+        .currency
+        .clone()
+        .or_else(|| current.map(|p| p.currency.clone()))
+        .unwrap_or_else(|| panel.clone());
+    if currency == panel {
+        return Ok((currency, None));
+    }
+    match fields.exchange_rate {
+        Some(rate) => Ok((currency, Some(rate))),
+        None => Err(ApiError::invalid(
+            "exchange_rate",
+            format!(
+                "is required: the provider bills in {currency} and the panel prices in \
+                 {panel} (panel units per one provider unit, e.g. \"1.1\")"
+            ),
+        )),
+    }
+}
+
+/// Registers a provider; its currency is the panel's unless given.
 pub fn create_provider(
     conn: &mut DbConnection,
     by: &Actor,
     fields: &ProviderFields,
 ) -> Result<Provider, ApiError> {
     db::write_tx(conn, |conn| {
-        let provider = providers::insert(conn, fields)?;
+        let (currency, rate) = settle_currency(conn, fields, None)?;
+        let fields = ProviderFields {
+            currency: Some(currency.clone()),
+            exchange_rate: rate,
+            ..fields.clone()
+        };
+        let provider = providers::insert(conn, &fields)?;
+        providers::set_exchange_rate(conn, provider.id, &currency, rate, None)?;
+        let provider =
+            providers::find(conn, provider.id)?.ok_or_else(|| ApiError::not_found("provider"))?;
         let change =
             AuditChange::new(None, Some(audit::provider(&provider))).with_secret("api_key");
         let target = Target::new(AuditTarget::Provider, provider.id.get(), None);
@@ -27,8 +66,9 @@ pub fn create_provider(
 }
 
 /// Changes a provider in one transaction: `merge` turns the current provider into the
-/// checked new fields, so a concurrent change is never half overwritten. `sets_key`: the
-/// change gives the provider's API key (named in the audit entry, never recorded).
+/// checked new fields, so a concurrent change is never half overwritten. A new currency or
+/// exchange rate is stamped and kept in the provider's history. `sets_key`: the change
+/// gives the provider's API key (named in the audit entry, never recorded).
 pub fn update_provider(
     conn: &mut DbConnection,
     by: &Actor,
@@ -39,9 +79,16 @@ pub fn update_provider(
     db::write_tx(conn, |conn| {
         let current = providers::find(conn, id)?.ok_or_else(|| ApiError::not_found("provider"))?;
         let before = audit::provider(&current);
-        let fields = merge(current)?;
-        let provider =
-            providers::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("provider"))?;
+        let fields = merge(current.clone())?;
+        let (currency, rate) = settle_currency(conn, &fields, Some(&current))?;
+        providers::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("provider"))?;
+        if currency != current.currency || rate != current.exchange_rate {
+            providers::set_exchange_rate(conn, id, &currency, rate, None)?;
+        }
+        if currency != current.currency {
+            providers::clear_currency_mismatch(conn, id)?;
+        }
+        let provider = providers::find(conn, id)?.ok_or_else(|| ApiError::not_found("provider"))?;
         let mut change = audit::changed(before, audit::provider(&provider));
         if sets_key {
             change = change.with_secret("api_key");

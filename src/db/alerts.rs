@@ -249,8 +249,11 @@ pub fn set_rule(
 }
 
 type ActivePausing = dsl::Filter<
-    dsl::Filter<alerts::table, dsl::Eq<alerts::active, bool>>,
-    dsl::Eq<alerts::pauses_orders, bool>,
+    dsl::Filter<
+        dsl::Filter<alerts::table, dsl::Eq<alerts::active, bool>>,
+        dsl::Eq<alerts::pauses_orders, bool>,
+    >,
+    dsl::NotEq<alerts::measure, &'static str>,
 >;
 type ForService = dsl::And<
     dsl::Eq<alerts::scope, &'static str>,
@@ -273,6 +276,8 @@ pub(super) fn pauses_service() -> PausesService {
         alerts::table
             .filter(alerts::active.eq(true))
             .filter(alerts::pauses_orders.eq(true))
+            // An `unrecovered` alert pauses forwarding, not new orders.
+            .filter(alerts::measure.ne(AlertMeasure::Unrecovered.as_str()))
             .filter(
                 alerts::scope
                     .eq(AlertScope::Service.as_str())
@@ -282,4 +287,22 @@ pub(super) fn pauses_service() -> PausesService {
                         .and(alerts::subject_id.nullable().eq(services::provider_id))),
             ),
     )
+}
+
+/// Whether an active critical `unrecovered` alert stops forwarding to the provider
+/// (raised with `--alert-pause-forwarding`): its orders wait queued, as under a balance
+/// below its minimum.
+pub fn pauses_forwarding(
+    conn: &mut DbConnection,
+    provider_id: crate::domain::ids::ProviderId,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        alerts::table
+            .filter(alerts::active.eq(true))
+            .filter(alerts::pauses_orders.eq(true))
+            .filter(alerts::measure.eq(AlertMeasure::Unrecovered.as_str()))
+            .filter(alerts::scope.eq(AlertScope::Provider.as_str()))
+            .filter(alerts::subject_id.eq(provider_id.get())),
+    ))
+    .get_result(conn)
 }

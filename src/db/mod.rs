@@ -22,6 +22,7 @@ pub mod backend;
 pub mod backup;
 pub mod bulk;
 pub mod cancels;
+pub mod costs;
 pub mod events;
 pub mod gauges;
 pub mod idempotency;

@@ -5,7 +5,7 @@ use secrecy::ExposeSecret;
 use super::schema::providers;
 use super::{now, DbConnection, WriteConn};
 use crate::domain::ids::ProviderId;
-use crate::domain::money::{Money, Percent, SignedMoney};
+use crate::domain::money::{ExchangeRate, Money, Percent, SignedMoney};
 use crate::domain::provider::Provider;
 
 #[derive(Queryable)]
@@ -28,6 +28,11 @@ struct ProviderRow {
     markup_percent_micros: Percent,
     auto_sync: bool,
     allow_private_network: Option<bool>,
+    currency: String,
+    exchange_rate_micros: Option<i64>,
+    exchange_rate_set_at: Option<NaiveDateTime>,
+    currency_mismatch: Option<String>,
+    currency_mismatch_at: Option<NaiveDateTime>,
 }
 
 impl ProviderRow {
@@ -38,6 +43,11 @@ impl ProviderRow {
             crate::secrets::provider_api_key(&row.id.to_string()),
             &row.api_key,
         )?;
+        let exchange_rate = row
+            .exchange_rate_micros
+            .map(ExchangeRate::try_from_micros)
+            .transpose()
+            .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
         Ok(Provider {
             id: row.id,
             name: row.name,
@@ -58,6 +68,11 @@ impl ProviderRow {
             auto_sync: row.auto_sync,
             // Unchecked (made before the opt-in existed): it keeps working as it did.
             allow_private_network: row.allow_private_network.unwrap_or(true),
+            currency: row.currency,
+            exchange_rate,
+            exchange_rate_set_at: row.exchange_rate_set_at,
+            currency_mismatch: row.currency_mismatch,
+            currency_mismatch_at: row.currency_mismatch_at,
         })
     }
 }
@@ -90,6 +105,10 @@ pub struct ProviderFields {
     /// `None` on a change that does not set it: the stored value stays (a provider not yet
     /// checked since the upgrade stays unchecked).
     pub allow_private_network: Option<bool>,
+    /// The currency the provider bills in; `None` on a new provider: the panel's.
+    pub currency: Option<String>,
+    /// Panel units per provider unit; set only for a provider in another currency.
+    pub exchange_rate: Option<ExchangeRate>,
 }
 
 pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<Provider> {
@@ -110,6 +129,9 @@ pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<
             providers::auto_sync.eq(fields.auto_sync),
             providers::allow_private_network
                 .eq(Some(fields.allow_private_network.unwrap_or(false))),
+            providers::currency.eq(fields.currency.as_deref().unwrap_or("USD")),
+            providers::exchange_rate_micros.eq(fields.exchange_rate.map(ExchangeRate::micros)),
+            providers::exchange_rate_set_at.eq(fields.exchange_rate.map(|_| at)),
             providers::created_at.eq(at),
             providers::updated_at.eq(at),
         ))
@@ -241,4 +263,110 @@ pub fn settle_network(
     )
     .set(providers::allow_private_network.eq(Some(allow_private_network)))
     .execute(conn)
+}
+
+/// Records that a status reply of the provider named `currency`, not its configured one.
+pub fn record_currency_mismatch(
+    conn: &mut WriteConn<'_>,
+    id: ProviderId,
+    currency: &str,
+) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
+    diesel::update(providers::table.find(id))
+        .set((
+            providers::currency_mismatch.eq(Some(currency)),
+            providers::currency_mismatch_at.eq(Some(now())),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Clears the recorded mismatch (the operator changed the provider's currency).
+pub fn clear_currency_mismatch(conn: &mut WriteConn<'_>, id: ProviderId) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
+    diesel::update(providers::table.find(id))
+        .set((
+            providers::currency_mismatch.eq(None::<String>),
+            providers::currency_mismatch_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Sets the provider's currency and exchange rate (stamped now) and keeps the change in
+/// its history; call only when either changes.
+pub fn set_exchange_rate(
+    conn: &mut WriteConn<'_>,
+    id: ProviderId,
+    currency: &str,
+    rate: Option<ExchangeRate>,
+    set_by: Option<crate::domain::ids::AccountId>,
+) -> QueryResult<()> {
+    use super::schema::provider_exchange_rates as history;
+    let conn: &mut DbConnection = conn;
+    let at = now();
+    diesel::update(providers::table.find(id))
+        .set((
+            providers::currency.eq(currency),
+            providers::exchange_rate_micros.eq(rate.map(ExchangeRate::micros)),
+            providers::exchange_rate_set_at.eq(Some(at)),
+        ))
+        .execute(conn)?;
+    diesel::insert_into(history::table)
+        .values((
+            history::provider_id.eq(id),
+            history::currency.eq(currency),
+            history::rate_micros.eq(rate.map(ExchangeRate::micros)),
+            history::set_by.eq(set_by),
+            history::set_at.eq(at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// One exchange rate an operator set.
+#[derive(Debug, Clone)]
+pub struct ExchangeRateChange {
+    pub currency: String,
+    /// `None`: the provider bills in the panel's currency.
+    pub rate: Option<ExchangeRate>,
+    pub set_by: Option<crate::domain::ids::AccountId>,
+    pub set_at: NaiveDateTime,
+}
+
+/// The provider's exchange rates as they were set, newest first.
+pub fn exchange_rate_history(
+    conn: &mut DbConnection,
+    id: ProviderId,
+) -> QueryResult<Vec<ExchangeRateChange>> {
+    use super::schema::provider_exchange_rates as history;
+    let rows: Vec<(
+        String,
+        Option<i64>,
+        Option<crate::domain::ids::AccountId>,
+        NaiveDateTime,
+    )> = history::table
+        .filter(history::provider_id.eq(id))
+        .order(history::id.desc())
+        .select((
+            history::currency,
+            history::rate_micros,
+            history::set_by,
+            history::set_at,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(currency, rate, set_by, set_at)| {
+            let rate = rate
+                .map(ExchangeRate::try_from_micros)
+                .transpose()
+                .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
+            Ok(ExchangeRateChange {
+                currency,
+                rate,
+                set_by,
+                set_at,
+            })
+        })
+        .collect()
 }

@@ -86,6 +86,11 @@ diesel::table! {
         markup_percent_micros -> BigInt,
         auto_sync -> Bool,
         allow_private_network -> Nullable<Bool>,
+        currency -> Text,
+        exchange_rate_micros -> Nullable<BigInt>,
+        exchange_rate_set_at -> Nullable<Timestamp>,
+        currency_mismatch -> Nullable<Text>,
+        currency_mismatch_at -> Nullable<Timestamp>,
     }
 }
 
@@ -428,6 +433,60 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    panel_settings (id) {
+        id -> BigInt,
+        currency -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    provider_exchange_rates (id) {
+        id -> BigInt,
+        provider_id -> BigInt,
+        currency -> Text,
+        rate_micros -> Nullable<BigInt>,
+        set_by -> Nullable<BigInt>,
+        set_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    service_costs (service_id) {
+        service_id -> BigInt,
+        provider_id -> BigInt,
+        currency -> Text,
+        provider_rate_micros -> BigInt,
+        exchange_rate_micros -> BigInt,
+        converted_rate_micros -> BigInt,
+        at_loss -> Bool,
+        synced_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    order_costs (order_id) {
+        order_id -> BigInt,
+        provider_id -> BigInt,
+        service_id -> BigInt,
+        currency -> Text,
+        exchange_rate_micros -> BigInt,
+        expected_cost_provider_micros -> Nullable<BigInt>,
+        expected_cost_micros -> Nullable<BigInt>,
+        first_charge_provider_micros -> Nullable<BigInt>,
+        first_charge_micros -> Nullable<BigInt>,
+        latest_charge_provider_micros -> Nullable<BigInt>,
+        latest_charge_micros -> Nullable<BigInt>,
+        charge_reported_at -> Nullable<Timestamp>,
+        provider_refunded_micros -> BigInt,
+        recovery -> Nullable<Text>,
+        watch_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> accounts (account_id));
 diesel::joinable!(orders -> accounts (account_id));
 diesel::joinable!(orders -> services (service_id));
@@ -467,4 +526,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     account_quota_cells,
     audit_entries,
     audit_log_start,
+    panel_settings,
+    provider_exchange_rates,
+    service_costs,
+    order_costs,
 );

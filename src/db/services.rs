@@ -198,15 +198,16 @@ pub fn for_provider(conn: &mut DbConnection, provider_id: ProviderId) -> QueryRe
 }
 
 /// What placing an order reads, in one statement: the service with the shared lock of
-/// [`find_shared`], the ordering account's status (`None`: no such account) and whether
+/// [`find_shared`], the ordering account's status (`None`: no such account), whether
 /// an active alert pauses new orders to the service or its provider
-/// (`alerts::pauses_service`). `None` when there is no such service.
+/// (`alerts::pauses_service`), and the account's currency with the panel's when they
+/// differ (`costs::panel_currency`). `None` when there is no such service.
 pub fn find_shared_for_order(
     conn: &mut DbConnection,
     id: ServiceId,
     account_id: AccountId,
-) -> QueryResult<Option<(Service, Option<AccountStatus>, bool)>> {
-    use super::schema::accounts;
+) -> QueryResult<Option<ForOrder>> {
+    use super::schema::{accounts, panel_settings};
     let query = services::table.find(id).select((
         columns::<ServiceRow>(),
         accounts::table
@@ -214,17 +215,54 @@ pub fn find_shared_for_order(
             .select(accounts::status)
             .single_value(),
         super::alerts::pauses_service(),
+        accounts::table
+            .find(account_id)
+            .select(accounts::currency)
+            .single_value(),
+        panel_settings::table
+            .find(1_i64)
+            .select(panel_settings::currency)
+            .single_value(),
     ));
-    let row: Option<(ServiceRow, Option<String>, bool)> =
-        lock_row(conn, query, QueryDsl::for_share)?;
-    row.map(|(service, status, paused)| {
-        let status = status
-            .map(|s| {
-                AccountStatus::try_from(s)
-                    .map_err(|e| diesel::result::Error::DeserializationError(e.into()))
+    type Row = (
+        ServiceRow,
+        Option<String>,
+        bool,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> = lock_row(conn, query, QueryDsl::for_share)?;
+    row.map(
+        |(service, status, paused, account_currency, panel_currency)| {
+            let status = status
+                .map(|s| {
+                    AccountStatus::try_from(s)
+                        .map_err(|e| diesel::result::Error::DeserializationError(e.into()))
+                })
+                .transpose()?;
+            let foreign_currency = match (account_currency, panel_currency) {
+                (Some(account), Some(panel)) if account != panel => Some((account, panel)),
+                _ => None,
+            };
+            Ok(ForOrder {
+                service: Service::from(service),
+                status,
+                paused,
+                foreign_currency,
             })
-            .transpose()?;
-        Ok((Service::from(service), status, paused))
-    })
+        },
+    )
     .transpose()
+}
+
+/// What [`find_shared_for_order`] reads.
+#[derive(Debug, Clone)]
+pub struct ForOrder {
+    pub service: Service,
+    /// The ordering account's status; `None`: no such account.
+    pub status: Option<AccountStatus>,
+    /// An active alert pauses new orders to the service or its provider.
+    pub paused: bool,
+    /// The account's currency and the panel's, when they differ.
+    pub foreign_currency: Option<(String, String)>,
 }

@@ -34,10 +34,14 @@ impl AlertWindow {
 }
 
 string_enum! {
-    /// `amount`: refunded ÷ charged; `count`: orders with a refund ÷ orders.
+    /// `amount`: refunded ÷ charged; `count`: orders with a refund ÷ orders;
+    /// `unrecovered` (providers only): refunds the provider's Partial or Canceled caused
+    /// that it did not credit back ÷ what it should have credited back (the shortfall of
+    /// orders judged unrecovered ÷ their expected credits).
     AlertMeasure {
         Amount => "amount",
         Count => "count",
+        Unrecovered => "unrecovered",
     }
 }
 

@@ -29,6 +29,7 @@ string_enum! {
         AlertRaised => "alert.raised",
         AlertEscalated => "alert.escalated",
         AlertCleared => "alert.cleared",
+        ProviderCurrencyMismatch => "provider.currency_mismatch",
         Ping => "ping",
     }
 }
@@ -38,7 +39,10 @@ impl EventType {
     pub fn is_operator_only(self) -> bool {
         matches!(
             self,
-            EventType::AlertRaised | EventType::AlertEscalated | EventType::AlertCleared
+            EventType::AlertRaised
+                | EventType::AlertEscalated
+                | EventType::AlertCleared
+                | EventType::ProviderCurrencyMismatch
         )
     }
 }

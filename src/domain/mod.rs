@@ -5,6 +5,7 @@ pub mod alert;
 pub mod api_key;
 pub mod audit;
 pub mod cancel;
+pub mod cost;
 pub mod event;
 pub mod ids;
 pub mod ledger;

@@ -132,6 +132,11 @@ impl Money {
         Money(i64::try_from(share).unwrap_or(self.0))
     }
 
+    /// `self × part ÷ whole` for amounts, floored to micro-units, as [`Money::share`].
+    pub fn share_of_money(self, part: Money, whole: Money) -> Money {
+        self.share(part.0, whole.0)
+    }
+
     /// `self ÷ whole` in parts per million, floored; 0 when `whole` is zero.
     pub fn ppm_of(self, whole: Money) -> i64 {
         if whole.0 == 0 {
@@ -172,6 +177,11 @@ impl SignedMoney {
     /// The amount in micro-units, for storage and metrics.
     pub fn micros(self) -> i64 {
         self.0
+    }
+
+    /// `a − b`, which may be below zero (a margin).
+    pub fn difference(a: Money, b: Money) -> SignedMoney {
+        SignedMoney(a.0 - b.0)
     }
 
     pub fn is_negative(self) -> bool {
@@ -290,6 +300,54 @@ impl fmt::Display for Percent {
     }
 }
 
+/// An exchange rate: panel-currency units per one provider-currency unit (`1.1`: one EUR
+/// is 1.10 USD when the panel prices in USD), at most six fractional digits, above zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExchangeRate(i64);
+
+impl ExchangeRate {
+    /// A provider billing in the panel's own currency.
+    pub const ONE: ExchangeRate = ExchangeRate(MICROS_PER_UNIT);
+
+    /// Parses a wire rate by the rules of [`Money::parse`] (at most 1000000000); zero is
+    /// refused.
+    pub fn parse(raw: &str) -> Result<ExchangeRate, String> {
+        let money = Money::parse(raw).map_err(|e| e.to_string())?;
+        if money.0 == 0 {
+            return Err("must be above zero".into());
+        }
+        Ok(ExchangeRate(money.0))
+    }
+
+    /// Wraps a stored rate; zero or below is refused, never taken as one.
+    pub fn try_from_micros(micros: i64) -> Result<ExchangeRate, NegativeAmount> {
+        if micros <= 0 {
+            return Err(NegativeAmount(micros));
+        }
+        Ok(ExchangeRate(micros))
+    }
+
+    /// Millionths of a panel unit per provider unit, for storage.
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+
+    /// `amount` (in the provider's currency) in the panel's currency, rounded half-up to
+    /// the micro-unit: the one conversion every provider amount goes through.
+    pub fn convert(self, amount: Money) -> Money {
+        let scale = i128::from(MICROS_PER_UNIT);
+        let product = i128::from(amount.0) * i128::from(self.0);
+        let micros = (product + scale / 2) / scale;
+        Money(i64::try_from(micros).unwrap_or(i64::MAX))
+    }
+}
+
+impl fmt::Display for ExchangeRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", Decimal::new(self.0, SCALE).normalize())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,5 +447,25 @@ mod tests {
         assert_eq!(ten.share(1, 3).micros(), 3);
         assert_eq!(ten.share(9, 3), ten);
         assert_eq!(ten.share(-1, 3), Money::ZERO);
+    }
+
+    #[test]
+    fn exchange_rates_convert_half_up_to_the_micro_unit() {
+        let rate = ExchangeRate::parse("1.1").unwrap();
+        assert_eq!(rate.convert(Money::parse("0.9").unwrap()).micros(), 990_000);
+        // 0.0000015 × 1.1 would be 0.00000165: 1 micro × 1.1 = 1.1 → 1; 5 micros → 5.5 → 6.
+        assert_eq!(rate.convert(Money::try_from_micros(5).unwrap()).micros(), 6);
+        assert_eq!(rate.convert(Money::try_from_micros(1).unwrap()).micros(), 1);
+        assert_eq!(
+            ExchangeRate::ONE
+                .convert(Money::parse("12.345678").unwrap())
+                .micros(),
+            12_345_678
+        );
+        assert!(ExchangeRate::parse("0").is_err());
+        assert!(ExchangeRate::parse("1.0000001").is_err());
+        assert!(ExchangeRate::parse("-1").is_err());
+        assert!(ExchangeRate::try_from_micros(0).is_err());
+        assert_eq!(rate.to_string(), "1.1");
     }
 }

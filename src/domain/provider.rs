@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use secrecy::SecretString;
 
-use super::money::{Money, Percent, SignedMoney};
+use super::money::{ExchangeRate, Money, Percent, SignedMoney};
 use super::string_enum;
 use crate::domain::ids::ProviderId;
 
@@ -56,9 +56,30 @@ pub struct Provider {
     /// (a provider on the panel's own network); otherwise every call resolves its host
     /// under the same rule as webhooks and refuses such an address.
     pub allow_private_network: bool,
+    /// The currency the provider bills in (its rates, `charge`s, balance and
+    /// `min_balance`).
+    pub currency: String,
+    /// Panel units per one provider unit, set by an operator when `currency` is not the
+    /// panel's; with when it was set.
+    pub exchange_rate: Option<ExchangeRate>,
+    pub exchange_rate_set_at: Option<NaiveDateTime>,
+    /// The currency of the last status reply that named another than `currency` (its
+    /// charge was not used as cost), and when.
+    pub currency_mismatch: Option<String>,
+    pub currency_mismatch_at: Option<NaiveDateTime>,
 }
 
 impl Provider {
+    /// The rate that converts this provider's amounts into the panel's currency: one when
+    /// it bills in the panel's, its operator-set rate otherwise (`None`: none set yet).
+    pub fn exchange_rate_to(&self, panel_currency: &str) -> Option<ExchangeRate> {
+        if self.currency == panel_currency {
+            Some(ExchangeRate::ONE)
+        } else {
+            self.exchange_rate
+        }
+    }
+
     /// Why forwarding to this provider is paused: its last known balance is below the
     /// operator's minimum. Derived, never stored, so a new reading or a new minimum
     /// applies at once.
@@ -99,6 +120,11 @@ mod tests {
             balance_checked_at: None,
             balance_error: None,
             allow_private_network: false,
+            currency: "USD".into(),
+            exchange_rate: None,
+            exchange_rate_set_at: None,
+            currency_mismatch: None,
+            currency_mismatch_at: None,
             markup_percent: Percent::ZERO,
             auto_sync: false,
         };

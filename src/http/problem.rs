@@ -118,7 +118,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         }
         NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        DisputePending
+        CurrencyMismatch
+        | DisputePending
         | DuplicateGatewayRef
         | EndpointDisabled
         | IdempotencyKeyInFlight

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::domain::money::SignedMoney;
+use crate::domain::money::{Money, SignedMoney};
 use crate::domain::order::OrderStatus;
 use crate::domain::refill::{parse_refill_status, RefillStatus};
 use crate::domain::service::{CatalogEntry, CatalogType};
@@ -417,6 +417,11 @@ pub enum StatusItem {
         status: OrderStatus,
         remains: Option<i64>,
         start_count: Option<i64>,
+        /// What the provider charges us for the order, in `currency` (digits past the
+        /// sixth rounded half-up); `None` when absent, negative or unreadable.
+        charge: Option<Money>,
+        /// The reply's `currency`; `None` when absent (taken as the provider's configured one).
+        currency: Option<String>,
     },
     /// A status word we do not know: quarantined, never mapped to a default.
     UnknownStatus(String),
@@ -437,12 +442,31 @@ fn status_item(value: &Value) -> Option<StatusItem> {
                     status,
                     remains: fields.get("remains").and_then(parse_count),
                     start_count: fields.get("start_count").and_then(parse_count),
+                    charge: fields.get("charge").and_then(parse_amount),
+                    currency: fields
+                        .get("currency")
+                        .and_then(Value::as_str)
+                        .map(|c| c.trim().to_ascii_uppercase())
+                        .filter(|c| !c.is_empty()),
                 },
                 Err(word) => StatusItem::UnknownStatus(word),
             })
         }
         _ => None,
     }
+}
+
+/// An amount as providers send it (`"0.27819"`, `1.44`), digits past the sixth rounded
+/// half-up; `None` when it is not a non-negative decimal.
+pub fn parse_amount(value: &Value) -> Option<Money> {
+    match value {
+        Value::String(s) => s.trim().parse::<rust_decimal::Decimal>().ok(),
+        Value::Number(n) => n.to_string().parse::<rust_decimal::Decimal>().ok(),
+        _ => None,
+    }
+    .map(|d| d.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::MidpointAwayFromZero))
+    .and_then(SignedMoney::from_decimal_truncated)
+    .and_then(SignedMoney::non_negative)
 }
 
 /// Reads a multi-status reply (`orders=1,2,3`) into one item per provider order id;
@@ -696,7 +720,9 @@ mod tests {
             StatusItem::Known {
                 status: OrderStatus::Partial,
                 remains: Some(157),
-                start_count: Some(3572)
+                start_count: Some(3572),
+                charge: Some(Money::parse("0.27819").unwrap()),
+                currency: Some("USD".into()),
             }
         );
         assert_eq!(items["10"], StatusItem::Error("Incorrect order ID".into()));
@@ -706,7 +732,9 @@ mod tests {
             StatusItem::Known {
                 status: OrderStatus::InProgress,
                 remains: Some(10),
-                start_count: None
+                start_count: None,
+                charge: Some(Money::parse("1.44").unwrap()),
+                currency: None,
             }
         );
         assert_eq!(items["7"], StatusItem::UnknownStatus("Refunded".into()));

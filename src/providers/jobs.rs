@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 use super::balance_sync::BalanceRead;
 use super::cancel_sync::Cancels;
 use super::exchange;
+use super::recovery_watch::RecoveryWatch;
 use super::refill_sync::{RefillSends, RefillStatuses};
 use super::worker::{OrderSends, OrderStatuses, Pass, Worker};
 use crate::db::providers;
@@ -76,6 +77,9 @@ const JOBS: &[Job] = &[
     }),
     ("refill status sync", |w, p, pass| {
         exchange::run(&RefillStatuses::new(w), w, p, pass)
+    }),
+    ("recovery watch", |w, p, pass| {
+        exchange::run(&RecoveryWatch(w), w, p, pass)
     }),
 ];
 

@@ -8,6 +8,7 @@ pub mod client;
 pub mod dialect;
 mod exchange;
 pub mod jobs;
+mod recovery_watch;
 mod refill_sync;
 pub mod worker;
 

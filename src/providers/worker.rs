@@ -21,6 +21,7 @@ use super::client::{unreadable_reply, Reply};
 use super::dialect::{parse_add, parse_multi_status, AddReply, StatusItem};
 use super::exchange::{Claimed, Exchange};
 use super::{jobs, Wake};
+use crate::application::costs;
 use crate::application::refunds::{self, SettleError, Trigger};
 use crate::application::retention::{sweep, Swept};
 use crate::config::{RetentionConfig, WorkerConfig};
@@ -503,6 +504,8 @@ impl Worker {
                 status,
                 remains,
                 start_count,
+                charge,
+                currency,
             }) => {
                 let mut trigger = Trigger::new(
                     Change {
@@ -517,6 +520,13 @@ impl Worker {
                 match refunds::settle_within(conn, job.order_id, trigger) {
                     Ok(settled) => {
                         *refunded = settled.refund.is_some();
+                        let money = costs::StatusMoney {
+                            charge: *charge,
+                            currency: currency.clone(),
+                            refunded: settled.refund.as_ref().map(|r| r.amount),
+                        };
+                        let watch = chrono::Duration::seconds(self.config.recovery_window_secs);
+                        costs::record_status(conn, provider, &settled.order, &money, watch)?;
                         let state = if settled.order.status.is_terminal() {
                             ForwardingState::Done
                         } else {
@@ -601,6 +611,10 @@ impl Exchange for OrderSends<'_> {
         due_by: NaiveDateTime,
     ) -> Result<Claimed<Self::Work>, diesel::result::Error> {
         let worker = self.0;
+        // A critical `unrecovered` alert with --alert-pause-forwarding: orders wait queued.
+        if db::alerts::pauses_forwarding(conn, provider.id)? {
+            return Ok(Claimed::Empty);
+        }
         // One order per claim, taken right before its exchange: no lease ever covers orders
         // that wait their turn behind a slow send.
         let Some(job) = db::write_tx(conn, |conn| {
@@ -669,7 +683,12 @@ impl Exchange for OrderSends<'_> {
         match read {
             AddReply::Accepted(remote_id) => {
                 pass.sent += 1;
-                if !finish(conn, fence, worker.accepted(remote_id.clone()))? {
+                // The expected cost is kept with the acceptance, under the same claim.
+                let kept = finish_with(conn, fence, |conn| {
+                    costs::record_send(conn, provider, &order)?;
+                    Ok(worker.accepted(remote_id.clone()))
+                })?;
+                if !kept {
                     keep_acceptance(conn, order.id, &remote_id)?;
                 }
                 Ok(())

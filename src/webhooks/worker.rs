@@ -456,10 +456,18 @@ impl Alerts {
         if !alerts::take_turn(&mut conn, &self.owner, every)? {
             return Ok(0);
         }
+        let unrecovered = self
+            .config
+            .unrecovered_thresholds()
+            .map_err(JobError::Thresholds)?;
         Ok(alerts::evaluate(
             &mut conn,
             &thresholds,
             self.config.alert_pause_orders,
+            &alerts::Recovery {
+                thresholds: unrecovered,
+                pause_forwarding: self.config.alert_pause_forwarding,
+            },
         )?)
     }
 }

@@ -806,6 +806,25 @@ pub struct PanelState {
     pub balance: String,
     /// What `services` answers.
     pub services: Value,
+    /// The currency it bills in: named in every `status` item it makes and in `balance`.
+    pub currency: String,
+    /// The `charge` a new order's status starts with (per order; `report` changes it).
+    pub add_charge: String,
+}
+
+impl PanelState {
+    /// What `status` answers for `id` from now on: the status, remains and the charge the
+    /// provider bills for it in its currency. After a Partial or Canceled, the charge it
+    /// gives says whether it credits back fully (lowered by the refunded share), partly or
+    /// not at all (unchanged).
+    pub fn report(&mut self, id: &str, status: &str, remains: i64, charge: &str) {
+        let currency = self.currency.clone();
+        self.statuses.insert(
+            id.to_string(),
+            json!({"charge": charge, "start_count": "0", "status": status,
+                   "remains": remains.to_string(), "currency": currency}),
+        );
+    }
 }
 
 pub type Panel = std::sync::Arc<std::sync::Mutex<PanelState>>;
@@ -824,6 +843,8 @@ impl StandIn {
             cancels: Default::default(),
             balance: "1000.00".into(),
             services: json!([]),
+            currency: "USD".into(),
+            add_charge: "1".into(),
         }));
         let state = panel.clone();
         let stand_in = StandIn::start(move |fields| {
@@ -839,9 +860,10 @@ impl StandIn {
                 Some("add") => {
                     let id = panel.next_order.to_string();
                     panel.next_order += 1;
+                    let (charge, currency) = (panel.add_charge.clone(), panel.currency.clone());
                     panel.statuses.insert(
                         id.clone(),
-                        json!({"charge": "1", "start_count": "0", "status": "Pending", "remains": "0", "currency": "USD"}),
+                        json!({"charge": charge, "start_count": "0", "status": "Pending", "remains": "0", "currency": currency}),
                     );
                     ok(json!({ "order": id.parse::<i64>().unwrap() }))
                 }
@@ -894,7 +916,7 @@ impl StandIn {
                         .collect();
                     ok(Value::Array(items))
                 }
-                Some("balance") => ok(json!({"balance": panel.balance, "currency": "USD"})),
+                Some("balance") => ok(json!({"balance": panel.balance, "currency": panel.currency})),
                 Some("services") => ok(panel.services.clone()),
                 _ => ok(json!({"error": "This action is Invalid"})),
             }

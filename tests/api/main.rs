@@ -32,6 +32,7 @@ mod orders;
 mod pool;
 mod processes;
 mod provider_balance;
+mod provider_money;
 mod providers;
 mod reads;
 mod refills;

@@ -24,7 +24,7 @@
       "data-charged": a.charged, "data-refunded": a.refunded,
     }, [
       el("span", { class: "pill " + a.level }, a.level), subject(a, names), a.window,
-      a.measure === "amount" ? "by amount" : "by count",
+      { amount: "by amount", count: "by count", unrecovered: "unrecovered credits" }[a.measure] || a.measure,
       el("span", {}, el("strong", {}, pct(a.rate)), el("span", { class: "muted" }, ` vs ${pct(a.threshold)}`)),
       `${a.refunded_orders} of ${a.orders}`, `${a.refunded} of ${a.charged}`,
       when(a.raised_at).slice(0, 19), show(a.escalated_at && when(a.escalated_at).slice(0, 19)),

@@ -1,0 +1,78 @@
+-- Provider money (issue 25, first part): the panel's currency, each provider's currency and
+-- exchange rate (with its history), a service's provider rate as the last sync read it,
+-- and each forwarded order's cost and refund recovery.
+
+-- One row: the currency services are priced in. Accounts in another currency cannot order.
+CREATE TABLE panel_settings (
+    id BIGINT PRIMARY KEY NOT NULL CHECK (id = 1),
+    currency TEXT NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+INSERT INTO panel_settings (id, currency, updated_at) VALUES (1, 'USD', now());
+
+-- The provider's billing currency (existing providers: the panel's, USD until now) and,
+-- when it differs from the panel's, panel-currency units per one provider unit in
+-- micro-units (1.10 = 1100000), with when it was set.
+ALTER TABLE providers ADD COLUMN currency TEXT NOT NULL DEFAULT 'USD';
+ALTER TABLE providers ADD COLUMN exchange_rate_micros BIGINT;
+ALTER TABLE providers ADD COLUMN exchange_rate_set_at TIMESTAMP;
+-- The last status reply in another currency than the configured one (its charge unused).
+ALTER TABLE providers ADD COLUMN currency_mismatch TEXT;
+ALTER TABLE providers ADD COLUMN currency_mismatch_at TIMESTAMP;
+
+-- Every exchange rate an operator set, oldest first.
+CREATE TABLE provider_exchange_rates (
+    id BIGSERIAL PRIMARY KEY,
+    provider_id BIGINT NOT NULL REFERENCES providers (id),
+    currency TEXT NOT NULL,
+    rate_micros BIGINT,
+    set_by BIGINT,
+    set_at TIMESTAMP NOT NULL
+);
+CREATE INDEX provider_exchange_rates_provider ON provider_exchange_rates (provider_id, id);
+
+-- A synced service's provider rate per 1000 in the provider's currency, the exchange rate
+-- it was converted with and the converted rate (before the markup); `at_loss` when our rate
+-- is at or below the converted provider rate.
+CREATE TABLE service_costs (
+    service_id BIGINT PRIMARY KEY NOT NULL REFERENCES services (id),
+    provider_id BIGINT NOT NULL REFERENCES providers (id),
+    currency TEXT NOT NULL,
+    provider_rate_micros BIGINT NOT NULL,
+    exchange_rate_micros BIGINT NOT NULL,
+    converted_rate_micros BIGINT NOT NULL,
+    at_loss BOOLEAN NOT NULL,
+    synced_at TIMESTAMP NOT NULL
+);
+
+-- A forwarded order's cost: the expected cost at send time (provider currency and
+-- converted, with the exchange rate used), the provider's `charge` as first and last
+-- reported (both currencies), and its refund recovery: what we refunded because the
+-- provider reported Partial or Canceled, and until when the provider's correction is
+-- watched for.
+CREATE TABLE order_costs (
+    order_id BIGINT PRIMARY KEY NOT NULL REFERENCES orders (id),
+    provider_id BIGINT NOT NULL REFERENCES providers (id),
+    service_id BIGINT NOT NULL REFERENCES services (id),
+    currency TEXT NOT NULL,
+    exchange_rate_micros BIGINT NOT NULL,
+    expected_cost_provider_micros BIGINT,
+    expected_cost_micros BIGINT,
+    first_charge_provider_micros BIGINT,
+    first_charge_micros BIGINT,
+    latest_charge_provider_micros BIGINT,
+    latest_charge_micros BIGINT,
+    charge_reported_at TIMESTAMP,
+    provider_refunded_micros BIGINT NOT NULL DEFAULT 0,
+    recovery TEXT CHECK (recovery IN ('watching', 'recovered', 'unrecovered')),
+    watch_until TIMESTAMP,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+CREATE INDEX order_costs_provider ON order_costs (provider_id, created_at);
+CREATE INDEX order_costs_watch ON order_costs (recovery, watch_until);
+
+-- A provider's unrecovered refunds are a third alert measure (`unrecovered`).
+ALTER TABLE alerts DROP CONSTRAINT alerts_measure_check;
+ALTER TABLE alerts ADD CONSTRAINT alerts_measure_check
+    CHECK (measure IN ('amount', 'count', 'unrecovered'));
