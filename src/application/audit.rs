@@ -146,6 +146,8 @@ pub fn provider(provider: &Provider) -> Value {
         "markup_percent": provider.markup_percent.to_string(),
         "auto_sync": provider.auto_sync,
         "allow_private_network": provider.allow_private_network,
+        "currency": provider.currency,
+        "exchange_rate": provider.exchange_rate.map(|rate| rate.to_string()),
     })
 }
 

@@ -143,6 +143,21 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
                 "bench",
                 &format!("bench-{}", account.id),
             )?;
+            // Money an operator's tool moved: audited like any top-up (`verify` asks).
+            crate::application::audit::record(
+                conn,
+                &crate::domain::audit::Actor::cli(),
+                crate::domain::audit::AuditAction::TopUpCreate,
+                crate::application::audit::Target::new(
+                    crate::domain::audit::AuditTarget::TopUp,
+                    top_up.id.get(),
+                    Some(account.id),
+                ),
+                &crate::domain::audit::AuditChange::new(
+                    None,
+                    Some(crate::application::audit::top_up(&top_up)),
+                ),
+            )?;
             let refs = ledger::Refs {
                 top_up_id: Some(top_up.id),
                 ..Default::default()

@@ -8,7 +8,11 @@ CREATE TABLE panel_settings (
     currency TEXT NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );
-INSERT INTO panel_settings (id, currency, updated_at) VALUES (1, 'USD', now());
+-- The currency most existing accounts hold (a panel's accounts have shared one until now),
+-- else USD: a panel in EUR keeps taking its resellers' orders after the upgrade.
+INSERT INTO panel_settings (id, currency, updated_at)
+VALUES (1, COALESCE((SELECT currency FROM accounts GROUP BY currency
+                     ORDER BY COUNT(*) DESC, currency LIMIT 1), 'USD'), now());
 
 -- The provider's billing currency (existing providers: the panel's, USD until now) and,
 -- when it differs from the panel's, panel-currency units per one provider unit in
@@ -19,6 +23,8 @@ ALTER TABLE providers ADD COLUMN exchange_rate_set_at TIMESTAMP;
 -- The last status reply in another currency than the configured one (its charge unused).
 ALTER TABLE providers ADD COLUMN currency_mismatch TEXT;
 ALTER TABLE providers ADD COLUMN currency_mismatch_at TIMESTAMP;
+-- Existing providers bill in the panel's currency, as they were read until now.
+UPDATE providers SET currency = (SELECT currency FROM panel_settings WHERE id = 1);
 
 -- Every exchange rate an operator set, oldest first.
 CREATE TABLE provider_exchange_rates (
