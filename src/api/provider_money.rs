@@ -71,16 +71,17 @@ pub async fn find_settings(
 #[patch("/v1/admin/settings")]
 pub async fn update_settings(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     body: ApiJson<UpdateSettingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let by = admin.actor();
     let currency = match body.value.currency.as_deref().map(parse_currency) {
         Some(Err(m)) => return Err(ApiError::invalid("currency", m)),
         Some(Ok(c)) => Some(c),
         None => None,
     };
     let currency = state
-        .db(move |conn| application::costs::update_panel_currency(conn, currency.as_deref()))
+        .db(move |conn| application::costs::update_panel_currency(conn, &by, currency.as_deref()))
         .await?;
     Ok(HttpResponse::Ok().json(SettingsResponse { currency }))
 }

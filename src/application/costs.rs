@@ -190,11 +190,25 @@ pub fn record_watch(
 /// Changes the panel's currency (`None`: keeps it); returns the currency now set.
 pub fn update_panel_currency(
     conn: &mut db::DbConnection,
+    by: &crate::domain::audit::Actor,
     currency: Option<&str>,
 ) -> std::result::Result<String, crate::error::ApiError> {
+    use crate::domain::audit::{AuditAction, AuditChange, AuditTarget};
     db::write_tx(conn, |conn| {
-        if let Some(currency) = currency {
+        let before = costs::panel_currency(conn)?;
+        if let Some(currency) = currency.filter(|c| *c != before) {
             costs::set_panel_currency(conn, currency)?;
+            let change = AuditChange::new(
+                Some(serde_json::json!({ "currency": before })),
+                Some(serde_json::json!({ "currency": currency })),
+            );
+            super::audit::record(
+                conn,
+                by,
+                AuditAction::PanelSettingsUpdate,
+                super::audit::Target::only(AuditTarget::PanelSettings),
+                &change,
+            )?;
         }
         Ok(costs::panel_currency(conn)?)
     })

@@ -43,6 +43,7 @@ string_enum! {
         WebhookEndpointRotateSecret => "webhook_endpoint.rotate_secret",
         SigningKeyRotate => "signing_key.rotate",
         MasterKeyRotate => "master_key.rotate",
+        PanelSettingsUpdate => "panel_settings.update",
     }
 }
 
@@ -60,6 +61,7 @@ string_enum! {
         WebhookEndpoint => "webhook_endpoint",
         SigningKey => "signing_key",
         MasterKey => "master_key",
+        PanelSettings => "panel_settings",
     }
 }
 

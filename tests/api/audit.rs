@@ -1125,3 +1125,32 @@ async fn the_command_lines_writes_are_audited_as_cli() {
     assert!(!after.to_string().contains(new_key.trim()), "{after}");
     assert!(after["resealed"].as_u64().unwrap() > 0, "{after}");
 }
+
+#[actix_rt::test]
+async fn a_change_of_the_panels_currency_is_audited_and_a_no_change_is_not() {
+    let app = spawn_app().await;
+    let changed = app
+        .patch(
+            "/v1/admin/settings",
+            &app.admin_token,
+            json!({"currency": "EUR"}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    let found = entries(&app, "action=panel_settings.update").await;
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_by_operator(&app, &found[0]);
+    assert_eq!(found[0]["target"]["type"], "panel_settings", "{}", found[0]);
+    assert_eq!(found[0]["before"], json!({"currency": "USD"}));
+    assert_eq!(found[0]["after"], json!({"currency": "EUR"}));
+    // The same currency again changes nothing, and records nothing.
+    let again = app
+        .patch(
+            "/v1/admin/settings",
+            &app.admin_token,
+            json!({"currency": "EUR"}),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(entries(&app, "action=panel_settings.update").await.len(), 1);
+}
