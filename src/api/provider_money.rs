@@ -157,7 +157,13 @@ pub struct OrderMoneyResponse {
     pub first_charge: Option<Amount>,
     pub latest_charge_provider: Option<Amount>,
     pub latest_charge: Option<Amount>,
+    /// When the provider's charge was first reported or last changed (a reply repeating
+    /// the same charge leaves it).
     pub charge_reported_at: Option<DateTime<Utc>>,
+    /// The provider's charge before the first refund its status made us pay (its
+    /// currency); null when it reported none before. A recovery is measured from it, else
+    /// from the expected cost.
+    pub baseline_charge_provider: Option<Amount>,
     /// Our charge minus our refunds.
     pub revenue: Amount,
     /// The provider's latest charge, the expected cost until one is reported.
@@ -206,6 +212,7 @@ impl OrderMoneyResponse {
             latest_charge_provider: cost.latest_charge_provider.map(Amount::of),
             latest_charge: cost.latest_charge.map(Amount::of),
             charge_reported_at: cost.charge_reported_at.map(utc),
+            baseline_charge_provider: cost.baseline_charge_provider.map(Amount::of),
             revenue: Amount::of(margin.revenue),
             cost: margin.cost.map(Amount::of),
             margin: margin.margin.map(Amount::of),

@@ -109,12 +109,19 @@ pub fn record_status(
         // Sent before costs were recorded: nothing to compare with.
         return Ok(());
     };
-    if let (None, Some(charge)) = (mismatch, money.charge) {
+    // A status sync repeats the same charge on every poll: written only when it moved.
+    let charge = money
+        .charge
+        .filter(|_| mismatch.is_none())
+        .filter(|charge| cost.latest_charge_provider != Some(*charge));
+    if let Some(charge) = charge {
         let converted = cost.exchange_rate.convert(charge);
         costs::record_charge(conn, order.id, charge, converted)?;
     }
     if let Some(refunded) = money.refunded.filter(|r| !r.is_zero()) {
-        costs::add_provider_refund(conn, order.id, refunded, db::now() + watch)?;
+        // `cost` was read before this reply's charge: the charge the refund is measured from.
+        let baseline = cost.latest_charge_provider;
+        costs::add_provider_refund(conn, order.id, refunded, baseline, db::now() + watch)?;
         metrics::provider_money(provider.id.get(), "refunds_paid", refunded.micros());
     }
     judge(conn, provider, order.id, order.charge, false)
@@ -176,6 +183,9 @@ pub fn record_watch(
         if let (true, Some(reported_charge), Some(cost)) =
             (same_currency, reported.charge, costs::find(conn, order_id)?)
         {
+            if cost.latest_charge_provider == Some(reported_charge) {
+                return judge(conn, provider, order_id, charge, true);
+            }
             costs::record_charge(
                 conn,
                 order_id,

@@ -126,6 +126,13 @@ pub fn reconcile_forwarding(
         }
         let after = provider_orders::find(conn, order_id)?
             .ok_or_else(|| ApiError::not_found("provider-backed order"))?;
+        if provider_order_id.is_some() {
+            // Attached: the provider took it, so its expected cost is recorded as for any
+            // acceptance (a resend records it when the provider accepts).
+            if let Some(provider) = providers::find(conn, after.provider_id)? {
+                super::costs::record_send(conn, &provider, &order)?;
+            }
+        }
         let action = match provider_order_id {
             Some(_) => AuditAction::ForwardingAttach,
             None => AuditAction::ForwardingResend,

@@ -178,6 +178,7 @@ type OrderCostRow = (
     Money,
     Option<String>,
     Option<NaiveDateTime>,
+    Option<Money>,
 );
 
 fn order_cost(row: OrderCostRow) -> QueryResult<OrderCost> {
@@ -194,6 +195,7 @@ fn order_cost(row: OrderCostRow) -> QueryResult<OrderCost> {
         provider_refunded,
         recovery,
         watch_until,
+        baseline_charge_provider,
     ) = row;
     Ok(OrderCost {
         currency,
@@ -205,6 +207,7 @@ fn order_cost(row: OrderCostRow) -> QueryResult<OrderCost> {
         latest_charge_provider,
         latest_charge,
         charge_reported_at,
+        baseline_charge_provider,
         provider_refunded,
         recovery: recovery
             .map(|r| Recovery::try_from(r).map_err(decoding))
@@ -228,6 +231,7 @@ macro_rules! order_cost_columns {
             order_costs::provider_refunded_micros,
             order_costs::recovery,
             order_costs::watch_until,
+            order_costs::baseline_charge_provider_micros,
         )
     };
 }
@@ -273,14 +277,26 @@ pub fn record_charge(
 }
 
 /// Adds a refund we paid because of the provider's status, and starts (or extends) the
-/// watch for its credit.
+/// watch for its credit. `baseline`: the provider's charge before this reply, kept only
+/// with the first such refund (later ones are measured from the same point).
 pub fn add_provider_refund(
     conn: &mut WriteConn<'_>,
     order_id: OrderId,
     amount: Money,
+    baseline: Option<Money>,
     watch_until: NaiveDateTime,
 ) -> QueryResult<()> {
     let conn: &mut DbConnection = conn;
+    if let Some(baseline) = baseline {
+        diesel::update(
+            order_costs::table
+                .find(order_id)
+                .filter(order_costs::provider_refunded_micros.eq(0))
+                .filter(order_costs::baseline_charge_provider_micros.is_null()),
+        )
+        .set(order_costs::baseline_charge_provider_micros.eq(Some(baseline.micros())))
+        .execute(conn)?;
+    }
     diesel::update(order_costs::table.find(order_id))
         .set((
             order_costs::provider_refunded_micros

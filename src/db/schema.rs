@@ -484,6 +484,7 @@ diesel::table! {
         watch_until -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        baseline_charge_provider_micros -> Nullable<BigInt>,
     }
 }
 

@@ -44,6 +44,9 @@ pub struct OrderCost {
     pub latest_charge_provider: Option<Money>,
     pub latest_charge: Option<Money>,
     pub charge_reported_at: Option<NaiveDateTime>,
+    /// The provider's charge as it stood before the first refund its status made us pay
+    /// (`None`: it reported none before): what a recovery is measured from.
+    pub baseline_charge_provider: Option<Money>,
     /// What we refunded the reseller because the provider reported Partial or Canceled.
     pub provider_refunded: Money,
     pub recovery: Option<Recovery>,
@@ -73,10 +76,14 @@ pub struct RecoveryFigures {
 }
 
 impl OrderCost {
-    /// The expected cost in the provider's currency, or, for a service no sync priced, the
-    /// first charge the provider reported (before any Partial or Canceled lowered it).
+    /// What a recovery is measured from, in the provider's currency: the provider's own
+    /// charge before the first refund its status caused (what it actually billed, even when
+    /// its price moved since the last sync), else the expected cost at send time, else, for
+    /// a service no sync priced, the first charge the provider reported.
     fn expected_provider(&self) -> Option<Money> {
-        self.expected_cost_provider.or(self.first_charge_provider)
+        self.baseline_charge_provider
+            .or(self.expected_cost_provider)
+            .or(self.first_charge_provider)
     }
 
     /// Revenue, cost and margin of the order whose charge and refunds are given.
@@ -272,6 +279,7 @@ mod tests {
             latest_charge_provider: latest.map(m),
             latest_charge: latest.map(|l| rate.convert(m(l))),
             charge_reported_at: None,
+            baseline_charge_provider: None,
             provider_refunded: m(refunded),
             recovery: None,
             watch_until: None,

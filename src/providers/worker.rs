@@ -117,11 +117,18 @@ fn lost(fence: Fence) {
 /// kept where it makes the order tracked, never dropped.
 fn keep_acceptance(
     conn: &mut db::DbConnection,
-    order_id: OrderId,
+    provider: &Provider,
+    order: &Order,
     remote: &str,
 ) -> Result<(), diesel::result::Error> {
+    let order_id = order.id;
+    // Adopted with its expected cost, as an acceptance kept under the claim is.
     if db::write_tx(conn, |conn| {
-        provider_orders::adopt_acceptance(conn, order_id, remote)
+        let adopted = provider_orders::adopt_acceptance(conn, order_id, remote)?;
+        if adopted {
+            costs::record_send(conn, provider, order)?;
+        }
+        Ok::<_, diesel::result::Error>(adopted)
     })? {
         tracing::warn!(
             order = order_id.get(),
@@ -689,7 +696,7 @@ impl Exchange for OrderSends<'_> {
                     Ok(worker.accepted(remote_id.clone()))
                 })?;
                 if !kept {
-                    keep_acceptance(conn, order.id, &remote_id)?;
+                    keep_acceptance(conn, provider, &order, &remote_id)?;
                 }
                 Ok(())
             }

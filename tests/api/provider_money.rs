@@ -324,6 +324,42 @@ async fn a_partial_the_provider_credits_back_shows_recovered() {
 }
 
 #[actix_rt::test]
+async fn a_recovery_is_measured_from_what_the_provider_charged_before_the_partial() {
+    let (app, _upstream, panel, _, followers) = eur_setup(3600).await;
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, followers, 1000).await;
+    app.worker_pass().await;
+    let remote = app.provider_order(order).provider_order_id.unwrap();
+    // The provider's price rose since the sync: it bills 1.00 EUR, not the expected 0.90.
+    panel
+        .lock()
+        .unwrap()
+        .report(&remote, "In progress", 1000, "1.0");
+    app.make_due();
+    app.worker_pass().await;
+    // A quarter undelivered; its charge falls by a quarter of what it billed: 0.75 EUR.
+    panel
+        .lock()
+        .unwrap()
+        .report(&remote, "Partial", 250, "0.75");
+    app.make_due();
+    app.worker_pass().await;
+    let m = money(&app, order).await;
+    assert_eq!(micros(&m["baseline_charge_provider"]), 1_000_000, "{m}");
+    assert_eq!(micros(&m["expected_cost_provider"]), 900_000);
+    let r = &m["recovery"];
+    // Measured from the expected 0.90 it would look 0.075 EUR short; from what it
+    // billed, 0.25 EUR (0.275 USD) was due and credited.
+    assert_eq!(r["state"], "recovered", "{m}");
+    assert_eq!(micros(&r["expected_credit"]), 275_000);
+    assert_eq!(micros(&r["credited"]), 275_000);
+    assert_eq!(micros(&r["shortfall"]), 0);
+    // Revenue 0.81675 against its latest charge 0.825 USD.
+    assert_eq!(micros(&m["cost"]), 825_000);
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
 async fn a_partial_the_provider_does_not_credit_is_unrecovered_after_the_window() {
     let (app, _upstream, panel, _, followers) = eur_setup(0).await;
     let reseller = app.funded_reseller("Acme", "10").await;

@@ -20,6 +20,12 @@ CREATE TABLE alerts_without_recovery (
     updated_at TIMESTAMP NOT NULL
 );
 INSERT INTO alerts_without_recovery SELECT * FROM alerts;
+-- Keep the id sequence where it was, so no alert id (events carry them) is handed out twice.
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'alerts_without_recovery', seq FROM sqlite_sequence WHERE name = 'alerts'
+  AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'alerts_without_recovery');
+UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'alerts')
+WHERE name = 'alerts_without_recovery';
 DROP TABLE alerts;
 ALTER TABLE alerts_without_recovery RENAME TO alerts;
 CREATE UNIQUE INDEX alerts_active ON alerts (scope, subject_id, window_name, measure) WHERE active;

@@ -1,0 +1,1 @@
+ALTER TABLE order_costs DROP COLUMN baseline_charge_provider_micros;
