@@ -93,6 +93,8 @@ pub struct ExchangeRateResponse {
     /// Panel units per one provider unit; null while the provider billed in the panel's
     /// currency.
     pub exchange_rate: Option<Amount>,
+    /// The operator's account; null when set from the command line (or before the
+    /// history named who set it).
     #[schema(value_type = Option<i64>)]
     pub set_by: Option<AccountId>,
     pub set_at: DateTime<Utc>,

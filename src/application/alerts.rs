@@ -97,7 +97,7 @@ fn recovery_sums(
 ) -> Result<Vec<(i64, MoneyMetrics)>, diesel::result::Error> {
     let to = db::now();
     let mut by_provider: std::collections::BTreeMap<i64, MoneyMetrics> = Default::default();
-    for order in crate::db::costs::costed_orders(conn, to - window.length(), to, None)? {
+    for order in crate::db::costs::recovering_orders(conn, to - window.length(), to)? {
         by_provider
             .entry(order.provider_id)
             .or_default()

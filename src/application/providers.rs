@@ -54,7 +54,7 @@ pub fn create_provider(
             ..fields.clone()
         };
         let provider = providers::insert(conn, &fields)?;
-        providers::set_exchange_rate(conn, provider.id, &currency, rate, None)?;
+        providers::set_exchange_rate(conn, provider.id, &currency, rate, by.account_id)?;
         let provider =
             providers::find(conn, provider.id)?.ok_or_else(|| ApiError::not_found("provider"))?;
         let change =
@@ -83,7 +83,7 @@ pub fn update_provider(
         let (currency, rate) = settle_currency(conn, &fields, Some(&current))?;
         providers::update(conn, id, &fields)?.ok_or_else(|| ApiError::not_found("provider"))?;
         if currency != current.currency || rate != current.exchange_rate {
-            providers::set_exchange_rate(conn, id, &currency, rate, None)?;
+            providers::set_exchange_rate(conn, id, &currency, rate, by.account_id)?;
         }
         if currency != current.currency {
             providers::clear_currency_mismatch(conn, id)?;

@@ -387,6 +387,26 @@ pub fn costed_orders(
     to: NaiveDateTime,
     provider_id: Option<ProviderId>,
 ) -> QueryResult<Vec<crate::domain::cost::CostedOrder>> {
+    load_costed(conn, from, to, provider_id, false)
+}
+
+/// The forwarded orders placed in `[from, to)` whose refund recovery is recorded (we
+/// refunded because of the provider's status), for the recovery alerts: only those rows.
+pub fn recovering_orders(
+    conn: &mut DbConnection,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> QueryResult<Vec<crate::domain::cost::CostedOrder>> {
+    load_costed(conn, from, to, None, true)
+}
+
+fn load_costed(
+    conn: &mut DbConnection,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    provider_id: Option<ProviderId>,
+    recovering_only: bool,
+) -> QueryResult<Vec<crate::domain::cost::CostedOrder>> {
     use super::schema::orders;
     let mut query = order_costs::table
         .inner_join(orders::table.on(orders::id.eq(order_costs::order_id)))
@@ -395,6 +415,9 @@ pub fn costed_orders(
         .into_boxed();
     if let Some(id) = provider_id {
         query = query.filter(order_costs::provider_id.eq(id));
+    }
+    if recovering_only {
+        query = query.filter(order_costs::recovery.is_not_null());
     }
     let rows: Vec<(
         NaiveDateTime,

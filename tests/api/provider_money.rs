@@ -182,6 +182,10 @@ async fn a_eur_provider_at_1_10_imports_rates_converted_to_the_micro_unit() {
         .map(|h| h["exchange_rate"].as_str().unwrap())
         .collect();
     assert_eq!(rates, vec!["1.2", "1.1"]);
+    // Each names the operator who set it.
+    for entry in history.body["data"].as_array().unwrap() {
+        assert_eq!(entry["set_by"], app.admin_id, "{}", history.text);
+    }
     app.assert_books_balance();
 }
 
