@@ -654,3 +654,58 @@ async fn unrecovered_refunds_raise_a_provider_alert_that_pauses_forwarding() {
     assert_eq!(upstream.calls_of("add").len(), sent_before + 1);
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn the_upgrade_takes_the_currency_most_accounts_hold_and_keeps_alert_rows() {
+    use crate::helpers::{empty_database, spawn_app_on};
+    use diesel::prelude::*;
+    let (url, _db) = empty_database();
+    // The schema just before provider money, with a panel whose resellers hold EUR.
+    reseller_api::db::migrate_through(&url, Some("2026-12-07-000500")).unwrap();
+    {
+        let pool = reseller_api::db::connect(&url, 1).expect("connect");
+        let mut conn = pool.get().unwrap();
+        let now = "2026-12-01 10:00:00";
+        let mut statements = Vec::new();
+        for (name, currency) in [("a", "EUR"), ("b", "EUR"), ("c", "USD")] {
+            statements.push(format!(
+                "INSERT INTO accounts (name, role, status, currency, balance_micros, created_at, updated_at) \
+                 VALUES ('{name}', 'reseller', 'active', '{currency}', 0, '{now}', '{now}')"
+            ));
+        }
+        statements.push(format!(
+            "INSERT INTO providers (name, url, api_key, enabled, timeout_ms, batch_size, idempotent_add, \
+             created_at, updated_at, markup_percent_micros, auto_sync) \
+             VALUES ('Old', 'http://127.0.0.1:9/api/v2', 'k', false, 1000, 100, false, '{now}', '{now}', 0, false)"
+        ));
+        statements.push(format!(
+            "INSERT INTO alerts (scope, subject_id, window_name, measure, level, active, rate_ppm, \
+             threshold_ppm, orders, refunded_orders, charged_micros, refunded_micros, pauses_orders, \
+             raised_at, updated_at) VALUES ('service', 1, '24h', 'amount', 'warning', true, 300000, \
+             200000, 10, 3, 10000000, 3000000, false, '{now}', '{now}')"
+        ));
+        for sql in statements {
+            diesel::sql_query(sql).execute(&mut *conn).unwrap();
+        }
+    }
+    let app = spawn_app_on(&url).await;
+    let settings = app.get("/v1/admin/settings", &app.admin_token).await;
+    assert_eq!(settings.body["currency"], "EUR", "{}", settings.text);
+    // The existing provider bills in the panel's currency, as it was read until now.
+    let providers = app.get("/v1/admin/providers", &app.admin_token).await;
+    assert_eq!(providers.status, 200, "{}", providers.text);
+    let old = &providers.body["data"][0];
+    assert_eq!(old["currency"], "EUR", "{}", providers.text);
+    assert!(old["exchange_rate"].is_null(), "{}", providers.text);
+    // The alert survives the rebuild of its table with its id and figures.
+    let alerts = app.get("/v1/admin/alerts", &app.admin_token).await;
+    assert_eq!(alerts.status, 200, "{}", alerts.text);
+    let alert = &alerts.body["data"][0];
+    assert_eq!(
+        (alert["id"].as_i64(), &alert["measure"]),
+        (Some(1), &json!("amount")),
+        "{}",
+        alerts.text
+    );
+    app.assert_books_balance();
+}
