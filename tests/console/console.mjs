@@ -54,7 +54,9 @@ const upstream = http.createServer((req, res) => {
     if (fields.get("action") === "add") {
       setTimeout(() => { res.end('{"order":5}'); }, 1500);
     } else {
-      res.end(JSON.stringify({ 5: { charge: "1", start_count: "10", status: "In progress", remains: "1000", currency: "USD" } }));
+      // It bills in USD, as configured, but its status replies name EUR: the mismatch the
+      // providers pane shows.
+      res.end(JSON.stringify({ 5: { charge: "1", start_count: "10", status: "In progress", remains: "1000", currency: "EUR" } }));
     }
   });
 }).listen(0, "127.0.0.1");
@@ -275,6 +277,30 @@ await ops.click(`[data-attach="${ambiguousOrder}"]`);
 await ops.waitForSelector("[data-testid=reconcile-result]");
 check("reconcile: the page shows the new state", await attr(ops, "[data-testid=reconcile-result]", "data-state"), "sent");
 check("reconcile: the API has the provider's id", (await call("GET", `/v1/admin/orders/${ambiguousOrder}/forwarding`, ADMIN)).body.provider_order_id, "5");
+// Polled once attached, its reply names EUR: the provider is flagged, and the pane says so.
+await until("the reply in another currency to be flagged", async () =>
+  (await call("GET", "/v1/admin/providers", ADMIN)).body.data.find((p) => p.id === provider).currency_mismatch === "EUR");
+await ops.goto(BASE + "/dashboard#queue");
+await ops.goto(BASE + "/dashboard#providers");
+await ops.waitForSelector(`tr[data-provider="${provider}"] [data-mismatch]`);
+check("providers: the currency mismatch is shown on its row", await attr(ops, `tr[data-provider="${provider}"] [data-mismatch]`, "data-mismatch"), "EUR");
+check("providers: the other provider shows none", await ops.$(`tr[data-provider="${alertProvider}"] [data-mismatch]`), null);
+// The provider money card draws the provider money report of the same 30 days.
+const day = (shift) => new Date(Date.now() + shift * 86400000).toISOString().slice(0, 10);
+const moneyReport = async (groupBy) => (await call("GET", "/v1/admin/reports/provider-money?" +
+  new URLSearchParams({ from: day(-29), to: day(1), group_by: groupBy, timezone: "UTC" }), ADMIN)).body;
+const [moneyByProvider, moneyByDay] = [await moneyReport("provider"), await moneyReport("day")];
+check("provider money: a row per provider in the report", Number(await ops.$$eval("[data-testid=money-table] tr[data-money-provider]", (rows) => rows.length)),
+  moneyByProvider.rows.length + 1);
+for (const r of [...moneyByProvider.rows, { ...moneyByProvider.totals, group: "total" }]) {
+  const row = `[data-testid=money-table] tr[data-money-provider="${r.group}"]`;
+  check(`provider money: ${r.group}'s figures are the report's`,
+    await Promise.all(["orders-count", "revenue", "provider-cost", "margin", "refunds-paid", "credits-recovered", "unrecovered"].map((k) => attr(ops, row, "data-" + k))),
+    [String(r.orders_count), r.revenue, r.provider_cost, r.margin, r.refunds_paid, r.credits_recovered, r.unrecovered]);
+}
+check("provider money: the burst's provider took its five orders", moneyByProvider.rows.find((r) => r.group === String(alertProvider)).orders_count, 5);
+check("provider money: the chart has a point per day of the report", Number(await attr(ops, "[data-testid=money-chart]", "data-points")), moneyByDay.rows.length);
+await shot(ops, "provider-money");
 
 // 6. Order lookup by id, with the order's ledger entries.
 await ops.goto(BASE + "/dashboard#orders");
