@@ -277,6 +277,10 @@ pub struct ProviderMoneyMetrics {
     /// `credits_recovered / expected_credits`, 6 decimals; "1" when nothing is expected.
     #[schema(value_type = String, example = "0.75")]
     pub recovery_rate: String,
+    /// The expected credit of refunds whose provider credits its balance instead of
+    /// lowering `charge` (`credit_mode` `balance`): owed through its balance, to check
+    /// against its balance readings; not in `expected_credits` nor the recovery rate.
+    pub credited_to_balance: Amount,
 }
 
 impl From<&MoneyMetrics> for ProviderMoneyMetrics {
@@ -293,6 +297,7 @@ impl From<&MoneyMetrics> for ProviderMoneyMetrics {
             unrecovered: Amount::of(m.unrecovered),
             awaiting_credit: Amount::of(m.awaiting_credit),
             recovery_rate: m.recovery_rate().to_string(),
+            credited_to_balance: Amount::of(m.credited_to_balance),
         }
     }
 }
@@ -458,7 +463,7 @@ pub async fn find_provider_money_report(
 }
 
 /// The columns of the provider money report's CSV form.
-pub const MONEY_CSV_COLUMNS: [&str; 15] = [
+pub const MONEY_CSV_COLUMNS: [&str; 16] = [
     "group",
     "label",
     "start",
@@ -474,6 +479,7 @@ pub const MONEY_CSV_COLUMNS: [&str; 15] = [
     "unrecovered",
     "awaiting_credit",
     "recovery_rate",
+    "credited_to_balance",
 ];
 
 /// RFC 4180 as the refund reports write it. A negative margin is written as it is (a
@@ -507,6 +513,7 @@ fn money_csv(report: &ProviderMoneyReport) -> Result<Vec<u8>, csv::Error> {
             m.unrecovered.0.clone(),
             m.awaiting_credit.0.clone(),
             m.recovery_rate.clone(),
+            m.credited_to_balance.0.clone(),
         ];
         writer.write_record(cells)
     };

@@ -10,7 +10,7 @@ use crate::db::providers::{self, ProviderFields};
 use crate::domain::account::parse_currency;
 use crate::domain::ids::{OrderId, ProviderId, ServiceId};
 use crate::domain::money::{ExchangeRate, Percent};
-use crate::domain::provider::{ForwardingState, Provider};
+use crate::domain::provider::{CreditMode, ForwardingState, Provider};
 use crate::domain::service::ServiceType;
 use crate::domain::{parse_text, FieldError};
 use crate::error::{ApiError, ErrorCode};
@@ -66,6 +66,11 @@ pub struct ProviderResponse {
     /// used as cost (statuses and remains still applied). Null while none did.
     pub currency_mismatch: Option<String>,
     pub currency_mismatch_at: Option<DateTime<Utc>>,
+    /// How the provider gives back the money of a Partial or Canceled it reported:
+    /// `charge` (it lowers the order's `charge`: each refund's recovery is read from its
+    /// replies) or `balance` (it credits its balance and leaves `charge`: those refunds
+    /// show as `to_balance`, to check against its balance, never as unrecovered).
+    pub credit_mode: CreditMode,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -95,6 +100,7 @@ impl From<Provider> for ProviderResponse {
             exchange_rate_set_at: p.exchange_rate_set_at.map(utc),
             currency_mismatch: p.currency_mismatch,
             currency_mismatch_at: p.currency_mismatch_at.map(utc),
+            credit_mode: p.credit_mode,
             created_at: utc(p.created_at),
             updated_at: utc(p.updated_at),
         }
@@ -141,6 +147,9 @@ pub struct CreateProviderRequest {
     /// not the panel's; not kept for a provider in the panel's currency.
     #[schema(value_type = Option<crate::http::input::PositiveAmount>)]
     pub exchange_rate: Option<String>,
+    /// How the provider gives back the money of a Partial or Canceled (default `charge`;
+    /// `balance` for a panel that credits its balance and leaves the order's `charge`).
+    pub credit_mode: Option<CreditMode>,
 }
 
 #[derive(Deserialize, ToSchema, Default, Clone)]
@@ -172,6 +181,7 @@ pub struct UpdateProviderRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<crate::http::input::PositiveAmount>)]
     pub exchange_rate: Option<Option<String>>,
+    pub credit_mode: Option<CreditMode>,
 }
 
 /// Tells a field left out (`None`) from one set to null (`Some(None)`).
@@ -253,6 +263,7 @@ fn provider_fields(request: CreateProviderRequest) -> Result<ProviderFields, Api
             allow_private_network: request.allow_private_network,
             currency,
             exchange_rate,
+            credit_mode: request.credit_mode.unwrap_or(CreditMode::Charge),
         }),
         _ => Err(errors.into()),
     }
@@ -385,6 +396,7 @@ pub async fn update_provider(
             exchange_rate: patch
                 .exchange_rate
                 .unwrap_or(current.exchange_rate.map(|r| r.to_string())),
+            credit_mode: Some(patch.credit_mode.unwrap_or(current.credit_mode)),
         })
         .and_then(|fields| check_network(&fields, private, current.allow_private_network))
     };

@@ -148,6 +148,7 @@ pub fn provider(provider: &Provider) -> Value {
         "allow_private_network": provider.allow_private_network,
         "currency": provider.currency,
         "exchange_rate": provider.exchange_rate.map(|rate| rate.to_string()),
+        "credit_mode": provider.credit_mode,
     })
 }
 

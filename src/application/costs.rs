@@ -9,7 +9,7 @@ use crate::domain::cost::{judge_recovery, Recovery};
 use crate::domain::ids::OrderId;
 use crate::domain::money::{charge_for, Money};
 use crate::domain::order::Order;
-use crate::domain::provider::Provider;
+use crate::domain::provider::{CreditMode, Provider};
 use crate::metrics;
 
 type Result<T> = std::result::Result<T, diesel::result::Error>;
@@ -141,6 +141,10 @@ fn judge(
     };
     if cost.recovery != Some(Recovery::Watching) {
         return Ok(());
+    }
+    if provider.credit_mode == CreditMode::Balance {
+        // Its replies will not show the credit: owed through its balance, not watched.
+        return costs::set_recovery(conn, order_id, Recovery::ToBalance);
     }
     let now = db::now();
     let judged = match cost.recovery_figures(charge) {

@@ -6,7 +6,7 @@ use super::schema::providers;
 use super::{now, DbConnection, WriteConn};
 use crate::domain::ids::ProviderId;
 use crate::domain::money::{ExchangeRate, Money, Percent, SignedMoney};
-use crate::domain::provider::Provider;
+use crate::domain::provider::{CreditMode, Provider};
 
 #[derive(Queryable)]
 struct ProviderRow {
@@ -33,6 +33,7 @@ struct ProviderRow {
     exchange_rate_set_at: Option<NaiveDateTime>,
     currency_mismatch: Option<String>,
     currency_mismatch_at: Option<NaiveDateTime>,
+    credit_mode: String,
 }
 
 impl ProviderRow {
@@ -73,6 +74,9 @@ impl ProviderRow {
             exchange_rate_set_at: row.exchange_rate_set_at,
             currency_mismatch: row.currency_mismatch,
             currency_mismatch_at: row.currency_mismatch_at,
+            // An unknown stored word fails the read, never defaults.
+            credit_mode: CreditMode::try_from(row.credit_mode)
+                .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?,
         })
     }
 }
@@ -109,6 +113,8 @@ pub struct ProviderFields {
     pub currency: Option<String>,
     /// Panel units per provider unit; set only for a provider in another currency.
     pub exchange_rate: Option<ExchangeRate>,
+    /// How it gives back the money of a Partial or Canceled.
+    pub credit_mode: CreditMode,
 }
 
 pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<Provider> {
@@ -132,6 +138,7 @@ pub fn insert(conn: &mut WriteConn<'_>, fields: &ProviderFields) -> QueryResult<
             providers::currency.eq(fields.currency.as_deref().unwrap_or("USD")),
             providers::exchange_rate_micros.eq(fields.exchange_rate.map(ExchangeRate::micros)),
             providers::exchange_rate_set_at.eq(fields.exchange_rate.map(|_| at)),
+            providers::credit_mode.eq(fields.credit_mode.as_str()),
             providers::created_at.eq(at),
             providers::updated_at.eq(at),
         ))
@@ -167,6 +174,7 @@ pub fn update(
             providers::min_balance_micros.eq(fields.min_balance.map(Money::micros)),
             providers::markup_percent_micros.eq(fields.markup_percent.micros()),
             providers::auto_sync.eq(fields.auto_sync),
+            providers::credit_mode.eq(fields.credit_mode.as_str()),
             providers::updated_at.eq(now()),
         ))
         .returning(providers::all_columns)

@@ -91,6 +91,7 @@ diesel::table! {
         exchange_rate_set_at -> Nullable<Timestamp>,
         currency_mismatch -> Nullable<Text>,
         currency_mismatch_at -> Nullable<Timestamp>,
+        credit_mode -> Text,
     }
 }
 

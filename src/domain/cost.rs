@@ -14,11 +14,14 @@ string_enum! {
     /// Where the refund recovery of an order stands: `watching` (we refunded because the
     /// provider reported Partial or Canceled; its lowered `charge` is awaited until the
     /// watch window ends), `recovered` (its charge fell by the matching share of the
-    /// expected cost, within its rounding) or `unrecovered` (the window ended short).
+    /// expected cost, within its rounding), `unrecovered` (the window ended short) or
+    /// `to_balance` (the provider credits its balance instead of lowering `charge`, so the
+    /// credit is owed through its balance and cannot be read from its replies).
     Recovery {
         Watching => "watching",
         Recovered => "recovered",
         Unrecovered => "unrecovered",
+        ToBalance => "to_balance",
     }
 }
 
@@ -110,7 +113,8 @@ impl OrderCost {
             .map_or(Money::ZERO, |latest| expected.saturating_sub(latest));
         let tolerance = Money::parse(PROVIDER_ROUNDING).unwrap_or(Money::ZERO);
         let missing = expected_credit.saturating_sub(credited);
-        let shortfall = if missing <= tolerance {
+        // A provider that credits its balance leaves `charge`: nothing is short of it.
+        let shortfall = if missing <= tolerance || self.recovery == Some(Recovery::ToBalance) {
             Money::ZERO
         } else {
             missing
@@ -173,6 +177,10 @@ pub struct MoneyMetrics {
     pub unrecovered: Money,
     /// The shortfall of orders still watched.
     pub awaiting_credit: Money,
+    /// The expected credit of refunds whose provider credits its balance instead of
+    /// lowering `charge` (`to_balance`): owed through its balance, to check there; not in
+    /// `expected_credits`, `credits_recovered` or the recovery rate.
+    pub credited_to_balance: Money,
     /// Orders we refunded because of the provider (with a cost to recover from), and
     /// those of them judged unrecovered.
     pub recovery_cases: i64,
@@ -211,6 +219,12 @@ impl MoneyMetrics {
             .refunds_paid
             .saturating_add(order.cost.provider_refunded);
         if let Some(figures) = order.cost.recovery_figures(order.charge) {
+            if order.cost.recovery == Some(Recovery::ToBalance) {
+                self.credited_to_balance = self
+                    .credited_to_balance
+                    .saturating_add(figures.expected_credit);
+                return;
+            }
             self.recovery_cases += 1;
             if order.cost.recovery == Some(Recovery::Unrecovered) {
                 self.unrecovered_cases += 1;
@@ -226,7 +240,7 @@ impl MoneyMetrics {
                 Some(Recovery::Watching) => {
                     self.awaiting_credit = self.awaiting_credit.saturating_add(figures.shortfall)
                 }
-                Some(Recovery::Recovered) | None => {}
+                Some(Recovery::Recovered) | Some(Recovery::ToBalance) | None => {}
             }
         }
     }

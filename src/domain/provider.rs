@@ -23,6 +23,17 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// How a provider gives back the money of a Partial or Canceled it reported: `charge`
+    /// (it lowers the order's `charge`, which the recovery watch reads) or `balance` (it
+    /// credits its balance with us and leaves `charge` as it was, so no order's recovery
+    /// can be read from its replies).
+    CreditMode {
+        Charge => "charge",
+        Balance => "balance",
+    }
+}
+
 /// An upstream API v2 provider.
 #[derive(Debug, Clone)]
 pub struct Provider {
@@ -67,6 +78,8 @@ pub struct Provider {
     /// charge was not used as cost), and when.
     pub currency_mismatch: Option<String>,
     pub currency_mismatch_at: Option<NaiveDateTime>,
+    /// How it gives back the money of a Partial or Canceled (`charge` unless set).
+    pub credit_mode: CreditMode,
 }
 
 impl Provider {
@@ -125,6 +138,7 @@ mod tests {
             exchange_rate_set_at: None,
             currency_mismatch: None,
             currency_mismatch_at: None,
+            credit_mode: CreditMode::Charge,
             markup_percent: Percent::ZERO,
             auto_sync: false,
         };

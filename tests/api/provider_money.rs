@@ -459,6 +459,107 @@ async fn resellers_see_neither_cost_nor_margin_and_an_account_in_another_currenc
 }
 
 #[actix_rt::test]
+async fn a_provider_that_credits_its_balance_is_owed_through_it_never_unrecovered() {
+    let (app, upstream, panel, provider_id, followers) = eur_setup_with(0, |c| {
+        c.alerts.alert_interval_secs = 0;
+        c.alerts.alert_unrecovered_min_refunds = 1;
+    })
+    .await;
+    let patched = app
+        .patch(
+            &format!("/v1/admin/providers/{provider_id}"),
+            &app.admin_token,
+            json!({"credit_mode": "balance"}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_eq!(patched.body["credit_mode"], "balance");
+    app.patch(
+        &format!("/v1/admin/providers/{provider_id}"),
+        &app.admin_token,
+        json!({"credit_mode": "refund"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+
+    let reseller = app.funded_reseller("Acme", "10").await;
+    let order = app.order_id(&reseller.token, followers, 1000).await;
+    app.worker_pass().await;
+    let remote = app.provider_order(order).provider_order_id.unwrap();
+    // A quarter undelivered; the provider leaves its charge at 0.9 EUR (it credits its
+    // balance instead). Our refund is exact as ever: 0.27225.
+    panel.lock().unwrap().report(&remote, "Partial", 250, "0.9");
+    app.make_due();
+    app.worker_pass().await;
+    app.worker_pass().await;
+    assert_eq!(
+        app.refunded_in_ledger(&reseller.token, order).await,
+        272_250
+    );
+    let m = money(&app, order).await;
+    let r = &m["recovery"];
+    assert_eq!(r["state"], "to_balance", "{m}");
+    assert_eq!(micros(&r["expected_credit"]), 247_500);
+    assert_eq!(micros(&r["shortfall"]), 0);
+    // The watch does not ask about it: the reply cannot show the credit.
+    let asked = upstream
+        .calls_of("status")
+        .iter()
+        .filter(|c| c["orders"].split(',').any(|id| id == remote))
+        .count();
+    app.worker_pass().await;
+    let again = upstream
+        .calls_of("status")
+        .iter()
+        .filter(|c| c["orders"].split(',').any(|id| id == remote))
+        .count();
+    assert_eq!(asked, again);
+
+    let report = app
+        .get(
+            "/v1/admin/reports/provider-money?group_by=provider",
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(report.status, 200, "{}", report.text);
+    let t = &report.body["totals"];
+    assert_eq!(micros(&t["refunds_paid"]), 272_250, "{}", report.text);
+    assert_eq!(micros(&t["credited_to_balance"]), 247_500);
+    assert_eq!(micros(&t["expected_credits"]), 0);
+    assert_eq!(micros(&t["unrecovered"]), 0);
+    assert_eq!(t["recovery_rate"], "1");
+    let csv = app
+        .get(
+            "/v1/admin/reports/provider-money?group_by=provider&format=csv",
+            &app.admin_token,
+        )
+        .await;
+    let lines: Vec<&str> = csv.text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert!(
+        lines[0].ends_with(",recovery_rate,credited_to_balance"),
+        "{}",
+        csv.text
+    );
+    assert!(lines.last().unwrap().ends_with(",1,0.2475"), "{}", csv.text);
+    // No unrecovered alert for it: nothing it owes is judged from its charge.
+    app.webhook_pass().await;
+    let alerts = app
+        .get("/v1/admin/alerts?active=true", &app.admin_token)
+        .await;
+    assert_eq!(alerts.status, 200, "{}", alerts.text);
+    assert!(
+        alerts.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["measure"] != "unrecovered"),
+        "{}",
+        alerts.text
+    );
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
 async fn the_provider_money_report_equals_a_hand_computation_in_json_and_csv() {
     let (app, _upstream, panel, provider_id, followers) = eur_setup(0).await;
     let reseller = app.funded_reseller("Acme", "10").await;
@@ -537,7 +638,8 @@ async fn the_provider_money_report_equals_a_hand_computation_in_json_and_csv() {
     assert_eq!(
         lines[0],
         "group,label,start,end,orders_count,revenue,provider_cost,margin,orders_without_cost,\
-         refunds_paid,expected_credits,credits_recovered,unrecovered,awaiting_credit,recovery_rate"
+         refunds_paid,expected_credits,credits_recovered,unrecovered,awaiting_credit,recovery_rate,\
+         credited_to_balance"
     );
     let total: Vec<&str> = lines.last().unwrap().split(',').collect();
     assert_eq!(total[0], "total");
@@ -545,7 +647,7 @@ async fn the_provider_money_report_equals_a_hand_computation_in_json_and_csv() {
         &total[4..],
         &[
             "3", "2.178", "2.2275", "-0.0495", "0", "0.5445", "0.495", "0.2475", "0.2475", "0",
-            "0.5"
+            "0.5", "0"
         ]
     );
     assert_eq!(lines.len(), 3);

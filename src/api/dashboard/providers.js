@@ -9,7 +9,7 @@
   const { el, fill, api, get, all, pane, table, notice, when, pct, show } = Console;
   const view = { root: null, result: null, picked: null };
   const svgEl = (tag, attrs, text) => el(tag, { ...attrs, svg: true }, text);
-  const MONEY = ["orders_count", "revenue", "provider_cost", "margin", "refunds_paid", "credits_recovered", "unrecovered", "awaiting_credit", "recovery_rate"];
+  const MONEY = ["orders_count", "revenue", "provider_cost", "margin", "refunds_paid", "credits_recovered", "unrecovered", "awaiting_credit", "recovery_rate", "credited_to_balance"];
 
   // The provider's currency: the panel's, or its own at the operator's rate, and the
   // currency a status reply named instead (its charges are not used as cost meanwhile).
@@ -57,14 +57,14 @@
     const t = byProvider.totals;
     return el("div", { class: "card", "data-testid": "provider-money" },
       el("h2", {}, `Provider money, last 30 days (${byProvider.currency})`),
-      el("div", { class: "note" }, "Forwarded orders placed in the window: revenue is our charges less every refund, cost the providers' latest charges (the expected cost until one is reported; orders without cost have neither yet, so their margin is their revenue). Orange: refunds we paid because a provider reported Partial or Canceled; green: what the providers credited back. Unrecovered: short after the watch window."),
+      el("div", { class: "note" }, "Forwarded orders placed in the window: revenue is our charges less every refund, cost the providers' latest charges (the expected cost until one is reported; orders without cost have neither yet, so their margin is their revenue). Orange: refunds we paid because a provider reported Partial or Canceled; green: what the providers credited back. Unrecovered: short after the watch window. Owed via balance: refunds of providers that credit their balance instead of lowering the charge, to check against their balance."),
       moneyChart(byDay),
-      table(["provider", "orders", "revenue", "cost", "orders without cost", "margin", "refunds paid", "credited back", "unrecovered", "awaiting", "recovery"],
+      table(["provider", "orders", "revenue", "cost", "orders without cost", "margin", "refunds paid", "credited back", "unrecovered", "awaiting", "recovery", "owed via balance"],
         [...byProvider.rows, { ...t, group: "total", label: "Total" }].map((r) =>
           el("tr", { "data-money-provider": r.group, ...Object.fromEntries(MONEY.map((k) => ["data-" + k.replace(/_/g, "-"), String(r[k])])) },
             [r.group === "total" ? "Total" : `#${r.group} ${r.label}`, String(r.orders_count), r.revenue, r.provider_cost, String(r.orders_without_cost),
               el("span", { class: r.margin.startsWith("-") ? "bad" : "" }, r.margin), r.refunds_paid, r.credits_recovered,
-              el("span", { class: r.unrecovered !== "0" ? "bad" : "" }, r.unrecovered), r.awaiting_credit, pct(r.recovery_rate)]
+              el("span", { class: r.unrecovered !== "0" ? "bad" : "" }, r.unrecovered), r.awaiting_credit, pct(r.recovery_rate), r.credited_to_balance]
               .map((c) => el("td", {}, c)))), { "data-testid": "money-table" }));
   }
 
