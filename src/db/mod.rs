@@ -195,6 +195,37 @@ pub fn migrate_through(url: &str, last: Option<&str>) -> Result<(), SetupError> 
     }
 }
 
+/// Reverts the newest `count` applied migrations (their `down.sql`), newest first, under
+/// the same lock (PostgreSQL) and foreign-key rule (SQLite) as `migrate`: tests check that
+/// every new migration can be undone and applied again.
+pub fn revert_newest(url: &str, count: usize) -> Result<(), SetupError> {
+    fn run<C: MigrationHarness<B>, B: diesel::backend::Backend>(
+        conn: &mut C,
+        source: fn() -> EmbeddedMigrations,
+        count: usize,
+    ) -> Result<(), SetupError> {
+        for _ in 0..count {
+            conn.revert_last_migration(source())
+                .map_err(|e| SetupError::Migrate(e.to_string()))?;
+        }
+        Ok(())
+    }
+    match Backend::from_url(url) {
+        Backend::Postgres(url) => {
+            let mut conn = PgConnection::establish(&url)?;
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let result = run(&mut conn, || POSTGRES_MIGRATIONS, count);
+            conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            result
+        }
+        Backend::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(&path)?;
+            conn.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = OFF;")?;
+            run(&mut conn, || SQLITE_MIGRATIONS, count)
+        }
+    }
+}
+
 /// Whether an acknowledged commit must survive a power failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
