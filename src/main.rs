@@ -307,13 +307,14 @@ fn seed(config: &Config, args: &SeedArgs) -> Result<(), String> {
     };
     let seeded = reseller_api::tooling::seed::run(&mut conn, &options)?;
     println!(
-        "seeded {} accounts, {} services, {} orders, {} refunds, {} pending requests, {} ledger entries in {:.1} s",
+        "seeded {} accounts, {} services, {} orders, {} refunds, {} pending requests, {} ledger entries, {} report-rollup buckets in {:.1} s",
         seeded.accounts,
         seeded.services,
         seeded.orders,
         seeded.refunds,
         seeded.pending,
         seeded.ledger_entries,
+        seeded.rollup_buckets,
         seeded.elapsed.as_secs_f64()
     );
     Ok(())
