@@ -220,6 +220,9 @@ pub fn sums(
     scope: ReportScope,
 ) -> QueryResult<(Vec<OrderSums>, Vec<RefundSums>)> {
     super::consistent_read(conn, |conn| {
+        if !super::rollups::buckets_fit(group, window) {
+            return raw_sums(conn, group, window, scope);
+        }
         let plan = super::rollups::plan(conn, window.from, window.to)?;
         let (mut orders, mut refunds) = (Vec::new(), Vec::new());
         for (from, to) in &plan.raw {

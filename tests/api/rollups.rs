@@ -335,6 +335,12 @@ async fn every_report_through_the_rollups_equals_the_raw_computation() {
             .naive_utc();
     backdate(&app, orders[0].0, edge - Duration::seconds(1));
     backdate(&app, orders[1].0, edge);
+    // Two orders beside a local midnight of +03:20, in one bucket: a day series there must
+    // not take them from the rollups.
+    let midnight =
+        now.date().and_hms_opt(0, 0, 0).unwrap() - Duration::days(10) - Duration::minutes(200);
+    backdate(&app, orders[2].0, midnight - Duration::minutes(5));
+    backdate(&app, orders[3].0, midnight + Duration::minutes(2));
     let folded = fold(&app).await;
     assert!(folded.buckets > 10, "{folded:?}");
     assert_eq!(lag(&app).rows, 0);
@@ -417,6 +423,16 @@ async fn every_report_through_the_rollups_equals_the_raw_computation() {
             )
             .unwrap(),
             "+05:45",
+        ),
+        // +03:20: day edges inside buckets (such a time series is read from the rows).
+        (
+            Window::new(
+                day(25) - Duration::minutes(200),
+                day(1) - Duration::minutes(200),
+                zone("+03:20"),
+            )
+            .unwrap(),
+            "+03:20",
         ),
         // -03:00 around the edge of two orders a second apart.
         (
