@@ -3,11 +3,11 @@
 
 use crate::db::{self, rollups, DbConnection};
 
-/// Buckets one fold transaction recomputes at most, so a transaction stays short (on
-/// SQLite it holds the writer).
-pub const BUCKETS_PER_FOLD: usize = 64;
+/// Ranges of buckets one fold transaction recomputes at most (and at most a week of
+/// buckets in all), so a transaction stays short (on SQLite it holds the writer).
+pub const RANGES_PER_FOLD: usize = 64;
 
-/// Folds the change log in transactions of at most [`BUCKETS_PER_FOLD`] buckets, at most
+/// Folds the change log in transactions of at most [`RANGES_PER_FOLD`] ranges, at most
 /// `passes` of them. Each transaction first takes the `rollups` job's row
 /// (`db::jobs::take_turn`, in the same transaction), so on PostgreSQL a second process
 /// waits on that row until the first commits: folds never run side by side. Returns what
@@ -23,7 +23,7 @@ pub fn fold(
             if !db::jobs::take_turn(conn, "rollups", owner, chrono::Duration::zero())? {
                 return Ok(rollups::Folded::default());
             }
-            rollups::fold(conn, BUCKETS_PER_FOLD)
+            rollups::fold(conn, RANGES_PER_FOLD)
         })?;
         total.changes += folded.changes;
         total.buckets += folded.buckets;

@@ -59,9 +59,17 @@ pub struct Folded {
     pub buckets: usize,
 }
 
-/// Folds the change rows of at most `max_buckets` buckets (the oldest changes first):
-/// each bucket recomputed from the rows, then exactly the change rows read are deleted.
-pub fn fold(conn: &mut WriteConn<'_>, max_buckets: usize) -> QueryResult<Folded> {
+/// Buckets one fold transaction may recompute at most (a week): a range of buckets is
+/// recomputed with one statement per rollup table, whatever it holds.
+const MAX_SPAN: i64 = 7 * 96;
+/// Neighbouring changed buckets at most this far apart (a day) are recomputed as one range,
+/// the buckets between them included (recomputing a bucket from its rows is idempotent).
+const MAX_GAP: i64 = 96;
+
+/// Folds the oldest change rows: the buckets they name, joined into at most `max_ranges`
+/// ranges of at most a week in all, are recomputed from the rows, then exactly the change
+/// rows of those buckets that were read are deleted.
+pub fn fold(conn: &mut WriteConn<'_>, max_ranges: usize) -> QueryResult<Folded> {
     let changes: Vec<(i64, i64)> = {
         let read: &mut DbConnection = conn;
         rollup_changes::table
@@ -70,64 +78,110 @@ pub fn fold(conn: &mut WriteConn<'_>, max_buckets: usize) -> QueryResult<Folded>
             .select((rollup_changes::id, rollup_changes::bucket))
             .load(read)?
     };
-    let mut buckets = BTreeSet::new();
-    let mut ids = Vec::new();
-    for (id, bucket) in changes {
-        if buckets.len() >= max_buckets && !buckets.contains(&bucket) {
-            continue;
+    let buckets: BTreeSet<i64> = changes.iter().map(|(_, b)| *b).collect();
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    let mut span = 0;
+    for bucket in buckets {
+        let count = ranges.len();
+        match ranges.last_mut() {
+            Some((_, end)) if bucket - *end < MAX_GAP && span + bucket + 1 - *end <= MAX_SPAN => {
+                span += bucket + 1 - *end;
+                *end = bucket + 1;
+            }
+            _ if count < max_ranges && span < MAX_SPAN => {
+                span += 1;
+                ranges.push((bucket, bucket + 1));
+            }
+            _ => {}
         }
-        buckets.insert(bucket);
-        ids.push(id);
     }
-    for &bucket in &buckets {
-        refold_bucket(conn, bucket)?;
+    let mut folded = Folded::default();
+    for &(first, end) in &ranges {
+        refold_range(conn, first, end)?;
     }
+    let ids: Vec<i64> = changes
+        .iter()
+        .filter(|(_, b)| ranges.iter().any(|(first, end)| (*first..*end).contains(b)))
+        .map(|(id, _)| *id)
+        .collect();
     let write: &mut DbConnection = conn;
     for chunk in ids.chunks(500) {
         diesel::delete(rollup_changes::table.filter(rollup_changes::id.eq_any(chunk)))
             .execute(write)?;
     }
-    Ok(Folded {
-        changes: ids.len(),
-        buckets: buckets.len(),
-    })
+    folded.changes = ids.len();
+    folded.buckets = ranges.iter().map(|(first, end)| end - first).sum::<i64>() as usize;
+    Ok(folded)
+}
+
+/// A timestamp column's bucket, in SQL.
+fn bucket_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "(CAST(strftime('%s', o.created_at) AS INTEGER) / 900)",
+        Dialect::Postgres => "CAST(FLOOR(EXTRACT(EPOCH FROM o.created_at) / 900) AS BIGINT)",
+    }
 }
 
 const FOLD_ORDERS: &str = "INSERT INTO rollup_orders \
     (bucket, service_id, account_id, orders, charged_micros, refunded_orders) \
-    SELECT CAST(? AS BIGINT), o.service_id, o.account_id, COUNT(*), \
+    SELECT {bucket}, o.service_id, o.account_id, COUNT(*), \
     CAST(COALESCE(SUM(o.charge_micros), 0) AS BIGINT), \
     CAST(COALESCE(SUM(CASE WHEN o.refunded_micros > 0 THEN 1 ELSE 0 END), 0) AS BIGINT) \
     FROM orders o WHERE o.created_at >= ? AND o.created_at < ? \
-    GROUP BY o.service_id, o.account_id";
+    GROUP BY 1, o.service_id, o.account_id";
 
 const FOLD_REFUNDS: &str = "INSERT INTO rollup_refunds \
     (bucket, service_id, account_id, reason, refunds, refunded_micros, refunded_orders) \
-    SELECT CAST(? AS BIGINT), o.service_id, o.account_id, r.reason, COUNT(*), \
+    SELECT {bucket}, o.service_id, o.account_id, r.reason, COUNT(*), \
     CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT), COUNT(DISTINCT r.order_id) \
     FROM orders o JOIN refunds r ON r.order_id = o.id AND r.status = '{succeeded}' \
     WHERE o.created_at >= ? AND o.created_at < ? \
-    GROUP BY o.service_id, o.account_id, r.reason";
+    GROUP BY 1, o.service_id, o.account_id, r.reason";
 
-/// The rollup rows of `bucket`, as its rows give them now.
-fn refold_bucket(conn: &mut WriteConn<'_>, bucket: i64) -> QueryResult<()> {
-    let (start, end) = (bucket_start(bucket), bucket_start(bucket + 1));
-    let money = raw_money_by_service(conn, start, end)?;
+/// The rollup rows of buckets `[first, end)`, as their rows give them now.
+fn refold_range(conn: &mut WriteConn<'_>, first: i64, end: i64) -> QueryResult<()> {
+    let (start, stop) = (bucket_start(first), bucket_start(end));
+    let mut money: BTreeMap<(i64, i64, i64), MoneyMetrics> = BTreeMap::new();
+    for order in costs::costed_orders(conn, start, stop, None)? {
+        money
+            .entry((
+                bucket_of(order.created_at),
+                order.provider_id,
+                order.service_id,
+            ))
+            .or_default()
+            .add(&order);
+    }
     let conn: &mut DbConnection = conn;
-    diesel::delete(rollup_orders::table.filter(rollup_orders::bucket.eq(bucket))).execute(conn)?;
-    diesel::delete(rollup_refunds::table.filter(rollup_refunds::bucket.eq(bucket)))
-        .execute(conn)?;
-    diesel::delete(rollup_money::table.filter(rollup_money::bucket.eq(bucket))).execute(conn)?;
+    let range = |b: rollup_orders::bucket| b.ge(first).and(b.lt(end));
+    diesel::delete(rollup_orders::table.filter(range(rollup_orders::bucket))).execute(conn)?;
+    diesel::delete(
+        rollup_refunds::table.filter(
+            rollup_refunds::bucket
+                .ge(first)
+                .and(rollup_refunds::bucket.lt(end)),
+        ),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        rollup_money::table.filter(
+            rollup_money::bucket
+                .ge(first)
+                .and(rollup_money::bucket.lt(end)),
+        ),
+    )
+    .execute(conn)?;
     let dialect = Dialect::of(conn);
     for template in [FOLD_ORDERS, FOLD_REFUNDS] {
-        let sql = template.replace("{succeeded}", RefundStatus::Succeeded.as_str());
+        let sql = template
+            .replace("{bucket}", bucket_sql(dialect))
+            .replace("{succeeded}", RefundStatus::Succeeded.as_str());
         diesel::sql_query(dialect.placeholders(&sql))
-            .bind::<BigInt, _>(bucket)
             .bind::<Timestamp, _>(start)
-            .bind::<Timestamp, _>(end)
+            .bind::<Timestamp, _>(stop)
             .execute(conn)?;
     }
-    for ((provider_id, service_id), m) in money {
+    for ((bucket, provider_id, service_id), m) in money {
         diesel::insert_into(rollup_money::table)
             .values((
                 rollup_money::bucket.eq(bucket),
@@ -148,22 +202,6 @@ fn refold_bucket(conn: &mut WriteConn<'_>, bucket: i64) -> QueryResult<()> {
             .execute(conn)?;
     }
     Ok(())
-}
-
-/// The provider money sums of the orders placed in `[from, to)` per (provider, service),
-/// from the rows.
-fn raw_money_by_service(
-    conn: &mut DbConnection,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> QueryResult<BTreeMap<(i64, i64), MoneyMetrics>> {
-    let mut out: BTreeMap<(i64, i64), MoneyMetrics> = BTreeMap::new();
-    for order in costs::costed_orders(conn, from, to, None)? {
-        out.entry((order.provider_id, order.service_id))
-            .or_default()
-            .add(&order);
-    }
-    Ok(out)
 }
 
 /// How a window splits: whole folded buckets `[first, end)` read from the rollups (minus
@@ -550,141 +588,243 @@ pub struct Mismatch {
     pub what: &'static str,
 }
 
-type OrderRollup = (i64, i64, i64, Money, i64);
-type RefundRollup = (i64, i64, String, i64, Money, i64);
-
-/// Compares every folded bucket's rollups with its rows (in the caller's snapshot), one
-/// bucket at a time: every bucket that has orders or rollup rows, but those with a change
-/// row left (they are read from the rows until folded).
+/// Compares every folded bucket's rollups with its rows (in the caller's snapshot), a week
+/// of buckets at a time: every bucket that has orders or rollup rows, but those with a
+/// change row left (they are read from the rows until folded). Returns the buckets checked
+/// and those that differ.
 pub fn check(conn: &mut DbConnection) -> QueryResult<(usize, Vec<Mismatch>)> {
     use super::schema::orders;
+    use diesel::dsl::{max, min};
     let dirty: BTreeSet<i64> = rollup_changes::table
         .select(rollup_changes::bucket)
         .distinct()
         .load::<i64>(conn)?
         .into_iter()
         .collect();
+    let (o_lo, o_hi): (Option<i64>, Option<i64>) = rollup_orders::table
+        .select((min(rollup_orders::bucket), max(rollup_orders::bucket)))
+        .get_result(conn)?;
+    let (m_lo, m_hi): (Option<i64>, Option<i64>) = rollup_money::table
+        .select((min(rollup_money::bucket), max(rollup_money::bucket)))
+        .get_result(conn)?;
+    let (first_order, last_order): (Option<NaiveDateTime>, Option<NaiveDateTime>) = orders::table
+        .select((min(orders::created_at), max(orders::created_at)))
+        .get_result(conn)?;
+    let lo = [o_lo, m_lo, first_order.map(bucket_of)]
+        .into_iter()
+        .flatten()
+        .min();
+    let hi = [o_hi, m_hi, last_order.map(bucket_of)]
+        .into_iter()
+        .flatten()
+        .max();
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok((0, Vec::new()));
+    };
+    let mut checked = BTreeSet::new();
     let mut mismatches = Vec::new();
-    let mut checked = 0;
-    let mut next = i64::MIN;
-    loop {
-        let rolled: Option<i64> = rollup_orders::table
-            .filter(rollup_orders::bucket.ge(next))
-            .select(diesel::dsl::min(rollup_orders::bucket))
-            .get_result(conn)?;
-        let money: Option<i64> = rollup_money::table
-            .filter(rollup_money::bucket.ge(next))
-            .select(diesel::dsl::min(rollup_money::bucket))
-            .get_result(conn)?;
-        let ordered: Option<NaiveDateTime> = orders::table
-            .filter(orders::created_at.ge(bucket_start(next.max(0))))
-            .select(diesel::dsl::min(orders::created_at))
-            .get_result(conn)?;
-        let Some(bucket) = [rolled, money, ordered.map(bucket_of)]
-            .into_iter()
-            .flatten()
-            .min()
-        else {
-            break;
-        };
-        if !dirty.contains(&bucket) {
-            checked += 1;
-            check_bucket(conn, bucket, &mut mismatches)?;
-        }
-        next = bucket + 1;
+    let mut first = lo;
+    while first <= hi {
+        let end = (first + MAX_SPAN).min(hi + 1);
+        check_range(conn, first, end, &dirty, &mut checked, &mut mismatches)?;
+        first = end;
     }
-    Ok((checked, mismatches))
+    Ok((checked.len(), mismatches))
 }
 
-fn check_bucket(
+type Keyed<K, V> = BTreeMap<i64, BTreeMap<K, V>>;
+
+fn by_bucket<K: Ord, V>(rows: impl IntoIterator<Item = (i64, K, V)>) -> Keyed<K, V> {
+    let mut out: Keyed<K, V> = BTreeMap::new();
+    for (bucket, key, value) in rows {
+        out.entry(bucket).or_default().insert(key, value);
+    }
+    out
+}
+
+fn compare<K: Ord, V: PartialEq>(
+    what: &'static str,
+    stored: &Keyed<K, V>,
+    raw: &Keyed<K, V>,
+    dirty: &BTreeSet<i64>,
+    checked: &mut BTreeSet<i64>,
+    mismatches: &mut Vec<Mismatch>,
+) {
+    let buckets: BTreeSet<i64> = stored.keys().chain(raw.keys()).copied().collect();
+    for bucket in buckets.into_iter().filter(|b| !dirty.contains(b)) {
+        checked.insert(bucket);
+        if stored.get(&bucket) != raw.get(&bucket) {
+            mismatches.push(Mismatch { bucket, what });
+        }
+    }
+}
+
+fn check_range(
     conn: &mut DbConnection,
-    bucket: i64,
+    first: i64,
+    end: i64,
+    dirty: &BTreeSet<i64>,
+    checked: &mut BTreeSet<i64>,
     mismatches: &mut Vec<Mismatch>,
 ) -> QueryResult<()> {
-    let (start, end) = (bucket_start(bucket), bucket_start(bucket + 1));
-    let stored_orders: BTreeMap<(i64, i64), (i64, Money, i64)> = rollup_orders::table
-        .filter(rollup_orders::bucket.eq(bucket))
-        .select((
-            rollup_orders::service_id,
-            rollup_orders::account_id,
-            rollup_orders::orders,
-            rollup_orders::charged_micros,
-            rollup_orders::refunded_orders,
-        ))
-        .load::<OrderRollup>(conn)?
-        .into_iter()
-        .map(|(s, a, n, c, r)| ((s, a), (n, c, r)))
-        .collect();
-    let stored_refunds: BTreeMap<(i64, i64, String), (i64, Money, i64)> = rollup_refunds::table
-        .filter(rollup_refunds::bucket.eq(bucket))
-        .select((
-            rollup_refunds::service_id,
-            rollup_refunds::account_id,
-            rollup_refunds::reason,
-            rollup_refunds::refunds,
-            rollup_refunds::refunded_micros,
-            rollup_refunds::refunded_orders,
-        ))
-        .load::<RefundRollup>(conn)?
-        .into_iter()
-        .map(|(s, a, reason, n, m, o)| ((s, a, reason), (n, m, o)))
-        .collect();
-    let (raw_orders, raw_refunds) = raw_bucket(conn, start, end)?;
-    if stored_orders != raw_orders {
-        mismatches.push(Mismatch {
-            bucket,
-            what: "orders",
-        });
-    }
-    if stored_refunds != raw_refunds {
-        mismatches.push(Mismatch {
-            bucket,
-            what: "refunds",
-        });
-    }
-    let stored_money: BTreeMap<(i64, i64), MoneyMetrics> = {
-        let sql = format!(
-            "SELECT CAST(r.provider_id AS TEXT) || ':' || CAST(r.service_id AS TEXT) AS grp, {MONEY_SUMS} \
-             FROM rollup_money r WHERE r.bucket = ? GROUP BY r.provider_id, r.service_id"
-        );
-        let dialect = Dialect::of(conn);
-        diesel::sql_query(dialect.placeholders(&sql))
-            .bind::<BigInt, _>(bucket)
-            .load::<RolledMoney>(conn)?
+    let (start, stop) = (bucket_start(first), bucket_start(end));
+    let stored_orders = by_bucket(
+        rollup_orders::table
+            .filter(
+                rollup_orders::bucket
+                    .ge(first)
+                    .and(rollup_orders::bucket.lt(end)),
+            )
+            .select((
+                rollup_orders::bucket,
+                rollup_orders::service_id,
+                rollup_orders::account_id,
+                rollup_orders::orders,
+                rollup_orders::charged_micros,
+                rollup_orders::refunded_orders,
+            ))
+            .load::<(i64, i64, i64, i64, Money, i64)>(conn)?
             .into_iter()
-            .filter_map(|r| {
-                let key = r.grp.clone()?;
-                let (p, s) = key.split_once(':')?;
-                Some((
-                    (p.parse().ok()?, s.parse().ok()?),
+            .map(|(b, s, a, n, c, r)| (b, (s, a), (n, c, r))),
+    );
+    let stored_refunds = by_bucket(
+        rollup_refunds::table
+            .filter(
+                rollup_refunds::bucket
+                    .ge(first)
+                    .and(rollup_refunds::bucket.lt(end)),
+            )
+            .select((
+                rollup_refunds::bucket,
+                rollup_refunds::service_id,
+                rollup_refunds::account_id,
+                rollup_refunds::reason,
+                rollup_refunds::refunds,
+                rollup_refunds::refunded_micros,
+                rollup_refunds::refunded_orders,
+            ))
+            .load::<(i64, i64, i64, String, i64, Money, i64)>(conn)?
+            .into_iter()
+            .map(|(b, s, a, reason, n, m, o)| (b, (s, a, reason), (n, m, o))),
+    );
+    let dialect = Dialect::of(conn);
+    let raw_orders: Vec<RawOrders> = diesel::sql_query(aliased_orders(dialect))
+        .bind::<Timestamp, _>(start)
+        .bind::<Timestamp, _>(stop)
+        .load(conn)?;
+    let raw_orders = by_bucket(raw_orders.into_iter().map(|r| {
+        (
+            r.bucket,
+            (r.service_id, r.account_id),
+            (r.orders, r.charged_micros, r.refunded_orders),
+        )
+    }));
+    let raw_refunds: Vec<RawRefunds> = diesel::sql_query(aliased_refunds(dialect))
+        .bind::<Timestamp, _>(start)
+        .bind::<Timestamp, _>(stop)
+        .load(conn)?;
+    let raw_refunds = by_bucket(raw_refunds.into_iter().map(|r| {
+        (
+            r.bucket,
+            (r.service_id, r.account_id, r.reason),
+            (r.refunds, r.refunded_micros, r.refunded_orders),
+        )
+    }));
+    compare(
+        "orders",
+        &stored_orders,
+        &raw_orders,
+        dirty,
+        checked,
+        mismatches,
+    );
+    compare(
+        "refunds",
+        &stored_refunds,
+        &raw_refunds,
+        dirty,
+        checked,
+        mismatches,
+    );
+    let stored_money = by_bucket(
+        rollup_money::table
+            .filter(
+                rollup_money::bucket
+                    .ge(first)
+                    .and(rollup_money::bucket.lt(end)),
+            )
+            .select((
+                rollup_money::bucket,
+                rollup_money::provider_id,
+                rollup_money::service_id,
+                (
+                    rollup_money::orders,
+                    rollup_money::revenue_micros,
+                    rollup_money::provider_cost_micros,
+                    rollup_money::orders_without_cost,
+                    rollup_money::refunds_paid_micros,
+                    rollup_money::expected_credits_micros,
+                ),
+                (
+                    rollup_money::credits_recovered_micros,
+                    rollup_money::unrecovered_micros,
+                    rollup_money::awaiting_credit_micros,
+                    rollup_money::recovery_cases,
+                    rollup_money::unrecovered_cases,
+                ),
+            ))
+            .load::<(
+                i64,
+                i64,
+                i64,
+                (i64, Money, Money, i64, Money, Money),
+                (Money, Money, Money, i64, i64),
+            )>(conn)?
+            .into_iter()
+            .map(|(b, p, s, x, y)| {
+                (
+                    b,
+                    (p, s),
                     MoneyMetrics {
-                        orders: r.orders,
-                        revenue: r.revenue_micros,
-                        provider_cost: r.provider_cost_micros,
-                        orders_without_cost: r.orders_without_cost,
-                        refunds_paid: r.refunds_paid_micros,
-                        expected_credits: r.expected_credits_micros,
-                        credits_recovered: r.credits_recovered_micros,
-                        unrecovered: r.unrecovered_micros,
-                        awaiting_credit: r.awaiting_credit_micros,
-                        recovery_cases: r.recovery_cases,
-                        unrecovered_cases: r.unrecovered_cases,
+                        orders: x.0,
+                        revenue: x.1,
+                        provider_cost: x.2,
+                        orders_without_cost: x.3,
+                        refunds_paid: x.4,
+                        expected_credits: x.5,
+                        credits_recovered: y.0,
+                        unrecovered: y.1,
+                        awaiting_credit: y.2,
+                        recovery_cases: y.3,
+                        unrecovered_cases: y.4,
                     },
-                ))
-            })
-            .collect()
-    };
-    if stored_money != raw_money_by_service(conn, start, end)? {
-        mismatches.push(Mismatch {
-            bucket,
-            what: "provider money",
-        });
+                )
+            }),
+    );
+    let mut raw_money: Keyed<(i64, i64), MoneyMetrics> = BTreeMap::new();
+    for order in costs::costed_orders(conn, start, stop, None)? {
+        raw_money
+            .entry(bucket_of(order.created_at))
+            .or_default()
+            .entry((order.provider_id, order.service_id))
+            .or_default()
+            .add(&order);
     }
+    compare(
+        "provider money",
+        &stored_money,
+        &raw_money,
+        dirty,
+        checked,
+        mismatches,
+    );
     Ok(())
 }
 
 #[derive(QueryableByName)]
 struct RawOrders {
+    #[diesel(sql_type = BigInt)]
+    bucket: i64,
     #[diesel(sql_type = BigInt)]
     service_id: i64,
     #[diesel(sql_type = BigInt)]
@@ -700,6 +840,8 @@ struct RawOrders {
 #[derive(QueryableByName)]
 struct RawRefunds {
     #[diesel(sql_type = BigInt)]
+    bucket: i64,
+    #[diesel(sql_type = BigInt)]
     service_id: i64,
     #[diesel(sql_type = BigInt)]
     account_id: i64,
@@ -713,65 +855,25 @@ struct RawRefunds {
     refunded_orders: i64,
 }
 
-type RawBucket = (
-    BTreeMap<(i64, i64), (i64, Money, i64)>,
-    BTreeMap<(i64, i64, String), (i64, Money, i64)>,
-);
-
-/// A bucket's sums as the fold computes them, from the rows.
-fn raw_bucket(
-    conn: &mut DbConnection,
-    start: NaiveDateTime,
-    end: NaiveDateTime,
-) -> QueryResult<RawBucket> {
-    let dialect = Dialect::of(conn);
-    let orders: Vec<RawOrders> = diesel::sql_query(aliased_orders(dialect))
-        .bind::<Timestamp, _>(start)
-        .bind::<Timestamp, _>(end)
-        .load(conn)?;
-    let refunds: Vec<RawRefunds> = diesel::sql_query(aliased_refunds(dialect))
-        .bind::<Timestamp, _>(start)
-        .bind::<Timestamp, _>(end)
-        .load(conn)?;
-    Ok((
-        orders
-            .into_iter()
-            .map(|r| {
-                (
-                    (r.service_id, r.account_id),
-                    (r.orders, r.charged_micros, r.refunded_orders),
-                )
-            })
-            .collect(),
-        refunds
-            .into_iter()
-            .map(|r| {
-                (
-                    (r.service_id, r.account_id, r.reason),
-                    (r.refunds, r.refunded_micros, r.refunded_orders),
-                )
-            })
-            .collect(),
-    ))
-}
-
 fn aliased_orders(dialect: Dialect) -> String {
-    dialect.placeholders(
-        "SELECT o.service_id AS service_id, o.account_id AS account_id, COUNT(*) AS orders, \
+    dialect.placeholders(&format!(
+        "SELECT {} AS bucket, o.service_id AS service_id, o.account_id AS account_id, COUNT(*) AS orders, \
          CAST(COALESCE(SUM(o.charge_micros), 0) AS BIGINT) AS charged_micros, \
          CAST(COALESCE(SUM(CASE WHEN o.refunded_micros > 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS refunded_orders \
          FROM orders o WHERE o.created_at >= ? AND o.created_at < ? \
-         GROUP BY o.service_id, o.account_id",
-    )
+         GROUP BY 1, o.service_id, o.account_id",
+        bucket_sql(dialect)
+    ))
 }
 
 fn aliased_refunds(dialect: Dialect) -> String {
-    let sql = "SELECT o.service_id AS service_id, o.account_id AS account_id, r.reason AS reason, \
+    let sql = "SELECT {bucket} AS bucket, o.service_id AS service_id, o.account_id AS account_id, r.reason AS reason, \
          COUNT(*) AS refunds, CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) AS refunded_micros, \
          COUNT(DISTINCT r.order_id) AS refunded_orders \
          FROM orders o JOIN refunds r ON r.order_id = o.id AND r.status = '{succeeded}' \
          WHERE o.created_at >= ? AND o.created_at < ? \
-         GROUP BY o.service_id, o.account_id, r.reason"
+         GROUP BY 1, o.service_id, o.account_id, r.reason"
+        .replace("{bucket}", bucket_sql(dialect))
         .replace("{succeeded}", RefundStatus::Succeeded.as_str());
     dialect.placeholders(&sql)
 }
