@@ -20,7 +20,7 @@
 # "GET /v1/orders/{id}, baseline <commit>", "POST /api/v2 status, baseline <commit>"; the
 # same rows of this server show the ratio to them).
 # Ceiling 1, this server and the baseline each start on a fresh database.
-# Not part of `cargo test` or `.ci/run`.
+# Not part of `cargo test` or `.ci/run`. BENCH_REPORTS=1 adds the report section (bench/reports.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -247,3 +247,9 @@ for r in "${RSS[@]}"; do printf ' %s MB;' "$r"; done
 printf '\nMachine: %s cores, %s, %s GiB RAM; %s s per point.\n' "$(nproc)" \
   "$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)" \
   "$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)" "$DURATION"
+# Reports (issue 25): 366-day windows on a seeded database, as a ratio to their targets.
+# Off unless BENCH_REPORTS=1 (seeding 2,000,000 orders takes a while; see bench/reports.sh).
+if [ "${BENCH_REPORTS:-0}" = 1 ]; then
+  printf '\nReports:\n'
+  bash bench/reports.sh
+fi

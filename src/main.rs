@@ -217,8 +217,8 @@ fn verify(config: &Config) -> Result<(), String> {
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let report = db::verify::run(&mut conn).map_err(|e| e.to_string())?;
     println!(
-        "checked {} accounts, {} ledger entries, {} orders, {} top-ups, {} refunds",
-        report.accounts, report.entries, report.orders, report.top_ups, report.refunds
+        "checked {} accounts, {} ledger entries, {} orders, {} top-ups, {} refunds, {} report rollup buckets",
+        report.accounts, report.entries, report.orders, report.top_ups, report.refunds, report.rollup_buckets
     );
     if report.problems.is_empty() {
         println!("the books balance");
@@ -307,13 +307,14 @@ fn seed(config: &Config, args: &SeedArgs) -> Result<(), String> {
     };
     let seeded = reseller_api::tooling::seed::run(&mut conn, &options)?;
     println!(
-        "seeded {} accounts, {} services, {} orders, {} refunds, {} pending requests, {} ledger entries in {:.1} s",
+        "seeded {} accounts, {} services, {} orders, {} refunds, {} pending requests, {} ledger entries, {} report-rollup buckets in {:.1} s",
         seeded.accounts,
         seeded.services,
         seeded.orders,
         seeded.refunds,
         seeded.pending,
         seeded.ledger_entries,
+        seeded.rollup_buckets,
         seeded.elapsed.as_secs_f64()
     );
     Ok(())

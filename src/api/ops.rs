@@ -210,4 +210,26 @@ fn render_database(out: &mut Exposition, gauges: &Gauges, now: NaiveDateTime) {
         &[],
         &process::decimal_micros(lag.unsigned_abs() * 1000),
     );
+    out.family(
+        "report_rollup_lag_rows",
+        "gauge",
+        "Changes the report rollups have not folded yet (reports read their buckets from the rows).",
+    );
+    out.sample(
+        "report_rollup_lag_rows",
+        "",
+        &[],
+        &gauges.rollup_lag.rows.to_string(),
+    );
+    out.family(
+        "report_rollup_lag_seconds",
+        "gauge",
+        "Age of the oldest change the report rollups have not folded; 0 when none.",
+    );
+    out.sample(
+        "report_rollup_lag_seconds",
+        "",
+        &[],
+        &gauges.rollup_lag.seconds.to_string(),
+    );
 }

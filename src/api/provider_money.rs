@@ -2,7 +2,7 @@
 //! and an order's cost, margin and refund recovery (`domain::cost`). Resellers never see
 //! any of it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use actix_web::http::header;
 use actix_web::{get, patch, web, HttpRequest, HttpResponse};
@@ -12,12 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::reports::{self, ReportFormat};
 use crate::db::reports as report_rows;
-use crate::domain::cost::{money_row_key, MoneyMetrics};
+use crate::domain::cost::MoneyMetrics;
 use crate::domain::report::{spreadsheet_safe, time_label, ReportGroup};
 use crate::http::extract::ApiQuery;
 
 use crate::application;
-use crate::db::{costs, providers};
+use crate::db::{costs, providers, rollups};
 use crate::domain::account::parse_currency;
 use crate::domain::cost::{OrderCost, Recovery};
 use crate::domain::ids::{AccountId, ProviderId};
@@ -377,15 +377,7 @@ pub async fn find_provider_money_report(
     )?;
     let (rows, totals, labels, currency) = state
         .db(move |conn| {
-            let orders = costs::costed_orders(conn, window.from, window.to, provider_id)?;
-            let mut rows: BTreeMap<String, MoneyMetrics> = BTreeMap::new();
-            let mut totals = MoneyMetrics::default();
-            for order in &orders {
-                totals.add(order);
-                if let Some(key) = money_row_key(group, order, window.offset) {
-                    rows.entry(key).or_default().add(order);
-                }
-            }
+            let (rows, totals) = rollups::money_sums(conn, group, &window, provider_id)?;
             let ids: Vec<i64> = rows.keys().filter_map(|k| k.parse().ok()).collect();
             let labels: HashMap<String, String> = match group {
                 ReportGroup::Service => report_rows::service_names(conn, &ids)?,

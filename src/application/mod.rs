@@ -18,6 +18,7 @@ pub mod providers;
 pub mod refills;
 pub mod refunds;
 pub mod retention;
+pub mod rollups;
 pub mod services;
 pub mod signing_keys;
 pub mod top_ups;

@@ -20,6 +20,8 @@ pub struct Gauges {
     /// The oldest last sync of an order sent upstream and not final yet (its creation
     /// when it was never synced); `None` when nothing is open upstream.
     pub oldest_sync: Option<NaiveDateTime>,
+    /// How far the report rollups are behind their change log.
+    pub rollup_lag: super::rollups::Lag,
 }
 
 // The states are literals in the SQL, not bound values, so both planners can match them
@@ -55,5 +57,6 @@ pub fn read(conn: &mut DbConnection) -> QueryResult<Gauges> {
         pending_review,
         forwarding,
         oldest_sync: [synced, never_synced].into_iter().flatten().min(),
+        rollup_lag: super::rollups::lag(conn)?,
     })
 }

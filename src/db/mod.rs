@@ -41,6 +41,7 @@ pub mod refills;
 pub mod refunds;
 pub mod reports;
 pub mod revocations;
+pub mod rollups;
 pub mod schema;
 pub mod sealed;
 pub mod services;
@@ -557,6 +558,18 @@ where
     }
     let result = f(conn);
     finish_tx(conn, result)
+}
+
+/// [`snapshot_tx`] when `conn` is in no transaction; inside one, `f` reads in it as it is.
+pub fn consistent_read<T, F>(conn: &mut DbConnection, f: F) -> QueryResult<T>
+where
+    F: FnOnce(&mut DbConnection) -> QueryResult<T>,
+{
+    if outside_transaction(conn) {
+        snapshot_tx(conn, f)
+    } else {
+        f(conn)
+    }
 }
 
 /// Commits the transaction `conn` is in when `result` is `Ok`, else rolls it back.

@@ -85,7 +85,7 @@ struct RefundSumsRow {
 }
 
 /// The SQL expression a row's key is, as text (NULL for "no provider").
-fn key_sql(dialect: Dialect, group: ReportGroup) -> &'static str {
+pub(crate) fn key_sql(dialect: Dialect, group: ReportGroup) -> &'static str {
     // The offset is inlined by `render`; keeping the templates static keeps them reviewable.
     match (dialect, group) {
         (Dialect::Sqlite, ReportGroup::Day) => {
@@ -210,8 +210,44 @@ where
     }
 }
 
-/// The order sums and refund sums of a report, grouped in the database.
+/// The order sums and refund sums of a report: whole folded buckets from the rollups
+/// (`db::rollups`), the window's unaligned edges and the buckets not folded yet from the
+/// rows, all in one snapshot. Equal to [`raw_sums`] to the micro-unit.
 pub fn sums(
+    conn: &mut DbConnection,
+    group: ReportGroup,
+    window: &Window,
+    scope: ReportScope,
+) -> QueryResult<(Vec<OrderSums>, Vec<RefundSums>)> {
+    super::consistent_read(conn, |conn| {
+        if !super::rollups::buckets_fit(group, window) {
+            return raw_sums(conn, group, window, scope);
+        }
+        let plan = super::rollups::plan(conn, window.from, window.to)?;
+        let (mut orders, mut refunds) = (Vec::new(), Vec::new());
+        for (from, to) in &plan.raw {
+            let part = Window {
+                from: *from,
+                to: *to,
+                ..*window
+            };
+            let (o, r) = raw_sums(conn, group, &part, scope)?;
+            orders.extend(o);
+            refunds.extend(r);
+        }
+        if let Some(range) = plan.rolled {
+            let key = key_sql(Dialect::of(conn), group);
+            let (o, r) = super::rollups::rolled_sums(conn, group, key, window, range, scope)?;
+            orders.extend(o);
+            refunds.extend(r);
+        }
+        Ok((orders, refunds))
+    })
+}
+
+/// The order sums and refund sums of a report, grouped in the database from the rows
+/// alone (the computation the rollups must equal).
+pub fn raw_sums(
     conn: &mut DbConnection,
     group: ReportGroup,
     window: &Window,

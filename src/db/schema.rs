@@ -500,6 +500,56 @@ diesel::joinable!(services -> providers (provider_id));
 diesel::joinable!(webhook_deliveries -> events (event_id));
 diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 
+diesel::table! {
+    rollup_changes (id) {
+        id -> BigInt,
+        bucket -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rollup_orders (bucket, service_id, account_id) {
+        bucket -> BigInt,
+        service_id -> BigInt,
+        account_id -> BigInt,
+        orders -> BigInt,
+        charged_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_refunds (bucket, service_id, account_id, reason) {
+        bucket -> BigInt,
+        service_id -> BigInt,
+        account_id -> BigInt,
+        reason -> Text,
+        refunds -> BigInt,
+        refunded_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_money (bucket, provider_id, service_id) {
+        bucket -> BigInt,
+        provider_id -> BigInt,
+        service_id -> BigInt,
+        orders -> BigInt,
+        revenue_micros -> BigInt,
+        provider_cost_micros -> BigInt,
+        orders_without_cost -> BigInt,
+        refunds_paid_micros -> BigInt,
+        expected_credits_micros -> BigInt,
+        credits_recovered_micros -> BigInt,
+        unrecovered_micros -> BigInt,
+        awaiting_credit_micros -> BigInt,
+        recovery_cases -> BigInt,
+        unrecovered_cases -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     api_keys,
@@ -532,4 +582,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     provider_exchange_rates,
     service_costs,
     order_costs,
+    rollup_changes,
+    rollup_orders,
+    rollup_refunds,
+    rollup_money,
 );

@@ -21,6 +21,8 @@ pub struct Report {
     pub refunds: usize,
     /// Money-moving operator actions checked against the audit log.
     pub audited: usize,
+    /// Folded report-rollup buckets checked against the rows.
+    pub rollup_buckets: usize,
     /// Every inconsistency found, one sentence each. Empty means the books balance.
     pub problems: Vec<String>,
 }
@@ -305,6 +307,16 @@ fn check(
         ));
     }
     check_audited(conn, page, &mut report, needs_entry, log_began)?;
+    let (checked, mismatches) = super::rollups::check(conn)?;
+    report.rollup_buckets = checked;
+    for m in mismatches {
+        report.problems.push(format!(
+            "report rollup bucket {} ({}): its {} sums differ from the rows",
+            m.bucket,
+            super::rollups::bucket_start(m.bucket),
+            m.what
+        ));
+    }
     report.problems.sort();
     Ok(report)
 }

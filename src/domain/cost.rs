@@ -206,6 +206,23 @@ impl MoneyMetrics {
         .min(rust_decimal::Decimal::ONE)
     }
 
+    /// Adds the sums of other orders (another bucket's, a rollup's).
+    pub fn merge(&mut self, other: &MoneyMetrics) {
+        self.orders += other.orders;
+        self.revenue = self.revenue.saturating_add(other.revenue);
+        self.provider_cost = self.provider_cost.saturating_add(other.provider_cost);
+        self.orders_without_cost += other.orders_without_cost;
+        self.refunds_paid = self.refunds_paid.saturating_add(other.refunds_paid);
+        self.expected_credits = self.expected_credits.saturating_add(other.expected_credits);
+        self.credits_recovered = self
+            .credits_recovered
+            .saturating_add(other.credits_recovered);
+        self.unrecovered = self.unrecovered.saturating_add(other.unrecovered);
+        self.awaiting_credit = self.awaiting_credit.saturating_add(other.awaiting_credit);
+        self.recovery_cases += other.recovery_cases;
+        self.unrecovered_cases += other.unrecovered_cases;
+    }
+
     /// Adds one order.
     pub fn add(&mut self, order: &CostedOrder) {
         self.orders += 1;

@@ -890,6 +890,27 @@ impl crate::jobs::Periodic for Retention {
     }
 }
 
+/// The report rollups' fold (`application::rollups`), every second.
+struct Rollups {
+    pool: DbPool,
+    owner: String,
+}
+
+impl crate::jobs::Periodic for Rollups {
+    const NAME: &'static str = "rollups";
+
+    fn every(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn pass(&mut self) -> Result<Option<String>, String> {
+        let mut conn = self.pool.get().map_err(|e| e.to_string())?;
+        let folded = crate::application::rollups::fold(&mut conn, &self.owner, 16)
+            .map_err(|e| e.to_string())?;
+        Ok((folded.changes > 0).then(|| format!("{folded:?}")))
+    }
+}
+
 /// Starts the worker: a lane per provider (`jobs::supervise`) and the retention job.
 pub fn spawn(
     pool: DbPool,
@@ -899,6 +920,7 @@ pub fn spawn(
 ) -> WorkerHandle {
     let worker = Worker::new(pool.clone(), config, wake.clone());
     let stop = worker.stop.clone();
+    let (rollups_pool, rollups_owner) = (pool.clone(), worker.owner.clone());
     let retention = crate::jobs::spawn_periodic(
         Retention {
             pool,
@@ -919,9 +941,17 @@ pub fn spawn(
             tracing::info!(owner = %worker.owner, "provider worker stopped; its leases are given back");
         })
         .expect("spawn the provider worker thread");
+    let rollups = crate::jobs::spawn_periodic(
+        Rollups {
+            pool: rollups_pool,
+            owner: rollups_owner,
+        },
+        stop.clone(),
+        wake.clone(),
+    );
     WorkerHandle {
         stop,
         wake,
-        threads: vec![lanes, retention],
+        threads: vec![lanes, retention, rollups],
     }
 }

@@ -106,6 +106,26 @@ pub fn run(
                 iterations,
             )?);
         }
+        let mut times = Vec::with_capacity(iterations.max(1));
+        let mut shape = (0, 0);
+        for _ in 0..iterations.max(1) {
+            let started = Instant::now();
+            let (rows, totals) =
+                crate::db::rollups::money_sums(conn, ReportGroup::Provider, window, None)
+                    .map_err(|e| e.to_string())?;
+            times.push(started.elapsed());
+            shape = (rows.len(), totals.orders);
+        }
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        out.push(Measurement {
+            name: format!("admin    money    {window_name} {days}d"),
+            rows: shape.0,
+            orders: shape.1,
+            p50: at(0.5),
+            p95: at(0.95),
+            max: at(1.0),
+        });
         out.push(measure(
             conn,
             format!("reseller service  {window_name} {days}d"),

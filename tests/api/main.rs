@@ -38,6 +38,7 @@ mod reads;
 mod refills;
 mod refunds;
 mod reports;
+mod rollups;
 mod round_trips;
 mod schema;
 mod secrets;

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Report latency on a seeded database, against the targets of issue 25: any window up to
+# 366 days within 50 ms on SQLite and 100 ms on PostgreSQL (reports read whole 15-minute
+# buckets from the rollups; see docs/reports.md).
+# Usage: bash bench/reports.sh   (bench/run.sh calls it when BENCH_REPORTS=1)
+# Knobs (environment): BENCH_REPORT_ORDERS (default 2000000), BENCH_REPORT_DAYS (window,
+# default 365: the seed spans 365 days, and bench-reports adds a second to the newest
+# window, so 366 would exceed the longest window the API takes), BENCH_BACKENDS (default "sqlite postgres"), BENCH_PG_URL (default
+# postgres://postgres@127.0.0.1:5432), CARGO_TARGET_DIR. Seeding takes a while (the seed
+# folds the rollups too); each backend gets a fresh database.
+# Not part of `cargo test` or `.ci/run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ORDERS=${BENCH_REPORT_ORDERS:-2000000}
+DAYS=${BENCH_REPORT_DAYS:-365}
+BACKENDS=${BENCH_BACKENDS:-"sqlite postgres"}
+PG_BASE=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/reseller-api
+say() { printf '==> %s\n' "$*" >&2; }
+[ -x "$BIN" ] || { say "building the release binary"; cargo build --release --quiet; }
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+export RESELLER_MASTER_KEY=${RESELLER_MASTER_KEY:-dGVzdC1tYXN0ZXIta2V5LW9mLTMyLWJ5dGVzLWxvbmc=}
+printf '%-10s %-40s %9s %9s %8s\n' backend report "p95 ms" "target" ratio
+for backend in $BACKENDS; do
+  case $backend in
+    sqlite) url="sqlite://$WORK/reports.db"; target=50 ;;
+    postgres)
+      db="bench_reports_$$"
+      psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+      psql "$PG_BASE/postgres" -qc "CREATE DATABASE $db" >/dev/null
+      url="$PG_BASE/$db"; target=100 ;;
+    *) say "unknown backend $backend"; exit 1 ;;
+  esac
+  say "$backend: seeding $ORDERS orders (and folding their rollups)"
+  DATABASE_URL=$url "$BIN" seed --orders "$ORDERS" --refunds $((ORDERS / 20)) --days 365 >&2
+  say "$backend: measuring ${DAYS}-day windows"
+  DATABASE_URL=$url "$BIN" bench-reports --days "$DAYS" --iterations 10 | tail -n +2 |
+    while read -r line; do
+      name=$(printf '%s' "$line" | awk '{NF-=5; print}')
+      p95=$(printf '%s' "$line" | awk '{print $(NF-1)}')
+      ratio=$(awk -v a="$p95" -v b="$target" 'BEGIN { printf "%.2fx", a / b }')
+      printf '%-10s %-40s %9s %9s %8s\n' "$backend" "$name" "$p95" "$target" "$ratio"
+    done
+  if [ "$backend" = postgres ]; then psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null; fi
+done

@@ -1,0 +1,12 @@
+DROP TRIGGER rollup_cost_update ON order_costs;
+DROP TRIGGER rollup_cost_insert ON order_costs;
+DROP TRIGGER rollup_refund_update ON refunds;
+DROP TRIGGER rollup_refund_insert ON refunds;
+DROP TRIGGER rollup_order_update ON orders;
+DROP TRIGGER rollup_order_insert ON orders;
+DROP FUNCTION rollup_order_child_change();
+DROP FUNCTION rollup_order_change();
+DROP TABLE rollup_money;
+DROP TABLE rollup_refunds;
+DROP TABLE rollup_orders;
+DROP TABLE rollup_changes;

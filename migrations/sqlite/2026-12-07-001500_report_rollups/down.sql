@@ -1,0 +1,13 @@
+DROP TRIGGER rollup_cost_delete;
+DROP TRIGGER rollup_cost_update;
+DROP TRIGGER rollup_cost_insert;
+DROP TRIGGER rollup_refund_delete;
+DROP TRIGGER rollup_refund_update;
+DROP TRIGGER rollup_refund_insert;
+DROP TRIGGER rollup_order_delete;
+DROP TRIGGER rollup_order_update;
+DROP TRIGGER rollup_order_insert;
+DROP TABLE rollup_money;
+DROP TABLE rollup_refunds;
+DROP TABLE rollup_orders;
+DROP TABLE rollup_changes;

@@ -1,0 +1,542 @@
+//! Report rollups: after a randomized history (orders across many buckets, services,
+//! providers and accounts; partials, cancels and provider credits landing later in old
+//! buckets), every report read through the rollups equals the raw computation to the
+//! micro-unit, in JSON and CSV, before the fold (the raw tail) and after it; `verify`
+//! checks the folded buckets.
+
+use chrono::{Duration, NaiveDateTime, Timelike};
+use serde_json::{json, Value};
+
+use crate::helpers::{micros, spawn_app_with, Reseller, StandIn, TestApp};
+use reseller_api::db;
+use reseller_api::db::reports::{self, ReportScope};
+use reseller_api::db::rollups;
+use reseller_api::domain::ids::{AccountId, ProviderId};
+use reseller_api::domain::money::Money;
+use reseller_api::domain::report::{parse_timezone, summarize, ReportGroup, Summary, Window};
+
+/// A small deterministic generator (xorshift), so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn catalog() -> Value {
+    json!([
+        {"service": 1, "name": "Followers", "type": "Default", "category": "Instagram",
+         "rate": "0.9", "min": "10", "max": "10000"},
+        {"service": 2, "name": "Likes", "type": "Default", "category": "Instagram",
+         "rate": "1.2345675", "min": "10", "max": "10000"},
+    ])
+}
+
+async fn fold(app: &TestApp) -> rollups::Folded {
+    let pool = app.pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().unwrap();
+        reseller_api::application::rollups::fold(&mut conn, "test", 10_000).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn rfc(at: NaiveDateTime) -> String {
+    at.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn enc(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
+
+fn m(text: &str) -> i64 {
+    Money::parse(text).unwrap().micros()
+}
+
+/// The refund report as the rows alone give it.
+fn raw_summary(app: &TestApp, group: ReportGroup, window: &Window, scope: ReportScope) -> Summary {
+    let mut conn = app.pool.get().unwrap();
+    let (orders, refunds) = reports::raw_sums(&mut conn, group, window, scope).unwrap();
+    summarize(group, orders, refunds)
+}
+
+fn assert_refund_metrics(got: &Value, want: &reseller_api::domain::report::Metrics, at: &str) {
+    assert_eq!(got["orders_count"], want.orders, "{at}: {got}");
+    assert_eq!(
+        micros(&got["charged_amount"]),
+        want.charged.micros(),
+        "{at}"
+    );
+    assert_eq!(got["refunded_orders_count"], want.refunded_orders, "{at}");
+    assert_eq!(got["refunds_count"], want.refunds, "{at}");
+    assert_eq!(
+        micros(&got["refunded_amount"]),
+        want.refunded.micros(),
+        "{at}"
+    );
+    let reasons = got["by_reason"].as_object().unwrap();
+    assert_eq!(reasons.len(), want.by_reason.len(), "{at}: {got}");
+    for (reason, sums) in &want.by_reason {
+        assert_eq!(reasons[reason]["count"], sums.count, "{at}: {reason}");
+        assert_eq!(
+            micros(&reasons[reason]["amount"]),
+            sums.amount.micros(),
+            "{at}: {reason}"
+        );
+    }
+}
+
+/// Every refund report shape over `window` (JSON and CSV, admin and one reseller's) and the
+/// provider money report against the raw computation; returns how many were compared.
+async fn compare_all(
+    app: &TestApp,
+    reseller: &Reseller,
+    providers: &[i64],
+    windows: &[(Window, &str)],
+) -> usize {
+    let mut compared = 0;
+    for (window, tz) in windows {
+        let base = format!(
+            "from={}&to={}&timezone={}",
+            enc(&rfc(window.from)),
+            enc(&rfc(window.to)),
+            enc(tz)
+        );
+        for group in [
+            ReportGroup::Day,
+            ReportGroup::Week,
+            ReportGroup::Month,
+            ReportGroup::Service,
+            ReportGroup::Provider,
+            ReportGroup::Reason,
+            ReportGroup::Account,
+        ] {
+            for scope in [
+                ReportScope::All,
+                ReportScope::Account(AccountId(reseller.id)),
+            ] {
+                if group == ReportGroup::Account && scope != ReportScope::All {
+                    continue;
+                }
+                let want = raw_summary(app, group, window, scope);
+                // Through the rollups, below HTTP: the very same summary.
+                {
+                    let mut conn = app.pool.get().unwrap();
+                    let (o, r) = reports::sums(&mut conn, group, window, scope).unwrap();
+                    assert_eq!(summarize(group, o, r), want, "{group} {scope:?} {base}");
+                }
+                let (path, token) = match scope {
+                    ReportScope::All => (
+                        format!("/v1/admin/reports/refunds?{base}&group_by={group}"),
+                        app.admin_token.clone(),
+                    ),
+                    ReportScope::Account(_) => (
+                        format!("/v1/reports/refunds?{base}&group_by={group}"),
+                        reseller.token.clone(),
+                    ),
+                };
+                let reply = app.get(&path, &token).await;
+                assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+                let rows = reply.body["rows"].as_array().unwrap();
+                assert_eq!(rows.len(), want.rows.len(), "{path}: {}", reply.text);
+                for (got, row) in rows.iter().zip(&want.rows) {
+                    assert_eq!(got["group"], row.key.as_str(), "{path}");
+                    assert_refund_metrics(got, &row.metrics, &path);
+                }
+                assert_refund_metrics(&reply.body["totals"], &want.totals, &path);
+                // CSV: the same figures, and the total row.
+                let csv = app.get(&format!("{path}&format=csv"), &token).await;
+                assert_eq!(csv.status, 200, "{}", csv.text);
+                let mut reader = csv::Reader::from_reader(csv.text.as_bytes());
+                let records: Vec<csv::StringRecord> =
+                    reader.records().map(|r| r.unwrap()).collect();
+                assert_eq!(records.len(), want.rows.len() + 1, "{path}");
+                let expected = want
+                    .rows
+                    .iter()
+                    .map(|r| (r.key.clone(), &r.metrics))
+                    .chain(std::iter::once(("total".to_string(), &want.totals)));
+                for (record, (key, metrics)) in records.iter().zip(expected) {
+                    assert_eq!(&record[0], key.as_str(), "{path}");
+                    assert_eq!(record[4].parse::<i64>().unwrap(), metrics.orders, "{path}");
+                    assert_eq!(m(&record[5]), metrics.charged.micros(), "{path}");
+                    assert_eq!(
+                        record[6].parse::<i64>().unwrap(),
+                        metrics.refunded_orders,
+                        "{path}"
+                    );
+                    assert_eq!(record[7].parse::<i64>().unwrap(), metrics.refunds, "{path}");
+                    assert_eq!(m(&record[8]), metrics.refunded.micros(), "{path}");
+                }
+                compared += 1;
+            }
+        }
+        for group in [
+            ReportGroup::Provider,
+            ReportGroup::Service,
+            ReportGroup::Day,
+            ReportGroup::Week,
+        ] {
+            let (want_rows, want_totals) = {
+                let mut conn = app.pool.get().unwrap();
+                let raw = rollups::raw_money_sums(&mut conn, group, window, None).unwrap();
+                let rolled = rollups::money_sums(&mut conn, group, window, None).unwrap();
+                assert_eq!(rolled, raw, "money {group} {base}");
+                raw
+            };
+            let path = format!("/v1/admin/reports/provider-money?{base}&group_by={group}");
+            let reply = app.get(&path, &app.admin_token).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+            let rows = reply.body["rows"].as_array().unwrap();
+            assert_eq!(rows.len(), want_rows.len(), "{path}: {}", reply.text);
+            let check = |got: &Value, want: &reseller_api::domain::cost::MoneyMetrics| {
+                assert_eq!(got["orders_count"], want.orders, "{path}: {got}");
+                for (field, amount) in [
+                    ("revenue", want.revenue),
+                    ("provider_cost", want.provider_cost),
+                    ("refunds_paid", want.refunds_paid),
+                    ("expected_credits", want.expected_credits),
+                    ("credits_recovered", want.credits_recovered),
+                    ("unrecovered", want.unrecovered),
+                    ("awaiting_credit", want.awaiting_credit),
+                ] {
+                    assert_eq!(micros(&got[field]), amount.micros(), "{path}: {field}");
+                }
+                assert_eq!(
+                    got["orders_without_cost"], want.orders_without_cost,
+                    "{path}"
+                );
+            };
+            for got in rows {
+                let key = got["group"].as_str().unwrap();
+                check(got, &want_rows[key]);
+            }
+            check(&reply.body["totals"], &want_totals);
+            let csv = app
+                .get(&format!("{path}&format=csv"), &app.admin_token)
+                .await;
+            assert_eq!(csv.status, 200, "{}", csv.text);
+            let mut reader = csv::Reader::from_reader(csv.text.as_bytes());
+            let total = reader.records().last().unwrap().unwrap();
+            assert_eq!(&total[0], "total");
+            assert_eq!(total[4].parse::<i64>().unwrap(), want_totals.orders);
+            assert_eq!(m(&total[5]), want_totals.revenue.micros());
+            assert_eq!(m(&total[6]), want_totals.provider_cost.micros());
+            assert_eq!(m(&total[9]), want_totals.refunds_paid.micros());
+            assert_eq!(m(&total[11]), want_totals.credits_recovered.micros());
+            compared += 1;
+        }
+        // One provider's money alone.
+        let mut conn = app.pool.get().unwrap();
+        for provider in providers {
+            let id = Some(ProviderId(*provider));
+            assert_eq!(
+                rollups::money_sums(&mut conn, ReportGroup::Service, window, id).unwrap(),
+                rollups::raw_money_sums(&mut conn, ReportGroup::Service, window, id).unwrap()
+            );
+        }
+    }
+    compared
+}
+
+/// Moves an order's creation back in time (the history a long-running panel has).
+fn backdate(app: &TestApp, order: i64, at: NaiveDateTime) {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::orders;
+    let mut conn = app.pool.get().unwrap();
+    diesel::update(orders::table.find(order))
+        .set(orders::created_at.eq(at))
+        .execute(&mut *conn)
+        .unwrap();
+}
+
+fn lag(app: &TestApp) -> rollups::Lag {
+    let mut conn = app.pool.get().unwrap();
+    rollups::lag(&mut conn).unwrap()
+}
+
+#[actix_rt::test]
+async fn every_report_through_the_rollups_equals_the_raw_computation() {
+    let seed = 0x5eed_2026_u64;
+    let mut rng = Rng(seed);
+    let (eur_upstream, eur) = StandIn::panel().await;
+    {
+        let mut state = eur.lock().unwrap();
+        state.services = catalog();
+        state.currency = "EUR".into();
+        state.add_charge = "0.9".into();
+    }
+    let (usd_upstream, usd) = StandIn::panel().await;
+    usd.lock().unwrap().add_charge = "0.5".into();
+    let app = spawn_app_with(|c| {
+        c.worker.sync_interval_secs = 0;
+        c.worker.max_backoff_secs = 0;
+        c.worker.recovery_poll_secs = 0;
+        c.worker.recovery_window_secs = 0;
+    })
+    .await;
+    let provider = app
+        .post(
+            "/v1/admin/providers",
+            &app.admin_token,
+            json!({"allow_private_network": true, "name": "Euro", "url": eur_upstream.url, "key": "k",
+                   "markup_percent": "10", "currency": "EUR", "exchange_rate": "1.1"}),
+        )
+        .await;
+    assert_eq!(provider.status, 201, "{}", provider.text);
+    let eur_id = provider.body["id"].as_i64().unwrap();
+    let synced = app
+        .post(
+            &format!("/v1/admin/providers/{eur_id}/sync-services"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(synced.status, 200, "{}", synced.text);
+    let followers = synced.body["created"][0]["service_id"].as_i64().unwrap();
+    let likes = synced.body["created"][1]["service_id"].as_i64().unwrap();
+    let (usd_id, usd_service) = app.provider_service(&usd_upstream.url, true, 5000).await;
+    let by_hand = app.service("2.5").await;
+    let services = [followers, likes, usd_service, by_hand];
+    let mut resellers = Vec::new();
+    for name in ["Acme", "Bolt", "Cora"] {
+        resellers.push(app.funded_reseller(name, "1000").await);
+    }
+
+    // Orders, then their creation spread over 40 days at odd seconds, so buckets, days and
+    // weeks of every zone hold several (and a fold happens before the refunds arrive).
+    let now = db::now().with_nanosecond(0).unwrap();
+    let mut orders = Vec::new();
+    for _ in 0..48 {
+        let service = services[rng.below(4) as usize];
+        let reseller = &resellers[rng.below(3) as usize];
+        let quantity = 100 + 10 * rng.below(150) as i64;
+        let id = app.order_id(&reseller.token, service, quantity).await;
+        orders.push((id, service, quantity));
+    }
+    app.worker_pass().await;
+    for (id, _, _) in &orders {
+        let back = Duration::seconds(rng.below(40 * 86_400) as i64 + 1);
+        backdate(&app, *id, now - back);
+    }
+    // Two orders a second apart across a bucket edge, and one exactly on an edge.
+    let edge =
+        chrono::DateTime::from_timestamp(rollups::bucket_of(now - Duration::days(3)) * 900, 0)
+            .unwrap()
+            .naive_utc();
+    backdate(&app, orders[0].0, edge - Duration::seconds(1));
+    backdate(&app, orders[1].0, edge);
+    // Two orders beside a local midnight of +03:20, in one bucket: a day series there must
+    // not take them from the rollups.
+    let midnight =
+        now.date().and_hms_opt(0, 0, 0).unwrap() - Duration::days(10) - Duration::minutes(200);
+    backdate(&app, orders[2].0, midnight - Duration::minutes(5));
+    backdate(&app, orders[3].0, midnight + Duration::minutes(2));
+    let folded = fold(&app).await;
+    assert!(folded.buckets > 10, "{folded:?}");
+    assert_eq!(lag(&app).rows, 0);
+
+    // Later: providers report partials, cancels and credits; operators record outcomes of
+    // the orders fulfilled by hand. Their refunds land in the old buckets of the orders.
+    for (id, service, quantity) in &orders {
+        let pick = rng.below(5);
+        if *service == by_hand {
+            let body = match pick {
+                0 => json!({"status": "canceled"}),
+                1 | 2 => {
+                    json!({"status": "partial", "remains": rng.below(*quantity as u64) as i64 + 1})
+                }
+                _ => continue,
+            };
+            let reply = app.outcome(*id, body).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            continue;
+        }
+        let remote = app.provider_order(*id).provider_order_id.unwrap();
+        let (panel, charge) = if *service == usd_service {
+            (&usd, "0.5")
+        } else {
+            (&eur, "0.9")
+        };
+        let mut state = panel.lock().unwrap();
+        match pick {
+            0 => state.report(&remote, "Canceled", *quantity, "0"),
+            1 => {
+                // Partial, credited in full.
+                let remains = rng.below(*quantity as u64) as i64 + 1;
+                let full = Money::parse(charge).unwrap().micros();
+                let left = full - full * remains / quantity;
+                let left = Money::try_from_micros(left).unwrap().to_string();
+                state.report(&remote, "Partial", remains, &left)
+            }
+            2 => {
+                // Partial, not credited.
+                let remains = rng.below(*quantity as u64) as i64 + 1;
+                state.report(&remote, "Partial", remains, charge)
+            }
+            3 => state.report(&remote, "Completed", 0, charge),
+            _ => {}
+        }
+    }
+    app.make_due();
+    app.worker_pass().await;
+    app.worker_pass().await;
+
+    let zone = |raw: &str| parse_timezone(raw).unwrap();
+    let day = |d: i64| now.date().and_hms_opt(0, 0, 0).unwrap() - Duration::days(d);
+    let windows = [
+        // Unaligned edges, the whole history.
+        (
+            Window::new(
+                now - Duration::days(41) - Duration::seconds(437),
+                now + Duration::hours(1),
+                zone("UTC"),
+            )
+            .unwrap(),
+            "UTC",
+        ),
+        // Whole local days of +05:30 (edges on the half hour), a day series.
+        (
+            Window::new(
+                day(30) - Duration::minutes(330),
+                day(2) - Duration::minutes(330),
+                zone("+05:30"),
+            )
+            .unwrap(),
+            "+05:30",
+        ),
+        // +05:45 and an end mid-bucket.
+        (
+            Window::new(
+                day(20) - Duration::minutes(345),
+                now - Duration::days(4) - Duration::seconds(61),
+                zone("+05:45"),
+            )
+            .unwrap(),
+            "+05:45",
+        ),
+        // +03:20: day edges inside buckets (such a time series is read from the rows).
+        (
+            Window::new(
+                day(25) - Duration::minutes(200),
+                day(1) - Duration::minutes(200),
+                zone("+03:20"),
+            )
+            .unwrap(),
+            "+03:20",
+        ),
+        // -03:00 around the edge of two orders a second apart.
+        (
+            Window::new(
+                edge - Duration::seconds(1),
+                edge + Duration::seconds(1),
+                zone("-03:00"),
+            )
+            .unwrap(),
+            "-03:00",
+        ),
+    ];
+    // Before the fold: the changed buckets are read from the rows (the raw tail).
+    assert!(lag(&app).rows > 0, "the refunds logged their buckets");
+    let compared = compare_all(&app, &resellers[0], &[eur_id, usd_id], &windows).await;
+    assert!(compared > 50);
+
+    // Folded: the same figures, now from the rollups for every whole bucket.
+    fold(&app).await;
+    assert_eq!(lag(&app).rows, 0);
+    {
+        let mut conn = app.pool.get().unwrap();
+        let plan = rollups::plan(&mut conn, windows[0].0.from, windows[0].0.to).unwrap();
+        assert!(plan.rolled.is_some());
+        assert_eq!(plan.raw.len(), 2, "only the two unaligned edges: {plan:?}");
+    }
+    compare_all(&app, &resellers[0], &[eur_id, usd_id], &windows).await;
+
+    // verify checks the folded buckets against the rows, and the books balance.
+    let report = {
+        let mut conn = app.pool.get().unwrap();
+        db::verify::run(&mut conn).unwrap()
+    };
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.rollup_buckets > 10, "{}", report.rollup_buckets);
+    app.assert_books_balance();
+
+    // A rollup that disagrees with its rows is reported.
+    {
+        use diesel::prelude::*;
+        use reseller_api::db::schema::rollup_orders;
+        let mut conn = app.pool.get().unwrap();
+        diesel::update(
+            rollup_orders::table.filter(rollup_orders::bucket.eq(rollups::bucket_of(edge))),
+        )
+        .set(rollup_orders::charged_micros.eq(rollup_orders::charged_micros + 1))
+        .execute(&mut *conn)
+        .unwrap();
+        let report = db::verify::run(&mut conn).unwrap();
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert!(
+            report.problems[0].contains("report rollup"),
+            "{:?}",
+            report.problems
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn a_report_right_after_a_change_is_exact_before_the_fold() {
+    let app = spawn_app_with(|_| {}).await;
+    let service = app.service("2").await;
+    let reseller = app.funded_reseller("Acme", "100").await;
+    let first = app.order_id(&reseller.token, service, 1000).await;
+    let from = db::now() - Duration::hours(2);
+    fold(&app).await;
+    let total = |app: &TestApp| {
+        let mut conn = app.pool.get().unwrap();
+        let window = Window::new(
+            from,
+            db::now() + Duration::hours(1),
+            parse_timezone("UTC").unwrap(),
+        )
+        .unwrap();
+        let (o, r) =
+            reports::sums(&mut conn, ReportGroup::Service, &window, ReportScope::All).unwrap();
+        let raw = raw_summary(app, ReportGroup::Service, &window, ReportScope::All);
+        let summary = summarize(ReportGroup::Service, o, r);
+        assert_eq!(summary, raw);
+        summary.totals
+    };
+    assert_eq!(total(&app).charged.micros(), 2_000_000);
+    // A second order and a refund of the first, not folded: already in the report.
+    app.order_id(&reseller.token, service, 500).await;
+    let reply = app
+        .outcome(first, json!({"status": "partial", "remains": 250}))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(lag(&app).rows >= 2);
+    let totals = total(&app);
+    assert_eq!(totals.orders, 2);
+    assert_eq!(totals.charged.micros(), 3_000_000);
+    assert_eq!(totals.refunded.micros(), 500_000);
+    // Also when the bucket was folded before the change and the order is older.
+    backdate(&app, first, from + Duration::minutes(7));
+    fold(&app).await;
+    let reply = app.outcome(first, json!({"status": "canceled"})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let totals = total(&app);
+    assert_eq!(totals.refunded.micros(), 2_000_000);
+    fold(&app).await;
+    assert_eq!(total(&app).refunded.micros(), 2_000_000);
+    assert_eq!(lag(&app).rows, 0);
+    let mut conn = app.pool.get().unwrap();
+    let report = db::verify::run(&mut conn).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
