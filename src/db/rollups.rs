@@ -62,9 +62,15 @@ pub struct Folded {
 /// Buckets one fold transaction may recompute at most (a week): a range of buckets is
 /// recomputed with one statement per rollup table, whatever it holds.
 const MAX_SPAN: i64 = 7 * 96;
-/// Neighbouring changed buckets at most this far apart (a day) are recomputed as one range,
-/// the buckets between them included (recomputing a bucket from its rows is idempotent).
+/// While catching up (more than [`CATCH_UP_BUCKETS`] distinct buckets waiting, as after
+/// the upgrade or a bulk load), neighbouring changed buckets at most this far apart (a day)
+/// are recomputed as one range, the buckets between them included (recomputing a bucket
+/// from its rows is idempotent). In steady running only adjacent buckets are joined: a
+/// Partial on an order of last month refolds that order's bucket alone, not the weeks
+/// between it and today's, so a fold holds the (SQLite) writer only for the buckets that
+/// changed.
 const MAX_GAP: i64 = 96;
+const CATCH_UP_BUCKETS: usize = 256;
 
 /// Folds the oldest change rows: the buckets they name, joined into at most `max_ranges`
 /// ranges of at most a week in all, are recomputed from the rows, then exactly the change
@@ -79,12 +85,17 @@ pub fn fold(conn: &mut WriteConn<'_>, max_ranges: usize) -> QueryResult<Folded> 
             .load(read)?
     };
     let buckets: BTreeSet<i64> = changes.iter().map(|(_, b)| *b).collect();
+    let gap = if buckets.len() > CATCH_UP_BUCKETS {
+        MAX_GAP
+    } else {
+        1
+    };
     let mut ranges: Vec<(i64, i64)> = Vec::new();
     let mut span = 0;
     for bucket in buckets {
         let count = ranges.len();
         match ranges.last_mut() {
-            Some((_, end)) if bucket - *end < MAX_GAP && span + bucket + 1 - *end <= MAX_SPAN => {
+            Some((_, end)) if bucket - *end < gap && span + bucket + 1 - *end <= MAX_SPAN => {
                 span += bucket + 1 - *end;
                 *end = bucket + 1;
             }
@@ -198,6 +209,7 @@ fn refold_range(conn: &mut WriteConn<'_>, first: i64, end: i64) -> QueryResult<(
                 rollup_money::awaiting_credit_micros.eq(m.awaiting_credit.micros()),
                 rollup_money::recovery_cases.eq(m.recovery_cases),
                 rollup_money::unrecovered_cases.eq(m.unrecovered_cases),
+                rollup_money::credited_to_balance_micros.eq(m.credited_to_balance.micros()),
             ))
             .execute(conn)?;
     }
@@ -431,6 +443,8 @@ struct RolledMoney {
     recovery_cases: i64,
     #[diesel(sql_type = BigInt)]
     unrecovered_cases: i64,
+    #[diesel(sql_type = BigInt)]
+    credited_to_balance_micros: Money,
 }
 
 const MONEY_SUMS: &str = "CAST(COALESCE(SUM(r.orders), 0) AS BIGINT) AS orders, \
@@ -443,7 +457,8 @@ const MONEY_SUMS: &str = "CAST(COALESCE(SUM(r.orders), 0) AS BIGINT) AS orders, 
     CAST(COALESCE(SUM(r.unrecovered_micros), 0) AS BIGINT) AS unrecovered_micros, \
     CAST(COALESCE(SUM(r.awaiting_credit_micros), 0) AS BIGINT) AS awaiting_credit_micros, \
     CAST(COALESCE(SUM(r.recovery_cases), 0) AS BIGINT) AS recovery_cases, \
-    CAST(COALESCE(SUM(r.unrecovered_cases), 0) AS BIGINT) AS unrecovered_cases";
+    CAST(COALESCE(SUM(r.unrecovered_cases), 0) AS BIGINT) AS unrecovered_cases, \
+    CAST(COALESCE(SUM(r.credited_to_balance_micros), 0) AS BIGINT) AS credited_to_balance_micros";
 
 /// The provider money report's rows (keyed as `domain::cost::money_row_key` keys them) and
 /// totals over `window`: folded buckets from the rollups, the rest from the rows, in one
@@ -557,6 +572,7 @@ fn rolled_money(
                     awaiting_credit: r.awaiting_credit_micros,
                     recovery_cases: r.recovery_cases,
                     unrecovered_cases: r.unrecovered_cases,
+                    credited_to_balance: r.credited_to_balance_micros,
                 },
             )
         })
@@ -771,6 +787,7 @@ fn check_range(
                     rollup_money::awaiting_credit_micros,
                     rollup_money::recovery_cases,
                     rollup_money::unrecovered_cases,
+                    rollup_money::credited_to_balance_micros,
                 ),
             ))
             .load::<(
@@ -778,7 +795,7 @@ fn check_range(
                 i64,
                 i64,
                 (i64, Money, Money, i64, Money, Money),
-                (Money, Money, Money, i64, i64),
+                (Money, Money, Money, i64, i64, Money),
             )>(conn)?
             .into_iter()
             .map(|(b, p, s, x, y)| {
@@ -797,6 +814,7 @@ fn check_range(
                         awaiting_credit: y.2,
                         recovery_cases: y.3,
                         unrecovered_cases: y.4,
+                        credited_to_balance: y.5,
                     },
                 )
             }),

@@ -547,6 +547,7 @@ diesel::table! {
         awaiting_credit_micros -> BigInt,
         recovery_cases -> BigInt,
         unrecovered_cases -> BigInt,
+        credited_to_balance_micros -> BigInt,
     }
 }
 

@@ -221,6 +221,9 @@ impl MoneyMetrics {
         self.awaiting_credit = self.awaiting_credit.saturating_add(other.awaiting_credit);
         self.recovery_cases += other.recovery_cases;
         self.unrecovered_cases += other.unrecovered_cases;
+        self.credited_to_balance = self
+            .credited_to_balance
+            .saturating_add(other.credited_to_balance);
     }
 
     /// Adds one order.

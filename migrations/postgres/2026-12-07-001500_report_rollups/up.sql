@@ -58,6 +58,7 @@ CREATE TABLE rollup_money (
     awaiting_credit_micros BIGINT NOT NULL,
     recovery_cases BIGINT NOT NULL,
     unrecovered_cases BIGINT NOT NULL,
+    credited_to_balance_micros BIGINT NOT NULL,
     PRIMARY KEY (bucket, provider_id, service_id)
 );
 
@@ -100,9 +101,9 @@ CREATE TRIGGER rollup_refund_update AFTER UPDATE ON refunds
 CREATE TRIGGER rollup_cost_insert AFTER INSERT OR DELETE ON order_costs
     FOR EACH ROW EXECUTE FUNCTION rollup_order_child_change();
 CREATE TRIGGER rollup_cost_update AFTER UPDATE ON order_costs
-    FOR EACH ROW WHEN (OLD.provider_id IS DISTINCT FROM NEW.provider_id OR OLD.service_id IS DISTINCT FROM NEW.service_id OR OLD.exchange_rate_micros IS DISTINCT FROM NEW.exchange_rate_micros OR OLD.expected_cost_provider_micros IS DISTINCT FROM NEW.expected_cost_provider_micros OR OLD.expected_cost_micros IS DISTINCT FROM NEW.expected_cost_micros OR OLD.first_charge_provider_micros IS DISTINCT FROM NEW.first_charge_provider_micros OR OLD.latest_charge_provider_micros IS DISTINCT FROM NEW.latest_charge_provider_micros OR OLD.latest_charge_micros IS DISTINCT FROM NEW.latest_charge_micros OR OLD.provider_refunded_micros IS DISTINCT FROM NEW.provider_refunded_micros OR OLD.recovery IS DISTINCT FROM NEW.recovery OR OLD.order_id IS DISTINCT FROM NEW.order_id)
+    FOR EACH ROW WHEN (OLD.provider_id IS DISTINCT FROM NEW.provider_id OR OLD.service_id IS DISTINCT FROM NEW.service_id OR OLD.exchange_rate_micros IS DISTINCT FROM NEW.exchange_rate_micros OR OLD.expected_cost_provider_micros IS DISTINCT FROM NEW.expected_cost_provider_micros OR OLD.expected_cost_micros IS DISTINCT FROM NEW.expected_cost_micros OR OLD.first_charge_provider_micros IS DISTINCT FROM NEW.first_charge_provider_micros OR OLD.latest_charge_provider_micros IS DISTINCT FROM NEW.latest_charge_provider_micros OR OLD.latest_charge_micros IS DISTINCT FROM NEW.latest_charge_micros OR OLD.baseline_charge_provider_micros IS DISTINCT FROM NEW.baseline_charge_provider_micros OR OLD.provider_refunded_micros IS DISTINCT FROM NEW.provider_refunded_micros OR OLD.recovery IS DISTINCT FROM NEW.recovery OR OLD.order_id IS DISTINCT FROM NEW.order_id)
     EXECUTE FUNCTION rollup_order_child_change();
 
 -- Existing orders: every bucket that holds one is logged once, so the worker folds the
 -- history from zero after the upgrade (reports read those buckets' rows until then).
-INSERT INTO rollup_changes (bucket, created_at) SELECT DISTINCT CAST(FLOOR(EXTRACT(EPOCH FROM created_at) / 900) AS BIGINT), (now() AT TIME ZONE 'UTC') FROM orders;
+INSERT INTO rollup_changes (bucket, created_at) SELECT DISTINCT CAST(FLOOR(EXTRACT(EPOCH FROM created_at) / 900) AS BIGINT), (now() AT TIME ZONE 'UTC') FROM orders ORDER BY 1;

@@ -58,6 +58,7 @@ CREATE TABLE rollup_money (
     awaiting_credit_micros BIGINT NOT NULL,
     recovery_cases BIGINT NOT NULL,
     unrecovered_cases BIGINT NOT NULL,
+    credited_to_balance_micros BIGINT NOT NULL,
     PRIMARY KEY (bucket, provider_id, service_id)
 );
 
@@ -95,7 +96,7 @@ BEGIN
     INSERT INTO rollup_changes (bucket, created_at) SELECT (CAST(strftime('%s', o.created_at) AS INTEGER) / 900), strftime('%Y-%m-%d %H:%M:%f', 'now') FROM orders o WHERE o.id = NEW.order_id;
 END;
 CREATE TRIGGER rollup_cost_update AFTER UPDATE ON order_costs
-WHEN OLD.provider_id IS NOT NEW.provider_id OR OLD.service_id IS NOT NEW.service_id OR OLD.exchange_rate_micros IS NOT NEW.exchange_rate_micros OR OLD.expected_cost_provider_micros IS NOT NEW.expected_cost_provider_micros OR OLD.expected_cost_micros IS NOT NEW.expected_cost_micros OR OLD.first_charge_provider_micros IS NOT NEW.first_charge_provider_micros OR OLD.latest_charge_provider_micros IS NOT NEW.latest_charge_provider_micros OR OLD.latest_charge_micros IS NOT NEW.latest_charge_micros OR OLD.provider_refunded_micros IS NOT NEW.provider_refunded_micros OR OLD.recovery IS NOT NEW.recovery OR OLD.order_id IS NOT NEW.order_id
+WHEN OLD.provider_id IS NOT NEW.provider_id OR OLD.service_id IS NOT NEW.service_id OR OLD.exchange_rate_micros IS NOT NEW.exchange_rate_micros OR OLD.expected_cost_provider_micros IS NOT NEW.expected_cost_provider_micros OR OLD.expected_cost_micros IS NOT NEW.expected_cost_micros OR OLD.first_charge_provider_micros IS NOT NEW.first_charge_provider_micros OR OLD.latest_charge_provider_micros IS NOT NEW.latest_charge_provider_micros OR OLD.latest_charge_micros IS NOT NEW.latest_charge_micros OR OLD.baseline_charge_provider_micros IS NOT NEW.baseline_charge_provider_micros OR OLD.provider_refunded_micros IS NOT NEW.provider_refunded_micros OR OLD.recovery IS NOT NEW.recovery OR OLD.order_id IS NOT NEW.order_id
 BEGIN
     INSERT INTO rollup_changes (bucket, created_at) SELECT (CAST(strftime('%s', o.created_at) AS INTEGER) / 900), strftime('%Y-%m-%d %H:%M:%f', 'now') FROM orders o WHERE o.id IN (OLD.order_id, NEW.order_id);
 END;
@@ -106,4 +107,4 @@ END;
 
 -- Existing orders: every bucket that holds one is logged once, so the worker folds the
 -- history from zero after the upgrade (reports read those buckets' rows until then).
-INSERT INTO rollup_changes (bucket, created_at) SELECT DISTINCT (CAST(strftime('%s', created_at) AS INTEGER) / 900), strftime('%Y-%m-%d %H:%M:%f', 'now') FROM orders;
+INSERT INTO rollup_changes (bucket, created_at) SELECT DISTINCT (CAST(strftime('%s', created_at) AS INTEGER) / 900), strftime('%Y-%m-%d %H:%M:%f', 'now') FROM orders ORDER BY 1;
