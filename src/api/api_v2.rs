@@ -261,6 +261,7 @@ fn field_error(error: &OrderFieldError) -> String {
         ChargeTooSmall { least, .. } => {
             format!("Quantity too small: at this rate it costs nothing; order at least {least}")
         }
+        SubscriptionsOnly => "Incorrect request: this service takes subscriptions (username, min, max, posts, delay, expiry), not link and quantity".into(),
         ServiceDisabled
         | DripFeedNotOffered
         | RunsOutOfRange

@@ -194,6 +194,9 @@ pub const MAX_INTERVAL_MINUTES: i64 = 43_200;
 pub enum OrderFieldError {
     #[error("service is disabled and takes no new orders")]
     ServiceDisabled,
+    /// A subscriptions service takes subscriptions, not single orders.
+    #[error("this service sells subscriptions: create a subscription instead of an order")]
+    SubscriptionsOnly,
     /// The link is empty, too long or holds control characters (`reason` says which).
     #[error("{reason}")]
     BadLink { reason: String },
@@ -240,7 +243,7 @@ impl OrderFieldError {
     pub fn field(&self) -> &'static str {
         use OrderFieldError::*;
         match self {
-            ServiceDisabled => "service_id",
+            ServiceDisabled | SubscriptionsOnly => "service_id",
             BadLink { .. } | LinkHasSpaces => "link",
             Field { field, .. } => field.as_str(),
             QuantityNotCount { .. }
@@ -271,6 +274,9 @@ pub fn plan_order(
 ) -> Result<NewOrder, Vec<OrderFieldError>> {
     use OrderFieldError as E;
     let mut errors = Vec::new();
+    if service.kind == ServiceType::Subscriptions {
+        return Err(vec![E::SubscriptionsOnly]);
+    }
     if service.status != ServiceStatus::Active {
         errors.push(E::ServiceDisabled);
     }
@@ -414,6 +420,7 @@ mod tests {
             updated_at: now,
             provider: None,
             description: None,
+            subscription: Default::default(),
         }
     }
 
