@@ -20,6 +20,7 @@ pub mod refunds;
 pub mod retention;
 pub mod services;
 pub mod signing_keys;
+pub mod subscriptions;
 pub mod top_ups;
 pub mod webhooks;
 

@@ -45,6 +45,7 @@ pub mod schema;
 pub mod sealed;
 pub mod services;
 pub mod storage;
+pub mod subscriptions;
 pub mod top_ups;
 pub mod verify;
 pub mod webhooks;

@@ -284,6 +284,7 @@ diesel::table! {
         delay_minutes -> BigInt,
         expires_at -> Nullable<Timestamp>,
         status -> Text,
+        rate_micros -> BigInt,
         post_charge_micros -> BigInt,
         hold_micros -> BigInt,
         captured_micros -> BigInt,

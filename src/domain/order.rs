@@ -4,7 +4,7 @@ use super::money::{charge_for, least_charged_units, Money};
 use super::order_fields::{self, FieldProblem, OrderField, OrderFields};
 use super::service::{QuantityRule, Service, ServiceStatus, ServiceType};
 use super::{parse_text, string_enum, FieldError};
-use crate::domain::ids::{AccountId, OrderId, ServiceId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId, SubscriptionId};
 
 /// What the refund rule (`domain::refund`) needs to know of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,8 @@ pub struct Order {
     pub updated_at: NaiveDateTime,
     /// Dispute amounts an operator approved; part of what the order is owed.
     pub approved_disputes: Money,
+    /// The subscription this order serves a post of, if it is a child order.
+    pub subscription_id: Option<SubscriptionId>,
 }
 
 impl Order {
@@ -181,6 +183,8 @@ pub struct NewOrder {
     pub fields: OrderFields,
     pub charge: Money,
     pub external_ref: Option<String>,
+    /// A subscription's child order: the subscription and the key of the post it serves.
+    pub subscription: Option<(SubscriptionId, String)>,
 }
 
 pub const MAX_LINK_CHARS: usize = 2048;
@@ -394,6 +398,7 @@ pub fn plan_order(
         fields,
         charge,
         external_ref,
+        subscription: None,
     })
 }
 
@@ -453,6 +458,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             approved_disputes: Money::ZERO,
+            subscription_id: None,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 
-use super::ids::{AccountId, ServiceId};
+use super::ids::{AccountId, ServiceId, SubscriptionId};
 use super::money::{charge_for, least_charged_units, Money};
 use super::service::{Service, ServiceStatus, ServiceType};
 use super::{parse_text, string_enum};
@@ -193,10 +193,61 @@ pub struct NewSubscription {
     pub old_posts: i64,
     pub delay: i64,
     pub expiry: Option<NaiveDate>,
+    /// The service's rate (per 1000 units): every child is priced at it.
+    pub rate: Money,
     /// The charge of one order of `max` units, the most any child can cost.
     pub post_charge: Money,
     /// `(posts + old_posts) × post_charge`.
     pub hold: Money,
+}
+
+/// A stored subscription and its money: `hold` was taken from the available balance when
+/// it was created; `captured` paid its children; `released` went back when it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: SubscriptionId,
+    pub account_id: AccountId,
+    pub service_id: ServiceId,
+    pub username: String,
+    pub min: i64,
+    pub max: i64,
+    pub posts: i64,
+    pub old_posts: i64,
+    pub delay: i64,
+    /// The start (00:00 UTC) of the expiry date, if one was given.
+    pub expires_at: Option<NaiveDateTime>,
+    pub status: SubscriptionStatus,
+    /// The service's rate when it was created: every child is priced at it.
+    pub rate: Money,
+    pub post_charge: Money,
+    pub hold: Money,
+    pub captured: Money,
+    pub released: Money,
+    /// Posts served so far (children recorded).
+    pub posts_served: i64,
+    /// Why it ended, in an operator's or the system's words.
+    pub status_reason: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub ended_at: Option<NaiveDateTime>,
+}
+
+impl Subscription {
+    /// What is still held: the hold less what children captured and what was released.
+    pub fn hold_left(&self) -> Money {
+        Money::try_from_micros(self.hold.micros() - self.captured.micros() - self.released.micros())
+            .unwrap_or(Money::ZERO)
+    }
+
+    /// The posts it serves in all: new ones and old ones.
+    pub fn posts_total(&self) -> i64 {
+        self.posts + self.old_posts
+    }
+
+    /// The expiry date as the panel dialect writes it (`dd/mm/YYYY`), if there is one.
+    pub fn expiry_date(&self) -> Option<NaiveDate> {
+        self.expires_at.map(|at| at.date())
+    }
 }
 
 /// The most characters of a subscription's `username` (or profile link).
@@ -376,6 +427,7 @@ pub fn plan_subscription(
         old_posts,
         delay,
         expiry: input.expiry,
+        rate: service.rate,
         post_charge,
         hold,
     })
@@ -407,6 +459,16 @@ pub fn panel_date(date: NaiveDate) -> String {
 /// When a subscription with this expiry date expires: the start of that day, UTC.
 pub fn expires_at(expiry: NaiveDate) -> NaiveDateTime {
     expiry.and_hms_opt(0, 0, 0).expect("midnight exists")
+}
+
+/// What a child of `quantity` units costs: priced as any order at the subscription's rate,
+/// so never more than one of `max` units (the hold's share of a post). `None` outside the
+/// subscription's `min`..=`max`.
+pub fn child_charge(subscription: &Subscription, quantity: i64) -> Option<Money> {
+    if quantity < subscription.min || quantity > subscription.max {
+        return None;
+    }
+    charge_for(subscription.rate, quantity)
 }
 
 /// Whether a child's charge is paid from what is left of the hold: only when that covers it

@@ -29,6 +29,8 @@ CREATE TABLE subscriptions (
     expires_at TIMESTAMP,
     status TEXT NOT NULL CHECK (status IN ('pending', 'active', 'paused', 'completed',
         'expired', 'canceled', 'error')),
+    -- The service's rate when it was created: every child is priced at it.
+    rate_micros BIGINT NOT NULL CHECK (rate_micros >= 0),
     post_charge_micros BIGINT NOT NULL CHECK (post_charge_micros >= 0),
     hold_micros BIGINT NOT NULL CHECK (hold_micros >= 0),
     captured_micros BIGINT NOT NULL DEFAULT 0 CHECK (captured_micros >= 0),
