@@ -339,7 +339,6 @@ fn record_child(
         order_id: Some(order.id),
         ..Default::default()
     };
-    let amount = SignedMoney::from_micros(charge.micros());
     let captured = if paid_from_hold(charge, sub.hold_left()) {
         // Its own order_charge entry, paid from the held balance.
         ledger::post_moves(

@@ -201,6 +201,8 @@ pub struct OrderFilter {
     pub service_id: Option<ServiceId>,
     pub created_from: Option<NaiveDateTime>,
     pub created_to: Option<NaiveDateTime>,
+    /// Only the child orders of this subscription.
+    pub subscription_id: Option<SubscriptionId>,
 }
 
 /// One page of an account's orders, newest first, strictly older than `starting_after`.
@@ -224,6 +226,9 @@ pub fn page(
     }
     if let Some(service_id) = filter.service_id {
         query = query.filter(orders::service_id.eq(service_id));
+    }
+    if let Some(subscription_id) = filter.subscription_id {
+        query = query.filter(orders::subscription_id.eq(subscription_id));
     }
     if let Some(from) = filter.created_from {
         query = query.filter(orders::created_at.ge(from));
