@@ -90,8 +90,8 @@ fn fields_for(
         CatalogType::Offered(kind) => kind,
         CatalogType::Subscriptions => {
             return Err(format!(
-                "type {:?}: subscriptions are not offered yet (they hold money per post and \
-                 need their own model)",
+                "type {:?}: subscriptions are not offered yet from a provider (forwarding them \
+                 upstream is not built; operators can make a subscriptions service by hand)",
                 entry.type_word
             ))
         }

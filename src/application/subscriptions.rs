@@ -198,7 +198,7 @@ pub fn create_within(
     let id = subscriptions::next_id(conn)?;
     // Without a provider there is nothing to wait for: it is active at once.
     let subscription = subscriptions::insert(conn, id, &planned, SubscriptionStatus::Active)?;
-    let hold = SignedMoney::from_micros(planned.hold.micros());
+    let hold = planned.hold.signed();
     let held = ledger::post_moves(
         conn,
         account_id,
@@ -346,7 +346,7 @@ fn record_child(
             sub.account_id,
             LedgerKind::OrderCharge,
             SignedMoney::ZERO,
-            SignedMoney::from_micros(-charge.micros()),
+            -charge,
             refs,
             Some(sub.id),
         )?
@@ -413,13 +413,13 @@ fn end_within(
     }
     let left = sub.hold_left();
     if !left.is_zero() {
-        let amount = SignedMoney::from_micros(left.micros());
+        let amount = left.signed();
         ledger::post_moves(
             conn,
             sub.account_id,
             LedgerKind::SubscriptionRelease,
             amount,
-            SignedMoney::from_micros(-left.micros()),
+            -left,
             ledger::Refs::default(),
             Some(sub.id),
         )?

@@ -39,12 +39,16 @@ impl SubscriptionStatus {
     /// Whether the state machine allows going from `self` to `next`.
     pub fn can_become(self, next: SubscriptionStatus) -> bool {
         use SubscriptionStatus::*;
-        match (self, next) {
-            (Pending, Active) => true,
-            (Active, Paused) | (Paused, Active) => true,
-            (Pending | Active | Paused, Completed | Expired | Canceled | Failed) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Pending, Active)
+                | (Active, Paused)
+                | (Paused, Active)
+                | (
+                    Pending | Active | Paused,
+                    Completed | Expired | Canceled | Failed
+                )
+        )
     }
 
     /// Whether a post may still be served (a paused subscription's posts are booked too:
@@ -235,8 +239,10 @@ pub struct Subscription {
 impl Subscription {
     /// What is still held: the hold less what children captured and what was released.
     pub fn hold_left(&self) -> Money {
-        Money::try_from_micros(self.hold.micros() - self.captured.micros() - self.released.micros())
-            .unwrap_or(Money::ZERO)
+        // The stored CHECK keeps captured + released within the hold.
+        self.hold
+            .saturating_sub(self.captured)
+            .saturating_sub(self.released)
     }
 
     /// The posts it serves in all: new ones and old ones.
@@ -252,8 +258,6 @@ impl Subscription {
 
 /// The most characters of a subscription's `username` (or profile link).
 pub const MAX_USERNAME_CHARS: usize = 255;
-/// The largest amount any balance can hold, in micro-units (as `money` bounds a charge).
-const MAX_HOLD_MICROS: i128 = 1_000_000_000_000_000;
 
 /// Checks a subscription against its service and prices its hold. `today` is the current
 /// date in UTC: an expiry must be after it.
@@ -409,13 +413,8 @@ pub fn plan_subscription(
         )]
     };
     let post_charge = charge_for(service.rate, max).ok_or_else(too_large)?;
-    let hold = i128::from(post_charge.micros()) * i128::from(posts + old_posts);
-    if hold > MAX_HOLD_MICROS {
-        return Err(too_large());
-    }
-    let hold = i64::try_from(hold)
-        .ok()
-        .and_then(|h| Money::try_from_micros(h).ok())
+    let hold = post_charge
+        .checked_times(posts + old_posts)
         .ok_or_else(too_large)?;
     Ok(NewSubscription {
         account_id,
@@ -458,7 +457,7 @@ pub fn panel_date(date: NaiveDate) -> String {
 
 /// When a subscription with this expiry date expires: the start of that day, UTC.
 pub fn expires_at(expiry: NaiveDate) -> NaiveDateTime {
-    expiry.and_hms_opt(0, 0, 0).expect("midnight exists")
+    expiry.and_time(chrono::NaiveTime::MIN)
 }
 
 /// What a child of `quantity` units costs: priced as any order at the subscription's rate,

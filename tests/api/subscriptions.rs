@@ -408,9 +408,7 @@ async fn the_service_terms_are_checked_and_shown() {
             "rate": "1", "min": 50, "max": 1000
         }))
         .await;
-    let reply = app
-        .get(&format!("/v1/services?limit=100"), &app.admin_token)
-        .await;
+    let reply = app.get("/v1/services?limit=100", &app.admin_token).await;
     let found = reply.body["data"]
         .as_array()
         .unwrap()
