@@ -719,3 +719,26 @@ async fn api_v2_adds_reads_and_cancels_a_subscription() {
     );
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn the_same_post_recorded_twice_at_once_makes_one_child() {
+    let app = spawn_app().await;
+    let service = subscriptions_service(&app).await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let id = create(&app, &reseller.token, three_posts(service)).await["id"]
+        .as_i64()
+        .unwrap();
+    let (a, b) = futures_util::join!(
+        post(&app, id, "same", Some(100)),
+        post(&app, id, "same", Some(100))
+    );
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 201], "{} / {}", a.text, b.text);
+    assert_eq!(a.body["order"]["id"], b.body["order"]["id"]);
+    let detail = subscription(&app, &reseller.token, id).await;
+    assert_eq!(detail["posts_served"], 1);
+    assert_eq!(micros(&detail["captured"]), 133_333);
+    assert_eq!(account(&app, &reseller.token).await, (9_400_000, 466_667));
+    app.assert_books_balance();
+}
