@@ -272,13 +272,13 @@ pub fn plan_subscription(
     let mut errors = Vec::new();
     if service.kind != ServiceType::Subscriptions {
         errors.push(E::new(
-            "service",
+            "service_id",
             "is not a subscriptions service: place an order instead",
         ));
         return Err(errors);
     }
     if service.status != ServiceStatus::Active {
-        errors.push(E::new("service", "is disabled"));
+        errors.push(E::new("service_id", "is disabled"));
     }
     let username = match parse_text(&input.username, MAX_USERNAME_CHARS) {
         Ok(name) if name.chars().any(char::is_whitespace) => {

@@ -347,7 +347,7 @@ async fn every_invalid_field_is_refused_and_changes_nothing() {
         (json!({ "delay": 7 }), "delay"),
         (json!({ "expiry": today.to_string() }), "expiry"),
         (json!({ "expiry": yesterday.to_string() }), "expiry"),
-        (json!({ "service_id": plain }), "service"),
+        (json!({ "service_id": plain }), "service_id"),
         (
             json!({ "service_id": no_old_posts, "old_posts": 2 }),
             "old_posts",
