@@ -361,7 +361,8 @@ fn check_held_move(
 ) {
     let (available, held) = (entry.amount.micros(), entry.held_amount.micros());
     let fine = match (entry.kind, entry.subscription_id) {
-        (LedgerKind::SubscriptionHold, Some(id)) if held > 0 && available == -held => {
+        // A free subscription (rate 0) holds 0 and its children capture 0.
+        (LedgerKind::SubscriptionHold, Some(id)) if held >= 0 && available == -held => {
             let book = books.entry(id).or_default();
             book.held += held;
             book.holds += 1;
@@ -371,7 +372,7 @@ fn check_held_move(
             books.entry(id).or_default().released -= held;
             true
         }
-        (LedgerKind::OrderCharge, Some(id)) if held < 0 && available == 0 => {
+        (LedgerKind::OrderCharge, Some(id)) if held <= 0 && available == 0 => {
             books.entry(id).or_default().captured -= held;
             true
         }

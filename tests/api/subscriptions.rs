@@ -742,3 +742,48 @@ async fn the_same_post_recorded_twice_at_once_makes_one_child() {
     assert_eq!(account(&app, &reseller.token).await, (9_400_000, 466_667));
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn a_free_subscription_holds_nothing_and_verify_passes() {
+    let app = spawn_app().await;
+    let service = app
+        .create_service(json!({
+            "name": "Free auto likes", "category": "Instagram", "type": "subscriptions",
+            "rate": "0", "min": 50, "max": 1000, "cancel": true
+        }))
+        .await;
+    let reseller = app.funded_reseller("subs", "1").await;
+    let sub = create(&app, &reseller.token, three_posts(service)).await;
+    let id = sub["id"].as_i64().unwrap();
+    assert_eq!(micros(&sub["held"]), 0);
+    assert_eq!(account(&app, &reseller.token).await, (1_000_000, 0));
+    app.assert_books_balance();
+    let first = post(&app, id, "p1", Some(100)).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(micros(&first.body["order"]["charge"]), 0);
+    app.assert_books_balance();
+    // All three posts served: it completes with nothing to release.
+    for key in ["p2", "p3"] {
+        assert_eq!(post(&app, id, key, None).await.status, 201);
+    }
+    assert_eq!(
+        subscription(&app, &reseller.token, id).await["status"],
+        "completed"
+    );
+    // Another one canceled after a post.
+    let second = create(&app, &reseller.token, three_posts(service)).await["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(post(&app, second, "q1", None).await.status, 201);
+    let canceled = app
+        .post(
+            &format!("/v1/subscriptions/{second}/cancel"),
+            &reseller.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(canceled.status, 200, "{}", canceled.text);
+    assert_eq!(micros(&canceled.body["released"]), 0);
+    assert_eq!(account(&app, &reseller.token).await, (1_000_000, 0));
+    app.assert_books_balance();
+}
