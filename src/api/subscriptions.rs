@@ -266,13 +266,14 @@ fn detail(
 }
 
 /// Cancel your subscription. Without a provider it ends at once and what is still held
-/// is released to the balance.
+/// is released to the balance. One whose expiry date has already come ends as `expired`
+/// instead (released the same way).
 #[utoipa::path(
     tag = "orders",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Subscription id")),
     responses(
-        (status = 200, description = "The canceled subscription, its hold released", body = SubscriptionResponse),
+        (status = 200, description = "The ended subscription (`canceled`, or `expired` when its expiry date had come), its hold released", body = SubscriptionResponse),
         (status = 404, description = "No such subscription among yours", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 409, description = "It has already ended (`invalid_transition`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
@@ -329,7 +330,7 @@ pub struct RecordedPost {
         (status = 200, description = "The post key was recorded before: its child order", body = RecordedPost),
         (status = 402, description = "The hold is spent and the balance does not cover the child", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such subscription", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It has ended or served every post (`invalid_transition`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It has ended or served every post (`invalid_transition`); one found past its expiry date is ended as `expired` (its hold released) and the post refused", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/subscriptions/{id}/posts")]

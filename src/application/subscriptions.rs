@@ -252,16 +252,24 @@ pub fn record_post(
     id: SubscriptionId,
     post: Post,
 ) -> Result<Recorded, SubscriptionError> {
+    // The outer result rolls the transaction back; the inner one is a refusal after a
+    // change that commits (a subscription found past its expiry is ended first).
     db::write_tx(conn, |conn| {
         let sub = subscriptions::lock(conn, id)?.ok_or(SubscriptionError::NotFound)?;
         let key = parse_text(&post.key, MAX_POST_KEY_CHARS).map_err(|m| invalid("post_key", m))?;
         if let Some(order_id) = subscriptions::child_for_post(conn, id, &key)? {
             let order = orders::find(conn, order_id)?.ok_or(SubscriptionError::NotFound)?;
-            return Ok(Recorded {
+            return Ok(Ok(Recorded {
                 order,
                 subscription: sub,
                 new: false,
-            });
+            }));
+        }
+        if expire_if_due(conn, &sub)?.is_some() {
+            return Ok(Err(SubscriptionError::Ended {
+                status: SubscriptionStatus::Expired,
+                why: "its expiry date has passed; it takes no more posts",
+            }));
         }
         let recorded = record_child(conn, &sub, &key, &post.link, post.quantity)?;
         let target = Target::new(AuditTarget::Subscription, id.get(), Some(sub.account_id));
@@ -278,8 +286,28 @@ pub fn record_post(
             target,
             &change,
         )?;
-        Ok(recorded)
+        Ok(Ok(recorded))
     })
+    .and_then(|recorded| recorded)
+}
+
+/// Ends a locked open subscription whose expiry has come as Expired, releasing what is
+/// left of its hold (same transaction). Returns it ended, or `None` when it is not due.
+fn expire_if_due(
+    conn: &mut db::WriteConn<'_>,
+    sub: &Subscription,
+) -> Result<Option<Subscription>, SubscriptionError> {
+    let now = chrono::Utc::now().naive_utc();
+    if !sub.status.takes_posts() || !sub.expires_at.is_some_and(|at| at <= now) {
+        return Ok(None);
+    }
+    end_within(
+        conn,
+        sub,
+        SubscriptionStatus::Expired,
+        Some("the expiry date came"),
+    )
+    .map(Some)
 }
 
 /// Records one child of a locked subscription. Call inside a write transaction.
@@ -436,7 +464,7 @@ fn end_within(
 }
 
 /// A reseller's cancel of its own subscription: without a provider it ends at once and
-/// what is still held is released.
+/// what is still held is released. One whose expiry has already come ends as Expired.
 pub fn cancel(
     conn: &mut DbConnection,
     account_id: AccountId,
@@ -446,6 +474,9 @@ pub fn cancel(
         let sub = subscriptions::lock(conn, id)?
             .filter(|sub| sub.account_id == account_id)
             .ok_or(SubscriptionError::NotFound)?;
+        if let Some(expired) = expire_if_due(conn, &sub)? {
+            return Ok(expired);
+        }
         end_within(
             conn,
             &sub,

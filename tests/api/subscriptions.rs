@@ -787,3 +787,68 @@ async fn a_free_subscription_holds_nothing_and_verify_passes() {
     assert_eq!(account(&app, &reseller.token).await, (1_000_000, 0));
     app.assert_books_balance();
 }
+
+/// Moves a subscription's expiry into the past, as time would, without the schedule
+/// having run.
+fn expire_now(app: &TestApp, id: i64) {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::subscriptions;
+    let mut conn = app.pool.get().unwrap();
+    write(&mut conn, |conn| {
+        diesel::update(subscriptions::table.find(id))
+            .set(subscriptions::expires_at.eq(reseller_api::db::now()))
+            .execute(&mut **conn)
+    });
+}
+
+#[actix_rt::test]
+async fn a_post_or_cancel_after_the_expiry_ends_it_expired() {
+    let app = spawn_app().await;
+    let service = subscriptions_service(&app).await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let mut body = three_posts(service);
+    body["expiry"] = json!(tomorrow().to_string());
+    let id = create(&app, &reseller.token, body.clone()).await["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(post(&app, id, "p1", Some(100)).await.status, 201);
+    expire_now(&app, id);
+
+    // A post after the expiry is refused, and the subscription ends Expired with what is
+    // left of its hold released (the schedule has not run).
+    let late = post(&app, id, "p2", None).await;
+    late.assert_problem(409, "invalid_transition");
+    assert!(late.text.contains("expiry"), "{}", late.text);
+    let detail = subscription(&app, &reseller.token, id).await;
+    assert_eq!(detail["status"], "expired");
+    assert_eq!(detail["posts_served"], 1);
+    assert_eq!(micros(&detail["released"]), 600_000 - 133_333);
+    assert_eq!(
+        account(&app, &reseller.token).await,
+        (10_000_000 - 133_333, 0)
+    );
+    // The post recorded before is still answered by its key.
+    assert_eq!(post(&app, id, "p1", Some(100)).await.status, 200);
+    app.assert_books_balance();
+
+    // A cancel after the expiry ends it Expired too.
+    let second = create(&app, &reseller.token, body).await["id"]
+        .as_i64()
+        .unwrap();
+    expire_now(&app, second);
+    let canceled = app
+        .post(
+            &format!("/v1/subscriptions/{second}/cancel"),
+            &reseller.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(canceled.status, 200, "{}", canceled.text);
+    assert_eq!(canceled.body["status"], "expired");
+    assert_eq!(micros(&canceled.body["released"]), 600_000);
+    assert_eq!(
+        account(&app, &reseller.token).await,
+        (10_000_000 - 133_333, 0)
+    );
+    app.assert_books_balance();
+}
