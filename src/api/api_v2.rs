@@ -27,7 +27,7 @@ use crate::domain::ids::{AccountId, OrderId, RefillId, ServiceId, SubscriptionId
 use crate::domain::order::{Order, OrderFieldError, OrderInput};
 use crate::domain::order_fields::{OrderField, OrderFields};
 use crate::domain::refill::RefillRefusal;
-use crate::domain::service::ServiceStatus;
+use crate::domain::service::{ServiceStatus, ServiceType};
 use crate::domain::subscription::{panel_date, parse_panel_date, SubscriptionInput};
 use crate::error::ApiError;
 use crate::http::auth::KeyHolder;
@@ -86,7 +86,10 @@ pub struct ApiV2Request {
     /// `add`: makes retries safe, like the `Idempotency-Key` header.
     pub idempotency_key: String,
     /// `add` to a Subscriptions service (with `username`, no `link` or `quantity`): the
-    /// fewest units per new post.
+    /// fewest units per new post. The service's type decides whether an `add` is a
+    /// subscription: to a service of another type, `min`, `max`, `posts`, `old_posts`,
+    /// `delay` and `expiry` are ignored when empty or `0`, and refused otherwise
+    /// (`Incorrect request: <field> is only for subscription services`).
     pub min: String,
     /// `add`, subscriptions: the most units per new post (the hold is priced at it).
     pub max: String,
@@ -552,8 +555,28 @@ async fn add(
     account: &KeyHolder,
     map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
-    if is_subscription_add(map) {
-        return add_subscription(req, state, account, map).await;
+    // The service's type decides: a client library may send the subscription fields
+    // empty or zero with every ordinary order.
+    let kind = match parse_int(map, "service") {
+        Ok(Some(id)) => {
+            state
+                .db(move |conn| Ok(services::find(conn, ServiceId(id))?.map(|s| s.kind)))
+                .await?
+        }
+        Ok(None) | Err(_) => None,
+    };
+    match kind {
+        Some(ServiceType::Subscriptions) => {
+            return add_subscription(req, state, account, map).await;
+        }
+        Some(_) => {
+            if let Some(field) = meaningless_subscription_field(map) {
+                return Ok(error(&format!(
+                    "Incorrect request: {field} is only for subscription services"
+                )));
+            }
+        }
+        None => {}
     }
     let request = match order_request(map) {
         Ok(request) => request,
@@ -576,12 +599,18 @@ async fn add(
     }
 }
 
-/// Whether an `add` asks for a subscription: it carries a subscription's own fields.
-fn is_subscription_add(map: &Fields) -> bool {
-    ["min", "max", "posts", "old_posts", "delay", "expiry"]
-        .iter()
-        .any(|name| map.get(*name).is_some_and(|v| !v.trim().is_empty()))
+/// The first of a subscription's own fields that an `add` of another service type
+/// carries with a value: empty or `0` means nothing and is ignored.
+fn meaningless_subscription_field(map: &Fields) -> Option<&'static str> {
+    SUBSCRIPTION_FIELDS.into_iter().find(|name| {
+        map.get(*name)
+            .map(|v| v.trim())
+            .is_some_and(|v| !v.is_empty() && v != "0")
+    })
 }
+
+/// The fields only a subscription `add` reads.
+const SUBSCRIPTION_FIELDS: [&str; 6] = ["posts", "old_posts", "delay", "expiry", "min", "max"];
 
 /// An `add` of a subscription: `{"order": id}`, the id from the orders' sequence.
 async fn add_subscription(

@@ -852,3 +852,56 @@ async fn a_post_or_cancel_after_the_expiry_ends_it_expired() {
     );
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn api_v2_add_picks_the_subscription_path_by_the_services_type() {
+    let app = spawn_app().await;
+    let plain = app.service("1.333333").await;
+    let plain_text = plain.to_string();
+    let reseller = app.funded_reseller("subs", "10").await;
+    // A client library that sends every field, the subscription ones empty or zero.
+    let added = app
+        .api_v2(&[
+            ("key", &reseller.key),
+            ("action", "add"),
+            ("service", &plain_text),
+            ("link", "https://instagram.com/p/x"),
+            ("quantity", "150"),
+            ("delay", "0"),
+            ("posts", ""),
+            ("old_posts", "0"),
+            ("min", ""),
+            ("max", ""),
+            ("expiry", ""),
+        ])
+        .await;
+    assert_eq!(added.status, 200, "{}", added.text);
+    let order = added.body["order"].as_i64().expect(&added.text);
+    // 1.333333 × 150 / 1000 = 0.19999995 → 0.200000.
+    let read = app
+        .get(&format!("/v1/orders/{order}"), &reseller.token)
+        .await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert_eq!(micros(&read.body["charge"]), 200_000);
+    assert_eq!(read.body["subscription_id"], Value::Null);
+    assert_eq!(account(&app, &reseller.token).await, (9_800_000, 0));
+
+    // A subscription field with a value, on a service of another type: refused, naming it.
+    let refused = app
+        .api_v2(&[
+            ("key", &reseller.key),
+            ("action", "add"),
+            ("service", &plain_text),
+            ("link", "https://instagram.com/p/y"),
+            ("quantity", "150"),
+            ("delay", "30"),
+        ])
+        .await;
+    assert_eq!(refused.status, 200, "{}", refused.text);
+    assert_eq!(
+        refused.body["error"],
+        "Incorrect request: delay is only for subscription services"
+    );
+    assert_eq!(account(&app, &reseller.token).await, (9_800_000, 0));
+    app.assert_books_balance();
+}
