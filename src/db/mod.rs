@@ -196,6 +196,48 @@ pub fn migrate_through(url: &str, last: Option<&str>) -> Result<(), SetupError> 
     }
 }
 
+/// Reverts the `count` newest applied migrations (their `down.sql`), newest first: the
+/// rollback tests take a database back to what the previous release reads, then migrate
+/// again. PostgreSQL under the migration lock; SQLite with foreign keys off and every
+/// reference checked after, as [`migrate_through`] runs them.
+pub fn revert_newest(url: &str, count: usize) -> Result<(), SetupError> {
+    fn run<C: MigrationHarness<B>, B: diesel::backend::Backend>(
+        conn: &mut C,
+        source: fn() -> EmbeddedMigrations,
+        count: usize,
+    ) -> Result<(), SetupError> {
+        for _ in 0..count {
+            conn.revert_last_migration(source())
+                .map_err(|e| SetupError::Migrate(e.to_string()))?;
+        }
+        Ok(())
+    }
+    match Backend::from_url(url) {
+        Backend::Postgres(url) => {
+            let mut conn = PgConnection::establish(&url)?;
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let result = run(&mut conn, || POSTGRES_MIGRATIONS, count);
+            conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            result
+        }
+        Backend::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(&path)?;
+            conn.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = OFF;")?;
+            run(&mut conn, || SQLITE_MIGRATIONS, count)?;
+            let broken: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "(SELECT COUNT(*) FROM pragma_foreign_key_check)",
+            ))
+            .get_result(&mut conn)?;
+            if broken > 0 {
+                return Err(SetupError::Migrate(format!(
+                    "{broken} rows refer to rows that do not exist after reverting"
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Whether an acknowledged commit must survive a power failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {

@@ -1,6 +1,33 @@
--- Subscriptions removed: their children stay as ordinary orders, their ledger entries go
--- (holds and releases cancel out once a subscription has ended; the available balance is
--- what the remaining entries sum to only if no subscription still held money).
+-- Subscriptions removed: their children stay as ordinary orders, their holds and releases
+-- leave the ledger, the children's charges move the available balance, and what was still
+-- held returns to the available balance.
+-- Rows the previous release cannot read leave or are mapped to what it knows: the
+-- subscriptions services become disabled default services, their child orders default
+-- orders; the subscription events go with their deliveries and attempts, webhook endpoints
+-- stop naming those event types (one left with none is disabled), and the subscription audit rows go.
+UPDATE services SET kind = 'default', status = 'disabled' WHERE kind = 'subscriptions';
+UPDATE orders SET service_type = 'default' WHERE service_type = 'subscriptions';
+DELETE FROM webhook_attempts WHERE event_id IN
+    (SELECT id FROM events WHERE event_type LIKE 'subscription.%');
+DELETE FROM webhook_deliveries WHERE event_id IN
+    (SELECT id FROM events WHERE event_type LIKE 'subscription.%');
+DELETE FROM events WHERE event_type LIKE 'subscription.%';
+-- An endpoint that named only those types would get every event with none: disabled.
+UPDATE webhook_endpoints SET status = 'disabled',
+    disabled_reason = 'its event types (subscriptions) were removed by a downgrade'
+WHERE event_types <> '' AND TRIM(REPLACE(REPLACE(REPLACE(
+        ',' || event_types || ',',
+        ',subscription.created,', ','),
+        ',subscription.status_changed,', ','),
+        ',subscription.child_created,', ','), ',') = '';
+UPDATE webhook_endpoints SET event_types = TRIM(REPLACE(REPLACE(REPLACE(
+        ',' || event_types || ',',
+        ',subscription.created,', ','),
+        ',subscription.status_changed,', ','),
+        ',subscription.child_created,', ','), ',')
+WHERE event_types LIKE '%subscription.%';
+DELETE FROM audit_entries WHERE action LIKE 'subscription.%' OR target_type = 'subscription';
+
 CREATE TABLE ledger_entries_old (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     account_id BIGINT NOT NULL REFERENCES accounts (id),
@@ -26,6 +53,13 @@ DROP TABLE ledger_sequence_kept;
 CREATE INDEX ledger_entries_account ON ledger_entries (account_id, id);
 CREATE INDEX ledger_entries_order ON ledger_entries (order_id);
 CREATE INDEX ledger_entries_refund ON ledger_entries (refund_id) WHERE refund_id IS NOT NULL;
+
+-- The holds and releases are gone and the children's charges now move the available
+-- balance: every entry's balance after is what the account's entries up to it sum to.
+UPDATE ledger_entries SET balance_after_micros = running.sum_micros
+FROM (SELECT id, SUM(amount_micros) OVER (PARTITION BY account_id ORDER BY id) AS sum_micros
+      FROM ledger_entries) AS running
+WHERE running.id = ledger_entries.id AND ledger_entries.balance_after_micros <> running.sum_micros;
 
 DROP INDEX orders_subscription_post;
 CREATE TABLE orders_old (
