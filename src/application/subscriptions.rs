@@ -507,7 +507,8 @@ pub fn end_by_operator(
 
 /// Ends, one transaction each, up to `limit` open subscriptions whose time has come:
 /// expired (the expiry date has begun, UTC) or with every post served. Returns how many
-/// ended. The worker runs this periodically.
+/// ended. One that cannot be ended is logged and skipped: the others still end. The
+/// worker runs this periodically.
 pub fn end_due(conn: &mut DbConnection, limit: i64) -> Result<usize, SubscriptionError> {
     let now = chrono::Utc::now().naive_utc();
     let due = subscriptions::due(conn, now, limit)?;
@@ -528,8 +529,15 @@ pub fn end_due(conn: &mut DbConnection, limit: i64) -> Result<usize, Subscriptio
                 return Ok(false);
             };
             end_within(conn, &sub, status, Some(reason)).map(|_| true)
-        })?;
-        ended += usize::from(done);
+        });
+        match done {
+            Ok(done) => ended += usize::from(done),
+            Err(e) => tracing::error!(
+                subscription = id.get(),
+                error = %e,
+                "could not end a subscription whose time has come; skipped until the next pass"
+            ),
+        }
     }
     Ok(ended)
 }

@@ -1030,3 +1030,62 @@ async fn the_migration_reverts_to_what_the_previous_release_reads_and_migrates_a
     }
     served.assert_books_balance();
 }
+
+async fn end_due(app: &TestApp) -> usize {
+    let pool = app.pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().unwrap();
+        reseller_api::application::subscriptions::end_due(&mut conn, 100).expect("end_due")
+    })
+    .await
+    .unwrap()
+}
+
+fn set_held(app: &TestApp, account: i64, held: i64) {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::accounts;
+    let mut conn = app.pool.get().unwrap();
+    write(&mut conn, |conn| {
+        diesel::update(accounts::table.find(account))
+            .set(accounts::held_micros.eq(held))
+            .execute(&mut **conn)
+    });
+}
+
+#[actix_rt::test]
+async fn the_schedule_skips_a_subscription_it_cannot_end_and_ends_the_others() {
+    let app = spawn_app().await;
+    let service = subscriptions_service(&app).await;
+    let broken = app.funded_reseller("broken", "10").await;
+    let fine = app.funded_reseller("fine", "10").await;
+    let mut body = three_posts(service);
+    body["expiry"] = json!(tomorrow().to_string());
+    let first = create(&app, &broken.token, body.clone()).await["id"]
+        .as_i64()
+        .unwrap();
+    let second = create(&app, &fine.token, body).await["id"]
+        .as_i64()
+        .unwrap();
+    expire_now(&app, first);
+    expire_now(&app, second);
+    // The first one's release cannot be booked: its account's held balance is gone.
+    set_held(&app, broken.id, 0);
+    assert_eq!(end_due(&app).await, 1);
+    assert_eq!(
+        subscription(&app, &broken.token, first).await["status"],
+        "active"
+    );
+    let ended = subscription(&app, &fine.token, second).await;
+    assert_eq!(ended["status"], "expired");
+    assert_eq!(micros(&ended["released"]), 600_000);
+    assert_eq!(account(&app, &fine.token).await, (10_000_000, 0));
+    // Repaired, the next pass ends it.
+    set_held(&app, broken.id, 600_000);
+    assert_eq!(end_due(&app).await, 1);
+    assert_eq!(
+        subscription(&app, &broken.token, first).await["status"],
+        "expired"
+    );
+    assert_eq!(account(&app, &broken.token).await, (10_000_000, 0));
+    app.assert_books_balance();
+}
