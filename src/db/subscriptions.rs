@@ -264,10 +264,11 @@ pub fn children(conn: &mut DbConnection, id: SubscriptionId) -> QueryResult<Vec<
 }
 
 /// Every child order's charge, by subscription, for `verify`.
-pub fn child_charges(conn: &mut DbConnection) -> QueryResult<Vec<(SubscriptionId, i64)>> {
+pub fn child_charges(conn: &mut DbConnection) -> QueryResult<Vec<(OrderId, SubscriptionId, i64)>> {
     orders::table
         .filter(orders::subscription_id.is_not_null())
         .select((
+            orders::id,
             orders::subscription_id.assume_not_null(),
             orders::charge_micros,
         ))

@@ -44,6 +44,10 @@ struct SubscriptionLedger {
     holds: usize,
     captured: i64,
     released: i64,
+    /// Each capture's entry and the order it names.
+    captures: Vec<(i64, Option<OrderId>)>,
+    /// Each hold's and release's entry and the account it moves.
+    moves: Vec<(i64, AccountId)>,
 }
 
 /// What the ledger says about one order: its charge entries and the refunds credited.
@@ -366,14 +370,19 @@ fn check_held_move(
             let book = books.entry(id).or_default();
             book.held += held;
             book.holds += 1;
+            book.moves.push((entry.id, entry.account_id));
             true
         }
         (LedgerKind::SubscriptionRelease, Some(id)) if held < 0 && available == -held => {
-            books.entry(id).or_default().released -= held;
+            let book = books.entry(id).or_default();
+            book.released -= held;
+            book.moves.push((entry.id, entry.account_id));
             true
         }
         (LedgerKind::OrderCharge, Some(id)) if held <= 0 && available == 0 => {
-            books.entry(id).or_default().captured -= held;
+            let book = books.entry(id).or_default();
+            book.captured -= held;
+            book.captures.push((entry.id, entry.order_id));
             true
         }
         (LedgerKind::SubscriptionHold | LedgerKind::SubscriptionRelease, _) => false,
@@ -396,9 +405,14 @@ fn check_subscriptions(
     report: &mut Report,
     mut books: HashMap<SubscriptionId, SubscriptionLedger>,
 ) -> QueryResult<()> {
+    // By subscription: its children's charges and how many there are.
     let mut children: HashMap<SubscriptionId, i64> = HashMap::new();
-    for (id, charge) in subscriptions::child_charges(conn)? {
+    let mut child_count: HashMap<SubscriptionId, i64> = HashMap::new();
+    let mut parent_of: HashMap<OrderId, SubscriptionId> = HashMap::new();
+    for (order, id, charge) in subscriptions::child_charges(conn)? {
         *children.entry(id).or_default() += charge;
+        *child_count.entry(id).or_default() += 1;
+        parent_of.insert(order, id);
     }
     let mut after = 0;
     loop {
@@ -442,6 +456,29 @@ fn check_subscriptions(
                 report.problems.push(format!(
                     "subscription {id}: captured {} from the hold, more than its children's charges total",
                     book.captured
+                ));
+            }
+            for (entry, order) in &book.captures {
+                if order.and_then(|order| parent_of.get(&order)) != Some(&id) {
+                    report.problems.push(format!(
+                        "ledger entry {entry}: captures from subscription {id}'s hold for {}, which is not its child",
+                        order.map_or("no order".to_string(), |o| format!("order {o}"))
+                    ));
+                }
+            }
+            for (entry, account) in &book.moves {
+                if *account != sub.account_id {
+                    report.problems.push(format!(
+                        "ledger entry {entry}: moves subscription {id}'s hold on account {account}, not its account {}",
+                        sub.account_id
+                    ));
+                }
+            }
+            let served = child_count.get(&id).copied().unwrap_or(0);
+            if sub.posts_served != served {
+                report.problems.push(format!(
+                    "subscription {id}: {} posts served but {served} child orders",
+                    sub.posts_served
                 ));
             }
             if sub.status.is_terminal() && captured + released != hold {

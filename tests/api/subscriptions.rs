@@ -1089,3 +1089,86 @@ async fn the_schedule_skips_a_subscription_it_cannot_end_and_ends_the_others() {
     assert_eq!(account(&app, &broken.token).await, (10_000_000, 0));
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn verify_ties_captures_holds_and_posts_to_their_subscription() {
+    use diesel::prelude::*;
+    use reseller_api::db::schema::{ledger_entries, orders, subscriptions};
+    let app = spawn_app().await;
+    let service = subscriptions_service(&app).await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let other = app.funded_reseller("other", "10").await;
+    let id = create(&app, &reseller.token, three_posts(service)).await["id"]
+        .as_i64()
+        .unwrap();
+    let child = post(&app, id, "p1", Some(100)).await.body["order"]["id"]
+        .as_i64()
+        .unwrap();
+    let second = create(&app, &reseller.token, three_posts(service)).await["id"]
+        .as_i64()
+        .unwrap();
+    app.assert_books_balance();
+    let problems = || {
+        let mut conn = app.pool.get().unwrap();
+        reseller_api::db::verify::run(&mut conn).unwrap().problems
+    };
+    let has = |found: &[String], text: &str| {
+        assert!(found.iter().any(|p| p.contains(text)), "{text}: {found:#?}");
+    };
+    let mut conn = app.pool.get().unwrap();
+
+    // A served post without its child order.
+    write(&mut conn, |conn| {
+        diesel::update(subscriptions::table.find(id))
+            .set(subscriptions::posts_served.eq(2))
+            .execute(&mut **conn)
+    });
+    has(
+        &problems(),
+        &format!("subscription {id}: 2 posts served but 1 child orders"),
+    );
+    write(&mut conn, |conn| {
+        diesel::update(subscriptions::table.find(id))
+            .set(subscriptions::posts_served.eq(1))
+            .execute(&mut **conn)
+    });
+    assert_eq!(problems(), Vec::<String>::new());
+
+    // The child moved to the other subscription: its capture names no child of the hold
+    // it was paid from.
+    write(&mut conn, |conn| {
+        diesel::update(orders::table.find(child))
+            .set(orders::subscription_id.eq(second))
+            .execute(&mut **conn)
+    });
+    has(
+        &problems(),
+        &format!(
+            "captures from subscription {id}'s hold for order {child}, which is not its child"
+        ),
+    );
+    write(&mut conn, |conn| {
+        diesel::update(orders::table.find(child))
+            .set(orders::subscription_id.eq(id))
+            .execute(&mut **conn)
+    });
+    assert_eq!(problems(), Vec::<String>::new());
+
+    // The hold booked on another account.
+    write(&mut conn, |conn| {
+        diesel::update(
+            ledger_entries::table
+                .filter(ledger_entries::subscription_id.eq(second))
+                .filter(ledger_entries::kind.eq("subscription_hold")),
+        )
+        .set(ledger_entries::account_id.eq(other.id))
+        .execute(&mut **conn)
+    });
+    has(
+        &problems(),
+        &format!(
+            "moves subscription {second}'s hold on account {}, not its account {}",
+            other.id, reseller.id
+        ),
+    );
+}
