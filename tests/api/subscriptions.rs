@@ -1172,3 +1172,34 @@ async fn verify_ties_captures_holds_and_posts_to_their_subscription() {
         ),
     );
 }
+
+#[actix_rt::test]
+async fn seeded_orders_take_no_subscriptions_id() {
+    let app = spawn_app().await;
+    let service = subscriptions_service(&app).await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let first = create(&app, &reseller.token, three_posts(service)).await["id"]
+        .as_i64()
+        .unwrap();
+    let options = reseller_api::tooling::seed::SeedOptions {
+        orders: 20,
+        refunds: 2,
+        accounts: 2,
+        pending: 0,
+        days: 3,
+        seed: 7,
+    };
+    {
+        let mut conn = app.pool.get().unwrap();
+        reseller_api::tooling::seed::run(&mut conn, &options).unwrap();
+    }
+    let shared = "SELECT COUNT(*) FROM orders WHERE id IN (SELECT id FROM subscriptions)";
+    assert_eq!(count(&app, shared), 0);
+    assert!(count(&app, "SELECT MIN(id) FROM orders") > first);
+    // The next subscription's id is past every seeded order.
+    let next = create(&app, &reseller.token, three_posts(service)).await["id"]
+        .as_i64()
+        .unwrap();
+    assert!(next > count(&app, "SELECT MAX(id) FROM orders"));
+    app.assert_books_balance();
+}
