@@ -298,7 +298,7 @@ fn expire_if_due(
     sub: &Subscription,
 ) -> Result<Option<Subscription>, SubscriptionError> {
     let now = chrono::Utc::now().naive_utc();
-    if !sub.status.takes_posts() || !sub.expires_at.is_some_and(|at| at <= now) {
+    if !sub.status.takes_posts() || sub.expires_at.is_none_or(|at| at > now) {
         return Ok(None);
     }
     end_within(
