@@ -666,7 +666,9 @@ pub struct DisableServiceQuery {
 
 /// Disable a service: it takes no new orders, and every order still in flight is
 /// refunded by the refund rule (no delivery known: in full; progress known: the
-/// undelivered share). Safe to call again; a second call refunds nothing more.
+/// undelivered share). Its open subscriptions end as `canceled`, what each still holds
+/// released to its account (the dry run does not count them). Safe to call again; a
+/// second call refunds nothing more.
 /// With `dry_run=true` nothing changes and the reply previews the refunds.
 #[utoipa::path(
     tag = "admin",

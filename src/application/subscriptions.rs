@@ -542,6 +542,40 @@ pub fn end_due(conn: &mut DbConnection, limit: i64) -> Result<usize, Subscriptio
     Ok(ended)
 }
 
+/// Ends every open subscription of a disabled service as Canceled, what each still holds
+/// released in the same transaction as its end (one transaction each, like the orders in
+/// flight the disable refunds). Returns how many ended.
+pub fn end_for_service(
+    conn: &mut DbConnection,
+    service_id: ServiceId,
+) -> Result<usize, SubscriptionError> {
+    let mut ended = 0;
+    loop {
+        let open = subscriptions::open_for_service(conn, service_id, 500)?;
+        if open.is_empty() {
+            return Ok(ended);
+        }
+        for id in open {
+            let done = db::write_tx(conn, |conn| {
+                let Some(sub) = subscriptions::lock(conn, id)? else {
+                    return Ok(false);
+                };
+                if sub.status.is_terminal() {
+                    return Ok(false);
+                }
+                end_within(
+                    conn,
+                    &sub,
+                    SubscriptionStatus::Canceled,
+                    Some("the service was disabled"),
+                )
+                .map(|_| true)
+            })?;
+            ended += usize::from(done);
+        }
+    }
+}
+
 /// A subscription's fields for the audit log.
 fn audit_json(sub: &Subscription) -> serde_json::Value {
     serde_json::to_value(SubscriptionResponse::new(sub, Vec::new()))

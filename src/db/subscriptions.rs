@@ -263,6 +263,25 @@ pub fn children(conn: &mut DbConnection, id: SubscriptionId) -> QueryResult<Vec<
         .load(conn)
 }
 
+/// Up to `limit` open subscriptions of a service, oldest first.
+pub fn open_for_service(
+    conn: &mut DbConnection,
+    service_id: ServiceId,
+    limit: i64,
+) -> QueryResult<Vec<SubscriptionId>> {
+    subscriptions::table
+        .filter(subscriptions::service_id.eq(service_id))
+        .filter(subscriptions::status.eq_any([
+            SubscriptionStatus::Pending.as_str(),
+            SubscriptionStatus::Active.as_str(),
+            SubscriptionStatus::Paused.as_str(),
+        ]))
+        .order(subscriptions::id.asc())
+        .limit(limit)
+        .select(subscriptions::id)
+        .load(conn)
+}
+
 /// Every child order's charge, by subscription, for `verify`.
 pub fn child_charges(conn: &mut DbConnection) -> QueryResult<Vec<(OrderId, SubscriptionId, i64)>> {
     orders::table

@@ -1203,3 +1203,36 @@ async fn seeded_orders_take_no_subscriptions_id() {
     assert!(next > count(&app, "SELECT MAX(id) FROM orders"));
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn disabling_the_service_ends_its_subscriptions_and_releases_their_holds() {
+    let app = spawn_app().await;
+    let service = subscriptions_service(&app).await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let id = create(&app, &reseller.token, three_posts(service)).await["id"]
+        .as_i64()
+        .unwrap();
+    let child = post(&app, id, "p1", Some(100)).await.body["order"]["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(account(&app, &reseller.token).await, (9_400_000, 466_667));
+    let disabled = app
+        .post(
+            &format!("/v1/admin/services/{service}/disable"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(disabled.status, 200, "{}", disabled.text);
+    let ended = subscription(&app, &reseller.token, id).await;
+    assert_eq!(ended["status"], "canceled");
+    assert_eq!(ended["status_reason"], "the service was disabled");
+    assert_eq!(micros(&ended["released"]), 466_667);
+    // The child still in flight is refunded in full like any order of the service.
+    let read = app
+        .get(&format!("/v1/orders/{child}"), &reseller.token)
+        .await;
+    assert_eq!(read.body["status"], "canceled", "{}", read.text);
+    assert_eq!(account(&app, &reseller.token).await, (10_000_000, 0));
+    app.assert_books_balance();
+}
