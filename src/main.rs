@@ -217,8 +217,9 @@ fn verify(config: &Config) -> Result<(), String> {
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let report = db::verify::run(&mut conn).map_err(|e| e.to_string())?;
     println!(
-        "checked {} accounts, {} ledger entries, {} orders, {} top-ups, {} refunds, {} report rollup buckets",
-        report.accounts, report.entries, report.orders, report.top_ups, report.refunds, report.rollup_buckets
+        "checked {} accounts, {} ledger entries, {} orders, {} top-ups, {} refunds, {} subscriptions, {} report rollup buckets",
+        report.accounts, report.entries, report.orders, report.top_ups, report.refunds,
+        report.subscriptions, report.rollup_buckets
     );
     if report.problems.is_empty() {
         println!("the books balance");

@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use crate::db::refills::Refill;
 use crate::domain::account::{Account, AccountStatus, Role};
 use crate::domain::alert::{Alert, AlertLevel, AlertMeasure, AlertScope, AlertWindow};
-use crate::domain::ids::{AccountId, AlertId, OrderId, RefillId, RefundId, ServiceId, TopUpId};
+use crate::domain::ids::{
+    AccountId, AlertId, OrderId, RefillId, RefundId, ServiceId, SubscriptionId, TopUpId,
+};
 use crate::domain::ledger::{TopUp, TopUpStatus};
 use crate::domain::money::SignedMoney;
 use crate::domain::order::{Order, OrderStatus};
@@ -18,6 +20,7 @@ use crate::domain::order_fields::OrderFields;
 use crate::domain::refill::RefillStatus;
 use crate::domain::refund::{PolicyNote, Refund, RefundReason, RefundSource, RefundStatus};
 use crate::domain::service::ServiceType;
+use crate::domain::subscription::{Subscription, SubscriptionStatus};
 
 /// A money amount on the wire: a decimal string, at most 6 fractional digits.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -75,6 +78,10 @@ pub struct OrderResponse {
     /// The most that could still be refunded.
     pub refundable: Amount,
     pub external_ref: Option<String>,
+    /// The subscription this order serves a post of; absent for an ordinary order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    pub subscription_id: Option<SubscriptionId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -97,8 +104,82 @@ impl From<Order> for OrderResponse {
             start_count: order.start_count,
             refunded: Amount::of(order.refunded),
             external_ref: order.external_ref,
+            subscription_id: order.subscription_id,
             created_at: utc(order.created_at),
             updated_at: utc(order.updated_at),
+        }
+    }
+}
+
+/// A subscription: for `username`, every new post gets a child order of `min` to `max`
+/// units, for `posts` posts (and `old_posts`), `delay` minutes after the post, until
+/// `expiry`. Its money: `held` when created, `captured` by its children, `released` when
+/// it ended; `hold_left` is still held.
+#[derive(Serialize, ToSchema)]
+pub struct SubscriptionResponse {
+    /// From the same sequence as orders' ids: no order has it.
+    #[schema(value_type = i64)]
+    pub id: SubscriptionId,
+    #[schema(value_type = i64)]
+    pub service_id: ServiceId,
+    pub username: String,
+    pub min: i64,
+    pub max: i64,
+    pub posts: i64,
+    pub old_posts: i64,
+    /// Minutes after a post.
+    pub delay: i64,
+    /// The last date it runs before (`YYYY-MM-DD`; it expires as that date begins, UTC);
+    /// null for none.
+    pub expiry: Option<chrono::NaiveDate>,
+    pub status: SubscriptionStatus,
+    /// Posts served so far (child orders).
+    pub posts_served: i64,
+    /// The charge of one child of `max` units, the most a post can cost.
+    pub post_charge: Amount,
+    /// Taken from the available balance when it was created: (posts + old_posts) ×
+    /// post_charge.
+    pub held: Amount,
+    /// Paid from the hold by its children.
+    pub captured: Amount,
+    /// Returned to the available balance when it ended.
+    pub released: Amount,
+    /// Still held.
+    pub hold_left: Amount,
+    /// Why it ended, when it has.
+    pub status_reason: Option<String>,
+    /// Its child orders' ids, oldest first (in a list of subscriptions: empty).
+    #[schema(value_type = Vec<i64>)]
+    pub orders: Vec<OrderId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl SubscriptionResponse {
+    pub fn new(sub: &Subscription, orders: Vec<OrderId>) -> SubscriptionResponse {
+        SubscriptionResponse {
+            id: sub.id,
+            service_id: sub.service_id,
+            username: sub.username.clone(),
+            min: sub.min,
+            max: sub.max,
+            posts: sub.posts,
+            old_posts: sub.old_posts,
+            delay: sub.delay,
+            expiry: sub.expiry_date(),
+            status: sub.status,
+            posts_served: sub.posts_served,
+            post_charge: Amount::of(sub.post_charge),
+            held: Amount::of(sub.hold),
+            captured: Amount::of(sub.captured),
+            released: Amount::of(sub.released),
+            hold_left: Amount::of(sub.hold_left()),
+            status_reason: sub.status_reason.clone(),
+            orders,
+            created_at: utc(sub.created_at),
+            updated_at: utc(sub.updated_at),
+            ended_at: sub.ended_at.map(utc),
         }
     }
 }
@@ -155,8 +236,10 @@ pub struct AccountResponse {
     pub id: AccountId,
     pub name: String,
     pub role: Role,
-    /// May be negative only after a chargeback.
+    /// Available to spend; may be negative only after a chargeback.
     pub balance: Amount,
+    /// Held for subscriptions: not spendable, released to `balance` when they end.
+    pub held: Amount,
     #[schema(example = "USD")]
     pub currency: String,
     pub status: AccountStatus,
@@ -170,6 +253,7 @@ impl From<Account> for AccountResponse {
             name: account.name,
             role: account.role,
             balance: Amount::of(account.balance),
+            held: Amount::of(account.held),
             currency: account.currency,
             status: account.status,
             created_at: utc(account.created_at),

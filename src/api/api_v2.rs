@@ -20,13 +20,15 @@ use crate::application::cancels::CancelError;
 use crate::application::idempotency::{request_hash, Dialect, IdempotencyKey};
 use crate::application::orders::{OrderRequest, PlaceOrderError, Placed};
 use crate::application::refills::RefillError;
-use crate::db::{accounts, orders, refills, services};
+use crate::application::subscriptions::{Created, SubscriptionError, SubscriptionRequest};
+use crate::db::{accounts, orders, refills, services, subscriptions};
 use crate::domain::account::Scope;
-use crate::domain::ids::{AccountId, OrderId, RefillId, ServiceId};
+use crate::domain::ids::{AccountId, OrderId, RefillId, ServiceId, SubscriptionId};
 use crate::domain::order::{Order, OrderFieldError, OrderInput};
 use crate::domain::order_fields::{OrderField, OrderFields};
 use crate::domain::refill::RefillRefusal;
-use crate::domain::service::ServiceStatus;
+use crate::domain::service::{ServiceStatus, ServiceType};
+use crate::domain::subscription::{panel_date, parse_panel_date, SubscriptionInput};
 use crate::error::ApiError;
 use crate::http::auth::KeyHolder;
 use crate::http::extract::{BodySize, OrderBody};
@@ -83,6 +85,22 @@ pub struct ApiV2Request {
     pub refills: String,
     /// `add`: makes retries safe, like the `Idempotency-Key` header.
     pub idempotency_key: String,
+    /// `add` to a Subscriptions service (with `username`, no `link` or `quantity`): the
+    /// fewest units per new post. The service's type decides whether an `add` is a
+    /// subscription: to a service of another type, `min`, `max`, `posts`, `old_posts`,
+    /// `delay` and `expiry` are ignored when empty or `0`, and refused otherwise
+    /// (`Incorrect request: <field> is only for subscription services`).
+    pub min: String,
+    /// `add`, subscriptions: the most units per new post (the hold is priced at it).
+    pub max: String,
+    /// `add`, subscriptions: new posts to serve, 1 to the service's bound (required).
+    pub posts: String,
+    /// `add`, subscriptions: posts already made to serve too, where the service offers it.
+    pub old_posts: String,
+    /// `add`, subscriptions: minutes after a post, one of the service's delays (default 0).
+    pub delay: String,
+    /// `add`, subscriptions: the expiry date, `dd/mm/YYYY` (UTC), after today.
+    pub expiry: String,
 }
 
 /// Every refusal in the dialect: HTTP 200 with this body (a batch reply carries it per
@@ -151,10 +169,20 @@ struct StatusReply {
     currency: String,
 }
 
+/// A subscription's `status`, as panels answer it.
+#[derive(Serialize)]
+struct SubscriptionStatusReply {
+    status: &'static str,
+    expiry: Option<String>,
+    posts: String,
+    orders: Vec<OrderId>,
+}
+
 #[derive(Serialize)]
 #[serde(untagged)]
 enum StatusItem {
     Found(StatusReply),
+    Subscription(SubscriptionStatusReply),
     Missing { error: &'static str },
 }
 
@@ -261,6 +289,7 @@ fn field_error(error: &OrderFieldError) -> String {
         ChargeTooSmall { least, .. } => {
             format!("Quantity too small: at this rate it costs nothing; order at least {least}")
         }
+        SubscriptionsOnly => "Incorrect request: this service takes subscriptions (username, min, max, posts, delay, expiry), not link and quantity".into(),
         ServiceDisabled
         | DripFeedNotOffered
         | RunsOutOfRange
@@ -325,7 +354,9 @@ fn parse_int(map: &Fields, name: &str) -> Result<Option<i64>, String> {
             add: `{\"order\":23501}`; status: `{\"charge\":\"0.27819\",\"start_count\":\"3572\",\"status\":\"Partial\",\"remains\":\"157\",\"currency\":\"USD\"}`, \
             `remains` in all units (quantity × runs): `0` once completed, the total while pending or once canceled, \
             and a drip-feed order's also has `runs`, the runs delivered (`\"runs\":\"3\"`); \
-            multi status: `{\"1\":{...},\"10\":{\"error\":\"Incorrect order ID\"}}`; balance: `{\"balance\":\"100.84292\",\"currency\":\"USD\"}`; \
+            status of a subscription (its id is from the orders' sequence): `{\"status\":\"Active\",\"expiry\":\"31/12/2026\",\"posts\":\"2\",\"orders\":[101,102]}` \
+            (`posts` served so far, `orders` the child orders' ids, `expiry` null for none); \
+            multi status: `{\"1\":{...},\"10\":{\"error\":\"Incorrect order ID\"}}`; balance (the available balance, without what subscriptions hold): `{\"balance\":\"100.84292\",\"currency\":\"USD\"}`; \
             cancel: `[{\"order\":9,\"cancel\":{\"error\":\"Incorrect order ID\"}},{\"order\":2,\"cancel\":1}]`; \
             refill status of `refills=1,2`: `[{\"refill\":1,\"status\":\"Completed\"},{\"refill\":2,\"status\":{\"error\":\"Refill not found\"}}]`. \
             Without `action`, the fields say the call: `order`/`orders` refill, `refill`/`refills` refill status. \
@@ -524,6 +555,29 @@ async fn add(
     account: &KeyHolder,
     map: &Fields,
 ) -> Result<HttpResponse, ApiError> {
+    // The service's type decides: a client library may send the subscription fields
+    // empty or zero with every ordinary order.
+    let kind = match parse_int(map, "service") {
+        Ok(Some(id)) => {
+            state
+                .db(move |conn| Ok(services::find(conn, ServiceId(id))?.map(|s| s.kind)))
+                .await?
+        }
+        Ok(None) | Err(_) => None,
+    };
+    match kind {
+        Some(ServiceType::Subscriptions) => {
+            return add_subscription(req, state, account, map).await;
+        }
+        Some(_) => {
+            if let Some(field) = meaningless_subscription_field(map) {
+                return Ok(error(&format!(
+                    "Incorrect request: {field} is only for subscription services"
+                )));
+            }
+        }
+        None => {}
+    }
     let request = match order_request(map) {
         Ok(request) => request,
         Err(e) => return Ok(error(&e)),
@@ -543,6 +597,181 @@ async fn add(
             .body(replay.body)),
         Err(e) => Ok(error(&add_error(&e))),
     }
+}
+
+/// The first of a subscription's own fields that an `add` of another service type
+/// carries with a value: empty or `0` means nothing and is ignored.
+fn meaningless_subscription_field(map: &Fields) -> Option<&'static str> {
+    SUBSCRIPTION_FIELDS.into_iter().find(|name| {
+        map.get(*name)
+            .map(|v| v.trim())
+            .is_some_and(|v| !v.is_empty() && v != "0")
+    })
+}
+
+/// The fields only a subscription `add` reads.
+const SUBSCRIPTION_FIELDS: [&str; 6] = ["posts", "old_posts", "delay", "expiry", "min", "max"];
+
+/// An `add` of a subscription: `{"order": id}`, the id from the orders' sequence.
+async fn add_subscription(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    account: &KeyHolder,
+    map: &Fields,
+) -> Result<HttpResponse, ApiError> {
+    let request = match subscription_request(map) {
+        Ok(request) => request,
+        Err(e) => return Ok(error(&e)),
+    };
+    let key = subscription_key(req, map, &request, state.config.retention.idempotency_ttl());
+    let account_id = account.account_id;
+    let created = state
+        .db(move |conn| {
+            Ok(application::subscriptions::create(
+                conn, account_id, request, key,
+            ))
+        })
+        .await?;
+    match created {
+        Ok(Created::New(sub)) => Ok(reply_of(PanelOrderPlaced {
+            order: OrderId(sub.id.get()),
+        })),
+        Ok(Created::Replayed(replay)) => Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(replay.body)),
+        Err(e) => Ok(error(&subscription_error(&e))),
+    }
+}
+
+/// The subscription an `add` asks for; `Err` is the dialect's reply to a field it cannot
+/// read.
+fn subscription_request(map: &Fields) -> Result<SubscriptionRequest, String> {
+    let service_id = match parse_int(map, "service") {
+        Ok(Some(id)) => ServiceId(id),
+        Ok(None) | Err(_) => return Err("Service ID does not exists".into()),
+    };
+    if ["link", "quantity"]
+        .iter()
+        .any(|name| map.get(*name).is_some_and(|v| !v.trim().is_empty()))
+    {
+        return Err(
+            "Incorrect request: a subscription takes username, min, max, posts, old_posts, delay and expiry, not link or quantity"
+                .into(),
+        );
+    }
+    let expiry = match map
+        .get("expiry")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+    {
+        None => None,
+        Some(text) => Some(
+            parse_panel_date(text)
+                .ok_or("Incorrect expiry: expiry must be a date as dd/mm/YYYY")?,
+        ),
+    };
+    Ok(SubscriptionRequest {
+        service_id,
+        input: SubscriptionInput {
+            username: map.get("username").cloned().unwrap_or_default(),
+            min: parse_int(map, "min")?,
+            max: parse_int(map, "max")?,
+            posts: parse_int(map, "posts")?,
+            old_posts: parse_int(map, "old_posts")?,
+            delay: parse_int(map, "delay")?,
+            expiry,
+        },
+    })
+}
+
+/// A subscription `add`'s idempotency key, with a fingerprint of what it asks for.
+fn subscription_key(
+    req: &HttpRequest,
+    map: &Fields,
+    request: &SubscriptionRequest,
+    ttl: chrono::Duration,
+) -> Option<IdempotencyKey> {
+    let key = map
+        .get("idempotency_key")
+        .cloned()
+        .or_else(|| {
+            req.headers()
+                .get("Idempotency-Key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .map(|k| k.trim().chars().take(255).collect::<String>())
+        .filter(|k| !k.is_empty())?;
+    let input = &request.input;
+    let hash = format!(
+        "subscription|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        request.service_id,
+        input.username,
+        input.min,
+        input.max,
+        input.posts,
+        input.old_posts,
+        input.delay,
+        input.expiry
+    );
+    Some(IdempotencyKey {
+        key,
+        request_hash: request_hash(&Value::String(hash)),
+        ttl,
+        dialect: Dialect::PanelV2,
+        status_of,
+    })
+}
+
+/// The dialect's words for a subscription that was not created or canceled.
+fn subscription_error(error: &SubscriptionError) -> String {
+    match error {
+        SubscriptionError::UnknownService => "Service ID does not exists".into(),
+        SubscriptionError::InsufficientFunds { .. } => "Not enough funds on balance".into(),
+        SubscriptionError::AccountSuspended => "Your account is suspended".into(),
+        SubscriptionError::NotFound => "Incorrect order ID".into(),
+        SubscriptionError::Invalid(fields) => fields.first().map_or_else(
+            || "Incorrect request".into(),
+            |f| format!("Incorrect {}: {} {}", f.field, f.field, f.message),
+        ),
+        SubscriptionError::Database(error) => dialect_error(error),
+        SubscriptionError::UnknownAccount
+        | SubscriptionError::ServicePaused
+        | SubscriptionError::ForeignCurrency { .. }
+        | SubscriptionError::Ended { .. }
+        | SubscriptionError::Idempotency(_) => error.to_string(),
+    }
+}
+
+/// The subscriptions among `ids` (those that are not orders), as `status` answers them.
+async fn owned_subscriptions(
+    state: &web::Data<AppState>,
+    account_id: AccountId,
+    ids: Vec<SubscriptionId>,
+) -> Result<HashMap<i64, SubscriptionStatusReply>, ApiError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    state
+        .read(move |conn| {
+            let mut found = HashMap::new();
+            for id in ids {
+                if let Some(sub) = subscriptions::find_owned(conn, account_id, id)? {
+                    let orders = subscriptions::children(conn, id)?;
+                    found.insert(
+                        id.get(),
+                        SubscriptionStatusReply {
+                            status: sub.status.panel_name(),
+                            expiry: sub.expiry_date().map(panel_date),
+                            posts: sub.posts_served.to_string(),
+                            orders,
+                        },
+                    );
+                }
+            }
+            Ok(found)
+        })
+        .await
 }
 
 /// The order an `add` asks for; `Err` is the dialect's reply to a field it cannot read.
@@ -659,13 +888,24 @@ async fn status(
             Err(e) => return Ok(error(&e)),
         };
         let found = owned_orders(state, account.account_id, &ids).await?;
+        let others: Vec<SubscriptionId> = ids
+            .iter()
+            .filter_map(|id| id.parse::<i64>().ok())
+            .filter(|id| !found.contains_key(&OrderId(*id)))
+            .map(SubscriptionId)
+            .collect();
+        let mut subs = owned_subscriptions(state, account.account_id, others).await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let item = id
-                .parse::<OrderId>()
-                .ok()
-                .and_then(|n| found.get(&n))
+            let number = id.parse::<i64>().ok();
+            let item = number
+                .and_then(|n| found.get(&OrderId(n)))
                 .map(|o| StatusItem::Found(status_json(o, &account.currency)))
+                .or_else(|| {
+                    number
+                        .and_then(|n| subs.remove(&n))
+                        .map(StatusItem::Subscription)
+                })
                 .unwrap_or(StatusItem::Missing {
                     error: "Incorrect order ID",
                 });
@@ -677,12 +917,20 @@ async fn status(
     }
     let id = raw.to_string();
     let found = owned_orders(state, account.account_id, std::slice::from_ref(&id)).await?;
-    Ok(
-        match id.parse::<OrderId>().ok().and_then(|n| found.get(&n)) {
-            Some(order) => reply_of(status_json(order, &account.currency)),
-            None => error("Incorrect order ID"),
-        },
-    )
+    if let Some(order) = id.parse::<OrderId>().ok().and_then(|n| found.get(&n)) {
+        return Ok(reply_of(status_json(order, &account.currency)));
+    }
+    let asked: Vec<SubscriptionId> = id
+        .parse::<i64>()
+        .ok()
+        .map(SubscriptionId)
+        .into_iter()
+        .collect();
+    let mut subs = owned_subscriptions(state, account.account_id, asked).await?;
+    Ok(match id.parse::<i64>().ok().and_then(|n| subs.remove(&n)) {
+        Some(sub) => reply_of(sub),
+        None => error("Incorrect order ID"),
+    })
 }
 
 async fn cancel(
@@ -705,6 +953,25 @@ async fn cancel(
                     Ok(order_id) => {
                         match application::cancels::cancel_order(conn, account_id, order_id) {
                             Ok(_) => json!(1),
+                            // Not an order of the account's: it may be its subscription
+                            // (one id space).
+                            Err(CancelError::OrderNotFound)
+                                if subscriptions::find_owned(
+                                    conn,
+                                    account_id,
+                                    SubscriptionId(order_id.get()),
+                                )?
+                                .is_some() =>
+                            {
+                                match application::subscriptions::cancel(
+                                    conn,
+                                    account_id,
+                                    SubscriptionId(order_id.get()),
+                                ) {
+                                    Ok(_) => json!(1),
+                                    Err(e) => json!({ "error": subscription_error(&e) }),
+                                }
+                            }
                             Err(e) => json!({ "error": cancel_error(&e) }),
                         }
                     }

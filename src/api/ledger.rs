@@ -5,7 +5,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::ledger;
 use crate::domain::account::Scope;
-use crate::domain::ids::{OrderId, RefundId, TopUpId};
+use crate::domain::ids::{OrderId, RefundId, SubscriptionId, TopUpId};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 use crate::error::ApiError;
 use crate::http::auth::Caller;
@@ -17,9 +17,18 @@ use crate::http::wire::{page_limit, page_response, utc, Amount, Page};
 pub struct LedgerEntryResponse {
     pub id: i64,
     pub kind: LedgerKind,
-    /// Signed: credits positive, debits negative.
+    /// The change of the available balance, signed: credits positive, debits negative.
     pub amount: Amount,
     pub balance_after: Amount,
+    /// The change of the held balance (money held for subscriptions), signed: a
+    /// `subscription_hold` moves `-amount` into it, a child order's `order_charge` is paid
+    /// from it, a `subscription_release` moves it back. "0.000000" when it is not moved.
+    pub held_amount: Amount,
+    /// The held balance after this entry, where it moves it ("0.000000" otherwise).
+    pub held_after: Amount,
+    /// The subscription a hold, a release or a charge paid from the hold is for.
+    #[schema(value_type = Option<i64>)]
+    pub subscription_id: Option<SubscriptionId>,
     #[schema(value_type = Option<i64>)]
     pub order_id: Option<OrderId>,
     #[schema(value_type = Option<i64>)]
@@ -36,6 +45,9 @@ impl From<LedgerEntry> for LedgerEntryResponse {
             kind: entry.kind,
             amount: Amount::of(entry.amount),
             balance_after: Amount::of(entry.balance_after),
+            held_amount: Amount::of(entry.held_amount),
+            held_after: Amount::of(entry.held_after),
+            subscription_id: entry.subscription_id,
             order_id: entry.order_id,
             refund_id: entry.refund_id,
             top_up_id: entry.top_up_id,

@@ -25,6 +25,7 @@ pub mod reports;
 pub mod review;
 pub mod router;
 pub mod services;
+pub mod subscriptions;
 pub mod tokens;
 pub mod top_ups;
 pub mod webhooks;

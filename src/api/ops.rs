@@ -172,6 +172,28 @@ fn render_breakers(out: &mut Exposition, (closed, open, half_open): (i64, i64, i
 
 fn render_database(out: &mut Exposition, gauges: &Gauges, now: NaiveDateTime) {
     out.family(
+        "subscriptions_open",
+        "gauge",
+        "Subscriptions not ended yet (pending, active or paused).",
+    );
+    out.sample(
+        "subscriptions_open",
+        "",
+        &[],
+        &gauges.subscriptions_open.to_string(),
+    );
+    out.family(
+        "subscriptions_held",
+        "gauge",
+        "Money still held for open subscriptions, in the panel's currency (exact decimal).",
+    );
+    out.sample(
+        "subscriptions_held",
+        "",
+        &[],
+        &gauges.subscriptions_held.to_string(),
+    );
+    out.family(
         "refunds_pending_review",
         "gauge",
         "Refund requests awaiting an operator's review.",

@@ -12,7 +12,7 @@ use crate::application::idempotency::{Answer, Dialect};
 use crate::application::orders::{OrderRequest, Outcome, PlaceOrderError, Placed};
 use crate::db::orders::{self, OrderFilter};
 use crate::domain::account::Scope;
-use crate::domain::ids::{AccountId, OrderId, ServiceId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId, SubscriptionId};
 use crate::domain::order::{Order, OrderInput, OrderStatus};
 use crate::domain::order_fields::OrderFields;
 use crate::domain::FieldError;
@@ -286,6 +286,9 @@ pub struct ListOrdersQuery {
     pub status: Option<OrderStatus>,
     #[param(value_type = Option<i64>)]
     pub service_id: Option<ServiceId>,
+    /// Only the child orders of this subscription of yours.
+    #[param(value_type = Option<i64>)]
+    pub subscription_id: Option<SubscriptionId>,
     /// Orders created at or after this time (RFC 3339).
     pub created_from: Option<DateTime<Utc>>,
     /// Orders created before this time (RFC 3339).
@@ -319,6 +322,7 @@ pub async fn list_orders(
         service_id: query.service_id,
         created_from: query.created_from.map(|t| t.naive_utc()),
         created_to: query.created_to.map(|t| t.naive_utc()),
+        subscription_id: query.subscription_id,
     };
     let rows = state
         .db(move |conn| {

@@ -15,6 +15,7 @@ use crate::domain::service::{
     check_min_charge, check_quantity_window, check_type_shape, parse_description, QuantityRule,
     Service, ServiceStatus, ServiceType,
 };
+use crate::domain::subscription::SubscriptionTerms;
 use crate::domain::{parse_text, FieldError};
 use crate::error::ApiError;
 use crate::http::auth::{Admin, Caller};
@@ -56,6 +57,8 @@ pub struct ServiceResponse {
     /// Drip-feed offered: an order may take `runs` and `interval` (Default and Web Traffic
     /// services only).
     pub dripfeed: bool,
+    /// What a `subscriptions` service offers a subscription (null on other types).
+    pub subscription: Option<SubscriptionTermsResponse>,
     pub status: ServiceStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -194,6 +197,17 @@ impl ServiceFieldInfo {
     }
 }
 
+/// What a subscriptions service offers.
+#[derive(Serialize, ToSchema)]
+pub struct SubscriptionTermsResponse {
+    /// The most posts a subscription may ask for (`posts`, and `old_posts` each).
+    pub posts_max: i64,
+    /// The delays (minutes after a post) a subscription may choose from.
+    pub delays: Vec<i64>,
+    /// Whether a subscription may ask for `old_posts` (posts already made).
+    pub old_posts: bool,
+}
+
 /// A service as operators see it: what resellers see, and where it is delivered from.
 /// Resellers never see the upstream: with it they could buy from the provider directly.
 #[derive(Serialize, ToSchema)]
@@ -244,6 +258,11 @@ impl From<Service> for ServiceResponse {
             refill: service.refill,
             refill_days: service.refill_days,
             cancel: service.cancel,
+            subscription: (kind == ServiceType::Subscriptions).then(|| SubscriptionTermsResponse {
+                posts_max: service.subscription.posts_max,
+                delays: service.subscription.delays.clone(),
+                old_posts: service.subscription.old_posts,
+            }),
             status: service.status,
             created_at: utc(service.created_at),
             updated_at: utc(service.updated_at),
@@ -348,6 +367,14 @@ pub struct CreateServiceRequest {
     pub provider_id: Option<ProviderId>,
     #[schema(value_type = Option<crate::http::input::Text100>)]
     pub provider_service_id: Option<String>,
+    /// `subscriptions` only: the most posts a subscription may ask for (default 100).
+    #[schema(minimum = 1, maximum = 10_000)]
+    pub posts_max: Option<i64>,
+    /// `subscriptions` only: the delays (minutes after a post, 0 to 10080, 1 to 50 of them)
+    /// a subscription may choose from (default 0, 5, 10, 15, 30, 60, 90).
+    pub delays: Option<Vec<i64>>,
+    /// `subscriptions` only: whether a subscription may ask for `old_posts` (default false).
+    pub old_posts: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema, Clone)]
@@ -382,6 +409,13 @@ pub struct UpdateServiceRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<crate::http::input::Text100>)]
     pub provider_service_id: Option<Option<String>>,
+    /// `subscriptions` only: the most posts a subscription may ask for.
+    #[schema(minimum = 1, maximum = 10_000)]
+    pub posts_max: Option<i64>,
+    /// `subscriptions` only: the delays (minutes after a post) a subscription may choose.
+    pub delays: Option<Vec<i64>>,
+    /// `subscriptions` only: whether a subscription may ask for `old_posts`.
+    pub old_posts: Option<bool>,
 }
 
 /// Tells a field left out (`None`) from one set to null (`Some(None)`).
@@ -391,6 +425,16 @@ where
     D: serde::Deserializer<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Whether a patch keeps a service's stored subscription terms: only a subscriptions
+/// service (after the patch) has them to keep.
+fn keeps_terms(patch: &UpdateServiceRequest, current: &Service) -> bool {
+    match patch.r#type {
+        Some(TypeName::Type(kind)) => kind == ServiceType::Subscriptions,
+        Some(TypeName::DripFeed) => false,
+        None => current.kind == ServiceType::Subscriptions,
+    }
 }
 
 /// Validates every field of a service at once.
@@ -414,8 +458,36 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
         (TypeName::DripFeed, _) => (ServiceType::Default, true),
         (TypeName::Type(kind), dripfeed) => (kind, dripfeed.unwrap_or(false)),
     };
+    let provider_given = request.provider_id.is_some() || request.provider_service_id.is_some();
+    let defaults = SubscriptionTerms::default();
+    let sent_terms =
+        request.posts_max.is_some() || request.delays.is_some() || request.old_posts.is_some();
+    let subscription = if kind != ServiceType::Subscriptions && sent_terms {
+        let field = if request.posts_max.is_some() {
+            "posts_max"
+        } else if request.delays.is_some() {
+            "delays"
+        } else {
+            "old_posts"
+        };
+        errors.push(FieldError::new(
+            field,
+            "is taken only by a subscriptions service",
+        ));
+        defaults
+    } else {
+        SubscriptionTerms::check(
+            request.posts_max.unwrap_or(defaults.posts_max),
+            request.delays.as_deref().unwrap_or(&defaults.delays),
+            request.old_posts.unwrap_or(defaults.old_posts),
+        )
+        .unwrap_or_else(|(field, message)| {
+            errors.push(FieldError::new(field, message));
+            defaults
+        })
+    };
     if let Err((field, message)) = check_quantity_window(request.min, request.max)
-        .and_then(|()| check_type_shape(kind, dripfeed, request.min, request.max))
+        .and_then(|()| check_type_shape(kind, dripfeed, provider_given, request.min, request.max))
     {
         errors.push(FieldError::new(field, message));
     } else if let (Some(rate), false) = (rate, kind.is_flat()) {
@@ -476,6 +548,7 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
             cancel: request.cancel,
             provider,
             description,
+            subscription,
         }),
         _ => Err(errors.into()),
     }
@@ -527,6 +600,7 @@ pub async fn update_service(
     // Called once per attempt of the transaction, which may run again on a conflict.
     let merge = move |current: Service| {
         let patch = patch.clone();
+        let keep = keeps_terms(&patch, &current);
         service_fields(CreateServiceRequest {
             name: patch.name.unwrap_or(current.name),
             category: patch.category.unwrap_or(current.category),
@@ -551,6 +625,14 @@ pub async fn update_service(
             provider_service_id: patch
                 .provider_service_id
                 .unwrap_or(current.provider.map(|p| p.1)),
+            // Kept on a service of another type only if the patch names the terms.
+            posts_max: patch
+                .posts_max
+                .or(keep.then_some(current.subscription.posts_max)),
+            old_posts: patch
+                .old_posts
+                .or(keep.then_some(current.subscription.old_posts)),
+            delays: patch.delays.or(keep.then_some(current.subscription.delays)),
         })
     };
     let service = state
@@ -584,7 +666,9 @@ pub struct DisableServiceQuery {
 
 /// Disable a service: it takes no new orders, and every order still in flight is
 /// refunded by the refund rule (no delivery known: in full; progress known: the
-/// undelivered share). Safe to call again; a second call refunds nothing more.
+/// undelivered share). Its open subscriptions end as `canceled`, what each still holds
+/// released to its account (the dry run does not count them). Safe to call again; a
+/// second call refunds nothing more.
 /// With `dry_run=true` nothing changes and the reply previews the refunds.
 #[utoipa::path(
     tag = "admin",

@@ -90,8 +90,8 @@ fn fields_for(
         CatalogType::Offered(kind) => kind,
         CatalogType::Subscriptions => {
             return Err(format!(
-                "type {:?}: subscriptions are not offered yet (they hold money per post and \
-                 need their own model)",
+                "type {:?}: subscriptions are not offered yet from a provider (forwarding them \
+                 upstream is not built; operators can make a subscriptions service by hand)",
                 entry.type_word
             ))
         }
@@ -110,7 +110,7 @@ fn fields_for(
     };
     check_quantity_window(min, max).map_err(|(field, message)| format!("{field} {message}"))?;
     let dripfeed = entry.dripfeed && kind.takes_dripfeed();
-    check_type_shape(kind, dripfeed, min, max)
+    check_type_shape(kind, dripfeed, true, min, max)
         .map_err(|(field, message)| format!("{field} {message}"))?;
     // Converted first (half-up to the micro-unit), then marked up.
     let rate = marked_up(exchange_rate.convert(entry.rate), markup_percent);
@@ -147,6 +147,8 @@ fn fields_for(
             .as_deref()
             .and_then(clean_description)
             .or_else(|| existing.and_then(|s| s.description.clone())),
+        // A sync leaves what an operator set.
+        subscription: existing.map(|s| s.subscription.clone()).unwrap_or_default(),
     })
 }
 

@@ -16,13 +16,14 @@ use crate::domain::alert::Alert;
 use crate::domain::event::{Event, EventType};
 use crate::domain::ids::{AccountId, EndpointId, ProviderId};
 use crate::domain::ledger::TopUp;
-use crate::domain::money::SignedMoney;
+use crate::domain::money::{Money, SignedMoney};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::refill::RefillStatus;
 use crate::domain::refund::Refund;
+use crate::domain::subscription::{Subscription, SubscriptionStatus};
 use crate::resources::{
     AccountResponse, AlertResponse, Amount, OrderResponse, RefillResponse, RefundResponse,
-    TopUpResponse,
+    SubscriptionResponse, TopUpResponse,
 };
 
 type Result<T> = std::result::Result<T, diesel::result::Error>;
@@ -34,6 +35,70 @@ fn record(
     data: Value,
 ) -> Result<Event> {
     db::events::insert(conn, event_type, account_id, data)
+}
+
+/// `subscription.created`: `{"subscription", "held"}` (the amount taken from the available
+/// balance into the held one).
+pub fn subscription_created(conn: &mut WriteConn<'_>, sub: &Subscription) -> Result<()> {
+    let data = json!({
+        "subscription": SubscriptionResponse::new(sub, Vec::new()),
+        "held": Amount::of(sub.hold),
+    });
+    record(
+        conn,
+        EventType::SubscriptionCreated,
+        Some(sub.account_id),
+        data,
+    )
+    .map(drop)
+}
+
+/// `subscription.child_created`: `{"subscription", "order", "captured"}` (the part of the
+/// child's charge paid from the hold; the rest, if any, from the available balance).
+pub fn subscription_child_created(
+    conn: &mut WriteConn<'_>,
+    sub: &Subscription,
+    order: &Order,
+    captured: Money,
+) -> Result<()> {
+    let data = json!({
+        "subscription": SubscriptionResponse::new(sub, Vec::new()),
+        "order": order_json(order),
+        "captured": Amount::of(captured),
+    });
+    record(
+        conn,
+        EventType::SubscriptionChildCreated,
+        Some(sub.account_id),
+        data,
+    )
+    .map(drop)
+}
+
+/// `subscription.status_changed`: `{"subscription", "from", "to", "released"}` (returned
+/// to the available balance by this change).
+pub fn subscription_status_changed(
+    conn: &mut WriteConn<'_>,
+    from: SubscriptionStatus,
+    sub: &Subscription,
+    released: Money,
+) -> Result<()> {
+    if from == sub.status {
+        return Ok(());
+    }
+    let data = json!({
+        "subscription": SubscriptionResponse::new(sub, Vec::new()),
+        "from": from,
+        "to": sub.status,
+        "released": Amount::of(released),
+    });
+    record(
+        conn,
+        EventType::SubscriptionStatusChanged,
+        Some(sub.account_id),
+        data,
+    )
+    .map(drop)
 }
 
 fn order_json(order: &Order) -> Value {

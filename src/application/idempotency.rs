@@ -46,6 +46,8 @@ pub enum Answer {
     DisputeApproved,
     /// A dispute left for an operator's review.
     DisputeInReview,
+    /// A subscription created.
+    SubscriptionCreated,
 }
 
 /// The key a request came with, the fingerprint of its body, how long a response stored

@@ -21,6 +21,7 @@ pub mod retention;
 pub mod rollups;
 pub mod services;
 pub mod signing_keys;
+pub mod subscriptions;
 pub mod top_ups;
 pub mod webhooks;
 

@@ -98,8 +98,9 @@ pub struct Disabled {
 /// lock for long.
 const DISABLE_BATCH: i64 = 500;
 
-/// Disables a service and refunds every order still in flight under the refund rule,
-/// one short transaction per batch; safe to call again, a second call refunds nothing.
+/// Disables a service, ends its open subscriptions (each hold's rest released) and refunds
+/// every order still in flight under the refund rule, one short transaction per batch;
+/// safe to call again, a second call refunds nothing.
 pub fn disable_service(
     conn: &mut DbConnection,
     by: Option<&Actor>,
@@ -133,6 +134,12 @@ pub fn disable_service(
             audit::record_if(conn, by, AuditAction::ServiceDisable, target, &change)?;
         }
         Ok::<_, ApiError>(service)
+    })?;
+    // Its open subscriptions end, their holds released, before its orders in flight
+    // (their children among them) are refunded below.
+    super::subscriptions::end_for_service(conn, id).map_err(|e| match e {
+        super::subscriptions::SubscriptionError::Database(e) => e,
+        other => ApiError::internal(other.to_string()),
     })?;
     let mut disabled = Disabled {
         service,

@@ -24,6 +24,7 @@ struct AccountRow {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     refund_allowlisted_until: Option<NaiveDateTime>,
+    held_micros: SignedMoney,
 }
 
 impl From<AccountRow> for Account {
@@ -38,6 +39,7 @@ impl From<AccountRow> for Account {
             created_at: row.created_at,
             updated_at: row.updated_at,
             refund_allowlisted_until: row.refund_allowlisted_until,
+            held: row.held_micros,
         }
     }
 }
@@ -166,6 +168,39 @@ pub fn all_balances(conn: &mut DbConnection) -> QueryResult<Vec<(AccountId, i64)
         .select((accounts::id, accounts::balance_micros))
         .order(accounts::id)
         .load(conn)
+}
+
+/// Every account's held balance (money held for subscriptions), for `verify`.
+pub fn all_held(conn: &mut DbConnection) -> QueryResult<Vec<(AccountId, i64)>> {
+    accounts::table
+        .select((accounts::id, accounts::held_micros))
+        .order(accounts::id)
+        .load(conn)
+}
+
+/// Moves `available` (signed) into the available balance and `held` (signed) into the
+/// held one in one statement, only if neither goes below zero; returns both balances
+/// after, or `None` (nothing changed) when one would.
+pub fn move_balances(
+    conn: &mut WriteConn<'_>,
+    id: AccountId,
+    available: i64,
+    held: i64,
+) -> QueryResult<Option<(i64, i64)>> {
+    let conn: &mut DbConnection = conn;
+    // A credit needs no floor (a balance below zero after a chargeback still takes it).
+    let floor = |change: i64| if change < 0 { -change } else { i64::MIN };
+    diesel::update(accounts::table.find(id))
+        .filter(accounts::balance_micros.ge(floor(available)))
+        .filter(accounts::held_micros.ge(floor(held)))
+        .set((
+            accounts::balance_micros.eq(accounts::balance_micros + available),
+            accounts::held_micros.eq(accounts::held_micros + held),
+            accounts::updated_at.eq(now()),
+        ))
+        .returning((accounts::balance_micros, accounts::held_micros))
+        .get_result(conn)
+        .optional()
 }
 
 /// True when at least one admin account exists.

@@ -33,13 +33,21 @@ pub fn insert_rows(
 }
 
 /// Moves each table's id sequence past its highest id after rows were written with
-/// explicit ids (PostgreSQL; SQLite's `INTEGER PRIMARY KEY` needs nothing).
+/// explicit ids (PostgreSQL; SQLite's `INTEGER PRIMARY KEY` needs nothing). The orders'
+/// sequence also gives subscriptions their ids: it moves past the highest of both.
 pub fn reset_sequences(conn: &mut WriteConn<'_>, tables: &[&str]) -> QueryResult<()> {
     let conn: &mut DbConnection = conn;
     if let DbConnection::Pg(_) = conn {
         for table in tables {
+            let highest = match *table {
+                "orders" => {
+                    "GREATEST((SELECT MAX(id) FROM orders), (SELECT MAX(id) FROM subscriptions))"
+                        .to_string()
+                }
+                table => format!("(SELECT MAX(id) FROM {table})"),
+            };
             conn.batch_execute(&format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), {highest})"
             ))?;
         }
     }

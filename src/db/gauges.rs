@@ -22,7 +22,14 @@ pub struct Gauges {
     pub oldest_sync: Option<NaiveDateTime>,
     /// How far the report rollups are behind their change log.
     pub rollup_lag: super::rollups::Lag,
+    /// Open subscriptions (pending, active or paused), and the money they still hold in
+    /// micro-units (their holds less what children captured and what was released).
+    pub subscriptions_open: i64,
+    pub subscriptions_held: crate::domain::money::SignedMoney,
 }
+
+/// The open statuses, literals as in the partial index `subscriptions_open`.
+const OPEN_SUBSCRIPTION: &str = "status IN ('pending', 'active', 'paused')";
 
 // The states are literals in the SQL, not bound values, so both planners can match them
 // with the partial indexes' predicates.
@@ -53,7 +60,19 @@ pub fn read(conn: &mut DbConnection) -> QueryResult<Gauges> {
         .filter(provider_orders::last_synced_at.is_null())
         .select(min(provider_orders::created_at))
         .first(conn)?;
+    let (subscriptions_open, subscriptions_held) = super::schema::subscriptions::table
+        .filter(sql::<Bool>(OPEN_SUBSCRIPTION))
+        .select((
+            count_star(),
+            sql::<diesel::sql_types::BigInt>(
+                "CAST(COALESCE(SUM(hold_micros - captured_micros - released_micros), 0) AS BIGINT)",
+            ),
+        ))
+        .first::<(i64, i64)>(conn)?;
+    let subscriptions_held = crate::domain::money::SignedMoney::from_micros(subscriptions_held);
     Ok(Gauges {
+        subscriptions_open,
+        subscriptions_held,
         pending_review,
         forwarding,
         oldest_sync: [synced, never_synced].into_iter().flatten().min(),

@@ -9,7 +9,7 @@ use super::columns;
 
 use super::schema::ledger_entries;
 use super::{accounts, now, DbConnection, WriteConn};
-use crate::domain::ids::{AccountId, OrderId, RefundId, TopUpId};
+use crate::domain::ids::{AccountId, OrderId, RefundId, SubscriptionId, TopUpId};
 use crate::domain::ledger::{LedgerEntry, LedgerKind};
 use crate::domain::money::SignedMoney;
 
@@ -27,6 +27,9 @@ struct EntryRow {
     refund_id: Option<RefundId>,
     top_up_id: Option<TopUpId>,
     created_at: NaiveDateTime,
+    held_amount_micros: SignedMoney,
+    held_after_micros: SignedMoney,
+    subscription_id: Option<SubscriptionId>,
 }
 
 impl From<EntryRow> for LedgerEntry {
@@ -41,6 +44,9 @@ impl From<EntryRow> for LedgerEntry {
             refund_id: row.refund_id,
             top_up_id: row.top_up_id,
             created_at: row.created_at,
+            held_amount: row.held_amount_micros,
+            held_after: row.held_after_micros,
+            subscription_id: row.subscription_id,
         }
     }
 }
@@ -106,6 +112,60 @@ pub fn post(
         refund_id: refs.refund_id,
         top_up_id: refs.top_up_id,
         created_at,
+        held_amount: SignedMoney::ZERO,
+        held_after: SignedMoney::ZERO,
+        subscription_id: None,
+    }))
+}
+
+/// Moves money between an account's available and held balances (and out of or into
+/// them) as one entry: `available` changes the available balance, `held` the held one.
+/// Returns `None`, having changed nothing, when either would go below zero (a chargeback
+/// is not among these moves).
+pub fn post_moves(
+    conn: &mut WriteConn<'_>,
+    account_id: AccountId,
+    kind: LedgerKind,
+    available: SignedMoney,
+    held: SignedMoney,
+    refs: Refs,
+    subscription_id: Option<SubscriptionId>,
+) -> QueryResult<Option<LedgerEntry>> {
+    let Some((balance_after, held_after)) =
+        accounts::move_balances(conn, account_id, available.micros(), held.micros())?
+    else {
+        return Ok(None);
+    };
+    let created_at = now();
+    let id = diesel::insert_into(ledger_entries::table)
+        .values((
+            ledger_entries::account_id.eq(account_id),
+            ledger_entries::kind.eq(kind.as_str()),
+            ledger_entries::amount_micros.eq(available.micros()),
+            ledger_entries::balance_after_micros.eq(balance_after),
+            ledger_entries::held_amount_micros.eq(held.micros()),
+            ledger_entries::held_after_micros.eq(held_after),
+            ledger_entries::order_id.eq(refs.order_id),
+            ledger_entries::refund_id.eq(refs.refund_id),
+            ledger_entries::top_up_id.eq(refs.top_up_id),
+            ledger_entries::subscription_id.eq(subscription_id),
+            ledger_entries::created_at.eq(created_at),
+        ))
+        .returning(ledger_entries::id);
+    let id = get_result_native(conn, id)?;
+    Ok(Some(LedgerEntry {
+        id,
+        account_id,
+        kind,
+        amount: available,
+        balance_after: SignedMoney::from_micros(balance_after),
+        order_id: refs.order_id,
+        refund_id: refs.refund_id,
+        top_up_id: refs.top_up_id,
+        created_at,
+        held_amount: held,
+        held_after: SignedMoney::from_micros(held_after),
+        subscription_id,
     }))
 }
 

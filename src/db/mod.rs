@@ -46,6 +46,7 @@ pub mod schema;
 pub mod sealed;
 pub mod services;
 pub mod storage;
+pub mod subscriptions;
 pub mod top_ups;
 pub mod verify;
 pub mod webhooks;
@@ -196,9 +197,10 @@ pub fn migrate_through(url: &str, last: Option<&str>) -> Result<(), SetupError> 
     }
 }
 
-/// Reverts the newest `count` applied migrations (their `down.sql`), newest first, under
-/// the same lock (PostgreSQL) and foreign-key rule (SQLite) as `migrate`: tests check that
-/// every new migration can be undone and applied again.
+/// Reverts the `count` newest applied migrations (their `down.sql`), newest first: the
+/// rollback tests take a database back to what the previous release reads, then migrate
+/// again. PostgreSQL under the migration lock; SQLite with foreign keys off and every
+/// reference checked after, as [`migrate_through`] runs them.
 pub fn revert_newest(url: &str, count: usize) -> Result<(), SetupError> {
     fn run<C: MigrationHarness<B>, B: diesel::backend::Backend>(
         conn: &mut C,
@@ -222,7 +224,17 @@ pub fn revert_newest(url: &str, count: usize) -> Result<(), SetupError> {
         Backend::Sqlite(path) => {
             let mut conn = SqliteConnection::establish(&path)?;
             conn.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = OFF;")?;
-            run(&mut conn, || SQLITE_MIGRATIONS, count)
+            run(&mut conn, || SQLITE_MIGRATIONS, count)?;
+            let broken: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "(SELECT COUNT(*) FROM pragma_foreign_key_check)",
+            ))
+            .get_result(&mut conn)?;
+            if broken > 0 {
+                return Err(SetupError::Migrate(format!(
+                    "{broken} rows refer to rows that do not exist after reverting"
+                )));
+            }
+            Ok(())
         }
     }
 }

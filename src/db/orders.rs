@@ -5,7 +5,7 @@ use super::backend::{get_result_native, lock_row};
 use super::columns;
 use super::schema::orders;
 use super::{now, DbConnection, WriteConn};
-use crate::domain::ids::{AccountId, OrderId, ServiceId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId, SubscriptionId};
 use crate::domain::money::Money;
 use crate::domain::order::{NewOrder, Order, OrderStatus};
 use crate::domain::order_fields::OrderFields;
@@ -38,6 +38,7 @@ struct OrderRow {
     service_type: ServiceType,
     #[diesel(deserialize_as = Option<String>)]
     order_fields: FieldsJson,
+    subscription_id: Option<SubscriptionId>,
 }
 
 /// The type fields as stored: JSON of [`OrderFields`] without the comments, which have
@@ -101,6 +102,7 @@ impl From<OrderRow> for Order {
             created_at: row.created_at,
             updated_at: row.updated_at,
             approved_disputes: row.approved_dispute_micros,
+            subscription_id: row.subscription_id,
         }
     }
 }
@@ -133,6 +135,8 @@ pub fn insert(conn: &mut WriteConn<'_>, order: &NewOrder) -> QueryResult<Order> 
             orders::created_at.eq(at),
             orders::updated_at.eq(at),
             orders::approved_dispute_micros.eq(0),
+            orders::subscription_id.eq(order.subscription.as_ref().map(|s| s.0)),
+            orders::subscription_post_key.eq(order.subscription.as_ref().map(|s| s.1.clone())),
         ))
         .returning(orders::id);
     let id = get_result_native(conn, id)?;
@@ -155,6 +159,7 @@ pub fn insert(conn: &mut WriteConn<'_>, order: &NewOrder) -> QueryResult<Order> 
         created_at: at,
         updated_at: at,
         approved_disputes: Money::ZERO,
+        subscription_id: order.subscription.as_ref().map(|s| s.0),
     })
 }
 
@@ -196,6 +201,8 @@ pub struct OrderFilter {
     pub service_id: Option<ServiceId>,
     pub created_from: Option<NaiveDateTime>,
     pub created_to: Option<NaiveDateTime>,
+    /// Only the child orders of this subscription.
+    pub subscription_id: Option<SubscriptionId>,
 }
 
 /// One page of an account's orders, newest first, strictly older than `starting_after`.
@@ -219,6 +226,9 @@ pub fn page(
     }
     if let Some(service_id) = filter.service_id {
         query = query.filter(orders::service_id.eq(service_id));
+    }
+    if let Some(subscription_id) = filter.subscription_id {
+        query = query.filter(orders::subscription_id.eq(subscription_id));
     }
     if let Some(from) = filter.created_from {
         query = query.filter(orders::created_at.ge(from));

@@ -13,6 +13,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         refund_allowlisted_until -> Nullable<Timestamp>,
+        held_micros -> BigInt,
     }
 }
 
@@ -63,6 +64,9 @@ diesel::table! {
         refill_days -> BigInt,
         dripfeed -> Bool,
         description -> Nullable<Text>,
+        subscription_posts_max -> BigInt,
+        subscription_delays -> Text,
+        subscription_old_posts -> Bool,
     }
 }
 
@@ -200,6 +204,8 @@ diesel::table! {
         approved_dispute_micros -> BigInt,
         service_type -> Text,
         order_fields -> Nullable<Text>,
+        subscription_id -> Nullable<BigInt>,
+        subscription_post_key -> Nullable<Text>,
     }
 }
 
@@ -260,6 +266,35 @@ diesel::table! {
         refund_id -> Nullable<BigInt>,
         top_up_id -> Nullable<BigInt>,
         created_at -> Timestamp,
+        held_amount_micros -> BigInt,
+        held_after_micros -> BigInt,
+        subscription_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        service_id -> BigInt,
+        username -> Text,
+        min_quantity -> BigInt,
+        max_quantity -> BigInt,
+        posts -> BigInt,
+        old_posts -> BigInt,
+        delay_minutes -> BigInt,
+        expires_at -> Nullable<Timestamp>,
+        status -> Text,
+        rate_micros -> BigInt,
+        post_charge_micros -> BigInt,
+        hold_micros -> BigInt,
+        captured_micros -> BigInt,
+        released_micros -> BigInt,
+        posts_served -> BigInt,
+        status_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
     }
 }
 
@@ -587,4 +622,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     rollup_orders,
     rollup_refunds,
     rollup_money,
+    subscriptions,
 );

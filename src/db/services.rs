@@ -9,6 +9,7 @@ use crate::domain::account::AccountStatus;
 use crate::domain::ids::{AccountId, ProviderId, ServiceId};
 use crate::domain::money::Money;
 use crate::domain::service::{Service, ServiceStatus, ServiceType};
+use crate::domain::subscription::SubscriptionTerms;
 
 /// Named columns: each field binds the column of its name (`super::columns`).
 #[derive(Queryable, Selectable)]
@@ -33,6 +34,27 @@ struct ServiceRow {
     refill_days: i64,
     dripfeed: bool,
     description: Option<String>,
+    subscription_posts_max: i64,
+    #[diesel(deserialize_as = String)]
+    subscription_delays: StoredDelays,
+    subscription_old_posts: bool,
+}
+
+/// A service's allowed delays as stored (comma-separated minutes); text that is not such
+/// a list is a decoding error, never a default.
+struct StoredDelays(Vec<i64>);
+
+impl TryFrom<String> for StoredDelays {
+    type Error = crate::domain::UnknownName;
+
+    fn try_from(text: String) -> Result<StoredDelays, Self::Error> {
+        SubscriptionTerms::parse_delays(&text)
+            .map(StoredDelays)
+            .ok_or(crate::domain::UnknownName {
+                kind: "subscription delays",
+                text,
+            })
+    }
 }
 
 impl From<ServiceRow> for Service {
@@ -54,6 +76,11 @@ impl From<ServiceRow> for Service {
             updated_at: row.updated_at,
             provider: row.provider_id.zip(row.provider_service_id),
             description: row.description,
+            subscription: SubscriptionTerms {
+                posts_max: row.subscription_posts_max,
+                delays: row.subscription_delays.0,
+                old_posts: row.subscription_old_posts,
+            },
         }
     }
 }
@@ -76,6 +103,8 @@ pub struct ServiceFields {
     /// The upstream provider and its service id, for provider-backed services.
     pub provider: Option<(ProviderId, String)>,
     pub description: Option<String>,
+    /// What a subscriptions service offers (the defaults on other types).
+    pub subscription: SubscriptionTerms,
 }
 
 pub fn insert(conn: &mut WriteConn<'_>, fields: &ServiceFields) -> QueryResult<Service> {
@@ -88,6 +117,9 @@ pub fn insert(conn: &mut WriteConn<'_>, fields: &ServiceFields) -> QueryResult<S
             services::kind.eq(fields.kind.as_str()),
             services::dripfeed.eq(fields.dripfeed),
             services::description.eq(&fields.description),
+            services::subscription_posts_max.eq(fields.subscription.posts_max),
+            services::subscription_delays.eq(fields.subscription.delays_text()),
+            services::subscription_old_posts.eq(fields.subscription.old_posts),
             services::rate_micros.eq(fields.rate.micros()),
             services::min_quantity.eq(fields.min_quantity),
             services::max_quantity.eq(fields.max_quantity),
@@ -118,6 +150,9 @@ pub fn update(
             services::kind.eq(fields.kind.as_str()),
             services::dripfeed.eq(fields.dripfeed),
             services::description.eq(&fields.description),
+            services::subscription_posts_max.eq(fields.subscription.posts_max),
+            services::subscription_delays.eq(fields.subscription.delays_text()),
+            services::subscription_old_posts.eq(fields.subscription.old_posts),
             services::rate_micros.eq(fields.rate.micros()),
             services::min_quantity.eq(fields.min_quantity),
             services::max_quantity.eq(fields.max_quantity),

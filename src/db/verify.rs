@@ -4,9 +4,11 @@ use std::collections::HashMap;
 
 use diesel::QueryResult;
 
-use super::{accounts, audit, ledger, orders, refunds, snapshot_tx, top_ups, DbConnection};
+use super::{
+    accounts, audit, ledger, orders, refunds, snapshot_tx, subscriptions, top_ups, DbConnection,
+};
 use crate::domain::audit::{AuditAction, AuditTarget};
-use crate::domain::ids::{AccountId, OrderId};
+use crate::domain::ids::{AccountId, OrderId, SubscriptionId};
 use crate::domain::ledger::LedgerKind;
 use crate::domain::refund::{RefundReason, RefundSource, RefundStatus};
 
@@ -23,6 +25,7 @@ pub struct Report {
     pub audited: usize,
     /// Folded report-rollup buckets checked against the rows.
     pub rollup_buckets: usize,
+    pub subscriptions: usize,
     /// Every inconsistency found, one sentence each. Empty means the books balance.
     pub problems: Vec<String>,
 }
@@ -32,6 +35,21 @@ struct AccountBook {
     sum: i64,
     last_after: i64,
     chargebacks: usize,
+    /// The held balance the entries that move it sum to.
+    held: i64,
+}
+
+/// What the ledger says about one subscription's money.
+#[derive(Default)]
+struct SubscriptionLedger {
+    held: i64,
+    holds: usize,
+    captured: i64,
+    released: i64,
+    /// Each capture's entry and the order it names.
+    captures: Vec<(i64, Option<OrderId>)>,
+    /// Each hold's and release's entry and the account it moves.
+    moves: Vec<(i64, AccountId)>,
 }
 
 /// What the ledger says about one order: its charge entries and the refunds credited.
@@ -69,6 +87,7 @@ fn check(
     let mut report = Report::default();
     let mut books: HashMap<AccountId, AccountBook> = HashMap::new();
     let mut order_books: HashMap<OrderId, OrderLedger> = HashMap::new();
+    let mut subscription_books: HashMap<SubscriptionId, SubscriptionLedger> = HashMap::new();
     let mut top_up_credits: HashMap<i64, i64> = HashMap::new();
     // refund id -> (sum of its entries, number of entries)
     let mut refund_entries: HashMap<i64, (i64, usize)> = HashMap::new();
@@ -98,6 +117,17 @@ fn check(
                 book.sum = entry.balance_after.micros();
             }
             book.last_after = entry.balance_after.micros();
+            if entry.held_amount.micros() != 0 {
+                book.held += entry.held_amount.micros();
+                if book.held != entry.held_after.micros() {
+                    report.problems.push(format!(
+                        "ledger entry {} of account {}: held_after {} but the held moves up to it sum to {}",
+                        entry.id, entry.account_id, entry.held_after.micros(), book.held
+                    ));
+                    book.held = entry.held_after.micros();
+                }
+            }
+            check_held_move(&entry, &mut subscription_books, &mut report.problems);
             if let Some(refund_id) = entry.refund_id {
                 let seen = refund_entries.entry(refund_id.get()).or_default();
                 seen.0 += entry.amount.micros();
@@ -143,7 +173,9 @@ fn check(
                 LedgerKind::OrderCharge => {
                     if let Some(order_id) = entry.order_id {
                         let order = order_books.entry(order_id).or_default();
-                        order.charged -= entry.amount.micros();
+                        // Paid from the available balance, or (a subscription's child)
+                        // from the held one.
+                        order.charged -= entry.amount.micros() + entry.held_amount.micros();
                         order.charge_entries += 1;
                     } else {
                         report.problems.push(format!(
@@ -171,11 +203,16 @@ fn check(
                     )),
                 },
                 LedgerKind::Chargeback => book.chargebacks += 1,
-                LedgerKind::TopUpRefund | LedgerKind::Adjustment => {}
+                LedgerKind::TopUpRefund
+                | LedgerKind::Adjustment
+                | LedgerKind::SubscriptionHold
+                | LedgerKind::SubscriptionRelease => {}
             }
         }
     }
 
+    let mut held_books: HashMap<AccountId, i64> =
+        books.iter().map(|(id, book)| (*id, book.held)).collect();
     for (account_id, balance) in accounts::all_balances(conn)? {
         report.accounts += 1;
         let book = books.remove(&account_id).unwrap_or_default();
@@ -188,6 +225,14 @@ fn check(
         if balance < 0 && book.chargebacks == 0 {
             report.problems.push(format!(
                 "account {account_id}: balance {balance} is negative without a chargeback"
+            ));
+        }
+    }
+    for (account_id, held) in accounts::all_held(conn)? {
+        let book = held_books.remove(&account_id).unwrap_or_default();
+        if book != held {
+            report.problems.push(format!(
+                "account {account_id}: held {held} but its ledger's held moves sum to {book}"
             ));
         }
     }
@@ -306,6 +351,7 @@ fn check(
             "ledger entries name top-up {top_up_id}, which does not exist"
         ));
     }
+    check_subscriptions(conn, page, &mut report, subscription_books)?;
     check_audited(conn, page, &mut report, needs_entry, log_began)?;
     let (checked, mismatches) = super::rollups::check(conn)?;
     report.rollup_buckets = checked;
@@ -319,6 +365,149 @@ fn check(
     }
     report.problems.sort();
     Ok(report)
+}
+
+/// An entry that moves the held balance is a hold (available → held), a child's charge
+/// paid from held, or a release (held → available), each naming its subscription; no
+/// other entry moves it.
+fn check_held_move(
+    entry: &crate::domain::ledger::LedgerEntry,
+    books: &mut HashMap<SubscriptionId, SubscriptionLedger>,
+    problems: &mut Vec<String>,
+) {
+    let (available, held) = (entry.amount.micros(), entry.held_amount.micros());
+    let fine = match (entry.kind, entry.subscription_id) {
+        // A free subscription (rate 0) holds 0 and its children capture 0.
+        (LedgerKind::SubscriptionHold, Some(id)) if held >= 0 && available == -held => {
+            let book = books.entry(id).or_default();
+            book.held += held;
+            book.holds += 1;
+            book.moves.push((entry.id, entry.account_id));
+            true
+        }
+        (LedgerKind::SubscriptionRelease, Some(id)) if held < 0 && available == -held => {
+            let book = books.entry(id).or_default();
+            book.released -= held;
+            book.moves.push((entry.id, entry.account_id));
+            true
+        }
+        (LedgerKind::OrderCharge, Some(id)) if held <= 0 && available == 0 => {
+            let book = books.entry(id).or_default();
+            book.captured -= held;
+            book.captures.push((entry.id, entry.order_id));
+            true
+        }
+        (LedgerKind::SubscriptionHold | LedgerKind::SubscriptionRelease, _) => false,
+        (_, Some(_)) => false,
+        (_, None) => held == 0,
+    };
+    if !fine {
+        problems.push(format!(
+            "ledger entry {} ({}): moves {available} available and {held} held, which is no hold, capture or release of a subscription",
+            entry.id, entry.kind
+        ));
+    }
+}
+
+/// Every subscription's hold, captures and release as its ledger entries say, and never
+/// more taken from the hold than it held; an ended one holds nothing.
+fn check_subscriptions(
+    conn: &mut DbConnection,
+    page: i64,
+    report: &mut Report,
+    mut books: HashMap<SubscriptionId, SubscriptionLedger>,
+) -> QueryResult<()> {
+    // By subscription: its children's charges and how many there are.
+    let mut children: HashMap<SubscriptionId, i64> = HashMap::new();
+    let mut child_count: HashMap<SubscriptionId, i64> = HashMap::new();
+    let mut parent_of: HashMap<OrderId, SubscriptionId> = HashMap::new();
+    for (order, id, charge) in subscriptions::child_charges(conn)? {
+        *children.entry(id).or_default() += charge;
+        *child_count.entry(id).or_default() += 1;
+        parent_of.insert(order, id);
+    }
+    let mut after = 0;
+    loop {
+        let rows = subscriptions::scan(conn, after, page)?;
+        let Some(last) = rows.last() else { break };
+        after = last.id.get();
+        for sub in rows {
+            report.subscriptions += 1;
+            let id = sub.id;
+            let book = books.remove(&id).unwrap_or_default();
+            let (hold, captured, released) = (
+                sub.hold.micros(),
+                sub.captured.micros(),
+                sub.released.micros(),
+            );
+            if book.holds != 1 || book.held != hold {
+                report.problems.push(format!(
+                    "subscription {id}: hold {hold} but {} hold entries total {}",
+                    book.holds, book.held
+                ));
+            }
+            if book.captured != captured {
+                report.problems.push(format!(
+                    "subscription {id}: records {captured} captured but its children's charges from the hold total {}",
+                    book.captured
+                ));
+            }
+            if book.released != released {
+                report.problems.push(format!(
+                    "subscription {id}: records {released} released but its release entries total {}",
+                    book.released
+                ));
+            }
+            if book.captured + book.released > book.held {
+                report.problems.push(format!(
+                    "subscription {id}: its children's charges from the hold ({}) and its release ({}) exceed its hold ({})",
+                    book.captured, book.released, book.held
+                ));
+            }
+            if book.captured > children.get(&id).copied().unwrap_or(0) {
+                report.problems.push(format!(
+                    "subscription {id}: captured {} from the hold, more than its children's charges total",
+                    book.captured
+                ));
+            }
+            for (entry, order) in &book.captures {
+                if order.and_then(|order| parent_of.get(&order)) != Some(&id) {
+                    report.problems.push(format!(
+                        "ledger entry {entry}: captures from subscription {id}'s hold for {}, which is not its child",
+                        order.map_or("no order".to_string(), |o| format!("order {o}"))
+                    ));
+                }
+            }
+            for (entry, account) in &book.moves {
+                if *account != sub.account_id {
+                    report.problems.push(format!(
+                        "ledger entry {entry}: moves subscription {id}'s hold on account {account}, not its account {}",
+                        sub.account_id
+                    ));
+                }
+            }
+            let served = child_count.get(&id).copied().unwrap_or(0);
+            if sub.posts_served != served {
+                report.problems.push(format!(
+                    "subscription {id}: {} posts served but {served} child orders",
+                    sub.posts_served
+                ));
+            }
+            if sub.status.is_terminal() && captured + released != hold {
+                report.problems.push(format!(
+                    "subscription {id}: {} but still holds {}",
+                    sub.status,
+                    hold - captured - released
+                ));
+            }
+        }
+    }
+    for id in books.keys() {
+        report.problems.push(format!(
+            "ledger entries name subscription {id}, which does not exist"
+        ));
+    }
+    Ok(())
 }
 
 /// A money-moving operator action found in the ledger, and the audit entry it needs.

@@ -68,6 +68,8 @@ pub struct Account {
     pub updated_at: NaiveDateTime,
     /// Exempt from the refund-abuse policy until then.
     pub refund_allowlisted_until: Option<NaiveDateTime>,
+    /// Held for subscriptions (never below zero): not spendable, released when they end.
+    pub held: SignedMoney,
 }
 
 /// A validated ISO 4217-style currency code: three uppercase ASCII letters.

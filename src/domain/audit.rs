@@ -44,6 +44,8 @@ string_enum! {
         SigningKeyRotate => "signing_key.rotate",
         MasterKeyRotate => "master_key.rotate",
         PanelSettingsUpdate => "panel_settings.update",
+        SubscriptionRecordPost => "subscription.record_post",
+        SubscriptionEnd => "subscription.end",
     }
 }
 
@@ -62,6 +64,7 @@ string_enum! {
         SigningKey => "signing_key",
         MasterKey => "master_key",
         PanelSettings => "panel_settings",
+        Subscription => "subscription",
     }
 }
 

@@ -30,6 +30,9 @@ string_enum! {
         AlertEscalated => "alert.escalated",
         AlertCleared => "alert.cleared",
         ProviderCurrencyMismatch => "provider.currency_mismatch",
+        SubscriptionCreated => "subscription.created",
+        SubscriptionStatusChanged => "subscription.status_changed",
+        SubscriptionChildCreated => "subscription.child_created",
         Ping => "ping",
     }
 }

@@ -86,6 +86,7 @@ macro_rules! for_each_id {
             DeliveryId,
             AlertId,
             AuditEntryId,
+            SubscriptionId,
         );
     };
 }
@@ -118,6 +119,8 @@ id_types! {
     DeliveryId;
     /// A refund-rate alert.
     AlertId;
+    /// A subscription (its id comes from the orders' sequence: one id space with orders).
+    SubscriptionId;
     /// An entry of the audit log.
     AuditEntryId;
 }

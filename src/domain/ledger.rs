@@ -2,7 +2,7 @@ use chrono::NaiveDateTime;
 
 use super::money::{Money, SignedMoney};
 use super::string_enum;
-use crate::domain::ids::{AccountId, OrderId, RefundId, TopUpId};
+use crate::domain::ids::{AccountId, OrderId, RefundId, SubscriptionId, TopUpId};
 
 string_enum! {
     /// Why a balance changed. Every change is exactly one ledger entry.
@@ -13,6 +13,8 @@ string_enum! {
         TopUpRefund => "top_up_refund",
         Chargeback => "chargeback",
         Adjustment => "adjustment",
+        SubscriptionHold => "subscription_hold",
+        SubscriptionRelease => "subscription_release",
     }
 }
 
@@ -28,6 +30,14 @@ pub struct LedgerEntry {
     pub refund_id: Option<RefundId>,
     pub top_up_id: Option<TopUpId>,
     pub created_at: NaiveDateTime,
+    /// The change of the held balance (money held for subscriptions): a hold puts money
+    /// there from the available balance, a child order's charge is paid from it, a
+    /// release returns it. Zero for an entry that moves only the available balance.
+    pub held_amount: SignedMoney,
+    /// The held balance after this entry, for an entry that moves it (zero otherwise).
+    pub held_after: SignedMoney,
+    /// The subscription a hold or a release is for.
+    pub subscription_id: Option<SubscriptionId>,
 }
 
 string_enum! {

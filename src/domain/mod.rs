@@ -18,6 +18,7 @@ pub mod refill;
 pub mod refund;
 pub mod report;
 pub mod service;
+pub mod subscription;
 
 /// Declares a closed set of lowercase snake_case names with `as_str` and `parse`.
 macro_rules! string_enum {

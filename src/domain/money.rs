@@ -112,6 +112,16 @@ impl Money {
         self.0.checked_sub(other.0).filter(|m| *m >= 0).map(Money)
     }
 
+    /// `self × times`; `None` past the largest amount a balance can hold (or for a
+    /// negative `times`).
+    pub fn checked_times(self, times: i64) -> Option<Money> {
+        let product = i128::from(self.0) * i128::from(times);
+        i64::try_from(product)
+            .ok()
+            .filter(|m| (0..=MAX_MICROS).contains(m))
+            .map(Money)
+    }
+
     /// The sum, at most the largest `i64` micro-units (report and alert totals).
     pub fn saturating_add(self, other: Money) -> Money {
         Money(self.0.saturating_add(other.0))

@@ -4,7 +4,7 @@ use super::money::{charge_for, least_charged_units, Money};
 use super::order_fields::{self, FieldProblem, OrderField, OrderFields};
 use super::service::{QuantityRule, Service, ServiceStatus, ServiceType};
 use super::{parse_text, string_enum, FieldError};
-use crate::domain::ids::{AccountId, OrderId, ServiceId};
+use crate::domain::ids::{AccountId, OrderId, ServiceId, SubscriptionId};
 
 /// What the refund rule (`domain::refund`) needs to know of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,8 @@ pub struct Order {
     pub updated_at: NaiveDateTime,
     /// Dispute amounts an operator approved; part of what the order is owed.
     pub approved_disputes: Money,
+    /// The subscription this order serves a post of, if it is a child order.
+    pub subscription_id: Option<SubscriptionId>,
 }
 
 impl Order {
@@ -181,6 +183,8 @@ pub struct NewOrder {
     pub fields: OrderFields,
     pub charge: Money,
     pub external_ref: Option<String>,
+    /// A subscription's child order: the subscription and the key of the post it serves.
+    pub subscription: Option<(SubscriptionId, String)>,
 }
 
 pub const MAX_LINK_CHARS: usize = 2048;
@@ -194,6 +198,9 @@ pub const MAX_INTERVAL_MINUTES: i64 = 43_200;
 pub enum OrderFieldError {
     #[error("service is disabled and takes no new orders")]
     ServiceDisabled,
+    /// A subscriptions service takes subscriptions, not single orders.
+    #[error("this service sells subscriptions: create a subscription instead of an order")]
+    SubscriptionsOnly,
     /// The link is empty, too long or holds control characters (`reason` says which).
     #[error("{reason}")]
     BadLink { reason: String },
@@ -240,7 +247,7 @@ impl OrderFieldError {
     pub fn field(&self) -> &'static str {
         use OrderFieldError::*;
         match self {
-            ServiceDisabled => "service_id",
+            ServiceDisabled | SubscriptionsOnly => "service_id",
             BadLink { .. } | LinkHasSpaces => "link",
             Field { field, .. } => field.as_str(),
             QuantityNotCount { .. }
@@ -271,6 +278,9 @@ pub fn plan_order(
 ) -> Result<NewOrder, Vec<OrderFieldError>> {
     use OrderFieldError as E;
     let mut errors = Vec::new();
+    if service.kind == ServiceType::Subscriptions {
+        return Err(vec![E::SubscriptionsOnly]);
+    }
     if service.status != ServiceStatus::Active {
         errors.push(E::ServiceDisabled);
     }
@@ -388,6 +398,7 @@ pub fn plan_order(
         fields,
         charge,
         external_ref,
+        subscription: None,
     })
 }
 
@@ -414,6 +425,7 @@ mod tests {
             updated_at: now,
             provider: None,
             description: None,
+            subscription: Default::default(),
         }
     }
 
@@ -446,6 +458,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             approved_disputes: Money::ZERO,
+            subscription_id: None,
         }
     }
 

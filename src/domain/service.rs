@@ -26,6 +26,7 @@ string_enum! {
         Poll => "poll",
         InvitesFromGroups => "invites_from_groups",
         WebTraffic => "web_traffic",
+        Subscriptions => "subscriptions",
     }
 }
 
@@ -61,6 +62,7 @@ impl ServiceType {
             Poll => "Poll",
             InvitesFromGroups => "Invites from Groups",
             WebTraffic => "Web Traffic",
+            Subscriptions => "Subscriptions",
         }
     }
 
@@ -80,7 +82,9 @@ impl ServiceType {
             | CommentLikes
             | Poll
             | InvitesFromGroups
-            | WebTraffic => QuantityRule::PerThousand,
+            | WebTraffic
+            // A child order of a post is priced per 1000 units like any order.
+            | Subscriptions => QuantityRule::PerThousand,
         }
     }
 
@@ -93,7 +97,8 @@ impl ServiceType {
         use OrderField as F;
         use ServiceType::*;
         match self {
-            Default | Package => &[],
+            // Subscriptions take their own fields (`domain::subscription`), no order's.
+            Default | Package | Subscriptions => &[],
             Seo => &[F::Keywords],
             CustomComments | CustomCommentsPackage => &[F::Comments],
             Mentions | MentionsCustomList => &[F::Usernames],
@@ -128,7 +133,8 @@ impl ServiceType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CatalogType {
     Offered(ServiceType),
-    /// Subscriptions: recognised, not offered yet (they need their own money model).
+    /// Subscriptions: recognised; a provider's subscriptions services are not synced yet
+    /// (forwarding subscriptions upstream is not built), operators make them by hand.
     Subscriptions,
     /// A word that is none of the dialect's types.
     Unknown,
@@ -199,6 +205,9 @@ pub struct Service {
     pub provider: Option<(ProviderId, String)>,
     /// What the service delivers, for the reseller's eyes; `None` when not said.
     pub description: Option<String>,
+    /// What a subscriptions service offers (posts bound, delays, old posts); the defaults
+    /// on services of other types, where it means nothing.
+    pub subscription: super::subscription::SubscriptionTerms,
 }
 
 /// Checks an order-size window: `1 <= min <= max <= MAX_QUANTITY`.
@@ -255,6 +264,7 @@ pub fn clean_description(raw: &str) -> Option<String> {
 pub fn check_type_shape(
     kind: ServiceType,
     dripfeed: bool,
+    provider: bool,
     min: i64,
     max: i64,
 ) -> Result<(), (&'static str, String)> {
@@ -262,6 +272,14 @@ pub fn check_type_shape(
         return Err((
             "dripfeed",
             format!("a {kind} service cannot offer drip-feed (only default and web_traffic can)"),
+        ));
+    }
+    if kind == ServiceType::Subscriptions && provider {
+        return Err((
+            "provider_id",
+            "a subscriptions service cannot be provider-backed yet: forwarding subscriptions \
+             upstream is not built"
+                .into(),
         ));
     }
     if kind.is_flat() && (min != 1 || max != 1) {

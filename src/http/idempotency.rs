@@ -44,7 +44,10 @@ pub fn status_of(dialect: Dialect, answer: Answer) -> u16 {
     let status = match (dialect, answer) {
         // The panel dialect answers everything 200.
         (Dialect::PanelV2, _) => StatusCode::OK,
-        (Dialect::Rest, Answer::OrderPlaced | Answer::DisputeApproved) => StatusCode::CREATED,
+        (
+            Dialect::Rest,
+            Answer::OrderPlaced | Answer::DisputeApproved | Answer::SubscriptionCreated,
+        ) => StatusCode::CREATED,
         (Dialect::Rest, Answer::DisputeInReview) => StatusCode::ACCEPTED,
         (Dialect::Rest, Answer::BatchAnswered) => StatusCode::OK,
     };

@@ -911,7 +911,29 @@ impl crate::jobs::Periodic for Rollups {
     }
 }
 
-/// Starts the worker: a lane per provider (`jobs::supervise`) and the retention job.
+/// Subscriptions without a provider end on schedule (`application::subscriptions::end_due`):
+/// expired as their expiry date begins, completed once every post is served.
+struct SubscriptionSchedule {
+    pool: DbPool,
+}
+
+impl crate::jobs::Periodic for SubscriptionSchedule {
+    const NAME: &'static str = "subscription schedule";
+
+    fn every(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn pass(&mut self) -> Result<Option<String>, String> {
+        let mut conn = self.pool.get().map_err(|e| e.to_string())?;
+        let ended = crate::application::subscriptions::end_due(&mut conn, 500)
+            .map_err(|e| e.to_string())?;
+        Ok((ended > 0).then(|| format!("{ended} subscriptions ended")))
+    }
+}
+
+/// Starts the worker: a lane per provider (`jobs::supervise`), the retention job, the
+/// report rollups' fold and the subscriptions' schedule.
 pub fn spawn(
     pool: DbPool,
     config: WorkerConfig,
@@ -921,6 +943,11 @@ pub fn spawn(
     let worker = Worker::new(pool.clone(), config, wake.clone());
     let stop = worker.stop.clone();
     let (rollups_pool, rollups_owner) = (pool.clone(), worker.owner.clone());
+    let schedule = crate::jobs::spawn_periodic(
+        SubscriptionSchedule { pool: pool.clone() },
+        stop.clone(),
+        wake.clone(),
+    );
     let retention = crate::jobs::spawn_periodic(
         Retention {
             pool,
@@ -952,6 +979,6 @@ pub fn spawn(
     WorkerHandle {
         stop,
         wake,
-        threads: vec![lanes, retention, rollups],
+        threads: vec![lanes, retention, rollups, schedule],
     }
 }

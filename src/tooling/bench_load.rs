@@ -121,6 +121,7 @@ fn setup(config: &Config, args: &SetupArgs) -> Result<(), String> {
         cancel: false,
         provider: None,
         description: None,
+        subscription: Default::default(),
     };
     let funds = Money::try_from_micros(FUNDS_MICROS).map_err(|e| e.to_string())?;
     let service = db::write_tx(&mut conn, |conn| services::insert(conn, &fields))

@@ -15,7 +15,9 @@ use diesel::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::db::schema::{accounts, ledger_entries, orders, refunds, services, top_ups};
+use crate::db::schema::{
+    accounts, ledger_entries, orders, refunds, services, subscriptions, top_ups,
+};
 use crate::db::{bulk, now, write_tx, DbConnection, WriteConn};
 use crate::domain::money::{charge_for, Money};
 
@@ -103,9 +105,15 @@ fn next_id(conn: &mut DbConnection, table: &str) -> QueryResult<i64> {
         "services" => services::table
             .select(diesel::dsl::max(services::id))
             .first::<Option<i64>>(conn)?,
+        // Subscriptions take their ids from the orders' sequence (one id space).
         "orders" => orders::table
             .select(diesel::dsl::max(orders::id))
-            .first::<Option<i64>>(conn)?,
+            .first::<Option<i64>>(conn)?
+            .max(
+                subscriptions::table
+                    .select(diesel::dsl::max(subscriptions::id))
+                    .first::<Option<i64>>(conn)?,
+            ),
         "refunds" => refunds::table
             .select(diesel::dsl::max(refunds::id))
             .first::<Option<i64>>(conn)?,

@@ -121,6 +121,15 @@ outcome(refilled, {"status": "completed"})
 refill = call("POST", f"/v1/orders/{refilled}/refills", reseller, {}, 201)
 call("POST", f"/v1/admin/refills/{refill['id']}/complete", admin, {}, 200)
 
+# A subscription (no provider): created with its hold, one post recorded (its child), and
+# completed by that last post, the rest released.
+auto = call("POST", "/v1/admin/services", admin, {"name": "Auto likes", "category": "IG",
+            "type": "subscriptions", "rate": "1", "min": 10, "max": 1000}, 201)["id"]
+sub = call("POST", "/v1/subscriptions", reseller, {"service_id": auto, "username": "alice",
+           "min": 100, "max": 200, "posts": 1}, 201)
+call("POST", f"/v1/admin/subscriptions/{sub['id']}/posts", admin,
+     {"post_key": "p1", "link": "https://x/p1", "quantity": 150}, 201)
+
 # Alerts on a service of their own: 10 clean orders, 2 half delivered (20 % by count:
 # warning), 2 more (40 %: critical), then 50 clean ones (4 of 64: under 8 %, cleared).
 alerting = call("POST", "/v1/admin/services", admin, {"name": "Views", "category": "YT", "type": "default",
@@ -141,6 +150,7 @@ EXPECTED = {
     "refund.approved", "refund.rejected", "top_up.succeeded", "top_up_refund.succeeded",
     "top_up_refund.failed", "chargeback.created", "account.suspended", "account.reactivated", "ping",
     "refill.created", "refill.status_changed",
+    "subscription.created", "subscription.child_created", "subscription.status_changed",
 }
 for t in sorted(EXPECTED):
     wait_for("/reseller", t)
