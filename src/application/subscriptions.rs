@@ -486,8 +486,9 @@ pub fn cancel(
     })
 }
 
-/// An operator's local end of a subscription: canceled here, the hold released (an
-/// upstream, once there is one, is left as it is). Audited.
+/// An operator's local end of a subscription: canceled here (expired when its expiry has
+/// already come), the hold released (an upstream, once there is one, is left as it is).
+/// Audited.
 pub fn end_by_operator(
     conn: &mut DbConnection,
     by: &Actor,
@@ -496,8 +497,14 @@ pub fn end_by_operator(
 ) -> Result<Subscription, SubscriptionError> {
     db::write_tx(conn, |conn| {
         let sub = subscriptions::lock(conn, id)?.ok_or(SubscriptionError::NotFound)?;
-        let reason = reason.as_deref().unwrap_or("ended by an operator");
-        let ended = end_within(conn, &sub, SubscriptionStatus::Canceled, Some(reason))?;
+        // One whose expiry has already come ends as Expired, as a reseller's cancel does.
+        let ended = match expire_if_due(conn, &sub)? {
+            Some(expired) => expired,
+            None => {
+                let reason = reason.as_deref().unwrap_or("ended by an operator");
+                end_within(conn, &sub, SubscriptionStatus::Canceled, Some(reason))?
+            }
+        };
         let target = Target::new(AuditTarget::Subscription, id.get(), Some(sub.account_id));
         let change = audit::changed(audit_json(&sub), audit_json(&ended));
         audit::record(conn, by, AuditAction::SubscriptionEnd, target, &change)?;

@@ -65,8 +65,10 @@ pub fn run(
         return Err("no orders: run `reseller-api seed` first".into());
     };
     let utc = chrono::Offset::fix(&chrono::Utc);
+    // Ends one second past the newest order, so it starts one second later too: exactly
+    // `days` long (a 366-day window stays within the reports' limit).
     let newest = Window::new(
-        last - Duration::days(days),
+        last + Duration::seconds(1) - Duration::days(days),
         last + Duration::seconds(1),
         utc,
     )

@@ -851,6 +851,27 @@ async fn a_post_or_cancel_after_the_expiry_ends_it_expired() {
         (10_000_000 - 133_333, 0)
     );
     app.assert_books_balance();
+
+    // And an operator's end after the expiry: Expired, the whole hold released once.
+    let third = create(&app, &reseller.token, three_posts(service)).await["id"]
+        .as_i64()
+        .unwrap();
+    expire_now(&app, third);
+    let ended = app
+        .post(
+            &format!("/v1/admin/subscriptions/{third}/end"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(ended.status, 200, "{}", ended.text);
+    assert_eq!(ended.body["status"], "expired", "{}", ended.text);
+    assert_eq!(micros(&ended.body["released"]), 600_000);
+    assert_eq!(
+        account(&app, &reseller.token).await,
+        (10_000_000 - 133_333, 0)
+    );
+    app.assert_books_balance();
 }
 
 #[actix_rt::test]
