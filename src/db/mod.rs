@@ -197,34 +197,51 @@ pub fn migrate_through(url: &str, last: Option<&str>) -> Result<(), SetupError> 
     }
 }
 
-/// Reverts the `count` newest applied migrations (their `down.sql`), newest first: the
-/// rollback tests take a database back to what the previous release reads, then migrate
-/// again. PostgreSQL under the migration lock; SQLite with foreign keys off and every
-/// reference checked after, as [`migrate_through`] runs them.
-pub fn revert_newest(url: &str, count: usize) -> Result<(), SetupError> {
+/// Reverts every applied migration from `version` (a migration's directory prefix, as
+/// `2026-12-07-001100`) to the newest, newest first: the rollback tests take a database back
+/// to what the release before that migration reads, then migrate again, and naming the
+/// migration (not a count) keeps them true as later migrations are added. PostgreSQL under
+/// the migration lock; SQLite with foreign keys off and every reference checked after, as
+/// [`migrate_through`] runs them.
+pub fn revert_through(url: &str, version: &str) -> Result<(), SetupError> {
+    let first: String = version.chars().filter(char::is_ascii_digit).collect();
     fn run<C: MigrationHarness<B>, B: diesel::backend::Backend>(
         conn: &mut C,
         source: fn() -> EmbeddedMigrations,
-        count: usize,
+        first: &str,
     ) -> Result<(), SetupError> {
-        for _ in 0..count {
-            conn.revert_last_migration(source())
+        loop {
+            let applied = conn
+                .applied_migrations()
                 .map_err(|e| SetupError::Migrate(e.to_string()))?;
+            let newest = applied.iter().map(|v| v.to_string()).max();
+            match newest {
+                // Versions are fixed-width digit strings, so text order is time order.
+                Some(newest) if newest.as_str() >= first => {
+                    conn.revert_last_migration(source())
+                        .map_err(|e| SetupError::Migrate(e.to_string()))?;
+                }
+                _ => return Ok(()),
+            }
         }
-        Ok(())
+    }
+    if first.is_empty() {
+        return Err(SetupError::Migrate(format!(
+            "{version:?} does not name a migration"
+        )));
     }
     match Backend::from_url(url) {
         Backend::Postgres(url) => {
             let mut conn = PgConnection::establish(&url)?;
             conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
-            let result = run(&mut conn, || POSTGRES_MIGRATIONS, count);
+            let result = run(&mut conn, || POSTGRES_MIGRATIONS, &first);
             conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
             result
         }
         Backend::Sqlite(path) => {
             let mut conn = SqliteConnection::establish(&path)?;
             conn.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = OFF;")?;
-            run(&mut conn, || SQLITE_MIGRATIONS, count)?;
+            run(&mut conn, || SQLITE_MIGRATIONS, &first)?;
             let broken: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
                 "(SELECT COUNT(*) FROM pragma_foreign_key_check)",
             ))

@@ -986,9 +986,8 @@ async fn the_migration_reverts_to_what_the_previous_release_reads_and_migrates_a
 
     let url = app.config.database_url.expose_secret().to_string();
     let back = url.clone();
-    // Through the subscriptions migration: the two after it (recovery baseline, rollups)
-    // go first.
-    actix_web::web::block(move || reseller_api::db::revert_newest(&back, 3))
+    // Through the subscriptions migration: every one after it goes first.
+    actix_web::web::block(move || reseller_api::db::revert_through(&back, "2026-12-07-001100"))
         .await
         .unwrap()
         .expect("revert");
