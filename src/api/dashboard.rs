@@ -26,6 +26,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("alerts.js", JS, include_str!("dashboard/alerts.js")),
     ("orders.js", JS, include_str!("dashboard/orders.js")),
     ("reseller.js", JS, include_str!("dashboard/reseller.js")),
+    (
+        "subscriptions.js",
+        JS,
+        include_str!("dashboard/subscriptions.js"),
+    ),
     ("webhooks.js", JS, include_str!("dashboard/webhooks.js")),
     ("reports.js", JS, include_str!("dashboard/reports.js")),
     ("audit.js", JS, include_str!("dashboard/audit.js")),

@@ -497,7 +497,7 @@ await mine.waitForSelector(`[data-testid=webhook-result][data-deleted="${endpoin
 check("delete: gone from the API", (await call("GET", "/v1/webhook-endpoints", reseller.token)).body.data.length, 0);
 
 // 8. A reseller's token reaches no operator view: the page refuses, and so does the API.
-check("no operator pane in the reseller's nav", await mine.$$eval("#nav a", (as) => as.map((a) => a.dataset.pane)), ["mine", "webhooks", "reports"]);
+check("no operator pane in the reseller's nav", await mine.$$eval("#nav a", (as) => as.map((a) => a.dataset.pane)), ["mine", "subscriptions", "webhooks", "reports"]);
 for (const paneId of ["queue", "services", "providers", "alerts", "orders", "audit"]) {
   await mine.goto(BASE + "/dashboard#" + paneId);
   await mine.waitForSelector(`#pane-${paneId}[data-state=refused]`);
@@ -551,6 +551,167 @@ await ops.goto(BASE + `/dashboard#orders?id=${listOrder}`);
 await ops.waitForSelector(`[data-testid=order-detail][data-order="${listOrder}"]`);
 check("lookup: the order's type", await ops.textContent("[data-testid=order-type]"), "mentions_custom_list");
 check("lookup: the usernames it was placed with", await ops.textContent("[data-testid=order-field-usernames]"), "ann\nbob\ncid");
+
+// 10. Subscriptions, both sides, the money exact to the micro-unit (docs/subscriptions.md's
+// worked example): a reseller creates one from its pane (posts 3 of 100 to 150 units at
+// 1.333333 per 1000: one post costs at most 0.2, 0.6 held); an operator finds it by id in
+// the order lookup, records two posts there (100 units: 0.133333; left at max: 0.2) and
+// the first again (nothing new); the first child ends Partial (40 of 100 undelivered:
+// 0.053333 back); the operator ends it after a confirmation (0.266667 released); the
+// reseller's page, opened before, asks to cancel and shows the server's refusal. A second
+// subscription is canceled by the reseller (its whole hold back).
+const autoCo = (await call("POST", "/v1/admin/accounts", ADMIN, { name: "Auto Co", role: "reseller" })).body;
+const autoToken = await tokenFor(autoCo.api_key);
+await call("POST", `/v1/admin/accounts/${autoCo.account.id}/top-ups`, ADMIN, { amount: "10", gateway: "stripe", gateway_ref: "pi_console_auto" });
+const autoLikes = (await call("POST", "/v1/admin/services", ADMIN,
+  { name: "Auto likes", category: "Instagram", type: "subscriptions", rate: "1.333333", min: 50, max: 1000 })).body.id;
+const account = async (token) => (await call("GET", "/v1/account", token)).body;
+const subOf = async (id) => (await call("GET", `/v1/subscriptions/${id}`, autoToken)).body;
+const money = (s) => [s.status, micros(s.held), micros(s.captured), micros(s.released), micros(s.hold_left)];
+const pageMoney = async (page, sel) => [await attr(page, sel, "data-status"), ...(await Promise.all(["held", "captured", "released", "hold-left"].map(async (k) => micros(await attr(page, sel, "data-" + k)))))];
+const expiry = new Date(Date.now() + 30 * 86400000).toISOString().slice(0, 10);
+
+const auto = await signedIn(autoCo.api_key);
+await auto.click("#nav a[data-pane=subscriptions]");
+await auto.waitForSelector("#pane-subscriptions[data-state=ready] #subscription-form");
+check("subscriptions: the form offers the subscriptions service only", await auto.$$eval("#sub-service option", (xs) => xs.map((x) => Number(x.value))), [autoLikes]);
+check("subscriptions: the delays are the service's", await auto.$$eval("#subscription-form [name=delay] option", (xs) => xs.map((x) => x.value)), ["0", "5", "10", "15", "30", "60", "90"]);
+await auto.fill("#subscription-form [name=username]", "@acme.autos");
+await auto.fill("#subscription-form [name=min]", "100");
+await auto.fill("#subscription-form [name=max]", "150");
+await auto.fill("#subscription-form [name=posts]", "3");
+await auto.selectOption("#subscription-form [name=delay]", "15");
+await auto.fill("#subscription-form [name=expiry]", expiry);
+await auto.click("#create-subscription");
+await auto.waitForSelector("[data-testid=subscription-created][data-subscription]:not([data-subscription=''])");
+const subId = Number(await attr(auto, "[data-testid=subscription-created]", "data-subscription"));
+await auto.waitForSelector(`[data-testid=subscription-detail][data-subscription="${subId}"]`);
+let sub = await subOf(subId);
+check("create: the API has it as typed", [sub.service_id, sub.username, sub.min, sub.max, sub.posts, sub.delay, sub.expiry, sub.status],
+  [autoLikes, "acme.autos", 100, 150, 3, 15, expiry, "active"]);
+check("create: 3 × 0.2 held, nothing captured or released", money(sub), ["active", 600000n, 0n, 0n, 600000n]);
+check("create: the page shows the API's hold", await pageMoney(auto, `[data-testid=subscription-detail]`), money(sub));
+check("create: the notice names the hold", (await auto.textContent("[data-testid=subscription-created]")).includes(`${sub.held} held for 3 post(s)`), true);
+let acct = await account(autoToken);
+check("create: balance 9.4, held 0.6", [micros(acct.balance), micros(acct.held)], [9400000n, 600000n]);
+check("create: the page shows balance and held as the API", [await auto.textContent("[data-testid=my-balance]"), await auto.textContent("[data-testid=my-held]")], [acct.balance, acct.held]);
+check("create: listed with its money", await pageMoney(auto, `[data-testid=my-subscriptions] tr[data-subscription="${subId}"]`), money(sub));
+await auto.reload();
+await auto.waitForSelector("#pane-subscriptions[data-state=ready]");
+check("create: one subscription after a reload (one click, one hold)", (await call("GET", "/v1/subscriptions", autoToken)).body.data.length, 1);
+
+// The operator: the subscription's id in the order lookup (one id space).
+await ops.goto(BASE + "/dashboard#orders");
+await ops.waitForSelector("#pane-orders[data-state=ready]");
+await ops.selectOption("#lookup-by", "id");
+await ops.fill("#lookup-q", String(subId));
+await ops.keyboard.press("Enter");
+const opsSub = `[data-testid=subscription-detail][data-subscription="${subId}"]`;
+await ops.waitForSelector(opsSub);
+check("lookup: a subscription id shows the subscription, no order", [await ops.$$eval("[data-testid=order-detail]", (xs) => xs.length), await ops.$$eval("[data-testid=no-children]", (xs) => xs.length)], [0, 1]);
+check("lookup: its money is the API's", await pageMoney(ops, opsSub), money(sub));
+const recordPost = async (key, link, quantity) => {
+  // The answer shown before is marked: the page draws a new one for this post.
+  await ops.$$eval("[data-testid=subscription-answer]", (xs) => xs.forEach((x) => { x.dataset.fresh = "old"; }));
+  await ops.fill("#post-form [name=post_key]", key);
+  await ops.fill("#post-form [name=link]", link);
+  await ops.fill("#post-form [name=quantity]", quantity);
+  await ops.click("#record-post");
+  await ops.waitForSelector("[data-testid=subscription-answer]:not([data-fresh=old])");
+  return ops.$eval("[data-testid=subscription-answer]", (x) => ({ ...x.dataset, text: x.textContent }));
+};
+let answer = await recordPost("post-1", "https://instagram.com/p/auto1", "100");
+check("post 1: recorded, a child of 100 units, 0.133333 captured", [answer.outcome, answer.created, answer.text.includes("100 units, 0.133333 captured")], ["ok", "true", true]);
+const child1 = Number(answer.order);
+answer = await recordPost("post-2", "https://instagram.com/p/auto2", "");
+check("post 2: left at max, 150 units, 0.2 captured", [answer.outcome, answer.created, answer.text.includes("150 units, 0.2 captured")], ["ok", "true", true]);
+const child2 = Number(answer.order);
+answer = await recordPost("post-1", "https://instagram.com/p/auto1", "100");
+check("post 1 again: the child already made, nothing new", [answer.outcome, answer.created, Number(answer.order)], ["ok", "false", child1]);
+sub = await subOf(subId);
+check("posts: two children, 0.333333 captured, 0.266667 still held", [sub.posts_served, sub.orders, ...money(sub)], [2, [child1, child2], "active", 600000n, 333333n, 0n, 266667n]);
+check("posts: the page shows the API's money", await pageMoney(ops, opsSub), money(sub));
+check("posts: the children with their charges", await ops.$$eval(`${opsSub} [data-testid=child]`, (trs) => trs.map((tr) => [Number(tr.dataset.order), tr.dataset.charge])),
+  sub.children.map((o) => [o.id, o.charge]));
+check("posts: charges exact", sub.children.map((o) => micros(o.charge)), [133333n, 200000n]);
+await shot(ops, "subscription-posts");
+await outcome(child1, { status: "partial", remains: 40 });
+// A child's id in the lookup: the order, and below it its subscription.
+await ops.click(`${opsSub} [data-child-link="${child1}"]`);
+await ops.waitForSelector(`[data-testid=order-detail][data-order="${child1}"]`);
+await ops.waitForSelector(opsSub);
+check("child lookup: its ledger, the charge from the hold and the partial's refund",
+  await ops.$$eval("[data-testid=ledger-row]", (trs) => trs.map((tr) => [tr.dataset.kind, tr.dataset.amount])), [["order_charge", "0"], ["refund", "0.053333"]]);
+check("child lookup: the subscription's reseller", (await ops.textContent("[data-testid=sub-account]")).includes(`#${autoCo.account.id}`), true);
+check("child lookup: the child refunded 0.053333 of 0.133333, 40 remaining",
+  [await attr(ops, `${opsSub} [data-testid=child][data-order="${child1}"]`, "data-status"), await attr(ops, `${opsSub} [data-testid=child][data-order="${child1}"]`, "data-refunded"),
+    await attr(ops, `${opsSub} [data-testid=child][data-order="${child1}"]`, "data-remains")], ["partial", "0.053333", "40"]);
+await shot(ops, "subscription-lookup");
+
+// The reseller opens it (the Cancel button is there); meanwhile the operator ends it.
+await auto.reload();
+await auto.waitForSelector("#pane-subscriptions[data-state=ready]");
+await auto.click(`[data-testid=my-subscriptions] tr[data-subscription="${subId}"]`);
+await auto.waitForSelector(`[data-testid=subscription-detail][data-subscription="${subId}"] [data-testid=child][data-order="${child2}"]`);
+check("reseller: the children with status, charge, refunds as the API", await auto.$$eval("[data-testid=child]", (trs) => trs.map((tr) => [Number(tr.dataset.order), tr.dataset.status, tr.dataset.charge, tr.dataset.refunded])),
+  (await subOf(subId)).children.map((o) => [o.id, o.status, o.charge, o.refunded]));
+check("reseller: the cancel is offered", await auto.$$eval("#cancel-subscription", (xs) => xs.length), 1);
+await auto.locator("#cancel-subscription").scrollIntoViewIfNeeded();
+await shot(auto, "subscriptions");
+
+await ops.click("#end-subscription");
+await ops.waitForSelector("[data-testid=end-confirm]");
+check("end: nothing moves before the confirmation", money(await subOf(subId)), ["active", 600000n, 333333n, 0n, 266667n]);
+check("end: the confirmation names what it releases", (await ops.textContent("[data-testid=end-confirm]")).includes("release 0.266667"), true);
+await ops.fill("#end-reason", "the account went private");
+await ops.locator("[data-testid=end-confirm]").scrollIntoViewIfNeeded();
+await shot(ops, "subscription-end-confirm");
+await ops.click("#confirm-end");
+await ops.waitForSelector("[data-testid=subscription-answer][data-outcome=ok][data-status=canceled]");
+check("end: the page shows what was released", await attr(ops, "[data-testid=subscription-answer]", "data-released"), "0.266667");
+sub = await subOf(subId);
+check("end: canceled, the rest released", [...money(sub), sub.status_reason], ["canceled", 600000n, 333333n, 266667n, 0n, "the account went private"]);
+check("end: the card shows the API's money, no more actions", [await pageMoney(ops, opsSub), await ops.$$eval("#record-post, #end-subscription", (xs) => xs.length)], [money(sub), 0]);
+acct = await account(autoToken);
+// 10 − 0.6 + 0.053333 (child 1's refund) + 0.266667 (release)
+check("end: balance 9.72, nothing held", [micros(acct.balance), micros(acct.held)], [9720000n, 0n]);
+await ops.locator("[data-testid=subscription-answer]").evaluate((x) => x.scrollIntoView({ block: "start" }));
+await shot(ops, "subscription-end");
+
+await auto.click("#cancel-subscription");
+await auto.waitForSelector("[data-testid=subscription-answer][data-outcome=refused]");
+check("reseller cancel after the end: the server's refusal shown", [await attr(auto, "[data-testid=subscription-answer]", "data-code"),
+  (await auto.textContent("[data-testid=subscription-answer]")).includes("409")], ["invalid_transition", true]);
+check("reseller cancel after the end: nothing moved", [money(await subOf(subId)), micros((await account(autoToken)).balance)], [money(sub), 9720000n]);
+check("reseller: the page now shows it canceled, released 0.266667, no cancel offered",
+  [...(await pageMoney(auto, `[data-testid=subscription-detail][data-subscription="${subId}"]`)), await auto.$$eval("#cancel-subscription", (xs) => xs.length)],
+  [...money(sub), 0]);
+await auto.locator("[data-testid=subscription-answer]").evaluate((x) => x.scrollIntoView({ block: "start" }));
+await shot(auto, "subscription-refused");
+
+// A second one, canceled by the reseller from the page: its whole hold comes back.
+await auto.fill("#subscription-form [name=username]", "acme.autos");
+await auto.fill("#subscription-form [name=min]", "100");
+await auto.fill("#subscription-form [name=max]", "100");
+await auto.fill("#subscription-form [name=posts]", "1");
+await auto.click("#create-subscription");
+await auto.waitForSelector(`[data-testid=subscription-created][data-subscription]:not([data-subscription=''])`);
+const sub2 = Number(await attr(auto, "[data-testid=subscription-created]", "data-subscription"));
+check("second: 0.133333 held", money(await subOf(sub2)), ["active", 133333n, 0n, 0n, 133333n]);
+await auto.waitForSelector(`[data-testid=subscription-detail][data-subscription="${sub2}"] #cancel-subscription`);
+await auto.click("#cancel-subscription");
+await auto.waitForSelector("[data-testid=subscription-answer][data-outcome=ok]");
+check("second: canceled, 0.133333 released, shown", [await attr(auto, "[data-testid=subscription-answer]", "data-status"), await attr(auto, "[data-testid=subscription-answer]", "data-released")],
+  ["canceled", "0.133333"]);
+check("second: the API agrees", money(await subOf(sub2)), ["canceled", 133333n, 0n, 133333n, 0n]);
+acct = await account(autoToken);
+check("second: balance back to 9.72, nothing held; the page says so", [micros(acct.balance), micros(acct.held), await auto.textContent("[data-testid=my-balance]"), await auto.textContent("[data-testid=my-held]")],
+  [9720000n, 0n, acct.balance, acct.held]);
+const autoLedger = (await call("GET", "/v1/ledger?limit=100", autoToken)).body.data.reverse();
+check("ledger: every move one entry, available and held, exact", autoLedger.map((e) => [e.kind, micros(e.amount), micros(e.held_amount)]), [
+  ["top_up", 10000000n, 0n], ["subscription_hold", -600000n, 600000n], ["order_charge", 0n, -133333n], ["order_charge", 0n, -200000n],
+  ["refund", 53333n, 0n], ["subscription_release", 266667n, -266667n], ["subscription_hold", -133333n, 133333n], ["subscription_release", 133333n, -133333n]]);
+check("the reseller's subscriptions are listed for it, not the operator's", await auto.$$eval("[data-testid=my-subscriptions] tr[data-subscription]", (trs) => trs.map((tr) => Number(tr.dataset.subscription))), [sub2, subId]);
 
 } catch (e) {
   // A step that timed out: keep what each page showed, for the log and a look.

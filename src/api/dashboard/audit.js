@@ -15,9 +15,9 @@
     "service.create", "service.update", "service.disable", "provider.create", "provider.update", "provider.catalog_sync",
     "order.outcome", "order.forwarding_attach", "order.forwarding_resend", "refill.complete", "refill.reject", "alert_rule.set",
     "webhook_endpoint.create", "webhook_endpoint.update", "webhook_endpoint.delete", "webhook_endpoint.rotate_secret",
-    "signing_key.rotate", "master_key.rotate",
+    "signing_key.rotate", "master_key.rotate", "subscription.record_post", "subscription.end",
   ];
-  const TARGETS = ["account", "api_key", "top_up", "refund", "service", "provider", "order", "refill", "webhook_endpoint", "signing_key", "master_key"];
+  const TARGETS = ["account", "api_key", "top_up", "refund", "service", "provider", "order", "refill", "webhook_endpoint", "signing_key", "master_key", "subscription"];
 
   function query() {
     const q = new URLSearchParams();
@@ -30,7 +30,8 @@
     const label = `${t.type}${t.id === null ? "" : " #" + t.id}`;
     const panes = { service: "services", provider: "providers" };
     if (panes[t.type]) return el("a", { href: `#${panes[t.type]}?id=${t.id}` }, label);
-    if (t.type === "order") return el("a", { href: `#orders?id=${t.id}` }, label);
+    // Subscriptions share the orders' ids: the order lookup shows either.
+    if (t.type === "order" || t.type === "subscription") return el("a", { href: `#orders?id=${t.id}` }, label);
     return label;
   }
 
