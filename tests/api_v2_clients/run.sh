@@ -2,8 +2,10 @@
 # Our /api/v2 driven by third-party API v2 client libraries from PyPI, pinned, against the
 # real debug binary on a fresh SQLite database: services, add, status, multi status,
 # cancel, refill, refill status (one and batch) and balance, every answer asserted
-# (clients.py), plus the shapes those libraries do not send (GET, trailing slash, JSON,
-# multipart, no action) with plain requests.
+# (clients.py); a subscription created, read (status, multi status) and canceled with
+# babismm, the one of them that sends the subscription fields (username, min, max, posts,
+# delay, expiry), its hold, captures and release checked over REST; plus the shapes those
+# libraries do not send (GET, trailing slash, JSON, multipart, no action) with plain requests.
 #
 #   bash tests/api_v2_clients/run.sh   # uses ${CARGO_TARGET_DIR:-target}/debug/reseller-api
 set -euo pipefail
@@ -11,7 +13,8 @@ cd "$(dirname "$0")/../.."
 BIN="${RESELLER_API_BIN:-${CARGO_TARGET_DIR:-target}/debug/reseller-api}"
 [ -x "$BIN" ] || cargo build -q
 
-# The clients, pinned; requests is what two of them are built on.
+# The clients, pinned; requests is what two of them are built on. Of the API v2 clients on
+# PyPI only babismm sends subscriptions (clients.py's docstring says which were read).
 PINS=(babismm==1.0.1 smmpy==0.1.0 safesmm==0.1.0 requests==2.34.2)
 VENV="${HOME}/.cache/reseller-api/api-v2-clients-venv"
 STAMP="$VENV/.pins"
