@@ -228,6 +228,112 @@ async fn an_operator_looks_an_order_up_by_id_link_or_reseller_with_its_ledger() 
         .assert_problem(404, "not_found");
 }
 
+/// The order lookup's subscription view: subscriptions share the orders' ids, so the page
+/// asks `GET /v1/admin/orders/{id}` first and, on its 404, the subscription; a child order
+/// names its subscription (`subscription_id`), whose children carry the money the page shows;
+/// an operator's post and end answer with exact amounts; none of it is a reseller's.
+#[actix_rt::test]
+async fn an_operator_looks_up_a_subscription_or_its_child_by_one_id() {
+    let app = spawn_app().await;
+    let reseller = app.funded_reseller("Auto", "10").await;
+    let service = app
+        .create_service(json!({
+            "name": "Auto likes", "category": "Instagram", "type": "subscriptions",
+            "rate": "1.333333", "min": 50, "max": 1000
+        }))
+        .await;
+    let created = app
+        .post(
+            "/v1/subscriptions",
+            &reseller.token,
+            json!({"service_id": service, "username": "acme", "min": 100, "max": 150, "posts": 3}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let sub = created.body["id"].as_i64().unwrap();
+
+    // The id is a subscription's, not an order's.
+    app.get(&format!("/v1/admin/orders/{sub}"), &app.admin_token)
+        .await
+        .assert_problem(404, "not_found");
+    let found = app
+        .get(&format!("/v1/admin/subscriptions/{sub}"), &app.admin_token)
+        .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(micros(&found.body["held"]), 600_000);
+    assert_eq!(found.body["children"].as_array().unwrap().len(), 0);
+
+    let posted = app
+        .post(
+            &format!("/v1/admin/subscriptions/{sub}/posts"),
+            &app.admin_token,
+            json!({"post_key": "p1", "link": "https://instagram.com/p/p1", "quantity": 100}),
+        )
+        .await;
+    assert_eq!(posted.status, 201, "{}", posted.text);
+    assert_eq!(posted.body["created"], true);
+    assert_eq!(micros(&posted.body["order"]["charge"]), 133_333);
+    assert_eq!(micros(&posted.body["subscription"]["hold_left"]), 466_667);
+    let child = posted.body["order"]["id"].as_i64().unwrap();
+
+    // The child is an order, naming its subscription and its reseller; the ledger has its
+    // charge paid from the hold (nothing from the available balance).
+    let order = app
+        .get(&format!("/v1/admin/orders/{child}"), &app.admin_token)
+        .await;
+    assert_eq!(order.status, 200, "{}", order.text);
+    assert_eq!(order.body["order"]["subscription_id"], sub);
+    assert_eq!(order.body["order"]["account_id"], reseller.id);
+    let entries = order.body["ledger"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["kind"], "order_charge");
+    assert_eq!(micros(&entries[0]["amount"]), 0);
+    let found = app
+        .get(&format!("/v1/admin/subscriptions/{sub}"), &app.admin_token)
+        .await;
+    assert_eq!(found.body["orders"], json!([child]));
+    assert_eq!(found.body["children"][0]["id"], child);
+    assert_eq!(micros(&found.body["children"][0]["charge"]), 133_333);
+    assert_eq!(micros(&found.body["captured"]), 133_333);
+
+    let ended = app
+        .post(
+            &format!("/v1/admin/subscriptions/{sub}/end"),
+            &app.admin_token,
+            json!({"reason": "asked by phone"}),
+        )
+        .await;
+    assert_eq!(ended.status, 200, "{}", ended.text);
+    assert_eq!(ended.body["status"], "canceled");
+    assert_eq!(micros(&ended.body["released"]), 466_667);
+    // The reseller's page, opened before, asks to cancel: refused, nothing moves.
+    let late = app
+        .post(
+            &format!("/v1/subscriptions/{sub}/cancel"),
+            &reseller.token,
+            json!({}),
+        )
+        .await;
+    late.assert_problem(409, "invalid_transition");
+    let account = app.get("/v1/account", &reseller.token).await;
+    // 10 − 0.6 + 0.466667
+    assert_eq!(micros(&account.body["balance"]), 9_866_667);
+    assert_eq!(micros(&account.body["held"]), 0);
+
+    for path in [
+        format!("/v1/admin/subscriptions/{sub}"),
+        format!("/v1/admin/orders/{child}"),
+    ] {
+        app.get(&path, &reseller.token)
+            .await
+            .assert_problem(403, "admin_only");
+    }
+    app.get("/v1/admin/subscriptions/999", &app.admin_token)
+        .await
+        .assert_problem(404, "not_found");
+    app.assert_books_balance();
+}
+
 #[actix_rt::test]
 async fn provider_health_counts_ambiguous_sends_and_lists_them_with_their_attempts() {
     let upstream = StandIn::start(|_| {
