@@ -576,6 +576,17 @@ await auto.click("#nav a[data-pane=subscriptions]");
 await auto.waitForSelector("#pane-subscriptions[data-state=ready] #subscription-form");
 check("subscriptions: the form offers the subscriptions service only", await auto.$$eval("#sub-service option", (xs) => xs.map((x) => Number(x.value))), [autoLikes]);
 check("subscriptions: the delays are the service's", await auto.$$eval("#subscription-form [name=delay] option", (xs) => xs.map((x) => x.value)), ["0", "5", "10", "15", "30", "60", "90"]);
+// Refused first (posts 0: an unbounded subscription cannot be held): the server's answer
+// shown, nothing held.
+await auto.fill("#subscription-form [name=username]", "@acme.autos");
+await auto.fill("#subscription-form [name=min]", "100");
+await auto.fill("#subscription-form [name=max]", "150");
+await auto.fill("#subscription-form [name=posts]", "0");
+await auto.click("#create-subscription");
+await auto.waitForSelector("[data-testid=subscription-created][data-subscription='']");
+const refusedText = await auto.textContent("[data-testid=subscription-created]");
+check("create refused: the server's code and field shown", [refusedText.includes("validation_failed"), refusedText.includes("posts")], [true, true]);
+check("create refused: nothing held, nothing listed", [(await account(autoToken)).held, (await call("GET", "/v1/subscriptions", autoToken)).body.data.length], ["0", 0]);
 await auto.fill("#subscription-form [name=username]", "@acme.autos");
 await auto.fill("#subscription-form [name=min]", "100");
 await auto.fill("#subscription-form [name=max]", "150");
@@ -712,6 +723,10 @@ check("ledger: every move one entry, available and held, exact", autoLedger.map(
   ["top_up", 10000000n, 0n], ["subscription_hold", -600000n, 600000n], ["order_charge", 0n, -133333n], ["order_charge", 0n, -200000n],
   ["refund", 53333n, 0n], ["subscription_release", 266667n, -266667n], ["subscription_hold", -133333n, 133333n], ["subscription_release", 133333n, -133333n]]);
 check("the reseller's subscriptions are listed for it, not the operator's", await auto.$$eval("[data-testid=my-subscriptions] tr[data-subscription]", (trs) => trs.map((tr) => Number(tr.dataset.subscription))), [sub2, subId]);
+await auto.goto(BASE + "/dashboard#mine");
+await auto.waitForSelector("#pane-mine[data-state=ready] #order-form");
+check("the order form does not offer the subscriptions service (it takes no order)",
+  (await auto.$$eval("#order-service option", (xs) => xs.map((x) => Number(x.value)))).includes(autoLikes), false);
 
 } catch (e) {
   // A step that timed out: keep what each page showed, for the log and a look.

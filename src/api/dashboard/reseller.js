@@ -45,7 +45,8 @@
   }
 
   function orderForm() {
-    const active = view.services.filter((s) => s.status === "active");
+    // A subscriptions service takes no order (POST /v1/orders refuses it): the Subscriptions pane creates those.
+    const active = view.services.filter((s) => s.status === "active" && s.type !== "subscriptions");
     if (!active.length) return el("div", { class: "empty" }, "No service takes orders now.");
     const svc = active.find((s) => s.id === view.service) || active[0];
     const pick = el("select", { name: "service", id: "order-service", "aria-label": "Service", onchange: (ev) => { view.service = Number(ev.target.value); view.placed = null; draw(); } },
