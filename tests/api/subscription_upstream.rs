@@ -592,3 +592,164 @@ async fn api_v2_forwards_reads_and_cancels_a_provider_backed_subscription() {
     assert_eq!(account(&app, &reseller.token).await, (9_800_000, 0));
     app.assert_books_balance();
 }
+
+/// Two server processes with their workers on one database poll the same provider; one is
+/// killed with SIGKILL while children are being made. A child's order, its charge from the
+/// hold and the subscription's count are one transaction (under the subscription row's
+/// claim), so the kill can cut only between children: the survivor (and a restarted
+/// process) make every child exactly once, taking over the killed one's claims when their
+/// leases run out, and the books balance.
+#[actix_rt::test]
+async fn two_worker_processes_one_killed_mid_poll_make_each_child_once() {
+    use crate::processes::{assert_books_balance, books, call, funded_service, Server};
+
+    let (upstream, panel) = StandIn::panel().await;
+    panel.lock().unwrap().services = json!([
+        {"service": 31, "name": "Auto likes", "type": "Subscriptions", "category": "Instagram",
+         "rate": "1.333333", "min": "50", "max": "1000", "cancel": true}
+    ]);
+    let (url, _db) = fresh_database();
+    let books = books(&url);
+    // Short leases: the rows the killed process held are free again once their lease
+    // (at least the provider's timeout + 30 s) runs out.
+    let flags = [
+        "--worker-interval-ms",
+        "20",
+        "--sync-interval-secs",
+        "0",
+        "--lease-secs",
+        "5",
+    ];
+    let first = Server::start(&url, &flags).await;
+    let second = Server::start(&url, &flags).await;
+    let (admin, reseller, _) = funded_service(&first.base, &books).await;
+    let (status, provider) = call(
+        &first.base,
+        "POST",
+        "/v1/admin/providers",
+        &admin,
+        Some(
+            json!({"allow_private_network": true, "name": "Upstream", "url": upstream.url,
+                    "key": "k", "batch_size": 5, "timeout_ms": 1000}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{provider}");
+    let (status, synced) = call(
+        &first.base,
+        "POST",
+        &format!("/v1/admin/providers/{}/sync-services", provider["id"]),
+        &admin,
+        Some(json!({})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{synced}");
+    let service = synced["created"][0]["service_id"].as_i64().unwrap();
+
+    // Twelve subscriptions of 5 posts (hold 1.000000 each).
+    let mut ours = Vec::new();
+    for _ in 0..12 {
+        let (status, sub) = call(
+            &first.base,
+            "POST",
+            "/v1/subscriptions",
+            &reseller,
+            Some(body(service, 5)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 201, "{sub}");
+        ours.push(sub["id"].as_i64().unwrap());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while panel.lock().unwrap().subscriptions.len() < ours.len() {
+        assert!(std::time::Instant::now() < deadline, "not all sent");
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Each subscription sent once, by one of the two workers.
+    assert_eq!(upstream.calls_of("add").len(), ours.len());
+    // Every subscription active before the provider makes its children.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for id in &ours {
+        loop {
+            let (_, sub) = call(
+                &second.base,
+                "GET",
+                &format!("/v1/subscriptions/{id}"),
+                &reseller,
+                None,
+            )
+            .await
+            .unwrap();
+            if sub["status"] == "active" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{sub}");
+            actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    {
+        let mut panel = panel.lock().unwrap();
+        let remotes: Vec<String> = panel.subscriptions.keys().cloned().collect();
+        for remote in &remotes {
+            for _ in 0..5 {
+                panel.child(remote, "0.2");
+            }
+        }
+    }
+    let children = |pool: &reseller_api::db::DbPool| -> i64 {
+        use diesel::prelude::*;
+        use reseller_api::db::schema::orders;
+        let mut conn = pool.get().unwrap();
+        orders::table
+            .filter(orders::subscription_id.is_not_null())
+            .count()
+            .get_result(&mut *conn)
+            .unwrap()
+    };
+    // Kill one process as soon as the first children exist.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while children(&books.pool) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no child made");
+        actix_rt::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    // Dropping a server kills it with SIGKILL.
+    drop(first);
+    let made_at_kill = children(&books.pool);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while children(&books.pool) < 60 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the survivor made {} of 60 children (made at the kill: {made_at_kill}): {}",
+            children(&books.pool),
+            second.log_tail()
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A restarted process finds nothing more to make.
+    let restarted = Server::start(&url, &flags).await;
+    actix_rt::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(children(&books.pool), 60);
+    for id in &ours {
+        let (_, sub) = call(
+            &restarted.base,
+            "GET",
+            &format!("/v1/subscriptions/{id}"),
+            &reseller,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(sub["orders"].as_array().unwrap().len(), 5, "{sub}");
+        assert_eq!(micros(&sub["captured"]), 1_000_000, "{sub}");
+        assert_eq!(micros(&sub["hold_left"]), 0, "{sub}");
+    }
+    let (_, account) = call(&restarted.base, "GET", "/v1/account", &reseller, None)
+        .await
+        .unwrap();
+    assert_eq!(micros(&account["balance"]), 100_000_000_000 - 12_000_000);
+    assert_eq!(micros(&account["held"]), 0);
+    assert_books_balance(&books.pool);
+}
