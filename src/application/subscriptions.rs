@@ -263,6 +263,13 @@ pub fn record_post(
     // change that commits (a subscription found past its expiry is ended first).
     db::write_tx(conn, |conn| {
         let sub = subscriptions::lock(conn, id)?.ok_or(SubscriptionError::NotFound)?;
+        if subscriptions::find_upstream(conn, id)?.is_some() {
+            // Its provider reports its posts (the worker makes their children).
+            return Err(invalid(
+                "post_key",
+                "this subscription is provider-backed: its provider reports its posts",
+            ));
+        }
         let key = parse_text(&post.key, MAX_POST_KEY_CHARS).map_err(|m| invalid("post_key", m))?;
         if let Some(order_id) = subscriptions::child_for_post(conn, id, &key)? {
             let order = orders::find(conn, order_id)?.ok_or(SubscriptionError::NotFound)?;
