@@ -570,7 +570,8 @@ pub fn end_due(conn: &mut DbConnection, limit: i64) -> Result<usize, Subscriptio
 
 /// Ends every open subscription of a disabled service as Canceled, what each still holds
 /// released in the same transaction as its end (one transaction each, like the orders in
-/// flight the disable refunds). Returns how many ended.
+/// flight the disable refunds); a provider-backed one's cancel is forwarded to its
+/// provider. Returns how many ended.
 pub fn end_for_service(
     conn: &mut DbConnection,
     service_id: ServiceId,
@@ -594,8 +595,15 @@ pub fn end_for_service(
                     &sub,
                     SubscriptionStatus::Canceled,
                     Some("the service was disabled"),
-                )
-                .map(|_| true)
+                )?;
+                // Its provider is told too (a queued `add` is withdrawn, a sent one
+                // canceled): it would go on making children nobody pays for.
+                if subscriptions::find_upstream(conn, id)?.is_some()
+                    && !subscriptions::withdraw_upstream(conn, id)?
+                {
+                    subscriptions::request_upstream_cancel(conn, id)?;
+                }
+                Ok::<_, SubscriptionError>(true)
             })?;
             ended += usize::from(done);
         }

@@ -753,3 +753,42 @@ async fn two_worker_processes_one_killed_mid_poll_make_each_child_once() {
     assert_eq!(micros(&account["held"]), 0);
     assert_books_balance(&books.pool);
 }
+
+#[actix_rt::test]
+async fn disabling_the_service_ends_its_subscriptions_and_cancels_them_upstream() {
+    let (app, upstream, panel, service) = setup().await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let (id, remote) = active(&app, &upstream, &reseller.token, body(service, 3)).await;
+    panel.lock().unwrap().child(&remote, "0.2");
+    app.worker_pass().await;
+    // A second one whose `add` is not sent yet.
+    let queued = app
+        .post("/v1/subscriptions", &reseller.token, body(service, 3))
+        .await;
+    assert_eq!(queued.status, 201, "{}", queued.text);
+    let disabled = app
+        .post(
+            &format!("/v1/admin/services/{service}/disable"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(disabled.status, 200, "{}", disabled.text);
+    let ended = subscription(&app, &reseller.token, id).await;
+    assert_eq!(ended["status"], "canceled");
+    assert_eq!(micros(&ended["released"]), 400_000);
+    app.worker_pass().await;
+    // The sent one is canceled upstream; the queued one is never sent.
+    let cancels = upstream.calls_of("cancel");
+    assert!(cancels.iter().any(|c| c["orders"] == remote), "{cancels:?}");
+    assert_eq!(upstream.calls_of("add").len(), 1);
+    // Not asked again.
+    let polls = upstream.calls_of("status").len();
+    app.worker_pass().await;
+    assert!(upstream.calls_of("status")[polls..]
+        .iter()
+        .all(|c| c["orders"].split(',').all(|o| o != remote)));
+    // The child in flight is refunded like every order of the service.
+    assert_eq!(account(&app, &reseller.token).await, (10_000_000, 0));
+    app.assert_books_balance();
+}
