@@ -525,6 +525,24 @@ async fn the_same_child_reported_twice_makes_one_child_order() {
     assert_eq!(sub["orders"].as_array().unwrap().len(), 1);
     assert_eq!(micros(&sub["captured"]), 200_000);
     app.assert_books_balance();
+
+    // The database itself refuses a second child for one provider order id, whatever
+    // the code above it does.
+    let child = sub["orders"][0].as_i64().unwrap();
+    let remote_child = app.provider_order(child).provider_order_id.unwrap();
+    let provider =
+        reseller_api::domain::ids::ProviderId(app.provider_order(child).provider_id.get());
+    let mut conn = app.pool.get().unwrap();
+    let again = reseller_api::db::write_tx(&mut conn, |conn| {
+        reseller_api::db::subscriptions::insert_upstream_child(
+            conn,
+            provider,
+            &remote_child,
+            reseller_api::domain::ids::SubscriptionId(id),
+            reseller_api::domain::ids::OrderId(child),
+        )
+    });
+    assert!(again.is_err(), "a second row for one provider order id");
 }
 
 #[actix_rt::test]
