@@ -808,6 +808,11 @@ pub fn apply_upstream_report(
     Ok(applied)
 }
 
+/// The note of the review-queue entry of a child charged below zero.
+pub const UNPAID_CHILD_NOTE: &str = "unpaid: a subscription's child reported after its hold \
+    was spent, not covered by the balance (charged below zero); approve to forgive the \
+    charge, reject to keep the debt";
+
 /// A child the provider reported, as recorded.
 struct UpstreamChild {
     order: Box<Order>,
@@ -898,12 +903,35 @@ fn record_upstream_child(
                 refs,
                 ledger::Overdraft::Allow,
             )?;
+            // Unpaid for now: on the operators' review queue, as a waiver to decide
+            // (approve: the charge refunded, the debt forgiven; reject: the debt stands).
+            let review = db::refunds::insert(
+                conn,
+                &db::refunds::NewRefund {
+                    account_id: sub.account_id,
+                    order_id: Some(order.id),
+                    top_up_id: None,
+                    amount: charge,
+                    reason: crate::domain::refund::RefundReason::Other,
+                    status: crate::domain::refund::RefundStatus::PendingReview,
+                    source: crate::domain::refund::RefundSource::Automatic,
+                    note: Some(UNPAID_CHILD_NOTE.to_string()),
+                    decided_by: None,
+                },
+            )?;
+            super::events::refund(
+                conn,
+                crate::domain::event::EventType::RefundPendingReview,
+                &review,
+                Some(&order),
+                None,
+            )?;
             tracing::warn!(
                 subscription = sub.id.get(),
                 order = order.id.get(),
                 account = sub.account_id.get(),
                 %charge,
-                "a child reported after the hold was spent is not covered by the balance: charged below zero"
+                "a child reported after the hold was spent is not covered by the balance: charged below zero, on the review queue"
             );
             *unpaid = true;
         }

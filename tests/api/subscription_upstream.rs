@@ -484,7 +484,7 @@ async fn a_child_after_the_hold_is_spent_is_paid_from_the_balance_and_the_subscr
 }
 
 #[actix_rt::test]
-async fn a_child_past_the_hold_the_balance_does_not_cover_is_still_recorded() {
+async fn a_child_past_the_hold_the_balance_does_not_cover_is_recorded_and_queued_for_review() {
     let (app, upstream, panel, service) = setup().await;
     let reseller = app.funded_reseller("subs", "0.25").await;
     let (id, remote) = active(&app, &upstream, &reseller.token, body(service, 1)).await;
@@ -502,6 +502,45 @@ async fn a_child_past_the_hold_the_balance_does_not_cover_is_still_recorded() {
     // The provider delivered it: charged all the same, the balance below zero.
     assert_eq!(account(&app, &reseller.token).await, (-150_000, 0));
     assert_eq!(upstream.calls_of("cancel").len(), 1);
+    app.assert_books_balance();
+
+    // Unpaid: on the operators' review queue, as a waiver to decide.
+    let second = sub["orders"][1].as_i64().unwrap();
+    let queue = app.get("/v1/admin/review-queue", &app.admin_token).await;
+    assert_eq!(queue.status, 200, "{}", queue.text);
+    let items = queue.body["data"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", queue.text);
+    assert_eq!(items[0]["order_id"], second);
+    assert_eq!(micros(&items[0]["amount"]), 200_000);
+    assert_eq!(items[0]["status"], "pending_review");
+    assert!(items[0]["note"].as_str().unwrap().starts_with("unpaid:"));
+    // Approved: the charge forgiven, the balance back where the hold left it.
+    let refund = items[0]["id"].as_i64().unwrap();
+    let approved = app
+        .post(
+            &format!("/v1/admin/refunds/{refund}/approve"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    assert_eq!(account(&app, &reseller.token).await, (50_000, 0));
+    assert_eq!(
+        app.refunded_in_ledger(&reseller.token, second).await,
+        200_000
+    );
+    // The child ending Canceled later refunds nothing more (the one refund rule).
+    let remote_second = app.provider_order(second).provider_order_id.unwrap();
+    panel
+        .lock()
+        .unwrap()
+        .report_child(&remote_second, "Canceled", "0");
+    app.worker_pass().await;
+    assert_eq!(
+        app.refunded_in_ledger(&reseller.token, second).await,
+        200_000
+    );
+    assert_eq!(account(&app, &reseller.token).await, (50_000, 0));
     app.assert_books_balance();
 }
 
