@@ -849,3 +849,59 @@ async fn disabling_the_service_ends_its_subscriptions_and_cancels_them_upstream(
     assert_eq!(account(&app, &reseller.token).await, (10_000_000, 0));
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn a_sync_fills_what_the_catalog_says_and_leaves_the_terms_an_operator_set() {
+    let (app, upstream, panel, service) = setup().await;
+    let patched = app
+        .patch(
+            &format!("/v1/admin/services/{service}"),
+            &app.admin_token,
+            json!({ "posts_max": 20, "delays": [0, 30], "old_posts": true }),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    // The provider changes its rate and window.
+    panel.lock().unwrap().services = json!([
+        {"service": 31, "name": "Auto likes", "type": "Subscriptions", "category": "Instagram",
+         "rate": "2", "min": "100", "max": "2000", "cancel": true}
+    ]);
+    let provider = app.get("/v1/admin/providers", &app.admin_token).await;
+    let provider = provider.body["data"][0]["id"].as_i64().unwrap();
+    let synced = app
+        .post(
+            &format!("/v1/admin/providers/{provider}/sync-services"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(synced.status, 200, "{}", synced.text);
+    let listed = app.get("/v1/admin/services", &app.admin_token).await;
+    let shown = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == service)
+        .unwrap()
+        .clone();
+    assert_eq!(micros(&shown["rate"]), 2_000_000);
+    assert_eq!(
+        (shown["min"].clone(), shown["max"].clone()),
+        (json!(100), json!(2000))
+    );
+    assert_eq!(
+        shown["subscription"],
+        json!({ "posts_max": 20, "delays": [0, 30], "old_posts": true })
+    );
+    // Forwarded with old posts now that the service offers them.
+    let reseller = app.funded_reseller("subs", "10").await;
+    let mut with_old = body(service, 2);
+    with_old["old_posts"] = json!(1);
+    let (_, _) = active(&app, &upstream, &reseller.token, with_old).await;
+    let add = upstream.calls_of("add").pop().unwrap();
+    assert_eq!(add["old_posts"], "1");
+    assert!(!add.contains_key("expiry"));
+    // 3 posts of 150 at rate 2: 0.300000 each.
+    assert_eq!(account(&app, &reseller.token).await, (9_100_000, 900_000));
+    app.assert_books_balance();
+}
