@@ -146,7 +146,8 @@ pub struct SubscriptionResponse {
     pub released: Amount,
     /// Still held.
     pub hold_left: Amount,
-    /// Why it ended, when it has.
+    /// Why it ended, when it has; while open, a cancel waiting for the provider's
+    /// confirmation or the provider's words refusing it.
     pub status_reason: Option<String>,
     /// Its child orders' ids, oldest first (in a list of subscriptions: empty).
     #[schema(value_type = Vec<i64>)]

@@ -458,7 +458,6 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
         (TypeName::DripFeed, _) => (ServiceType::Default, true),
         (TypeName::Type(kind), dripfeed) => (kind, dripfeed.unwrap_or(false)),
     };
-    let provider_given = request.provider_id.is_some() || request.provider_service_id.is_some();
     let defaults = SubscriptionTerms::default();
     let sent_terms =
         request.posts_max.is_some() || request.delays.is_some() || request.old_posts.is_some();
@@ -487,7 +486,7 @@ fn service_fields(request: CreateServiceRequest) -> Result<ServiceFields, ApiErr
         })
     };
     if let Err((field, message)) = check_quantity_window(request.min, request.max)
-        .and_then(|()| check_type_shape(kind, dripfeed, provider_given, request.min, request.max))
+        .and_then(|()| check_type_shape(kind, dripfeed, request.min, request.max))
     {
         errors.push(FieldError::new(field, message));
     } else if let (Some(rate), false) = (rate, kind.is_flat()) {

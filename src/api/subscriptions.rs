@@ -267,13 +267,17 @@ fn detail(
 
 /// Cancel your subscription. Without a provider it ends at once and what is still held
 /// is released to the balance. One whose expiry date has already come ends as `expired`
-/// instead (released the same way).
+/// instead (released the same way). A provider-backed one is forwarded to its provider
+/// (202, still open, `status_reason` saying so): the hold is released when the provider
+/// confirms; a provider that refuses leaves it open with its words in `status_reason`. One
+/// not yet sent to its provider ends at once.
 #[utoipa::path(
     tag = "orders",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Subscription id")),
     responses(
         (status = 200, description = "The ended subscription (`canceled`, or `expired` when its expiry date had come), its hold released", body = SubscriptionResponse),
+        (status = 202, description = "Forwarded to the provider: still open until it confirms", body = SubscriptionResponse),
         (status = 404, description = "No such subscription among yours", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 409, description = "It has already ended (`invalid_transition`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     )
@@ -290,7 +294,12 @@ pub async fn cancel_subscription(
     let sub = state
         .db(move |conn| Ok(application::subscriptions::cancel(conn, account_id, id)?))
         .await?;
-    Ok(HttpResponse::Ok().json(SubscriptionResponse::new(&sub, Vec::new())))
+    let body = SubscriptionResponse::new(&sub, Vec::new());
+    Ok(if sub.status.is_terminal() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::Accepted().json(body)
+    })
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -88,13 +88,9 @@ fn fields_for(
     let refill_days = existing.map_or(SYNCED_REFILL_DAYS, |s| s.refill_days);
     let kind = match entry.kind {
         CatalogType::Offered(kind) => kind,
-        CatalogType::Subscriptions => {
-            return Err(format!(
-                "type {:?}: subscriptions are not offered yet from a provider (forwarding them \
-                 upstream is not built; operators can make a subscriptions service by hand)",
-                entry.type_word
-            ))
-        }
+        // Its terms (posts bound, delays, old posts) are not in the dialect's catalog: a
+        // new service starts with the defaults and a sync leaves what an operator set.
+        CatalogType::Subscriptions => ServiceType::Subscriptions,
         CatalogType::Unknown => {
             return Err(format!(
                 "type {:?} is none of the panel service types",
@@ -110,7 +106,7 @@ fn fields_for(
     };
     check_quantity_window(min, max).map_err(|(field, message)| format!("{field} {message}"))?;
     let dripfeed = entry.dripfeed && kind.takes_dripfeed();
-    check_type_shape(kind, dripfeed, true, min, max)
+    check_type_shape(kind, dripfeed, min, max)
         .map_err(|(field, message)| format!("{field} {message}"))?;
     // Converted first (half-up to the micro-unit), then marked up.
     let rate = marked_up(exchange_rate.convert(entry.rate), markup_percent);

@@ -18,7 +18,7 @@ use crate::domain::parse_text;
 use crate::domain::service::ServiceType;
 use crate::domain::subscription::{
     child_charge, paid_from_hold, plan_subscription, Subscription, SubscriptionFieldError,
-    SubscriptionInput, SubscriptionStatus,
+    SubscriptionInput, SubscriptionStatus, UpstreamCancel,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::resources::{PanelOrderPlaced, SubscriptionResponse};
@@ -188,16 +188,23 @@ pub fn create_within(
         today,
     )
     .map_err(SubscriptionError::Invalid)?;
-    if service.provider.is_some() {
-        // Refused when the service is saved; a stored one is not served either.
-        return Err(invalid(
-            "service_id",
-            "subscriptions of a provider-backed service are not offered yet",
-        ));
-    }
     let id = subscriptions::next_id(conn)?;
-    // Without a provider there is nothing to wait for: it is active at once.
-    let subscription = subscriptions::insert(conn, id, &planned, SubscriptionStatus::Active)?;
+    // Without a provider there is nothing to wait for: it is active at once. A
+    // provider-backed one is pending until its provider takes the `add`.
+    let status = match service.provider {
+        Some(_) => SubscriptionStatus::Pending,
+        None => SubscriptionStatus::Active,
+    };
+    let subscription = subscriptions::insert(conn, id, &planned, status)?;
+    if let Some((provider_id, remote_service)) = &service.provider {
+        // Sent by the worker once this transaction has committed, never inside it.
+        let key = format!(
+            "subscription-{}-{}",
+            id.get(),
+            crate::domain::api_key::random_token(8)
+        );
+        subscriptions::enqueue_upstream(conn, id, *provider_id, remote_service, &key)?;
+    }
     let hold = planned.hold.signed();
     let held = ledger::post_moves(
         conn,
@@ -256,6 +263,13 @@ pub fn record_post(
     // change that commits (a subscription found past its expiry is ended first).
     db::write_tx(conn, |conn| {
         let sub = subscriptions::lock(conn, id)?.ok_or(SubscriptionError::NotFound)?;
+        if subscriptions::find_upstream(conn, id)?.is_some() {
+            // Its provider reports its posts (the worker makes their children).
+            return Err(invalid(
+                "post_key",
+                "this subscription is provider-backed: its provider reports its posts",
+            ));
+        }
         let key = parse_text(&post.key, MAX_POST_KEY_CHARS).map_err(|m| invalid("post_key", m))?;
         if let Some(order_id) = subscriptions::child_for_post(conn, id, &key)? {
             let order = orders::find(conn, order_id)?.ok_or(SubscriptionError::NotFound)?;
@@ -465,6 +479,8 @@ fn end_within(
 
 /// A reseller's cancel of its own subscription: without a provider it ends at once and
 /// what is still held is released. One whose expiry has already come ends as Expired.
+/// A provider-backed one is forwarded (see [`cancel_upstream`]) and comes back still open
+/// unless its `add` had not been sent yet.
 pub fn cancel(
     conn: &mut DbConnection,
     account_id: AccountId,
@@ -474,6 +490,9 @@ pub fn cancel(
         let sub = subscriptions::lock(conn, id)?
             .filter(|sub| sub.account_id == account_id)
             .ok_or(SubscriptionError::NotFound)?;
+        if let Some(upstream) = subscriptions::find_upstream(conn, id)? {
+            return cancel_upstream(conn, &sub, &upstream);
+        }
         if let Some(expired) = expire_if_due(conn, &sub)? {
             return Ok(expired);
         }
@@ -551,7 +570,8 @@ pub fn end_due(conn: &mut DbConnection, limit: i64) -> Result<usize, Subscriptio
 
 /// Ends every open subscription of a disabled service as Canceled, what each still holds
 /// released in the same transaction as its end (one transaction each, like the orders in
-/// flight the disable refunds). Returns how many ended.
+/// flight the disable refunds); a provider-backed one's cancel is forwarded to its
+/// provider. Returns how many ended.
 pub fn end_for_service(
     conn: &mut DbConnection,
     service_id: ServiceId,
@@ -575,8 +595,15 @@ pub fn end_for_service(
                     &sub,
                     SubscriptionStatus::Canceled,
                     Some("the service was disabled"),
-                )
-                .map(|_| true)
+                )?;
+                // Its provider is told too (a queued `add` is withdrawn, a sent one
+                // canceled): it would go on making children nobody pays for.
+                if subscriptions::find_upstream(conn, id)?.is_some()
+                    && !subscriptions::withdraw_upstream(conn, id)?
+                {
+                    subscriptions::request_upstream_cancel(conn, id)?;
+                }
+                Ok::<_, SubscriptionError>(true)
             })?;
             ended += usize::from(done);
         }
@@ -587,4 +614,354 @@ pub fn end_for_service(
 fn audit_json(sub: &Subscription) -> serde_json::Value {
     serde_json::to_value(SubscriptionResponse::new(sub, Vec::new()))
         .unwrap_or(serde_json::Value::Null)
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream: what the provider worker learns of a provider-backed subscription, each
+// applied inside the worker's fenced transaction (so a worker that lost its claim changes
+// nothing).
+
+/// The reason an open provider-backed subscription shows while its cancel waits for the
+/// provider.
+pub const CANCEL_REQUESTED: &str = "cancel requested: waiting for the provider's confirmation";
+
+/// A reseller's cancel of a provider-backed subscription, inside the caller's transaction
+/// (the subscription locked): an `add` still queued is withdrawn and the subscription ends
+/// at once, its hold released; otherwise the cancel is forwarded by the worker and the hold
+/// is released only when the provider confirms (cancel accepted, or status Canceled).
+fn cancel_upstream(
+    conn: &mut db::WriteConn<'_>,
+    sub: &Subscription,
+    upstream: &subscriptions::ProviderSubscription,
+) -> Result<Subscription, SubscriptionError> {
+    if sub.status.is_terminal() {
+        return Err(SubscriptionError::Ended {
+            status: sub.status,
+            why: "it cannot end again",
+        });
+    }
+    if subscriptions::withdraw_upstream(conn, sub.id)? {
+        // Never sent: nothing upstream to cancel.
+        return end_within(
+            conn,
+            sub,
+            SubscriptionStatus::Canceled,
+            Some("canceled by the reseller"),
+        );
+    }
+    if upstream.cancel != Some(UpstreamCancel::Requested) {
+        subscriptions::request_upstream_cancel(conn, sub.id)?;
+    }
+    Ok(subscriptions::set_status(
+        conn,
+        sub.id,
+        sub.status,
+        Money::ZERO,
+        Some(CANCEL_REQUESTED),
+    )?)
+}
+
+/// The provider took the subscription's `add`: Pending → Active. One that ended here
+/// meanwhile (an operator's local end) stays as it is.
+pub fn upstream_accepted(
+    conn: &mut db::WriteConn<'_>,
+    id: SubscriptionId,
+) -> Result<Subscription, SubscriptionError> {
+    let sub = subscriptions::lock(conn, id)?.ok_or(SubscriptionError::NotFound)?;
+    if sub.status != SubscriptionStatus::Pending {
+        return Ok(sub);
+    }
+    let active = subscriptions::set_status(
+        conn,
+        id,
+        SubscriptionStatus::Active,
+        Money::ZERO,
+        sub.status_reason.as_deref(),
+    )?;
+    super::events::subscription_status_changed(conn, sub.status, &active, Money::ZERO)?;
+    Ok(active)
+}
+
+/// The provider refused the subscription's `add` in clear words: it ends as Error, its
+/// hold released in the same transaction.
+pub fn upstream_refused(
+    conn: &mut db::WriteConn<'_>,
+    id: SubscriptionId,
+    words: &str,
+) -> Result<Subscription, SubscriptionError> {
+    let sub = subscriptions::lock(conn, id)?.ok_or(SubscriptionError::NotFound)?;
+    if sub.status.is_terminal() {
+        return Ok(sub);
+    }
+    let reason = format!(
+        "the provider refused the subscription: {}",
+        clip(words, 300)
+    );
+    end_within(conn, &sub, SubscriptionStatus::Failed, Some(&reason))
+}
+
+/// The provider answered a forwarded cancel: accepted ends the subscription Canceled (its
+/// hold released); refused leaves it open with the provider's words as its reason.
+pub fn upstream_cancel_answered(
+    conn: &mut db::WriteConn<'_>,
+    id: SubscriptionId,
+    refused: Option<&str>,
+) -> Result<Subscription, SubscriptionError> {
+    let sub = subscriptions::lock(conn, id)?.ok_or(SubscriptionError::NotFound)?;
+    if sub.status.is_terminal() {
+        return Ok(sub);
+    }
+    match refused {
+        None => end_within(
+            conn,
+            &sub,
+            SubscriptionStatus::Canceled,
+            Some("canceled by the reseller; the provider confirmed"),
+        ),
+        Some(words) => {
+            let reason = format!("the provider refused the cancel: {}", clip(words, 300));
+            Ok(subscriptions::set_status(
+                conn,
+                id,
+                sub.status,
+                Money::ZERO,
+                Some(&reason),
+            )?)
+        }
+    }
+}
+
+/// What a provider's `status` says of one of its subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamReport {
+    pub status: SubscriptionStatus,
+    /// The provider's ids of the child orders it made so far, in its order.
+    pub children: Vec<String>,
+}
+
+/// What applying an [`UpstreamReport`] did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The subscription after it (`None`: gone).
+    pub subscription: Option<Subscription>,
+    /// Child orders made by this report.
+    pub children: Vec<Order>,
+    /// A child came after the hold was spent: the subscription is to be canceled upstream.
+    pub cancel_upstream: bool,
+    /// Children made past the hold that the available balance did not cover: charged
+    /// below zero.
+    pub unpaid: Vec<crate::domain::ids::OrderId>,
+}
+
+/// Applies a provider's report on a subscription, inside the worker's fenced transaction:
+/// each child id not seen before becomes one local child order (paid from the hold; past
+/// it, from the available balance, and the subscription is to be canceled upstream), then the status: Active ⇄ Paused as reported;
+/// Completed, Expired or Canceled end it, what is still held released. A subscription that
+/// already ended here takes nothing more (an operator's local end leaves the upstream as
+/// it is).
+pub fn apply_upstream_report(
+    conn: &mut db::WriteConn<'_>,
+    provider: &crate::domain::provider::Provider,
+    upstream: &subscriptions::ProviderSubscription,
+    report: &UpstreamReport,
+) -> Result<Applied, SubscriptionError> {
+    let id = upstream.subscription_id;
+    let Some(mut sub) = subscriptions::lock(conn, id)? else {
+        return Ok(Applied::default());
+    };
+    let mut applied = Applied::default();
+    if sub.status.is_terminal() {
+        applied.subscription = Some(sub);
+        return Ok(applied);
+    }
+    for remote in &report.children {
+        if subscriptions::upstream_child(conn, provider.id, remote)?.is_some() {
+            continue;
+        }
+        let mut unpaid = false;
+        let child = record_upstream_child(conn, provider, upstream, &sub, remote, &mut unpaid)?;
+        applied.cancel_upstream |= child.beyond_hold;
+        if unpaid {
+            applied.unpaid.push(child.order.id);
+        }
+        applied.children.push(*child.order);
+        sub = *child.subscription;
+    }
+    let reported = report.status;
+    if reported != sub.status {
+        if reported.is_terminal() {
+            let reason = format!("the provider reports it {}", reported.panel_name());
+            sub = end_within(conn, &sub, reported, Some(&reason))?;
+        } else if sub.status.can_become(reported) {
+            let before = sub.status;
+            sub = subscriptions::set_status(
+                conn,
+                id,
+                reported,
+                Money::ZERO,
+                sub.status_reason.as_deref(),
+            )?;
+            super::events::subscription_status_changed(conn, before, &sub, Money::ZERO)?;
+        }
+    }
+    applied.subscription = Some(sub);
+    Ok(applied)
+}
+
+/// The note of the review-queue entry of a child charged below zero.
+pub const UNPAID_CHILD_NOTE: &str = "unpaid: a subscription's child reported after its hold \
+    was spent, not covered by the balance (charged below zero); approve to forgive the \
+    charge, reject to keep the debt";
+
+/// A child the provider reported, as recorded.
+struct UpstreamChild {
+    order: Box<Order>,
+    subscription: Box<Subscription>,
+    /// Paid from the available balance: the hold was spent.
+    beyond_hold: bool,
+}
+
+/// Records one child the provider made for a locked open subscription: an order of `max`
+/// units (the provider gives no quantity; a Partial is refunded by what its final charge
+/// leaves unbilled), paid from the hold while what is left covers it whole, else from the
+/// available balance (below zero if it must: the provider delivered it). It is already
+/// accepted upstream: its provider row is `sent` under
+/// the provider's id, so the status poll follows it and it is never sent with `add`.
+fn record_upstream_child(
+    conn: &mut db::WriteConn<'_>,
+    provider: &crate::domain::provider::Provider,
+    upstream: &subscriptions::ProviderSubscription,
+    sub: &Subscription,
+    remote: &str,
+    unpaid: &mut bool,
+) -> Result<UpstreamChild, SubscriptionError> {
+    let quantity = sub.max;
+    let charge = child_charge(sub, quantity).ok_or_else(|| {
+        SubscriptionError::Database(ApiError::internal(format!(
+            "subscription {}: a child of its max {} cannot be priced",
+            sub.id, sub.max
+        )))
+    })?;
+    let from_hold = paid_from_hold(charge, sub.hold_left());
+    let order = orders::insert(
+        conn,
+        &NewOrder {
+            account_id: sub.account_id,
+            service_id: sub.service_id,
+            kind: ServiceType::Subscriptions,
+            link: sub.username.clone(),
+            quantity,
+            runs: None,
+            interval: None,
+            fields: OrderFields::default(),
+            charge,
+            external_ref: None,
+            subscription: Some((sub.id, format!("upstream:{remote}"))),
+        },
+    )?;
+    subscriptions::insert_upstream_child(conn, provider.id, remote, sub.id, order.id)?;
+    let refs = ledger::Refs {
+        order_id: Some(order.id),
+        ..Default::default()
+    };
+    let captured = if from_hold {
+        ledger::post_moves(
+            conn,
+            sub.account_id,
+            LedgerKind::OrderCharge,
+            SignedMoney::ZERO,
+            -charge,
+            refs,
+            Some(sub.id),
+        )?
+        .ok_or_else(|| {
+            SubscriptionError::Database(ApiError::internal(format!(
+                "subscription {}: its hold left {} is not in the account's held balance",
+                sub.id,
+                sub.hold_left()
+            )))
+        })?;
+        charge
+    } else {
+        // The provider delivered it: it is recorded whatever the balance. Paid from the
+        // available balance if that covers it; else charged all the same, the balance
+        // going below zero (a debt, like a chargeback's), and logged for the operators.
+        let paid = ledger::post(
+            conn,
+            sub.account_id,
+            LedgerKind::OrderCharge,
+            -charge,
+            refs,
+            ledger::Overdraft::Refuse,
+        )?;
+        if paid.is_none() {
+            ledger::post(
+                conn,
+                sub.account_id,
+                LedgerKind::OrderCharge,
+                -charge,
+                refs,
+                ledger::Overdraft::Allow,
+            )?;
+            // Unpaid for now: on the operators' review queue, as a waiver to decide
+            // (approve: the charge refunded, the debt forgiven; reject: the debt stands).
+            let review = db::refunds::insert(
+                conn,
+                &db::refunds::NewRefund {
+                    account_id: sub.account_id,
+                    order_id: Some(order.id),
+                    top_up_id: None,
+                    amount: charge,
+                    reason: crate::domain::refund::RefundReason::Other,
+                    status: crate::domain::refund::RefundStatus::PendingReview,
+                    source: crate::domain::refund::RefundSource::Automatic,
+                    note: Some(UNPAID_CHILD_NOTE.to_string()),
+                    decided_by: None,
+                },
+            )?;
+            super::events::refund(
+                conn,
+                crate::domain::event::EventType::RefundPendingReview,
+                &review,
+                Some(&order),
+                None,
+            )?;
+            tracing::warn!(
+                subscription = sub.id.get(),
+                order = order.id.get(),
+                account = sub.account_id.get(),
+                %charge,
+                "a child reported after the hold was spent is not covered by the balance: charged below zero, on the review queue"
+            );
+            *unpaid = true;
+        }
+        Money::ZERO
+    };
+    let subscription = subscriptions::add_served(conn, sub.id, captured)?;
+    // Accepted upstream already: tracked by the provider's id and polled, never sent.
+    let key = format!("subscription-child-{}", order.id);
+    db::provider_orders::enqueue(
+        conn,
+        order.id,
+        provider.id,
+        &upstream.provider_service_id,
+        &key,
+    )?;
+    db::provider_orders::adopt_acceptance(conn, order.id, remote)?;
+    super::costs::record_send(conn, provider, &order)?;
+    super::events::order_created(conn, &order)?;
+    super::events::subscription_child_created(conn, &subscription, &order, captured)?;
+    Ok(UpstreamChild {
+        order: Box::new(order),
+        subscription: Box::new(subscription),
+        beyond_hold: !from_hold,
+    })
+}
+
+fn clip(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }

@@ -299,6 +299,39 @@ diesel::table! {
 }
 
 diesel::table! {
+    provider_subscriptions (subscription_id) {
+        subscription_id -> BigInt,
+        provider_id -> BigInt,
+        provider_service_id -> Text,
+        state -> Text,
+        provider_subscription_id -> Nullable<Text>,
+        idempotency_key -> Text,
+        cancel -> Nullable<Text>,
+        attempts -> BigInt,
+        failures -> BigInt,
+        next_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        lease_token -> BigInt,
+        last_error -> Nullable<Text>,
+        quarantined_status -> Nullable<Text>,
+        last_synced_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subscription_children (provider_id, provider_order_id) {
+        provider_id -> BigInt,
+        provider_order_id -> Text,
+        subscription_id -> BigInt,
+        order_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     idempotency_keys (id) {
         id -> BigInt,
         account_id -> BigInt,
@@ -623,4 +656,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     rollup_refunds,
     rollup_money,
     subscriptions,
+    provider_subscriptions,
+    subscription_children,
 );

@@ -7,11 +7,14 @@ use diesel::sql_types::BigInt;
 
 use super::backend::lock_row;
 use super::columns;
-use super::schema::{orders, subscriptions};
+use super::schema::{orders, provider_subscriptions, subscription_children, subscriptions};
 use super::{now, DbConnection, WriteConn};
-use crate::domain::ids::{AccountId, OrderId, ServiceId, SubscriptionId};
+use crate::domain::ids::{AccountId, OrderId, ProviderId, ServiceId, SubscriptionId};
 use crate::domain::money::Money;
-use crate::domain::subscription::{NewSubscription, Subscription, SubscriptionStatus};
+use crate::domain::provider::ForwardingState;
+use crate::domain::subscription::{
+    NewSubscription, Subscription, SubscriptionStatus, UpstreamCancel,
+};
 
 /// Named columns: each field binds the column of its name (`super::columns`).
 #[derive(Queryable, Selectable)]
@@ -217,7 +220,7 @@ pub fn scan(conn: &mut DbConnection, after_id: i64, limit: i64) -> QueryResult<V
         .map(|rows| rows.into_iter().map(Subscription::from).collect())
 }
 
-/// Open subscriptions (Active or Paused) due to end by schedule: expired at `at`, or with
+/// Open subscriptions (Active or Paused) without a provider due to end by schedule: expired at `at`, or with
 /// every post served. At most `limit`, oldest first.
 pub fn due(
     conn: &mut DbConnection,
@@ -234,6 +237,12 @@ pub fn due(
                 .le(at)
                 .or(subscriptions::posts_served.ge(subscriptions::posts + subscriptions::old_posts)),
         )
+        // A provider-backed one ends when its provider says so (its children may still be
+        // reported after our count or date): the status poll ends it.
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            provider_subscriptions::table
+                .filter(provider_subscriptions::subscription_id.eq(subscriptions::id)),
+        )))
         .order(subscriptions::id.asc())
         .limit(limit)
         .select(subscriptions::id)
@@ -333,4 +342,386 @@ pub fn set_status(
         .returning(columns::<SubscriptionRow>())
         .get_result::<SubscriptionRow>(conn)
         .map(Subscription::from)
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream: a provider-backed subscription's row in `provider_subscriptions` (its `add`,
+// its status polls, a forwarded cancel), leased and fenced like `provider_orders`, and
+// the provider's child ids already made into local child orders.
+
+/// Where a provider-backed subscription stands with its provider.
+#[derive(Debug, Clone)]
+pub struct ProviderSubscription {
+    pub subscription_id: SubscriptionId,
+    pub provider_id: ProviderId,
+    pub provider_service_id: String,
+    pub state: ForwardingState,
+    pub provider_subscription_id: Option<String>,
+    pub idempotency_key: String,
+    /// A reseller's cancel waiting to be forwarded, or refused by the provider.
+    pub cancel: Option<UpstreamCancel>,
+    pub attempts: i64,
+    pub failures: i64,
+    pub next_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub quarantined_status: Option<String>,
+    pub last_synced_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    /// Taken anew by every claim; see [`UpstreamFence`].
+    pub lease_token: i64,
+}
+
+super::lease::fence! {
+    /// One claim of one provider-backed subscription's row; see [`super::lease`].
+    UpstreamFence { subscription_id: SubscriptionId } for ProviderSubscription.subscription_id
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = provider_subscriptions, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct ProviderSubscriptionRow {
+    subscription_id: SubscriptionId,
+    provider_id: ProviderId,
+    provider_service_id: String,
+    state: String,
+    provider_subscription_id: Option<String>,
+    idempotency_key: String,
+    cancel: Option<String>,
+    attempts: i64,
+    failures: i64,
+    next_at: NaiveDateTime,
+    last_error: Option<String>,
+    quarantined_status: Option<String>,
+    last_synced_at: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    lease_token: i64,
+}
+
+/// A stored word the code does not know is a decoding error, never a default.
+fn decode_word<T: TryFrom<String, Error = crate::domain::UnknownName>>(
+    word: String,
+) -> QueryResult<T> {
+    T::try_from(word).map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+}
+
+impl ProviderSubscriptionRow {
+    fn decode(self) -> QueryResult<ProviderSubscription> {
+        Ok(ProviderSubscription {
+            subscription_id: self.subscription_id,
+            provider_id: self.provider_id,
+            provider_service_id: self.provider_service_id,
+            state: decode_word(self.state)?,
+            provider_subscription_id: self.provider_subscription_id,
+            idempotency_key: self.idempotency_key,
+            cancel: self.cancel.map(decode_word).transpose()?,
+            attempts: self.attempts,
+            failures: self.failures,
+            next_at: self.next_at,
+            last_error: self.last_error,
+            quarantined_status: self.quarantined_status,
+            last_synced_at: self.last_synced_at,
+            created_at: self.created_at,
+            lease_token: self.lease_token,
+        })
+    }
+}
+
+/// Queues a new subscription's `add` for its provider; call in the transaction that
+/// creates it, so the send happens only after the create (and its hold) committed.
+pub fn enqueue_upstream(
+    conn: &mut WriteConn<'_>,
+    id: SubscriptionId,
+    provider_id: ProviderId,
+    provider_service_id: &str,
+    idempotency_key: &str,
+) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
+    let at = now();
+    diesel::insert_into(provider_subscriptions::table)
+        .values((
+            provider_subscriptions::subscription_id.eq(id),
+            provider_subscriptions::provider_id.eq(provider_id),
+            provider_subscriptions::provider_service_id.eq(provider_service_id),
+            provider_subscriptions::state.eq(ForwardingState::Queued.as_str()),
+            provider_subscriptions::idempotency_key.eq(idempotency_key),
+            provider_subscriptions::next_at.eq(at),
+            provider_subscriptions::created_at.eq(at),
+            provider_subscriptions::updated_at.eq(at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The subscription's row with its provider, if it is provider-backed.
+pub fn find_upstream(
+    conn: &mut DbConnection,
+    id: SubscriptionId,
+) -> QueryResult<Option<ProviderSubscription>> {
+    provider_subscriptions::table
+        .find(id)
+        .select(columns::<ProviderSubscriptionRow>())
+        .get_result::<ProviderSubscriptionRow>(conn)
+        .optional()?
+        .map(ProviderSubscriptionRow::decode)
+        .transpose()
+}
+
+/// Which rows a claim takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamWork {
+    /// `add` not yet sent (or a send interrupted): `queued`, `sending`.
+    Send,
+    /// Accepted upstream, polled for status and children: `sent`.
+    Poll,
+    /// Accepted upstream with a reseller's cancel waiting to be forwarded.
+    Cancel,
+}
+
+/// Leases up to `limit` due rows of one provider for `work`, each with the token this
+/// claim gave it (see [`super::lease`]).
+pub fn claim_upstream(
+    conn: &mut WriteConn<'_>,
+    owner: &str,
+    work: UpstreamWork,
+    provider_id: ProviderId,
+    limit: i64,
+    due_by: NaiveDateTime,
+    lease: chrono::Duration,
+) -> QueryResult<Vec<ProviderSubscription>> {
+    let conn: &mut DbConnection = conn;
+    let states: Vec<&str> = match work {
+        UpstreamWork::Send => vec![
+            ForwardingState::Queued.as_str(),
+            ForwardingState::Sending.as_str(),
+        ],
+        UpstreamWork::Poll | UpstreamWork::Cancel => vec![ForwardingState::Sent.as_str()],
+    };
+    let rows: Vec<ProviderSubscriptionRow> = if work == UpstreamWork::Cancel {
+        // A cancel is claimed only where one is waiting.
+        let requested = UpstreamCancel::Requested.as_str();
+        super::lease::claim!(
+            conn, provider_subscriptions, subscription_id,
+            owner: owner, limit: limit, lease: lease,
+            work: |_at| provider_subscriptions::state
+                .eq_any(&states)
+                .and(provider_subscriptions::next_at.le(due_by))
+                .and(provider_subscriptions::cancel.eq(requested)),
+            narrow: |due| due.filter(provider_subscriptions::provider_id.eq(provider_id)),
+            load: |leased| leased
+                .select(columns::<ProviderSubscriptionRow>())
+                .load::<ProviderSubscriptionRow>(conn),
+        )?
+    } else {
+        super::lease::claim!(
+            conn, provider_subscriptions, subscription_id,
+            owner: owner, limit: limit, lease: lease,
+            work: |_at| provider_subscriptions::state
+                .eq_any(&states)
+                .and(provider_subscriptions::next_at.le(due_by)),
+            narrow: |due| due.filter(provider_subscriptions::provider_id.eq(provider_id)),
+            load: |leased| leased
+                .select(columns::<ProviderSubscriptionRow>())
+                .load::<ProviderSubscriptionRow>(conn),
+        )?
+    };
+    rows.into_iter()
+        .map(ProviderSubscriptionRow::decode)
+        .collect()
+}
+
+/// Records under `fence` that an `add` is about to be sent, before it is
+/// ([`super::lease::begin_send!`]). False when the claim was lost or the row left the
+/// send queue (a cancel withdrew it).
+pub fn begin_upstream_send(
+    conn: &mut WriteConn<'_>,
+    fence: UpstreamFence,
+    lease: chrono::Duration,
+) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
+    super::lease::begin_send!(conn, provider_subscriptions, fence, lease)
+}
+
+/// What an attempt leaves on a provider-backed subscription's row.
+#[derive(Debug, Clone)]
+pub struct UpstreamOutcome {
+    pub state: ForwardingState,
+    pub provider_subscription_id: Option<String>,
+    pub next_at: Option<NaiveDateTime>,
+    pub failed: bool,
+    pub error: Option<String>,
+    pub quarantined_status: Option<String>,
+    pub synced: bool,
+    /// `Some` sets the cancel column (`Some(None)` clears it); `None` leaves it.
+    pub cancel: Option<Option<UpstreamCancel>>,
+}
+
+impl UpstreamOutcome {
+    pub fn to(state: ForwardingState) -> UpstreamOutcome {
+        UpstreamOutcome {
+            state,
+            provider_subscription_id: None,
+            next_at: None,
+            failed: false,
+            error: None,
+            quarantined_status: None,
+            synced: false,
+            cancel: None,
+        }
+    }
+}
+
+/// Ends a leased attempt in one statement conditional on its fence and releases the
+/// lease. False, with nothing changed, when the claim was lost.
+pub fn finish_upstream(
+    conn: &mut WriteConn<'_>,
+    fence: UpstreamFence,
+    outcome: UpstreamOutcome,
+) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
+    let current = match provider_subscriptions::table
+        .find(fence.subscription_id)
+        .select(columns::<ProviderSubscriptionRow>())
+        .get_result::<ProviderSubscriptionRow>(conn)
+        .optional()?
+    {
+        Some(row) => row.decode()?,
+        None => return Ok(false),
+    };
+    let at = now();
+    let failures = if outcome.failed {
+        current.failures + 1
+    } else {
+        0
+    };
+    let cancel = match outcome.cancel {
+        Some(cancel) => cancel,
+        None => current.cancel,
+    };
+    let changed = diesel::update(super::lease::fenced!(provider_subscriptions, fence))
+        .set((
+            provider_subscriptions::state.eq(outcome.state.as_str()),
+            provider_subscriptions::provider_subscription_id.eq(outcome
+                .provider_subscription_id
+                .or(current.provider_subscription_id)),
+            provider_subscriptions::next_at.eq(outcome.next_at.unwrap_or(at)),
+            provider_subscriptions::last_error.eq(&outcome.error),
+            provider_subscriptions::quarantined_status.eq(&outcome.quarantined_status),
+            provider_subscriptions::failures.eq(failures),
+            provider_subscriptions::cancel.eq(cancel.map(UpstreamCancel::as_str)),
+            provider_subscriptions::last_synced_at.eq(if outcome.synced {
+                Some(at)
+            } else {
+                current.last_synced_at
+            }),
+            super::lease::released!(provider_subscriptions),
+            provider_subscriptions::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// A clear acceptance whose attempt lost its claim: the provider has the subscription, so
+/// a row that knows no provider id yet and has not ended becomes `sent` with it. Any
+/// attempt still holding the row loses its claim. False when it already has an id or ended.
+pub fn adopt_upstream_acceptance(
+    conn: &mut WriteConn<'_>,
+    id: SubscriptionId,
+    remote: &str,
+) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
+    let at = now();
+    let changed = diesel::update(
+        provider_subscriptions::table
+            .find(id)
+            .filter(provider_subscriptions::provider_subscription_id.is_null())
+            .filter(provider_subscriptions::state.eq_any([
+                ForwardingState::Queued.as_str(),
+                ForwardingState::Sending.as_str(),
+                ForwardingState::Ambiguous.as_str(),
+            ])),
+    )
+    .set((
+        provider_subscriptions::state.eq(ForwardingState::Sent.as_str()),
+        provider_subscriptions::provider_subscription_id.eq(remote),
+        provider_subscriptions::next_at.eq(at),
+        provider_subscriptions::failures.eq(0),
+        provider_subscriptions::last_error.eq(None::<String>),
+        super::lease::revoked!(provider_subscriptions),
+        provider_subscriptions::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Takes a still-queued `add` out of the send queue (the reseller canceled first). False
+/// once a send has begun. A worker holding the row loses its claim.
+pub fn withdraw_upstream(conn: &mut WriteConn<'_>, id: SubscriptionId) -> QueryResult<bool> {
+    let conn: &mut DbConnection = conn;
+    let changed = diesel::update(
+        provider_subscriptions::table
+            .find(id)
+            .filter(provider_subscriptions::state.eq(ForwardingState::Queued.as_str())),
+    )
+    .set((
+        provider_subscriptions::state.eq(ForwardingState::Done.as_str()),
+        super::lease::revoked!(provider_subscriptions),
+        provider_subscriptions::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Asks for a cancel to be forwarded: the row becomes due now with `cancel = requested`.
+/// A worker polling it meanwhile keeps its claim (its finish leaves the request standing).
+pub fn request_upstream_cancel(conn: &mut WriteConn<'_>, id: SubscriptionId) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
+    let at = now();
+    diesel::update(provider_subscriptions::table.find(id))
+        .set((
+            provider_subscriptions::cancel.eq(UpstreamCancel::Requested.as_str()),
+            provider_subscriptions::next_at.eq(at),
+            provider_subscriptions::updated_at.eq(at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Gives back every lease `owner` holds on provider-backed subscriptions.
+pub fn release_upstream(conn: &mut WriteConn<'_>, owner: &str) -> QueryResult<usize> {
+    let conn: &mut DbConnection = conn;
+    super::lease::release_all!(conn, provider_subscriptions, owner)
+}
+
+/// The local child already made for the provider's child order `remote`, if any.
+pub fn upstream_child(
+    conn: &mut DbConnection,
+    provider_id: ProviderId,
+    remote: &str,
+) -> QueryResult<Option<OrderId>> {
+    subscription_children::table
+        .find((provider_id, remote))
+        .select(subscription_children::order_id)
+        .first(conn)
+        .optional()
+}
+
+/// Records that the provider's child order `remote` is the local child `order_id`. The
+/// primary key (provider, provider order id) refuses a second one.
+pub fn insert_upstream_child(
+    conn: &mut WriteConn<'_>,
+    provider_id: ProviderId,
+    remote: &str,
+    subscription_id: SubscriptionId,
+    order_id: OrderId,
+) -> QueryResult<()> {
+    let conn: &mut DbConnection = conn;
+    diesel::insert_into(subscription_children::table)
+        .values((
+            subscription_children::provider_id.eq(provider_id),
+            subscription_children::provider_order_id.eq(remote),
+            subscription_children::subscription_id.eq(subscription_id),
+            subscription_children::order_id.eq(order_id),
+            subscription_children::created_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(drop)
 }

@@ -133,8 +133,8 @@ impl ServiceType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CatalogType {
     Offered(ServiceType),
-    /// Subscriptions: recognised; a provider's subscriptions services are not synced yet
-    /// (forwarding subscriptions upstream is not built), operators make them by hand.
+    /// Subscriptions: the dialect names them apart from the types orders take; synced as
+    /// `subscriptions` services.
     Subscriptions,
     /// A word that is none of the dialect's types.
     Unknown,
@@ -264,7 +264,6 @@ pub fn clean_description(raw: &str) -> Option<String> {
 pub fn check_type_shape(
     kind: ServiceType,
     dripfeed: bool,
-    provider: bool,
     min: i64,
     max: i64,
 ) -> Result<(), (&'static str, String)> {
@@ -272,14 +271,6 @@ pub fn check_type_shape(
         return Err((
             "dripfeed",
             format!("a {kind} service cannot offer drip-feed (only default and web_traffic can)"),
-        ));
-    }
-    if kind == ServiceType::Subscriptions && provider {
-        return Err((
-            "provider_id",
-            "a subscriptions service cannot be provider-backed yet: forwarding subscriptions \
-             upstream is not built"
-                .into(),
         ));
     }
     if kind.is_flat() && (min != 1 || max != 1) {

@@ -75,6 +75,52 @@ impl SubscriptionStatus {
     }
 }
 
+string_enum! {
+    /// A reseller's cancel of a provider-backed subscription: waiting to be forwarded, or
+    /// refused by the provider (the subscription stays open, the provider's words in its
+    /// `status_reason`).
+    UpstreamCancel {
+        Requested => "requested",
+        Refused => "refused",
+    }
+}
+
+/// A subscription status word of the panel dialect, mapped to ours (`Canceled` and
+/// `Cancelled`, any case, spaces ignored; `In progress` is Active); anything else is kept
+/// verbatim and never guessed at.
+pub fn parse_upstream_status(raw: &str) -> Result<SubscriptionStatus, String> {
+    let folded: String = raw
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .collect();
+    match folded.as_str() {
+        "pending" => Ok(SubscriptionStatus::Pending),
+        "active" | "inprogress" => Ok(SubscriptionStatus::Active),
+        "paused" => Ok(SubscriptionStatus::Paused),
+        "completed" => Ok(SubscriptionStatus::Completed),
+        "expired" => Ok(SubscriptionStatus::Expired),
+        "canceled" | "cancelled" => Ok(SubscriptionStatus::Canceled),
+        _ => Err(raw.trim().to_string()),
+    }
+}
+
+/// The undelivered units of a child booked at `units` (the subscription's `max`, the
+/// provider giving no quantity) that ended Partial: the share of the provider's charge for
+/// all `units` (`full`, its rate × units) that its final `charge` does not bill, rounded
+/// down so the refund it gives by the one refund rule is never more than that share (and
+/// never more than the child's charge). `None` when it cannot be told: no full charge to
+/// compare with, or a final charge above it.
+pub fn undelivered_units(units: i64, full: Money, charge: Money) -> Option<i64> {
+    if units <= 0 || full.is_zero() || charge > full {
+        return None;
+    }
+    let unbilled = full.checked_sub(charge)?.to_decimal();
+    let remains = (rust_decimal::Decimal::from(units) * unbilled / full.to_decimal()).floor();
+    rust_decimal::prelude::ToPrimitive::to_i64(&remains)
+}
+
 /// The posts bound of a subscriptions service unless an operator sets another.
 pub const DEFAULT_POSTS_MAX: i64 = 100;
 /// The most posts any service may allow.
@@ -623,6 +669,37 @@ mod tests {
             panel_date(NaiveDate::from_ymd_opt(2027, 1, 7).unwrap()),
             "07/01/2027"
         );
+    }
+
+    #[test]
+    fn undelivered_units_from_the_providers_final_charge() {
+        let m = |x| Money::try_from_micros(x).unwrap();
+        // Billed 0.08 of 0.20 for 150 units: 90 undelivered.
+        assert_eq!(undelivered_units(150, m(200_000), m(80_000)), Some(90));
+        // Rounded down: never more than the unbilled share.
+        assert_eq!(undelivered_units(150, m(200_000), m(80_001)), Some(89));
+        assert_eq!(undelivered_units(150, m(200_000), m(200_000)), Some(0));
+        assert_eq!(undelivered_units(150, m(200_000), m(0)), Some(150));
+        assert_eq!(undelivered_units(150, m(200_000), m(200_001)), None);
+        assert_eq!(undelivered_units(150, m(0), m(0)), None);
+    }
+
+    #[test]
+    fn upstream_status_words() {
+        use SubscriptionStatus::*;
+        for (word, status) in [
+            ("Active", Active),
+            ("In progress", Active),
+            ("paused", Paused),
+            ("Completed", Completed),
+            ("Expired", Expired),
+            ("Canceled", Canceled),
+            ("Cancelled", Canceled),
+            ("Pending", Pending),
+        ] {
+            assert_eq!(parse_upstream_status(word), Ok(status), "{word}");
+        }
+        assert_eq!(parse_upstream_status("Refunded"), Err("Refunded".into()));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::domain::money::{Money, SignedMoney};
 use crate::domain::order::OrderStatus;
 use crate::domain::refill::{parse_refill_status, RefillStatus};
 use crate::domain::service::{CatalogEntry, CatalogType};
+use crate::domain::subscription::{parse_upstream_status, SubscriptionStatus};
 
 /// A provider's status word, mapped to ours; anything else is kept verbatim and never
 /// guessed at.
@@ -488,6 +489,70 @@ pub fn parse_multi_status(body: &str) -> Option<HashMap<String, StatusItem>> {
     Some(items)
 }
 
+/// What a provider says of one of its subscriptions (`status` of the id its `add`
+/// answered): `{"status":"Active","expiry":"31/12/2026","posts":"2","orders":[101,102]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriptionItem {
+    Known {
+        status: SubscriptionStatus,
+        /// The child order ids it made so far (`orders`), in its order.
+        children: Vec<String>,
+    },
+    /// A status word we do not know: quarantined, never mapped to a default.
+    UnknownStatus(String),
+    /// A per-item error, such as `Incorrect order ID`.
+    Error(String),
+}
+
+fn subscription_item(value: &Value) -> Option<SubscriptionItem> {
+    match value {
+        Value::String(error) => Some(SubscriptionItem::Error(error.clone())),
+        Value::Object(fields) => {
+            if let Some(error) = fields.get("error").and_then(Value::as_str) {
+                return Some(SubscriptionItem::Error(error.to_string()));
+            }
+            let raw = fields.get("status").and_then(Value::as_str)?;
+            let children = match fields.get("orders") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(ids)) => ids.iter().map(as_id).collect::<Option<Vec<_>>>()?,
+                // Some panels send the ids as one comma-separated string.
+                Some(Value::String(ids)) => ids
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                Some(_) => return None,
+            };
+            Some(match parse_upstream_status(raw) {
+                Ok(status) => SubscriptionItem::Known { status, children },
+                Err(word) => SubscriptionItem::UnknownStatus(word),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Reads a multi-status reply about subscriptions (`orders=1,2`, keyed by id) into one
+/// item per provider subscription id; `None` when the reply as a whole cannot be read. An
+/// item whose `orders` list cannot be read is left out (asked again), never half-read.
+pub fn parse_subscription_statuses(body: &str) -> Option<HashMap<String, SubscriptionItem>> {
+    let value = json(body)?;
+    let object = value.as_object()?;
+    if object.len() == 1 {
+        if let Some(Value::String(_)) = object.get("error") {
+            return None;
+        }
+    }
+    let mut items = HashMap::new();
+    for (id, item) in object {
+        if let Some(item) = subscription_item(item) {
+            items.insert(id.trim().to_string(), item);
+        }
+    }
+    Some(items)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -740,5 +805,44 @@ mod tests {
         assert_eq!(items["7"], StatusItem::UnknownStatus("Refunded".into()));
         assert_eq!(parse_multi_status(r#"{"error":"Invalid API key"}"#), None);
         assert_eq!(parse_multi_status(""), None);
+    }
+
+    #[test]
+    fn subscription_statuses() {
+        let items = parse_subscription_statuses(
+            r#"{"9001":{"status":"Active","expiry":"31/12/2026","posts":"2","orders":[101,"102"]},
+               "9002":{"status":"Cancelled","orders":"7, 8"},
+               "9003":{"status":"Refunded","orders":[]},
+               "9004":{"error":"Incorrect order ID"},
+               "9005":{"status":"Active","orders":[{"id":1}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            items["9001"],
+            SubscriptionItem::Known {
+                status: SubscriptionStatus::Active,
+                children: vec!["101".into(), "102".into()]
+            }
+        );
+        assert_eq!(
+            items["9002"],
+            SubscriptionItem::Known {
+                status: SubscriptionStatus::Canceled,
+                children: vec!["7".into(), "8".into()]
+            }
+        );
+        assert_eq!(
+            items["9003"],
+            SubscriptionItem::UnknownStatus("Refunded".into())
+        );
+        assert_eq!(
+            items["9004"],
+            SubscriptionItem::Error("Incorrect order ID".into())
+        );
+        assert!(!items.contains_key("9005"));
+        assert_eq!(
+            parse_subscription_statuses(r#"{"error":"Invalid API key"}"#),
+            None
+        );
     }
 }

@@ -8,8 +8,9 @@
 //! [`crate::jobs::drain`] (the same loop the webhook deliveries run), up to
 //! [`Exchange::per_pass`] exchanges, stopping early on shutdown. The queues: order sends
 //! and order status polls (`worker`), cancels (`cancel_sync`), refill sends and refill
-//! status polls (`refill_sync`), balance reads (`balance_sync`). A new queue (subscription
-//! posts, cost sync) is one more implementation and one line in `jobs::JOBS`.
+//! status polls (`refill_sync`), balance reads (`balance_sync`), subscriptions' sends,
+//! cancels and polls (`subscription_sync`). A new queue (cost sync) is one more
+//! implementation and one line in `jobs::JOBS`.
 
 use chrono::NaiveDateTime;
 

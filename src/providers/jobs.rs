@@ -30,6 +30,7 @@ use super::cancel_sync::Cancels;
 use super::exchange;
 use super::recovery_watch::RecoveryWatch;
 use super::refill_sync::{RefillSends, RefillStatuses};
+use super::subscription_sync::{SubscriptionCancels, SubscriptionPolls, SubscriptionSends};
 use super::worker::{OrderSends, OrderStatuses, Pass, Worker};
 use crate::db::providers;
 use crate::domain::ids::ProviderId;
@@ -71,6 +72,16 @@ const JOBS: &[Job] = &[
     }),
     ("refill sends", |w, p, pass| {
         exchange::run(&RefillSends(w), w, p, pass)
+    }),
+    ("subscription sends", |w, p, pass| {
+        exchange::run(&SubscriptionSends(w), w, p, pass)
+    }),
+    ("subscription cancels", |w, p, pass| {
+        exchange::run(&SubscriptionCancels(w), w, p, pass)
+    }),
+    // Before the orders' poll: a child made here is polled in the same pass.
+    ("subscription status sync", |w, p, pass| {
+        exchange::run(&SubscriptionPolls(w), w, p, pass)
     }),
     ("order status sync", |w, p, pass| {
         exchange::run(&OrderStatuses(w), w, p, pass)

@@ -10,6 +10,7 @@ mod exchange;
 pub mod jobs;
 mod recovery_watch;
 mod refill_sync;
+mod subscription_sync;
 pub mod worker;
 
 pub use crate::jobs::Wake;

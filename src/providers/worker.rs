@@ -173,6 +173,12 @@ pub struct Pass {
     pub refills_sent: usize,
     /// Refills whose status was asked (`action=refill_status`).
     pub refills_polled: usize,
+    /// Subscriptions the provider took (`action=add` of a subscription).
+    pub subscriptions_sent: usize,
+    /// Subscriptions whose status was asked.
+    pub subscriptions_polled: usize,
+    /// Child orders made from the children providers reported.
+    pub subscription_children: usize,
 }
 
 pub struct Worker {
@@ -254,6 +260,11 @@ impl Worker {
                     db::refills::release_all(conn, &self.owner)
                 }) {
                     tracing::error!(error = %e, "could not release the worker's refill leases");
+                }
+                if let Err(e) = db::write_tx(&mut conn, |conn| {
+                    db::subscriptions::release_upstream(conn, &self.owner)
+                }) {
+                    tracing::error!(error = %e, "could not release the worker's subscription leases");
                 }
             }
             Err(e) => tracing::error!(error = %e, "could not release the worker's leases"),
@@ -514,10 +525,18 @@ impl Worker {
                 charge,
                 currency,
             }) => {
+                // A subscription's child is booked at `max` (the provider gives no
+                // quantity): a Partial without remains is read from its final charge.
+                let remains = match (remains, status) {
+                    (None, OrderStatus::Partial) => {
+                        child_remains(conn, provider, job, *charge, currency.as_deref())?
+                    }
+                    _ => *remains,
+                };
                 let mut trigger = Trigger::new(
                     Change {
                         status: Some(*status),
-                        remains: *remains,
+                        remains,
                         approve: Money::ZERO,
                     },
                     reason_for(*status),
@@ -573,6 +592,34 @@ impl Worker {
         };
         Ok(outcome)
     }
+}
+
+/// The undelivered units of a subscription's child that ended Partial without `remains`:
+/// what the provider's final `charge` leaves unbilled of its charge for the child's units
+/// (the expected cost recorded when the child was made, its rate × `max`)
+/// ([`crate::domain::subscription::undelivered_units`]). `None` for any other order, or
+/// when it cannot be told (no charge, another currency, no expected cost): the rule then
+/// refuses the Partial and the order is polled again.
+fn child_remains(
+    conn: &mut db::DbConnection,
+    provider: &Provider,
+    job: &ProviderOrder,
+    charge: Option<Money>,
+    currency: Option<&str>,
+) -> Result<Option<i64>, diesel::result::Error> {
+    let (Some(charge), true) = (charge, currency.is_none_or(|c| c == provider.currency)) else {
+        return Ok(None);
+    };
+    let Some(order) = orders::find(conn, job.order_id)?.filter(|o| o.subscription_id.is_some())
+    else {
+        return Ok(None);
+    };
+    let full = db::costs::find(conn, order.id)?
+        .filter(|cost| cost.currency == provider.currency)
+        .and_then(|cost| cost.expected_cost_provider);
+    Ok(full.and_then(|full| {
+        crate::domain::subscription::undelivered_units(order.quantity, full, charge)
+    }))
 }
 
 /// The fields of an order's `add`: exactly its type's. No `quantity` where the type

@@ -810,6 +810,11 @@ pub struct PanelState {
     pub currency: String,
     /// The `charge` a new order's status starts with (per order; `report` changes it).
     pub add_charge: String,
+    /// Subscriptions it took (an `add` with `username`): the object `status` answers for
+    /// each (`status`, `expiry`, `posts`, `orders` with the child ids).
+    pub subscriptions: std::collections::HashMap<String, Value>,
+    /// When set, the body a subscription's `add` answers instead of taking it.
+    pub subscription_add_reply: Option<String>,
 }
 
 impl PanelState {
@@ -824,6 +829,50 @@ impl PanelState {
             json!({"charge": charge, "start_count": "0", "status": status,
                    "remains": remains.to_string(), "currency": currency}),
         );
+    }
+}
+
+impl PanelState {
+    /// The provider makes a child order for a new post of subscription `sub` (the schedule
+    /// a test drives): a new order id in the subscription's `orders`, its status `In
+    /// progress` with the `charge` it bills and no `remains` or quantity, as panels report
+    /// a subscription's children. Returns the child's id.
+    pub fn child(&mut self, sub: &str, charge: &str) -> String {
+        let id = self.next_order.to_string();
+        self.next_order += 1;
+        let currency = self.currency.clone();
+        self.statuses.insert(
+            id.clone(),
+            json!({"charge": charge, "start_count": "0", "status": "In progress", "currency": currency}),
+        );
+        let entry = self
+            .subscriptions
+            .get_mut(sub)
+            .expect("a subscription the stand-in took");
+        entry["orders"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(id.parse::<i64>().unwrap()));
+        let posts = entry["orders"].as_array().unwrap().len();
+        entry["posts"] = json!(posts.to_string());
+        id
+    }
+
+    /// What `status` answers for a child from now on: a status and its final charge, no
+    /// `remains` (the provider gives no quantity for a child).
+    pub fn report_child(&mut self, id: &str, status: &str, charge: &str) {
+        let currency = self.currency.clone();
+        self.statuses.insert(
+            id.to_string(),
+            json!({"charge": charge, "start_count": "0", "status": status, "currency": currency}),
+        );
+    }
+
+    /// Sets a subscription's status word (`Paused`, `Completed`, `Expired`, `Canceled`...).
+    pub fn set_subscription(&mut self, sub: &str, status: &str) {
+        self.subscriptions
+            .get_mut(sub)
+            .expect("a subscription the stand-in took")["status"] = json!(status);
     }
 }
 
@@ -845,6 +894,8 @@ impl StandIn {
             services: json!([]),
             currency: "USD".into(),
             add_charge: "1".into(),
+            subscriptions: Default::default(),
+            subscription_add_reply: None,
         }));
         let state = panel.clone();
         let stand_in = StandIn::start(move |fields| {
@@ -857,6 +908,19 @@ impl StandIn {
                     .unwrap_or_default()
             };
             match fields.get("action").map(String::as_str) {
+                Some("add") if fields.contains_key("username") => {
+                    if let Some(body) = &panel.subscription_add_reply {
+                        return (200, body.clone(), Duration::ZERO);
+                    }
+                    let id = panel.next_order.to_string();
+                    panel.next_order += 1;
+                    let expiry = fields.get("expiry").cloned().map_or(Value::Null, Value::from);
+                    panel.subscriptions.insert(
+                        id.clone(),
+                        json!({"status": "Active", "expiry": expiry, "posts": "0", "orders": []}),
+                    );
+                    ok(json!({ "order": id.parse::<i64>().unwrap() }))
+                }
                 Some("add") => {
                     let id = panel.next_order.to_string();
                     panel.next_order += 1;
@@ -870,7 +934,11 @@ impl StandIn {
                 Some("status") => {
                     let mut reply = serde_json::Map::new();
                     for id in ids("orders") {
-                        let item = panel.statuses.get(&id).cloned();
+                        let item = panel
+                            .subscriptions
+                            .get(&id)
+                            .or_else(|| panel.statuses.get(&id))
+                            .cloned();
                         reply.insert(id, item.unwrap_or(json!({"error": "Incorrect order ID"})));
                     }
                     ok(Value::Object(reply))
@@ -911,6 +979,12 @@ impl StandIn {
                         .into_iter()
                         .map(|id| {
                             let answer = panel.cancels.get(&id).cloned().unwrap_or(json!(1));
+                            // A subscription it cancels is Canceled from then on.
+                            if answer == json!(1) {
+                                if let Some(sub) = panel.subscriptions.get_mut(&id) {
+                                    sub["status"] = json!("Canceled");
+                                }
+                            }
                             json!({"order": id.parse::<i64>().unwrap_or(0), "cancel": answer})
                         })
                         .collect();

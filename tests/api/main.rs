@@ -48,6 +48,7 @@ mod smartpanel;
 mod spec;
 mod spec_for_generators;
 mod storage;
+mod subscription_upstream;
 mod subscriptions;
 mod top_ups;
 mod webhook_isolation;

@@ -306,22 +306,18 @@ async fn imported() -> (
         .iter()
         .map(|c| c["type"].as_str().unwrap())
         .collect();
-    let kinds: Vec<&str> = cases().iter().map(|c| c.kind).collect();
+    let mut kinds: Vec<&str> = cases().iter().map(|c| c.kind).collect();
+    // And the provider's Subscriptions service (tests/api/subscription_upstream.rs).
+    kinds.push("subscriptions");
     assert_eq!(
         would, kinds,
-        "all sixteen types, read whatever their spelling"
+        "all sixteen types and subscriptions, read whatever their spelling"
     );
-    let skipped = dry.body["skipped"].as_array().unwrap();
-    assert_eq!(skipped.len(), 1, "{}", dry.text);
-    assert_eq!(skipped[0]["provider_service_id"], "17");
-    assert!(skipped[0]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("subscriptions are not offered yet"));
+    assert_eq!(dry.body["skipped"], json!([]), "{}", dry.text);
 
     let synced = app.post(&path, &app.admin_token, json!({})).await;
     assert_eq!(synced.status, 200, "{}", synced.text);
-    assert_eq!(synced.body["created"].as_array().unwrap().len(), 16);
+    assert_eq!(synced.body["created"].as_array().unwrap().len(), 17);
     let listed = app
         .get("/v1/admin/services?limit=100", &app.admin_token)
         .await;
@@ -336,7 +332,7 @@ async fn imported() -> (
 #[actix_rt::test]
 async fn every_type_is_imported_charged_forwarded_exactly_and_refunded_by_its_rule() {
     let (app, panel, upstream, ids) = imported().await;
-    assert_eq!(ids.len(), 16, "{ids:?}");
+    assert_eq!(ids.len(), 17, "{ids:?}");
 
     // What a dashboard needs to render each type's form.
     let services = app.get("/v1/services?limit=100", &app.admin_token).await;

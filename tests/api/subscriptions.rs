@@ -425,10 +425,6 @@ async fn the_service_terms_are_checked_and_shown() {
         (json!({ "posts_max": 0 }), "posts_max"),
         (json!({ "delays": [] }), "delays"),
         (json!({ "delays": [-1] }), "delays"),
-        (
-            json!({ "provider_id": 1, "provider_service_id": "7" }),
-            "provider_id",
-        ),
     ] {
         let mut full = json!({
             "name": "S", "category": "C", "type": "subscriptions", "rate": "1",
