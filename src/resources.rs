@@ -120,6 +120,9 @@ pub struct SubscriptionResponse {
     /// From the same sequence as orders' ids: no order has it.
     #[schema(value_type = i64)]
     pub id: SubscriptionId,
+    /// The account it holds money of.
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
     #[schema(value_type = i64)]
     pub service_id: ServiceId,
     pub username: String,
@@ -161,6 +164,7 @@ impl SubscriptionResponse {
     pub fn new(sub: &Subscription, orders: Vec<OrderId>) -> SubscriptionResponse {
         SubscriptionResponse {
             id: sub.id,
+            account_id: sub.account_id,
             service_id: sub.service_id,
             username: sub.username.clone(),
             min: sub.min,

@@ -66,6 +66,7 @@ async fn the_hold_pays_the_children_and_the_rest_is_released_when_the_last_post_
 
     let sub = create(&app, &reseller.token, three_posts(service)).await;
     let id = sub["id"].as_i64().unwrap();
+    assert_eq!(sub["account_id"], reseller.id);
     // 1.333333 × 150 / 1000 = 0.19999995 → 0.200000 (half-up, as any order); × 3 posts.
     assert_eq!(micros(&sub["post_charge"]), 200_000);
     assert_eq!(micros(&sub["held"]), 600_000);

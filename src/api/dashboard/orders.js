@@ -9,15 +9,12 @@
   const { el, fill, pill, api, get, pane, facts, table, notice, when, show } = Console;
   const view = { root: null, by: "id", q: "", found: null, detail: null, error: null, sub: null, answer: null, ending: false };
 
-  /** The order's subscription (or the subscription the id names), with its children, and
-   * its reseller: a subscription does not name its account, its child orders do. */
+  /** The order's subscription (or the subscription the id names), with its children and
+   * its reseller. */
   async function loadSubscription(id) {
     view.sub = id ? await get(`/v1/admin/subscriptions/${id}`) : null;
     view.ending = false;
-    view.subAccount = null;
-    if (!view.sub) return;
-    if (view.detail && view.detail.order.subscription_id === view.sub.id) view.subAccount = view.detail.order.account_id;
-    else if (view.sub.children.length) view.subAccount = (await get(`/v1/admin/orders/${view.sub.children[0].id}`)).order.account_id;
+    view.subAccount = view.sub ? view.sub.account_id : null;
   }
 
   /** An order id, or failing that (404) a subscription id: one id space. */
