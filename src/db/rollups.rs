@@ -61,7 +61,7 @@ pub struct Folded {
 
 /// Buckets one fold transaction may recompute at most (a week): a range of buckets is
 /// recomputed with one statement per rollup table, whatever it holds.
-const MAX_SPAN: i64 = 7 * 96;
+pub const MAX_SPAN: i64 = 7 * 96;
 /// While catching up (more than [`CATCH_UP_BUCKETS`] distinct buckets waiting, as after
 /// the upgrade or a bulk load), neighbouring changed buckets at most this far apart (a day)
 /// are recomputed as one range, the buckets between them included (recomputing a bucket
@@ -124,6 +124,43 @@ pub fn fold(conn: &mut WriteConn<'_>, max_ranges: usize) -> QueryResult<Folded> 
     folded.changes = ids.len();
     folded.buckets = ranges.iter().map(|(first, end)| end - first).sum::<i64>() as usize;
     Ok(folded)
+}
+
+/// Recomputes every bucket of `[first, end)` (at most a week: a bulk load's history, one
+/// week per transaction) and the coarser spans holding them, and deletes the change rows
+/// of those buckets that were there before (read first, so a change committed meanwhile
+/// stays logged and is folded again). Cheaper than [`fold`] after a bulk load, whose
+/// change log names nearly every bucket many times over.
+pub fn rebuild_range(conn: &mut WriteConn<'_>, first: i64, end: i64) -> QueryResult<Folded> {
+    let end = end.min(first + MAX_SPAN);
+    let ids: Vec<i64> = {
+        let read: &mut DbConnection = conn;
+        rollup_changes::table
+            .filter(rollup_changes::bucket.ge(first))
+            .filter(rollup_changes::bucket.lt(end))
+            .select(rollup_changes::id)
+            .load(read)?
+    };
+    refold_range(conn, first, end)?;
+    refold_parents(conn, &[(first, end)])?;
+    let write: &mut DbConnection = conn;
+    for chunk in ids.chunks(500) {
+        diesel::delete(rollup_changes::table.filter(rollup_changes::id.eq_any(chunk)))
+            .execute(write)?;
+    }
+    Ok(Folded {
+        changes: ids.len(),
+        buckets: usize::try_from(end - first).unwrap_or(0),
+    })
+}
+
+/// The buckets the change log names, lowest and highest (`None`: nothing to fold).
+pub fn changed_bounds(conn: &mut DbConnection) -> QueryResult<Option<(i64, i64)>> {
+    use diesel::dsl::{max, min};
+    let (lo, hi): (Option<i64>, Option<i64>) = rollup_changes::table
+        .select((min(rollup_changes::bucket), max(rollup_changes::bucket)))
+        .get_result(conn)?;
+    Ok(lo.zip(hi))
 }
 
 /// A timestamp column's bucket, in SQL.
