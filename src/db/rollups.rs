@@ -262,7 +262,7 @@ struct Level {
     span: i64,
     child: &'static str,
     child_span: Option<i64>,
-    keys: &'static str,
+    keys: &'static [&'static str],
     sums: &'static [&'static str],
 }
 
@@ -287,11 +287,91 @@ const MONEY_COLUMNS: &[&str] = &[
 /// `2026-12-07-002200_coarse_rollups` fills them in the same order).
 const LEVELS: &[Level] = &[
     Level {
+        table: "rollup_time_orders",
+        span: 1,
+        child: "rollup_orders",
+        child_span: None,
+        keys: &[],
+        sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_time_orders",
+        span: 4,
+        child: "rollup_time_orders",
+        child_span: Some(1),
+        keys: &[],
+        sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_time_orders",
+        span: 24,
+        child: "rollup_time_orders",
+        child_span: Some(4),
+        keys: &[],
+        sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_time_orders",
+        span: 96,
+        child: "rollup_time_orders",
+        child_span: Some(24),
+        keys: &[],
+        sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_time_orders",
+        span: 672,
+        child: "rollup_time_orders",
+        child_span: Some(96),
+        keys: &[],
+        sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_time_refunds",
+        span: 1,
+        child: "rollup_refunds",
+        child_span: None,
+        keys: &["reason"],
+        sums: REFUND_COLUMNS,
+    },
+    Level {
+        table: "rollup_time_refunds",
+        span: 4,
+        child: "rollup_time_refunds",
+        child_span: Some(1),
+        keys: &["reason"],
+        sums: REFUND_COLUMNS,
+    },
+    Level {
+        table: "rollup_time_refunds",
+        span: 24,
+        child: "rollup_time_refunds",
+        child_span: Some(4),
+        keys: &["reason"],
+        sums: REFUND_COLUMNS,
+    },
+    Level {
+        table: "rollup_time_refunds",
+        span: 96,
+        child: "rollup_time_refunds",
+        child_span: Some(24),
+        keys: &["reason"],
+        sums: REFUND_COLUMNS,
+    },
+    Level {
+        table: "rollup_time_refunds",
+        span: 672,
+        child: "rollup_time_refunds",
+        child_span: Some(96),
+        keys: &["reason"],
+        sums: REFUND_COLUMNS,
+    },
+    Level {
         table: "rollup_service_orders",
         span: 4,
         child: "rollup_orders",
         child_span: None,
-        keys: "service_id",
+        keys: &["service_id"],
         sums: ORDER_COLUMNS,
     },
     Level {
@@ -299,7 +379,7 @@ const LEVELS: &[Level] = &[
         span: 96,
         child: "rollup_service_orders",
         child_span: Some(4),
-        keys: "service_id",
+        keys: &["service_id"],
         sums: ORDER_COLUMNS,
     },
     Level {
@@ -307,7 +387,7 @@ const LEVELS: &[Level] = &[
         span: 672,
         child: "rollup_service_orders",
         child_span: Some(96),
-        keys: "service_id",
+        keys: &["service_id"],
         sums: ORDER_COLUMNS,
     },
     Level {
@@ -315,7 +395,7 @@ const LEVELS: &[Level] = &[
         span: 4,
         child: "rollup_refunds",
         child_span: None,
-        keys: "service_id, reason",
+        keys: &["service_id", "reason"],
         sums: REFUND_COLUMNS,
     },
     Level {
@@ -323,7 +403,7 @@ const LEVELS: &[Level] = &[
         span: 96,
         child: "rollup_service_refunds",
         child_span: Some(4),
-        keys: "service_id, reason",
+        keys: &["service_id", "reason"],
         sums: REFUND_COLUMNS,
     },
     Level {
@@ -331,7 +411,7 @@ const LEVELS: &[Level] = &[
         span: 672,
         child: "rollup_service_refunds",
         child_span: Some(96),
-        keys: "service_id, reason",
+        keys: &["service_id", "reason"],
         sums: REFUND_COLUMNS,
     },
     Level {
@@ -339,7 +419,7 @@ const LEVELS: &[Level] = &[
         span: 4,
         child: "rollup_money",
         child_span: None,
-        keys: "provider_id, service_id",
+        keys: &["provider_id", "service_id"],
         sums: MONEY_COLUMNS,
     },
     Level {
@@ -347,7 +427,7 @@ const LEVELS: &[Level] = &[
         span: 96,
         child: "rollup_service_money",
         child_span: Some(4),
-        keys: "provider_id, service_id",
+        keys: &["provider_id", "service_id"],
         sums: MONEY_COLUMNS,
     },
     Level {
@@ -355,7 +435,7 @@ const LEVELS: &[Level] = &[
         span: 672,
         child: "rollup_service_money",
         child_span: Some(96),
-        keys: "provider_id, service_id",
+        keys: &["provider_id", "service_id"],
         sums: MONEY_COLUMNS,
     },
     Level {
@@ -363,7 +443,7 @@ const LEVELS: &[Level] = &[
         span: 96,
         child: "rollup_orders",
         child_span: None,
-        keys: "account_id, service_id",
+        keys: &["account_id", "service_id"],
         sums: ORDER_COLUMNS,
     },
     Level {
@@ -371,7 +451,7 @@ const LEVELS: &[Level] = &[
         span: 672,
         child: "rollup_account_orders",
         child_span: Some(96),
-        keys: "account_id, service_id",
+        keys: &["account_id", "service_id"],
         sums: ORDER_COLUMNS,
     },
     Level {
@@ -379,7 +459,7 @@ const LEVELS: &[Level] = &[
         span: 96,
         child: "rollup_refunds",
         child_span: None,
-        keys: "account_id, service_id, reason",
+        keys: &["account_id", "service_id", "reason"],
         sums: REFUND_COLUMNS,
     },
     Level {
@@ -387,7 +467,39 @@ const LEVELS: &[Level] = &[
         span: 672,
         child: "rollup_account_refunds",
         child_span: Some(96),
-        keys: "account_id, service_id, reason",
+        keys: &["account_id", "service_id", "reason"],
+        sums: REFUND_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_totals",
+        span: 96,
+        child: "rollup_account_orders",
+        child_span: Some(96),
+        keys: &["account_id"],
+        sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_totals",
+        span: 672,
+        child: "rollup_account_totals",
+        child_span: Some(96),
+        keys: &["account_id"],
+        sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_reasons",
+        span: 96,
+        child: "rollup_account_refunds",
+        child_span: Some(96),
+        keys: &["account_id", "reason"],
+        sums: REFUND_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_reasons",
+        span: 672,
+        child: "rollup_account_reasons",
+        child_span: Some(96),
+        keys: &["account_id", "reason"],
         sums: REFUND_COLUMNS,
     },
 ];
@@ -396,8 +508,7 @@ impl Level {
     /// `SELECT span, bucket, keys…, sums…` of this level as its child's rows in buckets
     /// `[?, ?)` give it (the range is whole spans of this level).
     fn summed_from_child(&self) -> String {
-        let keys: Vec<String> = self.keys.split(", ").map(|k| format!("c.{k}")).collect();
-        let keys = keys.join(", ");
+        let keys: String = self.keys.iter().map(|k| format!(", c.{k}")).collect();
         let sums: Vec<String> = self
             .sums
             .iter()
@@ -407,9 +518,9 @@ impl Level {
             .child_span
             .map_or(String::new(), |s| format!("c.span = {s} AND "));
         format!(
-            "SELECT {span}, (c.bucket / {span}) * {span}, {keys}, {sums} FROM {child} c \
+            "SELECT {span}, (c.bucket / {span}) * {span}{keys}, {sums} FROM {child} c \
              WHERE {child_span}c.bucket >= ? AND c.bucket < ? \
-             GROUP BY (c.bucket / {span}) * {span}, {keys}",
+             GROUP BY (c.bucket / {span}) * {span}{keys}",
             span = self.span,
             sums = sums.join(", "),
             child = self.child,
@@ -419,9 +530,13 @@ impl Level {
     /// The stored rows of this level in buckets `[?, ?)`, as [`Level::summed_from_child`] lists them.
     fn stored(&self) -> String {
         format!(
-            "SELECT span, bucket, {keys}, {sums} FROM {table} \
+            "SELECT span, bucket{keys}, {sums} FROM {table} \
              WHERE span = {span} AND bucket >= ? AND bucket < ?",
-            keys = self.keys,
+            keys = self
+                .keys
+                .iter()
+                .map(|k| format!(", {k}"))
+                .collect::<String>(),
             sums = self.sums.join(", "),
             table = self.table,
             span = self.span,
@@ -440,9 +555,12 @@ impl Level {
             .bind::<BigInt, _>(end)
             .execute(conn)?;
         let insert = format!(
-            "INSERT INTO {} (span, bucket, {}, {}) {}",
+            "INSERT INTO {} (span, bucket{}, {}) {}",
             self.table,
-            self.keys,
+            self.keys
+                .iter()
+                .map(|k| format!(", {k}"))
+                .collect::<String>(),
             self.sums.join(", "),
             self.summed_from_child()
         );
@@ -625,6 +743,16 @@ struct Family {
     spans: &'static [i64],
 }
 
+const TIME_ORDERS: Family = Family {
+    quarter: "rollup_orders",
+    coarse: "rollup_time_orders",
+    spans: &[672, 96, 24, 4, 1],
+};
+const TIME_REFUNDS: Family = Family {
+    quarter: "rollup_refunds",
+    coarse: "rollup_time_refunds",
+    spans: &[672, 96, 24, 4, 1],
+};
 const SERVICE_ORDERS: Family = Family {
     quarter: "rollup_orders",
     coarse: "rollup_service_orders",
@@ -645,11 +773,45 @@ const ACCOUNT_REFUNDS: Family = Family {
     coarse: "rollup_account_refunds",
     spans: &[672, 96],
 };
+const ACCOUNT_TOTALS: Family = Family {
+    quarter: "rollup_orders",
+    coarse: "rollup_account_totals",
+    spans: &[672, 96],
+};
+const ACCOUNT_REASONS: Family = Family {
+    quarter: "rollup_refunds",
+    coarse: "rollup_account_reasons",
+    spans: &[672, 96],
+};
 const MONEY: Family = Family {
     quarter: "rollup_money",
     coarse: "rollup_service_money",
     spans: &[672, 96, 4],
 };
+
+/// The spans a report's rollups keep, largest first (`1`: a coarser table's own
+/// 15-minute level): the levels [`blocks`] may cover its window with.
+pub fn report_spans(group: ReportGroup, scope: ReportScope) -> &'static [i64] {
+    families(group, scope).0.spans
+}
+
+/// The rollup tables a refund report reads (orders, refunds): one reseller's report those
+/// with the account and service; the by-account report those with the account alone;
+/// time series and the by-reason report those with time alone; the rest those with the
+/// service. Each the fewest rows that still carry the report's key.
+fn families(group: ReportGroup, scope: ReportScope) -> (Family, Family) {
+    match (scope, group) {
+        (ReportScope::Account(_), _) => (ACCOUNT_ORDERS, ACCOUNT_REFUNDS),
+        (ReportScope::All, ReportGroup::Account) => (ACCOUNT_TOTALS, ACCOUNT_REASONS),
+        (
+            ReportScope::All,
+            ReportGroup::Day | ReportGroup::Week | ReportGroup::Month | ReportGroup::Reason,
+        ) => (TIME_ORDERS, TIME_REFUNDS),
+        (ReportScope::All, ReportGroup::Service | ReportGroup::Provider) => {
+            (SERVICE_ORDERS, SERVICE_REFUNDS)
+        }
+    }
+}
 
 /// A run of whole spans read from one level: `span` (1: the 15-minute rows), buckets
 /// `[lo, hi)`, and the time group they all fall in (`""` when the report is not a time
@@ -739,7 +901,7 @@ fn from_blocks(family: Family, span: i64, blocks: &[&Block]) -> String {
         .iter()
         .map(|b| format!("({}, {}, '{}')", b.lo, b.hi, b.key))
         .collect();
-    let (table, level) = if span == 1 {
+    let (table, level) = if span == 1 && !family.spans.contains(&1) {
         (family.quarter, String::new())
     } else {
         (family.coarse, format!("r.span = {span} AND "))
@@ -812,10 +974,8 @@ const REFUND_SUMS_SQL: &str = "r.reason AS reason, \
     CAST(COALESCE(SUM(r.refunded_orders), 0) AS BIGINT) AS refunded_orders";
 
 /// The refund report's sums over the folded runs `clean` ([`Plan::clean`]), keyed as
-/// `reports::sums` keys them: the report without an account reads the rollups without
-/// one (hours, days, seven days per service), the by-account report and one reseller's
-/// those with the account (days, seven days per account and service); the edges of each
-/// come from the 15-minute rows.
+/// `reports::sums` keys them, from the rollup tables [`families`] picks (their 15-minute
+/// rows at the edges of the spans they keep).
 pub fn rolled_sums(
     conn: &mut DbConnection,
     group: ReportGroup,
@@ -824,12 +984,7 @@ pub fn rolled_sums(
     scope: ReportScope,
 ) -> QueryResult<(Vec<OrderSums>, Vec<RefundSums>)> {
     let dialect = Dialect::of(conn);
-    let by_account = group == ReportGroup::Account || scope != ReportScope::All;
-    let (orders_family, refunds_family) = if by_account {
-        (ACCOUNT_ORDERS, ACCOUNT_REFUNDS)
-    } else {
-        (SERVICE_ORDERS, SERVICE_REFUNDS)
-    };
+    let (orders_family, refunds_family) = families(group, scope);
     let key = rolled_key(dialect, group);
     let join = if group == ReportGroup::Provider {
         "JOIN services s ON s.id = r.service_id"
@@ -1160,13 +1315,9 @@ pub fn check_levels_all(conn: &mut DbConnection) -> QueryResult<Vec<LevelMismatc
             .select((min(rollup_money::bucket), max(rollup_money::bucket)))
             .get_result(conn)?,
     );
-    for table in [
-        "rollup_service_orders",
-        "rollup_service_refunds",
-        "rollup_service_money",
-        "rollup_account_orders",
-        "rollup_account_refunds",
-    ] {
+    let mut tables: Vec<&str> = LEVELS.iter().map(|l| l.table).collect();
+    tables.dedup();
+    for table in tables {
         let range: Bounds = diesel::sql_query(format!(
             "SELECT MIN(bucket) AS lo, MAX(bucket) AS hi FROM {table}"
         ))

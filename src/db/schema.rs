@@ -587,6 +587,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    rollup_time_orders (span, bucket) {
+        span -> BigInt,
+        bucket -> BigInt,
+        orders -> BigInt,
+        charged_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_time_refunds (span, bucket, reason) {
+        span -> BigInt,
+        bucket -> BigInt,
+        reason -> Text,
+        refunds -> BigInt,
+        refunded_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
     rollup_service_orders (span, bucket, service_id) {
         span -> BigInt,
         bucket -> BigInt,
@@ -655,6 +676,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rollup_account_totals (span, bucket, account_id) {
+        span -> BigInt,
+        bucket -> BigInt,
+        account_id -> BigInt,
+        orders -> BigInt,
+        charged_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_account_reasons (span, bucket, account_id, reason) {
+        span -> BigInt,
+        bucket -> BigInt,
+        account_id -> BigInt,
+        reason -> Text,
+        refunds -> BigInt,
+        refunded_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     api_keys,
@@ -691,10 +735,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     rollup_orders,
     rollup_refunds,
     rollup_money,
+    rollup_time_orders,
+    rollup_time_refunds,
     rollup_service_orders,
     rollup_service_refunds,
     rollup_service_money,
     rollup_account_orders,
     rollup_account_refunds,
+    rollup_account_totals,
+    rollup_account_reasons,
     subscriptions,
 );

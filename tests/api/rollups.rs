@@ -497,7 +497,8 @@ async fn randomized_history(seed: u64) {
         assert_eq!(plan.raw.len(), 2, "only the two unaligned edges: {plan:?}");
         // Read with every level: seven days, days, hours and quarters at the edges.
         let window = &windows[0].0;
-        let blocks = rollups::blocks(&plan.clean, ReportGroup::Service, window, &[672, 96, 4]);
+        let service_spans = rollups::report_spans(ReportGroup::Service, ReportScope::All);
+        let blocks = rollups::blocks(&plan.clean, ReportGroup::Service, window, service_spans);
         let spans: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.span).collect();
         assert_eq!(spans, [1, 4, 96, 672].into(), "{blocks:?}");
         let covered: i64 = blocks.iter().map(|b| b.hi - b.lo).sum();
@@ -505,12 +506,13 @@ async fn randomized_history(seed: u64) {
         // A day series in +05:30: no UTC day fits in a local day, so quarters and hours.
         let local = &windows[1].0;
         let plan = rollups::plan(&mut conn, local.from, local.to).unwrap();
-        let blocks = rollups::blocks(&plan.clean, ReportGroup::Day, local, &[672, 96, 4]);
+        let day_spans = rollups::report_spans(ReportGroup::Day, ReportScope::All);
+        let blocks = rollups::blocks(&plan.clean, ReportGroup::Day, local, day_spans);
         let spans: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.span).collect();
-        assert_eq!(spans, [1, 4].into());
+        assert_eq!(spans, [1, 4, 24].into(), "{blocks:?}");
         assert!(blocks.iter().all(|b| b.key.len() == 10), "{blocks:?}");
         // Its week series uses whole UTC days inside each local week.
-        let blocks = rollups::blocks(&plan.clean, ReportGroup::Week, local, &[672, 96, 4]);
+        let blocks = rollups::blocks(&plan.clean, ReportGroup::Week, local, day_spans);
         assert!(blocks.iter().any(|b| b.span == 96), "{blocks:?}");
     }
     compare_all(&app, &resellers[0], &[eur_id, usd_id], &windows).await;
@@ -536,9 +538,9 @@ async fn randomized_history(seed: u64) {
         .execute(&mut *conn)
         .unwrap();
         let report = db::verify::run(&mut conn).unwrap();
-        // The 15-minute row against its orders, and the hour and the account's day above
-        // it against that row.
-        assert_eq!(report.problems.len(), 3, "{:?}", report.problems);
+        // The 15-minute row against its orders, and the levels summed from it (the time
+        // level's quarter, the service's hour, the account's day) against that row.
+        assert_eq!(report.problems.len(), 4, "{:?}", report.problems);
         assert!(
             report.problems.iter().all(|p| p.contains("report rollup")),
             "{:?}",
