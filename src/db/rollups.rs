@@ -894,12 +894,20 @@ pub fn blocks(
     out
 }
 
-/// The rows of `blocks` of one level, as a `WITH w(lo, hi, tk)` list of literals (numbers
-/// and dates this code wrote, nothing from outside), joined on the level's table `r`.
+/// The rows of `blocks` of one level, as a `WITH w(b, tk)` list of literals (numbers and
+/// dates this code wrote, nothing from outside): one row per span, its first bucket and
+/// its group key, joined on the level's table `r` by equality. Equality (rather than one
+/// `bucket >= lo AND bucket < hi` per run) lets PostgreSQL's planner see one index probe
+/// per row: with range conditions on a join it guessed a third of the table each and
+/// scanned it, which cost 300 ms on a reseller's year at 2M orders.
 fn from_blocks(family: Family, span: i64, blocks: &[&Block]) -> String {
     let values: Vec<String> = blocks
         .iter()
-        .map(|b| format!("({}, {}, '{}')", b.lo, b.hi, b.key))
+        .flat_map(|b| {
+            (b.lo..b.hi)
+                .step_by(usize::try_from(span).unwrap_or(1))
+                .map(move |at| format!("({at}, '{}')", b.key))
+        })
         .collect();
     let (table, level) = if span == 1 && !family.spans.contains(&1) {
         (family.quarter, String::new())
@@ -907,8 +915,8 @@ fn from_blocks(family: Family, span: i64, blocks: &[&Block]) -> String {
         (family.coarse, format!("r.span = {span} AND "))
     };
     format!(
-        "WITH w (lo, hi, tk) AS (VALUES {}) SELECT {{key}} AS grp, {{sums}} FROM w \
-         JOIN {table} r ON {level}r.bucket >= w.lo AND r.bucket < w.hi {{join}} {{filter}} {{group}}",
+        "WITH w (b, tk) AS (VALUES {}) SELECT {{key}} AS grp, {{sums}} FROM w \
+         JOIN {table} r ON {level}r.bucket = w.b {{join}} {{filter}} {{group}}",
         values.join(", ")
     )
 }
