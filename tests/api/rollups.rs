@@ -500,7 +500,11 @@ async fn randomized_history(seed: u64) {
         let service_spans = rollups::report_spans(ReportGroup::Service, ReportScope::All);
         let blocks = rollups::blocks(&plan.clean, ReportGroup::Service, window, service_spans);
         let spans: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.span).collect();
-        assert_eq!(spans, [1, 4, 96, 672].into(), "{blocks:?}");
+        // (Hours and quarters appear at the edges unless the clock puts them on a day.)
+        assert!(spans.is_superset(&[96, 672].into()), "{blocks:?}");
+        assert!(blocks
+            .iter()
+            .all(|b| b.lo % b.span == 0 && (b.hi - b.lo) % b.span == 0));
         let covered: i64 = blocks.iter().map(|b| b.hi - b.lo).sum();
         assert_eq!(covered, plan.clean[0].1 - plan.clean[0].0);
         // A day series in +05:30: no UTC day fits in a local day, so quarters and hours.
