@@ -308,10 +308,11 @@ fn seed(config: &Config, args: &SeedArgs) -> Result<(), String> {
     };
     let seeded = reseller_api::tooling::seed::run(&mut conn, &options)?;
     println!(
-        "seeded {} accounts, {} services, {} orders, {} refunds, {} pending requests, {} ledger entries, {} report-rollup buckets in {:.1} s",
+        "seeded {} accounts, {} services, {} orders ({} with a provider's cost), {} refunds, {} pending requests, {} ledger entries, {} report-rollup buckets in {:.1} s",
         seeded.accounts,
         seeded.services,
         seeded.orders,
+        seeded.costed_orders,
         seeded.refunds,
         seeded.pending,
         seeded.ledger_entries,

@@ -33,3 +33,37 @@ pub fn fold(
     }
     Ok(total)
 }
+
+/// After a bulk load (`seed`): recomputes every bucket between the lowest and the highest
+/// the change log names, a week per transaction (each holding the `rollups` job's row
+/// like [`fold`]), then folds whatever was logged meanwhile. One pass over the history,
+/// where [`fold`] would revisit a week for every batch of changes naming it.
+pub fn rebuild(
+    conn: &mut DbConnection,
+    owner: &str,
+) -> Result<rollups::Folded, diesel::result::Error> {
+    let mut total = rollups::Folded::default();
+    let Some((lo, hi)) = rollups::changed_bounds(conn)? else {
+        return Ok(total);
+    };
+    let mut first = lo.div_euclid(rollups::MAX_SPAN) * rollups::MAX_SPAN;
+    while first <= hi {
+        let end = first + rollups::MAX_SPAN;
+        let done = db::write_tx(conn, |conn| {
+            if !db::jobs::take_turn(conn, "rollups", owner, chrono::Duration::zero())? {
+                return Ok(None);
+            }
+            rollups::rebuild_range(conn, first, end).map(Some)
+        })?;
+        let Some(done) = done else {
+            // Another process is folding: leave the rest to it.
+            return Ok(total);
+        };
+        total.changes += done.changes;
+        total.buckets += done.buckets;
+        first = end;
+    }
+    let rest = fold(conn, owner, usize::MAX)?;
+    total.changes += rest.changes;
+    Ok(total)
+}

@@ -211,8 +211,9 @@ where
 }
 
 /// The order sums and refund sums of a report: whole folded buckets from the rollups
-/// (`db::rollups`), the window's unaligned edges and the buckets not folded yet from the
-/// rows, all in one snapshot. Equal to [`raw_sums`] to the micro-unit.
+/// (`db::rollups`: the coarsest whole spans that fit, 15-minute rows at their edges), the
+/// window's unaligned edges and the buckets not folded yet from the rows, all in one
+/// snapshot. Equal to [`raw_sums`] to the micro-unit.
 pub fn sums(
     conn: &mut DbConnection,
     group: ReportGroup,
@@ -235,12 +236,9 @@ pub fn sums(
             orders.extend(o);
             refunds.extend(r);
         }
-        if let Some(range) = plan.rolled {
-            let key = key_sql(Dialect::of(conn), group);
-            let (o, r) = super::rollups::rolled_sums(conn, group, key, window, range, scope)?;
-            orders.extend(o);
-            refunds.extend(r);
-        }
+        let (o, r) = super::rollups::rolled_sums(conn, group, window, &plan.clean, scope)?;
+        orders.extend(o);
+        refunds.extend(r);
         Ok((orders, refunds))
     })
 }

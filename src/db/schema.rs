@@ -619,6 +619,119 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rollup_time_orders (span, bucket) {
+        span -> BigInt,
+        bucket -> BigInt,
+        orders -> BigInt,
+        charged_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_time_refunds (span, bucket, reason) {
+        span -> BigInt,
+        bucket -> BigInt,
+        reason -> Text,
+        refunds -> BigInt,
+        refunded_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_service_orders (span, bucket, service_id) {
+        span -> BigInt,
+        bucket -> BigInt,
+        service_id -> BigInt,
+        orders -> BigInt,
+        charged_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_service_refunds (span, bucket, service_id, reason) {
+        span -> BigInt,
+        bucket -> BigInt,
+        service_id -> BigInt,
+        reason -> Text,
+        refunds -> BigInt,
+        refunded_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_service_money (span, bucket, provider_id, service_id) {
+        span -> BigInt,
+        bucket -> BigInt,
+        provider_id -> BigInt,
+        service_id -> BigInt,
+        orders -> BigInt,
+        revenue_micros -> BigInt,
+        provider_cost_micros -> BigInt,
+        orders_without_cost -> BigInt,
+        refunds_paid_micros -> BigInt,
+        expected_credits_micros -> BigInt,
+        credits_recovered_micros -> BigInt,
+        unrecovered_micros -> BigInt,
+        awaiting_credit_micros -> BigInt,
+        recovery_cases -> BigInt,
+        unrecovered_cases -> BigInt,
+        credited_to_balance_micros -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_account_orders (span, bucket, account_id, service_id) {
+        span -> BigInt,
+        bucket -> BigInt,
+        account_id -> BigInt,
+        service_id -> BigInt,
+        orders -> BigInt,
+        charged_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_account_refunds (span, bucket, account_id, service_id, reason) {
+        span -> BigInt,
+        bucket -> BigInt,
+        account_id -> BigInt,
+        service_id -> BigInt,
+        reason -> Text,
+        refunds -> BigInt,
+        refunded_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_account_totals (span, bucket, account_id) {
+        span -> BigInt,
+        bucket -> BigInt,
+        account_id -> BigInt,
+        orders -> BigInt,
+        charged_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_account_reasons (span, bucket, account_id, reason) {
+        span -> BigInt,
+        bucket -> BigInt,
+        account_id -> BigInt,
+        reason -> Text,
+        refunds -> BigInt,
+        refunded_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     api_keys,
@@ -655,6 +768,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     rollup_orders,
     rollup_refunds,
     rollup_money,
+    rollup_time_orders,
+    rollup_time_refunds,
+    rollup_service_orders,
+    rollup_service_refunds,
+    rollup_service_money,
+    rollup_account_orders,
+    rollup_account_refunds,
+    rollup_account_totals,
+    rollup_account_reasons,
     subscriptions,
     provider_subscriptions,
     subscription_children,

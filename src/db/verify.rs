@@ -374,6 +374,16 @@ fn check(
             m.what
         ));
     }
+    for m in super::rollups::check_levels_all(conn)? {
+        report.problems.push(format!(
+            "report rollup level {} (span {} from bucket {}, {}): {} rows differ from the level below",
+            m.table,
+            m.span,
+            m.bucket,
+            super::rollups::bucket_start(m.bucket),
+            m.rows
+        ));
+    }
     report.problems.sort();
     Ok(report)
 }

@@ -51,6 +51,35 @@ fn measure(
     })
 }
 
+/// The provider money report, as `measure` times the refund reports.
+fn measure_money(
+    conn: &mut DbConnection,
+    name: String,
+    group: ReportGroup,
+    window: &Window,
+    iterations: usize,
+) -> Result<Measurement, String> {
+    let mut times = Vec::with_capacity(iterations.max(1));
+    let mut shape = (0, 0);
+    for _ in 0..iterations.max(1) {
+        let started = Instant::now();
+        let (rows, totals) =
+            crate::db::rollups::money_sums(conn, group, window, None).map_err(|e| e.to_string())?;
+        times.push(started.elapsed());
+        shape = (rows.len(), totals.orders);
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    Ok(Measurement {
+        name,
+        rows: shape.0,
+        orders: shape.1,
+        p50: at(0.5),
+        p95: at(0.95),
+        max: at(1.0),
+    })
+}
+
 /// Measures the report shapes the dashboard asks for over the newest `days` of data,
 /// and the same over the oldest `days` (cost must follow the window, not the history).
 /// With `explain`, prints each query's plan first.
@@ -91,13 +120,14 @@ pub fn run(
         }
     }
     let mut out = Vec::new();
+    let plus0530 = chrono::FixedOffset::east_opt(5 * 3600 + 30 * 60).unwrap_or(utc);
     for (window_name, window) in [("newest", &newest), ("oldest", &oldest)] {
         for group in [
             ReportGroup::Service,
-            ReportGroup::Day,
             ReportGroup::Provider,
-            ReportGroup::Reason,
             ReportGroup::Account,
+            ReportGroup::Day,
+            ReportGroup::Reason,
         ] {
             out.push(measure(
                 conn,
@@ -108,26 +138,28 @@ pub fn run(
                 iterations,
             )?);
         }
-        let mut times = Vec::with_capacity(iterations.max(1));
-        let mut shape = (0, 0);
-        for _ in 0..iterations.max(1) {
-            let started = Instant::now();
-            let (rows, totals) =
-                crate::db::rollups::money_sums(conn, ReportGroup::Provider, window, None)
-                    .map_err(|e| e.to_string())?;
-            times.push(started.elapsed());
-            shape = (rows.len(), totals.orders);
+        // A day series in +05:30: no UTC day fits in a local day (quarters and hours).
+        let local = Window {
+            offset: plus0530,
+            ..*window
+        };
+        out.push(measure(
+            conn,
+            format!("admin    day+0530 {window_name} {days}d"),
+            ReportGroup::Day,
+            &local,
+            ReportScope::All,
+            iterations,
+        )?);
+        for group in [ReportGroup::Provider, ReportGroup::Day] {
+            out.push(measure_money(
+                conn,
+                format!("money    {group:<8} {window_name} {days}d"),
+                group,
+                window,
+                iterations,
+            )?);
         }
-        times.sort();
-        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-        out.push(Measurement {
-            name: format!("admin    money    {window_name} {days}d"),
-            rows: shape.0,
-            orders: shape.1,
-            p50: at(0.5),
-            p95: at(0.95),
-            max: at(1.0),
-        });
         out.push(measure(
             conn,
             format!("reseller service  {window_name} {days}d"),

@@ -19,7 +19,9 @@ use crate::db::schema::{
     accounts, ledger_entries, orders, refunds, services, subscriptions, top_ups,
 };
 use crate::db::{bulk, now, write_tx, DbConnection, WriteConn};
-use crate::domain::money::{charge_for, Money};
+use crate::domain::cost::Recovery;
+use crate::domain::money::{charge_for, ExchangeRate, Money, Percent};
+use crate::domain::provider::CreditMode;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct Seeded {
     pub refunds: usize,
     pub pending: usize,
     pub ledger_entries: usize,
+    /// Forwarded orders with their cost (`order_costs`), for the provider money report.
+    pub costed_orders: usize,
     /// Report-rollup buckets folded after the rows were written.
     pub rollup_buckets: usize,
     pub elapsed: StdDuration,
@@ -66,6 +70,16 @@ const SERVICES: &[(&str, &str, i64, u32)] = &[
     ("Facebook Page Likes", "Facebook", 2_350_000, 7),
 ];
 
+/// The seeded providers: name, currency, panel units per provider unit. Services are
+/// routed in turn to each of them and to none (fulfilled by hand), and the providers'
+/// rates are ours without a markup of [`MARKUP`].
+const PROVIDERS: &[(&str, &str, &str)] = &[
+    ("Seed Provider (USD)", "USD", "1"),
+    ("Seed Provider (EUR)", "EUR", "1.08"),
+];
+/// The markup our rates carry over the providers' (converted) rates: 20 %.
+const MARKUP: (i64, i64) = (6, 5);
+
 const TS: &str = "%Y-%m-%d %H:%M:%S%.6f";
 const ROWS_PER_TRANSACTION: usize = 100_000;
 
@@ -80,6 +94,8 @@ struct GenOrder {
     remains: Option<i64>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    /// Refunded because the provider reported Partial or Canceled (what it owes back).
+    provider_refunded: i64,
 }
 
 struct GenRefund {
@@ -217,6 +233,7 @@ pub fn run(conn: &mut DbConnection, options: &SeedOptions) -> Result<Seeded, Str
                 remains: Some(0),
                 created_at,
                 updated_at: created_at,
+                provider_refunded: 0,
             }
         })
         .collect();
@@ -247,6 +264,9 @@ pub fn run(conn: &mut DbConnection, options: &SeedOptions) -> Result<Seeded, Str
         let roll = rng.random_range(0..100);
         let mut push = |order: &mut GenOrder, amount: i64, reason, source, at: NaiveDateTime| {
             order.refunded += amount;
+            if source == "automatic" {
+                order.provider_refunded += amount;
+            }
             order.updated_at = order.updated_at.max(at);
             refunds_gen.push(GenRefund {
                 order: index,
@@ -419,13 +439,20 @@ pub fn run(conn: &mut DbConnection, options: &SeedOptions) -> Result<Seeded, Str
         }),
     )
     .map_err(db)?;
+    let providers = seed_providers(conn, options.seed).map_err(db)?;
+    // Service i goes to provider i mod (providers + 1); the last turn is "by hand".
+    let provider_of = |service: usize| providers.get(service % (providers.len() + 1));
     let services_written = insert_rows(
         conn,
         "services",
-        "id, name, category, kind, rate_micros, min_quantity, max_quantity, refill, cancel, status, created_at, updated_at",
+        "id, name, category, kind, rate_micros, min_quantity, max_quantity, refill, cancel, status, created_at, updated_at, provider_id, provider_service_id",
         SERVICES.iter().enumerate().map(|(i, (name, category, rate, _))| {
+            let (provider, remote) = match provider_of(i) {
+                Some((id, _)) => (id.to_string(), format!("'{}'", i + 1)),
+                None => ("NULL".to_string(), "NULL".to_string()),
+            };
             format!(
-                "({},'{name}','{category}','default',{rate},100,100000,false,true,'active',{},{})",
+                "({},'{name}','{category}','default',{rate},100,100000,false,true,'active',{},{},{provider},{remote})",
                 service_base + i as i64,
                 ts(top_up_at),
                 ts(top_up_at)
@@ -497,6 +524,96 @@ pub fn run(conn: &mut DbConnection, options: &SeedOptions) -> Result<Seeded, Str
         }),
     )
     .map_err(db)?;
+    // The cost of every order a provider took: the provider's rate × quantity (ours
+    // without the markup, in its currency), its charge reported as that once it finished,
+    // lowered by the refunded share where it credited a Partial or Canceled back.
+    let refund_done: Vec<Option<NaiveDateTime>> = {
+        let mut last = vec![None; orders_gen.len()];
+        for r in refunds_gen.iter().filter(|r| r.status == "succeeded") {
+            last[r.order] = Some(r.created_at);
+        }
+        last
+    };
+    let costed = orders_gen
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| provider_of(o.service).map(|p| (i, o, p)))
+        .map(|(i, o, (provider_id, rate))| {
+            let expected =
+                Money::try_from_micros(o.charge * MARKUP.1 / MARKUP.0).unwrap_or(Money::ZERO);
+            // In the provider's currency: what converts back to `expected` at its rate.
+            let expected_provider = Money::try_from_micros(
+                i64::try_from(
+                    i128::from(expected.micros()) * 1_000_000 / i128::from(rate.micros().max(1)),
+                )
+                .unwrap_or(0),
+            )
+            .unwrap_or(Money::ZERO);
+            let charge = Money::try_from_micros(o.charge).unwrap_or(Money::ZERO);
+            let finished = o.status != "in_progress";
+            let refunded = Money::try_from_micros(o.provider_refunded).unwrap_or(Money::ZERO);
+            let (latest, recovery, watch_until) = if !finished {
+                (None, None, None)
+            } else if refunded.is_zero() {
+                (Some(expected_provider), None, None)
+            } else {
+                let credit = expected_provider.share_of_money(refunded, charge);
+                let until = refund_done[i].map(|at| at + Duration::days(3));
+                let (latest, recovery, until) = match i % 5 {
+                    0..=2 => (
+                        Some(expected_provider.saturating_sub(credit)),
+                        Recovery::Recovered,
+                        until,
+                    ),
+                    _ if until.is_some_and(|u| u > end) => {
+                        (Some(expected_provider), Recovery::Watching, until)
+                    }
+                    _ => (Some(expected_provider), Recovery::Unrecovered, until),
+                };
+                (latest, Some(recovery), until)
+            };
+            let converted = latest.map(|l| rate.convert(l));
+            format!(
+                "({},{},{},'{}',{},{},{},{},{},{},{},{},{},{},{},{},{},{})",
+                order_base + i as i64,
+                provider_id,
+                service_base + o.service as i64,
+                if rate.micros() == 1_000_000 {
+                    "USD"
+                } else {
+                    "EUR"
+                },
+                rate.micros(),
+                expected_provider.micros(),
+                rate.convert(expected_provider).micros(),
+                opt(latest.map(|_| expected_provider.micros())),
+                opt(latest.map(|_| rate.convert(expected_provider).micros())),
+                opt(latest.map(Money::micros)),
+                opt(converted.map(Money::micros)),
+                latest.map_or_else(|| "NULL".into(), |_| ts(o.updated_at)),
+                o.provider_refunded,
+                recovery.map_or_else(|| "NULL".into(), |r: Recovery| format!("'{}'", r.as_str())),
+                watch_until.map_or_else(|| "NULL".into(), ts),
+                ts(o.created_at),
+                ts(o.updated_at),
+                if refunded.is_zero() {
+                    "NULL".into()
+                } else {
+                    expected_provider.micros().to_string()
+                },
+            )
+        });
+    let costed_orders = insert_rows(
+        conn,
+        "order_costs",
+        "order_id, provider_id, service_id, currency, exchange_rate_micros, \
+         expected_cost_provider_micros, expected_cost_micros, first_charge_provider_micros, \
+         first_charge_micros, latest_charge_provider_micros, latest_charge_micros, \
+         charge_reported_at, provider_refunded_micros, recovery, watch_until, created_at, \
+         updated_at, baseline_charge_provider_micros",
+        costed,
+    )
+    .map_err(db)?;
     let ledger_written = insert_rows(
         conn,
         "ledger_entries",
@@ -520,8 +637,8 @@ pub fn run(conn: &mut DbConnection, options: &SeedOptions) -> Result<Seeded, Str
     })
     .map_err(db)?;
     bulk::analyze(conn).map_err(db)?;
-    // The report rollups, as the worker would fold them (the triggers logged every bucket).
-    let folded = crate::application::rollups::fold(conn, "seed", usize::MAX).map_err(db)?;
+    // The report rollups: the triggers logged every bucket; recomputed a week at a time.
+    let folded = crate::application::rollups::rebuild(conn, "seed").map_err(db)?;
     bulk::analyze(conn).map_err(db)?;
     Ok(Seeded {
         rollup_buckets: folded.buckets,
@@ -531,6 +648,40 @@ pub fn run(conn: &mut DbConnection, options: &SeedOptions) -> Result<Seeded, Str
         refunds: refunds_gen.len() - pending,
         pending,
         ledger_entries: ledger_written,
+        costed_orders,
         elapsed: started.elapsed(),
     })
+}
+
+/// The seeded providers (disabled: they name no reachable panel), with their exchange
+/// rates, written through `db::providers::insert` so their keys are sealed as any other.
+fn seed_providers(
+    conn: &mut DbConnection,
+    seed: u64,
+) -> QueryResult<Vec<(crate::domain::ids::ProviderId, ExchangeRate)>> {
+    let mut out = Vec::new();
+    for (i, (name, currency, rate)) in PROVIDERS.iter().enumerate() {
+        let rate = ExchangeRate::parse(rate).unwrap_or(ExchangeRate::ONE);
+        let fields = crate::db::providers::ProviderFields {
+            name: format!("{name} #{seed}"),
+            url: format!("https://provider-{}.example/api/v2", i + 1),
+            api_key: secrecy::SecretString::from(format!("seed-key-{seed}-{i}")),
+            enabled: false,
+            timeout_ms: 10_000,
+            batch_size: 100,
+            idempotent_add: false,
+            min_balance: None,
+            markup_percent: Percent::parse("20").unwrap_or(Percent::ZERO),
+            auto_sync: false,
+            allow_private_network: Some(false),
+            currency: Some((*currency).to_string()),
+            exchange_rate: (*currency != "USD").then_some(rate),
+            credit_mode: CreditMode::Charge,
+        };
+        let provider = write_tx(conn, |conn: &mut WriteConn| {
+            crate::db::providers::insert(conn, &fields)
+        })?;
+        out.push((provider.id, rate));
+    }
+    Ok(out)
 }

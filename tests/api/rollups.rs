@@ -266,7 +266,23 @@ fn lag(app: &TestApp) -> rollups::Lag {
 
 #[actix_rt::test]
 async fn every_report_through_the_rollups_equals_the_raw_computation() {
-    let seed = 0x5eed_2026_u64;
+    randomized_history(0x5eed_2026_u64).await;
+}
+
+#[actix_rt::test]
+async fn every_report_equals_the_raw_computation_second_seed() {
+    randomized_history(0x0dd5_eed5_u64).await;
+}
+
+#[actix_rt::test]
+async fn every_report_equals_the_raw_computation_third_seed() {
+    randomized_history(0x7777_1234_abcd_u64).await;
+}
+
+/// A randomized history of `seed` (orders over 40 days, refunds landing in their old
+/// buckets later), every report compared with the raw computation before and after the
+/// fold, in UTC and in +05:30, +05:45, -03:30, -03:00 and +03:20.
+async fn randomized_history(seed: u64) {
     let mut rng = Rng(seed);
     let (eur_upstream, eur) = StandIn::panel().await;
     {
@@ -434,6 +450,27 @@ async fn every_report_through_the_rollups_equals_the_raw_computation() {
             .unwrap(),
             "+03:20",
         ),
+        // The whole history in +05:30 (day, week and month series: a local day is quarters
+        // and hours, a local week holds whole UTC days and seven-day spans).
+        (
+            Window::new(
+                now - Duration::days(41) - Duration::seconds(437),
+                now + Duration::hours(1),
+                zone("+05:30"),
+            )
+            .unwrap(),
+            "+05:30",
+        ),
+        // Whole local days of -03:30.
+        (
+            Window::new(
+                day(38) + Duration::minutes(210),
+                day(3) + Duration::minutes(210),
+                zone("-03:30"),
+            )
+            .unwrap(),
+            "-03:30",
+        ),
         // -03:00 around the edge of two orders a second apart.
         (
             Window::new(
@@ -456,8 +493,31 @@ async fn every_report_through_the_rollups_equals_the_raw_computation() {
     {
         let mut conn = app.pool.get().unwrap();
         let plan = rollups::plan(&mut conn, windows[0].0.from, windows[0].0.to).unwrap();
-        assert!(plan.rolled.is_some());
+        assert_eq!(plan.clean.len(), 1, "{plan:?}");
         assert_eq!(plan.raw.len(), 2, "only the two unaligned edges: {plan:?}");
+        // Read with every level: seven days, days, hours and quarters at the edges.
+        let window = &windows[0].0;
+        let service_spans = rollups::report_spans(ReportGroup::Service, ReportScope::All);
+        let blocks = rollups::blocks(&plan.clean, ReportGroup::Service, window, service_spans);
+        let spans: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.span).collect();
+        // (Hours and quarters appear at the edges unless the clock puts them on a day.)
+        assert!(spans.is_superset(&[96, 672].into()), "{blocks:?}");
+        assert!(blocks
+            .iter()
+            .all(|b| b.lo % b.span == 0 && (b.hi - b.lo) % b.span == 0));
+        let covered: i64 = blocks.iter().map(|b| b.hi - b.lo).sum();
+        assert_eq!(covered, plan.clean[0].1 - plan.clean[0].0);
+        // A day series in +05:30: no UTC day fits in a local day, so quarters and hours.
+        let local = &windows[1].0;
+        let plan = rollups::plan(&mut conn, local.from, local.to).unwrap();
+        let day_spans = rollups::report_spans(ReportGroup::Day, ReportScope::All);
+        let blocks = rollups::blocks(&plan.clean, ReportGroup::Day, local, day_spans);
+        let spans: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.span).collect();
+        assert_eq!(spans, [1, 4, 24].into(), "{blocks:?}");
+        assert!(blocks.iter().all(|b| b.key.len() == 10), "{blocks:?}");
+        // Its week series uses whole UTC days inside each local week.
+        let blocks = rollups::blocks(&plan.clean, ReportGroup::Week, local, day_spans);
+        assert!(blocks.iter().any(|b| b.span == 96), "{blocks:?}");
     }
     compare_all(&app, &resellers[0], &[eur_id, usd_id], &windows).await;
 
@@ -482,9 +542,42 @@ async fn every_report_through_the_rollups_equals_the_raw_computation() {
         .execute(&mut *conn)
         .unwrap();
         let report = db::verify::run(&mut conn).unwrap();
-        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        // The 15-minute row against its orders, and the levels summed from it (the time
+        // level's quarter, the service's hour, the account's day) against that row.
+        assert_eq!(report.problems.len(), 4, "{:?}", report.problems);
         assert!(
-            report.problems[0].contains("report rollup"),
+            report.problems.iter().all(|p| p.contains("report rollup")),
+            "{:?}",
+            report.problems
+        );
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("rollup_service_orders (span 4")),
+            "{:?}",
+            report.problems
+        );
+        // A coarse row alone: its level against the one below, and the one above it.
+        diesel::update(
+            rollup_orders::table.filter(rollup_orders::bucket.eq(rollups::bucket_of(edge))),
+        )
+        .set(rollup_orders::charged_micros.eq(rollup_orders::charged_micros - 1))
+        .execute(&mut *conn)
+        .unwrap();
+        assert!(db::verify::run(&mut conn).unwrap().problems.is_empty());
+        let day = rollups::bucket_of(edge).div_euclid(96) * 96;
+        diesel::sql_query(format!(
+            "UPDATE rollup_service_orders SET orders = orders + 1 WHERE span = 96 AND bucket = {day}"
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+        let report = db::verify::run(&mut conn).unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("rollup_service_orders (span 96")),
             "{:?}",
             report.problems
         );
@@ -539,4 +632,79 @@ async fn a_report_right_after_a_change_is_exact_before_the_fold() {
     let mut conn = app.pool.get().unwrap();
     let report = db::verify::run(&mut conn).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// `seed` writes providers, their services and the cost of every forwarded order, and
+/// rebuilds the rollups a week at a time: every report through them equals the rows, and
+/// `verify` passes.
+#[actix_rt::test]
+async fn seeded_history_reports_equal_the_rows_and_verify_passes() {
+    let app = spawn_app_with(|_| {}).await;
+    let options = reseller_api::tooling::seed::SeedOptions {
+        orders: 4_000,
+        refunds: 600,
+        accounts: 4,
+        pending: 3,
+        days: 50,
+        seed: 11,
+    };
+    let pool = app.pool.clone();
+    let seeded = actix_web::web::block(move || {
+        reseller_api::tooling::seed::run(&mut pool.get().unwrap(), &options).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(seeded.costed_orders > 1_000, "{seeded:?}");
+    assert!(seeded.costed_orders < seeded.orders, "{seeded:?}");
+    assert_eq!(lag(&app).rows, 0);
+    let now = db::now();
+    let mut conn = app.pool.get().unwrap();
+    for (from, tz) in [
+        (now - Duration::days(51) - Duration::seconds(7), "UTC"),
+        (now - Duration::days(40) + Duration::seconds(11), "+05:30"),
+        (now - Duration::days(20), "-03:30"),
+    ] {
+        let window =
+            Window::new(from, now + Duration::hours(1), parse_timezone(tz).unwrap()).unwrap();
+        for group in [
+            ReportGroup::Provider,
+            ReportGroup::Service,
+            ReportGroup::Day,
+            ReportGroup::Week,
+        ] {
+            let rolled = rollups::money_sums(&mut conn, group, &window, None).unwrap();
+            let raw = rollups::raw_money_sums(&mut conn, group, &window, None).unwrap();
+            assert_eq!(rolled, raw, "money {group} {tz}");
+            assert!(raw.1.orders > 0 && raw.1.refunds_paid.micros() > 0);
+            assert!(raw.1.credits_recovered.micros() > 0 && raw.1.unrecovered.micros() > 0);
+        }
+        for group in [
+            ReportGroup::Day,
+            ReportGroup::Month,
+            ReportGroup::Service,
+            ReportGroup::Provider,
+            ReportGroup::Account,
+            ReportGroup::Reason,
+        ] {
+            let (o, r) = reports::sums(&mut conn, group, &window, ReportScope::All).unwrap();
+            let (raw_o, raw_r) =
+                reports::raw_sums(&mut conn, group, &window, ReportScope::All).unwrap();
+            assert_eq!(
+                summarize(group, o, r),
+                summarize(group, raw_o, raw_r),
+                "{group} {tz}"
+            );
+        }
+    }
+    // Every forwarded order is costed: the money report's orders are the seeded costs.
+    let whole = Window::new(
+        now - Duration::days(51),
+        now + Duration::hours(1),
+        parse_timezone("UTC").unwrap(),
+    )
+    .unwrap();
+    let (_, totals) = rollups::money_sums(&mut conn, ReportGroup::Provider, &whole, None).unwrap();
+    assert_eq!(totals.orders, seeded.costed_orders as i64);
+    drop(conn);
+    app.assert_books_balance();
 }

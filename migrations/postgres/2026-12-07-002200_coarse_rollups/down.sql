@@ -1,0 +1,9 @@
+DROP TABLE rollup_account_reasons;
+DROP TABLE rollup_account_totals;
+DROP TABLE rollup_account_refunds;
+DROP TABLE rollup_account_orders;
+DROP TABLE rollup_service_money;
+DROP TABLE rollup_service_refunds;
+DROP TABLE rollup_service_orders;
+DROP TABLE rollup_time_refunds;
+DROP TABLE rollup_time_orders;
