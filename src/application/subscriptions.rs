@@ -649,7 +649,10 @@ fn cancel_upstream(
             Some("canceled by the reseller"),
         );
     }
-    if upstream.cancel != Some(UpstreamCancel::Requested) {
+    if !matches!(
+        upstream.cancel,
+        Some(UpstreamCancel::Requested | UpstreamCancel::Accepted)
+    ) {
         subscriptions::request_upstream_cancel(conn, sub.id)?;
     }
     Ok(subscriptions::set_status(
@@ -700,41 +703,40 @@ pub fn upstream_refused(
     end_within(conn, &sub, SubscriptionStatus::Failed, Some(&reason))
 }
 
-/// The provider answered a forwarded cancel: accepted ends the subscription Canceled (its
-/// hold released); refused leaves it open with the provider's words as its reason.
-pub fn upstream_cancel_answered(
+/// The provider refused a forwarded cancel: an open subscription stays open with the
+/// provider's words as its reason (the reseller sees them). One that already ended here (an
+/// operator's end, a disabled service) has no reason to show them in: the refusal is logged
+/// as an error for the operators (the provider goes on making children, booked as they come)
+/// and kept on the provider row's `last_error` by the caller.
+pub fn upstream_cancel_refused(
     conn: &mut db::WriteConn<'_>,
     id: SubscriptionId,
-    refused: Option<&str>,
+    words: &str,
 ) -> Result<Subscription, SubscriptionError> {
     let sub = subscriptions::lock(conn, id)?.ok_or(SubscriptionError::NotFound)?;
     if sub.status.is_terminal() {
+        tracing::error!(
+            subscription = id.get(),
+            words = %clip(words, 300),
+            "the provider refused to cancel a subscription that ended here; its children are still booked"
+        );
         return Ok(sub);
     }
-    match refused {
-        None => end_within(
-            conn,
-            &sub,
-            SubscriptionStatus::Canceled,
-            Some("canceled by the reseller; the provider confirmed"),
-        ),
-        Some(words) => {
-            let reason = format!("the provider refused the cancel: {}", clip(words, 300));
-            Ok(subscriptions::set_status(
-                conn,
-                id,
-                sub.status,
-                Money::ZERO,
-                Some(&reason),
-            )?)
-        }
-    }
+    let reason = format!("the provider refused the cancel: {}", clip(words, 300));
+    Ok(subscriptions::set_status(
+        conn,
+        id,
+        sub.status,
+        Money::ZERO,
+        Some(&reason),
+    )?)
 }
 
 /// What a provider's `status` says of one of its subscriptions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamReport {
-    pub status: SubscriptionStatus,
+    /// `None`: a status word we do not know (its children are booked all the same).
+    pub status: Option<SubscriptionStatus>,
     /// The provider's ids of the child orders it made so far, in its order.
     pub children: Vec<String>,
 }
@@ -755,10 +757,13 @@ pub struct Applied {
 
 /// Applies a provider's report on a subscription, inside the worker's fenced transaction:
 /// each child id not seen before becomes one local child order (paid from the hold; past
-/// it, from the available balance, and the subscription is to be canceled upstream), then the status: Active ⇄ Paused as reported;
-/// Completed, Expired or Canceled end it, what is still held released. A subscription that
-/// already ended here takes nothing more (an operator's local end leaves the upstream as
-/// it is).
+/// it, from the available balance, and the subscription is to be canceled upstream), then
+/// the status (`None`: a word we do not know, quarantined by the caller): Active ⇄ Paused
+/// as reported; Completed, Expired or Canceled end it, what is still held released; a
+/// cancel the provider accepted (`cancel_accepted`) ends it Canceled once its children are
+/// booked. A subscription that already ended here still has its children booked (the
+/// provider made and bills them; the hold is gone, so they are paid from the available
+/// balance or queued unpaid for review); only its status stays as it is.
 pub fn apply_upstream_report(
     conn: &mut db::WriteConn<'_>,
     provider: &crate::domain::provider::Provider,
@@ -770,10 +775,6 @@ pub fn apply_upstream_report(
         return Ok(Applied::default());
     };
     let mut applied = Applied::default();
-    if sub.status.is_terminal() {
-        applied.subscription = Some(sub);
-        return Ok(applied);
-    }
     for remote in &report.children {
         if subscriptions::upstream_child(conn, provider.id, remote)?.is_some() {
             continue;
@@ -787,8 +788,11 @@ pub fn apply_upstream_report(
         applied.children.push(*child.order);
         sub = *child.subscription;
     }
-    let reported = report.status;
-    if reported != sub.status {
+    if sub.status.is_terminal() {
+        applied.subscription = Some(sub);
+        return Ok(applied);
+    }
+    if let Some(reported) = report.status.filter(|reported| *reported != sub.status) {
         if reported.is_terminal() {
             let reason = format!("the provider reports it {}", reported.panel_name());
             sub = end_within(conn, &sub, reported, Some(&reason))?;
@@ -803,6 +807,14 @@ pub fn apply_upstream_report(
             )?;
             super::events::subscription_status_changed(conn, before, &sub, Money::ZERO)?;
         }
+    }
+    if !sub.status.is_terminal() && upstream.cancel == Some(UpstreamCancel::Accepted) {
+        sub = end_within(
+            conn,
+            &sub,
+            SubscriptionStatus::Canceled,
+            Some("canceled by the reseller; the provider confirmed"),
+        )?;
     }
     applied.subscription = Some(sub);
     Ok(applied)
