@@ -526,13 +526,20 @@ impl Worker {
                 currency,
             }) => {
                 // A subscription's child is booked at `max` (the provider gives no
-                // quantity): a Partial without remains is read from its final charge.
-                let remains = match (remains, status) {
-                    (None, OrderStatus::Partial) => {
-                        child_remains(conn, provider, job, *charge, currency.as_deref())?
+                // quantity, or its own, not ours): at a final status carrying a charge,
+                // what it delivered is read from that charge against its charge for
+                // `max`. A Completed child billed under `max` is a Partial of ours.
+                let (status, remains) = match status {
+                    OrderStatus::Completed | OrderStatus::Partial => {
+                        match child_remains(conn, provider, job, *charge, currency.as_deref())? {
+                            Some(0) if *status == OrderStatus::Completed => (*status, *remains),
+                            Some(undelivered) => (OrderStatus::Partial, Some(undelivered)),
+                            None => (*status, *remains),
+                        }
                     }
-                    _ => *remains,
+                    _ => (*status, *remains),
                 };
+                let status = &status;
                 let mut trigger = Trigger::new(
                     Change {
                         status: Some(*status),
@@ -594,12 +601,14 @@ impl Worker {
     }
 }
 
-/// The undelivered units of a subscription's child that ended Partial without `remains`:
-/// what the provider's final `charge` leaves unbilled of its charge for the child's units
-/// (the expected cost recorded when the child was made, its rate × `max`)
-/// ([`crate::domain::subscription::undelivered_units`]). `None` for any other order, or
-/// when it cannot be told (no charge, another currency, no expected cost): the rule then
-/// refuses the Partial and the order is polled again.
+/// The undelivered units of a subscription's child that ended (Completed or Partial): what
+/// the provider's final `charge` leaves unbilled of its charge for the child's units (the
+/// expected cost recorded when the child was made, its rate × `max`)
+/// ([`crate::domain::subscription::undelivered_units`]; exact when the charge ÷ the rate is
+/// a whole number of units, else rounded down). The provider's own `remains` are not used
+/// for a child: they count against its quantity, not our `max`. `None` for any other
+/// order, or when it cannot be told (no charge, another currency, no expected cost, a
+/// charge above it): the provider's words are then taken as given.
 fn child_remains(
     conn: &mut db::DbConnection,
     provider: &Provider,

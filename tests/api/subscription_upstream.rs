@@ -1091,3 +1091,52 @@ async fn children_listed_beside_an_unknown_status_word_are_booked() {
     assert_eq!(row.quarantined_status.as_deref(), Some("Holiday"));
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn a_child_billed_under_max_is_refunded_by_its_final_charge_whatever_its_status() {
+    let (app, upstream, panel, service) = setup().await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let (id, remote) = active(&app, &upstream, &reseller.token, body(service, 3)).await;
+    let children: Vec<String> = {
+        let mut panel = panel.lock().unwrap();
+        (0..3).map(|_| panel.child(&remote, "0.2")).collect()
+    };
+    app.worker_pass().await;
+    let ids = child_ids(&subscription(&app, &reseller.token, id).await);
+    assert_eq!(ids.len(), 3);
+    assert_eq!(account(&app, &reseller.token).await, (9_400_000, 0));
+    {
+        let mut panel = panel.lock().unwrap();
+        // Completed, but billed 0.133333 of 0.200000 for 150: floor(150 × 0.066667 / 0.2)
+        // = 50 undelivered, refunded floor(0.2 × 50 / 150) = 0.066666.
+        panel.report_child(&children[0], "Completed", "0.133333");
+        // Partial with the provider's own remains (50 of its 100): our booking was 150, its
+        // charge 0.066667 says about 50 delivered: floor(150 × 0.133333 / 0.2) = 99
+        // undelivered, refunded 0.2 × 99 / 150 = 0.132000 (not 50/150 of it).
+        panel.report(&children[1], "Partial", 50, "0.066667");
+        // Completed and billed for max: nothing refunded.
+        panel.report_child(&children[2], "Completed", "0.2");
+    }
+    app.worker_pass().await;
+    assert_eq!(
+        app.refunded_in_ledger(&reseller.token, ids[0]).await,
+        66_666
+    );
+    assert_eq!(
+        app.refunded_in_ledger(&reseller.token, ids[1]).await,
+        132_000
+    );
+    assert_eq!(app.refunded_in_ledger(&reseller.token, ids[2]).await, 0);
+    let first = app.order_json(&reseller.token, ids[0]).await;
+    assert_eq!(first["status"], "partial", "{first}");
+    assert_eq!(first["remains"], 50);
+    let second = app.order_json(&reseller.token, ids[1]).await;
+    assert_eq!(second["remains"], 99, "{second}");
+    let third = app.order_json(&reseller.token, ids[2]).await;
+    assert_eq!(third["status"], "completed");
+    assert_eq!(
+        account(&app, &reseller.token).await,
+        (9_400_000 + 66_666 + 132_000, 0)
+    );
+    app.assert_books_balance();
+}
