@@ -1140,3 +1140,45 @@ async fn a_child_billed_under_max_is_refunded_by_its_final_charge_whatever_its_s
     );
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn a_child_past_the_hold_asks_the_upstream_cancel_again_after_a_refused_one() {
+    let (app, upstream, panel, service) = setup().await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let (id, remote) = active(&app, &upstream, &reseller.token, body(service, 1)).await;
+    panel.lock().unwrap().cancels.insert(
+        remote.clone(),
+        json!({"error": "Cancel is not available for this subscription"}),
+    );
+    let reply = app
+        .post(
+            &format!("/v1/subscriptions/{id}/cancel"),
+            &reseller.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    app.worker_pass().await;
+    assert_eq!(upstream.calls_of("cancel").len(), 1);
+
+    // The provider goes on: one child from the hold, one past it.
+    {
+        let mut panel = panel.lock().unwrap();
+        panel.child(&remote, "0.2");
+        panel.child(&remote, "0.2");
+    }
+    app.worker_pass().await;
+    app.worker_pass().await;
+    // Past the hold: the cancel is asked again, though refused before.
+    assert_eq!(upstream.calls_of("cancel").len(), 2);
+    let sub = subscription(&app, &reseller.token, id).await;
+    assert_eq!(child_ids(&sub).len(), 2);
+    assert_eq!(sub["status"], "active");
+    // Refused again: the reseller sees why.
+    assert_eq!(
+        sub["status_reason"],
+        "the provider refused the cancel: Cancel is not available for this subscription"
+    );
+    assert_eq!(account(&app, &reseller.token).await, (9_600_000, 0));
+    app.assert_books_balance();
+}
