@@ -825,6 +825,67 @@ pub const UNPAID_CHILD_NOTE: &str = "unpaid: a subscription's child reported aft
     was spent, not covered by the balance (charged below zero); approve to forgive the \
     charge, reject to keep the debt";
 
+/// The note of the review-queue entry of a child whose Partial its provider's charge
+/// cannot settle.
+pub const UNSETTLED_CHILD_NOTE: &str = "partial: a subscription's child the provider \
+    reports Partial, whose undelivered share its charge cannot tell (no provider rate, \
+    another currency, a charge above the one for max); approve with the amount to refund";
+
+/// Puts `amount` of a child order on the operators' review queue: a refund in
+/// `pending_review` with `note`, decided there like a dispute.
+fn queue_for_review(
+    conn: &mut db::WriteConn<'_>,
+    order: &Order,
+    amount: Money,
+    note: &str,
+) -> Result<(), diesel::result::Error> {
+    let review = db::refunds::insert(
+        conn,
+        &db::refunds::NewRefund {
+            account_id: order.account_id,
+            order_id: Some(order.id),
+            top_up_id: None,
+            amount,
+            reason: crate::domain::refund::RefundReason::Other,
+            status: crate::domain::refund::RefundStatus::PendingReview,
+            source: crate::domain::refund::RefundSource::Automatic,
+            note: Some(note.to_string()),
+            decided_by: None,
+        },
+    )?;
+    super::events::refund(
+        conn,
+        crate::domain::event::EventType::RefundPendingReview,
+        &review,
+        Some(order),
+        None,
+    )?;
+    Ok(())
+}
+
+/// A subscription's child the provider reports Partial whose undelivered share cannot be
+/// told from its charge: rather than polled until the worker gives up (the reseller never
+/// refunded), its whole refundable charge goes on the operators' review queue, where an
+/// approval with the right amount refunds it through the one refund rule. Inside the
+/// worker's fenced transaction; the caller stops polling it.
+pub fn unsettled_child_to_review(
+    conn: &mut db::WriteConn<'_>,
+    order_id: crate::domain::ids::OrderId,
+) -> Result<(), diesel::result::Error> {
+    let Some(order) = orders::lock(conn, order_id, None)? else {
+        return Ok(());
+    };
+    let refundable = order.refundable();
+    if order.subscription_id.is_none() || refundable.is_zero() {
+        return Ok(());
+    }
+    tracing::warn!(
+        order = order.id.get(),
+        "a subscription's Partial child cannot be settled from its charge: on the review queue"
+    );
+    queue_for_review(conn, &order, refundable, UNSETTLED_CHILD_NOTE)
+}
+
 /// A child the provider reported, as recorded.
 struct UpstreamChild {
     order: Box<Order>,
@@ -917,27 +978,7 @@ fn record_upstream_child(
             )?;
             // Unpaid for now: on the operators' review queue, as a waiver to decide
             // (approve: the charge refunded, the debt forgiven; reject: the debt stands).
-            let review = db::refunds::insert(
-                conn,
-                &db::refunds::NewRefund {
-                    account_id: sub.account_id,
-                    order_id: Some(order.id),
-                    top_up_id: None,
-                    amount: charge,
-                    reason: crate::domain::refund::RefundReason::Other,
-                    status: crate::domain::refund::RefundStatus::PendingReview,
-                    source: crate::domain::refund::RefundSource::Automatic,
-                    note: Some(UNPAID_CHILD_NOTE.to_string()),
-                    decided_by: None,
-                },
-            )?;
-            super::events::refund(
-                conn,
-                crate::domain::event::EventType::RefundPendingReview,
-                &review,
-                Some(&order),
-                None,
-            )?;
+            queue_for_review(conn, &order, charge, UNPAID_CHILD_NOTE)?;
             tracing::warn!(
                 subscription = sub.id.get(),
                 order = order.id.get(),

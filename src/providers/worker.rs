@@ -532,9 +532,26 @@ impl Worker {
                 let (status, remains) = match status {
                     OrderStatus::Completed | OrderStatus::Partial => {
                         match child_remains(conn, provider, job, *charge, currency.as_deref())? {
-                            Some(0) if *status == OrderStatus::Completed => (*status, *remains),
-                            Some(undelivered) => (OrderStatus::Partial, Some(undelivered)),
-                            None => (*status, *remains),
+                            Some(Some(0)) if *status == OrderStatus::Completed => {
+                                (*status, *remains)
+                            }
+                            Some(Some(undelivered)) => (OrderStatus::Partial, Some(undelivered)),
+                            Some(None) if *status == OrderStatus::Partial && remains.is_none() => {
+                                // Nothing can settle it: the rule would refuse it at every
+                                // poll until the worker gave up. An operator decides.
+                                crate::application::subscriptions::unsettled_child_to_review(
+                                    conn,
+                                    job.order_id,
+                                )?;
+                                return Ok(AttemptOutcome {
+                                    error: Some(
+                                        "Partial child whose charge cannot tell the undelivered share: on the review queue".into(),
+                                    ),
+                                    synced: true,
+                                    ..AttemptOutcome::to(ForwardingState::Done)
+                                });
+                            }
+                            Some(None) | None => (*status, *remains),
                         }
                     }
                     _ => (*status, *remains),
@@ -607,28 +624,28 @@ impl Worker {
 /// ([`crate::domain::subscription::undelivered_units`]; exact when the charge ÷ the rate is
 /// a whole number of units, else rounded down). The provider's own `remains` are not used
 /// for a child: they count against its quantity, not our `max`. `None` for any other
-/// order, or when it cannot be told (no charge, another currency, no expected cost, a
-/// charge above it): the provider's words are then taken as given.
+/// order (`None`), or `Some(None)` when it cannot be told (no charge, another currency, no
+/// expected cost, a charge above it): the provider's words are then taken as given.
 fn child_remains(
     conn: &mut db::DbConnection,
     provider: &Provider,
     job: &ProviderOrder,
     charge: Option<Money>,
     currency: Option<&str>,
-) -> Result<Option<i64>, diesel::result::Error> {
-    let (Some(charge), true) = (charge, currency.is_none_or(|c| c == provider.currency)) else {
-        return Ok(None);
-    };
+) -> Result<Option<Option<i64>>, diesel::result::Error> {
     let Some(order) = orders::find(conn, job.order_id)?.filter(|o| o.subscription_id.is_some())
     else {
         return Ok(None);
     };
+    let (Some(charge), true) = (charge, currency.is_none_or(|c| c == provider.currency)) else {
+        return Ok(Some(None));
+    };
     let full = db::costs::find(conn, order.id)?
         .filter(|cost| cost.currency == provider.currency)
         .and_then(|cost| cost.expected_cost_provider);
-    Ok(full.and_then(|full| {
+    Ok(Some(full.and_then(|full| {
         crate::domain::subscription::undelivered_units(order.quantity, full, charge)
-    }))
+    })))
 }
 
 /// The fields of an order's `add`: exactly its type's. No `quantity` where the type

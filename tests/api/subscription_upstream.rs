@@ -1182,3 +1182,51 @@ async fn a_child_past_the_hold_asks_the_upstream_cancel_again_after_a_refused_on
     assert_eq!(account(&app, &reseller.token).await, (9_600_000, 0));
     app.assert_books_balance();
 }
+
+#[actix_rt::test]
+async fn a_partial_child_its_charge_cannot_settle_goes_to_review_instead_of_being_polled_forever() {
+    let (app, upstream, panel, service) = setup().await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let (id, remote) = active(&app, &upstream, &reseller.token, body(service, 2)).await;
+    let child = panel.lock().unwrap().child(&remote, "0.2");
+    app.worker_pass().await;
+    let order = child_ids(&subscription(&app, &reseller.token, id).await)[0];
+    // Partial, no remains, and a charge above the one for max: nothing tells the share.
+    panel
+        .lock()
+        .unwrap()
+        .report_child(&child, "Partial", "0.25");
+    app.worker_pass().await;
+    let queue = app.get("/v1/admin/review-queue", &app.admin_token).await;
+    assert_eq!(queue.status, 200, "{}", queue.text);
+    let items = queue.body["data"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", queue.text);
+    assert_eq!(items[0]["order_id"], order);
+    assert_eq!(micros(&items[0]["amount"]), 200_000);
+    assert!(items[0]["note"].as_str().unwrap().starts_with("partial:"));
+    assert_eq!(
+        app.provider_order(order).state,
+        reseller_api::domain::provider::ForwardingState::Done
+    );
+    // No longer polled; nothing refunded until an operator decides.
+    let polls = upstream.calls_of("status").len();
+    app.make_due();
+    app.worker_pass().await;
+    assert!(!upstream.calls_of("status")[polls..]
+        .iter()
+        .any(|c| c["orders"].split(',').any(|o| o == child)));
+    assert_eq!(app.refunded_in_ledger(&reseller.token, order).await, 0);
+    // Approved with the share the operator found: refunded through the one rule.
+    let refund = items[0]["id"].as_i64().unwrap();
+    let approved = app
+        .post(
+            &format!("/v1/admin/refunds/{refund}/approve"),
+            &app.admin_token,
+            json!({"amount": "0.05"}),
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    assert_eq!(app.refunded_in_ledger(&reseller.token, order).await, 50_000);
+    assert_eq!(account(&app, &reseller.token).await, (9_650_000, 200_000));
+    app.assert_books_balance();
+}
