@@ -649,7 +649,10 @@ fn cancel_upstream(
             Some("canceled by the reseller"),
         );
     }
-    if upstream.cancel != Some(UpstreamCancel::Requested) {
+    if !matches!(
+        upstream.cancel,
+        Some(UpstreamCancel::Requested | UpstreamCancel::Accepted)
+    ) {
         subscriptions::request_upstream_cancel(conn, sub.id)?;
     }
     Ok(subscriptions::set_status(
@@ -700,41 +703,40 @@ pub fn upstream_refused(
     end_within(conn, &sub, SubscriptionStatus::Failed, Some(&reason))
 }
 
-/// The provider answered a forwarded cancel: accepted ends the subscription Canceled (its
-/// hold released); refused leaves it open with the provider's words as its reason.
-pub fn upstream_cancel_answered(
+/// The provider refused a forwarded cancel: an open subscription stays open with the
+/// provider's words as its reason (the reseller sees them). One that already ended here (an
+/// operator's end, a disabled service) has no reason to show them in: the refusal is logged
+/// as an error for the operators (the provider goes on making children, booked as they come)
+/// and kept on the provider row's `last_error` by the caller.
+pub fn upstream_cancel_refused(
     conn: &mut db::WriteConn<'_>,
     id: SubscriptionId,
-    refused: Option<&str>,
+    words: &str,
 ) -> Result<Subscription, SubscriptionError> {
     let sub = subscriptions::lock(conn, id)?.ok_or(SubscriptionError::NotFound)?;
     if sub.status.is_terminal() {
+        tracing::error!(
+            subscription = id.get(),
+            words = %clip(words, 300),
+            "the provider refused to cancel a subscription that ended here; its children are still booked"
+        );
         return Ok(sub);
     }
-    match refused {
-        None => end_within(
-            conn,
-            &sub,
-            SubscriptionStatus::Canceled,
-            Some("canceled by the reseller; the provider confirmed"),
-        ),
-        Some(words) => {
-            let reason = format!("the provider refused the cancel: {}", clip(words, 300));
-            Ok(subscriptions::set_status(
-                conn,
-                id,
-                sub.status,
-                Money::ZERO,
-                Some(&reason),
-            )?)
-        }
-    }
+    let reason = format!("the provider refused the cancel: {}", clip(words, 300));
+    Ok(subscriptions::set_status(
+        conn,
+        id,
+        sub.status,
+        Money::ZERO,
+        Some(&reason),
+    )?)
 }
 
 /// What a provider's `status` says of one of its subscriptions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamReport {
-    pub status: SubscriptionStatus,
+    /// `None`: a status word we do not know (its children are booked all the same).
+    pub status: Option<SubscriptionStatus>,
     /// The provider's ids of the child orders it made so far, in its order.
     pub children: Vec<String>,
 }
@@ -755,10 +757,13 @@ pub struct Applied {
 
 /// Applies a provider's report on a subscription, inside the worker's fenced transaction:
 /// each child id not seen before becomes one local child order (paid from the hold; past
-/// it, from the available balance, and the subscription is to be canceled upstream), then the status: Active ⇄ Paused as reported;
-/// Completed, Expired or Canceled end it, what is still held released. A subscription that
-/// already ended here takes nothing more (an operator's local end leaves the upstream as
-/// it is).
+/// it, from the available balance, and the subscription is to be canceled upstream), then
+/// the status (`None`: a word we do not know, quarantined by the caller): Active ⇄ Paused
+/// as reported; Completed, Expired or Canceled end it, what is still held released; a
+/// cancel the provider accepted (`cancel_accepted`) ends it Canceled once its children are
+/// booked. A subscription that already ended here still has its children booked (the
+/// provider made and bills them; the hold is gone, so they are paid from the available
+/// balance or queued unpaid for review); only its status stays as it is.
 pub fn apply_upstream_report(
     conn: &mut db::WriteConn<'_>,
     provider: &crate::domain::provider::Provider,
@@ -770,10 +775,6 @@ pub fn apply_upstream_report(
         return Ok(Applied::default());
     };
     let mut applied = Applied::default();
-    if sub.status.is_terminal() {
-        applied.subscription = Some(sub);
-        return Ok(applied);
-    }
     for remote in &report.children {
         if subscriptions::upstream_child(conn, provider.id, remote)?.is_some() {
             continue;
@@ -787,8 +788,11 @@ pub fn apply_upstream_report(
         applied.children.push(*child.order);
         sub = *child.subscription;
     }
-    let reported = report.status;
-    if reported != sub.status {
+    if sub.status.is_terminal() {
+        applied.subscription = Some(sub);
+        return Ok(applied);
+    }
+    if let Some(reported) = report.status.filter(|reported| *reported != sub.status) {
         if reported.is_terminal() {
             let reason = format!("the provider reports it {}", reported.panel_name());
             sub = end_within(conn, &sub, reported, Some(&reason))?;
@@ -804,6 +808,14 @@ pub fn apply_upstream_report(
             super::events::subscription_status_changed(conn, before, &sub, Money::ZERO)?;
         }
     }
+    if !sub.status.is_terminal() && upstream.cancel == Some(UpstreamCancel::Accepted) {
+        sub = end_within(
+            conn,
+            &sub,
+            SubscriptionStatus::Canceled,
+            Some("canceled by the reseller; the provider confirmed"),
+        )?;
+    }
     applied.subscription = Some(sub);
     Ok(applied)
 }
@@ -812,6 +824,67 @@ pub fn apply_upstream_report(
 pub const UNPAID_CHILD_NOTE: &str = "unpaid: a subscription's child reported after its hold \
     was spent, not covered by the balance (charged below zero); approve to forgive the \
     charge, reject to keep the debt";
+
+/// The note of the review-queue entry of a child whose Partial its provider's charge
+/// cannot settle.
+pub const UNSETTLED_CHILD_NOTE: &str = "partial: a subscription's child the provider \
+    reports Partial, whose undelivered share its charge cannot tell (no provider rate, \
+    another currency, a charge above the one for max); approve with the amount to refund";
+
+/// Puts `amount` of a child order on the operators' review queue: a refund in
+/// `pending_review` with `note`, decided there like a dispute.
+fn queue_for_review(
+    conn: &mut db::WriteConn<'_>,
+    order: &Order,
+    amount: Money,
+    note: &str,
+) -> Result<(), diesel::result::Error> {
+    let review = db::refunds::insert(
+        conn,
+        &db::refunds::NewRefund {
+            account_id: order.account_id,
+            order_id: Some(order.id),
+            top_up_id: None,
+            amount,
+            reason: crate::domain::refund::RefundReason::Other,
+            status: crate::domain::refund::RefundStatus::PendingReview,
+            source: crate::domain::refund::RefundSource::Automatic,
+            note: Some(note.to_string()),
+            decided_by: None,
+        },
+    )?;
+    super::events::refund(
+        conn,
+        crate::domain::event::EventType::RefundPendingReview,
+        &review,
+        Some(order),
+        None,
+    )?;
+    Ok(())
+}
+
+/// A subscription's child the provider reports Partial whose undelivered share cannot be
+/// told from its charge: rather than polled until the worker gives up (the reseller never
+/// refunded), its whole refundable charge goes on the operators' review queue, where an
+/// approval with the right amount refunds it through the one refund rule. Inside the
+/// worker's fenced transaction; the caller stops polling it.
+pub fn unsettled_child_to_review(
+    conn: &mut db::WriteConn<'_>,
+    order_id: crate::domain::ids::OrderId,
+) -> Result<(), diesel::result::Error> {
+    let Some(order) = orders::lock(conn, order_id, None)? else {
+        return Ok(());
+    };
+    let refundable = order.refundable();
+    if order.subscription_id.is_none() || refundable.is_zero() {
+        return Ok(());
+    }
+    tracing::warn!(
+        order = order.id.get(),
+        "a subscription's Partial child cannot be settled from its charge: on the review queue"
+    );
+    queue_for_review(conn, &order, refundable, UNSETTLED_CHILD_NOTE)
+}
 
 /// A child the provider reported, as recorded.
 struct UpstreamChild {
@@ -905,27 +978,7 @@ fn record_upstream_child(
             )?;
             // Unpaid for now: on the operators' review queue, as a waiver to decide
             // (approve: the charge refunded, the debt forgiven; reject: the debt stands).
-            let review = db::refunds::insert(
-                conn,
-                &db::refunds::NewRefund {
-                    account_id: sub.account_id,
-                    order_id: Some(order.id),
-                    top_up_id: None,
-                    amount: charge,
-                    reason: crate::domain::refund::RefundReason::Other,
-                    status: crate::domain::refund::RefundStatus::PendingReview,
-                    source: crate::domain::refund::RefundSource::Automatic,
-                    note: Some(UNPAID_CHILD_NOTE.to_string()),
-                    decided_by: None,
-                },
-            )?;
-            super::events::refund(
-                conn,
-                crate::domain::event::EventType::RefundPendingReview,
-                &review,
-                Some(&order),
-                None,
-            )?;
+            queue_for_review(conn, &order, charge, UNPAID_CHILD_NOTE)?;
             tracing::warn!(
                 subscription = sub.id.get(),
                 order = order.id.get(),

@@ -592,10 +592,18 @@ pub fn finish_upstream(
     } else {
         0
     };
-    let cancel = match outcome.cancel {
-        Some(cancel) => cancel,
-        None => current.cancel,
-    };
+    // The cancel column is written only when the outcome sets it, in its own fenced
+    // statement: a reseller's cancel requested meanwhile (no lock on this row: it is not
+    // written back from the read above) is never overwritten by an attempt that did not
+    // see it.
+    if let Some(cancel) = outcome.cancel {
+        let set = diesel::update(super::lease::fenced!(provider_subscriptions, fence))
+            .set(provider_subscriptions::cancel.eq(cancel.map(UpstreamCancel::as_str)))
+            .execute(conn)?;
+        if set != 1 {
+            return Ok(false);
+        }
+    }
     let changed = diesel::update(super::lease::fenced!(provider_subscriptions, fence))
         .set((
             provider_subscriptions::state.eq(outcome.state.as_str()),
@@ -606,7 +614,6 @@ pub fn finish_upstream(
             provider_subscriptions::last_error.eq(&outcome.error),
             provider_subscriptions::quarantined_status.eq(&outcome.quarantined_status),
             provider_subscriptions::failures.eq(failures),
-            provider_subscriptions::cancel.eq(cancel.map(UpstreamCancel::as_str)),
             provider_subscriptions::last_synced_at.eq(if outcome.synced {
                 Some(at)
             } else {

@@ -76,12 +76,14 @@ impl SubscriptionStatus {
 }
 
 string_enum! {
-    /// A reseller's cancel of a provider-backed subscription: waiting to be forwarded, or
-    /// refused by the provider (the subscription stays open, the provider's words in its
-    /// `status_reason`).
+    /// A cancel of a provider-backed subscription: waiting to be forwarded, refused by the
+    /// provider (the subscription stays open, the provider's words in its `status_reason`),
+    /// or accepted (the next status poll books the children made until then, from the
+    /// hold, and only then ends it).
     UpstreamCancel {
         Requested => "requested",
         Refused => "refused",
+        Accepted => "accepted",
     }
 }
 

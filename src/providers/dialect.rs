@@ -66,6 +66,19 @@ fn as_id(value: &Value) -> Option<String> {
     }
 }
 
+/// A child order id in a subscription's `orders`: a positive whole number (as a number or
+/// digits). Anything else (`"N/A"`, `"0"`, `"none"`) is provider text, never a child to
+/// charge: the item is unreadable.
+fn child_id(value: &Value) -> Option<String> {
+    let id = match value {
+        Value::Number(n) => n.as_u64()?.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        _ => return None,
+    };
+    let positive = id.bytes().all(|b| b.is_ascii_digit()) && id.bytes().any(|b| b != b'0');
+    positive.then_some(id)
+}
+
 /// Parses a body that may be pretty-printed, sent as text/html, or empty.
 fn json(body: &str) -> Option<Value> {
     let trimmed = body.trim();
@@ -498,8 +511,9 @@ pub enum SubscriptionItem {
         /// The child order ids it made so far (`orders`), in its order.
         children: Vec<String>,
     },
-    /// A status word we do not know: quarantined, never mapped to a default.
-    UnknownStatus(String),
+    /// A status word we do not know: quarantined, never mapped to a default; the children
+    /// listed beside it are real all the same.
+    UnknownStatus { word: String, children: Vec<String> },
     /// A per-item error, such as `Incorrect order ID`.
     Error(String),
 }
@@ -514,19 +528,19 @@ fn subscription_item(value: &Value) -> Option<SubscriptionItem> {
             let raw = fields.get("status").and_then(Value::as_str)?;
             let children = match fields.get("orders") {
                 None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(ids)) => ids.iter().map(as_id).collect::<Option<Vec<_>>>()?,
+                Some(Value::Array(ids)) => ids.iter().map(child_id).collect::<Option<Vec<_>>>()?,
                 // Some panels send the ids as one comma-separated string.
                 Some(Value::String(ids)) => ids
                     .split(',')
                     .map(str::trim)
                     .filter(|id| !id.is_empty())
-                    .map(str::to_string)
-                    .collect(),
+                    .map(|id| child_id(&Value::String(id.to_string())))
+                    .collect::<Option<Vec<_>>>()?,
                 Some(_) => return None,
             };
             Some(match parse_upstream_status(raw) {
                 Ok(status) => SubscriptionItem::Known { status, children },
-                Err(word) => SubscriptionItem::UnknownStatus(word),
+                Err(word) => SubscriptionItem::UnknownStatus { word, children },
             })
         }
         _ => None,
@@ -814,7 +828,13 @@ mod tests {
                "9002":{"status":"Cancelled","orders":"7, 8"},
                "9003":{"status":"Refunded","orders":[]},
                "9004":{"error":"Incorrect order ID"},
-               "9005":{"status":"Active","orders":[{"id":1}]}}"#,
+               "9005":{"status":"Active","orders":[{"id":1}]},
+               "9006":{"status":"Active","orders":["N/A"]},
+               "9007":{"status":"Active","orders":[0]},
+               "9008":{"status":"Active","orders":"12,none"},
+               "9009":{"status":"Active","orders":[-3]},
+               "9010":{"status":"Paused","orders":["0"]},
+               "9011":{"status":"Holiday","orders":[55]}}"#,
         )
         .unwrap();
         assert_eq!(
@@ -833,13 +853,26 @@ mod tests {
         );
         assert_eq!(
             items["9003"],
-            SubscriptionItem::UnknownStatus("Refunded".into())
+            SubscriptionItem::UnknownStatus {
+                word: "Refunded".into(),
+                children: vec![]
+            }
         );
         assert_eq!(
             items["9004"],
             SubscriptionItem::Error("Incorrect order ID".into())
         );
-        assert!(!items.contains_key("9005"));
+        // Provider text in `orders` is never a child to charge: the item is unreadable.
+        for unreadable in ["9005", "9006", "9007", "9008", "9009", "9010"] {
+            assert!(!items.contains_key(unreadable), "{unreadable}");
+        }
+        assert_eq!(
+            items["9011"],
+            SubscriptionItem::UnknownStatus {
+                word: "Holiday".into(),
+                children: vec!["55".into()]
+            }
+        );
         assert_eq!(
             parse_subscription_statuses(r#"{"error":"Invalid API key"}"#),
             None

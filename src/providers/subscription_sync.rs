@@ -36,7 +36,7 @@ use crate::db::subscriptions::{
 };
 use crate::db::{self, DbConnection};
 use crate::domain::provider::{ForwardingState, Provider};
-use crate::domain::subscription::{panel_date, Subscription, UpstreamCancel};
+use crate::domain::subscription::{panel_date, Subscription, SubscriptionStatus, UpstreamCancel};
 
 /// Subscriptions one pass sends at most, each under its own claim.
 const SENDS_PER_PASS: usize = 50;
@@ -75,11 +75,13 @@ impl db::TxError for SyncError {
 /// Runs `work` and the fenced finish of the outcome it returns as one write transaction:
 /// when the claim was lost, nothing `work` did (a child, a release) is kept. True when it
 /// was kept. A refusal of the application's (not the database's) is recorded on the row
-/// as a failed attempt, asked again after a backoff.
+/// as a failed attempt, asked again after a backoff, the row left as `on_failure` says:
+/// what the provider already told us (an acceptance's id) is kept there, never lost.
 fn finish_with(
     worker: &Worker,
     conn: &mut DbConnection,
     job: &ProviderSubscription,
+    on_failure: UpstreamOutcome,
     work: impl Fn(&mut db::WriteConn<'_>) -> Result<UpstreamOutcome, SyncError> + Sync,
 ) -> Result<bool, diesel::result::Error> {
     let fence = job.fence(&worker.owner);
@@ -107,7 +109,7 @@ fn finish_with(
                 error: Some(truncate(&error.to_string(), 500).to_string()),
                 failed: true,
                 next_at: Some(worker.backoff(job.failures)),
-                ..UpstreamOutcome::to(job.state)
+                ..on_failure
             };
             finish(conn, fence, outcome)
         }
@@ -271,7 +273,13 @@ impl Exchange for SubscriptionSends<'_> {
         match read {
             AddReply::Accepted(remote) => {
                 pass.subscriptions_sent += 1;
-                let kept = finish_with(worker, conn, &job, |conn| {
+                // Should applying it fail, the provider's id is kept and the row is
+                // `sent`: polled (its status makes it Active), never sent again.
+                let on_failure = UpstreamOutcome {
+                    provider_subscription_id: Some(remote.clone()),
+                    ..UpstreamOutcome::to(ForwardingState::Sent)
+                };
+                let kept = finish_with(worker, conn, &job, on_failure, |conn| {
                     subs::upstream_accepted(conn, id)?;
                     Ok(UpstreamOutcome {
                         provider_subscription_id: Some(remote.clone()),
@@ -320,14 +328,22 @@ impl Exchange for SubscriptionSends<'_> {
                 } else {
                     // Refused in clear words (or never reachable): Error, the hold released
                     // in the same transaction as the fenced finish.
-                    finish_with(worker, conn, &job, |conn| {
-                        subs::upstream_refused(conn, id, &words)?;
-                        Ok(UpstreamOutcome {
-                            error: Some(truncate(&words, 500).to_string()),
-                            failed: true,
-                            ..UpstreamOutcome::to(ForwardingState::Failed)
-                        })
-                    })?;
+                    // Should applying it fail, it is asked again: a refusal leaves nothing
+                    // upstream, so that is safe.
+                    finish_with(
+                        worker,
+                        conn,
+                        &job,
+                        UpstreamOutcome::to(ForwardingState::Queued),
+                        |conn| {
+                            subs::upstream_refused(conn, id, &words)?;
+                            Ok(UpstreamOutcome {
+                                error: Some(truncate(&words, 500).to_string()),
+                                failed: true,
+                                ..UpstreamOutcome::to(ForwardingState::Failed)
+                            })
+                        },
+                    )?;
                 }
             }
             AddReply::Unreadable => {
@@ -449,20 +465,28 @@ impl Exchange for SubscriptionCancels<'_> {
         match item {
             Some(CancelItem::Accepted) => {
                 pass.cancels_answered += 1;
-                // Confirmed: it ends Canceled and its hold is released, under the claim.
-                finish_with(worker, conn, &job, |conn| {
-                    subs::upstream_cancel_answered(conn, id, None)?;
-                    Ok(UpstreamOutcome {
-                        cancel: Some(None),
-                        ..UpstreamOutcome::to(ForwardingState::Done)
-                    })
-                })?;
+                // Confirmed, but not ended here yet: the provider may have made children
+                // since the last poll. The row stays `sent` and is polled now; that poll
+                // books them (from the hold) and then ends it, releasing the rest.
+                let outcome = UpstreamOutcome {
+                    cancel: Some(Some(UpstreamCancel::Accepted)),
+                    next_at: Some(db::now()),
+                    ..UpstreamOutcome::to(ForwardingState::Sent)
+                };
+                finish(conn, job.fence(&worker.owner), outcome)?;
             }
             Some(CancelItem::Refused(words)) => {
                 pass.cancels_answered += 1;
-                finish_with(worker, conn, &job, |conn| {
-                    subs::upstream_cancel_answered(conn, id, Some(&words))?;
+                let on_failure = UpstreamOutcome::to(ForwardingState::Sent);
+                finish_with(worker, conn, &job, on_failure, |conn| {
+                    subs::upstream_cancel_refused(conn, id, &words)?;
                     Ok(UpstreamOutcome {
+                        // Kept on the row too, for an operator (a subscription that ended
+                        // here shows no reason to the reseller).
+                        error: Some(format!(
+                            "the provider refused the cancel: {}",
+                            truncate(&words, 300)
+                        )),
                         cancel: Some(Some(UpstreamCancel::Refused)),
                         next_at: Some(worker.subscription_sync_later()),
                         ..UpstreamOutcome::to(ForwardingState::Sent)
@@ -494,6 +518,58 @@ impl Exchange for SubscriptionCancels<'_> {
 
 /// Open provider-backed subscriptions' statuses and children, one batch per pass.
 pub(super) struct SubscriptionPolls<'w>(pub(super) &'w Worker);
+
+impl SubscriptionPolls<'_> {
+    /// Applies one subscription's report and the fenced finish of its row in one
+    /// transaction. The row is done only once the provider itself reports an end (or the
+    /// subscription is gone): one that ended here first (a confirmed cancel, an operator's
+    /// end, a disabled service) is still polled, so every child the provider makes is
+    /// booked.
+    fn apply(
+        &self,
+        conn: &mut DbConnection,
+        provider: &Provider,
+        job: &ProviderSubscription,
+        report: &UpstreamReport,
+        quarantined: Option<&str>,
+        pass: &mut Pass,
+    ) -> Result<(), diesel::result::Error> {
+        let worker = self.0;
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let kept = finish_with(worker, conn, job, UpstreamOutcome::to(job.state), |conn| {
+            let applied = subs::apply_upstream_report(conn, provider, job, report)?;
+            made.store(applied.children.len(), std::sync::atomic::Ordering::Relaxed);
+            let ended = applied.subscription.is_none()
+                || report.status.is_some_and(SubscriptionStatus::is_terminal);
+            // A child past the hold: the subscription is canceled upstream, whatever came
+            // of an earlier cancel (a refused one is asked again: the children go on).
+            let cancel = (applied.cancel_upstream
+                && !ended
+                && job.cancel != Some(UpstreamCancel::Requested))
+            .then_some(Some(UpstreamCancel::Requested));
+            let next_at = if cancel.is_some() {
+                db::now()
+            } else {
+                worker.subscription_sync_later()
+            };
+            Ok(UpstreamOutcome {
+                synced: true,
+                cancel,
+                quarantined_status: quarantined.map(str::to_string),
+                next_at: Some(next_at),
+                ..UpstreamOutcome::to(if ended {
+                    ForwardingState::Done
+                } else {
+                    ForwardingState::Sent
+                })
+            })
+        })?;
+        if kept {
+            pass.subscription_children += made.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
 
 impl Exchange for SubscriptionPolls<'_> {
     const ACTION: &'static str = "status";
@@ -586,51 +662,22 @@ impl Exchange for SubscriptionPolls<'_> {
                 Some(Some(SubscriptionItem::Error(words))) => {
                     failed(truncate(words, 500).to_string())
                 }
-                Some(Some(SubscriptionItem::UnknownStatus(word))) => {
+                Some(Some(SubscriptionItem::UnknownStatus { word, children })) => {
                     tracing::warn!(subscription = job.subscription_id.get(), provider = provider.id.get(), status = %word, "unknown subscription status quarantined");
-                    UpstreamOutcome {
-                        quarantined_status: Some(word.clone()),
-                        synced: true,
-                        next_at: Some(worker.subscription_sync_later()),
-                        ..UpstreamOutcome::to(ForwardingState::Sent)
-                    }
+                    // The status is quarantined; the children listed beside it are booked.
+                    let report = UpstreamReport {
+                        status: None,
+                        children: children.clone(),
+                    };
+                    self.apply(conn, provider, &job, &report, Some(word), pass)?;
+                    continue;
                 }
                 Some(Some(SubscriptionItem::Known { status, children })) => {
                     let report = UpstreamReport {
-                        status: *status,
+                        status: Some(*status),
                         children: children.clone(),
                     };
-                    let made = std::sync::atomic::AtomicUsize::new(0);
-                    let kept = finish_with(worker, conn, &job, |conn| {
-                        let applied = subs::apply_upstream_report(conn, provider, &job, &report)?;
-                        made.store(applied.children.len(), std::sync::atomic::Ordering::Relaxed);
-                        let ended = applied
-                            .subscription
-                            .as_ref()
-                            .is_none_or(|s| s.status.is_terminal());
-                        // A child past the hold: the subscription is canceled upstream.
-                        let cancel = (applied.cancel_upstream && job.cancel.is_none())
-                            .then_some(Some(UpstreamCancel::Requested));
-                        let next_at = if cancel.is_some() {
-                            db::now()
-                        } else {
-                            worker.subscription_sync_later()
-                        };
-                        Ok(UpstreamOutcome {
-                            synced: true,
-                            cancel,
-                            next_at: Some(next_at),
-                            ..UpstreamOutcome::to(if ended {
-                                ForwardingState::Done
-                            } else {
-                                ForwardingState::Sent
-                            })
-                        })
-                    })?;
-                    if kept {
-                        pass.subscription_children +=
-                            made.load(std::sync::atomic::Ordering::Relaxed);
-                    }
+                    self.apply(conn, provider, &job, &report, None, pass)?;
                     continue;
                 }
             };

@@ -526,13 +526,37 @@ impl Worker {
                 currency,
             }) => {
                 // A subscription's child is booked at `max` (the provider gives no
-                // quantity): a Partial without remains is read from its final charge.
-                let remains = match (remains, status) {
-                    (None, OrderStatus::Partial) => {
-                        child_remains(conn, provider, job, *charge, currency.as_deref())?
+                // quantity, or its own, not ours): at a final status carrying a charge,
+                // what it delivered is read from that charge against its charge for
+                // `max`. A Completed child billed under `max` is a Partial of ours.
+                let (status, remains) = match status {
+                    OrderStatus::Completed | OrderStatus::Partial => {
+                        match child_remains(conn, provider, job, *charge, currency.as_deref())? {
+                            Some(Some(0)) if *status == OrderStatus::Completed => {
+                                (*status, *remains)
+                            }
+                            Some(Some(undelivered)) => (OrderStatus::Partial, Some(undelivered)),
+                            Some(None) if *status == OrderStatus::Partial && remains.is_none() => {
+                                // Nothing can settle it: the rule would refuse it at every
+                                // poll until the worker gave up. An operator decides.
+                                crate::application::subscriptions::unsettled_child_to_review(
+                                    conn,
+                                    job.order_id,
+                                )?;
+                                return Ok(AttemptOutcome {
+                                    error: Some(
+                                        "Partial child whose charge cannot tell the undelivered share: on the review queue".into(),
+                                    ),
+                                    synced: true,
+                                    ..AttemptOutcome::to(ForwardingState::Done)
+                                });
+                            }
+                            Some(None) | None => (*status, *remains),
+                        }
                     }
-                    _ => *remains,
+                    _ => (*status, *remains),
                 };
+                let status = &status;
                 let mut trigger = Trigger::new(
                     Change {
                         status: Some(*status),
@@ -594,32 +618,34 @@ impl Worker {
     }
 }
 
-/// The undelivered units of a subscription's child that ended Partial without `remains`:
-/// what the provider's final `charge` leaves unbilled of its charge for the child's units
-/// (the expected cost recorded when the child was made, its rate × `max`)
-/// ([`crate::domain::subscription::undelivered_units`]). `None` for any other order, or
-/// when it cannot be told (no charge, another currency, no expected cost): the rule then
-/// refuses the Partial and the order is polled again.
+/// The undelivered units of a subscription's child that ended (Completed or Partial): what
+/// the provider's final `charge` leaves unbilled of its charge for the child's units (the
+/// expected cost recorded when the child was made, its rate × `max`)
+/// ([`crate::domain::subscription::undelivered_units`]; exact when the charge ÷ the rate is
+/// a whole number of units, else rounded down). The provider's own `remains` are not used
+/// for a child: they count against its quantity, not our `max`. `None` for any other
+/// order (`None`), or `Some(None)` when it cannot be told (no charge, another currency, no
+/// expected cost, a charge above it): the provider's words are then taken as given.
 fn child_remains(
     conn: &mut db::DbConnection,
     provider: &Provider,
     job: &ProviderOrder,
     charge: Option<Money>,
     currency: Option<&str>,
-) -> Result<Option<i64>, diesel::result::Error> {
-    let (Some(charge), true) = (charge, currency.is_none_or(|c| c == provider.currency)) else {
-        return Ok(None);
-    };
+) -> Result<Option<Option<i64>>, diesel::result::Error> {
     let Some(order) = orders::find(conn, job.order_id)?.filter(|o| o.subscription_id.is_some())
     else {
         return Ok(None);
     };
+    let (Some(charge), true) = (charge, currency.is_none_or(|c| c == provider.currency)) else {
+        return Ok(Some(None));
+    };
     let full = db::costs::find(conn, order.id)?
         .filter(|cost| cost.currency == provider.currency)
         .and_then(|cost| cost.expected_cost_provider);
-    Ok(full.and_then(|full| {
+    Ok(Some(full.and_then(|full| {
         crate::domain::subscription::undelivered_units(order.quantity, full, charge)
-    }))
+    })))
 }
 
 /// The fields of an order's `add`: exactly its type's. No `quantity` where the type

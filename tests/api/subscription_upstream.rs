@@ -905,3 +905,328 @@ async fn a_sync_fills_what_the_catalog_says_and_leaves_the_terms_an_operator_set
     assert_eq!(account(&app, &reseller.token).await, (9_100_000, 900_000));
     app.assert_books_balance();
 }
+
+/// The orders of a subscription as its JSON lists them.
+fn child_ids(sub: &Value) -> Vec<i64> {
+    sub["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_i64().unwrap())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_child_made_between_the_last_poll_and_a_confirmed_cancel_is_booked_from_the_hold() {
+    let (app, upstream, panel, service) = setup().await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let (id, remote) = active(&app, &upstream, &reseller.token, body(service, 3)).await;
+    // Polled: nothing yet. Then the provider makes a child, and the reseller cancels
+    // before the next poll.
+    app.worker_pass().await;
+    let child = panel.lock().unwrap().child(&remote, "0.2");
+    let reply = app
+        .post(
+            &format!("/v1/subscriptions/{id}/cancel"),
+            &reseller.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+
+    app.worker_pass().await;
+    app.worker_pass().await;
+    assert_eq!(upstream.calls_of("cancel").len(), 1);
+    let sub = subscription(&app, &reseller.token, id).await;
+    assert_eq!(sub["status"], "canceled", "{sub}");
+    let ids = child_ids(&sub);
+    assert_eq!(ids.len(), 1, "the child the provider made is booked: {sub}");
+    // Paid from the hold, the rest released: 0.6 − 0.2.
+    assert_eq!(micros(&sub["captured"]), 200_000);
+    assert_eq!(micros(&sub["released"]), 400_000);
+    assert_eq!(account(&app, &reseller.token).await, (9_800_000, 0));
+    let entries = entries_of(&app, &reseller.token, ids[0]).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(micros(&entries[0]["held_amount"]), -200_000);
+    assert_eq!(
+        app.provider_order(ids[0]).provider_order_id.as_deref(),
+        Some(child.as_str())
+    );
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn children_of_a_subscription_ended_here_are_still_booked_and_it_is_canceled_upstream() {
+    let (app, upstream, panel, service) = setup().await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let (id, remote) = active(&app, &upstream, &reseller.token, body(service, 3)).await;
+    app.worker_pass().await;
+    // An operator ends it here (the upstream left as it is); the provider goes on.
+    let ended = app
+        .post(
+            &format!("/v1/admin/subscriptions/{id}/end"),
+            &app.admin_token,
+            json!({"reason": "ended here"}),
+        )
+        .await;
+    assert_eq!(ended.status, 200, "{}", ended.text);
+    assert_eq!(account(&app, &reseller.token).await, (10_000_000, 0));
+    panel.lock().unwrap().child(&remote, "0.2");
+
+    app.worker_pass().await;
+    app.worker_pass().await;
+    let sub = subscription(&app, &reseller.token, id).await;
+    assert_eq!(sub["status"], "canceled");
+    let ids = child_ids(&sub);
+    assert_eq!(ids.len(), 1, "{sub}");
+    // The hold is gone: paid from the available balance.
+    assert_eq!(account(&app, &reseller.token).await, (9_800_000, 0));
+    let entries = entries_of(&app, &reseller.token, ids[0]).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(micros(&entries[0]["amount"]), -200_000);
+    // It made a child past the hold: canceled upstream, then no longer polled.
+    let cancels = upstream.calls_of("cancel");
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(cancels[0]["orders"], remote);
+    let polls = upstream.calls_of("status").len();
+    app.worker_pass().await;
+    assert!(!upstream.calls_of("status")[polls..]
+        .iter()
+        .any(|c| c["orders"].split(',').any(|o| o == remote)));
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn an_acceptance_that_cannot_be_applied_keeps_the_providers_id_and_is_never_sent_again() {
+    use diesel::connection::SimpleConnection;
+    let (app, upstream, _panel, service) = setup().await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    // The acceptance's transaction fails (as a full write queue or a database error would):
+    // making a subscription Active is refused for now.
+    let postgres = app
+        .config
+        .database_url
+        .expose_secret()
+        .starts_with("postgres");
+    let (refuse, allow) = if postgres {
+        (
+            "CREATE FUNCTION refuse_active() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; \
+             CREATE TRIGGER refuse_active BEFORE UPDATE ON subscriptions FOR EACH ROW \
+             WHEN (NEW.status = 'active') EXECUTE FUNCTION refuse_active();",
+            "DROP TRIGGER refuse_active ON subscriptions;",
+        )
+    } else {
+        (
+            "CREATE TRIGGER refuse_active BEFORE UPDATE ON subscriptions \
+             WHEN NEW.status = 'active' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+            "DROP TRIGGER refuse_active;",
+        )
+    };
+    app.pool.get().unwrap().batch_execute(refuse).unwrap();
+    let created = app
+        .post("/v1/subscriptions", &reseller.token, body(service, 3))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.body["id"].as_i64().unwrap();
+    app.worker_pass().await;
+    assert_eq!(upstream.calls_of("add").len(), 1);
+    let row = {
+        let mut conn = app.pool.get().unwrap();
+        reseller_api::db::subscriptions::find_upstream(
+            &mut conn,
+            reseller_api::domain::ids::SubscriptionId(id),
+        )
+        .unwrap()
+        .unwrap()
+    };
+    assert_eq!(row.provider_subscription_id.as_deref(), Some("9001"));
+    assert_eq!(
+        row.state,
+        reseller_api::domain::provider::ForwardingState::Sent
+    );
+    assert_eq!(
+        subscription(&app, &reseller.token, id).await["status"],
+        "pending"
+    );
+
+    app.pool.get().unwrap().batch_execute(allow).unwrap();
+    app.worker_pass().await;
+    app.worker_pass().await;
+    // Never sent again; the poll makes it Active.
+    assert_eq!(upstream.calls_of("add").len(), 1);
+    let sub = subscription(&app, &reseller.token, id).await;
+    assert_eq!(sub["status"], "active", "{sub}");
+    assert_eq!(account(&app, &reseller.token).await, (9_400_000, 600_000));
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn children_listed_beside_an_unknown_status_word_are_booked() {
+    let (app, upstream, panel, service) = setup().await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let (id, remote) = active(&app, &upstream, &reseller.token, body(service, 3)).await;
+    {
+        let mut panel = panel.lock().unwrap();
+        panel.child(&remote, "0.2");
+        panel.set_subscription(&remote, "Holiday");
+    }
+    let pass = app.worker_pass().await;
+    assert_eq!(pass.subscription_children, 1, "{pass:?}");
+    let sub = subscription(&app, &reseller.token, id).await;
+    // The word is quarantined, never mapped: the status stays.
+    assert_eq!(sub["status"], "active");
+    assert_eq!(child_ids(&sub).len(), 1);
+    assert_eq!(micros(&sub["captured"]), 200_000);
+    assert_eq!(account(&app, &reseller.token).await, (9_400_000, 400_000));
+    let row = {
+        let mut conn = app.pool.get().unwrap();
+        reseller_api::db::subscriptions::find_upstream(
+            &mut conn,
+            reseller_api::domain::ids::SubscriptionId(id),
+        )
+        .unwrap()
+        .unwrap()
+    };
+    assert_eq!(row.quarantined_status.as_deref(), Some("Holiday"));
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn a_child_billed_under_max_is_refunded_by_its_final_charge_whatever_its_status() {
+    let (app, upstream, panel, service) = setup().await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let (id, remote) = active(&app, &upstream, &reseller.token, body(service, 3)).await;
+    let children: Vec<String> = {
+        let mut panel = panel.lock().unwrap();
+        (0..3).map(|_| panel.child(&remote, "0.2")).collect()
+    };
+    app.worker_pass().await;
+    let ids = child_ids(&subscription(&app, &reseller.token, id).await);
+    assert_eq!(ids.len(), 3);
+    assert_eq!(account(&app, &reseller.token).await, (9_400_000, 0));
+    {
+        let mut panel = panel.lock().unwrap();
+        // Completed, but billed 0.133333 of 0.200000 for 150: floor(150 × 0.066667 / 0.2)
+        // = 50 undelivered, refunded floor(0.2 × 50 / 150) = 0.066666.
+        panel.report_child(&children[0], "Completed", "0.133333");
+        // Partial with the provider's own remains (50 of its 100): our booking was 150, its
+        // charge 0.066667 says about 50 delivered: floor(150 × 0.133333 / 0.2) = 99
+        // undelivered, refunded 0.2 × 99 / 150 = 0.132000 (not 50/150 of it).
+        panel.report(&children[1], "Partial", 50, "0.066667");
+        // Completed and billed for max: nothing refunded.
+        panel.report_child(&children[2], "Completed", "0.2");
+    }
+    app.worker_pass().await;
+    assert_eq!(
+        app.refunded_in_ledger(&reseller.token, ids[0]).await,
+        66_666
+    );
+    assert_eq!(
+        app.refunded_in_ledger(&reseller.token, ids[1]).await,
+        132_000
+    );
+    assert_eq!(app.refunded_in_ledger(&reseller.token, ids[2]).await, 0);
+    let first = app.order_json(&reseller.token, ids[0]).await;
+    assert_eq!(first["status"], "partial", "{first}");
+    assert_eq!(first["remains"], 50);
+    let second = app.order_json(&reseller.token, ids[1]).await;
+    assert_eq!(second["remains"], 99, "{second}");
+    let third = app.order_json(&reseller.token, ids[2]).await;
+    assert_eq!(third["status"], "completed");
+    assert_eq!(
+        account(&app, &reseller.token).await,
+        (9_400_000 + 66_666 + 132_000, 0)
+    );
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn a_child_past_the_hold_asks_the_upstream_cancel_again_after_a_refused_one() {
+    let (app, upstream, panel, service) = setup().await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let (id, remote) = active(&app, &upstream, &reseller.token, body(service, 1)).await;
+    panel.lock().unwrap().cancels.insert(
+        remote.clone(),
+        json!({"error": "Cancel is not available for this subscription"}),
+    );
+    let reply = app
+        .post(
+            &format!("/v1/subscriptions/{id}/cancel"),
+            &reseller.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    app.worker_pass().await;
+    assert_eq!(upstream.calls_of("cancel").len(), 1);
+
+    // The provider goes on: one child from the hold, one past it.
+    {
+        let mut panel = panel.lock().unwrap();
+        panel.child(&remote, "0.2");
+        panel.child(&remote, "0.2");
+    }
+    app.worker_pass().await;
+    app.worker_pass().await;
+    // Past the hold: the cancel is asked again, though refused before.
+    assert_eq!(upstream.calls_of("cancel").len(), 2);
+    let sub = subscription(&app, &reseller.token, id).await;
+    assert_eq!(child_ids(&sub).len(), 2);
+    assert_eq!(sub["status"], "active");
+    // Refused again: the reseller sees why.
+    assert_eq!(
+        sub["status_reason"],
+        "the provider refused the cancel: Cancel is not available for this subscription"
+    );
+    assert_eq!(account(&app, &reseller.token).await, (9_600_000, 0));
+    app.assert_books_balance();
+}
+
+#[actix_rt::test]
+async fn a_partial_child_its_charge_cannot_settle_goes_to_review_instead_of_being_polled_forever() {
+    let (app, upstream, panel, service) = setup().await;
+    let reseller = app.funded_reseller("subs", "10").await;
+    let (id, remote) = active(&app, &upstream, &reseller.token, body(service, 2)).await;
+    let child = panel.lock().unwrap().child(&remote, "0.2");
+    app.worker_pass().await;
+    let order = child_ids(&subscription(&app, &reseller.token, id).await)[0];
+    // Partial, no remains, and a charge above the one for max: nothing tells the share.
+    panel
+        .lock()
+        .unwrap()
+        .report_child(&child, "Partial", "0.25");
+    app.worker_pass().await;
+    let queue = app.get("/v1/admin/review-queue", &app.admin_token).await;
+    assert_eq!(queue.status, 200, "{}", queue.text);
+    let items = queue.body["data"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", queue.text);
+    assert_eq!(items[0]["order_id"], order);
+    assert_eq!(micros(&items[0]["amount"]), 200_000);
+    assert!(items[0]["note"].as_str().unwrap().starts_with("partial:"));
+    assert_eq!(
+        app.provider_order(order).state,
+        reseller_api::domain::provider::ForwardingState::Done
+    );
+    // No longer polled; nothing refunded until an operator decides.
+    let polls = upstream.calls_of("status").len();
+    app.make_due();
+    app.worker_pass().await;
+    assert!(!upstream.calls_of("status")[polls..]
+        .iter()
+        .any(|c| c["orders"].split(',').any(|o| o == child)));
+    assert_eq!(app.refunded_in_ledger(&reseller.token, order).await, 0);
+    // Approved with the share the operator found: refunded through the one rule.
+    let refund = items[0]["id"].as_i64().unwrap();
+    let approved = app
+        .post(
+            &format!("/v1/admin/refunds/{refund}/approve"),
+            &app.admin_token,
+            json!({"amount": "0.05"}),
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    assert_eq!(app.refunded_in_ledger(&reseller.token, order).await, 50_000);
+    assert_eq!(account(&app, &reseller.token).await, (9_650_000, 200_000));
+    app.assert_books_balance();
+}

@@ -12,9 +12,10 @@ CREATE TABLE provider_subscriptions (
     provider_subscription_id TEXT,
     -- Sent with the `add` to providers that deduplicate by it.
     idempotency_key TEXT NOT NULL,
-    -- A reseller's cancel waiting to be forwarded ('requested'), or refused by the provider
-    -- ('refused'; its words in subscriptions.status_reason). NULL: none asked.
-    cancel TEXT CHECK (cancel IN ('requested', 'refused')),
+    -- A cancel waiting to be forwarded ('requested'), refused by the provider ('refused';
+    -- its words in subscriptions.status_reason), or accepted ('accepted': the next status
+    -- poll books the children made until then and ends it). NULL: none asked.
+    cancel TEXT CHECK (cancel IN ('requested', 'refused', 'accepted')),
     attempts BIGINT NOT NULL DEFAULT 0,
     failures BIGINT NOT NULL DEFAULT 0,
     next_at TIMESTAMP NOT NULL,
