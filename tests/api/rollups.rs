@@ -455,7 +455,8 @@ async fn randomized_history(seed: u64) {
             "+03:20",
         ),
         // The whole history in +05:30 (day, week and month series: a local day is quarters
-        // and hours, a local week holds whole UTC days and seven-day spans).
+        // and hours, a local week holds whole UTC days (never a seven-day span: those start
+        // on Thursdays), a local month whole UTC days and seven-day spans).
         (
             Window::new(
                 now - Duration::days(41) - Duration::seconds(437),
