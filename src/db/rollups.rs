@@ -107,10 +107,14 @@ pub fn fold(conn: &mut WriteConn<'_>, max_ranges: usize) -> QueryResult<Folded> 
         }
     }
     let mut folded = Folded::default();
+    // The keys of the 15-minute rows the fold changes (compared before and after): only
+    // their parent rows can differ from their children now.
+    let before = quarters(conn, &ranges)?;
     for &(first, end) in &ranges {
         refold_range(conn, first, end)?;
     }
-    refold_parents(conn, &ranges)?;
+    let touched = Touched::between(before, quarters(conn, &ranges)?);
+    refold_parents(conn, &ranges, touched.as_ref())?;
     let ids: Vec<i64> = changes
         .iter()
         .filter(|(_, b)| ranges.iter().any(|(first, end)| (*first..*end).contains(b)))
@@ -142,7 +146,7 @@ pub fn rebuild_range(conn: &mut WriteConn<'_>, first: i64, end: i64) -> QueryRes
             .load(read)?
     };
     refold_range(conn, first, end)?;
-    refold_parents(conn, &[(first, end)])?;
+    refold_parents(conn, &[(first, end)], None)?;
     let write: &mut DbConnection = conn;
     for chunk in ids.chunks(500) {
         diesel::delete(rollup_changes::table.filter(rollup_changes::id.eq_any(chunk)))
@@ -166,7 +170,12 @@ pub fn changed_bounds(conn: &mut DbConnection) -> QueryResult<Option<(i64, i64)>
 /// A timestamp column's bucket, in SQL.
 fn bucket_sql(dialect: Dialect) -> &'static str {
     match dialect {
-        Dialect::Sqlite => "(CAST(strftime('%s', o.created_at) AS INTEGER) / 900)",
+        // Floor division, as `bucket_of` (SQLite's `/` truncates towards zero, which would
+        // put an order of 1969 in the bucket after its own).
+        Dialect::Sqlite => {
+            "(CAST(strftime('%s', o.created_at) AS INTEGER) / 900 \
+             - (CAST(strftime('%s', o.created_at) AS INTEGER) % 900 < 0))"
+        }
         Dialect::Postgres => "CAST(FLOOR(EXTRACT(EPOCH FROM o.created_at) / 900) AS BIGINT)",
     }
 }
@@ -504,10 +513,143 @@ const LEVELS: &[Level] = &[
     },
 ];
 
+/// The key values (service, account, provider) of the 15-minute rows a fold changed
+/// (added, removed or with other sums): it refolds the parent rows of these keys only,
+/// since no other key's children changed. A set grown past [`MAX_TOUCHED`] is dropped:
+/// that column is not filtered.
+#[derive(Debug, Default)]
+struct Touched {
+    services: Option<BTreeSet<i64>>,
+    accounts: Option<BTreeSet<i64>>,
+    providers: Option<BTreeSet<i64>>,
+}
+
+/// Key values one fold filters its parents by, per column, at most.
+const MAX_TOUCHED: usize = 1_000;
+/// 15-minute rows a fold compares before and after, at most (catching up on a week of
+/// history: the parents are then refolded for every key).
+const MAX_COMPARED: usize = 50_000;
+
+/// A 15-minute row: its two key columns and the whole row as text (bucket, keys, sums).
+#[derive(QueryableByName, PartialEq, Eq, PartialOrd, Ord)]
+struct Quarter {
+    #[diesel(sql_type = BigInt)]
+    a: i64,
+    #[diesel(sql_type = BigInt)]
+    b: i64,
+    #[diesel(sql_type = Text)]
+    fingerprint: String,
+}
+
+/// The 15-minute tables, each with its two integer key columns (named as [`Touched`]
+/// reads them) and its other columns.
+const QUARTER_TABLES: [(&str, [&str; 2], &[&str]); 3] = [
+    ("rollup_orders", ["service_id", "account_id"], ORDER_COLUMNS),
+    (
+        "rollup_refunds",
+        ["service_id", "account_id"],
+        &["reason", "refunds", "refunded_micros", "refunded_orders"],
+    ),
+    ("rollup_money", ["provider_id", "service_id"], MONEY_COLUMNS),
+];
+
+/// The 15-minute rows of `ranges`, per table (`None`: more than [`MAX_COMPARED`]).
+type Quarters = Vec<BTreeSet<Quarter>>;
+
+fn quarters(conn: &mut DbConnection, ranges: &[(i64, i64)]) -> QueryResult<Option<Quarters>> {
+    let dialect = Dialect::of(conn);
+    let mut out = Vec::new();
+    let mut count = 0;
+    for (table, [a, b], rest) in QUARTER_TABLES {
+        let row: Vec<String> = ["bucket", a, b]
+            .iter()
+            .chain(rest)
+            .map(|c| format!("CAST({c} AS TEXT)"))
+            .collect();
+        let sql = format!(
+            "SELECT {a} AS a, {b} AS b, {} AS fingerprint FROM {table} WHERE bucket >= ? AND bucket < ?",
+            row.join(" || ',' || ")
+        );
+        let mut rows = BTreeSet::new();
+        for &(first, end) in ranges {
+            let read: Vec<Quarter> = diesel::sql_query(dialect.placeholders(&sql))
+                .bind::<BigInt, _>(first)
+                .bind::<BigInt, _>(end)
+                .load(conn)?;
+            count += read.len();
+            if count > MAX_COMPARED {
+                return Ok(None);
+            }
+            rows.extend(read);
+        }
+        out.push(rows);
+    }
+    Ok(Some(out))
+}
+
+impl Touched {
+    /// The keys of the rows that differ between `before` and `after` ([`quarters`] of the
+    /// same ranges); every key when either is `None`.
+    fn between(before: Option<Quarters>, after: Option<Quarters>) -> Option<Self> {
+        let (before, after) = (before?, after?);
+        let mut services = BTreeSet::new();
+        let mut accounts = BTreeSet::new();
+        let mut providers = BTreeSet::new();
+        for (((table, _, _), old), new) in QUARTER_TABLES.iter().zip(&before).zip(&after) {
+            for q in old.symmetric_difference(new) {
+                if *table == "rollup_money" {
+                    providers.insert(q.a);
+                    services.insert(q.b);
+                } else {
+                    services.insert(q.a);
+                    accounts.insert(q.b);
+                }
+            }
+        }
+        let cap = |set: BTreeSet<i64>| (set.len() <= MAX_TOUCHED).then_some(set);
+        Some(Self {
+            services: cap(services),
+            accounts: cap(accounts),
+            providers: cap(providers),
+        })
+    }
+
+    /// `AND {prefix}col IN (…)` for each of `keys` with a set, or `None` when a set is
+    /// empty: no 15-minute row of that column changed, so no parent row of the level did.
+    /// The values are integers written into the SQL (never text).
+    fn condition(&self, keys: &[&str], prefix: &str) -> Option<String> {
+        let mut out = String::new();
+        for key in keys {
+            let set = match *key {
+                "service_id" => &self.services,
+                "account_id" => &self.accounts,
+                "provider_id" => &self.providers,
+                _ => continue,
+            };
+            if let Some(set) = set {
+                if set.is_empty() {
+                    return None;
+                }
+                let values: Vec<String> = set.iter().map(i64::to_string).collect();
+                out.push_str(&format!(" AND {prefix}{key} IN ({})", values.join(", ")));
+            }
+        }
+        Some(out)
+    }
+}
+
+/// `bucket` rounded down to a multiple of `span`, in SQL (floor, as `div_euclid`: `/`
+/// truncates towards zero on both backends, so a bucket before 1970 would land in the
+/// span after its own).
+fn span_start_sql(bucket: &str, span: i64) -> String {
+    format!("({bucket} - (({bucket} % {span}) + {span}) % {span})")
+}
+
 impl Level {
     /// `SELECT span, bucket, keys…, sums…` of this level as its child's rows in buckets
-    /// `[?, ?)` give it (the range is whole spans of this level).
-    fn summed_from_child(&self) -> String {
+    /// `[?, ?)` give it (the range is whole spans of this level), for the keys `only`
+    /// allows (`""`: every key; see [`Touched::condition`]).
+    fn summed_from_child(&self, only: &str) -> String {
         let keys: String = self.keys.iter().map(|k| format!(", c.{k}")).collect();
         let sums: Vec<String> = self
             .sums
@@ -517,10 +659,11 @@ impl Level {
         let child_span = self
             .child_span
             .map_or(String::new(), |s| format!("c.span = {s} AND "));
+        let start = span_start_sql("c.bucket", self.span);
         format!(
-            "SELECT {span}, (c.bucket / {span}) * {span}{keys}, {sums} FROM {child} c \
-             WHERE {child_span}c.bucket >= ? AND c.bucket < ? \
-             GROUP BY (c.bucket / {span}) * {span}{keys}",
+            "SELECT {span} AS span, {start} AS bucket{keys}, {sums} FROM {child} c \
+             WHERE {child_span}c.bucket >= ? AND c.bucket < ?{only} \
+             GROUP BY {start}{keys}",
             span = self.span,
             sums = sums.join(", "),
             child = self.child,
@@ -543,11 +686,28 @@ impl Level {
         )
     }
 
-    /// Recomputes this level's rows of buckets `[first, end)` (whole spans) from its child.
-    fn refold(&self, conn: &mut DbConnection, first: i64, end: i64) -> QueryResult<()> {
+    /// Recomputes this level's rows of buckets `[first, end)` (whole spans) from its child,
+    /// those of the keys `touched` names only (`None`: every key).
+    fn refold(
+        &self,
+        conn: &mut DbConnection,
+        first: i64,
+        end: i64,
+        touched: Option<&Touched>,
+    ) -> QueryResult<()> {
+        let (only, only_child) = match touched {
+            None => (String::new(), String::new()),
+            Some(touched) => match (
+                touched.condition(self.keys, ""),
+                touched.condition(self.keys, "c."),
+            ) {
+                (Some(only), Some(only_child)) => (only, only_child),
+                _ => return Ok(()),
+            },
+        };
         let dialect = Dialect::of(conn);
         let delete = format!(
-            "DELETE FROM {} WHERE span = {} AND bucket >= ? AND bucket < ?",
+            "DELETE FROM {} WHERE span = {} AND bucket >= ? AND bucket < ?{only}",
             self.table, self.span
         );
         diesel::sql_query(dialect.placeholders(&delete))
@@ -562,7 +722,7 @@ impl Level {
                 .map(|k| format!(", {k}"))
                 .collect::<String>(),
             self.sums.join(", "),
-            self.summed_from_child()
+            self.summed_from_child(&only_child)
         );
         diesel::sql_query(dialect.placeholders(&insert))
             .bind::<BigInt, _>(first)
@@ -574,8 +734,14 @@ impl Level {
 
 /// After the 15-minute buckets `ranges` were recomputed: every coarser span holding one of
 /// them is recomputed from the level below, finest first (an hour from its quarters, a
-/// day from its hours, seven days from their days), and no other.
-fn refold_parents(conn: &mut WriteConn<'_>, ranges: &[(i64, i64)]) -> QueryResult<()> {
+/// day from its hours, seven days from their days), and no other; of a keyed level, only
+/// the rows of the keys `touched` names (a new order of one reseller rewrites that
+/// reseller's day and seven-day rows, not every reseller's).
+fn refold_parents(
+    conn: &mut WriteConn<'_>,
+    ranges: &[(i64, i64)],
+    touched: Option<&Touched>,
+) -> QueryResult<()> {
     let conn: &mut DbConnection = conn;
     for level in LEVELS {
         let span = level.span;
@@ -589,7 +755,7 @@ fn refold_parents(conn: &mut WriteConn<'_>, ranges: &[(i64, i64)]) -> QueryResul
             }
         }
         for (lo, hi) in parents {
-            level.refold(conn, lo, hi)?;
+            level.refold(conn, lo, hi, touched)?;
         }
     }
     Ok(())
@@ -614,22 +780,11 @@ fn check_levels(
     let dialect = Dialect::of(conn);
     let mut out = Vec::new();
     for level in LEVELS {
-        let (stored, derived) = (level.stored(), level.summed_from_child());
+        let (stored, derived) = (level.stored(), level.summed_from_child(""));
         let sql = format!(
             "SELECT COUNT(*) AS rows, MIN(d.bucket) AS bucket FROM (\
              SELECT x.bucket FROM ({stored} EXCEPT {derived}) x \
              UNION ALL SELECT y.bucket FROM ({derived} EXCEPT {stored}) y) d"
-        );
-        // The derived side names its columns by position: give them the stored names.
-        let sql = sql.replace(
-            &format!(
-                "SELECT {span}, (c.bucket / {span}) * {span},",
-                span = level.span
-            ),
-            &format!(
-                "SELECT {span} AS span, (c.bucket / {span}) * {span} AS bucket,",
-                span = level.span
-            ),
         );
         let diff: Differing = diesel::sql_query(dialect.placeholders(&sql))
             .bind::<BigInt, _>(first)

@@ -168,6 +168,20 @@ pub fn run(
             ReportScope::Account(busiest),
             iterations,
         )?);
+        // A reseller's day series in +05:30: the per-account levels have no hour or six
+        // hours, so every local day is 96 quarters of 15-minute rows (one range per run
+        // on SQLite, one index probe per quarter on PostgreSQL).
+        out.push(measure(
+            conn,
+            format!("reseller day+0530 {window_name} {days}d"),
+            ReportGroup::Day,
+            &Window {
+                offset: plus0530,
+                ..*window
+            },
+            ReportScope::Account(busiest),
+            iterations,
+        )?);
     }
     Ok(out)
 }
