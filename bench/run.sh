@@ -15,10 +15,11 @@
 # rows with, default "12 1"; rows "…, lease N"), BENCH_BACKENDS (default "sqlite postgres"), BENCH_PG_URL (server,
 # default postgres://postgres@127.0.0.1:5432), BENCH_PORT (default 18080),
 # CARGO_TARGET_DIR, BENCH_BASELINE (a commit: also builds it in a temporary git worktree,
-# target dir target/bench-baseline, and runs its server's order placement and reads beside
-# this one's, on a fresh database of its own: rows "POST /v1/orders, baseline <commit>",
-# "GET /v1/orders/{id}, baseline <commit>", "POST /api/v2 status, baseline <commit>"; the
-# same rows of this server show the ratio to them).
+# target dir target/bench-baseline, and measures its server's and this one's order
+# placement and reads side by side: BENCH_ROUNDS rounds, default 3, the order alternating,
+# each server on a fresh database of its own per round and with its worker running unless
+# BENCH_SIDE_WORKER=0; a second table gives each side's mean, their ratio and each
+# round's ratio).
 # Ceiling 1, this server and the baseline each start on a fresh database.
 # Not part of `cargo test` or `.ci/run`. BENCH_REPORTS=1 adds the report section (bench/reports.sh).
 set -euo pipefail
@@ -31,6 +32,7 @@ PG_BASE=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 PORT=${BENCH_PORT:-18080}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/reseller-api
 LEASES=${BENCH_LEASES:-"12 1"}
+ROUNDS=${BENCH_ROUNDS:-3}
 MAX_LEVEL=$(printf '%s\n' $LEVELS | sort -n | tail -n1)
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -73,6 +75,8 @@ export RESELLER_API_RATE_ACCOUNT=1000000000 RESELLER_API_RATE_TOKEN=1000000 \
 export BENCH_ACCOUNTS=$WORK/accounts.txt
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
+SIDE=$WORK/side.tsv
+: >"$SIDE"
 
 # record BACKEND WHAT CONNS "RESULT ..." : one row of the results table.
 record() {
@@ -198,25 +202,40 @@ for backend in $BACKENDS; do
   fi
 
   if [ -n "$BASELINE_BIN" ]; then
-    # The baseline's server on its own fresh database, set up by its own binary.
-    say "$backend: baseline $BASELINE"
-    fresh_db "$backend" baseline
-    BENCH_ACCOUNTS=$WORK/baseline-accounts.txt "$BASELINE_BIN" bench-load setup --accounts 16 \
-      --orders 100 --out "$WORK/baseline-accounts.txt" 2>>"$WORK/server.log" >&2
-    HEALTH_PATH=healthz start "$BASELINE_BIN" serve --bind "127.0.0.1:$PORT"
-    for c in $LEVELS; do
-      record "$backend" "POST /v1/orders, baseline $BASELINE" "$c" \
-        "$(BENCH_ACCOUNTS=$WORK/baseline-accounts.txt wrk_point orders "$c")"
+    # Side by side with the baseline: ROUNDS rounds, each server on a fresh database of its
+    # own set up by its own binary, the order alternating (this then baseline, baseline then
+    # this, ...), so a machine that slows down or speeds up during the run (a shared host
+    # does) weighs on both alike. Measured one after the other, minutes apart, the same two
+    # binaries differed by up to 35% on this machine; interleaved, by a few percent.
+    for round in $(seq 1 "$ROUNDS"); do
+      sides="this baseline"
+      [ $((round % 2)) -eq 0 ] && sides="baseline this"
+      for side in $sides; do
+        say "$backend: side by side, round $round of $ROUNDS, $side"
+        side_bin=$BIN
+        [ "$side" = baseline ] && side_bin=$BASELINE_BIN
+        fresh_db "$backend" "${side}_$round"
+        "$side_bin" bench-load setup --accounts 16 --orders 100 --out "$WORK/side-accounts.txt" \
+          2>>"$WORK/server.log" >&2
+        # With its worker, as in production (this one's folds the report rollups every
+        # second beside the orders); BENCH_SIDE_WORKER=0 measures without.
+        if [ "${BENCH_SIDE_WORKER:-1}" = 1 ]; then
+          HEALTH_PATH=healthz start env -u RESELLER_API_NO_WORKER "$side_bin" serve --bind "127.0.0.1:$PORT"
+        else
+          HEALTH_PATH=healthz start "$side_bin" serve --bind "127.0.0.1:$PORT"
+        fi
+        for mode in orders get v2status; do
+          for c in $LEVELS; do
+            line=$(BENCH_ACCOUNTS=$WORK/side-accounts.txt wrk_point "$mode" "$c")
+            [ -n "$line" ] || { say "no result for $backend $side $mode c=$c"; exit 1; }
+            side_rps=$(echo "${line#RESULT }" | tr ' ' '\n' | awk -F= '$1 == "rps" { print $2 }')
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$mode" "$c" "$round" "$side" "$side_rps" >>"$SIDE"
+            say "$backend $side $mode c=$c: $side_rps req/s"
+          done
+        done
+        stop
+      done
     done
-    for c in $LEVELS; do
-      record "$backend" "GET /v1/orders/{id}, baseline $BASELINE" "$c" \
-        "$(BENCH_ACCOUNTS=$WORK/baseline-accounts.txt wrk_point get "$c")"
-    done
-    for c in $LEVELS; do
-      record "$backend" "POST /api/v2 status, baseline $BASELINE" "$c" \
-        "$(BENCH_ACCOUNTS=$WORK/baseline-accounts.txt wrk_point v2status "$c")"
-    done
-    stop
   fi
   drop_dbs
   unset DATABASE_URL
@@ -230,7 +249,7 @@ printf '|---|---|---:|---:|---:|---:|---:|---:|\n'
 awk -F'\t' '
   { rows[NR] = $0; if ($2 ~ /^ceiling 1/ && $4 > c1[$1]) c1[$1] = $4; if ($2 ~ /^ceiling 2/ && $4 > c2) c2 = $4
     if ($2 ~ /^fsync/) fsync[$1] = $4
-    if ($2 ~ /, baseline /) { m = $2; sub(/, baseline .*/, "", m); base[$1 "/" m "/" $3] = $4 } }
+  }
   END {
     for (i = 1; i <= NR; i++) {
       split(rows[i], f, "\t")
@@ -238,10 +257,32 @@ awk -F'\t' '
       if (f[2] ~ /orders$|add$/ && c1[f[1]] > 0) ratio = sprintf("%.0f%% of c1", 100 * f[4] / c1[f[1]])
       if (f[2] ~ /orders$|add$/ && fsync[f[1]] > 0) ratio = sprintf("%s, %.2fx fsync", ratio, f[4] / fsync[f[1]])
       if ((f[2] ~ /^GET/ || f[2] ~ /status(, lease [0-9]+)?$/) && c2 > 0) ratio = sprintf("%.0f%% of c2", 100 * f[4] / c2)
-      if (base[f[1] "/" f[2] "/" f[3]] > 0) ratio = sprintf("%s, %.2fx baseline", ratio, f[4] / base[f[1] "/" f[2] "/" f[3]])
       printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %s |\n", f[1], f[2], f[3], f[4], f[5] / 1000, f[6] / 1000, f[7], ratio
     }
   }' "$RESULTS"
+if [ -s "$SIDE" ]; then
+  # This server against the baseline, round by round: the mean of each side's rounds, the
+  # ratio of the means (the figure), and each round's own ratio (the spread).
+  printf '\nSide by side with the baseline %s (%s rounds, order alternating, each server on a fresh database per round):\n\n' "$BASELINE" "$ROUNDS"
+  printf '| backend | measurement | conns | this req/s | baseline req/s | ratio | each round |\n'
+  printf '|---|---|---:|---:|---:|---:|---|\n'
+  awk -F'\t' '
+    BEGIN { name["orders"] = "POST /v1/orders"; name["get"] = "GET /v1/orders/{id}"; name["v2status"] = "POST /api/v2 status" }
+    { k = $1 "\t" $2 "\t" $3; if (!(k in seen)) { seen[k] = 1; keys[++n] = k }
+      sum[k "\t" $5] += $6; cnt[k "\t" $5]++; rps[k "\t" $4 "\t" $5] = $6; if ($4 > rounds) rounds = $4 }
+    END {
+      for (i = 1; i <= n; i++) {
+        k = keys[i]; split(k, f, "\t")
+        a = sum[k "\tthis"] / cnt[k "\tthis"]; b = sum[k "\tbaseline"] / cnt[k "\tbaseline"]
+        each = ""
+        for (r = 1; r <= rounds; r++) {
+          x = rps[k "\t" r "\tthis"]; y = rps[k "\t" r "\tbaseline"]
+          if (y > 0) each = each (each == "" ? "" : " ") sprintf("%.2f", x / y)
+        }
+        printf "| %s | %s | %s | %.0f | %.0f | %.2fx | %s |\n", f[1], name[f[2]], f[3], a, b, (b > 0 ? a / b : 0), each
+      }
+    }' "$SIDE"
+fi
 printf '\nPeak RSS of the API server (VmHWM, after all points up to %s connections):' "$MAX_LEVEL"
 for r in "${RSS[@]}"; do printf ' %s MB;' "$r"; done
 printf '\nMachine: %s cores, %s, %s GiB RAM; %s s per point.\n' "$(nproc)" \

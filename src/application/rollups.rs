@@ -3,27 +3,43 @@
 
 use crate::db::{self, rollups, DbConnection};
 
+/// The job row (`job_leases`) a fold holds. Named for the migration that last changed the
+/// rollup levels: that migration makes the database refuse the previous name, so a process
+/// of an older version still running after the upgrade cannot fold with fewer levels (its
+/// fold fails and changes nothing; its 15-minute rows would otherwise leave the new levels
+/// stale). `2026-12-08-000100_account_hour_rollups` retired `rollups`.
+pub const FOLD_JOB: &str = "rollups 2026-12-08";
+
 /// Ranges of buckets one fold transaction recomputes at most (and at most a week of
 /// buckets in all), so a transaction stays short (on SQLite it holds the writer).
 pub const RANGES_PER_FOLD: usize = 64;
 
+/// How often the worker folds the quarter still open (the 15-minute bucket holding now):
+/// every order placed lands there, and a fold recomputes a bucket from all its rows, so
+/// folding it every second would reread a busy quarter's orders every second under the
+/// writer (SQLite). Reports read a bucket not folded yet from its rows, exactly, so the
+/// open quarter waits: folded once a minute, and whole once it has closed.
+pub const OPEN_QUARTER_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Folds the change log in transactions of at most [`RANGES_PER_FOLD`] ranges, at most
-/// `passes` of them. Each transaction first takes the `rollups` job's row
-/// (`db::jobs::take_turn`, in the same transaction), so on PostgreSQL a second process
-/// waits on that row until the first commits: folds never run side by side. Returns what
-/// was folded in all.
+/// `passes` of them; with `below`, only the buckets lower than it (the worker passes the
+/// open quarter for most passes, see [`OPEN_QUARTER_EVERY`]). Each transaction first
+/// takes the [`FOLD_JOB`] row (`db::jobs::take_turn`, in the same transaction), so on
+/// PostgreSQL a second process waits on that row until the first commits: folds never run
+/// side by side. Returns what was folded in all.
 pub fn fold(
     conn: &mut DbConnection,
     owner: &str,
     passes: usize,
+    below: Option<i64>,
 ) -> Result<rollups::Folded, diesel::result::Error> {
     let mut total = rollups::Folded::default();
     for _ in 0..passes {
         let folded = db::write_tx(conn, |conn| {
-            if !db::jobs::take_turn(conn, "rollups", owner, chrono::Duration::zero())? {
+            if !db::jobs::take_turn(conn, FOLD_JOB, owner, chrono::Duration::zero())? {
                 return Ok(rollups::Folded::default());
             }
-            rollups::fold(conn, RANGES_PER_FOLD)
+            rollups::fold(conn, RANGES_PER_FOLD, below)
         })?;
         total.changes += folded.changes;
         total.buckets += folded.buckets;
@@ -35,7 +51,7 @@ pub fn fold(
 }
 
 /// After a bulk load (`seed`): recomputes every bucket between the lowest and the highest
-/// the change log names, a week per transaction (each holding the `rollups` job's row
+/// the change log names, a week per transaction (each holding the [`FOLD_JOB`] row
 /// like [`fold`]), then folds whatever was logged meanwhile. One pass over the history,
 /// where [`fold`] would revisit a week for every batch of changes naming it.
 pub fn rebuild(
@@ -50,7 +66,7 @@ pub fn rebuild(
     while first <= hi {
         let end = first + rollups::MAX_SPAN;
         let done = db::write_tx(conn, |conn| {
-            if !db::jobs::take_turn(conn, "rollups", owner, chrono::Duration::zero())? {
+            if !db::jobs::take_turn(conn, FOLD_JOB, owner, chrono::Duration::zero())? {
                 return Ok(None);
             }
             rollups::rebuild_range(conn, first, end).map(Some)
@@ -63,7 +79,7 @@ pub fn rebuild(
         total.buckets += done.buckets;
         first = end;
     }
-    let rest = fold(conn, owner, usize::MAX)?;
+    let rest = fold(conn, owner, usize::MAX, None)?;
     total.changes += rest.changes;
     Ok(total)
 }

@@ -74,15 +74,25 @@ const CATCH_UP_BUCKETS: usize = 256;
 
 /// Folds the oldest change rows: the buckets they name, joined into at most `max_ranges`
 /// ranges of at most a week in all, are recomputed from the rows, then exactly the change
-/// rows of those buckets that were read are deleted.
-pub fn fold(conn: &mut WriteConn<'_>, max_ranges: usize) -> QueryResult<Folded> {
+/// rows of those buckets that were read are deleted. With `below`, only buckets lower than
+/// it (the worker leaves the quarter still open for most passes: see
+/// `application::rollups`).
+pub fn fold(
+    conn: &mut WriteConn<'_>,
+    max_ranges: usize,
+    below: Option<i64>,
+) -> QueryResult<Folded> {
     let changes: Vec<(i64, i64)> = {
         let read: &mut DbConnection = conn;
-        rollup_changes::table
+        let mut query = rollup_changes::table
             .order(rollup_changes::id.asc())
             .limit(20_000)
             .select((rollup_changes::id, rollup_changes::bucket))
-            .load(read)?
+            .into_boxed();
+        if let Some(below) = below {
+            query = query.filter(rollup_changes::bucket.lt(below));
+        }
+        query.load(read)?
     };
     let buckets: BTreeSet<i64> = changes.iter().map(|(_, b)| *b).collect();
     let gap = if buckets.len() > CATCH_UP_BUCKETS {
@@ -292,8 +302,9 @@ const MONEY_COLUMNS: &[&str] = &[
     "credited_to_balance_micros",
 ];
 
-/// Every coarser level, each after the level it is summed from (the migration
-/// `2026-12-07-002200_coarse_rollups` fills them in the same order).
+/// Every coarser level, each after the level it is summed from (the migrations
+/// `2026-12-07-002200_coarse_rollups` and `2026-12-08-000100_account_hour_rollups` fill
+/// them in the same order).
 const LEVELS: &[Level] = &[
     Level {
         table: "rollup_time_orders",
@@ -449,9 +460,25 @@ const LEVELS: &[Level] = &[
     },
     Level {
         table: "rollup_account_orders",
-        span: 96,
+        span: 4,
         child: "rollup_orders",
         child_span: None,
+        keys: &["account_id", "service_id"],
+        sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_orders",
+        span: 24,
+        child: "rollup_account_orders",
+        child_span: Some(4),
+        keys: &["account_id", "service_id"],
+        sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_orders",
+        span: 96,
+        child: "rollup_account_orders",
+        child_span: Some(24),
         keys: &["account_id", "service_id"],
         sums: ORDER_COLUMNS,
     },
@@ -465,9 +492,25 @@ const LEVELS: &[Level] = &[
     },
     Level {
         table: "rollup_account_refunds",
-        span: 96,
+        span: 4,
         child: "rollup_refunds",
         child_span: None,
+        keys: &["account_id", "service_id", "reason"],
+        sums: REFUND_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_refunds",
+        span: 24,
+        child: "rollup_account_refunds",
+        child_span: Some(4),
+        keys: &["account_id", "service_id", "reason"],
+        sums: REFUND_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_refunds",
+        span: 96,
+        child: "rollup_account_refunds",
+        child_span: Some(24),
         keys: &["account_id", "service_id", "reason"],
         sums: REFUND_COLUMNS,
     },
@@ -736,7 +779,7 @@ impl Level {
 /// them is recomputed from the level below, finest first (an hour from its quarters, a
 /// day from its hours, seven days from their days), and no other; of a keyed level, only
 /// the rows of the keys `touched` names (a new order of one reseller rewrites that
-/// reseller's day and seven-day rows, not every reseller's).
+/// reseller's hour, six-hour, day and seven-day rows, not every reseller's).
 fn refold_parents(
     conn: &mut WriteConn<'_>,
     ranges: &[(i64, i64)],
@@ -921,12 +964,12 @@ const SERVICE_REFUNDS: Family = Family {
 const ACCOUNT_ORDERS: Family = Family {
     quarter: "rollup_orders",
     coarse: "rollup_account_orders",
-    spans: &[672, 96],
+    spans: &[672, 96, 24, 4],
 };
 const ACCOUNT_REFUNDS: Family = Family {
     quarter: "rollup_refunds",
     coarse: "rollup_account_refunds",
-    spans: &[672, 96],
+    spans: &[672, 96, 24, 4],
 };
 const ACCOUNT_TOTALS: Family = Family {
     quarter: "rollup_orders",

@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 
@@ -963,10 +963,13 @@ impl crate::jobs::Periodic for Retention {
     }
 }
 
-/// The report rollups' fold (`application::rollups`), every second.
+/// The report rollups' fold (`application::rollups`), every second; the quarter still
+/// open only once a minute ([`crate::application::rollups::OPEN_QUARTER_EVERY`]).
 struct Rollups {
     pool: DbPool,
     owner: String,
+    /// When this process last folded the open quarter too.
+    open_folded: Option<Instant>,
 }
 
 impl crate::jobs::Periodic for Rollups {
@@ -977,9 +980,16 @@ impl crate::jobs::Periodic for Rollups {
     }
 
     fn pass(&mut self) -> Result<Option<String>, String> {
+        use crate::application::rollups::{fold, OPEN_QUARTER_EVERY};
         let mut conn = self.pool.get().map_err(|e| e.to_string())?;
-        let folded = crate::application::rollups::fold(&mut conn, &self.owner, 16)
-            .map_err(|e| e.to_string())?;
+        let all = self
+            .open_folded
+            .is_none_or(|at| at.elapsed() >= OPEN_QUARTER_EVERY);
+        let below = (!all).then(|| crate::db::rollups::bucket_of(crate::db::now()));
+        let folded = fold(&mut conn, &self.owner, 16, below).map_err(|e| e.to_string())?;
+        if all {
+            self.open_folded = Some(Instant::now());
+        }
         Ok((folded.changes > 0).then(|| format!("{folded:?}")))
     }
 }
@@ -1045,6 +1055,7 @@ pub fn spawn(
         Rollups {
             pool: rollups_pool,
             owner: rollups_owner,
+            open_folded: None,
         },
         stop.clone(),
         wake.clone(),

@@ -43,7 +43,7 @@ async fn fold(app: &TestApp) -> rollups::Folded {
     let pool = app.pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get().unwrap();
-        reseller_api::application::rollups::fold(&mut conn, "test", 10_000).unwrap()
+        reseller_api::application::rollups::fold(&mut conn, "test", 10_000, None).unwrap()
     })
     .await
     .unwrap()
@@ -523,6 +523,13 @@ async fn randomized_history(seed: u64) {
         // Its week series uses whole UTC days inside each local week.
         let blocks = rollups::blocks(&plan.clean, ReportGroup::Week, local, day_spans);
         assert!(blocks.iter().any(|b| b.span == 96), "{blocks:?}");
+        // One reseller's day series there reads that reseller's hours and six hours too,
+        // not 96 quarters a day.
+        let account_spans =
+            rollups::report_spans(ReportGroup::Day, ReportScope::Account(AccountId(1)));
+        let blocks = rollups::blocks(&plan.clean, ReportGroup::Day, local, account_spans);
+        let spans: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.span).collect();
+        assert_eq!(spans, [1, 4, 24].into(), "{blocks:?}");
     }
     compare_all(&app, &resellers[0], &[eur_id, usd_id], &windows).await;
 
@@ -639,6 +646,113 @@ async fn a_report_right_after_a_change_is_exact_before_the_fold() {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
+/// The worker leaves the open quarter (every new order lands there) for most passes and
+/// folds the closed buckets below it: the changes of the open quarter stay logged, the
+/// report reads that quarter from its rows and is exact meanwhile, and a full fold takes
+/// them later.
+#[actix_rt::test]
+async fn a_fold_below_the_open_quarter_leaves_it_logged_and_reports_stay_exact() {
+    let app = spawn_app_with(|_| {}).await;
+    let service = app.service("2").await;
+    let reseller = app.funded_reseller("Acme", "100").await;
+    let old = app.order_id(&reseller.token, service, 1000).await;
+    let open = app.order_id(&reseller.token, service, 500).await;
+    // The open quarter: the lower of the two orders' buckets (named from the orders
+    // themselves, so a quarter turning over during the test changes nothing).
+    let open_bucket = {
+        use diesel::prelude::*;
+        use reseller_api::db::schema::orders;
+        let mut conn = app.pool.get().unwrap();
+        let first: NaiveDateTime = orders::table
+            .filter(orders::id.eq_any([old, open]))
+            .select(diesel::dsl::min(orders::created_at))
+            .first::<Option<NaiveDateTime>>(&mut *conn)
+            .unwrap()
+            .unwrap();
+        rollups::bucket_of(first)
+    };
+    let from = db::now() - Duration::days(2);
+    backdate(&app, old, from + Duration::minutes(7));
+    let before = lag(&app).rows;
+    let folded = {
+        let pool = app.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get().unwrap();
+            reseller_api::application::rollups::fold(&mut conn, "test", 10, Some(open_bucket))
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    // Only the backdated order's new bucket was below: its one change row.
+    assert_eq!(folded.changes, 1, "{folded:?}");
+    assert_eq!(lag(&app).rows, before - 1);
+    let total = |app: &TestApp| {
+        let mut conn = app.pool.get().unwrap();
+        let window = Window::new(
+            from,
+            db::now() + Duration::hours(1),
+            parse_timezone("UTC").unwrap(),
+        )
+        .unwrap();
+        let (o, r) =
+            reports::sums(&mut conn, ReportGroup::Service, &window, ReportScope::All).unwrap();
+        let raw = raw_summary(app, ReportGroup::Service, &window, ReportScope::All);
+        let summary = summarize(ReportGroup::Service, o, r);
+        assert_eq!(summary, raw);
+        summary.totals
+    };
+    let totals = total(&app);
+    assert_eq!(totals.orders, 2);
+    assert_eq!(totals.charged.micros(), 3_000_000);
+    fold(&app).await;
+    assert_eq!(lag(&app).rows, 0);
+    assert_eq!(total(&app), totals);
+    let mut conn = app.pool.get().unwrap();
+    let report = db::verify::run(&mut conn).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// A process of an earlier version, still running after the upgrade, folds under the job
+/// row `rollups`: the database refuses it (its fold would leave the newer levels stale),
+/// its transaction changes nothing, and this version's fold goes on.
+#[actix_rt::test]
+async fn an_earlier_versions_fold_is_refused_and_changes_nothing() {
+    let app = spawn_app_with(|_| {}).await;
+    let service = app.service("2").await;
+    let reseller = app.funded_reseller("Acme", "100").await;
+    app.order_id(&reseller.token, service, 1000).await;
+    let before = lag(&app).rows;
+    assert!(before >= 1);
+    for (name, refused) in [
+        ("rollups", true),
+        (reseller_api::application::rollups::FOLD_JOB, false),
+    ] {
+        let pool = app.pool.clone();
+        let taken = actix_web::web::block(move || {
+            let mut conn = pool.get().unwrap();
+            db::write_tx(&mut conn, |conn| {
+                db::jobs::take_turn(conn, name, "old", Duration::zero())
+            })
+        })
+        .await
+        .unwrap();
+        match taken {
+            Err(error) => {
+                assert!(refused, "{name}: {error}");
+                assert!(error.to_string().contains("retired"), "{error}");
+            }
+            Ok(taken) => assert!(!refused && taken, "{name}"),
+        }
+    }
+    assert_eq!(lag(&app).rows, before);
+    fold(&app).await;
+    assert_eq!(lag(&app).rows, 0);
+    let mut conn = app.pool.get().unwrap();
+    let report = db::verify::run(&mut conn).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
 /// A fold rewrites the coarse rows of the keys its changed buckets hold, no other: a
 /// reseller's new order refolds that reseller's day and seven-day rows, not those of every
 /// reseller. Shown by a deliberately wrong row of another reseller that the fold leaves as
@@ -667,15 +781,15 @@ async fn a_fold_rewrites_only_the_changed_keys_parent_rows() {
         ))
         .execute(&mut *conn)
         .unwrap();
-        // Bolt's day and seven-day rows.
-        assert_eq!(changed, 2);
+        // Bolt's hour, six-hour, day and seven-day rows.
+        assert_eq!(changed, 4);
     };
     nudge(&app, 1);
     let wrong = problems(&app);
     assert!(
         wrong
             .iter()
-            .any(|p| p.contains("rollup_account_orders (span 96")),
+            .any(|p| p.contains("rollup_account_orders (span 4")),
         "{wrong:?}"
     );
 

@@ -1,0 +1,7 @@
+-- The previous version folds under the job row `rollups` and reads and folds only the
+-- account levels of days and seven days.
+DROP TRIGGER rollups_fold_retired_update;
+DROP TRIGGER rollups_fold_retired_insert;
+DELETE FROM job_leases WHERE name = 'rollups 2026-12-08';
+DELETE FROM rollup_account_refunds WHERE span IN (4, 24);
+DELETE FROM rollup_account_orders WHERE span IN (4, 24);
