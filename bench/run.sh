@@ -19,7 +19,7 @@
 # placement and reads side by side: BENCH_ROUNDS rounds, default 3, the order alternating,
 # each server on a fresh database of its own per round and with its worker running unless
 # BENCH_SIDE_WORKER=0; a second table gives each side's mean, their ratio and each
-# round's ratio).
+# round's ratio; BENCH_SIDE_ONLY=1 measures only that).
 # Ceiling 1, this server and the baseline each start on a fresh database.
 # Not part of `cargo test` or `.ci/run`. BENCH_REPORTS=1 adds the report section (bench/reports.sh).
 set -euo pipefail
@@ -33,6 +33,7 @@ PORT=${BENCH_PORT:-18080}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/reseller-api
 LEASES=${BENCH_LEASES:-"12 1"}
 ROUNDS=${BENCH_ROUNDS:-3}
+SIDE_ONLY=${BENCH_SIDE_ONLY:-0}
 MAX_LEVEL=$(printf '%s\n' $LEVELS | sort -n | tail -n1)
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -113,24 +114,26 @@ wrk_point() { # wrk_point MODE CONNS: one wrk run, prints its RESULT line
     "http://127.0.0.1:$PORT" | grep '^RESULT' || true
 }
 
-PG_TEST_FSYNC=${BENCH_PG_TEST_FSYNC:-/usr/lib/postgresql/15/bin/pg_test_fsync}
-say "fsync: pg_test_fsync on the database's filesystem ($WORK)"
-# The fdatasync line of the "one 8kB write" block: "fdatasync  5807.456 ops/sec  172 usecs/op".
-# (Its whole output first: awk stopping early would end it with SIGPIPE under pipefail.)
-"$PG_TEST_FSYNC" -f "$WORK/fsync.test" -s 2 >"$WORK/fsync.txt" 2>>"$WORK/server.log"
-rm -f "$WORK/fsync.test"
-FSYNC_LINE=$(awk '/one 8kB write/ { block = 1; next } block && $1 == "fdatasync" { print $2, $4; exit }' "$WORK/fsync.txt")
-read -r FSYNC_OPS FSYNC_US <<<"${FSYNC_LINE:-0 0}"
-[ "${FSYNC_OPS%.*}" -gt 0 ] || { say "pg_test_fsync gave no fdatasync figure"; exit 1; }
-# One op at a time: its per-op time is the same figure as p50 and p99.
-printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "sqlite" "fsync: 8kB write + fdatasync" 1 "$FSYNC_OPS" \
-  "$FSYNC_US" "$FSYNC_US" 0 >>"$RESULTS"
-say "fsync: $FSYNC_OPS syncs/s, ${FSYNC_US} us each"
+if [ "$SIDE_ONLY" != 1 ]; then # (BENCH_SIDE_ONLY=1: only the side by side below)
+  PG_TEST_FSYNC=${BENCH_PG_TEST_FSYNC:-/usr/lib/postgresql/15/bin/pg_test_fsync}
+  say "fsync: pg_test_fsync on the database's filesystem ($WORK)"
+  # The fdatasync line of the "one 8kB write" block: "fdatasync  5807.456 ops/sec  172 usecs/op".
+  # (Its whole output first: awk stopping early would end it with SIGPIPE under pipefail.)
+  "$PG_TEST_FSYNC" -f "$WORK/fsync.test" -s 2 >"$WORK/fsync.txt" 2>>"$WORK/server.log"
+  rm -f "$WORK/fsync.test"
+  FSYNC_LINE=$(awk '/one 8kB write/ { block = 1; next } block && $1 == "fdatasync" { print $2, $4; exit }' "$WORK/fsync.txt")
+  read -r FSYNC_OPS FSYNC_US <<<"${FSYNC_LINE:-0 0}"
+  [ "${FSYNC_OPS%.*}" -gt 0 ] || { say "pg_test_fsync gave no fdatasync figure"; exit 1; }
+  # One op at a time: its per-op time is the same figure as p50 and p99.
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "sqlite" "fsync: 8kB write + fdatasync" 1 "$FSYNC_OPS" \
+    "$FSYNC_US" "$FSYNC_US" 0 >>"$RESULTS"
+  say "fsync: $FSYNC_OPS syncs/s, ${FSYNC_US} us each"
 
-say "ceiling 2: bare actix-web handler"
-HEALTH_PATH=bare start "$BIN" bench-load bare --bind "127.0.0.1:$PORT"
-for c in $LEVELS; do record "-" "ceiling 2: bare handler" "$c" "$(wrk_point bare "$c")"; done
-stop
+  say "ceiling 2: bare actix-web handler"
+  HEALTH_PATH=bare start "$BIN" bench-load bare --bind "127.0.0.1:$PORT"
+  for c in $LEVELS; do record "-" "ceiling 2: bare handler" "$c" "$(wrk_point bare "$c")"; done
+  stop
+fi
 
 # fresh_db BACKEND NAME: points DATABASE_URL at a new, empty database (migrated by the
 # next setup). Each server measured, and ceiling 1, gets its own, so none starts on the
@@ -164,43 +167,45 @@ verify_books() {
 
 RSS=()
 for backend in $BACKENDS; do
-  say "$backend: ceiling 1, the order transaction with no HTTP"
-  fresh_db "$backend" ceiling
-  "$BIN" bench-load setup --accounts 16 --orders 100 --out "$BENCH_ACCOUNTS" 2>>"$WORK/server.log" >&2
-  for c in $LEVELS; do
-    record "$backend" "ceiling 1: order tx, no HTTP" "$c" \
-      "$("$BIN" bench-load orders --accounts-file "$BENCH_ACCOUNTS" --threads "$c" --seconds "$DURATION" 2>>"$WORK/server.log" | grep '^RESULT')"
-  done
-  verify_books "$backend ceiling 1"
-
-  say "$backend: the API server"
-  fresh_db "$backend" api
-  "$BIN" bench-load setup --accounts 16 --orders 100 --out "$BENCH_ACCOUNTS" 2>>"$WORK/server.log" >&2
-  HEALTH_PATH=healthz start "$BIN" serve --bind "127.0.0.1:$PORT"
-  for c in $LEVELS; do record "$backend" "POST /v1/orders" "$c" "$(wrk_point orders "$c")"; done
-  for c in $LEVELS; do record "$backend" "POST /api/v2 add" "$c" "$(wrk_point v2add "$c")"; done
-  for c in $LEVELS; do record "$backend" "GET /v1/orders/{id}" "$c" "$(wrk_point get "$c")"; done
-  for c in $LEVELS; do record "$backend" "GET /v1/orders/status (100 ids)" "$c" "$(wrk_point batch "$c")"; done
-  for c in $LEVELS; do record "$backend" "POST /api/v2 status" "$c" "$(wrk_point v2status "$c")"; done
-  RSS+=("$backend $(peak_rss_mb)")
-  stop
-  verify_books "$backend API"
-
-  if [ "$backend" = postgres ]; then
-    # The account quota's cost on the read path: on PostgreSQL every process leases
-    # requests from the account's quota cell in the database (one write per lease). The
-    # rows above ran with the largest lease (50, the quota being raised); these with the
-    # lease a default quota gets (600 per 60 s: 12) and with a lease of 1, a write per
-    # request, the worst case.
-    for lease in $LEASES; do
-      say "$backend: reads with a quota lease of $lease"
-      HEALTH_PATH=healthz RESELLER_API_RATE_ACCOUNT_LEASE=$lease start "$BIN" serve --bind "127.0.0.1:$PORT"
-      for c in $LEVELS; do record "$backend" "GET /v1/orders/{id}, lease $lease" "$c" "$(wrk_point get "$c")"; done
-      for c in $LEVELS; do record "$backend" "POST /api/v2 status, lease $lease" "$c" "$(wrk_point v2status "$c")"; done
-      stop
+  if [ "$SIDE_ONLY" != 1 ]; then
+    say "$backend: ceiling 1, the order transaction with no HTTP"
+    fresh_db "$backend" ceiling
+    "$BIN" bench-load setup --accounts 16 --orders 100 --out "$BENCH_ACCOUNTS" 2>>"$WORK/server.log" >&2
+    for c in $LEVELS; do
+      record "$backend" "ceiling 1: order tx, no HTTP" "$c" \
+        "$("$BIN" bench-load orders --accounts-file "$BENCH_ACCOUNTS" --threads "$c" --seconds "$DURATION" 2>>"$WORK/server.log" | grep '^RESULT')"
     done
+    verify_books "$backend ceiling 1"
+
+    say "$backend: the API server"
+    fresh_db "$backend" api
+    "$BIN" bench-load setup --accounts 16 --orders 100 --out "$BENCH_ACCOUNTS" 2>>"$WORK/server.log" >&2
+    HEALTH_PATH=healthz start "$BIN" serve --bind "127.0.0.1:$PORT"
+    for c in $LEVELS; do record "$backend" "POST /v1/orders" "$c" "$(wrk_point orders "$c")"; done
+    for c in $LEVELS; do record "$backend" "POST /api/v2 add" "$c" "$(wrk_point v2add "$c")"; done
+    for c in $LEVELS; do record "$backend" "GET /v1/orders/{id}" "$c" "$(wrk_point get "$c")"; done
+    for c in $LEVELS; do record "$backend" "GET /v1/orders/status (100 ids)" "$c" "$(wrk_point batch "$c")"; done
+    for c in $LEVELS; do record "$backend" "POST /api/v2 status" "$c" "$(wrk_point v2status "$c")"; done
+    RSS+=("$backend $(peak_rss_mb)")
+    stop
+    verify_books "$backend API"
+
+    if [ "$backend" = postgres ]; then
+      # The account quota's cost on the read path: on PostgreSQL every process leases
+      # requests from the account's quota cell in the database (one write per lease). The
+      # rows above ran with the largest lease (50, the quota being raised); these with the
+      # lease a default quota gets (600 per 60 s: 12) and with a lease of 1, a write per
+      # request, the worst case.
+      for lease in $LEASES; do
+        say "$backend: reads with a quota lease of $lease"
+        HEALTH_PATH=healthz RESELLER_API_RATE_ACCOUNT_LEASE=$lease start "$BIN" serve --bind "127.0.0.1:$PORT"
+        for c in $LEVELS; do record "$backend" "GET /v1/orders/{id}, lease $lease" "$c" "$(wrk_point get "$c")"; done
+        for c in $LEVELS; do record "$backend" "POST /api/v2 status, lease $lease" "$c" "$(wrk_point v2status "$c")"; done
+        stop
+      done
   fi
 
+  fi
   if [ -n "$BASELINE_BIN" ]; then
     # Side by side with the baseline: ROUNDS rounds, each server on a fresh database of its
     # own set up by its own binary, the order alternating (this then baseline, baseline then
@@ -244,6 +249,7 @@ done
 # The table: each API figure as a ratio to its ceiling's best throughput (order placement
 # to ceiling 1 of the same backend, reads to ceiling 2), and SQLite placement as a multiple
 # of the disk's fsync rate.
+if [ -s "$RESULTS" ]; then
 printf '\n| backend | measurement | conns | req/s | p50 ms | p99 ms | errors | vs ceiling |\n'
 printf '|---|---|---:|---:|---:|---:|---:|---:|\n'
 awk -F'\t' '
@@ -260,6 +266,7 @@ awk -F'\t' '
       printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %s |\n", f[1], f[2], f[3], f[4], f[5] / 1000, f[6] / 1000, f[7], ratio
     }
   }' "$RESULTS"
+fi
 if [ -s "$SIDE" ]; then
   # This server against the baseline, round by round: the mean of each side's rounds, the
   # ratio of the means (the figure), and each round's own ratio (the spread).
@@ -283,8 +290,10 @@ if [ -s "$SIDE" ]; then
       }
     }' "$SIDE"
 fi
+if [ -s "$RESULTS" ]; then
 printf '\nPeak RSS of the API server (VmHWM, after all points up to %s connections):' "$MAX_LEVEL"
 for r in "${RSS[@]}"; do printf ' %s MB;' "$r"; done
+fi
 printf '\nMachine: %s cores, %s, %s GiB RAM; %s s per point.\n' "$(nproc)" \
   "$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)" \
   "$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)" "$DURATION"
