@@ -19,7 +19,8 @@
 # placement and reads side by side: BENCH_ROUNDS rounds, default 3, the order alternating,
 # each server on a fresh database of its own per round and with its worker running unless
 # BENCH_SIDE_WORKER=0; a second table gives each side's mean, their ratio and each
-# round's ratio; BENCH_SIDE_ONLY=1 measures only that).
+# round's ratio; BENCH_SIDE_ONLY=1 measures only that; BENCH_SIDE_MODES picks the calls, of
+# orders get v2status, bench/load.lua's names).
 # Ceiling 1, this server and the baseline each start on a fresh database.
 # Not part of `cargo test` or `.ci/run`. BENCH_REPORTS=1 adds the report section (bench/reports.sh).
 set -euo pipefail
@@ -34,6 +35,7 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/reseller-api
 LEASES=${BENCH_LEASES:-"12 1"}
 ROUNDS=${BENCH_ROUNDS:-3}
 SIDE_ONLY=${BENCH_SIDE_ONLY:-0}
+SIDE_MODES=${BENCH_SIDE_MODES:-"orders get v2status"}
 MAX_LEVEL=$(printf '%s\n' $LEVELS | sort -n | tail -n1)
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -229,7 +231,7 @@ for backend in $BACKENDS; do
         else
           HEALTH_PATH=healthz start "$side_bin" serve --bind "127.0.0.1:$PORT"
         fi
-        for mode in orders get v2status; do
+        for mode in $SIDE_MODES; do
           for c in $LEVELS; do
             line=$(BENCH_ACCOUNTS=$WORK/side-accounts.txt wrk_point "$mode" "$c")
             [ -n "$line" ] || { say "no result for $backend $side $mode c=$c"; exit 1; }

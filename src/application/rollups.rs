@@ -35,6 +35,11 @@ pub fn fold(
 ) -> Result<rollups::Folded, diesel::result::Error> {
     let mut total = rollups::Folded::default();
     for _ in 0..passes {
+        // Nothing to fold (most seconds, with the open quarter left for later): no write
+        // transaction at all.
+        if !rollups::has_changes(conn, below)? {
+            break;
+        }
         let folded = db::write_tx(conn, |conn| {
             if !db::jobs::take_turn(conn, FOLD_JOB, owner, chrono::Duration::zero())? {
                 return Ok(rollups::Folded::default());

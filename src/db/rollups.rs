@@ -168,6 +168,23 @@ pub fn rebuild_range(conn: &mut WriteConn<'_>, first: i64, end: i64) -> QueryRes
     })
 }
 
+/// Whether the change log names a bucket lower than `below` (any bucket with `None`): one
+/// index probe, read outside the writer, so a pass with nothing to fold takes no write
+/// transaction (on SQLite the writer is the orders' too).
+pub fn has_changes(conn: &mut DbConnection, below: Option<i64>) -> QueryResult<bool> {
+    let mut query = rollup_changes::table
+        .select(rollup_changes::bucket)
+        .into_boxed();
+    if let Some(below) = below {
+        query = query.filter(rollup_changes::bucket.lt(below));
+    }
+    Ok(query
+        .order(rollup_changes::bucket.asc())
+        .first::<i64>(conn)
+        .optional()?
+        .is_some())
+}
+
 /// The buckets the change log names, lowest and highest (`None`: nothing to fold).
 pub fn changed_bounds(conn: &mut DbConnection) -> QueryResult<Option<(i64, i64)>> {
     use diesel::dsl::{max, min};

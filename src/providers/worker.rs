@@ -922,10 +922,13 @@ pub(super) fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// The provider worker: its lanes and its retention job, each on its own thread.
+/// The provider worker: its lanes and its periodic jobs, each on its own thread.
 pub struct WorkerHandle {
     stop: Arc<AtomicBool>,
     wake: Arc<Wake>,
+    /// The periodic jobs' own wake, for shutdown only: the orders' wake (every order placed
+    /// notifies it) would wake each of their threads once per order, for nothing.
+    periodic: Arc<Wake>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -935,6 +938,7 @@ impl WorkerHandle {
     pub fn shutdown(self) {
         self.stop.store(true, Ordering::Relaxed);
         self.wake.notify();
+        self.periodic.notify();
         for thread in self.threads {
             if thread.join().is_err() {
                 tracing::error!("a provider worker thread panicked");
@@ -1025,11 +1029,12 @@ pub fn spawn(
 ) -> WorkerHandle {
     let worker = Worker::new(pool.clone(), config, wake.clone());
     let stop = worker.stop.clone();
+    let periodic = Arc::new(Wake::default());
     let (rollups_pool, rollups_owner) = (pool.clone(), worker.owner.clone());
     let schedule = crate::jobs::spawn_periodic(
         SubscriptionSchedule { pool: pool.clone() },
         stop.clone(),
-        wake.clone(),
+        periodic.clone(),
     );
     let retention = crate::jobs::spawn_periodic(
         Retention {
@@ -1037,7 +1042,7 @@ pub fn spawn(
             config: retention,
         },
         stop.clone(),
-        wake.clone(),
+        periodic.clone(),
     );
     #[expect(
         clippy::expect_used,
@@ -1058,11 +1063,12 @@ pub fn spawn(
             open_folded: None,
         },
         stop.clone(),
-        wake.clone(),
+        periodic.clone(),
     );
     WorkerHandle {
         stop,
         wake,
+        periodic,
         threads: vec![lanes, retention, rollups, schedule],
     }
 }
