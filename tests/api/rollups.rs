@@ -264,6 +264,26 @@ fn lag(app: &TestApp) -> rollups::Lag {
     rollups::lag(&mut conn).unwrap()
 }
 
+/// The by-service report over all accounts from `from` to an hour from now, through the
+/// rollups, asserted equal to the rows' computation; its totals.
+fn service_totals_equal_to_rows(
+    app: &TestApp,
+    from: NaiveDateTime,
+) -> reseller_api::domain::report::Metrics {
+    let mut conn = app.pool.get().unwrap();
+    let window = Window::new(
+        from,
+        db::now() + Duration::hours(1),
+        parse_timezone("UTC").unwrap(),
+    )
+    .unwrap();
+    let (o, r) = reports::sums(&mut conn, ReportGroup::Service, &window, ReportScope::All).unwrap();
+    let raw = raw_summary(app, ReportGroup::Service, &window, ReportScope::All);
+    let summary = summarize(ReportGroup::Service, o, r);
+    assert_eq!(summary, raw);
+    summary.totals
+}
+
 #[actix_rt::test]
 async fn every_report_through_the_rollups_equals_the_raw_computation() {
     randomized_history(0x5eed_2026_u64).await;
@@ -604,21 +624,7 @@ async fn a_report_right_after_a_change_is_exact_before_the_fold() {
     let first = app.order_id(&reseller.token, service, 1000).await;
     let from = db::now() - Duration::hours(2);
     fold(&app).await;
-    let total = |app: &TestApp| {
-        let mut conn = app.pool.get().unwrap();
-        let window = Window::new(
-            from,
-            db::now() + Duration::hours(1),
-            parse_timezone("UTC").unwrap(),
-        )
-        .unwrap();
-        let (o, r) =
-            reports::sums(&mut conn, ReportGroup::Service, &window, ReportScope::All).unwrap();
-        let raw = raw_summary(app, ReportGroup::Service, &window, ReportScope::All);
-        let summary = summarize(ReportGroup::Service, o, r);
-        assert_eq!(summary, raw);
-        summary.totals
-    };
+    let total = |app: &TestApp| service_totals_equal_to_rows(app, from);
     assert_eq!(total(&app).charged.micros(), 2_000_000);
     // A second order and a refund of the first, not folded: already in the report.
     app.order_id(&reseller.token, service, 500).await;
@@ -687,21 +693,7 @@ async fn a_fold_below_the_open_quarter_leaves_it_logged_and_reports_stay_exact()
     // Only the backdated order's new bucket was below: its one change row.
     assert_eq!(folded.changes, 1, "{folded:?}");
     assert_eq!(lag(&app).rows, before - 1);
-    let total = |app: &TestApp| {
-        let mut conn = app.pool.get().unwrap();
-        let window = Window::new(
-            from,
-            db::now() + Duration::hours(1),
-            parse_timezone("UTC").unwrap(),
-        )
-        .unwrap();
-        let (o, r) =
-            reports::sums(&mut conn, ReportGroup::Service, &window, ReportScope::All).unwrap();
-        let raw = raw_summary(app, ReportGroup::Service, &window, ReportScope::All);
-        let summary = summarize(ReportGroup::Service, o, r);
-        assert_eq!(summary, raw);
-        summary.totals
-    };
+    let total = |app: &TestApp| service_totals_equal_to_rows(app, from);
     let totals = total(&app);
     assert_eq!(totals.orders, 2);
     assert_eq!(totals.charged.micros(), 3_000_000);
