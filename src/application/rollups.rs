@@ -7,8 +7,9 @@ use crate::db::{self, rollups, DbConnection};
 /// rollup levels: that migration makes the database refuse the previous name, so a process
 /// of an older version still running after the upgrade cannot fold with fewer levels (its
 /// fold fails and changes nothing; its 15-minute rows would otherwise leave the new levels
-/// stale). `2026-12-08-000100_account_hour_rollups` retired `rollups`.
-pub const FOLD_JOB: &str = "rollups 2026-12-08";
+/// stale). `2026-12-08-000100_account_hour_rollups` retired `rollups`,
+/// `2026-12-08-000200_account_total_hours` retired `rollups 2026-12-08`.
+pub const FOLD_JOB: &str = "rollups 2026-12-08-000200";
 
 /// Ranges of buckets one fold transaction recomputes at most (and at most a week of
 /// buckets in all), so a transaction stays short (on SQLite it holds the writer).

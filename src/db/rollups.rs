@@ -82,19 +82,16 @@ pub fn fold(
     max_ranges: usize,
     below: Option<i64>,
 ) -> QueryResult<Folded> {
-    let changes: Vec<(i64, i64)> = {
+    let buckets: BTreeSet<i64> = {
         let read: &mut DbConnection = conn;
-        let mut query = rollup_changes::table
+        pending(below)
             .order(rollup_changes::id.asc())
             .limit(20_000)
-            .select((rollup_changes::id, rollup_changes::bucket))
-            .into_boxed();
-        if let Some(below) = below {
-            query = query.filter(rollup_changes::bucket.lt(below));
-        }
-        query.load(read)?
+            .select(rollup_changes::bucket)
+            .load::<i64>(read)?
+            .into_iter()
+            .collect()
     };
-    let buckets: BTreeSet<i64> = changes.iter().map(|(_, b)| *b).collect();
     let gap = if buckets.len() > CATCH_UP_BUCKETS {
         MAX_GAP
     } else {
@@ -116,7 +113,15 @@ pub fn fold(
             _ => {}
         }
     }
-    let mut folded = Folded::default();
+    // Every change row of the chosen buckets, read before they are recomputed (a change
+    // committed after this read stays logged and is folded again), not only those among
+    // the oldest read above: a busy bucket with more change rows than that is recomputed
+    // once, not once per batch of them.
+    let mut ids: Vec<i64> = Vec::new();
+    for &(first, end) in &ranges {
+        let read: &mut DbConnection = conn;
+        ids.extend(change_ids(read, first, end)?);
+    }
     // The keys of the 15-minute rows the fold changes (compared before and after): only
     // their parent rows can differ from their children now.
     let before = quarters(conn, &ranges)?;
@@ -125,19 +130,41 @@ pub fn fold(
     }
     let touched = Touched::between(before, quarters(conn, &ranges)?);
     refold_parents(conn, &ranges, touched.as_ref())?;
-    let ids: Vec<i64> = changes
-        .iter()
-        .filter(|(_, b)| ranges.iter().any(|(first, end)| (*first..*end).contains(b)))
-        .map(|(id, _)| *id)
-        .collect();
+    delete_changes(conn, &ids)?;
+    Ok(Folded {
+        changes: ids.len(),
+        buckets: ranges.iter().map(|(first, end)| end - first).sum::<i64>() as usize,
+    })
+}
+
+/// The change rows naming a bucket lower than `below` (every one with `None`).
+fn pending<'a>(
+    below: Option<i64>,
+) -> rollup_changes::BoxedQuery<'a, <DbConnection as Connection>::Backend> {
+    let query = rollup_changes::table.into_boxed();
+    match below {
+        Some(below) => query.filter(rollup_changes::bucket.lt(below)),
+        None => query,
+    }
+}
+
+/// The ids of the change rows naming a bucket in `[first, end)`.
+fn change_ids(conn: &mut DbConnection, first: i64, end: i64) -> QueryResult<Vec<i64>> {
+    rollup_changes::table
+        .filter(rollup_changes::bucket.ge(first))
+        .filter(rollup_changes::bucket.lt(end))
+        .select(rollup_changes::id)
+        .load(conn)
+}
+
+/// Deletes the change rows `ids` (the ones a fold read before recomputing their buckets).
+fn delete_changes(conn: &mut WriteConn<'_>, ids: &[i64]) -> QueryResult<()> {
     let write: &mut DbConnection = conn;
     for chunk in ids.chunks(500) {
         diesel::delete(rollup_changes::table.filter(rollup_changes::id.eq_any(chunk)))
             .execute(write)?;
     }
-    folded.changes = ids.len();
-    folded.buckets = ranges.iter().map(|(first, end)| end - first).sum::<i64>() as usize;
-    Ok(folded)
+    Ok(())
 }
 
 /// Recomputes every bucket of `[first, end)` (at most a week: a bulk load's history, one
@@ -147,21 +174,13 @@ pub fn fold(
 /// change log names nearly every bucket many times over.
 pub fn rebuild_range(conn: &mut WriteConn<'_>, first: i64, end: i64) -> QueryResult<Folded> {
     let end = end.min(first + MAX_SPAN);
-    let ids: Vec<i64> = {
+    let ids = {
         let read: &mut DbConnection = conn;
-        rollup_changes::table
-            .filter(rollup_changes::bucket.ge(first))
-            .filter(rollup_changes::bucket.lt(end))
-            .select(rollup_changes::id)
-            .load(read)?
+        change_ids(read, first, end)?
     };
     refold_range(conn, first, end)?;
     refold_parents(conn, &[(first, end)], None)?;
-    let write: &mut DbConnection = conn;
-    for chunk in ids.chunks(500) {
-        diesel::delete(rollup_changes::table.filter(rollup_changes::id.eq_any(chunk)))
-            .execute(write)?;
-    }
+    delete_changes(conn, &ids)?;
     Ok(Folded {
         changes: ids.len(),
         buckets: usize::try_from(end - first).unwrap_or(0),
@@ -172,13 +191,8 @@ pub fn rebuild_range(conn: &mut WriteConn<'_>, first: i64, end: i64) -> QueryRes
 /// index probe, read outside the writer, so a pass with nothing to fold takes no write
 /// transaction (on SQLite the writer is the orders' too).
 pub fn has_changes(conn: &mut DbConnection, below: Option<i64>) -> QueryResult<bool> {
-    let mut query = rollup_changes::table
+    Ok(pending(below)
         .select(rollup_changes::bucket)
-        .into_boxed();
-    if let Some(below) = below {
-        query = query.filter(rollup_changes::bucket.lt(below));
-    }
-    Ok(query
         .order(rollup_changes::bucket.asc())
         .first::<i64>(conn)
         .optional()?
@@ -320,8 +334,8 @@ const MONEY_COLUMNS: &[&str] = &[
 ];
 
 /// Every coarser level, each after the level it is summed from (the migrations
-/// `2026-12-07-002200_coarse_rollups` and `2026-12-08-000100_account_hour_rollups` fill
-/// them in the same order).
+/// `2026-12-07-002200_coarse_rollups`, `2026-12-08-000100_account_hour_rollups` and
+/// `2026-12-08-000200_account_total_hours` fill them in the same order).
 const LEVELS: &[Level] = &[
     Level {
         table: "rollup_time_orders",
@@ -541,6 +555,22 @@ const LEVELS: &[Level] = &[
     },
     Level {
         table: "rollup_account_totals",
+        span: 4,
+        child: "rollup_account_orders",
+        child_span: Some(4),
+        keys: &["account_id"],
+        sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_totals",
+        span: 24,
+        child: "rollup_account_totals",
+        child_span: Some(4),
+        keys: &["account_id"],
+        sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_totals",
         span: 96,
         child: "rollup_account_orders",
         child_span: Some(96),
@@ -554,6 +584,22 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &["account_id"],
         sums: ORDER_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_reasons",
+        span: 4,
+        child: "rollup_account_refunds",
+        child_span: Some(4),
+        keys: &["account_id", "reason"],
+        sums: REFUND_COLUMNS,
+    },
+    Level {
+        table: "rollup_account_reasons",
+        span: 24,
+        child: "rollup_account_reasons",
+        child_span: Some(4),
+        keys: &["account_id", "reason"],
+        sums: REFUND_COLUMNS,
     },
     Level {
         table: "rollup_account_reasons",
@@ -991,12 +1037,12 @@ const ACCOUNT_REFUNDS: Family = Family {
 const ACCOUNT_TOTALS: Family = Family {
     quarter: "rollup_orders",
     coarse: "rollup_account_totals",
-    spans: &[672, 96],
+    spans: &[672, 96, 24, 4],
 };
 const ACCOUNT_REASONS: Family = Family {
     quarter: "rollup_refunds",
     coarse: "rollup_account_reasons",
-    spans: &[672, 96],
+    spans: &[672, 96, 24, 4],
 };
 const MONEY: Family = Family {
     quarter: "rollup_money",
@@ -1010,14 +1056,19 @@ pub fn report_spans(group: ReportGroup, scope: ReportScope) -> &'static [i64] {
     families(group, scope).0.spans
 }
 
-/// The rollup tables a refund report reads (orders, refunds): one reseller's report those
-/// with the account and service; the by-account report those with the account alone;
-/// time series and the by-reason report those with time alone; the rest those with the
-/// service. Each the fewest rows that still carry the report's key.
+/// The rollup tables a refund report reads (orders, refunds): one reseller's report by
+/// service or provider those with the account and service; the by-account report and one
+/// reseller's time series and by-reason report those with the account alone; time series
+/// and the by-reason report over all accounts those with time alone; the rest those with
+/// the service. Each the fewest rows that still carry the report's key.
 fn families(group: ReportGroup, scope: ReportScope) -> (Family, Family) {
     match (scope, group) {
-        (ReportScope::Account(_), _) => (ACCOUNT_ORDERS, ACCOUNT_REFUNDS),
-        (ReportScope::All, ReportGroup::Account) => (ACCOUNT_TOTALS, ACCOUNT_REASONS),
+        (ReportScope::Account(_), ReportGroup::Service | ReportGroup::Provider) => {
+            (ACCOUNT_ORDERS, ACCOUNT_REFUNDS)
+        }
+        (ReportScope::Account(_), _) | (ReportScope::All, ReportGroup::Account) => {
+            (ACCOUNT_TOTALS, ACCOUNT_REASONS)
+        }
         (
             ReportScope::All,
             ReportGroup::Day | ReportGroup::Week | ReportGroup::Month | ReportGroup::Reason,

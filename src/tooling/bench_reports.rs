@@ -168,9 +168,9 @@ pub fn run(
             ReportScope::Account(busiest),
             iterations,
         )?);
-        // A reseller's day series in +05:30: the per-account levels have no hour or six
-        // hours, so every local day is 96 quarters of 15-minute rows (one range per run
-        // on SQLite, one index probe per quarter on PostgreSQL).
+        // A reseller's day series in +05:30: every local day is two quarters, five hours,
+        // three six-hour spans and two quarters of that reseller's rows (per account
+        // alone: no service key).
         out.push(measure(
             conn,
             format!("reseller day+0530 {window_name} {days}d"),

@@ -706,7 +706,8 @@ async fn a_fold_below_the_open_quarter_leaves_it_logged_and_reports_stay_exact()
 }
 
 /// A process of an earlier version, still running after the upgrade, folds under the job
-/// row `rollups`: the database refuses it (its fold would leave the newer levels stale),
+/// row `rollups` (or `rollups 2026-12-08`, the version before this one): the database
+/// refuses it (its fold would leave the newer levels stale),
 /// its transaction changes nothing, and this version's fold goes on.
 #[actix_rt::test]
 async fn an_earlier_versions_fold_is_refused_and_changes_nothing() {
@@ -718,6 +719,7 @@ async fn an_earlier_versions_fold_is_refused_and_changes_nothing() {
     assert!(before >= 1);
     for (name, refused) in [
         ("rollups", true),
+        ("rollups 2026-12-08", true),
         (reseller_api::application::rollups::FOLD_JOB, false),
     ] {
         let pool = app.pool.clone();
