@@ -35,6 +35,7 @@ use super::worker::{OrderSends, OrderStatuses, Pass, Worker};
 use crate::db::providers;
 use crate::domain::ids::ProviderId;
 use crate::domain::provider::Provider;
+use crate::jobs::Wake;
 
 /// Lane threads one process runs at most; past it, providers share lanes by id.
 pub const MAX_LANES: i64 = 64;
@@ -127,12 +128,15 @@ fn lane_of(provider_id: ProviderId, lanes: i64) -> i64 {
 }
 
 /// Runs on the provider worker's thread until stopped: starts a lane for each provider
-/// as it appears, then waits for every lane to finish its exchange and give back its
-/// leases.
-pub(super) fn supervise(worker: &Worker) {
+/// as it appears (looking once per [`Worker::interval`]), then waits for every lane to
+/// finish its exchange and give back its leases. It waits on `shutdown`, not on the
+/// orders' wake: every order placed notifies that one, and listing the providers once per
+/// order cost the server ~7% of its CPU at 64 connections for no new lane. A provider
+/// added gets its lane within one interval.
+pub(super) fn supervise(worker: &Worker, shutdown: &Wake) {
     let lanes_count = lane_count(worker.pool.max_size());
     let mut lanes: HashMap<i64, JoinHandle<()>> = HashMap::new();
-    let mut seen = worker.wake.seen();
+    let mut seen = shutdown.seen();
     while !worker.stopping() {
         match worker
             .connection()
@@ -163,7 +167,7 @@ pub(super) fn supervise(worker: &Worker) {
             Err(error) => tracing::error!(%error, "could not list providers for their lanes"),
         }
         if !worker.stopping() {
-            worker.wake.wait(&mut seen, worker.interval());
+            shutdown.wait(&mut seen, worker.interval());
         }
     }
     for (lane, thread) in lanes {

@@ -926,8 +926,9 @@ pub(super) fn truncate(text: &str, max: usize) -> &str {
 pub struct WorkerHandle {
     stop: Arc<AtomicBool>,
     wake: Arc<Wake>,
-    /// The periodic jobs' own wake, for shutdown only: the orders' wake (every order placed
-    /// notifies it) would wake each of their threads once per order, for nothing.
+    /// The periodic jobs' and the lanes' supervisor's own wake, for shutdown only: the
+    /// orders' wake (every order placed notifies it) would wake each of their threads once
+    /// per order, for nothing.
     periodic: Arc<Wake>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -1030,6 +1031,7 @@ pub fn spawn(
     let worker = Worker::new(pool.clone(), config, wake.clone());
     let stop = worker.stop.clone();
     let periodic = Arc::new(Wake::default());
+    let supervisor_wake = periodic.clone();
     let (rollups_pool, rollups_owner) = (pool.clone(), worker.owner.clone());
     let schedule = crate::jobs::spawn_periodic(
         SubscriptionSchedule { pool: pool.clone() },
@@ -1052,7 +1054,7 @@ pub fn spawn(
         .name("provider-worker".into())
         .spawn(move || {
             tracing::info!(owner = %worker.owner, "provider worker started");
-            jobs::supervise(&worker);
+            jobs::supervise(&worker, &supervisor_wake);
             tracing::info!(owner = %worker.owner, "provider worker stopped; its leases are given back");
         })
         .expect("spawn the provider worker thread");
