@@ -324,6 +324,33 @@ fn expire_if_due(
     .map(Some)
 }
 
+/// Books a child's `charge` as its own `order_charge` entry paid from the subscription's
+/// held balance (the hold covers it). Returns what was captured from the hold.
+fn charge_from_hold(
+    conn: &mut db::WriteConn<'_>,
+    sub: &Subscription,
+    charge: Money,
+    refs: ledger::Refs,
+) -> Result<Money, SubscriptionError> {
+    ledger::post_moves(
+        conn,
+        sub.account_id,
+        LedgerKind::OrderCharge,
+        SignedMoney::ZERO,
+        -charge,
+        refs,
+        Some(sub.id),
+    )?
+    .ok_or_else(|| {
+        SubscriptionError::Database(ApiError::internal(format!(
+            "subscription {}: its hold left {} is not in the account's held balance",
+            sub.id,
+            sub.hold_left()
+        )))
+    })?;
+    Ok(charge)
+}
+
 /// Records one child of a locked subscription. Call inside a write transaction.
 fn record_child(
     conn: &mut db::WriteConn<'_>,
@@ -383,23 +410,7 @@ fn record_child(
     };
     let captured = if paid_from_hold(charge, sub.hold_left()) {
         // Its own order_charge entry, paid from the held balance.
-        ledger::post_moves(
-            conn,
-            sub.account_id,
-            LedgerKind::OrderCharge,
-            SignedMoney::ZERO,
-            -charge,
-            refs,
-            Some(sub.id),
-        )?
-        .ok_or_else(|| {
-            SubscriptionError::Database(ApiError::internal(format!(
-                "subscription {}: its hold left {} is not in the account's held balance",
-                sub.id,
-                sub.hold_left()
-            )))
-        })?;
-        charge
+        charge_from_hold(conn, sub, charge, refs)?
     } else {
         // The hold is spent: paid from the available balance if it covers it.
         let paid = ledger::post(
@@ -938,23 +949,7 @@ fn record_upstream_child(
         ..Default::default()
     };
     let captured = if from_hold {
-        ledger::post_moves(
-            conn,
-            sub.account_id,
-            LedgerKind::OrderCharge,
-            SignedMoney::ZERO,
-            -charge,
-            refs,
-            Some(sub.id),
-        )?
-        .ok_or_else(|| {
-            SubscriptionError::Database(ApiError::internal(format!(
-                "subscription {}: its hold left {} is not in the account's held balance",
-                sub.id,
-                sub.hold_left()
-            )))
-        })?;
-        charge
+        charge_from_hold(conn, sub, charge, refs)?
     } else {
         // The provider delivered it: it is recorded whatever the balance. Paid from the
         // available balance if that covers it; else charged all the same, the balance
