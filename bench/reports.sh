@@ -9,7 +9,8 @@
 # its days long), BENCH_REPORT_ITERATIONS (default 20), BENCH_BACKENDS (default
 # "sqlite postgres"), BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432),
 # BENCH_REPORT_DB_DIR (keep the seeded SQLite file there and reuse it on the next run),
-# CARGO_TARGET_DIR. Each backend gets a fresh database unless reused.
+# BENCH_REPORT_PG_DB (a PostgreSQL database name: kept after the run and reused when it
+# already holds orders), CARGO_TARGET_DIR. Each backend gets a fresh database unless reused.
 # Not part of `cargo test` or `.ci/run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,17 +35,21 @@ for backend in $BACKENDS; do
       file="$DB_DIR/reports-$ORDERS.db"; url="sqlite://$file"; target=50
       [ -s "$file" ] && fresh=0 ;;
     postgres)
-      db="bench_reports_$$"
-      psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
-      psql "$PG_BASE/postgres" -qc "CREATE DATABASE $db" >/dev/null
-      url="$PG_BASE/$db"; target=100 ;;
+      db=${BENCH_REPORT_PG_DB:-bench_reports_$$}; target=100; url="$PG_BASE/$db"
+      if [ -n "${BENCH_REPORT_PG_DB:-}" ] &&
+        [ "$(psql "$url" -tAc "SELECT to_regclass('orders') IS NOT NULL AND EXISTS (SELECT 1 FROM orders)" 2>/dev/null)" = t ]; then
+        fresh=0
+      else
+        psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+        psql "$PG_BASE/postgres" -qc "CREATE DATABASE $db" >/dev/null
+      fi ;;
     *) say "unknown backend $backend"; exit 1 ;;
   esac
   if [ $fresh = 1 ]; then
     say "$backend: seeding $ORDERS orders (and rebuilding their rollups)"
     DATABASE_URL=$url "$BIN" seed --orders "$ORDERS" --refunds $((ORDERS / 20)) --days 365 >&2
   else
-    say "$backend: reusing $file"
+    say "$backend: reusing ${file:-$db}"
   fi
   for days in $WINDOWS; do
     say "$backend: measuring ${days}-day windows (load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores)"
@@ -56,5 +61,7 @@ for backend in $BACKENDS; do
         printf '%-10s %-40s %9s %9s %8s\n' "$backend" "$name" "$p95" "$target" "$ratio"
       done
   done
-  if [ "$backend" = postgres ]; then psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null; fi
+  if [ "$backend" = postgres ] && [ -z "${BENCH_REPORT_PG_DB:-}" ]; then
+    psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+  fi
 done

@@ -8,8 +8,8 @@
 use chrono::NaiveDateTime;
 
 use super::client::{unreadable_reply, Reply};
-use super::dialect::{parse_cancel_batch, CancelItem, CancelReply};
-use super::exchange::{Claimed, Exchange};
+use super::dialect::{CancelItem, CancelReply};
+use super::exchange::{self, Claimed, Exchange};
 use super::worker::{truncate, Pass, Worker};
 use crate::db::cancels::{self, CancelOutcome, CancelRequest};
 use crate::db::{self, provider_orders, DbConnection};
@@ -57,11 +57,7 @@ impl Exchange for Cancels<'_> {
                 jobs.push(job);
             }
         }
-        Ok(if jobs.is_empty() {
-            Claimed::Empty
-        } else {
-            Claimed::Due(jobs)
-        })
+        Ok(exchange::claimed(jobs))
     }
 
     fn request(&self, jobs: &Self::Work) -> Vec<(&'static str, String)> {
@@ -73,17 +69,7 @@ impl Exchange for Cancels<'_> {
     }
 
     fn read(&self, _: &Self::Work, reply: &Reply) -> (Self::Read, &'static str) {
-        let read = match reply {
-            Reply::Answered { body, .. } => parse_cancel_batch(body),
-            Reply::NotSent(_) | Reply::Lost(_) => None,
-        };
-        let label = match &read {
-            Some(CancelReply::Items(_)) => "read",
-            Some(CancelReply::RefusedAll(_)) => "rejected",
-            Some(CancelReply::Failed(_)) => "failed",
-            None => "unreadable",
-        };
-        (read, label)
+        exchange::read_cancels(reply)
     }
 
     fn finish(

@@ -15,12 +15,71 @@
 use chrono::NaiveDateTime;
 
 use super::client::{call, Reply};
+use super::dialect::{parse_add, parse_cancel_batch, AddReply, CancelReply};
 use super::worker::{record_exchange, Pass, Worker};
 use crate::db::DbConnection;
 use crate::domain::ids::OrderId;
 use crate::domain::provider::Provider;
 pub(super) use crate::jobs::Claimed;
 use crate::jobs::{drain, Queue};
+
+/// What a claim of a batch found: its jobs, or nothing due.
+pub(super) fn claimed<T>(jobs: Vec<T>) -> Claimed<Vec<T>> {
+    if jobs.is_empty() {
+        Claimed::Empty
+    } else {
+        Claimed::Due(jobs)
+    }
+}
+
+/// A batch status reply (orders', subscriptions'), read by `parse`: its items, labelled
+/// `read`, or `unreadable` (not answered, or not a status batch).
+pub(super) fn read_statuses<T>(
+    reply: &Reply,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> (Option<T>, &'static str) {
+    let items = match reply {
+        Reply::Answered { body, .. } => parse(body),
+        Reply::NotSent(_) | Reply::Lost(_) => None,
+    };
+    let label = if items.is_some() {
+        "read"
+    } else {
+        "unreadable"
+    };
+    (items, label)
+}
+
+/// An `add` reply (an order's, a subscription's) with its label; one not sent is a
+/// rejection naming why.
+pub(super) fn read_add(reply: &Reply) -> (AddReply, &'static str) {
+    let read = match reply {
+        Reply::Answered { body, .. } => parse_add(body),
+        Reply::NotSent(e) => AddReply::Rejected(format!("not sent: {e}")),
+        Reply::Lost(_) => AddReply::Unreadable,
+    };
+    let label = match &read {
+        AddReply::Accepted(_) => "accepted",
+        AddReply::Rejected(_) => "rejected",
+        AddReply::Unreadable => "unreadable",
+    };
+    (read, label)
+}
+
+/// A `cancel` batch reply (orders', subscriptions') with its label.
+pub(super) fn read_cancels(reply: &Reply) -> (Option<CancelReply>, &'static str) {
+    let read = match reply {
+        Reply::Answered { body, .. } => parse_cancel_batch(body),
+        Reply::NotSent(_) | Reply::Lost(_) => None,
+    };
+    let label = match &read {
+        Some(CancelReply::Items(_)) => "read",
+        Some(CancelReply::RefusedAll(_)) => "rejected",
+        Some(CancelReply::Failed(_)) => "failed",
+        None => "unreadable",
+    };
+    (read, label)
+}
 
 /// One queue of work sent to providers.
 pub(super) trait Exchange {

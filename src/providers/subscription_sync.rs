@@ -25,10 +25,10 @@ use chrono::NaiveDateTime;
 
 use super::client::{unreadable_reply, Reply};
 use super::dialect::{
-    error_topic, parse_add, parse_cancel_batch, parse_subscription_statuses, AddReply, CancelItem,
-    CancelReply, ErrorTopic, SubscriptionItem,
+    error_topic, parse_subscription_statuses, AddReply, CancelItem, CancelReply, ErrorTopic,
+    SubscriptionItem,
 };
-use super::exchange::{Claimed, Exchange};
+use super::exchange::{self, Claimed, Exchange};
 use super::worker::{truncate, Pass, Worker};
 use crate::application::subscriptions::{self as subs, SubscriptionError, UpstreamReport};
 use crate::db::subscriptions::{
@@ -246,17 +246,7 @@ impl Exchange for SubscriptionSends<'_> {
     }
 
     fn read(&self, _: &Self::Work, reply: &Reply) -> (AddReply, &'static str) {
-        let read = match reply {
-            Reply::Answered { body, .. } => parse_add(body),
-            Reply::NotSent(e) => AddReply::Rejected(format!("not sent: {e}")),
-            Reply::Lost(_) => AddReply::Unreadable,
-        };
-        let label = match &read {
-            AddReply::Accepted(_) => "accepted",
-            AddReply::Rejected(_) => "rejected",
-            AddReply::Unreadable => "unreadable",
-        };
-        (read, label)
+        exchange::read_add(reply)
     }
 
     fn finish(
@@ -432,17 +422,7 @@ impl Exchange for SubscriptionCancels<'_> {
     }
 
     fn read(&self, _: &Self::Work, reply: &Reply) -> (Self::Read, &'static str) {
-        let read = match reply {
-            Reply::Answered { body, .. } => parse_cancel_batch(body),
-            Reply::NotSent(_) | Reply::Lost(_) => None,
-        };
-        let label = match &read {
-            Some(CancelReply::Items(_)) => "read",
-            Some(CancelReply::RefusedAll(_)) => "rejected",
-            Some(CancelReply::Failed(_)) => "failed",
-            None => "unreadable",
-        };
-        (read, label)
+        exchange::read_cancels(reply)
     }
 
     fn finish(
@@ -601,11 +581,7 @@ impl Exchange for SubscriptionPolls<'_> {
                 worker.exchange_lease(provider),
             )
         })?;
-        Ok(if jobs.is_empty() {
-            Claimed::Empty
-        } else {
-            Claimed::Due(jobs)
-        })
+        Ok(exchange::claimed(jobs))
     }
 
     fn request(&self, jobs: &Self::Work) -> Vec<(&'static str, String)> {
@@ -617,16 +593,7 @@ impl Exchange for SubscriptionPolls<'_> {
     }
 
     fn read(&self, _: &Self::Work, reply: &Reply) -> (Self::Read, &'static str) {
-        let items = match reply {
-            Reply::Answered { body, .. } => parse_subscription_statuses(body),
-            Reply::NotSent(_) | Reply::Lost(_) => None,
-        };
-        let label = if items.is_some() {
-            "read"
-        } else {
-            "unreadable"
-        };
-        (items, label)
+        exchange::read_statuses(reply, parse_subscription_statuses)
     }
 
     fn finish(

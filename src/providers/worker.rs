@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 
 use super::client::{unreadable_reply, Reply};
-use super::dialect::{parse_add, parse_multi_status, AddReply, StatusItem};
-use super::exchange::{Claimed, Exchange};
+use super::dialect::{parse_multi_status, AddReply, StatusItem};
+use super::exchange::{self, Claimed, Exchange};
 use super::{jobs, Wake};
 use crate::application::costs;
 use crate::application::refunds::{self, SettleError, Trigger};
@@ -732,17 +732,7 @@ impl Exchange for OrderSends<'_> {
     }
 
     fn read(&self, _: &Self::Work, reply: &Reply) -> (AddReply, &'static str) {
-        let read = match reply {
-            Reply::Answered { body, .. } => parse_add(body),
-            Reply::NotSent(e) => AddReply::Rejected(format!("not sent: {e}")),
-            Reply::Lost(_) => AddReply::Unreadable,
-        };
-        let label = match &read {
-            AddReply::Accepted(_) => "accepted",
-            AddReply::Rejected(_) => "rejected",
-            AddReply::Unreadable => "unreadable",
-        };
-        (read, label)
+        exchange::read_add(reply)
     }
 
     fn order_of(&self, (order, _): &Self::Work) -> Option<OrderId> {
@@ -822,11 +812,7 @@ impl Exchange for OrderStatuses<'_> {
                 worker.exchange_lease(provider),
             )
         })?;
-        Ok(if jobs.is_empty() {
-            Claimed::Empty
-        } else {
-            Claimed::Due(jobs)
-        })
+        Ok(exchange::claimed(jobs))
     }
 
     fn request(&self, jobs: &Self::Work) -> Vec<(&'static str, String)> {
@@ -838,16 +824,7 @@ impl Exchange for OrderStatuses<'_> {
     }
 
     fn read(&self, _: &Self::Work, reply: &Reply) -> (Self::Read, &'static str) {
-        let items = match reply {
-            Reply::Answered { body, .. } => parse_multi_status(body),
-            Reply::NotSent(_) | Reply::Lost(_) => None,
-        };
-        let label = if items.is_some() {
-            "read"
-        } else {
-            "unreadable"
-        };
-        (items, label)
+        exchange::read_statuses(reply, parse_multi_status)
     }
 
     fn finish(
