@@ -1358,8 +1358,27 @@ const REFUND_SUMS_SQL: &str = "r.reason AS reason, \
     CAST(COALESCE(SUM(r.refunded_micros), 0) AS BIGINT) AS refunded_micros, \
     CAST(COALESCE(SUM(r.refunded_orders), 0) AS BIGINT) AS refunded_orders";
 
-fn overflow() -> diesel::result::Error {
-    diesel::result::Error::DeserializationError("a report sum overflows 64 bits".into())
+/// `sum + more`, or an error when a report sum overflows 64 bits (never a wrap).
+fn added<T: CheckedSum>(sum: T, more: T) -> QueryResult<T> {
+    sum.checked_sum(more).ok_or_else(|| {
+        diesel::result::Error::DeserializationError("a report sum overflows 64 bits".into())
+    })
+}
+
+trait CheckedSum: Sized {
+    fn checked_sum(self, more: Self) -> Option<Self>;
+}
+
+impl CheckedSum for i64 {
+    fn checked_sum(self, more: Self) -> Option<Self> {
+        self.checked_add(more)
+    }
+}
+
+impl CheckedSum for Money {
+    fn checked_sum(self, more: Self) -> Option<Self> {
+        self.checked_add(more)
+    }
 }
 
 /// The refund report's sums over the folded runs `clean` ([`Plan::clean`]), keyed as
@@ -1410,18 +1429,9 @@ pub fn rolled_sums(
                 charged: Money::ZERO,
                 refunded_orders: 0,
             });
-            sums.orders = sums
-                .orders
-                .checked_add(r.orders_count)
-                .ok_or_else(overflow)?;
-            sums.charged = sums
-                .charged
-                .checked_add(r.charged_micros)
-                .ok_or_else(overflow)?;
-            sums.refunded_orders = sums
-                .refunded_orders
-                .checked_add(r.refunded_orders)
-                .ok_or_else(overflow)?;
+            sums.orders = added(sums.orders, r.orders_count)?;
+            sums.charged = added(sums.charged, r.charged_micros)?;
+            sums.refunded_orders = added(sums.refunded_orders, r.refunded_orders)?;
         }
     }
     let refunds_key = if group == ReportGroup::Reason {
@@ -1454,18 +1464,9 @@ pub fn rolled_sums(
                     refunded: Money::ZERO,
                     refunded_orders: 0,
                 });
-            sums.refunds = sums
-                .refunds
-                .checked_add(r.refunds_count)
-                .ok_or_else(overflow)?;
-            sums.refunded = sums
-                .refunded
-                .checked_add(r.refunded_micros)
-                .ok_or_else(overflow)?;
-            sums.refunded_orders = sums
-                .refunded_orders
-                .checked_add(r.refunded_orders)
-                .ok_or_else(overflow)?;
+            sums.refunds = added(sums.refunds, r.refunds_count)?;
+            sums.refunded = added(sums.refunded, r.refunded_micros)?;
+            sums.refunded_orders = added(sums.refunded_orders, r.refunded_orders)?;
         }
     }
     Ok((

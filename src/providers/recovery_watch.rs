@@ -10,7 +10,7 @@ use chrono::NaiveDateTime;
 
 use super::client::Reply;
 use super::dialect::{parse_multi_status, StatusItem};
-use super::exchange::{Claimed, Exchange};
+use super::exchange::{self, Claimed, Exchange};
 use super::worker::{Pass, Worker};
 use crate::application::costs::{self, StatusMoney};
 use crate::db::{self, DbConnection};
@@ -71,10 +71,7 @@ impl Exchange for RecoveryWatch<'_> {
     }
 
     fn read(&self, _: &Self::Work, reply: &Reply) -> (Self::Read, &'static str) {
-        let items = match reply {
-            Reply::Answered { body, .. } => parse_multi_status(body),
-            Reply::NotSent(_) | Reply::Lost(_) => None,
-        };
+        let (items, _) = exchange::read_statuses(reply, parse_multi_status);
         let label = if items.is_some() {
             "recovery_read"
         } else {
