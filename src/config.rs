@@ -586,6 +586,45 @@ pub struct WorkerConfig {
         global = true
     )]
     pub recovery_poll_secs: i64,
+    /// Report zones whose local days the rollups keep, as offsets (`+05:30,-03:00`): a
+    /// day, week or month series in one of them reads one rollup row a day; in any other
+    /// zone it reads the UTC quarters, hours and six hours at each local day's edges
+    /// (exact either way, slower over long windows). Whole quarters of an hour only; UTC
+    /// needs none. A zone added is filled from the history by the worker, a week per
+    /// second; one left out is dropped. Every process of a panel lists the same zones.
+    #[arg(
+        long,
+        env = "RESELLER_API_REPORT_ZONES",
+        value_delimiter = ',',
+        value_parser = report_zone,
+        global = true
+    )]
+    pub report_zones: Vec<chrono::FixedOffset>,
+}
+
+impl WorkerConfig {
+    /// The phases of [`WorkerConfig::report_zones`] (`db::rollups::phase_of`), once each.
+    pub fn report_phases(&self) -> Vec<i64> {
+        let mut phases: Vec<i64> = self
+            .report_zones
+            .iter()
+            .filter_map(|zone| crate::db::rollups::phase_of(*zone))
+            .collect();
+        phases.sort_unstable();
+        phases.dedup();
+        phases
+    }
+}
+
+/// A report zone: `UTC` or an offset in whole quarters of an hour (`+05:45`).
+fn report_zone(raw: &str) -> Result<chrono::FixedOffset, String> {
+    let zone = crate::domain::report::parse_timezone(raw)?;
+    if zone.local_minus_utc() % 900 != 0 {
+        return Err(format!(
+            "{raw}: a report zone must be a whole number of quarters of an hour from UTC"
+        ));
+    }
+    Ok(zone)
 }
 
 impl Default for WorkerConfig {

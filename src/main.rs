@@ -295,6 +295,21 @@ fn run_worker(config: &Config) -> Result<(), String> {
     signalled.map_err(|e| e.to_string())
 }
 
+/// Keeps and fills the report zones `config` lists (`--report-zones`), as the worker would
+/// over its first passes, before the command goes on.
+fn fill_report_zones(
+    config: &Config,
+    conn: &mut reseller_api::db::DbConnection,
+    owner: &str,
+) -> Result<(), String> {
+    let phases = config.worker.report_phases();
+    match reseller_api::application::rollups::fill_zones(conn, owner, &phases) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("another process is folding the report rollups: try again".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn seed(config: &Config, args: &SeedArgs) -> Result<(), String> {
     let pool = open(config)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
@@ -307,6 +322,7 @@ fn seed(config: &Config, args: &SeedArgs) -> Result<(), String> {
         seed: args.seed,
     };
     let seeded = reseller_api::tooling::seed::run(&mut conn, &options)?;
+    fill_report_zones(config, &mut conn, "seed")?;
     println!(
         "seeded {} accounts, {} services, {} orders ({} with a provider's cost), {} refunds, {} pending requests, {} ledger entries, {} report-rollup buckets in {:.1} s",
         seeded.accounts,
@@ -325,6 +341,7 @@ fn seed(config: &Config, args: &SeedArgs) -> Result<(), String> {
 fn bench_reports(config: &Config, args: &BenchArgs) -> Result<(), String> {
     let pool = open(config)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
+    fill_report_zones(config, &mut conn, "bench-reports")?;
     let results = reseller_api::tooling::bench_reports::run(
         &mut conn,
         args.days,

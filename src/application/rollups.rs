@@ -8,8 +8,9 @@ use crate::db::{self, rollups, DbConnection};
 /// of an older version still running after the upgrade cannot fold with fewer levels (its
 /// fold fails and changes nothing; its 15-minute rows would otherwise leave the new levels
 /// stale). `2026-12-08-000100_account_hour_rollups` retired `rollups`,
-/// `2026-12-08-000200_account_total_hours` retired `rollups 2026-12-08`.
-pub const FOLD_JOB: &str = "rollups 2026-12-08-000200";
+/// `2026-12-08-000200_account_total_hours` retired `rollups 2026-12-08`,
+/// `2026-12-08-000300_zone_days` retired `rollups 2026-12-08-000200`.
+pub const FOLD_JOB: &str = "rollups 2026-12-08-000300";
 
 /// Ranges of buckets one fold transaction recomputes at most (and at most a week of
 /// buckets in all), so a transaction stays short (on SQLite it holds the writer).
@@ -88,4 +89,59 @@ pub fn rebuild(
     let rest = fold(conn, owner, usize::MAX, None)?;
     total.changes += rest.changes;
     Ok(total)
+}
+
+/// Brings the report zones the rollups keep (`db::rollups::zones`) to `phases` (see
+/// `WorkerConfig::report_zones`): lists the missing ones, drops the others, and fills one
+/// week of the history of the first zone still filling, in one transaction holding the
+/// [`FOLD_JOB`] row (so no fold runs beside it: the zone's days are summed from rollups
+/// only a fold changes). Returns whether every zone of `phases` is filled (reports read
+/// a zone's days only then).
+pub fn keep_zones(
+    conn: &mut DbConnection,
+    owner: &str,
+    phases: &[i64],
+) -> Result<bool, diesel::result::Error> {
+    db::write_tx(conn, |conn| {
+        if !db::jobs::take_turn(conn, FOLD_JOB, owner, chrono::Duration::zero())? {
+            return Ok(false);
+        }
+        let mut kept = {
+            let read: &mut DbConnection = conn;
+            rollups::zones(read)?
+        };
+        for zone in &kept {
+            if !phases.contains(&zone.phase) {
+                rollups::drop_zone(conn, zone.phase)?;
+            }
+        }
+        kept.retain(|zone| phases.contains(&zone.phase));
+        for &phase in phases {
+            if !kept.iter().any(|zone| zone.phase == phase) {
+                kept.push(rollups::add_zone(conn, phase)?);
+            }
+        }
+        if let Some(zone) = kept.iter_mut().find(|zone| !zone.filled()) {
+            *zone = rollups::fill_zone(conn, *zone)?;
+        }
+        Ok(kept.iter().all(rollups::Zone::filled))
+    })
+}
+
+/// [`keep_zones`] until every zone of `phases` is filled (after a bulk load, before a
+/// benchmark). Gives up when another process holds the fold's turn.
+pub fn fill_zones(
+    conn: &mut DbConnection,
+    owner: &str,
+    phases: &[i64],
+) -> Result<bool, diesel::result::Error> {
+    loop {
+        let before = rollups::zones(conn)?;
+        if keep_zones(conn, owner, phases)? {
+            return Ok(true);
+        }
+        if rollups::zones(conn)? == before {
+            return Ok(false);
+        }
+    }
 }

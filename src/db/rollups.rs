@@ -307,6 +307,7 @@ fn refold_range(conn: &mut WriteConn<'_>, first: i64, end: i64) -> QueryResult<(
 /// A coarser level: rows of `table` with `span` 15-minute buckets each, the sums of
 /// `child`'s rows (`child_span`: the level below in the same table, `None`: the 15-minute
 /// table) grouped by `keys`.
+#[derive(Clone)]
 struct Level {
     table: &'static str,
     span: i64,
@@ -314,6 +315,10 @@ struct Level {
     child_span: Option<i64>,
     keys: &'static [&'static str],
     sums: &'static [&'static str],
+    /// `Some(p)`: a report zone's local days ([`zone_levels`]): spans of `span` buckets
+    /// starting `p` quarters past a UTC midnight, their rows named by `phase = p` in the
+    /// level's table instead of `span`.
+    phase: Option<i64>,
 }
 
 const ORDER_COLUMNS: &[&str] = &["orders", "charged_micros", "refunded_orders"];
@@ -344,6 +349,7 @@ const LEVELS: &[Level] = &[
         child_span: None,
         keys: &[],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_time_orders",
@@ -352,6 +358,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(1),
         keys: &[],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_time_orders",
@@ -360,6 +367,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(4),
         keys: &[],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_time_orders",
@@ -368,6 +376,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(24),
         keys: &[],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_time_orders",
@@ -376,6 +385,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &[],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_time_refunds",
@@ -384,6 +394,7 @@ const LEVELS: &[Level] = &[
         child_span: None,
         keys: &["reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_time_refunds",
@@ -392,6 +403,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(1),
         keys: &["reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_time_refunds",
@@ -400,6 +412,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(4),
         keys: &["reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_time_refunds",
@@ -408,6 +421,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(24),
         keys: &["reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_time_refunds",
@@ -416,6 +430,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &["reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_service_orders",
@@ -424,6 +439,7 @@ const LEVELS: &[Level] = &[
         child_span: None,
         keys: &["service_id"],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_service_orders",
@@ -432,6 +448,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(4),
         keys: &["service_id"],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_service_orders",
@@ -440,6 +457,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &["service_id"],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_service_refunds",
@@ -448,6 +466,7 @@ const LEVELS: &[Level] = &[
         child_span: None,
         keys: &["service_id", "reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_service_refunds",
@@ -456,6 +475,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(4),
         keys: &["service_id", "reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_service_refunds",
@@ -464,6 +484,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &["service_id", "reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_service_money",
@@ -472,6 +493,7 @@ const LEVELS: &[Level] = &[
         child_span: None,
         keys: &["provider_id", "service_id"],
         sums: MONEY_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_service_money",
@@ -480,6 +502,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(4),
         keys: &["provider_id", "service_id"],
         sums: MONEY_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_service_money",
@@ -488,6 +511,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &["provider_id", "service_id"],
         sums: MONEY_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_orders",
@@ -496,6 +520,7 @@ const LEVELS: &[Level] = &[
         child_span: None,
         keys: &["account_id", "service_id"],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_orders",
@@ -504,6 +529,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(4),
         keys: &["account_id", "service_id"],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_orders",
@@ -512,6 +538,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(24),
         keys: &["account_id", "service_id"],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_orders",
@@ -520,6 +547,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &["account_id", "service_id"],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_refunds",
@@ -528,6 +556,7 @@ const LEVELS: &[Level] = &[
         child_span: None,
         keys: &["account_id", "service_id", "reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_refunds",
@@ -536,6 +565,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(4),
         keys: &["account_id", "service_id", "reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_refunds",
@@ -544,6 +574,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(24),
         keys: &["account_id", "service_id", "reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_refunds",
@@ -552,6 +583,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &["account_id", "service_id", "reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_totals",
@@ -560,6 +592,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(4),
         keys: &["account_id"],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_totals",
@@ -568,6 +601,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(4),
         keys: &["account_id"],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_totals",
@@ -576,6 +610,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &["account_id"],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_totals",
@@ -584,6 +619,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &["account_id"],
         sums: ORDER_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_reasons",
@@ -592,6 +628,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(4),
         keys: &["account_id", "reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_reasons",
@@ -600,6 +637,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(4),
         keys: &["account_id", "reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_reasons",
@@ -608,6 +646,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &["account_id", "reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
     Level {
         table: "rollup_account_reasons",
@@ -616,6 +655,7 @@ const LEVELS: &[Level] = &[
         child_span: Some(96),
         keys: &["account_id", "reason"],
         sums: REFUND_COLUMNS,
+        phase: None,
     },
 ];
 
@@ -744,15 +784,34 @@ impl Touched {
     }
 }
 
-/// `bucket` rounded down to a multiple of `span`, in SQL (floor, as `div_euclid`: `/`
-/// truncates towards zero on both backends, so a bucket before 1970 would land in the
-/// span after its own).
-fn span_start_sql(bucket: &str, span: i64) -> String {
-    format!("({bucket} - (({bucket} % {span}) + {span}) % {span})")
+/// `bucket` rounded down to a multiple of `span` (plus `phase`: the spans start `phase`
+/// buckets past a multiple), in SQL (floor, as `div_euclid`: `/` truncates towards zero on
+/// both backends, so a bucket before 1970 would land in the span after its own).
+fn span_start_sql(bucket: &str, span: i64, phase: i64) -> String {
+    if phase == 0 {
+        format!("({bucket} - (({bucket} % {span}) + {span}) % {span})")
+    } else {
+        format!("({bucket} - ((({bucket} - {phase}) % {span}) + {span}) % {span})")
+    }
 }
 
 impl Level {
-    /// `SELECT span, bucket, keys…, sums…` of this level as its child's rows in buckets
+    /// The column naming this level's rows in its table, and its value: the span, or a
+    /// zone's phase.
+    fn id(&self) -> (&'static str, i64) {
+        match self.phase {
+            Some(phase) => ("phase", phase),
+            None => ("span", self.span),
+        }
+    }
+
+    /// The first bucket of this level's span holding `bucket`.
+    fn start_of(&self, bucket: i64) -> i64 {
+        let phase = self.phase.unwrap_or(0);
+        phase + (bucket - phase).div_euclid(self.span) * self.span
+    }
+
+    /// `SELECT span, bucket, keys…, sums…` (`phase` for a zone's days) of this level as its child's rows in buckets
     /// `[?, ?)` give it (the range is whole spans of this level), for the keys `only`
     /// allows (`""`: every key; see [`Touched::condition`]).
     fn summed_from_child(&self, only: &str) -> String {
@@ -765,12 +824,12 @@ impl Level {
         let child_span = self
             .child_span
             .map_or(String::new(), |s| format!("c.span = {s} AND "));
-        let start = span_start_sql("c.bucket", self.span);
+        let start = span_start_sql("c.bucket", self.span, self.phase.unwrap_or(0));
+        let (column, id) = self.id();
         format!(
-            "SELECT {span} AS span, {start} AS bucket{keys}, {sums} FROM {child} c \
+            "SELECT {id} AS {column}, {start} AS bucket{keys}, {sums} FROM {child} c \
              WHERE {child_span}c.bucket >= ? AND c.bucket < ?{only} \
              GROUP BY {start}{keys}",
-            span = self.span,
             sums = sums.join(", "),
             child = self.child,
         )
@@ -778,9 +837,10 @@ impl Level {
 
     /// The stored rows of this level in buckets `[?, ?)`, as [`Level::summed_from_child`] lists them.
     fn stored(&self) -> String {
+        let (column, id) = self.id();
         format!(
-            "SELECT span, bucket{keys}, {sums} FROM {table} \
-             WHERE span = {span} AND bucket >= ? AND bucket < ?",
+            "SELECT {column}, bucket{keys}, {sums} FROM {table} \
+             WHERE {column} = {id} AND bucket >= ? AND bucket < ?",
             keys = self
                 .keys
                 .iter()
@@ -788,7 +848,6 @@ impl Level {
                 .collect::<String>(),
             sums = self.sums.join(", "),
             table = self.table,
-            span = self.span,
         )
     }
 
@@ -812,16 +871,17 @@ impl Level {
             },
         };
         let dialect = Dialect::of(conn);
+        let (column, id) = self.id();
         let delete = format!(
-            "DELETE FROM {} WHERE span = {} AND bucket >= ? AND bucket < ?{only}",
-            self.table, self.span
+            "DELETE FROM {} WHERE {column} = {id} AND bucket >= ? AND bucket < ?{only}",
+            self.table
         );
         diesel::sql_query(dialect.placeholders(&delete))
             .bind::<BigInt, _>(first)
             .bind::<BigInt, _>(end)
             .execute(conn)?;
         let insert = format!(
-            "INSERT INTO {} (span, bucket{}, {}) {}",
+            "INSERT INTO {} ({column}, bucket{}, {}) {}",
             self.table,
             self.keys
                 .iter()
@@ -842,29 +902,192 @@ impl Level {
 /// them is recomputed from the level below, finest first (an hour from its quarters, a
 /// day from its hours, seven days from their days), and no other; of a keyed level, only
 /// the rows of the keys `touched` names (a new order of one reseller rewrites that
-/// reseller's hour, six-hour, day and seven-day rows, not every reseller's).
+/// reseller's hour, six-hour, day and seven-day rows, not every reseller's). Then the
+/// local days holding them of every report zone listed ([`zones`]), filled or not.
 fn refold_parents(
     conn: &mut WriteConn<'_>,
     ranges: &[(i64, i64)],
     touched: Option<&Touched>,
 ) -> QueryResult<()> {
     let conn: &mut DbConnection = conn;
-    for level in LEVELS {
-        let span = level.span;
+    let zoned: Vec<Level> = zones(conn)?
+        .into_iter()
+        .flat_map(|zone| zone_levels(zone.phase))
+        .collect();
+    for level in LEVELS.iter().chain(&zoned) {
+        for (lo, hi) in level.parents(ranges) {
+            level.refold(conn, lo, hi, touched)?;
+        }
+    }
+    Ok(())
+}
+
+impl Level {
+    /// The whole spans of this level holding the buckets of `ranges` (sorted), joined
+    /// where they meet.
+    fn parents(&self, ranges: &[(i64, i64)]) -> Vec<(i64, i64)> {
         let mut parents: Vec<(i64, i64)> = Vec::new();
         for &(first, end) in ranges {
-            let lo = first.div_euclid(span) * span;
-            let hi = (end + span - 1).div_euclid(span) * span;
+            let lo = self.start_of(first);
+            let hi = self.start_of(end - 1) + self.span;
             match parents.last_mut() {
                 Some((_, last)) if *last >= lo => *last = (*last).max(hi),
                 _ => parents.push((lo, hi)),
             }
         }
-        for (lo, hi) in parents {
-            level.refold(conn, lo, hi, touched)?;
-        }
+        parents
     }
+}
+
+/// The levels of a report zone's local days (phase `phase`: they start that many quarters
+/// past a UTC midnight; +05:30 is 74): over all accounts from the time-only quarters, and
+/// per account from the 15-minute rows. A day series in that zone reads one row a day per
+/// key instead of the quarters, hours and six hours of the UTC levels.
+fn zone_levels(phase: i64) -> [Level; 4] {
+    [
+        Level {
+            table: "rollup_zone_orders",
+            span: 96,
+            child: "rollup_time_orders",
+            child_span: Some(1),
+            keys: &[],
+            sums: ORDER_COLUMNS,
+            phase: Some(phase),
+        },
+        Level {
+            table: "rollup_zone_refunds",
+            span: 96,
+            child: "rollup_time_refunds",
+            child_span: Some(1),
+            keys: &["reason"],
+            sums: REFUND_COLUMNS,
+            phase: Some(phase),
+        },
+        Level {
+            table: "rollup_zone_account_orders",
+            span: 96,
+            child: "rollup_orders",
+            child_span: None,
+            keys: &["account_id"],
+            sums: ORDER_COLUMNS,
+            phase: Some(phase),
+        },
+        Level {
+            table: "rollup_zone_account_refunds",
+            span: 96,
+            child: "rollup_refunds",
+            child_span: None,
+            keys: &["account_id", "reason"],
+            sums: REFUND_COLUMNS,
+            phase: Some(phase),
+        },
+    ]
+}
+
+/// A report zone the fold keeps local days for (`rollup_zones`): where its days start
+/// (quarters past a UTC midnight) and how far its history is filled: the days from
+/// `next_bucket` to `end_bucket` (the history when the zone was listed) are still to be
+/// summed; every fold since keeps the days it touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable)]
+pub struct Zone {
+    pub phase: i64,
+    pub next_bucket: i64,
+    pub end_bucket: i64,
+}
+
+impl Zone {
+    /// Whether every local day of the zone is summed: reports may read them.
+    pub fn filled(&self) -> bool {
+        self.next_bucket >= self.end_bucket
+    }
+}
+
+/// Where the local days of a zone `offset` east of UTC start, in quarters past a UTC
+/// midnight (+05:30: 74), or `None` for a zone whose days are UTC days (phase 0: the UTC
+/// levels are its days) or whose offset is not a whole number of quarters.
+pub fn phase_of(offset: chrono::FixedOffset) -> Option<i64> {
+    let minutes = i64::from(offset.local_minus_utc()) / 60;
+    if i64::from(offset.local_minus_utc()) % 60 != 0 || minutes % (BUCKET_SECS / 60) != 0 {
+        return None;
+    }
+    let phase = (-minutes / (BUCKET_SECS / 60)).rem_euclid(96);
+    (phase != 0).then_some(phase)
+}
+
+/// The report zones listed, by phase.
+pub fn zones(conn: &mut DbConnection) -> QueryResult<Vec<Zone>> {
+    use super::schema::rollup_zones;
+    rollup_zones::table
+        .select((
+            rollup_zones::phase,
+            rollup_zones::next_bucket,
+            rollup_zones::end_bucket,
+        ))
+        .order(rollup_zones::phase.asc())
+        .load(conn)
+}
+
+/// Lists the zone of phase `phase` (see [`phase_of`]): from now on every fold keeps its
+/// local days, and [`fill_zone`] sums those of the history (the whole local days holding
+/// every 15-minute row there is now). Call it holding the fold's turn, as a fold.
+pub fn add_zone(conn: &mut WriteConn<'_>, phase: i64) -> QueryResult<Zone> {
+    use super::schema::rollup_zones;
+    use diesel::dsl::{max, min};
+    let conn: &mut DbConnection = conn;
+    let (lo, hi): (Option<i64>, Option<i64>) = rollup_orders::table
+        .select((min(rollup_orders::bucket), max(rollup_orders::bucket)))
+        .get_result(conn)?;
+    let day = &zone_levels(phase)[0];
+    let (next, end) = match (lo, hi) {
+        (Some(lo), Some(hi)) => (day.start_of(lo), day.start_of(hi) + day.span),
+        _ => (0, 0),
+    };
+    diesel::insert_into(rollup_zones::table)
+        .values((
+            rollup_zones::phase.eq(phase),
+            rollup_zones::next_bucket.eq(next),
+            rollup_zones::end_bucket.eq(end),
+            rollup_zones::created_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(Zone {
+        phase,
+        next_bucket: next,
+        end_bucket: end,
+    })
+}
+
+/// Stops keeping the zone of phase `phase`: its days and its row go.
+pub fn drop_zone(conn: &mut WriteConn<'_>, phase: i64) -> QueryResult<()> {
+    use super::schema::rollup_zones;
+    let conn: &mut DbConnection = conn;
+    for level in zone_levels(phase) {
+        diesel::sql_query(format!("DELETE FROM {} WHERE phase = {phase}", level.table))
+            .execute(conn)?;
+    }
+    diesel::delete(rollup_zones::table.filter(rollup_zones::phase.eq(phase))).execute(conn)?;
     Ok(())
+}
+
+/// Sums the next week (at most) of `zone`'s history still to fill ([`add_zone`]); returns
+/// the zone as it stands after. Call it holding the fold's turn, as a fold.
+pub fn fill_zone(conn: &mut WriteConn<'_>, zone: Zone) -> QueryResult<Zone> {
+    use super::schema::rollup_zones;
+    if zone.filled() {
+        return Ok(zone);
+    }
+    let stop = (zone.next_bucket + MAX_SPAN).min(zone.end_bucket);
+    let conn: &mut DbConnection = conn;
+    for level in zone_levels(zone.phase) {
+        level.refold(conn, zone.next_bucket, stop, None)?;
+    }
+    diesel::update(rollup_zones::table.filter(rollup_zones::phase.eq(zone.phase)))
+        .set(rollup_zones::next_bucket.eq(stop))
+        .execute(conn)?;
+    Ok(Zone {
+        next_bucket: stop,
+        ..zone
+    })
 }
 
 #[derive(QueryableByName)]
@@ -876,16 +1099,36 @@ struct Differing {
 }
 
 /// Compares every coarser level with the level below over buckets `[first, end)` (whole
-/// spans of every level): each row differing on either side counts once; returns those
-/// that differ, as (level's table, span, first differing bucket, rows).
+/// spans of every UTC level; a zone's days holding them, but those of its history still
+/// to fill): each row differing on either side counts once; returns those that differ,
+/// as (level's table, span, first differing bucket, rows).
 fn check_levels(
     conn: &mut DbConnection,
     first: i64,
     end: i64,
 ) -> QueryResult<Vec<(&'static str, i64, i64, i64)>> {
     let dialect = Dialect::of(conn);
+    let mut checks: Vec<(Level, i64, i64)> = LEVELS
+        .iter()
+        .map(|level| (level.clone(), first, end))
+        .collect();
+    for zone in zones(conn)? {
+        for level in zone_levels(zone.phase) {
+            let (lo, hi) = (level.start_of(first), level.start_of(end - 1) + level.span);
+            let (unfilled_lo, unfilled_hi) = (zone.next_bucket, zone.end_bucket);
+            if zone.filled() || unfilled_hi <= lo || hi <= unfilled_lo {
+                checks.push((level, lo, hi));
+            } else {
+                checks.push((level.clone(), lo, unfilled_lo.max(lo)));
+                checks.push((level, unfilled_hi.min(hi), hi));
+            }
+        }
+    }
     let mut out = Vec::new();
-    for level in LEVELS {
+    for (level, first, end) in checks {
+        if first >= end {
+            continue;
+        }
         let (stored, derived) = (level.stored(), level.summed_from_child(""));
         let sql = format!(
             "SELECT COUNT(*) AS rows, MIN(d.bucket) AS bucket FROM (\
@@ -1002,52 +1245,63 @@ struct Family {
     quarter: &'static str,
     coarse: &'static str,
     spans: &'static [i64],
+    /// The table of the report zones' local days with the same keys ([`zone_levels`]).
+    zoned: Option<&'static str>,
 }
 
 const TIME_ORDERS: Family = Family {
     quarter: "rollup_orders",
     coarse: "rollup_time_orders",
     spans: &[672, 96, 24, 4, 1],
+    zoned: Some("rollup_zone_orders"),
 };
 const TIME_REFUNDS: Family = Family {
     quarter: "rollup_refunds",
     coarse: "rollup_time_refunds",
     spans: &[672, 96, 24, 4, 1],
+    zoned: Some("rollup_zone_refunds"),
 };
 const SERVICE_ORDERS: Family = Family {
     quarter: "rollup_orders",
     coarse: "rollup_service_orders",
     spans: &[672, 96, 4],
+    zoned: None,
 };
 const SERVICE_REFUNDS: Family = Family {
     quarter: "rollup_refunds",
     coarse: "rollup_service_refunds",
     spans: &[672, 96, 4],
+    zoned: None,
 };
 const ACCOUNT_ORDERS: Family = Family {
     quarter: "rollup_orders",
     coarse: "rollup_account_orders",
     spans: &[672, 96, 24, 4],
+    zoned: None,
 };
 const ACCOUNT_REFUNDS: Family = Family {
     quarter: "rollup_refunds",
     coarse: "rollup_account_refunds",
     spans: &[672, 96, 24, 4],
+    zoned: None,
 };
 const ACCOUNT_TOTALS: Family = Family {
     quarter: "rollup_orders",
     coarse: "rollup_account_totals",
     spans: &[672, 96, 24, 4],
+    zoned: Some("rollup_zone_account_orders"),
 };
 const ACCOUNT_REASONS: Family = Family {
     quarter: "rollup_refunds",
     coarse: "rollup_account_reasons",
     spans: &[672, 96, 24, 4],
+    zoned: Some("rollup_zone_account_refunds"),
 };
 const MONEY: Family = Family {
     quarter: "rollup_money",
     coarse: "rollup_service_money",
     spans: &[672, 96, 4],
+    zoned: None,
 };
 
 /// The spans a report's rollups keep, largest first (`1`: a coarser table's own
@@ -1088,6 +1342,8 @@ pub struct Block {
     pub lo: i64,
     pub hi: i64,
     pub key: String,
+    /// Local days of the window's report zone ([`zone_levels`], `span` 96), not UTC spans.
+    pub zoned: bool,
 }
 
 /// The time group (its key, as the report's SQL writes it) that bucket `bucket` falls in,
@@ -1119,12 +1375,15 @@ fn time_group(group: ReportGroup, window: &Window, bucket: i64) -> (String, i64)
 /// each a multiple of the next, and of the 15-minute bucket) that fit, aligned on their
 /// own length: the 15-minute rows at the edges, then hours, days, seven days. For a time
 /// series, runs are cut at the group's edges first (a local day in +05:30 is quarters and
-/// hours, a UTC week days and seven days), and each block carries its group's key.
+/// hours, a UTC week days and seven days), and each block carries its group's key. With
+/// `zone` (the phase of the window's zone, its local days filled: [`zone_to_read`]), every
+/// whole local day is one of that zone's days instead.
 pub fn blocks(
     clean: &[(i64, i64)],
     group: ReportGroup,
     window: &Window,
     spans: &[i64],
+    zone: Option<i64>,
 ) -> Vec<Block> {
     let mut out: Vec<Block> = Vec::new();
     for &(first, end) in clean {
@@ -1137,13 +1396,25 @@ pub fn blocks(
                 (String::new(), end)
             };
             while at < stop {
-                let span = spans
-                    .iter()
-                    .copied()
-                    .find(|s| at.rem_euclid(*s) == 0 && at + s <= stop)
-                    .unwrap_or(1);
+                let zoned = is_time(group)
+                    && zone
+                        .is_some_and(|phase| (at - phase).rem_euclid(96) == 0 && at + 96 <= stop);
+                let span = if zoned {
+                    96
+                } else {
+                    spans
+                        .iter()
+                        .copied()
+                        .find(|s| at.rem_euclid(*s) == 0 && at + s <= stop)
+                        .unwrap_or(1)
+                };
                 match out.last_mut() {
-                    Some(last) if last.span == span && last.hi == at && last.key == key => {
+                    Some(last)
+                        if last.span == span
+                            && last.zoned == zoned
+                            && last.hi == at
+                            && last.key == key =>
+                    {
                         last.hi = at + span
                     }
                     _ => out.push(Block {
@@ -1151,6 +1422,7 @@ pub fn blocks(
                         lo: at,
                         hi: at + span,
                         key: key.clone(),
+                        zoned,
                     }),
                 }
                 at += span;
@@ -1171,22 +1443,28 @@ pub fn blocks(
 /// (300 ms on a reseller's year at 2M orders), while an equality is one index probe; on
 /// SQLite the runs are cheaper (a year's day series in +05:30: 23 ms against 45–61 ms).
 fn from_blocks(dialect: Dialect, family: Family, span: i64, blocks: &[&Block]) -> String {
+    let zoned = blocks.first().is_some_and(|b| b.zoned);
     let quarter = span == 1 && !family.spans.contains(&1);
-    let table = if quarter {
-        family.quarter
-    } else {
-        family.coarse
+    let (table, column, id) = match family.zoned {
+        // A zone's days: named by the zone's phase (where they start), not their span.
+        Some(table) if zoned => (table, "phase", blocks[0].lo.rem_euclid(96)),
+        _ if quarter => (family.quarter, "", span),
+        _ => (family.coarse, "span", span),
     };
     let (values, on, join): (Vec<String>, &str, String) = match dialect {
         Dialect::Sqlite => (
             blocks
                 .iter()
-                .map(|b| format!("({span}, {}, {}, {})", b.lo, b.hi, b.key))
+                .map(|b| format!("({id}, {}, {}, {})", b.lo, b.hi, b.key))
                 .collect(),
             "(sp, lo, hi, tk)",
             format!(
                 "{}r.bucket >= w.lo AND r.bucket < w.hi",
-                if quarter { "" } else { "r.span = w.sp AND " }
+                if column.is_empty() {
+                    String::new()
+                } else {
+                    format!("r.{column} = w.sp AND ")
+                }
             ),
         ),
         Dialect::Postgres => (
@@ -1201,10 +1479,10 @@ fn from_blocks(dialect: Dialect, family: Family, span: i64, blocks: &[&Block]) -
             "(b, tk)",
             format!(
                 "{}r.bucket = w.b",
-                if quarter {
+                if column.is_empty() {
                     String::new()
                 } else {
-                    format!("r.span = {span} AND ")
+                    format!("r.{column} = {id} AND ")
                 }
             ),
         ),
@@ -1267,14 +1545,17 @@ fn per_level(dialect: Dialect, family: Family, blocks: &[Block]) -> (Vec<String>
             }
         })
         .collect();
-    let mut spans: Vec<i64> = numbered.iter().map(|b| b.span).collect();
-    spans.sort_unstable();
-    spans.dedup();
-    let queries = spans
+    let mut levels: Vec<(i64, bool)> = numbered.iter().map(|b| (b.span, b.zoned)).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    let queries = levels
         .into_iter()
-        .map(|span| {
-            let of_span: Vec<&Block> = numbered.iter().filter(|b| b.span == span).collect();
-            from_blocks(dialect, family, span, &of_span)
+        .map(|(span, zoned)| {
+            let of_level: Vec<&Block> = numbered
+                .iter()
+                .filter(|b| b.span == span && b.zoned == zoned)
+                .collect();
+            from_blocks(dialect, family, span, &of_level)
         })
         .collect();
     (queries, keys)
@@ -1381,6 +1662,29 @@ impl CheckedSum for Money {
     }
 }
 
+/// The phase of `window`'s zone when `group` is a time series and that zone's local days
+/// are kept and filled ([`zones`]): a report reads its whole local days from them.
+pub fn zone_to_read(
+    conn: &mut DbConnection,
+    group: ReportGroup,
+    window: &Window,
+) -> QueryResult<Option<i64>> {
+    use super::schema::rollup_zones;
+    let Some(phase) = phase_of(window.offset).filter(|_| is_time(group)) else {
+        return Ok(None);
+    };
+    let zone: Option<Zone> = rollup_zones::table
+        .filter(rollup_zones::phase.eq(phase))
+        .select((
+            rollup_zones::phase,
+            rollup_zones::next_bucket,
+            rollup_zones::end_bucket,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(zone.filter(Zone::filled).map(|z| z.phase))
+}
+
 /// The refund report's sums over the folded runs `clean` ([`Plan::clean`]), keyed as
 /// `reports::sums` keys them (one row per key, and per reason for refunds: the levels'
 /// rows of one key are added here), from the rollup tables [`families`] picks (their
@@ -1412,11 +1716,18 @@ pub fn rolled_sums(
         }
         dialect.placeholders(&sql)
     };
+    let zone = zone_to_read(conn, group, window)?;
     let mut orders: BTreeMap<Option<String>, OrderSums> = BTreeMap::new();
     let (queries, keys) = per_level(
         dialect,
         orders_family,
-        &blocks(clean, group, window, orders_family.spans),
+        &blocks(
+            clean,
+            group,
+            window,
+            orders_family.spans,
+            orders_family.zoned.and(zone),
+        ),
     );
     for template in &queries {
         let sql = fill(template, &key, ORDER_SUMS_SQL, group_by(group, false));
@@ -1443,7 +1754,13 @@ pub fn rolled_sums(
     let (queries, keys) = per_level(
         dialect,
         refunds_family,
-        &blocks(clean, group, window, refunds_family.spans),
+        &blocks(
+            clean,
+            group,
+            window,
+            refunds_family.spans,
+            refunds_family.zoned.and(zone),
+        ),
     );
     for template in &queries {
         let sql = fill(
@@ -1610,7 +1927,11 @@ fn rolled_money(
         ""
     };
     let mut out = Vec::new();
-    let (queries, keys) = per_level(dialect, MONEY, &blocks(clean, group, window, MONEY.spans));
+    let (queries, keys) = per_level(
+        dialect,
+        MONEY,
+        &blocks(clean, group, window, MONEY.spans, None),
+    );
     for template in &queries {
         let sql = dialect.placeholders(
             &template
@@ -1753,7 +2074,11 @@ pub fn check_levels_all(conn: &mut DbConnection) -> QueryResult<Vec<LevelMismatc
             .select((min(rollup_money::bucket), max(rollup_money::bucket)))
             .get_result(conn)?,
     );
-    let mut tables: Vec<&str> = LEVELS.iter().map(|l| l.table).collect();
+    let mut tables: Vec<&str> = LEVELS
+        .iter()
+        .map(|l| l.table)
+        .chain(zone_levels(1).iter().map(|l| l.table))
+        .collect();
     tables.dedup();
     for table in tables {
         let range: Bounds = diesel::sql_query(format!(

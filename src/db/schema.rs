@@ -732,6 +732,59 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rollup_zones (phase) {
+        phase -> BigInt,
+        next_bucket -> BigInt,
+        end_bucket -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rollup_zone_orders (phase, bucket) {
+        phase -> BigInt,
+        bucket -> BigInt,
+        orders -> BigInt,
+        charged_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_zone_refunds (phase, bucket, reason) {
+        phase -> BigInt,
+        bucket -> BigInt,
+        reason -> Text,
+        refunds -> BigInt,
+        refunded_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_zone_account_orders (phase, account_id, bucket) {
+        phase -> BigInt,
+        account_id -> BigInt,
+        bucket -> BigInt,
+        orders -> BigInt,
+        charged_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_zone_account_refunds (phase, account_id, bucket, reason) {
+        phase -> BigInt,
+        account_id -> BigInt,
+        bucket -> BigInt,
+        reason -> Text,
+        refunds -> BigInt,
+        refunded_micros -> BigInt,
+        refunded_orders -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     api_keys,
@@ -777,6 +830,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     rollup_account_refunds,
     rollup_account_totals,
     rollup_account_reasons,
+    rollup_zones,
+    rollup_zone_orders,
+    rollup_zone_refunds,
+    rollup_zone_account_orders,
+    rollup_zone_account_refunds,
     subscriptions,
     provider_subscriptions,
     subscription_children,

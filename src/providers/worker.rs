@@ -946,12 +946,17 @@ impl crate::jobs::Periodic for Retention {
 }
 
 /// The report rollups' fold (`application::rollups`), every second; the quarter still
-/// open only once a minute ([`crate::application::rollups::OPEN_QUARTER_EVERY`]).
+/// open only once a minute ([`crate::application::rollups::OPEN_QUARTER_EVERY`]). Until
+/// the report zones listed are kept and filled, a week of one's history per pass first.
 struct Rollups {
     pool: DbPool,
     owner: String,
     /// When this process last folded the open quarter too.
     open_folded: Option<Instant>,
+    /// The report zones' phases (`WorkerConfig::report_phases`).
+    zones: Vec<i64>,
+    /// Whether those zones are all kept and filled.
+    zones_kept: bool,
 }
 
 impl crate::jobs::Periodic for Rollups {
@@ -964,6 +969,11 @@ impl crate::jobs::Periodic for Rollups {
     fn pass(&mut self) -> Result<Option<String>, String> {
         use crate::application::rollups::{fold, OPEN_QUARTER_EVERY};
         let mut conn = self.pool.get().map_err(|e| e.to_string())?;
+        if !self.zones_kept {
+            self.zones_kept =
+                crate::application::rollups::keep_zones(&mut conn, &self.owner, &self.zones)
+                    .map_err(|e| e.to_string())?;
+        }
         let all = self
             .open_folded
             .is_none_or(|at| at.elapsed() >= OPEN_QUARTER_EVERY);
@@ -1005,6 +1015,7 @@ pub fn spawn(
     retention: RetentionConfig,
     wake: Arc<Wake>,
 ) -> WorkerHandle {
+    let zones = config.report_phases();
     let worker = Worker::new(pool.clone(), config, wake.clone());
     let stop = worker.stop.clone();
     let periodic = Arc::new(Wake::default());
@@ -1040,6 +1051,8 @@ pub fn spawn(
             pool: rollups_pool,
             owner: rollups_owner,
             open_folded: None,
+            zones,
+            zones_kept: false,
         },
         stop.clone(),
         periodic.clone(),

@@ -39,10 +39,14 @@ fn catalog() -> Value {
     ])
 }
 
+/// The worker's rollups pass, to the end: the report zones the app lists kept and filled,
+/// then every change folded.
 async fn fold(app: &TestApp) -> rollups::Folded {
     let pool = app.pool.clone();
+    let zones = app.config.worker.report_phases();
     actix_web::web::block(move || {
         let mut conn = pool.get().unwrap();
+        assert!(reseller_api::application::rollups::fill_zones(&mut conn, "test", &zones).unwrap());
         reseller_api::application::rollups::fold(&mut conn, "test", 10_000, None).unwrap()
     })
     .await
@@ -301,7 +305,8 @@ async fn every_report_equals_the_raw_computation_third_seed() {
 
 /// A randomized history of `seed` (orders over 40 days, refunds landing in their old
 /// buckets later), every report compared with the raw computation before and after the
-/// fold, in UTC and in +05:30, +05:45, -03:30, -03:00 and +03:20.
+/// fold, in UTC and in +05:30, +05:45, -03:30, -03:00 and +03:20; +05:30 and -03:30 are
+/// report zones (their local days kept from the first fold on), the others are not.
 async fn randomized_history(seed: u64) {
     let mut rng = Rng(seed);
     let (eur_upstream, eur) = StandIn::panel().await;
@@ -318,6 +323,10 @@ async fn randomized_history(seed: u64) {
         c.worker.max_backoff_secs = 0;
         c.worker.recovery_poll_secs = 0;
         c.worker.recovery_window_secs = 0;
+        c.worker.report_zones = vec![
+            parse_timezone("+05:30").unwrap(),
+            parse_timezone("-03:30").unwrap(),
+        ];
     })
     .await;
     let provider = app
@@ -523,7 +532,13 @@ async fn randomized_history(seed: u64) {
         // Read with every level: seven days, days, hours and quarters at the edges.
         let window = &windows[0].0;
         let service_spans = rollups::report_spans(ReportGroup::Service, ReportScope::All);
-        let blocks = rollups::blocks(&plan.clean, ReportGroup::Service, window, service_spans);
+        let blocks = rollups::blocks(
+            &plan.clean,
+            ReportGroup::Service,
+            window,
+            service_spans,
+            None,
+        );
         let spans: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.span).collect();
         // (Hours and quarters appear at the edges unless the clock puts them on a day.)
         assert!(spans.is_superset(&[96, 672].into()), "{blocks:?}");
@@ -536,20 +551,30 @@ async fn randomized_history(seed: u64) {
         let local = &windows[1].0;
         let plan = rollups::plan(&mut conn, local.from, local.to).unwrap();
         let day_spans = rollups::report_spans(ReportGroup::Day, ReportScope::All);
-        let blocks = rollups::blocks(&plan.clean, ReportGroup::Day, local, day_spans);
+        let blocks = rollups::blocks(&plan.clean, ReportGroup::Day, local, day_spans, None);
         let spans: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.span).collect();
         assert_eq!(spans, [1, 4, 24].into(), "{blocks:?}");
         assert!(blocks.iter().all(|b| b.key.len() == 10), "{blocks:?}");
         // Its week series uses whole UTC days inside each local week.
-        let blocks = rollups::blocks(&plan.clean, ReportGroup::Week, local, day_spans);
+        let blocks = rollups::blocks(&plan.clean, ReportGroup::Week, local, day_spans, None);
         assert!(blocks.iter().any(|b| b.span == 96), "{blocks:?}");
         // One reseller's day series there reads that reseller's hours and six hours too,
         // not 96 quarters a day.
         let account_spans =
             rollups::report_spans(ReportGroup::Day, ReportScope::Account(AccountId(1)));
-        let blocks = rollups::blocks(&plan.clean, ReportGroup::Day, local, account_spans);
+        let blocks = rollups::blocks(&plan.clean, ReportGroup::Day, local, account_spans, None);
         let spans: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.span).collect();
         assert_eq!(spans, [1, 4, 24].into(), "{blocks:?}");
+        // +05:30 is a report zone, filled: its local days are one block of its days.
+        let day = ReportGroup::Day;
+        let zone = rollups::zone_to_read(&mut conn, day, local).unwrap();
+        assert_eq!(zone, Some(74));
+        let blocks = rollups::blocks(&plan.clean, day, local, day_spans, zone);
+        assert!(blocks.iter().all(|b| b.zoned && b.span == 96), "{blocks:?}");
+        assert_eq!(blocks.len(), 28, "{blocks:?}");
+        // +05:45 is not: it reads the UTC levels.
+        let other = &windows[2].0;
+        assert_eq!(rollups::zone_to_read(&mut conn, day, other).unwrap(), None);
     }
     compare_all(&app, &resellers[0], &[eur_id, usd_id], &windows).await;
 
@@ -575,8 +600,19 @@ async fn randomized_history(seed: u64) {
         .unwrap();
         let report = db::verify::run(&mut conn).unwrap();
         // The 15-minute row against its orders, and the levels summed from it (the time
-        // level's quarter, the service's hour, the account's day) against that row.
-        assert_eq!(report.problems.len(), 4, "{:?}", report.problems);
+        // level's quarter, the service's hour, the account's day, and the account's local
+        // day of each of the two report zones) against that row.
+        assert_eq!(report.problems.len(), 6, "{:?}", report.problems);
+        assert_eq!(
+            report
+                .problems
+                .iter()
+                .filter(|p| p.contains("rollup_zone_account_orders"))
+                .count(),
+            2,
+            "{:?}",
+            report.problems
+        );
         assert!(
             report.problems.iter().all(|p| p.contains("report rollup")),
             "{:?}",
@@ -720,6 +756,7 @@ async fn an_earlier_versions_fold_is_refused_and_changes_nothing() {
     for (name, refused) in [
         ("rollups", true),
         ("rollups 2026-12-08", true),
+        ("rollups 2026-12-08-000200", true),
         (reseller_api::application::rollups::FOLD_JOB, false),
     ] {
         let pool = app.pool.clone();
@@ -888,4 +925,140 @@ async fn seeded_history_reports_equal_the_rows_and_verify_passes() {
     assert_eq!(totals.orders, seeded.costed_orders as i64);
     drop(conn);
     app.assert_books_balance();
+}
+
+/// Every time-series report of `window` in `scopes` against the raw computation.
+fn time_series_equal_to_rows(conn: &mut db::DbConnection, window: &Window, scopes: &[ReportScope]) {
+    for &scope in scopes {
+        for group in [ReportGroup::Day, ReportGroup::Week, ReportGroup::Month] {
+            let (o, r) = reports::sums(conn, group, window, scope).unwrap();
+            let (raw_o, raw_r) = reports::raw_sums(conn, group, window, scope).unwrap();
+            assert!(!raw_o.is_empty() && !raw_r.is_empty());
+            assert_eq!(
+                summarize(group, o, r),
+                summarize(group, raw_o, raw_r),
+                "{group} {scope:?} {}",
+                window.offset
+            );
+        }
+    }
+}
+
+/// A report zone listed after the history exists: filled a week per step (reports read
+/// the UTC levels until it is whole, and stay exact throughout), then its local days are
+/// read; `verify` checks them, filled or not; a zone left out is dropped.
+#[actix_rt::test]
+async fn a_report_zone_listed_later_is_filled_from_the_history_then_read() {
+    use diesel::RunQueryDsl;
+    use reseller_api::application::rollups::{fill_zones, keep_zones};
+    let app = spawn_app_with(|_| {}).await;
+    let options = reseller_api::tooling::seed::SeedOptions {
+        orders: 3_000,
+        refunds: 500,
+        accounts: 3,
+        pending: 2,
+        days: 30,
+        seed: 5,
+    };
+    let pool = app.pool.clone();
+    actix_web::web::block(move || {
+        reseller_api::tooling::seed::run(&mut pool.get().unwrap(), &options).unwrap()
+    })
+    .await
+    .unwrap();
+    let now = db::now();
+    let mut conn = app.pool.get().unwrap();
+    let india = Window::new(
+        now - Duration::days(31) - Duration::seconds(5),
+        now + Duration::hours(1),
+        parse_timezone("+05:30").unwrap(),
+    )
+    .unwrap();
+    let newfoundland = Window {
+        offset: parse_timezone("-03:30").unwrap(),
+        ..india
+    };
+    let busiest = reports::busiest_account(&mut conn, &india).unwrap();
+    let scopes = [ReportScope::All, ReportScope::Account(busiest)];
+    let phases = [74, 14];
+    assert_eq!(rollups::phase_of(india.offset), Some(74));
+    assert_eq!(rollups::phase_of(newfoundland.offset), Some(14));
+    assert_eq!(rollups::phase_of(parse_timezone("UTC").unwrap()), None);
+
+    // Listed: one week of one zone's history summed per step; not read until whole.
+    assert!(!keep_zones(&mut conn, "test", &phases).unwrap());
+    let zones = rollups::zones(&mut conn).unwrap();
+    assert_eq!(zones.len(), 2, "{zones:?}");
+    assert!(zones.iter().all(|z| !z.filled()), "{zones:?}");
+    let rows = |conn: &mut db::DbConnection, phase: i64| -> i64 {
+        diesel::sql_query(format!(
+            "SELECT COUNT(*) AS n FROM rollup_zone_orders WHERE phase = {phase}"
+        ))
+        .get_result::<Count>(conn)
+        .unwrap()
+        .n
+    };
+    // The first listed (+05:30) has its first week, the other nothing yet.
+    assert_eq!(rows(&mut conn, 74), 7);
+    assert_eq!(rows(&mut conn, 14), 0);
+    assert_eq!(
+        rollups::zone_to_read(&mut conn, ReportGroup::Day, &india).unwrap(),
+        None
+    );
+    time_series_equal_to_rows(&mut conn, &india, &scopes);
+    let report = db::verify::run(&mut conn).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+    // Filled: read, and equal to the rows in both zones and both scopes.
+    assert!(fill_zones(&mut conn, "test", &phases).unwrap());
+    for window in [&india, &newfoundland] {
+        let zone = rollups::zone_to_read(&mut conn, ReportGroup::Week, window).unwrap();
+        assert_eq!(zone, rollups::phase_of(window.offset));
+        time_series_equal_to_rows(&mut conn, window, &scopes);
+    }
+    let days: i64 =
+        diesel::sql_query("SELECT COUNT(*) AS n FROM rollup_zone_account_orders WHERE phase = 74")
+            .get_result::<Count>(&mut *conn)
+            .unwrap()
+            .n;
+    assert!((3 * 29..=3 * 32).contains(&days), "{days}");
+    let report = db::verify::run(&mut conn).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+    // A zone's day that disagrees with its quarters is reported.
+    diesel::sql_query(
+        "UPDATE rollup_zone_refunds SET refunded_micros = refunded_micros + 1 \
+         WHERE phase = 14 AND bucket = (SELECT MAX(bucket) FROM rollup_zone_refunds WHERE phase = 14)",
+    )
+    .execute(&mut *conn)
+    .unwrap();
+    let report = db::verify::run(&mut conn).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        report.problems[0].contains("rollup_zone_refunds"),
+        "{:?}",
+        report.problems
+    );
+
+    // Left out: dropped, its days gone; reports read the UTC levels again.
+    assert!(keep_zones(&mut conn, "test", &[74]).unwrap());
+    assert_eq!(rollups::zones(&mut conn).unwrap().len(), 1);
+    let left: i64 =
+        diesel::sql_query("SELECT COUNT(*) AS n FROM rollup_zone_refunds WHERE phase = 14")
+            .get_result::<Count>(&mut *conn)
+            .unwrap()
+            .n;
+    assert_eq!(left, 0);
+    assert_eq!(
+        rollups::zone_to_read(&mut conn, ReportGroup::Day, &newfoundland).unwrap(),
+        None
+    );
+    time_series_equal_to_rows(&mut conn, &newfoundland, &scopes);
+    assert!(db::verify::run(&mut conn).unwrap().problems.is_empty());
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
