@@ -10,7 +10,9 @@
 # "sqlite postgres"), BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432),
 # BENCH_REPORT_DB_DIR (keep the seeded SQLite file there and reuse it on the next run),
 # BENCH_REPORT_PG_DB (a PostgreSQL database name: kept after the run and reused when it
-# already holds orders), CARGO_TARGET_DIR. Each backend gets a fresh database unless reused.
+# already holds orders), BENCH_REPORT_ZONES (the panel's report zones, default "+05:30": a
+# day series there reads that zone's local days; "+05:45" is measured unlisted),
+# CARGO_TARGET_DIR. Each backend gets a fresh database unless reused.
 # Not part of `cargo test` or `.ci/run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,9 @@ say() { printf '==> %s\n' "$*" >&2; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 DB_DIR=${BENCH_REPORT_DB_DIR:-$WORK}
+# The report zones: `seed` and `bench-reports` keep and fill their local days first (a
+# database seeded without them is filled on reuse).
+export RESELLER_API_REPORT_ZONES=${BENCH_REPORT_ZONES-+05:30}
 export RESELLER_MASTER_KEY=${RESELLER_MASTER_KEY:-dGVzdC1tYXN0ZXIta2V5LW9mLTMyLWJ5dGVzLWxvbmc=}
 printf '%-10s %-40s %9s %9s %8s\n' backend report "p95 ms" "target" ratio
 for backend in $BACKENDS; do

@@ -1093,6 +1093,20 @@ mod tests {
     }
 
     #[test]
+    fn report_zones_are_whole_quarters_and_name_their_phases_once() {
+        let config = parse(&["--report-zones", "+05:30,UTC,-03:30,+05:30"]).unwrap();
+        assert_eq!(config.worker.report_zones.len(), 4);
+        // UTC needs no days of its own; +05:30 starts at 18:30 UTC (74 quarters), -03:30
+        // at 03:30 (14).
+        assert_eq!(config.worker.report_phases(), vec![14, 74]);
+        assert!(Config::default().worker.report_phases().is_empty());
+        let message = refused(&["--report-zones", "+05:30,+03:20"]);
+        assert!(message.contains("whole number of quarters"), "{message}");
+        let message = refused(&["--report-zones", "Asia/Kolkata"]);
+        assert!(message.contains("fixed offset"), "{message}");
+    }
+
+    #[test]
     fn defaults_are_the_declared_ones_and_ignore_the_environment() {
         std::env::set_var("RESELLER_API_DB_POOL", "77");
         let config = Config::default();

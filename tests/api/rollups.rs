@@ -1057,6 +1057,91 @@ async fn a_report_zone_listed_later_is_filled_from_the_history_then_read() {
     assert!(db::verify::run(&mut conn).unwrap().problems.is_empty());
 }
 
+/// The worker keeps the zones its configuration lists: on its first passes it lists and
+/// fills them and folds the orders into their days; the zone's day series over HTTP then
+/// reads them and equals the rows.
+#[actix_rt::test]
+async fn the_worker_keeps_and_fills_the_listed_report_zones() {
+    use diesel::RunQueryDsl;
+    let app = spawn_app_with(|c| {
+        c.worker.report_zones = vec![parse_timezone("+05:30").unwrap()];
+    })
+    .await;
+    let service = app.service("2").await;
+    let reseller = app.funded_reseller("Acme", "100").await;
+    for quantity in [1000, 1500, 2000] {
+        app.order_id(&reseller.token, service, quantity).await;
+    }
+    let worker = reseller_api::providers::worker::spawn(
+        app.pool.clone(),
+        app.config.worker.clone(),
+        app.config.retention.clone(),
+        Default::default(),
+    );
+    // A correctness bound, not a speed target: the first pass lists, fills and folds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (zones, days) = {
+            let mut conn = app.pool.get().unwrap();
+            let days = diesel::sql_query(
+                "SELECT COALESCE(SUM(orders), 0) AS n FROM rollup_zone_account_orders WHERE phase = 74",
+            )
+            .get_result::<Count>(&mut *conn)
+            .unwrap()
+            .n;
+            (rollups::zones(&mut conn).unwrap(), days)
+        };
+        if zones.len() == 1 && zones[0].filled() && days == 3 {
+            assert_eq!(zones[0].phase, 74);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not keep the zone: {zones:?}, {days} orders in its days"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    actix_web::web::block(move || worker.shutdown())
+        .await
+        .unwrap();
+    let now = db::now();
+    let window = Window::new(
+        now - Duration::days(2),
+        now + Duration::days(1),
+        parse_timezone("+05:30").unwrap(),
+    )
+    .unwrap();
+    let mut conn = app.pool.get().unwrap();
+    assert_eq!(
+        rollups::zone_to_read(&mut conn, ReportGroup::Day, &window).unwrap(),
+        Some(74)
+    );
+    drop(conn);
+    let scope = ReportScope::Account(AccountId(reseller.id));
+    let want = raw_summary(&app, ReportGroup::Day, &window, scope);
+    assert_eq!(want.totals.orders, 3);
+    let path = format!(
+        "/v1/reports/refunds?group_by=day&timezone=%2B05:30&from={}&to={}",
+        enc(&rfc(window.from)),
+        enc(&rfc(window.to))
+    );
+    let read = app.get(&path, &reseller.token).await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    let rows = read.body["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), want.rows.len(), "{}", read.text);
+    for (got, row) in rows.iter().zip(&want.rows) {
+        assert_eq!(got["group"], row.key.as_str());
+        assert_refund_metrics(got, &row.metrics, &path);
+    }
+    assert_refund_metrics(&read.body["totals"], &want.totals, &path);
+    assert_eq!(
+        micros(&read.body["totals"]["charged_amount"]),
+        9_000_000,
+        "{}",
+        read.text
+    );
+}
+
 #[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
