@@ -811,9 +811,9 @@ impl Level {
         phase + (bucket - phase).div_euclid(self.span) * self.span
     }
 
-    /// `SELECT span, bucket, keys…, sums…` (`phase` for a zone's days) of this level as its child's rows in buckets
-    /// `[?, ?)` give it (the range is whole spans of this level), for the keys `only`
-    /// allows (`""`: every key; see [`Touched::condition`]).
+    /// `SELECT span, bucket, keys…, sums…` (`phase` for a zone's days) of this level as
+    /// its child's rows in buckets `[?, ?)` give it (the range is whole spans of this
+    /// level), for the keys `only` allows (`""`: every key; see [`Touched::condition`]).
     fn summed_from_child(&self, only: &str) -> String {
         let keys: String = self.keys.iter().map(|k| format!(", c.{k}")).collect();
         let sums: Vec<String> = self

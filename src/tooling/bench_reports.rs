@@ -174,19 +174,21 @@ pub fn run(
             iterations,
         )?);
         // A reseller's day series in +05:30: one row of that reseller's a local day in a
-        // report zone; else two quarters, five hours, three six-hour spans and two
+        // report zone; else (+05:45) two quarters, five hours, three six-hour spans and two
         // quarters of that reseller's rows (per account alone: no service key).
-        out.push(measure(
-            conn,
-            format!("reseller day+0530 {window_name} {days}d"),
-            ReportGroup::Day,
-            &Window {
-                offset: plus0530,
-                ..*window
-            },
-            ReportScope::Account(busiest),
-            iterations,
-        )?);
+        for (zone, name) in [(plus0530, "day+0530"), (plus0545, "day+0545")] {
+            out.push(measure(
+                conn,
+                format!("reseller {name} {window_name} {days}d"),
+                ReportGroup::Day,
+                &Window {
+                    offset: zone,
+                    ..*window
+                },
+                ReportScope::Account(busiest),
+                iterations,
+            )?);
+        }
     }
     Ok(out)
 }
