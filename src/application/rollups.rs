@@ -92,27 +92,31 @@ pub fn rebuild(
 }
 
 /// Brings the report zones the rollups keep (`db::rollups::zones`) to `phases` (see
-/// `WorkerConfig::report_zones`): lists the missing ones, drops the others, and fills one
-/// week of the history of the first zone still filling, in one transaction holding the
-/// [`FOLD_JOB`] row (so no fold runs beside it: the zone's days are summed from rollups
-/// only a fold changes). Returns whether every zone of `phases` is filled (reports read
-/// a zone's days only then).
+/// `WorkerConfig::report_zones`): lists the missing ones, with `drop_others` drops the
+/// others, and fills one week of the history of the first zone still filling, in one
+/// transaction holding the [`FOLD_JOB`] row (so no fold runs beside it: the zone's days
+/// are summed from rollups only a fold changes). Returns whether every zone of `phases`
+/// is filled (reports read a zone's days only then), `None` when another process held
+/// the fold's turn (nothing done).
 pub fn keep_zones(
     conn: &mut DbConnection,
     owner: &str,
     phases: &[i64],
-) -> Result<bool, diesel::result::Error> {
+    drop_others: bool,
+) -> Result<Option<bool>, diesel::result::Error> {
     db::write_tx(conn, |conn| {
         if !db::jobs::take_turn(conn, FOLD_JOB, owner, chrono::Duration::zero())? {
-            return Ok(false);
+            return Ok(None);
         }
         let mut kept = {
             let read: &mut DbConnection = conn;
             rollups::zones(read)?
         };
-        for zone in &kept {
-            if !phases.contains(&zone.phase) {
-                rollups::drop_zone(conn, zone.phase)?;
+        if drop_others {
+            for zone in &kept {
+                if !phases.contains(&zone.phase) {
+                    rollups::drop_zone(conn, zone.phase)?;
+                }
             }
         }
         kept.retain(|zone| phases.contains(&zone.phase));
@@ -124,24 +128,23 @@ pub fn keep_zones(
         if let Some(zone) = kept.iter_mut().find(|zone| !zone.filled()) {
             *zone = rollups::fill_zone(conn, *zone)?;
         }
-        Ok(kept.iter().all(rollups::Zone::filled))
+        Ok(Some(kept.iter().all(rollups::Zone::filled)))
     })
 }
 
-/// [`keep_zones`] until every zone of `phases` is filled (after a bulk load, before a
-/// benchmark). Gives up when another process holds the fold's turn.
+/// [`keep_zones`] until every zone of `phases` is listed and filled, dropping none (after
+/// a bulk load, before a benchmark: zones other processes list stay). Gives up when
+/// another process holds the fold's turn.
 pub fn fill_zones(
     conn: &mut DbConnection,
     owner: &str,
     phases: &[i64],
 ) -> Result<bool, diesel::result::Error> {
     loop {
-        let before = rollups::zones(conn)?;
-        if keep_zones(conn, owner, phases)? {
-            return Ok(true);
-        }
-        if rollups::zones(conn)? == before {
-            return Ok(false);
+        match keep_zones(conn, owner, phases, false)? {
+            Some(true) => return Ok(true),
+            Some(false) => {}
+            None => return Ok(false),
         }
     }
 }

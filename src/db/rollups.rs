@@ -923,13 +923,17 @@ fn refold_parents(
 }
 
 impl Level {
+    /// The whole spans of this level holding the buckets `[first, end)` (`first < end`).
+    fn covering(&self, first: i64, end: i64) -> (i64, i64) {
+        (self.start_of(first), self.start_of(end - 1) + self.span)
+    }
+
     /// The whole spans of this level holding the buckets of `ranges` (sorted), joined
     /// where they meet.
     fn parents(&self, ranges: &[(i64, i64)]) -> Vec<(i64, i64)> {
         let mut parents: Vec<(i64, i64)> = Vec::new();
         for &(first, end) in ranges {
-            let lo = self.start_of(first);
-            let hi = self.start_of(end - 1) + self.span;
+            let (lo, hi) = self.covering(first, end);
             match parents.last_mut() {
                 Some((_, last)) if *last >= lo => *last = (*last).max(hi),
                 _ => parents.push((lo, hi)),
@@ -939,6 +943,14 @@ impl Level {
     }
 }
 
+/// The tables of the report zones' local days, as [`zone_levels`] names them.
+const ZONE_TABLES: [&str; 4] = [
+    "rollup_zone_orders",
+    "rollup_zone_refunds",
+    "rollup_zone_account_orders",
+    "rollup_zone_account_refunds",
+];
+
 /// The levels of a report zone's local days (phase `phase`: they start that many quarters
 /// past a UTC midnight; +05:30 is 74): over all accounts from the time-only quarters, and
 /// per account from the 15-minute rows. A day series in that zone reads one row a day per
@@ -946,7 +958,7 @@ impl Level {
 fn zone_levels(phase: i64) -> [Level; 4] {
     [
         Level {
-            table: "rollup_zone_orders",
+            table: ZONE_TABLES[0],
             span: 96,
             child: "rollup_time_orders",
             child_span: Some(1),
@@ -955,7 +967,7 @@ fn zone_levels(phase: i64) -> [Level; 4] {
             phase: Some(phase),
         },
         Level {
-            table: "rollup_zone_refunds",
+            table: ZONE_TABLES[1],
             span: 96,
             child: "rollup_time_refunds",
             child_span: Some(1),
@@ -964,7 +976,7 @@ fn zone_levels(phase: i64) -> [Level; 4] {
             phase: Some(phase),
         },
         Level {
-            table: "rollup_zone_account_orders",
+            table: ZONE_TABLES[2],
             span: 96,
             child: "rollup_orders",
             child_span: None,
@@ -973,7 +985,7 @@ fn zone_levels(phase: i64) -> [Level; 4] {
             phase: Some(phase),
         },
         Level {
-            table: "rollup_zone_account_refunds",
+            table: ZONE_TABLES[3],
             span: 96,
             child: "rollup_refunds",
             child_span: None,
@@ -1037,9 +1049,8 @@ pub fn add_zone(conn: &mut WriteConn<'_>, phase: i64) -> QueryResult<Zone> {
     let (lo, hi): (Option<i64>, Option<i64>) = rollup_orders::table
         .select((min(rollup_orders::bucket), max(rollup_orders::bucket)))
         .get_result(conn)?;
-    let day = &zone_levels(phase)[0];
     let (next, end) = match (lo, hi) {
-        (Some(lo), Some(hi)) => (day.start_of(lo), day.start_of(hi) + day.span),
+        (Some(lo), Some(hi)) => zone_levels(phase)[0].covering(lo, hi + 1),
         _ => (0, 0),
     };
     diesel::insert_into(rollup_zones::table)
@@ -1061,9 +1072,8 @@ pub fn add_zone(conn: &mut WriteConn<'_>, phase: i64) -> QueryResult<Zone> {
 pub fn drop_zone(conn: &mut WriteConn<'_>, phase: i64) -> QueryResult<()> {
     use super::schema::rollup_zones;
     let conn: &mut DbConnection = conn;
-    for level in zone_levels(phase) {
-        diesel::sql_query(format!("DELETE FROM {} WHERE phase = {phase}", level.table))
-            .execute(conn)?;
+    for table in ZONE_TABLES {
+        diesel::sql_query(format!("DELETE FROM {table} WHERE phase = {phase}")).execute(conn)?;
     }
     diesel::delete(rollup_zones::table.filter(rollup_zones::phase.eq(phase))).execute(conn)?;
     Ok(())
@@ -1100,13 +1110,8 @@ struct Differing {
 
 /// Compares every coarser level with the level below over buckets `[first, end)` (whole
 /// spans of every UTC level; a zone's days holding them, but those of its history still
-/// to fill): each row differing on either side counts once; returns those that differ,
-/// as (level's table, span, first differing bucket, rows).
-fn check_levels(
-    conn: &mut DbConnection,
-    first: i64,
-    end: i64,
-) -> QueryResult<Vec<(&'static str, i64, i64, i64)>> {
+/// to fill): each row differing on either side counts once; returns those that differ.
+fn check_levels(conn: &mut DbConnection, first: i64, end: i64) -> QueryResult<Vec<LevelMismatch>> {
     let dialect = Dialect::of(conn);
     let mut checks: Vec<(Level, i64, i64)> = LEVELS
         .iter()
@@ -1114,7 +1119,7 @@ fn check_levels(
         .collect();
     for zone in zones(conn)? {
         for level in zone_levels(zone.phase) {
-            let (lo, hi) = (level.start_of(first), level.start_of(end - 1) + level.span);
+            let (lo, hi) = level.covering(first, end);
             let (unfilled_lo, unfilled_hi) = (zone.next_bucket, zone.end_bucket);
             if zone.filled() || unfilled_hi <= lo || hi <= unfilled_lo {
                 checks.push((level, lo, hi));
@@ -1146,12 +1151,13 @@ fn check_levels(
             .bind::<BigInt, _>(end)
             .get_result(conn)?;
         if diff.rows > 0 {
-            out.push((
-                level.table,
-                level.span,
-                diff.bucket.unwrap_or(first),
-                diff.rows,
-            ));
+            out.push(LevelMismatch {
+                table: level.table,
+                span: level.span,
+                phase: level.phase,
+                bucket: diff.bucket.unwrap_or(first),
+                rows: diff.rows,
+            });
         }
     }
     Ok(out)
@@ -1435,8 +1441,9 @@ pub fn blocks(
 /// The rows of `blocks` of one level as a `WITH w` list of literals (numbers and dates
 /// this code wrote, nothing from outside) joined on the level's table `r`, with each
 /// block's group key `tk`. On SQLite one row per run, `bucket >= lo AND bucket < hi`
-/// (an index range each), the level's span a column of the list (`sp`) rather than a
-/// constant: with `r.span = <constant>` SQLite's planner builds a Bloom filter on the
+/// (an index range each), the level's span (a zone's days: the zone's phase, the column
+/// naming them) a column of the list (`sp`) rather than a constant: with
+/// `r.span = <constant>` SQLite's planner builds a Bloom filter on the
 /// span, scanning every row of that level first (a +05:30 day series over a year: 60 ms
 /// against 25 ms). On PostgreSQL one row per span, joined by equality: with range
 /// conditions on a join its planner guessed a third of the table per row and scanned it
@@ -1669,20 +1676,13 @@ pub fn zone_to_read(
     group: ReportGroup,
     window: &Window,
 ) -> QueryResult<Option<i64>> {
-    use super::schema::rollup_zones;
     let Some(phase) = phase_of(window.offset).filter(|_| is_time(group)) else {
         return Ok(None);
     };
-    let zone: Option<Zone> = rollup_zones::table
-        .filter(rollup_zones::phase.eq(phase))
-        .select((
-            rollup_zones::phase,
-            rollup_zones::next_bucket,
-            rollup_zones::end_bucket,
-        ))
-        .first(conn)
-        .optional()?;
-    Ok(zone.filter(Zone::filled).map(|z| z.phase))
+    Ok(zones(conn)?
+        .into_iter()
+        .find(|zone| zone.phase == phase && zone.filled())
+        .map(|zone| zone.phase))
 }
 
 /// The refund report's sums over the folded runs `clean` ([`Plan::clean`]), keyed as
@@ -2046,6 +2046,8 @@ pub fn check(conn: &mut DbConnection) -> QueryResult<(usize, Vec<Mismatch>)> {
 pub struct LevelMismatch {
     pub table: &'static str,
     pub span: i64,
+    /// A report zone's days: the zone's phase ([`phase_of`]).
+    pub phase: Option<i64>,
     /// The first bucket of the first differing row.
     pub bucket: i64,
     /// Rows that differ, counted on both sides.
@@ -2074,11 +2076,7 @@ pub fn check_levels_all(conn: &mut DbConnection) -> QueryResult<Vec<LevelMismatc
             .select((min(rollup_money::bucket), max(rollup_money::bucket)))
             .get_result(conn)?,
     );
-    let mut tables: Vec<&str> = LEVELS
-        .iter()
-        .map(|l| l.table)
-        .chain(zone_levels(1).iter().map(|l| l.table))
-        .collect();
+    let mut tables: Vec<&str> = LEVELS.iter().map(|l| l.table).chain(ZONE_TABLES).collect();
     tables.dedup();
     for table in tables {
         let range: Bounds = diesel::sql_query(format!(
@@ -2093,15 +2091,7 @@ pub fn check_levels_all(conn: &mut DbConnection) -> QueryResult<Vec<LevelMismatc
     const WIDEST: i64 = 672;
     let first = lo.div_euclid(WIDEST) * WIDEST;
     let end = (hi + WIDEST).div_euclid(WIDEST) * WIDEST;
-    Ok(check_levels(conn, first, end)?
-        .into_iter()
-        .map(|(table, span, bucket, rows)| LevelMismatch {
-            table,
-            span,
-            bucket,
-            rows,
-        })
-        .collect())
+    check_levels(conn, first, end)
 }
 
 #[derive(QueryableByName)]

@@ -763,10 +763,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    rollup_zone_account_orders (phase, account_id, bucket) {
+    rollup_zone_account_orders (phase, bucket, account_id) {
         phase -> BigInt,
-        account_id -> BigInt,
         bucket -> BigInt,
+        account_id -> BigInt,
         orders -> BigInt,
         charged_micros -> BigInt,
         refunded_orders -> BigInt,
@@ -774,10 +774,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    rollup_zone_account_refunds (phase, account_id, bucket, reason) {
+    rollup_zone_account_refunds (phase, bucket, account_id, reason) {
         phase -> BigInt,
-        account_id -> BigInt,
         bucket -> BigInt,
+        account_id -> BigInt,
         reason -> Text,
         refunds -> BigInt,
         refunded_micros -> BigInt,

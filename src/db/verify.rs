@@ -375,10 +375,13 @@ fn check(
         ));
     }
     for m in super::rollups::check_levels_all(conn)? {
+        let level = match m.phase {
+            Some(phase) => format!("zone phase {phase}, span {}", m.span),
+            None => format!("span {}", m.span),
+        };
         report.problems.push(format!(
-            "report rollup level {} (span {} from bucket {}, {}): {} rows differ from the level below",
+            "report rollup level {} ({level} from bucket {}, {}): {} rows differ from the level below",
             m.table,
-            m.span,
             m.bucket,
             super::rollups::bucket_start(m.bucket),
             m.rows

@@ -946,8 +946,10 @@ impl crate::jobs::Periodic for Retention {
 }
 
 /// The report rollups' fold (`application::rollups`), every second; the quarter still
-/// open only once a minute ([`crate::application::rollups::OPEN_QUARTER_EVERY`]). Until
-/// the report zones listed are kept and filled, a week of one's history per pass first.
+/// open only once a minute ([`crate::application::rollups::OPEN_QUARTER_EVERY`]). First
+/// the report zones: on the first pass those not listed are dropped; until the listed
+/// ones are kept and filled, a week of one's history per pass; then once a minute a look
+/// that they still are (a zone dropped by another process's start is listed again).
 struct Rollups {
     pool: DbPool,
     owner: String,
@@ -955,8 +957,10 @@ struct Rollups {
     open_folded: Option<Instant>,
     /// The report zones' phases (`WorkerConfig::report_phases`).
     zones: Vec<i64>,
-    /// Whether those zones are all kept and filled.
-    zones_kept: bool,
+    /// When this process last found those zones all kept and filled (`None`: not yet).
+    zones_kept: Option<Instant>,
+    /// Whether the zones not listed were dropped (once, on the first pass that could).
+    others_dropped: bool,
 }
 
 impl crate::jobs::Periodic for Rollups {
@@ -969,10 +973,24 @@ impl crate::jobs::Periodic for Rollups {
     fn pass(&mut self) -> Result<Option<String>, String> {
         use crate::application::rollups::{fold, OPEN_QUARTER_EVERY};
         let mut conn = self.pool.get().map_err(|e| e.to_string())?;
-        if !self.zones_kept {
-            self.zones_kept =
-                crate::application::rollups::keep_zones(&mut conn, &self.owner, &self.zones)
-                    .map_err(|e| e.to_string())?;
+        if self
+            .zones_kept
+            .is_none_or(|at| at.elapsed() >= OPEN_QUARTER_EVERY)
+        {
+            // A failure here leaves the zones for the next pass; the fold goes on.
+            match crate::application::rollups::keep_zones(
+                &mut conn,
+                &self.owner,
+                &self.zones,
+                !self.others_dropped,
+            ) {
+                Ok(Some(filled)) => {
+                    self.others_dropped = true;
+                    self.zones_kept = filled.then(Instant::now);
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "report zones not kept this pass"),
+            }
         }
         let all = self
             .open_folded
@@ -1052,7 +1070,8 @@ pub fn spawn(
             owner: rollups_owner,
             open_folded: None,
             zones,
-            zones_kept: false,
+            zones_kept: None,
+            others_dropped: false,
         },
         stop.clone(),
         periodic.clone(),

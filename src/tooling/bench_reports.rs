@@ -173,9 +173,9 @@ pub fn run(
             ReportScope::Account(busiest),
             iterations,
         )?);
-        // A reseller's day series in +05:30: one row of that reseller's a local day in a
-        // report zone; else (+05:45) two quarters, five hours, three six-hour spans and two
-        // quarters of that reseller's rows (per account alone: no service key).
+        // A reseller's day series: in +05:30, a report zone, one row of that reseller's a
+        // local day; in +05:45 (18:15 UTC), not listed, three quarters, five hours, three
+        // six-hour spans and a quarter of that reseller's rows (per account alone).
         for (zone, name) in [(plus0530, "day+0530"), (plus0545, "day+0545")] {
             out.push(measure(
                 conn,

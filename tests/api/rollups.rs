@@ -986,7 +986,10 @@ async fn a_report_zone_listed_later_is_filled_from_the_history_then_read() {
     assert_eq!(rollups::phase_of(parse_timezone("UTC").unwrap()), None);
 
     // Listed: one week of one zone's history summed per step; not read until whole.
-    assert!(!keep_zones(&mut conn, "test", &phases).unwrap());
+    assert_eq!(
+        keep_zones(&mut conn, "test", &phases, true).unwrap(),
+        Some(false)
+    );
     let zones = rollups::zones(&mut conn).unwrap();
     assert_eq!(zones.len(), 2, "{zones:?}");
     assert!(zones.iter().all(|z| !z.filled()), "{zones:?}");
@@ -1040,8 +1043,15 @@ async fn a_report_zone_listed_later_is_filled_from_the_history_then_read() {
         report.problems
     );
 
-    // Left out: dropped, its days gone; reports read the UTC levels again.
-    assert!(keep_zones(&mut conn, "test", &[74]).unwrap());
+    // Listed elsewhere: a fill for another list drops nothing.
+    assert!(fill_zones(&mut conn, "test", &[74]).unwrap());
+    assert_eq!(rollups::zones(&mut conn).unwrap().len(), 2);
+    // Left out (by the worker, on its first pass): dropped, its days gone; reports read the
+    // UTC levels again.
+    assert_eq!(
+        keep_zones(&mut conn, "test", &[74], true).unwrap(),
+        Some(true)
+    );
     assert_eq!(rollups::zones(&mut conn).unwrap().len(), 1);
     let left: i64 =
         diesel::sql_query("SELECT COUNT(*) AS n FROM rollup_zone_refunds WHERE phase = 14")
@@ -1084,7 +1094,7 @@ async fn the_worker_keeps_and_fills_the_listed_report_zones() {
         let (zones, days) = {
             let mut conn = app.pool.get().unwrap();
             let days = diesel::sql_query(
-                "SELECT COALESCE(SUM(orders), 0) AS n FROM rollup_zone_account_orders WHERE phase = 74",
+                "SELECT CAST(COALESCE(SUM(orders), 0) AS BIGINT) AS n FROM rollup_zone_account_orders WHERE phase = 74",
             )
             .get_result::<Count>(&mut *conn)
             .unwrap()

@@ -31,23 +31,27 @@ CREATE TABLE rollup_zone_refunds (
 ) WITHOUT ROWID;
 CREATE TABLE rollup_zone_account_orders (
     phase BIGINT NOT NULL,
-    account_id BIGINT NOT NULL,
     bucket BIGINT NOT NULL,
+    account_id BIGINT NOT NULL,
     orders BIGINT NOT NULL,
     charged_micros BIGINT NOT NULL,
     refunded_orders BIGINT NOT NULL,
-    PRIMARY KEY (phase, account_id, bucket)
+    PRIMARY KEY (phase, bucket, account_id)
 ) WITHOUT ROWID;
 CREATE TABLE rollup_zone_account_refunds (
     phase BIGINT NOT NULL,
-    account_id BIGINT NOT NULL,
     bucket BIGINT NOT NULL,
+    account_id BIGINT NOT NULL,
     reason TEXT NOT NULL,
     refunds BIGINT NOT NULL,
     refunded_micros BIGINT NOT NULL,
     refunded_orders BIGINT NOT NULL,
-    PRIMARY KEY (phase, account_id, bucket, reason)
+    PRIMARY KEY (phase, bucket, account_id, reason)
 ) WITHOUT ROWID;
+-- As the UTC levels: the key leads with the day (a fill or a fold of every account reads
+-- and rewrites a range of days), and one reseller's days are an index range of their own.
+CREATE INDEX rollup_zone_account_orders_account ON rollup_zone_account_orders (account_id, phase, bucket);
+CREATE INDEX rollup_zone_account_refunds_account ON rollup_zone_account_refunds (account_id, phase, bucket);
 
 -- A process of the previous version still running would fold without the zones' days,
 -- leaving them stale: its fold's job row `rollups 2026-12-08-000200` is refused from now
