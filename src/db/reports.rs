@@ -276,8 +276,15 @@ pub fn raw_sums(
 
 /// Refund requests awaiting review now (whatever the window), of one account or all.
 pub fn pending_review_count(conn: &mut DbConnection, scope: ReportScope) -> QueryResult<i64> {
+    // The status as a literal (a constant of ours), so one reseller's count reads the
+    // partial index `refunds_pending_review` (its `WHERE` must be implied by the query's;
+    // a bound parameter is not).
+    let pending = format!(
+        "refunds.status = '{}'",
+        RefundStatus::PendingReview.as_str()
+    );
     let mut query = refunds::table
-        .filter(refunds::status.eq(RefundStatus::PendingReview.as_str()))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&pending))
         .into_boxed();
     if let ReportScope::Account(id) = scope {
         query = query.filter(refunds::account_id.eq(id));

@@ -1,1 +1,1 @@
-DROP INDEX refunds_status_account;
+DROP INDEX refunds_pending_review;
