@@ -603,12 +603,12 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// The phases of [`WorkerConfig::report_zones`] (`db::rollups::phase_of`), once each.
+    /// The phases of [`WorkerConfig::report_zones`] (`domain::report::phase_of`), once each.
     pub fn report_phases(&self) -> Vec<i64> {
         let mut phases: Vec<i64> = self
             .report_zones
             .iter()
-            .filter_map(|zone| crate::db::rollups::phase_of(*zone))
+            .filter_map(|zone| crate::domain::report::phase_of(*zone))
             .collect();
         phases.sort_unstable();
         phases.dedup();

@@ -1014,17 +1014,7 @@ impl Zone {
     }
 }
 
-/// Where the local days of a zone `offset` east of UTC start, in quarters past a UTC
-/// midnight (+05:30: 74), or `None` for a zone whose days are UTC days (phase 0: the UTC
-/// levels are its days) or whose offset is not a whole number of quarters.
-pub fn phase_of(offset: chrono::FixedOffset) -> Option<i64> {
-    let minutes = i64::from(offset.local_minus_utc()) / 60;
-    if i64::from(offset.local_minus_utc()) % 60 != 0 || minutes % (BUCKET_SECS / 60) != 0 {
-        return None;
-    }
-    let phase = (-minutes / (BUCKET_SECS / 60)).rem_euclid(96);
-    (phase != 0).then_some(phase)
-}
+pub use crate::domain::report::phase_of;
 
 /// The report zones listed, by phase.
 pub fn zones(conn: &mut DbConnection) -> QueryResult<Vec<Zone>> {

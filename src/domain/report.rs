@@ -45,6 +45,19 @@ pub struct Window {
     pub offset: FixedOffset,
 }
 
+/// Where the local days of a zone `offset` east of UTC start, in quarters of an hour past
+/// a UTC midnight (+05:30: 74), or `None` for a zone whose days are UTC days (phase 0) or
+/// whose offset is not a whole number of quarters. The report rollups keep the days of
+/// the zones the panel lists by this phase.
+pub fn phase_of(offset: FixedOffset) -> Option<i64> {
+    let minutes = i64::from(offset.local_minus_utc()) / 60;
+    if i64::from(offset.local_minus_utc()) % 60 != 0 || minutes % 15 != 0 {
+        return None;
+    }
+    let phase = (-minutes / 15).rem_euclid(96);
+    (phase != 0).then_some(phase)
+}
+
 /// Parses `UTC`, `Z` or a fixed offset `±HH:MM` (up to ±14:00).
 pub fn parse_timezone(raw: &str) -> Result<FixedOffset, String> {
     let text = raw.trim();
